@@ -1,0 +1,63 @@
+# sip-realtime-gateway: the two commands a newcomer needs are `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+ARGS   ?=
+
+# Debian packages the interop/e2e tests drive (real peers). Installed when missing.
+PEER_PKGS := sip-tester baresip-core kamailio tshark sox libsox-fmt-all espeak-ng
+PEER_BINS := sipp baresip kamailio tshark sox espeak-ng
+
+.PHONY: run test soak lint format venv install install-test peers bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+venv install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+## Start the gateway. Without OPENAI_API_KEY it runs against the built-in Realtime simulator.
+run: $(VENV)/.installed
+	$(VENV)/bin/sip-realtime-gateway run $(ARGS)
+
+## Install the real SIP peers (Debian) when any is missing.
+peers:
+	@missing=""; for b in $(PEER_BINS); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing peers (missing:$$missing)"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+	  printf '#!/bin/sh\nexit 101\n' > /tmp/srg-policy-rc.d 2>/dev/null || true; \
+	  [ -e /usr/sbin/policy-rc.d ] || $$SUDO install -m 755 /tmp/srg-policy-rc.d /usr/sbin/policy-rc.d; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PEER_PKGS); \
+	fi
+
+## Install everything the tests need (venv + Debian peers), then run the whole suite.
+test: $(VENV)/.installed-test peers
+	PATH="$$PATH:/usr/sbin:/sbin" $(PY) -m pytest -m "not soak" $(ARGS)
+
+## Long soak tests only.
+soak: $(VENV)/.installed-test peers
+	PATH="$$PATH:/usr/sbin:/sbin" $(PY) -m pytest -m soak $(ARGS)
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(VENV)/.installed-test
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: $(VENV)/.installed-test
+	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
