@@ -1,0 +1,417 @@
+"""The per-call state machine: every table row, the documented call flows and the hard cases."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gateway.call import machine as m
+from gateway.call.machine import (
+    Ack,
+    AddText,
+    Answer,
+    AudioDelta,
+    AudioDone,
+    CallContext,
+    CallerBye,
+    CallPolicy,
+    CancelResponse,
+    CreateResponse,
+    DeleteItem,
+    DigitAction,
+    Dtmf,
+    EnqueueAudio,
+    FlushPlayout,
+    FunctionCall,
+    FunctionOutput,
+    PlayoutDrained,
+    PlayoutItem,
+    ReferResult,
+    Reject,
+    ResponseCreated,
+    ResponseDone,
+    SendBye,
+    SendDigits,
+    SendRefer,
+    SpeechStarted,
+    State,
+    ToolResult,
+    Truncate,
+)
+
+SAMPLE_EVENTS: dict[type, object] = {
+    m.Start: m.Start(),
+    m.SessionReady: m.SessionReady(),
+    m.SessionFailed: m.SessionFailed("boom"),
+    m.Ack: m.Ack(),
+    m.AckTimeout: m.AckTimeout(),
+    m.CallerBye: m.CallerBye(),
+    m.CallerCancel: m.CallerCancel(),
+    m.RtpTimeout: m.RtpTimeout(30),
+    m.MaxDuration: m.MaxDuration(),
+    m.SpeechStarted: m.SpeechStarted((PlayoutItem("item_1", 800),)),
+    m.SpeechStopped: m.SpeechStopped(),
+    m.ResponseCreated: m.ResponseCreated("resp_1"),
+    m.AudioDelta: m.AudioDelta("resp_1", "item_1", b"\xff" * 1600),
+    m.AudioDone: m.AudioDone("resp_1", "item_1"),
+    m.ResponseDone: m.ResponseDone("resp_1", "completed"),
+    m.PlayoutDrained: m.PlayoutDrained(),
+    m.FunctionCall: m.FunctionCall("call_1", "lookup", {"q": 1}),
+    m.ToolResult: m.ToolResult("call_1", "{}"),
+    m.RealtimeError: m.RealtimeError("response_cancel_not_active", "no active response"),
+    m.Dtmf: m.Dtmf("5", "rfc4733"),
+    m.DigitTimeout: m.DigitTimeout(),
+    m.ReferResult: m.ReferResult(200),
+    m.ConnectionLost: m.ConnectionLost("socket closed"),
+    m.Reconnected: m.Reconnected(),
+    m.SessionCapNear: m.SessionCapNear(),
+    m.RolledOver: m.RolledOver(),
+    m.DrainTimeout: m.DrainTimeout(),
+}
+
+POLICY = CallPolicy(
+    greeting="Greet the caller.",
+    transfer_targets={"operator": "sip:op@pbx.example"},
+    digit_actions={"0": DigitAction("transfer", "operator")},
+)
+
+
+def test_every_event_type_has_a_sample() -> None:
+    assert set(SAMPLE_EVENTS) == set(m.Event.__args__)
+
+
+@pytest.mark.parametrize(
+    ("state", "event_type"),
+    sorted(m.TRANSITIONS, key=lambda k: (k[0].value, k[1].__name__)),
+    ids=lambda v: v.value if isinstance(v, State) else v.__name__,
+)
+@pytest.mark.parametrize("busy", [False, True])
+def test_every_table_row_lands_in_its_declared_targets(
+    state: State, event_type: type, busy: bool
+) -> None:
+    ctx = CallContext(
+        POLICY,
+        state=state,
+        response_id="resp_1" if busy else None,
+        playout_busy=busy,
+        received_bytes={"item_1": 1600} if busy else {},
+        session_connected=True,
+    )
+    new_ctx, actions = m.step(ctx, SAMPLE_EVENTS[event_type])  # step() checks the targets
+    assert isinstance(actions, list)
+    if state is State.ENDED:
+        assert new_ctx.state is State.ENDED and actions == []
+
+
+def test_an_event_outside_the_table_raises_a_named_error() -> None:
+    with pytest.raises(m.IllegalTransition, match="Ack is not allowed in state offered"):
+        m.step(CallContext(POLICY), Ack())
+
+
+def run(ctx: CallContext, *events: object) -> tuple[CallContext, list[object]]:
+    actions: list[object] = []
+    for ev in events:
+        ctx, more = m.step(ctx, ev)
+        actions += more
+    return ctx, actions
+
+
+def answered(policy: CallPolicy = POLICY) -> CallContext:
+    ctx, _ = run(CallContext(policy), m.Start(), m.SessionReady(), Ack())
+    return ctx
+
+
+def bot_speaking(nbytes: int = 1600) -> CallContext:
+    ctx, _ = run(
+        answered(),
+        ResponseCreated("resp_1"),
+        AudioDelta("resp_1", "item_1", b"\xff" * nbytes),
+    )
+    assert ctx.state is State.BOT_SPEAKING
+    return ctx
+
+
+def kinds(actions: list[object]) -> list[type]:
+    return [type(a) for a in actions if not isinstance(a, m.Note)]
+
+
+def test_setup_answers_only_after_session_updated_then_greets() -> None:
+    ctx, actions = m.step(CallContext(POLICY), m.Start())
+    assert ctx.state is State.CONNECTING
+    assert m.OpenSession() in actions and m.StartTimer(m.T_SETUP, 5.0) in actions
+    ctx, actions = m.step(ctx, m.SessionReady())
+    assert ctx.state is State.ANSWERING and Answer() in actions
+    ctx, actions = m.step(ctx, Ack())
+    assert ctx.state is State.LISTENING
+    assert CreateResponse("Greet the caller.") in actions
+
+
+def test_session_setup_failure_rejects_with_503_and_retry_after() -> None:
+    ctx, actions = run(CallContext(POLICY), m.Start(), m.SessionFailed("timeout"))
+    assert ctx.state is State.ENDED
+    assert Reject(503, "Service Unavailable", 30) in actions
+    assert not any(isinstance(a, SendBye) for a in actions)
+
+
+def test_cancel_while_connecting_closes_the_session_without_bye() -> None:
+    ctx, actions = run(CallContext(POLICY), m.Start(), m.CallerCancel())
+    assert ctx.state is State.ENDED and m.CloseSession() in actions
+    assert not any(isinstance(a, SendBye) for a in actions)
+
+
+def test_ack_timeout_ends_with_bye() -> None:
+    ctx, actions = run(CallContext(POLICY), m.Start(), m.SessionReady(), m.AckTimeout())
+    assert ctx.state is State.ENDED and SendBye("no ACK") in actions
+
+
+def test_audio_deltas_are_enqueued_and_counted_per_item() -> None:
+    ctx = bot_speaking(800)
+    ctx, actions = m.step(ctx, AudioDelta("resp_1", "item_1", b"\x7f" * 400))
+    assert actions == [EnqueueAudio("item_1", b"\x7f" * 400)]
+    assert ctx.received_bytes["item_1"] == 1200
+
+
+def test_turn_completes_when_playout_drains_after_response_done() -> None:
+    ctx = bot_speaking()
+    ctx, actions = run(ctx, AudioDone("resp_1", "item_1"), ResponseDone("resp_1", "completed"))
+    assert m.EndOfAudio("item_1") in actions
+    assert ctx.state is State.BOT_SPEAKING  # generation done, playout not
+    ctx, _ = m.step(ctx, PlayoutDrained())
+    assert ctx.state is State.LISTENING
+
+
+# ---- barge-in ---------------------------------------------------------------------------
+
+
+def test_barge_in_truncates_at_bytes_played_and_lets_the_server_cancel() -> None:
+    ctx, actions = m.step(bot_speaking(4000), SpeechStarted((PlayoutItem("item_1", 1600),)))
+    assert ctx.state is State.CALLER_SPEAKING
+    assert kinds(actions) == [FlushPlayout, Truncate]
+    assert Truncate("item_1", 200) in actions  # 1600 bytes on the wire / 8
+    assert CancelResponse() not in actions  # interrupt_response: the server cancels itself
+    # Late deltas of the interrupted response are dropped.
+    ctx, actions = m.step(ctx, AudioDelta("resp_1", "item_1", b"\xff" * 160))
+    assert actions == []
+
+
+def test_barge_in_sends_cancel_when_the_server_does_not_interrupt() -> None:
+    policy = replace(POLICY, server_interrupts=False)
+    ctx, _ = run(
+        answered(policy), ResponseCreated("resp_1"), AudioDelta("resp_1", "item_1", b"\xff" * 800)
+    )
+    ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 320),)))
+    assert CancelResponse() in actions
+    # A second speech_started while the cancel is under way does not cancel again.
+    ctx, _ = m.step(ctx, m.SpeechStopped())
+    ctx, actions = m.step(ctx, SpeechStarted(()))
+    assert CancelResponse() not in actions
+
+
+def test_barge_in_with_nothing_played_deletes_the_item() -> None:
+    _ctx, actions = m.step(bot_speaking(), SpeechStarted((PlayoutItem("item_1", 0),)))
+    assert DeleteItem("item_1") in actions
+    assert not any(isinstance(a, Truncate) for a in actions)
+
+
+def test_barge_in_allowance_is_subtracted_and_clamped_to_received_audio() -> None:
+    policy = replace(POLICY, truncate_allowance_ms=60)
+    ctx, _ = run(answered(policy), ResponseCreated("r"), AudioDelta("r", "item_1", b"\xff" * 2400))
+    _, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 1600),)))
+    assert Truncate("item_1", 140) in actions  # 200 ms played - 60 ms in the phone
+    # played_bytes beyond what was received is impossible on the wire, but clamp anyway.
+    _, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 99999),)))
+    assert Truncate("item_1", 240) in actions
+
+
+def test_barge_in_in_the_tail_after_response_done() -> None:
+    ctx, _ = run(
+        bot_speaking(8000), AudioDone("resp_1", "item_1"), ResponseDone("resp_1", "completed")
+    )
+    assert ctx.response_id is None and ctx.state is State.BOT_SPEAKING
+    ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 4000),)))
+    assert kinds(actions) == [FlushPlayout, Truncate]  # nothing to cancel server-side
+    assert Truncate("item_1", 500) in actions
+    assert ctx.state is State.CALLER_SPEAKING
+
+
+def test_item_played_completely_gets_no_truncate() -> None:
+    ctx, _ = run(
+        bot_speaking(1600), AudioDone("resp_1", "item_1"), ResponseDone("resp_1", "completed")
+    )
+    _, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 1600),)))
+    assert kinds(actions) == [FlushPlayout]
+
+
+def test_benign_races_are_logged_and_do_not_stall() -> None:
+    ctx = bot_speaking()
+    ctx, actions = m.step(ctx, m.RealtimeError("response_cancel_not_active", "no active"))
+    assert kinds(actions) == [] and not ctx.cancelling
+    ctx, actions = m.step(ctx, m.RealtimeError("conversation_already_has_active_response", "x"))
+    assert ctx.response_wanted
+    ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
+    assert CreateResponse() in actions  # the owed response is retried
+    ctx, actions = m.step(
+        ctx, m.RealtimeError("invalid_value", "Audio content of 9800ms is shorter")
+    )
+    assert ctx.state is State.BOT_SPEAKING
+
+
+# ---- the hard cases named in the issue ----------------------------------------------------
+
+
+def test_barge_in_during_a_tool_call() -> None:
+    ctx = bot_speaking()
+    ctx, actions = m.step(ctx, FunctionCall("call_9", "lookup_order", {"id": "42"}))
+    assert m.RunTool("call_9", "lookup_order", {"id": "42"}) in actions
+    ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 800),)))
+    assert Truncate("item_1", 100) in actions
+    # The result comes back while the caller is still talking: hand it over, no response.create
+    # (the server's VAD response will see it).
+    ctx, actions = m.step(ctx, ToolResult("call_9", '{"status": "shipped"}'))
+    assert actions == [FunctionOutput("call_9", '{"status": "shipped"}')]
+
+
+def test_tool_result_waits_for_the_active_response() -> None:
+    ctx = bot_speaking()
+    ctx, _ = m.step(ctx, FunctionCall("call_9", "lookup_order", {}))
+    ctx, actions = m.step(ctx, ToolResult("call_9", "{}"))
+    assert FunctionOutput("call_9", "{}") in actions and CreateResponse() not in actions
+    ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
+    assert CreateResponse() in actions
+
+
+def test_bye_during_a_transfer() -> None:
+    ctx, _ = run(answered(), FunctionCall("call_t", "transfer_call", {"target": "operator"}))
+    assert ctx.state is State.TRANSFERRING
+    ctx, actions = m.step(ctx, CallerBye())
+    assert ctx.state is State.ENDED
+    assert not any(isinstance(a, SendBye) for a in actions)
+    assert m.CloseSession() in actions and m.StopMedia() in actions
+
+
+def test_transfer_waits_for_playout_then_refers_and_reports_failure_to_the_model() -> None:
+    ctx = bot_speaking()
+    ctx, actions = m.step(ctx, FunctionCall("call_t", "transfer_call", {"target": "operator"}))
+    assert not any(isinstance(a, SendRefer) for a in actions)
+    ctx, _ = m.step(ctx, ResponseDone("resp_1", "completed"))
+    ctx, actions = m.step(ctx, PlayoutDrained())
+    assert SendRefer("sip:op@pbx.example") in actions and ctx.state is State.TRANSFERRING
+    ctx, actions = m.step(ctx, ReferResult(486))
+    assert ctx.state is State.LISTENING
+    assert any(isinstance(a, FunctionOutput) and "486" in a.output for a in actions)
+    assert CreateResponse() in actions
+
+
+def test_transfer_success_ends_the_call() -> None:
+    ctx, _ = run(answered(), FunctionCall("call_t", "transfer_call", {"target": "operator"}))
+    ctx, actions = m.step(ctx, ReferResult(200))
+    assert ctx.state is State.ENDED and SendBye("transferred") in actions
+
+
+def test_transfer_to_a_target_outside_the_allowlist_is_refused() -> None:
+    ctx, actions = m.step(answered(), FunctionCall("c", "transfer_call", {"target": "sip:x@evil"}))
+    assert ctx.state is State.LISTENING
+    out = [a for a in actions if isinstance(a, FunctionOutput)]
+    assert out and "unknown transfer target" in out[0].output and "operator" in out[0].output
+
+
+def test_websocket_drop_while_the_bot_speaks() -> None:
+    ctx = bot_speaking()
+    ctx, actions = m.step(ctx, m.ConnectionLost("1006"))
+    assert m.Reconnect("1006") in actions
+    assert FlushPlayout() not in actions  # what was received still plays out
+    assert ctx.response_id is None and not ctx.session_connected
+    ctx, _ = m.step(ctx, m.Reconnected())
+    ctx, _ = m.step(ctx, PlayoutDrained())
+    assert ctx.state is State.LISTENING
+    # The next turn works on the new session.
+    ctx, actions = run(
+        ctx, ResponseCreated("resp_2"), AudioDelta("resp_2", "item_2", b"\xff" * 160)
+    )
+    assert EnqueueAudio("item_2", b"\xff" * 160) in actions
+
+
+def test_dtmf_during_barge_in() -> None:
+    ctx, _ = m.step(bot_speaking(), SpeechStarted((PlayoutItem("item_1", 800),)))
+    ctx, actions = run(ctx, Dtmf("1", "rfc4733"), Dtmf("2", "rfc4733"), Dtmf("#", "rfc4733"))
+    assert AddText("The caller pressed 1 2 #") in actions
+    assert ctx.state is State.CALLER_SPEAKING and ctx.digits == ""
+
+
+def test_dtmf_barge_in_truncates_like_speech_and_cancels() -> None:
+    ctx, actions = m.step(bot_speaking(), Dtmf("5", "info", (PlayoutItem("item_1", 480),)))
+    assert Truncate("item_1", 60) in actions
+    assert CancelResponse() in actions  # the server did not see this interruption
+    assert ctx.state is State.LISTENING
+
+
+def test_digits_collected_until_timeout_then_forwarded_with_response() -> None:
+    ctx, actions = run(answered(), Dtmf("4", "rfc4733"), Dtmf("2", "rfc4733"))
+    assert m.StartTimer(m.T_DIGITS, 2.0) in actions
+    ctx, actions = m.step(ctx, m.DigitTimeout())
+    assert AddText("The caller pressed 4 2") in actions and CreateResponse() in actions
+
+
+def test_digit_action_transfers_to_the_operator() -> None:
+    ctx, actions = m.step(answered(), Dtmf("0", "rfc4733"))
+    assert ctx.state is State.TRANSFERRING and SendRefer("sip:op@pbx.example") in actions
+
+
+def test_dtmf_ignored_by_policy() -> None:
+    ctx, actions = m.step(answered(replace(POLICY, dtmf_mode=m.DtmfMode.IGNORE)), Dtmf("1", "info"))
+    assert kinds(actions) == [] and ctx.digits == ""
+
+
+def test_end_call_finishes_playing_then_byes() -> None:
+    ctx = bot_speaking()
+    ctx, actions = m.step(ctx, FunctionCall("c", "end_call", {}))
+    assert ctx.state is State.ENDING and not any(isinstance(a, SendBye) for a in actions)
+    ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
+    assert ctx.state is State.ENDING
+    ctx, actions = m.step(ctx, PlayoutDrained())
+    assert ctx.state is State.ENDED and SendBye("end_call") in actions
+
+
+def test_send_dtmf_tool() -> None:
+    ctx, actions = m.step(bot_speaking(), FunctionCall("c", "send_dtmf", {"digits": "12#"}))
+    assert SendDigits("12#") in actions and FunctionOutput("c", '{"ok": true}') in actions
+    _, actions = m.step(ctx, FunctionCall("d", "send_dtmf", {"digits": "1x"}))
+    assert not any(isinstance(a, SendDigits) for a in actions)
+
+
+def test_rollover_waits_for_a_silence() -> None:
+    ctx, actions = m.step(bot_speaking(), m.SessionCapNear())
+    assert m.Rollover() not in actions and ctx.rollover_pending
+    ctx, _ = m.step(ctx, ResponseDone("resp_1", "completed"))
+    ctx, actions = m.step(ctx, PlayoutDrained())
+    assert m.Rollover() in actions
+    ctx, actions = m.step(ctx, m.RolledOver())
+    assert m.StartTimer("session_cap", 3300.0) in actions
+
+
+def test_rtp_timeout_ends_with_bye_and_reason() -> None:
+    ctx, actions = m.step(answered(), m.RtpTimeout(30))
+    assert ctx.state is State.ENDED and SendBye("RTP timeout (30 s)") in actions
+
+
+# ---- properties -----------------------------------------------------------------------------
+
+EVENTS = st.sampled_from(list(SAMPLE_EVENTS.values()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(EVENTS, max_size=40))
+def test_random_event_sequences_only_raise_illegal_transition(events: list[object]) -> None:
+    ctx = CallContext(POLICY)
+    for ev in events:
+        try:
+            ctx, _actions = m.step(ctx, ev)
+        except m.IllegalTransition:
+            continue
+        if ctx.state is State.ENDED:
+            assert ctx.hangup_cause is not None
+    if ctx.state is State.ENDED:
+        assert m.step(ctx, CallerBye()) == (ctx, [])
