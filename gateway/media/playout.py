@@ -175,6 +175,22 @@ class PlayoutQueue:
     def completed_items(self) -> frozenset[str]:
         return frozenset(i for i, s in self._items.items() if s.complete)
 
+    def pending_items(self) -> list[str]:
+        """Items not yet fully out: the one being played (if its audio is still queued or not
+        complete) and every item with queued audio, in playout order. Barge-in decides per item
+        from these and `played_bytes`."""
+        items: list[str] = []
+        playing = self._playing
+        if playing is not None and not (
+            self._items.get(playing, _ItemState()).complete
+            and not any(c.item_id == playing for c in self._chunks)
+        ):
+            items.append(playing)
+        for chunk in self._chunks:
+            if chunk.item_id not in items:
+                items.append(chunk.item_id)
+        return items
+
     def forget(self, item_id: str) -> None:
         """Drop the bookkeeping of an item the caller no longer needs (long calls)."""
         if not any(c.item_id == item_id for c in self._chunks):

@@ -1,0 +1,343 @@
+"""Inbound reorder/jitter buffer for G.711: RTP packets in, contiguous audio frames out.
+
+Sans-I/O: `push(packet, arrival)` and `pop_ready(now)` take the time as an argument (seconds on
+any monotonic clock), so every behaviour is testable with a fake clock.
+
+How it plays out (timestamp driven, not packet-count driven: aiortc's buffer stalls on a single
+loss because it waits for packets rather than time, see docs):
+- The audio at RTP time T (extended, in samples) is due at `base + T / rate + delay`. `base`
+  is the smallest `arrival - timestamp / rate` seen (the fastest transit: anchored on a source's
+  first packet, it moves earlier whenever a packet beats the schedule), so `delay` is the window
+  granted for jitter above the fastest packets.
+- `pop_ready(now)` releases everything due, in timestamp order. A packet that is still missing
+  when its slot is due, while later audio is already buffered, is concealed with silence of the
+  codec (0xFF u-law, 0xD5 A-law) for one packet duration, so the audio handed on is continuous
+  in time. A packet arriving after its slot was concealed is late: dropped and counted.
+- When the buffer runs dry (underrun: network stall, silence suppression) nothing is invented;
+  the next packet re-anchors the schedule no earlier than its own arrival + delay, and the
+  timestamp gap up to it (lost packets, a short DTX pause) is filled with silence at its due time.
+  The rest of a burst after a stall pulls `base` back (fastest transit), so the backlog drains
+  at once rather than staying as extra latency. A gap over `max_gap_ms` (default 1 s), or a
+  timestamp jump backwards, is a discontinuity: no fill, re-anchor.
+- `delay` adapts: target = jitter_factor (3) x RFC 3550 A.8 interarrival jitter, bounded to
+  [min_delay_ms, max_delay_ms] (defaults 40 / 200 ms). It rises at once when the jitter estimate
+  rises or a packet comes late (by its lateness, if that stays within the maximum), and decays
+  by 0.5 ms per released frame, which only makes frames leave slightly sooner (the consumer,
+  the Realtime input, is not a loudspeaker).
+- Clock drift between the peer and us is absorbed by the same two mechanisms (a slow peer
+  causes underruns that re-anchor later, a fast one moves `base` earlier); nothing stretches or
+  resamples audio.
+- Packet durations come from the payload (G.711: one byte per sample) and the timestamps, so any
+  ptime from 10 to 60 ms (up to `max_packet_ms`) is accepted whatever the SDP said; concealment
+  uses the duration of the last in-order packet.
+- SSRC change (SBC failover, transfer): what is buffered from the old source is released at once
+  (its gaps filled), sequence and timestamp state restart from the new source, and `media_time`
+  carries on. Stragglers from the previous SSRC are dropped as late. A sequence jump of more than
+  3000 (RFC 3550 A.1 MAX_DROPOUT) is believed only when the next packet confirms it.
+
+`media_time` of a `Frame` is in samples (8 kHz) since the stream started: it is simply the count
+of samples handed on before it, so it never has holes or overlaps, even across SSRC changes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from gateway.media.g711 import PCMU, silence_byte
+from gateway.media.rtp import RtpPacket, seq_delta
+from gateway.media.stats import MAX_DROPOUT, MAX_MISORDER, InterarrivalJitter
+
+DEFAULT_MIN_DELAY_MS = 40.0
+DEFAULT_MAX_DELAY_MS = 200.0
+DEFAULT_JITTER_FACTOR = 3.0
+DEFAULT_MAX_GAP_MS = 1000.0
+DEFAULT_MAX_PACKET_MS = 120.0
+_DECAY_PER_FRAME = 0.0005  # seconds of delay given back per released frame
+_RECENT_SEQS = 512  # how far back duplicates are recognised (a power of two)
+
+
+class Frame(NamedTuple):
+    """G.711 audio handed on in order. `media_time` is in samples since the stream started.
+    (A NamedTuple: built for every packet, and 3x cheaper to create than a frozen dataclass.)"""
+
+    payload: bytes
+    media_time: int
+    concealed: bool = False
+
+    @property
+    def samples(self) -> int:
+        return len(self.payload)
+
+
+@dataclass(slots=True)
+class JitterStats:
+    pushed: int = 0
+    released_frames: int = 0
+    concealed_frames: int = 0
+    concealed_samples: int = 0
+    duplicates: int = 0
+    late: int = 0
+    reordered: int = 0
+    invalid: int = 0  # empty/oversized payloads, unconfirmed sequence jumps
+    resyncs: int = 0  # discontinuities within one SSRC (sequence or timestamp jumps)
+    ssrc_changes: int = 0
+    underruns: int = 0
+
+
+class JitterBuffer:
+    def __init__(
+        self,
+        codec: str = PCMU,
+        *,
+        min_delay_ms: float = DEFAULT_MIN_DELAY_MS,
+        max_delay_ms: float = DEFAULT_MAX_DELAY_MS,
+        jitter_factor: float = DEFAULT_JITTER_FACTOR,
+        max_gap_ms: float = DEFAULT_MAX_GAP_MS,
+        max_packet_ms: float = DEFAULT_MAX_PACKET_MS,
+        clock_rate: int = 8000,
+    ) -> None:
+        if not 0 <= min_delay_ms <= max_delay_ms:
+            raise ValueError(
+                f"jitter buffer needs 0 <= min_delay_ms <= max_delay_ms, got {min_delay_ms}/{max_delay_ms}"
+            )
+        self._silence = bytes((silence_byte(codec),))
+        self._rate = clock_rate
+        self._min_delay = min_delay_ms / 1000.0
+        self._max_delay = max_delay_ms / 1000.0
+        self._factor = jitter_factor
+        self._max_gap = int(max_gap_ms * clock_rate / 1000)
+        self._max_packet = int(max_packet_ms * clock_rate / 1000)
+        self._delay = self._min_delay
+        self._target = self._min_delay  # bounded jitter_factor x A.8 jitter, set on each push
+        self._jitter = InterarrivalJitter(clock_rate)
+        self._buffer: dict[int, bytes] = {}  # extended timestamp -> payload
+        self._ready: list[Frame] = []
+        self._media_time = 0
+        self._frame_samples = clock_rate // 50  # 20 ms until a packet says otherwise
+        self._ssrc: int | None = None
+        self._previous_ssrc: int | None = None
+        self._probe: tuple[RtpPacket, float] | None = None
+        # Ring of recently accepted extended sequence numbers, indexed by seq % _RECENT_SEQS:
+        # one list store per packet instead of a set plus an eviction queue.
+        self._recent: list[int | None] = [None] * _RECENT_SEQS
+        self._reset_source_state(0, 0, 0, 0.0)
+        self.stats = JitterStats()
+
+    def set_codec(self, codec: str) -> None:
+        """The codec changed (answer, re-INVITE): conceal with its silence byte from now on.
+        Sequence, timing and media time carry on."""
+        self._silence = bytes((silence_byte(codec),))
+
+    # -- state -------------------------------------------------------------------------------
+
+    def _reset_source_state(self, seq: int, raw_ts: int, ext_ts: int, arrival: float) -> None:
+        self._highest_seq = seq  # extended, starts at the first packet's number
+        self._highest_seq_raw = seq & 0xFFFF
+        self._ts_ref = ext_ts  # extended timestamp of the newest in-order packet
+        self._ts_ref_raw = raw_ts
+        self._ts_end = ext_ts  # end (extended) of the newest in-order packet
+        self._base = arrival - ext_ts / self._rate
+        self._next_ts: int | None = None
+        self._underrun = False
+        self._recent = [None] * _RECENT_SEQS
+
+    def _start_source(self, packet: RtpPacket, arrival: float) -> None:
+        self._ssrc = packet.ssrc
+        self._probe = None
+        self._jitter.restart()
+        self._reset_source_state(packet.sequence_number, packet.timestamp, 0, arrival)
+
+    def _restart(self, packet: RtpPacket, arrival: float) -> None:
+        """Discontinuity: hand on what is buffered, then anchor afresh on `packet`."""
+        self._flush_buffered()
+        self._start_source(packet, arrival)
+
+    @property
+    def delay_ms(self) -> float:
+        return self._delay * 1000.0
+
+    @property
+    def jitter_ms(self) -> float:
+        return self._jitter.jitter_ms
+
+    @property
+    def buffered_ms(self) -> float:
+        samples = sum(len(p) for p in self._buffer.values())
+        return samples * 1000.0 / self._rate
+
+    @property
+    def media_time(self) -> int:
+        """Samples handed on so far (the media_time of the next frame)."""
+        return self._media_time
+
+    # -- input -------------------------------------------------------------------------------
+
+    def push(self, packet: RtpPacket, arrival: float) -> None:
+        """Add one audio packet (never RFC 4733 or CN: the stream routes those elsewhere)."""
+        stats = self.stats
+        stats.pushed += 1
+        size = len(packet.payload)
+        if size == 0 or size > self._max_packet:
+            stats.invalid += 1
+            return
+        if packet.ssrc != self._ssrc:
+            if self._ssrc is not None:
+                if packet.ssrc == self._previous_ssrc:
+                    stats.late += 1  # in flight from the source we already switched away from
+                    return
+                self._flush_buffered()
+                self._previous_ssrc = self._ssrc
+                stats.ssrc_changes += 1
+            self._start_source(packet, arrival)
+        # seq_delta inlined: this runs for every packet.
+        ahead = ((packet.sequence_number - self._highest_seq_raw + 0x8000) & 0xFFFF) - 0x8000
+        if ahead > MAX_DROPOUT or ahead < -MAX_MISORDER:
+            probe = self._probe
+            if probe is not None and packet.sequence_number == (
+                (probe[0].sequence_number + 1) & 0xFFFF
+            ):
+                # RFC 3550 A.1: two sequential packets after a jump: the sender restarted.
+                stats.resyncs += 1
+                self._restart(probe[0], probe[1])
+                self._accept(probe[0], probe[1], 0)
+                ahead = seq_delta(packet.sequence_number, self._highest_seq_raw)
+            else:
+                self._probe = (packet, arrival)
+                stats.invalid += 1
+                return
+        self._accept(packet, arrival, ahead)
+
+    def _accept(self, packet: RtpPacket, arrival: float, ahead: int) -> None:
+        stats = self.stats
+        seq = self._highest_seq + ahead
+        if self._recent[seq & (_RECENT_SEQS - 1)] == seq:
+            stats.duplicates += 1
+            return
+        payload = packet.payload
+        size = len(payload)
+        ext_ts = self._ts_ref + (
+            ((packet.timestamp - self._ts_ref_raw + 0x80000000) & 0xFFFFFFFF) - 0x80000000
+        )
+        if ahead > 0 and ext_ts - self._ts_end > self._max_gap:
+            # A long silence-suppression pause or a timestamp jump: not worth filling.
+            stats.resyncs += 1
+            self._restart(packet, arrival)
+            self._accept(packet, arrival, 0)
+            return
+        next_ts = self._next_ts
+        if next_ts is not None and ext_ts + size <= next_ts:
+            if ahead > 0 and next_ts - ext_ts > self._max_gap:
+                stats.resyncs += 1  # timestamps went backwards in sequence: sender reset them
+                self._restart(packet, arrival)
+                self._accept(packet, arrival, 0)
+                return
+            stats.late += 1
+            if ahead < 0:
+                stats.reordered += 1
+            self._recent[seq & (_RECENT_SEQS - 1)] = seq  # a second copy is a duplicate
+            # Widen the window by the lateness, unless no allowed window could have saved it
+            # (an outlier after a stall): one straggler must not pin the delay at the maximum.
+            lateness = arrival - (self._base + ext_ts / self._rate + self._delay)
+            if 0 < lateness and self._delay + lateness <= self._max_delay:
+                self._delay += lateness
+            return
+        if ext_ts in self._buffer:
+            stats.duplicates += 1  # same timestamp under another sequence number
+            return
+        if ahead < 0:
+            stats.reordered += 1
+        else:
+            self._highest_seq = seq
+            self._highest_seq_raw = packet.sequence_number
+            if ext_ts >= self._ts_ref:
+                self._ts_ref = ext_ts
+                self._ts_ref_raw = packet.timestamp
+                self._ts_end = max(self._ts_end, ext_ts + size)
+                self._frame_samples = size
+        self._recent[seq & (_RECENT_SEQS - 1)] = seq
+        self._buffer[ext_ts] = payload
+        self._jitter.update(ext_ts, arrival)
+        implied_base = arrival - ext_ts / self._rate
+        if self._underrun:
+            # Re-anchor after running dry so the rest of the stream gets its full window again.
+            self._base = max(self._base, implied_base)
+            self._underrun = False
+        elif implied_base < self._base:
+            # The schedule follows the fastest packets (minimum transit); the window covers the
+            # jitter above it. This also lets a burst after a stall drain at once instead of
+            # keeping the stall as permanent extra latency.
+            self._base = implied_base
+        target = self._factor * self._jitter.jitter / self._rate
+        target = self._target = min(self._max_delay, max(self._min_delay, target))
+        if target > self._delay:
+            self._delay = target
+
+    # -- output ------------------------------------------------------------------------------
+
+    def pop_ready(self, now: float) -> list[Frame]:
+        """Frames due at `now`, in order and contiguous in media time."""
+        out = self._ready
+        self._ready = []
+        buffer = self._buffer
+        # Everything with a timestamp up to `due` is due: one float computation per call.
+        due = (now - self._base - self._delay) * self._rate
+        while buffer:
+            head = min(buffer)
+            next_ts = self._next_ts
+            if next_ts is None:
+                next_ts = head
+            if next_ts > due:
+                break
+            if head <= next_ts:
+                self._release(buffer.pop(head), head, next_ts, out)
+                if self._delay > self._target:
+                    self._delay = max(self._target, self._delay - _DECAY_PER_FRAME)
+            else:
+                step = min(self._frame_samples, head - next_ts)
+                self._conceal(step, out)
+                self._next_ts = next_ts + step
+        if not buffer and not self._underrun and self._next_ts is not None:
+            if self._next_ts <= due:
+                self._underrun = True
+                self.stats.underruns += 1
+        return out
+
+    def _release(self, payload: bytes, ts: int, next_ts: int, out: list[Frame]) -> None:
+        if ts < next_ts:
+            # Overlaps audio already handed on (a peer changing ptime mid-stream): keep the rest.
+            payload = payload[next_ts - ts :]
+            ts = next_ts
+        out.append(Frame(payload, self._media_time, False))
+        self._media_time += len(payload)
+        self._next_ts = ts + len(payload)
+        self.stats.released_frames += 1
+
+    def _conceal(self, samples: int, out: list[Frame]) -> None:
+        out.append(Frame(self._silence * samples, self._media_time, True))
+        self._media_time += samples
+        self.stats.concealed_frames += 1
+        self.stats.concealed_samples += samples
+
+    def _flush_buffered(self) -> None:
+        """Hand on everything buffered now, filling the gaps between packets (they were lost)."""
+        out = self._ready
+        next_ts = self._next_ts
+        for ts in sorted(self._buffer):
+            payload = self._buffer[ts]
+            if next_ts is None:
+                next_ts = ts
+            if ts + len(payload) <= next_ts:
+                self.stats.late += 1
+                continue
+            if ts > next_ts:
+                if ts - next_ts <= self._max_gap:
+                    while next_ts < ts:
+                        step = min(self._frame_samples, ts - next_ts)
+                        self._conceal(step, out)
+                        next_ts += step
+                next_ts = ts
+            self._release(payload, ts, next_ts, out)
+            next_ts = self._next_ts
+        self._buffer.clear()
+        self._next_ts = None

@@ -1,0 +1,97 @@
+"""RTP port allocation: even RTP ports (RTCP on port + 1) from a configured range.
+
+RFC 3550 11 asks for an even RTP port with RTCP on the next odd one. A port just released is
+quarantined (default 30 s) before reuse: late packets of the old call, or a peer that keeps
+sending after BYE, must not land in a new call's jitter buffer. Ports are handed out round-robin
+so reuse is spread over the whole range even without quarantine.
+
+Sans-I/O: the allocator only tracks numbers; `stream.py` binds and reports a bind failure (a
+port another process holds) with `release(port, failed=True)`, which quarantines it too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+DEFAULT_QUARANTINE_S = 30.0
+
+
+@dataclass(slots=True)
+class PortStats:
+    allocated: int = 0
+    released: int = 0
+    bind_failures: int = 0
+    exhausted: int = 0  # allocate() found nothing free
+
+
+class PortAllocator:
+    def __init__(
+        self,
+        port_min: int = 10000,
+        port_max: int = 20000,
+        quarantine_s: float = DEFAULT_QUARANTINE_S,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        first = port_min + (port_min % 2)  # round up to even
+        if port_min < 1 or port_max > 65535 or first + 1 > port_max:
+            raise ValueError(
+                f"RTP port range {port_min}-{port_max} holds no even/odd pair "
+                "(need 1 <= min, max <= 65535, room for RTP and RTCP)"
+            )
+        if quarantine_s < 0:
+            raise ValueError(f"quarantine_s must be >= 0, got {quarantine_s}")
+        self.port_min = first
+        self.port_max = port_max
+        self.quarantine_s = quarantine_s
+        self._clock = clock
+        self._pairs = (port_max - first + 1) // 2  # number of (even, odd) pairs
+        self._cursor = 0
+        self._in_use: set[int] = set()
+        self._quarantine: dict[int, float] = {}  # port -> time it becomes free again
+        self.stats = PortStats()
+
+    @property
+    def capacity(self) -> int:
+        return self._pairs
+
+    @property
+    def in_use(self) -> int:
+        return len(self._in_use)
+
+    def _is_free(self, port: int, now: float) -> bool:
+        if port in self._in_use:
+            return False
+        until = self._quarantine.get(port)
+        if until is None:
+            return True
+        if now >= until:
+            del self._quarantine[port]
+            return True
+        return False
+
+    def allocate(self) -> int | None:
+        """An even RTP port (RTCP = port + 1) not in use or quarantine; None when exhausted."""
+        now = self._clock()
+        for _ in range(self._pairs):
+            port = self.port_min + 2 * self._cursor
+            self._cursor = (self._cursor + 1) % self._pairs
+            if self._is_free(port, now):
+                self._in_use.add(port)
+                self.stats.allocated += 1
+                return port
+        self.stats.exhausted += 1
+        return None
+
+    def release(self, port: int, *, failed: bool = False) -> None:
+        """Give back `port` (at the end of a call, or after a failed bind) into quarantine."""
+        if port not in self._in_use:
+            return
+        self._in_use.discard(port)
+        self._quarantine[port] = self._clock() + self.quarantine_s
+        if failed:
+            self.stats.bind_failures += 1
+        else:
+            self.stats.released += 1

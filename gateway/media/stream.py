@@ -1,0 +1,609 @@
+"""The per-call RTP endpoint: one RTP/RTCP socket pair, latching, jitter buffer, RTCP, stats.
+
+Inbound: datagram -> `decode_rtp` -> source check (symmetric RTP latching) -> payload-type routing:
+telephone-event packets go to the RFC 4733 receiver (`on_dtmf(digit)`), comfort noise only counts
+as activity, audio goes to the jitter buffer. No work per packet beyond that: the buffer is drained
+by `tick(now)`, which the process's shared 20 ms media clock (`pacer.MediaClock`) calls for every
+stream (one staggered timer for all calls instead of one per call; measurements section 5). Each
+tick: `on_audio(frames)` with whatever the buffer releases, RFC 4733 end timeouts, the inactivity
+check and, every ~5 s, an RTCP report.
+
+Outbound: the pacer's `CallOutput` calls `send_frame` / `send_event` / `send_comfort_noise` /
+`advance` once per 20 ms tick; the stream stamps continuous sequence numbers and timestamps from
+random initial values (RFC 3550 5.1). Received DTMF has no path to the sending side, so it can
+never be echoed back to the peer.
+
+Latching (symmetric RTP, RFC 4961; on by default): until the first valid RTP packet we send to
+the address from the SDP; after it, to the address the peer actually sends from (NAT, SBCs that
+put a private address in their SDP: the #1 cause of one-way audio). Once latched, RTP from any
+other address is dropped and counted, unless the latched source has been silent for
+`relatch_after_s` (default 2 s: an SBC failover behind NAT), in which case the new source is
+latched. RTCP latches separately on the RTCP socket. A new remote address from a re-INVITE
+(`set_remote`) re-opens the latch.
+
+Inactivity: no RTP for `inactivity_timeout_s` (default 30 s) while we expect media fires
+`on_timeout()` once; it is suspended while the peer holds the call (`set_direction`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gateway.media import rtcp
+from gateway.media.dtmf import DtmfDigit, Rfc4733Receiver
+from gateway.media.g711 import PCMA, PCMU
+from gateway.media.jitter import (
+    DEFAULT_MAX_DELAY_MS,
+    DEFAULT_MIN_DELAY_MS,
+    Frame,
+    JitterBuffer,
+)
+from gateway.media.ports import PortAllocator
+from gateway.media.rtp import RtpDecodeError, decode_rtp, encode_rtp_header
+from gateway.media.stats import ReceptionStats, StreamStats
+
+if TYPE_CHECKING:
+    from gateway.media.pacer import ClockRegistration, MediaClock
+    from sip.sdp import MediaInfo
+
+log = logging.getLogger(__name__)
+
+CN_PAYLOAD_TYPE = 13  # RFC 3389 comfort noise, static PT
+STATIC_PT = {PCMU: 0, PCMA: 8}
+_BIND_ATTEMPTS = 50
+# Stock asyncio's datagram transport calls recvfrom(256 KiB) per datagram: 38 us instead of
+# 10 us per packet (measurements section 5). We shrink it on our own transports only (an
+# instance attribute, no global monkeypatch); uvloop has no such attribute and needs nothing.
+# 8 KiB holds any RTP/RTCP datagram a SIP peer sends (60 ms G.711 is 492 bytes).
+_RECV_SIZE = 8192
+
+Address = tuple[str, int]
+
+
+class NoFreePortError(RuntimeError):
+    """No RTP/RTCP port pair could be bound in the configured range (answer the call 503)."""
+
+
+@dataclass(slots=True)
+class StreamConfig:
+    codec: str = PCMU
+    payload_type: int = 0  # audio PT we send and accept
+    telephone_event_pt: int | None = None  # RFC 4733 PT from the SDP, None when not negotiated
+    clock_rate: int = 8000
+    latching: bool = True
+    inactivity_timeout_s: float = 30.0  # 0 disables
+    rtcp_interval_s: float = 5.0  # RFC 3550 6.2 minimum; randomised 0.5-1.5x per report
+    relatch_after_s: float = 2.0  # latched source silent this long: follow a new one (0: never)
+    jitter_min_ms: float = DEFAULT_MIN_DELAY_MS
+    jitter_max_ms: float = DEFAULT_MAX_DELAY_MS
+    cname: str = field(default_factory=lambda: f"gw-{random.getrandbits(48):012x}")
+
+
+AudioCallback = Callable[[list[Frame]], None]
+DtmfCallback = Callable[[DtmfDigit], None]
+TimeoutCallback = Callable[[], None]
+
+
+def _same_address(a: Any, b: Address) -> bool:
+    # IPv6 source addresses come as 4-tuples (host, port, flowinfo, scope_id).
+    return a[0] == b[0] and a[1] == b[1]
+
+
+class _RtpProtocol(asyncio.DatagramProtocol):
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: RtpStream) -> None:
+        self._stream = stream
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._stream._on_rtp(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP port unreachable from a peer that has not opened its port yet: not fatal.
+        self._stream.stats.send_errors += 1
+
+
+class _RtcpProtocol(asyncio.DatagramProtocol):
+    __slots__ = ("_stream",)
+
+    def __init__(self, stream: RtpStream) -> None:
+        self._stream = stream
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self._stream._on_rtcp(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        self._stream.stats.send_errors += 1
+
+
+class RtpStream:
+    """One call's RTP/RTCP endpoint. Create, `await open(...)`, `close()` when the call ends."""
+
+    def __init__(
+        self,
+        config: StreamConfig | None = None,
+        *,
+        on_audio: AudioCallback | None = None,
+        on_dtmf: DtmfCallback | None = None,
+        on_timeout: TimeoutCallback | None = None,
+        wallclock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config if config is not None else StreamConfig()
+        self.on_audio = on_audio
+        self.on_dtmf = on_dtmf
+        self.on_timeout = on_timeout
+        self._wallclock = wallclock
+        self.stats = StreamStats()
+        self.jitter = JitterBuffer(
+            self.config.codec,
+            min_delay_ms=self.config.jitter_min_ms,
+            max_delay_ms=self.config.jitter_max_ms,
+            clock_rate=self.config.clock_rate,
+        )
+        self.dtmf: Rfc4733Receiver | None = None
+        if self.config.telephone_event_pt is not None:
+            self.dtmf = Rfc4733Receiver(
+                self.config.telephone_event_pt, clock_rate=self.config.clock_rate
+            )
+        # Outbound state (RFC 3550 5.1: random initial values).
+        self.ssrc = random.getrandbits(32)
+        self._seq = random.getrandbits(16)
+        self._ts = random.getrandbits(32)
+        self._sent_since_report = False
+        self._last_send_time: float | None = None
+        self._last_send_ts = self._ts
+        # Addresses.
+        self.remote_rtp: Address | None = None
+        self.remote_rtcp: Address | None = None
+        self._latched_rtp: Address | None = None
+        self._latched_rtcp: Address | None = None
+        # Inbound state.
+        self._reception: ReceptionStats | None = None
+        self._previous_reception: ReceptionStats | None = None  # the source before an SSRC change
+        self._lost_retired_sources = 0  # A.3 loss of the sources before that
+        self._last_rx: float | None = None
+        self._last_audio_rx: float | None = None
+        self._activity_since = 0.0
+        self._timed_out = False
+        self._may_send = True
+        self._expect_media = True
+        # I/O.
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._rtp_transport: asyncio.DatagramTransport | None = None
+        self._rtcp_transport: asyncio.DatagramTransport | None = None
+        self._allocator: PortAllocator | None = None
+        self.local_port: int | None = None
+        self._next_rtcp = 0.0
+        self._registration: ClockRegistration | None = None
+        self._callback_error_logged = False
+        self._closed = False
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def open(self, allocator: PortAllocator, host: str = "0.0.0.0") -> int:
+        """Bind an even RTP port and RTP+1 for RTCP from `allocator`; return the RTP port."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        host = host.strip("[]")  # "[::1]" as written in SIP/SDP
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        for _ in range(min(_BIND_ATTEMPTS, allocator.capacity)):
+            port = allocator.allocate()
+            if port is None:
+                break
+            try:
+                rtp_transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _RtpProtocol(self), local_addr=(host, port), family=family
+                )
+            except OSError:
+                allocator.release(port, failed=True)
+                continue
+            try:
+                rtcp_transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _RtcpProtocol(self), local_addr=(host, port + 1), family=family
+                )
+            except OSError:
+                rtp_transport.close()
+                allocator.release(port, failed=True)
+                continue
+            for transport in (rtp_transport, rtcp_transport):
+                if hasattr(transport, "max_size"):
+                    transport.max_size = _RECV_SIZE  # type: ignore[attr-defined]
+            self._rtp_transport = rtp_transport
+            self._rtcp_transport = rtcp_transport
+            self._allocator = allocator
+            self.local_port = port
+            now = loop.time()
+            self._activity_since = now
+            self._schedule_rtcp(now)
+            return port
+        raise NoFreePortError(
+            f"no free RTP port pair in {allocator.port_min}-{allocator.port_max} on {host}"
+        )
+
+    def start(self, clock: MediaClock) -> None:
+        """Drive the inbound side from the shared media clock (one tick per 20 ms)."""
+        if self._registration is None:
+            self._registration = clock.register(self._on_clock)
+
+    def close(self, reason: str = "") -> None:
+        """Send RTCP BYE, close both sockets, release the ports into quarantine. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._registration is not None:
+            self._registration.cancel()
+            self._registration = None
+        if self._rtcp_transport is not None and self._loop is not None:
+            self._send_rtcp(self._loop.time(), bye_reason=reason or "call ended")
+        for transport in (self._rtp_transport, self._rtcp_transport):
+            if transport is not None:
+                transport.close()
+        self._rtp_transport = self._rtcp_transport = None
+        if self._allocator is not None and self.local_port is not None:
+            self._allocator.release(self.local_port)
+            self._allocator = None
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- negotiation -------------------------------------------------------------------------
+
+    def set_remote(self, rtp: Address | None, rtcp_addr: Address | None = None) -> None:
+        """Remote address from the SDP (None or port 0: unknown/held). Re-opens the latch when
+        it changes, so a re-INVITE moving the media is followed."""
+        if rtp is not None and (rtp[1] == 0 or rtp[0] in ("0.0.0.0", "::")):
+            rtp = None  # RFC 3264 8.4 / RFC 2543 hold: no destination
+        if rtp != self.remote_rtp:
+            self._latched_rtp = None
+            self._latched_rtcp = None
+        self.remote_rtp = rtp
+        if rtcp_addr is None and rtp is not None:
+            rtcp_addr = (rtp[0], rtp[1] + 1)
+        self.remote_rtcp = rtcp_addr
+
+    def set_direction(
+        self, direction: str, on_hold: bool = False, now: float | None = None
+    ) -> None:
+        """Our negotiated direction (sendrecv/sendonly/recvonly/inactive, as in `MediaInfo`).
+        While the peer holds us (`on_hold`) or we do not receive, inactivity is not counted;
+        on resume the timeout counts from `now` (default: the loop's time)."""
+        if direction not in ("sendrecv", "sendonly", "recvonly", "inactive"):
+            raise ValueError(f"unknown media direction {direction!r}")
+        self._may_send = direction in ("sendrecv", "sendonly")
+        expect = direction in ("sendrecv", "recvonly") and not on_hold
+        if expect and not self._expect_media:
+            if now is None and self._loop is not None:
+                now = self._loop.time()
+            if now is not None:
+                self._activity_since = now
+            self._timed_out = False
+        self._expect_media = expect
+
+    def set_codec(self, codec: str, payload_type: int) -> None:
+        """The negotiated audio codec and PT (known only after the port was bound, and may
+        change on a re-INVITE). Buffer state and media time carry on; only the PT accepted and
+        sent and the concealment silence byte change."""
+        self.jitter.set_codec(codec)  # validates the codec name
+        self.config.codec = codec
+        self.config.payload_type = payload_type
+
+    def apply_media_info(self, media: MediaInfo) -> None:
+        """Take the negotiated codec, remote address, direction and telephone-event PT."""
+        if media.codec != self.config.codec or media.payload_type != self.config.payload_type:
+            self.set_codec(media.codec, media.payload_type)
+        self.set_remote(
+            (media.remote_host, media.remote_port), (media.remote_host, media.remote_rtcp_port)
+        )
+        self.set_direction(media.direction, media.on_hold)
+        if media.telephone_event_pt != self.config.telephone_event_pt:
+            self.config.telephone_event_pt = media.telephone_event_pt
+            self.dtmf = (
+                Rfc4733Receiver(media.telephone_event_pt, clock_rate=self.config.clock_rate)
+                if media.telephone_event_pt is not None
+                else None
+            )
+
+    @property
+    def send_address(self) -> Address | None:
+        """Where RTP goes: the latched source when latching is on and latched, else the SDP."""
+        return self._latched_rtp or self.remote_rtp
+
+    # -- outbound (called by pacer.CallOutput, once per 20 ms tick) ---------------------------
+
+    def send_frame(
+        self,
+        payload: bytes,
+        marker: bool = False,
+        pt: int | None = None,
+        timestamp_step: int = 160,
+    ) -> None:
+        self._send(self.config.payload_type if pt is None else pt, marker, self._ts, payload)
+        self._ts = (self._ts + timestamp_step) & 0xFFFFFFFF
+
+    def send_event(self, payload: bytes, marker: bool, timestamp_offset: int) -> None:
+        """RFC 4733 packet: all packets of one event carry its start timestamp (2.3.5)."""
+        pt = self.config.telephone_event_pt
+        if pt is not None:
+            self._send(pt, marker, (self._ts - timestamp_offset) & 0xFFFFFFFF, payload)
+        self._ts = (self._ts + 160) & 0xFFFFFFFF
+
+    def send_comfort_noise(self, payload: bytes) -> None:
+        self._send(CN_PAYLOAD_TYPE, False, self._ts, payload)
+        self._ts = (self._ts + 160) & 0xFFFFFFFF
+
+    def advance(self, samples: int) -> None:
+        """Nothing sent this tick: keep the timestamp locked to time (RFC 3550 5.1)."""
+        self._ts = (self._ts + samples) & 0xFFFFFFFF
+
+    def _send(self, pt: int, marker: bool, timestamp: int, payload: bytes) -> None:
+        transport = self._rtp_transport
+        addr = self._latched_rtp or self.remote_rtp
+        if transport is None or addr is None or not self._may_send:
+            return
+        packet = encode_rtp_header(pt, marker, self._seq, timestamp, self.ssrc) + payload
+        try:
+            transport.sendto(packet, addr)
+        except OSError:
+            self.stats.send_errors += 1
+            return
+        self._seq = (self._seq + 1) & 0xFFFF
+        self.stats.packets_sent += 1
+        self.stats.bytes_sent += len(payload)
+        self._sent_since_report = True
+        self._last_send_ts = timestamp
+        if self._loop is not None:
+            self._last_send_time = self._loop.time()
+
+    # -- inbound -----------------------------------------------------------------------------
+
+    def _on_rtp(self, data: bytes, addr: Any) -> None:
+        loop = self._loop
+        now = loop.time() if loop is not None else time.monotonic()
+        self.receive_rtp(data, addr, now)
+
+    def receive_rtp(self, data: bytes, addr: Any, now: float) -> None:
+        """One datagram from the RTP socket (public so tests can feed it with a fake clock)."""
+        stats = self.stats
+        try:
+            packet = decode_rtp(data)
+        except RtpDecodeError:
+            stats.dropped_malformed += 1
+            return
+        latched = self._latched_rtp
+        if latched is None:
+            if self.config.latching:
+                self._latched_rtp = (addr[0], addr[1])
+        elif not _same_address(addr, latched):
+            relatch = self.config.relatch_after_s
+            last = self._last_rx
+            if not relatch or last is None or now - last < relatch:
+                stats.dropped_foreign_source += 1
+                return
+            # The latched source went quiet and another one speaks (SBC failover behind NAT,
+            # a transfer without re-INVITE): follow it rather than stay one-way forever.
+            self._latched_rtp = (addr[0], addr[1])
+            self._latched_rtcp = None
+            stats.relatched += 1
+        self._last_rx = now
+        self._activity_since = now
+        self._timed_out = False
+        pt = packet.payload_type
+        if pt == self.config.telephone_event_pt and self.dtmf is not None:
+            stats.dtmf_packets += 1
+            digits = self.dtmf.feed(
+                packet.payload,
+                packet.timestamp,
+                packet.marker,
+                packet.sequence_number,
+                packet.ssrc,
+                now,
+            )
+            if digits:
+                self._deliver_dtmf(digits)
+            return
+        if pt == CN_PAYLOAD_TYPE:
+            return  # RFC 3389: the peer is silent; the jitter buffer fills the gap later
+        if pt != self.config.payload_type:
+            stats.dropped_unknown_pt += 1
+            return
+        reception = self._reception
+        if reception is None or reception.ssrc != packet.ssrc:
+            previous_source = self._previous_reception
+            if previous_source is not None and previous_source.ssrc == packet.ssrc:
+                # In flight from the source we just left: account it there, no switch back
+                # (the jitter buffer drops it as late).
+                reception = previous_source
+            else:
+                if reception is not None:
+                    stats.ssrc_changes += 1
+                    if previous_source is not None:
+                        self._lost_retired_sources += max(previous_source.lost, 0)
+                    self._previous_reception = reception
+                reception = self._reception = ReceptionStats(
+                    packet.ssrc, packet.sequence_number, self.config.clock_rate
+                )
+        reception.on_packet(packet.sequence_number, packet.timestamp, now)
+        previous = self._last_audio_rx
+        if previous is not None:
+            gap_ms = (now - previous) * 1000.0
+            if gap_ms > stats.largest_gap_ms:
+                stats.largest_gap_ms = gap_ms
+        self._last_audio_rx = now
+        stats.packets_received += 1
+        stats.bytes_received += len(packet.payload)
+        self.jitter.push(packet, now)
+
+    def _deliver_dtmf(self, digits: list[DtmfDigit]) -> None:
+        if self.on_dtmf is None:
+            return
+        for digit in digits:
+            try:
+                self.on_dtmf(digit)
+            except Exception:
+                self._log_callback_error("on_dtmf")
+
+    def _on_clock(self, frame_index: int, deadline: float) -> None:
+        loop = self._loop
+        self.tick(loop.time() if loop is not None else deadline)
+
+    def tick(self, now: float) -> None:
+        """The periodic work: release audio, DTMF end timeouts, inactivity, RTCP."""
+        if self._closed:
+            return
+        frames = self.jitter.pop_ready(now)
+        if frames and self.on_audio is not None:
+            try:
+                self.on_audio(frames)
+            except Exception:
+                self._log_callback_error("on_audio")
+        if self.dtmf is not None and self.dtmf.next_deadline is not None:
+            if now >= self.dtmf.next_deadline:
+                digits = self.dtmf.poll(now)
+                if digits:
+                    self._deliver_dtmf(digits)
+        timeout = self.config.inactivity_timeout_s
+        if (
+            timeout > 0
+            and self._expect_media
+            and not self._timed_out
+            and now - self._activity_since >= timeout
+        ):
+            self._timed_out = True
+            if self.on_timeout is not None:
+                try:
+                    self.on_timeout()
+                except Exception:
+                    self._log_callback_error("on_timeout")
+        if now >= self._next_rtcp:
+            self._send_rtcp(now)
+            self._schedule_rtcp(now)
+
+    def _log_callback_error(self, name: str) -> None:
+        # Once per stream: a consumer bug must not flood the log at 50 packets a second.
+        if not self._callback_error_logged:
+            self._callback_error_logged = True
+            log.exception("rtp stream callback %s failed", name)
+
+    # -- RTCP --------------------------------------------------------------------------------
+
+    def _schedule_rtcp(self, now: float) -> None:
+        # RFC 3550 6.2/6.3.5: randomise each interval over [0.5, 1.5] x the nominal value so
+        # reports of many streams do not synchronise.
+        self._next_rtcp = now + self.config.rtcp_interval_s * random.uniform(0.5, 1.5)
+
+    def build_report(self, now: float, bye_reason: str | None = None) -> bytes:
+        """The compound we send: SR (or RR when we sent nothing since the last report), SDES
+        CNAME (6.1 requires it in every compound), and BYE when closing."""
+        blocks = []
+        if self._reception is not None:
+            blocks.append(self._reception.report_block(now))
+        packets: list[rtcp.RtcpPacket] = []
+        if self._sent_since_report:
+            rtp_ts = self._last_send_ts
+            if self._last_send_time is not None:
+                elapsed = max(0.0, now - self._last_send_time)
+                rtp_ts = (rtp_ts + int(elapsed * self.config.clock_rate)) & 0xFFFFFFFF
+            packets.append(
+                rtcp.SenderReport(
+                    ssrc=self.ssrc,
+                    ntp_timestamp=rtcp.ntp_timestamp(self._wallclock()),
+                    rtp_timestamp=rtp_ts,
+                    packet_count=self.stats.packets_sent,
+                    octet_count=self.stats.bytes_sent,
+                    reports=blocks,
+                )
+            )
+        else:
+            packets.append(rtcp.ReceiverReport(self.ssrc, blocks))
+        self._sent_since_report = False
+        packets.append(
+            rtcp.SourceDescription(
+                [rtcp.SdesChunk(self.ssrc, [(rtcp.SDES_CNAME, self.config.cname.encode())])]
+            )
+        )
+        if bye_reason is not None:
+            packets.append(rtcp.Bye([self.ssrc], bye_reason.encode()[:255]))
+        return rtcp.encode_compound(packets)
+
+    def _send_rtcp(self, now: float, bye_reason: str | None = None) -> None:
+        transport = self._rtcp_transport
+        addr = self._latched_rtcp or self.remote_rtcp
+        if transport is None or addr is None:
+            return
+        try:
+            transport.sendto(self.build_report(now, bye_reason), addr)
+        except OSError:
+            self.stats.send_errors += 1
+            return
+        self.stats.rtcp_sent += 1
+
+    def _on_rtcp(self, data: bytes, addr: Any) -> None:
+        loop = self._loop
+        self.receive_rtcp(data, addr, loop.time() if loop is not None else time.monotonic())
+
+    def receive_rtcp(self, data: bytes, addr: Any, now: float) -> None:
+        stats = self.stats
+        try:
+            packets = rtcp.decode_compound(data)
+        except rtcp.RtcpDecodeError:
+            stats.rtcp_malformed += 1
+            return
+        latched = self._latched_rtcp
+        if latched is None:
+            if self.config.latching:
+                self._latched_rtcp = (addr[0], addr[1])
+        elif not _same_address(addr, latched):
+            stats.dropped_foreign_source += 1
+            return
+        stats.rtcp_received += 1
+        for packet in packets:
+            if isinstance(packet, rtcp.SenderReport):
+                if self._reception is not None and packet.ssrc == self._reception.ssrc:
+                    self._reception.on_sender_report(rtcp.ntp_middle32(packet.ntp_timestamp), now)
+                self._read_blocks(packet.reports)
+            elif isinstance(packet, rtcp.ReceiverReport):
+                self._read_blocks(packet.reports)
+
+    def _read_blocks(self, blocks: list[rtcp.ReportBlock]) -> None:
+        for block in blocks:
+            if block.ssrc != self.ssrc:
+                continue
+            stats = self.stats
+            stats.remote_fraction_lost = block.fraction_lost / 256.0
+            stats.remote_cumulative_lost = block.cumulative_lost
+            stats.remote_jitter_ms = block.jitter * 1000.0 / self.config.clock_rate
+            if block.lsr:
+                # RFC 3550 6.4.1: RTT = A - LSR - DLSR, all in 1/65536 s units.
+                arrival = rtcp.ntp_middle32(rtcp.ntp_timestamp(self._wallclock()))
+                rtt = (arrival - block.lsr - block.dlsr) & 0xFFFFFFFF
+                if rtt < 0x80000000:
+                    stats.round_trip_ms = rtt * 1000.0 / 65536.0
+
+    # -- statistics --------------------------------------------------------------------------
+
+    def snapshot(self) -> StreamStats:
+        """Bring derived counters (loss, jitter, buffer counts) up to date and return them."""
+        stats = self.stats
+        jb = self.jitter.stats
+        lost = self._lost_retired_sources
+        if self._previous_reception is not None:
+            lost += max(self._previous_reception.lost, 0)
+        if self._reception is not None:
+            lost += max(self._reception.lost, 0)
+            stats.jitter_ms = self._reception.jitter.jitter_ms
+        stats.lost = lost
+        stats.duplicated = jb.duplicates
+        stats.reordered = jb.reordered
+        stats.late = jb.late
+        stats.concealed = jb.concealed_frames
+        stats.concealed_ms = jb.concealed_samples * 1000.0 / self.config.clock_rate
+        stats.sequence_resyncs = jb.resyncs
+        return stats
