@@ -1,0 +1,385 @@
+"""One Realtime WebSocket session (GA): connect, configure, stream audio, receive typed events.
+
+Separate reader and writer tasks (a single task for both would let a large inbound frame block
+outbound audio, reference section 8.8). Outbound frames go through one ordered queue so that
+control events keep their order relative to audio (session.update before the first append,
+function_call_output before response.create). When the queue is full only audio appends are
+dropped (and counted); control events are never dropped.
+
+Reconnect/replay policy is not here: the call session decides. It gets `ConnectionLost` from
+`events()` and can build a fresh `RealtimeClient` from the same `Endpoint` and `SessionConfig`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote, urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from gateway.realtime import events as ev
+from gateway.realtime import protocol
+
+__all__ = ["ClientStats", "Endpoint", "RealtimeClient", "RealtimeError", "open_session"]
+
+MAX_FRAME = 16 * 1024 * 1024  # conversation.item.retrieved carries whole audio items
+DEFAULT_QUEUE_FRAMES = 250  # 5 s of 20 ms appends
+
+
+class RealtimeError(Exception):
+    """The session could not be opened or configured; `.error` holds the server's error event."""
+
+    def __init__(self, message: str, error: ev.ErrorEvent | None = None) -> None:
+        if error is not None:
+            message = f"{message}: {error.describe()}"
+        super().__init__(message)
+        self.error = error
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where to connect and which headers to send. Never an `OpenAI-Beta` header (GA only)."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # secrets: never printed
+
+    @classmethod
+    def openai(
+        cls, api_key: str, model: str, base_url: str = "wss://api.openai.com/v1/realtime"
+    ) -> Endpoint:
+        return cls(
+            f"{base_url}?model={quote(model, safe='')}", {"Authorization": f"Bearer {api_key}"}
+        )
+
+    @classmethod
+    def azure(cls, resource_or_host: str, deployment: str, api_key: str) -> Endpoint:
+        """Azure OpenAI GA (v1) endpoint: `api-key` header, no `api-version` query."""
+        host = resource_or_host
+        if "://" in host:
+            host = urlsplit(host).netloc
+        if "." not in host:
+            host = f"{host}.openai.azure.com"
+        url = f"wss://{host}/openai/v1/realtime?model={quote(deployment, safe='')}"
+        return cls(url, {"api-key": api_key})
+
+    @classmethod
+    def custom(cls, url: str, headers: dict[str, str] | None = None) -> Endpoint:
+        return cls(url, dict(headers or {}))
+
+    def redacted(self) -> str:
+        """URL for logs (headers carry the secrets and are never logged)."""
+        return self.url
+
+
+@dataclass(slots=True)
+class ClientStats:
+    frames_sent: int = 0
+    audio_bytes_queued: int = 0
+    appends_dropped: int = 0
+    audio_bytes_dropped: int = 0
+    events_received: int = 0
+
+
+_CLOSE_SENTINEL = object()
+
+
+class RealtimeClient:
+    """Owner: the call session. It must `await close()`; that cancels the reader and writer."""
+
+    def __init__(
+        self,
+        endpoint: Endpoint,
+        *,
+        send_queue_frames: int = DEFAULT_QUEUE_FRAMES,
+        max_size: int = MAX_FRAME,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        open_timeout: float = 10.0,
+    ) -> None:
+        self.endpoint = endpoint
+        self.stats = ClientStats()
+        self.parser = protocol.ServerEventParser()
+        self.session: ev.SessionCreated | None = None
+        self.effective_session: dict[str, Any] | None = None
+        self._queue_limit = send_queue_frames
+        self._max_size = max_size
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._open_timeout = open_timeout
+        self._ws: ClientConnection | None = None
+        self._outbound: deque[bytes] = deque()
+        self._outbound_ready = asyncio.Event()
+        self._inbound: asyncio.Queue[Any] = asyncio.Queue()
+        self._waiters: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lost: ev.ConnectionLost | None = None
+        self._closing = False
+        self._event_seq = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None and self._lost is None and not self._closing
+
+    async def connect(self, timeout: float = 10.0) -> ev.SessionCreated:  # noqa: ASYNC109 (every wait in the API is bounded)
+        """Open the socket and wait for `session.created` (always the server's first event)."""
+        try:
+            self._ws = await asyncio.wait_for(
+                connect(
+                    self.endpoint.url,
+                    additional_headers=self.endpoint.headers,
+                    compression=None,  # deflate costs 13x CPU for ~37 % on base64 audio
+                    max_size=self._max_size,
+                    ping_interval=self._ping_interval,
+                    ping_timeout=self._ping_timeout,
+                    open_timeout=self._open_timeout,
+                    proxy=None,
+                ),
+                timeout,
+            )
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            raise RealtimeError(f"cannot connect to {self.endpoint.redacted()}: {exc!r}") from exc
+        try:
+            first = await asyncio.wait_for(self._ws.recv(decode=False), timeout)
+        except (ConnectionClosed, TimeoutError) as exc:
+            await self._ws.close()
+            raise RealtimeError(
+                f"no session.created from {self.endpoint.redacted()}: {exc!r}"
+            ) from exc
+        event = self.parser.parse(first)
+        if isinstance(event, ev.ErrorEvent):
+            await self._ws.close()
+            raise RealtimeError("server refused the session", event)
+        if not isinstance(event, ev.SessionCreated):
+            await self._ws.close()
+            raise RealtimeError(f"expected session.created first, got {event!r}")
+        self.session = event
+        self._tasks = [
+            asyncio.create_task(self._reader(), name="realtime-reader"),
+            asyncio.create_task(self._writer(), name="realtime-writer"),
+        ]
+        return event
+
+    async def close(self) -> None:
+        """Close the socket and cancel the reader and writer. Safe to call more than once."""
+        if self._closing:
+            return
+        self._closing = True
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 2.0)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._fail_waiters(RealtimeError("client closed"))
+        self._inbound.put_nowait(_CLOSE_SENTINEL)
+
+    # -- outbound ----------------------------------------------------------------------------
+
+    def send(self, event: dict[str, Any]) -> None:
+        """Queue a control event; never dropped (raises RealtimeError when the link is gone)."""
+        self._enqueue(protocol.encode(event))
+
+    def append_audio(self, audio: bytes) -> bool:
+        """Queue G.711 bytes; returns False (and counts) when dropped on a full queue."""
+        if len(self._outbound) >= self._queue_limit:
+            self.stats.appends_dropped += 1
+            self.stats.audio_bytes_dropped += len(audio)
+            return False
+        self._enqueue(protocol.input_audio_append(audio))
+        self.stats.audio_bytes_queued += len(audio)
+        return True
+
+    def _enqueue(self, frame: bytes) -> None:
+        if self._ws is None or self._lost is not None or self._closing:
+            raise RealtimeError("realtime session is not connected")
+        self._outbound.append(frame)
+        self._outbound_ready.set()
+
+    def next_event_id(self, prefix: str = "gw") -> str:
+        self._event_seq += 1
+        return f"{prefix}_{self._event_seq}"
+
+    async def configure(
+        self,
+        config: protocol.SessionConfig | dict[str, Any],
+        timeout: float = 5.0,  # noqa: ASYNC109 (every wait in the API is bounded)
+    ) -> ev.SessionUpdated:
+        """Send session.update and wait for session.updated with the requested G.711 formats."""
+        event_id = self.next_event_id("cfg")
+        if isinstance(config, protocol.SessionConfig):
+            update = protocol.session_update(config, event_id)
+            want_in, want_out = config.input_format, config.output_format
+        else:
+            update = {"type": "session.update", "session": config, "event_id": event_id}
+            fmt = config.get("audio") or {}
+            want_in = ((fmt.get("input") or {}).get("format") or {}).get("type")
+            want_out = ((fmt.get("output") or {}).get("format") or {}).get("type")
+
+        def matches(event: Any) -> bool:
+            if isinstance(event, ev.SessionUpdated):
+                return True
+            # error.event_id echoes our event_id; some errors come with it null.
+            return isinstance(event, ev.ErrorEvent) and (
+                event.event_id == event_id
+                or (event.event_id is None and (event.param or "").startswith("session"))
+            )
+
+        future = self._wait_for(matches)
+        self.send(update)
+        try:
+            result = await asyncio.wait_for(future, timeout)
+        except TimeoutError as exc:
+            raise RealtimeError(f"no session.updated within {timeout:.1f} s") from exc
+        if isinstance(result, ev.ErrorEvent):
+            raise RealtimeError("session.update refused", result)
+        assert isinstance(result, ev.SessionUpdated)
+        if (want_in and result.input_format != want_in) or (
+            want_out and result.output_format != want_out
+        ):
+            raise RealtimeError(
+                f"session.updated has audio formats in={result.input_format} out={result.output_format},"
+                f" requested in={want_in} out={want_out}"
+            )
+        self.effective_session = result.session
+        return result
+
+    # -- inbound -----------------------------------------------------------------------------
+
+    async def events(self) -> AsyncIterator[ev.ServerEvent | ev.ConnectionLost]:
+        """Every server event in order; ends after `ConnectionLost` or after `close()`."""
+        while True:
+            if self._inbound.empty() and (self._lost is not None or self._closing):
+                return  # ConnectionLost (or close) was already delivered
+            item = await self._inbound.get()
+            if item is _CLOSE_SENTINEL:
+                return
+            yield item
+            if isinstance(item, ev.ConnectionLost):
+                return
+
+    async def next_event(self, timeout: float) -> ev.ServerEvent | ev.ConnectionLost:  # noqa: ASYNC109 (every wait in the API is bounded)
+        """One event (for tests and simple consumers); raises TimeoutError."""
+        item = await asyncio.wait_for(self._inbound.get(), timeout)
+        if item is _CLOSE_SENTINEL:
+            self._inbound.put_nowait(item)
+            raise RealtimeError("client closed")
+        return item
+
+    async def wait_for(self, predicate: Any, timeout: float) -> Any:  # noqa: ASYNC109 (every wait in the API is bounded)
+        """Wait for a server event matching `predicate` (it is still delivered by events())."""
+        return await asyncio.wait_for(self._wait_for(predicate), timeout)
+
+    def _wait_for(self, predicate: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._lost is not None:
+            future.set_exception(RealtimeError(f"connection lost: {self._lost.reason}"))
+            return future
+        self._waiters.append((predicate, future))
+        return future
+
+    def _fail_waiters(self, exc: Exception) -> None:
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(exc)
+        self._waiters.clear()
+
+    async def _reader(self) -> None:
+        assert self._ws is not None
+        ws = self._ws
+        try:
+            while True:
+                frame = await ws.recv(decode=False)
+                event = self.parser.parse(frame)
+                if event is None:
+                    continue
+                self.stats.events_received += 1
+                if self._waiters:
+                    self._resolve_waiters(event)
+                self._inbound.put_nowait(event)
+        except ConnectionClosed as exc:
+            self._connection_lost(exc)
+        except Exception as exc:  # a bug here must not leave events() waiting forever
+            self._mark_lost(ev.ConnectionLost(f"realtime reader failed: {exc!r}", None))
+            await ws.close(1011, "client error")
+
+    def _resolve_waiters(self, event: Any) -> None:
+        remaining = []
+        for predicate, future in self._waiters:
+            if future.done():
+                continue
+            if predicate(event):
+                future.set_result(event)
+            else:
+                remaining.append((predicate, future))
+        self._waiters = remaining
+
+    def _connection_lost(self, exc: ConnectionClosed) -> None:
+        if self._lost is not None or self._closing:
+            return
+        frame = exc.rcvd or exc.sent
+        code = frame.code if frame is not None else 1006
+        reason = (frame.reason if frame is not None else "") or f"connection closed ({code})"
+        self._mark_lost(ev.ConnectionLost(reason, code))
+
+    def _mark_lost(self, lost: ev.ConnectionLost) -> None:
+        if self._lost is not None or self._closing:
+            return
+        self._lost = lost
+        reason = lost.reason
+        self._fail_waiters(RealtimeError(f"connection lost: {reason}"))
+        self._outbound.clear()
+        self._outbound_ready.set()
+        self._inbound.put_nowait(self._lost)
+
+    async def _writer(self) -> None:
+        assert self._ws is not None
+        ws = self._ws
+        try:
+            while True:
+                await self._outbound_ready.wait()
+                self._outbound_ready.clear()
+                while self._outbound:
+                    frame = self._outbound.popleft()
+                    await ws.send(frame, text=True)
+                    self.stats.frames_sent += 1
+                if self._lost is not None:
+                    return
+        except ConnectionClosed as exc:
+            self._connection_lost(exc)
+        except Exception as exc:  # never leave the call believing audio still flows
+            self._mark_lost(ev.ConnectionLost(f"realtime writer failed: {exc!r}", None))
+            await ws.close(1011, "client error")
+
+
+async def open_session(
+    endpoint: Endpoint,
+    config: protocol.SessionConfig,
+    *,
+    connect_timeout: float = 10.0,
+    configure_timeout: float = 5.0,
+    **client_options: Any,
+) -> RealtimeClient:
+    """Connect and configure in one step; closes the client when either step fails.
+
+    This is also the reconnect primitive: after `ConnectionLost` (or before the 60-min session
+    cap) the call session calls it again with the same endpoint and config.
+    """
+    client = RealtimeClient(endpoint, **client_options)
+    try:
+        await client.connect(connect_timeout)
+        await client.configure(config, configure_timeout)
+    except BaseException:
+        await client.close()
+        raise
+    return client

@@ -1,0 +1,90 @@
+"""`python -m gateway.realtime.simulator` serves GA sessions; `open_session` connects+configures."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+import pytest
+
+from gateway.realtime import events as ev
+from gateway.realtime import protocol as p
+from gateway.realtime.client import Endpoint, RealtimeError, open_session
+
+
+async def test_cli_serves_sessions():
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway.realtime.simulator",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert "ws://127.0.0.1:" in line, line
+        url = line.split()[-1]
+        client = await open_session(
+            Endpoint.custom(url), p.SessionConfig(input_format="audio/pcma")
+        )
+        try:
+            assert client.effective_session["audio"]["input"]["format"] == {"type": "audio/pcma"}
+            client.send(p.response_cancel())
+            error = await client.wait_for(lambda e: isinstance(e, ev.ErrorEvent), 5)
+            assert error.code == "response_cancel_not_active"
+        finally:
+            await client.close()
+    finally:
+        proc.terminate()
+        await asyncio.wait_for(proc.wait(), 10)
+
+
+async def test_open_session_closes_on_refused_config(sim):
+    bad = p.SessionConfig(model="gpt-other")  # the model of a session cannot change
+    with pytest.raises(RealtimeError) as info:
+        await open_session(Endpoint.custom(sim.url), bad, configure_timeout=5)
+    assert info.value.error is not None and info.value.error.param == "session.model"
+    session = await sim.wait_session()
+    await asyncio.wait_for(session.closed.wait(), 5)
+
+
+def test_cli_rejects_missing_reply_file(capsys):
+    from gateway.realtime.simulator import main
+
+    with pytest.raises(SystemExit):
+        main(["--reply-audio", "/nonexistent/reply.ul"])
+    assert "cannot read --reply-audio" in capsys.readouterr().err
+
+
+def test_options_from_plain_data():
+    from gateway.realtime.simulator import SimulatorOptions, ToolCallRule
+
+    options = SimulatorOptions.from_mapping(
+        {
+            "tool_calls": [{"name": "send_dtmf", "arguments": {"digits": "12"}, "on_turn": 3}],
+            "transcripts": ["a"],
+        }
+    )
+    assert options.tool_calls == (ToolCallRule("send_dtmf", {"digits": "12"}, on_turn=3),)
+    assert options.transcripts == ("a",)
+    for bad in (
+        {"tool_calls": [{"arguments": {}}]},
+        {"tool_calls": [{"name": "x", "turn": 2}]},
+        {"colour": 1},
+    ):
+        with pytest.raises(ValueError):
+            SimulatorOptions.from_mapping(bad)
+
+
+def test_cli_rejects_bad_script(tmp_path, capsys):
+    from gateway.realtime.simulator import main
+
+    script = tmp_path / "script.json"
+    script.write_text('{"tool_calls": [{"name": "end_call", "when": "bye"}]}')
+    with pytest.raises(SystemExit):
+        main(["--script", str(script)])
+    assert "unknown field(s) when" in capsys.readouterr().err
