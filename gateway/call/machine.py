@@ -778,7 +778,7 @@ def on_realtime_error(ctx: CallContext, ev: RealtimeError) -> Result:
 
 
 def on_dtmf(ctx: CallContext, ev: Dtmf) -> Result:
-    note = Note("dtmf.received", {"digit": ev.digit, "source": ev.source})
+    note = Note("call.dtmf", {"digit": ev.digit, "source": ev.source})
     if ctx.policy.dtmf_mode is DtmfMode.IGNORE:
         return ctx, [note]
     action = ctx.policy.digit_actions.get(ev.digit)

@@ -1,0 +1,874 @@
+"""The Gateway: SIP user agent + registrations + live calls + shutdown, for one process.
+
+Call path (one inbound call):
+    INVITE -> UserAgent (100, 180, admission: max calls, allowlist, digest) -> `_on_invite`
+    -> RTP ports from the allocator -> sip.sdp.answer_offer (488 when no G.711 in the offer)
+    -> media (`Gateway._open_media`: RtpStream + PlayoutQueue on the shared MediaClock)
+    -> 200 with our SDP -> ... -> BYE (either side) -> media closed, ports released, `call.ended`.
+
+What ends a call, and the Reason header (RFC 3326) on a BYE we send:
+- `max_duration`: `[calls] max_duration_s` reached -> `Reason: SIP;cause=200;text="max duration"`
+  (the call completed normally, it was just long: cause 200, like Asterisk's `L()` limit).
+- `rtp_timeout`: no RTP for `[media] rtp_timeout_s` -> `Reason: SIP;cause=408;text="RTP timeout"`
+  (408 Request Timeout is the SIP status closest to "the media went away"; the cause tells the
+  PBX's CDR why the call was cut instead of leaving a silent one-way call up).
+- `shutdown`: SIGTERM/SIGINT -> `Reason: SIP;cause=503;text="shutdown"` (the gateway is going
+  away; callers retrying get a 503 from a draining instance too).
+- `bad_answer`: late offer whose answer (in the ACK) has no codec we offered ->
+  `Reason: SIP;cause=488;text="unusable SDP answer"` (a 2xx was already sent, so the 488 can only travel in the BYE).
+- `remote_bye`, `cancelled`, `ack_timeout`, `session_expired`, `rejected`: from the peer/UA.
+
+Every offered call produces exactly one `call.offered` and one `call.ended` log line, so the log
+doubles as a call record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import socket
+from collections.abc import Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.call.session import CallSession, SessionSettings
+from gateway.call.settings import (
+    call_policy_for,
+    endpoint_for,
+    http_tools_for,
+    instructions_for,
+    session_config_for,
+    use_simulator,
+)
+from gateway.config import GatewayConfig, RegistrationConfig
+from gateway.media import g711
+from gateway.media.dtmf import InbandDtmfDetector
+from gateway.media.jitter import Frame, JitterBuffer
+from gateway.media.pacer import CallOutput, IdlePolicy, MediaClock, PlayoutQueue, shared_clock
+from gateway.media.ports import PortAllocator
+from gateway.media.stream import NoFreePortError, RtpStream, StreamConfig
+from gateway.observe.logs import log_event
+from gateway.realtime.client import Endpoint
+from sip.registration import RegistrationClient
+from sip.sdp import (
+    SUPPORTED_CODECS,
+    AnswerResult,
+    CodecPrefs,
+    LocalSdpState,
+    MediaInfo,
+    NoCommonCodec,
+    SdpError,
+    SessionDescription,
+    answer_offer,
+    build_offer,
+    parse_sdp,
+    process_answer,
+)
+from sip.transport import Transport
+from sip.useragent import InboundAuth, IncomingCall, UserAgent
+
+log = logging.getLogger("gateway")
+
+REASON_MAX_DURATION = 'SIP;cause=200;text="max duration"'
+REASON_RTP_TIMEOUT = 'SIP;cause=408;text="RTP timeout"'
+REASON_SHUTDOWN = 'SIP;cause=503;text="shutdown"'
+REASON_BAD_ANSWER = 'SIP;cause=488;text="unusable SDP answer"'
+
+_IDLE = {
+    "silence": IdlePolicy.SILENCE,
+    "cn": IdlePolicy.COMFORT_NOISE,
+    "none": IdlePolicy.NOTHING,
+}
+# Echo mode keeps at most this much caller audio queued (0.5 s of G.711).
+_ECHO_MAX_QUEUED_BYTES = 4000
+
+# UserAgent end reasons -> the `cause` we log.
+_UA_CAUSES = {
+    "bye": "remote_bye",
+    "cancelled": "cancelled",
+    "no answer": "no_answer",
+    "ack timeout": "ack_timeout",
+    "session expired": "session_expired",
+    "local bye": "local_bye",
+    "rejected": "rejected",
+    "shutdown": "shutdown",
+}
+
+
+@dataclass
+class CallMedia:
+    """One call's media: its RTP port and, once running, the stream and the outbound tick."""
+
+    rtp_port: int
+    stream: RtpStream
+    queue: PlayoutQueue | None = None  # created once the codec is negotiated
+    output: CallOutput | None = None  # our outbound 20 ms tick, from answer on
+    inband: InbandDtmfDetector | None = None
+    after_tick: Any = None  # Realtime mode: the session's per-tick hook (drain detection)
+
+
+@dataclass
+class LiveCall:
+    """What the gateway tracks for one call, from INVITE to `call.ended`."""
+
+    sip: IncomingCall
+    offered_at: float
+    sdp_state: LocalSdpState = field(default_factory=LocalSdpState)
+    answered_at: float | None = None
+    media: CallMedia | None = None
+    media_info: MediaInfo | None = None
+    local_ip: str = ""
+    late_offer: SessionDescription | None = None
+    local_cause: str | None = None  # set when we end the call ourselves
+    reject_status: int | None = None
+    ended: bool = False
+    session: CallSession | None = None  # the Realtime bridge (None in echo mode)
+    answer_body: bytes = b""  # our SDP, sent when the session is ready
+    timers: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    @property
+    def call_id(self) -> str:
+        return self.sip.call_id
+
+
+class Gateway:
+    """One gateway process: `await start()`, serve calls, `await stop(drain_timeout)`."""
+
+    def __init__(self, config: GatewayConfig) -> None:
+        self.config = config
+        self.transport: Transport | None = None
+        self.ua: UserAgent | None = None
+        self.registrations: list[RegistrationClient] = []
+        self.ports = PortAllocator(config.media.rtp_port_min, config.media.rtp_port_max)
+        self.clock: MediaClock | None = None
+        self._owned_tasks: set[asyncio.Task[Any]] = set()
+        self.calls: dict[str, LiveCall] = {}
+        self._prefs = CodecPrefs(codecs=config.sip.codecs)
+        self._media_ip: str | None = None
+        self._stopping = False
+        self._started = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Realtime: the endpoint calls connect to, and the built-in simulator when it serves.
+        self.simulator: Any = None
+        self.endpoint: Endpoint | None = None
+        self._instructions = ""
+
+    @property
+    def realtime_mode(self) -> bool:
+        """Calls are bridged to Realtime unless the gateway runs as an echo test."""
+        return not self.config.media.echo
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def active_calls(self) -> int:
+        return sum(1 for live in self.calls.values() if not live.ended)
+
+    @property
+    def sip_port(self) -> int:
+        return self.transport.port if self.transport is not None else self.config.sip.port
+
+    async def start(self) -> None:
+        """Bind SIP, start the media clock and registrations. OSError when the port is taken."""
+        self._loop = asyncio.get_running_loop()
+        sip = self.config.sip
+        auth = sip.inbound_auth
+        self.transport = Transport(sip.host, sip.port, transports=sip.transports)
+        self.ua = UserAgent(
+            self.transport,
+            advertised_host=sip.advertised_host or None,
+            user_agent=sip.user_agent,
+            max_calls=sip.max_calls,
+            allow_networks=sip.allow_networks,
+            inbound_auth=(
+                InboundAuth(auth.realm, auth.username, auth.password.reveal())
+                if auth.username
+                else None
+            ),
+            on_invite=self._on_invite,
+            on_call_ended=self._on_call_ended,
+            on_ack_sdp=self._on_ack_sdp,
+            on_reoffer=self._on_reoffer,
+            on_dtmf=self._on_info_dtmf,
+            on_ack=self._on_ack,
+        )
+        if self.realtime_mode:
+            await self._start_realtime()
+        await self.ua.start()
+        self._media_ip = await self._resolve_media_ip()
+        self.clock = shared_clock(self._loop)
+        for reg in self.config.registrations:
+            self.registrations.append(await self._start_registration(reg))
+        self._started = True
+        log_event(
+            log,
+            "gateway.started",
+            f"listening on {self.transport.host}:{self.transport.port} "
+            f"({', '.join(self.transport.transports)})",
+            host=self.transport.host,
+            port=self.transport.port,
+            transports=list(self.transport.transports),
+            advertised_host=self.ua.advertised_host,
+            # What goes in our SDP c= line: a wrong one is the classic one-way-audio cause.
+            sdp_address=self._media_ip or "local address towards each caller",
+            rtp_ports=f"{self.config.media.rtp_port_min}-{self.config.media.rtp_port_max}",
+            registrations=len(self.config.registrations),
+            echo=self.config.media.echo,
+            realtime=self.endpoint.redacted() if self.endpoint else None,
+            simulator=self.simulator is not None,
+        )
+
+    async def _start_realtime(self) -> None:
+        """Resolve the Realtime endpoint; start the built-in simulator when it is to serve."""
+        self._instructions = instructions_for(self.config)
+        simulator_url = None
+        if use_simulator(self.config):
+            # Imported here: the simulator is a development/test aid, not on the call path.
+            from gateway.realtime.simulator import Simulator
+
+            self.simulator = Simulator("127.0.0.1", 0)
+            await self.simulator.start()
+            simulator_url = self.simulator.url
+        self.endpoint = endpoint_for(self.config, simulator_url)
+
+    async def stop(self, drain_timeout: float = 10.0) -> None:
+        """Stop accepting (503), BYE every call, unregister, close the transport."""
+        if self._stopping:
+            return
+        self._stopping = True
+        if self.ua is not None:
+            self.ua.accepting = False
+        ending = [
+            asyncio.ensure_future(self._end_for_shutdown(live))
+            for live in list(self.calls.values())
+            if not live.ended
+        ]
+        if ending:
+            _, pending = await asyncio.wait(ending, timeout=max(drain_timeout, 0.01))
+            for task in pending:
+                task.cancel()
+        for live in list(self.calls.values()):
+            await self._finish(live, "shutdown")
+        if self._owned_tasks:
+            _, pending = await asyncio.wait(list(self._owned_tasks), timeout=1.0)
+            for task in pending:
+                task.cancel()
+        # Unregister all at once: each waits for its registrar, bounded by its own timeout.
+        if self.registrations:
+            await asyncio.gather(
+                *(r.stop(timeout=max(min(drain_timeout, 5.0), 1.0)) for r in self.registrations),
+                return_exceptions=True,
+            )
+        self.registrations.clear()
+        if self.ua is not None:
+            await self.ua.close()
+        elif self.transport is not None:
+            self.transport.close()
+        if self.simulator is not None:
+            await self.simulator.stop()
+            self.simulator = None
+        # The shared clock is per event loop and may serve other gateways in the same loop
+        # (tests); it stops firing by itself once no call is registered.
+        if self._started:
+            log_event(log, "gateway.stopped", "gateway stopped")
+
+    async def _end_for_shutdown(self, live: LiveCall) -> None:
+        if live.answered_at is None:
+            self._reject(live, 503, "shutdown", cause="shutdown")
+            return
+        await self._hangup(live, "shutdown", REASON_SHUTDOWN)
+
+    # -- addresses ---------------------------------------------------------------------------
+    async def _resolve_media_ip(self) -> str | None:
+        """The IP written in our SDP c= line, or None to pick per call (wildcard bind).
+
+        SDP needs an address, and peers handle IP literals far better than names (lessons 3.1:
+        wrong c= addresses are the first cause of one-way audio), so a configured host name is
+        resolved once at start."""
+        advertised = self.config.sip.advertised_host
+        if advertised:
+            if _is_ip(advertised):
+                return advertised.strip("[]")
+            assert self._loop is not None
+            try:
+                infos = await self._loop.getaddrinfo(advertised, None, type=socket.SOCK_DGRAM)
+            except OSError as exc:
+                raise OSError(
+                    exc.errno, f"sip.advertised_host {advertised!r} does not resolve: {exc}"
+                ) from None
+            return str(infos[0][4][0])
+        host = self.config.sip.host
+        if ipaddress.ip_address(host).is_unspecified:
+            return None
+        return host
+
+    def _local_ip_for(self, peer_host: str) -> str:
+        """The local address the kernel would use to reach the caller (no packet is sent)."""
+        if self._media_ip is not None:
+            return self._media_ip
+        family = socket.AF_INET6 if ":" in peer_host else socket.AF_INET
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as probe:
+                probe.connect((peer_host, 9))
+                return str(probe.getsockname()[0])
+        except OSError:
+            return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+
+    # -- registrations -----------------------------------------------------------------------
+    async def _start_registration(self, reg: RegistrationConfig) -> RegistrationClient:
+        """Keep one AOR registered; the client logs registration.ok / registration.failed."""
+        assert self.ua is not None
+        client = RegistrationClient(
+            self.ua,
+            reg.registrar,
+            reg.username,
+            reg.password.reveal(),
+            domain=reg.domain,
+            expires=reg.expires,
+        )
+        await client.start()
+        return client
+
+    # -- calls: offer and answer ---------------------------------------------------------------
+    async def _on_invite(self, call: IncomingCall) -> None:
+        assert self._loop is not None
+        live = LiveCall(sip=call, offered_at=self._loop.time())
+        self.calls[call.call_id] = live
+        log_event(
+            log,
+            "call.offered",
+            f"call from {call.from_header}",
+            call_id=call.call_id,
+            **{"from": call.from_header, "to": call.to_header},
+            source=f"{call.source.host}:{call.source.port}",
+            transport=call.source.proto,
+            late_offer=call.offer_sdp is None,
+        )
+        if self._ended_by_peer(live):
+            return
+        if self._stopping:
+            self._reject(live, 503, "shutdown", cause="shutdown")
+            return
+        try:
+            await self._answer(live)
+        except Exception as exc:  # a bug must not leave the caller ringing forever
+            log.exception(
+                "failed to answer call",
+                extra={"event": "call.error", "fields": {"call_id": call.call_id}},
+            )
+            if not live.ended and live.answered_at is None:
+                self._reject(live, 500, f"internal error: {type(exc).__name__}")
+
+    async def _answer(self, live: LiveCall) -> None:
+        call = live.sip
+        offer: SessionDescription | None = None
+        if call.offer_sdp is not None:
+            try:
+                offer = parse_sdp(call.offer_sdp)
+            except SdpError as exc:
+                self._reject(live, 488, f"unparsable SDP offer: {exc}")
+                return
+        live.local_ip = self._local_ip_for(call.source.host)
+        try:
+            live.media = await self._open_media(live)
+        except NoFreePortError as exc:
+            self._reject(live, 503, str(exc))
+            return
+        if live.ended:  # shut down while the sockets were being bound
+            self._close_media(live.media, "shutdown")
+            return
+        if self._ended_by_peer(live):  # CANCELled meanwhile: _finish closes the media
+            return
+        rtp_port = live.media.rtp_port
+        if offer is None:
+            # Late offer (RFC 3261 13.2.1): we offer in the 200, the answer comes in the ACK.
+            # Bridged to Realtime, the session starts on our first codec and is switched
+            # (session.update) if the answer picks the other law: never transcoded.
+            live.late_offer = build_offer(
+                live.local_ip, rtp_port, self._prefs, state=live.sdp_state
+            )
+            body = live.late_offer.to_bytes()
+        else:
+            try:
+                result: AnswerResult = answer_offer(
+                    offer, live.local_ip, rtp_port, self._prefs, state=live.sdp_state
+                )
+            except NoCommonCodec as exc:
+                self._reject(live, 488, str(exc), offered_codecs=_offered_codecs(offer))
+                return
+            live.media_info = result.media
+            self._apply_media(live.media, result.media)
+            body = result.answer.to_bytes()
+        if self.realtime_mode:
+            # 200 only once session.updated confirmed the G.711 format (the state machine
+            # calls _accept through CallControl.answer); 503 + Retry-After otherwise.
+            self._start_session(live, body)
+            return
+        await self._accept(live, body)
+
+    def _start_session(self, live: LiveCall, body: bytes) -> None:
+        assert self.endpoint is not None and live.media is not None
+        call = live.sip
+        codec = live.media_info.codec if live.media_info else self._prefs.codecs[0]
+        if live.media.queue is None:
+            live.media.queue = PlayoutQueue(
+                codec=codec, idle_policy=_IDLE[self.config.media.idle_audio]
+            )
+        live.answer_body = body
+        settings = SessionSettings(
+            endpoint=self.endpoint,
+            config=session_config_for(self.config, codec, self._instructions),
+            policy=call_policy_for(self.config),
+            http_tools=http_tools_for(self.config),
+            caller=call.from_header,
+            callee=call.to_header,
+        )
+        session = CallSession(call.call_id, settings, _CallControl(self, live), live.media.queue)
+        live.session = session
+        live.media.after_tick = session.on_output_tick
+        session.start()
+
+    async def _accept(self, live: LiveCall, body: bytes) -> None:
+        """Send the 200 (after the configured ring delay) and start our outbound stream."""
+        call = live.sip
+        assert live.media is not None
+        rtp_port = live.media.rtp_port
+        delay = self.config.calls.answer_delay_ms / 1000.0
+        if delay > 0:
+            # Ring first (the UA already sent 180): some PBXs and tests need an early phase.
+            await asyncio.sleep(delay)
+        if live.ended or self._ended_by_peer(live) or call.state != "early":
+            return  # CANCELled (or shut down) while we prepared
+        call.accept(body)
+        live.answered_at = self._loop.time() if self._loop else 0.0
+        if live.media_info is not None:
+            self._start_output(live.media)
+        info = live.media_info
+        log_event(
+            log,
+            "call.answered",
+            "call answered",
+            call_id=call.call_id,
+            codec=info.codec if info else None,
+            remote_rtp=f"{info.remote_host}:{info.remote_port}" if info else None,
+            local_rtp=f"{live.local_ip}:{rtp_port}",
+            telephone_event_pt=info.telephone_event_pt if info else None,
+            echo=self.config.media.echo,
+        )
+        max_duration = self.config.calls.max_duration_s
+        if max_duration > 0:
+            self._spawn_timer(live, self._max_duration_timer(live, max_duration))
+
+    def _on_ack(self, call: IncomingCall) -> None:
+        live = self.calls.get(call.call_id)
+        if live is not None and live.session is not None and not live.ended:
+            live.session.on_ack()
+
+    def _on_ack_sdp(self, call: IncomingCall, sdp: bytes) -> None:
+        live = self.calls.get(call.call_id)
+        if live is None or live.late_offer is None or live.ended:
+            return
+        try:
+            info = process_answer(live.late_offer, parse_sdp(sdp))
+        except SdpError as exc:
+            log_event(
+                log,
+                "call.media_failed",
+                f"late-offer answer unusable: {exc}",
+                level=logging.WARNING,
+                call_id=call.call_id,
+                reason=str(exc),
+            )
+            self._spawn_owned(self._hangup(live, "bad_answer", REASON_BAD_ANSWER))
+            return
+        live.media_info = info
+        if live.media is not None:
+            if live.session is not None and live.media.queue is not None:
+                if live.media.queue.codec != info.codec:
+                    live.media.queue = PlayoutQueue(
+                        codec=info.codec, idle_policy=_IDLE[self.config.media.idle_audio]
+                    )
+                live.session.set_codec(
+                    session_config_for(self.config, info.codec, self._instructions),
+                    live.media.queue,
+                )
+            self._apply_media(live.media, info)
+            self._start_output(live.media)
+
+    def _on_reoffer(self, call: IncomingCall, offer_sdp: bytes) -> bytes | None:
+        """re-INVITE/UPDATE: hold, resume, new remote address. Same port, same codec."""
+        live = self.calls.get(call.call_id)
+        if live is None or live.media is None or live.ended:
+            return None
+        try:
+            result = answer_offer(
+                parse_sdp(offer_sdp),
+                live.local_ip,
+                live.media.rtp_port,
+                self._prefs,
+                state=live.sdp_state,
+                current=live.media_info,
+            )
+        except SdpError as exc:
+            # Returning None lets the UA mirror the direction on our last SDP: the call
+            # survives a re-offer we cannot parse instead of being torn down.
+            log_event(
+                log,
+                "call.reoffer_failed",
+                f"re-offer not usable: {exc}",
+                level=logging.WARNING,
+                call_id=call.call_id,
+                reason=str(exc),
+            )
+            return None
+        previous = live.media_info
+        live.media_info = result.media
+        self._apply_media(live.media, result.media)
+        if previous is None or previous.direction != result.media.direction:
+            log_event(
+                log,
+                "call.hold" if result.media.on_hold else "call.resumed",
+                f"direction now {result.media.direction}",
+                call_id=call.call_id,
+                direction=result.media.direction,
+            )
+        return result.answer.to_bytes()
+
+    def _reject(
+        self,
+        live: LiveCall,
+        status: int,
+        reason: str,
+        cause: str = "rejected",
+        retry_after_s: int | None = None,
+        **fields: Any,
+    ) -> None:
+        live.reject_status = status
+        headers = [("Retry-After", str(retry_after_s))] if retry_after_s else None
+        with contextlib.suppress(Exception):  # the UA may already have ended the transaction
+            live.sip.reject(status, headers=headers)
+        log_event(
+            log,
+            "call.rejected",
+            f"rejected with {status}: {reason}",
+            level=logging.WARNING,
+            call_id=live.call_id,
+            status=status,
+            reason=reason,
+            **fields,
+        )
+        self._spawn_owned(self._finish(live, cause))
+
+    # -- calls: DTMF ---------------------------------------------------------------------------
+    def _on_info_dtmf(self, call: IncomingCall, digit: str, duration_ms: int) -> None:
+        live = self.calls.get(call.call_id)
+        if live is not None:
+            self._log_dtmf(live, digit, duration_ms, "info")
+
+    def _log_dtmf(self, live: LiveCall, digit: str, duration_ms: int | None, source: str) -> None:
+        if live.session is not None:
+            live.session.on_dtmf(digit, source)
+        log_event(
+            log,
+            "dtmf.received",
+            f"DTMF {digit} ({source})",
+            call_id=live.call_id,
+            digit=digit,
+            source=source,
+            duration_ms=duration_ms,
+        )
+
+    # -- calls: ending -------------------------------------------------------------------------
+    async def _max_duration_timer(self, live: LiveCall, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._spawn_owned(self._hangup(live, "max_duration", REASON_MAX_DURATION))
+
+    def _on_rtp_timeout(self, live: LiveCall) -> None:
+        # Before the answer (a long answer_delay_ms) silence from the caller is normal.
+        if live.ended or live.local_cause is not None or live.answered_at is None:
+            return
+        log_event(
+            log,
+            "call.rtp_timeout",
+            f"no RTP for {self.config.media.rtp_timeout_s:g} s",
+            level=logging.WARNING,
+            call_id=live.call_id,
+            rtp_timeout_s=self.config.media.rtp_timeout_s,
+        )
+        self._spawn_owned(self._hangup(live, "rtp_timeout", REASON_RTP_TIMEOUT))
+
+    async def _hangup(self, live: LiveCall, cause: str, reason_header: str) -> None:
+        if live.ended or live.local_cause is not None:
+            return
+        live.local_cause = cause
+        status: int | None = None
+        try:
+            status = await live.sip.hangup(reason_header=reason_header)
+        except Exception as exc:  # the peer vanished: we still clean up our side
+            log_event(
+                log,
+                "call.hangup_failed",
+                f"BYE failed: {exc}",
+                level=logging.WARNING,
+                call_id=live.call_id,
+            )
+        log_event(
+            log,
+            "call.hangup",
+            f"BYE sent ({cause})",
+            call_id=live.call_id,
+            cause=cause,
+            bye_status=status,
+        )
+        await self._finish(live, cause)
+
+    def _ended_by_peer(self, live: LiveCall) -> bool:
+        """The UA ended the call (CANCEL, ...) while we were not looking: on_invite runs as
+        its own task, so a CANCEL can be processed before it, and `_on_call_ended` then found
+        no call to finish. Finish it now; True when the call is over."""
+        if live.ended:
+            return True
+        if live.sip.state != "terminated":
+            return False
+        reason = live.sip.end_reason or "cancelled"
+        self._spawn_owned(self._finish(live, _UA_CAUSES.get(reason, reason.replace(" ", "_"))))
+        return True
+
+    def _on_call_ended(self, call: IncomingCall, reason: str) -> None:
+        live = self.calls.get(call.call_id)
+        if live is None or live.ended:
+            return
+        if live.session is not None:
+            live.session.on_sip_ended(reason)
+        cause = live.local_cause or _UA_CAUSES.get(reason, reason.replace(" ", "_"))
+        if live.reject_status is not None:
+            cause = "rejected"
+        self._spawn_owned(self._finish(live, cause))
+
+    def _spawn_owned(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Hang-ups and clean-ups: owned by the gateway (stop() waits for them), not by the
+        call, because finishing a call cancels the call's own timers."""
+        task = asyncio.ensure_future(coro)
+        self._owned_tasks.add(task)
+        task.add_done_callback(self._owned_tasks.discard)
+
+    async def _finish(self, live: LiveCall, cause: str) -> None:
+        """Stop media, release ports, log `call.ended` once."""
+        if live.ended:
+            return
+        live.ended = True
+        current = asyncio.current_task()
+        for task in list(live.timers):
+            if task is not current:
+                task.cancel()
+        stats: dict[str, Any] = {}
+        if live.session is not None:
+            await live.session.close()
+            stats.update(_session_summary(live.session))
+        if live.media is not None:
+            stats.update(self._close_media(live.media, cause))
+        self.calls.pop(live.call_id, None)
+        now = self._loop.time() if self._loop else 0.0
+        duration = now - live.answered_at if live.answered_at is not None else 0.0
+        fields: dict[str, Any] = {
+            "call_id": live.call_id,
+            "cause": cause,
+            "answered": live.answered_at is not None,
+            "duration_s": round(duration, 3),
+        }
+        if live.reject_status is not None:
+            fields["status"] = live.reject_status
+        fields.update(stats)
+        log_event(log, "call.ended", f"call ended ({cause})", **fields)
+
+    def _spawn_timer(self, live: LiveCall, coro: Coroutine[Any, Any, None]) -> None:
+        """A per-call timer (max duration), cancelled when the call ends."""
+        task = asyncio.ensure_future(coro)
+        live.timers.add(task)
+        task.add_done_callback(live.timers.discard)
+
+    # -- media: the one place that knows the media modules --------------------------------------
+    async def _open_media(self, live: LiveCall) -> CallMedia:
+        """Bind the call's RTP/RTCP pair (NoFreePortError when the range is exhausted).
+
+        Inbound audio is released by the shared clock from the start (so early RTP is counted
+        and latched); our outbound stream starts at answer (`_start_output`)."""
+        media_cfg = self.config.media
+        stream = RtpStream(
+            StreamConfig(
+                codec=self._prefs.codecs[0],
+                payload_type=SUPPORTED_CODECS[self._prefs.codecs[0]],
+                latching=media_cfg.symmetric_rtp,
+                inactivity_timeout_s=media_cfg.rtp_timeout_s,
+            ),
+            on_dtmf=lambda digit: self._log_dtmf(
+                live, digit.digit, digit.duration_ms, digit.source
+            ),
+            on_timeout=lambda: self._on_rtp_timeout(live),
+        )
+        rtp_port = await stream.open(self.ports, self.config.sip.host)
+        media = CallMedia(rtp_port=rtp_port, stream=stream)
+        if media_cfg.echo or media_cfg.inband_dtmf or self.realtime_mode:
+            stream.on_audio = lambda frames: self._on_inbound_audio(live, media, frames)
+        assert self.clock is not None
+        stream.start(self.clock)
+        return media
+
+    def _apply_media(self, media: CallMedia, info: MediaInfo) -> None:
+        """Negotiated (or re-negotiated: hold, resume, new address) stream parameters."""
+        stream = media.stream
+        if stream.config.codec != info.codec or stream.config.payload_type != info.payload_type:
+            # The codec is only known after the answer, the port had to be bound before it.
+            stream.config.codec = info.codec
+            stream.config.payload_type = info.payload_type
+            stream.jitter = JitterBuffer(
+                info.codec,
+                min_delay_ms=stream.config.jitter_min_ms,
+                max_delay_ms=stream.config.jitter_max_ms,
+                clock_rate=stream.config.clock_rate,
+            )
+        stream.apply_media_info(info)
+        if media.queue is None:
+            media.queue = PlayoutQueue(
+                codec=info.codec, idle_policy=_IDLE[self.config.media.idle_audio]
+            )
+        if media.inband is None and self.config.media.inband_dtmf:
+            media.inband = InbandDtmfDetector()
+
+    def _start_output(self, media: CallMedia) -> None:
+        """Start sending (silence/CN/echo) on the shared clock: keeps NATs and PBX RTP
+        timeouts happy even before the bot has anything to say."""
+        if media.output is not None or media.queue is None:
+            return
+        stream = media.stream
+        send_frame, send_event = stream.send_frame, stream.send_event
+        send_cn, advance = stream.send_comfort_noise, stream.advance
+        hook = media.after_tick
+        if hook is not None:
+            # CallOutput calls exactly one of these per 20 ms tick: the session hears every
+            # tick right after the frame went out (drained playout, hold-gap filling).
+            send_frame, send_event = _then(send_frame, hook), _then(send_event, hook)
+            send_cn, advance = _then(send_cn, hook), _then(advance, hook)
+        media.output = CallOutput(
+            media.queue,
+            send_frame,
+            send_event=send_event,
+            send_comfort_noise=send_cn,
+            advance=advance,
+        )
+        assert self.clock is not None
+        media.output.start(self.clock)
+
+    def _on_inbound_audio(self, live: LiveCall, media: CallMedia, frames: list[Frame]) -> None:
+        """Jitter-buffered caller audio (only wired when echo or in-band DTMF is on)."""
+        if media.inband is not None and live.media_info is not None:
+            for frame in frames:
+                pcm = g711.decode(live.media_info.codec, frame.payload)
+                for digit in media.inband.feed(pcm):
+                    self._log_dtmf(live, digit.digit, digit.duration_ms, "inband")
+        if live.session is not None:
+            live.session.on_audio(frames)
+            return
+        queue = media.queue
+        if self.config.media.echo and queue is not None and media.output is not None:
+            if queue.queued_bytes > _ECHO_MAX_QUEUED_BYTES:
+                # The clock fell behind the caller: drop the backlog rather than let the
+                # echo delay grow for the rest of the call.
+                queue.flush()
+            for frame in frames:
+                queue.enqueue("echo", frame.payload)
+
+    def _close_media(self, media: CallMedia, cause: str) -> dict[str, Any]:
+        """Stop sending, RTCP BYE, close sockets, release the port; return the stats summary."""
+        if media.output is not None:
+            media.output.stop()
+        stream = media.stream
+        stream.close(reason=cause)
+        stats = stream.snapshot()
+        return {
+            "rtp_packets_in": stats.packets_received,
+            "rtp_packets_out": stats.packets_sent,
+            "rtp_lost": stats.lost,
+            "rtp_jitter_ms": round(stats.jitter_ms, 2),
+            "rtp": stats.as_dict(),
+        }
+
+
+class _CallControl:
+    """The Gateway side of one call, as the call session sees it (session.CallControl)."""
+
+    def __init__(self, gateway: Gateway, live: LiveCall) -> None:
+        self.gateway = gateway
+        self.live = live
+
+    def answer(self) -> None:
+        gw, live = self.gateway, self.live
+        if live.ended or live.answered_at is not None:
+            return
+        gw._spawn_timer(live, gw._accept(live, live.answer_body))
+
+    def reject(self, status: int, reason: str, retry_after_s: int | None) -> None:
+        if not self.live.ended:
+            self.gateway._reject(self.live, status, reason, retry_after_s=retry_after_s)
+
+    def hangup(self, reason_text: str) -> None:
+        cause = reason_text.replace(" ", "_")
+        header = f'SIP;cause=200;text="{reason_text}"'
+        self.gateway._spawn_owned(self.gateway._hangup(self.live, cause, header))
+
+    async def refer(self, target_uri: str) -> int:
+        return await self.live.sip.refer(target_uri)
+
+    def send_digits(self, digits: str) -> None:
+        media = self.live.media
+        if media is None or media.output is None:
+            raise ValueError("no media stream to send DTMF on")
+        media.output.send_digits(digits)
+
+    def stop_media(self) -> None:
+        media = self.live.media
+        if media is not None and media.output is not None:
+            media.output.stop()
+
+
+def _then(first: Any, then: Any) -> Any:
+    def both(*args: Any) -> None:
+        first(*args)
+        then()
+
+    return both
+
+
+def _session_summary(session: CallSession) -> dict[str, Any]:
+    st = session.stats
+    return {
+        "hangup_cause": session.ctx.hangup_cause,
+        "barge_ins": st.barge_ins,
+        "truncates": st.truncates,
+        "deletes": st.deletes,
+        "reconnects": st.reconnects,
+        "tool_calls": st.tool_calls,
+        "audio_appended_bytes": st.audio_appended_bytes,
+        "usage": dict(st.usage),
+    }
+
+
+def _offered_codecs(offer: SessionDescription) -> list[str]:
+    """Codec names of the offer's audio streams, for the 488 log line."""
+    names: list[str] = []
+    for media in offer.media:
+        if media.media.lower() != "audio":
+            continue
+        for fmt in media.fmts:
+            mapped = media.codec(fmt)
+            names.append(f"{mapped.encoding}/{mapped.clock_rate}" if mapped else fmt)
+    return names
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,594 @@
+"""One call's bridge to Realtime: runs the state machine and executes its actions.
+
+The application (`gateway/app.py`) owns SIP and media for a call; this object owns the Realtime
+session(s) and the per-call brain. Everything flows through `gateway.call.machine.step`:
+
+    app (SIP, RTP) --on_ack / on_sip_ended / on_dtmf / on_rtp_timeout / on_output_tick--> step
+    RealtimeClient events -------------------------------------------------------------> step
+    timers (setup, digits, drain, session cap) -----------------------------------------> step
+    step -> actions -> CallControl (answer, reject, BYE, REFER), PlayoutQueue, RealtimeClient
+
+Two paths skip the machine because they carry audio, not decisions: inbound RTP audio goes
+straight to `input_audio_buffer.append` (`on_audio`), and the machine's `EnqueueAudio` actions
+put model audio into the playout queue that the shared media clock drains.
+
+Audio time must keep running for the server's VAD and idle timers even when no RTP arrives (the
+caller put us on hold, or the network dropped out): after `HOLD_FILL_TICKS` ticks with no inbound
+audio the session appends a silence frame per tick until audio comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from gateway.call import machine as m
+from gateway.call.tools import HttpTool, call_http_tool, parse_arguments
+from gateway.media.jitter import Frame
+from gateway.media.playout import PlayoutQueue
+from gateway.observe.logs import log_event
+from gateway.realtime import events as rte
+from gateway.realtime import protocol
+from gateway.realtime.client import Endpoint, RealtimeClient, RealtimeError
+
+log = logging.getLogger("gateway.call")
+
+FRAME_BYTES = 160
+HOLD_FILL_TICKS = 10  # 200 ms without inbound audio: beyond any jitter-buffer delay we use
+RECONNECT_ATTEMPTS = 3
+RECONNECT_BACKOFF_S = (0.2, 1.0, 3.0)
+REPLAY_MAX_ITEMS = 40  # conversation items replayed into a new session (most recent)
+
+
+class CallControl(Protocol):
+    """What the session asks of the application that owns the SIP dialog and the media."""
+
+    def answer(self) -> None: ...  # 200 OK with the prepared SDP answer; start media output
+
+    def reject(self, status: int, reason: str, retry_after_s: int | None) -> None: ...
+
+    def hangup(self, reason_text: str) -> None: ...  # BYE with a Reason header
+
+    async def refer(self, target_uri: str) -> int: ...  # final NOTIFY sipfrag status
+
+    def send_digits(self, digits: str) -> None: ...  # RFC 4733 out (raises ValueError)
+
+    def stop_media(self) -> None: ...
+
+
+@dataclass
+class Turn:
+    role: str  # "user" | "assistant"
+    text: str
+    item_id: str | None = None
+
+
+@dataclass
+class SessionStats:
+    audio_appended_bytes: int = 0
+    silence_filled_bytes: int = 0
+    barge_ins: int = 0
+    truncates: int = 0
+    deletes: int = 0
+    reconnects: int = 0
+    rollovers: int = 0
+    tool_calls: int = 0
+    illegal_events: int = 0
+    appends_dropped: int = 0
+    usage: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class SessionSettings:
+    endpoint: Endpoint
+    config: protocol.SessionConfig
+    policy: m.CallPolicy
+    http_tools: Mapping[str, HttpTool] = field(default_factory=dict)
+    caller: str = ""
+    callee: str = ""
+
+
+class CallSession:
+    """Owner of the per-call tasks; `close()` cancels every one of them."""
+
+    def __init__(
+        self,
+        call_id: str,
+        settings: SessionSettings,
+        control: CallControl,
+        queue: PlayoutQueue,
+        *,
+        on_ended: Callable[[str], None] | None = None,
+        client_factory: Callable[[Endpoint], RealtimeClient] = RealtimeClient,
+    ) -> None:
+        self.call_id = call_id
+        self.settings = settings
+        self.control = control
+        self.queue = queue
+        self.on_ended = on_ended
+        self._client_factory = client_factory
+        self.ctx = m.CallContext(settings.policy)
+        self.stats = SessionStats()
+        self.history: list[Turn] = []
+        self.transitions: list[tuple[float, str]] = [(time.time(), self.ctx.state.value)]
+        self._client: RealtimeClient | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing: set[asyncio.Task[Any]] = set()  # Realtime clients being closed
+        self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._playout_nonempty = False
+        self._ticks_without_audio = 0
+        self._silence = bytes([queue._silence_byte]) * FRAME_BYTES
+        self._closed = False
+        self._ended_reported = False
+
+    # -- inputs from the application -----------------------------------------------------------
+
+    def start(self) -> None:
+        self.dispatch(m.Start())
+
+    def on_ack(self) -> None:
+        self.dispatch(m.Ack())
+
+    def on_sip_ended(self, reason: str) -> None:
+        """The dialog is gone (peer BYE, CANCEL, Timer H...): no BYE from us."""
+        self.dispatch(m.CallerCancel() if reason == "cancelled" else m.CallerBye())
+
+    def on_dtmf(self, digit: str, source: str) -> None:
+        self.dispatch(m.Dtmf(digit, source, self._playout_snapshot()))
+
+    def on_rtp_timeout(self, seconds: float) -> None:
+        self.dispatch(m.RtpTimeout(seconds))
+
+    def on_max_duration(self) -> None:
+        self.dispatch(m.MaxDuration())
+
+    def on_audio(self, frames: list[Frame]) -> None:
+        """Inbound caller audio (concealed frames included), straight to the Realtime buffer."""
+        if not frames:
+            return
+        self._ticks_without_audio = 0
+        payload = frames[0].payload if len(frames) == 1 else b"".join(f.payload for f in frames)
+        self._append(payload)
+
+    def on_output_tick(self) -> None:
+        """Called after every outbound 20 ms tick: detects drained playout, fills hold gaps."""
+        if self._playout_nonempty and self.queue.queued_bytes == 0:
+            self._playout_nonempty = False
+            self.dispatch(m.PlayoutDrained())
+        self._ticks_without_audio += 1
+        if self._ticks_without_audio > HOLD_FILL_TICKS:
+            self.stats.silence_filled_bytes += FRAME_BYTES
+            self._append(self._silence)
+
+    def set_codec(self, config: protocol.SessionConfig, queue: PlayoutQueue) -> None:
+        """Late offer: the ACK's answer chose the codec. Switch the session's G.711 law (one
+        session.update) and the playout queue, so audio still passes through untranscoded."""
+        changed = config.input_format != self.settings.config.input_format
+        self.settings.config = config
+        self.queue = queue
+        self._silence = bytes([queue._silence_byte]) * FRAME_BYTES
+        client = self._client
+        if changed and client is not None and client.connected:
+            self._spawn(self._reconfigure(client, config))
+
+    async def _reconfigure(self, client: RealtimeClient, config: protocol.SessionConfig) -> None:
+        try:
+            await client.configure(config, timeout=self.settings.policy.setup_timeout_s)
+        except RealtimeError as exc:
+            self.dispatch(m.SessionFailed(f"codec switch refused: {exc}"))
+
+    def _append(self, payload: bytes) -> None:
+        client = self._client
+        if client is None or not client.connected or self.ctx.state is m.State.ENDED:
+            return  # before setup, or reconnecting: the new session starts a fresh buffer
+        if client.append_audio(payload):
+            self.stats.audio_appended_bytes += len(payload)
+        else:
+            self.stats.appends_dropped += 1
+
+    # -- the machine -------------------------------------------------------------------------
+
+    def dispatch(self, event: m.Event) -> None:
+        if self._closed:
+            return
+        before = self.ctx.state
+        try:
+            self.ctx, actions = m.step(self.ctx, event)
+        except m.IllegalTransition as exc:
+            self.stats.illegal_events += 1
+            log_event(
+                log, "call.illegal_event", str(exc), level=logging.WARNING, call_id=self.call_id
+            )
+            return
+        if self.ctx.state is not before:
+            self.transitions.append((time.time(), self.ctx.state.value))
+            log_event(
+                log,
+                "call.state",
+                call_id=self.call_id,
+                state=self.ctx.state.value,
+                previous=before.value,
+            )
+        for action in actions:
+            try:
+                self._execute(action)
+            except Exception:  # an action must never take the call down with it
+                log.exception(
+                    "action %s failed", type(action).__name__, extra={"call_id": self.call_id}
+                )
+        if self.ctx.state is m.State.ENDED and not self._ended_reported:
+            self._ended_reported = True
+            if self.on_ended is not None:
+                self.on_ended(self.ctx.hangup_cause or "ended")
+
+    def _execute(self, action: m.Action) -> None:
+        match action:
+            case m.EnqueueAudio(item_id, audio):
+                self.queue.enqueue(item_id, audio)
+                self._playout_nonempty = True
+            case m.EndOfAudio(item_id):
+                self.queue.end_of_item(item_id)
+            case m.FlushPlayout():
+                self.queue.flush()
+                self._playout_nonempty = False
+                self.stats.barge_ins += 1
+            case m.Truncate(item_id, audio_end_ms):
+                self.stats.truncates += 1
+                self._send(protocol.item_truncate(item_id, 0, audio_end_ms))
+                self._truncate_history(item_id, audio_end_ms)
+                log_event(
+                    log,
+                    "call.truncate",
+                    call_id=self.call_id,
+                    item_id=item_id,
+                    audio_end_ms=audio_end_ms,
+                )
+            case m.DeleteItem(item_id):
+                self.stats.deletes += 1
+                self._send(protocol.item_delete(item_id))
+                self.history = [t for t in self.history if t.item_id != item_id]
+                log_event(
+                    log,
+                    "call.truncate",
+                    call_id=self.call_id,
+                    item_id=item_id,
+                    audio_end_ms=0,
+                    deleted=True,
+                )
+            case m.CancelResponse():
+                self._send(protocol.response_cancel())
+            case m.CreateResponse(instructions):
+                self._send(protocol.response_create(instructions))
+            case m.AddText(text, role):
+                self._send(protocol.user_text_message(text))
+                self.history.append(Turn(role, text))
+            case m.FunctionOutput(call_id, output):
+                self._send(protocol.function_call_output(call_id, output))
+            case m.RunTool(call_id, name, arguments):
+                self._spawn(self._run_tool(call_id, name, arguments))
+            case m.SendDigits(digits):
+                try:
+                    self.control.send_digits(digits)
+                except ValueError as exc:
+                    log_event(
+                        log,
+                        "dtmf.send_failed",
+                        str(exc),
+                        level=logging.WARNING,
+                        call_id=self.call_id,
+                    )
+            case m.OpenSession():
+                self._spawn(self._open_session())
+            case m.CloseSession():
+                client, self._client = self._client, None
+                if client is not None:
+                    # Not cancelled by close(): a half-closed client would leak its tasks.
+                    self._closing.add(self._spawn(client.close()))
+            case m.Reconnect(reason):
+                self._spawn(self._reconnect(reason))
+            case m.Rollover():
+                self._spawn(self._rollover())
+            case m.Answer():
+                self.control.answer()
+            case m.Reject(status, reason, retry_after_s):
+                self.control.reject(status, reason, retry_after_s)
+            case m.SendBye(reason):
+                self.control.hangup(reason)
+            case m.SendRefer(target_uri):
+                self._spawn(self._refer(target_uri))
+            case m.StopMedia():
+                self.control.stop_media()
+            case m.StartTimer(name, seconds):
+                self._start_timer(name, seconds)
+            case m.CancelTimer(name):
+                handle = self._timers.pop(name, None)
+                if handle is not None:
+                    handle.cancel()
+            case m.Note(event, fields):
+                log_event(log, event, call_id=self.call_id, **fields)
+            case _:
+                raise TypeError(f"unknown action {action!r}")
+
+    def _send(self, event: dict[str, Any]) -> None:
+        client = self._client
+        if client is None or not client.connected:
+            log_event(
+                log,
+                "realtime.event_dropped",
+                "no Realtime session to send to",
+                level=logging.WARNING,
+                call_id=self.call_id,
+                type=event.get("type"),
+            )
+            return
+        client.send(event)
+
+    # -- timers -------------------------------------------------------------------------------
+
+    _TIMER_EVENTS: ClassVar[dict[str, Callable[[], m.Event]]] = {
+        m.T_SETUP: lambda: m.SessionFailed("no session.updated in time"),
+        m.T_DIGITS: m.DigitTimeout,
+        m.T_DRAIN: m.DrainTimeout,
+        "session_cap": m.SessionCapNear,
+    }
+
+    def _start_timer(self, name: str, seconds: float) -> None:
+        old = self._timers.pop(name, None)
+        if old is not None:
+            old.cancel()
+        factory = self._TIMER_EVENTS[name]
+
+        def fire() -> None:
+            self._timers.pop(name, None)
+            self.dispatch(factory())
+
+        self._timers[name] = asyncio.get_running_loop().call_later(seconds, fire)
+
+    # -- Realtime sessions ---------------------------------------------------------------------
+
+    async def _connect(self) -> RealtimeClient:
+        client = self._client_factory(self.settings.endpoint)
+        try:
+            await client.connect(timeout=self.settings.policy.setup_timeout_s)
+            await client.configure(
+                self.settings.config, timeout=self.settings.policy.setup_timeout_s
+            )
+        except BaseException:
+            await client.close()
+            raise
+        return client
+
+    def _attach(self, client: RealtimeClient) -> None:
+        self._client = client
+        self._reader = self._spawn(self._read_events(client))
+
+    async def _open_session(self) -> None:
+        started = time.monotonic()
+        try:
+            client = await self._connect()
+        except (RealtimeError, OSError) as exc:
+            log_event(
+                log,
+                "realtime.setup_failed",
+                str(exc),
+                level=logging.WARNING,
+                call_id=self.call_id,
+                url=self.settings.endpoint.redacted(),
+            )
+            self.dispatch(m.SessionFailed(str(exc)))
+            return
+        if self._closed or self.ctx.state is m.State.ENDED:
+            await client.close()
+            return
+        self._attach(client)
+        log_event(
+            log,
+            "realtime.connected",
+            call_id=self.call_id,
+            connect_ms=round((time.monotonic() - started) * 1000, 1),
+            input_format=self.settings.config.input_format,
+        )
+        self.dispatch(m.SessionReady())
+
+    def _replay_events(self) -> list[dict[str, Any]]:
+        """The conversation so far, as text items for a fresh session (rollover, reconnect)."""
+        events = []
+        for turn in self.history[-REPLAY_MAX_ITEMS:]:
+            if turn.role == "assistant":
+                item = {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": turn.text}],
+                }
+                events.append({"type": "conversation.item.create", "item": item})
+            else:
+                events.append(protocol.user_text_message(turn.text))
+        return events
+
+    async def _swap_to_new_session(self) -> bool:
+        try:
+            client = await self._connect()
+        except (RealtimeError, OSError) as exc:
+            log_event(
+                log,
+                "realtime.connect_failed",
+                str(exc),
+                level=logging.WARNING,
+                call_id=self.call_id,
+            )
+            return False
+        if self._closed or self.ctx.state is m.State.ENDED:
+            await client.close()
+            return True
+        for event in self._replay_events():
+            client.send(event)
+        old, old_reader = self._client, self._reader
+        self._attach(client)
+        if old_reader is not None:
+            old_reader.cancel()
+        if old is not None:
+            await old.close()
+        return True
+
+    async def _reconnect(self, reason: str) -> None:
+        for attempt, backoff in enumerate(RECONNECT_BACKOFF_S[:RECONNECT_ATTEMPTS], 1):
+            if self._closed:
+                return
+            if await self._swap_to_new_session():
+                self.stats.reconnects += 1
+                log_event(
+                    log,
+                    "realtime.reconnected",
+                    call_id=self.call_id,
+                    attempt=attempt,
+                    reason=reason,
+                )
+                self.dispatch(m.Reconnected())
+                return
+            await asyncio.sleep(backoff)
+        self.dispatch(
+            m.SessionFailed(f"reconnect failed after {RECONNECT_ATTEMPTS} attempts ({reason})")
+        )
+
+    async def _rollover(self) -> None:
+        if await self._swap_to_new_session():
+            self.stats.rollovers += 1
+            self.dispatch(m.RolledOver())
+        else:
+            # The old session still works until its cap; the expiry error then reconnects.
+            log_event(log, "realtime.rollover_failed", level=logging.WARNING, call_id=self.call_id)
+
+    async def _read_events(self, client: RealtimeClient) -> None:
+        async for event in client.events():
+            if self._client is not client:
+                return  # replaced by a newer session: its events are not ours anymore
+            translated = self._translate(event)
+            if translated is not None:
+                self.dispatch(translated)
+
+    def _translate(self, event: Any) -> m.Event | None:
+        match event:
+            case rte.AudioDelta(response_id=response_id, item_id=item_id, audio=audio):
+                return m.AudioDelta(response_id, item_id, audio)
+            case rte.SpeechStarted():
+                return m.SpeechStarted(self._playout_snapshot())
+            case rte.SpeechStopped():
+                return m.SpeechStopped()
+            case rte.ResponseCreated(response_id=response_id):
+                return m.ResponseCreated(response_id)
+            case rte.AudioDone(response_id=response_id, item_id=item_id):
+                return m.AudioDone(response_id, item_id)
+            case rte.ResponseDone(response_id=response_id, status=status, usage=usage):
+                if usage is not None:
+                    self._add_usage(usage)
+                return m.ResponseDone(response_id, status)
+            case rte.FunctionCallArgumentsDone(call_id=call_id, name=name, arguments=raw):
+                self.stats.tool_calls += 1
+                arguments, error = parse_arguments(raw)
+                if error is not None:
+                    return m.ToolResult(call_id, f'{{"ok": false, "error": "{error}"}}')
+                return m.FunctionCall(call_id, name, arguments)
+            case rte.ErrorEvent(code=code, message=message):
+                return m.RealtimeError(code or "", message)
+            case rte.ConnectionLost(reason=reason):
+                return m.ConnectionLost(reason)
+            case rte.TranscriptDone(item_id=item_id, transcript=transcript):
+                self.history.append(Turn("assistant", transcript, item_id))
+                log_event(
+                    log, "transcript.bot", call_id=self.call_id, item_id=item_id, text=transcript
+                )
+            case rte.InputTranscriptionCompleted(item_id=item_id, transcript=transcript):
+                self.history.append(Turn("user", transcript, item_id))
+                log_event(
+                    log, "transcript.caller", call_id=self.call_id, item_id=item_id, text=transcript
+                )
+        return None
+
+    def _add_usage(self, usage: rte.Usage) -> None:
+        for name in ("input_tokens", "output_tokens", "total_tokens"):
+            value = getattr(usage, name, None)
+            if isinstance(value, int):
+                self.stats.usage[name] = self.stats.usage.get(name, 0) + value
+
+    def _truncate_history(self, item_id: str, audio_end_ms: int) -> None:
+        """Keep roughly the part of the bot's sentence the caller heard (for replays)."""
+        received_ms = self.ctx.received_bytes.get(item_id, 0) / 8
+        for turn in self.history:
+            if turn.item_id == item_id and received_ms > 0:
+                keep = max(0, int(len(turn.text) * min(1.0, audio_end_ms / received_ms)))
+                turn.text = turn.text[:keep] + " [interrupted]"
+
+    def _playout_snapshot(self) -> tuple[m.PlayoutItem, ...]:
+        return tuple(
+            m.PlayoutItem(item_id, self.queue.played_bytes(item_id))
+            for item_id in self.queue.pending_items()
+        )
+
+    # -- SIP-side async actions -----------------------------------------------------------------
+
+    async def _refer(self, target_uri: str) -> None:
+        try:
+            status = await self.control.refer(target_uri)
+        except Exception as exc:  # the transfer failing must reach the model, not kill the call
+            log.warning("REFER to %s failed: %s", target_uri, exc, extra={"call_id": self.call_id})
+            status = 500
+        self.dispatch(m.ReferResult(status))
+
+    async def _run_tool(self, call_id: str, name: str, arguments: Mapping[str, Any]) -> None:
+        tool = self.settings.http_tools.get(name)
+        if tool is None:
+            output = f'{{"ok": false, "error": "unknown tool {name}"}}'
+        else:
+            output = await call_http_tool(
+                tool,
+                call_id=self.call_id,
+                caller=self.settings.caller,
+                callee=self.settings.callee,
+                arguments=arguments,
+            )
+        log_event(log, "tool.result", call_id=self.call_id, name=name, bytes=len(output))
+        self.dispatch(m.ToolResult(call_id, output))
+
+    # -- ownership ----------------------------------------------------------------------------
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        self._closing.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "call task failed", exc_info=task.exception(), extra={"call_id": self.call_id}
+            )
+
+    async def close(self) -> None:
+        """Tear everything down (idempotent). The application calls this when the call is over."""
+        if self._closed:
+            return
+        if self.ctx.state is not m.State.ENDED:
+            self.dispatch(m.CallerBye())
+        self._closed = True
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        client, self._client = self._client, None
+        tasks = [t for t in self._tasks if t not in self._closing]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._closing:
+            await asyncio.wait(list(self._closing), timeout=5.0)
+        if client is not None:
+            await client.close()

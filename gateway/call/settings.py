@@ -1,0 +1,133 @@
+"""From the gateway configuration to one call's Realtime settings (session, policy, tools).
+
+Kept apart from `app.py` so the mapping (which config key becomes which `session.update` field,
+which tools the model is offered) can be read and tested on its own. Routes (issue 5) will pick a
+different `GatewayConfig` slice per call; the functions here stay the same.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from gateway.call.machine import CallPolicy, DigitAction, DtmfMode
+from gateway.call.tools import HttpTool, builtin_tool_definitions, http_tool_definition
+from gateway.config import DEFAULT_REALTIME_URL, ConfigError, GatewayConfig
+from gateway.realtime import protocol
+from gateway.realtime.client import Endpoint
+
+CODEC_FORMATS = {"PCMU": "audio/pcmu", "PCMA": "audio/pcma"}
+
+
+def use_simulator(config: GatewayConfig) -> bool:
+    """The built-in simulator serves calls when asked to, or when there is no key and no URL."""
+    rt = config.realtime
+    if rt.simulator == "always":
+        return True
+    no_key = not rt.api_key.reveal()
+    return rt.simulator == "auto" and no_key and rt.url == DEFAULT_REALTIME_URL
+
+
+def endpoint_for(config: GatewayConfig, simulator_url: str | None = None) -> Endpoint:
+    rt = config.realtime
+    if simulator_url is not None:
+        return Endpoint.custom(simulator_url)
+    key = rt.api_key.reveal()
+    if rt.provider == "azure":
+        if not key:
+            raise ConfigError(
+                f"realtime.api_key_env: {rt.api_key_env} is not set (Azure needs a key)"
+            )
+        return Endpoint.azure(rt.url, rt.model, key)
+    if rt.provider == "openai" and rt.url == DEFAULT_REALTIME_URL:
+        if not key:
+            raise ConfigError(
+                f"realtime.api_key_env: {rt.api_key_env} is not set and realtime.simulator = "
+                f"{rt.simulator!r}"
+            )
+        return Endpoint.openai(key, rt.model, rt.url)
+    # Any other URL (a proxy, a local simulator given with --realtime-url): used as written,
+    # with the model added when the URL has no query, and the key when there is one.
+    url = rt.url if "?" in rt.url else f"{rt.url}?model={rt.model}"
+    return Endpoint.custom(url, {"Authorization": f"Bearer {key}"} if key else None)
+
+
+def instructions_for(config: GatewayConfig) -> str:
+    rt = config.realtime
+    if not rt.instructions_file:
+        return rt.instructions
+    try:
+        return Path(rt.instructions_file).read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(
+            f"realtime.instructions_file: cannot read {rt.instructions_file!r}: {exc}"
+        ) from None
+
+
+def http_tools_for(config: GatewayConfig) -> dict[str, HttpTool]:
+    return {
+        tool.name: HttpTool(tool.name, tool.description, tool.url, tool.parameters, tool.timeout_s)
+        for tool in config.tools
+    }
+
+
+def session_config_for(
+    config: GatewayConfig, codec: str, instructions: str
+) -> protocol.SessionConfig:
+    """session.update for a call whose RTP codec is `codec`: the same G.711 law both ways."""
+    rt = config.realtime
+    fmt = CODEC_FORMATS[codec]
+    turn: protocol.ServerVad | protocol.SemanticVad
+    if rt.turn_detection == "server_vad":
+        turn = protocol.ServerVad(
+            threshold=rt.vad_threshold,
+            prefix_padding_ms=rt.prefix_padding_ms,
+            silence_duration_ms=rt.silence_duration_ms,
+            idle_timeout_ms=rt.idle_timeout_ms or None,
+            create_response=rt.create_response,
+            interrupt_response=rt.interrupt_response,
+        )
+    else:
+        turn = protocol.SemanticVad(
+            eagerness=rt.eagerness,  # type: ignore[arg-type]  # validated by config
+            create_response=rt.create_response,
+            interrupt_response=rt.interrupt_response,
+        )
+    targets = [t.name for t in config.calls.transfer_targets]
+    tools = [
+        protocol.FunctionTool(d["name"], d["description"], d["parameters"])
+        for d in builtin_tool_definitions(targets)
+    ]
+    tools += [
+        protocol.FunctionTool(d["name"], d["description"], d["parameters"])
+        for d in map(http_tool_definition, http_tools_for(config).values())
+    ]
+    return protocol.SessionConfig(
+        input_format=fmt,  # type: ignore[arg-type]
+        output_format=fmt,  # type: ignore[arg-type]
+        voice=rt.voice,
+        instructions=instructions,
+        turn_detection=turn,
+        noise_reduction=rt.noise_reduction or None,  # type: ignore[arg-type]
+        transcription_model=rt.transcription_model or None,
+        tools=tuple(tools),
+    )
+
+
+def call_policy_for(config: GatewayConfig) -> CallPolicy:
+    calls, rt = config.calls, config.realtime
+    return CallPolicy(
+        greeting=rt.greeting or None,
+        server_interrupts=rt.interrupt_response,
+        truncate_allowance_ms=calls.truncate_allowance_ms,
+        dtmf_mode=DtmfMode(calls.dtmf_mode),
+        digit_actions={a.digit: DigitAction(a.action, a.target) for a in calls.digit_actions},
+        digit_terminator=calls.digit_terminator,
+        max_digits=calls.max_digits,
+        inter_digit_timeout_s=calls.inter_digit_timeout_s,
+        dtmf_barge_in=calls.dtmf_barge_in,
+        transfer_targets={t.name: t.uri for t in calls.transfer_targets},
+        setup_timeout_s=rt.setup_timeout_s,
+        drain_timeout_s=calls.drain_timeout_s,
+        session_cap_s=rt.session_cap_s,
+        rollover_margin_s=rt.rollover_margin_s,
+    )

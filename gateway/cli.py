@@ -1,0 +1,262 @@
+"""Command line: `sip-realtime-gateway run|simulator|check` (also `python -m gateway`).
+
+Exit codes are part of the interface (systemd, containers, the interop tests):
+0 clean shutdown, 2 configuration error (the message names the key), 1 runtime failure such as
+a SIP port already in use (the message names the address).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
+
+from gateway.config import (
+    VALID_LOG_FORMATS,
+    VALID_LOG_LEVELS,
+    ConfigError,
+    GatewayConfig,
+    load_config,
+    parse_port_range,
+    redacted,
+)
+from gateway.observe.logs import configure_logging, log_event
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+PROG = "sip-realtime-gateway"
+DEFAULT_DRAIN_TIMEOUT_S = 10.0
+
+log = logging.getLogger("gateway")
+
+
+def version() -> str:
+    try:
+        return metadata.version("sip-realtime-gateway")
+    except metadata.PackageNotFoundError:  # running from a source tree without `pip install`
+        return "0.1.0+source"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description=(
+            "SIP/RTP gateway that answers phone calls and bridges them to the OpenAI "
+            "Realtime API (G.711 pass-through)."
+        ),
+        epilog=(
+            "Configuration precedence: built-in defaults < --config TOML file < SRG_* "
+            "environment variables (e.g. SRG_SIP_PORT, SRG_SIP_ADVERTISED_HOST) < command-line "
+            "flags. Secrets come from the environment (OPENAI_API_KEY) or password_env / "
+            "password_file. See examples/gateway.toml."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="start the gateway (SIP listener, registrations, calls)",
+        description="Start the gateway and serve calls until SIGTERM/SIGINT.",
+    )
+    run.add_argument(
+        "--config",
+        metavar="PATH",
+        default=os.environ.get("SRG_CONFIG"),
+        help="TOML configuration file (default: $SRG_CONFIG, else built-in defaults)",
+    )
+    run.add_argument("--sip-host", metavar="ADDR", help="SIP bind address (sip.host)")
+    run.add_argument(
+        "--sip-port", metavar="PORT", type=int, help="SIP port, UDP and TCP (sip.port)"
+    )
+    run.add_argument(
+        "--advertised-host",
+        metavar="HOST",
+        help="address put in Via/Contact/SDP, e.g. the public IP behind NAT (sip.advertised_host)",
+    )
+    run.add_argument(
+        "--rtp-ports",
+        metavar="MIN-MAX",
+        help="RTP port range, e.g. 10000-20000 (media.rtp_port_min/max)",
+    )
+    run.add_argument(
+        "--max-calls", metavar="N", type=int, help="concurrent call limit (sip.max_calls)"
+    )
+    run.add_argument("--realtime-url", metavar="URL", help="Realtime WebSocket URL (realtime.url)")
+    run.add_argument(
+        "--log-level",
+        metavar="LEVEL",
+        type=str.upper,
+        choices=VALID_LOG_LEVELS,
+        help=f"one of {', '.join(VALID_LOG_LEVELS)} (log.level)",
+    )
+    run.add_argument(
+        "--log-format",
+        choices=VALID_LOG_FORMATS,
+        help="json lines, text, or auto = json unless stderr is a terminal (log.format)",
+    )
+    run.add_argument(
+        "--drain-timeout",
+        metavar="SECONDS",
+        type=float,
+        default=DEFAULT_DRAIN_TIMEOUT_S,
+        help="on SIGTERM, how long to wait for BYEs to complete (default %(default)s)",
+    )
+
+    sim = sub.add_parser(
+        "simulator",
+        help="run the local Realtime API simulator (for tests and `make run` without a key)",
+        description="Run the protocol-faithful local Realtime API simulator.",
+    )
+    sim.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
+    sim.add_argument("--port", type=int, default=8765, help="port (default %(default)s)")
+    sim.add_argument(
+        "extra",
+        nargs=argparse.REMAINDER,
+        help="further options for the simulator (e.g. --reply-audio FILE), passed through",
+    )
+    from gateway import doctor
+
+    check = sub.add_parser(
+        "check",
+        help="doctor: validate config, ports, NAT, the Realtime endpoint and registrations",
+        description="Check the configuration, SIP/RTP ports and the advertised address (NAT), "
+        "open a Realtime session confirming audio/pcmu and audio/pcma, and try each "
+        "registration once. Exit 0 when nothing failed (warnings allowed), 1 otherwise.",
+    )
+    doctor.add_arguments(check)
+    return parser
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """Map `run` flags to dotted config keys; None means "not given on the command line"."""
+    overrides: dict[str, Any] = {
+        "sip.host": args.sip_host,
+        "sip.port": args.sip_port,
+        "sip.advertised_host": args.advertised_host,
+        "sip.max_calls": args.max_calls,
+        "realtime.url": args.realtime_url,
+        "log.level": args.log_level,
+        "log.format": args.log_format,
+    }
+    if args.rtp_ports is not None:
+        low, high = parse_port_range(args.rtp_ports)
+        overrides["media.rtp_port_min"] = low
+        overrides["media.rtp_port_max"] = high
+    return {key: value for key, value in overrides.items() if value is not None}
+
+
+def _install_uvloop() -> None:
+    # uvloop halves per-packet overhead on the RTP path; the stdlib loop works everywhere.
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+async def serve(config: GatewayConfig, drain_timeout: float) -> int:
+    """Start the gateway, wait for SIGTERM/SIGINT, drain and stop. Returns the exit code."""
+    from gateway.app import Gateway  # imported here so `--help` works even if sip/ is broken
+
+    gateway = Gateway(config)
+    stop_requested = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Handlers first: a SIGTERM that arrives while we bind still gives a clean drain + exit 0.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop_requested.set)
+    try:
+        try:
+            await gateway.start()
+        except OSError as exc:
+            log_event(
+                log,
+                "gateway.start_failed",
+                f"cannot start: {exc}",
+                level=logging.ERROR,
+                address=f"{config.sip.host}:{config.sip.port}",
+                error=exc.strerror or str(exc),
+            )
+            # The transport's message names the address; say which one we tried regardless.
+            print(
+                f"{PROG}: error: cannot start on {config.sip.host}:{config.sip.port} "
+                f"({', '.join(config.sip.transports)}): {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            await gateway.stop(drain_timeout=0)
+            return EXIT_FAILURE
+        await stop_requested.wait()
+        log_event(log, "gateway.stopping", "signal received, draining calls")
+        await gateway.stop(drain_timeout=drain_timeout)
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+    return EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config, os.environ, overrides_from_args(args))
+    except ConfigError as exc:
+        print(f"{PROG}: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(config.log.level, config.log.format)
+    log_event(log, "gateway.config", "configuration loaded", config=redacted(config))
+    _install_uvloop()
+    try:
+        return asyncio.run(serve(config, args.drain_timeout))
+    except KeyboardInterrupt:  # a second Ctrl-C while draining
+        return EXIT_FAILURE
+    except Exception as exc:  # a bug: report it as a runtime failure, with the traceback logged
+        log.exception("gateway crashed", extra={"event": "gateway.crashed"})
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+
+
+def _simulator(args: argparse.Namespace) -> int:
+    if importlib.util.find_spec("gateway.realtime.simulator") is None:
+        print(
+            f"{PROG}: error: the Realtime simulator (gateway.realtime.simulator) is not available in this build",
+            file=sys.stderr,
+        )
+        return EXIT_FAILURE
+    module = importlib.import_module("gateway.realtime.simulator")
+    entry = getattr(module, "main", None)
+    if entry is None:
+        print(f"{PROG}: error: gateway.realtime.simulator has no main(argv)", file=sys.stderr)
+        return EXIT_FAILURE
+    result = entry(["--host", args.host, "--port", str(args.port), *args.extra])
+    return int(result or 0)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help/--version
+        return int(exc.code or 0)
+    if args.command == "run":
+        try:
+            return _run(args)
+        except ConfigError as exc:  # from parse_port_range
+            print(f"{PROG}: config error: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+    if args.command == "simulator":
+        return _simulator(args)
+    if args.command == "check":
+        from gateway.doctor import main as check_main
+
+        return check_main(args)
+    parser.print_help(sys.stderr)
+    return EXIT_CONFIG

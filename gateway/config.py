@@ -1,0 +1,657 @@
+"""Gateway configuration: TOML file < environment < command line, validated once at start.
+
+Every problem is reported as a `ConfigError` whose message starts with the dotted key
+(`sip.port: 70000 is not a valid port (1-65535)`), so an operator can fix the file without
+reading code. Unknown keys are errors too: a typo such as `rtp_port_mn` would otherwise be
+silently ignored and the default used, which is how "no audio" tickets start (lessons.md 3.1).
+
+Secrets (SIP passwords, the OpenAI API key) are wrapped in `Secret`, whose repr and str are
+redacted, so logging a config object or a dataclass never leaks them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import ipaddress
+import os
+import re
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "SRG_"
+DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime"
+VALID_TRANSPORTS = ("udp", "tcp")
+VALID_CODECS = ("PCMU", "PCMA")
+VALID_IDLE_AUDIO = ("silence", "cn", "none")
+VALID_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+VALID_LOG_FORMATS = ("auto", "json", "text")
+
+
+class ConfigError(ValueError):
+    """A configuration problem; the message names the offending key and value."""
+
+
+class Secret:
+    """A secret string whose repr/str never show the value. Use `reveal()` where it is needed."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class InboundAuthConfig:
+    """Optional digest challenge on inbound INVITE (empty username = no auth)."""
+
+    realm: str = "gateway"
+    username: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+    password_env: str = ""
+    password_file: str = ""
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    host: str = "0.0.0.0"
+    port: int = 5060
+    advertised_host: str = ""
+    transports: tuple[str, ...] = ("udp", "tcp")
+    user_agent: str = "sip-realtime-gateway"
+    max_calls: int = 100
+    allow_networks: tuple[str, ...] = ()
+    inbound_auth: InboundAuthConfig = field(default_factory=InboundAuthConfig)
+    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+
+
+@dataclass(frozen=True)
+class RegistrationConfig:
+    registrar: str
+    username: str
+    password: Secret = field(default_factory=lambda: Secret(""))
+    password_env: str = ""
+    password_file: str = ""
+    domain: str = ""
+    expires: int = 300
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    rtp_port_min: int = 10000
+    rtp_port_max: int = 20000
+    # Echo test mode: play the caller's own audio back, a diagnostic for one-way audio.
+    echo: bool = False
+    # What the gateway sends while it has nothing to say: keeping RTP flowing stops NATs and
+    # SBCs from closing the pinhole and PBXs from declaring the call dead (RFC 3389 for "cn").
+    idle_audio: str = "silence"
+    rtp_timeout_s: float = 30.0
+    symmetric_rtp: bool = True
+    inband_dtmf: bool = False
+
+
+@dataclass(frozen=True)
+class TransferTargetConfig:
+    name: str  # what the model says (transfer_call target), e.g. "operator"
+    uri: str  # where the REFER points, e.g. "sip:100@pbx.example.com"
+
+
+@dataclass(frozen=True)
+class DigitActionConfig:
+    digit: str  # one of 0-9 * # A-D
+    action: str  # "transfer" (to `target`) or "hangup"
+    target: str = ""  # a transfer target name
+
+
+@dataclass(frozen=True)
+class CallsConfig:
+    # 0 = unlimited; otherwise the gateway ends the call with BYE (Reason cause=200).
+    max_duration_s: float = 0.0
+    # Ring for this long (180 is sent at once) before answering; 0 = answer when ready.
+    answer_delay_ms: int = 0
+    # Audio assumed still in the phone's own buffer when the caller interrupts: subtracted
+    # from the played bytes before conversation.item.truncate.
+    truncate_allowance_ms: int = 0
+    # DTMF to the model: "forward" (collected, then "The caller pressed ...") or "ignore".
+    dtmf_mode: str = "forward"
+    digit_terminator: str = "#"
+    max_digits: int = 16
+    inter_digit_timeout_s: float = 2.0
+    dtmf_barge_in: bool = True
+    digit_actions: tuple[DigitActionConfig, ...] = ()
+    transfer_targets: tuple[TransferTargetConfig, ...] = ()
+    # Longest wait for the bot's last words before BYE (end_call, shutdown drain).
+    drain_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
+class ToolConfig:
+    """A custom tool: the gateway POSTs {call_id, caller, callee, name, arguments} to `url`."""
+
+    name: str
+    description: str
+    url: str
+    parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "INFO"
+    format: str = "auto"  # auto: JSON when stderr is not a TTY, text on a TTY
+
+
+@dataclass(frozen=True)
+class RealtimeConfig:
+    url: str = DEFAULT_REALTIME_URL
+    model: str = "gpt-realtime"
+    api_key_env: str = "OPENAI_API_KEY"
+    api_key: Secret = field(default_factory=lambda: Secret(""))
+    # "openai" (Bearer key), "azure" (api-key header; url = wss://<res>.openai.azure.com/openai/v1/realtime,
+    # model = the deployment name) or "custom" (url as given, Bearer key when one is set).
+    provider: str = "openai"
+    # "auto": the built-in simulator when no API key is set; "always"; "never" (fail instead).
+    simulator: str = "auto"
+    voice: str = "marin"
+    instructions: str = (
+        "You are a friendly, concise voice assistant answering a phone call. "
+        "Keep answers short; the caller hears you over a telephone line."
+    )
+    instructions_file: str = ""  # read at start; overrides `instructions`
+    greeting: str = ""  # instructions for a first response right after the ACK ("" = none)
+    turn_detection: str = "semantic_vad"  # "semantic_vad" | "server_vad"
+    eagerness: str = "auto"  # semantic_vad: low | medium | high | auto
+    vad_threshold: float = 0.5  # server_vad
+    prefix_padding_ms: int = 300  # server_vad
+    silence_duration_ms: int = 500  # server_vad
+    idle_timeout_ms: int = 0  # server_vad; 0 = off
+    create_response: bool = True
+    interrupt_response: bool = True
+    noise_reduction: str = ""  # "" (off) | near_field | far_field
+    transcription_model: str = ""  # e.g. gpt-4o-mini-transcribe; "" = no caller transcript
+    setup_timeout_s: float = 5.0  # session.updated must arrive within this, else 503
+    session_cap_s: float = 3600.0  # the service's session limit (60 min)
+    rollover_margin_s: float = 300.0  # roll over at a silence this long before the cap
+
+
+@dataclass(frozen=True)
+class GatewayConfig:
+    sip: SipConfig = field(default_factory=SipConfig)
+    registrations: tuple[RegistrationConfig, ...] = ()
+    media: MediaConfig = field(default_factory=MediaConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
+    tools: tuple[ToolConfig, ...] = ()
+
+
+# Keys that only the loader fills in (resolved secrets); a file may not set them directly
+# where a safer indirection exists.
+_RESOLVED_ONLY = {"realtime.api_key"}
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def load_config(
+    path: str | Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> GatewayConfig:
+    """Build the configuration: defaults < TOML file < `SRG_*` environment < `overrides`.
+
+    `overrides` maps dotted keys (`"sip.port"`) to already-typed values (from the CLI).
+    Raises `ConfigError` naming the key on any problem.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    if path is not None:
+        raw = _read_toml(Path(path))
+    _apply_env(raw, env)
+    for dotted, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(raw, dotted, value)
+    config = _build(GatewayConfig, raw, "")
+    config = _resolve_secrets(config, env)
+    validate(config)
+    return config
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: cannot read ({exc.strerror or exc})") from None
+    try:
+        return tomllib.loads(data.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path}: not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: invalid TOML ({exc})") from None
+
+
+def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    section, _, key = dotted.partition(".")
+    target = raw.setdefault(section, {})
+    if not isinstance(target, dict):
+        raise ConfigError(f"{section}: expected a table, got {type(target).__name__}")
+    target[key] = value
+
+
+def _env_keys() -> dict[str, tuple[str, str, Any]]:
+    """SRG_<SECTION>_<KEY> -> (section, key, type) for every scalar or list key of a section."""
+    keys: dict[str, tuple[str, str, Any]] = {}
+    hints = typing.get_type_hints(GatewayConfig)
+    for section in ("sip", "media", "calls", "log", "realtime"):
+        section_type = hints[section]
+        for name, hint in typing.get_type_hints(section_type).items():
+            if dataclasses.is_dataclass(hint) or hint is Secret:
+                continue
+            keys[f"{ENV_PREFIX}{section}_{name}".upper()] = (section, name, hint)
+    return keys
+
+
+def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+    for var, (section, name, hint) in _env_keys().items():
+        if var not in env:
+            continue
+        text = env[var]
+        _set_dotted(raw, f"{section}.{name}", _parse_env_value(text, hint, var))
+
+
+def _parse_env_value(text: str, hint: Any, var: str) -> Any:
+    """Environment values are strings: convert them to the field's type, naming the variable."""
+    text = text.strip()
+    if hint is bool:
+        lowered = text.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{var}: {text!r} is not a boolean (true/false)")
+    if hint is int:
+        try:
+            return int(text)
+        except ValueError:
+            raise ConfigError(f"{var}: {text!r} is not an integer") from None
+    if hint is float:
+        try:
+            return float(text)
+        except ValueError:
+            raise ConfigError(f"{var}: {text!r} is not a number") from None
+    if typing.get_origin(hint) is tuple:
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return text
+
+
+def _build(cls: Any, raw: Any, prefix: str) -> Any:
+    """Turn a TOML table into dataclass `cls`, checking types and rejecting unknown keys."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a table, got {_describe(raw)}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in raw:
+        where = _join(prefix, key)
+        if where in _RESOLVED_ONLY:
+            raise ConfigError(
+                f"{where}: not allowed in a file; the key is read from the environment "
+                "variable named by realtime.api_key_env (default OPENAI_API_KEY)"
+            )
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in raw:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise ConfigError(f"{_join(prefix, f.name)}: required key is missing")
+            continue
+        kwargs[f.name] = _convert(hints[f.name], raw[f.name], _join(prefix, f.name))
+    return cls(**kwargs)
+
+
+def _convert(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key)
+    if origin is tuple:
+        item_type = typing.get_args(hint)[0]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{key}: expected a list, got {_describe(value)}")
+        if dataclasses.is_dataclass(item_type):
+            return tuple(_build(item_type, item, f"{key}[{i}]") for i, item in enumerate(value))
+        return tuple(_convert(item_type, item, f"{key}[{i}]") for i, item in enumerate(value))
+    if hint is dict or origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table, got {_describe(value)}")
+        return dict(value)
+    if origin in (typing.Union, types.UnionType):
+        raise TypeError(f"unsupported config type {hint} for {key}")  # a bug, not user input
+    if hint is Secret:
+        if isinstance(value, Secret):
+            return value
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {type(value).__name__}")
+        return Secret(value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: {_describe(value)} is not a boolean (true/false)")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: {_describe(value)} is not an integer")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: {_describe(value)} is not a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: {_describe(value)} is not a string")
+        return value
+    raise TypeError(f"unsupported config type {hint} for {key}")
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+def _join(prefix: str, key: str) -> str:
+    return f"{prefix}.{key}" if prefix else key
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets
+
+
+def _read_secret(
+    key: str, inline: Secret, env_name: str, file_name: str, env: Mapping[str, str]
+) -> Secret:
+    """One password source only: inline, `*_env` (variable name) or `*_file` (path)."""
+    sources = [s for s in (bool(inline), bool(env_name), bool(file_name)) if s]
+    if len(sources) > 1:
+        raise ConfigError(f"{key}: set only one of password, password_env, password_file")
+    if env_name:
+        if env_name not in env:
+            raise ConfigError(f"{key}_env: environment variable {env_name} is not set")
+        return Secret(env[env_name])
+    if file_name:
+        try:
+            # Files written by `echo secret > f` end with a newline that is not the password.
+            return Secret(Path(file_name).read_text(encoding="utf-8").rstrip("\r\n"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{key}_file: cannot read {file_name!r} ({exc})") from None
+    return inline
+
+
+def _resolve_secrets(config: GatewayConfig, env: Mapping[str, str]) -> GatewayConfig:
+    regs = tuple(
+        dataclasses.replace(
+            reg,
+            password=_read_secret(
+                f"registrations[{i}].password",
+                reg.password,
+                reg.password_env,
+                reg.password_file,
+                env,
+            ),
+        )
+        for i, reg in enumerate(config.registrations)
+    )
+    auth = config.sip.inbound_auth
+    auth = dataclasses.replace(
+        auth,
+        password=_read_secret(
+            "sip.inbound_auth.password", auth.password, auth.password_env, auth.password_file, env
+        ),
+    )
+    api_key = (
+        Secret(env.get(config.realtime.api_key_env, ""))
+        if config.realtime.api_key_env
+        else Secret("")
+    )
+    return dataclasses.replace(
+        config,
+        registrations=regs,
+        sip=dataclasses.replace(config.sip, inbound_auth=auth),
+        realtime=dataclasses.replace(config.realtime, api_key=api_key),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Validation
+
+_SIP_URI = re.compile(r"^sips?:[^\s]+$", re.IGNORECASE)
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+
+
+def _check_port(key: str, port: int, low: int = 1) -> None:
+    if not low <= port <= 65535:
+        raise ConfigError(f"{key}: {port} is not a valid port ({low}-65535)")
+
+
+def _check_ip(key: str, value: str) -> None:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not an IP address") from None
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
+
+
+def validate(config: GatewayConfig) -> None:
+    """Check values and cross-field rules; raise `ConfigError` naming the first bad key."""
+    sip = config.sip
+    # The bind address must be a literal: resolving names at start hides which interface
+    # the gateway really listens on.
+    _check_ip("sip.host", sip.host)
+    _check_port("sip.port", sip.port)
+    if sip.advertised_host and not (
+        _HOSTNAME.match(sip.advertised_host) or _is_ip(sip.advertised_host)
+    ):
+        raise ConfigError(
+            f"sip.advertised_host: {sip.advertised_host!r} is not an IP address or host name"
+        )
+    if not sip.transports:
+        raise ConfigError("sip.transports: at least one transport is required (udp, tcp)")
+    for i, transport in enumerate(sip.transports):
+        _check_choice(f"sip.transports[{i}]", transport, VALID_TRANSPORTS)
+    if sip.max_calls < 1:
+        raise ConfigError(f"sip.max_calls: {sip.max_calls} must be at least 1")
+    for i, net in enumerate(sip.allow_networks):
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"sip.allow_networks[{i}]: {net!r} is not a CIDR network") from None
+    if not sip.codecs:
+        raise ConfigError("sip.codecs: at least one codec is required (PCMU, PCMA)")
+    for i, codec in enumerate(sip.codecs):
+        _check_choice(f"sip.codecs[{i}]", codec, VALID_CODECS)
+    if sip.inbound_auth.username and not sip.inbound_auth.password:
+        raise ConfigError("sip.inbound_auth.password: required when inbound_auth.username is set")
+
+    for i, reg in enumerate(config.registrations):
+        key = f"registrations[{i}]"
+        if not _SIP_URI.match(reg.registrar) or not _parses_as_uri(reg.registrar):
+            raise ConfigError(f"{key}.registrar: {reg.registrar!r} is not a sip: or sips: URI")
+        if not reg.username:
+            raise ConfigError(f"{key}.username: must not be empty")
+        if not 10 <= reg.expires <= 86400:
+            raise ConfigError(f"{key}.expires: {reg.expires} is not in 10-86400 seconds")
+
+    media = config.media
+    # Below 1024 needs root and collides with system services; RTP wants an even base port
+    # (RFC 3550 11) with RTCP on the next odd one, so a range needs at least two ports.
+    _check_port("media.rtp_port_min", media.rtp_port_min, low=1024)
+    _check_port("media.rtp_port_max", media.rtp_port_max, low=1024)
+    if media.rtp_port_max <= media.rtp_port_min:
+        raise ConfigError(
+            f"media.rtp_port_max: {media.rtp_port_max} must be greater than "
+            f"media.rtp_port_min ({media.rtp_port_min})"
+        )
+    _check_choice("media.idle_audio", media.idle_audio, VALID_IDLE_AUDIO)
+    if media.rtp_timeout_s < 0:
+        raise ConfigError(f"media.rtp_timeout_s: {media.rtp_timeout_s} must be >= 0 (0 = off)")
+
+    if not 0 <= config.calls.answer_delay_ms <= 60000:
+        raise ConfigError(
+            f"calls.answer_delay_ms: {config.calls.answer_delay_ms} is not in 0-60000 ms"
+        )
+    if config.calls.max_duration_s < 0:
+        raise ConfigError(
+            f"calls.max_duration_s: {config.calls.max_duration_s} must be >= 0 (0 = unlimited)"
+        )
+
+    _check_choice("log.level", config.log.level.upper(), VALID_LOG_LEVELS)
+    _check_choice("log.format", config.log.format, VALID_LOG_FORMATS)
+
+    url = config.realtime.url
+    if not (url.startswith("ws://") or url.startswith("wss://")):
+        raise ConfigError(f"realtime.url: {url!r} is not a ws:// or wss:// URL")
+    _validate_realtime(config)
+    _validate_calls(config)
+
+
+def _validate_realtime(config: GatewayConfig) -> None:
+    rt = config.realtime
+    _check_choice("realtime.provider", rt.provider, ("openai", "azure", "custom"))
+    _check_choice("realtime.simulator", rt.simulator, ("auto", "always", "never"))
+    _check_choice("realtime.turn_detection", rt.turn_detection, ("semantic_vad", "server_vad"))
+    _check_choice("realtime.eagerness", rt.eagerness, ("low", "medium", "high", "auto"))
+    _check_choice("realtime.noise_reduction", rt.noise_reduction, ("", "near_field", "far_field"))
+    if not 0.0 <= rt.vad_threshold <= 1.0:
+        raise ConfigError(f"realtime.vad_threshold: {rt.vad_threshold} is not within 0..1")
+    for key in ("prefix_padding_ms", "silence_duration_ms", "idle_timeout_ms"):
+        if getattr(rt, key) < 0:
+            raise ConfigError(f"realtime.{key}: {getattr(rt, key)} must be >= 0")
+    if not 0.5 <= rt.setup_timeout_s <= 60:
+        raise ConfigError(f"realtime.setup_timeout_s: {rt.setup_timeout_s} is not in 0.5-60 s")
+    if rt.session_cap_s <= rt.rollover_margin_s or rt.rollover_margin_s < 0:
+        raise ConfigError(
+            f"realtime.rollover_margin_s: {rt.rollover_margin_s} must be >= 0 and below "
+            f"realtime.session_cap_s ({rt.session_cap_s})"
+        )
+    if not rt.voice:
+        raise ConfigError("realtime.voice: must not be empty")
+
+
+_DIGITS = "0123456789*#ABCD"
+
+
+def _validate_calls(config: GatewayConfig) -> None:
+    calls = config.calls
+    _check_choice("calls.dtmf_mode", calls.dtmf_mode, ("forward", "ignore"))
+    if calls.digit_terminator not in ("", *_DIGITS):
+        raise ConfigError(
+            f"calls.digit_terminator: {calls.digit_terminator!r} is not a DTMF digit (or empty)"
+        )
+    if not 1 <= calls.max_digits <= 64:
+        raise ConfigError(f"calls.max_digits: {calls.max_digits} is not in 1-64")
+    if not 0.1 <= calls.inter_digit_timeout_s <= 30:
+        raise ConfigError(
+            f"calls.inter_digit_timeout_s: {calls.inter_digit_timeout_s} is not in 0.1-30 s"
+        )
+    if not 0 <= calls.truncate_allowance_ms <= 1000:
+        raise ConfigError(
+            f"calls.truncate_allowance_ms: {calls.truncate_allowance_ms} is not in 0-1000 ms"
+        )
+    names = set()
+    for i, target in enumerate(calls.transfer_targets):
+        key = f"calls.transfer_targets[{i}]"
+        if not target.name or target.name in names:
+            raise ConfigError(f"{key}.name: {target.name!r} is empty or used twice")
+        names.add(target.name)
+        if not _SIP_URI.match(target.uri) or not _parses_as_uri(target.uri):
+            raise ConfigError(f"{key}.uri: {target.uri!r} is not a sip: or sips: URI")
+    for i, action in enumerate(calls.digit_actions):
+        key = f"calls.digit_actions[{i}]"
+        if len(action.digit) != 1 or action.digit not in _DIGITS:
+            raise ConfigError(f"{key}.digit: {action.digit!r} is not one DTMF digit")
+        _check_choice(f"{key}.action", action.action, ("transfer", "hangup"))
+        if action.action == "transfer" and action.target not in names:
+            raise ConfigError(
+                f"{key}.target: {action.target!r} is not a calls.transfer_targets name"
+            )
+    tool_names = {"end_call", "transfer_call", "send_dtmf"}
+    for i, tool in enumerate(config.tools):
+        key = f"tools[{i}]"
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", tool.name) or tool.name in tool_names:
+            raise ConfigError(f"{key}.name: {tool.name!r} is not a valid, unique tool name")
+        tool_names.add(tool.name)
+        if not tool.url.startswith(("http://", "https://")):
+            raise ConfigError(f"{key}.url: {tool.url!r} is not an http:// or https:// URL")
+        if tool.parameters.get("type") != "object":
+            raise ConfigError(f'{key}.parameters: must be a JSON schema with type = "object"')
+        if not 0.1 <= tool.timeout_s <= 120:
+            raise ConfigError(f"{key}.timeout_s: {tool.timeout_s} is not in 0.1-120 s")
+
+
+def _parses_as_uri(value: str) -> bool:
+    # The same parser the registration client uses, so whatever passes here also starts.
+    from sip.uri import UriError, parse_uri
+
+    try:
+        parse_uri(value)
+    except (UriError, ValueError):
+        return False
+    return True
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def parse_port_range(text: str) -> tuple[int, int]:
+    """`"10000-20000"` -> (10000, 20000); raises ConfigError naming `--rtp-ports`."""
+    match = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", text)
+    if not match:
+        raise ConfigError(f"--rtp-ports: {text!r} is not MIN-MAX (e.g. 10000-20000)")
+    return int(match.group(1)), int(match.group(2))
+
+
+def redacted(config: GatewayConfig) -> dict[str, Any]:
+    """The config as plain data for a start-up log line, with every secret replaced by ***."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, Secret):
+            return "***" if value else ""
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: walk(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple):
+            return [walk(v) for v in value]
+        return value
+
+    return walk(config)

@@ -1,0 +1,707 @@
+"""Control API: a small HTTP/1.1 server for health checks, metrics and live-call control.
+
+Endpoints (JSON in and out, errors as `{"error": "..."}`):
+
+    GET    /healthz              200 while the process serves (never needs the token)
+    GET    /readyz               200 when accepting calls and every registration is registered,
+                                 else 503 {"ready": false, "reason": "..."}
+    GET    /metrics              Prometheus text exposition
+    GET    /calls                {"calls": [...]} live calls with state and quality
+    POST   /calls                originate {"to", "instructions", "registration"?, "from"?}
+                                 -> 202 {"call_id": "..."}
+    DELETE /calls/{id}           hang up -> 204, 404 when unknown
+    POST   /calls/{id}/say       {"text", "role"?: "system"|"user", "respond"?: true} -> 202
+
+Why a hand-written server instead of a framework: the surface is seven routes, the gateway
+already runs one asyncio loop, and a dependency-free server keeps the container slim. The
+parser is deliberately strict and bounded (request-head size, body size, a time budget for the
+whole head so a slowloris client that drips one byte at a time cannot hold a connection open,
+an idle timeout between keep-alive requests, a connection cap).
+
+Authentication: when a token is configured every endpoint except `/healthz` needs
+`Authorization: Bearer <token>` (RFC 6750); a missing or wrong token gets 401 with a
+`WWW-Authenticate: Bearer` challenge. `/healthz` stays open so container and Kubernetes
+liveness probes work without the secret; it reveals nothing beyond "the process answers".
+`/readyz` and `/metrics` do need the token: a readiness reason can name registrars, and
+Prometheus can send a bearer token (`authorization` in its scrape config).
+
+Call-IDs may contain `/`, `?` and `@` (RFC 3261 25.1 `word`): clients percent-encode them in the
+path (`/calls/abc%2Fdef%40host`); the path is split on `/` before decoding each segment.
+
+The server talks to the application through `ControlTarget` (a Protocol), so it is tested with a
+fake and the real Gateway is wired to it in the application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import hmac
+import inspect
+import logging
+import re
+from collections.abc import Awaitable
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+from urllib.parse import unquote
+
+import orjson
+
+from gateway.observe.logs import log_event
+
+log = logging.getLogger("gateway.control")
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8080
+
+_REASONS = {
+    200: "OK",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    408: "Request Timeout",
+    409: "Conflict",
+    411: "Length Required",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    431: "Request Header Fields Too Large",
+    500: "Internal Server Error",
+    501: "Not Implemented",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+    505: "HTTP Version Not Supported",
+}
+
+# A number for POST /calls: digits with an optional leading + (E.164) and the DTMF keys a PBX
+# may need in a dial string; 32 is generous (E.164 is at most 15 digits).
+_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
+_TOKEN_CHARS = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 5.6.2 token
+ROLES = ("system", "user")
+
+
+class ControlError(Exception):
+    """An error the API reports as `{"error": message}` with HTTP `status`."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class OriginateRequest:
+    """A validated `POST /calls` body."""
+
+    to: str  # a sip:/sips: URI or a number (dialled through `registration`)
+    instructions: str
+    registration: str | None = None  # the name of a configured registration/trunk
+    from_: str | None = None  # caller identity to present (`from` in JSON)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "to": self.to,
+            "instructions": self.instructions,
+            "registration": self.registration,
+            "from": self.from_,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SayRequest:
+    """A validated `POST /calls/{id}/say` body."""
+
+    text: str
+    # "system" by default: an operator injecting "tell the caller their taxi is outside" is
+    # an instruction to the model, not something the caller said.
+    role: Literal["system", "user"] = "system"
+    respond: bool = True
+
+
+@runtime_checkable
+class ControlTarget(Protocol):
+    """What the control API needs from the application (the Gateway implements it).
+
+    Plain methods must not block (they run on the event loop). `hangup` and `say` may be plain
+    or async; they should return once the action has started (e.g. the BYE is sent), not wait
+    for the far end. Any of them may raise `ControlError(status, message)`.
+    """
+
+    def healthy(self) -> bool: ...
+
+    def ready(self) -> tuple[bool, str]:
+        """(True, "") when accepting calls and every registration is registered, else
+        (False, why), e.g. (False, "registration sip:100@pbx: 403 Forbidden")."""
+        ...
+
+    def metrics(self) -> tuple[bytes, str]:
+        """The Prometheus exposition and its content type."""
+        ...
+
+    def list_calls(self) -> list[dict[str, Any]]:
+        """Live calls as JSON-ready dicts (id, state, from, to, duration, quality...)."""
+        ...
+
+    def hangup(self, call_id: str) -> bool | Awaitable[bool]:
+        """Start hanging up; False when the call is unknown."""
+        ...
+
+    async def originate(self, request: OriginateRequest) -> str:
+        """Start an outbound call; returns its call id (raise ControlError on bad input)."""
+        ...
+
+    def say(self, call_id: str, text: str, role: str, respond: bool) -> bool | Awaitable[bool]:
+        """Inject a message into a live call; False when the call is unknown."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Bounds on what one client can make the server hold (all times in seconds)."""
+
+    max_head_bytes: int = 16 * 1024  # request line + headers
+    max_body_bytes: int = 64 * 1024  # instructions fit easily; prompts belong in files
+    head_timeout: float = 10.0  # budget for the whole request head, not per read
+    body_timeout: float = 10.0
+    idle_timeout: float = 30.0  # between keep-alive requests
+    handler_timeout: float = 30.0  # one call into the application
+    max_connections: int = 64
+    max_requests_per_connection: int = 1000
+
+
+@dataclass(slots=True)
+class Request:
+    method: str
+    target: str
+    path: str
+    version: str
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
+    body: bytes = b""
+
+    @property
+    def keep_alive(self) -> bool:
+        connection = {t.strip().lower() for t in self.headers.get("connection", "").split(",")}
+        if self.version == "HTTP/1.0":
+            return "keep-alive" in connection
+        return "close" not in connection
+
+
+@dataclass(slots=True)
+class Response:
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    close: bool = False  # close the connection after this response
+
+    def encode(self, keep_alive: bool, head_only: bool = False) -> bytes:
+        reason = _REASONS.get(self.status, "Unknown")
+        lines = [
+            f"HTTP/1.1 {self.status} {reason}",
+            f"Date: {email.utils.formatdate(usegmt=True)}",
+            "Cache-Control: no-store",
+        ]
+        if self.status != 204:
+            lines.append(f"Content-Type: {self.content_type}")
+            lines.append(f"Content-Length: {len(self.body)}")
+        lines.extend(f"{name}: {value}" for name, value in self.headers)
+        lines.append("Connection: keep-alive" if keep_alive else "Connection: close")
+        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        if head_only or self.status == 204:
+            return head
+        return head + self.body
+
+
+def json_response(status: int, payload: Any, **kwargs: Any) -> Response:
+    return Response(status, orjson.dumps(payload), **kwargs)
+
+
+def error_response(status: int, message: str, **kwargs: Any) -> Response:
+    return json_response(status, {"error": message}, **kwargs)
+
+
+class _HttpError(Exception):
+    """A malformed request: answer with `status` and close the connection."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+# ---------------------------------------------------------------------------------------------
+# Request parsing (pure functions: bytes in, Request or _HttpError out)
+
+
+def parse_head(head: bytes) -> Request:
+    """Parse the request line and headers (RFC 9112 3 and 5); `head` ends with CRLF CRLF."""
+    try:
+        text = head.decode("latin-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+        raise _HttpError(400, "request head is not text") from None
+    lines = text.split("\r\n")
+    request_line = lines[0]
+    parts = request_line.split(" ")
+    if len(parts) != 3 or not all(parts):
+        raise _HttpError(400, f"malformed request line {request_line[:80]!r}")
+    method, target, version = parts
+    if not _TOKEN_CHARS.match(method):
+        raise _HttpError(400, f"malformed method {method[:20]!r}")
+    if version not in ("HTTP/1.1", "HTTP/1.0"):
+        if version.startswith("HTTP/"):
+            raise _HttpError(505, f"{version[:20]} is not supported (use HTTP/1.1)")
+        raise _HttpError(400, f"malformed request line {request_line[:80]!r}")
+    if not target.startswith("/"):
+        raise _HttpError(400, f"request target {target[:80]!r} must be an absolute path")
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        if not line:
+            continue
+        if line[0] in " \t":
+            # Obsolete line folding is a request-smuggling vector (RFC 9112 5.2): reject it.
+            raise _HttpError(400, "obsolete header line folding is not allowed")
+        name, sep, value = line.partition(":")
+        if not sep or not name or not _TOKEN_CHARS.match(name):
+            raise _HttpError(400, f"malformed header line {line[:80]!r}")
+        key = name.lower()
+        value = value.strip(" \t")
+        if key == "content-length" and key in headers and headers[key] != value:
+            raise _HttpError(400, "conflicting Content-Length headers")
+        headers[key] = (
+            f"{headers[key]}, {value}" if key in headers and key != "content-length" else value
+        )
+    if "transfer-encoding" in headers:
+        # Chunked uploads are not needed for JSON bodies of a few KiB; refusing them removes
+        # the Content-Length/Transfer-Encoding ambiguity entirely.
+        raise _HttpError(501, "Transfer-Encoding is not supported; send Content-Length")
+    path = target.split("?", 1)[0].split("#", 1)[0]
+    return Request(method=method, target=target, path=path, version=version, headers=headers)
+
+
+def content_length(request: Request, max_body: int) -> int:
+    raw = request.headers.get("content-length")
+    if raw is None:
+        return 0
+    if not raw.isdigit():
+        raise _HttpError(400, f"Content-Length {raw[:20]!r} is not a number")
+    length = int(raw)
+    if length > max_body:
+        raise _HttpError(413, f"body of {length} bytes is larger than the limit of {max_body}")
+    return length
+
+
+def parse_json_body(body: bytes) -> dict[str, Any]:
+    if not body:
+        raise ControlError(400, "body: a JSON object is required")
+    try:
+        value = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise ControlError(400, f"body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ControlError(400, "body: expected a JSON object")
+    return value
+
+
+def _check_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
+    # Unknown fields are errors: a typo such as "instruction" would otherwise be ignored.
+    for key in body:
+        if key not in allowed:
+            raise ControlError(400, f"{key}: unknown field (allowed: {', '.join(allowed)})")
+
+
+def _string(body: dict[str, Any], key: str, *, required: bool) -> str | None:
+    value = body.get(key)
+    if value is None:
+        if required:
+            raise ControlError(400, f"{key}: required")
+        return None
+    if not isinstance(value, str):
+        raise ControlError(400, f"{key}: expected a string")
+    if not value.strip():
+        raise ControlError(400, f"{key}: must not be empty")
+    return value.strip() if key != "instructions" and key != "text" else value
+
+
+def _check_destination(key: str, value: str) -> None:
+    compact = value.replace(" ", "").replace("-", "")
+    if value.lower().startswith(("sip:", "sips:")):
+        from sip.uri import UriError, parse_uri
+
+        try:
+            parse_uri(value)
+        except (UriError, ValueError) as exc:
+            raise ControlError(400, f"{key}: {value!r} is not a valid SIP URI ({exc})") from None
+        return
+    if not _NUMBER.match(compact):
+        raise ControlError(
+            400, f"{key}: {value!r} is not a sip:/sips: URI or a phone number (digits, + * #)"
+        )
+
+
+def parse_originate(body: dict[str, Any]) -> OriginateRequest:
+    """Validate a `POST /calls` body; ControlError(400) names the field."""
+    _check_fields(body, ("to", "instructions", "registration", "from"))
+    to = _string(body, "to", required=True)
+    assert to is not None
+    _check_destination("to", to)
+    instructions = _string(body, "instructions", required=True)
+    assert instructions is not None
+    registration = _string(body, "registration", required=False)
+    caller = _string(body, "from", required=False)
+    if caller is not None:
+        _check_destination("from", caller)
+    return OriginateRequest(
+        to=to, instructions=instructions, registration=registration, from_=caller
+    )
+
+
+def parse_say(body: dict[str, Any]) -> SayRequest:
+    """Validate a `POST /calls/{id}/say` body; ControlError(400) names the field."""
+    _check_fields(body, ("text", "role", "respond"))
+    text = _string(body, "text", required=True)
+    assert text is not None
+    role = body.get("role", "system")
+    if role not in ROLES:
+        raise ControlError(400, f"role: {role!r} is not one of {', '.join(ROLES)}")
+    respond = body.get("respond", True)
+    if not isinstance(respond, bool):
+        raise ControlError(400, "respond: expected true or false")
+    return SayRequest(text=text, role=role, respond=respond)
+
+
+def bearer_ok(header: str | None, token: str) -> bool:
+    """Constant-time check of `Authorization: Bearer <token>` (RFC 6750 2.1)."""
+    if header is None:
+        return False
+    scheme, _, credentials = header.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    # compare_digest on bytes: the time taken does not depend on where the strings differ.
+    return hmac.compare_digest(credentials.strip().encode(), token.encode())
+
+
+# ---------------------------------------------------------------------------------------------
+# The server
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value
+
+
+class ControlServer:
+    """`await start()`, then `.port` / `.url`; `await stop()` closes every connection."""
+
+    def __init__(
+        self,
+        target: ControlTarget,
+        host: str = DEFAULT_HOST,
+        port: int = DEFAULT_PORT,
+        *,
+        token: str | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.target = target
+        self.host = host
+        self.port = port
+        self.token = token or None
+        self.limits = limits or Limits()
+        self.requests_served = 0
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    async def start(self) -> None:
+        """Bind and listen; OSError (naming the address) when the port is taken."""
+        try:
+            self._server = await asyncio.start_server(
+                self._on_connection,
+                self.host,
+                self.port,
+                limit=self.limits.max_head_bytes,
+                reuse_address=True,
+            )
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"control API cannot listen on {self.host}:{self.port}: {exc.strerror}"
+            ) from None
+        self.port = self._server.sockets[0].getsockname()[1]
+        log_event(
+            log,
+            "control.started",
+            f"control API on {self.url}",
+            address=self.url,
+            auth="bearer" if self.token else "none",
+        )
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.close()
+        handlers = list(self._handlers)
+        for task in handlers:
+            task.cancel()
+        if handlers:
+            await asyncio.wait(handlers, timeout=2.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.wait_closed(), 2.0)
+
+    async def __aenter__(self) -> ControlServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- connections ---------------------------------------------------------------------------
+    async def _on_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        if len(self._handlers) >= self.limits.max_connections:
+            with contextlib.suppress(Exception):
+                writer.write(error_response(503, "too many connections").encode(keep_alive=False))
+                await asyncio.wait_for(writer.drain(), 1.0)
+            writer.close()
+            return
+        self._handlers.add(task)
+        try:
+            await self._serve_connection(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client went away; nothing to answer
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _serve_connection(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        limits = self.limits
+        for count in range(limits.max_requests_per_connection):
+            # Wait for the first byte under the idle timeout: a silent keep-alive connection is
+            # closed without a response (RFC 9112 9.5: a 408 there confuses clients).
+            try:
+                first = await asyncio.wait_for(
+                    reader.read(1), limits.idle_timeout if count else limits.head_timeout
+                )
+            except TimeoutError:
+                return
+            if not first:
+                return
+            try:
+                request = await self._read_request(reader, first)
+            except _HttpError as exc:
+                await self._send(writer, error_response(exc.status, exc.message), False)
+                return
+            response = await self._respond(request)
+            keep_alive = (
+                request.keep_alive
+                and not response.close
+                and count + 1 < limits.max_requests_per_connection
+            )
+            await self._send(writer, response, keep_alive, head_only=request.method == "HEAD")
+            if not keep_alive:
+                return
+
+    async def _read_request(self, reader: asyncio.StreamReader, first: bytes) -> Request:
+        limits = self.limits
+        try:
+            async with asyncio.timeout(limits.head_timeout):
+                rest = await reader.readuntil(b"\r\n\r\n")
+        except TimeoutError:
+            raise _HttpError(408, "request head not received in time") from None
+        except asyncio.LimitOverrunError:
+            raise _HttpError(
+                431, f"request head larger than {limits.max_head_bytes} bytes"
+            ) from None
+        except asyncio.IncompleteReadError:
+            raise ConnectionResetError("client closed mid-request") from None
+        request = parse_head(first + rest)
+        length = content_length(request, limits.max_body_bytes)
+        if length:
+            try:
+                async with asyncio.timeout(limits.body_timeout):
+                    request.body = await reader.readexactly(length)
+            except TimeoutError:
+                raise _HttpError(408, "request body not received in time") from None
+            except asyncio.IncompleteReadError:
+                raise ConnectionResetError("client closed mid-body") from None
+        return request
+
+    async def _send(
+        self,
+        writer: asyncio.StreamWriter,
+        response: Response,
+        keep_alive: bool,
+        head_only: bool = False,
+    ) -> None:
+        writer.write(response.encode(keep_alive, head_only))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(writer.drain(), self.limits.body_timeout)
+        self.requests_served += 1
+
+    # -- routing -------------------------------------------------------------------------------
+    async def _respond(self, request: Request) -> Response:
+        try:
+            async with asyncio.timeout(self.limits.handler_timeout):
+                return await self._route(request)
+        except ControlError as exc:
+            return error_response(exc.status, exc.message)
+        except TimeoutError:
+            log_event(
+                log,
+                "control.timeout",
+                f"{request.method} {request.path} took longer than {self.limits.handler_timeout} s",
+                level=logging.WARNING,
+                method=request.method,
+                path=request.path,
+            )
+            return error_response(504, "the gateway did not complete the request in time")
+        except Exception:  # a bug in the application: answer 500, keep serving
+            log.exception(
+                "control request failed",
+                extra={"event": "control.error", "method": request.method, "path": request.path},
+            )
+            return error_response(500, "internal error (see the gateway log)")
+
+    def _authorized(self, request: Request) -> Response | None:
+        if self.token is None:
+            return None
+        header = request.headers.get("authorization")
+        if bearer_ok(header, self.token):
+            return None
+        challenge = 'Bearer realm="sip-realtime-gateway"'
+        if header is not None:
+            challenge += ', error="invalid_token"'  # RFC 6750 3.1
+        message = "missing bearer token" if header is None else "invalid bearer token"
+        return error_response(401, message, headers=[("WWW-Authenticate", challenge)])
+
+    async def _route(self, request: Request) -> Response:
+        segments = request.path.split("/")[1:]
+        method = request.method
+        if segments == ["healthz"]:
+            allowed = _allow(method, ("GET",))
+            if allowed:
+                return allowed
+            healthy = bool(self.target.healthy())
+            return json_response(
+                200 if healthy else 503, {"status": "ok" if healthy else "unhealthy"}
+            )
+        denied = self._authorized(request)
+        if denied is not None:
+            return denied
+        if segments == ["readyz"]:
+            return _allow(method, ("GET",)) or self._readyz()
+        if segments == ["metrics"]:
+            if allowed := _allow(method, ("GET",)):
+                return allowed
+            body, content_type = self.target.metrics()
+            return Response(200, body, content_type=content_type)
+        if segments and segments[0] == "calls":
+            return await self._calls(request, method, segments[1:])
+        return error_response(404, f"no such endpoint: {request.path[:100]}")
+
+    def _readyz(self) -> Response:
+        ready, reason = self.target.ready()
+        if ready:
+            return json_response(200, {"ready": True})
+        return json_response(503, {"ready": False, "reason": reason or "not ready"})
+
+    async def _calls(self, request: Request, method: str, rest: list[str]) -> Response:
+        if not rest or rest == [""]:
+            if allowed := _allow(method, ("GET", "POST")):
+                return allowed
+            if method in ("GET", "HEAD"):
+                return json_response(200, {"calls": self.target.list_calls()})
+            originate = parse_originate(parse_json_body(request.body))
+            call_id = await self.target.originate(originate)
+            log_event(
+                log,
+                "control.originate",
+                f"originating a call to {originate.to}",
+                call_id=call_id,
+                to=originate.to,
+                registration=originate.registration,
+            )
+            return json_response(
+                202, {"call_id": call_id}, headers=[("Location", f"/calls/{_quote(call_id)}")]
+            )
+        call_id = unquote(rest[0])
+        if not call_id:
+            return error_response(404, "empty call id")
+        if len(rest) == 1:
+            if allowed := _allow(method, ("DELETE",)):
+                return allowed
+            found = await _maybe_await(self.target.hangup(call_id))
+            if not found:
+                return error_response(404, f"no live call {call_id!r}")
+            log_event(log, "control.hangup", "hang-up requested", call_id=call_id)
+            return Response(204)
+        if rest[1:] == ["say"]:
+            if allowed := _allow(method, ("POST",)):
+                return allowed
+            say = parse_say(parse_json_body(request.body))
+            found = await _maybe_await(self.target.say(call_id, say.text, say.role, say.respond))
+            if not found:
+                return error_response(404, f"no live call {call_id!r}")
+            log_event(
+                log,
+                "control.say",
+                "message injected",
+                call_id=call_id,
+                role=say.role,
+                respond=say.respond,
+            )
+            return json_response(202, {"call_id": call_id, "accepted": True})
+        return error_response(404, f"no such endpoint: {request.path[:100]}")
+
+
+def _allow(method: str, allowed: tuple[str, ...]) -> Response | None:
+    """None when `method` is allowed, else the 405 response listing what is (RFC 9110 15.5.6).
+    HEAD is allowed wherever GET is (RFC 9110 9.3.2)."""
+    methods = list(allowed) + (["HEAD"] if "GET" in allowed else [])
+    if method in methods:
+        return None
+    return error_response(
+        405,
+        f"method {method} not allowed here (allowed: {', '.join(methods)})",
+        headers=[("Allow", ", ".join(methods))],
+    )
+
+
+def _quote(call_id: str) -> str:
+    from urllib.parse import quote
+
+    return quote(call_id, safe="@.-_~!*'()+:")
+
+
+__all__ = [
+    "DEFAULT_HOST",
+    "DEFAULT_PORT",
+    "ControlError",
+    "ControlServer",
+    "ControlTarget",
+    "Limits",
+    "OriginateRequest",
+    "SayRequest",
+    "bearer_ok",
+    "parse_head",
+    "parse_originate",
+    "parse_say",
+]

@@ -1,0 +1,141 @@
+"""The logging contract (docs/architecture.md): one JSON object per line on stderr.
+
+Every line carries `ts`, `level`, `event` (dotted name such as `call.offered`), `message` and the
+structured fields of the call (`call_id`, ...). Interop tests parse these lines, so field names
+are part of the product's interface. On a TTY the same records are printed as readable text.
+
+Secrets are redacted by field name and by type (`gateway.config.Secret`), so a stray
+`password=` field or a config object can never leak a credential into the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+import traceback
+from typing import Any, TextIO
+
+import orjson
+
+# LogRecord attributes that are not caller-supplied `extra` fields.
+_RECORD_ATTRS = frozenset(
+    vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
+) | {"message", "asctime", "event", "fields", "taskName"}
+
+# Field names whose values are never written, whatever their type.
+_SECRET_NAMES = ("password", "secret", "api_key", "apikey", "authorization", "token")
+REDACTED = "***"
+
+DEFAULT_EVENT = "log"
+
+
+def _is_secret_name(name: str) -> bool:
+    lowered = name.lower()
+    return any(s in lowered for s in _SECRET_NAMES)
+
+
+def _clean(name: str, value: Any) -> Any:
+    if _is_secret_name(name):
+        return REDACTED
+    # Imported lazily: gateway.config imports nothing from here, but keep logs usable alone.
+    from gateway.config import Secret
+
+    if isinstance(value, Secret):
+        return REDACTED
+    return value
+
+
+def record_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """Structured fields of a record: `log_event` fields plus any plain `extra=` keys."""
+    fields: dict[str, Any] = {}
+    for key, value in vars(record).items():
+        if key not in _RECORD_ATTRS and not key.startswith("_"):
+            fields[key] = _clean(key, value)
+    given = getattr(record, "fields", None)
+    if isinstance(given, dict):
+        for key, value in given.items():
+            fields[str(key)] = _clean(str(key), value)
+    return fields
+
+
+def _iso_ts(created: float) -> str:
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
+    return f"{seconds}.{int(created * 1000) % 1000:03d}Z"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, event, logger, message, then the fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "ts": _iso_ts(record.created),
+            "level": record.levelname.lower(),
+            "event": getattr(record, "event", None) or DEFAULT_EVENT,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in record_fields(record).items():
+            # A field may not overwrite the envelope (a caller passing event=... by mistake).
+            line.setdefault(key, value)
+        if record.exc_info:
+            line["exc"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return orjson.dumps(line, default=str).decode("utf-8")
+
+
+class TextFormatter(logging.Formatter):
+    """Readable one-liners for a terminal: time, level, event, message, key=value fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        ts = time.strftime("%H:%M:%S", time.localtime(record.created))
+        ms = int(record.created * 1000) % 1000
+        event = getattr(record, "event", None) or DEFAULT_EVENT
+        parts = [f"{ts}.{ms:03d} {record.levelname:<7} {event:<18} {record.getMessage()}"]
+        for key, value in record_fields(record).items():
+            parts.append(f"{key}={value}")
+        text = " ".join(parts)
+        if record.exc_info:
+            text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
+        return text
+
+
+def use_json(fmt: str, stream: TextIO) -> bool:
+    """`auto` means JSON unless the stream is an interactive terminal."""
+    if fmt == "json":
+        return True
+    if fmt == "text":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return not (isatty is not None and isatty())
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | None = None) -> None:
+    """Install the single stderr handler on the root logger (replacing earlier ones)."""
+    stream = sys.stderr if stream is None else stream
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter() if use_json(fmt, stream) else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    # asyncio's own debug chatter is not part of the contract.
+    logging.getLogger("asyncio").setLevel(logging.WARNING)
+
+
+def log_event(
+    logger: logging.Logger,
+    event: str,
+    message: str | None = None,
+    *,
+    level: int = logging.INFO,
+    **fields: Any,
+) -> None:
+    """Log a contract event: `log_event(log, "call.offered", call_id=..., source=...)`.
+
+    Fields go in a dedicated `fields` dict so names such as `from` or `name` cannot collide
+    with LogRecord attributes.
+    """
+    if not logger.isEnabledFor(level):
+        return
+    logger.log(level, message or event, extra={"event": event, "fields": fields})

@@ -1,0 +1,222 @@
+"""CallSession against the real simulator: setup, turns, barge-in bytes, DTMF, tools, reconnect.
+
+SIP and RTP are replaced by a recording CallControl and a real PlayoutQueue that the test drains
+by hand (one `next_frame()` + `on_output_tick()` per simulated 20 ms tick), so every byte
+counted as played is one the test "sent". The simulator's recorded client events are validated
+against openai.types.realtime by the fixture at teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from gateway.call import machine as m
+from gateway.call.session import CallSession, SessionSettings
+from gateway.media.jitter import Frame
+from gateway.media.playout import FrameKind, PlayoutQueue
+from gateway.realtime import protocol
+from gateway.realtime.client import Endpoint
+from gateway.realtime.simulator import Simulator, ToolCallRule
+from tests.realtime.conftest import silence, speech_like
+
+
+class FakeControl:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+        self.digits: list[str] = []
+        self.refer_status = 202
+
+    def answer(self) -> None:
+        self.calls.append(("answer", None))
+
+    def reject(self, status: int, reason: str, retry_after_s: int | None) -> None:
+        self.calls.append(("reject", (status, retry_after_s)))
+
+    def hangup(self, reason_text: str) -> None:
+        self.calls.append(("hangup", reason_text))
+
+    async def refer(self, target_uri: str) -> int:
+        self.calls.append(("refer", target_uri))
+        return self.refer_status
+
+    def send_digits(self, digits: str) -> None:
+        self.digits.append(digits)
+
+    def stop_media(self) -> None:
+        self.calls.append(("stop_media", None))
+
+    def names(self) -> list[str]:
+        return [name for name, _ in self.calls]
+
+
+async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.005)
+
+
+Session = tuple[CallSession, FakeControl, PlayoutQueue]
+
+
+@pytest.fixture
+async def make_session() -> AsyncIterator[Callable[..., Any]]:
+    sessions: list[CallSession] = []
+
+    async def factory(
+        simulator: Simulator | None, url: str | None = None, **policy: Any
+    ) -> Session:
+        control = FakeControl()
+        queue = PlayoutQueue()
+        config = protocol.SessionConfig(
+            turn_detection=protocol.ServerVad(silence_duration_ms=300),
+            tools=(protocol.FunctionTool("end_call"), protocol.FunctionTool("lookup")),
+        )
+        endpoint = Endpoint.custom(url or (simulator.url if simulator else ""))
+        settings = SessionSettings(endpoint, config, m.CallPolicy(**policy))
+        session = CallSession("call-1", settings, control, queue)
+        sessions.append(session)
+        session.start()
+        return session, control, queue
+
+    yield factory
+    for session in sessions:
+        await session.close()
+
+
+async def answered(sim: Simulator, make_session: Callable[..., Any], **policy: Any) -> Session:
+    session, control, queue = await make_session(sim, **policy)
+    await until(lambda: "answer" in control.names())
+    session.on_ack()
+    assert session.ctx.state is m.State.LISTENING
+    return session, control, queue
+
+
+def speak(session: CallSession, audio: bytes) -> None:
+    for i in range(0, len(audio), 160):
+        session.on_audio([Frame(audio[i : i + 160], i)])
+
+
+def tick(session: CallSession, queue: PlayoutQueue, frames: int) -> int:
+    """Play `frames` ticks; return how many carried bot audio."""
+    played = 0
+    for _ in range(frames):
+        frame = queue.next_frame()
+        if frame is not None and frame.kind is FrameKind.AUDIO:
+            played += 1
+        session.on_output_tick()
+    return played
+
+
+async def test_answers_only_after_session_updated_with_the_g711_format(
+    sim: Simulator, make_session: Callable[..., Any]
+) -> None:
+    session, control, _ = await make_session(sim)
+    await until(lambda: "answer" in control.names())
+    simulated = await sim.wait_session()
+    update = simulated.client_events_of("session.update")[0]
+    assert update["session"]["audio"]["input"]["format"] == {"type": "audio/pcmu"}
+    assert session.ctx.state is m.State.ANSWERING
+
+
+async def test_unreachable_realtime_rejects_with_503_retry_after(
+    make_session: Callable[..., Any],
+) -> None:
+    # Port 9 on loopback: nothing listens, the connection is refused at once.
+    _, control, _ = await make_session(None, url="ws://127.0.0.1:9/v1/realtime")
+    await until(lambda: "reject" in control.names())
+    assert ("reject", (503, 30)) in control.calls
+    assert "answer" not in control.names()
+
+
+async def test_caller_turn_gets_the_bot_reply_and_playout_drains(
+    sim: Simulator, make_session: Callable[..., Any]
+) -> None:
+    session, _, queue = await answered(sim, make_session)
+    utterance = speech_like(800)
+    speak(session, silence(200) + utterance + silence(600))
+    await until(lambda: queue.queued_bytes > 0)
+    await until(lambda: session.ctx.response_id is None)  # response.done: all deltas in
+    received = sum(session.ctx.received_bytes.values())
+    assert received > 0
+    assert session.ctx.state is m.State.BOT_SPEAKING
+    tick(session, queue, received // 160 + 3)
+    assert session.ctx.state is m.State.LISTENING
+
+
+async def test_barge_in_truncates_at_the_bytes_played(
+    sim: Simulator, make_session: Callable[..., Any]
+) -> None:
+    session, _, queue = await answered(sim, make_session)
+    speak(session, silence(200) + speech_like(2000) + silence(600))
+    await until(lambda: session.ctx.response_id is None and queue.queued_bytes > 0)
+    item_id = next(iter(session.ctx.received_bytes))
+    played_frames = tick(session, queue, 25)  # the caller hears 500 ms
+    assert played_frames == 25
+    played = queue.played_bytes(item_id)
+    speak(session, speech_like(600, seed=2))  # the caller talks over the bot
+    await until(lambda: session.ctx.state is m.State.CALLER_SPEAKING)
+    assert queue.queued_bytes == 0  # flushed within the same event
+    simulated = await sim.wait_session()
+    await until(lambda: bool(simulated.client_events_of("conversation.item.truncate")))
+    truncate = simulated.client_events_of("conversation.item.truncate")[0]
+    assert truncate["item_id"] == item_id
+    assert truncate["audio_end_ms"] == played // 8 == 500
+    assert not simulated.client_events_of("response.cancel")  # tail: nothing to cancel
+
+
+async def test_dtmf_digits_reach_the_model_as_text(
+    sim: Simulator, make_session: Callable[..., Any]
+) -> None:
+    session, _, _ = await answered(sim, make_session)
+    for digit in "12#":
+        session.on_dtmf(digit, "rfc4733")
+    simulated = await sim.wait_session()
+    await until(lambda: bool(simulated.client_events_of("response.create")))
+    items = simulated.client_events_of("conversation.item.create")
+    assert items[0]["item"]["content"][0]["text"] == "The caller pressed 1 2 #"
+
+
+async def test_scripted_end_call_hangs_up_after_playout(
+    sim_factory: Callable[..., Any], make_session: Callable[..., Any]
+) -> None:
+    sim = await sim_factory(tool_calls=(ToolCallRule("end_call", {}, on_turn=1),))
+    session, control, queue = await answered(sim, make_session)
+    speak(session, silence(200) + speech_like(600) + silence(600))
+    await until(lambda: session.ctx.state in (m.State.ENDING, m.State.ENDED))
+    tick(session, queue, 200)
+    await until(lambda: "hangup" in control.names())
+    assert ("hangup", "end_call") in control.calls
+
+
+async def test_custom_tool_failure_goes_back_to_the_model(
+    sim_factory: Callable[..., Any], make_session: Callable[..., Any]
+) -> None:
+    sim = await sim_factory(tool_calls=(ToolCallRule("lookup", {"id": 7}, on_turn=1),))
+    session, _, _queue = await answered(sim, make_session)
+    speak(session, silence(200) + speech_like(600) + silence(600))
+    simulated = await sim.wait_session()
+    await until(lambda: bool(simulated.client_events_of("conversation.item.create")), 10)
+    output = simulated.client_events_of("conversation.item.create")[0]["item"]
+    assert output["type"] == "function_call_output"
+    assert "unknown tool lookup" in output["output"]  # no URL configured for it here
+
+
+async def test_websocket_drop_reconnects_and_the_next_turn_works(
+    sim: Simulator, make_session: Callable[..., Any]
+) -> None:
+    session, control, queue = await answered(sim, make_session)
+    first = await sim.wait_session()
+    sim.drop_session(first.id)
+    second = await sim.wait_session(2)
+    await until(lambda: session.stats.reconnects == 1)
+    assert second.client_events_of("session.update")
+    speak(session, silence(200) + speech_like(600) + silence(600))
+    await until(lambda: queue.queued_bytes > 0)
+    assert "hangup" not in control.names()

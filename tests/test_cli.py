@@ -1,0 +1,304 @@
+"""The command line: help, version, exit codes, and a real `run` answering OPTIONS then SIGTERM."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import queue
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.cli import EXIT_CONFIG, main
+from gateway.observe.logs import configure_logging, log_event
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 30
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "gateway", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_help_lists_subcommands_and_flags() -> None:
+    top = cli("--help")
+    assert top.returncode == 0
+    assert "run" in top.stdout and "simulator" in top.stdout
+    run = cli("run", "--help")
+    assert run.returncode == 0
+    for flag in (
+        "--config",
+        "--sip-host",
+        "--sip-port",
+        "--advertised-host",
+        "--rtp-ports",
+        "--max-calls",
+        "--realtime-url",
+        "--log-level",
+        "--log-format",
+    ):
+        assert flag in run.stdout
+
+
+def test_version() -> None:
+    result = cli("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith("sip-realtime-gateway ")
+
+
+def test_bad_config_exits_2_naming_the_key(tmp_path: Path) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text("[sip]\nport = 70000\n", encoding="utf-8")
+    result = cli("run", "--config", str(config))
+    assert result.returncode == 2
+    assert "sip.port: 70000 is not a valid port" in result.stderr
+
+
+def test_unknown_key_and_bad_flags_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "typo.toml"
+    config.write_text("[media]\nrtp_port_mn = 10000\n", encoding="utf-8")
+    assert main(["run", "--config", str(config)]) == EXIT_CONFIG
+    assert "media.rtp_port_mn: unknown key" in capsys.readouterr().err
+    assert main(["run", "--rtp-ports", "abc"]) == EXIT_CONFIG
+    assert "--rtp-ports: 'abc' is not MIN-MAX" in capsys.readouterr().err
+    assert main(["run", "--log-format", "xml"]) == EXIT_CONFIG  # argparse usage error
+    assert main([]) == EXIT_CONFIG  # no command: usage on stderr
+
+
+def test_env_error_exits_2_naming_the_variable() -> None:
+    result = cli("run", env={"SRG_SIP_PORT": "abc"})
+    assert result.returncode == 2
+    assert "SRG_SIP_PORT: 'abc' is not an integer" in result.stderr
+
+
+class LogReader:
+    """Reads a child's stderr JSON lines on a thread so every wait has a timeout."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        assert proc.stderr is not None
+        self._thread = threading.Thread(target=self._pump, args=(proc.stderr,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, stream: object) -> None:
+        for line in stream:  # type: ignore[attr-defined]
+            self.lines.put(line)
+
+    def wait_event(self, event: str, timeout: float = 20.0) -> dict[str, object]:
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                break
+            self.seen.append(line)
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record.get("event") == event:
+                return record
+        raise AssertionError(f"no {event!r} log line; got:\n{''.join(self.seen)}")
+
+
+def options_request(port: int, local_port: int) -> bytes:
+    branch = "z9hG4bK" + uuid.uuid4().hex[:12]
+    return (
+        f"OPTIONS sip:gw@127.0.0.1:{port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{local_port};branch={branch};rport\r\n"
+        "Max-Forwards: 70\r\n"
+        f"From: <sip:probe@127.0.0.1>;tag={uuid.uuid4().hex[:8]}\r\n"
+        f"To: <sip:gw@127.0.0.1:{port}>\r\n"
+        f"Call-ID: {uuid.uuid4().hex}@127.0.0.1\r\n"
+        "CSeq: 1 OPTIONS\r\n"
+        "Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def test_run_answers_options_and_stops_on_sigterm(port_block: int) -> None:
+    sip_port = port_block
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--sip-host",
+            "127.0.0.1",
+            "--sip-port",
+            str(sip_port),
+            "--rtp-ports",
+            f"{port_block + 2}-{port_block + 39}",
+            "--log-format",
+            "json",
+        ],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("SRG_")},
+    )
+    try:
+        logs = LogReader(proc)
+        started = logs.wait_event("gateway.started")
+        assert started["port"] == sip_port
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(5.0)
+            request = options_request(sip_port, sock.getsockname()[1])
+            reply = b""
+            for _ in range(3):  # UDP: retransmit like Timer E would
+                sock.sendto(request, ("127.0.0.1", sip_port))
+                try:
+                    reply = sock.recv(65535)
+                    break
+                except TimeoutError:
+                    continue
+        assert reply.startswith(b"SIP/2.0 200"), reply[:200]
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        logs.wait_event("gateway.stopped", timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_run_port_in_use_exits_1_naming_the_address(port_block: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", port_block))
+        result = cli(
+            "run",
+            "--sip-host",
+            "127.0.0.1",
+            "--sip-port",
+            str(port_block),
+            "--rtp-ports",
+            f"{port_block + 2}-{port_block + 39}",
+            "--log-format",
+            "json",
+        )
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port_block}" in result.stderr
+
+
+# -- the logging contract ------------------------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _restore_root_logger() -> Any:
+    """configure_logging replaces the root handlers: put pytest's back afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def _emit(stream: io.StringIO, fmt: str) -> str:
+    configure_logging("INFO", fmt, stream)
+    log = logging.getLogger("gateway.test")
+    log_event(
+        log,
+        "call.offered",
+        "call from alice",
+        call_id="abc@host",
+        **{"from": "<sip:alice@example.com>"},
+        password="hunter2",
+    )
+    log.debug("not shown at INFO", extra={"event": "test.debug"})
+    log.warning("plain line from a library", extra={"call_id": "abc@host"})
+    return stream.getvalue()
+
+
+def test_json_lines_carry_the_contract_fields() -> None:
+    lines = _emit(io.StringIO(), "auto").splitlines()  # not a TTY: JSON
+    assert len(lines) == 2
+    first, second = (json.loads(line) for line in lines)
+    assert first["event"] == "call.offered"
+    assert first["level"] == "info"
+    assert first["message"] == "call from alice"
+    assert first["call_id"] == "abc@host"
+    assert first["from"] == "<sip:alice@example.com>"
+    assert first["password"] == "***"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first["ts"])
+    # Lines without an explicit event still have one, and keep plain `extra` fields.
+    assert second["event"] == "log"
+    assert second["level"] == "warning"
+    assert second["call_id"] == "abc@host"
+
+
+def test_text_on_a_tty_and_forced_json() -> None:
+    text = _emit(_Tty(), "auto")
+    assert "call.offered" in text and "call_id=abc@host" in text
+    assert "hunter2" not in text
+    assert not text.lstrip().startswith("{")
+    forced = _emit(_Tty(), "json")
+    assert json.loads(forced.splitlines()[0])["event"] == "call.offered"
+
+
+def test_exceptions_are_one_json_line() -> None:
+    stream = io.StringIO()
+    configure_logging("INFO", "json", stream)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("gateway.test").exception("it failed", extra={"event": "call.error"})
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    record = json.loads(lines[0])
+    assert record["event"] == "call.error"
+    assert "ValueError: boom" in record["exc"]
+
+
+def test_simulator_subcommand_delegates(port_block: int) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateway", "simulator", "--port", str(port_block)],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines: queue.Queue[str] = queue.Queue()
+        assert proc.stdout is not None
+        threading.Thread(
+            target=lambda: [lines.put(line) for line in proc.stdout],  # type: ignore[union-attr]
+            daemon=True,
+        ).start()
+        line = lines.get(timeout=20)
+        assert f"127.0.0.1:{port_block}" in line
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

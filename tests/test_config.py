@@ -1,0 +1,275 @@
+"""Configuration: defaults, validation messages that name the key, precedence, secrets."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from gateway.config import (
+    ConfigError,
+    GatewayConfig,
+    Secret,
+    load_config,
+    parse_port_range,
+    redacted,
+)
+from gateway.observe.logs import JsonFormatter, log_event
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "gateway.toml"
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gateway.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_defaults_without_file() -> None:
+    config = load_config(None, env={})
+    assert config == GatewayConfig()
+    assert config.sip.port == 5060
+    assert config.sip.transports == ("udp", "tcp")
+    assert config.media.idle_audio == "silence"
+    assert config.media.rtp_timeout_s == 30.0
+    assert config.media.symmetric_rtp is True
+    assert config.media.echo is False
+    assert config.calls.max_duration_s == 0.0
+
+
+def test_example_file_is_valid(tmp_path: Path) -> None:
+    # The shipped example must always load: it is what README points newcomers to.
+    config = load_config(EXAMPLE, env={"SIP_PASSWORD": "pw"})
+    assert config.registrations, "the example shows a registration"
+    assert config.registrations[0].password.reveal() == "pw"
+
+
+def test_full_file_loads(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[sip]
+host = "127.0.0.1"
+port = 5070
+advertised_host = "gw.example.com"
+transports = ["udp"]
+max_calls = 4
+allow_networks = ["10.0.0.0/8", "::1/128"]
+codecs = ["PCMA"]
+inbound_auth = { realm = "gw", username = "pbx", password = "s3cret" }
+
+[[registrations]]
+registrar = "sip:127.0.0.1:5080"
+username = "gateway"
+password = "secret"
+expires = 120
+
+[media]
+rtp_port_min = 30000
+rtp_port_max = 30100
+echo = true
+idle_audio = "cn"
+rtp_timeout_s = 10
+inband_dtmf = true
+
+[calls]
+max_duration_s = 2.5
+
+[log]
+level = "debug"
+format = "json"
+""",
+    )
+    config = load_config(path, env={})
+    assert config.sip.port == 5070
+    assert config.sip.transports == ("udp",)
+    assert config.sip.codecs == ("PCMA",)
+    assert config.sip.inbound_auth.password.reveal() == "s3cret"
+    assert config.registrations[0].expires == 120
+    assert config.media.echo is True
+    assert config.media.rtp_timeout_s == 10.0
+    assert config.calls.max_duration_s == 2.5
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ("[sip]\nport = 70000\n", "sip.port: 70000 is not a valid port (1-65535)"),
+        ("[sip]\nport = 0\n", "sip.port: 0 is not a valid port"),
+        ('[sip]\nport = "5060"\n', "sip.port: '5060' is not an integer"),
+        ("[sip]\nport = true\n", "sip.port: True is not an integer"),
+        ("[sip]\nprot = 5060\n", "sip.prot: unknown key"),
+        ("[sipp]\nport = 5060\n", "sipp: unknown key"),
+        ('[sip]\nhost = "example.com"\n', "sip.host: 'example.com' is not an IP address"),
+        ('[sip]\ntransports = ["udp", "sctp"]\n', "sip.transports[1]: 'sctp' is not one of"),
+        ("[sip]\ntransports = []\n", "sip.transports: at least one transport"),
+        ('[sip]\ncodecs = ["G729"]\n', "sip.codecs[0]: 'G729' is not one of PCMU, PCMA"),
+        ("[sip]\nmax_calls = 0\n", "sip.max_calls: 0 must be at least 1"),
+        ('[sip]\nallow_networks = ["10.0.0.0/33"]\n', "sip.allow_networks[0]: '10.0.0.0/33'"),
+        ('[sip]\ntransports = "udp"\n', "sip.transports: expected a list"),
+        (
+            "[media]\nrtp_port_min = 100\n",
+            "media.rtp_port_min: 100 is not a valid port (1024-65535)",
+        ),
+        (
+            "[media]\nrtp_port_min = 20000\nrtp_port_max = 20000\n",
+            "media.rtp_port_max: 20000 must be greater than media.rtp_port_min (20000)",
+        ),
+        (
+            '[media]\nidle_audio = "music"\n',
+            "media.idle_audio: 'music' is not one of silence, cn, none",
+        ),
+        ('[media]\necho = "yes"\n', "media.echo: 'yes' is not a boolean"),
+        ("[media]\nrtp_timeout_s = -1\n", "media.rtp_timeout_s: -1.0 must be >= 0"),
+        ("[calls]\nmax_duration_s = -5\n", "calls.max_duration_s: -5.0 must be >= 0"),
+        ("[calls]\nmax_duraton_s = 5\n", "calls.max_duraton_s: unknown key"),
+        ('[log]\nlevel = "loud"\n', "log.level: 'LOUD' is not one of"),
+        ('[log]\nformat = "xml"\n', "log.format: 'xml' is not one of auto, json, text"),
+        ('[realtime]\nurl = "http://x"\n', "realtime.url: 'http://x' is not a ws:// or wss:// URL"),
+        ('[realtime]\napi_key = "sk-123"\n', "realtime.api_key: not allowed in a file"),
+        (
+            '[[registrations]]\nregistrar = "127.0.0.1"\nusername = "u"\n',
+            "registrations[0].registrar: '127.0.0.1' is not a sip: or sips: URI",
+        ),
+        (
+            '[[registrations]]\nregistrar = "sip:pbx"\n',
+            "registrations[0].username: required key is missing",
+        ),
+        (
+            '[[registrations]]\nregistrar = "sip:pbx"\nusername = "u"\nexpires = 5\n',
+            "registrations[0].expires: 5 is not in 10-86400 seconds",
+        ),
+        (
+            '[[registrations]]\nregistrar = "sip:pbx"\nusername = "u"\nrealm = "x"\n',
+            "registrations[0].realm: unknown key",
+        ),
+        ("sip = 5\n", "sip: expected a table"),
+        ("[sip\n", "invalid TOML"),
+    ],
+)
+def test_errors_name_the_key(tmp_path: Path, toml: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(write(tmp_path, toml), env={})
+    assert needle in str(excinfo.value)
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "nope.toml", env={})
+
+
+def test_precedence_file_env_cli(tmp_path: Path) -> None:
+    path = write(tmp_path, '[sip]\nport = 5070\nadvertised_host = "198.51.100.1"\nmax_calls = 7\n')
+    env = {"SRG_SIP_PORT": "5080", "SRG_SIP_ADVERTISED_HOST": "203.0.113.9"}
+    config = load_config(path, env=env, overrides={"sip.port": 5090})
+    assert config.sip.port == 5090  # CLI beats env and file
+    assert config.sip.advertised_host == "203.0.113.9"  # env beats file
+    assert config.sip.max_calls == 7  # file beats default
+    config = load_config(path, env=env)
+    assert config.sip.port == 5080
+
+
+def test_env_values_are_typed_and_errors_name_the_variable() -> None:
+    config = load_config(
+        None,
+        env={
+            "SRG_MEDIA_ECHO": "true",
+            "SRG_SIP_TRANSPORTS": "udp",
+            "SRG_CALLS_MAX_DURATION_S": "1.5",
+            "SRG_LOG_FORMAT": "text",
+        },
+    )
+    assert config.media.echo is True
+    assert config.sip.transports == ("udp",)
+    assert config.calls.max_duration_s == 1.5
+    assert config.log.format == "text"
+    with pytest.raises(ConfigError, match="SRG_SIP_PORT: 'abc' is not an integer"):
+        load_config(None, env={"SRG_SIP_PORT": "abc"})
+    with pytest.raises(ConfigError, match="SRG_MEDIA_ECHO: 'maybe' is not a boolean"):
+        load_config(None, env={"SRG_MEDIA_ECHO": "maybe"})
+    # An env value still goes through validation, with the config key named.
+    with pytest.raises(ConfigError, match=r"sip\.port: 99999 is not a valid port"):
+        load_config(None, env={"SRG_SIP_PORT": "99999"})
+
+
+def test_password_sources(tmp_path: Path) -> None:
+    secret_file = tmp_path / "pw"
+    secret_file.write_text("from-file\n", encoding="utf-8")
+    path = write(
+        tmp_path,
+        f"""
+[[registrations]]
+registrar = "sip:a.example"
+username = "a"
+password_env = "REG_PW"
+
+[[registrations]]
+registrar = "sip:b.example"
+username = "b"
+password_file = "{secret_file}"
+""",
+    )
+    config = load_config(path, env={"REG_PW": "from-env", "OPENAI_API_KEY": "sk-test"})
+    assert config.registrations[0].password.reveal() == "from-env"
+    assert config.registrations[1].password.reveal() == "from-file"
+    assert config.realtime.api_key.reveal() == "sk-test"
+
+    with pytest.raises(
+        ConfigError,
+        match=r"registrations\[0\].password_env: environment variable REG_PW is not set",
+    ):
+        load_config(path, env={})
+
+
+def test_password_sources_are_exclusive(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[[registrations]]\nregistrar = "sip:a"\nusername = "a"\npassword = "x"\npassword_env = "X"\n',
+    )
+    with pytest.raises(ConfigError, match=r"registrations\[0\].password: set only one of"):
+        load_config(path, env={"X": "y"})
+
+
+def test_secrets_are_redacted(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        '[sip]\ninbound_auth = { username = "pbx", password = "hunter2" }\n'
+        '[[registrations]]\nregistrar = "sip:a"\nusername = "a"\npassword = "topsecret"\n',
+    )
+    config = load_config(path, env={"OPENAI_API_KEY": "sk-live-abc"})
+    text = repr(config) + str(config) + repr(redacted(config))
+    for secret in ("hunter2", "topsecret", "sk-live-abc"):
+        assert secret not in text
+    assert redacted(config)["registrations"][0]["password"] == "***"
+    assert repr(Secret("x")) == "Secret('***')"
+
+    # And through the log formatter, whether passed as a config, a Secret or a named field.
+    record_logger = logging.getLogger("test.config.redaction")
+    captured: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            captured.append(JsonFormatter().format(record))
+
+    handler = Capture()
+    record_logger.addHandler(handler)
+    record_logger.setLevel(logging.INFO)
+    try:
+        log_event(
+            record_logger,
+            "test.secrets",
+            config=redacted(config),
+            password="hunter2",
+            key=config.realtime.api_key,
+        )
+    finally:
+        record_logger.removeHandler(handler)
+    assert captured and all(s not in captured[0] for s in ("hunter2", "topsecret", "sk-live-abc"))
+
+
+def test_port_range_parsing() -> None:
+    assert parse_port_range("10000-10100") == (10000, 10100)
+    assert parse_port_range(" 20000 - 20010 ") == (20000, 20010)
+    with pytest.raises(ConfigError, match="--rtp-ports: '10000' is not MIN-MAX"):
+        parse_port_range("10000")
