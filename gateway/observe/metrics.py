@@ -1,0 +1,317 @@
+"""Prometheus metrics of one gateway, served by the control API at `GET /metrics`.
+
+Every metric lives in a `CollectorRegistry` owned by the `Metrics` object, not in
+prometheus_client's global registry: tests and several gateways in one process would otherwise
+collide on "Duplicated timeseries" errors. Callers use the typed helpers (`call_started(route)`,
+`observe_setup(seconds)`, ...) and never spell a label value themselves.
+
+Label values are clamped to small known sets (`other` for anything else) because every distinct
+value is a new time series kept forever: a SIP method or hangup cause taken verbatim from the wire
+would let one misbehaving peer blow up Prometheus' memory. Routes, registrations and tool names come
+from the configuration, so they are bounded by it. docs/metrics.md lists every metric.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+PREFIX = "srg_"
+
+# call.ended causes (docs/architecture.md) plus the outcomes of calls that never got that far.
+OUTCOMES = frozenset(
+    {
+        "remote_bye",
+        "local_bye",
+        "max_duration",
+        "rtp_timeout",
+        "shutdown",
+        "cancelled",
+        "ack_timeout",
+        "session_expired",
+        "rejected",
+        "bad_answer",
+        "realtime_failed",
+        "transferred",
+        "error",
+    }
+)
+DTMF_SOURCES = frozenset({"rfc4733", "info", "inband"})
+# What the gateway did with the bot's item when the caller barged in: `truncate` the played
+# part (conversation.item.truncate), `delete` an item nothing of which was heard, or `none`
+# when the bot had already finished speaking.
+BARGE_IN_ACTIONS = frozenset({"truncate", "delete", "none"})
+TOKEN_KINDS = ("input_text", "input_audio", "output_text", "output_audio", "cached")
+SIP_METHODS = frozenset(
+    {
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "INFO",
+        "UPDATE",
+        "REFER",
+        "NOTIFY",
+        "SUBSCRIBE",
+        "PRACK",
+        "MESSAGE",
+    }
+)
+DIRECTIONS = frozenset({"in", "out"})
+TOOL_RESULTS = frozenset({"ok", "error", "timeout", "cancelled", "unknown_tool"})
+OTHER = "other"
+
+# Seconds. Call setup (INVITE -> 200 OK sent) is dominated by the Realtime connect, so both
+# share buckets reaching a few seconds; response latency is what callers feel as "the bot is slow".
+_SETUP_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+_LATENCY_BUCKETS = (0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
+_DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+# RFC 3550 interarrival jitter of a call at hangup; 20 ms frames make 0.02 the interesting edge.
+_JITTER_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
+# How late the shared media clock fired a 20 ms tick: above ~10 ms the far end's jitter buffer
+# starts to stretch or conceal.
+_PACER_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1)
+
+
+def _bounded(value: str, allowed: Iterable[str]) -> str:
+    return value if value in allowed else OTHER
+
+
+def status_class(status: int) -> str:
+    """`200` -> `"2xx"`; anything outside 100-699 -> `"other"`."""
+    if 100 <= status <= 699:
+        return f"{status // 100}xx"
+    return OTHER
+
+
+class Metrics:
+    """Every metric of one gateway, in a registry of its own."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        p = PREFIX
+        self.calls_active = Gauge(p + "calls_active", "Calls in progress.", ["route"], registry=r)
+        self.calls = Counter(
+            p + "calls",
+            "Calls ended, by route and outcome (the call.ended cause).",
+            ["route", "outcome"],
+            registry=r,
+        )
+        self.call_duration = Histogram(
+            p + "call_duration_seconds",
+            "Length of answered calls, answer to hangup.",
+            buckets=_DURATION_BUCKETS,
+            registry=r,
+        )
+        self.call_setup = Histogram(
+            p + "call_setup_seconds",
+            "INVITE received to 200 OK sent.",
+            buckets=_SETUP_BUCKETS,
+            registry=r,
+        )
+        self.realtime_connect = Histogram(
+            p + "realtime_connect_seconds",
+            "WebSocket connect to session.updated from the Realtime API.",
+            buckets=_SETUP_BUCKETS,
+            registry=r,
+        )
+        self.response_latency = Histogram(
+            p + "response_latency_seconds",
+            "Caller stopped speaking (speech_stopped) to the first bot audio sent as RTP.",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.barge_ins = Counter(
+            p + "barge_ins",
+            "Caller spoke over the bot, by what was done with the bot's item.",
+            ["action"],
+            registry=r,
+        )
+        self.dtmf_digits = Counter(
+            p + "dtmf_digits", "DTMF digits received, by source.", ["source"], registry=r
+        )
+        self.rtp_packets = Counter(
+            p + "rtp_packets",
+            "RTP packets by direction (in = from the caller).",
+            ["direction"],
+            registry=r,
+        )
+        self.rtp_lost = Counter(
+            p + "rtp_packets_lost", "Inbound RTP packets never received.", registry=r
+        )
+        self.rtp_late = Counter(
+            p + "rtp_packets_late",
+            "Inbound RTP packets that arrived after their playout point and were dropped.",
+            registry=r,
+        )
+        self.rtp_concealed = Counter(
+            p + "rtp_concealed_frames",
+            "20 ms frames filled with silence because the caller's packet was missing.",
+            registry=r,
+        )
+        self.rtp_jitter = Histogram(
+            p + "rtp_jitter_seconds",
+            "Inbound interarrival jitter (RFC 3550 6.4.1) of each call at hangup.",
+            buckets=_JITTER_BUCKETS,
+            registry=r,
+        )
+        self.pacer_lateness = Histogram(
+            p + "pacer_lateness_seconds",
+            "How late the shared media clock ran each 20 ms tick.",
+            buckets=_PACER_BUCKETS,
+            registry=r,
+        )
+        self.realtime_reconnects = Counter(
+            p + "realtime_reconnects", "Realtime WebSocket reconnects during calls.", registry=r
+        )
+        self.tool_calls = Counter(
+            p + "tool_calls", "Tool calls by tool name and result.", ["tool", "result"], registry=r
+        )
+        self.tokens = Counter(
+            p + "realtime_tokens",
+            "Realtime API tokens by kind (cached = input tokens served from cache).",
+            ["kind"],
+            registry=r,
+        )
+        self.registration_up = Gauge(
+            p + "registration_up",
+            "1 while a registration is confirmed by its registrar, else 0.",
+            ["registration"],
+            registry=r,
+        )
+        self.sip_requests = Counter(
+            p + "sip_requests",
+            "SIP requests by direction (in = received) and method.",
+            ["direction", "method"],
+            registry=r,
+        )
+        self.sip_responses = Counter(
+            p + "sip_responses",
+            "SIP responses by direction (in = received) and status class.",
+            ["direction", "status_class"],
+            registry=r,
+        )
+        self.sip_parse_errors = Counter(
+            p + "sip_parse_errors", "Received SIP messages that could not be parsed.", registry=r
+        )
+        for kind in TOKEN_KINDS:
+            # Pre-create so dashboards show 0 instead of "no data" before the first call.
+            self.tokens.labels(kind=kind)
+
+    # -- calls -------------------------------------------------------------------------------
+
+    def call_started(self, route: str) -> None:
+        self.calls_active.labels(route=route).inc()
+
+    def call_ended(
+        self, route: str, outcome: str, duration_s: float | None = None, *, was_active: bool = True
+    ) -> None:
+        """Count the call; `was_active=False` for calls rejected before `call_started`."""
+        if was_active:
+            self.calls_active.labels(route=route).dec()
+        self.calls.labels(route=route, outcome=_bounded(outcome, OUTCOMES)).inc()
+        if duration_s is not None and duration_s >= 0:
+            self.call_duration.observe(duration_s)
+
+    def observe_setup(self, seconds: float) -> None:
+        self.call_setup.observe(seconds)
+
+    def observe_realtime_connect(self, seconds: float) -> None:
+        self.realtime_connect.observe(seconds)
+
+    def observe_response_latency(self, seconds: float) -> None:
+        self.response_latency.observe(seconds)
+
+    def barge_in(self, action: str) -> None:
+        self.barge_ins.labels(action=_bounded(action, BARGE_IN_ACTIONS)).inc()
+
+    def dtmf_digit(self, source: str) -> None:
+        self.dtmf_digits.labels(source=_bounded(source, DTMF_SOURCES)).inc()
+
+    def realtime_reconnect(self) -> None:
+        self.realtime_reconnects.inc()
+
+    def tool_call(self, tool: str, result: str) -> None:
+        self.tool_calls.labels(tool=tool, result=_bounded(result, TOOL_RESULTS)).inc()
+
+    def add_tokens(self, usage: Mapping[str, int]) -> None:
+        """Add token counts keyed by kind (`input_audio`, ...; unknown kinds are ignored).
+
+        Also accepts the field names of `gateway.realtime.events.Usage`
+        (`input_audio_tokens`, `cached_tokens`, ...), so `dataclasses.asdict(usage)` works.
+        """
+        for key, count in usage.items():
+            kind = key.removesuffix("_tokens")
+            if kind in TOKEN_KINDS and isinstance(count, int) and count > 0:
+                self.tokens.labels(kind=kind).inc(count)
+
+    # -- media -------------------------------------------------------------------------------
+
+    def rtp_call_stats(
+        self,
+        *,
+        packets_in: int = 0,
+        packets_out: int = 0,
+        lost: int = 0,
+        late: int = 0,
+        concealed_frames: int = 0,
+        jitter_s: float | None = None,
+    ) -> None:
+        """Add one call's RTP counters, once at hangup (never per packet: hot path)."""
+        if packets_in > 0:
+            self.rtp_packets.labels(direction="in").inc(packets_in)
+        if packets_out > 0:
+            self.rtp_packets.labels(direction="out").inc(packets_out)
+        # RFC 3550 cumulative loss can go negative with duplicates; counters only go up.
+        if lost > 0:
+            self.rtp_lost.inc(lost)
+        if late > 0:
+            self.rtp_late.inc(late)
+        if concealed_frames > 0:
+            self.rtp_concealed.inc(concealed_frames)
+        if jitter_s is not None and jitter_s >= 0:
+            self.rtp_jitter.observe(jitter_s)
+
+    def observe_pacer_lateness(self, seconds: float) -> None:
+        self.pacer_lateness.observe(max(0.0, seconds))
+
+    # -- SIP ---------------------------------------------------------------------------------
+
+    def registration_state(self, registration: str, registered: bool) -> None:
+        self.registration_up.labels(registration=registration).set(1 if registered else 0)
+
+    def sip_request(self, direction: str, method: str) -> None:
+        self.sip_requests.labels(
+            direction=_bounded(direction, DIRECTIONS), method=_bounded(method.upper(), SIP_METHODS)
+        ).inc()
+
+    def sip_response(self, direction: str, status: int) -> None:
+        self.sip_responses.labels(
+            direction=_bounded(direction, DIRECTIONS), status_class=status_class(status)
+        ).inc()
+
+    def sip_parse_error(self) -> None:
+        self.sip_parse_errors.inc()
+
+    # -- exposition --------------------------------------------------------------------------
+
+    def render(self) -> tuple[bytes, str]:
+        """Body and Content-Type for `GET /metrics` (Prometheus text format 0.0.4)."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def sample_names(self) -> set[str]:
+        """Every series name this registry can expose (`srg_calls_total`, `..._bucket`, ...)."""
+        names: set[str] = set()
+        for family in self.registry.collect():
+            names.add(family.name)
+            if family.type == "counter":
+                names.update({family.name + "_total", family.name + "_created"})
+            elif family.type == "histogram":
+                names.update(family.name + s for s in ("_bucket", "_sum", "_count", "_created"))
+            names.update(sample.name for sample in family.samples)
+        return names

@@ -1,0 +1,240 @@
+"""The call record: one JSON document per call, written at hangup.
+
+It answers "what happened on that call?" after the fact: SIP ids, who called whom, the route,
+every state transition, both transcripts, barge-ins (with `audio_end_ms`, what the caller actually
+heard of the bot's item), DTMF, tool calls, RTP quality, token usage and the hangup cause.
+
+`CallRecord` only collects plain values; it does no I/O until `write(dir)`. Timestamps are
+wall-clock seconds (`time.time()`, what an operator correlates with logs), given by the caller so
+tests use fixed numbers; they are written as UTC ISO 8601 with milliseconds, like the log lines,
+plus `t_ms` relative to the call's start so a timeline reads without date arithmetic.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import tempfile
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from gateway.observe.logs import log_event
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+# State names (gateway.call.machine.State values) that mean the 200 OK went out: the first
+# transition into one of them is the answer time. "answered" is accepted for simpler callers.
+ANSWERED_STATES = frozenset(
+    {"answering", "listening", "caller_speaking", "bot_speaking", "transferring", "answered"}
+)
+SPEAKERS = ("caller", "bot")
+# Token fields summed over the call; also accepts gateway.realtime.events.Usage field names.
+USAGE_KEYS = ("input_text", "input_audio", "output_text", "output_audio", "cached", "total")
+
+# Call-IDs are chosen by the remote peer (RFC 3261 8.1.1.4: any word, including '/', '@', ':');
+# only a safe subset reaches the file name, and it is capped so a hostile peer can't make it huge.
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_MAX_ID_IN_NAME = 64
+
+
+def iso_utc(ts: float) -> str:
+    """`1700000000.5` -> `"2023-11-14T22:13:20.500Z"` (same format as the log lines)."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def record_file_name(started_at: float, call_id: str) -> str:
+    """`20231114T221320Z_<safe call id>.json`: sorts by time, unique per call."""
+    stamp = datetime.fromtimestamp(started_at, UTC).strftime("%Y%m%dT%H%M%SZ")
+    safe = _UNSAFE.sub("_", call_id).strip("._")[:_MAX_ID_IN_NAME] or "call"
+    return f"{stamp}_{safe}.json"
+
+
+class CallRecord:
+    """Builder of one call's record. Add events as they happen, then `finish(cause)`."""
+
+    def __init__(
+        self,
+        call_id: str,
+        *,
+        started_at: float,
+        caller: str = "",
+        callee: str = "",
+        route: str = "",
+        local_tag: str = "",
+        remote_tag: str = "",
+        source: str = "",
+        codec: str = "",
+    ) -> None:
+        self.call_id = call_id
+        self.started_at = started_at
+        self._sip = {
+            "call_id": call_id,
+            "local_tag": local_tag,
+            "remote_tag": remote_tag,
+            "source": source,
+        }
+        self.caller = caller
+        self.callee = callee
+        self.route = route
+        self.codec = codec
+        self._timeline: list[dict[str, Any]] = []
+        self._transcript: list[dict[str, Any]] = []
+        self._barge_ins: list[dict[str, Any]] = []
+        self._dtmf: list[dict[str, Any]] = []
+        self._tool_calls: list[dict[str, Any]] = []
+        self._rtp: dict[str, Any] = {}
+        self._usage: dict[str, int] = dict.fromkeys(USAGE_KEYS, 0)
+        self._finished: dict[str, Any] | None = None
+
+    # -- collecting --------------------------------------------------------------------------
+
+    def _at(self, ts: float) -> dict[str, Any]:
+        return {"ts": iso_utc(ts), "t_ms": round((ts - self.started_at) * 1000)}
+
+    def set_remote_tag(self, tag: str) -> None:
+        self._sip["remote_tag"] = tag
+
+    def set_codec(self, codec: str) -> None:
+        self.codec = codec
+
+    def add_transition(self, ts: float, state: Any) -> None:
+        """`state`: a name or an enum whose value is the name (`machine.State.LISTENING`)."""
+        self._timeline.append({**self._at(ts), "state": str(getattr(state, "value", state))})
+
+    def add_transcript(self, ts: float, speaker: str, text: str) -> None:
+        """A final transcript line; `speaker` is `caller` or `bot`."""
+        if speaker not in SPEAKERS:
+            raise ValueError(f"speaker must be one of {SPEAKERS}, got {speaker!r}")
+        self._transcript.append({**self._at(ts), "speaker": speaker, "text": text})
+
+    def add_barge_in(self, ts: float, item_id: str, audio_end_ms: int, action: str) -> None:
+        """`action`: `truncate` (item cut at `audio_end_ms`), `delete` or `none`."""
+        self._barge_ins.append(
+            {**self._at(ts), "item_id": item_id, "audio_end_ms": audio_end_ms, "action": action}
+        )
+
+    def add_dtmf(self, ts: float, digit: str, source: str, duration_ms: int | None = None) -> None:
+        entry: dict[str, Any] = {**self._at(ts), "digit": digit, "source": source}
+        if duration_ms is not None:
+            entry["duration_ms"] = duration_ms
+        self._dtmf.append(entry)
+
+    def add_tool_call(
+        self,
+        ts: float,
+        name: str,
+        call_id: str,
+        arguments: Any,
+        result: str,
+        duration_ms: int | None = None,
+        output: Any = None,
+    ) -> None:
+        """A function call the model made: its arguments (parsed JSON or raw text) and outcome."""
+        entry: dict[str, Any] = {
+            **self._at(ts),
+            "name": name,
+            "tool_call_id": call_id,
+            "arguments": arguments,
+            "result": result,
+        }
+        if duration_ms is not None:
+            entry["duration_ms"] = duration_ms
+        if output is not None:
+            entry["output"] = output
+        self._tool_calls.append(entry)
+
+    def set_rtp_quality(self, stats: Mapping[str, Any]) -> None:
+        """Stream counters at hangup (packets in/out, lost, jitter_ms, late, concealed...)."""
+        self._rtp = dict(stats)
+
+    def add_usage(self, usage: Mapping[str, Any]) -> None:
+        """Add one response's token usage (kinds as in USAGE_KEYS, `_tokens` suffix allowed)."""
+        for key, count in usage.items():
+            kind = key.removesuffix("_tokens")
+            if kind in self._usage and isinstance(count, int) and not isinstance(count, bool):
+                self._usage[kind] += count
+
+    # -- result ------------------------------------------------------------------------------
+
+    def finish(self, cause: str, ended_at: float | None = None, **extra: Any) -> dict[str, Any]:
+        """The record as a JSON-ready dict; `extra` (e.g. `status=486`) goes in `hangup`."""
+        ended = self.started_at if ended_at is None else ended_at
+        if self._timeline and ended_at is None:
+            # Without an explicit end, the last transition is the best estimate of it.
+            ended = self.started_at + self._timeline[-1]["t_ms"] / 1000
+        answered = next((e for e in self._timeline if e["state"] in ANSWERED_STATES), None)
+        self._finished = {
+            "schema": SCHEMA_VERSION,
+            "call_id": self.call_id,
+            "sip": dict(self._sip),
+            "caller": self.caller,
+            "callee": self.callee,
+            "route": self.route,
+            "codec": self.codec,
+            "started_at": iso_utc(self.started_at),
+            "ended_at": iso_utc(ended),
+            "duration_s": round(max(0.0, ended - self.started_at), 3),
+            "answered": answered is not None,
+            "answered_at": answered["ts"] if answered else None,
+            "hangup": {"cause": cause, **extra},
+            "timeline": list(self._timeline),
+            "transcript": sorted(self._transcript, key=lambda e: e["t_ms"]),
+            "barge_ins": list(self._barge_ins),
+            "dtmf": list(self._dtmf),
+            "tool_calls": list(self._tool_calls),
+            "rtp": dict(self._rtp),
+            "usage": dict(self._usage),
+        }
+        return self._finished
+
+    def write(self, directory: str | Path) -> Path | None:
+        """Write the finished record atomically into `directory`; never raises.
+
+        Atomic (temp file + rename in the same directory) so a reader or a log shipper never
+        sees half a file. Returns the path, or None after logging `call.record_failed`.
+        """
+        if self._finished is None:
+            log_event(
+                logger,
+                "call.record_failed",
+                "call record written before finish()",
+                call_id=self.call_id,
+                level=logging.ERROR,
+            )
+            return None
+        target_dir = Path(directory)
+        target = target_dir / record_file_name(self.started_at, self.call_id)
+        tmp_name = ""
+        try:
+            target_dir.mkdir(parents=True, exist_ok=True)
+            data = orjson.dumps(
+                self._finished, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
+            )
+            fd, tmp_name = tempfile.mkstemp(prefix=".record-", suffix=".tmp", dir=target_dir)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp_name, target)
+            return target
+        except (OSError, TypeError, ValueError) as exc:
+            # TypeError: orjson refuses a value that is not JSON (a tool argument object, ...).
+            if tmp_name:
+                try:
+                    os.unlink(tmp_name)
+                except OSError:
+                    pass
+            log_event(
+                logger,
+                "call.record_failed",
+                f"cannot write call record to {target}: {exc}",
+                call_id=self.call_id,
+                path=str(target),
+                error=str(exc),
+                level=logging.ERROR,
+            )
+            return None

@@ -1,0 +1,143 @@
+"""Metrics: counters move through the typed helpers, exposition parses, names are unique."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from gateway.observe.metrics import PREFIX, Metrics, status_class
+
+
+def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    body, content_type = metrics.render()
+    assert content_type.startswith("text/plain")
+    out: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def _value(metrics: Metrics, name: str, **labels: str) -> float:
+    return _samples(metrics).get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def test_call_lifecycle_moves_gauge_and_counter() -> None:
+    m = Metrics()
+    m.call_started("support")
+    m.call_started("support")
+    assert _value(m, "srg_calls_active", route="support") == 2
+    m.call_ended("support", "remote_bye", 12.5)
+    assert _value(m, "srg_calls_active", route="support") == 1
+    assert _value(m, "srg_calls_total", route="support", outcome="remote_bye") == 1
+    assert _value(m, "srg_call_duration_seconds_count") == 1
+    assert _value(m, "srg_call_duration_seconds_sum") == 12.5
+    # A rejected call never became active: the gauge must not go negative.
+    m.call_ended("support", "rejected", was_active=False)
+    assert _value(m, "srg_calls_active", route="support") == 1
+    assert _value(m, "srg_calls_total", route="support", outcome="rejected") == 1
+
+
+def test_unknown_label_values_are_clamped_to_other() -> None:
+    m = Metrics()
+    m.call_started("r")
+    m.call_ended("r", "cause from the wire \x00 !!", 1.0)
+    m.sip_request("in", "FOOBAR")
+    m.dtmf_digit("telepathy")
+    m.barge_in("explode")
+    assert _value(m, "srg_calls_total", route="r", outcome="other") == 1
+    assert _value(m, "srg_sip_requests_total", direction="in", method="other") == 1
+    assert _value(m, "srg_dtmf_digits_total", source="other") == 1
+    assert _value(m, "srg_barge_ins_total", action="other") == 1
+
+
+def test_histograms_land_in_buckets() -> None:
+    m = Metrics()
+    m.observe_setup(0.3)
+    m.observe_realtime_connect(0.2)
+    m.observe_response_latency(0.8)
+    m.observe_pacer_lateness(0.004)
+    m.observe_pacer_lateness(-0.001)  # early ticks count as 0, not as a negative sum
+    assert _value(m, "srg_call_setup_seconds_bucket", le="0.25") == 0
+    assert _value(m, "srg_call_setup_seconds_bucket", le="0.5") == 1
+    assert _value(m, "srg_realtime_connect_seconds_count") == 1
+    assert _value(m, "srg_response_latency_seconds_bucket", le="1.0") == 1
+    assert _value(m, "srg_response_latency_seconds_bucket", le="0.75") == 0
+    assert _value(m, "srg_pacer_lateness_seconds_count") == 2
+    assert _value(m, "srg_pacer_lateness_seconds_sum") == 0.004
+
+
+def test_media_tools_tokens_sip_counters() -> None:
+    m = Metrics()
+    m.dtmf_digit("rfc4733")
+    m.dtmf_digit("rfc4733")
+    m.barge_in("truncate")
+    m.barge_in("delete")
+    m.realtime_reconnect()
+    m.tool_call("transfer_call", "ok")
+    m.tool_call("lookup_order", "timeout")
+    m.rtp_call_stats(
+        packets_in=500, packets_out=480, lost=3, late=1, concealed_frames=4, jitter_s=0.004
+    )
+    m.rtp_call_stats(lost=-2)  # duplicates make RFC 3550 loss negative: ignored
+    m.add_tokens({"input_audio_tokens": 120, "cached_tokens": 40, "total_tokens": 999})
+    m.add_tokens({"output_audio": 300})
+    m.registration_state("pbx", True)
+    m.registration_state("trunk", False)
+    m.sip_request("in", "invite")
+    m.sip_response("out", 200)
+    m.sip_response("out", 486)
+    m.sip_parse_error()
+    v = lambda name, **labels: _value(m, name, **labels)  # noqa: E731
+    assert v("srg_dtmf_digits_total", source="rfc4733") == 2
+    assert v("srg_barge_ins_total", action="truncate") == 1
+    assert v("srg_barge_ins_total", action="delete") == 1
+    assert v("srg_realtime_reconnects_total") == 1
+    assert v("srg_tool_calls_total", tool="transfer_call", result="ok") == 1
+    assert v("srg_tool_calls_total", tool="lookup_order", result="timeout") == 1
+    assert v("srg_rtp_packets_total", direction="in") == 500
+    assert v("srg_rtp_packets_total", direction="out") == 480
+    assert v("srg_rtp_packets_lost_total") == 3
+    assert v("srg_rtp_packets_late_total") == 1
+    assert v("srg_rtp_concealed_frames_total") == 4
+    assert v("srg_rtp_jitter_seconds_count") == 1
+    assert v("srg_realtime_tokens_total", kind="input_audio") == 120
+    assert v("srg_realtime_tokens_total", kind="cached") == 40
+    assert v("srg_realtime_tokens_total", kind="output_audio") == 300
+    assert v("srg_realtime_tokens_total", kind="output_text") == 0  # pre-created
+    assert v("srg_registration_up", registration="pbx") == 1
+    assert v("srg_registration_up", registration="trunk") == 0
+    assert v("srg_sip_requests_total", direction="in", method="INVITE") == 1
+    assert v("srg_sip_responses_total", direction="out", status_class="2xx") == 1
+    assert v("srg_sip_responses_total", direction="out", status_class="4xx") == 1
+    assert v("srg_sip_parse_errors_total") == 1
+
+
+def test_names_unique_prefixed_and_registries_independent() -> None:
+    a, b = Metrics(), Metrics()  # two gateways in one process must not collide
+    a.dtmf_digit("info")
+    assert _value(b, "srg_dtmf_digits_total", source="info") == 0
+    families = list(a.registry.collect())
+    names = [f.name for f in families]
+    assert len(names) == len(set(names))
+    assert all(n.startswith(PREFIX) for n in names)
+    assert len(names) >= 20
+    for f in families:
+        assert f.documentation, f.name
+    assert "srg_calls_total" in a.sample_names()
+    assert "srg_call_setup_seconds_bucket" in a.sample_names()
+
+
+def test_status_class() -> None:
+    assert status_class(100) == "1xx"
+    assert status_class(603) == "6xx"
+    assert status_class(42) == "other"
+    assert status_class(700) == "other"
+
+
+def test_metrics_doc_lists_every_metric() -> None:
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "metrics.md").read_text()
+    for family in Metrics().registry.collect():
+        shown = family.name + ("_total" if family.type == "counter" else "")
+        assert f"`{shown}`" in doc, shown

@@ -1,0 +1,620 @@
+"""Deployment material: the files parse, agree with each other, and the real tools accept them.
+
+No Docker engine or Kubernetes cluster runs here, so the compose file and manifests get
+structural checks (required fields, selectors, probes, port ranges consistent with the gateway
+configuration); Kamailio's dispatcher config is checked by `kamailio -c` and by a real run that
+spreads INVITEs over two fake gateway instances and fails over on 503; the systemd unit by
+`systemd-analyze verify`; the gateway TOML files by `gateway.config.load_config` itself.
+"""
+
+from __future__ import annotations
+
+import configparser
+import json
+import os
+import re
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from gateway.config import load_config
+from gateway.observe.metrics import Metrics
+from tests.conftest import require_peer
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+PEER_PATH = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin" + os.pathsep + "/sbin"
+SECRETS_ENV = {"SIP_PASSWORD": "test-password", "OPENAI_API_KEY": ""}
+
+
+def _yaml_docs(path: Path) -> list[Any]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+
+
+def _port_range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    return int(low), int(high or low)
+
+
+def _published(service: dict[str, Any]) -> list[tuple[str, tuple[int, int], tuple[int, int]]]:
+    """`"20000-20049:20000-20049/udp"` -> [("udp", host range, container range)]."""
+    out = []
+    for entry in service.get("ports", []):
+        spec, _, proto = str(entry).partition("/")
+        parts = spec.split(":")
+        host, container = parts[-2], parts[-1]
+        out.append((proto or "tcp", _port_range(host), _port_range(container)))
+    return out
+
+
+def _drain_timeout(args: list[str]) -> float:
+    assert "--drain-timeout" in args, args
+    return float(args[args.index("--drain-timeout") + 1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Every YAML and JSON file parses
+
+
+def test_every_yaml_and_json_file_parses() -> None:
+    files = [ROOT / "docker-compose.yml", *DEPLOY.rglob("*.yaml"), *DEPLOY.rglob("*.yml")]
+    assert len(files) >= 6
+    for path in files:
+        assert _yaml_docs(path), f"{path} is empty"
+    for path in DEPLOY.rglob("*.json"):
+        json.loads(path.read_text())
+
+
+# ---------------------------------------------------------------------------------------------
+# Gateway configuration files
+
+
+@pytest.mark.parametrize("name", ["gateway.toml", "image.toml"])
+def test_gateway_tomls_load_with_the_gateways_own_loader(name: str) -> None:
+    config = load_config(DEPLOY / "gateway" / name, env=SECRETS_ENV)
+    assert config.media.rtp_port_min < config.media.rtp_port_max
+
+
+def test_compose_gateway_registers_to_the_asterisk_container() -> None:
+    config = load_config(DEPLOY / "gateway" / "gateway.toml", env=SECRETS_ENV)
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    asterisk_ip = compose["services"]["asterisk"]["networks"]["voice"]["ipv4_address"]
+    (reg,) = config.registrations
+    assert reg.registrar == f"sip:{asterisk_ip}:5060"
+    assert reg.username == "gateway" and reg.password_env == "SIP_PASSWORD"
+    # The password compose passes by default is the one Asterisk expects.
+    default = re.fullmatch(
+        r"\$\{SIP_PASSWORD:-(.+)\}", compose["services"]["gateway"]["environment"]["SIP_PASSWORD"]
+    )
+    assert default is not None
+    pjsip = _asterisk_sections(DEPLOY / "asterisk" / "pjsip.conf")
+    assert pjsip["gateway-auth"][0]["password"] == default.group(1)
+    assert pjsip["gateway-auth"][0]["username"] == reg.username
+
+
+# ---------------------------------------------------------------------------------------------
+# docker-compose.yml
+
+# Keys of the compose specification used by a service here (a subset: a typo such as `port:`
+# or `healtcheck:` fails the test instead of being ignored by a reader).
+_SERVICE_KEYS = {
+    "build",
+    "image",
+    "restart",
+    "networks",
+    "ports",
+    "healthcheck",
+    "depends_on",
+    "environment",
+    "volumes",
+    "command",
+    "stop_grace_period",
+    "network_mode",
+    "env_file",
+}
+_TOP_KEYS = {"name", "services", "networks", "volumes", "secrets", "configs"}
+
+
+def test_compose_structure() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    assert set(compose) <= _TOP_KEYS
+    services = compose["services"]
+    assert set(services) == {"asterisk", "gateway"}
+    subnet = compose["networks"]["voice"]["ipam"]["config"][0]["subnet"]
+    prefix = subnet.rsplit(".", 1)[0] + "."
+    for name, service in services.items():
+        assert set(service) <= _SERVICE_KEYS, (name, set(service) - _SERVICE_KEYS)
+        assert (ROOT / service["build"] / "Dockerfile").is_file(), name
+        assert service["healthcheck"]["test"][0] == "CMD"
+        assert service["networks"]["voice"]["ipv4_address"].startswith(prefix)
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            assert (ROOT / source).exists(), source
+    gateway = services["gateway"]
+    assert gateway["depends_on"]["asterisk"]["condition"] == "service_healthy"
+    assert "/healthz" in " ".join(gateway["healthcheck"]["test"])
+    assert gateway["command"][0] == "run"
+    grace = int(gateway["stop_grace_period"].removesuffix("s"))
+    assert grace > _drain_timeout(gateway["command"])
+
+
+def test_compose_published_rtp_ranges_match_the_applications() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    config = load_config(DEPLOY / "gateway" / "gateway.toml", env=SECRETS_ENV)
+    gateway_udp = [(h, c) for proto, h, c in _published(services["gateway"]) if proto == "udp"]
+    rtp = (config.media.rtp_port_min, config.media.rtp_port_max)
+    assert (rtp, rtp) in gateway_udp  # published 1:1, so the SDP port is the reachable port
+    assert ((5070, 5070), (config.sip.port, config.sip.port)) in gateway_udp
+
+    rtp_conf = configparser.ConfigParser(inline_comment_prefixes=(";",), comment_prefixes=(";",))
+    rtp_conf.read_string((DEPLOY / "asterisk" / "rtp.conf").read_text())
+    ast_rtp = (int(rtp_conf["general"]["rtpstart"]), int(rtp_conf["general"]["rtpend"]))
+    asterisk_udp = [(h, c) for proto, h, c in _published(services["asterisk"]) if proto == "udp"]
+    assert (ast_rtp, ast_rtp) in asterisk_udp
+    assert ((5060, 5060), (5060, 5060)) in asterisk_udp
+    # Two ranges on one host must not overlap.
+    assert ast_rtp[1] < rtp[0] or rtp[1] < ast_rtp[0]
+
+
+# ---------------------------------------------------------------------------------------------
+# Asterisk configuration
+
+
+def _asterisk_sections(path: Path) -> dict[str, list[dict[str, str]]]:
+    """Asterisk .conf files repeat section names (`[gateway]` endpoint and aor): keep each."""
+    sections: dict[str, list[dict[str, str]]] = {}
+    current: dict[str, str] | None = None
+    for raw in path.read_text().splitlines():
+        line = raw.split(";", 1)[0].strip()
+        if not line:
+            continue
+        header = re.fullmatch(r"\[([^\]]+)\](?:\(([^)]*)\))?", line)
+        if header:
+            current = {"__template__": header.group(2) or ""}
+            sections.setdefault(header.group(1), []).append(current)
+            continue
+        assert current is not None, f"{path.name}: option outside a section: {raw!r}"
+        key, sep, value = line.partition("=")
+        assert sep, f"{path.name}: not key = value: {raw!r}"
+        current[key.strip().rstrip(">").strip()] = value.strip()
+    return sections
+
+
+def test_asterisk_pjsip_has_gateway_and_softphones() -> None:
+    sections = _asterisk_sections(DEPLOY / "asterisk" / "pjsip.conf")
+    templates = {name: bodies[0] for name, bodies in sections.items() if "type" in bodies[0]}
+    for ext in ("gateway", "200", "201"):
+        endpoint, aor = sections[ext]
+        assert endpoint["__template__"] == "endpoint-common"
+        assert aor["__template__"] == "aor-common"
+        assert endpoint["auth"] == f"{ext}-auth" and endpoint["aors"] == ext
+        assert sections[f"{ext}-auth"][0]["__template__"] == "auth-common"
+    common = templates["endpoint-common"]
+    assert common["allow"] == "ulaw,alaw" and common["direct_media"] == "no"
+    assert common["dtmf_mode"] == "rfc4733"
+    assert templates["aor-common"]["max_contacts"] == "1"
+    assert {s[0]["protocol"] for n, s in sections.items() if n.startswith("transport")} == {
+        "udp",
+        "tcp",
+    }
+
+
+def test_asterisk_dialplan_routes_100_to_the_gateway() -> None:
+    dialplan = (DEPLOY / "asterisk" / "extensions.conf").read_text()
+    assert "[from-internal]" in dialplan
+    assert re.search(r"exten => 100,1,", dialplan)
+    assert "Dial(${PJSIP_DIAL_CONTACTS(gateway)}" in dialplan
+    modules = _asterisk_sections(DEPLOY / "asterisk" / "modules.conf")
+    assert modules["modules"][0]["autoload"] == "yes"
+    dockerfile = (DEPLOY / "asterisk" / "Dockerfile").read_text()
+    copied = re.search(r"^COPY (.+) /etc/asterisk/$", dockerfile, re.M)
+    assert copied is not None
+    for name in copied.group(1).split():
+        assert (DEPLOY / "asterisk" / name).is_file(), name
+
+
+# ---------------------------------------------------------------------------------------------
+# Dockerfile
+
+
+def _dockerfile_instructions(text: str) -> list[str]:
+    """Logical instructions: comments dropped, backslash continuations joined."""
+    out: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        out.append(pending + line)
+        pending = ""
+    assert not pending, "Dockerfile ends inside a continued instruction"
+    return out
+
+
+def test_dockerfile_is_multistage_non_root_with_healthcheck() -> None:
+    text = (ROOT / "Dockerfile").read_text()
+    lines = _dockerfile_instructions(text)
+    froms = [ln for ln in lines if ln.startswith("FROM ")]
+    assert len(froms) >= 2 and froms[-1].startswith("FROM python:3.12-slim")
+    users = [ln.split()[1] for ln in lines if ln.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in ("root", "0")
+    healthcheck = next(ln for ln in lines if ln.startswith("HEALTHCHECK "))
+    assert " CMD " in healthcheck
+    assert "127.0.0.1:8080/healthz" in text and "urllib" in text
+    assert 'ENTRYPOINT ["sip-realtime-gateway"]' in text
+    cmd = json.loads(next(ln for ln in lines if ln.startswith("CMD "))[4:])
+    assert cmd[:2] == ["run", "--config"]
+    assert "uvloop" in text
+    # EXPOSE covers the baked-in config's SIP port and RTP range.
+    baked = re.search(r"^COPY (deploy/gateway/\S+) (\S+)$", text, re.M)
+    assert baked is not None and baked.group(2) == cmd[2]
+    config = load_config(ROOT / baked.group(1), env=SECRETS_ENV)
+    expose = " ".join(ln for ln in lines if ln.startswith("EXPOSE "))
+    assert f"{config.sip.port}/udp" in expose
+    assert f"{config.media.rtp_port_min}-{config.media.rtp_port_max}/udp" in expose
+
+
+def test_dockerignore_keeps_what_the_build_copies() -> None:
+    ignored = {
+        ln.strip()
+        for ln in (ROOT / ".dockerignore").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    }
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("COPY ") and "--from" not in line:
+            for source in line.split()[1:-1]:
+                assert (ROOT / source).exists(), source
+                assert not any(
+                    source == pattern or source.startswith(pattern.rstrip("/") + "/")
+                    for pattern in ignored
+                ), f"{source} is excluded by .dockerignore"
+
+
+# ---------------------------------------------------------------------------------------------
+# Kubernetes
+
+
+def _k8s() -> dict[str, dict[str, Any]]:
+    docs: dict[str, dict[str, Any]] = {}
+    for path in sorted((DEPLOY / "k8s").glob("*.yaml")):
+        for doc in _yaml_docs(path):
+            assert doc.get("apiVersion") and doc.get("kind"), path.name
+            if doc["kind"] != "Kustomization":
+                assert doc["metadata"]["name"], path.name
+            docs[doc["kind"]] = doc
+    return docs
+
+
+def test_k8s_manifests_have_required_fields_and_matching_selectors() -> None:
+    docs = _k8s()
+    assert {"Deployment", "ConfigMap", "Secret", "PodDisruptionBudget", "Kustomization"} <= set(
+        docs
+    )
+    listed = set(docs["Kustomization"]["resources"])
+    assert listed == {p.name for p in (DEPLOY / "k8s").glob("*.yaml")} - {"kustomization.yaml"}
+    dep = docs["Deployment"]
+    selector = dep["spec"]["selector"]["matchLabels"]
+    labels = dep["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= labels.items()
+    assert docs["PodDisruptionBudget"]["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    pod = dep["spec"]["template"]["spec"]
+    assert pod["hostNetwork"] is True and pod["dnsPolicy"] == "ClusterFirstWithHostNet"
+    anti = pod["affinity"]["podAntiAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+    assert anti[0]["labelSelector"]["matchLabels"].items() <= labels.items()
+    assert dep["spec"]["strategy"]["rollingUpdate"]["maxSurge"] == 0
+    assert pod["securityContext"]["runAsNonRoot"] is True
+
+
+def test_k8s_probes_prestop_drain_and_ports() -> None:
+    docs = _k8s()
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    ready = " ".join(container["readinessProbe"]["exec"]["command"])
+    live = " ".join(container["livenessProbe"]["exec"]["command"])
+    assert "127.0.0.1:8080/readyz" in ready and "127.0.0.1:8080/healthz" in live
+    prestop = " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
+    assert "SIGTERM" in prestop
+    drain = _drain_timeout(container["args"])
+    assert pod["terminationGracePeriodSeconds"] > drain
+    waited = re.search(r"time\.monotonic\(\) \+ (\d+)", prestop)
+    assert (
+        waited is not None and drain < int(waited.group(1)) < pod["terminationGracePeriodSeconds"]
+    )
+    ports = {(p["containerPort"], p["protocol"]) for p in container["ports"]}
+    assert {(5060, "UDP"), (5060, "TCP")} <= ports
+    assert container["resources"]["requests"]["memory"]
+    # Every secret the pod reads exists in the Secret, and the config loads with them.
+    secret = docs["Secret"]
+    refs = {
+        e["valueFrom"]["secretKeyRef"]["key"]
+        for e in container["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    assert refs <= set(secret["stringData"])
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
+    volume = next(v for v in pod["volumes"] if v["name"] == "config")
+    assert volume["configMap"]["name"] == docs["ConfigMap"]["metadata"]["name"]
+    assert f"{mount['mountPath']}/gateway.toml" == container["args"][2]
+
+
+def test_k8s_configmap_gateway_toml_loads(tmp_path: Path) -> None:
+    text = _k8s()["ConfigMap"]["data"]["gateway.toml"]
+    tomllib.loads(text)
+    path = tmp_path / "gateway.toml"
+    path.write_text(text)
+    env = dict(SECRETS_ENV, SRG_SIP_ADVERTISED_HOST="10.0.0.21")
+    config = load_config(path, env=env)
+    assert config.sip.advertised_host == "10.0.0.21"
+    assert config.registrations[0].password.reveal() == "test-password"
+
+
+# ---------------------------------------------------------------------------------------------
+# Grafana
+
+
+def _dashboard_exprs() -> list[str]:
+    dash = json.loads((DEPLOY / "grafana" / "sip-realtime-gateway.json").read_text())
+    ids = [p["id"] for p in dash["panels"]]
+    assert len(ids) == len(set(ids))
+    return [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+
+
+def test_grafana_uses_only_defined_metrics_and_covers_them() -> None:
+    metrics = Metrics()
+    defined = metrics.sample_names()
+    exprs = _dashboard_exprs()
+    used = {m for e in exprs for m in re.findall(r"\bsrg_[a-z0-9_]+", e)}
+    assert used, "dashboard has no srg_ queries"
+    assert used <= defined, used - defined
+    for family in metrics.registry.collect():
+        assert any(u == family.name or u.startswith(family.name + "_") for u in used), (
+            f"{family.name} is not on the dashboard"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# systemd
+
+
+def test_systemd_unit(tmp_path: Path) -> None:
+    path = DEPLOY / "systemd" / "sip-realtime-gateway.service"
+    unit = configparser.ConfigParser(strict=False, interpolation=None)
+    unit.optionxform = str  # type: ignore[assignment,method-assign]
+    unit.read_string(path.read_text())
+    service = unit["Service"]
+    exec_start = service["ExecStart"].split()
+    assert exec_start[1] == "run"
+    assert int(service["TimeoutStopSec"]) > _drain_timeout(exec_start)
+    assert service["Restart"] == "on-failure"
+    assert service.get("DynamicUser") == "yes" or service.get("User")
+    assert service["EnvironmentFile"].startswith("/etc/")
+    assert "AmbientCapabilities" not in service  # 5060 and RTP are above 1023
+    assert unit["Install"]["WantedBy"] == "multi-user.target"
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        return
+    # verify checks that ExecStart exists: point it at a binary this machine has.
+    copy = tmp_path / path.name
+    copy.write_text(re.sub(r"^ExecStart=\S+", "ExecStart=/bin/true", path.read_text(), flags=re.M))
+    result = subprocess.run(
+        [analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---------------------------------------------------------------------------------------------
+# Kamailio dispatcher
+
+KAM_CFG = DEPLOY / "kamailio" / "kamailio.cfg"
+
+
+def _kamailio() -> str:
+    require_peer("kamailio")
+    found = shutil.which("kamailio", path=PEER_PATH)
+    assert found is not None
+    return found
+
+
+def test_kamailio_dispatcher_config_is_valid() -> None:
+    kamailio = _kamailio()
+    result = subprocess.run(
+        [
+            kamailio,
+            "-c",
+            "-f",
+            str(KAM_CFG),
+            "-A",
+            f'DISPATCHER_LIST="{DEPLOY / "kamailio" / "dispatcher.list"}"',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0 and "config file ok" in result.stderr, result.stderr[-3000:]
+    entries = [
+        ln.split()
+        for ln in (DEPLOY / "kamailio" / "dispatcher.list").read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
+    assert len(entries) >= 2 and {e[0] for e in entries} == {"1"}
+    assert all(e[1].startswith("sip:") for e in entries)
+
+
+class _FakeGateway:
+    """A UDP endpoint that answers OPTIONS 200 and INVITE with a fixed status."""
+
+    def __init__(self, port: int, invite_status: int) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", port))
+        self.port = port
+        self.invite_status = invite_status
+        self.invites: list[str] = []
+
+    def handle(self) -> None:
+        data, addr = self.sock.recvfrom(65535)
+        text = data.decode(errors="replace")
+        method = text.split(" ", 1)[0]
+        if method == "INVITE":
+            self.invites.append(text)
+            self.sock.sendto(_response(text, self.invite_status, self.port), addr)
+        elif method == "OPTIONS":
+            self.sock.sendto(_response(text, 200, self.port), addr)
+
+
+def _response(request: str, status: int, port: int) -> bytes:
+    head = request.split("\r\n\r\n", 1)[0].split("\r\n")
+    reason = {200: "OK", 503: "Service Unavailable"}.get(status, "X")
+    lines = [f"SIP/2.0 {status} {reason}"]
+    for line in head[1:]:
+        name = line.split(":", 1)[0].strip().lower()
+        if name in ("via", "v", "from", "f", "call-id", "i", "cseq", "record-route"):
+            lines.append(line)
+        elif name in ("to", "t"):
+            lines.append(line if ";tag=" in line else line + f";tag=gw{port}")
+    if status == 200:
+        lines.append(f"Contact: <sip:gw@127.0.0.1:{port}>")
+    lines += ["Content-Length: 0", "", ""]
+    return "\r\n".join(lines).encode()
+
+
+@pytest.fixture
+def kamailio_dispatcher(port_block: int, tmp_path: Path) -> Iterator[tuple[int, int, int]]:
+    """Kamailio with deploy/kamailio/kamailio.cfg in front of gateways on port_block+1 and +2."""
+    kamailio = _kamailio()
+    ds_list = tmp_path / "dispatcher.list"
+    ds_list.write_text(
+        f"1 sip:127.0.0.1:{port_block + 1} 0 0 duid=gw1\n"
+        f"1 sip:127.0.0.1:{port_block + 2} 0 0 duid=gw2\n"
+    )
+    (tmp_path / "run").mkdir()
+    log = (tmp_path / "kamailio.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            kamailio,
+            "-f",
+            str(KAM_CFG),
+            "-DD",
+            "-E",
+            "-n",
+            "1",
+            "-m",
+            "32",
+            "-M",
+            "8",
+            "-Y",
+            str(tmp_path / "run"),
+            "-A",
+            f"SIP_LISTEN=udp:127.0.0.1:{port_block}",
+            "-A",
+            f'DISPATCHER_LIST="{ds_list}"',
+            "-A",
+            f'CTL_SOCKET="unix:{tmp_path / "run" / "ctl"}"',
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield port_block, port_block + 1, port_block + 2
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=10)
+        log.close()
+
+
+def _invite(n: int, kam_port: int, client_port: int) -> bytes:
+    call_id = f"deploy-test-{n}-{time.monotonic_ns()}"
+    return (
+        f"INVITE sip:100@127.0.0.1:{kam_port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{client_port};branch=z9hG4bK-dt{n}-{time.monotonic_ns()}\r\n"
+        f"Max-Forwards: 70\r\n"
+        f"From: <sip:caller@127.0.0.1:{client_port}>;tag=c{n}\r\n"
+        f"To: <sip:100@127.0.0.1:{kam_port}>\r\n"
+        f"Call-ID: {call_id}\r\n"
+        f"CSeq: 1 INVITE\r\n"
+        f"Contact: <sip:caller@127.0.0.1:{client_port}>\r\n"
+        f"Content-Length: 0\r\n\r\n"
+    ).encode()
+
+
+def _pump(
+    sel: selectors.DefaultSelector, client: socket.socket, until_final: bool, timeout: float
+) -> int | None:
+    """Serve the fake gateways until the client gets a final response (or `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.1):
+            if key.data is None:
+                data = client.recv(65535).decode(errors="replace")
+                status = int(data.split(" ", 2)[1]) if data.startswith("SIP/2.0 ") else 0
+                if status >= 200 and until_final:
+                    return status
+            else:
+                key.data.handle()
+    return None
+
+
+def test_kamailio_dispatcher_spreads_and_fails_over(
+    kamailio_dispatcher: tuple[int, int, int], port_block: int
+) -> None:
+    kam_port, gw1_port, gw2_port = kamailio_dispatcher
+    gw1, gw2 = _FakeGateway(gw1_port, 200), _FakeGateway(gw2_port, 200)
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", port_block + 3))
+    sel = selectors.DefaultSelector()
+    sel.register(client, selectors.EVENT_READ, None)
+    sel.register(gw1.sock, selectors.EVENT_READ, gw1)
+    sel.register(gw2.sock, selectors.EVENT_READ, gw2)
+    try:
+        # Wait until Kamailio answers its own keepalive (it is up and listening).
+        probe = (
+            f"OPTIONS sip:127.0.0.1:{kam_port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{port_block + 3};branch=z9hG4bK-up\r\n"
+            f"From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{kam_port}>\r\n"
+            f"Call-ID: up-{time.monotonic_ns()}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+            f"Content-Length: 0\r\n\r\n"
+        ).encode()
+        up = None
+        for _ in range(40):
+            client.sendto(probe, ("127.0.0.1", kam_port))
+            up = _pump(sel, client, True, 0.25)
+            if up is not None:
+                break
+        assert up == 200, "Kamailio did not come up"
+
+        # Both instances healthy: round-robin gives each one call.
+        for n in range(2):
+            client.sendto(_invite(n, kam_port, port_block + 3), ("127.0.0.1", kam_port))
+            assert _pump(sel, client, True, 5.0) == 200
+        assert len(gw1.invites) == 1 and len(gw2.invites) == 1
+        for invite in gw1.invites + gw2.invites:
+            assert f"Record-Route: <sip:127.0.0.1:{kam_port};lr" in invite
+
+        # gw1 starts draining (503 to new INVITEs): every call still succeeds, on gw2.
+        gw1.invite_status = 503
+        for n in range(2, 5):
+            client.sendto(_invite(n, kam_port, port_block + 3), ("127.0.0.1", kam_port))
+            assert _pump(sel, client, True, 5.0) == 200
+        assert len(gw2.invites) == 4
+        assert len(gw1.invites) <= 2  # marked inactive after its first 503
+    finally:
+        sel.close()
+        for s in (client, gw1.sock, gw2.sock):
+            s.close()
