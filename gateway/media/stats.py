@@ -73,8 +73,15 @@ class ReceptionStats:
         self.bad_seq = RTP_SEQ_MOD + 1  # so seq == bad_seq is false
         self.cycles = 0
 
-    def on_packet(self, seq: int, rtp_timestamp: int, arrival: float) -> bool:
-        """Account one packet; False when A.1 rejects it as a wild sequence jump."""
+    def on_packet(
+        self, seq: int, rtp_timestamp: int, arrival: float, *, timing: bool = True
+    ) -> bool:
+        """Account one packet; False when A.1 rejects it as a wild sequence jump.
+
+        `timing=False` for RFC 4733 event and comfort-noise packets: they take sequence numbers
+        of the stream (so they must count as received, or every digit shows up as loss in our
+        statistics and RTCP reports), but their timestamps do not advance with time (all packets
+        of one event share the event's timestamp), so they would distort the A.8 jitter."""
         udelta = (seq - self.max_seq) & 0xFFFF
         if udelta < MAX_DROPOUT:
             if seq < self.max_seq:
@@ -92,7 +99,8 @@ class ReceptionStats:
                 return False
         # else: a duplicate or reordered packet, counted as received (A.3 allows lost < 0).
         self.received += 1
-        self.jitter.update(rtp_timestamp, arrival)
+        if timing:
+            self.jitter.update(rtp_timestamp, arrival)
         return True
 
     @property

@@ -396,6 +396,11 @@ class RtpStream:
         self._activity_since = now
         self._timed_out = False
         pt = packet.payload_type
+        if pt != self.config.payload_type:
+            reception = self._reception
+            if reception is not None and reception.ssrc == packet.ssrc:
+                # Events and CN share the audio's sequence space when sent from one SSRC.
+                reception.on_packet(packet.sequence_number, packet.timestamp, now, timing=False)
         if pt == self.config.telephone_event_pt and self.dtmf is not None:
             stats.dtmf_packets += 1
             digits = self.dtmf.feed(

@@ -16,7 +16,7 @@ from gateway.media.dtmf import DtmfDigit
 from gateway.media.jitter import Frame
 from gateway.media.pacer import CallOutput, MediaClock, PlayoutQueue
 from gateway.media.ports import PortAllocator
-from gateway.media.rtp import RtpPacket, decode_rtp
+from gateway.media.rtp import RtpPacket, decode_rtp, encode_rtp_header
 from gateway.media.stream import NoFreePortError, RtpStream, StreamConfig
 
 with warnings.catch_warnings():
@@ -501,3 +501,22 @@ def test_rtcp_is_sent_on_a_randomised_interval_from_the_tick() -> None:
         type(p).__name__ for data, _ in rtcp_transport.sent for p in rtcp.decode_compound(data)
     }
     assert kinds == {"ReceiverReport", "SourceDescription"}
+
+
+def test_dtmf_packets_in_the_audio_sequence_do_not_count_as_lost() -> None:
+    """RFC 4733 packets sent from the audio SSRC take sequence numbers of the stream: they are
+    received packets, not losses (else every digit shows as loss in stats and RTCP reports)."""
+    stream = RtpStream(StreamConfig(telephone_event_pt=101))
+    src = ("127.0.0.1", 4000)
+    seq, ts, now = 1000, 0, 100.0
+    for i in range(60):
+        if 20 <= i < 30:  # a digit: 10 event packets with the stream's SSRC and sequence
+            payload = struct.pack("!BBH", 5, 0x80 if i == 29 else 0x0A, 160 * (i - 19))
+            packet = encode_rtp_header(101, i == 20, seq, 3200, 0x1234) + payload
+        else:
+            packet = encode_rtp_header(0, False, seq, ts, 0x1234) + b"\xff" * 160
+        stream.receive_rtp(packet, src, now)
+        seq, ts, now = seq + 1, ts + 160, now + 0.02
+    snap = stream.snapshot()
+    assert snap.lost == 0
+    assert snap.packets_received == 50  # audio packets; the 10 events are DTMF packets
