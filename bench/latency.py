@@ -1,0 +1,1093 @@
+"""Benchmark: latency the gateway adds on the call path, at N concurrent calls.
+
+One gateway process runs the real per-call path for N calls: `RtpStream` (socket, latching,
+jitter buffer) on the shared `MediaClock`, `CallSession` (state machine) with a `RealtimeClient`
+(reader/writer tasks, websockets + orjson), a `PlayoutQueue` and a `CallOutput` wired exactly as
+`gateway/app.py` wires them (the session's per-tick hook after every frame). No SIP: the calls
+are set up directly, since signalling is not on the measured paths. Two helper processes, so
+their CPU does not count against the gateway:
+
+- a minimal Realtime-shaped WebSocket server (hand-written RFC 6455 framing on uvloop, cheaper per
+  frame than a websockets server so it keeps up with 25 000 appends/s): it answers
+  `session.update`, discards appends, and every `--period` seconds per call plays one scripted
+  turn: `response.created`, 1 s of bot audio in 4 deltas sent at once (the real service also
+  sends faster than real time), then after `--barge-after` seconds `speech_started` (the caller
+  interrupts while the bot is still playing), `response.done` (cancelled, as with
+  `interrupt_response`), `speech_stopped` and `committed`. It runs no VAD: the turns are timed,
+  so every call gets the same load;
+- N simulated callers sending 20 ms PCMU RTP on loopback UDP, paced by their own media clock.
+  Each payload starts with a 4-byte packet counter so the gateway side can match an append to
+  the datagrams whose audio it carries.
+
+Measured inside the gateway process with `time.perf_counter()` (CLOCK_MONOTONIC), by wrapping
+methods on the bench's own instances (no product code changes):
+1. RTP datagram received (`RtpStream._on_rtp` entry) -> the `input_audio_buffer.append` frame
+   carrying its audio written to the WebSocket (the writer's `ws.send` returned). Split into the
+   jitter-buffer hold (received -> released by the clock tick, intentional: `jitter_min_ms`) and
+   the processing after release (release -> written), which is what the 1 ms target is about.
+2. First audio delta of a response received (the frame completed in websockets'
+   `process_event`, i.e. in the socket read callback) -> the first RTP packet of its audio sent
+   (`RtpStream.send_frame` returned). Split into delta received -> in the playout queue
+   (processing), and -> the packet's tick (the wait for the next 20 ms frame boundary of the
+   call's clock slot, uniform 0-20 ms by design of a paced stream).
+3. `speech_started` received while bot audio is still queued -> the last bot RTP packet sent
+   (0 when no bot packet left after it), closed at the first silence frame after it; and
+   speech_started received -> playout flushed. A barge-in whose audio stopped without a flush
+   (it ran out instead) is counted as "not flushed".
+CPU % = process time / wall time of the gateway over the measured window (helpers shown apart);
+CPU steal % and the load average say how much the machine was shared. A run stays bounded on an
+overloaded machine: no new call batch after a 40 s setup budget, every helper has a lifetime.
+
+    .venv/bin/python bench/latency.py                        # 1, 100, 500 calls, 15 s each
+    .venv/bin/python bench/latency.py --calls 100 --seconds 5 --loop asyncio
+    .venv/bin/python bench/latency.py --calls 500 --cpu 0   # gateway pinned, helpers elsewhere
+    .venv/bin/python bench/latency.py --send-cost           # CPU per WebSocket append frame
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import json
+import os
+import random
+import resource
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import orjson
+from websockets.asyncio.client import ClientConnection
+from websockets.frames import Opcode
+
+from gateway.call.session import CallSession, SessionSettings
+from gateway.call.settings import call_policy_for, session_config_for
+from gateway.config import GatewayConfig
+from gateway.media.jitter import Frame
+from gateway.media.pacer import CallOutput, IdlePolicy, MediaClock, PlayoutQueue, shared_clock
+from gateway.media.playout import FlushReport
+from gateway.media.ports import PortAllocator
+from gateway.media.stream import RtpStream, StreamConfig
+from gateway.observe.logs import configure_logging
+from gateway.realtime import events as rte
+from gateway.realtime.client import Endpoint, RealtimeClient
+
+perf = time.perf_counter
+RTP_HEADER = struct.Struct("!BBHII")
+CALLER_BODY = bytes(range(1, 157))  # 156 bytes of non-silent u-law after the 4-byte counter
+BOT_TAG = 0xA5  # first byte of a response's audio: marks its first RTP packet
+BOT_FILL = 0x2A  # the rest of the bot audio (never the u-law silence byte 0xFF)
+SILENCE = 0xFF
+DELTAS_PER_TURN = 4
+BOT_AUDIO_BYTES = 8000  # 1 s of G.711 per turn
+SETUP_BATCH = 50  # calls connected at once (500 handshakes at once only measure the server)
+SETUP_BUDGET_S = 40.0  # no new batch after this: keeps a run on an overloaded machine bounded
+
+# ============================================================================================
+# Realtime-shaped WebSocket server (separate process)
+
+_WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 section 1.3
+
+
+def ws_frame(opcode: int, payload: bytes) -> bytes:
+    """Unmasked server frame (RFC 6455 5.2), FIN set."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x80 | opcode, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x80 | opcode, 126, n) + payload
+    return struct.pack("!BBQ", 0x80 | opcode, 127, n) + payload
+
+
+def unmask(data: bytes, mask: bytes) -> bytes:
+    n = len(data)
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
+@dataclass
+class ServerOptions:
+    period_s: float = 2.0
+    barge_after_s: float = 0.6
+
+
+@dataclass
+class ServerStats:
+    connections: int = 0
+    text_frames: int = 0
+    text_bytes: int = 0
+    turns: int = 0
+
+
+class LiteRealtime(asyncio.Protocol):
+    """One client connection: handshake, session.update -> session.updated, timed turns."""
+
+    def __init__(
+        self, options: ServerOptions, stats: ServerStats, conn_id: int, go: asyncio.Event
+    ) -> None:
+        self.options = options
+        self.go = go
+        self.stats = stats
+        self.conn_id = conn_id
+        self.transport: asyncio.Transport | None = None
+        self.buf = bytearray()
+        self.open = False
+        self.configured = False
+        self.turns: asyncio.Task[None] | None = None
+        self.events = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]  # uvloop's is not a subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.stats.connections += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.turns is not None:
+            self.turns.cancel()
+        self.transport = None
+
+    def send(self, event: dict[str, Any]) -> None:
+        if self.transport is None or self.transport.is_closing():
+            return
+        self.events += 1
+        event["event_id"] = f"event_{self.conn_id}_{self.events}"
+        self.transport.write(ws_frame(0x1, orjson.dumps(event)))
+
+    def data_received(self, data: bytes) -> None:
+        self.buf += data
+        if not self.open:
+            end = self.buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self.buf) > 16384 and self.transport is not None:
+                    self.transport.close()
+                return
+            head = bytes(self.buf[:end]).decode("latin-1")
+            del self.buf[: end + 4]
+            key = ""
+            for line in head.split("\r\n")[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "sec-websocket-key":
+                    key = value.strip()
+            assert self.transport is not None
+            if not key:
+                self.transport.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                self.transport.close()
+                return
+            accept = base64.b64encode(hashlib.sha1(key.encode() + _WS_GUID).digest()).decode()
+            self.transport.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
+            )
+            self.open = True
+            self.send(
+                {
+                    "type": "session.created",
+                    "session": {
+                        "id": f"sess_{self.conn_id}",
+                        "object": "realtime.session",
+                        "type": "realtime",
+                        "model": "gpt-realtime",
+                    },
+                }
+            )
+        self._read_frames()
+
+    def _read_frames(self) -> None:
+        buf = self.buf
+        n = len(buf)
+        pos = 0
+        while n - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            length = b1 & 0x7F
+            hdr = 2
+            if length == 126:
+                if n - pos < 4:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 4], "big")
+                hdr = 4
+            elif length == 127:
+                if n - pos < 10:
+                    break
+                length = int.from_bytes(buf[pos + 2 : pos + 10], "big")
+                hdr = 10
+            mask_at = pos + hdr
+            start = mask_at + (4 if b1 & 0x80 else 0)
+            end = start + length
+            if end > n:
+                break
+            opcode = b0 & 0x0F
+            if opcode == 0x1:
+                self.stats.text_frames += 1
+                self.stats.text_bytes += length
+                if not self.configured:
+                    self._control(unmask(bytes(buf[start:end]), bytes(buf[mask_at:start])))
+            elif opcode == 0x9 and self.transport is not None:  # ping -> pong, same payload
+                payload = unmask(bytes(buf[start:end]), bytes(buf[mask_at:start]))
+                self.transport.write(ws_frame(0xA, payload))
+            elif opcode == 0x8 and self.transport is not None:  # close handshake
+                payload = unmask(bytes(buf[start:end]), bytes(buf[mask_at:start]))
+                self.transport.write(ws_frame(0x8, payload[:2]))
+                self.transport.close()
+                return
+            pos = end
+        if pos:
+            del buf[:pos]
+
+    def _control(self, payload: bytes) -> None:
+        try:
+            event = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return
+        if event.get("type") != "session.update":
+            return
+        session = dict(event.get("session") or {})
+        session.update({"id": f"sess_{self.conn_id}", "object": "realtime.session"})
+        self.send({"type": "session.updated", "session": session})
+        self.configured = True
+        self.turns = asyncio.get_running_loop().create_task(self._run_turns())
+
+    async def _run_turns(self) -> None:
+        opts = self.options
+        rng = random.Random(self.conn_id)
+        await self.go.wait()  # every call is set up: turns start, spread over one period
+        await asyncio.sleep(rng.random() * opts.period_s)
+        turn = 0
+        audio_ms = 0
+        while self.transport is not None:
+            turn += 1
+            self.stats.turns += 1
+            started = time.monotonic()
+            response_id = f"resp_{self.conn_id}_{turn}"
+            item_id = f"item_{self.conn_id}_{turn}"
+            user_item = f"item_user_{self.conn_id}_{turn}"
+            self.send(
+                {
+                    "type": "response.created",
+                    "response": {
+                        "id": response_id,
+                        "object": "realtime.response",
+                        "status": "in_progress",
+                        "output": [],
+                    },
+                }
+            )
+            # 4-byte tag (0xA5 + turn number) then fill: the gateway spots the first packet.
+            audio = bytes((BOT_TAG,)) + (turn & 0xFFFFFF).to_bytes(3, "big")
+            audio += bytes((BOT_FILL,)) * (BOT_AUDIO_BYTES - 4)
+            step = BOT_AUDIO_BYTES // DELTAS_PER_TURN
+            for offset in range(0, BOT_AUDIO_BYTES, step):
+                self.send(
+                    {
+                        "type": "response.output_audio.delta",
+                        "response_id": response_id,
+                        "item_id": item_id,
+                        "output_index": 0,
+                        "content_index": 0,
+                        "delta": base64.b64encode(audio[offset : offset + step]).decode(),
+                    }
+                )
+            await asyncio.sleep(opts.barge_after_s)
+            audio_ms += int(opts.period_s * 1000)
+            self.send(
+                {
+                    "type": "input_audio_buffer.speech_started",
+                    "audio_start_ms": audio_ms,
+                    "item_id": user_item,
+                }
+            )
+            self.send(
+                {
+                    "type": "response.done",
+                    "response": {
+                        "id": response_id,
+                        "object": "realtime.response",
+                        "status": "cancelled",
+                        "status_details": {"type": "cancelled", "reason": "turn_detected"},
+                        "output": [],
+                        "usage": None,
+                    },
+                }
+            )
+            await asyncio.sleep(0.3)
+            self.send(
+                {
+                    "type": "input_audio_buffer.speech_stopped",
+                    "audio_end_ms": audio_ms + 300,
+                    "item_id": user_item,
+                }
+            )
+            self.send(
+                {
+                    "type": "input_audio_buffer.committed",
+                    "item_id": user_item,
+                    "previous_item_id": None,
+                }
+            )
+            # A random phase per turn, so first deltas land anywhere in the 20 ms frame.
+            rest = opts.period_s - (time.monotonic() - started) + rng.uniform(0.0, 0.02)
+            await asyncio.sleep(max(0.05, rest))
+
+
+async def run_server(options: ServerOptions, lifetime_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    stats = ServerStats()
+    ids = iter(range(1, 1 << 30))
+    go = asyncio.Event()
+    loop.add_signal_handler(signal.SIGUSR1, go.set)
+    server = await loop.create_server(
+        lambda: LiteRealtime(options, stats, next(ids), go), "127.0.0.1", 0, backlog=1024
+    )
+    port = server.sockets[0].getsockname()[1]
+    print(f"PORT {port}", flush=True)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), lifetime_s)  # bounded even if the parent dies
+    server.close()
+    print(json.dumps(stats.__dict__), file=sys.stderr, flush=True)
+
+
+# ============================================================================================
+# Simulated callers (separate process)
+
+
+async def run_callers(host: str, ports: list[int], lifetime_s: float) -> None:
+    loop = asyncio.get_running_loop()
+    clock = MediaClock(loop)
+    sockets: list[socket.socket] = []
+    for port in ports:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setblocking(False)
+        # The gateway's RTP back to us is never read: keep the kernel buffer small.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8192)
+        sock.bind((host, 0))
+        sockets.append(sock)
+        state = {"seq": random.getrandbits(16), "ts": random.getrandbits(32), "count": 0}
+        ssrc = random.getrandbits(32)
+
+        def tick(
+            frame: int,
+            deadline: float,
+            sock: socket.socket = sock,
+            addr: tuple[str, int] = (host, port),
+            state: dict[str, int] = state,
+            ssrc: int = ssrc,
+        ) -> None:
+            state["count"] += 1
+            packet = RTP_HEADER.pack(0x80, 0, state["seq"], state["ts"], ssrc)
+            packet += state["count"].to_bytes(4, "big") + CALLER_BODY
+            with contextlib.suppress(BlockingIOError, InterruptedError):
+                sock.sendto(packet, addr)
+            state["seq"] = (state["seq"] + 1) & 0xFFFF
+            state["ts"] = (state["ts"] + 160) & 0xFFFFFFFF
+
+        clock.register(tick)
+    print("READY", flush=True)
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), lifetime_s)
+    clock.close()
+    for sock in sockets:
+        sock.close()
+
+
+# ============================================================================================
+# Gateway side: per-call probes
+
+
+@dataclass
+class Samples:
+    rx_to_written: list[float] = field(default_factory=list)
+    hold: list[float] = field(default_factory=list)
+    release_to_written: list[float] = field(default_factory=list)
+    delta_to_packet: list[float] = field(default_factory=list)
+    delta_to_queued: list[float] = field(default_factory=list)
+    queued_to_packet: list[float] = field(default_factory=list)
+    speech_to_last_bot: list[float] = field(default_factory=list)
+    speech_to_flush: list[float] = field(default_factory=list)
+    bot_packets_after_speech: list[int] = field(default_factory=list)
+    not_flushed: int = 0  # barge-ins where the bot audio stopped without a flush
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.measuring = False
+        self.samples = Samples()
+
+
+class CallProbe:
+    """Timestamps of one call's events, matched by content (packet counter, response tag)."""
+
+    def __init__(self, rec: Recorder, queue: PlayoutQueue) -> None:
+        self.rec = rec
+        self.queue = queue
+        self.rx: dict[int, float] = {}  # caller packet counter -> datagram received
+        self.pending: tuple[list[float], float] | None = None  # set while on_audio runs
+        self.marks: dict[int, tuple[list[float], float]] = {}  # id(append frame) -> rx, release
+        self.first_delta: dict[bytes, float] = {}  # response tag -> first delta received
+        self.queued: dict[bytes, float] = {}  # response tag -> first delta in the playout queue
+        self.speech_at: float | None = None
+        self.flushed_at: float | None = None
+        self.last_bot: float | None = None
+        self.bot_after = 0
+
+    # metric 1 -----------------------------------------------------------------------------
+
+    def on_rtp(self, data: bytes) -> None:
+        self.rx[int.from_bytes(data[12:16], "big")] = perf()
+
+    def on_audio_released(self, frames: list[Frame]) -> None:
+        now = perf()
+        rx_times = []
+        for frame in frames:
+            if not frame.concealed:
+                rx = self.rx.pop(int.from_bytes(frame.payload[:4], "big"), None)
+                if rx is not None:
+                    rx_times.append(rx)
+        self.pending = (rx_times, now) if rx_times else None
+
+    def on_append_queued(self, frame: bytes) -> None:
+        if self.pending is not None:
+            self.marks[id(frame)] = self.pending
+            self.pending = None
+
+    def on_frame_written(self, mark: tuple[list[float], float]) -> None:
+        if not self.rec.measuring:
+            return
+        now = perf()
+        s = self.rec.samples
+        rx_times, released = mark
+        for rx in rx_times:
+            s.rx_to_written.append(now - rx)
+            s.hold.append(released - rx)
+        s.release_to_written.append(now - released)
+
+    # metrics 2 and 3 ----------------------------------------------------------------------
+
+    def on_server_event(self, event: Any, received: float) -> None:
+        kind = type(event)
+        if kind is rte.AudioDelta:
+            if event.audio[:1] == b"\xa5":
+                self.first_delta[event.audio[:4]] = received
+        elif kind is rte.SpeechStarted and self.queue.queued_bytes > 0:
+            # Bot audio still queued when the caller interrupts: a barge-in to time.
+            self.speech_at = received
+            self.flushed_at = None
+            self.last_bot = None
+            self.bot_after = 0
+
+    def on_enqueue(self, audio: bytes) -> None:
+        if audio[:1] == b"\xa5":
+            self.queued[audio[:4]] = perf()
+
+    def on_flush(self, report: FlushReport) -> None:
+        if self.speech_at is not None and self.flushed_at is None:
+            self.flushed_at = perf()
+
+    def on_packet_sent(self, payload: bytes) -> None:
+        now = perf()
+        first = payload[0]
+        if first != SILENCE:  # bot audio (the tail frame is padded with silence at its end)
+            if first == BOT_TAG:
+                tag = payload[:4]
+                received = self.first_delta.pop(tag, None)
+                queued = self.queued.pop(tag, None)
+                if self.rec.measuring and received is not None and queued is not None:
+                    s = self.rec.samples
+                    s.delta_to_packet.append(now - received)
+                    s.delta_to_queued.append(queued - received)
+                    s.queued_to_packet.append(now - queued)
+            if self.speech_at is not None:
+                self.last_bot = now
+                self.bot_after += 1
+        elif self.speech_at is not None:
+            # First silence after speech_started: the bot has stopped (flushed, or, if the
+            # gateway failed to flush, only once its queued audio ran out: that shows).
+            if self.rec.measuring:
+                s = self.rec.samples
+                last = self.last_bot
+                s.speech_to_last_bot.append(0.0 if last is None else last - self.speech_at)
+                s.bot_packets_after_speech.append(self.bot_after)
+                if self.flushed_at is None:
+                    s.not_flushed += 1
+                else:
+                    s.speech_to_flush.append(self.flushed_at - self.speech_at)
+            self.speech_at = None
+
+
+def _stamp_frames() -> None:
+    """Stamp each complete data frame as websockets parses it out of the socket read callback
+    (before the reader task gets it), on connections that opted in (`_bench_rx`)."""
+    original = ClientConnection.process_event
+    data_opcodes = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
+
+    def process_event(self: ClientConnection, event: Any) -> None:
+        stamps = self.__dict__.get("_bench_rx")
+        if stamps is not None and getattr(event, "fin", False) and event.opcode in data_opcodes:
+            stamps.append(perf())
+        original(self, event)
+
+    ClientConnection.process_event = process_event  # type: ignore[method-assign]
+
+
+class BenchClient(RealtimeClient):
+    """The product client, observed: when append frames are written, when events arrive."""
+
+    def __init__(self, endpoint: Endpoint, probe: CallProbe) -> None:
+        super().__init__(endpoint)
+        self._probe = probe
+        self._received_at = 0.0
+
+    async def connect(self, timeout: float = 10.0) -> rte.SessionCreated:  # noqa: ASYNC109
+        created = await super().connect(timeout)
+        ws = self._ws
+        assert ws is not None
+        probe = self._probe
+        stamps: deque[float] = deque()
+        ws._bench_rx = stamps  # type: ignore[attr-defined]
+        send, recv, parse = ws.send, ws.recv, self.parser.parse
+        marks = probe.marks
+
+        async def timed_send(message: Any, text: bool | None = None) -> None:
+            mark = marks.pop(id(message), None)
+            await send(message, text=text)
+            if mark is not None:
+                probe.on_frame_written(mark)
+
+        async def timed_recv(decode: bool | None = None) -> Any:
+            message = await recv(decode=decode)
+            self._received_at = stamps.popleft() if stamps else perf()
+            return message
+
+        def observed_parse(frame: bytes | str) -> Any:
+            event = parse(frame)
+            probe.on_server_event(event, self._received_at)
+            return event
+
+        ws.send = timed_send  # type: ignore[method-assign]
+        ws.recv = timed_recv  # type: ignore[method-assign]
+        self.parser.parse = observed_parse  # type: ignore[method-assign]
+        return created
+
+    def _enqueue(self, frame: bytes) -> None:
+        super()._enqueue(frame)
+        self._probe.on_append_queued(frame)
+
+
+def _then(first: Callable[..., None], then: Callable[[], None]) -> Callable[..., None]:
+    def both(*args: Any) -> None:
+        first(*args)
+        then()
+
+    return both
+
+
+class BenchCall:
+    """One call wired like gateway/app.py (`_open_media`, `_start_session`, `_start_output`)."""
+
+    def __init__(self, index: int, rec: Recorder, clock: MediaClock) -> None:
+        self.index = index
+        self.clock = clock
+        self.stream = RtpStream(StreamConfig(codec="PCMU", payload_type=0))
+        self.queue = PlayoutQueue(codec="PCMU", idle_policy=IdlePolicy.SILENCE)
+        self.probe = CallProbe(rec, self.queue)
+        self.output: CallOutput | None = None
+        self.session: CallSession | None = None
+        self.answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.problem: str | None = None
+        self.rtp_port = 0
+
+    async def open(self, allocator: PortAllocator, settings: SessionSettings) -> None:
+        stream, probe = self.stream, self.probe
+        self.rtp_port = await stream.open(allocator, "127.0.0.1")
+        on_rtp = stream._on_rtp
+
+        def observed_rtp(data: bytes, addr: Any) -> None:
+            probe.on_rtp(data)
+            on_rtp(data, addr)
+
+        stream._on_rtp = observed_rtp  # type: ignore[method-assign]
+        queue = self.queue
+        enqueue, flush = queue.enqueue, queue.flush
+
+        def observed_enqueue(item_id: str, g711: bytes) -> None:
+            enqueue(item_id, g711)
+            probe.on_enqueue(g711)
+
+        def observed_flush() -> FlushReport:
+            report = flush()
+            probe.on_flush(report)
+            return report
+
+        queue.enqueue = observed_enqueue  # type: ignore[method-assign]
+        queue.flush = observed_flush  # type: ignore[method-assign]
+        session = CallSession(
+            f"bench-{self.index}",
+            settings,
+            self,
+            queue,
+            client_factory=lambda endpoint: BenchClient(endpoint, probe),
+        )
+        self.session = session
+
+        def on_audio(frames: list[Frame]) -> None:
+            probe.on_audio_released(frames)
+            session.on_audio(frames)
+            probe.pending = None
+
+        stream.on_audio = on_audio
+        stream.start(self.clock)
+        session.start()
+
+    # CallControl ---------------------------------------------------------------------------
+
+    def answer(self) -> None:
+        stream, probe = self.stream, self.probe
+        send_frame = stream.send_frame
+
+        def observed_send(payload: bytes, marker: bool) -> None:
+            send_frame(payload, marker)
+            probe.on_packet_sent(payload)
+
+        assert self.session is not None
+        hook = self.session.on_output_tick
+        self.output = CallOutput(
+            self.queue,
+            _then(observed_send, hook),
+            send_event=_then(stream.send_event, hook),
+            send_comfort_noise=_then(stream.send_comfort_noise, hook),
+            advance=_then(stream.advance, hook),
+        )
+        self.output.start(self.clock)
+        if not self.answered.done():
+            self.answered.set_result(None)
+
+    def reject(self, status: int, reason: str, retry_after_s: int | None) -> None:
+        self.problem = f"rejected {status} {reason}"
+        if not self.answered.done():
+            self.answered.set_exception(RuntimeError(self.problem))
+
+    def hangup(self, reason_text: str) -> None:
+        self.problem = f"hangup {reason_text}"
+
+    async def refer(self, target_uri: str) -> int:
+        return 501
+
+    def send_digits(self, digits: str) -> None:
+        raise ValueError("bench calls have no telephone-event")
+
+    def stop_media(self) -> None:
+        if self.output is not None:
+            self.output.stop()
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        if self.output is not None:
+            self.output.stop()
+        self.stream.close("bench over")
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """utime + stime of another process (Linux /proc), in seconds; 0 when unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _cpu_times() -> list[int]:
+    """The machine's aggregate CPU counters (user nice system idle iowait irq softirq steal)."""
+    try:
+        return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    except (OSError, ValueError):
+        return [0] * 8
+
+
+def _steal_pct(before: list[int], after: list[int]) -> float:
+    """Share of the machine's CPU time the hypervisor gave to other guests (steal)."""
+    delta = [b - a for a, b in zip(before, after, strict=True)]
+    total = sum(delta)
+    return round(100 * delta[7] / total, 1) if total > 0 else 0.0
+
+
+def _helper(role: str, *args: str) -> list[str]:
+    return [sys.executable, __file__, "--role", role, "--cpu", str(HELPER_PIN[0]), *args]
+
+
+HELPER_PIN = [-1]  # the gateway's --cpu, passed on so helpers avoid that CPU
+
+
+async def _read_line(proc: asyncio.subprocess.Process, timeout: float) -> str:  # noqa: ASYNC109
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), timeout)
+    if not line:
+        raise RuntimeError(f"helper {proc.pid} exited early (rc={proc.returncode})")
+    return line.decode().strip()
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(signal.SIGTERM)
+    try:
+        await asyncio.wait_for(proc.wait(), 10)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if not sorted_values:
+        return float("nan")
+    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "n": len(ordered),
+        "p50_ms": round(percentile(ordered, 0.50) * 1000, 3),
+        "p99_ms": round(percentile(ordered, 0.99) * 1000, 3),
+        "max_ms": round((ordered[-1] if ordered else float("nan")) * 1000, 3),
+    }
+
+
+async def run_gateway(
+    calls: int,
+    seconds: float,
+    warmup: float,
+    server_opts: ServerOptions,
+    rtp_range: tuple[int, int],
+) -> dict[str, Any]:
+    loop = asyncio.get_running_loop()
+    _stamp_frames()
+    log_file = tempfile.NamedTemporaryFile("w+", prefix="latency-bench-", suffix=".log")
+    configure_logging("INFO", "json", log_file)  # the product's log path, to a file
+    lifetime = str(seconds + warmup + SETUP_BUDGET_S + 120)
+    server = await asyncio.create_subprocess_exec(
+        *_helper(
+            "server",
+            "--period",
+            str(server_opts.period_s),
+            "--barge-after",
+            str(server_opts.barge_after_s),
+            "--lifetime",
+            lifetime,
+        ),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    callers: asyncio.subprocess.Process | None = None
+    rec = Recorder()
+    bench_calls: list[BenchCall] = []
+    try:
+        port = int((await _read_line(server, 10)).split()[1])
+        config = GatewayConfig()
+        settings = SessionSettings(
+            endpoint=Endpoint.custom(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"),
+            config=session_config_for(config, "PCMU", "Latency benchmark."),
+            policy=call_policy_for(config),
+        )
+        clock = shared_clock(loop)
+        allocator = PortAllocator(*rtp_range)
+        setup_started = perf()
+        for first in range(0, calls, SETUP_BATCH):
+            if perf() - setup_started > SETUP_BUDGET_S:
+                break  # the machine cannot set up more calls in time: measure those we have
+            count = min(calls, first + SETUP_BATCH) - first
+            batch = [BenchCall(first + i, rec, clock) for i in range(count)]
+            bench_calls += batch
+            for call in batch:
+                await call.open(allocator, settings)
+            # A call whose session setup fails (503 after setup_timeout_s) is counted, not fatal:
+            # on an overloaded machine that is itself the finding.
+            await asyncio.wait([asyncio.ensure_future(c.answered) for c in batch], timeout=30)
+            for call in batch:
+                if call.answered.done() and call.answered.exception() is None:
+                    assert call.session is not None
+                    call.session.on_ack()
+                elif call.problem is None:
+                    call.problem = "not answered within 30 s"
+        setup_s = perf() - setup_started
+        answered = [c for c in bench_calls if c.problem is None]
+        callers = await asyncio.create_subprocess_exec(
+            *_helper("callers", "--lifetime", lifetime),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        assert callers.stdin is not None
+        callers.stdin.write(json.dumps([c.rtp_port for c in answered]).encode() + b"\n")
+        await callers.stdin.drain()
+        await _read_line(callers, 30)
+        server.send_signal(signal.SIGUSR1)
+        await asyncio.sleep(warmup)
+        appended0 = sum(c.session.stats.audio_appended_bytes for c in bench_calls if c.session)
+        load0 = os.getloadavg()
+        machine0 = _cpu_times()
+        server0, callers0 = _proc_cpu_s(server.pid), _proc_cpu_s(callers.pid)
+        rec.measuring = True
+        cpu0, wall0 = time.process_time(), perf()
+        await asyncio.sleep(seconds)
+        rec.measuring = False
+        cpu, wall = time.process_time() - cpu0, perf() - wall0
+        server_cpu = _proc_cpu_s(server.pid) - server0
+        callers_cpu = _proc_cpu_s(callers.pid) - callers0
+        load1 = os.getloadavg()
+        steal = _steal_pct(machine0, _cpu_times())
+        appended = sum(c.session.stats.audio_appended_bytes for c in bench_calls if c.session)
+        dropped = sum(c.session.stats.appends_dropped for c in bench_calls if c.session)
+    finally:
+        if callers is not None:
+            await _stop(callers)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(c.close() for c in bench_calls)), 30)
+        await _stop(server)
+    problems: dict[str, int] = {}
+    for call in bench_calls:
+        if call.problem:
+            problems[call.problem] = problems.get(call.problem, 0) + 1
+    if calls > len(bench_calls):
+        problems[f"not attempted: {SETUP_BUDGET_S:.0f} s setup budget spent"] = calls - len(
+            bench_calls
+        )
+    log_file.flush()
+    log_file.seek(0)
+    warnings: dict[str, int] = {}
+    for line in log_file:
+        with contextlib.suppress(ValueError):
+            record = json.loads(line)
+            if record.get("level") in ("WARNING", "ERROR", "CRITICAL"):
+                warnings[record.get("event", "log")] = (
+                    warnings.get(record.get("event", "log"), 0) + 1
+                )
+    log_file.close()
+    s = rec.samples
+    return {
+        "calls": calls,
+        "answered": len(answered),
+        "set_up": len(bench_calls),
+        "loop": type(loop).__module__.split(".")[0],
+        "setup_s": round(setup_s, 1),
+        "seconds": round(wall, 2),
+        "cpu_pct": round(100 * cpu / wall, 1),
+        "server_cpu_pct": round(100 * server_cpu / wall, 1),
+        "callers_cpu_pct": round(100 * callers_cpu / wall, 1),
+        "load_before": [round(x, 2) for x in load0],
+        "load_after": [round(x, 2) for x in load1],
+        "steal_pct": steal,
+        "append_bytes_per_s": round((appended - appended0) / wall),
+        "expected_bytes_per_s": calls * 8000,
+        "appends_dropped": dropped,
+        "problems": problems,
+        "warnings": warnings,
+        "rx_to_written": summary(s.rx_to_written),
+        "hold": summary(s.hold),
+        "release_to_written": summary(s.release_to_written),
+        "delta_to_packet": summary(s.delta_to_packet),
+        "delta_to_queued": summary(s.delta_to_queued),
+        "queued_to_packet": summary(s.queued_to_packet),
+        "speech_to_last_bot": summary(s.speech_to_last_bot),
+        "speech_to_flush": summary(s.speech_to_flush),
+        "bot_packets_after_speech_max": max(s.bot_packets_after_speech, default=0),
+        "not_flushed": s.not_flushed,
+    }
+
+
+async def run_send_cost(frames: int = 20000) -> dict[str, float]:
+    """CPU per append frame: one `ws.send` per frame vs 4 frames coalesced into one write."""
+    from websockets.asyncio.client import connect
+
+    from gateway.realtime import protocol
+
+    server = await asyncio.create_subprocess_exec(
+        *_helper("server", "--lifetime", "120"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        port = int((await _read_line(server, 10)).split()[1])
+        ws = await asyncio.wait_for(connect(f"ws://127.0.0.1:{port}/", compression=None), 10)
+        await asyncio.wait_for(ws.recv(), 10)
+        frame = protocol.input_audio_append(bytes(160))
+        for _ in range(2000):  # warm-up
+            await ws.send(frame, text=True)
+        cpu0 = time.process_time()
+        for _ in range(frames):
+            await ws.send(frame, text=True)
+        one = (time.process_time() - cpu0) / frames
+        cpu0 = time.process_time()
+        for _ in range(frames // 4):
+            # websockets' sans-I/O layer queues 4 frames, then one transport write.
+            for _ in range(4):
+                ws.protocol.send_text(frame)
+            ws.send_data()
+            await asyncio.sleep(0)
+        four = (time.process_time() - cpu0) / (frames // 4 * 4)
+        cpu0 = time.process_time()
+        for _ in range(frames):
+            protocol.input_audio_append(bytes(160))
+        encode = (time.process_time() - cpu0) / frames
+        await asyncio.wait_for(ws.close(), 5)
+    finally:
+        await _stop(server)
+    return {
+        "one_send_per_frame_us": round(one * 1e6, 2),
+        "four_frames_per_write_us": round(four * 1e6, 2),
+        "encode_only_us": round(encode * 1e6, 2),
+    }
+
+
+# ============================================================================================
+# Orchestration
+
+ROWS = (
+    ("rx_to_written", "1. RTP received -> append written (total)", ""),
+    ("hold", "1a. of which jitter-buffer hold (received -> released)", "by design"),
+    ("release_to_written", "1b. of which released -> append written", "<= 1 ms"),
+    ("delta_to_packet", "2. first delta received -> first RTP sent (total)", ""),
+    ("delta_to_queued", "2a. of which delta received -> in playout queue", "<= 2 ms"),
+    ("queued_to_packet", "2b. of which wait for the 20 ms frame + send", "by design"),
+    ("speech_to_last_bot", "3. speech_started received -> last bot RTP sent", "<= 20 ms"),
+    ("speech_to_flush", "3a. speech_started received -> playout flushed", ""),
+)
+
+
+def _run(loop_kind: str, coro: Any) -> Any:
+    if loop_kind == "uvloop":
+        import uvloop
+
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, nargs="+", default=[1, 100, 500])
+    parser.add_argument("--seconds", type=float, default=15.0, help="measured window per N")
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--loop", choices=["uvloop", "asyncio"], default="uvloop")
+    parser.add_argument("--period", type=float, default=2.0, help="seconds between bot turns")
+    parser.add_argument("--barge-after", type=float, default=0.6)
+    parser.add_argument("--rtp-ports", type=int, nargs=2, default=[14000, 17999])
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        default=-1,
+        help="CPU for the gateway process, helpers on the others (-1: no pinning)",
+    )
+    parser.add_argument("--json", action="store_true", help="print raw JSON per N as well")
+    parser.add_argument(
+        "--send-cost", action="store_true", help="only measure the CPU per WebSocket append"
+    )
+    parser.add_argument("--role", choices=["server", "callers"], help=argparse.SUPPRESS)
+    parser.add_argument("--lifetime", type=float, default=300.0, help=argparse.SUPPRESS)
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    server_opts = ServerOptions(period_s=args.period, barge_after_s=args.barge_after)
+
+    cpus = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+    pin = args.cpu >= 0 and len(cpus) > 1 and args.cpu in cpus
+    if pin:
+        # The gateway gets its CPU; our own load generators run on the others, so at least
+        # they do not compete with it (other jobs on the machine still can).
+        mine = {args.cpu} if args.role is None else set(cpus) - {args.cpu}
+        os.sched_setaffinity(0, mine)
+    if args.role == "server":
+        _run("uvloop", run_server(server_opts, args.lifetime))
+        return
+    if args.role == "callers":
+        ports = json.loads(sys.stdin.readline())
+        _run("uvloop", run_callers("127.0.0.1", ports, args.lifetime))
+        return
+    # 500 calls: 2 UDP sockets + 1 TCP connection each, beyond the usual 1024 soft limit.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < min(hard, 65536):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    if args.send_cost:
+        print(json.dumps(_run(args.loop, run_send_cost())))
+        return
+    if args.one:
+        HELPER_PIN[0] = args.cpu
+        result = _run(
+            args.loop,
+            run_gateway(
+                args.calls[0], args.seconds, args.warmup, server_opts, tuple(args.rtp_ports)
+            ),
+        )
+        print(json.dumps(result))
+        return
+
+    print(
+        f"loop={args.loop} seconds={args.seconds} warmup={args.warmup} period={args.period} "
+        f"barge_after={args.barge_after} gateway_cpu={args.cpu if pin else 'any'} "
+        f"cpus={os.cpu_count()}"
+    )
+    results = []
+    for n in args.calls:
+        cmd = [sys.executable, __file__, "--one", "--calls", str(n), "--seconds", str(args.seconds)]
+        cmd += ["--warmup", str(args.warmup), "--loop", args.loop, "--period", str(args.period)]
+        cmd += ["--cpu", str(args.cpu)]
+        cmd += ["--barge-after", str(args.barge_after), "--rtp-ports", *map(str, args.rtp_ports)]
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=args.seconds + args.warmup + SETUP_BUDGET_S + 150,
+        )
+        if proc.returncode != 0:
+            print(f"calls={n}: failed: {proc.stderr.strip().splitlines()[-3:]}")
+            continue
+        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    print()
+    print("| calls | metric | n | p50 ms | p99 ms | max ms | target (p99) |")
+    print("|---|---|---|---|---|---|---|")
+    for r in results:
+        for key, label, target in ROWS:
+            m = r[key]
+            print(
+                f"| {r['calls']} | {label} | {m['n']} | {m['p50_ms']} | {m['p99_ms']} | "
+                f"{m['max_ms']} | {target} |"
+            )
+    print()
+    print(
+        "| calls (answered) | gateway CPU % | server CPU % | callers CPU % | load avg (1 min) before/after "
+        "| CPU steal % | appended B/s (expected) | appends dropped | bot pkts after speech_started (max) "
+        "| barge-ins not flushed | setup s | warnings |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['calls']} ({r['answered']}) | {r['cpu_pct']} | {r['server_cpu_pct']} | {r['callers_cpu_pct']} | "
+            f"{r['load_before'][0]} / {r['load_after'][0]} | {r['steal_pct']} | "
+            f"{r['append_bytes_per_s']} "
+            f"({r['expected_bytes_per_s']}) | {r['appends_dropped']} | "
+            f"{r['bot_packets_after_speech_max']} | {r['not_flushed']} | {r['setup_s']} | "
+            f"{r['warnings'] or ''}{' problems: ' + str(r['problems']) if r['problems'] else ''} |"
+        )
+    if args.json:
+        for r in results:
+            print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
