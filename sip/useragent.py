@@ -875,8 +875,18 @@ class UserAgent:
         self._execute(txn, outputs)
         return True
 
-    def _reply_options(self, txn: _ServerTxn) -> None:
+    def _reply_options(self, txn: _ServerTxn, in_dialog: bool = False) -> None:
         # Fast path: Asterisk qualify and SBC pings judge us by this answer.
+        if not self.accepting and not in_dialog:
+            # Draining: a load balancer's OPTIONS probe (Kamailio dispatcher) must see that new
+            # calls belong elsewhere, while the calls we still carry keep their dialogs.
+            self._reply(
+                txn,
+                503,
+                "Service Unavailable - draining",
+                extra=[("Retry-After", str(self.retry_after))],
+            )
+            return
         self._reply(
             txn,
             200,
@@ -1152,7 +1162,7 @@ class UserAgent:
         self._terminate(call, "bye")
 
     def _on_dialog_options(self, call: Call, req: Request, txn: _ServerTxn) -> None:
-        self._reply_options(txn)
+        self._reply_options(txn, in_dialog=True)
 
     def _on_reinvite(self, call: Call, req: Request, txn: _ServerTxn) -> None:
         if call._reinvite_pending_out:

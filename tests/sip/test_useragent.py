@@ -455,6 +455,17 @@ async def test_options_out_of_dialog(env) -> None:
     assert rec.calls.empty()
 
 
+async def test_options_while_draining_says_503_but_dialogs_keep_200(env) -> None:
+    ua, rec, peer = env
+    _call, ok = await establish(peer, rec, "opt-drain")
+    ua.accepting = False
+    peer.send(peer.request("OPTIONS", call_id="opt-3"))
+    busy = await peer.expect_status(503)
+    assert busy.headers.get("Retry-After")
+    peer.send(peer.request("OPTIONS", call_id="opt-drain", cseq=2, to_tag=ok.to_tag))
+    await peer.expect_status(200)
+
+
 async def test_options_in_dialog_and_unknown_dialog(env) -> None:
     _ua, rec, peer = env
     _call, ok = await establish(peer, rec, "opt-2")
