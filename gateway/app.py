@@ -20,17 +20,31 @@ What ends a call, and the Reason header (RFC 3326) on a BYE we send:
 
 Every offered call produces exactly one `call.offered` and one `call.ended` log line, so the log
 doubles as a call record.
+
+Around the call path (issue 5): the route (gateway/routes.py) is chosen in `_on_invite` and its
+settings drive `_start_session`; one `Metrics` per gateway is fed at answer/hangup and by the
+session's observer; a `CallRecord` (and an optional stereo WAV on the media clock) is written at
+hangup; webhooks are fire-and-forget tasks. `GatewayControl` is the control API's view of the
+gateway (health, readiness, live calls, hang up, originate, say). `stop()` drains: 503 to new
+INVITEs and /readyz false, answered calls may end on their own until the drain timeout, then BYE.
+Outbound calls (`originate`) are `LiveCall`s too, with `direction="outbound"` and the
+`call.originated` event instead of `call.offered`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import logging
+import os
+import re
 import socket
+import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from gateway.call.session import CallSession, SessionSettings
@@ -38,20 +52,31 @@ from gateway.call.settings import (
     call_policy_for,
     endpoint_for,
     http_tools_for,
-    instructions_for,
     session_config_for,
     use_simulator,
 )
-from gateway.config import GatewayConfig, RegistrationConfig
+from gateway.config import ConfigError, GatewayConfig, RegistrationConfig, registration_name
 from gateway.media import g711
 from gateway.media.dtmf import InbandDtmfDetector
 from gateway.media.jitter import Frame, JitterBuffer
-from gateway.media.pacer import CallOutput, IdlePolicy, MediaClock, PlayoutQueue, shared_clock
+from gateway.media.pacer import (
+    LATENESS_BUCKETS,
+    CallOutput,
+    IdlePolicy,
+    MediaClock,
+    PlayoutQueue,
+    shared_clock,
+)
 from gateway.media.ports import PortAllocator
 from gateway.media.stream import NoFreePortError, RtpStream, StreamConfig
 from gateway.observe.logs import log_event
+from gateway.observe.metrics import Metrics
+from gateway.observe.recording import StereoRecorder
+from gateway.observe.records import CallRecord
 from gateway.realtime.client import Endpoint
-from sip.registration import RegistrationClient
+from gateway.routes import Route, RouteTable, facts_from_invite, reload_routes
+from gateway.webhooks import Webhooks
+from sip.registration import REGISTERED, RegistrationClient
 from sip.sdp import (
     SUPPORTED_CODECS,
     AnswerResult,
@@ -67,6 +92,7 @@ from sip.sdp import (
     process_answer,
 )
 from sip.transport import Transport
+from sip.uri import parse_uri
 from sip.useragent import InboundAuth, IncomingCall, UserAgent
 
 log = logging.getLogger("gateway")
@@ -75,6 +101,8 @@ REASON_MAX_DURATION = 'SIP;cause=200;text="max duration"'
 REASON_RTP_TIMEOUT = 'SIP;cause=408;text="RTP timeout"'
 REASON_SHUTDOWN = 'SIP;cause=503;text="shutdown"'
 REASON_BAD_ANSWER = 'SIP;cause=488;text="unusable SDP answer"'
+
+OUTBOUND_ROUTE = "outbound"  # route label of calls placed through the control API
 
 _IDLE = {
     "silence": IdlePolicy.SILENCE,
@@ -107,14 +135,32 @@ class CallMedia:
     output: CallOutput | None = None  # our outbound 20 ms tick, from answer on
     inband: InbandDtmfDetector | None = None
     after_tick: Any = None  # Realtime mode: the session's per-tick hook (drain detection)
+    recorder: StereoRecorder | None = None  # stereo WAV, from answer on
+    caller_offset: int | None = None  # media clock samples minus the caller's media_time
+    last_bot_sample: int = -1
+
+
+class _PendingCall:
+    """Stands in for the SIP call of an outbound call while its INVITE is in flight."""
+
+    call_id = ""
+    from_header = ""
+    to_header = ""
+    local_tag = ""
+    remote_tag = ""
+    state = "early"
 
 
 @dataclass
 class LiveCall:
     """What the gateway tracks for one call, from INVITE to `call.ended`."""
 
-    sip: IncomingCall
+    sip: Any  # IncomingCall, or OutgoingCall for calls placed through the control API
     offered_at: float
+    route: Route
+    direction: str = "inbound"
+    record: CallRecord | None = None
+    started_wall: float = 0.0  # time.time() at INVITE, for records and webhooks
     sdp_state: LocalSdpState = field(default_factory=LocalSdpState)
     answered_at: float | None = None
     media: CallMedia | None = None
@@ -136,8 +182,19 @@ class LiveCall:
 class Gateway:
     """One gateway process: `await start()`, serve calls, `await stop(drain_timeout)`."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig, config_path: str | None = None) -> None:
+        """`config_path`: the file SIGHUP re-reads routes from (None: reload keeps the routes)."""
         self.config = config
+        self.config_path = config_path
+        # ConfigError here (an unreadable instructions file) is a start-up configuration error.
+        self.routes = RouteTable.load(config)
+        self.prometheus = Metrics()
+        self.webhooks = Webhooks(config.webhooks, config.sip.user_agent)
+        self.control: Any = None  # gateway.control.ControlServer once started
+        self._reg_names: dict[int, str] = {}
+        self._pacer_seen: list[int] = []
+        self._parse_errors_seen = 0
+        self._drained = asyncio.Event()
         self.transport: Transport | None = None
         self.ua: UserAgent | None = None
         self.registrations: list[RegistrationClient] = []
@@ -153,7 +210,6 @@ class Gateway:
         # Realtime: the endpoint calls connect to, and the built-in simulator when it serves.
         self.simulator: Any = None
         self.endpoint: Endpoint | None = None
-        self._instructions = ""
 
     @property
     def realtime_mode(self) -> bool:
@@ -200,6 +256,7 @@ class Gateway:
         self.clock = shared_clock(self._loop)
         for reg in self.config.registrations:
             self.registrations.append(await self._start_registration(reg))
+        await self._start_control()
         self._started = True
         log_event(
             log,
@@ -217,11 +274,37 @@ class Gateway:
             echo=self.config.media.echo,
             realtime=self.endpoint.redacted() if self.endpoint else None,
             simulator=self.simulator is not None,
+            routes=self.routes.names,
+            control=self.control.url if self.control is not None else None,
         )
+
+    async def _start_control(self) -> None:
+        """The control API. A port already taken is logged, not fatal: calls are the product,
+        and a second instance on one host (or a test run) must still answer the phone; the
+        ERROR line and failing /readyz probes make the problem visible."""
+        cfg = self.config.control
+        if not cfg.enabled:
+            return
+        from gateway.control import ControlServer
+
+        server = ControlServer(
+            GatewayControl(self), cfg.host, cfg.port, token=cfg.token.reveal() or None
+        )
+        try:
+            await server.start()
+        except OSError as exc:
+            log_event(
+                log,
+                "control.start_failed",
+                str(exc),
+                level=logging.ERROR,
+                address=f"{cfg.host}:{cfg.port}",
+            )
+            return
+        self.control = server
 
     async def _start_realtime(self) -> None:
         """Resolve the Realtime endpoint; start the built-in simulator when it is to serve."""
-        self._instructions = instructions_for(self.config)
         simulator_url = None
         if use_simulator(self.config):
             # Imported here: the simulator is a development/test aid, not on the call path.
@@ -232,20 +315,40 @@ class Gateway:
             simulator_url = self.simulator.url
         self.endpoint = endpoint_for(self.config, simulator_url)
 
-    async def stop(self, drain_timeout: float = 10.0) -> None:
-        """Stop accepting (503), BYE every call, unregister, close the transport."""
+    async def stop(self, drain_timeout: float | None = None) -> None:
+        """Drain and stop: refuse new calls (503, /readyz false), let answered calls end on
+        their own for up to `drain_timeout` seconds (default `[shutdown] drain_timeout_s`),
+        then BYE the rest (Reason cause=503), unregister, close the transport."""
         if self._stopping:
             return
         self._stopping = True
+        if drain_timeout is None:
+            drain_timeout = self.config.shutdown.drain_timeout_s
         if self.ua is not None:
             self.ua.accepting = False
+        # Calls not answered yet get their 503 now: the PBX or dispatcher retries elsewhere.
+        for live in list(self.calls.values()):
+            if not live.ended and live.answered_at is None and live.direction == "inbound":
+                self._reject(live, 503, "shutdown", cause="shutdown")
+        if self.active_calls and drain_timeout > 0:
+            log_event(
+                log,
+                "gateway.draining",
+                f"waiting up to {drain_timeout:g} s for {self.active_calls} call(s) to end",
+                calls=self.active_calls,
+                drain_timeout_s=drain_timeout,
+            )
+            self._drained.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wait_drained(), drain_timeout)
         ending = [
             asyncio.ensure_future(self._end_for_shutdown(live))
             for live in list(self.calls.values())
             if not live.ended
         ]
         if ending:
-            _, pending = await asyncio.wait(ending, timeout=max(drain_timeout, 0.01))
+            # BYE transactions are bounded by the UA (Timer F); this only guards against a bug.
+            _, pending = await asyncio.wait(ending, timeout=10.0)
             for task in pending:
                 task.cancel()
         for live in list(self.calls.values()):
@@ -261,6 +364,10 @@ class Gateway:
                 return_exceptions=True,
             )
         self.registrations.clear()
+        if self.control is not None:
+            await self.control.stop()
+            self.control = None
+        await self.webhooks.close()
         if self.ua is not None:
             await self.ua.close()
         elif self.transport is not None:
@@ -273,8 +380,190 @@ class Gateway:
         if self._started:
             log_event(log, "gateway.stopped", "gateway stopped")
 
+    async def _wait_drained(self) -> None:
+        while self.active_calls:
+            self._drained.clear()
+            await self._drained.wait()
+
+    # -- routes --------------------------------------------------------------------------------
+    def reload(self, env: Any = None) -> bool:
+        """SIGHUP: re-read routes (and instructions files) from the config file. A bad file is
+        logged and the old routes stay; live calls keep the route they started with."""
+        if self.config_path is None:
+            log_event(
+                log, "routes.reload_skipped", "no config file to reload", level=logging.WARNING
+            )
+            return False
+        try:
+            config, table = reload_routes(self.config_path, os.environ if env is None else env)
+        except ConfigError as exc:
+            log_event(
+                log,
+                "routes.reload_failed",
+                f"keeping the current routes: {exc}",
+                level=logging.ERROR,
+                path=self.config_path,
+                error=str(exc),
+            )
+            return False
+        self.routes = table
+        self.config = dataclasses.replace(
+            self.config,
+            routes=config.routes,
+            tools=config.tools,
+            realtime=dataclasses.replace(
+                config.realtime,
+                url=self.config.realtime.url,
+                api_key=self.config.realtime.api_key,
+            ),
+            calls=config.calls,
+        )
+        log_event(log, "routes.reloaded", "routes reloaded", routes=table.names)
+        return True
+
+    # -- outbound calls (control API POST /calls) ---------------------------------------------------
+    async def originate(
+        self,
+        to: str,
+        instructions: str,
+        registration: str | None = None,
+        from_user: str | None = None,
+        ring_timeout: float = 25.0,
+    ) -> str:
+        """Call `to` (a SIP URI, or a number dialled through a registration's registrar) and
+        bridge the answered call to a Realtime session with `instructions`. Returns the
+        Call-ID once the callee answered; ControlError (4xx/5xx) otherwise.
+
+        We are the offerer here (RFC 3264 5): the INVITE carries our offer and the callee's 200
+        carries the answer, so the codec is known before the session starts."""
+        from gateway.control import ControlError
+        from sip.useragent import Credentials
+
+        if self._stopping or self.ua is None or not self._started:
+            raise ControlError(503, "the gateway is not accepting calls")
+        if not self.realtime_mode:
+            raise ControlError(409, "echo mode: outbound calls need a Realtime session")
+        reg = self._registration_named(registration)
+        if registration and reg is None:
+            raise ControlError(422, f"registration: no registration named {registration!r}")
+        credentials = None
+        if to.lower().startswith(("sip:", "sips:")):
+            target = to
+            if reg is not None:
+                credentials = Credentials(reg.username, reg.password.reveal())
+        else:
+            if reg is None:
+                raise ControlError(
+                    422, "to: a number needs a registration (none configured or named)"
+                )
+            registrar = parse_uri(reg.registrar)
+            port = f":{registrar.port}" if registrar.port else ""
+            target = f"sip:{to}@{registrar.host}{port}"
+            credentials = Credentials(reg.username, reg.password.reveal())
+        assert self._loop is not None
+        route = dataclasses.replace(self.routes.default, name=OUTBOUND_ROUTE)
+        live = LiveCall(
+            sip=_PendingCall(),
+            offered_at=self._loop.time(),
+            route=route,
+            direction="outbound",
+            started_wall=time.time(),
+        )
+        try:
+            target_uri = parse_uri(target)
+            dest = await self.ua.resolve(target_uri)
+        except (ValueError, OSError) as exc:
+            raise ControlError(422, f"to: cannot reach {target!r}: {exc}") from None
+        live.local_ip = self._local_ip_for(dest.host)
+        try:
+            live.media = await self._open_media(live)
+        except NoFreePortError as exc:
+            raise ControlError(503, str(exc)) from None
+        offer = build_offer(live.local_ip, live.media.rtp_port, self._prefs, state=live.sdp_state)
+        log_event(
+            log,
+            "call.originating",
+            f"calling {target}",
+            to=target,
+            registration=registration_name(reg) if reg is not None else None,
+        )
+        try:
+            call = await self.ua.invite(
+                target_uri,
+                offer.to_bytes(),
+                from_user=from_user or None,
+                dest=dest,
+                credentials=credentials,
+                ring_timeout=ring_timeout,
+            )
+        except Exception as exc:
+            self._close_media(live.media, "error")
+            raise ControlError(502, f"INVITE to {target} failed: {exc}") from None
+        if call.status is None or not 200 <= call.status < 300:
+            self._close_media(live.media, "rejected")
+            status = call.status or 408
+            raise ControlError(502, f"{target} answered {status} {call.reason}".strip())
+        live.sip = call
+        self.calls[call.call_id] = live
+        self._call_started(live, f"{dest.host}:{dest.port}")
+        log_event(
+            log,
+            "call.originated",
+            f"{target} answered",
+            call_id=call.call_id,
+            **{"from": call.from_header, "to": call.to_header},
+            route=route.name,
+        )
+        try:
+            info = process_answer(offer, parse_sdp(call.remote_sdp or b""))
+        except SdpError as exc:
+            log_event(
+                log,
+                "call.media_failed",
+                f"callee's answer unusable: {exc}",
+                level=logging.WARNING,
+                call_id=call.call_id,
+                reason=str(exc),
+            )
+            self._spawn_owned(self._hangup(live, "bad_answer", REASON_BAD_ANSWER))
+            raise ControlError(502, f"{target}: unusable SDP answer ({exc})") from None
+        live.media_info = info
+        self._apply_media(live.media, info)
+        self._start_session(
+            live, b"", control=_OutboundCallControl(self, live), instructions=instructions
+        )
+        self._answered(live)
+        return call.call_id
+
+    def _registration_named(self, name: str | None) -> RegistrationConfig | None:
+        regs = self.config.registrations
+        if not name:
+            return regs[0] if regs else None
+        return next((r for r in regs if registration_name(r) == name), None)
+
+    def _collect_polled_metrics(self) -> None:
+        """Counters kept by other layers as plain ints: moved into Prometheus at scrape time.
+
+        The media clock keeps its lateness histogram in its own buckets (pacer.LATENESS_BUCKETS,
+        a superset of the metric's): each new wakeup is observed at its bucket's upper bound,
+        which lands it in the same Prometheus bucket (the sum is an upper-bound estimate)."""
+        clock = self.clock
+        if clock is not None:
+            counts = list(clock.stats.bucket_counts)
+            seen = self._pacer_seen or [0] * len(counts)
+            bounds = (*LATENESS_BUCKETS, LATENESS_BUCKETS[-1] * 2)
+            for bound, now, before in zip(bounds, counts, seen, strict=True):
+                for _ in range(max(0, now - before)):
+                    self.prometheus.observe_pacer_lateness(bound)
+            self._pacer_seen = counts
+        if self.ua is not None:
+            errors = self.ua.counters.parse_errors
+            for _ in range(max(0, errors - self._parse_errors_seen)):
+                self.prometheus.sip_parse_error()
+            self._parse_errors_seen = errors
+
     async def _end_for_shutdown(self, live: LiveCall) -> None:
-        if live.answered_at is None:
+        if live.answered_at is None and live.direction == "inbound":
             self._reject(live, 503, "shutdown", cause="shutdown")
             return
         await self._hangup(live, "shutdown", REASON_SHUTDOWN)
@@ -326,24 +615,40 @@ class Gateway:
             reg.password.reveal(),
             domain=reg.domain,
             expires=reg.expires,
+            on_state=self._on_registration_state,
         )
+        name = registration_name(reg)
+        self._reg_names[id(client)] = name
+        self.prometheus.registration_state(name, False)
         await client.start()
         return client
+
+    def _on_registration_state(self, client: RegistrationClient, state: str, reason: str) -> None:
+        name = self._reg_names.get(id(client), client.aor)
+        self.prometheus.registration_state(name, state == REGISTERED)
 
     # -- calls: offer and answer ---------------------------------------------------------------
     async def _on_invite(self, call: IncomingCall) -> None:
         assert self._loop is not None
-        live = LiveCall(sip=call, offered_at=self._loop.time())
+        facts = facts_from_invite(
+            call.request_uri, call.to_header, call.invite.headers.items(), call.source.host
+        )
+        route = self.routes.select(facts)
+        live = LiveCall(
+            sip=call, offered_at=self._loop.time(), route=route, started_wall=time.time()
+        )
         self.calls[call.call_id] = live
+        self._call_started(live, f"{call.source.host}:{call.source.port}")
         log_event(
             log,
             "call.offered",
-            f"call from {call.from_header}",
+            f"call from {call.from_header} (route {route.name})",
             call_id=call.call_id,
             **{"from": call.from_header, "to": call.to_header},
             source=f"{call.source.host}:{call.source.port}",
             transport=call.source.proto,
             late_offer=call.offer_sdp is None,
+            route=route.name,
         )
         if self._ended_by_peer(live):
             return
@@ -407,9 +712,12 @@ class Gateway:
             return
         await self._accept(live, body)
 
-    def _start_session(self, live: LiveCall, body: bytes) -> None:
+    def _start_session(
+        self, live: LiveCall, body: bytes, control: Any = None, instructions: str | None = None
+    ) -> None:
         assert self.endpoint is not None and live.media is not None
         call = live.sip
+        route = live.route
         codec = live.media_info.codec if live.media_info else self._prefs.codecs[0]
         if live.media.queue is None:
             live.media.queue = PlayoutQueue(
@@ -418,13 +726,21 @@ class Gateway:
         live.answer_body = body
         settings = SessionSettings(
             endpoint=self.endpoint,
-            config=session_config_for(self.config, codec, self._instructions),
-            policy=call_policy_for(self.config),
-            http_tools=http_tools_for(self.config),
+            config=session_config_for(
+                route.config, codec, route.instructions if instructions is None else instructions
+            ),
+            policy=call_policy_for(route.config),
+            http_tools=http_tools_for(route.config),
             caller=call.from_header,
             callee=call.to_header,
         )
-        session = CallSession(call.call_id, settings, _CallControl(self, live), live.media.queue)
+        session = CallSession(
+            call.call_id,
+            settings,
+            control if control is not None else _CallControl(self, live),
+            live.media.queue,
+            observe=lambda kind, fields: self._on_session_event(live, kind, fields),
+        )
         live.session = session
         live.media.after_tick = session.on_output_tick
         session.start()
@@ -441,9 +757,7 @@ class Gateway:
         if live.ended or self._ended_by_peer(live) or call.state != "early":
             return  # CANCELled (or shut down) while we prepared
         call.accept(body)
-        live.answered_at = self._loop.time() if self._loop else 0.0
-        if live.media_info is not None:
-            self._start_output(live.media)
+        self._answered(live)
         info = live.media_info
         log_event(
             log,
@@ -455,10 +769,30 @@ class Gateway:
             local_rtp=f"{live.local_ip}:{rtp_port}",
             telephone_event_pt=info.telephone_event_pt if info else None,
             echo=self.config.media.echo,
+            route=live.route.name,
         )
-        max_duration = self.config.calls.max_duration_s
+
+    def _answered(self, live: LiveCall) -> None:
+        """The call is up (200 sent, or the callee's 200 received): start sending, the
+        recording, the max-duration timer, the call_started webhook."""
+        assert self._loop is not None and live.media is not None
+        live.answered_at = self._loop.time()
+        self.prometheus.observe_setup(live.answered_at - live.offered_at)
+        if live.media_info is not None:
+            self._start_recording(live)
+            self._start_output(live.media)
+        max_duration = live.route.config.calls.max_duration_s
         if max_duration > 0:
             self._spawn_timer(live, self._max_duration_timer(live, max_duration))
+        self.webhooks.call_started(
+            {
+                "call_id": live.call_id,
+                "direction": live.direction,
+                "caller": live.sip.from_header,
+                "callee": live.sip.to_header,
+                "route": live.route.name,
+            }
+        )
 
     def _on_ack(self, call: IncomingCall) -> None:
         live = self.calls.get(call.call_id)
@@ -490,10 +824,12 @@ class Gateway:
                         codec=info.codec, idle_policy=_IDLE[self.config.media.idle_audio]
                     )
                 live.session.set_codec(
-                    session_config_for(self.config, info.codec, self._instructions),
+                    session_config_for(live.route.config, info.codec, live.route.instructions),
                     live.media.queue,
                 )
             self._apply_media(live.media, info)
+            if live.answered_at is not None:
+                self._start_recording(live)
             self._start_output(live.media)
 
     def _on_reoffer(self, call: IncomingCall, offer_sdp: bytes) -> bytes | None:
@@ -567,6 +903,9 @@ class Gateway:
             self._log_dtmf(live, digit, duration_ms, "info")
 
     def _log_dtmf(self, live: LiveCall, digit: str, duration_ms: int | None, source: str) -> None:
+        self.prometheus.dtmf_digit(source)
+        if live.record is not None:
+            live.record.add_dtmf(time.time(), digit, source, duration_ms)
         if live.session is not None:
             live.session.on_dtmf(digit, source)
         log_event(
@@ -676,11 +1015,139 @@ class Gateway:
             "cause": cause,
             "answered": live.answered_at is not None,
             "duration_s": round(duration, 3),
+            "route": live.route.name,
         }
         if live.reject_status is not None:
             fields["status"] = live.reject_status
         fields.update(stats)
+        self._account_ended(live, cause, duration, stats)
         log_event(log, "call.ended", f"call ended ({cause})", **fields)
+        if not self.active_calls:
+            self._drained.set()
+
+    # -- calls: observability (metrics, record, recording, webhooks) -----------------------------
+    def _call_started(self, live: LiveCall, source: str) -> None:
+        self.prometheus.call_started(live.route.name)
+        if self.config.records.dir or self.config.webhooks.call_ended_url:
+            live.record = CallRecord(
+                live.call_id,
+                started_at=live.started_wall,
+                caller=live.sip.from_header,
+                callee=live.sip.to_header,
+                route=live.route.name,
+                local_tag=live.sip.local_tag or "",
+                remote_tag=live.sip.remote_tag or "",
+                source=source,
+            )
+
+    def _on_session_event(self, live: LiveCall, kind: str, fields: dict[str, Any]) -> None:
+        """CallSession observer: metrics and the call record (see session.Observer)."""
+        metrics, record, now = self.prometheus, live.record, time.time()
+        if kind == "connected":
+            metrics.observe_realtime_connect(fields["connect_s"])
+        elif kind == "response_latency":
+            metrics.observe_response_latency(fields["seconds"])
+        elif kind == "barge_in":
+            metrics.barge_in(fields["action"])
+            if record is not None:
+                record.add_barge_in(
+                    now, fields["item_id"], fields["audio_end_ms"], fields["action"]
+                )
+        elif kind == "tool":
+            metrics.tool_call(fields["name"], fields["result"])
+            if record is not None:
+                record.add_tool_call(
+                    now,
+                    fields["name"],
+                    fields["tool_call_id"],
+                    fields["arguments"],
+                    fields["result"],
+                    fields["duration_ms"],
+                    fields["output"],
+                )
+        elif kind == "usage":
+            metrics.add_tokens(fields)
+            if record is not None:
+                record.add_usage(fields)
+        elif kind == "transcript" and record is not None:
+            record.add_transcript(now, fields["speaker"], fields["text"])
+        elif kind == "reconnect":
+            metrics.realtime_reconnect()
+
+    def _account_ended(
+        self, live: LiveCall, cause: str, duration: float, stats: dict[str, Any]
+    ) -> None:
+        answered = live.answered_at is not None
+        self.prometheus.call_ended(live.route.name, cause, duration if answered else None)
+        rtp = stats.get("rtp")
+        if isinstance(rtp, dict) and (rtp.get("packets_received") or rtp.get("packets_sent")):
+            jitter_ms = rtp.get("jitter_ms")
+            self.prometheus.rtp_call_stats(
+                packets_in=int(rtp.get("packets_received") or 0),
+                packets_out=int(rtp.get("packets_sent") or 0),
+                lost=int(rtp.get("lost") or 0),
+                late=int(rtp.get("late") or 0),
+                concealed_frames=int(rtp.get("concealed") or 0),
+                jitter_s=jitter_ms / 1000.0 if isinstance(jitter_ms, int | float) else None,
+            )
+        recording: str | None = None
+        if live.media is not None and live.media.recorder is not None:
+            recorder = live.media.recorder
+            recorder.close()
+            recording = None if recorder.failed else str(recorder.path)
+        record = live.record
+        if record is None:
+            return
+        if live.media_info is not None:
+            record.set_codec(live.media_info.codec)
+        record.set_remote_tag(live.sip.remote_tag or "")
+        if live.session is not None:
+            for ts, state in live.session.transitions:
+                record.add_transition(ts, state)
+        if isinstance(rtp, dict):
+            record.set_rtp_quality(rtp)
+        extra: dict[str, Any] = {"direction": live.direction}
+        if live.reject_status is not None:
+            extra["status"] = live.reject_status
+        if live.session is not None and live.session.ctx.hangup_cause:
+            extra["detail"] = live.session.ctx.hangup_cause
+        if recording is not None:
+            extra["recording"] = recording
+        document = record.finish(cause, ended_at=time.time(), **extra)
+        if self.config.records.dir:
+            record.write(self.config.records.dir)
+        self.webhooks.call_ended(
+            {"call_id": live.call_id, "route": live.route.name, "cause": cause, "record": document}
+        )
+
+    def _clock_sample(self) -> int:
+        """Now on the shared media clock, in 8 kHz samples (one 20 ms tick = 160)."""
+        clock = self.clock
+        if clock is None or self._loop is None:
+            return 0
+        return int((self._loop.time() - clock.epoch) / clock.period) * 160
+
+    def _start_recording(self, live: LiveCall) -> None:
+        media = live.media
+        if (
+            media is None
+            or media.recorder is not None
+            or live.media_info is None
+            or not live.route.recording
+        ):
+            return
+        records = self.config.records
+        if not (records.recording_dir or records.dir):
+            return  # validate() requires a directory; a config built in code may lack one
+        directory = Path(records.recording_dir or records.dir)
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(live.started_wall))
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", live.call_id).strip("._")[:64] or "call"
+        media.recorder = StereoRecorder(
+            directory / f"{stamp}_{safe}.wav",
+            live.media_info.codec,
+            start_time=self._clock_sample(),
+            call_id=live.call_id,
+        )
 
     def _spawn_timer(self, live: LiveCall, coro: Coroutine[Any, Any, None]) -> None:
         """A per-call timer (max duration), cancelled when the call ends."""
@@ -745,6 +1212,8 @@ class Gateway:
         send_frame, send_event = stream.send_frame, stream.send_event
         send_cn, advance = stream.send_comfort_noise, stream.advance
         hook = media.after_tick
+        if media.recorder is not None:
+            send_frame = self._recording_sender(media, send_frame)
         if hook is not None:
             # CallOutput calls exactly one of these per 20 ms tick: the session hears every
             # tick right after the frame went out (drained playout, hold-gap filling).
@@ -760,6 +1229,20 @@ class Gateway:
         assert self.clock is not None
         media.output.start(self.clock)
 
+    def _recording_sender(self, media: CallMedia, send_frame: Any) -> Any:
+        """Wrap the outbound frame sender: every frame we send also goes to the right channel,
+        placed at the clock tick it went out on (catch-up ticks take the following slots)."""
+
+        def send(payload: bytes, marker: bool) -> None:
+            send_frame(payload, marker)
+            recorder = media.recorder
+            if recorder is not None:
+                at = max(self._clock_sample(), media.last_bot_sample + 160)
+                media.last_bot_sample = at
+                recorder.bot(at, payload)
+
+        return send
+
     def _on_inbound_audio(self, live: LiveCall, media: CallMedia, frames: list[Frame]) -> None:
         """Jitter-buffered caller audio (only wired when echo or in-band DTMF is on)."""
         if media.inband is not None and live.media_info is not None:
@@ -767,6 +1250,14 @@ class Gateway:
                 pcm = g711.decode(live.media_info.codec, frame.payload)
                 for digit in media.inband.feed(pcm):
                     self._log_dtmf(live, digit.digit, digit.duration_ms, "inband")
+        recorder = media.recorder
+        if recorder is not None and frames:
+            # Both channels sit on the shared media clock: the caller's contiguous media_time
+            # is anchored to the clock once, at the first frame after the answer.
+            if media.caller_offset is None:
+                media.caller_offset = self._clock_sample() - frames[0].media_time
+            for frame in frames:
+                recorder.caller(frame.media_time + media.caller_offset, frame.payload)
         if live.session is not None:
             live.session.on_audio(frames)
             return
@@ -830,6 +1321,119 @@ class _CallControl:
         media = self.live.media
         if media is not None and media.output is not None:
             media.output.stop()
+
+
+class _OutboundCallControl(_CallControl):
+    """CallControl of a call we placed: the callee's 200 already made the call, so `answer`
+    (the machine's "session ready, send the 200") only starts our media and tells the session
+    the call is up, as the ACK does for an inbound call."""
+
+    def answer(self) -> None:
+        live = self.live
+        if live.ended or live.session is None:
+            return
+        session = live.session
+        # Not from inside the machine's own dispatch: the Ack is the next event.
+        asyncio.get_running_loop().call_soon(session.on_ack)
+
+    def reject(self, status: int, reason: str, retry_after_s: int | None) -> None:
+        # No Realtime session for a call that is already up: end it with BYE.
+        header = f'SIP;cause={status};text="{reason[:60]}"'
+        self.gateway._spawn_owned(self.gateway._hangup(self.live, "realtime_failed", header))
+
+
+class GatewayControl:
+    """The Gateway as the control API sees it (gateway.control.ControlTarget)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self.gateway = gateway
+
+    def healthy(self) -> bool:
+        # Stays true while draining: a liveness probe failing then would get the process
+        # killed before its calls ended. /readyz is what turns false.
+        return self.gateway._started
+
+    def ready(self) -> tuple[bool, str]:
+        gw = self.gateway
+        if not gw._started:
+            return False, "starting"
+        if gw._stopping:
+            return False, "draining: not accepting calls"
+        for client in gw.registrations:
+            if not client.registered:
+                name = gw._reg_names.get(id(client), client.aor)
+                why = client.core.reason or client.state
+                return False, f"registration {name} ({client.aor}): {why}"
+        return True, ""
+
+    def metrics(self) -> tuple[bytes, str]:
+        self.gateway._collect_polled_metrics()
+        return self.gateway.prometheus.render()
+
+    def list_calls(self) -> list[dict[str, Any]]:
+        gw = self.gateway
+        now = gw._loop.time() if gw._loop else 0.0
+        calls = []
+        for live in list(gw.calls.values()):
+            if live.ended:
+                continue
+            rtp = live.media.stream.snapshot() if live.media is not None else None
+            calls.append(
+                {
+                    "call_id": live.call_id,
+                    "direction": live.direction,
+                    "from": live.sip.from_header,
+                    "to": live.sip.to_header,
+                    "route": live.route.name,
+                    "state": (
+                        live.session.ctx.state.value
+                        if live.session is not None
+                        else ("answered" if live.answered_at is not None else "offered")
+                    ),
+                    "codec": live.media_info.codec if live.media_info else None,
+                    "duration_s": (
+                        round(now - live.answered_at, 3) if live.answered_at is not None else 0.0
+                    ),
+                    "rtp": None
+                    if rtp is None
+                    else {
+                        "packets_in": rtp.packets_received,
+                        "packets_out": rtp.packets_sent,
+                        "lost": rtp.lost,
+                        "late": rtp.late,
+                        "concealed": rtp.concealed,
+                        "jitter_ms": round(rtp.jitter_ms, 2),
+                    },
+                }
+            )
+        return calls
+
+    def hangup(self, call_id: str) -> bool:
+        gw = self.gateway
+        live = gw.calls.get(call_id)
+        if live is None or live.ended:
+            return False
+        if live.answered_at is None and live.direction == "inbound":
+            gw._reject(live, 480, "hung up by operator", cause="local_bye")
+            return True
+        gw._spawn_owned(gw._hangup(live, "local_bye", 'SIP;cause=200;text="operator hangup"'))
+        return True
+
+    async def originate(self, request: Any) -> str:
+        return await self.gateway.originate(
+            request.to, request.instructions, request.registration, request.from_
+        )
+
+    def say(self, call_id: str, text: str, role: str, respond: bool) -> bool:
+        live = self.gateway.calls.get(call_id)
+        if live is None or live.ended:
+            return False
+        if live.session is None:
+            from gateway.control import ControlError
+
+            raise ControlError(409, "the call has no Realtime session (echo mode)")
+        live.session.say(text, role, respond)
+        return True
 
 
 def _then(first: Any, then: Any) -> Any:

@@ -90,6 +90,9 @@ class SipConfig:
 class RegistrationConfig:
     registrar: str
     username: str
+    # What routes (`match.registration`) and `POST /calls` (`registration`) call this trunk;
+    # empty = the username.
+    name: str = ""
     password: Secret = field(default_factory=lambda: Secret(""))
     password_env: str = ""
     password_file: str = ""
@@ -196,6 +199,74 @@ class RealtimeConfig:
 
 
 @dataclass(frozen=True)
+class RouteMatchConfig:
+    """Every condition given must hold (AND); an empty match catches every call.
+
+    `*_regex` keys are Python regular expressions matched against the whole value
+    (`re.fullmatch`); the plain keys compare exactly."""
+
+    request_user: str = ""  # user part of the request-URI (the called number on most trunks)
+    request_user_regex: str = ""
+    to_user: str = ""  # user part of the To URI
+    to_user_regex: str = ""
+    header: str = ""  # a header name, e.g. "X-Route"; with header_value / header_regex
+    header_value: str = ""
+    header_regex: str = ""
+    source_network: str = ""  # CIDR the INVITE's source address must be in (a trunk's SBC)
+    registration: str = ""  # name of a [[registrations]] entry: the INVITE comes from its registrar
+
+
+@dataclass(frozen=True)
+class RouteConfig:
+    """A `[[routes]]` entry: which calls (match) get which overrides of the global settings."""
+
+    name: str
+    match: RouteMatchConfig = field(default_factory=RouteMatchConfig)
+    # Overrides of [realtime] keys (model, voice, instructions, instructions_file, greeting,
+    # turn_detection, eagerness, vad_threshold, ...) and [calls] keys (dtmf_mode, digit_actions,
+    # transfer_targets, max_duration_s, ...), checked against those sections' keys and types.
+    realtime: dict[str, Any] = field(default_factory=dict)
+    calls: dict[str, Any] = field(default_factory=dict)
+    # Names of [[tools]] entries offered on this route; ["*"] = all of them, [] = none.
+    tools: tuple[str, ...] = ("*",)
+    # "" = [records] recording decides; "on" / "off" (true / false in TOML) overrides it.
+    recording: str = ""
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """The HTTP control API (health, readiness, metrics, live calls)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 8080  # 0 = any free port (tests)
+    # Bearer token: from the environment variable named here, or a file; never inline.
+    token_env: str = ""
+    token_file: str = ""
+    token: Secret = field(default_factory=lambda: Secret(""))
+
+
+@dataclass(frozen=True)
+class RecordsConfig:
+    dir: str = ""  # a JSON call record per call is written here at hangup; "" = off
+    recording: bool = False  # stereo WAV (caller left, bot right) per answered call
+    recording_dir: str = ""  # where WAVs go; "" = `dir`
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    call_started_url: str = ""  # POST {event, call_id, caller, callee, route} when answered
+    call_ended_url: str = ""  # POST {event, call_id, ..., record} at hangup
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class ShutdownConfig:
+    # SIGTERM/SIGINT: live calls may finish on their own this long, then get BYE.
+    drain_timeout_s: float = 30.0
+
+
+@dataclass(frozen=True)
 class GatewayConfig:
     sip: SipConfig = field(default_factory=SipConfig)
     registrations: tuple[RegistrationConfig, ...] = ()
@@ -204,11 +275,19 @@ class GatewayConfig:
     log: LogConfig = field(default_factory=LogConfig)
     realtime: RealtimeConfig = field(default_factory=RealtimeConfig)
     tools: tuple[ToolConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    control: ControlConfig = field(default_factory=ControlConfig)
+    records: RecordsConfig = field(default_factory=RecordsConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    shutdown: ShutdownConfig = field(default_factory=ShutdownConfig)
 
 
 # Keys that only the loader fills in (resolved secrets); a file may not set them directly
 # where a safer indirection exists.
-_RESOLVED_ONLY = {"realtime.api_key"}
+_RESOLVED_ONLY = {"realtime.api_key", "control.token"}
+_ENV_SECTIONS = (
+    "sip", "media", "calls", "log", "realtime", "control", "records", "webhooks", "shutdown"
+)  # fmt: skip
 
 # ---------------------------------------------------------------------------------------------
 # Loading
@@ -232,10 +311,22 @@ def load_config(
     for dotted, value in (overrides or {}).items():
         if value is not None:
             _set_dotted(raw, dotted, value)
+    _normalise_routes(raw)
     config = _build(GatewayConfig, raw, "")
     config = _resolve_secrets(config, env)
     validate(config)
     return config
+
+
+def _normalise_routes(raw: dict[str, Any]) -> None:
+    """`recording = true/false` in a route reads naturally; the field stores "on"/"off" so that
+    "not set" ("") can inherit [records] recording."""
+    routes = raw.get("routes")
+    if not isinstance(routes, list):
+        return
+    for route in routes:
+        if isinstance(route, dict) and isinstance(route.get("recording"), bool):
+            route["recording"] = "on" if route["recording"] else "off"
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -263,7 +354,7 @@ def _env_keys() -> dict[str, tuple[str, str, Any]]:
     """SRG_<SECTION>_<KEY> -> (section, key, type) for every scalar or list key of a section."""
     keys: dict[str, tuple[str, str, Any]] = {}
     hints = typing.get_type_hints(GatewayConfig)
-    for section in ("sip", "media", "calls", "log", "realtime"):
+    for section in _ENV_SECTIONS:
         section_type = hints[section]
         for name, hint in typing.get_type_hints(section_type).items():
             if dataclasses.is_dataclass(hint) or hint is Secret:
@@ -314,9 +405,10 @@ def _build(cls: Any, raw: Any, prefix: str) -> Any:
     for key in raw:
         where = _join(prefix, key)
         if where in _RESOLVED_ONLY:
+            source = "realtime.api_key_env" if where == "realtime.api_key" else "control.token_env"
             raise ConfigError(
-                f"{where}: not allowed in a file; the key is read from the environment "
-                "variable named by realtime.api_key_env (default OPENAI_API_KEY)"
+                f"{where}: not allowed in a file; the value is read from the environment "
+                f"variable named by {source} (or the matching *_file)"
             )
         if key not in known:
             raise ConfigError(f"{where}: unknown key")
@@ -434,8 +526,16 @@ def _resolve_secrets(config: GatewayConfig, env: Mapping[str, str]) -> GatewayCo
         if config.realtime.api_key_env
         else Secret("")
     )
+    control = config.control
+    if control.token_env and control.token_file:
+        raise ConfigError("control.token_env: set only one of token_env, token_file")
+    control = dataclasses.replace(
+        control,
+        token=_read_secret("control.token", Secret(""), control.token_env, control.token_file, env),
+    )
     return dataclasses.replace(
         config,
+        control=control,
         registrations=regs,
         sip=dataclasses.replace(config.sip, inbound_auth=auth),
         realtime=dataclasses.replace(config.realtime, api_key=api_key),
@@ -539,6 +639,116 @@ def validate(config: GatewayConfig) -> None:
         raise ConfigError(f"realtime.url: {url!r} is not a ws:// or wss:// URL")
     _validate_realtime(config)
     _validate_calls(config)
+    _validate_product(config)
+    for i in range(len(config.routes)):
+        route_config(config, i)  # raises naming routes[i].<key>
+
+
+def _validate_product(config: GatewayConfig) -> None:
+    """[control], [records], [webhooks], [shutdown], registration names and [[routes]]."""
+    control = config.control
+    _check_ip("control.host", control.host)
+    _check_port("control.port", control.port, low=0)
+    if config.records.recording and not (config.records.recording_dir or config.records.dir):
+        raise ConfigError("records.recording: true needs records.dir or records.recording_dir")
+    if any(r.recording == "on" for r in config.routes) and not (
+        config.records.recording_dir or config.records.dir
+    ):
+        raise ConfigError("records.dir: a route records calls, so a directory is required")
+    hooks = config.webhooks
+    for key in ("call_started_url", "call_ended_url"):
+        url = getattr(hooks, key)
+        if url and not url.startswith(("http://", "https://")):
+            raise ConfigError(f"webhooks.{key}: {url!r} is not an http:// or https:// URL")
+    if not 0.1 <= hooks.timeout_s <= 60:
+        raise ConfigError(f"webhooks.timeout_s: {hooks.timeout_s} is not in 0.1-60 s")
+    if not 0 <= config.shutdown.drain_timeout_s <= 3600:
+        raise ConfigError(
+            f"shutdown.drain_timeout_s: {config.shutdown.drain_timeout_s} is not in 0-3600 s"
+        )
+    reg_names: set[str] = set()
+    for i, reg in enumerate(config.registrations):
+        name = registration_name(reg)
+        if name in reg_names:
+            raise ConfigError(f"registrations[{i}].name: {name!r} is used twice")
+        reg_names.add(name)
+    route_names: set[str] = set()
+    tool_names = {t.name for t in config.tools}
+    for i, route in enumerate(config.routes):
+        key = f"routes[{i}]"
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", route.name) or route.name in route_names:
+            raise ConfigError(
+                f"{key}.name: {route.name!r} must be unique, 1-64 of A-Z a-z 0-9 _ . -"
+            )
+        route_names.add(route.name)
+        match = route.match
+        for field_name in ("request_user_regex", "to_user_regex", "header_regex"):
+            pattern = getattr(match, field_name)
+            if pattern:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ConfigError(
+                        f"{key}.match.{field_name}: {pattern!r} is not a regular expression ({exc})"
+                    ) from None
+        if (match.header_value or match.header_regex) and not match.header:
+            raise ConfigError(f"{key}.match.header: required with header_value / header_regex")
+        if match.header and not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", match.header):
+            raise ConfigError(f"{key}.match.header: {match.header!r} is not a header name")
+        if match.source_network:
+            try:
+                ipaddress.ip_network(match.source_network, strict=False)
+            except ValueError:
+                raise ConfigError(
+                    f"{key}.match.source_network: {match.source_network!r} is not a CIDR network"
+                ) from None
+        if match.registration and match.registration not in reg_names:
+            raise ConfigError(
+                f"{key}.match.registration: {match.registration!r} is not a registrations name"
+            )
+        for j, tool in enumerate(route.tools):
+            if tool != "*" and tool not in tool_names:
+                raise ConfigError(f"{key}.tools[{j}]: {tool!r} is not a [[tools]] name")
+        _check_choice(f"{key}.recording", route.recording, ("", "on", "off"))
+
+
+def registration_name(reg: RegistrationConfig) -> str:
+    return reg.name or reg.username
+
+
+# Route keys that make no sense per call (connection-level or secret).
+_ROUTE_FORBIDDEN = {"realtime": {"url", "api_key", "api_key_env", "provider", "simulator"}}
+
+
+def route_config(config: GatewayConfig, index: int) -> GatewayConfig:
+    """The configuration calls on `config.routes[index]` use: the global [realtime] and [calls]
+    with the route's overrides applied (a `dataclasses.replace`), its tools selected.
+
+    Raises ConfigError naming `routes[i].<section>.<key>`."""
+    route = config.routes[index]
+    prefix = f"routes[{index}]"
+    sections: dict[str, Any] = {}
+    for section, overrides in (("realtime", route.realtime), ("calls", route.calls)):
+        base = getattr(config, section)
+        hints = typing.get_type_hints(type(base))
+        known = {f.name for f in dataclasses.fields(base)}
+        changes: dict[str, Any] = {}
+        for key, value in overrides.items():
+            where = f"{prefix}.{section}.{key}"
+            if key not in known or key in _ROUTE_FORBIDDEN.get(section, ()):
+                raise ConfigError(f"{where}: not a per-route {section} key")
+            changes[key] = _convert(hints[key], value, where)
+        sections[section] = dataclasses.replace(base, **changes)
+    tools = config.tools
+    if "*" not in route.tools:
+        tools = tuple(t for t in config.tools if t.name in route.tools)
+    result = dataclasses.replace(config, tools=tools, **sections)
+    try:
+        _validate_realtime(result)
+        _validate_calls(result)
+    except ConfigError as exc:
+        raise ConfigError(f"{prefix}.{exc}") from None
+    return result
 
 
 def _validate_realtime(config: GatewayConfig) -> None:

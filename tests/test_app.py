@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from gateway.app import Gateway
-from gateway.config import CallsConfig, GatewayConfig, MediaConfig, RegistrationConfig, SipConfig
+from gateway.config import (
+    CallsConfig,
+    ControlConfig,
+    GatewayConfig,
+    MediaConfig,
+    RegistrationConfig,
+    SipConfig,
+)
 from gateway.observe.logs import record_fields
 
 TIMEOUT = 10.0
@@ -225,6 +232,8 @@ async def start_gateway(
             rtp_port_min=port_block + 10, rtp_port_max=port_block + 39, **(media or {})
         ),
         calls=CallsConfig(**(calls or {})),
+        # No control API here (tests/test_product.py covers it): never bind the fixed 8080.
+        control=ControlConfig(enabled=False),
     )
     gateway = Gateway(config)
     await asyncio.wait_for(gateway.start(), TIMEOUT)
@@ -338,7 +347,9 @@ async def test_stop_hangs_up_live_calls(harness: Harness, events: EventLog) -> N
         return bye
 
     answering = asyncio.create_task(answer_bye())
-    await asyncio.wait_for(harness.gateway.stop(drain_timeout=5.0), TIMEOUT)
+    # The call may go on for the drain window (it does not end by itself here), then BYE.
+    await asyncio.wait_for(harness.gateway.stop(drain_timeout=0.5), TIMEOUT)
+    await events.wait("gateway.draining")
     bye = await asyncio.wait_for(answering, TIMEOUT)
     assert "shutdown" in header(bye, "Reason")
     ended = await events.wait("call.ended", call_id=uac.call_id)
@@ -519,6 +530,7 @@ async def test_registers_and_unregisters_on_stop(port_block: int, events: EventL
                 registrar=f"sip:127.0.0.1:{registrar_port}", username="gateway", expires=120
             ),
         ),
+        control=ControlConfig(enabled=False),
     )
     gateway = Gateway(config)
     try:
@@ -586,6 +598,7 @@ async def test_call_cancelled_before_the_invite_handler_ran(
 ) -> None:
     """Under load (seen with SIPp + uvloop) the UA can process a CANCEL before the gateway's
     INVITE handler task starts: the handler then gets a call that is already over."""
+    from sip.message import Headers, Request
     from sip.transport import TransportAddr
 
     class EndedCall:
@@ -596,6 +609,10 @@ async def test_call_cancelled_before_the_invite_handler_ran(
         offer_sdp = offer_sdp(port_block + 2)
         state = "terminated"
         end_reason = "cancelled"
+        request_uri = "sip:gw@127.0.0.1"
+        local_tag = "gw-tag"
+        remote_tag = "1"
+        invite = Request("INVITE", "sip:gw@127.0.0.1", Headers([("X-Route", "sales")]))
 
         def accept(self, body: bytes) -> None:
             raise AssertionError("a cancelled call must not be answered")

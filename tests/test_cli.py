@@ -160,12 +160,17 @@ def test_run_answers_options_and_stops_on_sigterm(port_block: int) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
-        env={k: v for k, v in os.environ.items() if not k.startswith("SRG_")},
+        # Control API on a free port (never the fixed default 8080 in tests).
+        env={
+            **{k: v for k, v in os.environ.items() if not k.startswith("SRG_")},
+            "SRG_CONTROL_PORT": "0",
+        },
     )
     try:
         logs = LogReader(proc)
         started = logs.wait_event("gateway.started")
         assert started["port"] == sip_port
+        assert started["control"].startswith("http://127.0.0.1:")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind(("127.0.0.1", 0))
             sock.settimeout(5.0)
@@ -302,3 +307,18 @@ def test_simulator_subcommand_delegates(port_block: int) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_drain_timeout_flag_overrides_the_config(tmp_path: Path) -> None:
+    from gateway.cli import build_parser, overrides_from_args
+    from gateway.config import load_config
+
+    config_path = tmp_path / "gw.toml"
+    config_path.write_text("[shutdown]\ndrain_timeout_s = 12\n")
+    args = build_parser().parse_args(["run", "--config", str(config_path)])
+    assert load_config(args.config, {}, overrides_from_args(args)).shutdown.drain_timeout_s == 12
+    args = build_parser().parse_args(["run", "--config", str(config_path), "--drain-timeout", "3"])
+    assert load_config(args.config, {}, overrides_from_args(args)).shutdown.drain_timeout_s == 3
+    result = cli("run", "--config", str(config_path), "--drain-timeout", "-5")
+    assert result.returncode == EXIT_CONFIG
+    assert "shutdown.drain_timeout_s: -5.0" in result.stderr

@@ -273,3 +273,122 @@ def test_port_range_parsing() -> None:
     assert parse_port_range(" 20000 - 20010 ") == (20000, 20010)
     with pytest.raises(ConfigError, match="--rtp-ports: '10000' is not MIN-MAX"):
         parse_port_range("10000")
+
+
+# -- issue 5: routes, control, records, webhooks, shutdown ------------------------------------------
+ROUTE_BASE = """
+[[registrations]]
+registrar = "sip:192.0.2.10:5060"
+username = "100"
+name = "pbx"
+password = "x"
+
+[[tools]]
+name = "crm"
+description = "CRM lookup"
+url = "http://127.0.0.1:9/crm"
+"""
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ('[[routes]]\nname = "a"\nmatch = { header_regex = "x" }', "routes[0].match.header:"),
+        (
+            '[[routes]]\nname = "a"\n[[routes]]\nname = "b"\nmatch = { request_user_regex = "(" }',
+            "routes[1].match.request_user_regex: '(' is not a regular expression",
+        ),
+        (
+            '[[routes]]\nname = "a"\nmatch = { colour = "red" }',
+            "routes[0].match.colour: unknown key",
+        ),
+        (
+            '[[routes]]\nname = "a"\nmatch = { source_network = "10.0.0.0/33" }',
+            "routes[0].match.source_network: '10.0.0.0/33' is not a CIDR",
+        ),
+        (
+            '[[routes]]\nname = "a"\nmatch = { registration = "nope" }',
+            "routes[0].match.registration: 'nope' is not a registrations name",
+        ),
+        ('[[routes]]\nname = "a"\ntools = ["weather"]', "routes[0].tools[0]: 'weather'"),
+        (
+            '[[routes]]\nname = "a"\nrealtime = { voice = 3 }',
+            "routes[0].realtime.voice: 3 is not a string",
+        ),
+        (
+            '[[routes]]\nname = "a"\nrealtime = { url = "ws://x" }',
+            "routes[0].realtime.url: not a per-route realtime key",
+        ),
+        (
+            '[[routes]]\nname = "a"\nrealtime = { eagerness = "fast" }',
+            "routes[0].realtime.eagerness: 'fast' is not one of",
+        ),
+        (
+            '[[routes]]\nname = "a"\ncalls = { dtmf_mode = "eat" }',
+            "routes[0].calls.dtmf_mode: 'eat' is not one of",
+        ),
+        ('[[routes]]\nname = "a"\n[[routes]]\nname = "a"', "routes[1].name: 'a' must be unique"),
+        ('[[routes]]\nname = "a"\nrecording = "maybe"', "routes[0].recording: 'maybe'"),
+        ('[[routes]]\nname = "a"\nrecording = true', "records.dir: a route records calls"),
+        ("[control]\nport = 70000", "control.port: 70000 is not a valid port"),
+        ('[control]\nhost = "localhost"', "control.host: 'localhost' is not an IP address"),
+        ('[control]\ntoken = "s3cret"', "control.token: not allowed in a file"),
+        ('[control]\ntoken_env = "NO_SUCH_VAR_X"', "control.token_env: environment variable"),
+        ("[records]\nrecording = true", "records.recording: true needs records.dir"),
+        ('[webhooks]\ncall_ended_url = "ftp://x"', "webhooks.call_ended_url: 'ftp://x'"),
+        ("[webhooks]\ntimeout_s = 0", "webhooks.timeout_s: 0.0 is not in 0.1-60 s"),
+        ("[shutdown]\ndrain_timeout_s = -1", "shutdown.drain_timeout_s: -1.0 is not in"),
+    ],
+)
+def test_product_errors_name_the_key(tmp_path: Path, toml: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, ROUTE_BASE + toml), env={})
+    assert needle in str(info.value)
+
+
+def test_routes_and_product_sections_load(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("tok-123\n")
+    config = load_config(
+        write(
+            tmp_path,
+            ROUTE_BASE
+            + f"""
+[[routes]]
+name = "sales"
+match = {{ request_user_regex = "1\\\\d\\\\d", header = "X-Route", header_value = "sales" }}
+tools = ["crm"]
+recording = false
+realtime = {{ voice = "cedar", instructions = "Sell.", turn_detection = "server_vad" }}
+calls = {{ dtmf_mode = "ignore", transfer_targets = [{{ name = "desk", uri = "sip:200@pbx" }}] }}
+
+[control]
+port = 0
+token_file = "{token}"
+
+[records]
+dir = "{tmp_path}/records"
+recording = true
+
+[webhooks]
+call_ended_url = "http://127.0.0.1:9/hook"
+
+[shutdown]
+drain_timeout_s = 12
+""",
+        ),
+        env={"SRG_SHUTDOWN_DRAIN_TIMEOUT_S": "15"},
+    )
+    route = config.routes[0]
+    assert route.recording == "off" and route.tools == ("crm",)
+    assert config.control.token.reveal() == "tok-123"
+    assert "tok-123" not in repr(config)
+    assert config.shutdown.drain_timeout_s == 15.0  # environment beats the file
+    assert config.registrations[0].name == "pbx"
+    from gateway.config import route_config
+
+    applied = route_config(config, 0)
+    assert applied.realtime.voice == "cedar" and applied.realtime.model == config.realtime.model
+    assert applied.calls.dtmf_mode == "ignore"
+    assert applied.calls.transfer_targets[0].uri == "sip:200@pbx"
+    assert [t.name for t in applied.tools] == ["crm"]

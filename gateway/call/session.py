@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -83,6 +84,13 @@ class SessionStats:
     usage: dict[str, int] = field(default_factory=dict)
 
 
+# Observer hook: `observe(kind, fields)` for what metrics and the call record need, with these
+# kinds: connected {connect_s}, response_latency {seconds}, barge_in {item_id, audio_end_ms,
+# action}, tool {name, tool_call_id, arguments, result, duration_ms, output}, usage {<kind>_tokens},
+# transcript {speaker, text}, reconnect {attempt}. It must not raise or block (hot-ish path).
+Observer = Callable[[str, dict[str, Any]], None]
+
+
 @dataclass
 class SessionSettings:
     endpoint: Endpoint
@@ -105,6 +113,7 @@ class CallSession:
         *,
         on_ended: Callable[[str], None] | None = None,
         client_factory: Callable[[Endpoint], RealtimeClient] = RealtimeClient,
+        observe: Observer | None = None,
     ) -> None:
         self.call_id = call_id
         self.settings = settings
@@ -126,6 +135,9 @@ class CallSession:
         self._silence = bytes([queue._silence_byte]) * FRAME_BYTES
         self._closed = False
         self._ended_reported = False
+        self._observe = observe
+        # speech_stopped -> first audio delta: what the caller feels as "the bot is slow".
+        self._speech_stopped_at: float | None = None
 
     # -- inputs from the application -----------------------------------------------------------
 
@@ -165,6 +177,23 @@ class CallSession:
         if self._ticks_without_audio > HOLD_FILL_TICKS:
             self.stats.silence_filled_bytes += FRAME_BYTES
             self._append(self._silence)
+
+    def say(self, text: str, role: str = "system", respond: bool = True) -> None:
+        """Inject a message (control API `POST /calls/{id}/say`): a text item, then a response
+        when `respond`. Sent straight to the session: an operator's instruction is not a
+        caller turn, so the state machine does not need to see it."""
+        self._send(protocol.user_text_message(text, "user" if role == "user" else "system"))
+        self.history.append(Turn("user" if role == "user" else "system", text))
+        if respond:
+            self._send(protocol.response_create())
+
+    def _emit(self, kind: str, **fields: Any) -> None:
+        if self._observe is None:
+            return
+        try:
+            self._observe(kind, fields)
+        except Exception:  # observability must never take the call down
+            log.exception("observer failed", extra={"call_id": self.call_id})
 
     def set_codec(self, config: protocol.SessionConfig, queue: PlayoutQueue) -> None:
         """Late offer: the ACK's answer chose the codec. Switch the session's G.711 law (one
@@ -240,6 +269,9 @@ class CallSession:
                 self.stats.barge_ins += 1
             case m.Truncate(item_id, audio_end_ms):
                 self.stats.truncates += 1
+                self._emit(
+                    "barge_in", item_id=item_id, audio_end_ms=audio_end_ms, action="truncate"
+                )
                 self._send(protocol.item_truncate(item_id, 0, audio_end_ms))
                 self._truncate_history(item_id, audio_end_ms)
                 log_event(
@@ -251,6 +283,7 @@ class CallSession:
                 )
             case m.DeleteItem(item_id):
                 self.stats.deletes += 1
+                self._emit("barge_in", item_id=item_id, audio_end_ms=0, action="delete")
                 self._send(protocol.item_delete(item_id))
                 self.history = [t for t in self.history if t.item_id != item_id]
                 log_event(
@@ -387,11 +420,13 @@ class CallSession:
             await client.close()
             return
         self._attach(client)
+        connect_s = time.monotonic() - started
+        self._emit("connected", connect_s=connect_s)
         log_event(
             log,
             "realtime.connected",
             call_id=self.call_id,
-            connect_ms=round((time.monotonic() - started) * 1000, 1),
+            connect_ms=round(connect_s * 1000, 1),
             input_format=self.settings.config.input_format,
         )
         self.dispatch(m.SessionReady())
@@ -442,6 +477,7 @@ class CallSession:
                 return
             if await self._swap_to_new_session():
                 self.stats.reconnects += 1
+                self._emit("reconnect", attempt=attempt)
                 log_event(
                     log,
                     "realtime.reconnected",
@@ -475,10 +511,15 @@ class CallSession:
     def _translate(self, event: Any) -> m.Event | None:
         match event:
             case rte.AudioDelta(response_id=response_id, item_id=item_id, audio=audio):
+                if self._speech_stopped_at is not None:
+                    latency = time.monotonic() - self._speech_stopped_at
+                    self._speech_stopped_at = None
+                    self._emit("response_latency", seconds=latency)
                 return m.AudioDelta(response_id, item_id, audio)
             case rte.SpeechStarted():
                 return m.SpeechStarted(self._playout_snapshot())
             case rte.SpeechStopped():
+                self._speech_stopped_at = time.monotonic()
                 return m.SpeechStopped()
             case rte.ResponseCreated(response_id=response_id):
                 return m.ResponseCreated(response_id)
@@ -492,7 +533,11 @@ class CallSession:
                 self.stats.tool_calls += 1
                 arguments, error = parse_arguments(raw)
                 if error is not None:
+                    self._emit_tool(name, call_id, raw, "error", None, error)
                     return m.ToolResult(call_id, f'{{"ok": false, "error": "{error}"}}')
+                if name not in self.settings.http_tools:
+                    # Built-ins (end_call, transfer_call, send_dtmf) are decided by the machine.
+                    self._emit_tool(name, call_id, arguments, "ok", None, None)
                 return m.FunctionCall(call_id, name, arguments)
             case rte.ErrorEvent(code=code, message=message):
                 return m.RealtimeError(code or "", message)
@@ -500,11 +545,13 @@ class CallSession:
                 return m.ConnectionLost(reason)
             case rte.TranscriptDone(item_id=item_id, transcript=transcript):
                 self.history.append(Turn("assistant", transcript, item_id))
+                self._emit("transcript", speaker="bot", text=transcript)
                 log_event(
                     log, "transcript.bot", call_id=self.call_id, item_id=item_id, text=transcript
                 )
             case rte.InputTranscriptionCompleted(item_id=item_id, transcript=transcript):
                 self.history.append(Turn("user", transcript, item_id))
+                self._emit("transcript", speaker="caller", text=transcript)
                 log_event(
                     log, "transcript.caller", call_id=self.call_id, item_id=item_id, text=transcript
                 )
@@ -515,6 +562,27 @@ class CallSession:
             value = getattr(usage, name, None)
             if isinstance(value, int):
                 self.stats.usage[name] = self.stats.usage.get(name, 0) + value
+        if dataclasses.is_dataclass(usage):
+            self._emit("usage", **dataclasses.asdict(usage))
+
+    def _emit_tool(
+        self,
+        name: str,
+        call_id: str,
+        arguments: Any,
+        result: str,
+        duration_ms: int | None,
+        output: str | None,
+    ) -> None:
+        self._emit(
+            "tool",
+            name=name,
+            tool_call_id=call_id,
+            arguments=arguments,
+            result=result,
+            duration_ms=duration_ms,
+            output=output,
+        )
 
     def _truncate_history(self, item_id: str, audio_end_ms: int) -> None:
         """Keep roughly the part of the bot's sentence the caller heard (for replays)."""
@@ -542,6 +610,7 @@ class CallSession:
 
     async def _run_tool(self, call_id: str, name: str, arguments: Mapping[str, Any]) -> None:
         tool = self.settings.http_tools.get(name)
+        started = time.monotonic()
         if tool is None:
             output = f'{{"ok": false, "error": "unknown tool {name}"}}'
         else:
@@ -553,6 +622,14 @@ class CallSession:
                 arguments=arguments,
             )
         log_event(log, "tool.result", call_id=self.call_id, name=name, bytes=len(output))
+        self._emit_tool(
+            name,
+            call_id,
+            dict(arguments),
+            _tool_result(tool is not None, output),
+            round((time.monotonic() - started) * 1000),
+            output[:2000],
+        )
         self.dispatch(m.ToolResult(call_id, output))
 
     # -- ownership ----------------------------------------------------------------------------
@@ -592,3 +669,14 @@ class CallSession:
             await asyncio.wait(list(self._closing), timeout=5.0)
         if client is not None:
             await client.close()
+
+
+def _tool_result(known: bool, output: str) -> str:
+    """ok / error / timeout / unknown_tool, from the output an HTTP tool produced (the tool
+    module turns every failure into an `{"ok": false, "error": ...}` output for the model)."""
+    if not known:
+        return "unknown_tool"
+    compact = output.replace(" ", "")
+    if '"ok":false' not in compact:
+        return "ok"
+    return "timeout" if "timed out" in output or "timeout" in output.lower() else "error"

@@ -1,8 +1,9 @@
 """From the gateway configuration to one call's Realtime settings (session, policy, tools).
 
 Kept apart from `app.py` so the mapping (which config key becomes which `session.update` field,
-which tools the model is offered) can be read and tested on its own. Routes (issue 5) will pick a
-different `GatewayConfig` slice per call; the functions here stay the same.
+which tools the model is offered) can be read and tested on its own. Routes (gateway/routes.py)
+give each call its own `GatewayConfig` (the global one with the route's overrides); the functions
+here take whichever they are handed.
 """
 
 from __future__ import annotations

@@ -411,6 +411,8 @@ def gateway(
             # Echo by default: the SIP tests must not depend on a Realtime connection.
             "media": {"rtp_port_min": rtp_min, "rtp_port_max": rtp_max, "echo": echo},
             "log": {"level": "INFO", "format": "json"},
+            # The control API defaults to 127.0.0.1:8080; tests never take a fixed port.
+            "control": {"port": 0},
         }
         merged = _merge(base, config or {})
         config_path = tmp_path / f"gateway{index}.toml"
