@@ -1,4 +1,4 @@
-"""Command line: `sip-realtime-gateway run|simulator|check` (also `python -m gateway`).
+"""Command line: `sip-realtime-gateway run|simulator|check|call` (also `python -m gateway`).
 
 Exit codes are part of the interface (systemd, containers, the interop tests):
 0 clean shutdown, 2 configuration error (the message names the key), 1 runtime failure such as
@@ -36,7 +36,7 @@ EXIT_FAILURE = 1
 EXIT_CONFIG = 2
 
 PROG = "sip-realtime-gateway"
-DEFAULT_DRAIN_TIMEOUT_S = 10.0
+DEFAULT_DRAIN_TIMEOUT_S = 30.0  # ShutdownConfig.drain_timeout_s
 
 log = logging.getLogger("gateway")
 
@@ -110,8 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--drain-timeout",
         metavar="SECONDS",
         type=float,
-        default=DEFAULT_DRAIN_TIMEOUT_S,
-        help="on SIGTERM, how long to wait for BYEs to complete (default %(default)s)",
+        default=None,
+        help="on SIGTERM/SIGINT, how long live calls may go on before they get BYE "
+        f"(shutdown.drain_timeout_s, default {DEFAULT_DRAIN_TIMEOUT_S:g})",
     )
 
     sim = sub.add_parser(
@@ -136,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
         "registration once. Exit 0 when nothing failed (warnings allowed), 1 otherwise.",
     )
     doctor.add_arguments(check)
+
+    from gateway import softphone
+
+    call = sub.add_parser(
+        "call",
+        help="test softphone: call a SIP URI, play a WAV, record the reply, send DTMF, "
+        "print RTP statistics",
+        description="A test softphone built on the gateway's own SIP and media code. Exit 0 "
+        "when the call completed, 1 when it failed (the status is printed), 2 on a usage or "
+        "file error.",
+    )
+    softphone.add_arguments(call)
     return parser
 
 
@@ -149,6 +162,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "realtime.url": args.realtime_url,
         "log.level": args.log_level,
         "log.format": args.log_format,
+        "shutdown.drain_timeout_s": getattr(args, "drain_timeout", None),  # `check` has none
     }
     if args.rtp_ports is not None:
         low, high = parse_port_range(args.rtp_ports)
@@ -165,16 +179,24 @@ def _install_uvloop() -> None:
         asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
 
 
-async def serve(config: GatewayConfig, drain_timeout: float) -> int:
-    """Start the gateway, wait for SIGTERM/SIGINT, drain and stop. Returns the exit code."""
+async def serve(
+    config: GatewayConfig, drain_timeout: float | None = None, config_path: str | None = None
+) -> int:
+    """Start the gateway, wait for SIGTERM/SIGINT, drain and stop. Returns the exit code.
+
+    SIGHUP re-reads the routes (and instructions files) from `config_path`; a bad file is
+    logged and the running routes stay."""
     from gateway.app import Gateway  # imported here so `--help` works even if sip/ is broken
 
-    gateway = Gateway(config)
+    if drain_timeout is None:
+        drain_timeout = config.shutdown.drain_timeout_s
+    gateway = Gateway(config, config_path=config_path)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Handlers first: a SIGTERM that arrives while we bind still gives a clean drain + exit 0.
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop_requested.set)
+    loop.add_signal_handler(signal.SIGHUP, gateway.reload)
     try:
         try:
             await gateway.start()
@@ -199,7 +221,7 @@ async def serve(config: GatewayConfig, drain_timeout: float) -> int:
         log_event(log, "gateway.stopping", "signal received, draining calls")
         await gateway.stop(drain_timeout=drain_timeout)
     finally:
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     return EXIT_OK
 
@@ -214,9 +236,12 @@ def _run(args: argparse.Namespace) -> int:
     log_event(log, "gateway.config", "configuration loaded", config=redacted(config))
     _install_uvloop()
     try:
-        return asyncio.run(serve(config, args.drain_timeout))
+        return asyncio.run(serve(config, config.shutdown.drain_timeout_s, args.config))
     except KeyboardInterrupt:  # a second Ctrl-C while draining
         return EXIT_FAILURE
+    except ConfigError as exc:  # found while resolving routes (an unreadable instructions file)
+        print(f"{PROG}: config error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     except Exception as exc:  # a bug: report it as a runtime failure, with the traceback logged
         log.exception("gateway crashed", extra={"event": "gateway.crashed"})
         print(f"{PROG}: error: {exc}", file=sys.stderr)
@@ -258,5 +283,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from gateway.doctor import main as check_main
 
         return check_main(args)
+    if args.command == "call":
+        from gateway.softphone import main as call_main
+
+        return call_main(args)
     parser.print_help(sys.stderr)
     return EXIT_CONFIG
