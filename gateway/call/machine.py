@@ -722,7 +722,7 @@ def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
 
 
 def on_function_call(ctx: CallContext, ev: FunctionCall) -> Result:
-    note = Note("tool.called", {"name": ev.name, "call_id": ev.call_id})
+    note = Note("tool.called", {"name": ev.name, "tool_call_id": ev.call_id})
     if ev.name == "end_call":
         # Say goodbye first: the BYE waits for the current response and its playout.
         ctx = replace(ctx, end_after_playout="end_call")
@@ -770,10 +770,9 @@ def on_realtime_error(ctx: CallContext, ev: RealtimeError) -> Result:
     if ev.code == "conversation_already_has_active_response":
         return replace(ctx, response_wanted=True), [note]  # retried at response.done
     if ev.code == "session_expired":
-        return replace(ctx, session_connected=False, response_id=None), [
-            note,
-            Reconnect("session expired"),
-        ]
+        # The service closes the socket right after this error (WS 1001): the ConnectionLost
+        # that follows reconnects, once. Reconnecting here too would open two new sessions.
+        return replace(ctx, response_id=None, cancelling=False), [note]
     return ctx, [note]  # truncate length errors and the like: logged, never fatal
 
 
@@ -848,7 +847,7 @@ def on_reconnected(ctx: CallContext, ev: Reconnected) -> Result:
     ctx = replace(ctx, session_connected=True)
     if ctx.response_wanted:
         return _request_response(ctx)
-    return ctx, [Note("realtime.reconnected")]
+    return ctx, []  # the session logs realtime.reconnected with the attempt and reason
 
 
 def on_session_cap_near(ctx: CallContext, ev: SessionCapNear) -> Result:

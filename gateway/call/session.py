@@ -129,6 +129,7 @@ class CallSession:
         self._reader: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: set[asyncio.Task[Any]] = set()  # Realtime clients being closed
+        self._reconnecting = False
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._playout_nonempty = False
         self._ticks_without_audio = 0
@@ -472,6 +473,15 @@ class CallSession:
         return True
 
     async def _reconnect(self, reason: str) -> None:
+        if self._reconnecting:
+            return  # one replacement session at a time, however many losses are reported
+        self._reconnecting = True
+        try:
+            await self._reconnect_attempts(reason)
+        finally:
+            self._reconnecting = False
+
+    async def _reconnect_attempts(self, reason: str) -> None:
         for attempt, backoff in enumerate(RECONNECT_BACKOFF_S[:RECONNECT_ATTEMPTS], 1):
             if self._closed:
                 return

@@ -415,3 +415,29 @@ def test_random_event_sequences_only_raise_illegal_transition(events: list[objec
             assert ctx.hangup_cause is not None
     if ctx.state is State.ENDED:
         assert m.step(ctx, CallerBye()) == (ctx, [])
+
+
+def test_session_expiry_reconnects_once() -> None:
+    """The service sends error session_expired and then closes the socket: one new session."""
+    _ctx, actions = run(
+        bot_speaking(),
+        m.RealtimeError("session_expired", "Your session hit the maximum duration of 60 minutes."),
+        m.ConnectionLost("1001"),
+    )
+    assert [a for a in actions if isinstance(a, m.Reconnect)] == [m.Reconnect("1001")]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(EVENTS, max_size=30))
+def test_notes_never_carry_a_call_id_field(events: list[object]) -> None:
+    """The session logs every Note with the call's own call_id; a Note field of that name
+    would collide (function-call ids are `tool_call_id`)."""
+    ctx = answered()
+    for ev in events:
+        try:
+            ctx, actions = m.step(ctx, ev)
+        except m.IllegalTransition:
+            continue
+        for action in actions:
+            if isinstance(action, m.Note):
+                assert "call_id" not in action.fields, action
