@@ -10,6 +10,7 @@ spreads INVITEs over two fake gateway instances and fails over on 503; the syste
 from __future__ import annotations
 
 import configparser
+import contextlib
 import json
 import os
 import re
@@ -27,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.config import load_config
+from gateway.config import GatewayConfig, load_config
 from gateway.observe.metrics import Metrics
 from tests.conftest import require_peer
 
@@ -319,21 +320,45 @@ def test_k8s_manifests_have_required_fields_and_matching_selectors() -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
 
 
-def test_k8s_probes_prestop_drain_and_ports() -> None:
+def _exec_probe_url(probe: dict[str, Any]) -> str:
+    command = " ".join(probe["exec"]["command"])
+    found = re.search(r"'(http://[^']+)'", command)
+    assert found is not None, command
+    return found.group(1)
+
+
+def test_k8s_probes_prestop_drain_and_ports(tmp_path: Path) -> None:
     docs = _k8s()
     pod = docs["Deployment"]["spec"]["template"]["spec"]
     (container,) = pod["containers"]
-    ready = " ".join(container["readinessProbe"]["exec"]["command"])
-    live = " ".join(container["livenessProbe"]["exec"]["command"])
-    assert "127.0.0.1:8080/readyz" in ready and "127.0.0.1:8080/healthz" in live
+    config = _k8s_config(tmp_path)
+    # The probes reach the control API where the ConfigMap binds it. It is on loopback, so
+    # they must be exec probes inside the container (an httpGet from the kubelet would need
+    # the API on the node address).
+    assert config.control.enabled and config.control.host == "127.0.0.1"
+    base = f"http://127.0.0.1:{config.control.port}"
+    ready, live = container["readinessProbe"], container["livenessProbe"]
+    assert "httpGet" not in ready and "httpGet" not in live
+    assert _exec_probe_url(ready) == f"{base}/readyz"
+    assert _exec_probe_url(live) == f"{base}/healthz"
+    # /readyz needs the bearer token when one is configured; the probe reads the same
+    # variable the gateway does (/healthz never needs it).
+    assert config.control.token_env
+    assert f"os.environ['{config.control.token_env}']" in " ".join(ready["exec"]["command"])
+    assert "Bearer" in " ".join(ready["exec"]["command"])
+    control_ports = [p for p in container["ports"] if p["name"] == "control"]
+    assert [p["containerPort"] for p in control_ports] == [config.control.port]
+
+    # Drain timing: --drain-timeout and [shutdown] agree; the preStop hook waits for the drain
+    # plus the BYEs and the unregister when peers do not answer (gateway.app: BYEs guarded at
+    # 10 s, unregister 5 s, tasks 1 s); the kubelet's SIGKILL deadline comes after the hook.
     prestop = " ".join(container["lifecycle"]["preStop"]["exec"]["command"])
     assert "SIGTERM" in prestop
     drain = _drain_timeout(container["args"])
-    assert pod["terminationGracePeriodSeconds"] > drain
+    assert config.shutdown.drain_timeout_s == drain
     waited = re.search(r"time\.monotonic\(\) \+ (\d+)", prestop)
-    assert (
-        waited is not None and drain < int(waited.group(1)) < pod["terminationGracePeriodSeconds"]
-    )
+    assert waited is not None
+    assert drain + 16 <= int(waited.group(1)) < pod["terminationGracePeriodSeconds"]
     ports = {(p["containerPort"], p["protocol"]) for p in container["ports"]}
     assert {(5060, "UDP"), (5060, "TCP")} <= ports
     assert container["resources"]["requests"]["memory"]
@@ -345,21 +370,56 @@ def test_k8s_probes_prestop_drain_and_ports() -> None:
         if "secretKeyRef" in e.get("valueFrom", {})
     }
     assert refs <= set(secret["stringData"])
+    assert config.control.token_env in refs
     mount = next(m for m in container["volumeMounts"] if m["name"] == "config")
     volume = next(v for v in pod["volumes"] if v["name"] == "config")
     assert volume["configMap"]["name"] == docs["ConfigMap"]["metadata"]["name"]
     assert f"{mount['mountPath']}/gateway.toml" == container["args"][2]
+    # Call records land on a writable volume (the root filesystem is read-only).
+    if config.records.dir:
+        assert any(
+            config.records.dir.startswith(m["mountPath"] + "/")
+            for m in container["volumeMounts"]
+            if not m.get("readOnly")
+        )
 
 
-def test_k8s_configmap_gateway_toml_loads(tmp_path: Path) -> None:
+def _k8s_config(tmp_path: Path) -> GatewayConfig:
+    """The ConfigMap's gateway.toml loaded with the environment the Deployment gives the pod."""
     text = _k8s()["ConfigMap"]["data"]["gateway.toml"]
     tomllib.loads(text)
     path = tmp_path / "gateway.toml"
     path.write_text(text)
-    env = dict(SECRETS_ENV, SRG_SIP_ADVERTISED_HOST="10.0.0.21")
-    config = load_config(path, env=env)
+    secret = _k8s()["Secret"]["stringData"]
+    env = dict(SECRETS_ENV, SRG_SIP_ADVERTISED_HOST="10.0.0.21", CONTROL_TOKEN="probe-token")
+    assert set(env) - {"SRG_SIP_ADVERTISED_HOST"} <= set(secret)
+    return load_config(path, env=env)
+
+
+def test_k8s_configmap_gateway_toml_loads(tmp_path: Path) -> None:
+    config = _k8s_config(tmp_path)
     assert config.sip.advertised_host == "10.0.0.21"
     assert config.registrations[0].password.reveal() == "test-password"
+    assert config.control.token.reveal() == "probe-token"
+
+
+def test_compose_and_image_drain_and_health_agree_with_the_gateway_config() -> None:
+    """docker-compose.yml runs deploy/gateway/gateway.toml; the image bakes image.toml."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    gateway = compose["services"]["gateway"]
+    config = load_config(DEPLOY / "gateway" / "gateway.toml", env=SECRETS_ENV)
+    # Own network namespace: the container's loopback is private, so loopback + no token is
+    # enough for the in-container healthcheck.
+    assert config.control.enabled and config.control.host == "127.0.0.1"
+    health = " ".join(gateway["healthcheck"]["test"])
+    assert f"http://127.0.0.1:{config.control.port}/healthz" in health
+    drain = _drain_timeout(gateway["command"])
+    assert config.shutdown.drain_timeout_s == drain
+    grace = int(gateway["stop_grace_period"].removesuffix("s"))
+    assert grace >= drain + 10  # BYEs + unregister after the drain
+    image = load_config(DEPLOY / "gateway" / "image.toml", env=SECRETS_ENV)
+    assert image.control.enabled and image.control.host == "127.0.0.1"
+    assert f"http://127.0.0.1:{image.control.port}/healthz" in (ROOT / "Dockerfile").read_text()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -400,6 +460,7 @@ def test_systemd_unit(tmp_path: Path) -> None:
     assert exec_start[1] == "run"
     assert int(service["TimeoutStopSec"]) > _drain_timeout(exec_start)
     assert service["Restart"] == "on-failure"
+    assert service["ExecReload"].split()[-2:] == ["-HUP", "$MAINPID"]  # SIGHUP reloads routes
     assert service.get("DynamicUser") == "yes" or service.get("User")
     assert service["EnvironmentFile"].startswith("/etc/")
     assert "AmbientCapabilities" not in service  # 5060 and RTP are above 1023
@@ -455,7 +516,9 @@ def test_kamailio_dispatcher_config_is_valid() -> None:
 
 
 class _FakeGateway:
-    """A UDP endpoint that answers OPTIONS 200 and INVITE with a fixed status."""
+    """A UDP endpoint that answers OPTIONS 200 and INVITE with a fixed status.
+
+    Status 180 stands for an instance that rings and then dies: 180, and nothing after."""
 
     def __init__(self, port: int, invite_status: int) -> None:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -477,7 +540,7 @@ class _FakeGateway:
 
 def _response(request: str, status: int, port: int) -> bytes:
     head = request.split("\r\n\r\n", 1)[0].split("\r\n")
-    reason = {200: "OK", 503: "Service Unavailable"}.get(status, "X")
+    reason = {180: "Ringing", 200: "OK", 503: "Service Unavailable"}.get(status, "X")
     lines = [f"SIP/2.0 {status} {reason}"]
     for line in head[1:]:
         name = line.split(":", 1)[0].strip().lower()
@@ -485,50 +548,38 @@ def _response(request: str, status: int, port: int) -> bytes:
             lines.append(line)
         elif name in ("to", "t"):
             lines.append(line if ";tag=" in line else line + f";tag=gw{port}")
-    if status == 200:
+    if status in (180, 200):
         lines.append(f"Contact: <sip:gw@127.0.0.1:{port}>")
     lines += ["Content-Length: 0", "", ""]
     return "\r\n".join(lines).encode()
 
 
-@pytest.fixture
-def kamailio_dispatcher(port_block: int, tmp_path: Path) -> Iterator[tuple[int, int, int]]:
-    """Kamailio with deploy/kamailio/kamailio.cfg in front of gateways on port_block+1 and +2."""
+@contextlib.contextmanager
+def _dispatcher(
+    port: int, destinations: list[str], work: Path, defines: tuple[str, ...] = ()
+) -> Iterator[Path]:
+    """Run deploy/kamailio/kamailio.cfg on 127.0.0.1:`port` in front of `destinations`
+    ("host:port"); yields the path of its log."""
     kamailio = _kamailio()
-    ds_list = tmp_path / "dispatcher.list"
+    ds_list = work / "dispatcher.list"
     ds_list.write_text(
-        f"1 sip:127.0.0.1:{port_block + 1} 0 0 duid=gw1\n"
-        f"1 sip:127.0.0.1:{port_block + 2} 0 0 duid=gw2\n"
+        "".join(f"1 sip:{d} 0 0 duid=gw{i}\n" for i, d in enumerate(destinations, 1))
     )
-    (tmp_path / "run").mkdir()
-    log = (tmp_path / "kamailio.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            kamailio,
-            "-f",
-            str(KAM_CFG),
-            "-DD",
-            "-E",
-            "-n",
-            "1",
-            "-m",
-            "32",
-            "-M",
-            "8",
-            "-Y",
-            str(tmp_path / "run"),
-            "-A",
-            f"SIP_LISTEN=udp:127.0.0.1:{port_block}",
-            "-A",
-            f'DISPATCHER_LIST="{ds_list}"',
-            "-A",
-            f'CTL_SOCKET="unix:{tmp_path / "run" / "ctl"}"',
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
+    (work / "run").mkdir()
+    log_path = work / "kamailio.log"
+    log = log_path.open("wb")
+    args = [
+        kamailio, "-f", str(KAM_CFG), "-DD", "-E", "-n", "1", "-m", "32", "-M", "8",
+        "-Y", str(work / "run"),
+        "-A", f"SIP_LISTEN=udp:127.0.0.1:{port}",
+        "-A", f'DISPATCHER_LIST="{ds_list}"',
+        "-A", f'CTL_SOCKET="unix:{work / "run" / "ctl"}"',
+    ]  # fmt: skip
+    for define in defines:
+        args += ["-A", define]
+    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     try:
-        yield port_block, port_block + 1, port_block + 2
+        yield log_path
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -537,6 +588,14 @@ def kamailio_dispatcher(port_block: int, tmp_path: Path) -> Iterator[tuple[int, 
             proc.kill()
             proc.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def kamailio_dispatcher(port_block: int, tmp_path: Path) -> Iterator[tuple[int, int, int]]:
+    """Kamailio with deploy/kamailio/kamailio.cfg in front of gateways on port_block+1 and +2."""
+    gateways = [f"127.0.0.1:{port_block + 1}", f"127.0.0.1:{port_block + 2}"]
+    with _dispatcher(port_block, gateways, tmp_path):
+        yield port_block, port_block + 1, port_block + 2
 
 
 def _invite(n: int, kam_port: int, client_port: int) -> bytes:
@@ -555,15 +614,24 @@ def _invite(n: int, kam_port: int, client_port: int) -> bytes:
 
 
 def _pump(
-    sel: selectors.DefaultSelector, client: socket.socket, until_final: bool, timeout: float
+    sel: selectors.DefaultSelector,
+    client: socket.socket,
+    until_final: bool,
+    timeout: float,
+    call_id: str | None = None,
 ) -> int | None:
-    """Serve the fake gateways until the client gets a final response (or `timeout`)."""
+    """Serve the fake gateways until the client gets a final response (or `timeout`).
+
+    With `call_id`, only a final response of that call counts (a late retransmission of an
+    earlier call's reply must not be taken for this one's)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for key, _ in sel.select(timeout=0.1):
             if key.data is None:
                 data = client.recv(65535).decode(errors="replace")
                 status = int(data.split(" ", 2)[1]) if data.startswith("SIP/2.0 ") else 0
+                if call_id is not None and f"\r\nCall-ID: {call_id}\r\n" not in data:
+                    continue
                 if status >= 200 and until_final:
                     return status
             else:
@@ -571,38 +639,65 @@ def _pump(
     return None
 
 
+def _wait_up(sel: selectors.DefaultSelector, client: socket.socket, kam_port: int) -> None:
+    """Wait until Kamailio answers its own keepalive (it is up and listening)."""
+    client_port = client.getsockname()[1]
+    probe = (
+        f"OPTIONS sip:127.0.0.1:{kam_port} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 127.0.0.1:{client_port};branch=z9hG4bK-up\r\n"
+        f"From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{kam_port}>\r\n"
+        f"Call-ID: up-{time.monotonic_ns()}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+        f"Content-Length: 0\r\n\r\n"
+    ).encode()
+    up = None
+    for _ in range(40):
+        client.sendto(probe, ("127.0.0.1", kam_port))
+        up = _pump(sel, client, True, 0.25)
+        if up is not None:
+            break
+    assert up == 200, "Kamailio did not come up"
+
+
+def _place_call(
+    sel: selectors.DefaultSelector, client: socket.socket, n: int, kam_port: int, timeout: float
+) -> int | None:
+    """Send INVITE number `n` through Kamailio; the final status the caller got (None: none)."""
+    invite = _invite(n, kam_port, client.getsockname()[1])
+    call_id = re.search(rb"\r\nCall-ID: (\S+)\r\n", invite)
+    assert call_id is not None
+    client.sendto(invite, ("127.0.0.1", kam_port))
+    return _pump(sel, client, True, timeout, call_id.group(1).decode())
+
+
+@contextlib.contextmanager
+def _peers(
+    client_port: int, *gateways: _FakeGateway
+) -> Iterator[tuple[selectors.DefaultSelector, socket.socket]]:
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.bind(("127.0.0.1", client_port))
+    sel = selectors.DefaultSelector()
+    sel.register(client, selectors.EVENT_READ, None)
+    for gw in gateways:
+        sel.register(gw.sock, selectors.EVENT_READ, gw)
+    try:
+        yield sel, client
+    finally:
+        sel.close()
+        for s in (client, *(gw.sock for gw in gateways)):
+            s.close()
+
+
 def test_kamailio_dispatcher_spreads_and_fails_over(
     kamailio_dispatcher: tuple[int, int, int], port_block: int
 ) -> None:
     kam_port, gw1_port, gw2_port = kamailio_dispatcher
     gw1, gw2 = _FakeGateway(gw1_port, 200), _FakeGateway(gw2_port, 200)
-    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    client.bind(("127.0.0.1", port_block + 3))
-    sel = selectors.DefaultSelector()
-    sel.register(client, selectors.EVENT_READ, None)
-    sel.register(gw1.sock, selectors.EVENT_READ, gw1)
-    sel.register(gw2.sock, selectors.EVENT_READ, gw2)
-    try:
-        # Wait until Kamailio answers its own keepalive (it is up and listening).
-        probe = (
-            f"OPTIONS sip:127.0.0.1:{kam_port} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP 127.0.0.1:{port_block + 3};branch=z9hG4bK-up\r\n"
-            f"From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{kam_port}>\r\n"
-            f"Call-ID: up-{time.monotonic_ns()}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
-            f"Content-Length: 0\r\n\r\n"
-        ).encode()
-        up = None
-        for _ in range(40):
-            client.sendto(probe, ("127.0.0.1", kam_port))
-            up = _pump(sel, client, True, 0.25)
-            if up is not None:
-                break
-        assert up == 200, "Kamailio did not come up"
+    with _peers(port_block + 3, gw1, gw2) as (sel, client):
+        _wait_up(sel, client, kam_port)
 
         # Both instances healthy: round-robin gives each one call.
         for n in range(2):
-            client.sendto(_invite(n, kam_port, port_block + 3), ("127.0.0.1", kam_port))
-            assert _pump(sel, client, True, 5.0) == 200
+            assert _place_call(sel, client, n, kam_port, 5.0) == 200
         assert len(gw1.invites) == 1 and len(gw2.invites) == 1
         for invite in gw1.invites + gw2.invites:
             assert f"Record-Route: <sip:127.0.0.1:{kam_port};lr" in invite
@@ -610,11 +705,68 @@ def test_kamailio_dispatcher_spreads_and_fails_over(
         # gw1 starts draining (503 to new INVITEs): every call still succeeds, on gw2.
         gw1.invite_status = 503
         for n in range(2, 5):
-            client.sendto(_invite(n, kam_port, port_block + 3), ("127.0.0.1", kam_port))
-            assert _pump(sel, client, True, 5.0) == 200
+            assert _place_call(sel, client, n, kam_port, 5.0) == 200
         assert len(gw2.invites) == 4
         assert len(gw1.invites) <= 2  # marked inactive after its first 503
-    finally:
-        sel.close()
-        for s in (client, gw1.sock, gw2.sock):
-            s.close()
+
+
+def test_kamailio_dispatcher_fails_over_when_the_send_itself_fails(
+    port_block: int, tmp_path: Path
+) -> None:
+    # A destination the kernel refuses at once (sendto a broadcast address without
+    # SO_BROADCAST: EACCES) stands for every immediate send failure (no route, a refused TCP
+    # connect): t_relay() fails before any reply, so no failure_route runs. Before the fix tm
+    # and the script answered the caller 477 instead of trying the next instance.
+    gw2 = _FakeGateway(port_block + 2, 200)
+    gateways = [f"255.255.255.255:{port_block + 1}", f"127.0.0.1:{port_block + 2}"]
+    with (
+        _dispatcher(port_block, gateways, tmp_path) as log,
+        _peers(port_block + 3, gw2) as (sel, client),
+    ):
+        _wait_up(sel, client, port_block)
+        # Round robin picks the unreachable instance for one of the first two calls.
+        statuses = [_place_call(sel, client, n, port_block, 5.0) for n in range(4)]
+        assert statuses == [200] * 4, log.read_text()[-3000:]
+        assert len(gw2.invites) == 4
+        # Tried once, then marked inactive: later calls are not sent there again.
+        assert log.read_text().count("cannot send") == 1
+
+
+def test_kamailio_dispatcher_fails_over_when_an_instance_dies_while_ringing(
+    port_block: int, tmp_path: Path
+) -> None:
+    # gw1 sends 180 and then nothing (died between 180 and 200): after fr_inv_timer (shortened
+    # here) tm ends the branch with a local 408, which must fail over, not reach the caller.
+    gw1, gw2 = _FakeGateway(port_block + 1, 180), _FakeGateway(port_block + 2, 200)
+    gateways = [f"127.0.0.1:{port_block + 1}", f"127.0.0.1:{port_block + 2}"]
+    with (
+        _dispatcher(port_block, gateways, tmp_path, ("FR_INV_TIMER=1000",)) as log,
+        _peers(port_block + 3, gw1, gw2) as (sel, client),
+    ):
+        _wait_up(sel, client, port_block)
+        statuses = [_place_call(sel, client, n, port_block, 10.0) for n in range(3)]
+        assert statuses == [200] * 3, log.read_text()[-3000:]
+        assert len(gw1.invites) == 1  # tried once, then marked inactive
+        assert len(gw2.invites) == 3
+
+
+@pytest.mark.parametrize("gone", ["127.0.0.1", "255.255.255.255"], ids=["silent", "unsendable"])
+def test_kamailio_dispatcher_answers_503_when_every_instance_fails(
+    gone: str, port_block: int, tmp_path: Path
+) -> None:
+    # gw1 draining (503), gw2 gone: nothing listens (no reply, local 408 after fr_timer) or
+    # the send fails at once (in the request route or in the failure_route, depending on
+    # which one round robin picks first). The caller gets one clear 503 (a PBX with a second
+    # route fails over on it), not the last instance's 408 or a 477; the next call is refused
+    # at once, both instances being inactive.
+    gw1 = _FakeGateway(port_block + 1, 503)
+    gateways = [f"127.0.0.1:{port_block + 1}", f"{gone}:{port_block + 2}"]
+    with (
+        _dispatcher(port_block, gateways, tmp_path) as log,
+        _peers(port_block + 3, gw1) as (sel, client),
+    ):
+        _wait_up(sel, client, port_block)
+        assert _place_call(sel, client, 0, port_block, 10.0) == 503, log.read_text()[-3000:]
+        assert _place_call(sel, client, 1, port_block, 5.0) == 503
+        assert len(gw1.invites) == 1
+        assert "no gateway instance available" in log.read_text()

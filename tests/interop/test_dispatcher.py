@@ -42,10 +42,12 @@ def _start_gateway(
     control_port: int,
     tmp_path: Path,
     procs: list[ManagedProcess],
+    answer_delay_ms: int = 0,
 ) -> GatewayProcess:
     config = {
         "sip": {"host": LOOPBACK, "port": sip_port, "transports": ["udp"]},
         "media": {"rtp_port_min": rtp[0], "rtp_port_max": rtp[1], "echo": True},
+        "calls": {"answer_delay_ms": answer_delay_ms},
         "control": {"port": control_port},
         "shutdown": {"drain_timeout_s": 10},
         "log": {"level": "INFO", "format": "json"},
@@ -67,7 +69,11 @@ def _start_gateway(
 
 
 def _start_dispatcher(
-    port: int, targets: list[int], tmp_path: Path, procs: list[ManagedProcess]
+    port: int,
+    targets: list[int],
+    tmp_path: Path,
+    procs: list[ManagedProcess],
+    defines: tuple[str, ...] = (),
 ) -> ManagedProcess:
     work = tmp_path / "dispatcher"
     (work / "run").mkdir(parents=True)
@@ -84,6 +90,7 @@ def _start_dispatcher(
             "-A", f'DISPATCHER_LIST="{ds_list}"',
             "-A", f'CTL_SOCKET="unix:{work / "run" / "ctl"}"',
             "-A", 'DS_ALG="4"',  # round robin: the spread is deterministic
+            *(arg for define in defines for arg in ("-A", define)),
         ],
         cwd=work,
         log_path=work / "kamailio.log",
@@ -160,3 +167,138 @@ def test_two_gateways_share_calls_and_fail_over(
     # Stopped for good: the next call goes to the other one too.
     _call(sipp, kam_port, ports)
     assert len(other.find("call.offered")) == before + 4
+
+
+def test_dead_instance_fails_over_before_probing_notices(
+    sipp: Sipp, ports: InteropPorts, interop_processes: list[ManagedProcess], tmp_path: Path
+) -> None:
+    """An instance that is gone (SIGKILL: no drain, no 503, port closed) must not cost a call.
+
+    Calls are placed right after the kill, long before two failed OPTIONS probes (20 s) mark
+    the instance inactive, so Kamailio still picks it: the send fails at once (ICMP port
+    unreachable) or nothing answers, and the call must go to the live instance instead of
+    ending in a local 500/408.
+    """
+    require_peer("kamailio")
+    base = ports.base
+    rtp = free_port_block()
+    gw1 = _start_gateway("gw1", base, (rtp, rtp + 19), base + 32, tmp_path, interop_processes)
+    gw2 = _start_gateway(
+        "gw2", base + 8, (rtp + 20, rtp + 39), base + 33, tmp_path, interop_processes
+    )
+    kam_port = ports.kamailio_sip
+    kamailio = _start_dispatcher(kam_port, [base, base + 8], tmp_path, interop_processes)
+
+    # Both up and both used (round robin): the next pick is gw1 again.
+    _call(sipp, kam_port, ports)
+    _call(sipp, kam_port, ports)
+    assert len(gw1.find("call.offered")) == 1, kamailio.output()[-3000:]
+    assert len(gw2.find("call.offered")) == 1, kamailio.output()[-3000:]
+    for gw in (gw1, gw2):
+        gw.wait_event("call.ended")
+
+    os.kill(gw1.process.pid, signal.SIGKILL)
+    assert gw1.process.wait(timeout=10) == -signal.SIGKILL
+
+    # Two calls at once right after the kill: one of them is dispatched to the dead instance
+    # first. Both must be answered by gw2. Own local SIP/media ports, in slots of the block this
+    # test leaves unused (SIPp also binds media port + 2).
+    concurrent = [
+        sipp.start(
+            "uac_call.xml",
+            f"{LOOPBACK}:{kam_port}",
+            service="100",
+            hold_ms=300,
+            local_port=base + local,
+            media_port=base + media,
+        )
+        for local, media in ((1, 3), (22, 24))
+    ]
+    for run in concurrent:
+        result = run.wait()
+        assert result.rc == 0, result.describe() + "\n" + kamailio.output()[-3000:]
+    # And the calls after that, one by one (gw1 is now marked inactive or fails over again).
+    for _ in range(2):
+        _call(sipp, kam_port, ports)
+    assert len(gw2.find("call.offered")) == 1 + 4, kamailio.output()[-3000:]
+    assert len(gw1.find("call.offered")) == 1
+    # Kamailio did try the dead instance and failed over (not only probing luck).
+    assert f"gateway sip:{LOOPBACK}:{base} failed" in kamailio.output(), kamailio.output()[-3000:]
+
+
+def _tolerate_second_ringing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+    """uac_call.xml, but a second 180 (from the instance tried next) is not an error.
+
+    A caller behind a failing-over proxy sees 180 from the dead instance, then 180 from the
+    live one (another To tag). SIPp aborts on that unless the 180 step is optional: the
+    derived scenario lives in this test's directory (the harness reads SIPP_DIR)."""
+    import tests.interop.conftest as harness
+
+    text = (harness.SIPP_DIR / "uac_call.xml").read_text()
+    assert text.count('<recv response="180"/>') == 1
+    scenarios = tmp_path / "sipp-scenarios"
+    scenarios.mkdir()
+    name = "uac_call_failover.xml"
+    (scenarios / name).write_text(
+        text.replace('<recv response="180"/>', '<recv response="180" optional="true"/>')
+    )
+    monkeypatch.setattr(harness, "SIPP_DIR", scenarios)
+    return name
+
+
+def test_instance_killed_while_ringing_fails_over(
+    sipp: Sipp,
+    ports: InteropPorts,
+    interop_processes: list[ManagedProcess],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A gateway that sent 180 and then died: the call must go to the other instance.
+
+    gw1 rings 2.5 s before answering (calls.answer_delay_ms) and is SIGKILLed while a call
+    rings on it. Nothing more comes from it, so after fr_inv_timer (shortened to 5 s here with
+    FR_INV_TIMER, still above gw1's ring time) tm ends the branch with a local 408; the
+    failure_route must retry on gw2 instead of relaying the 408 to the caller.
+    """
+    require_peer("kamailio")
+    base = ports.base
+    rtp = free_port_block()
+    gw1 = _start_gateway(
+        "gw1", base, (rtp, rtp + 19), base + 32, tmp_path, interop_processes, answer_delay_ms=2500
+    )
+    gw2 = _start_gateway(
+        "gw2", base + 8, (rtp + 20, rtp + 39), base + 33, tmp_path, interop_processes
+    )
+    kam_port = ports.kamailio_sip
+    kamailio = _start_dispatcher(
+        kam_port, [base, base + 8], tmp_path, interop_processes, ("FR_INV_TIMER=5000",)
+    )
+
+    # Both up and both used, the slow ringer included (its 2.5 s ring is within the timer).
+    _call(sipp, kam_port, ports)
+    _call(sipp, kam_port, ports)
+    assert len(gw1.find("call.answered")) == 1, kamailio.output()[-3000:]
+    assert len(gw2.find("call.answered")) == 1, kamailio.output()[-3000:]
+
+    # Two calls: round robin sends one of them to gw1, which rings; kill it right then.
+    scenario = _tolerate_second_ringing(monkeypatch, tmp_path)
+    mark1, mark2 = gw1.mark(), gw2.mark()
+    runs = [
+        sipp.start(
+            scenario,
+            f"{LOOPBACK}:{kam_port}",
+            service="100",
+            hold_ms=300,
+            local_port=base + local,
+            media_port=base + media,
+        )
+        for local, media in ((1, 3), (22, 24))
+    ]
+    gw1.wait_event("call.offered", timeout=10, since=mark1)
+    os.kill(gw1.process.pid, signal.SIGKILL)
+    assert gw1.process.wait(timeout=10) == -signal.SIGKILL
+    for run in runs:
+        result = run.wait()
+        assert result.rc == 0, result.describe() + "\n" + kamailio.output()[-3000:]
+    assert len(gw2.find("call.answered", since=mark2)) == 2, kamailio.output()[-3000:]
+    assert "status 408" in kamailio.output(), kamailio.output()[-3000:]
