@@ -22,7 +22,8 @@ their CPU does not count against the gateway:
 Measured inside the gateway process with `time.perf_counter()` (CLOCK_MONOTONIC), by wrapping
 methods on the bench's own instances (no product code changes):
 1. RTP datagram received (`RtpStream._on_rtp` entry) -> the `input_audio_buffer.append` frame
-   carrying its audio written to the WebSocket (the writer's `ws.send` returned). Split into the
+   carrying its audio written to the WebSocket (the client's `_write_now` wrote it from the tick,
+   or, when it had to queue, the writer's `ws.send` returned). Split into the
    jitter-buffer hold (received -> released by the clock tick, intentional: `jitter_min_ms`) and
    the processing after release (release -> written), which is what the 1 ms target is about.
 2. First audio delta of a response received (the frame completed in websockets'
@@ -50,6 +51,7 @@ import argparse
 import asyncio
 import base64
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -63,7 +65,6 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -447,6 +448,9 @@ class CallProbe:
         self.flushed_at: float | None = None
         self.last_bot: float | None = None
         self.bot_after = 0
+        # Send times of the last bot packets: speech_started is only seen when parsed, so the
+        # packets sent between its receipt (socket read) and the parse are counted from here.
+        self.bot_sent: deque[float] = deque(maxlen=64)
 
     # metric 1 -----------------------------------------------------------------------------
 
@@ -490,8 +494,9 @@ class CallProbe:
             # Bot audio still queued when the caller interrupts: a barge-in to time.
             self.speech_at = received
             self.flushed_at = None
-            self.last_bot = None
-            self.bot_after = 0
+            late = [t for t in self.bot_sent if t > received]
+            self.last_bot = late[-1] if late else None
+            self.bot_after = len(late)
 
     def on_enqueue(self, audio: bytes) -> None:
         if audio[:1] == b"\xa5":
@@ -514,6 +519,7 @@ class CallProbe:
                     s.delta_to_packet.append(now - received)
                     s.delta_to_queued.append(queued - received)
                     s.queued_to_packet.append(now - queued)
+            self.bot_sent.append(now)
             if self.speech_at is not None:
                 self.last_bot = now
                 self.bot_after += 1
@@ -587,16 +593,18 @@ class BenchClient(RealtimeClient):
         return created
 
     def _enqueue(self, frame: bytes) -> None:
-        super()._enqueue(frame)
+        # Mark before the product code runs: the frame may be written synchronously in there.
         self._probe.on_append_queued(frame)
+        super()._enqueue(frame)
 
-
-def _then(first: Callable[..., None], then: Callable[[], None]) -> Callable[..., None]:
-    def both(*args: Any) -> None:
-        first(*args)
-        then()
-
-    return both
+    def _write_now(self, ws: Any, frame: bytes) -> bool:
+        # The product's fast path (framed and written without ws.send): stamp it here.
+        written = super()._write_now(ws, frame)
+        if written:
+            mark = self._probe.marks.pop(id(frame), None)
+            if mark is not None:
+                self._probe.on_frame_written(mark)
+        return written
 
 
 class BenchCall:
@@ -667,15 +675,15 @@ class BenchCall:
             probe.on_packet_sent(payload)
 
         assert self.session is not None
-        hook = self.session.on_output_tick
         self.output = CallOutput(
             self.queue,
-            _then(observed_send, hook),
-            send_event=_then(stream.send_event, hook),
-            send_comfort_noise=_then(stream.send_comfort_noise, hook),
-            advance=_then(stream.advance, hook),
+            observed_send,
+            send_event=stream.send_event,
+            send_comfort_noise=stream.send_comfort_noise,
+            advance=stream.advance,
         )
-        self.output.start(self.clock)
+        # As gateway/app.py `_start_output`: one clock callback per call (the stream's).
+        self.output.ride(stream, after=self.session.on_output_tick)
         if not self.answered.done():
             self.answered.set_result(None)
 
@@ -777,6 +785,7 @@ async def run_gateway(
     warmup: float,
     server_opts: ServerOptions,
     rtp_range: tuple[int, int],
+    gc_mode: str = "on",
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     _stamp_frames()
@@ -838,6 +847,11 @@ async def run_gateway(
         await callers.stdin.drain()
         await _read_line(callers, 30)
         server.send_signal(signal.SIGUSR1)
+        if gc_mode == "freeze":
+            # What a gateway could do once started: move everything allocated so far (modules,
+            # calls set up) out of the collector's reach, so collections only scan new objects.
+            gc.collect()
+            gc.freeze()
         await asyncio.sleep(warmup)
         appended0 = sum(c.session.stats.audio_appended_bytes for c in bench_calls if c.session)
         load0 = os.getloadavg()
@@ -912,10 +926,12 @@ async def run_gateway(
 
 
 async def run_send_cost(frames: int = 20000) -> dict[str, float]:
-    """CPU per append frame: one `ws.send` per frame vs 4 frames coalesced into one write."""
+    """CPU per append frame: one `ws.send` per frame, 4 frames coalesced into one write, and
+    the product's fast path (our framing + one `transport.write` per frame)."""
     from websockets.asyncio.client import connect
 
     from gateway.realtime import protocol
+    from gateway.realtime.client import _mask_keys, masked_text_frame
 
     server = await asyncio.create_subprocess_exec(
         *_helper("server", "--lifetime", "120"),
@@ -941,6 +957,15 @@ async def run_send_cost(frames: int = 20000) -> dict[str, float]:
             ws.send_data()
             await asyncio.sleep(0)
         four = (time.process_time() - cpu0) / (frames // 4 * 4)
+        # The product's fast path (RealtimeClient._write_now): frame + mask here, one
+        # transport.write per frame, no task wakeup, no drain; yield as often as above.
+        transport = ws.transport
+        cpu0 = time.process_time()
+        for _ in range(frames // 4):
+            for _ in range(4):
+                transport.write(masked_text_frame(frame, _mask_keys.next()))
+            await asyncio.sleep(0)
+        direct = (time.process_time() - cpu0) / (frames // 4 * 4)
         cpu0 = time.process_time()
         for _ in range(frames):
             protocol.input_audio_append(bytes(160))
@@ -951,6 +976,7 @@ async def run_send_cost(frames: int = 20000) -> dict[str, float]:
     return {
         "one_send_per_frame_us": round(one * 1e6, 2),
         "four_frames_per_write_us": round(four * 1e6, 2),
+        "fast_path_write_per_frame_us": round(direct * 1e6, 2),
         "encode_only_us": round(encode * 1e6, 2),
     }
 
@@ -997,6 +1023,9 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true", help="print raw JSON per N as well")
     parser.add_argument(
+        "--gc", choices=["on", "freeze"], default="on", help="freeze: gc.freeze() after set-up"
+    )
+    parser.add_argument(
         "--send-cost", action="store_true", help="only measure the CPU per WebSocket append"
     )
     parser.add_argument("--role", choices=["server", "callers"], help=argparse.SUPPRESS)
@@ -1031,7 +1060,12 @@ def main() -> None:
         result = _run(
             args.loop,
             run_gateway(
-                args.calls[0], args.seconds, args.warmup, server_opts, tuple(args.rtp_ports)
+                args.calls[0],
+                args.seconds,
+                args.warmup,
+                server_opts,
+                tuple(args.rtp_ports),
+                args.gc,
             ),
         )
         print(json.dumps(result))
@@ -1039,14 +1073,14 @@ def main() -> None:
 
     print(
         f"loop={args.loop} seconds={args.seconds} warmup={args.warmup} period={args.period} "
-        f"barge_after={args.barge_after} gateway_cpu={args.cpu if pin else 'any'} "
+        f"barge_after={args.barge_after} gateway_cpu={args.cpu if pin else 'any'} gc={args.gc} "
         f"cpus={os.cpu_count()}"
     )
     results = []
     for n in args.calls:
         cmd = [sys.executable, __file__, "--one", "--calls", str(n), "--seconds", str(args.seconds)]
         cmd += ["--warmup", str(args.warmup), "--loop", args.loop, "--period", str(args.period)]
-        cmd += ["--cpu", str(args.cpu)]
+        cmd += ["--cpu", str(args.cpu), "--gc", args.gc]
         cmd += ["--barge-after", str(args.barge_after), "--rtp-ports", *map(str, args.rtp_ports)]
         proc = subprocess.run(
             cmd,

@@ -126,7 +126,6 @@ class CallSession:
         self.history: list[Turn] = []
         self.transitions: list[tuple[float, str]] = [(time.time(), self.ctx.state.value)]
         self._client: RealtimeClient | None = None
-        self._reader: asyncio.Task[None] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: set[asyncio.Task[Any]] = set()  # Realtime clients being closed
         self._reconnecting = False
@@ -400,7 +399,9 @@ class CallSession:
 
     def _attach(self, client: RealtimeClient) -> None:
         self._client = client
-        self._reader = self._spawn(self._read_events(client))
+        # Events are handled in the client's own reader task (no second task hop per event:
+        # delta -> playout and speech_started -> flush are latency paths, docs/benchmarks.md).
+        client.set_event_sink(lambda event: self._on_client_event(client, event))
 
     async def _open_session(self) -> None:
         started = time.monotonic()
@@ -464,10 +465,8 @@ class CallSession:
             return True
         for event in self._replay_events():
             client.send(event)
-        old, old_reader = self._client, self._reader
-        self._attach(client)
-        if old_reader is not None:
-            old_reader.cancel()
+        old = self._client
+        self._attach(client)  # from here on the old client's events are ignored
         if old is not None:
             await old.close()
         return True
@@ -510,13 +509,12 @@ class CallSession:
             # The old session still works until its cap; the expiry error then reconnects.
             log_event(log, "realtime.rollover_failed", level=logging.WARNING, call_id=self.call_id)
 
-    async def _read_events(self, client: RealtimeClient) -> None:
-        async for event in client.events():
-            if self._client is not client:
-                return  # replaced by a newer session: its events are not ours anymore
-            translated = self._translate(event)
-            if translated is not None:
-                self.dispatch(translated)
+    def _on_client_event(self, client: RealtimeClient, event: Any) -> None:
+        if self._client is not client:
+            return  # replaced by a newer session: its events are not ours anymore
+        translated = self._translate(event)
+        if translated is not None:
+            self.dispatch(translated)
 
     def _translate(self, event: Any) -> m.Event | None:
         match event:

@@ -121,6 +121,8 @@ class PlayoutQueue:
             raise ValueError(f"cn_level must be 0..127 (-dBov), got {self.cn_level}")
         self._silence_byte = silence_byte(self.codec)
         self._silence_frame = bytes([self._silence_byte]) * FRAME_BYTES
+        # Idle ticks of every call hand out this one immutable frame (no allocation per tick).
+        self._silence_playout = PlayoutFrame(self._silence_frame, False, None, FrameKind.SILENCE)
         self._cn_payload = bytes([self.cn_level])
         self._chunks: deque[_Chunk] = deque()
         self._queued = 0
@@ -243,7 +245,7 @@ class PlayoutQueue:
         self._in_talkspurt = False
         if self.idle_policy is IdlePolicy.SILENCE:
             self.stats.idle_frames += 1
-            return PlayoutFrame(self._silence_frame, False, None, FrameKind.SILENCE)
+            return self._silence_playout
         if self.idle_policy is IdlePolicy.COMFORT_NOISE:
             # CN right at the end of a talkspurt, then every cn_refresh_frames ticks.
             send = was_talking or self._idle_ticks % self.cn_refresh_frames == 0

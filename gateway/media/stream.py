@@ -182,6 +182,7 @@ class RtpStream:
         self.local_port: int | None = None
         self._next_rtcp = 0.0
         self._registration: ClockRegistration | None = None
+        self.output_tick: Callable[[int, float], None] | None = None  # see CallOutput.ride
         self._callback_error_logged = False
         self._closed = False
 
@@ -458,6 +459,10 @@ class RtpStream:
     def _on_clock(self, frame_index: int, deadline: float) -> None:
         loop = self._loop
         self.tick(loop.time() if loop is not None else deadline)
+        output_tick = self.output_tick
+        if output_tick is not None and not self._closed:
+            # The call's outbound tick (CallOutput.ride): same clock callback, after release.
+            output_tick(frame_index, deadline)
 
     def tick(self, now: float) -> None:
         """The periodic work: release audio, DTMF end timeouts, inactivity, RTCP."""

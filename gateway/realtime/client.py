@@ -6,6 +6,16 @@ control events keep their order relative to audio (session.update before the fir
 function_call_output before response.create). When the queue is full only audio appends are
 dropped (and counted); control events are never dropped.
 
+Fast path (per-call CPU, docs/benchmarks.md): when nothing is queued and the TCP write buffer is
+below its high-water mark, a frame is framed here and written to the connection's transport
+synchronously, by the caller (the 20 ms clock tick that released the audio). That is what
+`ws.send` ends up doing too, minus a writer-task wakeup, an async context manager, a `drain()`
+and one `getrandom()` syscall per frame for the mask. Order is kept: the fast path is only taken
+when the queue is empty and the writer holds no frame; otherwise the frame queues and the writer
+task sends it with `ws.send` (flow control: it waits for `drain()`). Only unfragmented text
+frames on an OPEN connection without extensions go this way (compression is off, and websockets'
+sans-I/O protocol keeps no per-frame state for outgoing data frames besides fragmentation).
+
 Reconnect/replay policy is not here: the call session decides. It gets `ConnectionLost` from
 `events()` and can build a fresh `RealtimeClient` from the same `Endpoint` and `SessionConfig`.
 """
@@ -14,22 +24,77 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
+import struct
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.protocol import State
+
+try:  # the C helper websockets itself uses to mask frames; its pure-Python twin otherwise
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover (websockets built without its C extension)
+    from websockets.utils import apply_mask
 
 from gateway.realtime import events as ev
 from gateway.realtime import protocol
 
 __all__ = ["ClientStats", "Endpoint", "RealtimeClient", "RealtimeError", "open_session"]
 
+log = logging.getLogger(__name__)
+
 MAX_FRAME = 16 * 1024 * 1024  # conversation.item.retrieved carries whole audio items
 DEFAULT_QUEUE_FRAMES = 250  # 5 s of 20 ms appends
+DEFAULT_WRITE_HIGH = 32 * 1024  # websockets' default write_limit, when the transport cannot tell
+
+
+_MASK_POOL_BYTES = 4096
+_HEAD16 = struct.Struct("!BBH")
+_HEAD64 = struct.Struct("!BBQ")
+
+
+class _MaskKeys:
+    """Client masking keys (RFC 6455 5.3: unpredictable, from a strong entropy source).
+
+    websockets draws each key with `secrets.token_bytes(4)`, one getrandom() syscall per frame
+    (6 % of the gateway's CPU at 100 calls, docs/benchmarks.md). The same source (os.urandom)
+    read 4 KiB at a time gives 1024 keys per syscall, each used once."""
+
+    __slots__ = ("_pool", "_pos")
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._pos = 0
+
+    def next(self) -> bytes:
+        pos = self._pos
+        if pos >= len(self._pool):
+            self._pool = os.urandom(_MASK_POOL_BYTES)
+            pos = 0
+        self._pos = pos + 4
+        return self._pool[pos : pos + 4]
+
+
+_mask_keys = _MaskKeys()
+
+
+def masked_text_frame(payload: bytes, mask: bytes) -> bytes:
+    """One client-to-server text frame, FIN set, no extension (RFC 6455 5.2): the bytes
+    websockets' `Frame(TEXT, payload).serialize(mask=True)` produces with that mask."""
+    length = len(payload)
+    if length < 126:
+        head = bytes((0x81, 0x80 | length))
+    elif length < 65536:
+        head = _HEAD16.pack(0x81, 0x80 | 126, length)
+    else:
+        head = _HEAD64.pack(0x81, 0x80 | 127, length)
+    return b"".join((head, mask, apply_mask(payload, mask)))
 
 
 class RealtimeError(Exception):
@@ -80,6 +145,7 @@ class Endpoint:
 @dataclass(slots=True)
 class ClientStats:
     frames_sent: int = 0
+    frames_written_sync: int = 0  # of frames_sent: framed and written at once, not via ws.send
     audio_bytes_queued: int = 0
     appends_dropped: int = 0
     audio_bytes_dropped: int = 0
@@ -101,7 +167,11 @@ class RealtimeClient:
         ping_interval: float | None = 20.0,
         ping_timeout: float | None = 20.0,
         open_timeout: float = 10.0,
+        write_through: bool = True,
     ) -> None:
+        """`write_through=False` sends every frame through the writer task and `ws.send`
+        (no fast path): the plain documented API, should a websockets release change the
+        connection attributes the fast path uses; also lets tests fill the queue."""
         self.endpoint = endpoint
         self.stats = ClientStats()
         self.parser = protocol.ServerEventParser()
@@ -116,11 +186,15 @@ class RealtimeClient:
         self._outbound: deque[bytes] = deque()
         self._outbound_ready = asyncio.Event()
         self._inbound: asyncio.Queue[Any] = asyncio.Queue()
+        self._sink: Callable[[Any], None] | None = None  # see set_event_sink
         self._waiters: list[tuple[Any, asyncio.Future[Any]]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._lost: ev.ConnectionLost | None = None
         self._closing = False
         self._event_seq = 0
+        self._writer_busy = False  # the writer holds a popped frame (awaiting ws.send)
+        self._write_through = write_through
+        self._write_high = DEFAULT_WRITE_HIGH
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -161,6 +235,15 @@ class RealtimeClient:
             await self._ws.close()
             raise RealtimeError(f"expected session.created first, got {event!r}")
         self.session = event
+        try:
+            # The same bound `drain()` applies in ws.send: above it, frames wait in the queue.
+            self._write_high = int(self._ws.transport.get_write_buffer_limits()[1])
+            if self._ws.protocol.extensions or not isinstance(
+                self._ws.protocol.expect_continuation_frame, bool
+            ):
+                self._write_through = False  # frames need an extension's encoding: ws.send
+        except (AttributeError, NotImplementedError, TypeError, ValueError, IndexError):
+            self._write_through = False  # not the connection we know: plain ws.send only
         self._tasks = [
             asyncio.create_task(self._reader(), name="realtime-reader"),
             asyncio.create_task(self._writer(), name="realtime-writer"),
@@ -201,10 +284,40 @@ class RealtimeClient:
         return True
 
     def _enqueue(self, frame: bytes) -> None:
-        if self._ws is None or self._lost is not None or self._closing:
+        ws = self._ws
+        if ws is None or self._lost is not None or self._closing:
             raise RealtimeError("realtime session is not connected")
+        if (
+            self._write_through
+            and not self._outbound
+            and not self._writer_busy
+            and self._write_now(ws, frame)
+        ):
+            return
         self._outbound.append(frame)
         self._outbound_ready.set()
+
+    def _write_now(self, ws: ClientConnection, frame: bytes) -> bool:
+        """Frame and write `frame` now if the socket takes it without waiting; False otherwise
+        (the frame must then be queued or go through ws.send)."""
+        transport = ws.transport
+        proto = ws.protocol
+        if (
+            proto.state is not State.OPEN
+            or proto.expect_continuation_frame
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > self._write_high
+        ):
+            return False
+        try:
+            transport.write(masked_text_frame(frame, _mask_keys.next()))
+        except Exception as exc:  # a transport that refuses a write: the link is unusable
+            self._mark_lost(ev.ConnectionLost(f"realtime write failed: {exc!r}", None))
+            transport.abort()
+            return True
+        self.stats.frames_sent += 1
+        self.stats.frames_written_sync += 1
+        return True
 
     def next_event_id(self, prefix: str = "gw") -> str:
         self._event_seq += 1
@@ -256,6 +369,30 @@ class RealtimeClient:
 
     # -- inbound -----------------------------------------------------------------------------
 
+    def set_event_sink(self, sink: Callable[[Any], None]) -> None:
+        """Deliver every server event by calling `sink(event)` from the reader task, in order,
+        instead of through `events()` / `next_event()` (which then see nothing more).
+
+        Why: one task hop less per event (the consumer's own reader task), which is what the
+        delta -> playout and speech_started -> flush paths wait for on a busy loop
+        (docs/benchmarks.md). Events already received are handed over first, synchronously.
+        `ConnectionLost` comes last, from a fresh loop callback (never from inside a send, so a
+        consumer's handler is not re-entered). Exceptions raised by `sink` are logged and
+        swallowed: a consumer bug must not take the connection down."""
+        while not self._inbound.empty():
+            item = self._inbound.get_nowait()
+            if item is _CLOSE_SENTINEL:
+                self._inbound.put_nowait(item)
+                break
+            self._deliver(sink, item)
+        self._sink = sink
+
+    def _deliver(self, sink: Callable[[Any], None], event: Any) -> None:
+        try:
+            sink(event)
+        except Exception:
+            log.exception("realtime event handler failed on %s", type(event).__name__)
+
     async def events(self) -> AsyncIterator[ev.ServerEvent | ev.ConnectionLost]:
         """Every server event in order; ends after `ConnectionLost` or after `close()`."""
         while True:
@@ -306,7 +443,11 @@ class RealtimeClient:
                 self.stats.events_received += 1
                 if self._waiters:
                     self._resolve_waiters(event)
-                self._inbound.put_nowait(event)
+                sink = self._sink
+                if sink is not None:
+                    self._deliver(sink, event)
+                else:
+                    self._inbound.put_nowait(event)
         except ConnectionClosed as exc:
             self._connection_lost(exc)
         except Exception as exc:  # a bug here must not leave events() waiting forever
@@ -340,7 +481,12 @@ class RealtimeClient:
         self._fail_waiters(RealtimeError(f"connection lost: {reason}"))
         self._outbound.clear()
         self._outbound_ready.set()
-        self._inbound.put_nowait(self._lost)
+        sink = self._sink
+        if sink is not None:
+            # _mark_lost may run inside a send (a failed write): deliver from a fresh callback.
+            asyncio.get_running_loop().call_soon(self._deliver, sink, lost)
+        else:
+            self._inbound.put_nowait(lost)
 
     async def _writer(self) -> None:
         assert self._ws is not None
@@ -349,9 +495,20 @@ class RealtimeClient:
             while True:
                 await self._outbound_ready.wait()
                 self._outbound_ready.clear()
-                while self._outbound:
-                    frame = self._outbound.popleft()
-                    await ws.send(frame, text=True)
+                outbound = self._outbound
+                while outbound:
+                    frame = outbound.popleft()
+                    # Everything queued goes out in this wakeup: synchronously while the
+                    # socket takes it, else through ws.send, which waits for drain().
+                    if self._write_through and self._write_now(ws, frame):
+                        if self._lost is not None:
+                            return
+                        continue
+                    self._writer_busy = True
+                    try:
+                        await ws.send(frame, text=True)
+                    finally:
+                        self._writer_busy = False
                     self.stats.frames_sent += 1
                 if self._lost is not None:
                     return

@@ -410,7 +410,9 @@ async def test_manual_commit_needs_100_ms(sim, client_factory):
 
 
 async def test_full_send_queue_drops_audio_only(sim, client_factory):
-    client = await client_factory(sim, send_queue_frames=4)
+    # write_through=False: every frame waits for the writer task, as when the socket is backed
+    # up (with the fast path a drained socket takes all 10 at once and nothing queues).
+    client = await client_factory(sim, send_queue_frames=4, write_through=False)
     await client.configure(p.SessionConfig(turn_detection=None), timeout=T)
     results = [client.append_audio(silence(20)) for _ in range(10)]  # no await: writer cannot drain
     client.send(p.input_audio_clear())  # control events are queued even when full
