@@ -251,6 +251,7 @@ class Gateway:
         )
         if self.realtime_mode:
             await self._start_realtime()
+        self.transport.on_trace = self._count_sip_message
         await self.ua.start()
         self._media_ip = await self._resolve_media_ip()
         self.clock = shared_clock(self._loop)
@@ -302,6 +303,13 @@ class Gateway:
             )
             return
         self.control = server
+
+    def _count_sip_message(self, direction: str, data: bytes) -> None:
+        method, status = _sip_first_line(data)
+        if method is not None:
+            self.prometheus.sip_request(direction, method)
+        elif status is not None:
+            self.prometheus.sip_response(direction, status)
 
     async def _start_realtime(self) -> None:
         """Resolve the Realtime endpoint; start the built-in simulator when it is to serve."""
@@ -1209,25 +1217,20 @@ class Gateway:
         if media.output is not None or media.queue is None:
             return
         stream = media.stream
-        send_frame, send_event = stream.send_frame, stream.send_event
-        send_cn, advance = stream.send_comfort_noise, stream.advance
-        hook = media.after_tick
+        send_frame = stream.send_frame
         if media.recorder is not None:
             send_frame = self._recording_sender(media, send_frame)
-        if hook is not None:
-            # CallOutput calls exactly one of these per 20 ms tick: the session hears every
-            # tick right after the frame went out (drained playout, hold-gap filling).
-            send_frame, send_event = _then(send_frame, hook), _then(send_event, hook)
-            send_cn, advance = _then(send_cn, hook), _then(advance, hook)
         media.output = CallOutput(
             media.queue,
             send_frame,
-            send_event=send_event,
-            send_comfort_noise=send_cn,
-            advance=advance,
+            send_event=stream.send_event,
+            send_comfort_noise=stream.send_comfort_noise,
+            advance=stream.advance,
         )
-        assert self.clock is not None
-        media.output.start(self.clock)
+        # One clock callback per call per 20 ms: the stream's (already running for inbound
+        # release) runs this output's tick, then the session's hook, which hears every tick
+        # right after the frame went out (drained playout, hold-gap filling).
+        media.output.ride(stream, after=media.after_tick)
 
     def _recording_sender(self, media: CallMedia, send_frame: Any) -> Any:
         """Wrap the outbound frame sender: every frame we send also goes to the right channel,
@@ -1436,12 +1439,15 @@ class GatewayControl:
         return True
 
 
-def _then(first: Any, then: Any) -> Any:
-    def both(*args: Any) -> None:
-        first(*args)
-        then()
-
-    return both
+def _sip_first_line(data: bytes) -> tuple[str | None, int | None]:
+    """(method, None) for a request, (None, status) for a response, from the first line only:
+    cheap enough for every message, and the metrics need nothing more."""
+    head = data[:64].lstrip(b"\r\n")
+    if head.startswith(b"SIP/2.0 "):
+        code = head[8:11]
+        return None, int(code) if code.isdigit() else None
+    space = head.find(b" ")
+    return (head[:space].decode("ascii", "replace") if space > 0 else None), None
 
 
 def _session_summary(session: CallSession) -> dict[str, Any]:

@@ -180,6 +180,9 @@ class Transport:
         # Called with (dest, exception) when an outbound TCP connect or write fails, so the UA can
         # fail the transaction at once instead of waiting for Timer B/F (RFC 3261 17.1.4).
         self.on_send_error: Callable[[TransportAddr, Exception], None] | None = None
+        # Observer of every SIP message in ("in") and out ("out"), e.g. for metrics: called
+        # once per message with its bytes (keepalive CRLFs excluded), never allowed to raise.
+        self.on_trace: Callable[[str, bytes], None] | None = None
         self.max_message_size = max_message_size
         self.max_connections = max_connections
         self.idle_timeout = idle_timeout
@@ -272,6 +275,8 @@ class Transport:
         """Send one message. TCP reuses `dest.conn` or an open stream to dest, else connects.
 
         Never raises for network errors: they are counted and reported to `on_send_error`."""
+        if self.on_trace is not None:
+            self._trace("out", data)
         if isinstance(dest, TransportAddr):
             proto = transport or dest.proto
             host, port, conn = _norm_host(dest.host), dest.port, dest.conn
@@ -373,8 +378,16 @@ class Transport:
         return len(stale)
 
     # -- inbound -----------------------------------------------------------------------------
+    def _trace(self, direction: str, data: bytes) -> None:
+        try:
+            self.on_trace(direction, data)  # type: ignore[misc]
+        except Exception:
+            log.exception("sip trace observer failed", extra={"event": "sip.trace_error"})
+
     def _deliver(self, data: bytes, source: TransportAddr) -> None:
         self.counters.received += 1
+        if self.on_trace is not None:
+            self._trace("in", data)
         handler = self.on_message
         if handler is None:
             self.counters.dropped += 1

@@ -326,6 +326,10 @@ async def test_call_moves_metrics_and_writes_record_and_recording(
     assert sample(text, "srg_response_latency_seconds_count") >= 1
     assert sample(text, "srg_pacer_lateness_seconds_count") > 0
     assert sample(text, "srg_realtime_tokens_total", kind="output_audio") > 0
+    assert sample(text, "srg_sip_requests_total", direction="in", method="INVITE") == 1
+    assert sample(text, "srg_sip_requests_total", direction="in", method="BYE") == 1
+    assert sample(text, "srg_sip_responses_total", direction="out", status_class="2xx") >= 2
+    assert sample(text, "srg_sip_responses_total", direction="out", status_class="1xx") >= 1
 
     # The call record.
     files = list(product.records.glob("*.json"))
