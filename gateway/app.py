@@ -55,7 +55,13 @@ from gateway.call.settings import (
     session_config_for,
     use_simulator,
 )
-from gateway.config import ConfigError, GatewayConfig, RegistrationConfig, registration_name
+from gateway.config import (
+    ConfigError,
+    GatewayConfig,
+    RegistrationConfig,
+    is_ip_address,
+    registration_name,
+)
 from gateway.media import g711
 from gateway.media.dtmf import InbandDtmfDetector
 from gateway.media.jitter import Frame, JitterBuffer
@@ -585,7 +591,7 @@ class Gateway:
         resolved once at start."""
         advertised = self.config.sip.advertised_host
         if advertised:
-            if _is_ip(advertised):
+            if is_ip_address(advertised):
                 return advertised.strip("[]")
             assert self._loop is not None
             try:
@@ -1474,11 +1480,3 @@ def _offered_codecs(offer: SessionDescription) -> list[str]:
             mapped = media.codec(fmt)
             names.append(f"{mapped.encoding}/{mapped.clock_rate}" if mapped else fmt)
     return names
-
-
-def _is_ip(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value.strip("[]"))
-    except ValueError:
-        return False
-    return True

@@ -576,7 +576,7 @@ def validate(config: GatewayConfig) -> None:
     _check_ip("sip.host", sip.host)
     _check_port("sip.port", sip.port)
     if sip.advertised_host and not (
-        _HOSTNAME.match(sip.advertised_host) or _is_ip(sip.advertised_host)
+        _HOSTNAME.match(sip.advertised_host) or is_ip_address(sip.advertised_host)
     ):
         raise ConfigError(
             f"sip.advertised_host: {sip.advertised_host!r} is not an IP address or host name"
@@ -836,7 +836,8 @@ def _parses_as_uri(value: str) -> bool:
     return True
 
 
-def _is_ip(value: str) -> bool:
+def is_ip_address(value: str) -> bool:
+    """An IPv4/IPv6 literal (brackets allowed), not a host name."""
     try:
         ipaddress.ip_address(value.strip("[]"))
     except ValueError:
