@@ -119,8 +119,12 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # asyncio's own debug chatter is not part of the contract.
+    # asyncio's own debug chatter is not part of the contract, nor are websockets' lines per
+    # connection (the built-in simulator logs every session open/close at INFO); their
+    # warnings and errors still come through. At DEBUG everything is let through.
+    quiet = logging.WARNING if root.level > logging.DEBUG else logging.DEBUG
     logging.getLogger("asyncio").setLevel(logging.WARNING)
+    logging.getLogger("websockets").setLevel(quiet)
 
 
 def log_event(
