@@ -13,8 +13,10 @@ straight to `input_audio_buffer.append` (`on_audio`), and the machine's `Enqueue
 put model audio into the playout queue that the shared media clock drains.
 
 Audio time must keep running for the server's VAD and idle timers even when no RTP arrives (the
-caller put us on hold, or the network dropped out): after `HOLD_FILL_TICKS` ticks with no inbound
-audio the session appends a silence frame per tick until audio comes back.
+caller put us on hold, or the network dropped out): when the audio handed on trails real time by
+more than `HOLD_FILL_AFTER_S` (longer than any jitter-buffer delay), silence makes up the
+difference on each tick; concealed frames the jitter buffer later produces for the same stretch
+are dropped, so no time reaches the model twice.
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ from gateway.realtime.client import Endpoint, RealtimeClient, RealtimeError
 log = logging.getLogger("gateway.call")
 
 FRAME_BYTES = 160
-HOLD_FILL_TICKS = 10  # 200 ms without inbound audio: beyond any jitter-buffer delay we use
+# Audio time may trail real time by the jitter buffer's delay (at most 200 ms); when it trails by
+# more than this, the caller's RTP has stopped (hold, outage) and silence keeps it running.
+HOLD_FILL_AFTER_S = 0.25
+SAMPLE_RATE = 8000
 RECONNECT_ATTEMPTS = 3
 RECONNECT_BACKOFF_S = (0.2, 1.0, 3.0)
 REPLAY_MAX_ITEMS = 40  # conversation items replayed into a new session (most recent)
@@ -73,6 +78,7 @@ class Turn:
 class SessionStats:
     audio_appended_bytes: int = 0
     silence_filled_bytes: int = 0
+    fill_overlap_dropped_bytes: int = 0
     barge_ins: int = 0
     truncates: int = 0
     deletes: int = 0
@@ -131,7 +137,8 @@ class CallSession:
         self._reconnecting = False
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._playout_nonempty = False
-        self._ticks_without_audio = 0
+        self._audio_t0: float | None = None  # loop time at which the call's audio time began
+        self._audio_samples = 0  # caller audio handed to the Realtime buffer (incl. fill)
         self._silence = bytes([queue._silence_byte]) * FRAME_BYTES
         self._closed = False
         self._ended_reported = False
@@ -164,19 +171,48 @@ class CallSession:
         """Inbound caller audio (concealed frames included), straight to the Realtime buffer."""
         if not frames:
             return
-        self._ticks_without_audio = 0
-        payload = frames[0].payload if len(frames) == 1 else b"".join(f.payload for f in frames)
+        if self._audio_t0 is None:
+            self._audio_t0 = asyncio.get_running_loop().time()
+        if len(frames) == 1 and not frames[0].concealed:
+            payload = frames[0].payload
+        else:
+            payload = self._without_covered_gaps(frames)
+        self._audio_samples += len(payload)
         self._append(payload)
+
+    def _without_covered_gaps(self, frames: list[Frame]) -> bytes:
+        """Drop concealed frames for time that hold-filling already covered: after an outage
+        shorter than a second the jitter buffer fills the gap itself once RTP resumes, and the
+        same stretch of time must not reach the model twice."""
+        assert self._audio_t0 is not None
+        elapsed = (asyncio.get_running_loop().time() - self._audio_t0) * SAMPLE_RATE
+        surplus = self._audio_samples - elapsed  # audio time ahead of real time
+        parts = []
+        for frame in frames:
+            if frame.concealed and surplus >= 0:
+                self.stats.fill_overlap_dropped_bytes += len(frame.payload)
+                continue
+            surplus += len(frame.payload)
+            parts.append(frame.payload)
+        return b"".join(parts)
 
     def on_output_tick(self) -> None:
         """Called after every outbound 20 ms tick: detects drained playout, fills hold gaps."""
         if self._playout_nonempty and self.queue.queued_bytes == 0:
             self._playout_nonempty = False
             self.dispatch(m.PlayoutDrained())
-        self._ticks_without_audio += 1
-        if self._ticks_without_audio > HOLD_FILL_TICKS:
-            self.stats.silence_filled_bytes += FRAME_BYTES
-            self._append(self._silence)
+        now = asyncio.get_running_loop().time()
+        if self._audio_t0 is None:
+            self._audio_t0 = now  # audio time starts with our stream, RTP or not
+            return
+        behind = (now - self._audio_t0 - HOLD_FILL_AFTER_S) * SAMPLE_RATE - self._audio_samples
+        if behind >= FRAME_BYTES:
+            # Keep audio time running (server VAD and idle timeouts count audio, not wall
+            # time), catching up what the caller's silence left out, not just one frame.
+            frames = min(int(behind // FRAME_BYTES), 50)
+            self.stats.silence_filled_bytes += frames * FRAME_BYTES
+            self._audio_samples += frames * FRAME_BYTES
+            self._append(self._silence * frames)
 
     def say(self, text: str, role: str = "system", respond: bool = True) -> None:
         """Inject a message (control API `POST /calls/{id}/say`): a text item, then a response

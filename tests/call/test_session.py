@@ -220,3 +220,30 @@ async def test_websocket_drop_reconnects_and_the_next_turn_works(
     speak(session, silence(200) + speech_like(600) + silence(600))
     await until(lambda: queue.queued_bytes > 0)
     assert "hangup" not in control.names()
+
+
+async def test_hold_keeps_audio_time_running_without_counting_a_gap_twice(
+    sim: Simulator, make_session: Callable[..., Any]
+) -> None:
+    session, _, queue = await answered(sim, make_session)
+    speak(session, silence(100))  # RTP flows...
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while loop.time() - started < 0.8:  # ...then stops (hold): 0.8 s of ticks, no audio
+        tick(session, queue, 1)
+        await asyncio.sleep(0.02)
+    filled = session.stats.silence_filled_bytes
+    # Audio time trails real time by the fill threshold (0.3 s) plus at most a frame: the
+    # 100 ms spoken before the hold went in at once, so 0.8 - 0.3 - 0.1 s were filled.
+    assert filled >= (0.8 - 0.3 - 0.1 - 0.04) * 8000, filled
+    # RTP resumes and the jitter buffer releases concealment for the whole 0.8 s gap: what
+    # the fill already covered is dropped (no stretch of time reaches the model twice), real
+    # audio always goes through.
+    gap = [Frame(b"\xff" * 160, i * 160, concealed=True) for i in range(40)]
+    before = session._audio_samples
+    session.on_audio([*gap, Frame(b"\x00" * 160, 6400)])
+    dropped = session.stats.fill_overlap_dropped_bytes
+    assert dropped >= filled - 2 * 160, (dropped, filled)
+    assert session._audio_samples - before == 41 * 160 - dropped
+    simulated = await sim.wait_session()
+    await until(lambda: bool(simulated.client_events_of("input_audio_buffer.append")))
