@@ -48,6 +48,37 @@ def version() -> str:
         return "0.1.0+source"
 
 
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags that override configuration keys, shared by `run` and `check` (the doctor must
+    see the same configuration the gateway would run with)."""
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=os.environ.get("SRG_CONFIG"),
+        help="TOML configuration file (default: $SRG_CONFIG, else built-in defaults)",
+    )
+    parser.add_argument("--sip-host", metavar="ADDR", help="SIP bind address (sip.host)")
+    parser.add_argument(
+        "--sip-port", metavar="PORT", type=int, help="SIP port, UDP and TCP (sip.port)"
+    )
+    parser.add_argument(
+        "--advertised-host",
+        metavar="HOST",
+        help="address put in Via/Contact/SDP, e.g. the public IP behind NAT (sip.advertised_host)",
+    )
+    parser.add_argument(
+        "--rtp-ports",
+        metavar="MIN-MAX",
+        help="RTP port range, e.g. 10000-20000 (media.rtp_port_min/max)",
+    )
+    parser.add_argument(
+        "--max-calls", metavar="N", type=int, help="concurrent call limit (sip.max_calls)"
+    )
+    parser.add_argument(
+        "--realtime-url", metavar="URL", help="Realtime WebSocket URL (realtime.url)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -70,30 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="start the gateway (SIP listener, registrations, calls)",
         description="Start the gateway and serve calls until SIGTERM/SIGINT.",
     )
-    run.add_argument(
-        "--config",
-        metavar="PATH",
-        default=os.environ.get("SRG_CONFIG"),
-        help="TOML configuration file (default: $SRG_CONFIG, else built-in defaults)",
-    )
-    run.add_argument("--sip-host", metavar="ADDR", help="SIP bind address (sip.host)")
-    run.add_argument(
-        "--sip-port", metavar="PORT", type=int, help="SIP port, UDP and TCP (sip.port)"
-    )
-    run.add_argument(
-        "--advertised-host",
-        metavar="HOST",
-        help="address put in Via/Contact/SDP, e.g. the public IP behind NAT (sip.advertised_host)",
-    )
-    run.add_argument(
-        "--rtp-ports",
-        metavar="MIN-MAX",
-        help="RTP port range, e.g. 10000-20000 (media.rtp_port_min/max)",
-    )
-    run.add_argument(
-        "--max-calls", metavar="N", type=int, help="concurrent call limit (sip.max_calls)"
-    )
-    run.add_argument("--realtime-url", metavar="URL", help="Realtime WebSocket URL (realtime.url)")
+    add_config_arguments(run)
     run.add_argument(
         "--log-level",
         metavar="LEVEL",

@@ -669,22 +669,9 @@ def format_report(results: Sequence[CheckResult]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `check` options (cli.py adds a `check` subparser and calls this)."""
-    parser.add_argument(
-        "--config",
-        metavar="PATH",
-        default=os.environ.get("SRG_CONFIG"),
-        help="TOML configuration file (default: $SRG_CONFIG, else built-in defaults)",
-    )
-    parser.add_argument("--sip-host", metavar="ADDR", help="SIP bind address (sip.host)")
-    parser.add_argument("--sip-port", metavar="PORT", type=int, help="SIP port (sip.port)")
-    parser.add_argument(
-        "--advertised-host",
-        metavar="HOST",
-        help="address for Via/Contact/SDP (sip.advertised_host)",
-    )
-    parser.add_argument("--rtp-ports", metavar="MIN-MAX", help="RTP port range (media.*)")
-    parser.add_argument("--max-calls", metavar="N", type=int, help="sip.max_calls")
-    parser.add_argument("--realtime-url", metavar="URL", help="Realtime WebSocket URL")
+    from gateway.cli import add_config_arguments  # cli imports this module lazily too
+
+    add_config_arguments(parser)
     parser.add_argument(
         "--skip-realtime", action="store_true", help="do not open a Realtime session"
     )
