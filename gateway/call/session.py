@@ -130,6 +130,8 @@ class CallSession:
         self.ctx = m.CallContext(settings.policy)
         self.stats = SessionStats()
         self.history: list[Turn] = []
+        # Bot transcript deltas of items not yet done: replayed (marked) if the socket drops.
+        self._partial_transcripts: dict[str, list[str]] = {}
         self.transitions: list[tuple[float, str]] = [(time.time(), self.ctx.state.value)]
         self._client: RealtimeClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -586,8 +588,12 @@ class CallSession:
             case rte.ErrorEvent(code=code, message=message):
                 return m.RealtimeError(code or "", message)
             case rte.ConnectionLost(reason=reason):
+                self._keep_partial_transcripts()
                 return m.ConnectionLost(reason)
+            case rte.TranscriptDelta(item_id=item_id, delta=delta):
+                self._partial_transcripts.setdefault(item_id, []).append(delta)
             case rte.TranscriptDone(item_id=item_id, transcript=transcript):
+                self._partial_transcripts.pop(item_id, None)
                 self.history.append(Turn("assistant", transcript, item_id))
                 self._emit("transcript", speaker="bot", text=transcript)
                 log_event(
@@ -600,6 +606,15 @@ class CallSession:
                     log, "transcript.caller", call_id=self.call_id, item_id=item_id, text=transcript
                 )
         return None
+
+    def _keep_partial_transcripts(self) -> None:
+        """The session died mid-answer: what the bot had said so far goes into the history the
+        next session is given, marked, so the model knows where it was cut off."""
+        for item_id, parts in self._partial_transcripts.items():
+            text = "".join(parts).strip()
+            if text:
+                self.history.append(Turn("assistant", f"{text} [cut off]", item_id))
+        self._partial_transcripts.clear()
 
     def _add_usage(self, usage: rte.Usage) -> None:
         for name in ("input_tokens", "output_tokens", "total_tokens"):

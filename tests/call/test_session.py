@@ -247,3 +247,27 @@ async def test_hold_keeps_audio_time_running_without_counting_a_gap_twice(
     assert session._audio_samples - before == 41 * 160 - dropped
     simulated = await sim.wait_session()
     await until(lambda: bool(simulated.client_events_of("input_audio_buffer.append")))
+
+
+async def test_drop_mid_answer_replays_what_the_bot_had_said(
+    sim_factory: Callable[..., Any], make_session: Callable[..., Any]
+) -> None:
+    sim = await sim_factory(
+        reply_text="alpha bravo charlie delta echo foxtrot golf hotel india juliet",
+        delta_interval_s=0.05,  # a slow answer, so the socket can die in the middle of it
+    )
+    session, _, _ = await answered(sim, make_session)
+    speak(session, silence(200) + speech_like(600) + silence(600))
+    await until(lambda: bool(session._partial_transcripts))
+    first = await sim.wait_session()
+    sim.drop_session(first.id)
+    second = await sim.wait_session(2)
+    await until(lambda: session.stats.reconnects == 1)
+    replayed = [
+        e["item"]
+        for e in second.client_events_of("conversation.item.create")
+        if e["item"].get("role") == "assistant"
+    ]
+    assert replayed, second.client_events_of("conversation.item.create")
+    text = replayed[-1]["content"][0]["text"]
+    assert text.startswith("alpha") and text.endswith("[cut off]"), text
