@@ -33,7 +33,7 @@ from typing import Any, ClassVar, Protocol
 from gateway.call import machine as m
 from gateway.call.tools import HttpTool, call_http_tool, parse_arguments
 from gateway.media.jitter import Frame
-from gateway.media.playout import PlayoutQueue
+from gateway.media.playout import FRAME_BYTES, PlayoutQueue
 from gateway.observe.logs import log_event
 from gateway.realtime import events as rte
 from gateway.realtime import protocol
@@ -41,7 +41,6 @@ from gateway.realtime.client import Endpoint, RealtimeClient, RealtimeError
 
 log = logging.getLogger("gateway.call")
 
-FRAME_BYTES = 160
 # Audio time may trail real time by the jitter buffer's delay (at most 200 ms); when it trails by
 # more than this, the caller's RTP has stopped (hold, outage) and silence keeps it running.
 HOLD_FILL_AFTER_S = 0.25
@@ -141,7 +140,7 @@ class CallSession:
         self._playout_nonempty = False
         self._audio_t0: float | None = None  # loop time at which the call's audio time began
         self._audio_samples = 0  # caller audio handed to the Realtime buffer (incl. fill)
-        self._silence = bytes([queue._silence_byte]) * FRAME_BYTES
+        self._silence = queue.silence_frame
         self._closed = False
         self._ended_reported = False
         self._observe = observe
@@ -239,7 +238,7 @@ class CallSession:
         changed = config.input_format != self.settings.config.input_format
         self.settings.config = config
         self.queue = queue
-        self._silence = bytes([queue._silence_byte]) * FRAME_BYTES
+        self._silence = queue.silence_frame
         client = self._client
         if changed and client is not None and client.connected:
             self._spawn(self._reconfigure(client, config))

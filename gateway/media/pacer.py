@@ -324,7 +324,7 @@ class CallOutput:
         self.dtmf = dtmf_sender if dtmf_sender is not None else Rfc4733Sender()
         self._last_frame: int | None = None
         self._force_marker = False
-        self._silence = bytes([queue._silence_byte]) * FRAME_SAMPLES
+        self._silence = queue.silence_frame
         self.stats = CallOutputStats()
         self._registration: ClockRegistration | None = None
         self._host: TickHost | None = None

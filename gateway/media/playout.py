@@ -158,6 +158,11 @@ class PlayoutQueue:
     # -- queries -----------------------------------------------------------------------------
 
     @property
+    def silence_frame(self) -> bytes:
+        """One 20 ms frame of this codec's silence (0xFF u-law, 0xD5 a-law)."""
+        return self._silence_frame
+
+    @property
     def queued_bytes(self) -> int:
         return self._queued
 
