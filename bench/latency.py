@@ -72,8 +72,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson
-from websockets.asyncio.client import ClientConnection
-from websockets.frames import Opcode
 
 from gateway.call.session import CallSession, SessionSettings
 from gateway.call.settings import call_policy_for, session_config_for
@@ -167,7 +165,9 @@ class LiteRealtime(asyncio.Protocol):
         if self.transport is None or self.transport.is_closing():
             return
         self.events += 1
-        event["event_id"] = f"event_{self.conn_id}_{self.events}"
+        # The send time rides in event_id (perf_counter is CLOCK_MONOTONIC on Linux: one clock
+        # for every process), so the gateway side can time from the server's write too.
+        event["event_id"] = f"event_{self.conn_id}_{self.events}_{time.perf_counter_ns()}"
         self.transport.write(ws_frame(0x1, orjson.dumps(event)))
 
     def data_received(self, data: bytes) -> None:
@@ -392,7 +392,8 @@ async def run_callers(host: str, ports: list[int], lifetime_s: float) -> None:
         ) -> None:
             state["count"] += 1
             packet = RTP_HEADER.pack(0x80, 0, state["seq"], state["ts"], ssrc)
-            packet += state["count"].to_bytes(4, "big") + CALLER_BODY
+            packet += state["count"].to_bytes(4, "big")
+            packet += time.perf_counter_ns().to_bytes(8, "big") + CALLER_BODY[8:]
             with contextlib.suppress(BlockingIOError, InterruptedError):
                 sock.sendto(packet, addr)
             state["seq"] = (state["seq"] + 1) & 0xFFFF
@@ -423,6 +424,10 @@ class Samples:
     queued_to_packet: list[float] = field(default_factory=list)
     speech_to_last_bot: list[float] = field(default_factory=list)
     speech_to_flush: list[float] = field(default_factory=list)
+    sent_delta_to_queued: list[float] = field(default_factory=list)
+    sent_speech_to_last_bot: list[float] = field(default_factory=list)
+    rtp_socket_wait: list[float] = field(default_factory=list)
+    event_socket_wait: list[float] = field(default_factory=list)
     bot_packets_after_speech: list[int] = field(default_factory=list)
     not_flushed: int = 0  # barge-ins where the bot audio stopped without a flush
 
@@ -442,9 +447,11 @@ class CallProbe:
         self.rx: dict[int, float] = {}  # caller packet counter -> datagram received
         self.pending: tuple[list[float], float] | None = None  # set while on_audio runs
         self.marks: dict[int, tuple[list[float], float]] = {}  # id(append frame) -> rx, release
-        self.first_delta: dict[bytes, float] = {}  # response tag -> first delta received
+        self.first_delta: dict[bytes, tuple[float, float]] = {}  # tag -> delta read, sent
         self.queued: dict[bytes, float] = {}  # response tag -> first delta in the playout queue
         self.speech_at: float | None = None
+        self.speech_sent: float | None = None  # the server's write of that speech_started
+        self.last_bot_sent: float | None = None  # last bot packet after speech_sent
         self.flushed_at: float | None = None
         self.last_bot: float | None = None
         self.bot_after = 0
@@ -455,7 +462,11 @@ class CallProbe:
     # metric 1 -----------------------------------------------------------------------------
 
     def on_rtp(self, data: bytes) -> None:
-        self.rx[int.from_bytes(data[12:16], "big")] = perf()
+        now = perf()
+        self.rx[int.from_bytes(data[12:16], "big")] = now
+        if self.rec.measuring:
+            sent = int.from_bytes(data[16:24], "big") / 1e9
+            self.rec.samples.rtp_socket_wait.append(now - sent)
 
     def on_audio_released(self, frames: list[Frame]) -> None:
         now = perf()
@@ -485,18 +496,21 @@ class CallProbe:
 
     # metrics 2 and 3 ----------------------------------------------------------------------
 
-    def on_server_event(self, event: Any, received: float) -> None:
+    def on_server_event(self, event: Any, received: float, sent: float) -> None:
         kind = type(event)
         if kind is rte.AudioDelta:
             if event.audio[:1] == b"\xa5":
-                self.first_delta[event.audio[:4]] = received
+                self.first_delta[event.audio[:4]] = (received, sent)
         elif kind is rte.SpeechStarted and self.queue.queued_bytes > 0:
             # Bot audio still queued when the caller interrupts: a barge-in to time.
             self.speech_at = received
+            self.speech_sent = sent
             self.flushed_at = None
             late = [t for t in self.bot_sent if t > received]
             self.last_bot = late[-1] if late else None
             self.bot_after = len(late)
+            late_sent = [t for t in self.bot_sent if t > sent]
+            self.last_bot_sent = late_sent[-1] if late_sent else None
 
     def on_enqueue(self, audio: bytes) -> None:
         if audio[:1] == b"\xa5":
@@ -512,16 +526,19 @@ class CallProbe:
         if first != SILENCE:  # bot audio (the tail frame is padded with silence at its end)
             if first == BOT_TAG:
                 tag = payload[:4]
-                received = self.first_delta.pop(tag, None)
+                stamps = self.first_delta.pop(tag, None)
                 queued = self.queued.pop(tag, None)
-                if self.rec.measuring and received is not None and queued is not None:
+                if self.rec.measuring and stamps is not None and queued is not None:
+                    received, sent = stamps
                     s = self.rec.samples
                     s.delta_to_packet.append(now - received)
                     s.delta_to_queued.append(queued - received)
                     s.queued_to_packet.append(now - queued)
+                    s.sent_delta_to_queued.append(queued - sent)
             self.bot_sent.append(now)
             if self.speech_at is not None:
                 self.last_bot = now
+                self.last_bot_sent = now
                 self.bot_after += 1
         elif self.speech_at is not None:
             # First silence after speech_started: the bot has stopped (flushed, or, if the
@@ -530,6 +547,11 @@ class CallProbe:
                 s = self.rec.samples
                 last = self.last_bot
                 s.speech_to_last_bot.append(0.0 if last is None else last - self.speech_at)
+                last_sent, speech_sent = self.last_bot_sent, self.speech_sent
+                assert speech_sent is not None
+                s.sent_speech_to_last_bot.append(
+                    0.0 if last_sent is None else last_sent - speech_sent
+                )
                 s.bot_packets_after_speech.append(self.bot_after)
                 if self.flushed_at is None:
                     s.not_flushed += 1
@@ -538,19 +560,13 @@ class CallProbe:
             self.speech_at = None
 
 
-def _stamp_frames() -> None:
-    """Stamp each complete data frame as websockets parses it out of the socket read callback
-    (before the reader task gets it), on connections that opted in (`_bench_rx`)."""
-    original = ClientConnection.process_event
-    data_opcodes = (Opcode.TEXT, Opcode.BINARY, Opcode.CONT)
-
-    def process_event(self: ClientConnection, event: Any) -> None:
-        stamps = self.__dict__.get("_bench_rx")
-        if stamps is not None and getattr(event, "fin", False) and event.opcode in data_opcodes:
-            stamps.append(perf())
-        original(self, event)
-
-    ClientConnection.process_event = process_event  # type: ignore[method-assign]
+def _server_sent(message: bytes) -> float:
+    """The server's send time, from the end of its event_id ("event_<conn>_<n>_<ns>")."""
+    start = message.find(b'"event_id":"event_')
+    if start < 0:
+        return perf()
+    end = message.index(b'"', start + 18)
+    return int(message[message.rindex(b"_", start, end) + 1 : end]) / 1e9
 
 
 class BenchClient(RealtimeClient):
@@ -560,15 +576,14 @@ class BenchClient(RealtimeClient):
         super().__init__(endpoint)
         self._probe = probe
         self._received_at = 0.0
+        self._sent_at = 0.0
 
     async def connect(self, timeout: float = 10.0) -> rte.SessionCreated:  # noqa: ASYNC109
         created = await super().connect(timeout)
         ws = self._ws
         assert ws is not None
         probe = self._probe
-        stamps: deque[float] = deque()
-        ws._bench_rx = stamps  # type: ignore[attr-defined]
-        send, recv, parse = ws.send, ws.recv, self.parser.parse
+        send, parse = ws.send, self.parser.parse
         marks = probe.marks
 
         async def timed_send(message: Any, text: bool | None = None) -> None:
@@ -577,20 +592,22 @@ class BenchClient(RealtimeClient):
             if mark is not None:
                 probe.on_frame_written(mark)
 
-        async def timed_recv(decode: bool | None = None) -> Any:
-            message = await recv(decode=decode)
-            self._received_at = stamps.popleft() if stamps else perf()
-            return message
-
         def observed_parse(frame: bytes | str) -> Any:
             event = parse(frame)
-            probe.on_server_event(event, self._received_at)
+            probe.on_server_event(event, self._received_at, self._sent_at)
             return event
 
         ws.send = timed_send  # type: ignore[method-assign]
-        ws.recv = timed_recv  # type: ignore[method-assign]
         self.parser.parse = observed_parse  # type: ignore[method-assign]
         return created
+
+    def _on_message(self, data: bytes) -> None:
+        # The product reads each message in the socket's read callback: stamp it there.
+        self._received_at = now = perf()
+        self._sent_at = _server_sent(data)
+        if self._probe.rec.measuring:
+            self._probe.rec.samples.event_socket_wait.append(now - self._sent_at)
+        super()._on_message(data)
 
     def _enqueue(self, frame: bytes) -> None:
         # Mark before the product code runs: the frame may be written synchronously in there.
@@ -788,9 +805,10 @@ async def run_gateway(
     gc_mode: str = "on",
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
-    _stamp_frames()
     log_file = tempfile.NamedTemporaryFile("w+", prefix="latency-bench-", suffix=".log")
-    configure_logging("INFO", "json", log_file)  # the product's log path, to a file
+    configure_logging(
+        os.environ.get("BENCH_LOG", "INFO"), "json", log_file
+    )  # the product's log path, to a file
     lifetime = str(seconds + warmup + SETUP_BUDGET_S + 120)
     server = await asyncio.create_subprocess_exec(
         *_helper(
@@ -852,6 +870,8 @@ async def run_gateway(
             # calls set up) out of the collector's reach, so collections only scan new objects.
             gc.collect()
             gc.freeze()
+        if os.environ.get("BENCH_GC") == "off":
+            gc.disable()
         await asyncio.sleep(warmup)
         appended0 = sum(c.session.stats.audio_appended_bytes for c in bench_calls if c.session)
         load0 = os.getloadavg()
@@ -920,6 +940,10 @@ async def run_gateway(
         "queued_to_packet": summary(s.queued_to_packet),
         "speech_to_last_bot": summary(s.speech_to_last_bot),
         "speech_to_flush": summary(s.speech_to_flush),
+        "sent_delta_to_queued": summary(s.sent_delta_to_queued),
+        "sent_speech_to_last_bot": summary(s.sent_speech_to_last_bot),
+        "rtp_socket_wait": summary(s.rtp_socket_wait),
+        "event_socket_wait": summary(s.event_socket_wait),
         "bot_packets_after_speech_max": max(s.bot_packets_after_speech, default=0),
         "not_flushed": s.not_flushed,
     }
@@ -993,6 +1017,10 @@ ROWS = (
     ("queued_to_packet", "2b. of which wait for the 20 ms frame + send", "by design"),
     ("speech_to_last_bot", "3. speech_started received -> last bot RTP sent", "<= 20 ms"),
     ("speech_to_flush", "3a. speech_started received -> playout flushed", ""),
+    ("sent_delta_to_queued", "2a'. first delta written by the server -> in playout queue", ""),
+    ("sent_speech_to_last_bot", "3'. speech_started written by the server -> last bot RTP", ""),
+    ("rtp_socket_wait", "4a. RTP written by the caller -> read by the gateway", ""),
+    ("event_socket_wait", "4b. server event written -> read by the gateway", ""),
 )
 
 

@@ -1,8 +1,9 @@
 """One Realtime WebSocket session (GA): connect, configure, stream audio, receive typed events.
 
-Separate reader and writer tasks (a single task for both would let a large inbound frame block
-outbound audio, reference section 8.8). Outbound frames go through one ordered queue so that
-control events keep their order relative to audio (session.update before the first append,
+Reading and writing are apart (one task doing both would let a large inbound frame block
+outbound audio, reference section 8.8): server messages are handled by the socket's read
+callback, frames go out synchronously or through a writer task. Outbound frames go through one
+ordered queue so that control events keep their order relative to audio (session.update before the first append,
 function_call_output before response.create). When the queue is full only audio appends are
 dropped (and counted); control events are never dropped.
 
@@ -16,6 +17,14 @@ task sends it with `ws.send` (flow control: it waits for `drain()`). Only unfrag
 frames on an OPEN connection without extensions go this way (compression is off, and websockets'
 sans-I/O protocol keeps no per-frame state for outgoing data frames besides fragmentation).
 
+Inbound (same reason): a complete server message is parsed and handed on from the socket's read
+callback (`_CallbackConnection.process_event`), not queued for a reader task's `recv()`. That
+saves a task wakeup, a future and websockets' message assembler per event, and, more to the
+point, the wait for the reader task's turn on a busy loop, which was most of the delta ->
+playout and speech_started -> flush latency at 100 calls (docs/benchmarks.md). Reading never
+blocked writing, before or now: both run on the one event loop, and writes are synchronous or
+left to the writer task.
+
 Reconnect/replay policy is not here: the call session decides. It gets `ConnectionLost` from
 `events()` and can build a fresh `RealtimeClient` from the same `Endpoint` and `SessionConfig`.
 """
@@ -24,17 +33,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.frames import DATA_OPCODES, Frame, Opcode
 from websockets.protocol import State
 
 try:  # the C helper websockets itself uses to mask frames; its pure-Python twin otherwise
@@ -97,6 +108,52 @@ def masked_text_frame(payload: bytes, mask: bytes) -> bytes:
     return b"".join((head, mask, apply_mask(payload, mask)))
 
 
+class _CallbackConnection(ClientConnection):
+    """websockets' client connection, handing each complete data message to `on_message` from
+    the read callback (the `recv()` queue is not used) and the close to `on_closed`.
+
+    `process_event` is websockets' documented extension point ("overridden in subclasses");
+    control frames, the handshake and the close handshake stay websockets' own. Fragmented
+    messages are joined here; websockets' protocol has already enforced `max_size` on the
+    whole message."""
+
+    def __init__(
+        self,
+        *args: Any,
+        on_message: Callable[[bytes], None],
+        on_closed: Callable[[ConnectionClosed], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_message = on_message
+        self._on_closed = on_closed
+        self._fragments: list[bytes] = []
+
+    def process_event(self, event: Any) -> None:
+        if self.response is None or not isinstance(event, Frame):
+            super().process_event(event)  # the handshake response
+            return
+        if event.opcode not in DATA_OPCODES:
+            super().process_event(event)  # ping/pong/close: websockets' own handling
+            return
+        if event.opcode is not Opcode.CONT:
+            self._fragments = []
+        if not event.fin:
+            self._fragments.append(bytes(event.data))
+            return
+        if self._fragments:
+            self._fragments.append(bytes(event.data))
+            data = b"".join(self._fragments)
+            self._fragments = []
+        else:
+            data = bytes(event.data)
+        self._on_message(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._on_closed(self.protocol.close_exc)
+
+
 class RealtimeError(Exception):
     """The session could not be opened or configured; `.error` holds the server's error event."""
 
@@ -156,7 +213,8 @@ _CLOSE_SENTINEL = object()
 
 
 class RealtimeClient:
-    """Owner: the call session. It must `await close()`; that cancels the reader and writer."""
+    """Owner: the call session. It must `await close()`; that closes the socket and cancels the
+    writer."""
 
     def __init__(
         self,
@@ -204,10 +262,14 @@ class RealtimeClient:
 
     async def connect(self, timeout: float = 10.0) -> ev.SessionCreated:  # noqa: ASYNC109 (every wait in the API is bounded)
         """Open the socket and wait for `session.created` (always the server's first event)."""
+        factory = functools.partial(
+            _CallbackConnection, on_message=self._on_message, on_closed=self._on_closed
+        )
         try:
             self._ws = await asyncio.wait_for(
                 connect(
                     self.endpoint.url,
+                    create_connection=cast(type[ClientConnection], factory),
                     additional_headers=self.endpoint.headers,
                     compression=None,  # deflate costs 13x CPU for ~37 % on base64 audio
                     max_size=self._max_size,
@@ -221,13 +283,17 @@ class RealtimeClient:
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
             raise RealtimeError(f"cannot connect to {self.endpoint.redacted()}: {exc!r}") from exc
         try:
-            first = await asyncio.wait_for(self._ws.recv(decode=False), timeout)
-        except (ConnectionClosed, TimeoutError) as exc:
+            event = await asyncio.wait_for(self._inbound.get(), timeout)
+        except TimeoutError as exc:
             await self._ws.close()
             raise RealtimeError(
                 f"no session.created from {self.endpoint.redacted()}: {exc!r}"
             ) from exc
-        event = self.parser.parse(first)
+        if isinstance(event, ev.ConnectionLost):
+            await self._ws.close()
+            raise RealtimeError(
+                f"no session.created from {self.endpoint.redacted()}: {event.reason}"
+            )
         if isinstance(event, ev.ErrorEvent):
             await self._ws.close()
             raise RealtimeError("server refused the session", event)
@@ -244,14 +310,11 @@ class RealtimeClient:
                 self._write_through = False  # frames need an extension's encoding: ws.send
         except (AttributeError, NotImplementedError, TypeError, ValueError, IndexError):
             self._write_through = False  # not the connection we know: plain ws.send only
-        self._tasks = [
-            asyncio.create_task(self._reader(), name="realtime-reader"),
-            asyncio.create_task(self._writer(), name="realtime-writer"),
-        ]
+        self._tasks = [asyncio.create_task(self._writer(), name="realtime-writer")]
         return event
 
     async def close(self) -> None:
-        """Close the socket and cancel the reader and writer. Safe to call more than once."""
+        """Close the socket and cancel the writer. Safe to call more than once."""
         if self._closing:
             return
         self._closing = True
@@ -370,10 +433,10 @@ class RealtimeClient:
     # -- inbound -----------------------------------------------------------------------------
 
     def set_event_sink(self, sink: Callable[[Any], None]) -> None:
-        """Deliver every server event by calling `sink(event)` from the reader task, in order,
+        """Deliver every server event by calling `sink(event)` from the read callback, in order,
         instead of through `events()` / `next_event()` (which then see nothing more).
 
-        Why: one task hop less per event (the consumer's own reader task), which is what the
+        Why: no task hop per event (the consumer's own reader task), which is what the
         delta -> playout and speech_started -> flush paths wait for on a busy loop
         (docs/benchmarks.md). Events already received are handed over first, synchronously.
         `ConnectionLost` comes last, from a fresh loop callback (never from inside a send, so a
@@ -431,28 +494,31 @@ class RealtimeClient:
                 future.set_exception(exc)
         self._waiters.clear()
 
-    async def _reader(self) -> None:
-        assert self._ws is not None
-        ws = self._ws
+    def _on_message(self, data: bytes) -> None:
+        """One complete server message, from the socket's read callback (in order)."""
+        if self._lost is not None or self._closing:
+            return  # late frames of a connection we have given up on
         try:
-            while True:
-                frame = await ws.recv(decode=False)
-                event = self.parser.parse(frame)
-                if event is None:
-                    continue
-                self.stats.events_received += 1
-                if self._waiters:
-                    self._resolve_waiters(event)
-                sink = self._sink
-                if sink is not None:
-                    self._deliver(sink, event)
-                else:
-                    self._inbound.put_nowait(event)
-        except ConnectionClosed as exc:
-            self._connection_lost(exc)
+            event = self.parser.parse(data)
+            if event is None:
+                return
+            self.stats.events_received += 1
+            if self._waiters:
+                self._resolve_waiters(event)
+            sink = self._sink
+            if sink is not None:
+                self._deliver(sink, event)
+            else:
+                self._inbound.put_nowait(event)
         except Exception as exc:  # a bug here must not leave events() waiting forever
             self._mark_lost(ev.ConnectionLost(f"realtime reader failed: {exc!r}", None))
-            await ws.close(1011, "client error")
+            ws = self._ws
+            if ws is not None:
+                task = asyncio.get_running_loop().create_task(ws.close(1011, "client error"))
+                self._tasks.append(task)
+
+    def _on_closed(self, exc: ConnectionClosed) -> None:
+        self._connection_lost(exc)
 
     def _resolve_waiters(self, event: Any) -> None:
         remaining = []

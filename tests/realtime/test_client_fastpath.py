@@ -156,3 +156,128 @@ async def test_event_sink_exception_is_logged_and_the_link_stays_up(sim, client_
     assert sum(isinstance(e, ev.InputCommitted) for e in seen) == 2
     assert client.connected
     assert "realtime event handler failed" in caplog.text
+
+
+# -- the read callback: messages parsed where the socket is read, no reader task -------------
+
+
+async def _raw_server(handler: Any) -> tuple[Any, str]:
+    """A bare websockets server on a free loopback port, running `handler(ws)`."""
+    from websockets.asyncio.server import serve
+
+    server = await serve(handler, "127.0.0.1", 0, compression=None)
+    port = server.sockets[0].getsockname()[1]
+    return server, f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
+
+
+def _created() -> str:
+    return (
+        '{"type":"session.created","event_id":"e0","session":{"type":"realtime",'
+        '"id":"sess_1","object":"realtime.session"}}'
+    )
+
+
+async def test_fragmented_server_message_is_joined(port_block):
+    from gateway.realtime.client import Endpoint, RealtimeClient
+
+    done = asyncio.Event()
+
+    async def handler(ws: Any) -> None:
+        await ws.send(_created())
+        # One response.output_audio.delta in three frames (TEXT + 2 CONT), then a plain one.
+        delta = base64.b64encode(bytes(range(256)) * 4).decode()
+        text = (
+            '{"type":"response.output_audio.delta","event_id":"e1","response_id":"r",'
+            f'"item_id":"i","output_index":0,"content_index":0,"delta":"{delta}"}}'
+        )
+        third = len(text) // 3
+        await ws.send([text[:third], text[third : 2 * third], text[2 * third :]])
+        await ws.send('{"type":"input_audio_buffer.cleared","event_id":"e2"}')
+        await done.wait()
+
+    server, url = await _raw_server(handler)
+    client = RealtimeClient(Endpoint.custom(url))
+    try:
+        await client.connect(T)
+        first = await client.next_event(T)
+        second = await client.next_event(T)
+        assert isinstance(first, ev.AudioDelta)
+        assert first.audio == bytes(range(256)) * 4
+        assert isinstance(second, ev.InputCleared)
+    finally:
+        done.set()
+        await client.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_events_in_the_handshake_chunk_are_not_lost(port_block):
+    """session.created and the next event may arrive with the 101 response in one read."""
+    from gateway.realtime.client import Endpoint, RealtimeClient
+
+    done = asyncio.Event()
+
+    async def handler(ws: Any) -> None:
+        await ws.send(_created())
+        await ws.send('{"type":"input_audio_buffer.cleared","event_id":"e2"}')
+        await done.wait()
+
+    server, url = await _raw_server(handler)
+    client = RealtimeClient(Endpoint.custom(url))
+    try:
+        created = await client.connect(T)
+        assert created.event_id == "e0"
+        assert isinstance(await client.next_event(T), ev.InputCleared)
+    finally:
+        done.set()
+        await client.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_malformed_server_message_is_counted_and_skipped(port_block):
+    from gateway.realtime.client import Endpoint, RealtimeClient
+
+    done = asyncio.Event()
+
+    async def handler(ws: Any) -> None:
+        await ws.send(_created())
+        await ws.send("{not json")
+        await ws.send('{"no":"type"}')
+        await ws.send('{"type":"input_audio_buffer.cleared","event_id":"e2"}')
+        await done.wait()
+
+    server, url = await _raw_server(handler)
+    client = RealtimeClient(Endpoint.custom(url))
+    try:
+        await client.connect(T)
+        assert isinstance(await client.next_event(T), ev.InputCleared)
+        assert client.parser.malformed == 2 and client.connected
+    finally:
+        done.set()
+        await client.close()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_server_close_reason_reaches_the_sink(port_block):
+    from gateway.realtime.client import Endpoint, RealtimeClient
+
+    async def handler(ws: Any) -> None:
+        await ws.send(_created())
+        await ws.close(4000, "session expired")
+
+    server, url = await _raw_server(handler)
+    client = RealtimeClient(Endpoint.custom(url))
+    lost: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    try:
+        await client.connect(T)
+        client.set_event_sink(
+            lambda e: lost.set_result(e) if isinstance(e, ev.ConnectionLost) else None
+        )
+        event = await asyncio.wait_for(lost, T)
+        assert event.code == 4000 and event.reason == "session expired"
+    finally:
+        await client.close()
+        server.close()
+        await server.wait_closed()
