@@ -77,7 +77,14 @@ from gateway.call.session import CallSession, SessionSettings
 from gateway.call.settings import call_policy_for, session_config_for
 from gateway.config import GatewayConfig
 from gateway.media.jitter import Frame
-from gateway.media.pacer import CallOutput, IdlePolicy, MediaClock, PlayoutQueue, shared_clock
+from gateway.media.pacer import (
+    CallOutput,
+    IdlePolicy,
+    LatenessStats,
+    MediaClock,
+    PlayoutQueue,
+    shared_clock,
+)
 from gateway.media.playout import FlushReport
 from gateway.media.ports import PortAllocator
 from gateway.media.stream import RtpStream, StreamConfig
@@ -425,6 +432,7 @@ class Samples:
     speech_to_last_bot: list[float] = field(default_factory=list)
     speech_to_flush: list[float] = field(default_factory=list)
     sent_delta_to_queued: list[float] = field(default_factory=list)
+    sent_delta_to_packet: list[float] = field(default_factory=list)
     sent_speech_to_last_bot: list[float] = field(default_factory=list)
     rtp_socket_wait: list[float] = field(default_factory=list)
     event_socket_wait: list[float] = field(default_factory=list)
@@ -535,6 +543,7 @@ class CallProbe:
                     s.delta_to_queued.append(queued - received)
                     s.queued_to_packet.append(now - queued)
                     s.sent_delta_to_queued.append(queued - sent)
+                    s.sent_delta_to_packet.append(now - sent)
             self.bot_sent.append(now)
             if self.speech_at is not None:
                 self.last_bot = now
@@ -803,12 +812,12 @@ async def run_gateway(
     server_opts: ServerOptions,
     rtp_range: tuple[int, int],
     gc_mode: str = "on",
+    measure_at: float | None = None,
+    samples_out: str | None = None,
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     log_file = tempfile.NamedTemporaryFile("w+", prefix="latency-bench-", suffix=".log")
-    configure_logging(
-        os.environ.get("BENCH_LOG", "INFO"), "json", log_file
-    )  # the product's log path, to a file
+    configure_logging("INFO", "json", log_file)  # the product's log path, to a file
     lifetime = str(seconds + warmup + SETUP_BUDGET_S + 120)
     server = await asyncio.create_subprocess_exec(
         *_helper(
@@ -870,17 +879,26 @@ async def run_gateway(
             # calls set up) out of the collector's reach, so collections only scan new objects.
             gc.collect()
             gc.freeze()
-        if os.environ.get("BENCH_GC") == "off":
-            gc.disable()
         await asyncio.sleep(warmup)
+        if measure_at is not None:
+            # Several workers: measure the same window (CLOCK_MONOTONIC is system-wide).
+            await asyncio.sleep(max(0.0, measure_at - time.monotonic()))
         appended0 = sum(c.session.stats.audio_appended_bytes for c in bench_calls if c.session)
         load0 = os.getloadavg()
         machine0 = _cpu_times()
         server0, callers0 = _proc_cpu_s(server.pid), _proc_cpu_s(callers.pid)
+        buckets0 = list(clock.stats.bucket_counts)
+        usage0 = resource.getrusage(resource.RUSAGE_SELF)
         rec.measuring = True
         cpu0, wall0 = time.process_time(), perf()
         await asyncio.sleep(seconds)
         rec.measuring = False
+        usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        lateness = LatenessStats()
+        lateness.bucket_counts = [
+            b - a for a, b in zip(buckets0, clock.stats.bucket_counts, strict=True)
+        ]
+        lateness.wakeups = sum(lateness.bucket_counts)
         cpu, wall = time.process_time() - cpu0, perf() - wall0
         server_cpu = _proc_cpu_s(server.pid) - server0
         callers_cpu = _proc_cpu_s(callers.pid) - callers0
@@ -914,7 +932,9 @@ async def run_gateway(
                 )
     log_file.close()
     s = rec.samples
+    raw = {name: getattr(s, name) for name in SAMPLE_LISTS} if samples_out else None
     return {
+        "_raw": raw,
         "calls": calls,
         "answered": len(answered),
         "set_up": len(bench_calls),
@@ -941,10 +961,18 @@ async def run_gateway(
         "speech_to_last_bot": summary(s.speech_to_last_bot),
         "speech_to_flush": summary(s.speech_to_flush),
         "sent_delta_to_queued": summary(s.sent_delta_to_queued),
+        "sent_delta_to_packet": summary(s.sent_delta_to_packet),
         "sent_speech_to_last_bot": summary(s.sent_speech_to_last_bot),
         "rtp_socket_wait": summary(s.rtp_socket_wait),
         "event_socket_wait": summary(s.event_socket_wait),
         "bot_packets_after_speech_max": max(s.bot_packets_after_speech, default=0),
+        # The clock's slot timers, late by at most this (histogram bucket bounds, ms): how
+        # long the loop was busy (or the process descheduled) when a tick was due.
+        "clock_late_p50_ms": lateness.quantile(0.5) * 1000,
+        "clock_late_p99_ms": lateness.quantile(0.99) * 1000,
+        # Involuntary context switches per second: the kernel took the CPU away (other
+        # processes on it), as opposed to the loop waiting in epoll (voluntary).
+        "preempted_per_s": round((usage1.ru_nivcsw - usage0.ru_nivcsw) / wall, 1),
         "not_flushed": s.not_flushed,
     }
 
@@ -1008,17 +1036,66 @@ async def run_send_cost(frames: int = 20000) -> dict[str, float]:
 # ============================================================================================
 # Orchestration
 
+SAMPLE_LISTS = (
+    "rx_to_written",
+    "hold",
+    "release_to_written",
+    "delta_to_packet",
+    "delta_to_queued",
+    "queued_to_packet",
+    "speech_to_last_bot",
+    "speech_to_flush",
+    "sent_delta_to_queued",
+    "sent_delta_to_packet",
+    "sent_speech_to_last_bot",
+    "rtp_socket_wait",
+    "event_socket_wait",
+)
+
+
+def merge_workers(
+    parts: list[dict[str, Any]], raws: list[dict[str, list[float]]]
+) -> dict[str, Any]:
+    """One result for N calls split over several gateway processes: percentiles over every
+    worker's samples, CPU summed, counters added, worst case of the rest."""
+    merged = dict(parts[0])
+    for key in ("calls", "answered", "set_up", "append_bytes_per_s", "expected_bytes_per_s"):
+        merged[key] = sum(p[key] for p in parts)
+    for key in ("appends_dropped", "not_flushed", "preempted_per_s"):
+        merged[key] = round(sum(p[key] for p in parts), 1)
+    for key in ("cpu_pct", "server_cpu_pct", "callers_cpu_pct"):
+        merged[key] = round(sum(p[key] for p in parts), 1)
+    for key in (
+        "setup_s",
+        "steal_pct",
+        "clock_late_p50_ms",
+        "clock_late_p99_ms",
+        "bot_packets_after_speech_max",
+    ):
+        merged[key] = max(p[key] for p in parts)
+    merged["cpu_pct_each"] = [p["cpu_pct"] for p in parts]
+    merged["problems"] = {k: v for p in parts for k, v in p["problems"].items()}
+    merged["warnings"] = {k: v for p in parts for k, v in p["warnings"].items()}
+    for name in SAMPLE_LISTS:
+        merged[name] = summary([x for raw in raws for x in raw[name]])
+    return merged
+
+
 ROWS = (
-    ("rx_to_written", "1. RTP received -> append written (total)", ""),
-    ("hold", "1a. of which jitter-buffer hold (received -> released)", "by design"),
+    ("rx_to_written", "1. RTP read -> append written (total)", ""),
+    ("hold", "1a. of which jitter-buffer hold (read -> released)", "by design"),
     ("release_to_written", "1b. of which released -> append written", "<= 1 ms"),
-    ("delta_to_packet", "2. first delta received -> first RTP sent (total)", ""),
-    ("delta_to_queued", "2a. of which delta received -> in playout queue", "<= 2 ms"),
+    ("sent_delta_to_packet", "2. first delta written by the server -> first RTP sent", ""),
+    ("sent_delta_to_queued", "2a. of which written by the server -> in playout queue", "<= 2 ms"),
+    ("delta_to_queued", "2a'. of 2a: read from the socket -> in playout queue", ""),
     ("queued_to_packet", "2b. of which wait for the 20 ms frame + send", "by design"),
-    ("speech_to_last_bot", "3. speech_started received -> last bot RTP sent", "<= 20 ms"),
-    ("speech_to_flush", "3a. speech_started received -> playout flushed", ""),
-    ("sent_delta_to_queued", "2a'. first delta written by the server -> in playout queue", ""),
-    ("sent_speech_to_last_bot", "3'. speech_started written by the server -> last bot RTP", ""),
+    (
+        "sent_speech_to_last_bot",
+        "3. speech_started written by the server -> last bot RTP",
+        "<= 20 ms",
+    ),
+    ("speech_to_last_bot", "3'. speech_started read from the socket -> last bot RTP", ""),
+    ("speech_to_flush", "3a. speech_started read -> playout flushed", ""),
     ("rtp_socket_wait", "4a. RTP written by the caller -> read by the gateway", ""),
     ("event_socket_wait", "4b. server event written -> read by the gateway", ""),
 )
@@ -1030,6 +1107,50 @@ def _run(loop_kind: str, coro: Any) -> Any:
 
         return uvloop.run(coro)
     return asyncio.run(coro)
+
+
+def run_workers(args: argparse.Namespace, n: int) -> dict[str, Any] | None:
+    """Run N calls in `args.workers` gateway processes at once (each with its own helpers and
+    RTP port range) and merge their figures; None (and a line saying why) on failure."""
+    workers = min(args.workers, n)
+    low, high = args.rtp_ports
+    span = (high - low + 1) // workers
+    budget = SETUP_BUDGET_S if workers == 1 else 20.0
+    measure_at = time.monotonic() + budget + args.warmup if workers > 1 else None
+    procs = []
+    with tempfile.TemporaryDirectory(prefix="latency-bench-") as tmp:
+        for w in range(workers):
+            calls = n // workers + (1 if w < n % workers else 0)
+            first = low + w * span
+            cmd = [sys.executable, __file__, "--one", "--calls", str(calls)]
+            cmd += ["--seconds", str(args.seconds), "--warmup", str(args.warmup)]
+            cmd += ["--loop", args.loop, "--period", str(args.period), "--cpu", str(args.cpu)]
+            cmd += ["--gc", args.gc, "--barge-after", str(args.barge_after)]
+            cmd += ["--rtp-ports", str(first), str(first + span - 1)]
+            cmd += ["--samples-out", f"{tmp}/w{w}.json"]
+            if measure_at is not None:
+                cmd += ["--measure-at", repr(measure_at)]
+            procs.append(
+                subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            )
+        parts, raws = [], []
+        timeout = args.seconds + args.warmup + SETUP_BUDGET_S + 150
+        for w, proc in enumerate(procs):
+            try:
+                out, err = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, err = proc.communicate()
+            if proc.returncode != 0:
+                print(f"calls={n} worker {w}: failed: {err.strip().splitlines()[-3:]}")
+                for other in procs:
+                    if other.poll() is None:
+                        other.kill()
+                        other.communicate()
+                return None
+            parts.append(json.loads(out.strip().splitlines()[-1]))
+            raws.append(orjson.loads(Path(f"{tmp}/w{w}.json").read_bytes()))
+    return parts[0] if workers == 1 else merge_workers(parts, raws)
 
 
 def main() -> None:
@@ -1058,7 +1179,16 @@ def main() -> None:
     )
     parser.add_argument("--role", choices=["server", "callers"], help=argparse.SUPPRESS)
     parser.add_argument("--lifetime", type=float, default=300.0, help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="gateway processes sharing the calls (one event loop each, as several instances "
+        "behind the dispatcher): percentiles over all of them, CPU summed",
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--measure-at", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--samples-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     server_opts = ServerOptions(period_s=args.period, barge_after_s=args.barge_after)
 
@@ -1094,32 +1224,28 @@ def main() -> None:
                 server_opts,
                 tuple(args.rtp_ports),
                 args.gc,
+                args.measure_at,
+                args.samples_out,
             ),
         )
+        raw = result.pop("_raw")
+        if args.samples_out and raw is not None:
+            Path(args.samples_out).write_bytes(orjson.dumps(raw))
         print(json.dumps(result))
         return
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
 
     print(
         f"loop={args.loop} seconds={args.seconds} warmup={args.warmup} period={args.period} "
         f"barge_after={args.barge_after} gateway_cpu={args.cpu if pin else 'any'} gc={args.gc} "
-        f"cpus={os.cpu_count()}"
+        f"cpus={os.cpu_count()} workers={args.workers}"
     )
     results = []
     for n in args.calls:
-        cmd = [sys.executable, __file__, "--one", "--calls", str(n), "--seconds", str(args.seconds)]
-        cmd += ["--warmup", str(args.warmup), "--loop", args.loop, "--period", str(args.period)]
-        cmd += ["--cpu", str(args.cpu), "--gc", args.gc]
-        cmd += ["--barge-after", str(args.barge_after), "--rtp-ports", *map(str, args.rtp_ports)]
-        proc = subprocess.run(
-            cmd,
-            capture_output=True,
-            text=True,
-            timeout=args.seconds + args.warmup + SETUP_BUDGET_S + 150,
-        )
-        if proc.returncode != 0:
-            print(f"calls={n}: failed: {proc.stderr.strip().splitlines()[-3:]}")
-            continue
-        results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+        result = run_workers(args, n)
+        if result is not None:
+            results.append(result)
     print()
     print("| calls | metric | n | p50 ms | p99 ms | max ms | target (p99) |")
     print("|---|---|---|---|---|---|---|")
@@ -1134,16 +1260,18 @@ def main() -> None:
     print(
         "| calls (answered) | gateway CPU % | server CPU % | callers CPU % | load avg (1 min) before/after "
         "| CPU steal % | appended B/s (expected) | appends dropped | bot pkts after speech_started (max) "
-        "| barge-ins not flushed | setup s | warnings |"
+        "| barge-ins not flushed | clock late p50/p99 ms | preempted /s | setup s | warnings |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['calls']} ({r['answered']}) | {r['cpu_pct']} | {r['server_cpu_pct']} | {r['callers_cpu_pct']} | "
             f"{r['load_before'][0]} / {r['load_after'][0]} | {r['steal_pct']} | "
             f"{r['append_bytes_per_s']} "
             f"({r['expected_bytes_per_s']}) | {r['appends_dropped']} | "
-            f"{r['bot_packets_after_speech_max']} | {r['not_flushed']} | {r['setup_s']} | "
+            f"{r['bot_packets_after_speech_max']} | {r['not_flushed']} | "
+            f"{r['clock_late_p50_ms']:g} / {r['clock_late_p99_ms']:g} | {r['preempted_per_s']} | "
+            f"{r['setup_s']} | "
             f"{r['warnings'] or ''}{' problems: ' + str(r['problems']) if r['problems'] else ''} |"
         )
     if args.json:
