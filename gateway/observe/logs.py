@@ -30,9 +30,17 @@ REDACTED = "***"
 DEFAULT_EVENT = "log"
 
 
+_secret_names_seen: dict[str, bool] = {}
+
+
 def _is_secret_name(name: str) -> bool:
-    lowered = name.lower()
-    return any(s in lowered for s in _SECRET_NAMES)
+    known = _secret_names_seen.get(name)
+    if known is None:
+        lowered = name.lower()
+        known = any(s in lowered for s in _SECRET_NAMES)
+        if len(_secret_names_seen) < 4096:  # field names are a small fixed set; bound anyway
+            _secret_names_seen[name] = known
+    return known
 
 
 _secret_type: type | None = None
@@ -67,9 +75,16 @@ def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     return fields
 
 
+_ts_cache: tuple[int, str] = (-1, "")  # the last whole second formatted, and its text
+
+
 def _iso_ts(created: float) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{seconds}.{int(created * 1000) % 1000:03d}Z"
+    global _ts_cache
+    whole = int(created)
+    cached = _ts_cache  # one tuple, swapped whole: safe when threads log too
+    if cached[0] != whole:
+        cached = _ts_cache = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{cached[1]}.{int(created * 1000) % 1000:03d}Z"
 
 
 class JsonFormatter(logging.Formatter):
@@ -127,6 +142,12 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    # Neither format writes the process, thread or multiprocessing names, so the records need
+    # not look them up (a getpid() syscall and two more calls per record; the logging docs'
+    # "Optimization" section). Source file and line are kept: exceptions use them.
+    logging.logProcesses = False
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     # asyncio's own debug chatter is not part of the contract, nor are websockets' lines per
     # connection (the built-in simulator logs every session open/close at INFO); their
     # warnings and errors still come through. At DEBUG everything is let through.
