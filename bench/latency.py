@@ -64,6 +64,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from array import array
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,7 @@ import orjson
 
 from gateway.call.session import CallSession, SessionSettings
 from gateway.call.settings import call_policy_for, session_config_for
+from gateway.cli import settle_heap
 from gateway.config import GatewayConfig
 from gateway.media.jitter import Frame
 from gateway.media.pacer import (
@@ -421,21 +423,27 @@ async def run_callers(host: str, ports: list[int], lifetime_s: float) -> None:
 # Gateway side: per-call probes
 
 
+def _floats() -> array[float]:
+    # array, not list: the collector does not walk it (a list of 250 000 floats made each full
+    # collection of the bench process tens of ms longer, stalling the loop it measures).
+    return array("d")
+
+
 @dataclass
 class Samples:
-    rx_to_written: list[float] = field(default_factory=list)
-    hold: list[float] = field(default_factory=list)
-    release_to_written: list[float] = field(default_factory=list)
-    delta_to_packet: list[float] = field(default_factory=list)
-    delta_to_queued: list[float] = field(default_factory=list)
-    queued_to_packet: list[float] = field(default_factory=list)
-    speech_to_last_bot: list[float] = field(default_factory=list)
-    speech_to_flush: list[float] = field(default_factory=list)
-    sent_delta_to_queued: list[float] = field(default_factory=list)
-    sent_delta_to_packet: list[float] = field(default_factory=list)
-    sent_speech_to_last_bot: list[float] = field(default_factory=list)
-    rtp_socket_wait: list[float] = field(default_factory=list)
-    event_socket_wait: list[float] = field(default_factory=list)
+    rx_to_written: array[float] = field(default_factory=_floats)
+    hold: array[float] = field(default_factory=_floats)
+    release_to_written: array[float] = field(default_factory=_floats)
+    delta_to_packet: array[float] = field(default_factory=_floats)
+    delta_to_queued: array[float] = field(default_factory=_floats)
+    queued_to_packet: array[float] = field(default_factory=_floats)
+    speech_to_last_bot: array[float] = field(default_factory=_floats)
+    speech_to_flush: array[float] = field(default_factory=_floats)
+    sent_delta_to_queued: array[float] = field(default_factory=_floats)
+    sent_delta_to_packet: array[float] = field(default_factory=_floats)
+    sent_speech_to_last_bot: array[float] = field(default_factory=_floats)
+    rtp_socket_wait: array[float] = field(default_factory=_floats)
+    event_socket_wait: array[float] = field(default_factory=_floats)
     bot_packets_after_speech: list[int] = field(default_factory=list)
     not_flushed: int = 0  # barge-ins where the bot audio stopped without a flush
 
@@ -816,6 +824,7 @@ async def run_gateway(
     samples_out: str | None = None,
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
+    settle_heap()  # as `sip-realtime-gateway run` does once it is up, before any call
     log_file = tempfile.NamedTemporaryFile("w+", prefix="latency-bench-", suffix=".log")
     configure_logging("INFO", "json", log_file)  # the product's log path, to a file
     lifetime = str(seconds + warmup + SETUP_BUDGET_S + 120)
@@ -932,7 +941,7 @@ async def run_gateway(
                 )
     log_file.close()
     s = rec.samples
-    raw = {name: getattr(s, name) for name in SAMPLE_LISTS} if samples_out else None
+    raw = {name: list(getattr(s, name)) for name in SAMPLE_LISTS} if samples_out else None
     return {
         "_raw": raw,
         "calls": calls,
@@ -1172,7 +1181,11 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true", help="print raw JSON per N as well")
     parser.add_argument(
-        "--gc", choices=["on", "freeze"], default="on", help="freeze: gc.freeze() after set-up"
+        "--gc",
+        choices=["on", "freeze"],
+        default="on",
+        help="freeze: gc.freeze() again after the calls are set up (the product freezes "
+        "only what exists at startup)",
     )
     parser.add_argument(
         "--send-cost", action="store_true", help="only measure the CPU per WebSocket append"
