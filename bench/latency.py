@@ -772,10 +772,12 @@ def _steal_pct(before: list[int], after: list[int]) -> float:
 
 
 def _helper(role: str, *args: str) -> list[str]:
-    return [sys.executable, __file__, "--role", role, "--cpu", str(HELPER_PIN[0]), *args]
+    cmd = [sys.executable, __file__, "--role", role, "--cpu", str(HELPER_PIN[0])]
+    return [*cmd, "--helper-nice", str(HELPER_NICE[0]), *args]
 
 
 HELPER_PIN = [-1]  # the gateway's --cpu, passed on so helpers avoid that CPU
+HELPER_NICE = [0]  # the --helper-nice of this run
 
 
 async def _read_line(proc: asyncio.subprocess.Process, timeout: float) -> str:  # noqa: ASYNC109
@@ -1135,6 +1137,7 @@ def run_workers(args: argparse.Namespace, n: int) -> dict[str, Any] | None:
             cmd += ["--seconds", str(args.seconds), "--warmup", str(args.warmup)]
             cmd += ["--loop", args.loop, "--period", str(args.period), "--cpu", str(args.cpu)]
             cmd += ["--gc", args.gc, "--barge-after", str(args.barge_after)]
+            cmd += ["--helper-nice", str(args.helper_nice)]
             cmd += ["--rtp-ports", str(first), str(first + span - 1)]
             cmd += ["--samples-out", f"{tmp}/w{w}.json"]
             if measure_at is not None:
@@ -1199,6 +1202,13 @@ def main() -> None:
         help="gateway processes sharing the calls (one event loop each, as several instances "
         "behind the dispatcher): percentiles over all of them, CPU summed",
     )
+    parser.add_argument(
+        "--helper-nice",
+        type=int,
+        default=10,
+        help="niceness of the stand-in peers (callers, Realtime server): they stand for "
+        "machines elsewhere, so they yield the CPU to the gateway when both want it (0: equal)",
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure-at", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--samples-out", default=None, help=argparse.SUPPRESS)
@@ -1212,6 +1222,8 @@ def main() -> None:
         # they do not compete with it (other jobs on the machine still can).
         mine = {args.cpu} if args.role is None else set(cpus) - {args.cpu}
         os.sched_setaffinity(0, mine)
+    if args.role is not None and args.helper_nice > 0:
+        os.nice(args.helper_nice)
     if args.role == "server":
         _run("uvloop", run_server(server_opts, args.lifetime))
         return
@@ -1228,6 +1240,7 @@ def main() -> None:
         return
     if args.one:
         HELPER_PIN[0] = args.cpu
+        HELPER_NICE[0] = args.helper_nice
         result = _run(
             args.loop,
             run_gateway(
@@ -1252,7 +1265,7 @@ def main() -> None:
     print(
         f"loop={args.loop} seconds={args.seconds} warmup={args.warmup} period={args.period} "
         f"barge_after={args.barge_after} gateway_cpu={args.cpu if pin else 'any'} gc={args.gc} "
-        f"cpus={os.cpu_count()} workers={args.workers}"
+        f"cpus={os.cpu_count()} workers={args.workers} helper_nice={args.helper_nice}"
     )
     results = []
     for n in args.calls:

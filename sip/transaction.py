@@ -26,6 +26,7 @@ reliable transports (17.1.1.2, 17.1.2.2, 17.2.1, 17.2.2).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -198,10 +199,19 @@ def make_cancel(invite: Request) -> Request:
 class _Transaction:
     state: str
 
-    def __init__(self, reliable: bool, timers: TimerConfig, dest: Any) -> None:
+    def __init__(
+        self,
+        request: Request,
+        dest: Any = None,
+        *,
+        reliable: bool = False,
+        timers: TimerConfig = DEFAULT_TIMERS,
+    ) -> None:
+        self.request = request
+        self.dest = dest
         self.reliable = reliable
         self.timers = timers
-        self.dest = dest
+        self.last_response: Response | None = None
         self._deadlines: dict[str, float] = {}
         # Current interval of the retransmit timer (A, E or G), doubled per RFC 3261 17.
         self._interval = timers.t1
@@ -268,18 +278,7 @@ class _Transaction:
 class ClientTransaction(_Transaction):
     """Common part of INVITE and non-INVITE client transactions."""
 
-    def __init__(
-        self,
-        request: Request,
-        dest: Any = None,
-        *,
-        reliable: bool = False,
-        timers: TimerConfig = DEFAULT_TIMERS,
-    ) -> None:
-        super().__init__(reliable, timers, dest)
-        self.request = request
-        self.state = "Init"
-        self.last_response: Response | None = None
+    state = "Init"
 
     @property
     def key(self) -> tuple[str, ...]:
@@ -402,18 +401,9 @@ class NonInviteClientTransaction(ClientTransaction):
 class ServerTransaction(_Transaction):
     """Common part of INVITE and non-INVITE server transactions."""
 
-    def __init__(
-        self,
-        request: Request,
-        dest: Any = None,
-        *,
-        reliable: bool = False,
-        timers: TimerConfig = DEFAULT_TIMERS,
-    ) -> None:
-        super().__init__(reliable, timers, dest)
-        self.request = request
-        self.last_response: Response | None = None
-        self.key = server_key(request)
+    @functools.cached_property
+    def key(self) -> tuple[str, ...]:
+        return server_key(self.request)
 
     def _send_last(self, out: list[Output]) -> None:
         if self.last_response is not None:

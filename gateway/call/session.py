@@ -445,7 +445,7 @@ class CallSession:
 
     def _attach(self, client: RealtimeClient) -> None:
         self._client = client
-        # Events are handled in the client's own reader task (no second task hop per event:
+        # Events are handled where the client reads the socket (no task hop per event:
         # delta -> playout and speech_started -> flush are latency paths, docs/benchmarks.md).
         client.set_event_sink(lambda event: self._on_client_event(client, event))
 

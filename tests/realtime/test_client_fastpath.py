@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -161,13 +163,7 @@ async def test_event_sink_exception_is_logged_and_the_link_stays_up(sim, client_
 # -- the read callback: messages parsed where the socket is read, no reader task -------------
 
 
-async def _raw_server(handler: Any) -> tuple[Any, str]:
-    """A bare websockets server on a free loopback port, running `handler(ws)`."""
-    from websockets.asyncio.server import serve
-
-    server = await serve(handler, "127.0.0.1", 0, compression=None)
-    port = server.sockets[0].getsockname()[1]
-    return server, f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"
+CLEARED = '{"type":"input_audio_buffer.cleared","event_id":"e2"}'
 
 
 def _created() -> str:
@@ -177,107 +173,73 @@ def _created() -> str:
     )
 
 
-async def test_fragmented_server_message_is_joined(port_block):
+@contextlib.asynccontextmanager
+async def _scripted(*messages: Any, close: tuple[int, str] | None = None) -> AsyncIterator[Any]:
+    """A bare websockets server on a free loopback port that sends session.created, then
+    `messages` (a list is sent as one fragmented message), then closes with `close` or waits;
+    yields a RealtimeClient pointed at it, not yet connected. Everything is closed after."""
+    from websockets.asyncio.server import serve
+
     from gateway.realtime.client import Endpoint, RealtimeClient
 
     done = asyncio.Event()
 
     async def handler(ws: Any) -> None:
         await ws.send(_created())
-        # One response.output_audio.delta in three frames (TEXT + 2 CONT), then a plain one.
-        delta = base64.b64encode(bytes(range(256)) * 4).decode()
-        text = (
-            '{"type":"response.output_audio.delta","event_id":"e1","response_id":"r",'
-            f'"item_id":"i","output_index":0,"content_index":0,"delta":"{delta}"}}'
-        )
-        third = len(text) // 3
-        await ws.send([text[:third], text[third : 2 * third], text[2 * third :]])
-        await ws.send('{"type":"input_audio_buffer.cleared","event_id":"e2"}')
+        for message in messages:
+            await ws.send(message)
+        if close is not None:
+            await ws.close(*close)
         await done.wait()
 
-    server, url = await _raw_server(handler)
-    client = RealtimeClient(Endpoint.custom(url))
+    server = await serve(handler, "127.0.0.1", 0, compression=None)
+    port = server.sockets[0].getsockname()[1]
+    client = RealtimeClient(Endpoint.custom(f"ws://127.0.0.1:{port}/v1/realtime?model=m"))
     try:
-        await client.connect(T)
-        first = await client.next_event(T)
-        second = await client.next_event(T)
-        assert isinstance(first, ev.AudioDelta)
-        assert first.audio == bytes(range(256)) * 4
-        assert isinstance(second, ev.InputCleared)
+        yield client
     finally:
         done.set()
         await client.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_fragmented_server_message_is_joined(port_block):
+    # One response.output_audio.delta in three frames (TEXT + 2 CONT), then a plain one.
+    delta = base64.b64encode(bytes(range(256)) * 4).decode()
+    text = (
+        '{"type":"response.output_audio.delta","event_id":"e1","response_id":"r",'
+        f'"item_id":"i","output_index":0,"content_index":0,"delta":"{delta}"}}'
+    )
+    third = len(text) // 3
+    async with _scripted([text[:third], text[third : 2 * third], text[2 * third :]], CLEARED) as c:
+        await c.connect(T)
+        first = await c.next_event(T)
+        assert isinstance(first, ev.AudioDelta) and first.audio == bytes(range(256)) * 4
+        assert isinstance(await c.next_event(T), ev.InputCleared)
 
 
 async def test_events_in_the_handshake_chunk_are_not_lost(port_block):
     """session.created and the next event may arrive with the 101 response in one read."""
-    from gateway.realtime.client import Endpoint, RealtimeClient
-
-    done = asyncio.Event()
-
-    async def handler(ws: Any) -> None:
-        await ws.send(_created())
-        await ws.send('{"type":"input_audio_buffer.cleared","event_id":"e2"}')
-        await done.wait()
-
-    server, url = await _raw_server(handler)
-    client = RealtimeClient(Endpoint.custom(url))
-    try:
+    async with _scripted(CLEARED) as client:
         created = await client.connect(T)
         assert created.event_id == "e0"
         assert isinstance(await client.next_event(T), ev.InputCleared)
-    finally:
-        done.set()
-        await client.close()
-        server.close()
-        await server.wait_closed()
 
 
 async def test_malformed_server_message_is_counted_and_skipped(port_block):
-    from gateway.realtime.client import Endpoint, RealtimeClient
-
-    done = asyncio.Event()
-
-    async def handler(ws: Any) -> None:
-        await ws.send(_created())
-        await ws.send("{not json")
-        await ws.send('{"no":"type"}')
-        await ws.send('{"type":"input_audio_buffer.cleared","event_id":"e2"}')
-        await done.wait()
-
-    server, url = await _raw_server(handler)
-    client = RealtimeClient(Endpoint.custom(url))
-    try:
+    async with _scripted("{not json", '{"no":"type"}', CLEARED) as client:
         await client.connect(T)
         assert isinstance(await client.next_event(T), ev.InputCleared)
         assert client.parser.malformed == 2 and client.connected
-    finally:
-        done.set()
-        await client.close()
-        server.close()
-        await server.wait_closed()
 
 
 async def test_server_close_reason_reaches_the_sink(port_block):
-    from gateway.realtime.client import Endpoint, RealtimeClient
-
-    async def handler(ws: Any) -> None:
-        await ws.send(_created())
-        await ws.close(4000, "session expired")
-
-    server, url = await _raw_server(handler)
-    client = RealtimeClient(Endpoint.custom(url))
     lost: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    try:
+    async with _scripted(close=(4000, "session expired")) as client:
         await client.connect(T)
         client.set_event_sink(
             lambda e: lost.set_result(e) if isinstance(e, ev.ConnectionLost) else None
         )
         event = await asyncio.wait_for(lost, T)
         assert event.code == 4000 and event.reason == "session expired"
-    finally:
-        await client.close()
-        server.close()
-        await server.wait_closed()
