@@ -66,7 +66,6 @@ from gateway.media import g711
 from gateway.media.dtmf import InbandDtmfDetector
 from gateway.media.jitter import Frame, JitterBuffer
 from gateway.media.pacer import (
-    LATENESS_BUCKETS,
     CallOutput,
     IdlePolicy,
     MediaClock,
@@ -198,7 +197,6 @@ class Gateway:
         self.webhooks = Webhooks(config.webhooks, config.sip.user_agent)
         self.control: Any = None  # gateway.control.ControlServer once started
         self._reg_names: dict[int, str] = {}
-        self._pacer_seen: list[int] = []
         self._parse_errors_seen = 0
         self._drained = asyncio.Event()
         self.transport: Transport | None = None
@@ -261,6 +259,9 @@ class Gateway:
         await self.ua.start()
         self._media_ip = await self._resolve_media_ip()
         self.clock = shared_clock(self._loop)
+        self.prometheus.read_pacer_from(
+            lambda: self.clock.stats if self.clock is not None else None
+        )
         for reg in self.config.registrations:
             self.registrations.append(await self._start_registration(reg))
         await self._start_control()
@@ -557,19 +558,7 @@ class Gateway:
 
     def _collect_polled_metrics(self) -> None:
         """Counters kept by other layers as plain ints: moved into Prometheus at scrape time.
-
-        The media clock keeps its lateness histogram in its own buckets (pacer.LATENESS_BUCKETS,
-        a superset of the metric's): each new wakeup is observed at its bucket's upper bound,
-        which lands it in the same Prometheus bucket (the sum is an upper-bound estimate)."""
-        clock = self.clock
-        if clock is not None:
-            counts = list(clock.stats.bucket_counts)
-            seen = self._pacer_seen or [0] * len(counts)
-            bounds = (*LATENESS_BUCKETS, LATENESS_BUCKETS[-1] * 2)
-            for bound, now, before in zip(bounds, counts, seen, strict=True):
-                for _ in range(max(0, now - before)):
-                    self.prometheus.observe_pacer_lateness(bound)
-            self._pacer_seen = counts
+        (The media clock's lateness histogram is read by the metric itself: read_pacer_from.)"""
         if self.ua is not None:
             errors = self.ua.counters.parse_errors
             for _ in range(max(0, errors - self._parse_errors_seen)):

@@ -141,3 +141,35 @@ def test_metrics_doc_lists_every_metric() -> None:
     for family in Metrics().registry.collect():
         shown = family.name + ("_total" if family.type == "counter" else "")
         assert f"`{shown}`" in doc, shown
+
+
+def test_pacer_lateness_is_read_from_the_clock_at_scrape_time() -> None:
+    from gateway.media.pacer import LATENESS_BUCKETS, LatenessStats
+    from gateway.observe.metrics import _PACER_BUCKETS
+
+    assert _PACER_BUCKETS == LATENESS_BUCKETS  # the clock's buckets are the metric's
+    m = Metrics()
+    stats = LatenessStats()
+    m.read_pacer_from(lambda: stats)
+    for lateness in [0.0001] * 900 + [0.003] * 99 + [0.7]:
+        stats.observe(lateness)
+    assert _value(m, "srg_pacer_lateness_seconds_count") == 1000
+    assert _value(m, "srg_pacer_lateness_seconds_bucket", le="0.0005") == 900
+    assert _value(m, "srg_pacer_lateness_seconds_bucket", le="0.005") == 999
+    assert _value(m, "srg_pacer_lateness_seconds_bucket", le="0.5") == 999
+    assert _value(m, "srg_pacer_lateness_seconds_bucket", le="+Inf") == 1000
+    assert abs(_value(m, "srg_pacer_lateness_seconds_sum") - (0.09 + 0.297 + 0.7)) < 1e-9
+    stats.observe(0.0001)  # later wakeups show at the next scrape, nothing to replay
+    assert _value(m, "srg_pacer_lateness_seconds_count") == 1001
+
+
+def test_pacer_scrape_cost_does_not_grow_with_wakeups() -> None:
+    """A scrape reads ten buckets: the same work after 10 or 10 million wakeups."""
+    from gateway.media.pacer import LatenessStats
+
+    m = Metrics()
+    stats = LatenessStats()
+    m.read_pacer_from(lambda: stats)
+    stats.bucket_counts[1] = 10_000_000
+    stats.wakeups = 10_000_000
+    assert _value(m, "srg_pacer_lateness_seconds_count") == 10_000_000

@@ -1,0 +1,411 @@
+"""Benchmark: calls per core of the whole product, driven by SIPp over loopback.
+
+`sip-realtime-gateway run` (SIP, RTP, jitter buffer, state machine, Realtime client, playout,
+metrics, JSON logs: everything as shipped) answers N concurrent SIPp calls. Each SIPp call
+plays a pcap of 20 ms PCMU (espeak-ng speech, then silence, repeated) for the whole hold time,
+so the gateway appends 50 frames/s per call, the built-in simulator (`sip-realtime-gateway
+simulator`, its own process) detects each utterance and answers with it, and the gateway
+paces that bot audio back as RTP. Calls are set up at `--rate` per second; once all N are up
+and settled, the CPU of each process is read from /proc over `--window` seconds. The figure
+that matters is the gateway's CPU per call: µs of CPU per call per 20 ms, and the calls one
+core could carry at that cost. SIPp and the simulator are not counted (they stand for phones
+and OpenAI, elsewhere in production).
+
+Also printed, from the gateway's own /metrics (deltas over the run): RTP packets in/out per
+call per second during the window (50/s each way expected: SIPp sends 50, the gateway sends
+50, bot audio or silence), loss/late/concealed inbound frames, the media clock's lateness
+p99 (histogram bucket bound), `srg_response_latency_seconds` p50/p95 (caller stopped speaking
+-> first bot RTP: simulator + gateway, the delay a caller feels) and how calls ended.
+
+Needs sipp, espeak-ng and sox (`make peers` installs them) and root or CAP_NET_RAW for SIPp's
+play_pcap_audio. Loopback only; every process it starts is stopped at the end.
+
+    .venv/bin/python bench/sipp_load.py                     # 50 and 100 calls
+    .venv/bin/python bench/sipp_load.py --calls 200 --rate 25 --window 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.tools.media import make_test_media  # noqa: E402
+from tests.tools.pcap import write_udp_pcap  # noqa: E402
+from tests.tools.rtp import PhoneStreamSpec, build_g711_dtmf_packets  # noqa: E402
+
+SCENARIO = ROOT / "bench" / "sipp" / "uac_load.xml"
+SILENCE_ULAW = b"\xff"
+HOST = "127.0.0.1"
+SETTLE_S = 3.0
+TICKS_PER_S = 50  # 20 ms frames
+
+
+# --- ports ----------------------------------------------------------------------------------
+
+
+def _free(port: int, kinds: tuple[int, ...]) -> bool:
+    for kind in kinds:
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                return False
+    return True
+
+
+def free_block(size: int, kinds: tuple[int, ...] = (socket.SOCK_DGRAM,)) -> int:
+    """First port of `size` consecutive loopback ports free right now (random high base)."""
+    rng = random.Random()
+    for _ in range(200):
+        base = rng.randrange(20000, 60000 - size)
+        if all(_free(p, kinds) for p in range(base, base + size)):
+            return base
+    raise RuntimeError(f"no block of {size} free loopback ports found")
+
+
+# --- processes ------------------------------------------------------------------------------
+
+
+def _cpu_s(pid: int) -> float:
+    """utime + stime of a process (and its waited-for children: none here), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _steal_ticks() -> tuple[int, int]:
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return fields[7], sum(fields[:8])
+
+
+def _stop(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+
+
+def _wait_port(port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError), socket.create_connection((HOST, port), timeout=0.5):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {HOST}:{port} after {timeout:.0f} s")
+
+
+# --- metrics --------------------------------------------------------------------------------
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa]+)$")
+
+
+def parse_metrics(text: str) -> dict[tuple[str, str], float]:
+    """Prometheus text format -> {(name, labels text): value}."""
+    out: dict[tuple[str, str], float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line.strip())
+        if match:
+            out[(match.group(1), match.group(2) or "")] = float(match.group(3))
+    return out
+
+
+def total(metrics: dict[tuple[str, str], float], name: str, label: str = "") -> float:
+    return sum(v for (n, labels), v in metrics.items() if n == name and label in labels)
+
+
+def by_label(metrics: dict[tuple[str, str], float], name: str, key: str) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for (n, labels), v in metrics.items():
+        match = re.search(key + r'="([^"]*)"', labels)
+        if n == name and match and v:
+            out[match.group(1)] = out.get(match.group(1), 0.0) + v
+    return out
+
+
+def quantile(
+    before: dict[tuple[str, str], float], after: dict[tuple[str, str], float], name: str, q: float
+) -> float | None:
+    """Upper bound (s) of the histogram bucket holding quantile q, over after - before."""
+    buckets: dict[float, float] = {}
+    for (n, labels), v in after.items():
+        if n != f"{name}_bucket":
+            continue
+        le = re.search(r'le="([^"]*)"', labels)
+        if le:
+            bound = float(le.group(1))
+            buckets[bound] = buckets.get(bound, 0.0) + v - before.get((n, labels), 0.0)
+    if not buckets:
+        return None
+    bounds = sorted(buckets)
+    count = buckets[bounds[-1]]
+    if count <= 0:
+        return None
+    for bound in bounds:
+        if buckets[bound] >= q * count:
+            return bound
+    return bounds[-1]
+
+
+def fetch_metrics(port: int) -> dict[tuple[str, str], float]:
+    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5) as reply:
+        return parse_metrics(reply.read().decode())
+
+
+# --- one run --------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    calls: int
+    ok: int
+    failed: int
+    active_peak: int
+    window_s: float
+    gateway_cpu_pct: float
+    simulator_cpu_pct: float
+    sipp_cpu_pct: float
+    steal_pct: float
+    rtp_in_per_call_s: float
+    rtp_out_per_call_s: float
+    lost: float
+    late: float
+    concealed: float
+    clock_late_p99_ms: float | None
+    response_p50_ms: float | None
+    response_p95_ms: float | None
+    outcomes: dict[str, float]
+    problem: str = ""
+
+    @property
+    def us_per_call_tick(self) -> float:
+        return self.gateway_cpu_pct / 100 / self.calls / TICKS_PER_S * 1e6
+
+    @property
+    def calls_per_core(self) -> float:
+        return 100 / (self.gateway_cpu_pct / self.calls) if self.gateway_cpu_pct else 0.0
+
+
+def make_pcap(work: Path, hold_s: float) -> Path:
+    """Speech then 2.5 s of silence, repeated for `hold_s`: a turn every few seconds."""
+    media = make_test_media(work / "media", text="Hello, I would like to check my order.")
+    speech = media.speech_ulaw.read_bytes()
+    cycle = speech + SILENCE_ULAW * 20000
+    frames = int(hold_s * 8000) // 160 * 160
+    audio = (cycle * (frames // len(cycle) + 1))[:frames]
+    packets = build_g711_dtmf_packets(audio, "", PhoneStreamSpec())
+    path = work / "load.pcap"
+    write_udp_pcap(path, packets)
+    return path
+
+
+def run_one(calls: int, rate: float, window_s: float, work: Path, sipp: str) -> Result:
+    ramp_s = calls / rate
+    hold_ms = int((ramp_s + SETTLE_S + window_s + 10) * 1000)
+    pcap = make_pcap(work, hold_ms / 1000 + 1)
+    scenario = work / "uac_load.xml"
+    scenario.write_text(
+        SCENARIO.read_text().replace("@PCAP@", pcap.name).replace("@HOLD_MS@", str(hold_ms))
+    )
+    gw_sip = free_block(1, (socket.SOCK_DGRAM, socket.SOCK_STREAM))
+    sim_port = free_block(1, (socket.SOCK_STREAM,))
+    control = free_block(1, (socket.SOCK_STREAM,))
+    sipp_sip = free_block(1)
+    rtp_low = free_block(2 * calls + 20)
+    media_base = free_block(4 * calls + 8)
+    config = work / "gateway.toml"
+    config.write_text(f'[control]\nhost = "{HOST}"\nport = {control}\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SRG_"))}
+    python = sys.executable
+    simulator = gateway = sipp_proc = None
+    gw_log = (work / "gateway.log").open("wb")
+    try:
+        simulator = subprocess.Popen(
+            [python, "-m", "gateway", "simulator", "--host", HOST, "--port", str(sim_port)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_port(sim_port, 20)
+        gateway = subprocess.Popen(
+            [
+                python, "-m", "gateway", "run", "--config", str(config),
+                "--sip-host", HOST, "--sip-port", str(gw_sip),
+                "--rtp-ports", f"{rtp_low}-{rtp_low + 2 * calls + 19}",
+                "--max-calls", str(calls + 10),
+                "--realtime-url", f"ws://{HOST}:{sim_port}/v1/realtime?model=gpt-realtime",
+                "--log-format", "json",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=gw_log,
+        )  # fmt: skip
+        _wait_port(control, 20)
+        before = fetch_metrics(control)
+        sipp_proc = subprocess.Popen(
+            [
+                sipp, f"{HOST}:{gw_sip}", "-sf", str(scenario), "-s", "100",
+                "-i", HOST, "-p", str(sipp_sip), "-mi", HOST, "-mp", str(media_base),
+                "-r", str(rate), "-rp", "1000", "-l", str(calls), "-m", str(calls),
+                "-nostdin", "-timeout", f"{int(hold_ms / 1000 + ramp_s + 60)}s",
+                "-timeout_error", "-trace_err", "-error_file", str(work / "sipp_errors.log"),
+            ],
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        # All calls up?
+        deadline = time.monotonic() + ramp_s + 30
+        active = 0.0
+        while time.monotonic() < deadline and sipp_proc.poll() is None:
+            active = total(fetch_metrics(control), "srg_calls_active")
+            if active >= calls:
+                break
+            time.sleep(0.5)
+        problem = "" if active >= calls else f"only {active:.0f} of {calls} calls came up"
+        time.sleep(SETTLE_S)
+        m0 = fetch_metrics(control)
+        cpu0 = [_cpu_s(p.pid) for p in (gateway, simulator, sipp_proc)]
+        steal0, all0 = _steal_ticks()
+        wall0 = time.monotonic()
+        time.sleep(window_s)
+        wall = time.monotonic() - wall0
+        cpu = [
+            _cpu_s(p.pid) - c for p, c in zip((gateway, simulator, sipp_proc), cpu0, strict=True)
+        ]
+        steal1, all1 = _steal_ticks()
+        m1 = fetch_metrics(control)
+        active_end = total(m1, "srg_calls_active")
+        if not problem and active_end < calls:
+            problem = f"{calls - active_end:.0f} calls ended during the window"
+        sipp_rc = sipp_proc.wait(timeout=hold_ms / 1000 + ramp_s + 90)
+        time.sleep(1.0)  # last BYEs counted
+        after = fetch_metrics(control)
+        outcomes = by_label(after, "srg_calls_total", "outcome")
+        for key, value in by_label(before, "srg_calls_total", "outcome").items():
+            outcomes[key] = outcomes.get(key, 0.0) - value
+        ok = int(outcomes.get("remote_bye", 0.0))
+        if sipp_rc != 0 and not problem:
+            problem = f"sipp exited {sipp_rc} (see sipp_errors.log)"
+        rtp_in = total(m1, "srg_rtp_packets_total", 'direction="in"') - total(
+            m0, "srg_rtp_packets_total", 'direction="in"'
+        )
+        rtp_out = total(m1, "srg_rtp_packets_total", 'direction="out"') - total(
+            m0, "srg_rtp_packets_total", 'direction="out"'
+        )
+        clock = quantile(m0, m1, "srg_pacer_lateness_seconds", 0.99)
+        p50 = quantile(before, after, "srg_response_latency_seconds", 0.50)
+        p95 = quantile(before, after, "srg_response_latency_seconds", 0.95)
+        return Result(
+            calls=calls,
+            ok=ok,
+            failed=int(sum(outcomes.values()) - ok),
+            active_peak=int(active),
+            window_s=round(wall, 1),
+            gateway_cpu_pct=round(100 * cpu[0] / wall, 1),
+            simulator_cpu_pct=round(100 * cpu[1] / wall, 1),
+            sipp_cpu_pct=round(100 * cpu[2] / wall, 1),
+            steal_pct=round(100 * (steal1 - steal0) / max(1, all1 - all0), 1),
+            rtp_in_per_call_s=round(rtp_in / wall / calls, 1),
+            rtp_out_per_call_s=round(rtp_out / wall / calls, 1),
+            lost=total(after, "srg_rtp_packets_lost_total")
+            - total(before, "srg_rtp_packets_lost_total"),
+            late=total(after, "srg_rtp_packets_late_total")
+            - total(before, "srg_rtp_packets_late_total"),
+            concealed=total(after, "srg_rtp_concealed_frames_total")
+            - total(before, "srg_rtp_concealed_frames_total"),
+            clock_late_p99_ms=None if clock is None else clock * 1000,
+            response_p50_ms=None if p50 is None else p50 * 1000,
+            response_p95_ms=None if p95 is None else p95 * 1000,
+            outcomes={k: v for k, v in outcomes.items() if v},
+            problem=problem,
+        )
+    finally:
+        _stop(sipp_proc)
+        _stop(gateway, grace=40)
+        _stop(simulator)
+        gw_log.close()
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, nargs="+", default=[50, 100])
+    parser.add_argument("--rate", type=float, default=20.0, help="new calls per second")
+    parser.add_argument("--window", type=float, default=15.0, help="measured seconds")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = parser.parse_args()
+    sipp = shutil.which("sipp")
+    missing = [b for b in ("sipp", "espeak-ng", "sox") if shutil.which(b) is None]
+    if missing:
+        sys.exit(f"sipp_load: missing {', '.join(missing)} (make peers installs them)")
+    if any(n < 1 for n in args.calls) or args.rate <= 0 or args.window <= 0:
+        sys.exit("sipp_load: --calls, --rate and --window must be positive")
+    load = os.getloadavg()
+    print(
+        f"rate={args.rate}/s window={args.window}s cpus={os.cpu_count()} "
+        f"load={load[0]:.2f} python={sys.version.split()[0]}"
+    )
+    results = []
+    for n in args.calls:
+        work = Path(tempfile.mkdtemp(prefix=f"sipp-load-{n}-"))
+        try:
+            assert sipp is not None
+            results.append(run_one(n, args.rate, args.window, work, sipp))
+        except Exception as exc:  # one N failing must not hide the others
+            print(f"calls={n}: failed: {exc!r} (work dir {work})")
+            continue
+        finally:
+            if not args.keep:
+                shutil.rmtree(work, ignore_errors=True)
+    print()
+    print(
+        "| calls | ok / failed | gateway CPU % | µs CPU per call per 20 ms | calls per core "
+        "at that cost | RTP in / out per call per s | lost / late / concealed | clock late p99 "
+        "ms | response p50 / p95 ms | simulator CPU % | SIPp CPU % | steal % | problem |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r.calls} | {r.ok} / {r.failed} | {r.gateway_cpu_pct} | "
+            f"{r.us_per_call_tick:.0f} | {r.calls_per_core:.0f} | "
+            f"{r.rtp_in_per_call_s} / {r.rtp_out_per_call_s} | "
+            f"{r.lost:g} / {r.late:g} / {r.concealed:g} | {_fmt(r.clock_late_p99_ms)} | "
+            f"{_fmt(r.response_p50_ms)} / {_fmt(r.response_p95_ms)} | {r.simulator_cpu_pct} | "
+            f"{r.sipp_cpu_pct} | {r.steal_pct} | {r.problem or ''} |"
+        )
+    for r in results:
+        print(f"calls={r.calls} outcomes: {r.outcomes}")
+
+
+if __name__ == "__main__":
+    main()
