@@ -12,8 +12,8 @@ core could carry at that cost. SIPp and the simulator are not counted (they stan
 and OpenAI, elsewhere in production).
 
 Also printed, from the gateway's own /metrics (deltas over the run): RTP packets in/out per
-call per second during the window (50/s each way expected: SIPp sends 50, the gateway sends
-50, bot audio or silence), loss/late/concealed inbound frames, the media clock's lateness
+second of answered call (50/s each way expected: SIPp sends 50, the gateway sends 50, bot
+audio or silence), loss/late/concealed inbound frames, the media clock's lateness
 p99 (histogram bucket bound), `srg_response_latency_seconds` p50/p95 (caller stopped speaking
 -> first bot RTP: simulator + gateway, the delay a caller feels) and how calls ended.
 
@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import random
 import re
 import shutil
 import signal
@@ -48,6 +47,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.tools.media import make_test_media  # noqa: E402
 from tests.tools.pcap import write_udp_pcap  # noqa: E402
+from tests.tools.ports import free_port_block  # noqa: E402
 from tests.tools.rtp import PhoneStreamSpec, build_g711_dtmf_packets  # noqa: E402
 
 SCENARIO = ROOT / "bench" / "sipp" / "uac_load.xml"
@@ -57,27 +57,13 @@ SETTLE_S = 3.0
 TICKS_PER_S = 50  # 20 ms frames
 
 
-# --- ports ----------------------------------------------------------------------------------
+# --- ports ---------------------------------------------------------------------------------
 
 
-def _free(port: int, kinds: tuple[int, ...]) -> bool:
-    for kind in kinds:
-        with socket.socket(socket.AF_INET, kind) as sock:
-            try:
-                sock.bind((HOST, port))
-            except OSError:
-                return False
-    return True
-
-
-def free_block(size: int, kinds: tuple[int, ...] = (socket.SOCK_DGRAM,)) -> int:
-    """First port of `size` consecutive loopback ports free right now (random high base)."""
-    rng = random.Random()
-    for _ in range(200):
-        base = rng.randrange(20000, 60000 - size)
-        if all(_free(p, kinds) for p in range(base, base + size)):
-            return base
-    raise RuntimeError(f"no block of {size} free loopback ports found")
+def ports_needed(calls: int) -> int:
+    """One block: gateway SIP, simulator, control API, SIPp SIP, then the gateway's RTP range
+    (2 per call + spare) and SIPp's media ports (4 per call, [auto_media_port])."""
+    return 4 + (2 * calls + 20) + (4 * calls + 8)
 
 
 # --- processes ------------------------------------------------------------------------------
@@ -221,7 +207,11 @@ def make_pcap(work: Path, hold_s: float) -> Path:
     return path
 
 
-def run_one(calls: int, rate: float, window_s: float, work: Path, sipp: str) -> Result:
+def run_one(
+    calls: int, rate: float, window_s: float, work: Path, sipp: str, port_base: int | None = None
+) -> Result:
+    """One measured run of `calls` concurrent calls; `port_base` starts a block of
+    `ports_needed(calls)` free loopback ports (found here when None)."""
     ramp_s = calls / rate
     hold_ms = int((ramp_s + SETTLE_S + window_s + 10) * 1000)
     pcap = make_pcap(work, hold_ms / 1000 + 1)
@@ -229,12 +219,10 @@ def run_one(calls: int, rate: float, window_s: float, work: Path, sipp: str) -> 
     scenario.write_text(
         SCENARIO.read_text().replace("@PCAP@", pcap.name).replace("@HOLD_MS@", str(hold_ms))
     )
-    gw_sip = free_block(1, (socket.SOCK_DGRAM, socket.SOCK_STREAM))
-    sim_port = free_block(1, (socket.SOCK_STREAM,))
-    control = free_block(1, (socket.SOCK_STREAM,))
-    sipp_sip = free_block(1)
-    rtp_low = free_block(2 * calls + 20)
-    media_base = free_block(4 * calls + 8)
+    base = free_port_block(ports_needed(calls)) if port_base is None else port_base
+    gw_sip, sim_port, control, sipp_sip = base, base + 1, base + 2, base + 3
+    rtp_low = base + 4
+    media_base = rtp_low + 2 * calls + 20
     config = work / "gateway.toml"
     config.write_text(f'[control]\nhost = "{HOST}"\nport = {control}\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SRG_"))}
@@ -311,11 +299,16 @@ def run_one(calls: int, rate: float, window_s: float, work: Path, sipp: str) -> 
         ok = int(outcomes.get("remote_bye", 0.0))
         if sipp_rc != 0 and not problem:
             problem = f"sipp exited {sipp_rc} (see sipp_errors.log)"
-        rtp_in = total(m1, "srg_rtp_packets_total", 'direction="in"') - total(
-            m0, "srg_rtp_packets_total", 'direction="in"'
+        # RTP counters are added once per call at hangup (never per packet): rates over the
+        # calls' whole answered time.
+        call_s = total(after, "srg_call_duration_seconds_sum") - total(
+            before, "srg_call_duration_seconds_sum"
         )
-        rtp_out = total(m1, "srg_rtp_packets_total", 'direction="out"') - total(
-            m0, "srg_rtp_packets_total", 'direction="out"'
+        rtp_in = total(after, "srg_rtp_packets_total", 'direction="in"') - total(
+            before, "srg_rtp_packets_total", 'direction="in"'
+        )
+        rtp_out = total(after, "srg_rtp_packets_total", 'direction="out"') - total(
+            before, "srg_rtp_packets_total", 'direction="out"'
         )
         clock = quantile(m0, m1, "srg_pacer_lateness_seconds", 0.99)
         p50 = quantile(before, after, "srg_response_latency_seconds", 0.50)
@@ -330,8 +323,8 @@ def run_one(calls: int, rate: float, window_s: float, work: Path, sipp: str) -> 
             simulator_cpu_pct=round(100 * cpu[1] / wall, 1),
             sipp_cpu_pct=round(100 * cpu[2] / wall, 1),
             steal_pct=round(100 * (steal1 - steal0) / max(1, all1 - all0), 1),
-            rtp_in_per_call_s=round(rtp_in / wall / calls, 1),
-            rtp_out_per_call_s=round(rtp_out / wall / calls, 1),
+            rtp_in_per_call_s=round(rtp_in / call_s, 1) if call_s > 0 else 0.0,
+            rtp_out_per_call_s=round(rtp_out / call_s, 1) if call_s > 0 else 0.0,
             lost=total(after, "srg_rtp_packets_lost_total")
             - total(before, "srg_rtp_packets_lost_total"),
             late=total(after, "srg_rtp_packets_late_total")

@@ -1,0 +1,80 @@
+"""The benchmarks still run and still measure what they claim (no timing is asserted: CI
+machines are noisy). A short run of each, with the correctness figures they print checked."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+from tests.conftest import require_peer
+from tests.tools.ports import free_port_block
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_sipp_load_small_run_answers_every_call(tmp_path: Path) -> None:
+    """10 SIPp calls through `sip-realtime-gateway run` + simulator: all answered and ended by
+    the caller's BYE, 50 RTP packets per second each way, nothing lost."""
+    require_peer("sipp", "espeak-ng", "sox")
+    sipp_load = _load("sipp_load")
+    base = free_port_block(sipp_load.ports_needed(10))
+    result = sipp_load.run_one(10, 20.0, 2.0, tmp_path, "sipp", port_base=base)
+    assert result.problem == "", result
+    assert (result.ok, result.failed) == (10, 0), result.outcomes
+    assert 49.0 <= result.rtp_in_per_call_s <= 51.0, result
+    assert 49.0 <= result.rtp_out_per_call_s <= 51.0, result
+    assert result.lost == 0 and result.late == 0, result
+    assert result.gateway_cpu_pct > 0 and result.us_per_call_tick > 0
+
+
+def test_sipp_load_metrics_parsing() -> None:
+    sipp_load = _load("sipp_load")
+    before = sipp_load.parse_metrics(
+        'srg_x_bucket{le="0.1"} 1\nsrg_x_bucket{le="0.5"} 2\nsrg_x_bucket{le="+Inf"} 2\n'
+        'srg_calls_total{route="a",outcome="remote_bye"} 3\n'
+    )
+    after = sipp_load.parse_metrics(
+        'srg_x_bucket{le="0.1"} 5\nsrg_x_bucket{le="0.5"} 11\nsrg_x_bucket{le="+Inf"} 12\n'
+        'srg_calls_total{route="a",outcome="remote_bye"} 4\n# HELP x\n'
+    )
+    # 10 new observations: 4 at <= 0.1, 5 more at <= 0.5, 1 above.
+    assert sipp_load.quantile(before, after, "srg_x", 0.4) == 0.1
+    assert sipp_load.quantile(before, after, "srg_x", 0.5) == 0.5
+    assert sipp_load.quantile(before, after, "srg_x", 0.99) == float("inf")
+    assert sipp_load.by_label(after, "srg_calls_total", "outcome") == {"remote_bye": 4.0}
+
+
+def test_latency_bench_short_run_keeps_every_append_and_flushes_every_barge_in() -> None:
+    """5 calls, 3 s: the bench's correctness columns (no append dropped, 8000 B/s appended per
+    call, every barge-in flushed, no warning) and that every path produced samples."""
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "bench" / "latency.py"), "--one", "--calls", "5"),
+            *("--seconds", "3", "--warmup", "1", "--period", "1.0", "--barge-after", "0.4"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["answered"] == 5 and not result["problems"], result
+    assert result["appends_dropped"] == 0 and result["not_flushed"] == 0, result
+    assert not result["warnings"], result["warnings"]
+    assert abs(result["append_bytes_per_s"] - 5 * 8000) <= 5 * 8000 * 0.05, result
+    for key in ("release_to_written", "sent_delta_to_queued", "sent_speech_to_last_bot"):
+        assert result[key]["n"] > 0, (key, result[key])
