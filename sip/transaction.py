@@ -197,7 +197,7 @@ def make_cancel(invite: Request) -> Request:
 
 
 class _Transaction:
-    state: str
+    state: str  # the initial state, as a class attribute of each concrete kind
 
     def __init__(
         self,
@@ -207,6 +207,7 @@ class _Transaction:
         reliable: bool = False,
         timers: TimerConfig = DEFAULT_TIMERS,
     ) -> None:
+        self._check_method(request.method)
         self.request = request
         self.dest = dest
         self.reliable = reliable
@@ -246,6 +247,9 @@ class _Transaction:
         self.state = "Terminated"
         self._deadlines.clear()
         out.append(Terminated())
+
+    def _check_method(self, method: str) -> None:
+        """Raise TransactionError when this kind of transaction cannot carry `method`."""
 
     def tick(self, now: float) -> list[Output]:
         """Fire every armed timer whose deadline has passed, earliest first."""
@@ -413,19 +417,12 @@ class ServerTransaction(_Transaction):
 class InviteServerTransaction(ServerTransaction):
     """17.2.1 plus RFC 6026: Proceeding -> Completed -> Confirmed | Accepted -> Terminated."""
 
-    def __init__(
-        self,
-        request: Request,
-        dest: Any = None,
-        *,
-        reliable: bool = False,
-        timers: TimerConfig = DEFAULT_TIMERS,
-    ) -> None:
-        if request.method != "INVITE":
-            raise TransactionError(f"{request.method} is not an INVITE")
-        super().__init__(request, dest, reliable=reliable, timers=timers)
-        self.state = "Proceeding"
-        self.acked = False
+    state = "Proceeding"
+    acked = False
+
+    def _check_method(self, method: str) -> None:
+        if method != "INVITE":
+            raise TransactionError(f"{method} is not an INVITE")
 
     @property
     def dialog_ack_key(self) -> tuple[str, str, int]:
@@ -510,18 +507,11 @@ class InviteServerTransaction(ServerTransaction):
 class NonInviteServerTransaction(ServerTransaction):
     """17.2.2: Trying -> Proceeding -> Completed -> Terminated."""
 
-    def __init__(
-        self,
-        request: Request,
-        dest: Any = None,
-        *,
-        reliable: bool = False,
-        timers: TimerConfig = DEFAULT_TIMERS,
-    ) -> None:
-        if request.method in ("INVITE", "ACK"):
-            raise TransactionError(f"{request.method} cannot use a non-INVITE transaction")
-        super().__init__(request, dest, reliable=reliable, timers=timers)
-        self.state = "Trying"
+    state = "Trying"
+
+    def _check_method(self, method: str) -> None:
+        if method in ("INVITE", "ACK"):
+            raise TransactionError(f"{method} cannot use a non-INVITE transaction")
 
     def receive_request(self, request: Request, now: float) -> list[Output]:
         """A retransmission: re-send the last response, if any (Trying absorbs it silently)."""
