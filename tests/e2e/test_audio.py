@@ -77,9 +77,9 @@ def test_caller_speaks_and_hears_the_bot(
     ports: InteropPorts,
     tmp_path: Path,
 ) -> None:
-    _needs_raw_socket()
     """The caller offers one law only, so the Realtime session must run in that law both ways
     (audio/pcmu or audio/pcma): the bot's audio then reaches the wire byte for byte."""
+    _needs_raw_socket()
     sim = sim_factory()  # default: the bot plays the caller's utterance back
     gw = realtime_gateway(sim.url)
     pcap = tmp_path / "caller.pcap"
