@@ -3,9 +3,9 @@
 Reading and writing are apart (one task doing both would let a large inbound frame block
 outbound audio, reference section 8.8): server messages are handled by the socket's read
 callback, frames go out synchronously or through a writer task. Outbound frames go through one
-ordered queue so that control events keep their order relative to audio (session.update before the first append,
-function_call_output before response.create). When the queue is full only audio appends are
-dropped (and counted); control events are never dropped.
+ordered queue so that control events keep their order relative to audio (session.update
+before the first append, function_call_output before response.create). When the queue is full
+only audio appends are dropped (and counted); control events are never dropped.
 
 Fast path (per-call CPU, docs/benchmarks.md): when nothing is queued and the TCP write buffer is
 below its high-water mark, a frame is framed here and written to the connection's transport
