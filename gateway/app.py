@@ -561,8 +561,8 @@ class Gateway:
         (The media clock's lateness histogram is read by the metric itself: read_pacer_from.)"""
         if self.ua is not None:
             errors = self.ua.counters.parse_errors
-            for _ in range(max(0, errors - self._parse_errors_seen)):
-                self.prometheus.sip_parse_error()
+            # One increment for all of them: a scanner's flood must not become a loop here.
+            self.prometheus.sip_parse_error(errors - self._parse_errors_seen)
             self._parse_errors_seen = errors
 
     async def _end_for_shutdown(self, live: LiveCall) -> None:

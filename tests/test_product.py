@@ -737,3 +737,19 @@ async def test_readyz_names_an_unregistered_registration(port_block: int, tmp_pa
         assert status == 200
     finally:
         await asyncio.wait_for(gateway.stop(drain_timeout=0), TIMEOUT)
+
+
+async def test_garbage_on_the_sip_port_is_counted_at_scrape_time(product: Product) -> None:
+    """Datagrams that are not SIP are dropped and counted, all at once when /metrics is read."""
+    for payload in (b"\x00\x01garbage", b"GET / HTTP/1.1\r\n\r\n", b"not sip at all"):
+        product.uac.transport.sendto(payload, product.uac.gw)
+    deadline = asyncio.get_running_loop().time() + 5
+    while True:
+        _, body = await http(product.api, "GET", "/metrics")
+        count = sample(body.decode(), "srg_sip_parse_errors_total")
+        if count >= 3 or asyncio.get_running_loop().time() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert count == 3
+    _, body = await http(product.api, "GET", "/metrics")  # nothing counted twice
+    assert sample(body.decode(), "srg_sip_parse_errors_total") == 3

@@ -349,8 +349,9 @@ class Metrics:
             direction=_bounded(direction, DIRECTIONS), status_class=status_class(status)
         ).inc()
 
-    def sip_parse_error(self) -> None:
-        self.sip_parse_errors.inc()
+    def sip_parse_error(self, count: int = 1) -> None:
+        if count > 0:
+            self.sip_parse_errors.inc(count)
 
     # -- exposition --------------------------------------------------------------------------
 
