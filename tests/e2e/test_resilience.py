@@ -87,6 +87,26 @@ def _assert_second_turn_answered_on_the_wire(
     )
 
 
+def _two_turn_pcap(tmp_path: Path, utterances: Utterances, second_at_ms: int) -> tuple[Path, int]:
+    """The caller's side: "hello" after 600 ms, the question at `second_at_ms`, 1.5 s of
+    silence; returns the pcap and the PLAY_MS for uac_media_dtmf.xml (play time + 2.5 s)."""
+    pcap = tmp_path / "caller.pcap"
+    first = silence_ms(600) + utterances.hello
+    caller = (
+        first + silence_ms(second_at_ms - len(first) // 8) + utterances.question + silence_ms(1500)
+    )
+    return pcap, write_caller_pcap(pcap, caller) + 2500
+
+
+def _call_ended_by_the_caller(gw: GatewayProcess) -> str:
+    """The call's id, once it ended with the caller's BYE (never the gateway's)."""
+    call_id = gw.wait_event("call.offered")["call_id"]
+    ended = gw.wait_event("call.ended", call_id=call_id)
+    assert ended["cause"] == "remote_bye", ended
+    assert not gw.find("call.hangup", call_id=call_id)
+    return call_id
+
+
 @pytest.mark.parametrize("when", ["after_response", "mid_response"])
 def test_websocket_killed_mid_call_next_turn_still_works(
     when: str,
@@ -104,21 +124,13 @@ def test_websocket_killed_mid_call_next_turn_still_works(
     slow = {"delta_interval_s": 0.08} if when == "mid_response" else {}
     sim = sim_factory(transcripts=TRANSCRIPTS, **slow)
     gw = realtime_gateway(sim.url, {"realtime": TRANSCRIBE})
-    pcap = tmp_path / "caller.pcap"
-    caller = (
-        silence_ms(600)
-        + utterances.hello
-        + silence_ms(4000)
-        + utterances.question
-        + silence_ms(1500)
-    )
-    play_ms = write_caller_pcap(pcap, caller)
+    pcap, play_ms = _two_turn_pcap(tmp_path, utterances, 600 + len(utterances.hello) // 8 + 4000)
     tshark.start()
     run = sipp.start(
         "uac_media_dtmf.xml",
         f"127.0.0.1:{ports.gateway_sip}",
         timeout_s=40,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms + 2500)},
+        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms)},
     )
     # Kill the connection during the first answer, well before the second turn starts.
     trigger = "response.done" if when == "after_response" else "response.output_audio.delta"
@@ -135,13 +147,10 @@ def test_websocket_killed_mid_call_next_turn_still_works(
     result = run.wait()
     tshark.stop()
     assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
+    call_id = _call_ended_by_the_caller(gw)
     lost = gw.wait_event("realtime.lost", call_id=call_id)
     reconnected = gw.wait_event("realtime.reconnected", call_id=call_id)
     print(f"\ndropped {dropped}; gateway: lost={lost['reason']!r}, reconnected {reconnected}")
-    ended = gw.wait_event("call.ended", call_id=call_id)
-    assert ended["cause"] == "remote_bye", ended  # the caller hung up, not the gateway
-    assert not gw.find("call.hangup", call_id=call_id)
     assert sim.session_count() == 2
     _assert_new_session_set_up_and_replayed(sim, bot_turn=when == "after_response")
     _assert_second_turn_answered_on_the_wire(sim, tshark, ports, dropped_at, gw)
@@ -172,28 +181,17 @@ def test_rollover_before_the_session_cap_keeps_the_call(
             }
         },
     )
-    pcap = tmp_path / "caller.pcap"
-    first = silence_ms(600) + utterances.hello
-    caller = (
-        first
-        + silence_ms(SECOND_TURN_AT_MS - len(first) // 8)
-        + utterances.question
-        + silence_ms(1500)
-    )
-    play_ms = write_caller_pcap(pcap, caller)
+    pcap, play_ms = _two_turn_pcap(tmp_path, utterances, SECOND_TURN_AT_MS)
     tshark.start()
     result = sipp.run(
         "uac_media_dtmf.xml",
         timeout_s=60,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms + 2500)},
+        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms)},
     )
     tshark.stop()
     assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
+    call_id = _call_ended_by_the_caller(gw)
     rolled = gw.wait_event("realtime.rolled_over", call_id=call_id)
-    ended = gw.wait_event("call.ended", call_id=call_id)
-    assert ended["cause"] == "remote_bye", ended
-    assert not gw.find("call.hangup", call_id=call_id)
     assert not gw.find("realtime.lost", call_id=call_id)
     assert sim.session_count() == 2
     opened = sim.call(lambda: [s.client_events[0].t for s in sim.sim.sessions.values()])
@@ -227,26 +225,16 @@ def test_session_expired_by_the_server_reconnects_once(
     new session: the expiry error and the close that follows must not both reconnect."""
     sim = sim_factory(session_max_s=SERVER_CAP_S, transcripts=TRANSCRIPTS)
     gw = realtime_gateway(sim.url, {"realtime": TRANSCRIBE})
-    pcap = tmp_path / "caller.pcap"
-    first = silence_ms(600) + utterances.hello
-    caller = (
-        first
-        + silence_ms(AFTER_EXPIRY_TURN_AT_MS - len(first) // 8)
-        + utterances.question
-        + silence_ms(1500)
-    )
-    play_ms = write_caller_pcap(pcap, caller)
+    pcap, play_ms = _two_turn_pcap(tmp_path, utterances, AFTER_EXPIRY_TURN_AT_MS)
     tshark.start()
     result = sipp.run(
         "uac_media_dtmf.xml",
         timeout_s=40,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms + 2500)},
+        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms)},
     )
     tshark.stop()
     assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
-    ended = gw.wait_event("call.ended", call_id=call_id)
-    assert ended["cause"] == "remote_bye", ended
+    call_id = _call_ended_by_the_caller(gw)
     expired = [r for r in sim.server_events(0) if r.type == "error" and "expired" in str(r.event)]
     assert expired, "the simulator never expired the first session"
     reconnects = gw.find("realtime.reconnected", call_id=call_id)
