@@ -13,12 +13,13 @@ from the configuration, so they are bounded by it. docs/metrics.md lists every m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+
+from gateway.media.pacer import LATENESS_BUCKETS, LatenessStats
 
 PREFIX = "srg_"
 
@@ -76,16 +77,6 @@ _DURATION_BUCKETS = (5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 _JITTER_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2)
 # How late the shared media clock fired a 20 ms tick: above ~10 ms the far end's jitter buffer
 # starts to stretch or conceal.
-# The media clock's own histogram bounds (gateway.media.pacer.LATENESS_BUCKETS), read as is.
-_PACER_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5)
-
-
-class LatenessSource(Protocol):
-    """What the media clock keeps (`gateway.media.pacer.LatenessStats`): per-bucket wakeup
-    counts for `bounds` plus one overflow bucket, and the sum of lateness in seconds."""
-
-    bucket_counts: list[int]
-    sum_lateness: float
 
 
 class _PacerLatency:
@@ -94,38 +85,34 @@ class _PacerLatency:
     The clock counts about 1000 wakeups a second (20 slots x 50 Hz) whatever the call count;
     replaying them into a prometheus_client Histogram one `observe()` at a time cost 37 ms of
     event-loop time per 15 s scrape (measured), a stall every caller would hear. This is the
-    same histogram with no per-wakeup work: the clock's buckets, exact sum."""
+    same histogram with no per-wakeup work: the clock's buckets (`LATENESS_BUCKETS`), exact sum.
+    Wakeups observed by hand (`observe`) go into a `LatenessStats` of their own and are added."""
 
     NAME = PREFIX + "pacer_lateness_seconds"
     DOC = "How late the shared media clock ran each 20 ms tick."
 
-    def __init__(self, bounds: Sequence[float]) -> None:
-        self.bounds = tuple(bounds)
-        self.source: Callable[[], LatenessSource | None] = lambda: None
-        self.extra_counts = [0] * (len(self.bounds) + 1)  # observe() without a clock (tests)
-        self.extra_sum = 0.0
+    def __init__(self) -> None:
+        self.source: Callable[[], LatenessStats | None] = lambda: None
+        self.by_hand = LatenessStats()
 
     def describe(self) -> Iterator[HistogramMetricFamily]:
         yield HistogramMetricFamily(self.NAME, self.DOC)
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
-        counts = list(self.extra_counts)
-        total_sum = self.extra_sum
+        counts = list(self.by_hand.bucket_counts)
+        total_sum = self.by_hand.sum_lateness
         stats = self.source()
-        if stats is not None and len(stats.bucket_counts) == len(counts):
+        if stats is not None:
             counts = [a + b for a, b in zip(counts, stats.bucket_counts, strict=True)]
             total_sum += stats.sum_lateness
         cumulative, seen = [], 0
-        for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
+        for bound, count in zip((*LATENESS_BUCKETS, float("inf")), counts, strict=True):
             seen += count
             cumulative.append(("+Inf" if bound == float("inf") else repr(bound), seen))
         yield HistogramMetricFamily(self.NAME, self.DOC, buckets=cumulative, sum_value=total_sum)
 
     def observe(self, seconds: float) -> None:
-        seconds = max(0.0, seconds)
-        index = next((i for i, b in enumerate(self.bounds) if seconds <= b), len(self.bounds))
-        self.extra_counts[index] += 1
-        self.extra_sum += seconds
+        self.by_hand.observe(seconds)
 
 
 def _bounded(value: str, allowed: Iterable[str]) -> str:
@@ -211,7 +198,7 @@ class Metrics:
             buckets=_JITTER_BUCKETS,
             registry=r,
         )
-        self.pacer_lateness = _PacerLatency(_PACER_BUCKETS)
+        self.pacer_lateness = _PacerLatency()
         r.register(self.pacer_lateness)
         self.realtime_reconnects = Counter(
             p + "realtime_reconnects", "Realtime WebSocket reconnects during calls.", registry=r
@@ -329,9 +316,9 @@ class Metrics:
         read at scrape time instead (`read_pacer_from`)."""
         self.pacer_lateness.observe(seconds)
 
-    def read_pacer_from(self, source: Callable[[], LatenessSource | None]) -> None:
-        """Report the media clock's lateness histogram, read at each scrape. Its buckets must
-        be this metric's (`_PACER_BUCKETS` plus overflow): checked by the tests."""
+    def read_pacer_from(self, source: Callable[[], LatenessStats | None]) -> None:
+        """Report the media clock's lateness histogram (`MediaClock.stats`), read at each
+        scrape."""
         self.pacer_lateness.source = source
 
     # -- SIP ---------------------------------------------------------------------------------
