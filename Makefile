@@ -58,7 +58,7 @@ format: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check --fix .
 
 bench: $(VENV)/.installed-test
-	@for f in bench/*.py; do echo "== $$f"; $(PY) $$f; done
+	@for f in bench/[!_]*.py; do echo "== $$f"; $(PY) $$f; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

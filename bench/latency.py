@@ -74,6 +74,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import orjson
 
+from bench._procstat import cpu_times, proc_cpu_s, steal_pct
 from gateway.call.session import CallSession, SessionSettings
 from gateway.call.settings import call_policy_for, session_config_for
 from gateway.cli import settle_heap
@@ -747,30 +748,6 @@ class BenchCall:
         self.stream.close("bench over")
 
 
-def _proc_cpu_s(pid: int) -> float:
-    """utime + stime of another process (Linux /proc), in seconds; 0 when unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _cpu_times() -> list[int]:
-    """The machine's aggregate CPU counters (user nice system idle iowait irq softirq steal)."""
-    try:
-        return [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    except (OSError, ValueError):
-        return [0] * 8
-
-
-def _steal_pct(before: list[int], after: list[int]) -> float:
-    """Share of the machine's CPU time the hypervisor gave to other guests (steal)."""
-    delta = [b - a for a, b in zip(before, after, strict=True)]
-    total = sum(delta)
-    return round(100 * delta[7] / total, 1) if total > 0 else 0.0
-
-
 def _helper(role: str, *args: str) -> list[str]:
     cmd = [sys.executable, __file__, "--role", role, "--cpu", str(HELPER_PIN[0])]
     return [*cmd, "--helper-nice", str(HELPER_NICE[0]), *args]
@@ -896,8 +873,8 @@ async def run_gateway(
             await asyncio.sleep(max(0.0, measure_at - time.monotonic()))
         appended0 = sum(c.session.stats.audio_appended_bytes for c in bench_calls if c.session)
         load0 = os.getloadavg()
-        machine0 = _cpu_times()
-        server0, callers0 = _proc_cpu_s(server.pid), _proc_cpu_s(callers.pid)
+        machine0 = cpu_times()
+        server0, callers0 = proc_cpu_s(server.pid), proc_cpu_s(callers.pid)
         buckets0 = list(clock.stats.bucket_counts)
         usage0 = resource.getrusage(resource.RUSAGE_SELF)
         rec.measuring = True
@@ -911,10 +888,10 @@ async def run_gateway(
         ]
         lateness.wakeups = sum(lateness.bucket_counts)
         cpu, wall = time.process_time() - cpu0, perf() - wall0
-        server_cpu = _proc_cpu_s(server.pid) - server0
-        callers_cpu = _proc_cpu_s(callers.pid) - callers0
+        server_cpu = proc_cpu_s(server.pid) - server0
+        callers_cpu = proc_cpu_s(callers.pid) - callers0
         load1 = os.getloadavg()
-        steal = _steal_pct(machine0, _cpu_times())
+        steal = steal_pct(machine0, cpu_times())
         appended = sum(c.session.stats.audio_appended_bytes for c in bench_calls if c.session)
         dropped = sum(c.session.stats.appends_dropped for c in bench_calls if c.session)
     finally:

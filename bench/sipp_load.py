@@ -45,6 +45,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._procstat import cpu_times, proc_cpu_s, steal_pct  # noqa: E402
 from tests.tools.media import make_test_media  # noqa: E402
 from tests.tools.pcap import write_udp_pcap  # noqa: E402
 from tests.tools.ports import free_port_block  # noqa: E402
@@ -67,20 +68,6 @@ def ports_needed(calls: int) -> int:
 
 
 # --- processes ------------------------------------------------------------------------------
-
-
-def _cpu_s(pid: int) -> float:
-    """utime + stime of a process (and its waited-for children: none here), in seconds."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _steal_ticks() -> tuple[int, int]:
-    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return fields[7], sum(fields[:8])
 
 
 def _stop(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
@@ -277,15 +264,16 @@ def run_one(
         problem = "" if active >= calls else f"only {active:.0f} of {calls} calls came up"
         time.sleep(SETTLE_S)
         m0 = fetch_metrics(control)
-        cpu0 = [_cpu_s(p.pid) for p in (gateway, simulator, sipp_proc)]
-        steal0, all0 = _steal_ticks()
+        cpu0 = [proc_cpu_s(p.pid) for p in (gateway, simulator, sipp_proc)]
+        machine0 = cpu_times()
         wall0 = time.monotonic()
         time.sleep(window_s)
         wall = time.monotonic() - wall0
         cpu = [
-            _cpu_s(p.pid) - c for p, c in zip((gateway, simulator, sipp_proc), cpu0, strict=True)
+            proc_cpu_s(p.pid) - c
+            for p, c in zip((gateway, simulator, sipp_proc), cpu0, strict=True)
         ]
-        steal1, all1 = _steal_ticks()
+        steal = steal_pct(machine0, cpu_times())
         m1 = fetch_metrics(control)
         active_end = total(m1, "srg_calls_active")
         if not problem and active_end < calls:
@@ -322,7 +310,7 @@ def run_one(
             gateway_cpu_pct=round(100 * cpu[0] / wall, 1),
             simulator_cpu_pct=round(100 * cpu[1] / wall, 1),
             sipp_cpu_pct=round(100 * cpu[2] / wall, 1),
-            steal_pct=round(100 * (steal1 - steal0) / max(1, all1 - all0), 1),
+            steal_pct=steal,
             rtp_in_per_call_s=round(rtp_in / call_s, 1) if call_s > 0 else 0.0,
             rtp_out_per_call_s=round(rtp_out / call_s, 1) if call_s > 0 else 0.0,
             lost=total(after, "srg_rtp_packets_lost_total")
