@@ -263,7 +263,7 @@ class RealtimeClient:
     async def connect(self, timeout: float = 10.0) -> ev.SessionCreated:  # noqa: ASYNC109 (every wait in the API is bounded)
         """Open the socket and wait for `session.created` (always the server's first event)."""
         factory = functools.partial(
-            _CallbackConnection, on_message=self._on_message, on_closed=self._on_closed
+            _CallbackConnection, on_message=self._on_message, on_closed=self._connection_lost
         )
         try:
             self._ws = await asyncio.wait_for(
@@ -516,9 +516,6 @@ class RealtimeClient:
             if ws is not None:
                 task = asyncio.get_running_loop().create_task(ws.close(1011, "client error"))
                 self._tasks.append(task)
-
-    def _on_closed(self, exc: ConnectionClosed) -> None:
-        self._connection_lost(exc)
 
     def _resolve_waiters(self, event: Any) -> None:
         remaining = []
