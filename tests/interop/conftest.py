@@ -504,8 +504,9 @@ class SippRun:
         )
 
 
-class Sipp:
-    """Runs project scenarios from tests/interop/sipp/ with this test's ports."""
+class _PeerRunner:
+    """What every real-peer runner holds: its work dir, this test's ports, the process list the
+    fixture stops at teardown, and the test's request (for attaching logs)."""
 
     def __init__(
         self,
@@ -518,6 +519,19 @@ class Sipp:
         self.ports = ports
         self.processes = processes
         self.request = request
+
+
+class Sipp(_PeerRunner):
+    """Runs project scenarios from tests/interop/sipp/ with this test's ports."""
+
+    def __init__(
+        self,
+        work_dir: Path,
+        ports: InteropPorts,
+        processes: list[ManagedProcess],
+        request: pytest.FixtureRequest,
+    ) -> None:
+        super().__init__(work_dir, ports, processes, request)
         self._counter = itertools.count(1)
 
     def _prepare(self, scenario: str, substitutions: dict[str, str]) -> Path:
@@ -616,20 +630,8 @@ class BaresipResult:
     log: str
 
 
-class Baresip:
+class Baresip(_PeerRunner):
     """baresip as a headless caller: config from tests/interop/baresip/ with this test's ports."""
-
-    def __init__(
-        self,
-        work_dir: Path,
-        ports: InteropPorts,
-        processes: list[ManagedProcess],
-        request: pytest.FixtureRequest,
-    ) -> None:
-        self.work_dir = work_dir
-        self.ports = ports
-        self.processes = processes
-        self.request = request
 
     def _write_config(self, audio_wav: Path) -> Path:
         config_dir = self.work_dir / "config"
