@@ -289,14 +289,40 @@ class Gateway:
     async def _start_control(self) -> None:
         """The control API. A port already taken is logged, not fatal: calls are the product,
         and a second instance on one host (or a test run) must still answer the phone; the
-        ERROR line and failing /readyz probes make the problem visible."""
+        ERROR line and failing /readyz probes make the problem visible. The same holds for a
+        token file that cannot be written: the API then stays off (closed), it never opens
+        without its token."""
         cfg = self.config.control
         if not cfg.enabled:
             return
-        from gateway.control import ControlServer
+        from gateway.control import ControlServer, Limits
+        from gateway.control_token import control_token
 
+        try:
+            token = control_token(cfg)
+        except OSError as exc:
+            log_event(
+                log,
+                "control.start_failed",
+                f"{exc.strerror or exc}; set control.token_env or control.token_file",
+                level=logging.ERROR,
+                address=f"{cfg.host}:{cfg.port}",
+            )
+            return
+        limits = Limits(
+            max_head_bytes=cfg.max_head_bytes,
+            max_body_bytes=cfg.max_body_bytes,
+            head_timeout=cfg.read_timeout_s,
+            body_timeout=cfg.read_timeout_s,
+        )
         server = ControlServer(
-            GatewayControl(self), cfg.host, cfg.port, token=cfg.token.reveal() or None
+            GatewayControl(self),
+            cfg.host,
+            cfg.port,
+            token=token,
+            limits=limits,
+            allowed_hosts=cfg.allowed_hosts,
+            metrics_public=cfg.metrics_public,
         )
         try:
             await server.start()

@@ -362,9 +362,17 @@ async def test_slow_application_gives_504(target: FakeTarget) -> None:
 # -- auth ------------------------------------------------------------------------------------
 
 
-async def test_auth_required_except_healthz(secured: ControlServer) -> None:
+async def test_auth_required_except_probes(secured: ControlServer, target: FakeTarget) -> None:
+    """/healthz and /readyz stay open for probes (issue 9); the readiness reason, which can
+    name registrars, only comes with the token."""
     assert (await request(secured, "GET", "/healthz")).status == 200
-    for method, path in (("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/calls")):
+    assert (await request(secured, "GET", "/readyz")).json() == {"ready": True}
+    target.is_ready = (False, "registration pbx (sip:100@10.0.0.5): 403 Forbidden")
+    reply = await request(secured, "GET", "/readyz")
+    assert reply.status == 503 and reply.json() == {"ready": False}
+    reply = await request(secured, "GET", "/readyz", token=TOKEN)
+    assert reply.status == 503 and "registration pbx" in reply.json()["reason"]
+    for method, path in (("GET", "/metrics"), ("GET", "/calls"), ("POST", "/calls")):
         reply = await request(secured, method, path)
         assert reply.status == 401, path
         assert reply.headers["www-authenticate"].startswith("Bearer")
@@ -402,7 +410,7 @@ def test_bearer_ok() -> None:
 
 async def test_oversized_body_rejected_without_reading_it(target: FakeTarget) -> None:
     async with ControlServer(target, "127.0.0.1", 0, limits=Limits(max_body_bytes=100)) as srv:
-        head = b"POST /calls HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+        head = b"POST /calls HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"
         reply = await raw(srv, head)
     assert reply.status == 413
     assert "100000" in reply.json()["error"]
@@ -482,7 +490,7 @@ async def test_keep_alive_serves_several_requests(server: ControlServer) -> None
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         for path in ("/healthz", "/readyz", "/calls"):
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
             await writer.drain()
             reply = await read_reply(reader)
             assert reply.status == 200
