@@ -55,6 +55,7 @@ from gateway.call.settings import (
     session_config_for,
     use_simulator,
 )
+from gateway.caller_id import caller_id_for
 from gateway.config import (
     ConfigError,
     GatewayConfig,
@@ -97,6 +98,7 @@ from sip.sdp import (
     process_answer,
 )
 from sip.transport import Transport
+from sip.uac_auth import bind_hops
 from sip.uri import parse_uri
 from sip.useragent import InboundAuth, IncomingCall, UserAgent
 
@@ -487,11 +489,10 @@ class Gateway:
         reg = self._registration_named(registration)
         if registration and reg is None:
             raise ControlError(422, f"registration: no registration named {registration!r}")
+        from_user = caller_id_for(reg, from_user)  # ControlError(403) outside the allowed set
         credentials = None
         if to.lower().startswith(("sip:", "sips:")):
             target = to
-            if reg is not None:
-                credentials = Credentials(reg.username, reg.password.reveal())
         else:
             if reg is None:
                 raise ControlError(
@@ -500,7 +501,11 @@ class Gateway:
             registrar = parse_uri(reg.registrar)
             port = f":{registrar.port}" if registrar.port else ""
             target = f"sip:{to}@{registrar.host}{port}"
-            credentials = Credentials(reg.username, reg.password.reveal())
+        if reg is not None:
+            # The trunk's password answers challenges from its registrar only (sip.uac_auth).
+            credentials = Credentials(
+                reg.username, reg.password.reveal(), bound_to=await self._registrar_hops(reg)
+            )
         assert self._loop is not None
         route = dataclasses.replace(self.routes.default, name=OUTBOUND_ROUTE)
         live = LiveCall(
@@ -543,6 +548,13 @@ class Gateway:
         if call.status is None or not 200 <= call.status < 300:
             self._close_media(live.media, "rejected")
             status = call.status or 408
+            if call.challenge_refused:
+                raise ControlError(
+                    502,
+                    f"{target}: {call.challenge_refused} challenged the call ({status}); not "
+                    f"answered: registration {registration_name(reg) if reg else '-'!r} "
+                    "authenticates only to its registrar",
+                )
             raise ControlError(502, f"{target} answered {status} {call.reason}".strip())
         live.sip = call
         self.calls[call.call_id] = live
@@ -575,6 +587,15 @@ class Gateway:
         )
         self._answered(live)
         return call.call_id
+
+    async def _registrar_hops(self, reg: RegistrationConfig) -> tuple[tuple[str, int], ...]:
+        """The resolved address of the trunk's registrar: where its credentials may go."""
+        assert self.ua is not None
+        try:
+            hop = await self.ua.resolve(parse_uri(reg.registrar))
+        except (ValueError, OSError):
+            return ()  # unresolvable now: answer nobody's challenge
+        return bind_hops([(hop.host, hop.port)])
 
     def _registration_named(self, name: str | None) -> RegistrationConfig | None:
         regs = self.config.registrations

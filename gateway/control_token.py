@@ -71,6 +71,9 @@ def control_token(cfg: ControlConfig) -> str | None:
     if cfg.token_env:
         log_event(log, "control.token", f"control token from ${cfg.token_env}", source="env")
         return cfg.token.reveal()
+    if cfg.token.reveal() and not cfg.token_file:  # given in code (tests, embedding)
+        log_event(log, "control.token", "control token given by the caller", source="given")
+        return cfg.token.reveal()
     if not cfg.token_file and not cfg.token_required:
         log_event(
             log,
