@@ -803,7 +803,9 @@ __all__ = [
     "SayRequest",
     "bearer_ok",
     "host_allowed",
+    "media_type",
     "parse_head",
     "parse_originate",
     "parse_say",
+    "same_origin",
 ]
