@@ -46,6 +46,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import hashlib
 import hmac
 import inspect
 import ipaddress
@@ -394,8 +395,10 @@ def bearer_ok(header: str | None, token: str) -> bool:
     scheme, _, credentials = header.strip().partition(" ")
     if scheme.lower() != "bearer":
         return False
-    # compare_digest on bytes: the time taken does not depend on where the strings differ.
-    return hmac.compare_digest(credentials.strip().encode(), token.encode())
+    # compare_digest over SHA-256 digests: the time taken depends neither on where the strings
+    # differ nor on the length of the secret.
+    given = hashlib.sha256(credentials.strip().encode()).digest()
+    return hmac.compare_digest(given, hashlib.sha256(token.encode()).digest())
 
 
 # ---------------------------------------------------------------------------------------------
