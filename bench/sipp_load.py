@@ -211,7 +211,12 @@ def run_one(
     rtp_low = base + 4
     media_base = rtp_low + 2 * calls + 20
     config = work / "gateway.toml"
-    config.write_text(f'[control]\nhost = "{HOST}"\nport = {control}\n')
+    # The bench reads only /metrics: scraped without the API token (control.metrics_public);
+    # the rest of the API keeps requiring the token it generates into the work dir.
+    config.write_text(
+        f'[control]\nhost = "{HOST}"\nport = {control}\nmetrics_public = true\n'
+        f'token_file = "{work / "control.token"}"\n'
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SRG_"))}
     python = sys.executable
     simulator = gateway = sipp_proc = None

@@ -55,6 +55,7 @@ from gateway.call.settings import (
     session_config_for,
     use_simulator,
 )
+from gateway.caller_id import caller_id_for
 from gateway.config import (
     ConfigError,
     GatewayConfig,
@@ -97,6 +98,7 @@ from sip.sdp import (
     process_answer,
 )
 from sip.transport import Transport
+from sip.uac_auth import bind_hops
 from sip.uri import parse_uri
 from sip.useragent import InboundAuth, IncomingCall, UserAgent
 
@@ -289,14 +291,40 @@ class Gateway:
     async def _start_control(self) -> None:
         """The control API. A port already taken is logged, not fatal: calls are the product,
         and a second instance on one host (or a test run) must still answer the phone; the
-        ERROR line and failing /readyz probes make the problem visible."""
+        ERROR line and failing /readyz probes make the problem visible. The same holds for a
+        token file that cannot be written: the API then stays off (closed), it never opens
+        without its token."""
         cfg = self.config.control
         if not cfg.enabled:
             return
-        from gateway.control import ControlServer
+        from gateway.control import ControlServer, Limits
+        from gateway.control_token import control_token
 
+        try:
+            token = control_token(cfg)
+        except OSError as exc:
+            log_event(
+                log,
+                "control.start_failed",
+                f"{exc.strerror or exc}; set control.token_env or control.token_file",
+                level=logging.ERROR,
+                address=f"{cfg.host}:{cfg.port}",
+            )
+            return
+        limits = Limits(
+            max_head_bytes=cfg.max_head_bytes,
+            max_body_bytes=cfg.max_body_bytes,
+            head_timeout=cfg.read_timeout_s,
+            body_timeout=cfg.read_timeout_s,
+        )
         server = ControlServer(
-            GatewayControl(self), cfg.host, cfg.port, token=cfg.token.reveal() or None
+            GatewayControl(self),
+            cfg.host,
+            cfg.port,
+            token=token,
+            limits=limits,
+            allowed_hosts=cfg.allowed_hosts,
+            metrics_public=cfg.metrics_public,
         )
         try:
             await server.start()
@@ -461,11 +489,10 @@ class Gateway:
         reg = self._registration_named(registration)
         if registration and reg is None:
             raise ControlError(422, f"registration: no registration named {registration!r}")
+        from_user = caller_id_for(reg, from_user)  # ControlError(403) outside the allowed set
         credentials = None
         if to.lower().startswith(("sip:", "sips:")):
             target = to
-            if reg is not None:
-                credentials = Credentials(reg.username, reg.password.reveal())
         else:
             if reg is None:
                 raise ControlError(
@@ -474,7 +501,11 @@ class Gateway:
             registrar = parse_uri(reg.registrar)
             port = f":{registrar.port}" if registrar.port else ""
             target = f"sip:{to}@{registrar.host}{port}"
-            credentials = Credentials(reg.username, reg.password.reveal())
+        if reg is not None:
+            # The trunk's password answers challenges from its registrar only (sip.uac_auth).
+            credentials = Credentials(
+                reg.username, reg.password.reveal(), bound_to=await self._registrar_hops(reg)
+            )
         assert self._loop is not None
         route = dataclasses.replace(self.routes.default, name=OUTBOUND_ROUTE)
         live = LiveCall(
@@ -517,6 +548,13 @@ class Gateway:
         if call.status is None or not 200 <= call.status < 300:
             self._close_media(live.media, "rejected")
             status = call.status or 408
+            if call.challenge_refused:
+                raise ControlError(
+                    502,
+                    f"{target}: {call.challenge_refused} challenged the call ({status}); not "
+                    f"answered: registration {registration_name(reg) if reg else '-'!r} "
+                    "authenticates only to its registrar",
+                )
             raise ControlError(502, f"{target} answered {status} {call.reason}".strip())
         live.sip = call
         self.calls[call.call_id] = live
@@ -549,6 +587,15 @@ class Gateway:
         )
         self._answered(live)
         return call.call_id
+
+    async def _registrar_hops(self, reg: RegistrationConfig) -> tuple[tuple[str, int], ...]:
+        """The resolved address of the trunk's registrar: where its credentials may go."""
+        assert self.ua is not None
+        try:
+            hop = await self.ua.resolve(parse_uri(reg.registrar))
+        except (ValueError, OSError):
+            return ()  # unresolvable now: answer nobody's challenge
+        return bind_hops([(hop.host, hop.port)])
 
     def _registration_named(self, name: str | None) -> RegistrationConfig | None:
         regs = self.config.registrations

@@ -98,6 +98,10 @@ class RegistrationConfig:
     password_file: str = ""
     domain: str = ""
     expires: int = 300
+    # Caller IDs (`from` of `POST /calls`) an originated call may present through this trunk,
+    # besides the username. Anything else is refused (403): a stolen control token must not
+    # turn the gateway into a caller-ID spoofing service on a real trunk.
+    allowed_caller_ids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -241,9 +245,22 @@ class ControlConfig:
     host: str = "127.0.0.1"
     port: int = 8080  # 0 = any free port (tests)
     # Bearer token: from the environment variable named here, or a file; never inline.
+    # Neither set (and token_required): a random token is generated at first start into
+    # .srg/control.token (gateway/control_token.py); a token_file that does not exist yet is
+    # generated the same way. The path is logged, the token never.
     token_env: str = ""
     token_file: str = ""
     token: Secret = field(default_factory=lambda: Secret(""))
+    # false = no token at all (every endpoint open): only for a loopback bind in a private
+    # network namespace; `check` reports it on any other bind.
+    token_required: bool = True
+    # /metrics without the token (Prometheus can send one: `authorization` in scrape_config).
+    metrics_public: bool = False
+    # Host header names accepted besides IP literals and localhost (DNS-rebinding defence).
+    allowed_hosts: tuple[str, ...] = ()
+    max_head_bytes: int = 16 * 1024  # request line + headers
+    max_body_bytes: int = 64 * 1024
+    read_timeout_s: float = 10.0  # for the whole request head, and again for the body
 
 
 @dataclass(frozen=True)
@@ -529,10 +546,15 @@ def _resolve_secrets(config: GatewayConfig, env: Mapping[str, str]) -> GatewayCo
     control = config.control
     if control.token_env and control.token_file:
         raise ConfigError("control.token_env: set only one of token_env, token_file")
-    control = dataclasses.replace(
-        control,
-        token=_read_secret("control.token", Secret(""), control.token_env, control.token_file, env),
-    )
+    token_file = control.token_file
+    if token_file and not Path(token_file).exists():
+        token_file = ""  # generated at start (gateway/control_token.py), not an error
+    token = _read_secret("control.token", Secret(""), control.token_env, token_file, env)
+    if control.token_env and not token.reveal().strip():
+        raise ConfigError(f"control.token_env: environment variable {control.token_env} is empty")
+    if token_file and not token.reveal().strip():
+        raise ConfigError(f"control.token_file: {token_file!r} is empty")
+    control = dataclasses.replace(control, token=token)
     return dataclasses.replace(
         config,
         control=control,
@@ -607,6 +629,12 @@ def validate(config: GatewayConfig) -> None:
             raise ConfigError(f"{key}.username: must not be empty")
         if not 10 <= reg.expires <= 86400:
             raise ConfigError(f"{key}.expires: {reg.expires} is not in 10-86400 seconds")
+        for j, caller in enumerate(reg.allowed_caller_ids):
+            if not re.fullmatch(r"[A-Za-z0-9+*#._~-]{1,64}", caller):
+                raise ConfigError(
+                    f"{key}.allowed_caller_ids[{j}]: {caller!r} is not a SIP user part "
+                    "(1-64 of A-Z a-z 0-9 + * # . _ ~ -)"
+                )
 
     media = config.media
     # Below 1024 needs root and collides with system services; RTP wants an even base port
@@ -649,6 +677,19 @@ def _validate_product(config: GatewayConfig) -> None:
     control = config.control
     _check_ip("control.host", control.host)
     _check_port("control.port", control.port, low=0)
+    for i, name in enumerate(control.allowed_hosts):
+        if not (_HOSTNAME.match(name) or is_ip_address(name)):
+            raise ConfigError(f"control.allowed_hosts[{i}]: {name!r} is not a host name")
+    if not 1024 <= control.max_head_bytes <= 1024 * 1024:
+        raise ConfigError(
+            f"control.max_head_bytes: {control.max_head_bytes} is not in 1024-1048576"
+        )
+    if not 1024 <= control.max_body_bytes <= 16 * 1024 * 1024:
+        raise ConfigError(
+            f"control.max_body_bytes: {control.max_body_bytes} is not in 1024-16777216"
+        )
+    if not 0.5 <= control.read_timeout_s <= 300:
+        raise ConfigError(f"control.read_timeout_s: {control.read_timeout_s} is not in 0.5-300 s")
     if config.records.recording and not (config.records.recording_dir or config.records.dir):
         raise ConfigError("records.recording: true needs records.dir or records.recording_dir")
     if any(r.recording == "on" for r in config.routes) and not (

@@ -18,12 +18,21 @@ parser is deliberately strict and bounded (request-head size, body size, a time 
 whole head so a slowloris client that drips one byte at a time cannot hold a connection open,
 an idle timeout between keep-alive requests, a connection cap).
 
-Authentication: when a token is configured every endpoint except `/healthz` needs
-`Authorization: Bearer <token>` (RFC 6750); a missing or wrong token gets 401 with a
-`WWW-Authenticate: Bearer` challenge. `/healthz` stays open so container and Kubernetes
-liveness probes work without the secret; it reveals nothing beyond "the process answers".
-`/readyz` and `/metrics` do need the token: a readiness reason can name registrars, and
-Prometheus can send a bearer token (`authorization` in its scrape config).
+Authentication: when a token is configured every endpoint except `/healthz` and `/readyz`
+needs `Authorization: Bearer <token>` (RFC 6750); a missing or wrong token gets 401 with a
+`WWW-Authenticate: Bearer` challenge. The gateway always configures one unless
+`control.token_required = false` (gateway/control_token.py generates it at first start).
+`/healthz` and `/readyz` stay open so container and Kubernetes probes work without the secret;
+they reveal nothing beyond "the process answers" and ready true/false: the readiness reason
+(which can name registrars) is only shown with the token. `/metrics` needs the token unless
+`metrics_public` (Prometheus sends one with `authorization` in its scrape config).
+
+Browser defences (the API listens on loopback, which any web page the operator opens can try
+to reach): a `Host` that is neither an IP literal, `localhost`, nor a configured name gets 421
+(DNS rebinding: the attacker's name resolving to 127.0.0.1 still arrives with the attacker's
+name in Host); a request carrying an `Origin` that is not this server's own gets 403, and no
+CORS header is ever sent; a request with a body must be `application/json` (415 otherwise), so
+an HTML form or a CORS-"simple" text/plain POST cannot reach a handler.
 
 Call-IDs may contain `/`, `?` and `@` (RFC 3261 25.1 `word`): clients percent-encode them in the
 path (`/calls/abc%2Fdef%40host`); the path is split on `/` before decoding each segment.
@@ -37,14 +46,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import hashlib
 import hmac
 import inspect
+import ipaddress
 import logging
 import re
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
-from urllib.parse import unquote
+from urllib.parse import unquote, urlsplit
 
 import orjson
 
@@ -69,6 +80,7 @@ _REASONS = {
     411: "Length Required",
     413: "Content Too Large",
     415: "Unsupported Media Type",
+    421: "Misdirected Request",
     422: "Unprocessable Content",
     429: "Too Many Requests",
     431: "Request Header Fields Too Large",
@@ -383,8 +395,10 @@ def bearer_ok(header: str | None, token: str) -> bool:
     scheme, _, credentials = header.strip().partition(" ")
     if scheme.lower() != "bearer":
         return False
-    # compare_digest on bytes: the time taken does not depend on where the strings differ.
-    return hmac.compare_digest(credentials.strip().encode(), token.encode())
+    # compare_digest over SHA-256 digests: the time taken depends neither on where the strings
+    # differ nor on the length of the secret.
+    given = hashlib.sha256(credentials.strip().encode()).digest()
+    return hmac.compare_digest(given, hashlib.sha256(token.encode()).digest())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -408,12 +422,16 @@ class ControlServer:
         *,
         token: str | None = None,
         limits: Limits | None = None,
+        allowed_hosts: tuple[str, ...] = (),
+        metrics_public: bool = False,
     ) -> None:
         self.target = target
         self.host = host
         self.port = port
         self.token = token or None
         self.limits = limits or Limits()
+        self.allowed_hosts = frozenset(_host_name(h) for h in allowed_hosts)
+        self.metrics_public = metrics_public
         self.requests_served = 0
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
@@ -558,6 +576,9 @@ class ControlServer:
 
     # -- routing -------------------------------------------------------------------------------
     async def _respond(self, request: Request) -> Response:
+        refused = self._refuse_foreign(request)
+        if refused is not None:
+            return refused
         try:
             async with asyncio.timeout(self.limits.handler_timeout):
                 return await self._route(request)
@@ -579,6 +600,38 @@ class ControlServer:
                 extra={"event": "control.error", "method": request.method, "path": request.path},
             )
             return error_response(500, "internal error (see the gateway log)")
+
+    def _refuse_foreign(self, request: Request) -> Response | None:
+        """Host, Origin and media-type checks, before any handler or the token check."""
+        host = request.headers.get("host")
+        # No Host at all is let through: every browser sends one, so its absence is a hand-made
+        # client (a probe, a test), not a page rebinding a name to us.
+        if host is not None and not host_allowed(host, self.allowed_hosts):
+            self._log_refused(request, "host", f"Host {host[:100]!r} is not an allowed name")
+            return error_response(
+                421,
+                f"Host {host[:100]!r} is not an allowed name for this server "
+                "(control.allowed_hosts)",
+                close=True,
+            )
+        origin = request.headers.get("origin")
+        if origin is not None and not same_origin(origin, host):
+            self._log_refused(request, "origin", f"cross-origin request from {origin[:100]!r}")
+            return error_response(403, "cross-origin requests are refused", close=True)
+        if request.body and media_type(request.headers.get("content-type")) != "application/json":
+            return error_response(415, "the body must be application/json", close=True)
+        return None
+
+    def _log_refused(self, request: Request, check: str, message: str) -> None:
+        log_event(
+            log,
+            "control.refused",
+            message,
+            level=logging.WARNING,
+            check=check,
+            method=request.method,
+            path=request.path[:100],
+        )
 
     def _authorized(self, request: Request) -> Response | None:
         if self.token is None:
@@ -603,25 +656,31 @@ class ControlServer:
             return json_response(
                 200 if healthy else 503, {"status": "ok" if healthy else "unhealthy"}
             )
+        if segments == ["readyz"]:
+            # Open for probes; the reason can name registrars, so only the token shows it.
+            return _allow(method, ("GET",)) or self._readyz(self._authorized(request) is None)
+        if segments == ["metrics"] and self.metrics_public:
+            return _allow(method, ("GET",)) or self._metrics()
         denied = self._authorized(request)
         if denied is not None:
             return denied
-        if segments == ["readyz"]:
-            return _allow(method, ("GET",)) or self._readyz()
         if segments == ["metrics"]:
-            if allowed := _allow(method, ("GET",)):
-                return allowed
-            body, content_type = self.target.metrics()
-            return Response(200, body, content_type=content_type)
+            return _allow(method, ("GET",)) or self._metrics()
         if segments and segments[0] == "calls":
             return await self._calls(request, method, segments[1:])
         return error_response(404, f"no such endpoint: {request.path[:100]}")
 
-    def _readyz(self) -> Response:
+    def _readyz(self, with_reason: bool) -> Response:
         ready, reason = self.target.ready()
         if ready:
             return json_response(200, {"ready": True})
+        if not with_reason:
+            return json_response(503, {"ready": False})
         return json_response(503, {"ready": False, "reason": reason or "not ready"})
+
+    def _metrics(self) -> Response:
+        body, content_type = self.target.metrics()
+        return Response(200, body, content_type=content_type)
 
     async def _calls(self, request: Request, method: str, rest: list[str]) -> Response:
         if not rest or rest == [""]:
@@ -685,6 +744,51 @@ def _allow(method: str, allowed: tuple[str, ...]) -> Response | None:
     )
 
 
+def _host_name(value: str) -> str:
+    """The name of a `Host` value or an allowed_hosts entry: no port, brackets, case or
+    trailing dot."""
+    value = value.strip().lower()
+    if value.startswith("["):
+        return value[1 : value.find("]")] if "]" in value else value
+    if value.count(":") == 1:
+        value = value.split(":", 1)[0]
+    return value.rstrip(".")
+
+
+def host_allowed(host: str, allowed: frozenset[str]) -> bool:
+    """Whether a `Host` header may be served. IP literals are always fine: DNS rebinding needs
+    the attacker's own name in the URL, so its requests carry that name, never an address;
+    `localhost` is resolved to loopback by browsers themselves."""
+    name = _host_name(host)
+    if not name:
+        return False
+    if name == "localhost" or name in allowed:
+        return True
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return False
+    return True
+
+
+def same_origin(origin: str, host: str | None) -> bool:
+    """`Origin` (RFC 6454) names this server: http://<the Host header>. "null" never does."""
+    if host is None:
+        return False
+    try:
+        parts = urlsplit(origin.strip())
+    except ValueError:
+        return False
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    default = ":80" if parts.scheme == "http" else ":443"
+    return parts.netloc.lower().removesuffix(default) == host.strip().lower().removesuffix(":80")
+
+
+def media_type(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
 def _quote(call_id: str) -> str:
     from urllib.parse import quote
 
@@ -701,7 +805,10 @@ __all__ = [
     "OriginateRequest",
     "SayRequest",
     "bearer_ok",
+    "host_allowed",
+    "media_type",
     "parse_head",
     "parse_originate",
     "parse_say",
+    "same_origin",
 ]

@@ -12,7 +12,8 @@ whose `fix` says what to change. The checks, in order:
   address sent to a public peer is the classic one-way-audio set-up (lessons 3.1);
 - Realtime: opens a session at the configured URL and confirms `session.updated` with
   `audio/pcmu` and then `audio/pcma` (G.711 pass-through needs both), timing the connect;
-- registrations: one REGISTER per registration from a temporary port, then an unregister.
+- registrations: one REGISTER per registration from a temporary port, then an unregister;
+- control API: no token (`control.token_required = false`) on a non-loopback bind fails.
 
 Deliberately no `ip addr`/netlink parsing: "is X an address of this host" is answered by trying
 to bind a UDP socket to X (the kernel refuses with EADDRNOTAVAIL otherwise), and "which address
@@ -644,7 +645,54 @@ async def run_checks(
         results.append(
             CheckResult("registrations", Status.SKIP, "not checked (--skip-registrations)")
         )
+    results += check_control(config)
     return results
+
+
+def check_control(config: GatewayConfig) -> list[CheckResult]:
+    """The control API can place and hang up calls: without a token it must stay on loopback
+    (issue 9). A token is required unless `control.token_required = false`."""
+    control = config.control
+    name = "control API"
+    if not control.enabled:
+        return [CheckResult(name, Status.OK, "disabled")]
+    address = f"{control.host}:{control.port}"
+    host = _ip(control.host)
+    loopback = host is not None and host.is_loopback
+    if control.token_env or control.token_file or control.token.reveal():
+        source = f"${control.token_env}" if control.token_env else control.token_file or "given"
+        return [CheckResult(name, Status.OK, f"{address}, bearer token from {source}")]
+    if control.token_required:
+        return [
+            CheckResult(
+                name,
+                Status.OK,
+                f"{address}, bearer token generated at first start into .srg/control.token "
+                "in the working directory",
+            )
+        ]
+    if not loopback:
+        return [
+            CheckResult(
+                name,
+                Status.FAIL,
+                f"{address} has no token (control.token_required = false) on a non-loopback "
+                "address: anyone who reaches it can place calls on your trunks and hang up "
+                "live ones",
+                "remove control.token_required = false (a token is then generated), or set "
+                "control.token_env / control.token_file, or bind control.host = 127.0.0.1",
+            )
+        ]
+    return [
+        CheckResult(
+            name,
+            Status.WARN,
+            f"{address} has no token (control.token_required = false): every local process "
+            "can place calls",
+            "remove control.token_required = false unless the gateway runs in its own "
+            "network namespace (a container without published control port)",
+        )
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

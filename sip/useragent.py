@@ -129,6 +129,7 @@ from sip.transaction import (
     TransportFailed,
 )
 from sip.transport import Transport, TransportAddr
+from sip.uac_auth import log_refused, may_answer
 from sip.uri import SipUri, UriError, parse_name_addr, parse_uri
 
 log = logging.getLogger("sip")
@@ -191,10 +192,15 @@ class InboundAuth:
 
 @dataclass(frozen=True)
 class Credentials:
-    """Username/password for answering a proxy's 401/407 on requests we send."""
+    """Username/password for answering a proxy's 401/407 on requests we send.
+
+    `bound_to`: the next hops ((IP, port), sip.uac_auth.bind_hops) whose challenges these
+    credentials may answer, e.g. a trunk's resolved registrar; a challenge to a request sent
+    anywhere else is not answered (logged as sip.auth.challenge_refused). None = unbound."""
 
     username: str
     password: str
+    bound_to: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass
@@ -363,6 +369,8 @@ class Call:
         self._reinvite_in: _ServerTxn | None = None
         self._refer_queue: asyncio.Queue[tuple[int | None, bool]] | None = None
         self._ended_notified = False
+        # What in-dialog requests answer challenges with (bound: sip.uac_auth); None = the UA's.
+        self.credentials: Credentials | DigestCredentials | None = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.call_id} {self.state}>"
@@ -463,6 +471,7 @@ class OutgoingCall(Call):
         self.local_sdp = _sdp_body(invite)
         self.status: int | None = None  # final status of the INVITE (None: no answer)
         self.reason: str = ""
+        self.challenge_refused: str = ""  # "host:port" whose 401/407 we did not answer
         self._cancel_requested = False
         self._provisional_seen = False
         self._settled = asyncio.Event()  # set once the INVITE has its final outcome
@@ -1426,6 +1435,9 @@ class UserAgent:
                 if resp is not None and digest is not None and resp.status < 300:
                     digest.accepted()
                 return resp
+            if not may_answer(_bound_to(credentials), target):
+                log_refused(method, resp.status, target, req.call_id)
+                return resp
             auth_headers = answer_challenge(digest, resp, method, str(ruri), body)
             if not auth_headers:
                 return resp
@@ -1502,7 +1514,8 @@ class UserAgent:
         display = f'"{display_name}" ' if display_name else ""
         from_value = f"{display}<sip:{user}@{self._hostport()}>;tag={generate_tag()}"
         call_id = generate_call_id(self.advertised_host)
-        digest = _as_digest(credentials or self.credentials)
+        credentials = credentials or self.credentials
+        digest = _as_digest(credentials)
         auth: list[tuple[str, str]] = []
         cseq = 1
         call: OutgoingCall | None = None
@@ -1531,12 +1544,17 @@ class UserAgent:
             )
             if call is None:
                 call = OutgoingCall(self, req, target_addr)
+                call.credentials = credentials
                 self.calls[call_id] = call
             else:
                 call.invite = req
                 call._provisional_seen = False
             resp = await self._run_invite(call, req, target_addr, ring_timeout, on_progress)
             if resp is None or resp.status not in (401, 407) or digest is None:
+                break
+            if not may_answer(_bound_to(credentials), target_addr):
+                log_refused("INVITE", resp.status, target_addr, call_id)
+                call.challenge_refused = f"{target_addr.host}:{target_addr.port}"
                 break
             auth = answer_challenge(digest, resp, "INVITE", str(ruri), offer_sdp or b"")
             if not auth:
@@ -1752,7 +1770,8 @@ class UserAgent:
             return None
         dest = await self._dialog_dest(call)
         extra = [("User-Agent", self.user_agent), *headers]
-        digest = _as_digest(self.credentials)
+        credentials = call.credentials or self.credentials
+        digest = _as_digest(credentials)
         auth: list[tuple[str, str]] = []
         if method == "INVITE":
             call._reinvite_pending_out = True
@@ -1773,6 +1792,9 @@ class UserAgent:
                 if method == "INVITE" and resp is not None and 200 <= resp.status < 300:
                     self._ack_2xx(call, req, resp, dest)
                 if resp is None or resp.status not in (401, 407) or digest is None:
+                    return resp
+                if not may_answer(_bound_to(credentials), dest):
+                    log_refused(method, resp.status, dest, call.call_id)
                     return resp
                 auth = answer_challenge(digest, resp, method, str(req.uri), body)
                 if not auth:
@@ -1879,6 +1901,12 @@ class UserAgent:
                 "transfer finished",
                 extra={"event": "sip.refer.done", "call_id": call.call_id, "target": target_uri},
             )
+
+
+def _bound_to(
+    credentials: Credentials | DigestCredentials | None,
+) -> tuple[tuple[str, int], ...] | None:
+    return credentials.bound_to if isinstance(credentials, Credentials) else None
 
 
 def _as_digest(credentials: Credentials | DigestCredentials | None) -> DigestCredentials | None:

@@ -392,3 +392,45 @@ drain_timeout_s = 12
     assert applied.calls.dtmf_mode == "ignore"
     assert applied.calls.transfer_targets[0].uri == "sip:200@pbx"
     assert [t.name for t in applied.tools] == ["crm"]
+
+
+# -- control API and originate limits (issue 9) ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "needle"),
+    [
+        ('[control]\nallowed_hosts = ["evil example"]', {}, "control.allowed_hosts[0]"),
+        ("[control]\nmax_body_bytes = 10", {}, "control.max_body_bytes: 10 is not in"),
+        ("[control]\nmax_head_bytes = 999999999", {}, "control.max_head_bytes"),
+        ("[control]\nread_timeout_s = 0", {}, "control.read_timeout_s: 0.0 is not in"),
+        ('[control]\ntoken_env = "EMPTY_TOKEN"', {"EMPTY_TOKEN": " "}, "EMPTY_TOKEN is empty"),
+        (
+            '[[registrations]]\nregistrar = "sip:pbx"\nusername = "u"\n'
+            'allowed_caller_ids = ["+1 555"]',
+            {},
+            "registrations[0].allowed_caller_ids[0]: '+1 555'",
+        ),
+    ],
+)
+def test_control_and_caller_id_errors_name_the_key(
+    tmp_path: Path, toml: str, env: dict[str, str], needle: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, toml), env=env)
+    assert needle in str(info.value)
+
+
+def test_control_defaults_and_missing_token_file(tmp_path: Path) -> None:
+    config = load_config(None, env={})
+    control = config.control
+    assert control.token_required and not control.metrics_public
+    assert (control.max_body_bytes, control.max_head_bytes) == (64 * 1024, 16 * 1024)
+    missing = tmp_path / "state" / "control.token"
+    config = load_config(
+        write(tmp_path, f'[control]\ntoken_file = "{missing}"\nallowed_hosts = ["gw.lan"]'),
+        env={"SRG_CONTROL_METRICS_PUBLIC": "true"},
+    )
+    # A token file that does not exist yet is generated at start, not a config error.
+    assert config.control.token.reveal() == "" and config.control.token_file == str(missing)
+    assert config.control.metrics_public and config.control.allowed_hosts == ("gw.lan",)

@@ -20,8 +20,10 @@ from gateway.control import (
     Limits,
     OriginateRequest,
     bearer_ok,
+    host_allowed,
     parse_originate,
     parse_say,
+    same_origin,
 )
 
 TOKEN = "s3cret-token"
@@ -362,9 +364,17 @@ async def test_slow_application_gives_504(target: FakeTarget) -> None:
 # -- auth ------------------------------------------------------------------------------------
 
 
-async def test_auth_required_except_healthz(secured: ControlServer) -> None:
+async def test_auth_required_except_probes(secured: ControlServer, target: FakeTarget) -> None:
+    """/healthz and /readyz stay open for probes (issue 9); the readiness reason, which can
+    name registrars, only comes with the token."""
     assert (await request(secured, "GET", "/healthz")).status == 200
-    for method, path in (("GET", "/readyz"), ("GET", "/metrics"), ("GET", "/calls")):
+    assert (await request(secured, "GET", "/readyz")).json() == {"ready": True}
+    target.is_ready = (False, "registration pbx (sip:100@10.0.0.5): 403 Forbidden")
+    reply = await request(secured, "GET", "/readyz")
+    assert reply.status == 503 and reply.json() == {"ready": False}
+    reply = await request(secured, "GET", "/readyz", token=TOKEN)
+    assert reply.status == 503 and "registration pbx" in reply.json()["reason"]
+    for method, path in (("GET", "/metrics"), ("GET", "/calls"), ("POST", "/calls")):
         reply = await request(secured, method, path)
         assert reply.status == 401, path
         assert reply.headers["www-authenticate"].startswith("Bearer")
@@ -402,7 +412,7 @@ def test_bearer_ok() -> None:
 
 async def test_oversized_body_rejected_without_reading_it(target: FakeTarget) -> None:
     async with ControlServer(target, "127.0.0.1", 0, limits=Limits(max_body_bytes=100)) as srv:
-        head = b"POST /calls HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"
+        head = b"POST /calls HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 100000\r\n\r\n"
         reply = await raw(srv, head)
     assert reply.status == 413
     assert "100000" in reply.json()["error"]
@@ -482,7 +492,7 @@ async def test_keep_alive_serves_several_requests(server: ControlServer) -> None
     reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
     try:
         for path in ("/healthz", "/readyz", "/calls"):
-            writer.write(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode())
             await writer.drain()
             reply = await read_reply(reader)
             assert reply.status == 200
@@ -587,3 +597,86 @@ def test_parse_originate_and_say_defaults() -> None:
     assert req.registration is None and req.from_ is None
     say = parse_say({"text": "hello"})
     assert (say.role, say.respond) == ("system", True)
+
+
+# -- browser defences (issue 9) ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("host", "allowed"),
+    [
+        ("127.0.0.1:8080", True),
+        ("127.0.0.1", True),
+        ("[::1]:8080", True),
+        ("10.0.0.21:8080", True),  # an IP literal can't be a rebound name
+        ("localhost:8080", True),
+        ("LOCALHOST.", True),
+        ("gw.internal:8080", True),  # in allowed_hosts
+        ("evil.example", False),
+        ("evil.example:8080", False),
+        ("127.0.0.1.evil.example", False),
+        ("", False),
+    ],
+)
+def test_host_allowed(host: str, allowed: bool) -> None:
+    assert host_allowed(host, frozenset({"gw.internal"})) is allowed
+
+
+def test_same_origin() -> None:
+    assert same_origin("http://127.0.0.1:8080", "127.0.0.1:8080")
+    assert same_origin("http://localhost", "localhost:80")
+    assert not same_origin("http://evil.example", "127.0.0.1:8080")
+    assert not same_origin("http://127.0.0.1:9999", "127.0.0.1:8080")
+    assert not same_origin("null", "127.0.0.1:8080")
+    assert not same_origin("http://127.0.0.1:8080", None)
+
+
+async def test_foreign_host_and_cross_origin_refused_before_the_token(
+    secured: ControlServer, target: FakeTarget
+) -> None:
+    for extra, status in (
+        ("Host: evil.example\r\n", 421),
+        ("Origin: http://evil.example\r\n", 403),
+        ("Origin: null\r\n", 403),
+    ):
+        data = build("DELETE", "/calls/abc%40host", token=TOKEN, extra=extra)
+        if extra.startswith("Host"):
+            data = data.replace(b"Host: 127.0.0.1\r\n", b"")
+        reply = await raw(secured, data)
+        assert reply.status == status, extra
+        assert not [h for h in reply.headers if h.startswith("access-control-")]
+    assert target.hung_up == []
+    reply = await raw(secured, build("GET", "/healthz", extra="Host: evil.example\r\n"))
+    assert reply.status in (400, 421)  # two Host headers or a foreign one: never served
+
+
+async def test_allowed_host_served(target: FakeTarget) -> None:
+    async with ControlServer(target, "127.0.0.1", 0, allowed_hosts=("gw.internal",)) as srv:
+        data = build("GET", "/calls").replace(b"Host: 127.0.0.1", b"Host: gw.internal:8080")
+        assert (await raw(srv, data)).status == 200
+
+
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded", "multipart/form-data", ""]
+)
+async def test_body_must_be_json(
+    secured: ControlServer, target: FakeTarget, content_type: str
+) -> None:
+    body = json.dumps({"to": "sip:300@127.0.0.1", "instructions": "hi"}).encode()
+    data = build("POST", "/calls", body, token=TOKEN).replace(
+        b"Content-Type: application/json\r\n",
+        f"Content-Type: {content_type}\r\n".encode() if content_type else b"",
+    )
+    reply = await raw(secured, data)
+    assert reply.status == 415
+    assert target.originated == []
+    ok = build("POST", "/calls", body, token=TOKEN).replace(
+        b"application/json", b"application/json; charset=utf-8"
+    )
+    assert (await raw(secured, ok)).status == 202
+
+
+async def test_metrics_public_opens_metrics_only(target: FakeTarget) -> None:
+    async with ControlServer(target, "127.0.0.1", 0, token=TOKEN, metrics_public=True) as srv:
+        assert (await request(srv, "GET", "/metrics")).status == 200
+        assert (await request(srv, "GET", "/calls")).status == 401

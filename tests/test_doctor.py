@@ -491,3 +491,28 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     ephemeral.write_text("61000\t61999\n")
     monkeypatch.setattr(doctor, "EPHEMERAL_RANGE_FILE", str(ephemeral))
     yield
+
+
+# -- control API (issue 9) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "status", "needle"),
+    [
+        ("", Status.OK, "generated at first start"),
+        ('[control]\nhost = "0.0.0.0"\n', Status.OK, "generated at first start"),
+        ('[control]\nhost = "0.0.0.0"\ntoken_file = "/run/t"\n', Status.OK, "from /run/t"),
+        ("[control]\ntoken_required = false\n", Status.WARN, "no token"),
+        ('[control]\nhost = "0.0.0.0"\ntoken_required = false\n', Status.FAIL, "non-loopback"),
+        ('[control]\nhost = "::"\ntoken_required = false\n', Status.FAIL, "non-loopback"),
+        ("[control]\nenabled = false\ntoken_required = false\n", Status.OK, "disabled"),
+    ],
+)
+def test_control_without_token_on_a_non_loopback_bind_fails(
+    tmp_path: Path, toml: str, status: Status, needle: str
+) -> None:
+    (result,) = doctor.check_control(make_config(tmp_path, toml))
+    assert result.status is status, result
+    assert needle in result.message
+    if status is Status.FAIL:
+        assert "token_required" in result.fix

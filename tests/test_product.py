@@ -27,6 +27,7 @@ from gateway.config import (
     RecordsConfig,
     RouteConfig,
     RouteMatchConfig,
+    Secret,
     SipConfig,
     ToolConfig,
 )
@@ -43,6 +44,7 @@ from tests.test_app import (
     rtp_packet,
     status_of,
 )
+from tests.tools.control import TEST_CONTROL_TOKEN
 
 SALES_INSTRUCTIONS = "You sell phones. Route: sales."
 
@@ -61,7 +63,11 @@ def events() -> Any:
 
 # -- helpers -------------------------------------------------------------------------------------
 async def http(
-    url_base: str, method: str, path: str, body: Any = None, token: str | None = None
+    url_base: str,
+    method: str,
+    path: str,
+    body: Any = None,
+    token: str | None = TEST_CONTROL_TOKEN,
 ) -> tuple[int, bytes]:
     """One HTTP/1.1 request to the control API (no client library needed)."""
     host, port = url_base.removeprefix("http://").rsplit(":", 1)
@@ -167,7 +173,8 @@ def product_config(port_block: int, sim_url: str, tmp_path: Path, **changes: Any
             ToolConfig("weather", "Weather", "http://127.0.0.1:9/weather"),
         ),
         routes=(sales,),
-        control=ControlConfig(host="127.0.0.1", port=0),
+        # The API requires a token (issue 9); http() sends this one.
+        control=ControlConfig(host="127.0.0.1", port=0, token=Secret(TEST_CONTROL_TOKEN)),
         records=RecordsConfig(dir=str(tmp_path / "records")),
     )
     return dataclasses.replace(config, **changes)

@@ -54,6 +54,7 @@ from tests.interop.conftest import (  # noqa: F401  (fixtures and the log hook, 
     tshark,
 )
 from tests.realtime.validate import check_client_event
+from tests.tools.control import TEST_CONTROL_TOKEN_ENV
 from tests.tools.media import make_test_media
 from tests.tools.pcap import UdpDatagram, write_udp_pcap
 from tests.tools.rtp import PhoneStreamSpec, RtpHeader, build_g711_dtmf_packets, parse_rtp
@@ -224,6 +225,8 @@ def realtime_gateway(
             "sip": {"host": LOOPBACK, "port": ports.gateway_sip},
             "media": {"rtp_port_min": rtp_min, "rtp_port_max": rtp_max, "echo": False},
             "log": {"level": "INFO", "format": "json"},
+            # The control API's token (issue 9): _hermetic_env sets the variable.
+            "control": {"token_env": TEST_CONTROL_TOKEN_ENV},
         }
         merged = _merge(base, config or {})
         config_path = tmp_path / f"e2e_gateway{index}.toml"

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_peer
+from tests.tools.control import TEST_CONTROL_TOKEN, TEST_CONTROL_TOKEN_ENV
 from tests.tools.media import MediaFiles, make_test_media
 from tests.tools.pcap import read_udp
 from tests.tools.rtp import StreamStats, analyse_streams
@@ -384,6 +385,8 @@ def _hermetic_env() -> dict[str, str]:
         k: v for k, v in os.environ.items() if not k.startswith("SRG_") and k != "OPENAI_API_KEY"
     }
     env["PYTHONUNBUFFERED"] = "1"
+    # The control API requires a token (issue 9): configs name this variable in token_env.
+    env[TEST_CONTROL_TOKEN_ENV] = TEST_CONTROL_TOKEN
     return env
 
 
@@ -411,8 +414,9 @@ def gateway(
             # Echo by default: the SIP tests must not depend on a Realtime connection.
             "media": {"rtp_port_min": rtp_min, "rtp_port_max": rtp_max, "echo": echo},
             "log": {"level": "INFO", "format": "json"},
-            # The control API defaults to 127.0.0.1:8080; tests never take a fixed port.
-            "control": {"port": 0},
+            # The control API defaults to 127.0.0.1:8080; tests never take a fixed port. Its
+            # token: tests.tools.control (requests send TEST_CONTROL_TOKEN).
+            "control": {"port": 0, "token_env": TEST_CONTROL_TOKEN_ENV},
         }
         merged = _merge(base, config or {})
         config_path = tmp_path / f"gateway{index}.toml"

@@ -29,6 +29,7 @@ from tests.interop.conftest import (
     _which,
     to_toml,
 )
+from tests.tools.control import TEST_CONTROL_TOKEN_ENV
 
 pytestmark = pytest.mark.interop
 
@@ -48,7 +49,7 @@ def _start_gateway(
         "sip": {"host": LOOPBACK, "port": sip_port, "transports": ["udp"]},
         "media": {"rtp_port_min": rtp[0], "rtp_port_max": rtp[1], "echo": True},
         "calls": {"answer_delay_ms": answer_delay_ms},
-        "control": {"port": control_port},
+        "control": {"port": control_port, "token_env": TEST_CONTROL_TOKEN_ENV},
         "shutdown": {"drain_timeout_s": 10},
         "log": {"level": "INFO", "format": "json"},
     }

@@ -36,6 +36,7 @@ from tests.interop.conftest import (
     Sipp,
     _which,
 )
+from tests.tools.control import auth_header
 from tests.tools.pcap import read_udp
 
 pytestmark = pytest.mark.interop
@@ -102,7 +103,10 @@ def _api(
         f"http://{LOOPBACK}:{port}{path}",
         data=None if body is None else json.dumps(body).encode(),
         method=method,
-        headers={"Content-Type": "application/json"} if body is not None else {},
+        headers={
+            **auth_header(),
+            **({"Content-Type": "application/json"} if body is not None else {}),
+        },
     )
     try:
         with urllib.request.urlopen(request, timeout=40) as response:
