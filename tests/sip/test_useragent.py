@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from sip.admission import Admission, AdmissionPolicy
 from sip.auth import DigestChallenge, build_authorization
 from sip.message import Request, Response, StreamFramer, parse_message
 from sip.timers import TimerConfig
@@ -721,7 +722,10 @@ async def test_max_calls_503_retry_after() -> None:
 
 async def test_allowlist_403() -> None:
     rec = Recorder()
-    ua = await start_ua(rec, allow_networks=["10.0.0.0/8"])
+    # Loopback is trusted by default (sip/admission.py): this test distrusts it to stand for a
+    # foreign source.
+    admission = Admission(AdmissionPolicy(allow_networks=("10.0.0.0/8",)), local_networks=())
+    ua = await start_ua(rec, admission=admission)
     peer = await SipPeer(("127.0.0.1", ua.transport.port)).start()
     try:
         peer.send(peer.invite("allow-1"))
