@@ -39,6 +39,7 @@ from typing import Any
 
 __all__ = [
     "ALGORITHMS",
+    "REPLAYED",
     "AuthError",
     "DigestChallenge",
     "DigestCredentials",
@@ -542,6 +543,7 @@ class VerifyResult:
 
 
 _NONCE_MAC_BYTES = 16
+REPLAYED = "replayed nonce count"  # VerifyResult.reason of a replayed Authorization
 _NONCE_RANDOM_BYTES = 8
 _NC = re.compile(r"[0-9a-fA-F]{8}")  # RFC 7616 3.4: nc is exactly 8 hex digits
 
@@ -719,7 +721,7 @@ class DigestServer:
             return VerifyResult(False, f"malformed nonce count {auth.nc!r}")
         use = self._check_use(auth.nonce, auth.nc, auth.qop, now)
         if use == "replay":
-            return VerifyResult(False, "replayed nonce count", username=auth.username)
+            return VerifyResult(False, REPLAYED, username=auth.username)
         if use == "stale":
             return VerifyResult(False, "nonce expired", stale=True, username=auth.username)
         return VerifyResult(True, username=auth.username)

@@ -104,7 +104,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sip.admission import ADMITTING_KEYS, REFUSE, Admission, AdmissionPolicy, parse_address
-from sip.auth import DigestCredentials, DigestServer, choose_challenge
+from sip.auth import REPLAYED, DigestCredentials, DigestServer, choose_challenge
 from sip.dialog import Dialog, DialogError
 from sip.message import (
     Headers,
@@ -218,6 +218,7 @@ class UaCounters:
     rejected_max_calls_per_source: int = 0
     rejected_allowlist: int = 0  # 403: source not admitted (sip/admission.py)
     auth_challenges: int = 0
+    auth_replays: int = 0  # a used nonce sent again with no higher nc (sip/auth.py)
     callback_errors: int = 0
 
 
@@ -1053,6 +1054,8 @@ class UserAgent:
             if result.ok:
                 return True
             stale = result.stale
+            if result.reason == REPLAYED:
+                self.counters.auth_replays += 1
             if not stale:
                 log.info(
                     "inbound INVITE digest rejected: %s",
