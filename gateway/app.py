@@ -51,6 +51,7 @@ from gateway.admission import (
     AdmissionCollector,
     admission_policy,
     apply_to_ua,
+    changed_keys,
     inbound_auth,
     open_networks,
     reload_plan,
@@ -209,6 +210,8 @@ class Gateway:
         self.config = config
         self.config_path = config_path
         self.overrides = dict(overrides or {})
+        # The file alone (no command line), to tell a file edit of a key the command line pins.
+        self._file_config = self._load_file_only(os.environ) if self.overrides else None
         # ConfigError here (an unreadable instructions file) is a start-up configuration error.
         self.routes = RouteTable.load(config)
         self.prometheus = Metrics()
@@ -475,6 +478,7 @@ class Gateway:
             )
             return False
         applied, restart = reload_plan(self.config, config)
+        restart += self._shadowed_by_command_line(env)
         if restart:
             log_event(
                 log,
@@ -488,6 +492,8 @@ class Gateway:
             return False
         self.routes = table
         self.config = config
+        if self._file_config is not None:
+            self._file_config = self._load_file_only(os.environ if env is None else env)
         if self.ua is not None:
             apply_to_ua(self.ua, config.sip)
             self.ua.admission.set_local_addresses([*local_addresses(), config.sip.host])
@@ -495,6 +501,25 @@ class Gateway:
             log_event(log, "config.reloaded", f"applied: {', '.join(applied)}", keys=applied)
         log_event(log, "routes.reloaded", "routes reloaded", routes=table.names)
         return True
+
+    def _load_file_only(self, env: Any) -> GatewayConfig | None:
+        if self.config_path is None:
+            return None
+        try:
+            return load_config(self.config_path, env)
+        except ConfigError:
+            return None
+
+    def _shadowed_by_command_line(self, env: Any) -> list[str]:
+        """Keys changed in the file that the command line sets (e.g. --sip-port): the edit
+        cannot take effect, so the reload is refused rather than ignoring it silently."""
+        if self._file_config is None:
+            return []
+        new = self._load_file_only(os.environ if env is None else env)
+        if new is None:
+            return []
+        changed = changed_keys(self._file_config, new)
+        return [f"{key} (set on the command line)" for key in changed if key in self.overrides]
 
     # -- outbound calls (control API POST /calls) ---------------------------------------------------
     async def originate(
