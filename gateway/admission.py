@@ -162,16 +162,15 @@ class AdmissionCollector:
         ua = self._ua()
         rejected = CounterMetricFamily(self.REJECTED, self.REJECTED_DOC, labels=["reason"])
         sources = GaugeMetricFamily(self.SOURCES, self.SOURCES_DOC)
-        if ua is not None:
-            counts = {
-                "rate_limited": ua.admission.counters.rate_limited,
-                "not_admitted": ua.counters.rejected_allowlist,
-                "max_calls": ua.counters.rejected_max_calls,
-                "max_calls_per_source": ua.counters.rejected_max_calls_per_source,
-                "digest_replay": ua.counters.auth_replays,
-            }
-            for reason, value in counts.items():
-                rejected.add_metric([reason], value)
-            sources.add_metric([], ua.admission.tracked_sources)
+        counts = {
+            "rate_limited": ua.admission.counters.rate_limited if ua else 0,
+            "not_admitted": ua.counters.rejected_allowlist if ua else 0,
+            "max_calls": ua.counters.rejected_max_calls if ua else 0,
+            "max_calls_per_source": ua.counters.rejected_max_calls_per_source if ua else 0,
+            "digest_replay": ua.counters.auth_replays if ua else 0,
+        }
+        for reason, value in counts.items():
+            rejected.add_metric([reason], value)
+        sources.add_metric([], ua.admission.tracked_sources if ua else 0)
         yield rejected
         yield sources

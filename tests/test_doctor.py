@@ -491,3 +491,34 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     ephemeral.write_text("61000\t61999\n")
     monkeypatch.setattr(doctor, "EPHEMERAL_RANGE_FILE", str(ephemeral))
     yield
+
+
+# -- admission (issue 9) -----------------------------------------------------------------------
+def test_admission_closed_by_default_is_ok_and_says_who_may_call(tmp_path: Path) -> None:
+    result = doctor.check_admission(make_config(tmp_path, ""))
+    assert result.status is Status.OK
+    assert "the host itself" in result.message and "403" in result.message
+    assert "sip.allow_networks" in result.message
+
+
+def test_admission_open_without_digest_warns(tmp_path: Path) -> None:
+    result = doctor.check_admission(make_config(tmp_path, '[sip]\nallow_networks = ["::/0"]\n'))
+    assert result.status is Status.WARN
+    assert "open" in result.message and "::/0" in result.message
+    assert "sip.inbound_auth" in result.fix
+
+
+def test_admission_open_with_digest_is_ok(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path,
+        '[sip]\nallow_networks = ["0.0.0.0/0"]\n'
+        'inbound_auth = { username = "pbx", password = "pw" }\n',
+    )
+    result = doctor.check_admission(config)
+    assert result.status is Status.OK and "digest" in result.message
+
+
+def test_run_checks_ends_with_admission(tmp_path: Path, port_block: int) -> None:
+    config = local_config(tmp_path, port_block)
+    results = asyncio.run(doctor.run_checks(config, realtime=False, registrations=False))
+    assert results[-1].name == "admission"
