@@ -211,7 +211,13 @@ def run_one(
     rtp_low = base + 4
     media_base = rtp_low + 2 * calls + 20
     config = work / "gateway.toml"
-    config.write_text(f'[control]\nhost = "{HOST}"\nport = {control}\n')
+    # Every call comes from the one SIPp address: lift the per-source admission limits
+    # (sip/admission.py; defaults 5 INVITE/s, burst 10, 20 calls) to the load asked for.
+    config.write_text(
+        f'[control]\nhost = "{HOST}"\nport = {control}\n'
+        f"[sip]\ninvite_rate_per_source = {max(rate * 2, 5.0)}\n"
+        f"invite_burst_per_source = {calls + 10}\nmax_calls_per_source = {calls + 10}\n"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SRG_"))}
     python = sys.executable
     simulator = gateway = sipp_proc = None
