@@ -115,11 +115,13 @@ class AdmissionPolicy:
     max_calls_per_source: int = 20
     max_sources: int = 4096  # LRU bound of per-source state
     refusal_log_interval: float = 60.0  # at most one refusal line per source per interval
+    refusal_lines_per_interval: int = 20  # and this many in all (spoofed sources are many)
 
 
 @dataclass
 class AdmissionCounters:
     rate_limited: int = 0  # INVITEs dropped silently by the per-source bucket
+    refusal_lines_suppressed: int = 0  # refusal log lines held back by the global budget
     sources_evicted: int = 0  # LRU evictions of per-source state
 
 
@@ -143,6 +145,10 @@ class Admission:
         networks = tuple(ipaddress.ip_network(n, strict=False) for n in policy.allow_networks)
         self.policy = policy
         self._networks = networks
+        self._log_budget = TokenBucket(
+            policy.refusal_lines_per_interval / policy.refusal_log_interval,
+            policy.refusal_lines_per_interval,
+        )
         self.open_families = frozenset(n.version for n in networks if is_open_network(n))
         for state in self._sources.values():
             state.bucket.rate = policy.invite_rate
@@ -225,6 +231,9 @@ class Admission:
         state.refusals_unlogged += 1
         last = state.last_refusal_log
         if last is not None and now - last < self.policy.refusal_log_interval:
+            return None
+        if not self._log_budget.take(now):
+            self.counters.refusal_lines_suppressed += 1
             return None
         state.last_refusal_log = now
         count, state.refusals_unlogged = state.refusals_unlogged, 0

@@ -160,3 +160,29 @@ def test_503_past_max_calls_is_sent_once_per_transaction(
         peer.close()
     gw.wait_event("call.ended")
     assert len(sim.sessions()) == 1
+
+
+def test_registrar_of_a_registration_is_admitted(
+    netns: NetnsPair,  # noqa: F811 (the fixture)
+    realtime_gateway: Factory,
+    sim_factory: Callable[..., Any],
+) -> None:
+    """The PBX we register to sends our calls: its address is admitted without an allowlist
+    (nothing answers the REGISTER here; admission does not wait for the registration)."""
+    sim = sim_factory()
+    registration = {"registrar": f"sip:{netns.ns_addr}:5060", "username": "gw", "password": "pw"}
+    gw = realtime_gateway(sim.url, {"registrations": [registration]}, sip_host=netns.host_addr)
+    configured = gw.wait_event("admission.configured")
+    assert configured["registrars"] == [netns.ns_addr]
+
+    result = netns.uac((netns.host_addr, gw.ports.gateway_sip))
+
+    assert result["final"] == 200, result
+    gw.wait_event("call.ended")
+    assert len(sim.sessions()) == 1
+
+
+def test_open_admission_is_a_warning_at_start(gateway: Factory) -> None:
+    gw = gateway({"sip": {"allow_networks": ["0.0.0.0/0"]}})
+    warning = gw.wait_event("admission.open")
+    assert warning["level"] == "warning" and "0.0.0.0/0" in warning["message"]

@@ -170,3 +170,11 @@ def test_local_addresses_from_proc(tmp_path: Path) -> None:
     )
     assert local_addresses(fib, inet6) == ["127.0.0.1", "192.0.2.2", "::1", "fd00::2"]
     assert local_addresses(tmp_path / "none", tmp_path / "none") == []
+
+
+def test_refusal_lines_have_a_global_budget_too() -> None:
+    admission = Admission(AdmissionPolicy(refusal_lines_per_interval=5))
+    logged = [admission.refusal_to_log(f"203.0.113.{i}", 0.0) for i in range(50)]
+    assert logged.count(1) == 5  # 50 spoofed sources, 5 lines
+    assert admission.counters.refusal_lines_suppressed == 45
+    assert admission.refusal_to_log("203.0.113.40", 60.0) == 2  # its held-back refusals
