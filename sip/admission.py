@@ -162,8 +162,16 @@ class Admission:
         self.registrars = frozenset(a for a in map(parse_address, addresses) if a is not None)
 
     def set_local_addresses(self, addresses: Iterable[str]) -> None:
-        """Loopback plus these host addresses (each as a /32 or /128)."""
-        extra = [ipaddress.ip_network(a) for a in map(parse_address, addresses) if a is not None]
+        """Loopback plus these host addresses (each as a /32 or /128).
+
+        Trusting them is safe against spoofing because Linux drops a packet arriving from the
+        network with one of the host's own (or a loopback) addresses as its source ("martian
+        source", net.ipv4.conf.*.accept_local=0 and route_localnet=0, the defaults)."""
+        extra = [
+            ipaddress.ip_network(a)
+            for a in map(parse_address, addresses)
+            if a is not None and not a.is_unspecified
+        ]
         self.local_networks = LOOPBACK_NETWORKS + tuple(
             n for n in extra if not any(n.subnet_of(loop) for loop in _same(n, LOOPBACK_NETWORKS))
         )

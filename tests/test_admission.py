@@ -9,6 +9,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from gateway.admission import (
     AdmissionCollector,
     admission_policy,
+    apply_to_ua,
     changed_keys,
     inbound_auth,
     open_networks,
@@ -74,3 +75,22 @@ def test_metrics_read_the_ua_counters() -> None:
     assert (
         'srg_sip_invites_rejected_total{reason="max_calls"} 0.0' in generate_latest(empty).decode()
     )
+
+
+def test_apply_to_ua_sets_limits_and_keeps_an_unchanged_digest_server() -> None:
+    ua = UserAgent(Transport("127.0.0.1", 0))
+    auth = InboundAuthConfig(username="pbx", password=Secret("pw"))
+    sip = SipConfig(max_calls=7, allow_networks=("10.0.0.0/8",), inbound_auth=auth)
+    apply_to_ua(ua, sip)
+    assert ua.max_calls == 7
+    assert ua.admission.policy.allow_networks == ("10.0.0.0/8",)
+    server = ua.digest_server
+    assert server is not None and server.username == "pbx"
+    apply_to_ua(ua, dataclasses.replace(sip, max_calls_per_source=2))
+    assert ua.digest_server is server  # outstanding nonces stay valid
+    assert ua.admission.policy.max_calls_per_source == 2
+    new_auth = dataclasses.replace(auth, password=Secret("new"))
+    apply_to_ua(ua, dataclasses.replace(sip, inbound_auth=new_auth))
+    assert ua.digest_server is not server
+    apply_to_ua(ua, SipConfig())
+    assert ua.digest_server is None and ua.admission.policy.allow_networks == ()
