@@ -37,11 +37,12 @@ def _subnet(pair: NetnsPair) -> str:
 
 def test_foreign_source_gets_403_and_opens_no_session(
     netns: NetnsPair,  # noqa: F811 (the fixture)
+    control_token: str,  # noqa: F811 (the fixture)
     realtime_gateway: Factory,
     sim_factory: Callable[..., Any],
 ) -> None:
     sim = sim_factory()
-    gw = realtime_gateway(sim.url, sip_host=netns.host_addr)
+    gw = realtime_gateway(sim.url, control_config(), sip_host=netns.host_addr)
 
     result = netns.uac((netns.host_addr, gw.ports.gateway_sip))
 
@@ -53,6 +54,7 @@ def test_foreign_source_gets_403_and_opens_no_session(
     assert refused["keys"] == list(ADMITTING_KEYS)
     assert sim.sessions() == []
     assert gw.find("call.offered") == []
+    assert rejected(gw, "not_admitted") == 1
 
 
 def test_foreign_subnet_in_allow_networks_is_admitted(
