@@ -75,11 +75,18 @@ def open_networks(sip: SipConfig) -> list[str]:
     return [n for n in sip.allow_networks if is_open_network(ipaddress.ip_network(n, strict=False))]
 
 
-def registrar_host(reg: RegistrationConfig) -> str:
+def registrar_hosts(reg: RegistrationConfig) -> list[str]:
+    """Where a registration's requests go: the registrar URI's host, and its maddr (which
+    sip.useragent `resolve` sends to instead) when it has one."""
     try:
-        return parse_uri(reg.registrar).host.strip("[]")
+        uri = parse_uri(reg.registrar)
     except (UriError, ValueError):
-        return ""
+        return []
+    hosts = [uri.host_no_brackets]
+    maddr = uri.params.get("maddr")
+    if maddr:
+        hosts.append(maddr.strip("[]"))
+    return [h for h in hosts if h]
 
 
 async def resolve_registrars(registrations: tuple[RegistrationConfig, ...]) -> list[str]:
@@ -87,10 +94,7 @@ async def resolve_registrars(registrations: tuple[RegistrationConfig, ...]) -> l
     A name that does not resolve is logged and skipped (its calls get 403 until it does)."""
     loop = asyncio.get_running_loop()
     addresses: set[str] = set()
-    for reg in registrations:
-        host = registrar_host(reg)
-        if not host:
-            continue
+    for host in (h for reg in registrations for h in registrar_hosts(reg)):
         if parse_address(host) is not None:
             addresses.add(host)
             continue

@@ -14,8 +14,15 @@ from gateway.admission import (
     inbound_auth,
     open_networks,
     reload_plan,
+    resolve_registrars,
 )
-from gateway.config import GatewayConfig, InboundAuthConfig, Secret, SipConfig
+from gateway.config import (
+    GatewayConfig,
+    InboundAuthConfig,
+    RegistrationConfig,
+    Secret,
+    SipConfig,
+)
 from sip.transport import Transport
 from sip.useragent import UserAgent
 
@@ -94,3 +101,13 @@ def test_apply_to_ua_sets_limits_and_keeps_an_unchanged_digest_server() -> None:
     assert ua.digest_server is not server
     apply_to_ua(ua, SipConfig())
     assert ua.digest_server is None and ua.admission.policy.allow_networks == ()
+
+
+async def test_registrars_resolve_to_addresses_maddr_included() -> None:
+    regs = (
+        RegistrationConfig(registrar="sip:192.0.2.10:5060", username="a"),
+        RegistrationConfig(registrar="sip:localhost;maddr=198.51.100.7", username="b"),
+        RegistrationConfig(registrar="sip:[2001:db8::5]", username="c"),
+    )
+    found = await resolve_registrars(regs)
+    assert {"192.0.2.10", "198.51.100.7", "2001:db8::5", "127.0.0.1"} <= set(found)
