@@ -213,9 +213,13 @@ def run_one(
     config = work / "gateway.toml"
     # The bench reads only /metrics: scraped without the API token (control.metrics_public);
     # the rest of the API keeps requiring the token it generates into the work dir.
+    # Every call comes from the one SIPp address: lift the per-source admission limits
+    # (sip/admission.py; defaults 5 INVITE/s, burst 10, 20 calls) to the load asked for.
     config.write_text(
         f'[control]\nhost = "{HOST}"\nport = {control}\nmetrics_public = true\n'
         f'token_file = "{work / "control.token"}"\n'
+        f"[sip]\ninvite_rate_per_source = {max(rate * 2, 5.0)}\n"
+        f"invite_burst_per_source = {calls + 10}\nmax_calls_per_source = {calls + 10}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SRG_"))}
     python = sys.executable

@@ -47,6 +47,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.admission import (
+    AdmissionCollector,
+    admission_policy,
+    apply_to_ua,
+    changed_keys,
+    inbound_auth,
+    open_networks,
+    reload_plan,
+    resolve_registrars,
+)
 from gateway.call.session import CallSession, SessionSettings
 from gateway.call.settings import (
     call_policy_for,
@@ -61,6 +71,7 @@ from gateway.config import (
     GatewayConfig,
     RegistrationConfig,
     is_ip_address,
+    load_config,
     registration_name,
 )
 from gateway.media import g711
@@ -80,8 +91,9 @@ from gateway.observe.metrics import Metrics
 from gateway.observe.recording import StereoRecorder
 from gateway.observe.records import CallRecord
 from gateway.realtime.client import Endpoint
-from gateway.routes import Route, RouteTable, facts_from_invite, reload_routes
+from gateway.routes import Route, RouteTable, facts_from_invite
 from gateway.webhooks import Webhooks
+from sip.admission import Admission, local_addresses
 from sip.registration import REGISTERED, RegistrationClient
 from sip.sdp import (
     SUPPORTED_CODECS,
@@ -100,7 +112,7 @@ from sip.sdp import (
 from sip.transport import Transport
 from sip.uac_auth import bind_hops
 from sip.uri import parse_uri
-from sip.useragent import InboundAuth, IncomingCall, UserAgent
+from sip.useragent import IncomingCall, UserAgent
 
 log = logging.getLogger("gateway")
 
@@ -189,13 +201,23 @@ class LiveCall:
 class Gateway:
     """One gateway process: `await start()`, serve calls, `await stop(drain_timeout)`."""
 
-    def __init__(self, config: GatewayConfig, config_path: str | None = None) -> None:
-        """`config_path`: the file SIGHUP re-reads routes from (None: reload keeps the routes)."""
+    def __init__(
+        self,
+        config: GatewayConfig,
+        config_path: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> None:
+        """`config_path`: the file SIGHUP re-reads (None: reload keeps everything);
+        `overrides`: the command line's dotted keys, applied again on every reload."""
         self.config = config
         self.config_path = config_path
+        self.overrides = dict(overrides or {})
+        # The file alone (no command line), to tell a file edit of a key the command line pins.
+        self._file_config = self._load_file_only(os.environ) if self.overrides else None
         # ConfigError here (an unreadable instructions file) is a start-up configuration error.
         self.routes = RouteTable.load(config)
         self.prometheus = Metrics()
+        self.prometheus.registry.register(AdmissionCollector(lambda: self.ua))
         self.webhooks = Webhooks(config.webhooks, config.sip.user_agent)
         self.control: Any = None  # gateway.control.ControlServer once started
         self._reg_names: dict[int, str] = {}
@@ -235,19 +257,14 @@ class Gateway:
         """Bind SIP, start the media clock and registrations. OSError when the port is taken."""
         self._loop = asyncio.get_running_loop()
         sip = self.config.sip
-        auth = sip.inbound_auth
         self.transport = Transport(sip.host, sip.port, transports=sip.transports)
         self.ua = UserAgent(
             self.transport,
             advertised_host=sip.advertised_host or None,
             user_agent=sip.user_agent,
             max_calls=sip.max_calls,
-            allow_networks=sip.allow_networks,
-            inbound_auth=(
-                InboundAuth(auth.realm, auth.username, auth.password.reveal())
-                if auth.username
-                else None
-            ),
+            admission=Admission(admission_policy(sip)),
+            inbound_auth=inbound_auth(sip),
             on_invite=self._on_invite,
             on_call_ended=self._on_call_ended,
             on_ack_sdp=self._on_ack_sdp,
@@ -258,6 +275,7 @@ class Gateway:
         if self.realtime_mode:
             await self._start_realtime()
         self.transport.on_trace = self._count_sip_message
+        await self._configure_admission()
         await self.ua.start()
         self._media_ip = await self._resolve_media_ip()
         self.clock = shared_clock(self._loop)
@@ -286,6 +304,38 @@ class Gateway:
             simulator=self.simulator is not None,
             routes=self.routes.names,
             control=self.control.url if self.control is not None else None,
+        )
+
+    async def _configure_admission(self) -> None:
+        """Who may call: the host's own addresses and the registrars (sip/admission.py)."""
+        assert self.ua is not None
+        sip = self.config.sip
+        self.ua.admission.set_local_addresses([*local_addresses(), sip.host])
+        registrars = await resolve_registrars(self.config.registrations)
+        self.ua.admission.set_registrars(registrars)
+        opened = open_networks(sip)
+        if opened:
+            log_event(
+                log,
+                "admission.open",
+                f"sip.allow_networks contains {', '.join(opened)}: any source may call (and "
+                "spend Realtime minutes)"
+                + ("" if sip.inbound_auth.username else " without credentials"),
+                level=logging.WARNING,
+                networks=opened,
+            )
+        log_event(
+            log,
+            "admission.configured",
+            "INVITEs admitted from: the host itself"
+            + (f", {', '.join(sip.allow_networks)}" if sip.allow_networks else "")
+            + (f", registrars {', '.join(registrars)}" if registrars else "")
+            + ("; digest required" if sip.inbound_auth.username else ""),
+            allow_networks=list(sip.allow_networks),
+            registrars=registrars,
+            digest=bool(sip.inbound_auth.username),
+            invite_rate_per_source=sip.invite_rate_per_source,
+            max_calls_per_source=min(sip.max_calls_per_source, sip.max_calls),
         )
 
     async def _start_control(self) -> None:
@@ -428,41 +478,76 @@ class Gateway:
             self._drained.clear()
             await self._drained.wait()
 
-    # -- routes --------------------------------------------------------------------------------
+    # -- reload (SIGHUP) -------------------------------------------------------------------------
     def reload(self, env: Any = None) -> bool:
-        """SIGHUP: re-read routes (and instructions files) from the config file. A bad file is
-        logged and the old routes stay; live calls keep the route they started with."""
+        """SIGHUP: re-read the config file. Routes (and instructions files), tools, [calls],
+        per-call [realtime] keys and the admission keys (gateway/admission.py
+        RELOADABLE_PREFIXES) are applied and logged. A changed key that needs a restart
+        (sip.port, ...) refuses the whole reload with an ERROR naming it; a bad file is logged
+        too. Either way the running configuration stays; live calls keep their route."""
         if self.config_path is None:
             log_event(
                 log, "routes.reload_skipped", "no config file to reload", level=logging.WARNING
             )
             return False
         try:
-            config, table = reload_routes(self.config_path, os.environ if env is None else env)
+            config = load_config(
+                self.config_path, os.environ if env is None else env, self.overrides
+            )
+            table = RouteTable.load(config)
         except ConfigError as exc:
             log_event(
                 log,
                 "routes.reload_failed",
-                f"keeping the current routes: {exc}",
+                f"keeping the current configuration: {exc}",
                 level=logging.ERROR,
                 path=self.config_path,
                 error=str(exc),
             )
             return False
+        applied, restart = reload_plan(self.config, config)
+        restart += self._shadowed_by_command_line(env)
+        if restart:
+            log_event(
+                log,
+                "config.reload_refused",
+                f"{', '.join(restart)} changed: needs a restart; nothing was reloaded (restart, "
+                "or revert those keys and send SIGHUP again)",
+                level=logging.ERROR,
+                path=self.config_path,
+                keys=restart,
+            )
+            return False
         self.routes = table
-        self.config = dataclasses.replace(
-            self.config,
-            routes=config.routes,
-            tools=config.tools,
-            realtime=dataclasses.replace(
-                config.realtime,
-                url=self.config.realtime.url,
-                api_key=self.config.realtime.api_key,
-            ),
-            calls=config.calls,
-        )
+        self.config = config
+        if self._file_config is not None:
+            self._file_config = self._load_file_only(os.environ if env is None else env)
+        if self.ua is not None:
+            apply_to_ua(self.ua, config.sip)
+            self.ua.admission.set_local_addresses([*local_addresses(), config.sip.host])
+        if applied:
+            log_event(log, "config.reloaded", f"applied: {', '.join(applied)}", keys=applied)
         log_event(log, "routes.reloaded", "routes reloaded", routes=table.names)
         return True
+
+    def _load_file_only(self, env: Any) -> GatewayConfig | None:
+        if self.config_path is None:
+            return None
+        try:
+            return load_config(self.config_path, env)
+        except ConfigError:
+            return None
+
+    def _shadowed_by_command_line(self, env: Any) -> list[str]:
+        """Keys changed in the file that the command line sets (e.g. --sip-port): the edit
+        cannot take effect, so the reload is refused rather than ignoring it silently."""
+        if self._file_config is None:
+            return []
+        new = self._load_file_only(os.environ if env is None else env)
+        if new is None:
+            return []
+        changed = changed_keys(self._file_config, new)
+        return [f"{key} (set on the command line)" for key in changed if key in self.overrides]
 
     # -- outbound calls (control API POST /calls) ---------------------------------------------------
     async def originate(

@@ -189,17 +189,21 @@ def _install_uvloop() -> None:
 
 
 async def serve(
-    config: GatewayConfig, drain_timeout: float | None = None, config_path: str | None = None
+    config: GatewayConfig,
+    drain_timeout: float | None = None,
+    config_path: str | None = None,
+    overrides: dict[str, Any] | None = None,
 ) -> int:
     """Start the gateway, wait for SIGTERM/SIGINT, drain and stop. Returns the exit code.
 
-    SIGHUP re-reads the routes (and instructions files) from `config_path`; a bad file is
-    logged and the running routes stay."""
+    SIGHUP re-reads `config_path` (with the command line's `overrides` applied again): routes,
+    instructions files and the admission keys are applied; a bad file, or a changed key that
+    needs a restart, is logged and the running configuration stays."""
     from gateway.app import Gateway  # imported here so `--help` works even if sip/ is broken
 
     if drain_timeout is None:
         drain_timeout = config.shutdown.drain_timeout_s
-    gateway = Gateway(config, config_path=config_path)
+    gateway = Gateway(config, config_path=config_path, overrides=overrides)
     stop_requested = asyncio.Event()
     loop = asyncio.get_running_loop()
     # Handlers first: a SIGTERM that arrives while we bind still gives a clean drain + exit 0.
@@ -259,7 +263,9 @@ def _run(args: argparse.Namespace) -> int:
     log_event(log, "gateway.config", "configuration loaded", config=redacted(config))
     _install_uvloop()
     try:
-        return asyncio.run(serve(config, config.shutdown.drain_timeout_s, args.config))
+        return asyncio.run(
+            serve(config, config.shutdown.drain_timeout_s, args.config, overrides_from_args(args))
+        )
     except KeyboardInterrupt:  # a second Ctrl-C while draining
         return EXIT_FAILURE
     except ConfigError as exc:  # found while resolving routes (an unreadable instructions file)

@@ -64,17 +64,44 @@ class Secret:
 
 @dataclass(frozen=True)
 class InboundAuthConfig:
-    """Optional digest challenge on inbound INVITE (empty username = no auth)."""
+    """Optional digest challenge on inbound INVITE (empty username = no auth).
+
+    A nonce lives `nonce_ttl_s`: an older one with the right password gets 401 stale=true (the
+    client retries with the new nonce, RFC 7616 3.3). A used nonce is remembered: its nc must
+    grow on reuse, and an Authorization header sent again is refused with a fresh challenge."""
 
     realm: str = "gateway"
     username: str = ""
     password: Secret = field(default_factory=lambda: Secret(""))
     password_env: str = ""
     password_file: str = ""
+    nonce_ttl_s: float = 300.0
 
 
 @dataclass(frozen=True)
 class SipConfig:
+    """[sip]. Who may call (every INVITE may open a paid Realtime session), sip/admission.py:
+
+    Closed by default. A source is *trusted* when it is the host itself (127.0.0.0/8, ::1, the
+    host's own interface addresses), in `allow_networks`, or the registrar of a
+    `[[registrations]]` entry (its resolved address: the PBX we register to sends our calls).
+    - no `inbound_auth.username`: trusted sources are admitted, every other source gets 403;
+    - `inbound_auth.username` and `allow_networks` empty: any source is challenged and admitted
+      with the right digest credentials (digest alone admits);
+    - `inbound_auth.username` and `allow_networks` set: trusted sources are challenged, others
+      get 403 (both must hold).
+    Open to the world: put a /0 in `allow_networks` (`"0.0.0.0/0"` for IPv4, `"::/0"` for
+    IPv6); `run` then logs a WARNING at start and `check` reports it.
+    A refused source gets 403 and at most one log line per minute (`sip.invite_refused`).
+
+    Per source address: `invite_rate_per_source` new INVITEs per second (token bucket of
+    `invite_burst_per_source`); beyond it INVITEs are dropped without an answer and counted
+    (`srg_sip_invites_rejected_total{reason="rate_limited"}`). At most `max_calls_per_source`
+    concurrent calls per source (capped at `max_calls`), then 503. Per-source state is kept for
+    at most `max_tracked_sources` addresses (least recently seen forgotten first). A trunk or
+    proxy that carries every call from one address needs these raised.
+    SIGHUP applies changes to allow_networks, inbound_auth, max_calls and these limits."""
+
     host: str = "0.0.0.0"
     port: int = 5060
     advertised_host: str = ""
@@ -84,6 +111,10 @@ class SipConfig:
     allow_networks: tuple[str, ...] = ()
     inbound_auth: InboundAuthConfig = field(default_factory=InboundAuthConfig)
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    invite_rate_per_source: float = 5.0
+    invite_burst_per_source: int = 10
+    max_calls_per_source: int = 20
+    max_tracked_sources: int = 4096
 
 
 @dataclass(frozen=True)
@@ -590,6 +621,25 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
 
 
+def _validate_admission(sip: SipConfig) -> None:
+    if not 0 < sip.invite_rate_per_source <= 10000:
+        raise ConfigError(
+            f"sip.invite_rate_per_source: {sip.invite_rate_per_source} must be > 0 and <= 10000"
+        )
+    if not 1 <= sip.invite_burst_per_source <= 100000:
+        raise ConfigError(
+            f"sip.invite_burst_per_source: {sip.invite_burst_per_source} must be 1-100000"
+        )
+    if sip.max_calls_per_source < 1:
+        raise ConfigError(f"sip.max_calls_per_source: {sip.max_calls_per_source} must be >= 1")
+    if not 16 <= sip.max_tracked_sources <= 1_000_000:
+        raise ConfigError(f"sip.max_tracked_sources: {sip.max_tracked_sources} must be 16-1000000")
+    if not 1 <= sip.inbound_auth.nonce_ttl_s <= 86400:
+        raise ConfigError(
+            f"sip.inbound_auth.nonce_ttl_s: {sip.inbound_auth.nonce_ttl_s} must be 1-86400 seconds"
+        )
+
+
 def validate(config: GatewayConfig) -> None:
     """Check values and cross-field rules; raise `ConfigError` naming the first bad key."""
     sip = config.sip
@@ -620,6 +670,7 @@ def validate(config: GatewayConfig) -> None:
         _check_choice(f"sip.codecs[{i}]", codec, VALID_CODECS)
     if sip.inbound_auth.username and not sip.inbound_auth.password:
         raise ConfigError("sip.inbound_auth.password: required when inbound_auth.username is set")
+    _validate_admission(sip)
 
     for i, reg in enumerate(config.registrations):
         key = f"registrations[{i}]"

@@ -13,7 +13,9 @@ whose `fix` says what to change. The checks, in order:
 - Realtime: opens a session at the configured URL and confirms `session.updated` with
   `audio/pcmu` and then `audio/pcma` (G.711 pass-through needs both), timing the connect;
 - registrations: one REGISTER per registration from a temporary port, then an unregister;
-- control API: no token (`control.token_required = false`) on a non-loopback bind fails.
+- control API: no token (`control.token_required = false`) on a non-loopback bind fails;
+- admission: who may place calls (closed by default); open admission (a /0 network in
+  `sip.allow_networks`) without inbound digest is a warning.
 
 Deliberately no `ip addr`/netlink parsing: "is X an address of this host" is answered by trying
 to bind a UDP socket to X (the kernel refuses with EADDRNOTAVAIL otherwise), and "which address
@@ -646,6 +648,7 @@ async def run_checks(
             CheckResult("registrations", Status.SKIP, "not checked (--skip-registrations)")
         )
     results += check_control(config)
+    results.append(check_admission(config))
     return results
 
 
@@ -693,6 +696,44 @@ def check_control(config: GatewayConfig) -> list[CheckResult]:
             "network namespace (a container without published control port)",
         )
     ]
+
+
+def check_admission(config: GatewayConfig) -> CheckResult:
+    """Who may make the gateway place a Realtime session (gateway/config.py SipConfig has the
+    rule): open admission (a /0 in sip.allow_networks) without digest is a warning."""
+    sip = config.sip
+    opened = [n for n in sip.allow_networks if ipaddress.ip_network(n, strict=False).prefixlen == 0]
+    digest = bool(sip.inbound_auth.username)
+    per_source = min(sip.max_calls_per_source, sip.max_calls)
+    limits = (
+        f"per source: {sip.invite_rate_per_source:g} INVITE/s (burst "
+        f"{sip.invite_burst_per_source}), {per_source} concurrent calls"
+    )
+    if opened and not digest:
+        return CheckResult(
+            "admission",
+            Status.WARN,
+            f"open: sip.allow_networks contains {', '.join(opened)}, so any source may place "
+            f"calls (each one a paid Realtime session); {limits}",
+            "list the PBX/SBC networks in sip.allow_networks instead, or require digest "
+            "credentials with sip.inbound_auth.username/password",
+        )
+    who = ["the host itself"]
+    if sip.allow_networks:
+        who.append(f"sip.allow_networks {', '.join(sip.allow_networks)}")
+    if config.registrations:
+        who.append("the registrars of [[registrations]]")
+    if digest and not sip.allow_networks:
+        who = ["any source with digest credentials (sip.inbound_auth)"]
+    elif digest:
+        who[-1] += ", with digest credentials (sip.inbound_auth)"
+    message = f"INVITEs admitted from {', '.join(who)}; {limits}"
+    if len(who) == 1 and not digest:
+        message += (
+            "; everyone else gets 403 (set sip.allow_networks, sip.inbound_auth.username or "
+            "[[registrations]] to admit a PBX or phones)"
+        )
+    return CheckResult("admission", Status.OK, message)
 
 
 # ---------------------------------------------------------------------------------------------

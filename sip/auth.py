@@ -28,15 +28,18 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import secrets
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "ALGORITHMS",
+    "REPLAYED",
     "AuthError",
     "DigestChallenge",
     "DigestCredentials",
@@ -540,17 +543,28 @@ class VerifyResult:
 
 
 _NONCE_MAC_BYTES = 16
+REPLAYED = "replayed nonce count"  # VerifyResult.reason of a replayed Authorization
+_NONCE_RANDOM_BYTES = 8
+_NC = re.compile(r"[0-9a-fA-F]{8}")  # RFC 7616 3.4: nc is exactly 8 hex digits
 
 
 class DigestServer:
-    """Stateless digest challenger/verifier for inbound requests.
+    """Digest challenger/verifier for inbound requests, with bounded replay tracking.
 
-    The nonce is base64(timestamp || HMAC(secret, timestamp || realm)), so any nonce we issued
-    can be checked without remembering it, and its age tells expiry apart from forgery: an expired
-    nonce whose MAC verifies and whose response is right is answered with stale=true (RFC 7616
-    3.3), so the client retries silently instead of prompting for a password.
-    Not detected: replay of a valid (nonce, nc) within the nonce lifetime, which would need
-    per-nonce state; the short lifetime bounds it.
+    The nonce is base64(timestamp || random || HMAC(secret, timestamp || random || realm)), so
+    any nonce we issued can be checked without remembering it (issuing costs no memory, whoever
+    asks), and its age tells expiry apart from forgery: an expired nonce whose MAC verifies and
+    whose response is right is answered with stale=true (RFC 7616 3.3, RFC 2617 3.2.1), so the
+    client retries with the new nonce instead of prompting for a password.
+
+    Replay (RFC 7616 3.3, 5.12): once a nonce has been used successfully it is tracked with the
+    highest nc seen; with qop the next use must carry a higher nc, without qop (RFC 2069 style,
+    no nc) a nonce is single-use. A replayed Authorization fails (not stale: the client must
+    compute a new response for the fresh nonce of the challenge). Tracked nonces are bounded in
+    lifetime (`nonce_ttl`, after which the nonce is stale anyway) and in number
+    (`max_tracked_nonces`): when the table is full the oldest entry is dropped and every nonce
+    issued up to that one's timestamp counts as stale from then on, so eviction can never
+    re-open a replay, it only makes an honest client fetch a fresh nonce.
     """
 
     def __init__(
@@ -563,6 +577,7 @@ class DigestServer:
         algorithm: str = "MD5",
         nonce_ttl: float = 300.0,
         secret: bytes | None = None,
+        max_tracked_nonces: int = 4096,
     ) -> None:
         self.realm = realm
         self.username = username
@@ -576,6 +591,11 @@ class DigestServer:
         )
         self.nonce_ttl = nonce_ttl
         self._secret = secret if secret is not None else os.urandom(32)
+        self.max_tracked_nonces = max_tracked_nonces
+        # nonce -> (issue time in ms, highest nc accepted; 0 for a qop-less use)
+        self._used: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._stale_before_ms = -1  # untracked nonces issued at or before this are stale
+        self.replays = 0  # Authorization headers refused as replays
 
     def _mac(self, stamp: bytes) -> bytes:
         return hmac.new(self._secret, stamp + self.realm.encode("utf-8"), hashlib.sha256).digest()[
@@ -583,21 +603,65 @@ class DigestServer:
         ]
 
     def make_nonce(self, now: float) -> str:
-        stamp = struct.pack(">Q", max(0, int(now * 1000)))
+        # The random part keeps two challenges of the same millisecond apart: with replay
+        # tracking, two clients sharing a nonce would refuse each other's nc=1.
+        stamp = struct.pack(">Q", max(0, int(now * 1000))) + os.urandom(_NONCE_RANDOM_BYTES)
         return base64.b64encode(stamp + self._mac(stamp)).decode("ascii")
 
-    def _nonce_age(self, nonce: str, now: float) -> float | None:
-        """Age in seconds of a nonce we issued, None if we did not issue it."""
+    def _nonce_stamp(self, nonce: str) -> int | None:
+        """Issue time (ms) of a nonce we issued, None if we did not issue it."""
         try:
             raw = base64.b64decode(nonce.encode("ascii"), validate=True)
         except (ValueError, UnicodeEncodeError):
             return None
-        if len(raw) != 8 + _NONCE_MAC_BYTES:
+        head = 8 + _NONCE_RANDOM_BYTES
+        if len(raw) != head + _NONCE_MAC_BYTES:
             return None
-        stamp, mac = raw[:8], raw[8:]
+        stamp, mac = raw[:head], raw[head:]
         if not hmac.compare_digest(mac, self._mac(stamp)):
             return None
-        return now - struct.unpack(">Q", stamp)[0] / 1000.0
+        return int(struct.unpack(">Q", stamp[:8])[0])
+
+    def _nonce_age(self, nonce: str, now: float) -> float | None:
+        """Age in seconds of a nonce we issued, None if we did not issue it."""
+        stamp = self._nonce_stamp(nonce)
+        return None if stamp is None else now - stamp / 1000.0
+
+    @property
+    def tracked_nonces(self) -> int:
+        return len(self._used)
+
+    def _check_use(self, nonce: str, nc_text: str | None, qop: str | None, now: float) -> str:
+        """Record one successful use: "" (fresh use), "replay" or "stale" (evicted earlier)."""
+        self._forget_expired(now)
+        stamp = self._nonce_stamp(nonce)
+        assert stamp is not None  # verify() checked the MAC first
+        nc = 0
+        if qop is not None:
+            nc = int(nc_text or "0", 16)
+        seen = self._used.get(nonce)
+        if seen is not None:
+            if qop is None or nc <= seen[1]:
+                self.replays += 1
+                return "replay"
+            self._used[nonce] = (stamp, nc)
+            return ""
+        if stamp <= self._stale_before_ms:
+            return "stale"
+        self._used[nonce] = (stamp, nc)
+        while len(self._used) > self.max_tracked_nonces:
+            _, (evicted_stamp, _) = self._used.popitem(last=False)
+            self._stale_before_ms = max(self._stale_before_ms, evicted_stamp)
+        return ""
+
+    def _forget_expired(self, now: float) -> None:
+        """Tracked nonces past their lifetime are stale anyway: drop them (oldest use first)."""
+        limit_ms = (now - self.nonce_ttl) * 1000.0
+        while self._used:
+            nonce, (stamp, _) = next(iter(self._used.items()))
+            if stamp >= limit_ms:
+                break
+            del self._used[nonce]
 
     def challenge(self, now: float | None = None, stale: bool = False) -> str:
         """A WWW-Authenticate / Proxy-Authenticate value with a fresh nonce."""
@@ -652,5 +716,12 @@ class DigestServer:
         if not (user_ok and response_ok):
             return VerifyResult(False, "wrong username or password", username=auth.username)
         if age > self.nonce_ttl:
+            return VerifyResult(False, "nonce expired", stale=True, username=auth.username)
+        if auth.qop is not None and not _NC.fullmatch(auth.nc or ""):
+            return VerifyResult(False, f"malformed nonce count {auth.nc!r}")
+        use = self._check_use(auth.nonce, auth.nc, auth.qop, now)
+        if use == "replay":
+            return VerifyResult(False, REPLAYED, username=auth.username)
+        if use == "stale":
             return VerifyResult(False, "nonce expired", stale=True, username=auth.username)
         return VerifyResult(True, username=auth.username)

@@ -13,7 +13,9 @@ Public API (stable; gateway/app.py codes against it)
         advertised_host="203.0.113.5", advertised_port=5060,   # default: bind address / port
         user_agent="sip-realtime-gateway",
         max_calls=100,                          # more -> 503 + Retry-After (retry_after=5)
-        allow_networks=["10.0.0.0/8"],          # INVITE from elsewhere -> 403; empty = everybody
+        allow_networks=["10.0.0.0/8"],          # besides loopback; others 403 (sip.admission)
+        admission=Admission(AdmissionPolicy(...)) | None,  # instead of allow_networks: rate,
+                                                # per-source calls, registrars, local addresses
         inbound_auth=InboundAuth(realm, user, password) | None,   # 401 challenge on INVITE
         credentials=Credentials(user, password) | None,  # answers 401/407 to our BYE/REFER/...
         min_se=90, session_expires=1800,        # RFC 4028
@@ -22,6 +24,7 @@ Public API (stable; gateway/app.py codes against it)
     )
     await ua.start()            # starts the transport too; sets transport.on_message
     ua.accepting = False        # shutdown: new INVITEs get 503
+    ua.configure_inbound_auth(InboundAuth | None)   # SIGHUP; ua.admission.configure(policy)
     await ua.close()            # stops timers and the transport (hang calls up first)
     ua.calls (Call-ID -> IncomingCall | OutgoingCall, both subclasses of Call), ua.active_calls,
     ua.counters, transport.counters
@@ -70,6 +73,11 @@ Generic client requests: await ua.request(method, uri, dest=None, headers=(), bo
 content_type=None, credentials=None, timeout=None) -> Response | None  (None = Timer F/B timeout).
 
 Decisions documented here:
+- Inbound INVITE admission (sip/admission.py has the rule): closed by default, only loopback
+  and the host's own addresses are trusted. Order: per-source rate (dropped silently, before a
+  transaction exists) -> 403 for a source not admitted -> 400/482 -> 503 (max_calls, then
+  max_calls_per_source) -> 401 digest. Every answer goes through the INVITE server transaction,
+  so a retransmitted INVITE gets the same cached response and is not counted or logged again.
 - Scanner floods (User-Agent friendly-scanner, sipvicious, sipcli, VaxSIPUserAgent...) are dropped
   silently, before any state is allocated: answering tells the scanner a SIP stack is listening.
 - INFO with a body we don't understand gets 200 (RFC 6086 would allow 415/469, but peers such as
@@ -95,7 +103,8 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sip.auth import DigestCredentials, DigestServer, choose_challenge
+from sip.admission import ADMITTING_KEYS, REFUSE, Admission, AdmissionPolicy, parse_address
+from sip.auth import REPLAYED, DigestCredentials, DigestServer, choose_challenge
 from sip.dialog import Dialog, DialogError
 from sip.message import (
     Headers,
@@ -188,6 +197,7 @@ class InboundAuth:
     username: str
     password: str
     algorithm: str = "MD5"
+    nonce_ttl: float = 300.0  # a nonce older than this gets 401 stale=true
 
 
 @dataclass(frozen=True)
@@ -211,8 +221,10 @@ class UaCounters:
     stray_responses: int = 0
     retransmissions_absorbed: int = 0
     rejected_max_calls: int = 0
-    rejected_allowlist: int = 0
+    rejected_max_calls_per_source: int = 0
+    rejected_allowlist: int = 0  # 403: source not admitted (sip/admission.py)
     auth_challenges: int = 0
+    auth_replays: int = 0  # a used nonce sent again with no higher nc (sip/auth.py)
     callback_errors: int = 0
 
 
@@ -521,6 +533,7 @@ class UserAgent:
         timers: TimerConfig | None = None,
         max_calls: int = 100,
         allow_networks: Sequence[str] = (),
+        admission: Admission | None = None,
         inbound_auth: InboundAuth | None = None,
         credentials: Credentials | None = None,
         min_se: int = 90,
@@ -548,17 +561,12 @@ class UserAgent:
         self.timers = timers or TimerConfig()
         self.max_calls = max_calls
         # ValueError here names the bad CIDR, so config validation can report it.
-        self.allow_networks = [ipaddress.ip_network(n, strict=False) for n in allow_networks]
-        self.digest_server = (
-            DigestServer(
-                inbound_auth.realm,
-                inbound_auth.username,
-                inbound_auth.password,
-                algorithm=inbound_auth.algorithm,
-            )
-            if inbound_auth and inbound_auth.username
-            else None
+        self.admission = admission or Admission(
+            AdmissionPolicy(allow_networks=tuple(allow_networks))
         )
+        self.inbound_auth: InboundAuth | None = None
+        self.digest_server: DigestServer | None = None
+        self.configure_inbound_auth(inbound_auth)
         self.credentials = credentials
         self.min_se = min_se
         self.session_expires = max(session_expires, min_se)
@@ -583,6 +591,28 @@ class UserAgent:
         self._acks_sent: dict[tuple[str, int], tuple[bytes, TransportAddr]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_parse_log = 0.0
+
+    def configure_inbound_auth(self, inbound_auth: InboundAuth | None) -> None:
+        """Set (or with None / an empty username, remove) the digest challenge on inbound
+        INVITEs. Unchanged settings keep the current server, so outstanding nonces stay valid."""
+        if inbound_auth is not None and not inbound_auth.username:
+            inbound_auth = None
+        if inbound_auth == self.inbound_auth and (inbound_auth is None) == (
+            self.digest_server is None
+        ):
+            return
+        self.inbound_auth = inbound_auth
+        self.digest_server = (
+            DigestServer(
+                inbound_auth.realm,
+                inbound_auth.username,
+                inbound_auth.password,
+                algorithm=inbound_auth.algorithm,
+                nonce_ttl=inbound_auth.nonce_ttl,
+            )
+            if inbound_auth is not None
+            else None
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -731,6 +761,14 @@ class UserAgent:
             return
         if method == "ACK":
             return  # an ACK matching nothing (late, or for a transaction long gone): ignore
+        if (
+            method == "INVITE"
+            and not req.to_tag
+            and not self.admission.take_invite_token(source.host, now)
+        ):
+            # Over this source's INVITE rate: no answer and no transaction (a flood must not
+            # buy state or responses; the caller's retransmission tries again later).
+            return
         reliable = dest.proto == "tcp"
         if method == "INVITE":
             machine = InviteServerTransaction(req, dest, reliable=reliable, timers=self.timers)
@@ -925,21 +963,42 @@ class UserAgent:
         return TransportAddr("udp", host, port)
 
     # -- INVITE (UAS) -------------------------------------------------------------------------
-    def _source_allowed(self, host: str) -> bool:
-        if not self.allow_networks:
-            return True
-        try:
-            addr = ipaddress.ip_address(host.strip("[]"))
-        except ValueError:
-            return False
-        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
-            addr = addr.ipv4_mapped
-        return any(addr.version == n.version and addr in n for n in self.allow_networks)
+    def _calls_from(self, host: str) -> int:
+        addr = parse_address(host)
+        return sum(
+            1
+            for c in self.calls.values()
+            if isinstance(c, IncomingCall)
+            and c.state != CallState.TERMINATED
+            and parse_address(c.source.host) == addr
+        )
+
+    def _refuse_source(self, req: Request, source: TransportAddr, txn: _ServerTxn) -> None:
+        self.counters.rejected_allowlist += 1
+        self._reply(txn, 403, "Forbidden - source not allowed")
+        refused = self.admission.refusal_to_log(source.host, self.clock())
+        if refused is None:
+            return
+        keys = ", ".join(ADMITTING_KEYS)
+        log.warning(
+            "INVITE from %s refused with 403 (%d since the last line): not admitted; "
+            "to admit it set one of %s",
+            source.host,
+            refused,
+            keys,
+            extra={
+                "event": "sip.invite_refused",
+                "source": source.host,
+                "refused": refused,
+                "keys": list(ADMITTING_KEYS),
+                "call_id": req.call_id,
+            },
+        )
 
     def _on_new_invite(self, req: Request, source: TransportAddr, txn: _ServerTxn) -> None:
-        if not self._source_allowed(source.host):
-            self.counters.rejected_allowlist += 1
-            self._reply(txn, 403, "Forbidden - source not allowed")
+        verdict, _trusted = self.admission.decide(source.host, self.digest_server is not None)
+        if verdict == REFUSE:
+            self._refuse_source(req, source, txn)
             return
         if not req.headers.get_all("Contact"):
             # 8.1.1.8: without a Contact we could never send the BYE.
@@ -954,6 +1013,16 @@ class UserAgent:
             self.counters.rejected_max_calls += 1
             self._reply(
                 txn, 503, "Service Unavailable", extra=[("Retry-After", str(self.retry_after))]
+            )
+            return
+        per_source = min(self.admission.policy.max_calls_per_source, self.max_calls)
+        if self._calls_from(source.host) >= per_source:
+            self.counters.rejected_max_calls_per_source += 1
+            self._reply(
+                txn,
+                503,
+                "Service Unavailable - too many calls from this source",
+                extra=[("Retry-After", str(self.retry_after))],
             )
             return
         if self.digest_server is not None and not self._inbound_auth_ok(req, txn):
@@ -994,6 +1063,8 @@ class UserAgent:
             if result.ok:
                 return True
             stale = result.stale
+            if result.reason == REPLAYED:
+                self.counters.auth_replays += 1
             if not stale:
                 log.info(
                     "inbound INVITE digest rejected: %s",

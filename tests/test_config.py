@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -434,3 +435,39 @@ def test_control_defaults_and_missing_token_file(tmp_path: Path) -> None:
     # A token file that does not exist yet is generated at start, not a config error.
     assert config.control.token.reveal() == "" and config.control.token_file == str(missing)
     assert config.control.metrics_public and config.control.allowed_hosts == ("gw.lan",)
+
+
+# -- admission keys (issue 9) ------------------------------------------------------------------
+def test_admission_defaults_are_closed_and_limited() -> None:
+    sip = load_config(None, env={}).sip
+    assert sip.allow_networks == ()
+    assert (sip.invite_rate_per_source, sip.invite_burst_per_source) == (5.0, 10)
+    assert sip.max_calls_per_source == 20 and sip.max_calls_per_source <= sip.max_calls
+    assert sip.max_tracked_sources == 4096
+    assert sip.inbound_auth.nonce_ttl_s == 300.0
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ("[sip]\ninvite_rate_per_source = 0\n", "sip.invite_rate_per_source: 0.0 must be > 0"),
+        ("[sip]\ninvite_burst_per_source = 0\n", "sip.invite_burst_per_source: 0 must be"),
+        ("[sip]\nmax_calls_per_source = 0\n", "sip.max_calls_per_source: 0 must be >= 1"),
+        ("[sip]\nmax_tracked_sources = 2\n", "sip.max_tracked_sources: 2 must be 16-1000000"),
+        (
+            '[sip]\ninbound_auth = { username = "a", password = "b", nonce_ttl_s = 0 }\n',
+            "sip.inbound_auth.nonce_ttl_s: 0.0 must be 1-86400",
+        ),
+    ],
+)
+def test_admission_keys_are_validated(tmp_path: Path, toml: str, needle: str) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        load_config(path, env={})
+
+
+def test_admission_env_overrides() -> None:
+    env = {"SRG_SIP_INVITE_RATE_PER_SOURCE": "2.5", "SRG_SIP_MAX_CALLS_PER_SOURCE": "3"}
+    sip = load_config(None, env=env).sip
+    assert (sip.invite_rate_per_source, sip.max_calls_per_source) == (2.5, 3)

@@ -103,6 +103,17 @@ def test_compose_gateway_registers_to_the_asterisk_container() -> None:
     assert pjsip["gateway-auth"][0]["username"] == reg.username
 
 
+def test_compose_gateway_admits_its_asterisk_and_nothing_else() -> None:
+    config = load_config(DEPLOY / "gateway" / "gateway.toml", env=SECRETS_ENV)
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    asterisk_ip = compose["services"]["asterisk"]["networks"]["voice"]["ipv4_address"]
+    assert config.sip.allow_networks == (f"{asterisk_ip}/32",)
+    # All calls come from that one address: the per-source cap must not undercut max_calls.
+    assert config.sip.max_calls_per_source >= config.sip.max_calls
+    image = load_config(DEPLOY / "gateway" / "image.toml", env=SECRETS_ENV)
+    assert image.sip.allow_networks == ()  # closed by default
+
+
 # ---------------------------------------------------------------------------------------------
 # docker-compose.yml
 

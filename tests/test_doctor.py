@@ -516,3 +516,34 @@ def test_control_without_token_on_a_non_loopback_bind_fails(
     assert needle in result.message
     if status is Status.FAIL:
         assert "token_required" in result.fix
+
+
+# -- admission (issue 9) -----------------------------------------------------------------------
+def test_admission_closed_by_default_is_ok_and_says_who_may_call(tmp_path: Path) -> None:
+    result = doctor.check_admission(make_config(tmp_path, ""))
+    assert result.status is Status.OK
+    assert "the host itself" in result.message and "403" in result.message
+    assert "sip.allow_networks" in result.message
+
+
+def test_admission_open_without_digest_warns(tmp_path: Path) -> None:
+    result = doctor.check_admission(make_config(tmp_path, '[sip]\nallow_networks = ["::/0"]\n'))
+    assert result.status is Status.WARN
+    assert "open" in result.message and "::/0" in result.message
+    assert "sip.inbound_auth" in result.fix
+
+
+def test_admission_open_with_digest_is_ok(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path,
+        '[sip]\nallow_networks = ["0.0.0.0/0"]\n'
+        'inbound_auth = { username = "pbx", password = "pw" }\n',
+    )
+    result = doctor.check_admission(config)
+    assert result.status is Status.OK and "digest" in result.message
+
+
+def test_run_checks_ends_with_admission(tmp_path: Path, port_block: int) -> None:
+    config = local_config(tmp_path, port_block)
+    results = asyncio.run(doctor.run_checks(config, realtime=False, registrations=False))
+    assert results[-1].name == "admission"

@@ -218,11 +218,14 @@ def realtime_gateway(
     counter = itertools.count(1)
     started: list[GatewayProcess] = []
 
-    def start(realtime_url: str, config: dict[str, Any] | None = None) -> GatewayProcess:
+    def start(
+        realtime_url: str, config: dict[str, Any] | None = None, *, sip_host: str = LOOPBACK
+    ) -> GatewayProcess:
+        """`sip_host`: bind SIP elsewhere than loopback (a veth address, tests/tools/netns.py)."""
         index = next(counter)
         rtp_min, rtp_max = ports.gateway_rtp
         base: dict[str, Any] = {
-            "sip": {"host": LOOPBACK, "port": ports.gateway_sip},
+            "sip": {"host": sip_host, "port": ports.gateway_sip},
             "media": {"rtp_port_min": rtp_min, "rtp_port_max": rtp_max, "echo": False},
             "log": {"level": "INFO", "format": "json"},
             # The control API's token (issue 9): _hermetic_env sets the variable.
@@ -234,7 +237,7 @@ def realtime_gateway(
         args = [
             _python(), "-m", "gateway", "run",
             "--config", str(config_path),
-            "--sip-host", LOOPBACK,
+            "--sip-host", sip_host,
             "--sip-port", str(ports.gateway_sip),
             "--rtp-ports", f"{rtp_min}-{rtp_max}",
             "--realtime-url", realtime_url,

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from sip.admission import Admission, AdmissionPolicy
 from sip.auth import DigestChallenge, build_authorization
 from sip.message import Request, Response, StreamFramer, parse_message
 from sip.timers import TimerConfig
@@ -721,7 +722,10 @@ async def test_max_calls_503_retry_after() -> None:
 
 async def test_allowlist_403() -> None:
     rec = Recorder()
-    ua = await start_ua(rec, allow_networks=["10.0.0.0/8"])
+    # Loopback is trusted by default (sip/admission.py): this test distrusts it to stand for a
+    # foreign source.
+    admission = Admission(AdmissionPolicy(allow_networks=("10.0.0.0/8",)), local_networks=())
+    ua = await start_ua(rec, admission=admission)
     peer = await SipPeer(("127.0.0.1", ua.transport.port)).start()
     try:
         peer.send(peer.invite("allow-1"))
@@ -1167,3 +1171,65 @@ async def test_merged_invite_same_call_id_new_branch_482(env) -> None:
     peer.send(peer.invite("merge-1", branch="z9hG4bK-path-b"))  # same request via another path
     await peer.expect_status(482)
     assert rec.calls.qsize() == 1
+
+
+# -- admission (sip/admission.py) ----------------------------------------------------------------
+async def test_403_is_sent_once_per_transaction_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    rec = Recorder()
+    ua = await start_ua(rec, admission=Admission(local_networks=()))  # loopback as a stranger
+    peer = await SipPeer(("127.0.0.1", ua.transport.port)).start()
+    try:
+        invite = peer.invite("refused-1", branch="z9hG4bKrefused1")
+        answers = []
+        for _ in range(3):  # the same transaction, retransmitted
+            peer.send(invite)
+            answers.append(await peer.expect_status(403))
+        assert len({a.to_tag for a in answers}) == 1  # the cached response, not a new one
+        assert ua.counters.rejected_allowlist == 1
+        peer.send(peer.invite("refused-2"))  # a new transaction: counted, not logged again
+        await peer.expect_status(403)
+        assert ua.counters.rejected_allowlist == 2
+        lines = [r for r in caplog.records if getattr(r, "event", "") == "sip.invite_refused"]
+        assert len(lines) == 1 and "sip.allow_networks" in lines[0].getMessage()
+        assert rec.calls.empty()
+    finally:
+        peer.close()
+        await ua.close()
+
+
+async def test_invites_past_the_source_bucket_get_no_answer() -> None:
+    rec = Recorder(auto_accept=False)
+    admission = Admission(AdmissionPolicy(invite_rate=0.001, invite_burst=1))
+    ua = await start_ua(rec, admission=admission)
+    peer = await SipPeer(("127.0.0.1", ua.transport.port)).start()
+    try:
+        peer.send(peer.invite("bucket-1"))
+        peer.send(peer.invite("bucket-2"))
+        peer.send(peer.request("OPTIONS", call_id="bucket-barrier"))
+        await peer.expect_status(200)  # the OPTIONS: everything before it was handled
+        seen = {m.call_id for m in peer.drain()}
+        assert "bucket-2" not in seen
+        assert admission.counters.rate_limited == 1
+        assert (await rec.calls.get()).call_id == "bucket-1"
+    finally:
+        peer.close()
+        await ua.close()
+
+
+async def test_max_calls_per_source_503() -> None:
+    rec = Recorder()
+    admission = Admission(AdmissionPolicy(max_calls_per_source=1))
+    ua = await start_ua(rec, max_calls=10, admission=admission)
+    peer = await SipPeer(("127.0.0.1", ua.transport.port)).start()
+    try:
+        await establish(peer, rec, "per-source-1")
+        peer.send(peer.invite("per-source-2"))
+        busy = await peer.expect_status(503)
+        assert "source" in busy.reason and busy.headers.get("Retry-After")
+        assert ua.counters.rejected_max_calls_per_source == 1
+        assert ua.counters.rejected_max_calls == 0
+    finally:
+        peer.close()
+        await ua.close()

@@ -1,0 +1,180 @@
+"""The gateway's side of inbound admission: config -> sip.admission policy, the registrars'
+addresses, the admission metrics, and which keys SIGHUP may change.
+
+sip/admission.py holds the rule and the per-source state; this module only translates the
+configuration (sip.* keys, documented on gateway/config.py `SipConfig`) and reads the counters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import ipaddress
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from gateway.config import GatewayConfig, RegistrationConfig, SipConfig
+from sip.admission import AdmissionPolicy, is_open_network, parse_address
+from sip.uri import UriError, parse_uri
+from sip.useragent import InboundAuth, UserAgent
+
+log = logging.getLogger("gateway")
+
+# Keys SIGHUP applies to the running gateway. Everything else needs a restart: a reload that
+# changes one of those is refused as a whole, with an ERROR naming the keys.
+RELOADABLE_PREFIXES = (
+    "routes",
+    "tools",
+    "calls",
+    "realtime",
+    "sip.allow_networks",
+    "sip.inbound_auth",
+    "sip.max_calls",
+    "sip.invite_rate_per_source",
+    "sip.invite_burst_per_source",
+    "sip.max_calls_per_source",
+    "sip.max_tracked_sources",
+)
+# Connection-level [realtime] keys: the endpoint (and simulator) is chosen once at start.
+RESTART_ONLY = frozenset(
+    {
+        "realtime.url",
+        "realtime.api_key",
+        "realtime.api_key_env",
+        "realtime.provider",
+        "realtime.simulator",
+    }
+)
+
+
+def admission_policy(sip: SipConfig) -> AdmissionPolicy:
+    return AdmissionPolicy(
+        allow_networks=tuple(sip.allow_networks),
+        invite_rate=sip.invite_rate_per_source,
+        invite_burst=sip.invite_burst_per_source,
+        max_calls_per_source=sip.max_calls_per_source,
+        max_sources=sip.max_tracked_sources,
+    )
+
+
+def inbound_auth(sip: SipConfig) -> InboundAuth | None:
+    auth = sip.inbound_auth
+    if not auth.username:
+        return None
+    return InboundAuth(
+        auth.realm, auth.username, auth.password.reveal(), nonce_ttl=auth.nonce_ttl_s
+    )
+
+
+def open_networks(sip: SipConfig) -> list[str]:
+    """The /0 entries of allow_networks: admission is open to every source of that family."""
+    return [n for n in sip.allow_networks if is_open_network(ipaddress.ip_network(n, strict=False))]
+
+
+def registrar_hosts(reg: RegistrationConfig) -> list[str]:
+    """Where a registration's requests go: the registrar URI's host, and its maddr (which
+    sip.useragent `resolve` sends to instead) when it has one."""
+    try:
+        uri = parse_uri(reg.registrar)
+    except (UriError, ValueError):
+        return []
+    hosts = [uri.host_no_brackets]
+    maddr = uri.params.get("maddr")
+    if maddr:
+        hosts.append(maddr.strip("[]"))
+    return [h for h in hosts if h]
+
+
+async def resolve_registrars(registrations: tuple[RegistrationConfig, ...]) -> list[str]:
+    """The addresses of every registration's registrar: INVITEs from them are admitted.
+    A name that does not resolve is logged and skipped (its calls get 403 until it does)."""
+    loop = asyncio.get_running_loop()
+    addresses: set[str] = set()
+    for host in (h for reg in registrations for h in registrar_hosts(reg)):
+        if parse_address(host) is not None:
+            addresses.add(host)
+            continue
+        try:
+            infos = await loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            log.warning(
+                "registrar %s does not resolve (%s): its INVITEs are not admitted",
+                host,
+                exc,
+                extra={"event": "admission.registrar_unresolved", "registrar": host},
+            )
+            continue
+        addresses.update(str(info[4][0]) for info in infos)
+    return sorted(addresses)
+
+
+def apply_to_ua(ua: UserAgent, sip: SipConfig) -> None:
+    """Push the admission-related sip.* keys into a running UA (start and SIGHUP)."""
+    ua.max_calls = sip.max_calls
+    ua.admission.configure(admission_policy(sip))
+    ua.configure_inbound_auth(inbound_auth(sip))
+
+
+def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Dotted keys whose values differ (lists of tables compare as one key, e.g. `routes`)."""
+    if dataclasses.is_dataclass(old) and type(old) is type(new):
+        keys: list[str] = []
+        for f in dataclasses.fields(old):
+            where = f"{prefix}.{f.name}" if prefix else f.name
+            keys += changed_keys(getattr(old, f.name), getattr(new, f.name), where)
+        return keys
+    return [] if old == new else [prefix]
+
+
+def reloadable(key: str) -> bool:
+    if key in RESTART_ONLY:
+        return False
+    return any(key == p or key.startswith(p + ".") for p in RELOADABLE_PREFIXES)
+
+
+def reload_plan(old: GatewayConfig, new: GatewayConfig) -> tuple[list[str], list[str]]:
+    """(keys SIGHUP applies, keys that need a restart) between the running and the new config."""
+    changed = changed_keys(old, new)
+    return [k for k in changed if reloadable(k)], [k for k in changed if not reloadable(k)]
+
+
+class AdmissionCollector:
+    """`srg_sip_invites_rejected_total{reason}` and `srg_sip_admission_sources`, read from the
+    UA's counters at scrape time (no work per INVITE beyond an integer increment)."""
+
+    REJECTED = "srg_sip_invites_rejected"
+    REJECTED_DOC = (
+        "Inbound INVITEs refused before a call existed, by reason: rate_limited (dropped "
+        "without an answer), not_admitted (403), max_calls / max_calls_per_source (503), "
+        "digest_replay (401 for a replayed Authorization)."
+    )
+    SOURCES = "srg_sip_admission_sources"
+    SOURCES_DOC = "Source addresses with per-source admission state (bounded LRU)."
+
+    def __init__(self, ua: Callable[[], UserAgent | None]) -> None:
+        self._ua = ua
+
+    def describe(self) -> Iterator[Any]:
+        yield CounterMetricFamily(self.REJECTED, self.REJECTED_DOC, labels=["reason"])
+        yield GaugeMetricFamily(self.SOURCES, self.SOURCES_DOC)
+
+    def collect(self) -> Iterator[Any]:
+        ua = self._ua()
+        rejected = CounterMetricFamily(self.REJECTED, self.REJECTED_DOC, labels=["reason"])
+        sources = GaugeMetricFamily(self.SOURCES, self.SOURCES_DOC)
+        counts = {
+            "rate_limited": ua.admission.counters.rate_limited if ua else 0,
+            "not_admitted": ua.counters.rejected_allowlist if ua else 0,
+            "max_calls": ua.counters.rejected_max_calls if ua else 0,
+            "max_calls_per_source": ua.counters.rejected_max_calls_per_source if ua else 0,
+            "digest_replay": ua.counters.auth_replays if ua else 0,
+        }
+        for reason, value in counts.items():
+            rejected.add_metric([reason], value)
+        sources.add_metric([], ua.admission.tracked_sources if ua else 0)
+        yield rejected
+        yield sources
