@@ -736,6 +736,8 @@ class Gateway:
             http_tools=http_tools_for(route.config),
             caller=call.from_header,
             callee=call.to_header,
+            reconnect_budget=route.config.realtime.reconnect_budget,
+            reconnect_window_s=route.config.realtime.reconnect_window_s,
         )
         session = CallSession(
             call.call_id,
@@ -1301,9 +1303,9 @@ class _CallControl:
         if not self.live.ended:
             self.gateway._reject(self.live, status, reason, retry_after_s=retry_after_s)
 
-    def hangup(self, reason_text: str) -> None:
+    def hangup(self, reason_text: str, status: int = 200) -> None:
         cause = reason_text.replace(" ", "_")
-        header = f'SIP;cause=200;text="{reason_text}"'
+        header = f'SIP;cause={status};text="{reason_text}"'
         self.gateway._spawn_owned(self.gateway._hangup(self.live, cause, header))
 
     async def refer(self, target_uri: str) -> int:

@@ -196,6 +196,11 @@ class RealtimeConfig:
     setup_timeout_s: float = 5.0  # session.updated must arrive within this, else 503
     session_cap_s: float = 3600.0  # the service's session limit (60 min)
     rollover_margin_s: float = 300.0  # roll over at a silence this long before the cap
+    # Reconnects per call: at most this many attempts in any reconnect_window_s, with backoff
+    # between them; past it the call ends with BYE (Reason cause=503, "voice session
+    # unavailable") instead of reconnecting while the caller hears silence. 0 = never reconnect.
+    reconnect_budget: int = 3
+    reconnect_window_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -772,6 +777,12 @@ def _validate_realtime(config: GatewayConfig) -> None:
         )
     if not rt.voice:
         raise ConfigError("realtime.voice: must not be empty")
+    if not 0 <= rt.reconnect_budget <= 100:
+        raise ConfigError(f"realtime.reconnect_budget: {rt.reconnect_budget} is not in 0-100")
+    if not 1 <= rt.reconnect_window_s <= 3600:
+        raise ConfigError(
+            f"realtime.reconnect_window_s: {rt.reconnect_window_s} is not in 1-3600 s"
+        )
 
 
 _DIGITS = "0123456789*#ABCD"
