@@ -62,6 +62,7 @@ from gateway.config import (
     is_ip_address,
     registration_name,
 )
+from gateway.log_secrets import configured_secrets
 from gateway.media import g711
 from gateway.media.dtmf import InbandDtmfDetector
 from gateway.media.jitter import Frame, JitterBuffer
@@ -74,7 +75,7 @@ from gateway.media.pacer import (
 )
 from gateway.media.ports import PortAllocator
 from gateway.media.stream import NoFreePortError, RtpStream, StreamConfig
-from gateway.observe.logs import log_event
+from gateway.observe.logs import log_event, set_secrets
 from gateway.observe.metrics import Metrics
 from gateway.observe.recording import StereoRecorder
 from gateway.observe.records import CallRecord
@@ -191,6 +192,7 @@ class Gateway:
         """`config_path`: the file SIGHUP re-reads routes from (None: reload keeps the routes)."""
         self.config = config
         self.config_path = config_path
+        set_secrets(configured_secrets(config))  # never in a log line, at any level
         # ConfigError here (an unreadable instructions file) is a start-up configuration error.
         self.routes = RouteTable.load(config)
         self.prometheus = Metrics()
