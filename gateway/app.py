@@ -78,7 +78,13 @@ from gateway.media.stream import NoFreePortError, RtpStream, StreamConfig
 from gateway.observe.logs import log_event, set_secrets
 from gateway.observe.metrics import Metrics
 from gateway.observe.recording import StereoRecorder
-from gateway.observe.records import CallRecord
+from gateway.observe.records import (
+    RESTART_CAUSE,
+    CallRecord,
+    recover_after_crash,
+    remove_live_marker,
+    write_live_marker,
+)
 from gateway.realtime.client import Endpoint
 from gateway.routes import Route, RouteTable, facts_from_invite, reload_routes
 from gateway.webhooks import Webhooks
@@ -257,6 +263,7 @@ class Gateway:
         )
         if self.realtime_mode:
             await self._start_realtime()
+        self._recover_after_crash()
         self.transport.on_trace = self._count_sip_message
         await self.ua.start()
         self._media_ip = await self._resolve_media_ip()
@@ -788,6 +795,7 @@ class Gateway:
         if live.media_info is not None:
             self._start_recording(live)
             self._start_output(live.media)
+        self._mark_live(live)
         max_duration = live.route.config.calls.max_duration_s
         if max_duration > 0:
             self._spawn_timer(live, self._max_duration_timer(live, max_duration))
@@ -1123,9 +1131,44 @@ class Gateway:
         document = record.finish(cause, ended_at=time.time(), **extra)
         if self.config.records.dir:
             record.write(self.config.records.dir)
+            remove_live_marker(self.config.records.dir, live.call_id, live.started_wall)
         self.webhooks.call_ended(
             {"call_id": live.call_id, "route": live.route.name, "cause": cause, "record": document}
         )
+
+    def _mark_live(self, live: LiveCall) -> None:
+        """At answer: the marker that becomes this call's record if the process dies."""
+        if not self.config.records.dir:
+            return
+        recorder = live.media.recorder if live.media is not None else None
+        write_live_marker(
+            self.config.records.dir,
+            live.call_id,
+            live.started_wall,
+            caller=live.sip.from_header,
+            callee=live.sip.to_header,
+            route=live.route.name,
+            direction=live.direction,
+            local_tag=live.sip.local_tag or "",
+            remote_tag=live.sip.remote_tag or "",
+            codec=live.media_info.codec if live.media_info is not None else "",
+            recording=str(recorder.path) if recorder is not None and not recorder.failed else "",
+        )
+
+    def _recover_after_crash(self) -> None:
+        """At start: repair recordings and record the calls a killed process left live."""
+        records = self.config.records
+        for document in recover_after_crash(records.dir, records.recording_dir):
+            route = document.get("route") or "default"
+            self.prometheus.call_ended(route, RESTART_CAUSE, was_active=False)
+            self.webhooks.call_ended(
+                {
+                    "call_id": document["call_id"],
+                    "route": route,
+                    "cause": RESTART_CAUSE,
+                    "record": document,
+                }
+            )
 
     def _clock_sample(self) -> int:
         """Now on the shared media clock, in 8 kHz samples (one 20 ms tick = 160)."""
