@@ -16,8 +16,8 @@ import stat
 import time
 import wave
 from collections.abc import Callable
-from typing import Any
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -58,9 +58,7 @@ def test_recording_survives_sigkill_and_the_call_is_recorded_after_restart(
     records = tmp_path / "records"
     recordings = tmp_path / "recordings"
     sim = sim_factory()
-    config = {
-        "records": {"dir": str(records), "recording": True, "recording_dir": str(recordings)}
-    }
+    config = {"records": {"dir": str(records), "recording": True, "recording_dir": str(recordings)}}
     gw = realtime_gateway(sim.url, config)
     pcap = tmp_path / "caller.pcap"
     play_ms = write_caller_pcap(pcap, silence_ms(15_000))
