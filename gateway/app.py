@@ -16,6 +16,11 @@ What ends a call, and the Reason header (RFC 3326) on a BYE we send:
   away; callers retrying get a 503 from a draining instance too).
 - `bad_answer`: late offer whose answer (in the ACK) has no codec we offered ->
   `Reason: SIP;cause=488;text="unusable SDP answer"` (a 2xx was already sent, so the 488 can only travel in the BYE).
+- `voice_session_unavailable`: the Realtime session kept dropping (the per-call reconnect
+  budget, `realtime.reconnect_budget` per `reconnect_window_s`, is spent) ->
+  `Reason: SIP;cause=503;text="voice session unavailable"` instead of silence for the caller.
+- `process_restart`: the call was up when the process died; its record is written from the
+  in-progress marker at the next start (`gateway.observe.records.recover_after_crash`).
 - `remote_bye`, `cancelled`, `ack_timeout`, `session_expired`, `rejected`: from the peer/UA.
 
 Every offered call produces exactly one `call.offered` and one `call.ended` log line, so the log
