@@ -6,8 +6,8 @@ heard of the bot's item), DTMF, tool calls, RTP quality, token usage and the han
 
 Crash safety: a live call has an in-progress marker `<record name>.live.json` in the records
 directory from answer (`write_live_marker`) until its record is written (`remove_live_marker`);
-markers left by a process that died are turned into records with the cause `process_restart` at
-the next start (`recover_live_markers`). Records and markers are created 0600 (mkstemp), so only
+markers left by a process that died (written on this host by a pid that is gone) are turned
+into records with the cause `process_restart` at the next start (`recover_live_markers`). Records and markers are created 0600 (mkstemp), so only
 the gateway's user reads who called whom and what was said.
 
 `CallRecord` only collects plain values; it does no I/O until `write(dir)`. Timestamps are
@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import tempfile
 import time
 from collections.abc import Mapping
@@ -263,7 +264,14 @@ def write_live_marker(
 ) -> Path | None:
     """The call is up: leave a marker that becomes its record if the process dies before the
     record is written. `facts`: caller, callee, route, direction, codec, recording..."""
-    marker = {"call_id": call_id, "started_at": started_at, "answered_at": time.time(), **facts}
+    marker = {
+        "call_id": call_id,
+        "started_at": started_at,
+        "answered_at": time.time(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        **facts,
+    }
     return _write_json(live_marker_path(directory, started_at, call_id), marker, call_id)
 
 
@@ -280,6 +288,25 @@ def remove_live_marker(directory: str | Path, call_id: str, started_at: float) -
             call_id=call_id,
             level=logging.WARNING,
         )
+
+
+def _left_by_a_dead_process(marker: Mapping[str, Any]) -> bool:
+    """True when the marker's process is gone: written on this host by our own pid (a
+    restarted container is pid 1 again; we have written no marker yet at start) or by a pid
+    that no longer runs. Markers of other hosts (a records directory shared between gateways)
+    are left to their own gateway's restart: a live call there must not be declared over."""
+    if marker.get("host", socket.gethostname()) != socket.gethostname():
+        return False
+    pid = marker.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by another user
+    return False
 
 
 def recover_live_markers(directory: str | Path) -> list[dict[str, Any]]:
@@ -304,6 +331,8 @@ def recover_live_markers(directory: str | Path) -> list[dict[str, Any]]:
                 path=str(marker_path),
                 level=logging.WARNING,
             )
+            continue
+        if not _left_by_a_dead_process(marker):
             continue
         recording = marker.get("recording")
         if isinstance(recording, str) and recording:

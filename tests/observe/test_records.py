@@ -185,3 +185,27 @@ def test_a_live_marker_left_by_a_dead_process_becomes_a_process_restart_record(
     written = json.loads((tmp_path / "20231114T221320Z_dead_h.json").read_text())
     assert written["hangup"]["cause"] == "process_restart"
     assert recover_after_crash(str(tmp_path)) == []  # once
+
+
+def test_markers_of_live_processes_and_other_hosts_are_left_alone(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from gateway.observe.records import recover_live_markers
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        for name, host, pid in (
+            ("alive", socket.gethostname(), alive.pid),
+            ("elsewhere", "another-host", 12345),
+        ):
+            marker = {"call_id": name, "started_at": 1_700_000_000.0, "host": host, "pid": pid}
+            (tmp_path / f"{name}.live.json").write_text(json.dumps(marker))
+        assert recover_live_markers(tmp_path) == []
+        assert len(list(tmp_path.glob("*.live.json"))) == 2
+    finally:
+        alive.kill()
+        alive.wait()
+    recovered = recover_live_markers(tmp_path)  # the process is gone now
+    assert [d["call_id"] for d in recovered] == ["alive"]
