@@ -5,7 +5,10 @@
 A typical `call.ended`-like `log_event` (a message and eight fields) goes through the real
 handler `configure_logging` installs (JsonFormatter + SecretFilter) into a null stream, with
 three configured secrets. Printed: microseconds per record without the filter, with it, and
-with it on a websockets DEBUG header line that needs the credential pattern.
+with it on a websockets DEBUG header line that needs the credential pattern. "Without" still
+has the formatter's own share (string fields checked for credential shapes, the line for the
+configured secrets). Measured (2 cores shared with other work, noisy): 10.7 us per log_event
+before value redaction existed, 12.6-13.0 us with all of it.
 """
 
 from __future__ import annotations

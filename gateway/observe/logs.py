@@ -98,6 +98,10 @@ def redact_text(text: str) -> str:
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
+    return _redact_credentials(text)
+
+
+def _redact_credentials(text: str) -> str:
     lowered = text.lower()
     for hint in _CREDENTIAL_HINTS:
         if hint in lowered:
@@ -137,7 +141,8 @@ def _clean(name: str, value: Any) -> Any:
     if _is_secret_name(name):
         return REDACTED
     if type(value) is str:
-        return redact_text(value)
+        # Configured secrets are replaced in the whole formatted line (`_redact_secrets`).
+        return _redact_credentials(value)
     global _secret_type
     if _secret_type is None:
         # Imported on first use (gateway.config imports nothing from here, but logs stay
