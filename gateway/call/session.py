@@ -27,7 +27,7 @@ import dataclasses
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -144,6 +144,7 @@ class CallSession:
         self._closing: set[asyncio.Task[Any]] = set()  # Realtime clients being closed
         self._reconnecting = False
         self._reconnect_times: deque[float] = deque()  # loop times of attempts in the window
+        self._backoff_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests: fake
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._playout_nonempty = False
         self._audio_t0: float | None = None  # loop time at which the call's audio time began
@@ -554,7 +555,7 @@ class CallSession:
                 self.dispatch(m.ReconnectBudgetSpent(reason))
                 return
             if delay > 0:
-                await asyncio.sleep(delay)
+                await self._backoff_sleep(delay)
                 if self._closed or self.ctx.state is m.State.ENDED:
                     return
             attempt += 1
