@@ -265,9 +265,9 @@ class StereoRecorder:
 
 def repair_wav(path: str | Path) -> bool:
     """Make the RIFF and `data` sizes of a WAV agree with its length (a recording cut off by a
-    crash); True when the header was changed. Only whole frames are counted; the rest of a
-    partly written frame is dropped. Raises OSError; a file that is not a RIFF/WAVE with a
-    `data` chunk is left alone (False)."""
+    crash); True when the header was changed. Only whole frames are counted; the bytes of a
+    partly written frame are left after the chunk. Raises OSError; a file that is not a
+    RIFF/WAVE with a `data` chunk is left alone (False)."""
     with open(path, "r+b") as file:
         size = os.fstat(file.fileno()).st_size
         head = file.read(12)
@@ -294,7 +294,8 @@ def repair_wav(path: str | Path) -> bool:
                 file.write(struct.pack("<I", riff_size))
                 file.seek(pos + 4)
                 file.write(struct.pack("<I", available))
-                file.truncate(data_at + available)
+                # No truncate: a partial last frame stays outside the chunk (readers skip it),
+                # and a file another gateway still writes to keeps every byte it wrote.
                 return True
             pos += 8 + chunk_size + (chunk_size & 1)
         return False
