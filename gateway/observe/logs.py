@@ -95,10 +95,7 @@ def _redact_secrets(text: str) -> str:
 
 def redact_text(text: str) -> str:
     """`text` with configured secrets and credential-shaped values replaced by `***`."""
-    for secret in _secrets:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return _redact_credentials(text)
+    return _redact_credentials(_redact_secrets(text))
 
 
 def _redact_credentials(text: str) -> str:
@@ -112,7 +109,8 @@ def _redact_credentials(text: str) -> str:
 class SecretFilter(logging.Filter):
     """On the handler (so it sees every logger's records, websockets' included): the message
     is formatted once here with its arguments and redacted, the exception text rendered and
-    redacted; string fields are redacted as the formatter reads them (`_clean`)."""
+    redacted. The formatters add the rest: string fields checked for credential shapes as
+    they are read (`_clean`), the finished line for the configured secrets (nested values)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
