@@ -727,7 +727,7 @@ class BenchCall:
         if not self.answered.done():
             self.answered.set_exception(RuntimeError(self.problem))
 
-    def hangup(self, reason_text: str) -> None:
+    def hangup(self, reason_text: str, status: int = 200) -> None:
         self.problem = f"hangup {reason_text}"
 
     async def refer(self, target_uri: str) -> int:

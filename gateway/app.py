@@ -16,6 +16,11 @@ What ends a call, and the Reason header (RFC 3326) on a BYE we send:
   away; callers retrying get a 503 from a draining instance too).
 - `bad_answer`: late offer whose answer (in the ACK) has no codec we offered ->
   `Reason: SIP;cause=488;text="unusable SDP answer"` (a 2xx was already sent, so the 488 can only travel in the BYE).
+- `voice_session_unavailable`: the Realtime session kept dropping (the per-call reconnect
+  budget, `realtime.reconnect_budget` per `reconnect_window_s`, is spent) ->
+  `Reason: SIP;cause=503;text="voice session unavailable"` instead of silence for the caller.
+- `process_restart`: the call was up when the process died; its record is written from the
+  in-progress marker at the next start (`gateway.observe.records.recover_after_crash`).
 - `remote_bye`, `cancelled`, `ack_timeout`, `session_expired`, `rejected`: from the peer/UA.
 
 Every offered call produces exactly one `call.offered` and one `call.ended` log line, so the log
@@ -74,6 +79,7 @@ from gateway.config import (
     load_config,
     registration_name,
 )
+from gateway.log_secrets import configured_secrets
 from gateway.media import g711
 from gateway.media.dtmf import InbandDtmfDetector
 from gateway.media.jitter import Frame, JitterBuffer
@@ -86,10 +92,16 @@ from gateway.media.pacer import (
 )
 from gateway.media.ports import PortAllocator
 from gateway.media.stream import NoFreePortError, RtpStream, StreamConfig
-from gateway.observe.logs import log_event
+from gateway.observe.logs import log_event, set_secrets
 from gateway.observe.metrics import Metrics
 from gateway.observe.recording import StereoRecorder
-from gateway.observe.records import CallRecord
+from gateway.observe.records import (
+    RESTART_CAUSE,
+    CallRecord,
+    recover_after_crash,
+    remove_live_marker,
+    write_live_marker,
+)
 from gateway.realtime.client import Endpoint
 from gateway.routes import Route, RouteTable, facts_from_invite
 from gateway.webhooks import Webhooks
@@ -214,6 +226,8 @@ class Gateway:
         self.overrides = dict(overrides or {})
         # The file alone (no command line), to tell a file edit of a key the command line pins.
         self._file_config = self._load_file_only(os.environ) if self.overrides else None
+        self._control_token = ""  # generated or read at start; redacted from logs too
+        self._register_secrets()
         # ConfigError here (an unreadable instructions file) is a start-up configuration error.
         self.routes = RouteTable.load(config)
         self.prometheus = Metrics()
@@ -274,6 +288,7 @@ class Gateway:
         )
         if self.realtime_mode:
             await self._start_realtime()
+        self._recover_after_crash()
         self.transport.on_trace = self._count_sip_message
         await self._configure_admission()
         await self.ua.start()
@@ -338,6 +353,11 @@ class Gateway:
             max_calls_per_source=min(sip.max_calls_per_source, sip.max_calls),
         )
 
+    def _register_secrets(self) -> None:
+        """Every secret of the current configuration, plus the control token (which may come
+        from a generated file, not the configuration), is redacted from every log line."""
+        set_secrets([*configured_secrets(self.config), self._control_token])
+
     async def _start_control(self) -> None:
         """The control API. A port already taken is logged, not fatal: calls are the product,
         and a second instance on one host (or a test run) must still answer the phone; the
@@ -361,6 +381,8 @@ class Gateway:
                 address=f"{cfg.host}:{cfg.port}",
             )
             return
+        self._control_token = token or ""
+        self._register_secrets()
         limits = Limits(
             max_head_bytes=cfg.max_head_bytes,
             max_body_bytes=cfg.max_body_bytes,
@@ -522,6 +544,7 @@ class Gateway:
         self.config = config
         if self._file_config is not None:
             self._file_config = self._load_file_only(os.environ if env is None else env)
+        self._register_secrets()  # a reload may bring a new digest password
         if self.ua is not None:
             apply_to_ua(self.ua, config.sip)
             self.ua.admission.set_local_addresses([*local_addresses(), config.sip.host])
@@ -868,6 +891,8 @@ class Gateway:
             http_tools=http_tools_for(route.config),
             caller=call.from_header,
             callee=call.to_header,
+            reconnect_budget=route.config.realtime.reconnect_budget,
+            reconnect_window_s=route.config.realtime.reconnect_window_s,
         )
         session = CallSession(
             call.call_id,
@@ -916,6 +941,7 @@ class Gateway:
         if live.media_info is not None:
             self._start_recording(live)
             self._start_output(live.media)
+        self._mark_live(live)
         max_duration = live.route.config.calls.max_duration_s
         if max_duration > 0:
             self._spawn_timer(live, self._max_duration_timer(live, max_duration))
@@ -1251,9 +1277,44 @@ class Gateway:
         document = record.finish(cause, ended_at=time.time(), **extra)
         if self.config.records.dir:
             record.write(self.config.records.dir)
+            remove_live_marker(self.config.records.dir, live.call_id, live.started_wall)
         self.webhooks.call_ended(
             {"call_id": live.call_id, "route": live.route.name, "cause": cause, "record": document}
         )
+
+    def _mark_live(self, live: LiveCall) -> None:
+        """At answer: the marker that becomes this call's record if the process dies."""
+        if not self.config.records.dir:
+            return
+        recorder = live.media.recorder if live.media is not None else None
+        write_live_marker(
+            self.config.records.dir,
+            live.call_id,
+            live.started_wall,
+            caller=live.sip.from_header,
+            callee=live.sip.to_header,
+            route=live.route.name,
+            direction=live.direction,
+            local_tag=live.sip.local_tag or "",
+            remote_tag=live.sip.remote_tag or "",
+            codec=live.media_info.codec if live.media_info is not None else "",
+            recording=str(recorder.path) if recorder is not None and not recorder.failed else "",
+        )
+
+    def _recover_after_crash(self) -> None:
+        """At start: repair recordings and record the calls a killed process left live."""
+        records = self.config.records
+        for document in recover_after_crash(records.dir, records.recording_dir):
+            route = document.get("route") or "default"
+            self.prometheus.call_ended(route, RESTART_CAUSE, was_active=False)
+            self.webhooks.call_ended(
+                {
+                    "call_id": document["call_id"],
+                    "route": route,
+                    "cause": RESTART_CAUSE,
+                    "record": document,
+                }
+            )
 
     def _clock_sample(self) -> int:
         """Now on the shared media clock, in 8 kHz samples (one 20 ms tick = 160)."""
@@ -1433,9 +1494,9 @@ class _CallControl:
         if not self.live.ended:
             self.gateway._reject(self.live, status, reason, retry_after_s=retry_after_s)
 
-    def hangup(self, reason_text: str) -> None:
+    def hangup(self, reason_text: str, status: int = 200) -> None:
         cause = reason_text.replace(" ", "_")
-        header = f'SIP;cause=200;text="{reason_text}"'
+        header = f'SIP;cause={status};text="{reason_text}"'
         self.gateway._spawn_owned(self.gateway._hangup(self.live, cause, header))
 
     async def refer(self, target_uri: str) -> int:

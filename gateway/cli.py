@@ -30,7 +30,8 @@ from gateway.config import (
     parse_port_range,
     redacted,
 )
-from gateway.observe.logs import configure_logging, log_event
+from gateway.log_secrets import configured_secrets
+from gateway.observe.logs import configure_logging, log_event, set_secrets
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -260,6 +261,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{PROG}: config error: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     configure_logging(config.log.level, config.log.format)
+    set_secrets(configured_secrets(config))  # before the config line: URLs may hold tokens
     log_event(log, "gateway.config", "configuration loaded", config=redacted(config))
     _install_uvloop()
     try:

@@ -192,6 +192,10 @@ class ToolConfig:
     url: str
     parameters: dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
     timeout_s: float = 10.0
+    # The response is read up to this many bytes, then cut (the model sees at most 64 KiB).
+    max_response_bytes: int = 1024 * 1024
+    # http:// to a host that is not loopback (the call's data unencrypted): only when set.
+    allow_plain_http: bool = False
 
 
 @dataclass(frozen=True)
@@ -231,6 +235,11 @@ class RealtimeConfig:
     setup_timeout_s: float = 5.0  # session.updated must arrive within this, else 503
     session_cap_s: float = 3600.0  # the service's session limit (60 min)
     rollover_margin_s: float = 300.0  # roll over at a silence this long before the cap
+    # Reconnects per call: at most this many attempts in any reconnect_window_s, with backoff
+    # between them; past it the call ends with BYE (Reason cause=503, "voice session
+    # unavailable") instead of reconnecting while the caller hears silence. 0 = never reconnect.
+    reconnect_budget: int = 3
+    reconnect_window_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -306,6 +315,8 @@ class WebhooksConfig:
     call_started_url: str = ""  # POST {event, call_id, caller, callee, route} when answered
     call_ended_url: str = ""  # POST {event, call_id, ..., record} at hangup
     timeout_s: float = 5.0
+    max_response_bytes: int = 64 * 1024  # of the receiver's answer (only the status is used)
+    allow_plain_http: bool = False  # http:// to a host that is not loopback
 
 
 @dataclass(frozen=True)
@@ -752,8 +763,13 @@ def _validate_product(config: GatewayConfig) -> None:
         url = getattr(hooks, key)
         if url and not url.startswith(("http://", "https://")):
             raise ConfigError(f"webhooks.{key}: {url!r} is not an http:// or https:// URL")
+        _check_plain_http(f"webhooks.{key}", url, hooks.allow_plain_http, "webhooks")
     if not 0.1 <= hooks.timeout_s <= 60:
         raise ConfigError(f"webhooks.timeout_s: {hooks.timeout_s} is not in 0.1-60 s")
+    if not 0 <= hooks.max_response_bytes <= 64 * 1024 * 1024:
+        raise ConfigError(
+            f"webhooks.max_response_bytes: {hooks.max_response_bytes} is not in 0-67108864"
+        )
     if not 0 <= config.shutdown.drain_timeout_s <= 3600:
         raise ConfigError(
             f"shutdown.drain_timeout_s: {config.shutdown.drain_timeout_s} is not in 0-3600 s"
@@ -864,6 +880,12 @@ def _validate_realtime(config: GatewayConfig) -> None:
         )
     if not rt.voice:
         raise ConfigError("realtime.voice: must not be empty")
+    if not 0 <= rt.reconnect_budget <= 100:
+        raise ConfigError(f"realtime.reconnect_budget: {rt.reconnect_budget} is not in 0-100")
+    if not 1 <= rt.reconnect_window_s <= 3600:
+        raise ConfigError(
+            f"realtime.reconnect_window_s: {rt.reconnect_window_s} is not in 1-3600 s"
+        )
 
 
 _DIGITS = "0123456789*#ABCD"
@@ -911,10 +933,26 @@ def _validate_calls(config: GatewayConfig) -> None:
         tool_names.add(tool.name)
         if not tool.url.startswith(("http://", "https://")):
             raise ConfigError(f"{key}.url: {tool.url!r} is not an http:// or https:// URL")
+        _check_plain_http(f"{key}.url", tool.url, tool.allow_plain_http, key)
+        if not 1 <= tool.max_response_bytes <= 64 * 1024 * 1024:
+            raise ConfigError(
+                f"{key}.max_response_bytes: {tool.max_response_bytes} is not in 1-67108864"
+            )
         if tool.parameters.get("type") != "object":
             raise ConfigError(f'{key}.parameters: must be a JSON schema with type = "object"')
         if not 0.1 <= tool.timeout_s <= 120:
             raise ConfigError(f"{key}.timeout_s: {tool.timeout_s} is not in 0.1-120 s")
+
+
+def _check_plain_http(key: str, url: str, allowed: bool, section: str) -> None:
+    """http:// only to loopback, or with `<section>.allow_plain_http = true` (issue 9)."""
+    from gateway.http_post import plain_http_problem
+
+    problem = plain_http_problem(url, allowed) if url else None
+    if problem is not None:
+        raise ConfigError(
+            f"{key}: {problem.replace('allow_plain_http', f'{section}.allow_plain_http')}"
+        )
 
 
 def _parses_as_uri(value: str) -> bool:

@@ -15,7 +15,9 @@ whose `fix` says what to change. The checks, in order:
 - registrations: one REGISTER per registration from a temporary port, then an unregister;
 - control API: no token (`control.token_required = false`) on a non-loopback bind fails;
 - admission: who may place calls (closed by default); open admission (a /0 network in
-  `sip.allow_networks`) without inbound digest is a warning.
+  `sip.allow_networks`) without inbound digest is a warning;
+- exposure: an API key sent over plain `ws://` to a host that is not loopback, record and
+  recording directories (or files) readable by other users, `http://` tool/webhook URLs.
 
 Deliberately no `ip addr`/netlink parsing: "is X an address of this host" is answered by trying
 to bind a UDP socket to X (the kernel refuses with EADDRNOTAVAIL otherwise), and "which address
@@ -620,6 +622,116 @@ async def check_registrations(
     )
 
 
+# ---------------------------------------------------------------------------------------------
+# Secrets and call data at rest and in transit (issue 9)
+
+
+def _is_loopback(host: str) -> bool:
+    from gateway.http_post import is_loopback_host
+
+    return is_loopback_host(host)
+
+
+def check_realtime_transport(config: GatewayConfig) -> CheckResult:
+    """The API key (and the call's audio) must not cross the network in clear: `ws://` is
+    only for a local simulator or proxy."""
+    name = "Realtime transport"
+    url = config.realtime.url
+    parts = urlsplit(url)
+    if parts.scheme != "ws" or _is_loopback(parts.hostname or ""):
+        return CheckResult(name, Status.OK, f"{parts.scheme}:// to {parts.hostname}")
+    if config.realtime.api_key:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"realtime.url {url!r} is plain ws:// to a host that is not loopback, and an API "
+            "key is set: the key and the calls' audio would cross the network unencrypted",
+            "use wss:// (TLS), or reach a proxy on loopback",
+        )
+    return CheckResult(
+        name,
+        Status.WARN,
+        f"realtime.url {url!r} is plain ws:// to a host that is not loopback: the calls' "
+        "audio crosses the network unencrypted",
+        "use wss:// (TLS)",
+    )
+
+
+def check_record_permissions(config: GatewayConfig) -> list[CheckResult]:
+    """Call records and recordings (who called, what was said, the voices) readable only by
+    the gateway's user: directories 0700, files 0600 (what the gateway creates)."""
+    records = config.records
+    directories = dict.fromkeys(d for d in (records.dir, records.recording_dir) if d)
+    results = []
+    for directory in directories:
+        name = f"permissions of {directory}"
+        path = Path(directory)
+        if not path.exists():
+            results.append(CheckResult(name, Status.OK, "does not exist yet (created 0700)"))
+            continue
+        try:
+            mode = path.stat().st_mode & 0o777
+            loose = [
+                p.name
+                for p in path.iterdir()
+                if p.suffix in (".wav", ".json") and p.stat().st_mode & 0o077
+            ]
+        except OSError as exc:
+            results.append(CheckResult(name, Status.WARN, f"cannot inspect: {exc}"))
+            continue
+        problems = []
+        if mode & 0o077:
+            problems.append(f"the directory is mode {mode:04o}")
+        if loose:
+            problems.append(
+                f"{len(loose)} record/recording file(s) readable by others (e.g. {loose[0]})"
+            )
+        if problems:
+            results.append(
+                CheckResult(
+                    name,
+                    Status.WARN,
+                    "; ".join(problems) + ": other users of this host can read call data",
+                    f"chmod 700 {directory} && chmod 600 {directory}/*.wav {directory}/*.json",
+                )
+            )
+        else:
+            results.append(CheckResult(name, Status.OK, f"mode {mode:04o}, files private"))
+    return results
+
+
+def check_plain_http_urls(config: GatewayConfig) -> list[CheckResult]:
+    """http:// tool and webhook URLs to hosts that are not loopback (allowed only with
+    `allow_plain_http`): the call's data leaves the host unencrypted."""
+    urls = [(f"tools[{i}].url", t.url, t.allow_plain_http) for i, t in enumerate(config.tools)]
+    hooks = config.webhooks
+    for key in ("call_started_url", "call_ended_url"):
+        urls.append((f"webhooks.{key}", getattr(hooks, key), hooks.allow_plain_http))
+    results = []
+    for key, url, allowed in urls:
+        parts = urlsplit(url)
+        if url and parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+            results.append(
+                CheckResult(
+                    f"plain HTTP {key}",
+                    Status.WARN,
+                    f"{url!r} sends call data unencrypted"
+                    + (" (allow_plain_http = true)" if allowed else ""),
+                    "use https://",
+                )
+            )
+    return results
+
+
+def check_exposure(config: GatewayConfig) -> list[CheckResult]:
+    """The checks of this section, in order."""
+    return [
+        check_realtime_transport(config),
+        *check_record_permissions(config),
+        *check_plain_http_urls(config),
+    ]
+
+
 async def run_checks(
     config: GatewayConfig,
     *,
@@ -649,6 +761,7 @@ async def run_checks(
         )
     results += check_control(config)
     results.append(check_admission(config))
+    results += check_exposure(config)
     return results
 
 

@@ -2,9 +2,10 @@
 
 `call_started` carries who called whom and the route; `call_ended` carries the whole call record
 (gateway.observe.records). A webhook never blocks or fails a call: each POST runs as a task the
-`Webhooks` object owns (urllib in a worker thread, like the HTTP tools: no extra dependency,
-https and proxies handled), bounded by `timeout_s`; failures are logged as `webhook.failed` and
-counted. `close()` waits briefly for POSTs in flight (a call_ended hook sent during shutdown
+`Webhooks` object owns (`gateway.http_post` in a worker thread, like the HTTP tools: https
+unless `allow_plain_http` (loopback excepted), no redirect to another origin, the response body
+never read beyond `max_response_bytes`), bounded by `timeout_s`; failures are logged as
+`webhook.failed` (the URL's credentials are redacted by the log filter) and counted. `close()` waits briefly for POSTs in flight (a call_ended hook sent during shutdown
 should still arrive), then cancels the rest.
 """
 
@@ -13,12 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import urllib.error
-import urllib.request
 from typing import Any
 
 import orjson
 
 from gateway.config import WebhooksConfig
+from gateway.http_post import HttpPostError, post
 from gateway.observe.logs import log_event
 
 log = logging.getLogger("gateway.webhooks")
@@ -50,9 +51,9 @@ class Webhooks:
         timeout = self.config.timeout_s
         try:
             status = await asyncio.wait_for(
-                asyncio.to_thread(_post, url, body, timeout, self.user_agent), timeout + 1.0
+                asyncio.to_thread(_post, url, body, self.config, self.user_agent), timeout + 1.0
             )
-        except (OSError, TimeoutError, urllib.error.URLError, ValueError) as exc:
+        except (OSError, TimeoutError, urllib.error.URLError, ValueError, HttpPostError) as exc:
             self.failed += 1
             log_event(
                 log,
@@ -82,13 +83,14 @@ class Webhooks:
             task.cancel()
 
 
-def _post(url: str, body: bytes, timeout: float, user_agent: str) -> int:
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": user_agent},
-    )
+def _post(url: str, body: bytes, config: WebhooksConfig, user_agent: str) -> int:
     # HTTPError (4xx/5xx) is a URLError: reported as a failure by the caller.
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        return int(response.status)
+    result = post(
+        url,
+        body,
+        {"Content-Type": "application/json", "User-Agent": user_agent},
+        timeout_s=config.timeout_s,
+        max_response_bytes=config.max_response_bytes,
+        allow_plain_http=config.allow_plain_http,
+    )
+    return result.status

@@ -543,7 +543,55 @@ def test_admission_open_with_digest_is_ok(tmp_path: Path) -> None:
     assert result.status is Status.OK and "digest" in result.message
 
 
-def test_run_checks_ends_with_admission(tmp_path: Path, port_block: int) -> None:
+def test_run_checks_reports_admission(tmp_path: Path, port_block: int) -> None:
     config = local_config(tmp_path, port_block)
     results = asyncio.run(doctor.run_checks(config, realtime=False, registrations=False))
-    assert results[-1].name == "admission"
+    assert [r.name for r in results].count("admission") == 1
+
+
+def test_api_key_over_plain_ws_to_a_remote_host_fails(tmp_path: Path) -> None:
+    path = tmp_path / "gateway.toml"
+    path.write_text('[realtime]\nurl = "ws://realtime.example.com/v1/realtime"\n')
+    with_key = load_config(path, env={"OPENAI_API_KEY": "sk-test-abcdefghijkl"})
+    result = doctor.check_realtime_transport(with_key)
+    assert result.status is Status.FAIL and "unencrypted" in result.message
+    assert doctor.check_realtime_transport(load_config(path, env={})).status is Status.WARN
+    path.write_text('[realtime]\nurl = "ws://127.0.0.1:8765/v1/realtime"\n')
+    local = load_config(path, env={"OPENAI_API_KEY": "sk-test-abcdefghijkl"})
+    assert doctor.check_realtime_transport(local).status is Status.OK
+    assert doctor.check_realtime_transport(GatewayConfig()).status is Status.OK  # wss://
+
+
+def test_record_directories_readable_by_others_are_reported(tmp_path: Path) -> None:
+    records = tmp_path / "records"
+    records.mkdir(mode=0o755)
+    records.chmod(0o755)
+    (records / "a.json").write_text("{}")
+    (records / "a.json").chmod(0o644)
+    config = make_config(tmp_path, f'[records]\ndir = "{records}"\n')
+    [result] = doctor.check_record_permissions(config)
+    assert result.status is Status.WARN
+    assert "0755" in result.message and "a.json" in result.message and "chmod" in result.fix
+    records.chmod(0o700)
+    (records / "a.json").chmod(0o600)
+    [result] = doctor.check_record_permissions(config)
+    assert result.status is Status.OK
+
+
+def test_allowed_plain_http_urls_are_reported(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path,
+        """
+[webhooks]
+call_ended_url = "http://hooks.example.com/end"
+allow_plain_http = true
+
+[[tools]]
+name = "local"
+description = "d"
+url = "http://127.0.0.1:8081/t"
+""",
+    )
+    results = doctor.check_plain_http_urls(config)
+    assert [r.name for r in results] == ["plain HTTP webhooks.call_ended_url"]
+    assert results[0].status is Status.WARN and "allow_plain_http" in results[0].message

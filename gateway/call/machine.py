@@ -17,6 +17,7 @@ handler stays inside its declared targets, so the table can be read against the 
     any live state --end_call / max duration--> ENDING --PlayoutDrained--> ENDED (BYE)
     any live state --transfer_call--> TRANSFERRING --ReferResult 2xx--> ENDED (BYE)
     any state --CallerBye / CallerCancel / RtpTimeout / SessionFailed--> ENDED
+    any live state --ReconnectBudgetSpent--> ENDED (BYE, Reason cause=503)
 
 Events that are not in the table for the current state raise `IllegalTransition` (a bug or a
 protocol violation worth a log line; the session logs it and carries on). Events that can
@@ -240,6 +241,15 @@ class Reconnected:
 
 
 @dataclass(frozen=True, slots=True)
+class ReconnectBudgetSpent:
+    """The call used its Realtime reconnect budget (`realtime.reconnect_budget` attempts per
+    `realtime.reconnect_window_s`): end it instead of reconnecting while the caller hears
+    silence."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class SessionCapNear:
     """Timer: the Realtime session approaches its cap; roll over at the next silence."""
 
@@ -279,6 +289,7 @@ Event = (
     | ReferResult
     | ConnectionLost
     | Reconnected
+    | ReconnectBudgetSpent
     | SessionCapNear
     | RolledOver
     | DrainTimeout
@@ -319,7 +330,8 @@ class Reject:
 
 @dataclass(frozen=True, slots=True)
 class SendBye:
-    reason: str  # goes into the Reason header
+    reason: str  # goes into the Reason header's text
+    status: int = 200  # the Reason header's SIP cause (RFC 3326)
 
 
 @dataclass(frozen=True, slots=True)
@@ -850,6 +862,16 @@ def on_reconnected(ctx: CallContext, ev: Reconnected) -> Result:
     return ctx, []  # the session logs realtime.reconnected with the attempt and reason
 
 
+# The end cause (and Reason text) when the voice session cannot be kept up: 503 tells the PBX's
+# CDR that the service behind the gateway was unavailable, as a 503 to an INVITE would.
+VOICE_SESSION_UNAVAILABLE = "voice session unavailable"
+
+
+def on_reconnect_budget_spent(ctx: CallContext, ev: ReconnectBudgetSpent) -> Result:
+    note = Note("realtime.reconnect_budget_spent", {"reason": ev.reason})
+    return _end(ctx, VOICE_SESSION_UNAVAILABLE, [note, SendBye(VOICE_SESSION_UNAVAILABLE, 503)])
+
+
 def on_session_cap_near(ctx: CallContext, ev: SessionCapNear) -> Result:
     if ctx.state is State.LISTENING and ctx.response_id is None and not ctx.playout_busy:
         return ctx, [Rollover()]
@@ -916,6 +938,7 @@ _row(SESSION_LIVE, ResponseCreated, on_response_created)
 _row(SESSION_LIVE, AudioDone, on_audio_done)
 _row(SESSION_LIVE, ConnectionLost, on_connection_lost)
 _row(SESSION_LIVE, Reconnected, on_reconnected)
+_row(SESSION_LIVE, ReconnectBudgetSpent, on_reconnect_budget_spent, State.ENDED)
 _row(SESSION_LIVE, RolledOver, on_rolled_over)
 _row(
     SESSION_LIVE,

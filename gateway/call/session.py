@@ -26,7 +26,8 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Coroutine, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
@@ -45,7 +46,11 @@ log = logging.getLogger("gateway.call")
 # more than this, the caller's RTP has stopped (hold, outage) and silence keeps it running.
 HOLD_FILL_AFTER_S = 0.25
 SAMPLE_RATE = 8000
-RECONNECT_ATTEMPTS = 3
+# Reconnects per call: at most `reconnect_budget` attempts in any `reconnect_window_s` (the
+# realtime config keys); the n-th attempt within the window waits RECONNECT_BACKOFF_S[n-2] (the
+# last value from then on), so a service that drops every session is not hammered.
+RECONNECT_BUDGET = 3
+RECONNECT_WINDOW_S = 60.0
 RECONNECT_BACKOFF_S = (0.2, 1.0, 3.0)
 REPLAY_MAX_ITEMS = 40  # conversation items replayed into a new session (most recent)
 
@@ -57,7 +62,7 @@ class CallControl(Protocol):
 
     def reject(self, status: int, reason: str, retry_after_s: int | None) -> None: ...
 
-    def hangup(self, reason_text: str) -> None: ...  # BYE with a Reason header
+    def hangup(self, reason_text: str, status: int = 200) -> None: ...  # BYE, Reason cause
 
     async def refer(self, target_uri: str) -> int: ...  # final NOTIFY sipfrag status
 
@@ -104,6 +109,8 @@ class SessionSettings:
     http_tools: Mapping[str, HttpTool] = field(default_factory=dict)
     caller: str = ""
     callee: str = ""
+    reconnect_budget: int = RECONNECT_BUDGET  # attempts per window; 0 = never reconnect
+    reconnect_window_s: float = RECONNECT_WINDOW_S
 
 
 class CallSession:
@@ -136,6 +143,8 @@ class CallSession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: set[asyncio.Task[Any]] = set()  # Realtime clients being closed
         self._reconnecting = False
+        self._reconnect_times: deque[float] = deque()  # loop times of attempts in the window
+        self._backoff_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests: fake
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._playout_nonempty = False
         self._audio_t0: float | None = None  # loop time at which the call's audio time began
@@ -377,8 +386,8 @@ class CallSession:
                 self.control.answer()
             case m.Reject(status, reason, retry_after_s):
                 self.control.reject(status, reason, retry_after_s)
-            case m.SendBye(reason):
-                self.control.hangup(reason)
+            case m.SendBye(reason, status):
+                self.control.hangup(reason, status)
             case m.SendRefer(target_uri):
                 self._spawn(self._refer(target_uri))
             case m.StopMedia():
@@ -527,9 +536,30 @@ class CallSession:
             self._reconnecting = False
 
     async def _reconnect_attempts(self, reason: str) -> None:
-        for attempt, backoff in enumerate(RECONNECT_BACKOFF_S[:RECONNECT_ATTEMPTS], 1):
-            if self._closed:
+        attempt = 0
+        while not self._closed:
+            delay = self._next_reconnect_delay()
+            if delay is None:
+                budget = self.settings.reconnect_budget
+                window = self.settings.reconnect_window_s
+                log_event(
+                    log,
+                    "realtime.reconnect_budget_spent",
+                    f"{budget} reconnects in {window:g} s used up; ending the call",
+                    level=logging.WARNING,
+                    call_id=self.call_id,
+                    reason=reason,
+                    budget=budget,
+                    window_s=window,
+                )
+                self.dispatch(m.ReconnectBudgetSpent(reason))
                 return
+            if delay > 0:
+                await self._backoff_sleep(delay)
+                if self._closed or self.ctx.state is m.State.ENDED:
+                    return
+            attempt += 1
+            self._reconnect_times.append(self._loop_time())
             if await self._swap_to_new_session():
                 self.stats.reconnects += 1
                 self._emit("reconnect", attempt=attempt)
@@ -542,10 +572,20 @@ class CallSession:
                 )
                 self.dispatch(m.Reconnected())
                 return
-            await asyncio.sleep(backoff)
-        self.dispatch(
-            m.SessionFailed(f"reconnect failed after {RECONNECT_ATTEMPTS} attempts ({reason})")
-        )
+
+    def _next_reconnect_delay(self) -> float | None:
+        """Seconds to wait before the next reconnect attempt, or None when the budget of
+        attempts within the window is spent."""
+        now = self._loop_time()
+        times = self._reconnect_times
+        while times and now - times[0] >= self.settings.reconnect_window_s:
+            times.popleft()
+        used = len(times)
+        if used >= self.settings.reconnect_budget:
+            return None
+        if used == 0:
+            return 0.0
+        return RECONNECT_BACKOFF_S[min(used - 1, len(RECONNECT_BACKOFF_S) - 1)]
 
     async def _rollover(self) -> None:
         if await self._swap_to_new_session():

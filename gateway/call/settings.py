@@ -66,7 +66,15 @@ def instructions_for(config: GatewayConfig) -> str:
 
 def http_tools_for(config: GatewayConfig) -> dict[str, HttpTool]:
     return {
-        tool.name: HttpTool(tool.name, tool.description, tool.url, tool.parameters, tool.timeout_s)
+        tool.name: HttpTool(
+            tool.name,
+            tool.description,
+            tool.url,
+            tool.parameters,
+            tool.timeout_s,
+            max_response_bytes=tool.max_response_bytes,
+            allow_plain_http=tool.allow_plain_http,
+        )
         for tool in config.tools
     }
 

@@ -6,8 +6,10 @@ the response body becomes the `function_call_output`. A tool never raises into t
 failure (timeout, refused connection, HTTP error, bad arguments) becomes an output string the model
 can read and talk about.
 
-The HTTP call runs `urllib` in a worker thread: tool calls are rare (a few per call), it needs no
-extra dependency, and it handles https, proxies from the environment and redirects correctly.
+The HTTP call runs `urllib` in a worker thread (`gateway.http_post`, shared with the webhooks):
+tool calls are rare (a few per call), it needs no extra dependency, and it keeps the limits a
+tool server must not be able to lift: https unless allowed, no redirect to another origin, the
+response read up to `max_response_bytes` and no further.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.error
-import urllib.request
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from gateway.http_post import DEFAULT_MAX_RESPONSE_BYTES, HttpPostError, post
 
 MAX_OUTPUT_BYTES = 64 * 1024  # what we hand back to the model; a tool's HTML error page is cut
 
@@ -35,6 +38,8 @@ class HttpTool:
     )
     timeout_s: float = 10.0
     headers: Mapping[str, str] = field(default_factory=dict)  # e.g. Authorization for the tool API
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # read no further (then " [truncated]")
+    allow_plain_http: bool = False  # http:// to a host that is not loopback
 
 
 def builtin_tool_definitions(
@@ -122,26 +127,30 @@ def _error(message: str) -> str:
 
 
 def _post(tool: HttpTool, payload: bytes) -> str:
-    request = urllib.request.Request(
-        tool.url,
-        data=payload,
-        method="POST",
-        headers={"Content-Type": "application/json", "Accept": "application/json", **tool.headers},
-    )
+    headers = {"Content-Type": "application/json", "Accept": "application/json", **tool.headers}
     try:
-        with urllib.request.urlopen(request, timeout=tool.timeout_s) as response:
-            body = response.read(MAX_OUTPUT_BYTES + 1)
+        result = post(
+            tool.url,
+            payload,
+            headers,
+            timeout_s=tool.timeout_s,
+            max_response_bytes=tool.max_response_bytes,
+            allow_plain_http=tool.allow_plain_http,
+        )
     except urllib.error.HTTPError as exc:
         detail = exc.read(512).decode("utf-8", "replace") if exc.fp else ""
         return _error(f"tool {tool.name} answered HTTP {exc.code} {exc.reason}: {detail}".strip())
+    except HttpPostError as exc:
+        return _error(f"tool {tool.name} failed: {exc}")
     except urllib.error.URLError as exc:
         return _error(f"tool {tool.name} unreachable: {exc.reason}")
     except TimeoutError:
         return _error(f"tool {tool.name} timed out after {tool.timeout_s:g} s")
     except OSError as exc:
         return _error(f"tool {tool.name} failed: {exc}")
+    body = result.body
     text = body[:MAX_OUTPUT_BYTES].decode("utf-8", "replace")
-    if len(body) > MAX_OUTPUT_BYTES:
+    if len(body) > MAX_OUTPUT_BYTES or result.truncated:
         text += " [truncated]"
     return text
 

@@ -5,12 +5,19 @@ structured fields of the call (`call_id`, ...). Interop tests parse these lines,
 are part of the product's interface. On a TTY the same records are printed as readable text.
 
 Secrets are redacted by field name and by type (`gateway.config.Secret`), so a stray
-`password=` field or a config object can never leak a credential into the logs.
+`password=` field or a config object can never leak a credential into the logs. Values are
+redacted too, whatever logger wrote them (websockets logs every request header at DEBUG,
+`Authorization: Bearer sk-...` and Azure's `api-key` included): `SecretFilter` on the handler
+rewrites the message, the exception text and every string field, replacing the configured secret
+strings (`set_secrets`, from the gateway at start) and anything shaped like a credential
+(`Bearer <token>`, `api-key: <key>`, `sk-...`). The common case is a few substring tests per
+string (no regular expression runs unless one of them hits): bench/log_record_cost.py.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import sys
 import time
 import traceback
@@ -43,12 +50,97 @@ def _is_secret_name(name: str) -> bool:
     return known
 
 
+# Credential shapes, in any logger's text: an HTTP auth scheme's token, an API-key header or
+# parameter, an OpenAI-style key. The value is replaced, the name kept (what leaked is useful).
+_CREDENTIAL = re.compile(
+    r"(?P<scheme>\b(?i:bearer)\s+)[A-Za-z0-9._~+/=-]+"
+    r"|(?P<basic>\b(?i:basic)\s+)(?=[A-Za-z0-9+/]{8,})[A-Za-z0-9+/=]+"
+    r"|(?P<key>\b(?i:x-api-key|api-key|api_key|apikey|authorization)[\"']?\s*[:=]\s*[\"']?)"
+    r"(?!(?i:bearer|basic|digest)\b)[^\s\"',;&]+"
+    r"|\bsk-[A-Za-z0-9_-]{10,}"
+)
+# Cheap tests on the lower-cased text that must hit before _CREDENTIAL runs: every match
+# contains one of these (a lower() and five substring tests beat any regular expression).
+_CREDENTIAL_HINTS = ("bearer", "basic", "api", "authorization", "sk-")
+_secrets: tuple[str, ...] = ()  # configured secret values (set_secrets)
+MIN_SECRET_LEN = 4  # shorter values would blank out ordinary words and numbers
+
+
+def set_secrets(values: Any) -> None:
+    """The secret strings configured for this process (API key, control token, SIP passwords,
+    credentials in tool/webhook URLs): from now on they never appear in a log line."""
+    global _secrets
+    unique = {str(v) for v in values if v and len(str(v)) >= MIN_SECRET_LEN}
+    # As they appear inside a JSON line too (a quote or backslash in a password is escaped).
+    unique |= {orjson.dumps(v).decode()[1:-1] for v in unique}
+    # Longest first: a secret that contains another is replaced whole.
+    _secrets = tuple(sorted(unique, key=len, reverse=True))
+
+
+def _credential(match: re.Match[str]) -> str:
+    prefix = match.group("scheme") or match.group("basic") or match.group("key")
+    if prefix is not None:
+        return prefix + REDACTED
+    return "sk-" + REDACTED
+
+
+def _redact_secrets(text: str) -> str:
+    """The formatted line's last pass: a configured secret inside a nested value (a URL with
+    a password in a config dict) is caught here."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def redact_text(text: str) -> str:
+    """`text` with configured secrets and credential-shaped values replaced by `***`."""
+    return _redact_credentials(_redact_secrets(text))
+
+
+def _redact_credentials(text: str) -> str:
+    lowered = text.lower()
+    for hint in _CREDENTIAL_HINTS:
+        if hint in lowered:
+            return _CREDENTIAL.sub(_credential, text)
+    return text
+
+
+class SecretFilter(logging.Filter):
+    """On the handler (so it sees every logger's records, websockets' included): the message
+    is formatted once here with its arguments and redacted, the exception text rendered and
+    redacted. The formatters add the rest: string fields checked for credential shapes as
+    they are read (`_clean`), the finished line for the configured secrets (nested values)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:
+            return True
+        record.msg = redact_text(message)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact_text(
+                "".join(traceback.format_exception(*record.exc_info)).rstrip()
+            )
+        return True
+
+
+def _exc_text(record: logging.LogRecord) -> str:
+    if record.exc_text:
+        return record.exc_text
+    return redact_text("".join(traceback.format_exception(*record.exc_info)).rstrip())  # type: ignore[misc]
+
+
 _secret_type: type | None = None
 
 
 def _clean(name: str, value: Any) -> Any:
     if _is_secret_name(name):
         return REDACTED
+    if type(value) is str:
+        # Configured secrets are replaced in the whole formatted line (`_redact_secrets`).
+        return _redact_credentials(value)
     global _secret_type
     if _secret_type is None:
         # Imported on first use (gateway.config imports nothing from here, but logs stay
@@ -102,8 +194,8 @@ class JsonFormatter(logging.Formatter):
             # A field may not overwrite the envelope (a caller passing event=... by mistake).
             line.setdefault(key, value)
         if record.exc_info:
-            line["exc"] = "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return orjson.dumps(line, default=str).decode("utf-8")
+            line["exc"] = _exc_text(record)
+        return _redact_secrets(orjson.dumps(line, default=str).decode("utf-8"))
 
 
 class TextFormatter(logging.Formatter):
@@ -118,8 +210,8 @@ class TextFormatter(logging.Formatter):
             parts.append(f"{key}={value}")
         text = " ".join(parts)
         if record.exc_info:
-            text += "\n" + "".join(traceback.format_exception(*record.exc_info)).rstrip()
-        return text
+            text += "\n" + _exc_text(record)
+        return _redact_secrets(text)
 
 
 def use_json(fmt: str, stream: TextIO) -> bool:
@@ -137,6 +229,7 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
     stream = sys.stderr if stream is None else stream
     handler = logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if use_json(fmt, stream) else TextFormatter())
+    handler.addFilter(SecretFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

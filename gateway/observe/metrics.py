@@ -39,6 +39,10 @@ OUTCOMES = frozenset(
         "realtime_failed",
         "transferred",
         "error",
+        # Realtime reconnect budget spent (BYE, Reason cause=503).
+        "voice_session_unavailable",
+        # Live when the process died; recorded from its in-progress marker at the next start.
+        "process_restart",
     }
 )
 DTMF_SOURCES = frozenset({"rfc4733", "info", "inband"})

@@ -4,6 +4,12 @@ It answers "what happened on that call?" after the fact: SIP ids, who called who
 every state transition, both transcripts, barge-ins (with `audio_end_ms`, what the caller actually
 heard of the bot's item), DTMF, tool calls, RTP quality, token usage and the hangup cause.
 
+Crash safety: a live call has an in-progress marker `<record name>.live.json` in the records
+directory from answer (`write_live_marker`) until its record is written (`remove_live_marker`);
+markers left by a process that died (written on this host by a pid that is gone) are turned
+into records with the cause `process_restart` at the next start (`recover_live_markers`). Records and markers are created 0600 (mkstemp), so only
+the gateway's user reads who called whom and what was said.
+
 `CallRecord` only collects plain values; it does no I/O until `write(dir)`. Timestamps are
 wall-clock seconds (`time.time()`, what an operator correlates with logs), given by the caller so
 tests use fixed numbers; they are written as UTC ISO 8601 with milliseconds, like the log lines,
@@ -15,7 +21,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import socket
 import tempfile
+import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -41,6 +49,10 @@ USAGE_KEYS = ("input_text", "input_audio", "output_text", "output_audio", "cache
 # only a safe subset reaches the file name, and it is capped so a hostile peer can't make it huge.
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_ID_IN_NAME = 64
+
+
+LIVE_SUFFIX = ".live.json"
+RESTART_CAUSE = "process_restart"
 
 
 def iso_utc(ts: float) -> str:
@@ -208,33 +220,165 @@ class CallRecord:
                 level=logging.ERROR,
             )
             return None
-        target_dir = Path(directory)
-        target = target_dir / record_file_name(self.started_at, self.call_id)
-        tmp_name = ""
+        target = Path(directory) / record_file_name(self.started_at, self.call_id)
+        return _write_json(target, self._finished, self.call_id)
+
+
+def _write_json(target: Path, document: Mapping[str, Any], call_id: str) -> Path | None:
+    """Atomically (temp file + rename), mode 0600, directory created 0700; None after logging
+    `call.record_failed`."""
+    tmp_name = ""
+    try:
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        data = orjson.dumps(document, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS)
+        fd, tmp_name = tempfile.mkstemp(prefix=".record-", suffix=".tmp", dir=target.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp_name, target)
+        return target
+    except (OSError, TypeError, ValueError) as exc:
+        # TypeError: orjson refuses a value that is not JSON (a tool argument object, ...).
+        if tmp_name:
+            try:
+                os.unlink(tmp_name)
+            except OSError:
+                pass
+        log_event(
+            logger,
+            "call.record_failed",
+            f"cannot write call record to {target}: {exc}",
+            call_id=call_id,
+            path=str(target),
+            error=str(exc),
+            level=logging.ERROR,
+        )
+        return None
+
+
+def live_marker_path(directory: str | Path, started_at: float, call_id: str) -> Path:
+    return Path(directory) / (record_file_name(started_at, call_id)[: -len(".json")] + LIVE_SUFFIX)
+
+
+def write_live_marker(
+    directory: str | Path, call_id: str, started_at: float, **facts: Any
+) -> Path | None:
+    """The call is up: leave a marker that becomes its record if the process dies before the
+    record is written. `facts`: caller, callee, route, direction, codec, recording..."""
+    marker = {
+        "call_id": call_id,
+        "started_at": started_at,
+        "answered_at": time.time(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        **facts,
+    }
+    return _write_json(live_marker_path(directory, started_at, call_id), marker, call_id)
+
+
+def remove_live_marker(directory: str | Path, call_id: str, started_at: float) -> None:
+    try:
+        os.unlink(live_marker_path(directory, started_at, call_id))
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        log_event(
+            logger,
+            "call.record_failed",
+            f"cannot remove the live marker of {call_id}: {exc}",
+            call_id=call_id,
+            level=logging.WARNING,
+        )
+
+
+def _left_by_a_dead_process(marker: Mapping[str, Any]) -> bool:
+    """True when the marker's process is gone: written on this host by our own pid (a
+    restarted container is pid 1 again; we have written no marker yet at start) or by a pid
+    that no longer runs. Markers of other hosts (a records directory shared between gateways)
+    are left to their own gateway's restart: a live call there must not be declared over."""
+    if marker.get("host", socket.gethostname()) != socket.gethostname():
+        return False
+    pid = marker.get("pid")
+    if not isinstance(pid, int) or pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # exists, owned by another user
+    return False
+
+
+def recover_live_markers(directory: str | Path) -> list[dict[str, Any]]:
+    """Turn every marker a dead process left into a call record (cause `process_restart`,
+    ended at the marker's or its recording's last write: the last sign of life) and remove
+    it. Returns the records written. A marker that cannot be read is logged and kept."""
+    root = Path(directory)
+    documents: list[dict[str, Any]] = []
+    if not root.is_dir():
+        return documents
+    for marker_path in sorted(root.glob("*" + LIVE_SUFFIX)):
         try:
-            target_dir.mkdir(parents=True, exist_ok=True)
-            data = orjson.dumps(
-                self._finished, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS
-            )
-            fd, tmp_name = tempfile.mkstemp(prefix=".record-", suffix=".tmp", dir=target_dir)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp_name, target)
-            return target
-        except (OSError, TypeError, ValueError) as exc:
-            # TypeError: orjson refuses a value that is not JSON (a tool argument object, ...).
-            if tmp_name:
-                try:
-                    os.unlink(tmp_name)
-                except OSError:
-                    pass
+            marker = orjson.loads(marker_path.read_bytes())
+            call_id = str(marker["call_id"])
+            started_at = float(marker["started_at"])
+            last_alive = marker_path.stat().st_mtime
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             log_event(
                 logger,
                 "call.record_failed",
-                f"cannot write call record to {target}: {exc}",
-                call_id=self.call_id,
-                path=str(target),
-                error=str(exc),
-                level=logging.ERROR,
+                f"unreadable live marker {marker_path.name}: {exc}",
+                path=str(marker_path),
+                level=logging.WARNING,
             )
-            return None
+            continue
+        if not _left_by_a_dead_process(marker):
+            continue
+        recording = marker.get("recording")
+        if isinstance(recording, str) and recording:
+            try:
+                last_alive = max(last_alive, os.stat(recording).st_mtime)
+            except OSError:
+                pass
+        record = CallRecord(
+            call_id,
+            started_at=started_at,
+            caller=str(marker.get("caller", "")),
+            callee=str(marker.get("callee", "")),
+            route=str(marker.get("route", "")),
+            local_tag=str(marker.get("local_tag", "")),
+            remote_tag=str(marker.get("remote_tag", "")),
+            source=str(marker.get("source", "")),
+            codec=str(marker.get("codec", "")),
+        )
+        answered_at = marker.get("answered_at")
+        if isinstance(answered_at, int | float):
+            record.add_transition(float(answered_at), "answered")
+        extra: dict[str, Any] = {"direction": marker.get("direction", "inbound")}
+        extra["detail"] = "the gateway process stopped during the call; ended_at is its last write"
+        if isinstance(recording, str) and recording:
+            extra["recording"] = recording
+        document = record.finish(RESTART_CAUSE, ended_at=last_alive, **extra)
+        if record.write(root) is None:
+            continue
+        marker_path.unlink(missing_ok=True)
+        documents.append(document)
+        log_event(
+            logger,
+            "call.recovered",
+            f"call {call_id} was live when the gateway stopped: recorded as {RESTART_CAUSE}",
+            call_id=call_id,
+            route=record.route,
+        )
+    return documents
+
+
+def recover_after_crash(records_dir: str, recording_dir: str = "") -> list[dict[str, Any]]:
+    """At start, before calls: fix the WAV headers a killed process left behind (in the
+    recording directory, else the records directory), then turn live markers into records.
+    Returns the records written for calls that were live when the process died."""
+    from gateway.observe.recording import repair_recordings
+
+    for directory in dict.fromkeys(d for d in (recording_dir or records_dir, records_dir) if d):
+        repair_recordings(directory)
+    return recover_live_markers(records_dir) if records_dir else []

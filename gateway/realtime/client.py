@@ -36,6 +36,7 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import struct
 from collections import deque
 from collections.abc import AsyncIterator, Callable
@@ -64,6 +65,9 @@ MAX_FRAME = 16 * 1024 * 1024  # conversation.item.retrieved carries whole audio 
 DEFAULT_QUEUE_FRAMES = 250  # 5 s of 20 ms appends
 DEFAULT_WRITE_HIGH = 32 * 1024  # websockets' default write_limit, when the transport cannot tell
 
+
+_USERINFO_PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")
+_CREDENTIAL_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:key|token|secret|sig|pass|auth)[^=&#]*=)[^&#]*")
 
 _MASK_POOL_BYTES = 4096
 _HEAD16 = struct.Struct("!BBH")
@@ -195,8 +199,10 @@ class Endpoint:
         return cls(url, dict(headers or {}))
 
     def redacted(self) -> str:
-        """URL for logs (headers carry the secrets and are never logged)."""
-        return self.url
+        """URL for logs: headers carry the secrets and are never logged; a password in the
+        userinfo or a key/token query parameter (Azure accepts `?api-key=`) is masked too."""
+        url = _USERINFO_PASSWORD.sub(r"\1***@", self.url)
+        return _CREDENTIAL_QUERY.sub(r"\1***", url)
 
 
 @dataclass(slots=True)

@@ -604,6 +604,9 @@ class SimulatorOptions:
     # Simulated VAD: frames louder than this many dBFS at threshold 0.5 are speech.
     vad_db_at_half: float = -40.0
     default_reply_ms: int = 1000
+    # Cut every session's TCP connection (no close frame) this long after it opened; 0 = never.
+    # A service that keeps dropping sessions: what a client's reconnect budget is for.
+    drop_after_s: float = 0.0
 
     @classmethod
     def from_mapping(cls, options: dict[str, Any]) -> SimulatorOptions:
@@ -1654,7 +1657,16 @@ class Simulator:
         self.sessions[session.id] = session
         async with self._new_session:
             self._new_session.notify_all()
-        await session.run()
+        drop = None
+        if self.options.drop_after_s > 0:
+            drop = asyncio.get_running_loop().call_later(
+                self.options.drop_after_s, ws.transport.abort
+            )
+        try:
+            await session.run()
+        finally:
+            if drop is not None:
+                drop.cancel()
 
     async def wait_session(self, count: int = 1, timeout: float = 5.0) -> SimSession:  # noqa: ASYNC109 (every wait in the API is bounded)
         """The `count`-th session opened (1-based), waiting for it if needed."""

@@ -67,6 +67,7 @@ SAMPLE_EVENTS: dict[type, object] = {
     m.ReferResult: m.ReferResult(200),
     m.ConnectionLost: m.ConnectionLost("socket closed"),
     m.Reconnected: m.Reconnected(),
+    m.ReconnectBudgetSpent: m.ReconnectBudgetSpent("1006"),
     m.SessionCapNear: m.SessionCapNear(),
     m.RolledOver: m.RolledOver(),
     m.DrainTimeout: m.DrainTimeout(),
@@ -415,6 +416,13 @@ def test_random_event_sequences_only_raise_illegal_transition(events: list[objec
             assert ctx.hangup_cause is not None
     if ctx.state is State.ENDED:
         assert m.step(ctx, CallerBye()) == (ctx, [])
+
+
+def test_reconnect_budget_spent_ends_the_call_with_a_503_reason() -> None:
+    ctx, actions = m.step(bot_speaking(), m.ReconnectBudgetSpent("1006"))
+    assert ctx.state is State.ENDED
+    assert ctx.hangup_cause == "voice session unavailable"
+    assert SendBye("voice session unavailable", 503) in actions
 
 
 def test_session_expiry_reconnects_once() -> None:

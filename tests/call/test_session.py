@@ -36,8 +36,9 @@ class FakeControl:
     def reject(self, status: int, reason: str, retry_after_s: int | None) -> None:
         self.calls.append(("reject", (status, retry_after_s)))
 
-    def hangup(self, reason_text: str) -> None:
+    def hangup(self, reason_text: str, status: int = 200) -> None:
         self.calls.append(("hangup", reason_text))
+        self.bye_status = status
 
     async def refer(self, target_uri: str) -> int:
         self.calls.append(("refer", target_uri))
@@ -79,7 +80,10 @@ async def make_session() -> AsyncIterator[Callable[..., Any]]:
             tools=(protocol.FunctionTool("end_call"), protocol.FunctionTool("lookup")),
         )
         endpoint = Endpoint.custom(url or (simulator.url if simulator else ""))
-        settings = SessionSettings(endpoint, config, m.CallPolicy(**policy))
+        budget = {
+            k: policy.pop(k) for k in ("reconnect_budget", "reconnect_window_s") if k in policy
+        }
+        settings = SessionSettings(endpoint, config, m.CallPolicy(**policy), **budget)
         session = CallSession("call-1", settings, control, queue)
         sessions.append(session)
         session.start()
@@ -220,6 +224,49 @@ async def test_websocket_drop_reconnects_and_the_next_turn_works(
     speak(session, silence(200) + speech_like(600) + silence(600))
     await until(lambda: queue.queued_bytes > 0)
     assert "hangup" not in control.names()
+
+
+async def test_a_service_dropping_every_session_ends_the_call_past_the_budget(
+    sim_factory: Callable[..., Any], make_session: Callable[..., Any]
+) -> None:
+    sim = await sim_factory(drop_after_s=0.5)
+    session, control, _ = await answered(sim, make_session, reconnect_budget=2)
+    await until(lambda: "hangup" in control.names(), 10)
+    # Two reconnects (the budget), then the third loss ends the call: 1 + 2 sessions.
+    assert session.stats.reconnects == 2
+    assert len(sim.sessions) == 3
+    assert ("hangup", "voice session unavailable") in control.calls
+    assert control.bye_status == 503
+    assert session.ctx.state is m.State.ENDED
+    assert session.ctx.hangup_cause == "voice session unavailable"
+
+
+async def test_reconnect_attempts_back_off_and_stop_at_the_budget(
+    make_session: Callable[..., Any], sim: Simulator
+) -> None:
+    session, control, _ = await answered(sim, make_session, reconnect_budget=3)
+    session.settings.endpoint = Endpoint.custom("ws://127.0.0.1:9/v1/realtime")  # refused
+    attempts = 0
+    real_connect = session._connect
+
+    async def counting_connect() -> Any:
+        nonlocal attempts
+        attempts += 1
+        return await real_connect()
+
+    waits: list[float] = []
+
+    async def no_wait(seconds: float) -> None:  # the backoff asked for, without waiting it
+        waits.append(seconds)
+
+    session._connect = counting_connect  # type: ignore[method-assign]
+    session._backoff_sleep = no_wait
+    first = await sim.wait_session()
+    sim.drop_session(first.id)
+    await until(lambda: "hangup" in control.names(), 10)
+    assert attempts == 3  # the budget, then BYE: no fourth attempt
+    assert waits == [0.2, 1.0]  # the first attempt at once, then backing off
+    assert control.bye_status == 503
 
 
 async def test_hold_keeps_audio_time_running_without_counting_a_gap_twice(

@@ -127,3 +127,52 @@ def test_builtin_definitions_validate_as_session_tools() -> None:
         RealtimeFunctionTool.model_validate(tool)
     # No transfer targets configured: the model is not offered a transfer it cannot make.
     assert "transfer_call" not in [t["name"] for t in builtin_tool_definitions([])]
+
+
+async def test_same_origin_redirect_is_followed_cross_origin_is_refused() -> None:
+    from tests.tools.http_bait import BaitServer
+
+    with BaitServer() as a, BaitServer() as b:  # two ports: two origins
+        out = await call_http_tool(
+            HttpTool("t", "d", f"{a.url}/redirect?to={a.url}/final"),
+            call_id="c",
+            caller="",
+            callee="",
+            arguments={},
+        )
+        assert json.loads(out) == {"ok": True, "path": "/final"}
+        out = await call_http_tool(
+            HttpTool("t", "d", f"{a.url}/redirect?to={b.url}/steal", headers={"X-Key": "k"}),
+            call_id="c",
+            caller="",
+            callee="",
+            arguments={},
+        )
+        assert "another origin refused" in json.loads(out)["error"]
+        assert b.requests == []
+
+
+async def test_a_huge_response_is_cut_at_the_cap() -> None:
+    from tests.tools.http_bait import BaitServer
+
+    with BaitServer() as server:
+        out = await call_http_tool(
+            HttpTool("t", "d", f"{server.url}/huge", max_response_bytes=100_000),
+            call_id="c",
+            caller="",
+            callee="",
+            arguments={},
+        )
+    assert out.endswith(" [truncated]") and len(out) <= 64 * 1024 + 20
+    assert not server.huge_finished
+
+
+async def test_plain_http_to_a_remote_host_needs_the_flag() -> None:
+    out = await call_http_tool(
+        HttpTool("t", "d", "http://192.0.2.1/x", timeout_s=0.5),
+        call_id="c",
+        caller="",
+        callee="",
+        arguments={},
+    )
+    assert "allow_plain_http" in json.loads(out)["error"]

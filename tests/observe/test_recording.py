@@ -168,3 +168,46 @@ def test_long_bot_delta_is_placed_whole(tmp_path: Path) -> None:
     assert rec.dropped_samples == 0
     assert _rms(audio[:800, 1]) == 0 and _rms(audio[800:, 1]) > 3000
     assert _rms(audio[:FRAME, 0]) > 3000 and _rms(audio[FRAME:, 0]) == 0
+
+
+def test_files_are_private_and_the_header_is_kept_current(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from gateway.observe import recording
+
+    path = tmp_path / "rec" / "live.wav"
+    rec = StereoRecorder(path, "PCMU", start_time=0, max_lag_samples=800)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(path.parent).st_mode) == 0o700
+    _, frames = _read(path)  # the header is on disk from the start: a crash now still opens
+    assert frames == 0
+    recording.HEADER_UPDATE_S = 0.0  # every flush updates it (default: at most once a second)
+    try:
+        _feed(rec.caller, "PCMU", 0, 1.0)
+    finally:
+        recording.HEADER_UPDATE_S = 1.0
+    # Not closed (as after SIGKILL): what went to disk is already described by the header.
+    _, frames = _read(path)
+    assert frames == rec.frames_written > 0
+    rec.close()
+
+
+def test_repair_fixes_sizes_of_a_recording_cut_off_mid_write(tmp_path: Path) -> None:
+    from gateway.observe.recording import repair_recordings, repair_wav
+
+    path = tmp_path / "cut.wav"
+    rec = StereoRecorder(path, "PCMU", start_time=0)
+    _feed(rec.caller, "PCMU", 0, 1.0)
+    rec.close()
+    _, frames = _read(path)
+    with open(path, "r+b") as f:  # a crash after more audio went out, before the header
+        f.seek(0, 2)
+        f.write(bytes(4 * 800 + 3))  # 800 frames and a partial one
+        f.seek(40)
+        f.write(b"\0\0\0\0")
+    (tmp_path / "not-a-wav.wav").write_bytes(b"garbage")
+    assert repair_recordings(tmp_path) == [path]
+    _, repaired = _read(path)
+    assert repaired == frames + 800
+    assert not repair_wav(path)  # idempotent

@@ -156,3 +156,56 @@ def test_write_before_finish_logs(tmp_path: Path, caplog: pytest.LogCaptureFixtu
     with caplog.at_level(logging.ERROR):
         assert CallRecord("x", started_at=T0).write(tmp_path) is None
     assert any(getattr(x, "event", "") == "call.record_failed" for x in caplog.records)
+
+
+def test_a_live_marker_left_by_a_dead_process_becomes_a_process_restart_record(
+    tmp_path: Path,
+) -> None:
+    import os
+    import stat
+
+    from gateway.observe.records import (
+        live_marker_path,
+        recover_after_crash,
+        remove_live_marker,
+        write_live_marker,
+    )
+
+    marker = write_live_marker(tmp_path, "dead@h", 1_700_000_000.0, caller="a", route="sales")
+    assert marker == live_marker_path(tmp_path, 1_700_000_000.0, "dead@h")
+    assert stat.S_IMODE(os.stat(marker).st_mode) == 0o600
+    write_live_marker(tmp_path, "done@h", 1_700_000_001.0)
+    remove_live_marker(tmp_path, "done@h", 1_700_000_001.0)  # ended normally
+    documents = recover_after_crash(str(tmp_path))
+    assert [d["call_id"] for d in documents] == ["dead@h"]
+    record = documents[0]
+    assert record["hangup"]["cause"] == "process_restart"
+    assert record["route"] == "sales" and record["caller"] == "a" and record["answered"]
+    assert not list(tmp_path.glob("*.live.json"))
+    written = json.loads((tmp_path / "20231114T221320Z_dead_h.json").read_text())
+    assert written["hangup"]["cause"] == "process_restart"
+    assert recover_after_crash(str(tmp_path)) == []  # once
+
+
+def test_markers_of_live_processes_and_other_hosts_are_left_alone(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    from gateway.observe.records import recover_live_markers
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        for name, host, pid in (
+            ("alive", socket.gethostname(), alive.pid),
+            ("elsewhere", "another-host", 12345),
+        ):
+            marker = {"call_id": name, "started_at": 1_700_000_000.0, "host": host, "pid": pid}
+            (tmp_path / f"{name}.live.json").write_text(json.dumps(marker))
+        assert recover_live_markers(tmp_path) == []
+        assert len(list(tmp_path.glob("*.live.json"))) == 2
+    finally:
+        alive.kill()
+        alive.wait()
+    recovered = recover_live_markers(tmp_path)  # the process is gone now
+    assert [d["call_id"] for d in recovered] == ["alive"]
