@@ -97,9 +97,11 @@ class SipConfig:
     Per source address: `invite_rate_per_source` new INVITEs per second (token bucket of
     `invite_burst_per_source`); beyond it INVITEs are dropped without an answer and counted
     (`srg_sip_invites_rejected_total{reason="rate_limited"}`). At most `max_calls_per_source`
-    concurrent calls per source (capped at `max_calls`), then 503. Per-source state is kept for
-    at most `max_tracked_sources` addresses (least recently seen forgotten first). A trunk or
-    proxy that carries every call from one address needs these raised.
+    concurrent calls per source (capped at `max_calls`), then 503; the registrar of a
+    registration (one PBX carrying every call) is limited by `max_calls` only. Per-source state
+    is kept for at most `max_tracked_sources` addresses (least recently seen forgotten first). A
+    trunk or proxy in `allow_networks` that carries every call from one address needs these
+    raised.
     SIGHUP applies changes to allow_networks, inbound_auth, max_calls and these limits."""
 
     host: str = "0.0.0.0"

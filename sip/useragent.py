@@ -103,7 +103,14 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sip.admission import ADMITTING_KEYS, REFUSE, Admission, AdmissionPolicy, parse_address
+from sip.admission import (
+    ADMITTING_KEYS,
+    REFUSE,
+    REGISTRAR,
+    Admission,
+    AdmissionPolicy,
+    parse_address,
+)
 from sip.auth import REPLAYED, DigestCredentials, DigestServer, choose_challenge
 from sip.dialog import Dialog, DialogError
 from sip.message import (
@@ -1016,6 +1023,10 @@ class UserAgent:
             )
             return
         per_source = min(self.admission.policy.max_calls_per_source, self.max_calls)
+        if self.admission.trusted_as(source.host) == REGISTRAR:
+            # The PBX we registered to carries every call to this extension from one address:
+            # only max_calls limits it (a per-source cap would silently shrink the gateway).
+            per_source = self.max_calls
         if self._calls_from(source.host) >= per_source:
             self.counters.rejected_max_calls_per_source += 1
             self._reply(

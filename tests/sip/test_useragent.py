@@ -1233,3 +1233,24 @@ async def test_max_calls_per_source_503() -> None:
     finally:
         peer.close()
         await ua.close()
+
+
+async def test_registrar_is_limited_by_max_calls_only() -> None:
+    """The PBX we register to sends every call from one address: the per-source call cap does
+    not apply to it (only max_calls does), while other sources keep theirs."""
+    rec = Recorder()
+    admission = Admission(AdmissionPolicy(max_calls_per_source=1), local_networks=())
+    admission.set_registrars(["127.0.0.1"])
+    ua = await start_ua(rec, max_calls=2, admission=admission)
+    peer = await SipPeer(("127.0.0.1", ua.transport.port)).start()
+    try:
+        await establish(peer, rec, "registrar-1")
+        await establish(peer, rec, "registrar-2")  # past the per-source cap of 1
+        peer.send(peer.invite("registrar-3"))
+        busy = await peer.expect_status(503)  # max_calls = 2 still holds
+        assert "source" not in busy.reason
+        assert ua.counters.rejected_max_calls == 1
+        assert ua.counters.rejected_max_calls_per_source == 0
+    finally:
+        peer.close()
+        await ua.close()
