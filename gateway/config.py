@@ -584,7 +584,7 @@ def _validate_media_bounds(media: MediaConfig) -> None:
     if not 20 <= media.input_burst_ms <= 5000:
         raise ConfigError(f"media.input_burst_ms: {media.input_burst_ms} is not in 20-5000 ms")
     if not 1 <= media.playout_max_s <= 3600:
-        raise ConfigError(f"media.playout_max_s: {media.playout_max_s} is not in 1-3600 s")
+        raise ConfigError(f"media.playout_max_s: {media.playout_max_s:g} is not in 1-3600 s")
 
 
 def validate(config: GatewayConfig) -> None:

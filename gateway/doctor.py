@@ -653,6 +653,33 @@ async def run_checks(
 _LABELS = {Status.OK: " ok ", Status.WARN: "warn", Status.FAIL: "FAIL", Status.SKIP: "skip"}
 
 
+def check_media_safety(config: GatewayConfig) -> list[CheckResult]:
+    """Strict RTP latching (issue 9): learning media sources on any host re-opens the door to
+    RTP injection by whoever reaches a call's port first."""
+    media = config.media
+    name = "RTP latching"
+    if media.rtp_latch_any_host:
+        return [
+            CheckResult(
+                name,
+                Status.WARN,
+                "media.rtp_latch_any_host = true: any host that sends "
+                f"{media.rtp_latch_packets} in-sequence packets to a fresh call's port "
+                "before the caller does takes over its media (and hears the bot)",
+                "set media.rtp_latch_any_host = false unless callers' media leaves from a host "
+                "that is neither in their SDP nor their SIP source",
+            )
+        ]
+    return [
+        CheckResult(
+            name,
+            Status.OK,
+            "strict: the SDP's address at once, other sources after "
+            f"{media.rtp_latch_packets} in-sequence packets from the SDP's or SIP source's host",
+        )
+    ]
+
+
 def format_report(results: Sequence[CheckResult]) -> str:
     lines = []
     for result in results:

@@ -491,3 +491,11 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     ephemeral.write_text("61000\t61999\n")
     monkeypatch.setattr(doctor, "EPHEMERAL_RANGE_FILE", str(ephemeral))
     yield
+
+
+def test_media_safety_warns_when_latching_learns_from_any_host(tmp_path: Path) -> None:
+    strict = doctor.check_media_safety(GatewayConfig())
+    assert [r.status for r in strict] == [Status.OK]
+    loose = make_config(tmp_path, "[media]\nrtp_latch_any_host = true\n")
+    (result,) = doctor.check_media_safety(loose)
+    assert result.status is Status.WARN and "rtp_latch_any_host" in result.message
