@@ -398,13 +398,16 @@ class RtpStream:
         except RtpDecodeError:
             stats.dropped_malformed += 1
             return
-        verdict = self.latch.check_rtp(addr, packet.ssrc, packet.sequence_number)
-        if verdict:
-            if verdict == FOREIGN:
-                stats.dropped_foreign_source += 1
-            else:
-                stats.dropped_probation += 1
-            return
+        latched = self.latch.latched
+        if latched is None or latched[1] != addr[1] or latched[0] != addr[0]:
+            # Not the latched source (the per-packet case is the compare above, inlined).
+            verdict = self.latch.check_rtp(addr, packet.ssrc, packet.sequence_number)
+            if verdict:
+                if verdict == FOREIGN:
+                    stats.dropped_foreign_source += 1
+                else:
+                    stats.dropped_probation += 1
+                return
         self._activity_since = now
         self._timed_out = False
         pt = packet.payload_type
@@ -431,9 +434,22 @@ class RtpStream:
         if pt != self.config.payload_type:
             stats.dropped_unknown_pt += 1
             return
-        if self._rate_capacity > 0 and not self._within_rate(len(packet.payload), now):
-            stats.dropped_rate += 1
-            return
+        capacity = self._rate_capacity
+        if capacity > 0:
+            # Token bucket of real time, inlined (every packet): samples = payload bytes (G.711).
+            tokens = self._rate_tokens
+            last = self._rate_at
+            if last is not None and now > last:
+                tokens += (now - last) * self.config.clock_rate
+                if tokens > capacity:
+                    tokens = capacity
+            self._rate_at = now
+            size = len(packet.payload)
+            if tokens < size:
+                self._rate_tokens = tokens
+                stats.dropped_rate += 1
+                return
+            self._rate_tokens = tokens - size
         reception = self._reception
         if reception is None or reception.ssrc != packet.ssrc:
             previous_source = self._previous_reception
@@ -460,19 +476,6 @@ class RtpStream:
         stats.packets_received += 1
         stats.bytes_received += len(packet.payload)
         self.jitter.push(packet, now)
-
-    def _within_rate(self, samples: int, now: float) -> bool:
-        """Token bucket of real time: `samples` of audio may pass now (G.711: 1 byte each)."""
-        last = self._rate_at
-        tokens = self._rate_tokens
-        if last is not None and now > last:
-            tokens = min(self._rate_capacity, tokens + (now - last) * self.config.clock_rate)
-        self._rate_at = now
-        if tokens < samples:
-            self._rate_tokens = tokens
-            return False
-        self._rate_tokens = tokens - samples
-        return True
 
     def _deliver_dtmf(self, digits: list[DtmfDigit]) -> None:
         if self.on_dtmf is None:
