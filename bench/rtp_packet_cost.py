@@ -72,6 +72,7 @@ def bench_stream_receive(n: int) -> tuple[float, float]:
 
     stream = RtpStream(StreamConfig(rtcp_interval_s=1e9), on_audio=on_audio)
     peer = ("127.0.0.1", 40000)
+    stream.set_remote(peer)  # as in a call: the SDP named the peer (strict latching, latch.py)
     chunks = []
     clock = time.perf_counter
     for base in range(0, n - CHUNK + 1, CHUNK):

@@ -878,9 +878,7 @@ class Gateway:
         route = live.route
         codec = live.media_info.codec if live.media_info else self._prefs.codecs[0]
         if live.media.queue is None:
-            live.media.queue = PlayoutQueue(
-                codec=codec, idle_policy=_IDLE[self.config.media.idle_audio]
-            )
+            live.media.queue = self._new_queue(codec)
         live.answer_body = body
         settings = SessionSettings(
             endpoint=self.endpoint,
@@ -893,6 +891,7 @@ class Gateway:
             callee=call.to_header,
             reconnect_budget=route.config.realtime.reconnect_budget,
             reconnect_window_s=route.config.realtime.reconnect_window_s,
+            input_burst_s=self.config.media.input_burst_ms / 1000.0,
         )
         session = CallSession(
             call.call_id,
@@ -958,7 +957,7 @@ class Gateway:
     def _on_ack(self, call: IncomingCall) -> None:
         live = self.calls.get(call.call_id)
         if live is not None and live.session is not None and not live.ended:
-            live.session.on_ack()
+            live.session.on_ack(caller_sends=_caller_sends(live))
 
     def _on_ack_sdp(self, call: IncomingCall, sdp: bytes) -> None:
         live = self.calls.get(call.call_id)
@@ -981,9 +980,7 @@ class Gateway:
         if live.media is not None:
             if live.session is not None and live.media.queue is not None:
                 if live.media.queue.codec != info.codec:
-                    live.media.queue = PlayoutQueue(
-                        codec=info.codec, idle_policy=_IDLE[self.config.media.idle_audio]
-                    )
+                    live.media.queue = self._new_queue(info.codec)
                 live.session.set_codec(
                     session_config_for(live.route.config, info.codec, live.route.instructions),
                     live.media.queue,
@@ -1251,6 +1248,7 @@ class Gateway:
                 concealed_frames=int(rtp.get("concealed") or 0),
                 jitter_s=jitter_ms / 1000.0 if isinstance(jitter_ms, int | float) else None,
             )
+        self._account_dropped(live, rtp)
         recording: str | None = None
         if live.media is not None and live.media.recorder is not None:
             recorder = live.media.recorder
@@ -1316,6 +1314,24 @@ class Gateway:
                 }
             )
 
+    def _account_dropped(self, live: LiveCall, rtp: Any) -> None:
+        """What strict media refused during the call (issue 9), into the metrics."""
+        rtp = rtp if isinstance(rtp, dict) else {}
+        session = live.session.stats if live.session is not None else None
+        self.prometheus.media_dropped(
+            {
+                "foreign_source": int(rtp.get("dropped_foreign_source") or 0),
+                "probation": int(rtp.get("dropped_probation") or 0),
+                "rate": int(rtp.get("dropped_rate") or 0),
+                "rtcp_foreign": int(rtp.get("rtcp_dropped_foreign") or 0),
+                "jitter_overflow": int(rtp.get("jitter_overflow") or 0),
+            },
+            {
+                "input_rate": session.input_rate_dropped_bytes if session else 0,
+                "playout_overflow": session.playout_overflow_bytes if session else 0,
+            },
+        )
+
     def _clock_sample(self) -> int:
         """Now on the shared media clock, in 8 kHz samples (one 20 ms tick = 160)."""
         clock = self.clock
@@ -1364,6 +1380,9 @@ class Gateway:
                 payload_type=SUPPORTED_CODECS[self._prefs.codecs[0]],
                 latching=media_cfg.symmetric_rtp,
                 inactivity_timeout_s=media_cfg.rtp_timeout_s,
+                latch_packets=media_cfg.rtp_latch_packets,
+                latch_any_host=media_cfg.rtp_latch_any_host,
+                signalling_host=_signalling_host(live.sip),
             ),
             on_dtmf=lambda digit: self._log_dtmf(
                 live, digit.digit, digit.duration_ms, digit.source
@@ -1377,6 +1396,14 @@ class Gateway:
         assert self.clock is not None
         stream.start(self.clock)
         return media
+
+    def _new_queue(self, codec: str) -> PlayoutQueue:
+        media_cfg = self.config.media
+        return PlayoutQueue(
+            codec=codec,
+            idle_policy=_IDLE[media_cfg.idle_audio],
+            max_queued_bytes=int(media_cfg.playout_max_s * 8000),
+        )
 
     def _apply_media(self, media: CallMedia, info: MediaInfo) -> None:
         """Negotiated (or re-negotiated: hold, resume, new address) stream parameters."""
@@ -1393,9 +1420,7 @@ class Gateway:
             )
         stream.apply_media_info(info)
         if media.queue is None:
-            media.queue = PlayoutQueue(
-                codec=info.codec, idle_policy=_IDLE[self.config.media.idle_audio]
-            )
+            media.queue = self._new_queue(info.codec)
         if media.inband is None and self.config.media.inband_dtmf:
             media.inband = InbandDtmfDetector()
 
@@ -1525,7 +1550,7 @@ class _OutboundCallControl(_CallControl):
             return
         session = live.session
         # Not from inside the machine's own dispatch: the Ack is the next event.
-        asyncio.get_running_loop().call_soon(session.on_ack)
+        asyncio.get_running_loop().call_soon(session.on_ack, _caller_sends(live))
 
     def reject(self, status: int, reason: str, retry_after_s: int | None) -> None:
         # No Realtime session for a call that is already up: end it with BYE.
@@ -1648,8 +1673,24 @@ def _session_summary(session: CallSession) -> dict[str, Any]:
         "reconnects": st.reconnects,
         "tool_calls": st.tool_calls,
         "audio_appended_bytes": st.audio_appended_bytes,
+        "silence_filled_bytes": st.silence_filled_bytes,
+        "input_rate_dropped_bytes": st.input_rate_dropped_bytes,
+        "playout_overflow_bytes": st.playout_overflow_bytes,
         "usage": dict(st.usage),
     }
+
+
+def _signalling_host(sip_call: Any) -> str | None:
+    """Where the call's SIP came from: a host strict latching may learn RTP sources on."""
+    source = getattr(sip_call, "source", None)
+    return getattr(source, "host", None) or None
+
+
+def _caller_sends(live: LiveCall) -> bool:
+    """False when the negotiated direction says no RTP will ever come (we are sendonly or
+    inactive): then the ACK, not the first RTP packet, starts the call's audio time."""
+    info = live.media_info
+    return info is None or info.may_receive
 
 
 def _offered_codecs(offer: SessionDescription) -> list[str]:

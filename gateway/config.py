@@ -149,6 +149,15 @@ class MediaConfig:
     rtp_timeout_s: float = 30.0
     symmetric_rtp: bool = True
     inband_dtmf: bool = False
+    # Strict latching (gateway/media/latch.py): RTP from the SDP's address counts at once;
+    # another source is learned after this many in-sequence packets with one SSRC, and only
+    # from the SDP's or the SIP signalling's host unless rtp_latch_any_host.
+    rtp_latch_packets: int = 3
+    rtp_latch_any_host: bool = False
+    # Caller audio handed to Realtime never runs ahead of real time by more than this.
+    input_burst_ms: int = 200
+    # Bot audio waiting to be played, at most (the model streams faster than real time).
+    playout_max_s: float = 120.0
 
 
 @dataclass(frozen=True)
@@ -653,6 +662,16 @@ def _validate_admission(sip: SipConfig) -> None:
         )
 
 
+def _validate_media_bounds(media: MediaConfig) -> None:
+    """Issue 9 media keys: latching and the input/playout bounds."""
+    if not 1 <= media.rtp_latch_packets <= 50:
+        raise ConfigError(f"media.rtp_latch_packets: {media.rtp_latch_packets} is not in 1-50")
+    if not 20 <= media.input_burst_ms <= 5000:
+        raise ConfigError(f"media.input_burst_ms: {media.input_burst_ms} is not in 20-5000 ms")
+    if not 1 <= media.playout_max_s <= 3600:
+        raise ConfigError(f"media.playout_max_s: {media.playout_max_s:g} is not in 1-3600 s")
+
+
 def validate(config: GatewayConfig) -> None:
     """Check values and cross-field rules; raise `ConfigError` naming the first bad key."""
     sip = config.sip
@@ -713,6 +732,7 @@ def validate(config: GatewayConfig) -> None:
     _check_choice("media.idle_audio", media.idle_audio, VALID_IDLE_AUDIO)
     if media.rtp_timeout_s < 0:
         raise ConfigError(f"media.rtp_timeout_s: {media.rtp_timeout_s} must be >= 0 (0 = off)")
+    _validate_media_bounds(media)
 
     if not 0 <= config.calls.answer_delay_ms <= 60000:
         raise ConfigError(

@@ -17,7 +17,8 @@ whose `fix` says what to change. The checks, in order:
 - admission: who may place calls (closed by default); open admission (a /0 network in
   `sip.allow_networks`) without inbound digest is a warning;
 - exposure: an API key sent over plain `ws://` to a host that is not loopback, record and
-  recording directories (or files) readable by other users, `http://` tool/webhook URLs.
+  recording directories (or files) readable by other users, `http://` tool/webhook URLs;
+- RTP latching: `media.rtp_latch_any_host = true` is a warning.
 
 Deliberately no `ip addr`/netlink parsing: "is X an address of this host" is answered by trying
 to bind a UDP socket to X (the kernel refuses with EADDRNOTAVAIL otherwise), and "which address
@@ -762,6 +763,7 @@ async def run_checks(
     results += check_control(config)
     results.append(check_admission(config))
     results += check_exposure(config)
+    results += check_media_safety(config)
     return results
 
 
@@ -853,6 +855,33 @@ def check_admission(config: GatewayConfig) -> CheckResult:
 # Command line
 
 _LABELS = {Status.OK: " ok ", Status.WARN: "warn", Status.FAIL: "FAIL", Status.SKIP: "skip"}
+
+
+def check_media_safety(config: GatewayConfig) -> list[CheckResult]:
+    """Strict RTP latching (issue 9): learning media sources on any host re-opens the door to
+    RTP injection by whoever reaches a call's port first."""
+    media = config.media
+    name = "RTP latching"
+    if media.rtp_latch_any_host:
+        return [
+            CheckResult(
+                name,
+                Status.WARN,
+                "media.rtp_latch_any_host = true: any host that sends "
+                f"{media.rtp_latch_packets} in-sequence packets to a fresh call's port "
+                "before the caller does takes over its media (and hears the bot)",
+                "set media.rtp_latch_any_host = false unless callers' media leaves from a host "
+                "that is neither in their SDP nor their SIP source",
+            )
+        ]
+    return [
+        CheckResult(
+            name,
+            Status.OK,
+            "strict: the SDP's address at once, other sources after "
+            f"{media.rtp_latch_packets} in-sequence packets from the SDP's or SIP source's host",
+        )
+    ]
 
 
 def format_report(results: Sequence[CheckResult]) -> str:

@@ -41,7 +41,12 @@ from gateway.media import g711
 from gateway.media.dtmf import DtmfDigit, validate_digits
 from gateway.media.jitter import Frame
 from gateway.media.pacer import CallOutput, shared_clock
-from gateway.media.playout import FRAME_SAMPLES, IdlePolicy, PlayoutQueue
+from gateway.media.playout import (
+    DEFAULT_MAX_QUEUED_BYTES,
+    FRAME_SAMPLES,
+    IdlePolicy,
+    PlayoutQueue,
+)
 from gateway.media.ports import PortAllocator
 from gateway.media.stream import NoFreePortError, RtpStream, StreamConfig
 from sip.message import Response, SipParseError, parse_message
@@ -505,7 +510,13 @@ class Softphone:
         )
         self._answered_at = loop.time()
         self.recorder = Recorder(media.codec, self._answered_at)
-        self.queue = PlayoutQueue(codec=media.codec, idle_policy=IdlePolicy.SILENCE)
+        # The whole play file is queued at once: the queue's bound (playout.py) must hold it.
+        play_bytes = len(self.play_pcm16) // 2 if self.play_pcm16 else 0
+        self.queue = PlayoutQueue(
+            codec=media.codec,
+            idle_policy=IdlePolicy.SILENCE,
+            max_queued_bytes=max(DEFAULT_MAX_QUEUED_BYTES, play_bytes),
+        )
         self.output = CallOutput(
             self.queue,
             stream.send_frame,

@@ -471,3 +471,27 @@ def test_admission_env_overrides() -> None:
     env = {"SRG_SIP_INVITE_RATE_PER_SOURCE": "2.5", "SRG_SIP_MAX_CALLS_PER_SOURCE": "3"}
     sip = load_config(None, env=env).sip
     assert (sip.invite_rate_per_source, sip.max_calls_per_source) == (2.5, 3)
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ("[media]\nrtp_latch_packets = 0\n", "media.rtp_latch_packets: 0 is not in 1-50"),
+        ("[media]\ninput_burst_ms = 5\n", "media.input_burst_ms: 5 is not in 20-5000 ms"),
+        ("[media]\nplayout_max_s = 0\n", "media.playout_max_s: 0 is not in 1-3600 s"),
+        ('[media]\nrtp_latch_any_host = "yes"\n', "media.rtp_latch_any_host"),
+    ],
+)
+def test_media_safety_keys_are_validated(tmp_path: Path, toml: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(write(tmp_path, toml), env={})
+    assert needle in str(excinfo.value)
+
+
+def test_media_safety_defaults_and_env() -> None:
+    media = load_config(None, env={}).media
+    assert (media.rtp_latch_packets, media.rtp_latch_any_host) == (3, False)
+    assert (media.input_burst_ms, media.playout_max_s) == (200, 120.0)
+    env = {"SRG_MEDIA_RTP_LATCH_PACKETS": "5", "SRG_MEDIA_INPUT_BURST_MS": "300"}
+    media = load_config(None, env=env).media
+    assert (media.rtp_latch_packets, media.input_burst_ms) == (5, 300)

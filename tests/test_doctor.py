@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -595,3 +596,20 @@ url = "http://127.0.0.1:8081/t"
     results = doctor.check_plain_http_urls(config)
     assert [r.name for r in results] == ["plain HTTP webhooks.call_ended_url"]
     assert results[0].status is Status.WARN and "allow_plain_http" in results[0].message
+
+
+def test_media_safety_warns_when_latching_learns_from_any_host(tmp_path: Path) -> None:
+    strict = doctor.check_media_safety(GatewayConfig())
+    assert [r.status for r in strict] == [Status.OK]
+    loose = make_config(tmp_path, "[media]\nrtp_latch_any_host = true\n")
+    (result,) = doctor.check_media_safety(loose)
+    assert result.status is Status.WARN and "rtp_latch_any_host" in result.message
+
+
+def test_run_checks_reports_loose_latching(tmp_path: Path, port_block: int) -> None:
+    config = local_config(tmp_path, port_block)
+    loose = dataclasses.replace(
+        config, media=dataclasses.replace(config.media, rtp_latch_any_host=True)
+    )
+    results = asyncio.run(doctor.run_checks(loose, realtime=False, registrations=False))
+    assert any("rtp_latch_any_host" in r.message + r.fix for r in results)

@@ -17,6 +17,14 @@ caller put us on hold, or the network dropped out): when the audio handed on tra
 more than `HOLD_FILL_AFTER_S` (longer than any jitter-buffer delay), silence makes up the
 difference on each tick; concealed frames the jitter buffer later produces for the same stretch
 are dropped, so no time reaches the model twice.
+
+Billing safety (issue 9): audio time starts with the caller's first RTP (the first frames the
+jitter buffer releases), or with the ACK when the negotiated direction says the caller will
+never send (we are sendonly/inactive). Before that nothing is appended, silence included: a
+call that never sends media (an INVITE flood, a caller that never ACKs and is ended at Timer
+H) costs no Realtime audio. And audio handed on never runs ahead of real time by more than
+`input_burst_s`: a caller (or anyone on its latched source) sending faster than real time
+gets the excess dropped and counted (`input_rate_dropped_bytes`), not billed.
 """
 
 from __future__ import annotations
@@ -45,6 +53,7 @@ log = logging.getLogger("gateway.call")
 # Audio time may trail real time by the jitter buffer's delay (at most 200 ms); when it trails by
 # more than this, the caller's RTP has stopped (hold, outage) and silence keeps it running.
 HOLD_FILL_AFTER_S = 0.25
+INPUT_BURST_S = 0.2  # default credit of caller audio ahead of real time (media.input_burst_ms)
 SAMPLE_RATE = 8000
 # Reconnects per call: at most `reconnect_budget` attempts in any `reconnect_window_s` (the
 # realtime config keys); the n-th attempt within the window waits RECONNECT_BACKOFF_S[n-2] (the
@@ -91,6 +100,8 @@ class SessionStats:
     tool_calls: int = 0
     illegal_events: int = 0
     appends_dropped: int = 0
+    input_rate_dropped_bytes: int = 0  # caller audio beyond real time + input_burst_s
+    playout_overflow_bytes: int = 0  # bot audio beyond the playout queue's bound
     usage: dict[str, int] = field(default_factory=dict)
 
 
@@ -111,6 +122,7 @@ class SessionSettings:
     callee: str = ""
     reconnect_budget: int = RECONNECT_BUDGET  # attempts per window; 0 = never reconnect
     reconnect_window_s: float = RECONNECT_WINDOW_S
+    input_burst_s: float = INPUT_BURST_S
 
 
 class CallSession:
@@ -147,7 +159,11 @@ class CallSession:
         self._backoff_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests: fake
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._playout_nonempty = False
-        self._audio_t0: float | None = None  # loop time at which the call's audio time began
+        # Loop time at which the call's audio time began: the first caller audio, or the ACK
+        # of a call whose caller never sends. None until then: nothing is appended.
+        self._audio_t0: float | None = None
+        self._input_burst = int(settings.input_burst_s * SAMPLE_RATE)
+        self._overflow_logged: set[str] = set()
         # The loop's clock, bound once: asyncio.get_running_loop() costs a getpid() syscall
         # per call on CPython 3.11 (4 % of the gateway's CPU at 100 calls, docs/benchmarks.md).
         self._now: Callable[[], float] | None = None
@@ -164,8 +180,17 @@ class CallSession:
     def start(self) -> None:
         self.dispatch(m.Start())
 
-    def on_ack(self) -> None:
+    def on_ack(self, caller_sends: bool = True) -> None:
+        """The ACK (inbound) or the callee's answer (outbound). `caller_sends` False (our
+        direction is sendonly/inactive): no RTP will ever come, so audio time starts now."""
+        if not caller_sends:
+            self.start_input()
         self.dispatch(m.Ack())
+
+    def start_input(self) -> None:
+        """Start the call's audio time (and so hold-filling) if it has not started."""
+        if self._audio_t0 is None:
+            self._audio_t0 = self._loop_time()
 
     def on_sip_ended(self, reason: str) -> None:
         """The dialog is gone (peer BYE, CANCEL, Timer H...): no BYE from us."""
@@ -187,31 +212,42 @@ class CallSession:
         return now()
 
     def on_audio(self, frames: list[Frame]) -> None:
-        """Inbound caller audio (concealed frames included), straight to the Realtime buffer."""
+        """Inbound caller audio (concealed frames included), straight to the Realtime buffer,
+        never more than real time + `input_burst_s` since audio time began."""
         if not frames:
             return
         if self._audio_t0 is None:
-            self._audio_t0 = self._loop_time()
+            self._audio_t0 = self._loop_time()  # the caller's first RTP starts audio time
+        elapsed = (self._loop_time() - self._audio_t0) * SAMPLE_RATE
+        surplus = self._audio_samples - elapsed  # audio time ahead of real time
         if len(frames) == 1 and not frames[0].concealed:
             payload = frames[0].payload
+            if surplus + len(payload) > self._input_burst:
+                self.stats.input_rate_dropped_bytes += len(payload)
+                return
         else:
-            payload = self._without_covered_gaps(frames)
+            payload = self._bounded_frames(frames, surplus)
+            if not payload:
+                return
         self._audio_samples += len(payload)
         self._append(payload)
 
-    def _without_covered_gaps(self, frames: list[Frame]) -> bytes:
-        """Drop concealed frames for time that hold-filling already covered: after an outage
+    def _bounded_frames(self, frames: list[Frame], surplus: float) -> bytes:
+        """Drop concealed frames for time that hold-filling already covered (after an outage
         shorter than a second the jitter buffer fills the gap itself once RTP resumes, and the
-        same stretch of time must not reach the model twice."""
-        assert self._audio_t0 is not None
-        elapsed = (self._loop_time() - self._audio_t0) * SAMPLE_RATE
-        surplus = self._audio_samples - elapsed  # audio time ahead of real time
+        same stretch of time must not reach the model twice), and any frame that would put
+        audio time more than the burst ahead of real time."""
         parts = []
+        burst = self._input_burst
         for frame in frames:
+            size = len(frame.payload)
             if frame.concealed and surplus >= 0:
-                self.stats.fill_overlap_dropped_bytes += len(frame.payload)
+                self.stats.fill_overlap_dropped_bytes += size
                 continue
-            surplus += len(frame.payload)
+            if surplus + size > burst:
+                self.stats.input_rate_dropped_bytes += size
+                continue
+            surplus += size
             parts.append(frame.payload)
         return b"".join(parts)
 
@@ -220,10 +256,9 @@ class CallSession:
         if self._playout_nonempty and self.queue.queued_bytes == 0:
             self._playout_nonempty = False
             self.dispatch(m.PlayoutDrained())
-        now = self._loop_time()
         if self._audio_t0 is None:
-            self._audio_t0 = now  # audio time starts with our stream, RTP or not
-            return
+            return  # no caller audio yet: nothing to keep running, nothing billed
+        now = self._loop_time()
         behind = (now - self._audio_t0 - HOLD_FILL_AFTER_S) * SAMPLE_RATE - self._audio_samples
         if behind >= FRAME_BYTES:
             # Keep audio time running (server VAD and idle timeouts count audio, not wall
@@ -232,6 +267,20 @@ class CallSession:
             self.stats.silence_filled_bytes += frames * FRAME_BYTES
             self._audio_samples += frames * FRAME_BYTES
             self._append(self._silence * frames)
+
+    def _playout_overflow(self, item_id: str, dropped: int) -> None:
+        self.stats.playout_overflow_bytes += dropped
+        if item_id not in self._overflow_logged:
+            self._overflow_logged.add(item_id)
+            log_event(
+                log,
+                "call.playout_overflow",
+                "bot audio beyond the playout bound: the rest of this item is dropped",
+                level=logging.WARNING,
+                call_id=self.call_id,
+                item_id=item_id,
+                queued_bytes=self.queue.queued_bytes,
+            )
 
     def say(self, text: str, role: str = "system", respond: bool = True) -> None:
         """Inject a message (control API `POST /calls/{id}/say`): a text item, then a response
@@ -314,7 +363,8 @@ class CallSession:
     def _execute(self, action: m.Action) -> None:
         match action:
             case m.EnqueueAudio(item_id, audio):
-                self.queue.enqueue(item_id, audio)
+                if self.queue.enqueue(item_id, audio) is False:  # dropped by the bound
+                    self._playout_overflow(item_id, len(audio))
                 self._playout_nonempty = True
             case m.EndOfAudio(item_id):
                 self.queue.end_of_item(item_id)

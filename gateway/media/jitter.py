@@ -35,6 +35,10 @@ loss because it waits for packets rather than time, see docs):
   carries on. Stragglers from the previous SSRC are dropped as late. A sequence jump of more than
   3000 (RFC 3550 A.1 MAX_DROPOUT) is believed only when the next packet confirms it.
 
+- Bounded: at most `max_packets` (default 256, over 2 s of 10 ms packets, ten times what the
+  200 ms window ever holds) are buffered; a packet beyond that is dropped and counted
+  (`overflow`), so no sender can grow a call's memory.
+
 `media_time` of a `Frame` is in samples (8 kHz) since the stream started: it is simply the count
 of samples handed on before it, so it never has holes or overlaps, even across SSRC changes.
 """
@@ -53,6 +57,7 @@ DEFAULT_MAX_DELAY_MS = 200.0
 DEFAULT_JITTER_FACTOR = 3.0
 DEFAULT_MAX_GAP_MS = 1000.0
 DEFAULT_MAX_PACKET_MS = 120.0
+DEFAULT_MAX_PACKETS = 256
 _DECAY_PER_FRAME = 0.0005  # seconds of delay given back per released frame
 _RECENT_SEQS = 512  # how far back duplicates are recognised (a power of two)
 
@@ -81,6 +86,7 @@ class JitterStats:
     reordered: int = 0
     invalid: int = 0  # empty/oversized payloads, unconfirmed sequence jumps
     resyncs: int = 0  # discontinuities within one SSRC (sequence or timestamp jumps)
+    overflow: int = 0  # dropped because `max_packets` were already buffered
     ssrc_changes: int = 0
     underruns: int = 0
 
@@ -96,11 +102,15 @@ class JitterBuffer:
         max_gap_ms: float = DEFAULT_MAX_GAP_MS,
         max_packet_ms: float = DEFAULT_MAX_PACKET_MS,
         clock_rate: int = 8000,
+        max_packets: int = DEFAULT_MAX_PACKETS,
     ) -> None:
         if not 0 <= min_delay_ms <= max_delay_ms:
             raise ValueError(
                 f"jitter buffer needs 0 <= min_delay_ms <= max_delay_ms, got {min_delay_ms}/{max_delay_ms}"
             )
+        if max_packets < 1:
+            raise ValueError(f"jitter buffer needs max_packets >= 1, got {max_packets}")
+        self._max_packets = max_packets
         self._silence = bytes((silence_byte(codec),))
         self._rate = clock_rate
         self._min_delay = min_delay_ms / 1000.0
@@ -244,6 +254,9 @@ class JitterBuffer:
             return
         if ext_ts in self._buffer:
             stats.duplicates += 1  # same timestamp under another sequence number
+            return
+        if len(self._buffer) >= self._max_packets:
+            stats.overflow += 1
             return
         if ahead < 0:
             stats.reordered += 1

@@ -21,6 +21,12 @@ Interface (plain, sans-I/O; the shared clock in `pacer.py` drives it once per 20
   is held (not consumed, not counted) and idle frames are produced instead.
 - `is_complete(item_id)` / `completed_items`: which items have had their end signalled.
 
+Bound: at most `max_queued_bytes` (default 120 s of G.711) wait in the queue. The Realtime
+service streams a response faster than real time, so the bound is generous; a chunk past it is
+dropped, and so is every later chunk of the same item (a hole in the middle of a sentence,
+then the rest of it, would be worse than a sentence cut short). `enqueue` returns False for a
+dropped chunk; `stats.overflow_bytes` / `overflow_items` count them.
+
 Idle policy (what goes out when there is nothing to play): the stream must keep sending so PBX
 RTP timeouts (Asterisk `rtp_timeout`) and NAT bindings stay alive, hence `SILENCE` by default.
 `COMFORT_NOISE` sends one RFC 3389 CN packet when a talkspurt ends (or the call starts idle) and
@@ -41,6 +47,7 @@ from gateway.media.g711 import PCMU, silence_byte
 
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
 FRAME_BYTES = FRAME_SAMPLES  # G.711: one byte per sample
+DEFAULT_MAX_QUEUED_BYTES = 120 * 8000  # 120 s of G.711
 
 # RFC 3389 3: noise level in -dBov. 70 is a quiet line, well below speech, what PBXes typically
 # send when they have no measured background level.
@@ -87,6 +94,8 @@ class PlayoutStats:
     padded_frames: int = 0
     flushes: int = 0
     dropped_bytes: int = 0
+    overflow_bytes: int = 0  # model audio dropped because the queue was full
+    overflow_items: int = 0  # items cut short by the bound
 
 
 @dataclass
@@ -112,6 +121,7 @@ class PlayoutQueue:
     idle_policy: IdlePolicy = IdlePolicy.SILENCE
     cn_refresh_frames: int = 10
     cn_level: int = DEFAULT_CN_LEVEL
+    max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
     stats: PlayoutStats = field(default_factory=PlayoutStats)
 
     def __post_init__(self) -> None:
@@ -119,6 +129,10 @@ class PlayoutQueue:
             raise ValueError(f"cn_refresh_frames must be >= 1, got {self.cn_refresh_frames}")
         if not 0 <= self.cn_level <= 127:
             raise ValueError(f"cn_level must be 0..127 (-dBov), got {self.cn_level}")
+        if self.max_queued_bytes < FRAME_BYTES:
+            raise ValueError(
+                f"max_queued_bytes must be >= {FRAME_BYTES}, got {self.max_queued_bytes}"
+            )
         self._silence_byte = silence_byte(self.codec)
         self._silence_frame = bytes([self._silence_byte]) * FRAME_BYTES
         # Idle ticks of every call hand out this one immutable frame (no allocation per tick).
@@ -132,12 +146,20 @@ class PlayoutQueue:
         self._paused = False
         self._playing: str | None = None
         self._last_item: str | None = None
+        self._overflowed: set[str] = set()  # items whose further audio is dropped
 
     # -- input -------------------------------------------------------------------------------
 
-    def enqueue(self, item_id: str, g711: bytes) -> None:
+    def enqueue(self, item_id: str, g711: bytes) -> bool:
+        """Queue a chunk; False when it was dropped by the bound (see the module docstring)."""
         if not item_id:
             raise ValueError("enqueue needs a non-empty item_id")
+        if item_id in self._overflowed or self._queued + len(g711) > self.max_queued_bytes:
+            if item_id not in self._overflowed:
+                self._overflowed.add(item_id)
+                self.stats.overflow_items += 1
+            self.stats.overflow_bytes += len(g711)
+            return False
         state = self._items.setdefault(item_id, _ItemState())
         if state.complete:
             # The model does not send audio after `response.output_audio.done`; if it does,
@@ -146,6 +168,7 @@ class PlayoutQueue:
         if g711:
             self._chunks.append(_Chunk(item_id, bytes(g711)))
             self._queued += len(g711)
+        return True
 
     def end_of_item(self, item_id: str) -> None:
         self._items.setdefault(item_id, _ItemState()).complete = True
@@ -202,6 +225,7 @@ class PlayoutQueue:
         """Drop the bookkeeping of an item the caller no longer needs (long calls)."""
         if not any(c.item_id == item_id for c in self._chunks):
             self._items.pop(item_id, None)
+            self._overflowed.discard(item_id)
             if self._playing == item_id:
                 self._playing = None
 
@@ -213,6 +237,7 @@ class PlayoutQueue:
             dropped[chunk.item_id] = dropped.get(chunk.item_id, 0) + chunk.remaining
         self._chunks.clear()
         self._queued = 0
+        self._overflowed.clear()  # barge-in: the cut items are gone anyway
         self.stats.flushes += 1
         self.stats.dropped_bytes += sum(dropped.values())
         playing = self._playing

@@ -2,8 +2,13 @@
 
 RFC 3550 11 asks for an even RTP port with RTCP on the next odd one. A port just released is
 quarantined (default 30 s) before reuse: late packets of the old call, or a peer that keeps
-sending after BYE, must not land in a new call's jitter buffer. Ports are handed out round-robin
-so reuse is spread over the whole range even without quarantine.
+sending after BYE, must not land in a new call's jitter buffer.
+
+Ports are drawn at random from the free pairs (a CSPRNG, `secrets.SystemRandom`): handed out in
+order, the next call's port is one guess away for anyone who saw one SDP, and an attacker can
+race the caller to it (RTP bleed / port prediction, issue 9). Random draws also spread reuse
+over the whole range. A few random probes find a free pair in the common case; when the range
+is crowded, one pass lists the free pairs and one of them is drawn, so exhaustion is exact.
 
 Sans-I/O: the allocator only tracks numbers; `stream.py` binds and reports a bind failure (a
 port another process holds) with `release(port, failed=True)`, which quarantines it too.
@@ -11,11 +16,14 @@ port another process holds) with `release(port, failed=True)`, which quarantines
 
 from __future__ import annotations
 
+import random
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 DEFAULT_QUARANTINE_S = 30.0
+_RANDOM_PROBES = 16  # random tries before listing the free pairs
 
 
 @dataclass(slots=True)
@@ -34,6 +42,7 @@ class PortAllocator:
         quarantine_s: float = DEFAULT_QUARANTINE_S,
         *,
         clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
     ) -> None:
         first = port_min + (port_min % 2)  # round up to even
         if port_min < 1 or port_max > 65535 or first + 1 > port_max:
@@ -48,7 +57,7 @@ class PortAllocator:
         self.quarantine_s = quarantine_s
         self._clock = clock
         self._pairs = (port_max - first + 1) // 2  # number of (even, odd) pairs
-        self._cursor = 0
+        self._rng = rng if rng is not None else secrets.SystemRandom()
         self._in_use: set[int] = set()
         self._quarantine: dict[int, float] = {}  # port -> time it becomes free again
         self.stats = PortStats()
@@ -75,15 +84,27 @@ class PortAllocator:
     def allocate(self) -> int | None:
         """An even RTP port (RTCP = port + 1) not in use or quarantine; None when exhausted."""
         now = self._clock()
-        for _ in range(self._pairs):
-            port = self.port_min + 2 * self._cursor
-            self._cursor = (self._cursor + 1) % self._pairs
-            if self._is_free(port, now):
-                self._in_use.add(port)
-                self.stats.allocated += 1
-                return port
-        self.stats.exhausted += 1
-        return None
+        pick = self._rng.randrange
+        port: int | None = None
+        for _ in range(min(_RANDOM_PROBES, self._pairs)):
+            candidate = self.port_min + 2 * pick(self._pairs)
+            if self._is_free(candidate, now):
+                port = candidate
+                break
+        else:
+            free = [
+                p
+                for p in range(self.port_min, self.port_min + 2 * self._pairs, 2)
+                if self._is_free(p, now)
+            ]
+            if free:
+                port = free[pick(len(free))]
+        if port is None:
+            self.stats.exhausted += 1
+            return None
+        self._in_use.add(port)
+        self.stats.allocated += 1
+        return port
 
     def release(self, port: int, *, failed: bool = False) -> None:
         """Give back `port` (at the end of a call, or after a failed bind) into quarantine."""

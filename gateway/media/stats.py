@@ -163,8 +163,11 @@ class StreamStats:
     largest_gap_ms: float = 0.0  # longest time between two accepted inbound packets
     ssrc_changes: int = 0
     sequence_resyncs: int = 0  # large sequence/timestamp jumps within one SSRC
-    dropped_foreign_source: int = 0  # packets from another address after latching
-    relatched: int = 0  # latched source went silent and another address took over
+    dropped_foreign_source: int = 0  # RTP from an address that is not (or cannot be) latched
+    dropped_probation: int = 0  # RTP of a learnable source still in probation (latch.py)
+    dropped_rate: int = 0  # audio packets beyond real time (+ burst) from the latched source
+    jitter_overflow: int = 0  # dropped: the jitter buffer was full (jitter.py max_packets)
+    relatched: int = 0  # a source latched again after a re-INVITE/UPDATE moved the media
     dropped_malformed: int = 0
     dropped_unknown_pt: int = 0
     dtmf_packets: int = 0
@@ -176,6 +179,7 @@ class StreamStats:
     rtcp_sent: int = 0
     rtcp_received: int = 0
     rtcp_malformed: int = 0
+    rtcp_dropped_foreign: int = 0  # RTCP not from the latched RTP source (latch.py)
     remote_fraction_lost: float = 0.0  # from the peer's last report about us, 0..1
     remote_cumulative_lost: int = 0
     remote_jitter_ms: float = 0.0

@@ -13,13 +13,16 @@ Outbound: the pacer's `CallOutput` calls `send_frame` / `send_event` / `send_com
 random initial values (RFC 3550 5.1). Received DTMF has no path to the sending side, so it can
 never be echoed back to the peer.
 
-Latching (symmetric RTP, RFC 4961; on by default): until the first valid RTP packet we send to
-the address from the SDP; after it, to the address the peer actually sends from (NAT, SBCs that
-put a private address in their SDP: the #1 cause of one-way audio). Once latched, RTP from any
-other address is dropped and counted, unless the latched source has been silent for
-`relatch_after_s` (default 2 s: an SBC failover behind NAT), in which case the new source is
-latched. RTCP latches separately on the RTCP socket. A new remote address from a re-INVITE
-(`set_remote`) re-opens the latch.
+Latching (strict, `latch.py`): RTP from the SDP's address is accepted at once; another source
+(NAT, an SBC that puts a private address in its SDP: the #1 cause of one-way audio) only after
+a few consecutive in-sequence packets with one SSRC, from the SDP's or the SIP signalling's
+host. Once latched, every other source is dropped and counted, however long the latched one is
+silent; only a re-INVITE/UPDATE that moves the media (`set_remote`) re-opens the latch. RTCP is
+accepted only from the latched source. With `latching` (symmetric RTP) on, we send to the
+latched source; off, always to the SDP's address (the inbound check is the same).
+
+Rate: audio packets from the latched source pass a token bucket of real time (8000 samples/s)
+with `rate_burst_ms` of credit; a flood beyond that is dropped and counted (`dropped_rate`).
 
 Inactivity: no RTP for `inactivity_timeout_s` (default 30 s) while we expect media fires
 `on_timeout()` once; it is suspended while the peer holds the call (`set_direction`).
@@ -45,6 +48,7 @@ from gateway.media.jitter import (
     Frame,
     JitterBuffer,
 )
+from gateway.media.latch import FOREIGN, SourceLatch
 from gateway.media.ports import PortAllocator
 from gateway.media.rtp import RtpDecodeError, decode_rtp, encode_rtp_header
 from gateway.media.stats import ReceptionStats, StreamStats
@@ -80,7 +84,12 @@ class StreamConfig:
     latching: bool = True
     inactivity_timeout_s: float = 30.0  # 0 disables
     rtcp_interval_s: float = 5.0  # RFC 3550 6.2 minimum; randomised 0.5-1.5x per report
-    relatch_after_s: float = 2.0  # latched source silent this long: follow a new one (0: never)
+    latch_packets: int = 3  # in-sequence packets before a source not in the SDP is learned
+    latch_any_host: bool = False  # learn sources on any host (not only SDP/signalling host)
+    signalling_host: str | None = None  # where the call's SIP came from (a learnable host)
+    # Credit of the inbound rate bound, beyond real time: a network stall followed by a
+    # burst passes; a sender faster than real time does not (0 disables the bound).
+    rate_burst_ms: float = 1000.0
     jitter_min_ms: float = DEFAULT_MIN_DELAY_MS
     jitter_max_ms: float = DEFAULT_MAX_DELAY_MS
     cname: str = field(default_factory=lambda: f"gw-{random.getrandbits(48):012x}")
@@ -89,11 +98,6 @@ class StreamConfig:
 AudioCallback = Callable[[list[Frame]], None]
 DtmfCallback = Callable[[DtmfDigit], None]
 TimeoutCallback = Callable[[], None]
-
-
-def _same_address(a: Any, b: Address) -> bool:
-    # IPv6 source addresses come as 4-tuples (host, port, flowinfo, scope_id).
-    return a[0] == b[0] and a[1] == b[1]
 
 
 class _RtpProtocol(asyncio.DatagramProtocol):
@@ -162,13 +166,20 @@ class RtpStream:
         # Addresses.
         self.remote_rtp: Address | None = None
         self.remote_rtcp: Address | None = None
-        self._latched_rtp: Address | None = None
-        self._latched_rtcp: Address | None = None
+        self._rtcp_source: Address | None = None  # where accepted RTCP came from
+        self.latch = SourceLatch(
+            self.config.latch_packets,
+            signalling_host=self.config.signalling_host,
+            any_host=self.config.latch_any_host,
+        )
+        # Inbound rate bound (token bucket, in samples).
+        self._rate_capacity = self.config.rate_burst_ms * self.config.clock_rate / 1000.0
+        self._rate_tokens = self._rate_capacity
+        self._rate_at: float | None = None
         # Inbound state.
         self._reception: ReceptionStats | None = None
         self._previous_reception: ReceptionStats | None = None  # the source before an SSRC change
         self._lost_retired_sources = 0  # A.3 loss of the sources before that
-        self._last_rx: float | None = None
         self._last_audio_rx: float | None = None
         self._activity_since = 0.0
         self._timed_out = False
@@ -258,17 +269,18 @@ class RtpStream:
     # -- negotiation -------------------------------------------------------------------------
 
     def set_remote(self, rtp: Address | None, rtcp_addr: Address | None = None) -> None:
-        """Remote address from the SDP (None or port 0: unknown/held). Re-opens the latch when
-        it changes, so a re-INVITE moving the media is followed."""
+        """Remote address from the SDP (None or port 0: unknown/held). A new address (a
+        re-INVITE moving the media) re-opens the latch; hold and resume to the same address
+        keep it (latch.py)."""
         if rtp is not None and (rtp[1] == 0 or rtp[0] in ("0.0.0.0", "::")):
             rtp = None  # RFC 3264 8.4 / RFC 2543 hold: no destination
-        if rtp != self.remote_rtp:
-            self._latched_rtp = None
-            self._latched_rtcp = None
         self.remote_rtp = rtp
         if rtcp_addr is None and rtp is not None:
             rtcp_addr = (rtp[0], rtp[1] + 1)
-        self.remote_rtcp = rtcp_addr
+        self.remote_rtcp = rtcp_addr if rtp is not None else None
+        self.latch.set_sdp(rtp, self.remote_rtcp)
+        if self.latch.latched is None:
+            self._rtcp_source = None
 
     def set_direction(
         self, direction: str, on_hold: bool = False, now: float | None = None
@@ -314,8 +326,14 @@ class RtpStream:
 
     @property
     def send_address(self) -> Address | None:
-        """Where RTP goes: the latched source when latching is on and latched, else the SDP."""
-        return self._latched_rtp or self.remote_rtp
+        """Where RTP goes: the latched source when latching is on and latched, else the SDP;
+        nowhere while the SDP gives no address (hold with c=0.0.0.0)."""
+        remote = self.remote_rtp
+        if remote is None:
+            return None
+        if self.config.latching:
+            return self.latch.latched or remote
+        return remote
 
     # -- outbound (called by pacer.CallOutput, once per 20 ms tick) ---------------------------
 
@@ -346,9 +364,11 @@ class RtpStream:
 
     def _send(self, pt: int, marker: bool, timestamp: int, payload: bytes) -> None:
         transport = self._rtp_transport
-        addr = self._latched_rtp or self.remote_rtp
+        addr = self.remote_rtp
         if transport is None or addr is None or not self._may_send:
             return
+        if self.config.latching:
+            addr = self.latch.latched or addr
         packet = encode_rtp_header(pt, marker, self._seq, timestamp, self.ssrc) + payload
         try:
             transport.sendto(packet, addr)
@@ -378,22 +398,16 @@ class RtpStream:
         except RtpDecodeError:
             stats.dropped_malformed += 1
             return
-        latched = self._latched_rtp
-        if latched is None:
-            if self.config.latching:
-                self._latched_rtp = (addr[0], addr[1])
-        elif not _same_address(addr, latched):
-            relatch = self.config.relatch_after_s
-            last = self._last_rx
-            if not relatch or last is None or now - last < relatch:
-                stats.dropped_foreign_source += 1
+        latched = self.latch.latched
+        if latched is None or latched[1] != addr[1] or latched[0] != addr[0]:
+            # Not the latched source (the per-packet case is the compare above, inlined).
+            verdict = self.latch.check_rtp(addr, packet.ssrc, packet.sequence_number)
+            if verdict:
+                if verdict == FOREIGN:
+                    stats.dropped_foreign_source += 1
+                else:
+                    stats.dropped_probation += 1
                 return
-            # The latched source went quiet and another one speaks (SBC failover behind NAT,
-            # a transfer without re-INVITE): follow it rather than stay one-way forever.
-            self._latched_rtp = (addr[0], addr[1])
-            self._latched_rtcp = None
-            stats.relatched += 1
-        self._last_rx = now
         self._activity_since = now
         self._timed_out = False
         pt = packet.payload_type
@@ -420,6 +434,22 @@ class RtpStream:
         if pt != self.config.payload_type:
             stats.dropped_unknown_pt += 1
             return
+        capacity = self._rate_capacity
+        if capacity > 0:
+            # Token bucket of real time, inlined (every packet): samples = payload bytes (G.711).
+            tokens = self._rate_tokens
+            last = self._rate_at
+            if last is not None and now > last:
+                tokens += (now - last) * self.config.clock_rate
+                if tokens > capacity:
+                    tokens = capacity
+            self._rate_at = now
+            size = len(packet.payload)
+            if tokens < size:
+                self._rate_tokens = tokens
+                stats.dropped_rate += 1
+                return
+            self._rate_tokens = tokens - size
         reception = self._reception
         if reception is None or reception.ssrc != packet.ssrc:
             previous_source = self._previous_reception
@@ -545,8 +575,8 @@ class RtpStream:
 
     def _send_rtcp(self, now: float, bye_reason: str | None = None) -> None:
         transport = self._rtcp_transport
-        addr = self._latched_rtcp or self.remote_rtcp
-        if transport is None or addr is None:
+        addr = (self.config.latching and self._rtcp_source) or self.remote_rtcp
+        if transport is None or addr is None or self.remote_rtp is None:
             return
         try:
             transport.sendto(self.build_report(now, bye_reason), addr)
@@ -566,13 +596,10 @@ class RtpStream:
         except rtcp.RtcpDecodeError:
             stats.rtcp_malformed += 1
             return
-        latched = self._latched_rtcp
-        if latched is None:
-            if self.config.latching:
-                self._latched_rtcp = (addr[0], addr[1])
-        elif not _same_address(addr, latched):
-            stats.dropped_foreign_source += 1
+        if not self.latch.check_rtcp(addr):
+            stats.rtcp_dropped_foreign += 1
             return
+        self._rtcp_source = (addr[0], addr[1])
         stats.rtcp_received += 1
         for packet in packets:
             if isinstance(packet, rtcp.SenderReport):
@@ -616,4 +643,6 @@ class RtpStream:
         stats.concealed = jb.concealed_frames
         stats.concealed_ms = jb.concealed_samples * 1000.0 / self.config.clock_rate
         stats.sequence_resyncs = jb.resyncs
+        stats.jitter_overflow = jb.overflow
+        stats.relatched = max(self.latch.latches - 1, 0)
         return stats

@@ -51,6 +51,9 @@ DTMF_SOURCES = frozenset({"rfc4733", "info", "inband"})
 # when the bot had already finished speaking.
 BARGE_IN_ACTIONS = frozenset({"truncate", "delete", "none"})
 TOKEN_KINDS = ("input_text", "input_audio", "output_text", "output_audio", "cached")
+# srg_rtp_dropped_packets_total reasons (StreamStats names, gateway/media/stats.py).
+RTP_DROP_REASONS = ("foreign_source", "probation", "rate", "rtcp_foreign", "jitter_overflow")
+AUDIO_DROP_REASONS = ("input_rate", "playout_overflow")
 SIP_METHODS = frozenset(
     {
         "INVITE",
@@ -240,6 +243,7 @@ class Metrics:
         for kind in TOKEN_KINDS:
             # Pre-create so dashboards show 0 instead of "no data" before the first call.
             self.tokens.labels(kind=kind)
+        self._init_media_safety(p, r)
 
     # -- calls -------------------------------------------------------------------------------
 
@@ -314,6 +318,35 @@ class Metrics:
             self.rtp_concealed.inc(concealed_frames)
         if jitter_s is not None and jitter_s >= 0:
             self.rtp_jitter.observe(jitter_s)
+
+    def _init_media_safety(self, p: str, r: CollectorRegistry) -> None:
+        # Issue 9 (strict media): what the gateway refused, so an attack is visible.
+        self.rtp_dropped = Counter(
+            p + "rtp_dropped_packets",
+            "Inbound RTP/RTCP packets dropped for safety, by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.audio_dropped = Counter(
+            p + "audio_dropped_bytes",
+            "G.711 audio bytes dropped by a bound: input_rate (caller audio beyond real time), "
+            "playout_overflow (bot audio beyond media.playout_max_s).",
+            ["reason"],
+            registry=r,
+        )
+        for reason in RTP_DROP_REASONS:
+            self.rtp_dropped.labels(reason=reason)
+        for reason in AUDIO_DROP_REASONS:
+            self.audio_dropped.labels(reason=reason)
+
+    def media_dropped(self, rtp: Mapping[str, int], audio: Mapping[str, int]) -> None:
+        """One call's drops, once at hangup: RTP packets and audio bytes by reason."""
+        for reason, count in rtp.items():
+            if count > 0:
+                self.rtp_dropped.labels(reason=_bounded(reason, RTP_DROP_REASONS)).inc(count)
+        for reason, count in audio.items():
+            if count > 0:
+                self.audio_dropped.labels(reason=_bounded(reason, AUDIO_DROP_REASONS)).inc(count)
 
     def observe_pacer_lateness(self, seconds: float) -> None:
         """One wakeup by hand (tests, a clock of another kind); the gateway's own clock is

@@ -71,7 +71,10 @@ async def make_session() -> AsyncIterator[Callable[..., Any]]:
     sessions: list[CallSession] = []
 
     async def factory(
-        simulator: Simulator | None, url: str | None = None, **policy: Any
+        simulator: Simulator | None,
+        url: str | None = None,
+        input_burst_s: float = 3600.0,
+        **policy: Any,
     ) -> Session:
         control = FakeControl()
         queue = PlayoutQueue()
@@ -83,7 +86,11 @@ async def make_session() -> AsyncIterator[Callable[..., Any]]:
         budget = {
             k: policy.pop(k) for k in ("reconnect_budget", "reconnect_window_s") if k in policy
         }
-        settings = SessionSettings(endpoint, config, m.CallPolicy(**policy), **budget)
+        # `speak` hands whole utterances over at once, far faster than real time (no clock
+        # here); the real-time bound on caller audio is tested on its own below.
+        settings = SessionSettings(
+            endpoint, config, m.CallPolicy(**policy), input_burst_s=input_burst_s, **budget
+        )
         session = CallSession("call-1", settings, control, queue)
         sessions.append(session)
         session.start()
@@ -318,3 +325,83 @@ async def test_drop_mid_answer_replays_what_the_bot_had_said(
     assert replayed, second.client_events_of("conversation.item.create")
     text = replayed[-1]["content"][0]["text"]
     assert text.startswith("alpha") and text.endswith("[cut off]"), text
+
+
+# -- billing safety (issue 9) -------------------------------------------------------------------
+
+
+class FakeTime:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_nothing_is_appended_before_the_callers_first_audio(
+    sim: Simulator, make_session: Callable[..., Any]
+) -> None:
+    """An answered call whose caller sends no RTP: seconds of output ticks append nothing,
+    not even hold-fill silence; the first caller frame starts audio time."""
+    session, _, queue = await answered(sim, make_session)
+    clock = session._now = FakeTime()
+    for _ in range(250):  # 5 s of ticks
+        clock.now += 0.02
+        tick(session, queue, 1)
+    assert session.stats.audio_appended_bytes == 0
+    assert session.stats.silence_filled_bytes == 0
+    session.on_audio([Frame(b"\x00" * 160, 0)])
+    assert session.stats.audio_appended_bytes == 160
+    clock.now += 1.0  # then RTP stops: hold-filling runs from the first frame's time on
+    tick(session, queue, 1)
+    assert session.stats.silence_filled_bytes > 0
+    simulated = await sim.wait_session()
+    await until(lambda: bool(simulated.client_events_of("input_audio_buffer.append")))
+
+
+async def test_ack_starts_audio_time_when_the_caller_will_never_send(
+    sim: Simulator, make_session: Callable[..., Any]
+) -> None:
+    session, control, queue = await make_session(sim)
+    await until(lambda: "answer" in control.names())
+    clock = session._now = FakeTime()
+    clock.now += 2.0
+    tick(session, queue, 1)
+    assert session.stats.silence_filled_bytes == 0  # answered, no ACK yet: nothing
+    session.on_ack(caller_sends=False)  # we are sendonly/inactive: no RTP will come
+    clock.now += 1.0
+    tick(session, queue, 1)
+    assert session.stats.silence_filled_bytes == int((1.0 - 0.25) * 8000) // 160 * 160
+
+
+async def test_caller_audio_never_runs_ahead_of_real_time_by_more_than_the_burst(
+    sim: Simulator, make_session: Callable[..., Any]
+) -> None:
+    session, _, _ = await answered(sim, make_session, input_burst_s=0.2)
+    clock = session._now = FakeTime()
+    # 10x real time for 2 s: 1000 frames of 20 ms, 5 per 10 ms of fake time.
+    for i in range(1000):
+        if i % 5 == 0:
+            clock.now += 0.01
+        session.on_audio([Frame(b"\x00" * 160, i * 160)])
+    appended = session.stats.audio_appended_bytes
+    assert appended <= (2.0 + 0.2) * 8000
+    assert appended >= (2.0 + 0.2) * 8000 - 2 * 160
+    assert session.stats.input_rate_dropped_bytes == 1000 * 160 - appended
+    # Concealment in one release (a timestamp-jump trick) is bounded the same way.
+    clock.now += 1.0
+    before = session.stats.audio_appended_bytes
+    session.on_audio([Frame(b"\xff" * 160, 0, concealed=True)] * 500)
+    assert session.stats.audio_appended_bytes - before <= 1.0 * 8000 + 160
+
+
+async def test_playout_overflow_is_counted_and_logged_once_per_item(
+    sim: Simulator, make_session: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    session, _, _ = await answered(sim, make_session)
+    session.queue = PlayoutQueue(max_queued_bytes=1600)
+    for _ in range(5):
+        session._execute(m.EnqueueAudio("item-x", b"\x01" * 800))
+    assert session.stats.playout_overflow_bytes == 3 * 800
+    warnings = [r for r in caplog.records if "playout bound" in r.getMessage()]
+    assert len(warnings) == 1

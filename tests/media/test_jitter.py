@@ -360,3 +360,14 @@ def test_simulated_network_with_too_small_window_accounts_for_every_slot(seed: i
     assert jb.stats.concealed_frames == len(lost) + jb.stats.late
     played = [f.payload for f in frames if not f.concealed]
     assert played == sorted(played, key=lambda p: (p[0] << 7) | p[1])
+
+
+def test_buffer_is_bounded() -> None:
+    """Packets that are not yet due pile up only to `max_packets`; the rest are counted."""
+    jb = JitterBuffer(max_packets=8, max_delay_ms=200)
+    for seq in range(20):  # reordered far into the future: nothing is due yet
+        jb.push(RtpPacket(0, 100 + seq, 10 * 160 + 160 * seq, 1, b"\x01" * 160), 0.0)
+    assert jb.stats.overflow == 12
+    assert jb.buffered_ms == 8 * 20
+    with pytest.raises(ValueError, match="max_packets"):
+        JitterBuffer(max_packets=0)

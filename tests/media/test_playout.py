@@ -224,3 +224,31 @@ def test_end_of_response_marks_items_already_played_complete() -> None:
     assert not q.is_complete("a")
     q.end_of_response()
     assert q.completed_items == {"a"}
+
+
+def test_queue_is_bounded_and_the_overflowing_item_is_cut_not_holed() -> None:
+    """The model streams faster than real time; past the bound, the rest of that item is
+    dropped (counted), never queued with a hole in it; the next item plays again."""
+    q = PlayoutQueue(max_queued_bytes=1600)
+    assert q.enqueue("a", b"\x01" * 960)
+    assert not q.enqueue("a", b"\x02" * 1000)  # over the bound
+    # Room again (a frame went out), but the cut item stays cut.
+    q.next_frame()
+    assert not q.enqueue("a", b"\x03" * 100)
+    assert q.stats.overflow_bytes == 1100 and q.stats.overflow_items == 1
+    assert q.enqueue("b", b"\x04" * 160)
+    payloads = []
+    while (frame := q.next_frame()) is not None and frame.kind.value == "audio":
+        payloads.append(frame.payload)
+    assert b"\x02" not in b"".join(payloads) and b"\x03" not in b"".join(payloads)
+    assert b"".join(payloads).endswith(b"\x04" * 160)
+
+
+def test_default_bound_is_two_minutes_of_audio() -> None:
+    q = PlayoutQueue()
+    assert q.max_queued_bytes == 120 * 8000
+    for _ in range(120):
+        assert q.enqueue("long", b"\x01" * 8000)
+    assert not q.enqueue("long", b"\x01" * 160)
+    with pytest.raises(ValueError, match="max_queued_bytes"):
+        PlayoutQueue(max_queued_bytes=0)

@@ -20,6 +20,7 @@ def setup() -> tuple[FakeLoop, MediaClock, RtpStream, CallOutput, list[tuple[Any
     clock = MediaClock(loop)
     order: list[tuple[Any, ...]] = []
     stream = RtpStream(StreamConfig(codec="PCMU", payload_type=0, jitter_min_ms=20))
+    stream.set_remote(("127.0.0.1", 4000))  # the SDP's address: its packets count at once
     stream.on_audio = lambda frames: order.append(("audio", len(frames)))
     stream.start(clock)
     out = CallOutput(

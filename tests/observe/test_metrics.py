@@ -179,3 +179,16 @@ def test_pacer_scrape_cost_does_not_grow_with_wakeups() -> None:
     stats.bucket_counts[1] = 10_000_000
     stats.wakeups = 10_000_000
     assert _value(m, "srg_pacer_lateness_seconds_count") == 10_000_000
+
+
+def test_media_drops_are_counted_by_reason() -> None:
+    m = Metrics()
+    assert _value(m, "srg_rtp_dropped_packets_total", reason="foreign_source") == 0  # pre-created
+    m.media_dropped(
+        {"foreign_source": 150, "probation": 2, "rate": 0, "bogus": 3},
+        {"input_rate": 16000, "playout_overflow": 0},
+    )
+    assert _value(m, "srg_rtp_dropped_packets_total", reason="foreign_source") == 150
+    assert _value(m, "srg_rtp_dropped_packets_total", reason="probation") == 2
+    assert _value(m, "srg_rtp_dropped_packets_total", reason="other") == 3
+    assert _value(m, "srg_audio_dropped_bytes_total", reason="input_rate") == 16000
