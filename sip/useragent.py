@@ -208,6 +208,8 @@ class UaCounters:
     rejected_allowlist: int = 0
     auth_challenges: int = 0
     callback_errors: int = 0
+    options_stateless: int = 0  # out-of-dialog OPTIONS answered without a transaction
+    transactions_dropped: int = 0  # requests dropped: server transaction caps reached
 
 
 def _sdp_body(msg: Request | Response) -> bytes | None:
@@ -511,6 +513,8 @@ class UserAgent:
         wall_clock: Callable[[], float] = time.time,
         timers: TimerConfig | None = None,
         max_calls: int = 100,
+        max_server_transactions: int = 10000,
+        max_server_transactions_per_source: int = 0,
         allow_networks: Sequence[str] = (),
         inbound_auth: InboundAuth | None = None,
         credentials: Credentials | None = None,
@@ -567,13 +571,17 @@ class UserAgent:
         self.calls: dict[str, Call] = {}  # by Call-ID (+ our tag inside)
         # Transactions are sip.transaction's sans-I/O machines; the UA only runs their outputs
         # and one loop timer for the earliest deadline.
-        self._layer = TransactionLayer()
+        self._layer = TransactionLayer(
+            max_servers=max_server_transactions,
+            max_servers_per_source=max_server_transactions_per_source,
+        )
         self._txns: dict[int, _ServerTxn | _ClientTxn] = {}  # id(machine) -> wrapper
         self._tick_handle: asyncio.TimerHandle | None = None
         self._tick_at: float | None = None
         self._acks_sent: dict[tuple[str, int], tuple[bytes, TransportAddr]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_parse_log = 0.0
+        self._last_cap_log: float | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:
@@ -722,6 +730,12 @@ class UserAgent:
             return
         if method == "ACK":
             return  # an ACK matching nothing (late, or for a transaction long gone): ignore
+        if method == "OPTIONS" and not req.to_tag:
+            self._answer_options_statelessly(req, dest)
+            return
+        if not self._layer.server_room(source.host):
+            self._drop_over_transaction_cap(req, source)
+            return
         reliable = dest.proto == "tcp"
         if method == "INVITE":
             machine = InviteServerTransaction(req, dest, reliable=reliable, timers=self.timers)
@@ -729,7 +743,7 @@ class UserAgent:
             machine = NonInviteServerTransaction(req, dest, reliable=reliable, timers=self.timers)
         txn = _ServerTxn(machine)
         self._txns[id(machine)] = txn
-        self._layer.add_server(machine)
+        self._layer.add_server(machine, source.host)
         if method == "CANCEL":
             self._on_cancel(req, txn)
             return
@@ -748,9 +762,6 @@ class UserAgent:
             self._reply(txn, 501)
             return
         to_tag = req.to_tag
-        if method == "OPTIONS" and not to_tag:
-            self._reply_options(txn)
-            return
         if method == "INVITE" and not to_tag:
             self._on_new_invite(req, source, txn)
             return
@@ -875,27 +886,67 @@ class UserAgent:
         self._execute(txn, outputs)
         return True
 
-    def _reply_options(self, txn: _ServerTxn, in_dialog: bool = False) -> None:
-        # Fast path: Asterisk qualify and SBC pings judge us by this answer.
+    def _options_answer(
+        self, proto: str, in_dialog: bool
+    ) -> tuple[int, str | None, list[tuple[str, str]]]:
         if not self.accepting and not in_dialog:
             # Draining: a load balancer's OPTIONS probe (Kamailio dispatcher) must see that new
             # calls belong elsewhere, while the calls we still carry keep their dialogs.
-            self._reply(
-                txn,
-                503,
-                "Service Unavailable - draining",
-                extra=[("Retry-After", str(self.retry_after))],
-            )
-            return
-        self._reply(
-            txn,
+            return 503, "Service Unavailable - draining", [("Retry-After", str(self.retry_after))]
+        return (
             200,
-            extra=[
+            None,
+            [
                 ("Accept", self.accept_types),
                 ("Supported", ", ".join(self.supported)),
-                ("Contact", self.contact(txn.dest.proto)),
+                ("Contact", self.contact(proto)),
             ],
         )
+
+    def _reply_options(self, txn: _ServerTxn, in_dialog: bool = False) -> None:
+        status, reason, extra = self._options_answer(txn.dest.proto, in_dialog)
+        self._reply(txn, status, reason, extra=extra)
+
+    def _answer_options_statelessly(self, req: Request, dest: TransportAddr) -> None:
+        """Out-of-dialog OPTIONS (qualify, SBC and dispatcher pings, scanners) answered without
+        a server transaction (RFC 3261 8.2.7 stateless UAS): a retransmission is simply answered
+        again, and a flood of them leaves no state behind for 64*T1."""
+        self.counters.options_stateless += 1
+        if not self._scheme_ok(req):
+            self._send_response(req, dest, 416)
+            return
+        unsupported = self._unsupported_requires(req)
+        if unsupported:
+            self._send_response(req, dest, 420, extra=[("Unsupported", ", ".join(unsupported))])
+            return
+        status, reason, extra = self._options_answer(dest.proto, in_dialog=False)
+        self._send_response(req, dest, status, reason, extra=extra)
+
+    def _drop_over_transaction_cap(self, req: Request, source: TransportAddr) -> None:
+        # Silent: a 503 per dropped request would answer a flood with a flood of our own.
+        self.counters.transactions_dropped += 1
+        now = self.clock()
+        if self._last_cap_log is None or now - self._last_cap_log >= 5.0:
+            self._last_cap_log = now
+            log.warning(
+                "dropping SIP %s from %s:%s: %d server transactions open (%d from this source)",
+                req.method,
+                source.host,
+                source.port,
+                self.server_transactions,
+                self._layer.servers_from(source.host),
+                extra={
+                    "event": "sip.transaction_cap",
+                    "method": req.method,
+                    "source": source.host,
+                    "dropped": self.counters.transactions_dropped,
+                },
+            )
+
+    @property
+    def server_transactions(self) -> int:
+        """Server transactions held now (bounded by max_server_transactions)."""
+        return len(self._layer.servers)
 
     def _stamp_via(self, req: Request, source: TransportAddr) -> None:
         """RFC 3581 + 18.2.1: record where the request really came from in the top Via."""

@@ -460,3 +460,63 @@ def test_rfc2543_peer_without_magic_cookie() -> None:
     layer.add_server(txn)
     assert layer.match_request(request("OPTIONS", branch="1234")) is txn
     assert layer.match_request(request("OPTIONS", branch="1234", cseq=2)) is None
+
+
+# ---- bounds and reaping (issue 9) ---------------------------------------------------------
+
+
+def test_layer_caps_total_and_per_source() -> None:
+    layer = TransactionLayer(max_servers=4, max_servers_per_source=3)
+    for n in range(3):
+        assert layer.server_room("192.0.2.66")
+        layer.add_server(
+            NonInviteServerTransaction(request("BYE", branch=f"z9hG4bKb{n}"), DEST), "192.0.2.66"
+        )
+    assert not layer.server_room("192.0.2.66")  # its share is used
+    assert layer.server_room("192.0.2.7")  # another source still fits
+    layer.add_server(NonInviteServerTransaction(request("BYE", branch="z9hG4bKo"), DEST), "x")
+    assert not layer.server_room("192.0.2.7")  # the total is reached
+    first = layer.match_request(request("BYE", branch="z9hG4bKb0"))
+    assert first is not None
+    layer.remove(first)
+    assert layer.servers_from("192.0.2.66") == 2
+    assert layer.server_room("192.0.2.66")
+
+
+def test_default_per_source_share_is_half() -> None:
+    assert TransactionLayer(max_servers=100).max_servers_per_source == 50
+
+
+def test_flood_of_rejected_invites_is_reaped_by_timer_h() -> None:
+    """10000 INVITEs answered 403 and never ACKed (a flood): all gone 64*T1 later, and a tick
+    before then visits only the transactions that are due."""
+    layer = TransactionLayer(max_servers=20000)
+    for n in range(10000):
+        invite = request(branch=f"z9hG4bKflood{n}", call_id=f"flood-{n}")
+        txn = InviteServerTransaction(invite, DEST)
+        layer.add_server(txn, "192.0.2.66")
+        txn.send_response(response_to(invite, 403), now=n * 0.001)
+    assert layer.next_deadline == pytest.approx(0.5)  # first Timer G
+    results = layer.tick(0.6)  # only the first 100 are due for a retransmission
+    assert len(results) == 101
+    assert len(layer.servers) == 10000
+    now = 0.6
+    while (deadline := layer.next_deadline) is not None:
+        now = deadline
+        layer.tick(now)
+    assert layer.servers == {} and layer.servers_from("192.0.2.66") == 0
+    assert now == pytest.approx(9.999 + 32.0)  # the last one's Timer H
+    assert layer._heap == []
+
+
+def test_layer_tick_skips_cancelled_timers() -> None:
+    layer = TransactionLayer()
+    invite = request()
+    txn = InviteServerTransaction(invite, DEST)
+    layer.add_server(txn)
+    txn.send_response(response_to(invite, 486), 0.0)
+    txn.receive_ack(make_ack_for_non2xx(invite, response_to(invite, 486)), 0.1)  # G, H off; I on
+    assert layer.next_deadline == pytest.approx(0.1 + 5.0)  # Timer I (T4), not the stale G
+    assert layer.tick(1.0) == []
+    assert layer.tick(5.2) == [(txn, [Terminated()])]
+    assert layer.servers == {}
