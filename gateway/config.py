@@ -84,6 +84,19 @@ class SipConfig:
     allow_networks: tuple[str, ...] = ()
     inbound_auth: InboundAuthConfig = field(default_factory=InboundAuthConfig)
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    # Resource limits (issue 9, docs/configuration.md "SIP resource limits").
+    # Server transactions held at once; 0 = 100 per call of max_calls, at least 1000.
+    max_server_transactions: int = 0
+    # Share of them one source address may hold; 0 = half of max_server_transactions.
+    max_server_transactions_per_source: int = 0
+    # Inbound + outbound SIP TCP connections; lowered at start to fit RLIMIT_NOFILE.
+    tcp_max_connections: int = 1024
+    tcp_max_connections_per_source: int = 32
+    # A TCP connection that sends nothing after connecting, or holds a partial message, this
+    # long is closed (slowloris).
+    tcp_message_deadline_s: float = 10.0
+    tcp_max_header_bytes: int = 16384
+    tcp_max_body_bytes: int = 32768
 
 
 @dataclass(frozen=True)
@@ -568,6 +581,28 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
 
 
+def _validate_sip_limits(sip: SipConfig) -> None:
+    for key in ("max_server_transactions", "max_server_transactions_per_source"):
+        if getattr(sip, key) < 0:
+            raise ConfigError(f"sip.{key}: {getattr(sip, key)} must be >= 0 (0 = automatic)")
+    for key in ("tcp_max_connections", "tcp_max_connections_per_source"):
+        if getattr(sip, key) < 1:
+            raise ConfigError(f"sip.{key}: {getattr(sip, key)} must be at least 1")
+    if not sip.tcp_message_deadline_s > 0:
+        raise ConfigError(f"sip.tcp_message_deadline_s: {sip.tcp_message_deadline_s} must be > 0")
+    # 65535 is the cap on a whole message (sip.transport DEFAULT_MAX_MESSAGE).
+    for key, low in (("tcp_max_header_bytes", 1024), ("tcp_max_body_bytes", 0)):
+        value = getattr(sip, key)
+        if not low <= value <= 65535:
+            raise ConfigError(f"sip.{key}: {value} is not in {low}-65535")
+
+
+def server_transaction_cap(sip: SipConfig) -> int:
+    """sip.max_server_transactions, or its automatic value: 100 per call (a call holds a few at
+    once: INVITE until Timer L, BYE, refreshes, one per INFO digit for 64*T1), at least 1000."""
+    return sip.max_server_transactions or max(1000, 100 * sip.max_calls)
+
+
 def validate(config: GatewayConfig) -> None:
     """Check values and cross-field rules; raise `ConfigError` naming the first bad key."""
     sip = config.sip
@@ -598,6 +633,7 @@ def validate(config: GatewayConfig) -> None:
         _check_choice(f"sip.codecs[{i}]", codec, VALID_CODECS)
     if sip.inbound_auth.username and not sip.inbound_auth.password:
         raise ConfigError("sip.inbound_auth.password: required when inbound_auth.username is set")
+    _validate_sip_limits(sip)
 
     for i, reg in enumerate(config.registrations):
         key = f"registrations[{i}]"
