@@ -247,7 +247,9 @@ class LegitCaller:
         next_send = time.monotonic() + interval
         got_provisional = False
         while (now := time.monotonic()) < deadline:
-            ready, _, _ = select.select([self.sip], [], [], max(0.0, min(next_send, deadline) - now))
+            ready, _, _ = select.select(
+                [self.sip], [], [], max(0.0, min(next_send, deadline) - now)
+            )
             if ready:
                 raw = self.sip.recv(65536)
                 try:
