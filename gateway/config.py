@@ -84,7 +84,7 @@ class SipConfig:
     allow_networks: tuple[str, ...] = ()
     inbound_auth: InboundAuthConfig = field(default_factory=InboundAuthConfig)
     codecs: tuple[str, ...] = ("PCMU", "PCMA")
-    # Resource limits (issue 9, docs/configuration.md "SIP resource limits").
+    # Resource limits (issue 9; each key is explained in examples/gateway.toml).
     # Server transactions held at once; 0 = 100 per call of max_calls, at least 1000.
     max_server_transactions: int = 0
     # Share of them one source address may hold; 0 = half of max_server_transactions.

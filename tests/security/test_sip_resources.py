@@ -11,7 +11,10 @@ Counts come from /metrics, read with the control API token set explicitly.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import re
+import resource
 import secrets
 import socket
 import threading
@@ -265,3 +268,84 @@ def test_flood_of_distinct_requests_is_capped(gateway, control_token: str) -> No
     other.settimeout(5)
     assert other.recv(65536).startswith(b"SIP/2.0 481")
     other.close()
+
+
+def _open_many(gw: GatewayProcess, count: int) -> list[socket.socket]:
+    socks = []
+    for _ in range(count):
+        with contextlib.suppress(OSError):
+            socks.append(_tcp(gw))
+    return socks
+
+
+def test_total_connection_cap_fits_the_descriptor_limit(gateway, control_token: str) -> None:
+    """Started with `ulimit -n 300`, the gateway lowers sip.tcp_max_connections to 300 less
+    3 descriptors per possible call and a reserve of 64, so 400 connections never make accept()
+    fail: the excess is refused at the cap and a call over UDP still gets through."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (300, hard))  # inherited by the gateway
+    try:
+        gw = gateway(_config(tcp_max_connections_per_source=1000))
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    lowered = gw.wait_event("sip.tcp_cap_lowered")
+    cap = int(re.search(r"to (\d+) to fit", lowered["message"]).group(1))
+    low, high = gw.ports.gateway_rtp
+    assert cap == 300 - 64 - 3 * ((high - low + 1) // 2)
+    socks = _open_many(gw, 400)
+    try:
+        values = _metrics_when(
+            gw,
+            control_token,
+            lambda v: (
+                v["srg_sip_tcp_connections"] == cap
+                and v['srg_sip_tcp_connections_refused_total{reason="total_cap"}'] > 0
+            ),
+        )
+        assert values["srg_sip_tcp_connections"] == cap
+        assert values["srg_sip_tcp_accept_errors_total"] == 0
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((LOOPBACK, 0))
+        sock.sendto(_options("udp-ok", sock.getsockname()[1]), (LOOPBACK, gw.ports.gateway_sip))
+        sock.settimeout(5)
+        assert sock.recv(65536).startswith(b"SIP/2.0 200")
+        sock.close()
+    finally:
+        for s in socks:
+            s.close()
+
+
+def test_accept_failing_with_emfile_pauses_and_logs_once(gateway, control_token: str) -> None:
+    """The descriptor limit dropped under the gateway after it started (prlimit), so accept()
+    really fails with EMFILE (under uvloop): counted, logged once per interval, accepting paused
+    instead of spinning, and accepting again once descriptors are free."""
+    gw = gateway(_config(tcp_max_connections_per_source=1000))
+    pid = gw.process.pid
+    in_use = len(os.listdir(f"/proc/{pid}/fd"))
+    soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+    resource.prlimit(pid, resource.RLIMIT_NOFILE, (in_use + 20, hard))
+    socks = _open_many(gw, 60)
+    try:
+        first = gw.wait_event("sip.tcp_accept_error", timeout=10)
+        assert "EMFILE" in first["message"]
+        # The window the next assertions are about: a spinning accept loop would fail
+        # thousands of times in it, a paused one once per second.
+        time.sleep(3.0)
+    finally:
+        for s in socks:
+            s.close()
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (soft, hard))
+    values = _metrics_when(gw, control_token, lambda v: True)
+    assert 1 <= values["srg_sip_tcp_accept_errors_total"] <= 10, values
+    assert len(gw.find("sip.tcp_accept_error")) == 1  # one line per 5 s, not one per failure
+    # Descriptors are free again: a new connection is served after the pause.
+    for _ in range(50):
+        with contextlib.suppress(OSError):
+            sock = _tcp(gw)
+            reply = _options_over_tcp(sock)
+            sock.close()
+            if reply.startswith(b"SIP/2.0 200"):
+                break
+        time.sleep(0.2)
+    else:
+        raise AssertionError("TCP never answered again after the descriptors were freed")
