@@ -77,6 +77,7 @@ def limit_counts(ua: UserAgent | None, transport: Transport | None) -> dict[str,
     if ua is not None:
         values["server_transactions"] = ua.server_transactions
         values["transactions_dropped"] = ua.counters.transactions_dropped
+        values["transactions_evicted"] = ua.counters.transactions_evicted
         values["options_stateless"] = ua.counters.options_stateless
     if transport is not None:
         c = transport.counters

@@ -29,6 +29,7 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -562,8 +563,13 @@ class TransactionLayer:
     `max_servers_per_source` from one source address, so a flood of distinct requests (each a
     new transaction that RFC 3261 keeps up to 64*T1 after its final response) cannot grow
     memory without limit, and one flooding source cannot take every slot. The UA asks
-    `server_room(source)` before creating a server transaction and drops the request when there
-    is none. Timers are kept in a heap, so `tick` costs O(due log n), not O(n).
+    `server_room(source)` before creating a server transaction. When only the total is
+    reached, `evict_completed()` makes room by dropping the oldest transaction that has sent
+    its final non-2xx response (Completed or Confirmed: it only waits to re-send that response
+    or absorb an ACK; losing it costs the peer one retransmitted request at worst), so a flood
+    of rejected requests from many addresses cannot lock out a legitimate caller. Calls being
+    set up (Proceeding) or answered (Accepted) are never evicted. Timers are kept in a heap, so
+    `tick` costs O(due log n), not O(n).
     """
 
     def __init__(self, max_servers: int = 10000, max_servers_per_source: int = 0) -> None:
@@ -575,6 +581,8 @@ class TransactionLayer:
         # 0: half of max_servers, so a second source (a legitimate caller) always has room.
         self.max_servers_per_source = max_servers_per_source or max(1, max_servers // 2)
         self._per_source: dict[str, int] = {}
+        # Server transactions oldest first, for eviction (re-queued when not evictable).
+        self._age: OrderedDict[int, ServerTransaction] = OrderedDict()
         self._heap: list[tuple[float, int, ClientTransaction | ServerTransaction]] = []
         self._seq = itertools.count()
 
@@ -585,9 +593,25 @@ class TransactionLayer:
 
     def server_room(self, source: str = "") -> bool:
         """Whether a new server transaction from `source` fits under the caps."""
-        if len(self.servers) >= self.max_servers:
-            return False
+        return len(self.servers) < self.max_servers and self.source_room(source)
+
+    def source_room(self, source: str = "") -> bool:
+        """Whether `source` is under its share (the total aside)."""
         return not source or self._per_source.get(source, 0) < self.max_servers_per_source
+
+    def evict_completed(self, attempts: int = 64) -> ServerTransaction | None:
+        """Remove and return the oldest server transaction whose final non-2xx response was
+        sent (see the class docstring); None when the `attempts` oldest are all still needed."""
+        age = self._age
+        for _ in range(min(attempts, len(age))):
+            key, txn = age.popitem(last=False)
+            if not self._holds(txn):
+                continue
+            if txn.state in ("Completed", "Confirmed", "Terminated"):
+                self.remove(txn)
+                return txn
+            age[key] = txn  # still in use: to the back of the queue
+        return None
 
     def add_server(self, txn: ServerTransaction, source: str = "") -> None:
         self.servers[txn.key] = txn
@@ -596,6 +620,7 @@ class TransactionLayer:
         if source:
             txn.source = source
             self._per_source[source] = self._per_source.get(source, 0) + 1
+        self._age[id(txn)] = txn
         self._watch(txn)
 
     def servers_from(self, source: str) -> int:
@@ -668,6 +693,7 @@ class TransactionLayer:
         if isinstance(txn, ClientTransaction):
             self.clients.pop(key or txn.key, None)
             return
+        self._age.pop(id(txn), None)
         if self.servers.get(key or txn.key) is txn:
             del self.servers[key or txn.key]
             if txn.source:

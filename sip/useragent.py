@@ -210,6 +210,7 @@ class UaCounters:
     callback_errors: int = 0
     options_stateless: int = 0  # out-of-dialog OPTIONS answered without a transaction
     transactions_dropped: int = 0  # requests dropped: server transaction caps reached
+    transactions_evicted: int = 0  # finished transactions dropped to make room (total cap)
 
 
 def _sdp_body(msg: Request | Response) -> bytes | None:
@@ -733,7 +734,7 @@ class UserAgent:
         if method == "OPTIONS" and not req.to_tag:
             self._answer_options_statelessly(req, dest)
             return
-        if not self._layer.server_room(source.host):
+        if not self._layer.server_room(source.host) and not self._make_room(source.host):
             self._drop_over_transaction_cap(req, source)
             return
         reliable = dest.proto == "tcp"
@@ -921,6 +922,17 @@ class UserAgent:
             return
         status, reason, extra = self._options_answer(dest.proto, in_dialog=False)
         self._send_response(req, dest, status, reason, extra=extra)
+
+    def _make_room(self, source_host: str) -> bool:
+        """Total cap reached (not this source's share): evict one finished transaction."""
+        if not self._layer.source_room(source_host):
+            return False
+        evicted = self._layer.evict_completed()
+        if evicted is None:
+            return False
+        self._txns.pop(id(evicted), None)
+        self.counters.transactions_evicted += 1
+        return True
 
     def _drop_over_transaction_cap(self, req: Request, source: TransportAddr) -> None:
         # Silent: a 503 per dropped request would answer a flood with a flood of our own.

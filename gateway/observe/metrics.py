@@ -132,6 +132,10 @@ SIP_LIMIT_COUNTERS = {
         "Received SIP requests dropped without an answer, by reason.",
         {"reason": {"transaction_cap": "transactions_dropped"}},
     ),
+    "sip_transactions_evicted": (
+        "Finished server transactions dropped to make room for a new request (total cap).",
+        {"": {"": "transactions_evicted"}},
+    ),
     "sip_options_stateless": (
         "Out-of-dialog OPTIONS answered without a server transaction.",
         {"": {"": "options_stateless"}},

@@ -520,3 +520,30 @@ def test_layer_tick_skips_cancelled_timers() -> None:
     assert layer.tick(1.0) == []
     assert layer.tick(5.2) == [(txn, [Terminated()])]
     assert layer.servers == {}
+
+
+def test_evict_completed_takes_the_oldest_finished_and_spares_calls() -> None:
+    layer = TransactionLayer(max_servers=4, max_servers_per_source=4)
+    ringing = InviteServerTransaction(request(branch="z9hG4bKring"), DEST)  # Proceeding
+    layer.add_server(ringing, "a")
+    answered_invite = request(branch="z9hG4bKans", call_id="c2")
+    answered = InviteServerTransaction(answered_invite, DEST)
+    layer.add_server(answered, "a")
+    answered.send_response(response_to(answered_invite, 200), 0.0)  # Accepted
+    byes = []
+    for n in range(2):
+        bye = request("BYE", branch=f"z9hG4bKbye{n}", call_id=f"b{n}")
+        txn = NonInviteServerTransaction(bye, DEST)
+        layer.add_server(txn, "b")
+        txn.send_response(response_to(bye, 481), 0.0)  # Completed (Timer J)
+        byes.append(txn)
+    assert not layer.server_room("c") and layer.source_room("c")
+    assert layer.evict_completed() is byes[0]
+    assert layer.evict_completed() is byes[1]
+    assert layer.servers_from("b") == 0
+    assert layer.evict_completed() is None  # a call ringing and an answered one remain
+    assert set(layer.servers.values()) == {ringing, answered}
+    # A rejected INVITE (Completed, waiting for its ACK) may go too.
+    ringing.send_response(response_to(ringing.request, 486), 0.0)
+    assert layer.evict_completed() is ringing
+    assert layer.next_deadline is not None  # the answered call's timers are still scheduled

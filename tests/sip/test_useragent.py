@@ -1223,3 +1223,28 @@ async def test_server_transaction_cap_drops_silently_and_per_source_share() -> N
         flood.close()
         other.close()
         await ua.close()
+
+
+async def test_total_transaction_cap_evicts_finished_ones_for_a_new_caller() -> None:
+    """A flood of rejected requests from several addresses fills the total; a caller from yet
+    another address still gets in because finished (Completed) transactions are evicted."""
+    rec = Recorder()
+    ua = await start_ua(rec, max_server_transactions=4, max_server_transactions_per_source=2)
+    floods = [
+        await SipPeer(("127.0.0.1", ua.transport.port), host=f"127.0.0.{n}").start() for n in (2, 3)
+    ]
+    caller = await SipPeer(("127.0.0.1", ua.transport.port), host="127.0.0.4").start()
+    try:
+        for peer in floods:
+            for n in range(2):
+                peer.send(peer.request("BYE", call_id=f"{peer.host}-{n}"))
+                await peer.expect_status(481)
+        assert ua.server_transactions == 4
+        await establish(caller, rec, "evict-1")
+        assert ua.counters.transactions_evicted >= 1
+        assert ua.counters.transactions_dropped == 0
+        assert ua.server_transactions <= 4
+    finally:
+        for peer in (*floods, caller):
+            peer.close()
+        await ua.close()
