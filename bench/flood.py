@@ -4,7 +4,8 @@ For each flood (distinct INVITEs, OPTIONS, garbage UDP, idle TCP connections, sl
 a fresh `sip-realtime-gateway run` (echo media: the caller's audio comes back) is started on
 loopback, flooded for `--seconds` from a separate process (`flood.py --worker KIND`, sending
 from `--flood-source`, 127.0.0.2 by default, so per-source limits can tell it from the
-legitimate caller on 127.0.0.1), and in the middle of the flood a legitimate call is placed
+legitimate caller on 127.0.0.1; `--flood-sources N` spreads it over N addresses from there, to
+reach the total caps instead), and in the middle of the flood a legitimate call is placed
 from 127.0.0.1: INVITE with a G.711 offer (retransmitted on T1 as RFC 3261 17.1.1.2 says),
 ACK, 3 s of 20 ms PCMU packets, BYE. The call counts as completed when it was answered, its
 BYE got 200 and at least half of its RTP came back from the gateway.
@@ -21,12 +22,14 @@ bounded by `--seconds` and `--rate`; every process started is stopped at the end
 
     .venv/bin/python bench/flood.py                       # 30 s per flood
     .venv/bin/python bench/flood.py --seconds 2 --floods options slowloris
+    .venv/bin/python bench/flood.py --flood-sources 50       # past the per-source limits
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import json
 import os
 import random
@@ -94,29 +97,42 @@ def _paced(seconds: float, rate: float) -> Any:
         time.sleep(0.01)
 
 
-def _udp_flood(kind: str, target: tuple[str, int], source: str, seconds: float, rate: float):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((source, 0))
-    sock.setblocking(False)
-    local = sock.getsockname()
+def _sources(first: str, count: int) -> list[str]:
+    """`count` consecutive loopback addresses from `first` (per-source limits see each apart)."""
+    start = ipaddress.IPv4Address(first)
+    return [str(start + i) for i in range(count)]
+
+
+def _udp_flood(
+    kind: str, target: tuple[str, int], sources: list[str], seconds: float, rate: float
+) -> dict[str, int]:
+    socks = []
+    for source in sources:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((source, 0))
+        sock.setblocking(False)
+        socks.append(sock)
     rng = random.Random(9)
     sent = errors = n = 0
     for due in _paced(seconds, rate):
         for _ in range(due):
             n += 1
+            sock = socks[n % len(socks)]
             if kind == "garbage":
                 payload = rng.randbytes(rng.randrange(20, 1400))
             else:
-                payload = _sip_request(kind.upper(), target, local, n)
+                payload = _sip_request(kind.upper(), target, sock.getsockname(), n)
             try:
                 sock.sendto(payload, target)
                 sent += 1
             except OSError:
                 errors += 1
-        with contextlib.suppress(OSError):  # drop the replies (403s, 200s) unread
-            while sock.recv(65536):
-                pass
-    sock.close()
+        for sock in socks:
+            with contextlib.suppress(OSError):  # drop the replies (403s, 200s) unread
+                while sock.recv(65536):
+                    pass
+    for sock in socks:
+        sock.close()
     return {"sent": sent, "send_errors": errors}
 
 
@@ -129,8 +145,8 @@ def _closed(sock: socket.socket) -> bool:
         return True
 
 
-def _tcp_flood(kind: str, target: tuple[str, int], source: str, seconds: float, rate: float,
-               max_open: int) -> dict[str, int]:  # fmt: skip
+def _tcp_flood(kind: str, target: tuple[str, int], sources: list[str], seconds: float,
+               rate: float, max_open: int) -> dict[str, int]:  # fmt: skip
     """Open connections at `rate`/s up to `max_open` held at once; idle ones say nothing,
     slowloris ones send a header line per connection each second and never the blank line."""
     held: list[socket.socket] = []
@@ -143,7 +159,7 @@ def _tcp_flood(kind: str, target: tuple[str, int], source: str, seconds: float, 
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             try:
-                sock.bind((source, 0))
+                sock.bind((sources[(opened + refused) % len(sources)], 0))
                 sock.settimeout(1.0)
                 sock.connect(target)
                 sock.setblocking(False)
@@ -185,12 +201,11 @@ def _tcp_flood(kind: str, target: tuple[str, int], source: str, seconds: float, 
 def worker(args: argparse.Namespace) -> None:
     host, port = args.target.rsplit(":", 1)
     target = (host, int(port))
+    sources = _sources(args.flood_source, args.flood_sources)
     if args.worker in ("invite", "options", "garbage"):
-        result = _udp_flood(args.worker, target, args.flood_source, args.seconds, args.rate)
+        result = _udp_flood(args.worker, target, sources, args.seconds, args.rate)
     else:
-        result = _tcp_flood(
-            args.worker, target, args.flood_source, args.seconds, args.tcp_rate, args.tcp_max
-        )
+        result = _tcp_flood(args.worker, target, sources, args.seconds, args.tcp_rate, args.tcp_max)
     print(json.dumps(result), flush=True)
 
 
@@ -445,6 +460,7 @@ def run_flood(kind: str, args: argparse.Namespace, work: Path) -> FloodResult:
             [
                 python, str(Path(__file__).resolve()), "--worker", kind,
                 "--target", f"{HOST}:{sip_port}", "--flood-source", args.flood_source,
+                "--flood-sources", str(args.flood_sources),
                 "--seconds", str(args.seconds), "--rate", str(args.rate),
                 "--tcp-rate", str(args.tcp_rate), "--tcp-max", str(args.tcp_max),
             ],
@@ -510,6 +526,9 @@ def main() -> None:
     parser.add_argument("--tcp-rate", type=float, default=200.0, help="TCP: connections/s")
     parser.add_argument("--tcp-max", type=int, default=2000, help="TCP: held at once")
     parser.add_argument("--flood-source", default="127.0.0.2", help="flood from this address")
+    parser.add_argument(
+        "--flood-sources", type=int, default=1, help="flood from this many addresses from there"
+    )
     parser.add_argument("--settle", type=float, default=20.0, help="wait for fds (s)")
     parser.add_argument("--json", action="store_true", help="one JSON line per flood")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -521,12 +540,20 @@ def main() -> None:
         return
     if args.seconds <= 0 or args.rate <= 0 or args.tcp_rate <= 0 or args.tcp_max < 1:
         sys.exit("flood: --seconds, --rate, --tcp-rate and --tcp-max must be positive")
-    if not args.flood_source.startswith("127."):
-        sys.exit("flood: --flood-source must be a loopback address (127.0.0.0/8)")
+    try:
+        sources = _sources(args.flood_source, args.flood_sources)
+    except ValueError:
+        sys.exit("flood: --flood-source must be an IPv4 address")
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    if args.flood_sources < 1 or not all(
+        ipaddress.ip_address(a) in loopback and a != HOST for a in sources
+    ):
+        sys.exit("flood: the flood sources must be loopback addresses other than 127.0.0.1")
     load = os.getloadavg()
     print(
         f"seconds={args.seconds} rate={args.rate}/s tcp_rate={args.tcp_rate}/s "
-        f"tcp_max={args.tcp_max} flood_source={args.flood_source} cpus={os.cpu_count()} "
+        f"tcp_max={args.tcp_max} flood_sources={args.flood_source} x{args.flood_sources} "
+        f"cpus={os.cpu_count()} "
         f"load={load[0]:.2f} python={sys.version.split()[0]}",
         flush=True,
     )

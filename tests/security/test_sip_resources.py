@@ -349,3 +349,40 @@ def test_accept_failing_with_emfile_pauses_and_logs_once(gateway, control_token:
         time.sleep(0.2)
     else:
         raise AssertionError("TCP never answered again after the descriptors were freed")
+
+
+def _bye(call_id: str, port: int) -> bytes:
+    return (
+        _options(call_id, port)
+        .replace(b"OPTIONS sip:", b"BYE sip:")
+        .replace(b"CSeq: 1 OPTIONS", b"CSeq: 1 BYE")
+    )
+
+
+def test_flood_from_many_addresses_does_not_lock_out_a_caller(
+    gateway, sipp: Sipp, control_token: str
+) -> None:
+    """400 distinct BYEs from 10 addresses (each 481 holds a transaction for 64*T1) against a
+    total of 200: finished transactions are evicted for new requests, so a SIPp call placed
+    right after still completes, and the table never grows past the cap."""
+    gw = gateway(_config(max_server_transactions=200))
+    answered = 0
+    for n in range(10):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((f"127.0.0.{10 + n}", 0))
+        port = sock.getsockname()[1]
+        for i in range(40):
+            sock.sendto(_bye(f"many-{n}-{i}", port), (LOOPBACK, gw.ports.gateway_sip))
+        sock.settimeout(3)
+        with contextlib.suppress(TimeoutError):
+            for _ in range(40):
+                if sock.recv(65536).startswith(b"SIP/2.0 481"):
+                    answered += 1
+        sock.close()
+    assert answered >= 300, answered
+    values = _metrics(gw, control_token)
+    assert values["srg_sip_server_transactions"] <= 200
+    assert values["srg_sip_transactions_evicted_total"] >= 100
+    result = sipp.run("uac_call.xml", hold_ms=500)
+    assert result.rc == 0, result.describe()
+    assert gw.wait_event("call.ended")["cause"] == "remote_bye"
