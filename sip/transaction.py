@@ -583,7 +583,11 @@ class TransactionLayer:
         self._per_source: dict[str, int] = {}
         # Server transactions oldest first, for eviction (re-queued when not evictable).
         self._age: OrderedDict[int, ServerTransaction] = OrderedDict()
-        self._heap: list[tuple[float, int, ClientTransaction | ServerTransaction]] = []
+        # Timer heap of (deadline, seq, id(txn)): ids, not the transactions, so a removed or
+        # evicted transaction is freed at once instead of living until its last timer (a flood
+        # of evictions would otherwise keep 64*T1 of them in memory). `_live` resolves ids.
+        self._heap: list[tuple[float, int, int]] = []
+        self._live: dict[int, ClientTransaction | ServerTransaction] = {}
         self._seq = itertools.count()
 
     # -- storing -------------------------------------------------------------------------
@@ -627,12 +631,27 @@ class TransactionLayer:
         return self._per_source.get(source, 0)
 
     def _watch(self, txn: ClientTransaction | ServerTransaction) -> None:
+        self._live[id(txn)] = txn
         txn.on_arm = self._schedule  # type: ignore[assignment]
         for deadline in txn.armed_timers.values():
             self._schedule(txn, deadline)
 
     def _schedule(self, txn: ClientTransaction | ServerTransaction, deadline: float) -> None:
-        heapq.heappush(self._heap, (deadline, next(self._seq), txn))
+        heap = self._heap
+        heapq.heappush(heap, (deadline, next(self._seq), id(txn)))
+        if len(heap) > 4 * len(self._live) + 4096:
+            # Mostly stale entries (cancelled timers, removed transactions): rebuild.
+            heap[:] = [
+                (d, next(self._seq), tid)
+                for tid, live in self._live.items()
+                for d in live.armed_timers.values()
+            ]
+            heapq.heapify(heap)
+
+    def _unwatch(self, txn: ClientTransaction | ServerTransaction) -> None:
+        if self._live.get(id(txn)) is txn:
+            del self._live[id(txn)]
+            txn.on_arm = None
 
     def _holds(self, txn: ClientTransaction | ServerTransaction) -> bool:
         table: dict[tuple[str, ...], Any] = (
@@ -674,8 +693,9 @@ class TransactionLayer:
         results: list[tuple[ClientTransaction | ServerTransaction, list[Output]]] = []
         heap = self._heap
         while heap and heap[0][0] <= now:
-            _, _, txn = heapq.heappop(heap)
-            if not self._holds(txn):
+            _, _, tid = heapq.heappop(heap)
+            txn = self._live.get(tid)
+            if txn is None:
                 continue  # removed since this deadline was armed
             due = txn.next_deadline
             if due is not None and due <= now:
@@ -690,6 +710,7 @@ class TransactionLayer:
     def remove(
         self, txn: ClientTransaction | ServerTransaction, key: tuple[str, ...] | None = None
     ) -> None:
+        self._unwatch(txn)
         if isinstance(txn, ClientTransaction):
             self.clients.pop(key or txn.key, None)
             return
@@ -710,10 +731,11 @@ class TransactionLayer:
     def next_deadline(self) -> float | None:
         heap = self._heap
         while heap:
-            deadline, _, txn = heap[0]
+            deadline, _, tid = heap[0]
             # An entry is current when it is its transaction's earliest armed deadline; a
             # cancelled or already fired timer leaves a stale entry, dropped here.
-            if self._holds(txn) and txn.next_deadline == deadline:
+            txn = self._live.get(tid)
+            if txn is not None and txn.next_deadline == deadline:
                 return deadline
             heapq.heappop(heap)
         return None

@@ -547,3 +547,33 @@ def test_evict_completed_takes_the_oldest_finished_and_spares_calls() -> None:
     ringing.send_response(response_to(ringing.request, 486), 0.0)
     assert layer.evict_completed() is ringing
     assert layer.next_deadline is not None  # the answered call's timers are still scheduled
+
+
+def test_removed_transaction_is_freed_before_its_timers_fire() -> None:
+    """The timer heap holds ids, not transactions: an evicted one is garbage at once, not
+    64*T1 later (a flood of evictions must not keep 32 s of requests in memory)."""
+    import gc
+    import weakref
+
+    layer = TransactionLayer(max_servers=1, max_servers_per_source=1)
+    invite = request()
+    txn = InviteServerTransaction(invite, DEST)
+    layer.add_server(txn, "a")
+    txn.send_response(response_to(invite, 403), 0.0)  # G and H armed
+    ref = weakref.ref(txn)
+    assert layer.evict_completed() is txn
+    del txn
+    gc.collect()
+    assert ref() is None
+    assert layer.next_deadline is None and layer.tick(100.0) == []
+
+
+def test_timer_heap_is_compacted_when_mostly_stale() -> None:
+    layer = TransactionLayer(max_servers=100000)
+    for n in range(3000):
+        invite = request(branch=f"z9hG4bKc{n}", call_id=f"c{n}")
+        txn = InviteServerTransaction(invite, DEST)
+        layer.add_server(txn)
+        txn.send_response(response_to(invite, 403), 0.0)
+        layer.remove(txn)  # stale entries only
+    assert len(layer._heap) <= 4096 + 2
