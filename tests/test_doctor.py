@@ -491,3 +491,14 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     ephemeral.write_text("61000\t61999\n")
     monkeypatch.setattr(doctor, "EPHEMERAL_RANGE_FILE", str(ephemeral))
     yield
+
+
+def test_descriptor_check_warns_when_the_tcp_cap_is_lowered() -> None:
+    from gateway.config import GatewayConfig
+    from gateway.doctor import Status, check_descriptors
+
+    config = GatewayConfig()
+    assert check_descriptors(config, fd_limit=65536).status is Status.OK
+    low = check_descriptors(config, fd_limit=1024)
+    assert low.status is Status.WARN and "lowered" in low.message and "ulimit" in low.fix
+    assert check_descriptors(config, fd_limit=200).status is Status.FAIL
