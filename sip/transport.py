@@ -495,16 +495,19 @@ class Transport:
             made.append(TcpConnection(self, outbound=False, source_host=host))
             return made[0]
 
+        adopted = False
         try:
             await loop.connect_accepted_socket(make, sock)
-        except (OSError, asyncio.CancelledError):
-            if not made or made[0] not in self._connections:
+            adopted = True
+        except (OSError, ValueError):
+            pass  # the peer reset it already (or the socket is gone); the slot is freed below
+        finally:
+            self._adopting -= 1
+            if not adopted and (not made or made[0] not in self._connections):
                 sock.close()
                 self._release_source(host)
                 if made:
                     made[0].source_host = ""
-        finally:
-            self._adopting -= 1
 
     def _pause_accepting(self) -> None:
         loop = self._loop

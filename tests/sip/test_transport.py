@@ -420,3 +420,16 @@ def test_uvloop_tcp_message_and_caps() -> None:
             t.close()
 
     assert uvloop.run(main()) == (OPTIONS, 1)
+
+
+async def test_failed_adoption_gives_the_source_slot_back() -> None:
+    t, _ = await _started()
+    try:
+        t._per_source["192.0.2.9"] = 1  # what _on_acceptable takes before adopting
+        t._adopting += 1
+        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        dead.close()
+        await t._adopt(dead, "192.0.2.9")
+        assert t._per_source == {} and t._adopting == 0
+    finally:
+        t.close()
