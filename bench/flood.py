@@ -8,7 +8,9 @@ legitimate caller on 127.0.0.1; `--flood-sources N` spreads it over N addresses 
 reach the total caps instead), and in the middle of the flood a legitimate call is placed
 from 127.0.0.1: INVITE with a G.711 offer (retransmitted on T1 as RFC 3261 17.1.1.2 says),
 ACK, 3 s of 20 ms PCMU packets, BYE. The call counts as completed when it was answered, its
-BYE got 200 and at least half of its RTP came back from the gateway.
+BYE got 200 and at least half of its RTP came back from the gateway with its audio. With
+`--caller sipp` SIPp places it instead (bench/sipp/uac_load.xml playing a speech pcap), and the
+RTP counts come from the gateway's `call.ended` line, SIPp keeping its media port to itself.
 
 Printed per flood: what the flooder sent, the gateway's CPU % over the flood (/proc), its peak
 RSS (VmHWM), whether the legitimate call completed and how much RTP came back, open
@@ -60,7 +62,9 @@ FLOODS = ("invite", "options", "garbage", "idle_tcp", "slowloris")
 TOKEN_ENV = "FLOOD_BENCH_CONTROL_TOKEN"
 RSS_TARGET_MB = 200
 CALL_AUDIO_S = 3.0
-PORTS = 24  # gateway SIP, control API, then the gateway's RTP range
+RTP_PORTS = 22  # the gateway's RTP range
+# gateway SIP, control API, the gateway's RTP range, then SIPp's SIP port and media ports
+PORTS = 2 + RTP_PORTS + 2 + 8
 
 
 # --- the flooder (runs as its own process: flood.py --worker KIND) ---------------------------
@@ -358,6 +362,46 @@ def _sdp_audio(body: bytes) -> tuple[str, int] | None:
     return (host, port) if host and port else None
 
 
+def sipp_call(gateway_port: int, work: Path, sipp_base: int, gateway_log: Path) -> CallResult:
+    """The legitimate call as SIPp places it (bench/sipp/uac_load.xml: a G.711 pcap of speech
+    played with play_pcap_audio, root or CAP_NET_RAW). SIPp binds its media port itself, so
+    what came back is read from the gateway's `call.ended` line (RTP in from SIPp, out to it)."""
+    from bench.sipp_load import make_pcap
+
+    result = CallResult()
+    pcap = make_pcap(work, CALL_AUDIO_S + 1)
+    scenario = work / "uac_legit.xml"
+    scenario.write_text(
+        (ROOT / "bench" / "sipp" / "uac_load.xml")
+        .read_text()
+        .replace("@PCAP@", pcap.name)
+        .replace("@HOLD_MS@", str(int(CALL_AUDIO_S * 1000)))
+    )
+    proc = subprocess.run(
+        [
+            "sipp", f"{HOST}:{gateway_port}", "-sf", str(scenario), "-s", "100",
+            "-i", HOST, "-p", str(sipp_base), "-mi", HOST, "-mp", str(sipp_base + 2),
+            "-m", "1", "-nostdin", "-timeout", "60s", "-timeout_error",
+        ],
+        cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=90,
+    )  # fmt: skip
+    result.answered = result.bye_ok = proc.returncode == 0
+    if proc.returncode != 0:
+        result.problem = f"sipp exited {proc.returncode}"
+        return result
+    for _ in range(50):  # call.ended is written as the BYE is answered: poll the log briefly
+        for line in gateway_log.read_text(errors="replace").splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if event.get("event") == "call.ended" and event.get("answered"):
+                    result.rtp_sent = int(event.get("rtp_packets_in") or 0)
+                    result.rtp_back = int(event.get("rtp_packets_out") or 0)
+                    return result
+        time.sleep(0.1)
+    result.problem = "no call.ended for the answered call in the gateway log"
+    return result
+
+
 # --- one flood ---------------------------------------------------------------------------------
 
 
@@ -437,7 +481,7 @@ def _drops(before: dict[tuple[str, str], float], after: dict[tuple[str, str], fl
 def run_flood(kind: str, args: argparse.Namespace, work: Path) -> FloodResult:
     base = free_port_block(PORTS)
     sip_port, control = base, base + 1
-    config = _gateway_config(work, control, (base + 2, base + PORTS - 1))
+    config = _gateway_config(work, control, (base + 2, base + 2 + RTP_PORTS - 1))
     token = secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SRG_"))}
     env[TOKEN_ENV] = token
@@ -470,9 +514,14 @@ def run_flood(kind: str, args: argparse.Namespace, work: Path) -> FloodResult:
         # The call starts a third of the way into the flood (at most 5 s in).
         time.sleep(min(5.0, args.seconds / 3))
         call_box: list[CallResult] = []
-        caller = threading.Thread(
-            target=lambda: call_box.append(LegitCaller((HOST, sip_port)).run()), daemon=True
-        )
+        if args.caller == "sipp":
+            sipp_base = base + 2 + RTP_PORTS
+            place = lambda: call_box.append(  # noqa: E731
+                sipp_call(sip_port, work, sipp_base, work / f"gateway-{kind}.log")
+            )
+        else:
+            place = lambda: call_box.append(LegitCaller((HOST, sip_port)).run())  # noqa: E731
+        caller = threading.Thread(target=place, daemon=True)
         caller.start()
         out, err = flooder.communicate(timeout=args.seconds + 60)
         wall = time.monotonic() - wall0
@@ -528,6 +577,13 @@ def main() -> None:
     parser.add_argument("--flood-source", default="127.0.0.2", help="flood from this address")
     parser.add_argument(
         "--flood-sources", type=int, default=1, help="flood from this many addresses from there"
+    )
+    parser.add_argument(
+        "--caller",
+        choices=("python", "sipp"),
+        default="python",
+        help="the legitimate call: a built-in UAC counting the echoed audio it receives, or "
+        "SIPp playing a pcap (needs sipp, espeak-ng, sox and a raw socket)",
     )
     parser.add_argument("--settle", type=float, default=20.0, help="wait for fds (s)")
     parser.add_argument("--json", action="store_true", help="one JSON line per flood")
