@@ -79,6 +79,7 @@ from gateway.config import (
     load_config,
     registration_name,
 )
+from gateway.limits import limit_counts, sip_limits, transport_options
 from gateway.log_secrets import configured_secrets
 from gateway.media import g711
 from gateway.media.dtmf import InbandDtmfDetector
@@ -271,7 +272,10 @@ class Gateway:
         """Bind SIP, start the media clock and registrations. OSError when the port is taken."""
         self._loop = asyncio.get_running_loop()
         sip = self.config.sip
-        self.transport = Transport(sip.host, sip.port, transports=sip.transports)
+        limits = sip_limits(self.config)
+        self.transport = Transport(
+            sip.host, sip.port, transports=sip.transports, **transport_options(self.config, limits)
+        )
         self.ua = UserAgent(
             self.transport,
             advertised_host=sip.advertised_host or None,
@@ -285,7 +289,19 @@ class Gateway:
             on_reoffer=self._on_reoffer,
             on_dtmf=self._on_info_dtmf,
             on_ack=self._on_ack,
+            max_server_transactions=limits.max_server_transactions,
+            max_server_transactions_per_source=limits.max_server_transactions_per_source,
         )
+        self.prometheus.read_sip_limits_from(lambda: limit_counts(self.ua, self.transport))
+        if limits.tcp_lowered and "tcp" in sip.transports:
+            log_event(
+                log,
+                "sip.tcp_cap_lowered",
+                f"sip.tcp_max_connections lowered from {limits.tcp_configured} to "
+                f"{limits.tcp_max_connections} to fit the open-file limit {limits.fd_limit} "
+                f"({limits.fd_for_calls} descriptors kept for calls); raise it with ulimit -n",
+                level=logging.WARNING,
+            )
         if self.realtime_mode:
             await self._start_realtime()
         self._recover_after_crash()

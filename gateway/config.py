@@ -117,6 +117,19 @@ class SipConfig:
     invite_burst_per_source: int = 10
     max_calls_per_source: int = 20
     max_tracked_sources: int = 4096
+    # Resource limits (issue 9; each key is explained in examples/gateway.toml).
+    # Server transactions held at once; 0 = 100 per call of max_calls, at least 1000.
+    max_server_transactions: int = 0
+    # Share of them one source address may hold; 0 = half of max_server_transactions.
+    max_server_transactions_per_source: int = 0
+    # Inbound + outbound SIP TCP connections; lowered at start to fit RLIMIT_NOFILE.
+    tcp_max_connections: int = 1024
+    tcp_max_connections_per_source: int = 32
+    # A TCP connection that sends nothing after connecting, or holds a partial message, this
+    # long is closed (slowloris).
+    tcp_message_deadline_s: float = 10.0
+    tcp_max_header_bytes: int = 16384
+    tcp_max_body_bytes: int = 32768
 
 
 @dataclass(frozen=True)
@@ -672,6 +685,28 @@ def _validate_media_bounds(media: MediaConfig) -> None:
         raise ConfigError(f"media.playout_max_s: {media.playout_max_s:g} is not in 1-3600 s")
 
 
+def _validate_sip_limits(sip: SipConfig) -> None:
+    for key in ("max_server_transactions", "max_server_transactions_per_source"):
+        if getattr(sip, key) < 0:
+            raise ConfigError(f"sip.{key}: {getattr(sip, key)} must be >= 0 (0 = automatic)")
+    for key in ("tcp_max_connections", "tcp_max_connections_per_source"):
+        if getattr(sip, key) < 1:
+            raise ConfigError(f"sip.{key}: {getattr(sip, key)} must be at least 1")
+    if not sip.tcp_message_deadline_s > 0:
+        raise ConfigError(f"sip.tcp_message_deadline_s: {sip.tcp_message_deadline_s} must be > 0")
+    # 65535 is the cap on a whole message (sip.transport DEFAULT_MAX_MESSAGE).
+    for key, low in (("tcp_max_header_bytes", 1024), ("tcp_max_body_bytes", 0)):
+        value = getattr(sip, key)
+        if not low <= value <= 65535:
+            raise ConfigError(f"sip.{key}: {value} is not in {low}-65535")
+
+
+def server_transaction_cap(sip: SipConfig) -> int:
+    """sip.max_server_transactions, or its automatic value: 100 per call (a call holds a few at
+    once: INVITE until Timer L, BYE, refreshes, one per INFO digit for 64*T1), at least 1000."""
+    return sip.max_server_transactions or max(1000, 100 * sip.max_calls)
+
+
 def validate(config: GatewayConfig) -> None:
     """Check values and cross-field rules; raise `ConfigError` naming the first bad key."""
     sip = config.sip
@@ -703,6 +738,7 @@ def validate(config: GatewayConfig) -> None:
     if sip.inbound_auth.username and not sip.inbound_auth.password:
         raise ConfigError("sip.inbound_auth.password: required when inbound_auth.username is set")
     _validate_admission(sip)
+    _validate_sip_limits(sip)
 
     for i, reg in enumerate(config.registrations):
         key = f"registrations[{i}]"

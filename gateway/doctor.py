@@ -764,6 +764,7 @@ async def run_checks(
     results.append(check_admission(config))
     results += check_exposure(config)
     results += check_media_safety(config)
+    results.append(check_descriptors(config))
     return results
 
 
@@ -849,6 +850,31 @@ def check_admission(config: GatewayConfig) -> CheckResult:
             "[[registrations]] to admit a PBX or phones)"
         )
     return CheckResult("admission", Status.OK, message)
+
+
+def check_descriptors(config: GatewayConfig, fd_limit: int | None = None) -> CheckResult:
+    """The open-file limit against what calls and SIP TCP connections need (issue 9)."""
+    from gateway.limits import sip_limits
+
+    limits = sip_limits(config, fd_limit)
+    name = "open-file limit"
+    if limits.fd_limit < 0:
+        return CheckResult(name, Status.OK, "unlimited")
+    room = (
+        f"{limits.fd_limit}: {limits.fd_for_calls} descriptors for calls, "
+        f"{limits.tcp_max_connections} SIP TCP connections"
+    )
+    if "tcp" not in config.sip.transports or not limits.tcp_lowered:
+        return CheckResult(name, Status.OK, room)
+    fix = "raise it (ulimit -n, LimitNOFILE= in the systemd unit, the container's nofile)"
+    if limits.tcp_max_connections == 0:
+        return CheckResult(name, Status.FAIL, f"{room}: no descriptor left for SIP TCP", fix)
+    return CheckResult(
+        name,
+        Status.WARN,
+        f"{room} (sip.tcp_max_connections {limits.tcp_configured} is lowered to fit)",
+        fix,
+    )
 
 
 # ---------------------------------------------------------------------------------------------

@@ -27,6 +27,10 @@ reliable transports (17.1.1.2, 17.1.2.2, 17.2.1, 17.2.2).
 from __future__ import annotations
 
 import functools
+import heapq
+import itertools
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,6 +220,11 @@ class _Transaction:
         self._deadlines: dict[str, float] = {}
         # Current interval of the retransmit timer (A, E or G), doubled per RFC 3261 17.
         self._interval = timers.t1
+        # Set by TransactionLayer: told of every armed deadline, so the layer's tick visits
+        # only the transactions that are due instead of every one it holds.
+        self.on_arm: Callable[[_Transaction, float], None] | None = None
+        # The peer address a server transaction is counted against (TransactionLayer caps).
+        self.source = ""
 
     @property
     def terminated(self) -> bool:
@@ -232,6 +241,8 @@ class _Transaction:
     def _arm(self, out: list[Output], name: str, now: float, delay: float) -> None:
         self._deadlines[name] = now + delay
         out.append(TimerAt(name, now + delay))
+        if self.on_arm is not None:
+            self.on_arm(self, now + delay)
 
     def _base(self, deadline: float, now: float) -> float:
         """Re-arm from the nominal deadline (exact schedules under a fake clock), unless the
@@ -547,22 +558,108 @@ class TransactionLayer:
     """Tables of live transactions and the matching rules of 17.1.3 and 17.2.3.
 
     It only stores and finds; the UA creates transactions, feeds them and executes outputs.
+
+    Bounded (issue 9): at most `max_servers` server transactions, and at most
+    `max_servers_per_source` from one source address, so a flood of distinct requests (each a
+    new transaction that RFC 3261 keeps up to 64*T1 after its final response) cannot grow
+    memory without limit, and one flooding source cannot take every slot. The UA asks
+    `server_room(source)` before creating a server transaction. When only the total is
+    reached, `evict_completed()` makes room by dropping the oldest transaction that has sent
+    its final non-2xx response (Completed or Confirmed: it only waits to re-send that response
+    or absorb an ACK; losing it costs the peer one retransmitted request at worst), so a flood
+    of rejected requests from many addresses cannot lock out a legitimate caller. Calls being
+    set up (Proceeding) or answered (Accepted) are never evicted. Timers are kept in a heap, so
+    `tick` costs O(due log n), not O(n).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, max_servers: int = 10000, max_servers_per_source: int = 0) -> None:
         self.clients: dict[tuple[str, ...], ClientTransaction] = {}
         self.servers: dict[tuple[str, ...], ServerTransaction] = {}
         # ACKs for 2xx have their own branch: find the Accepted INVITE by dialog and CSeq.
         self._accepted: dict[tuple[str, str, int], InviteServerTransaction] = {}
+        self.max_servers = max_servers
+        # 0: half of max_servers, so a second source (a legitimate caller) always has room.
+        self.max_servers_per_source = max_servers_per_source or max(1, max_servers // 2)
+        self._per_source: dict[str, int] = {}
+        # Server transactions oldest first, for eviction (re-queued when not evictable).
+        self._age: OrderedDict[int, ServerTransaction] = OrderedDict()
+        # Timer heap of (deadline, seq, id(txn)): ids, not the transactions, so a removed or
+        # evicted transaction is freed at once instead of living until its last timer (a flood
+        # of evictions would otherwise keep 64*T1 of them in memory). `_live` resolves ids.
+        self._heap: list[tuple[float, int, int]] = []
+        self._live: dict[int, ClientTransaction | ServerTransaction] = {}
+        self._seq = itertools.count()
 
+    # -- storing -------------------------------------------------------------------------
     def add_client(self, txn: ClientTransaction) -> None:
         self.clients[txn.key] = txn
+        self._watch(txn)
 
-    def add_server(self, txn: ServerTransaction) -> None:
+    def server_room(self, source: str = "") -> bool:
+        """Whether a new server transaction from `source` fits under the caps."""
+        return len(self.servers) < self.max_servers and self.source_room(source)
+
+    def source_room(self, source: str = "") -> bool:
+        """Whether `source` is under its share (the total aside)."""
+        return not source or self._per_source.get(source, 0) < self.max_servers_per_source
+
+    def evict_completed(self, attempts: int = 64) -> ServerTransaction | None:
+        """Remove and return the oldest server transaction whose final non-2xx response was
+        sent (see the class docstring); None when the `attempts` oldest are all still needed."""
+        age = self._age
+        for _ in range(min(attempts, len(age))):
+            key, txn = age.popitem(last=False)
+            if not self._holds(txn):
+                continue
+            if txn.state in ("Completed", "Confirmed", "Terminated"):
+                self.remove(txn)
+                return txn
+            age[key] = txn  # still in use: to the back of the queue
+        return None
+
+    def add_server(self, txn: ServerTransaction, source: str = "") -> None:
         self.servers[txn.key] = txn
         if isinstance(txn, InviteServerTransaction):
             self._accepted[txn.dialog_ack_key] = txn
+        if source:
+            txn.source = source
+            self._per_source[source] = self._per_source.get(source, 0) + 1
+        self._age[id(txn)] = txn
+        self._watch(txn)
 
+    def servers_from(self, source: str) -> int:
+        return self._per_source.get(source, 0)
+
+    def _watch(self, txn: ClientTransaction | ServerTransaction) -> None:
+        self._live[id(txn)] = txn
+        txn.on_arm = self._schedule  # type: ignore[assignment]
+        for deadline in txn.armed_timers.values():
+            self._schedule(txn, deadline)
+
+    def _schedule(self, txn: ClientTransaction | ServerTransaction, deadline: float) -> None:
+        heap = self._heap
+        heapq.heappush(heap, (deadline, next(self._seq), id(txn)))
+        if len(heap) > 4 * len(self._live) + 4096:
+            # Mostly stale entries (cancelled timers, removed transactions): rebuild.
+            heap[:] = [
+                (d, next(self._seq), tid)
+                for tid, live in self._live.items()
+                for d in live.armed_timers.values()
+            ]
+            heapq.heapify(heap)
+
+    def _unwatch(self, txn: ClientTransaction | ServerTransaction) -> None:
+        if self._live.get(id(txn)) is txn:
+            del self._live[id(txn)]
+            txn.on_arm = None
+
+    def _holds(self, txn: ClientTransaction | ServerTransaction) -> bool:
+        table: dict[tuple[str, ...], Any] = (
+            self.clients if isinstance(txn, ClientTransaction) else self.servers
+        )
+        return table.get(txn.key) is txn
+
+    # -- matching ------------------------------------------------------------------------
     def match_response(self, response: Response) -> ClientTransaction | None:
         try:
             return self.clients.get(client_key(response))
@@ -590,36 +687,55 @@ class TransactionLayer:
         txn = self.servers.get((*key[:-1], "INVITE"))
         return txn if isinstance(txn, InviteServerTransaction) else None
 
+    # -- time ----------------------------------------------------------------------------
     def tick(self, now: float) -> list[tuple[ClientTransaction | ServerTransaction, list[Output]]]:
-        """Fire due timers everywhere; terminated transactions are dropped from the tables."""
+        """Fire due timers; transactions that terminate are dropped from the tables."""
         results: list[tuple[ClientTransaction | ServerTransaction, list[Output]]] = []
-        for table in (self.clients, self.servers):
-            for key, txn in list(table.items()):
-                deadline = txn.next_deadline
-                if deadline is not None and deadline <= now:
-                    outputs = txn.tick(now)
-                    if outputs:
-                        results.append((txn, outputs))
-                if txn.terminated:
-                    self.remove(txn, key)
+        heap = self._heap
+        while heap and heap[0][0] <= now:
+            _, _, tid = heapq.heappop(heap)
+            txn = self._live.get(tid)
+            if txn is None:
+                continue  # removed since this deadline was armed
+            due = txn.next_deadline
+            if due is not None and due <= now:
+                # Re-armed timers are pushed with deadlines after `now` (_base): no repeat here.
+                outputs = txn.tick(now)
+                if outputs:
+                    results.append((txn, outputs))
+            if txn.terminated:
+                self.remove(txn)
         return results
 
     def remove(
         self, txn: ClientTransaction | ServerTransaction, key: tuple[str, ...] | None = None
     ) -> None:
+        self._unwatch(txn)
         if isinstance(txn, ClientTransaction):
             self.clients.pop(key or txn.key, None)
-        else:
-            self.servers.pop(key or txn.key, None)
-            if isinstance(txn, InviteServerTransaction):
-                if self._accepted.get(txn.dialog_ack_key) is txn:
-                    del self._accepted[txn.dialog_ack_key]
+            return
+        self._age.pop(id(txn), None)
+        if self.servers.get(key or txn.key) is txn:
+            del self.servers[key or txn.key]
+            if txn.source:
+                left = self._per_source.get(txn.source, 0) - 1
+                if left > 0:
+                    self._per_source[txn.source] = left
+                else:
+                    self._per_source.pop(txn.source, None)
+        if isinstance(txn, InviteServerTransaction):
+            if self._accepted.get(txn.dialog_ack_key) is txn:
+                del self._accepted[txn.dialog_ack_key]
 
     @property
     def next_deadline(self) -> float | None:
-        deadlines = [
-            d
-            for txn in (*self.clients.values(), *self.servers.values())
-            if (d := txn.next_deadline) is not None
-        ]
-        return min(deadlines) if deadlines else None
+        heap = self._heap
+        while heap:
+            deadline, _, tid = heap[0]
+            # An entry is current when it is its transaction's earliest armed deadline; a
+            # cancelled or already fired timer leaves a stale entry, dropped here.
+            txn = self._live.get(tid)
+            if txn is not None and txn.next_deadline == deadline:
+                return deadline
+            heapq.heappop(heap)
+        return None

@@ -5,12 +5,21 @@ TCP connection the request came on, so responses reuse it (RFC 3261 18.2.2). Out
 connections are opened on demand and reused per (host, port). Keepalives (RFC 5626 3.5.1): a
 CRLFCRLF ping is answered with a CRLF pong; bare CRLFs are ignored. Nothing here parses SIP beyond
 TCP framing (sip.message.StreamFramer); the transport logs nothing per packet, it counts.
+
+Resource limits (issue 9): inbound TCP connections are accepted by our own bounded accept loop
+(not `loop.create_server`) so the total and per-source caps are enforced before a transport is
+built, the same way under uvloop and the stdlib loop, and so an accept() failure (EMFILE when
+the process is out of descriptors) pauses accepting for a moment with one rate-limited log line
+instead of a busy loop or a log flood. A connection that sends nothing, or holds a partial
+message, for `message_deadline` seconds is closed (slowloris); header block and body have caps
+checked before the bytes are buffered (see StreamFramer).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import socket
 from collections.abc import Callable
@@ -27,6 +36,15 @@ _PING = b"\r\n\r\n"
 # RFC 3261 18.1.1: messages near the path MTU should go over TCP; we accept up to 64 KB on UDP
 # (the IP limit) and the same cap on a TCP stream so one peer cannot make us buffer without bound.
 DEFAULT_MAX_MESSAGE = 65535
+# SIP header blocks seen from real peers are 1-3 KB; 16 KB leaves room for long Route sets.
+DEFAULT_MAX_HEADER = 16384
+# Accepting this many connections per wakeup at most lets UDP and RTP have the loop too.
+_ACCEPTS_PER_WAKEUP = 64
+# After accept() fails for lack of descriptors, stop accepting this long (asyncio's stdlib
+# server waits 1 s too: base_events ACCEPT_RETRY_DELAY).
+ACCEPT_BACKOFF = 1.0
+# One log line per event kind and this many seconds at most, whatever the flood.
+_LOG_INTERVAL = 5.0
 
 
 @dataclass(frozen=True)
@@ -51,8 +69,12 @@ class TransportCounters:
     oversize: int = 0
     framing_errors: int = 0
     keepalives: int = 0
-    connections_rejected: int = 0  # over the connection cap
+    connections_rejected: int = 0  # over the total connection cap
+    connections_rejected_per_source: int = 0  # over the per-source connection cap
     connections_idle_closed: int = 0
+    connections_deadline_closed: int = 0  # nothing, or a partial message, for too long
+    oversize_closed: int = 0  # header block or body over its cap on a stream
+    accept_errors: int = 0  # accept() failed (EMFILE, ENFILE, ENOBUFS...)
     send_errors: int = 0
 
 
@@ -64,13 +86,22 @@ def _norm_host(host: str) -> str:
 class TcpConnection(asyncio.Protocol):
     """One TCP stream (inbound or outbound): frames messages and tracks activity for idle close."""
 
-    def __init__(self, owner: Transport, outbound: bool) -> None:
+    def __init__(self, owner: Transport, outbound: bool, source_host: str = "") -> None:
         self._owner = owner
         self.outbound = outbound
-        self._framer = StreamFramer(max_size=owner.max_message_size)
+        # Inbound: the address counted against the per-source cap until the connection ends.
+        self.source_host = source_host
+        self._framer = StreamFramer(
+            max_size=owner.max_message_size,
+            max_header=owner.max_header_size,
+            max_body=owner.max_body_size,
+        )
         self._transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
         self.last_activity = owner._now()
+        # When the current wait for a whole message began: the connect, or the first byte of a
+        # message still incomplete; None while nothing is pending (slowloris deadline).
+        self.waiting_since: float | None = None if outbound else self.last_activity
         self.closed = False
         # Dialogs using this stream (set by the UA): an idle call must not lose its connection,
         # the peer may be behind NAT and unable to accept a new one.
@@ -79,8 +110,9 @@ class TcpConnection(asyncio.Protocol):
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's TCPTransport is not an asyncio.Transport subclass (issue 10: an isinstance
+        # assertion here failed every TCP connection under uvloop); it has the same methods.
+        self._transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         self.peer = (_norm_host(str(peer[0])), int(peer[1])) if peer else ("", 0)
         if not self._owner._register_connection(self):
@@ -90,16 +122,31 @@ class TcpConnection(asyncio.Protocol):
             self.connected.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = self._owner._now()
+        now = self._owner._now()
+        self.last_activity = now
         counters = self._owner.counters
         pings_before = self._framer.keepalives_received
         try:
             messages = self._framer.feed(data)
-        except FramingError:
+        except FramingError as exc:
             counters.framing_errors += 1
             counters.dropped += 1
+            if "exceeds maximum" in str(exc):
+                counters.oversize_closed += 1
+            self._owner._log_limited(
+                "sip.tcp_framing_error",
+                "closing SIP TCP connection from %s:%s: %s",
+                self.peer[0],
+                self.peer[1],
+                str(exc),
+            )
             self.close()
             return
+        if self._framer.in_message:
+            if messages or self.waiting_since is None:
+                self.waiting_since = now
+        else:
+            self.waiting_since = None
         pings = self._framer.keepalives_received - pings_before
         if pings:
             # RFC 5626 3.5.1: each CRLFCRLF ping is answered with one CRLF pong.
@@ -111,6 +158,7 @@ class TcpConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        self.waiting_since = None
         if not self.connected.done():
             self.connected.set_exception(exc or ConnectionError("connection closed"))
         self._owner._forget_connection(self)
@@ -167,8 +215,13 @@ class Transport:
         on_message: MessageHandler | None = None,
         max_message_size: int = DEFAULT_MAX_MESSAGE,
         max_connections: int = 1024,
+        max_connections_per_source: int = 32,
+        message_deadline: float = 10.0,
+        max_header_size: int = DEFAULT_MAX_HEADER,
+        max_body_size: int = DEFAULT_MAX_MESSAGE,
         idle_timeout: float = 300.0,
         connect_timeout: float = 5.0,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         bad = [t for t in transports if t not in ("udp", "tcp")]
         if bad or not transports:
@@ -185,11 +238,21 @@ class Transport:
         self.on_trace: Callable[[str, bytes], None] | None = None
         self.max_message_size = max_message_size
         self.max_connections = max_connections
+        self.max_connections_per_source = max_connections_per_source
+        # <= 0 disables the slowloris deadline (tests of idle behaviour only).
+        self.message_deadline = message_deadline
+        self.max_header_size = max_header_size
+        self.max_body_size = max_body_size
         self.idle_timeout = idle_timeout
         self.connect_timeout = connect_timeout
+        self._clock = clock
         self.counters = TransportCounters()
         self._udp: asyncio.DatagramTransport | None = None
-        self._server: asyncio.Server | None = None
+        self._listeners: list[socket.socket] = []
+        self._accept_paused: asyncio.TimerHandle | None = None
+        self._adopting = 0  # accepted sockets whose asyncio transport is being built
+        self._per_source: dict[str, int] = {}  # inbound connections by peer address
+        self._last_log: dict[str, float] = {}
         self._connections: set[TcpConnection] = set()
         self._by_peer: dict[tuple[str, int], TcpConnection] = {}
         self._pending: dict[tuple[str, int], asyncio.Task[TcpConnection | None]] = {}
@@ -218,11 +281,12 @@ class Transport:
             raise OSError(
                 last_error.errno, f"cannot listen on {self.host}:{self.port}: {last_error}"
             )
-        if "tcp" in self.transports and self.idle_timeout > 0:
-            self._sweeper = self._loop.create_task(self._sweep_idle())
+        if "tcp" in self.transports and (self.idle_timeout > 0 or self.message_deadline > 0):
+            self._sweeper = self._loop.create_task(self._sweep_loop())
 
     async def _bind(self, port: int) -> None:
         loop = asyncio.get_running_loop()
+        self._loop = loop
         bound = port
         if "udp" in self.transports:
             udp, _ = await loop.create_datagram_endpoint(
@@ -231,26 +295,28 @@ class Transport:
             self._udp = udp
             bound = udp.get_extra_info("sockname")[1]
         if "tcp" in self.transports:
-            # asyncio makes IPv6 TCP listeners v6-only, while a UDP socket on "::" is dual-stack
-            # on Linux: listen on 0.0.0.0 as well so "::" means every address for both.
-            hosts: str | list[str] = ["::", "0.0.0.0"] if self.host == "::" else self.host
-            self._server = await loop.create_server(
-                lambda: TcpConnection(self, outbound=False),
-                hosts,
-                bound,
-                family=self.family if self.host != "::" else socket.AF_UNSPEC,
-                reuse_address=True,
-            )
-            bound = self._server.sockets[0].getsockname()[1]
+            # IPv6 listeners are v6-only (as asyncio makes them), while a UDP socket on "::" is
+            # dual-stack on Linux: listen on 0.0.0.0 as well so "::" means every address for both.
+            hosts = ["::", "0.0.0.0"] if self.host == "::" else [self.host]
+            for host in hosts:
+                self._listeners.append(_listen(host, bound))
+                bound = self._listeners[0].getsockname()[1]
+            for listener in self._listeners:
+                loop.add_reader(listener.fileno(), self._on_acceptable, listener)
         self.port = int(bound)
 
     def _close_listeners(self) -> None:
         if self._udp is not None:
             self._udp.close()
             self._udp = None
-        if self._server is not None:
-            self._server.close()
-            self._server = None
+        if self._accept_paused is not None:
+            self._accept_paused.cancel()
+            self._accept_paused = None
+        for listener in self._listeners:
+            if self._loop is not None and not self._loop.is_closed():
+                self._loop.remove_reader(listener.fileno())
+            listener.close()
+        self._listeners = []
 
     def close(self) -> None:
         """Stop listening and close every connection (idempotent)."""
@@ -345,7 +411,8 @@ class Transport:
 
     # -- connection bookkeeping --------------------------------------------------------------
     def _register_connection(self, conn: TcpConnection) -> bool:
-        if len(self._connections) >= self.max_connections:
+        # Inbound connections passed the caps in _on_acceptable, before their transport existed.
+        if conn.outbound and len(self._connections) >= self.max_connections:
             self.counters.connections_rejected += 1
             return False
         self._connections.add(conn)
@@ -353,19 +420,130 @@ class Transport:
         return True
 
     def _forget_connection(self, conn: TcpConnection) -> None:
-        self._connections.discard(conn)
+        if conn in self._connections:
+            self._connections.discard(conn)
+            if conn.source_host:
+                self._release_source(conn.source_host)
+                conn.source_host = ""
         if self._by_peer.get(conn.peer) is conn:
             del self._by_peer[conn.peer]
+
+    def _release_source(self, host: str) -> None:
+        left = self._per_source.get(host, 0) - 1
+        if left > 0:
+            self._per_source[host] = left
+        else:
+            self._per_source.pop(host, None)
+
+    # -- accepting (our own loop: see the module docstring) -----------------------------------
+    def _on_acceptable(self, listener: socket.socket) -> None:
+        for _ in range(_ACCEPTS_PER_WAKEUP):
+            try:
+                sock, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the peer gave up while in the backlog
+            except OSError as exc:
+                # EMFILE / ENFILE / ENOBUFS / ENOMEM: the listening socket stays readable, so
+                # retrying now would spin; pause, log once, count.
+                self.counters.accept_errors += 1
+                self._log_limited(
+                    "sip.tcp_accept_error",
+                    "SIP TCP accept failed (%s); not accepting for %.1f s",
+                    errno.errorcode.get(exc.errno or 0, str(exc)),
+                    ACCEPT_BACKOFF,
+                )
+                self._pause_accepting()
+                return
+            host = _norm_host(str(addr[0]))
+            if len(self._connections) + self._adopting >= self.max_connections:
+                self.counters.connections_rejected += 1
+                self._log_limited(
+                    "sip.tcp_connection_cap",
+                    "SIP TCP connection from %s refused: %d connections open"
+                    " (sip.tcp_max_connections)",
+                    host,
+                    self.max_connections,
+                )
+                sock.close()
+                continue
+            if self._per_source.get(host, 0) >= self.max_connections_per_source:
+                self.counters.connections_rejected_per_source += 1
+                self._log_limited(
+                    "sip.tcp_source_cap",
+                    "SIP TCP connection from %s refused: %d open from it"
+                    " (sip.tcp_max_connections_per_source)",
+                    host,
+                    self.max_connections_per_source,
+                )
+                sock.close()
+                continue
+            self._per_source[host] = self._per_source.get(host, 0) + 1
+            self._adopting += 1
+            task = asyncio.get_running_loop().create_task(self._adopt(sock, host))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _adopt(self, sock: socket.socket, host: str) -> None:
+        """Wrap an accepted socket in an asyncio transport (the per-source slot is already
+        taken: the connection gives it back when it ends, or this does if it never starts)."""
+        loop = asyncio.get_running_loop()
+        made: list[TcpConnection] = []
+
+        def make() -> TcpConnection:
+            made.append(TcpConnection(self, outbound=False, source_host=host))
+            return made[0]
+
+        adopted = False
+        try:
+            await loop.connect_accepted_socket(make, sock)
+            adopted = True
+        except (OSError, ValueError):
+            pass  # the peer reset it already (or the socket is gone); the slot is freed below
+        finally:
+            self._adopting -= 1
+            if not adopted and (not made or made[0] not in self._connections):
+                sock.close()
+                self._release_source(host)
+                if made:
+                    made[0].source_host = ""
+
+    def _pause_accepting(self) -> None:
+        loop = self._loop
+        if loop is None or self._accept_paused is not None:
+            return
+        for listener in self._listeners:
+            loop.remove_reader(listener.fileno())
+        self._accept_paused = loop.call_later(ACCEPT_BACKOFF, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        self._accept_paused = None
+        if self._loop is None:
+            return
+        for listener in self._listeners:
+            self._loop.add_reader(listener.fileno(), self._on_acceptable, listener)
+
+    def _log_limited(self, event: str, message: str, *args: object) -> None:
+        now = self._now()
+        last = self._last_log.get(event)
+        if last is not None and now - last < _LOG_INTERVAL:
+            return
+        self._last_log[event] = now
+        log.warning(message, *args, extra={"event": event})
 
     @property
     def connection_count(self) -> int:
         return len(self._connections)
 
-    async def _sweep_idle(self) -> None:
-        interval = max(0.05, min(self.idle_timeout / 4, 30.0))
+    async def _sweep_loop(self) -> None:
+        periods = [t / 4 for t in (self.idle_timeout, self.message_deadline) if t > 0]
+        interval = max(0.05, min([*periods, 30.0]))
         while True:
             await asyncio.sleep(interval)
-            self.sweep_idle()
+            if self.idle_timeout > 0:
+                self.sweep_idle()
+            self.sweep_deadlines()
 
     def sweep_idle(self) -> int:
         """Close connections idle longer than idle_timeout (unless a dialog uses them); returns
@@ -376,6 +554,29 @@ class Transport:
             conn.close()
             self.counters.connections_idle_closed += 1
         return len(stale)
+
+    def sweep_deadlines(self) -> int:
+        """Close inbound connections that sent nothing since they connected, or hold a partial
+        message, for longer than message_deadline (slowloris); returns how many were closed."""
+        if self.message_deadline <= 0:
+            return 0
+        limit = self._now() - self.message_deadline
+        late = [
+            c
+            for c in self._connections
+            if c.waiting_since is not None and c.waiting_since < limit and not c.closed
+        ]
+        for conn in late:
+            self.counters.connections_deadline_closed += 1
+            self._log_limited(
+                "sip.tcp_deadline",
+                "closing SIP TCP connection from %s:%s: no complete message within %.0f s",
+                conn.peer[0],
+                conn.peer[1],
+                self.message_deadline,
+            )
+            conn.close()
+        return len(late)
 
     # -- inbound -----------------------------------------------------------------------------
     def _trace(self, direction: str, data: bytes) -> None:
@@ -399,8 +600,27 @@ class Transport:
             log.exception("sip message handler failed", extra={"event": "sip.handler_error"})
 
     def _now(self) -> float:
+        if self._clock is not None:
+            return self._clock()
         loop = self._loop
         if loop is None:
             with contextlib.suppress(RuntimeError):
                 loop = asyncio.get_running_loop()
         return loop.time() if loop is not None else 0.0
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """A non-blocking listening TCP socket, as loop.create_server would have made it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock

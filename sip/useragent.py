@@ -233,6 +233,9 @@ class UaCounters:
     auth_challenges: int = 0
     auth_replays: int = 0  # a used nonce sent again with no higher nc (sip/auth.py)
     callback_errors: int = 0
+    options_stateless: int = 0  # out-of-dialog OPTIONS answered without a transaction
+    transactions_dropped: int = 0  # requests dropped: server transaction caps reached
+    transactions_evicted: int = 0  # finished transactions dropped to make room (total cap)
 
 
 def _sdp_body(msg: Request | Response) -> bytes | None:
@@ -539,6 +542,8 @@ class UserAgent:
         wall_clock: Callable[[], float] = time.time,
         timers: TimerConfig | None = None,
         max_calls: int = 100,
+        max_server_transactions: int = 10000,
+        max_server_transactions_per_source: int = 0,
         allow_networks: Sequence[str] = (),
         admission: Admission | None = None,
         inbound_auth: InboundAuth | None = None,
@@ -591,13 +596,17 @@ class UserAgent:
         self.calls: dict[str, Call] = {}  # by Call-ID (+ our tag inside)
         # Transactions are sip.transaction's sans-I/O machines; the UA only runs their outputs
         # and one loop timer for the earliest deadline.
-        self._layer = TransactionLayer()
+        self._layer = TransactionLayer(
+            max_servers=max_server_transactions,
+            max_servers_per_source=max_server_transactions_per_source,
+        )
         self._txns: dict[int, _ServerTxn | _ClientTxn] = {}  # id(machine) -> wrapper
         self._tick_handle: asyncio.TimerHandle | None = None
         self._tick_at: float | None = None
         self._acks_sent: dict[tuple[str, int], tuple[bytes, TransportAddr]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_parse_log = 0.0
+        self._last_cap_log: float | None = None
 
     def configure_inbound_auth(self, inbound_auth: InboundAuth | None) -> None:
         """Set (or with None / an empty username, remove) the digest challenge on inbound
@@ -776,6 +785,12 @@ class UserAgent:
             # Over this source's INVITE rate: no answer and no transaction (a flood must not
             # buy state or responses; the caller's retransmission tries again later).
             return
+        if method == "OPTIONS" and not req.to_tag:
+            self._answer_options_statelessly(req, dest)
+            return
+        if not self._layer.server_room(source.host) and not self._make_room(source.host):
+            self._drop_over_transaction_cap(req, source)
+            return
         reliable = dest.proto == "tcp"
         if method == "INVITE":
             machine = InviteServerTransaction(req, dest, reliable=reliable, timers=self.timers)
@@ -783,7 +798,7 @@ class UserAgent:
             machine = NonInviteServerTransaction(req, dest, reliable=reliable, timers=self.timers)
         txn = _ServerTxn(machine)
         self._txns[id(machine)] = txn
-        self._layer.add_server(machine)
+        self._layer.add_server(machine, source.host)
         if method == "CANCEL":
             self._on_cancel(req, txn)
             return
@@ -802,9 +817,6 @@ class UserAgent:
             self._reply(txn, 501)
             return
         to_tag = req.to_tag
-        if method == "OPTIONS" and not to_tag:
-            self._reply_options(txn)
-            return
         if method == "INVITE" and not to_tag:
             self._on_new_invite(req, source, txn)
             return
@@ -929,27 +941,78 @@ class UserAgent:
         self._execute(txn, outputs)
         return True
 
-    def _reply_options(self, txn: _ServerTxn, in_dialog: bool = False) -> None:
-        # Fast path: Asterisk qualify and SBC pings judge us by this answer.
+    def _options_answer(
+        self, proto: str, in_dialog: bool
+    ) -> tuple[int, str | None, list[tuple[str, str]]]:
         if not self.accepting and not in_dialog:
             # Draining: a load balancer's OPTIONS probe (Kamailio dispatcher) must see that new
             # calls belong elsewhere, while the calls we still carry keep their dialogs.
-            self._reply(
-                txn,
-                503,
-                "Service Unavailable - draining",
-                extra=[("Retry-After", str(self.retry_after))],
-            )
-            return
-        self._reply(
-            txn,
+            return 503, "Service Unavailable - draining", [("Retry-After", str(self.retry_after))]
+        return (
             200,
-            extra=[
+            None,
+            [
                 ("Accept", self.accept_types),
                 ("Supported", ", ".join(self.supported)),
-                ("Contact", self.contact(txn.dest.proto)),
+                ("Contact", self.contact(proto)),
             ],
         )
+
+    def _reply_options(self, txn: _ServerTxn, in_dialog: bool = False) -> None:
+        status, reason, extra = self._options_answer(txn.dest.proto, in_dialog)
+        self._reply(txn, status, reason, extra=extra)
+
+    def _answer_options_statelessly(self, req: Request, dest: TransportAddr) -> None:
+        """Out-of-dialog OPTIONS (qualify, SBC and dispatcher pings, scanners) answered without
+        a server transaction (RFC 3261 8.2.7 stateless UAS): a retransmission is simply answered
+        again, and a flood of them leaves no state behind for 64*T1."""
+        self.counters.options_stateless += 1
+        if not self._scheme_ok(req):
+            self._send_response(req, dest, 416)
+            return
+        unsupported = self._unsupported_requires(req)
+        if unsupported:
+            self._send_response(req, dest, 420, extra=[("Unsupported", ", ".join(unsupported))])
+            return
+        status, reason, extra = self._options_answer(dest.proto, in_dialog=False)
+        self._send_response(req, dest, status, reason, extra=extra)
+
+    def _make_room(self, source_host: str) -> bool:
+        """Total cap reached (not this source's share): evict one finished transaction."""
+        if not self._layer.source_room(source_host):
+            return False
+        evicted = self._layer.evict_completed()
+        if evicted is None:
+            return False
+        self._txns.pop(id(evicted), None)
+        self.counters.transactions_evicted += 1
+        return True
+
+    def _drop_over_transaction_cap(self, req: Request, source: TransportAddr) -> None:
+        # Silent: a 503 per dropped request would answer a flood with a flood of our own.
+        self.counters.transactions_dropped += 1
+        now = self.clock()
+        if self._last_cap_log is None or now - self._last_cap_log >= 5.0:
+            self._last_cap_log = now
+            log.warning(
+                "dropping SIP %s from %s:%s: %d server transactions open (%d from this source)",
+                req.method,
+                source.host,
+                source.port,
+                self.server_transactions,
+                self._layer.servers_from(source.host),
+                extra={
+                    "event": "sip.transaction_cap",
+                    "method": req.method,
+                    "source": source.host,
+                    "dropped": self.counters.transactions_dropped,
+                },
+            )
+
+    @property
+    def server_transactions(self) -> int:
+        """Server transactions held now (bounded by max_server_transactions)."""
+        return len(self._layer.servers)
 
     def _stamp_via(self, req: Request, source: TransportAddr) -> None:
         """RFC 3581 + 18.2.1: record where the request really came from in the top Via."""

@@ -78,3 +78,24 @@ def test_latency_bench_short_run_keeps_every_append_and_flushes_every_barge_in()
     assert abs(result["append_bytes_per_s"] - 5 * 8000) <= 5 * 8000 * 0.05, result
     for key in ("release_to_written", "sent_delta_to_queued", "sent_speech_to_last_bot"):
         assert result[key]["n"] > 0, (key, result[key])
+
+
+def test_flood_bench_short_run_call_completes_and_fds_return() -> None:
+    """Every flood for 2 s against `sip-realtime-gateway run`: the legitimate call placed during
+    each one completes with its audio echoed back, and the gateway's descriptors return to the
+    baseline (issue 9). CPU and RSS are printed by the bench, not asserted here."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "flood.py"), "--seconds", "2", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    assert [r["flood"] for r in rows] == ["invite", "options", "garbage", "idle_tcp", "slowloris"]
+    for row in rows:
+        assert row["call_completed"], row
+        assert row["fds_after"] <= row["fds_baseline"], row
+        assert row["problem"] == "", row
+        assert sum(v for k, v in row["flooder"].items() if k in ("sent", "opened")) > 0, row

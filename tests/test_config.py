@@ -495,3 +495,45 @@ def test_media_safety_defaults_and_env() -> None:
     env = {"SRG_MEDIA_RTP_LATCH_PACKETS": "5", "SRG_MEDIA_INPUT_BURST_MS": "300"}
     media = load_config(None, env=env).media
     assert (media.rtp_latch_packets, media.input_burst_ms) == (5, 300)
+
+
+# ---- SIP resource limits (issue 9) -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        ("[sip]\nmax_server_transactions = -1\n", "sip.max_server_transactions: -1 must be >= 0"),
+        ("[sip]\ntcp_max_connections = 0\n", "sip.tcp_max_connections: 0 must be at least 1"),
+        (
+            "[sip]\ntcp_max_connections_per_source = 0\n",
+            "sip.tcp_max_connections_per_source: 0 must be at least 1",
+        ),
+        ("[sip]\ntcp_message_deadline_s = 0\n", "sip.tcp_message_deadline_s: 0.0 must be > 0"),
+        ("[sip]\ntcp_max_header_bytes = 100\n", "sip.tcp_max_header_bytes: 100 is not in"),
+        ("[sip]\ntcp_max_body_bytes = 70000\n", "sip.tcp_max_body_bytes: 70000 is not in"),
+    ],
+)
+def test_sip_limit_errors_name_the_key(tmp_path: Path, toml: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(write(tmp_path, toml), env={})
+    assert needle in str(excinfo.value)
+
+
+def test_sip_limits_defaults_and_descriptor_budget(tmp_path: Path) -> None:
+    from gateway.limits import FD_RESERVE, FDS_PER_CALL, sip_limits
+
+    config = load_config(write(tmp_path, "[sip]\nmax_calls = 50\n"), env={})
+    limits = sip_limits(config, fd_limit=100000)
+    assert limits.max_server_transactions == 5000  # 100 per call
+    assert limits.tcp_max_connections == 1024 and not limits.tcp_lowered
+    small = sip_limits(config, fd_limit=1024)
+    assert small.tcp_max_connections == 1024 - FD_RESERVE - FDS_PER_CALL * 50
+    assert small.tcp_lowered
+    # A narrow RTP range bounds the calls, hence the descriptors they need.
+    narrow = load_config(
+        write(tmp_path, "[media]\nrtp_port_min = 10000\nrtp_port_max = 10009\n"), env={}
+    )
+    assert sip_limits(narrow, fd_limit=1024).fd_for_calls == FDS_PER_CALL * 5
+    env = {"SRG_SIP_MAX_SERVER_TRANSACTIONS": "300"}
+    assert sip_limits(load_config(None, env=env)).max_server_transactions == 300

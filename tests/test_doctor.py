@@ -613,3 +613,14 @@ def test_run_checks_reports_loose_latching(tmp_path: Path, port_block: int) -> N
     )
     results = asyncio.run(doctor.run_checks(loose, realtime=False, registrations=False))
     assert any("rtp_latch_any_host" in r.message + r.fix for r in results)
+
+
+def test_descriptor_check_warns_when_the_tcp_cap_is_lowered() -> None:
+    from gateway.config import GatewayConfig
+    from gateway.doctor import Status, check_descriptors
+
+    config = GatewayConfig()
+    assert check_descriptors(config, fd_limit=65536).status is Status.OK
+    low = check_descriptors(config, fd_limit=1024)
+    assert low.status is Status.WARN and "lowered" in low.message and "ulimit" in low.fix
+    assert check_descriptors(config, fd_limit=200).status is Status.FAIL

@@ -16,7 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 
 from gateway.media.pacer import LATENESS_BUCKETS, LatenessStats
@@ -120,6 +124,69 @@ class _PacerLatency:
 
     def observe(self, seconds: float) -> None:
         self.by_hand.observe(seconds)
+
+
+# -- SIP resource limits (issue 9) ----------------------------------------------------------------
+# Read at scrape time from the plain int counters of sip.transport and sip.useragent (a flood
+# must not turn into a loop of inc() calls on the event loop). `source()` returns a mapping of
+# the keys below; missing keys read as 0.
+SIP_LIMIT_GAUGES = {
+    "sip_server_transactions": ("server_transactions", "SIP server transactions held now."),
+    "sip_tcp_connections": ("tcp_connections", "SIP TCP connections open now."),
+}
+SIP_LIMIT_COUNTERS = {
+    "sip_requests_dropped": (
+        "Received SIP requests dropped without an answer, by reason.",
+        {"reason": {"transaction_cap": "transactions_dropped"}},
+    ),
+    "sip_transactions_evicted": (
+        "Finished server transactions dropped to make room for a new request (total cap).",
+        {"": {"": "transactions_evicted"}},
+    ),
+    "sip_options_stateless": (
+        "Out-of-dialog OPTIONS answered without a server transaction.",
+        {"": {"": "options_stateless"}},
+    ),
+    "sip_tcp_connections_refused": (
+        "Inbound SIP TCP connections closed at accept, by the cap they hit.",
+        {"reason": {"total_cap": "tcp_refused_total_cap", "source_cap": "tcp_refused_source_cap"}},
+    ),
+    "sip_tcp_connections_closed": (
+        "SIP TCP connections the gateway closed, by reason (deadline = slowloris).",
+        {
+            "reason": {
+                "deadline": "tcp_closed_deadline",
+                "oversize": "tcp_closed_oversize",
+                "framing": "tcp_closed_framing",
+                "idle": "tcp_closed_idle",
+            }
+        },
+    ),
+    "sip_tcp_accept_errors": (
+        "accept() failures on the SIP TCP listener (EMFILE...); accepting pauses 1 s.",
+        {"": {"": "tcp_accept_errors"}},
+    ),
+    "sip_udp_dropped": (
+        "SIP UDP datagrams dropped unread, by reason.",
+        {"reason": {"oversize": "udp_oversize"}},
+    ),
+}
+
+
+class _SipLimits:
+    def __init__(self) -> None:
+        self.source: Callable[[], Mapping[str, int]] = dict
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        values = self.source()
+        for name, (key, doc) in SIP_LIMIT_GAUGES.items():
+            yield GaugeMetricFamily(PREFIX + name, doc, value=values.get(key, 0))
+        for name, (doc, by_label) in SIP_LIMIT_COUNTERS.items():
+            ((label, keys),) = by_label.items()
+            family = CounterMetricFamily(PREFIX + name, doc, labels=[label] if label else [])
+            for label_value, key in keys.items():
+                family.add_metric([label_value] if label else [], values.get(key, 0))
+            yield family
 
 
 def _bounded(value: str, allowed: Iterable[str]) -> str:
@@ -240,6 +307,8 @@ class Metrics:
         self.sip_parse_errors = Counter(
             p + "sip_parse_errors", "Received SIP messages that could not be parsed.", registry=r
         )
+        self.sip_limits = _SipLimits()
+        r.register(self.sip_limits)
         for kind in TOKEN_KINDS:
             # Pre-create so dashboards show 0 instead of "no data" before the first call.
             self.tokens.labels(kind=kind)
@@ -376,6 +445,10 @@ class Metrics:
     def sip_parse_error(self, count: int = 1) -> None:
         if count > 0:
             self.sip_parse_errors.inc(count)
+
+    def read_sip_limits_from(self, source: Callable[[], Mapping[str, int]]) -> None:
+        """The SIP resource-limit counters and gauges (SIP_LIMIT_*), read at each scrape."""
+        self.sip_limits.source = source
 
     # -- exposition --------------------------------------------------------------------------
 

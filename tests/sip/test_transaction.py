@@ -460,3 +460,120 @@ def test_rfc2543_peer_without_magic_cookie() -> None:
     layer.add_server(txn)
     assert layer.match_request(request("OPTIONS", branch="1234")) is txn
     assert layer.match_request(request("OPTIONS", branch="1234", cseq=2)) is None
+
+
+# ---- bounds and reaping (issue 9) ---------------------------------------------------------
+
+
+def test_layer_caps_total_and_per_source() -> None:
+    layer = TransactionLayer(max_servers=4, max_servers_per_source=3)
+    for n in range(3):
+        assert layer.server_room("192.0.2.66")
+        layer.add_server(
+            NonInviteServerTransaction(request("BYE", branch=f"z9hG4bKb{n}"), DEST), "192.0.2.66"
+        )
+    assert not layer.server_room("192.0.2.66")  # its share is used
+    assert layer.server_room("192.0.2.7")  # another source still fits
+    layer.add_server(NonInviteServerTransaction(request("BYE", branch="z9hG4bKo"), DEST), "x")
+    assert not layer.server_room("192.0.2.7")  # the total is reached
+    first = layer.match_request(request("BYE", branch="z9hG4bKb0"))
+    assert first is not None
+    layer.remove(first)
+    assert layer.servers_from("192.0.2.66") == 2
+    assert layer.server_room("192.0.2.66")
+
+
+def test_default_per_source_share_is_half() -> None:
+    assert TransactionLayer(max_servers=100).max_servers_per_source == 50
+
+
+def test_flood_of_rejected_invites_is_reaped_by_timer_h() -> None:
+    """10000 INVITEs answered 403 and never ACKed (a flood): all gone 64*T1 later, and a tick
+    before then visits only the transactions that are due."""
+    layer = TransactionLayer(max_servers=20000)
+    for n in range(10000):
+        invite = request(branch=f"z9hG4bKflood{n}", call_id=f"flood-{n}")
+        txn = InviteServerTransaction(invite, DEST)
+        layer.add_server(txn, "192.0.2.66")
+        txn.send_response(response_to(invite, 403), now=n * 0.001)
+    assert layer.next_deadline == pytest.approx(0.5)  # first Timer G
+    results = layer.tick(0.6)  # only the first 100 are due for a retransmission
+    assert len(results) == 101
+    assert len(layer.servers) == 10000
+    now = 0.6
+    while (deadline := layer.next_deadline) is not None:
+        now = deadline
+        layer.tick(now)
+    assert layer.servers == {} and layer.servers_from("192.0.2.66") == 0
+    assert now == pytest.approx(9.999 + 32.0)  # the last one's Timer H
+    assert layer._heap == []
+
+
+def test_layer_tick_skips_cancelled_timers() -> None:
+    layer = TransactionLayer()
+    invite = request()
+    txn = InviteServerTransaction(invite, DEST)
+    layer.add_server(txn)
+    txn.send_response(response_to(invite, 486), 0.0)
+    txn.receive_ack(make_ack_for_non2xx(invite, response_to(invite, 486)), 0.1)  # G, H off; I on
+    assert layer.next_deadline == pytest.approx(0.1 + 5.0)  # Timer I (T4), not the stale G
+    assert layer.tick(1.0) == []
+    assert layer.tick(5.2) == [(txn, [Terminated()])]
+    assert layer.servers == {}
+
+
+def test_evict_completed_takes_the_oldest_finished_and_spares_calls() -> None:
+    layer = TransactionLayer(max_servers=4, max_servers_per_source=4)
+    ringing = InviteServerTransaction(request(branch="z9hG4bKring"), DEST)  # Proceeding
+    layer.add_server(ringing, "a")
+    answered_invite = request(branch="z9hG4bKans", call_id="c2")
+    answered = InviteServerTransaction(answered_invite, DEST)
+    layer.add_server(answered, "a")
+    answered.send_response(response_to(answered_invite, 200), 0.0)  # Accepted
+    byes = []
+    for n in range(2):
+        bye = request("BYE", branch=f"z9hG4bKbye{n}", call_id=f"b{n}")
+        txn = NonInviteServerTransaction(bye, DEST)
+        layer.add_server(txn, "b")
+        txn.send_response(response_to(bye, 481), 0.0)  # Completed (Timer J)
+        byes.append(txn)
+    assert not layer.server_room("c") and layer.source_room("c")
+    assert layer.evict_completed() is byes[0]
+    assert layer.evict_completed() is byes[1]
+    assert layer.servers_from("b") == 0
+    assert layer.evict_completed() is None  # a call ringing and an answered one remain
+    assert set(layer.servers.values()) == {ringing, answered}
+    # A rejected INVITE (Completed, waiting for its ACK) may go too.
+    ringing.send_response(response_to(ringing.request, 486), 0.0)
+    assert layer.evict_completed() is ringing
+    assert layer.next_deadline is not None  # the answered call's timers are still scheduled
+
+
+def test_removed_transaction_is_freed_before_its_timers_fire() -> None:
+    """The timer heap holds ids, not transactions: an evicted one is garbage at once, not
+    64*T1 later (a flood of evictions must not keep 32 s of requests in memory)."""
+    import gc
+    import weakref
+
+    layer = TransactionLayer(max_servers=1, max_servers_per_source=1)
+    invite = request()
+    txn = InviteServerTransaction(invite, DEST)
+    layer.add_server(txn, "a")
+    txn.send_response(response_to(invite, 403), 0.0)  # G and H armed
+    ref = weakref.ref(txn)
+    assert layer.evict_completed() is txn
+    del txn
+    gc.collect()
+    assert ref() is None
+    assert layer.next_deadline is None and layer.tick(100.0) == []
+
+
+def test_timer_heap_is_compacted_when_mostly_stale() -> None:
+    layer = TransactionLayer(max_servers=100000)
+    for n in range(3000):
+        invite = request(branch=f"z9hG4bKc{n}", call_id=f"c{n}")
+        txn = InviteServerTransaction(invite, DEST)
+        layer.add_server(txn)
+        txn.send_response(response_to(invite, 403), 0.0)
+        layer.remove(txn)  # stale entries only
+    assert len(layer._heap) <= 4096 + 2

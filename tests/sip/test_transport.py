@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import socket
+from collections.abc import Callable
 
 import pytest
 
@@ -258,5 +261,175 @@ async def test_idle_sweep_spares_connections_in_use() -> None:
         source.conn.users -= 1
         assert t.sweep_idle() == 1
         writer.close()
+    finally:
+        t.close()
+
+
+# ---- resource limits (issue 9) ----------------------------------------------------------------
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Poll a condition the event loop makes true (bounded: 2 s of loop turns)."""
+    for _ in range(200):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def _closed_by_peer(reader: asyncio.StreamReader) -> bool:
+    try:
+        return await asyncio.wait_for(reader.read(100), 2.0) == b""
+    except ConnectionResetError:
+        return True
+
+
+async def test_per_source_connection_cap() -> None:
+    t, inbox = await _started(max_connections_per_source=2)
+    try:
+        streams = [await asyncio.open_connection("127.0.0.1", t.port) for _ in range(3)]
+        assert await _closed_by_peer(streams[2][0])
+        assert t.counters.connections_rejected_per_source == 1
+        await _until(lambda: t.connection_count == 2, "two connections")
+        # Another source address is not affected by 127.0.0.1's share.
+        r4, w4 = await asyncio.open_connection("127.0.0.1", t.port, local_addr=("127.0.0.2", 0))
+        w4.write(OPTIONS)
+        _, source = await inbox.get()
+        assert source.host == "127.0.0.2"
+        # A slot is given back when its connection ends.
+        streams[0][1].close()
+        await _until(lambda: t._per_source.get("127.0.0.1") == 1, "slot released")
+        r5, w5 = await asyncio.open_connection("127.0.0.1", t.port)
+        w5.write(OPTIONS)
+        _, source = await inbox.get()
+        assert source.host == "127.0.0.1"
+        for _, w in [*streams[1:], (r4, w4), (r5, w5)]:
+            w.close()
+    finally:
+        t.close()
+
+
+async def test_slowloris_deadline_with_fake_clock() -> None:
+    now = [0.0]
+    t, inbox = await _started(message_deadline=10.0, idle_timeout=0, clock=lambda: now[0])
+    try:
+        silent_r, silent_w = await asyncio.open_connection("127.0.0.1", t.port)
+        partial_r, partial_w = await asyncio.open_connection("127.0.0.1", t.port)
+        _whole_r, whole_w = await asyncio.open_connection("127.0.0.1", t.port)
+        whole_w.write(OPTIONS)
+        await inbox.get()
+        partial_w.write(OPTIONS[:40])
+        await _until(
+            lambda: sum(c._framer.in_message for c in t._connections) == 1, "partial message"
+        )
+        now[0] = 9.0
+        assert t.sweep_deadlines() == 0
+        now[0] = 10.5
+        assert t.sweep_deadlines() == 2
+        assert await _closed_by_peer(silent_r)
+        assert await _closed_by_peer(partial_r)
+        assert t.counters.connections_deadline_closed == 2
+        # The connection that completed its message stays; a new partial one restarts its clock.
+        whole_w.write(OPTIONS[:40])
+        await _until(lambda: any(c.waiting_since == 10.5 for c in t._connections), "restart")
+        now[0] = 20.0
+        assert t.sweep_deadlines() == 0
+        whole_w.write(OPTIONS[40:])
+        await inbox.get()
+        now[0] = 100.0
+        assert t.sweep_deadlines() == 0
+        for w in (silent_w, partial_w, whole_w):
+            w.close()
+    finally:
+        t.close()
+
+
+async def test_huge_header_and_content_length_close_the_connection() -> None:
+    t, _ = await _started(max_header_size=2048, max_body_size=4096)
+    try:
+        r1, w1 = await asyncio.open_connection("127.0.0.1", t.port)
+        w1.write(b"OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\nX-Pad: " + b"a" * 4000)
+        assert await _closed_by_peer(r1)
+        r2, w2 = await asyncio.open_connection("127.0.0.1", t.port)
+        w2.write(OPTIONS.replace(b"Content-Length: 0", b"Content-Length: 50000"))
+        assert await _closed_by_peer(r2)
+        assert t.counters.oversize_closed == 2
+        w1.close()
+        w2.close()
+    finally:
+        t.close()
+
+
+class _FailingListener:
+    """accept() fails like a process out of descriptors."""
+
+    def __init__(self, real: socket.socket) -> None:
+        self.real = real
+        self.calls = 0
+
+    def fileno(self) -> int:
+        return self.real.fileno()
+
+    def accept(self) -> tuple[socket.socket, tuple[str, int]]:
+        self.calls += 1
+        raise OSError(errno.EMFILE, "Too many open files")
+
+
+async def test_accept_failure_pauses_and_logs_once(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    t, _ = await _started(clock=lambda: now[0])
+    try:
+        failing = _FailingListener(t._listeners[0])
+        with caplog.at_level(logging.WARNING, logger="sip"):
+            t._on_acceptable(failing)  # type: ignore[arg-type]
+            assert t._accept_paused is not None  # not accepting: no busy loop on EMFILE
+            t._accept_paused.cancel()
+            t._accept_paused = None
+            now[0] = 1.0
+            t._on_acceptable(failing)  # type: ignore[arg-type]
+        assert failing.calls == 2 and t.counters.accept_errors == 2
+        lines = [r for r in caplog.records if getattr(r, "event", "") == "sip.tcp_accept_error"]
+        assert len(lines) == 1 and "EMFILE" in lines[0].getMessage()
+        # Resuming puts the real listener back: connections are accepted again.
+        t._resume_accepting()
+        _, w = await asyncio.open_connection("127.0.0.1", t.port)
+        await _until(lambda: t.connection_count == 1, "accepted after the pause")
+        w.close()
+    finally:
+        t.close()
+
+
+def test_uvloop_tcp_message_and_caps() -> None:
+    """Issue 10: under uvloop every inbound TCP connection failed an isinstance assertion."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> tuple[bytes, int]:
+        t, inbox = await _started(max_connections_per_source=1)
+        try:
+            r1, w1 = await asyncio.open_connection("127.0.0.1", t.port)
+            w1.write(OPTIONS)
+            data, source = await inbox.get()
+            r2, w2 = await asyncio.open_connection("127.0.0.1", t.port)
+            assert await _closed_by_peer(r2)
+            t.send(b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n", source)
+            assert (await asyncio.wait_for(r1.read(100), 2.0)).startswith(b"SIP/2.0 200")
+            w1.close()
+            w2.close()
+            return data, t.counters.connections_rejected_per_source
+        finally:
+            t.close()
+
+    assert uvloop.run(main()) == (OPTIONS, 1)
+
+
+async def test_failed_adoption_gives_the_source_slot_back() -> None:
+    t, _ = await _started()
+    try:
+        t._per_source["192.0.2.9"] = 1  # what _on_acceptable takes before adopting
+        t._adopting += 1
+        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        dead.close()
+        await t._adopt(dead, "192.0.2.9")
+        assert t._per_source == {} and t._adopting == 0
     finally:
         t.close()

@@ -1253,4 +1253,84 @@ async def test_registrar_is_limited_by_max_calls_only() -> None:
         assert ua.counters.rejected_max_calls_per_source == 0
     finally:
         peer.close()
+
+
+# -- resource limits (issue 9) ------------------------------------------------------------------
+async def test_out_of_dialog_options_is_stateless(env) -> None:
+    ua, _rec, peer = env
+    sent = peer.request("OPTIONS", call_id="stateless-1", branch="z9hG4bKstateless1")
+    for _ in range(3):  # retransmissions are simply answered again
+        peer.send(sent)
+        ok = await peer.expect_status(200)
+        assert ok.to_tag  # 8.2.6.2
+        assert ok.top_via is not None and ok.top_via.branch == "z9hG4bKstateless1"
+        assert "OPTIONS" in ok.headers.get_all("Allow")
+        assert ok.headers.get_all("Accept") and ok.headers.get_all("Supported")
+    assert ua.server_transactions == 0
+    assert ua.counters.options_stateless == 3
+    assert ua.counters.retransmissions_absorbed == 0
+    ua.accepting = False
+    peer.send(peer.request("OPTIONS", call_id="stateless-2"))
+    busy = await peer.expect_status(503)
+    assert busy.headers.get("Retry-After") and busy.to_tag
+    peer.send(peer.request("OPTIONS", call_id="stateless-3", extra="Require: foo"))
+    bad = await peer.expect_status(420)
+    assert bad.headers.get("Unsupported") == "foo"
+    assert ua.server_transactions == 0
+
+
+async def test_server_transaction_cap_drops_silently_and_per_source_share() -> None:
+    rec = Recorder(auto_accept=False)
+    ua = await start_ua(
+        rec, max_server_transactions=4, max_server_transactions_per_source=2, max_calls=10
+    )
+    flood = await SipPeer(("127.0.0.1", ua.transport.port)).start()
+    other = await SipPeer(("127.0.0.1", ua.transport.port), host="127.0.0.2").start()
+    try:
+        for n in range(5):
+            flood.send(flood.request("BYE", call_id=f"flood-{n}"))  # 481 each, then Timer J
+        for _ in range(2):
+            await flood.expect_status(481)
+        # The other source still has its share.
+        other.send(other.request("BYE", call_id="other-1"))
+        await other.expect_status(481)
+        assert ua.server_transactions == 3
+        assert ua.counters.transactions_dropped == 3
+        assert flood.drain() == []  # nothing for the dropped ones: no reflection
+        # Timer J (64*T1 = 1.28 s here) reaps them; the source has room again.
+        for _ in range(100):  # bounded poll: 5 s of loop turns
+            if not ua.server_transactions:
+                break
+            await asyncio.sleep(0.05)
+        assert ua.server_transactions == 0
+        flood.send(flood.request("BYE", call_id="flood-late"))
+        await flood.expect_status(481)
+    finally:
+        flood.close()
+        other.close()
+        await ua.close()
+
+
+async def test_total_transaction_cap_evicts_finished_ones_for_a_new_caller() -> None:
+    """A flood of rejected requests from several addresses fills the total; a caller from yet
+    another address still gets in because finished (Completed) transactions are evicted."""
+    rec = Recorder()
+    ua = await start_ua(rec, max_server_transactions=4, max_server_transactions_per_source=2)
+    floods = [
+        await SipPeer(("127.0.0.1", ua.transport.port), host=f"127.0.0.{n}").start() for n in (2, 3)
+    ]
+    caller = await SipPeer(("127.0.0.1", ua.transport.port), host="127.0.0.4").start()
+    try:
+        for peer in floods:
+            for n in range(2):
+                peer.send(peer.request("BYE", call_id=f"{peer.host}-{n}"))
+                await peer.expect_status(481)
+        assert ua.server_transactions == 4
+        await establish(caller, rec, "evict-1")
+        assert ua.counters.transactions_evicted >= 1
+        assert ua.counters.transactions_dropped == 0
+        assert ua.server_transactions <= 4
+    finally:
+        for peer in (*floods, caller):
+            peer.close()
         await ua.close()
