@@ -93,12 +93,15 @@ Decisions documented here:
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import inspect
 import ipaddress
 import logging
 import secrets
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -149,6 +152,8 @@ from sip.uac_auth import log_refused, may_answer
 from sip.uri import SipUri, UriError, parse_name_addr, parse_uri
 
 log = logging.getLogger("sip")
+# Refused INVITE transactions remembered so their retransmissions are counted once.
+REFUSED_REMEMBERED = 1024
 
 # Methods we accept (Allow). REFER is only sent by us (blind transfer), so it is not listed.
 DEFAULT_ALLOW: tuple[str, ...] = (
@@ -592,6 +597,8 @@ class UserAgent:
         self.on_dtmf = on_dtmf
         self.on_ack = on_ack
         self.accepting = True  # False during shutdown: new INVITEs get 503
+        self._tag_secret = secrets.token_bytes(16)  # stateless To tags (_stateless_tag)
+        self._refused_recently: OrderedDict[tuple[str, str | None], None] = OrderedDict()
         self.counters = UaCounters()
         self.calls: dict[str, Call] = {}  # by Call-ID (+ our tag inside)
         # Transactions are sip.transaction's sans-I/O machines; the UA only runs their outputs
@@ -788,6 +795,13 @@ class UserAgent:
         if method == "OPTIONS" and not req.to_tag:
             self._answer_options_statelessly(req, dest)
             return
+        if (
+            method == "INVITE"
+            and not req.to_tag
+            and self.admission.decide(source.host, self.digest_server is not None)[0] == REFUSE
+        ):
+            self._refuse_source(req, source, dest)
+            return
         if not self._layer.server_room(source.host) and not self._make_room(source.host):
             self._drop_over_transaction_cap(req, source)
             return
@@ -962,6 +976,12 @@ class UserAgent:
         status, reason, extra = self._options_answer(txn.dest.proto, in_dialog)
         self._reply(txn, status, reason, extra=extra)
 
+    def _stateless_tag(self, req: Request) -> str:
+        """A To tag that is the same for every retransmission of `req` (8.2.7), unguessable
+        from outside (keyed by this UA's secret)."""
+        key = f"{req.call_id}|{req.from_tag}|{req.branch}".encode()
+        return hmac.new(self._tag_secret, key, hashlib.sha256).hexdigest()[:16]
+
     def _answer_options_statelessly(self, req: Request, dest: TransportAddr) -> None:
         """Out-of-dialog OPTIONS (qualify, SBC and dispatcher pings, scanners) answered without
         a server transaction (RFC 3261 8.2.7 stateless UAS): a retransmission is simply answered
@@ -1043,9 +1063,25 @@ class UserAgent:
             and parse_address(c.source.host) == addr
         )
 
-    def _refuse_source(self, req: Request, source: TransportAddr, txn: _ServerTxn) -> None:
+    def _refuse_source(self, req: Request, source: TransportAddr, dest: TransportAddr) -> None:
+        """403 to a source that is not admitted, statelessly (RFC 3261 8.2.7): no transaction
+        and so no Timer G retransmissions. A transaction would send the 403 up to ~10 times
+        over 64*T1 to whatever address the INVITE claimed to come from, a reflection a spoofed
+        flood could aim at a victim; now each INVITE received gets exactly one answer, with
+        the same To tag for its retransmissions (8.2.7: a stateless UAS's tag is a function of
+        the request)."""
+        self._send_response(
+            req, dest, 403, "Forbidden - source not allowed", to_tag=self._stateless_tag(req)
+        )
+        # Counted and logged once per transaction: its retransmissions are remembered (a
+        # bounded set, so a flood of distinct INVITEs cannot grow it).
+        key = (req.call_id, req.branch)
+        if key in self._refused_recently:
+            return
+        self._refused_recently[key] = None
+        if len(self._refused_recently) > REFUSED_REMEMBERED:
+            self._refused_recently.popitem(last=False)
         self.counters.rejected_allowlist += 1
-        self._reply(txn, 403, "Forbidden - source not allowed")
         refused = self.admission.refusal_to_log(source.host, self.clock())
         if refused is None:
             return
@@ -1066,10 +1102,6 @@ class UserAgent:
         )
 
     def _on_new_invite(self, req: Request, source: TransportAddr, txn: _ServerTxn) -> None:
-        verdict, _trusted = self.admission.decide(source.host, self.digest_server is not None)
-        if verdict == REFUSE:
-            self._refuse_source(req, source, txn)
-            return
         if not req.headers.get_all("Contact"):
             # 8.1.1.8: without a Contact we could never send the BYE.
             self._reply(txn, 400, "Bad Request - missing Contact")

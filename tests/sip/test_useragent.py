@@ -1186,8 +1186,11 @@ async def test_403_is_sent_once_per_transaction_and_logged_once(
         for _ in range(3):  # the same transaction, retransmitted
             peer.send(invite)
             answers.append(await peer.expect_status(403))
-        assert len({a.to_tag for a in answers}) == 1  # the cached response, not a new one
+        assert len({a.to_tag for a in answers}) == 1  # the same answer, not a new one
         assert ua.counters.rejected_allowlist == 1
+        # Answered statelessly: no transaction, so no Timer G retransmissions of the 403 to an
+        # address that may be spoofed (one answer per INVITE received, never more).
+        assert ua.server_transactions == 0
         peer.send(peer.invite("refused-2"))  # a new transaction: counted, not logged again
         await peer.expect_status(403)
         assert ua.counters.rejected_allowlist == 2
