@@ -106,7 +106,7 @@ from gateway.observe.records import (
 from gateway.realtime.client import Endpoint
 from gateway.routes import Route, RouteTable, facts_from_invite
 from gateway.webhooks import Webhooks
-from sip.admission import Admission, local_addresses
+from sip.admission import Admission, TokenBucket, local_addresses
 from sip.registration import REGISTERED, RegistrationClient
 from sip.sdp import (
     SUPPORTED_CODECS,
@@ -205,6 +205,8 @@ class LiveCall:
     session: CallSession | None = None  # the Realtime bridge (None in echo mode)
     answer_body: bytes = b""  # our SDP, sent when the session is ready
     timers: set[asyncio.Task[Any]] = field(default_factory=set)
+    dtmf_bucket: TokenBucket | None = None  # calls.max_dtmf_per_s, made at the first digit
+    dtmf_drop_logged: bool = False
 
     @property
     def call_id(self) -> str:
@@ -1077,6 +1079,8 @@ class Gateway:
             self._log_dtmf(live, digit, duration_ms, "info")
 
     def _log_dtmf(self, live: LiveCall, digit: str, duration_ms: int | None, source: str) -> None:
+        if not self._dtmf_within_rate(live, source):
+            return
         self.prometheus.dtmf_digit(source)
         if live.record is not None:
             live.record.add_dtmf(time.time(), digit, source, duration_ms)
@@ -1091,6 +1095,27 @@ class Gateway:
             source=source,
             duration_ms=duration_ms,
         )
+
+    def _dtmf_within_rate(self, live: LiveCall, source: str) -> bool:
+        """Input bounded by real time, for digits too: a caller's flood of RFC 4733 events or
+        SIP INFOs must not become a flood of model turns (issue 9)."""
+        rate = live.route.config.calls.max_dtmf_per_s
+        if live.dtmf_bucket is None:
+            live.dtmf_bucket = TokenBucket(rate, 2 * rate)
+        if live.dtmf_bucket.take(time.monotonic()):
+            return True
+        self.prometheus.dtmf_dropped_digit(source)
+        if not live.dtmf_drop_logged:
+            live.dtmf_drop_logged = True
+            log_event(
+                log,
+                "dtmf.dropped",
+                f"DTMF faster than calls.max_dtmf_per_s ({rate:g}/s): digits dropped",
+                level=logging.WARNING,
+                call_id=live.call_id,
+                source=source,
+            )
+        return False
 
     # -- calls: ending -------------------------------------------------------------------------
     async def _max_duration_timer(self, live: LiveCall, seconds: float) -> None:

@@ -205,6 +205,10 @@ class CallsConfig:
     transfer_targets: tuple[TransferTargetConfig, ...] = ()
     # Longest wait for the bot's last words before BYE (end_call, shutdown drain).
     drain_timeout_s: float = 30.0
+    # DTMF digits one call may send per second (burst: twice that); more are dropped and
+    # counted (srg_dtmf_dropped_total). A keypad cannot exceed ~12/s (RFC 4733 tones of 40 ms
+    # and gaps of 40 ms), and every collected digit string is a paid model turn.
+    max_dtmf_per_s: float = 12.0
 
 
 @dataclass(frozen=True)
@@ -958,6 +962,8 @@ def _validate_calls(config: GatewayConfig) -> None:
         )
     if not 1 <= calls.max_digits <= 64:
         raise ConfigError(f"calls.max_digits: {calls.max_digits} is not in 1-64")
+    if not 1 <= calls.max_dtmf_per_s <= 100:
+        raise ConfigError(f"calls.max_dtmf_per_s: {calls.max_dtmf_per_s:g} is not in 1-100")
     if not 0.1 <= calls.inter_digit_timeout_s <= 30:
         raise ConfigError(
             f"calls.inter_digit_timeout_s: {calls.inter_digit_timeout_s} is not in 0.1-30 s"

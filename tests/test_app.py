@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import re
 import struct
+import time
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -331,6 +332,31 @@ async def test_dtmf_info_is_logged(harness: Harness, events: EventLog) -> None:
     assert dtmf["digit"] == "5"
     assert dtmf["source"] == "info"
     assert dtmf["duration_ms"] == 160
+    uac.send(uac.request("BYE"))
+    await uac.final_response("BYE")
+
+
+@pytest.mark.parametrize("harness", [{"calls": {"max_dtmf_per_s": 1.0}}], indirect=True)
+async def test_dtmf_flood_is_cut_to_the_per_call_rate(harness: Harness, events: EventLog) -> None:
+    """Issue 9, input bounded by real time: a caller sending digits faster than any keypad
+    gets the burst (2 at 1/s) through; the rest is dropped, counted and logged once."""
+    uac = harness.uac
+    final = await uac.invite(offer_sdp(harness.rtp_port))
+    assert status_of(final) == 200
+    uac.ack(final)
+    started = time.monotonic()
+    for _ in range(10):
+        uac.send(uac.request("INFO", b"Signal=5\r\nDuration=160\r\n", "application/dtmf-relay"))
+        assert status_of(await uac.final_response("INFO")) == 200
+    elapsed = time.monotonic() - started
+    dropped = await events.wait("dtmf.dropped", call_id=uac.call_id)
+    assert dropped["source"] == "info"
+    received = events.find("dtmf.received", call_id=uac.call_id)
+    # Burst of 2, plus one token per second the loop took (bounded, not timed).
+    assert 2 <= len(received) <= 2 + int(elapsed) + 1
+    assert len(events.find("dtmf.dropped", call_id=uac.call_id)) == 1
+    metrics = harness.gateway.prometheus
+    assert metrics.dtmf_dropped.labels(source="info")._value.get() == 10 - len(received)
     uac.send(uac.request("BYE"))
     await uac.final_response("BYE")
 

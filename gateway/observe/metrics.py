@@ -247,6 +247,12 @@ class Metrics:
         self.dtmf_digits = Counter(
             p + "dtmf_digits", "DTMF digits received, by source.", ["source"], registry=r
         )
+        self.dtmf_dropped = Counter(
+            p + "dtmf_dropped",
+            "DTMF digits dropped over the per-call rate (calls.max_dtmf_per_s), by source.",
+            ["source"],
+            registry=r,
+        )
         self.rtp_packets = Counter(
             p + "rtp_packets",
             "RTP packets by direction (in = from the caller).",
@@ -343,6 +349,9 @@ class Metrics:
 
     def dtmf_digit(self, source: str) -> None:
         self.dtmf_digits.labels(source=_bounded(source, DTMF_SOURCES)).inc()
+
+    def dtmf_dropped_digit(self, source: str) -> None:
+        self.dtmf_dropped.labels(source=_bounded(source, DTMF_SOURCES)).inc()
 
     def realtime_reconnect(self) -> None:
         self.realtime_reconnects.inc()
