@@ -19,7 +19,8 @@ baseline or `--settle` seconds), and the gateway's own drop counters from /metri
 the call completes every time, peak RSS under 200 MB, descriptors back to the baseline.
 
 The gateway is configured as a deployment on a phone network should be: `sip.allow_networks`
-lists the legitimate caller only, so flood INVITEs are refused. Loopback only; every loop is
+lists the legitimate caller only, so flood INVITEs are refused (with `sip.admit_local = false`:
+the flooder's 127.0.0.2 is this host too, which is otherwise trusted). Loopback only; every loop is
 bounded by `--seconds` and `--rate`; every process started is stopped at the end.
 
     .venv/bin/python bench/flood.py                       # 30 s per flood
@@ -458,7 +459,7 @@ def _gateway_config(work: Path, control: int, rtp: tuple[int, int]) -> Path:
     config = work / "gateway.toml"
     config.write_text(
         "[sip]\n"
-        f'allow_networks = ["{HOST}/32"]\n'
+        f'allow_networks = ["{HOST}/32"]\nadmit_local = false\n'
         "[media]\necho = true\n"
         f"rtp_port_min = {rtp[0]}\nrtp_port_max = {rtp[1]}\n"
         f'[control]\nhost = "{HOST}"\nport = {control}\ntoken_env = "{TOKEN_ENV}"\n'

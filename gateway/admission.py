@@ -32,6 +32,7 @@ RELOADABLE_PREFIXES = (
     "calls",
     "realtime",
     "sip.allow_networks",
+    "sip.admit_local",
     "sip.inbound_auth",
     "sip.max_calls",
     "sip.invite_rate_per_source",

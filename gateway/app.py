@@ -75,6 +75,7 @@ from gateway.config import (
     ConfigError,
     GatewayConfig,
     RegistrationConfig,
+    SipConfig,
     is_ip_address,
     load_config,
     registration_name,
@@ -343,7 +344,7 @@ class Gateway:
         """Who may call: the host's own addresses and the registrars (sip/admission.py)."""
         assert self.ua is not None
         sip = self.config.sip
-        self.ua.admission.set_local_addresses([*local_addresses(), sip.host])
+        self._trust_local(sip)
         registrars = await resolve_registrars(self.config.registrations)
         self.ua.admission.set_registrars(registrars)
         opened = open_networks(sip)
@@ -370,6 +371,14 @@ class Gateway:
             invite_rate_per_source=sip.invite_rate_per_source,
             max_calls_per_source=min(sip.max_calls_per_source, sip.max_calls),
         )
+
+    def _trust_local(self, sip: SipConfig) -> None:
+        """The host itself is a trusted source unless `sip.admit_local = false`."""
+        assert self.ua is not None
+        if sip.admit_local:
+            self.ua.admission.set_local_addresses([*local_addresses(), sip.host])
+        else:
+            self.ua.admission.local_networks = ()
 
     def _register_secrets(self) -> None:
         """Every secret of the current configuration, plus the control token (which may come
@@ -565,7 +574,7 @@ class Gateway:
         self._register_secrets()  # a reload may bring a new digest password
         if self.ua is not None:
             apply_to_ua(self.ua, config.sip)
-            self.ua.admission.set_local_addresses([*local_addresses(), config.sip.host])
+            self._trust_local(config.sip)
         if applied:
             log_event(log, "config.reloaded", f"applied: {', '.join(applied)}", keys=applied)
         log_event(log, "routes.reloaded", "routes reloaded", routes=table.names)

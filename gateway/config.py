@@ -83,7 +83,7 @@ class SipConfig:
     """[sip]. Who may call (every INVITE may open a paid Realtime session), sip/admission.py:
 
     Closed by default. A source is *trusted* when it is the host itself (127.0.0.0/8, ::1, the
-    host's own interface addresses), in `allow_networks`, or the registrar of a
+    host's own interface addresses; unless `admit_local = false`), in `allow_networks`, or the registrar of a
     `[[registrations]]` entry (its resolved address: the PBX we register to sends our calls).
     - no `inbound_auth.username`: trusted sources are admitted, every other source gets 403;
     - `inbound_auth.username` and `allow_networks` empty: any source is challenged and admitted
@@ -102,7 +102,8 @@ class SipConfig:
     is kept for at most `max_tracked_sources` addresses (least recently seen forgotten first). A
     trunk or proxy in `allow_networks` that carries every call from one address needs these
     raised.
-    SIGHUP applies changes to allow_networks, inbound_auth, max_calls and these limits."""
+    SIGHUP applies changes to allow_networks, admit_local, inbound_auth, max_calls and these
+    limits."""
 
     host: str = "0.0.0.0"
     port: int = 5060
@@ -117,6 +118,10 @@ class SipConfig:
     invite_burst_per_source: int = 10
     max_calls_per_source: int = 20
     max_tracked_sources: int = 4096
+    # The host itself (loopback and its own addresses) is trusted like an allow_networks entry;
+    # false on a host shared with processes that must not place calls (and in bench/flood.py,
+    # whose flooder sends from 127.0.0.2).
+    admit_local: bool = True
     # Resource limits (issue 9; each key is explained in examples/gateway.toml).
     # Server transactions held at once; 0 = 100 per call of max_calls, at least 1000.
     max_server_transactions: int = 0

@@ -225,10 +225,13 @@ class Harness:
 
 
 async def start_gateway(
-    port_block: int, media: dict[str, Any] | None = None, calls: dict[str, Any] | None = None
+    port_block: int,
+    media: dict[str, Any] | None = None,
+    calls: dict[str, Any] | None = None,
+    sip: dict[str, Any] | None = None,
 ) -> Gateway:
     config = GatewayConfig(
-        sip=SipConfig(host="127.0.0.1", port=port_block, transports=("udp",)),
+        sip=SipConfig(host="127.0.0.1", port=port_block, transports=("udp",), **(sip or {})),
         media=MediaConfig(
             rtp_port_min=port_block + 10, rtp_port_max=port_block + 39, **(media or {})
         ),
@@ -359,6 +362,14 @@ async def test_dtmf_flood_is_cut_to_the_per_call_rate(harness: Harness, events: 
     assert metrics.dtmf_dropped.labels(source="info")._value.get() == 10 - len(received)
     uac.send(uac.request("BYE"))
     await uac.final_response("BYE")
+
+
+@pytest.mark.parametrize("harness", [{"sip": {"admit_local": False}}], indirect=True)
+async def test_admit_local_false_refuses_the_host_itself(harness: Harness) -> None:
+    """sip.admit_local = false: loopback is a stranger like any other (a shared host)."""
+    final = await harness.uac.invite(offer_sdp(harness.rtp_port))
+    assert status_of(final) == 403
+    assert harness.gateway.active_calls == 0
 
 
 async def test_stop_hangs_up_live_calls(harness: Harness, events: EventLog) -> None:
