@@ -110,6 +110,21 @@ def session_config_for(
         protocol.FunctionTool(d["name"], d["description"], d["parameters"])
         for d in map(http_tool_definition, http_tools_for(config).values())
     ]
+    mcp_tools = [
+        protocol.McpTool(
+            server_label=server.server_label,
+            server_url=server.server_url,
+            server_description=server.server_description,
+            headers=tuple((name, value.reveal()) for name, value in server.headers.items()),
+            allowed_tools=server.allowed_tools,
+            require_approval=server.require_approval,  # type: ignore[arg-type]  # validated
+            no_approval_tools=server.no_approval_tools,
+        )
+        for server in rt.mcp_servers
+    ]
+    truncation: str | float = rt.truncation
+    if rt.truncation == "retention_ratio":
+        truncation = rt.truncation_retention_ratio
     return protocol.SessionConfig(
         input_format=fmt,  # type: ignore[arg-type]
         output_format=fmt,  # type: ignore[arg-type]
@@ -118,7 +133,14 @@ def session_config_for(
         turn_detection=turn,
         noise_reduction=rt.noise_reduction or None,  # type: ignore[arg-type]
         transcription_model=rt.transcription_model or None,
-        tools=tuple(tools),
+        transcription_language=rt.transcription_language or None,
+        transcription_prompt=rt.transcription_prompt or None,
+        tools=(*tools, *mcp_tools),
+        tool_choice=rt.tool_choice,
+        speed=rt.speed,
+        max_output_tokens=rt.max_output_tokens or None,
+        truncation=truncation,
+        reasoning_effort=rt.reasoning_effort or None,
     )
 
 
