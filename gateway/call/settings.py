@@ -9,6 +9,7 @@ here take whichever they are handed.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from gateway.call.machine import CallPolicy, DigitAction, DtmfMode
 from gateway.call.tools import HttpTool, builtin_tool_definitions, http_tool_definition
@@ -48,7 +49,7 @@ def endpoint_for(config: GatewayConfig, simulator_url: str | None = None) -> End
         return Endpoint.openai(key, rt.model, rt.url)
     # Any other URL (a proxy, a local simulator given with --realtime-url): used as written,
     # with the model added when the URL has no query, and the key when there is one.
-    url = rt.url if "?" in rt.url else f"{rt.url}?model={rt.model}"
+    url = rt.url if "?" in rt.url else f"{rt.url}?model={quote(rt.model, safe='')}"
     return Endpoint.custom(url, {"Authorization": f"Bearer {key}"} if key else None)
 
 
