@@ -1049,6 +1049,7 @@ _OVERRIDE_FLAGS = (
     "log_level",
     "log_format",
     "rtp_ports",
+    "control_port",
 )
 
 

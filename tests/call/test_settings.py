@@ -100,7 +100,9 @@ def test_forced_function_tool_choice(tmp_path: Path) -> None:
 def test_mcp_header_secret_missing_names_the_key(tmp_path: Path) -> None:
     path = tmp_path / "gw.toml"
     path.write_text(FULL)
-    with pytest.raises(ConfigError, match=r"realtime\.mcp_servers\[0\]\.headers_env\.Authorization"):
+    with pytest.raises(
+        ConfigError, match=r"realtime\.mcp_servers\[0\]\.headers_env\.Authorization"
+    ):
         load_config(path, env={"KB_KEY": "x"})
     with pytest.raises(ConfigError, match=r"routes\[0\]\.realtime\.mcp_servers\[0\]\.headers_env"):
         load_config(path, env={"CRM_MCP_AUTH": "x"})
