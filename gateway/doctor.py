@@ -491,11 +491,12 @@ async def check_realtime(
         result = await _check_realtime_at(config, timeout, simulator.url)
     if result.status is not Status.OK:
         return result
+    detail = result.message.split(": ", 1)[-1]  # without the simulator's throwaway URL
     return CheckResult(
         result.name,
         Status.OK,
         f"built-in simulator ({why}): calls are answered by the local Realtime simulator, "
-        f"not OpenAI; {result.message}",
+        f"not OpenAI; {detail}",
         f"export {rt.api_key_env or 'OPENAI_API_KEY'}=sk-... to use {rt.model}",
     )
 

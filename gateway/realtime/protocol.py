@@ -141,7 +141,7 @@ class McpTool:
 
 
 def _tool_choice(choice: str, tools: tuple[FunctionTool | McpTool, ...]) -> str | dict[str, Any]:
-    """ "auto"/"none"/"required", or "function:<name>" / "mcp:<server_label>" to force one."""
+    """auto / none / required, or force one tool: function:<name> / mcp:<server_label>."""
     if choice in ("auto", "none", "required"):
         return choice
     kind, _, name = choice.partition(":")
