@@ -50,6 +50,15 @@ class McpRecord:
     fields: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class McpEvent:
+    """What `protocol.parse_server_event` returns for an MCP event (instead of IgnoredEvent /
+    OutputItemDone), so the call session can log it: `mcp_record(event.raw)`."""
+
+    type: str
+    raw: dict[str, Any]
+
+
 def is_mcp_event(data: dict[str, Any]) -> bool:
     """True for the server events `mcp_record` turns into a record."""
     kind = data.get("type")

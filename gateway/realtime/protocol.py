@@ -17,6 +17,7 @@ from typing import Any, Literal
 import orjson
 
 from gateway.realtime import events as ev
+from gateway.realtime.mcp import MCP_EVENT_TYPES, MCP_ITEM_EVENTS, McpEvent, is_mcp_event
 
 AudioFormat = Literal["audio/pcmu", "audio/pcma"]
 NoiseReduction = Literal["near_field", "far_field"]
@@ -379,6 +380,9 @@ IGNORED_TYPES: frozenset[str] = frozenset(
 )
 
 
+_MCP_CANDIDATES = MCP_EVENT_TYPES | set(MCP_ITEM_EVENTS.values())
+
+
 class ServerEventParser:
     """Frames in, typed events out. Counts what it could not use instead of logging per frame."""
 
@@ -420,6 +424,8 @@ def parse_server_event(data: dict[str, Any]) -> ev.ServerEvent:
         )
     if kind == "response.output_audio_transcript.delta":
         return ev.TranscriptDelta(data["response_id"], data["item_id"], data.get("delta", ""))
+    if kind in _MCP_CANDIDATES and is_mcp_event(data):
+        return McpEvent(kind, data)  # type: ignore[return-value]  # logged by the call session
     parser = _PARSERS.get(kind)
     if parser is not None:
         return parser(data)

@@ -165,3 +165,25 @@ def test_hostile_sizes_are_cut():
     }
     record = mcp_record(many)
     assert record.fields["tool_count"] == 1000 and len(record.fields["tools"]) == 50
+
+
+@pytest.mark.parametrize("event", ALL, ids=lambda e: e["type"])
+def test_parser_hands_mcp_events_over_with_their_data(event):
+    from gateway.realtime.mcp import McpEvent
+    from gateway.realtime.protocol import ServerEventParser
+
+    parser = ServerEventParser()
+    parsed = parser.parse(orjson.dumps(event))
+    assert parsed == McpEvent(event["type"], event)
+    assert mcp_record(parsed.raw) == mcp_record(event)
+    assert not parser.unknown_types and parser.malformed == 0
+
+
+def test_parser_keeps_other_items_as_before():
+    from gateway.realtime import events as ev
+    from gateway.realtime.protocol import parse_server_event
+
+    done = {**CALL_ITEM, "item": {"id": "m1", "type": "message", "role": "assistant"}}
+    assert isinstance(parse_server_event(done), ev.OutputItemDone)
+    item_done = {**TOOLS_ITEM, "item": {"id": "m1", "type": "message", "role": "user"}}
+    assert parse_server_event(item_done) == ev.IgnoredEvent("conversation.item.done")

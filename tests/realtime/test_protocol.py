@@ -526,3 +526,29 @@ def test_issue10_session_field_shapes():
 def test_issue10_bad_values_are_protocol_errors(config):
     with pytest.raises(p.ProtocolError):
         config.to_session()
+
+
+async def test_issue10_session_is_accepted_by_the_simulator():
+    """The simulator (which validates session.update like the service) confirms the update."""
+    from gateway.realtime.client import Endpoint, open_session
+    from gateway.realtime.simulator import Simulator
+
+    config = p.SessionConfig(
+        tools=(*TOOLS, MCP),
+        tool_choice="mcp:crm",
+        transcription_model="gpt-4o-mini-transcribe",
+        transcription_language="de",
+        transcription_prompt="Rechnung",
+        speed=1.2,
+        max_output_tokens=200,
+        truncation=0.5,
+        reasoning_effort="low",
+    )
+    async with Simulator("127.0.0.1", 0) as sim:
+        client = await open_session(Endpoint.custom(sim.url), config, configure_timeout=5)
+        try:
+            session = client.effective_session
+            assert session["max_output_tokens"] == 200
+            assert session["audio"]["output"]["speed"] == 1.2
+        finally:
+            await client.close()
