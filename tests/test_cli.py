@@ -564,3 +564,44 @@ def test_run_warns_about_a_model_near_its_shutdown(tmp_path: Path, port_block: i
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
+
+
+def test_run_exits_on_sigint_even_when_started_with_it_ignored(port_block: int) -> None:
+    """`sip-realtime-gateway run &` in a script inherits SIGINT ignored; Ctrl-C semantics hold."""
+
+    def ignore() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--sip-host",
+            "127.0.0.1",
+            "--sip-port",
+            str(port_block),
+            "--rtp-ports",
+            f"{port_block + 2}-{port_block + 39}",
+            "--control-port",
+            "0",
+            "--log-format",
+            "json",
+        ],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ignore,
+    )
+    try:
+        logs = LogReader(proc)
+        logs.wait_event("gateway.started", timeout=30)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
