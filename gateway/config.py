@@ -1160,6 +1160,8 @@ def _validate_calls(config: GatewayConfig) -> None:
         if not 0.1 <= tool.timeout_s <= 120:
             raise ConfigError(f"{key}.timeout_s: {tool.timeout_s} is not in 0.1-120 s")
     kind, _, name = config.realtime.tool_choice.partition(":")
+    if not calls.transfer_targets:
+        tool_names.discard("transfer_call")  # offered only with a target (call/tools.py)
     if kind == "function" and name not in tool_names:
         raise ConfigError(
             f"realtime.tool_choice: {name!r} is not a tool of this call "

@@ -658,3 +658,17 @@ def test_env_overrides_new_scalar_keys() -> None:
         None, env={"SRG_REALTIME_SPEED": "1.2", "SRG_REALTIME_MAX_OUTPUT_TOKENS": "256"}
     )
     assert config.realtime.speed == 1.2 and config.realtime.max_output_tokens == 256
+
+
+def test_tool_choice_names_a_tool_the_call_is_offered(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="realtime.tool_choice: 'transfer_call' is not a tool"):
+        load_config(write(tmp_path, '[realtime]\ntool_choice = "function:transfer_call"'), env={})
+    ok = load_config(
+        write(
+            tmp_path,
+            '[realtime]\ntool_choice = "function:transfer_call"\n[calls]\n'
+            'transfer_targets = [{ name = "op", uri = "sip:100@127.0.0.1" }]\n',
+        ),
+        env={},
+    )
+    assert ok.realtime.tool_choice == "function:transfer_call"
