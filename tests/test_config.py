@@ -661,7 +661,7 @@ def test_env_overrides_new_scalar_keys() -> None:
 
 
 def test_tool_choice_names_a_tool_the_call_is_offered(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="realtime.tool_choice: 'transfer_call' is not a tool"):
+    with pytest.raises(ConfigError, match=r"realtime\.tool_choice: 'transfer_call' is not a tool"):
         load_config(write(tmp_path, '[realtime]\ntool_choice = "function:transfer_call"'), env={})
     ok = load_config(
         write(
