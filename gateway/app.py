@@ -62,6 +62,7 @@ from gateway.admission import (
     reload_plan,
     resolve_registrars,
 )
+from gateway.busy_port import bind_failure, with_errno
 from gateway.call.session import CallSession, SessionSettings
 from gateway.call.settings import (
     call_policy_for,
@@ -428,13 +429,12 @@ class Gateway:
         try:
             await server.start()
         except OSError as exc:
-            log_event(
-                log,
-                "control.start_failed",
-                str(exc),
-                level=logging.ERROR,
-                address=f"{cfg.host}:{cfg.port}",
+            address = f"{cfg.host}:{cfg.port}"
+            exc = with_errno(exc, cfg.host, cfg.port, ("tcp",))
+            message = bind_failure(
+                "control API port", address, exc, "--control-port", "control.port"
             )
+            log_event(log, "control.start_failed", message, level=logging.ERROR, address=address)
             return
         self.control = server
 

@@ -11,8 +11,6 @@ import argparse
 import asyncio
 import contextlib
 import gc
-import importlib
-import importlib.util
 import logging
 import os
 import signal
@@ -21,6 +19,7 @@ from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
 
+from gateway.busy_port import bind_failure, with_errno
 from gateway.config import (
     VALID_LOG_FORMATS,
     VALID_LOG_LEVELS,
@@ -79,6 +78,12 @@ def add_config_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--realtime-url", metavar="URL", help="Realtime WebSocket URL (realtime.url)"
     )
+    parser.add_argument(
+        "--control-port",
+        metavar="PORT",
+        type=int,
+        help="control API port (control.port; 0 = any free port)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,15 +133,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim = sub.add_parser(
         "simulator",
         help="run the local Realtime API simulator (for tests and `make run` without a key)",
-        description="Run the protocol-faithful local Realtime API simulator.",
+        description="Run the protocol-faithful local Realtime API simulator until SIGINT or "
+        "SIGTERM (Ctrl-C; also when started in the background with `&`).",
     )
-    sim.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
-    sim.add_argument("--port", type=int, default=8765, help="port (default %(default)s)")
-    sim.add_argument(
-        "extra",
-        nargs=argparse.REMAINDER,
-        help="further options for the simulator (e.g. --reply-audio FILE), passed through",
-    )
+    from gateway import simulator_cli
+
+    simulator_cli.add_arguments(sim)
     from gateway import doctor
 
     check = sub.add_parser(
@@ -170,6 +172,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "sip.advertised_host": args.advertised_host,
         "sip.max_calls": args.max_calls,
         "realtime.url": args.realtime_url,
+        "control.port": getattr(args, "control_port", None),
         "log.level": args.log_level,
         "log.format": args.log_format,
         "shutdown.drain_timeout_s": getattr(args, "drain_timeout", None),  # `check` has none
@@ -215,20 +218,24 @@ async def serve(
         try:
             await gateway.start()
         except OSError as exc:
+            address = f"{config.sip.host}:{config.sip.port}"
+            sip = config.sip
+            message = bind_failure(
+                f"SIP port ({', '.join(sip.transports)})",
+                address,
+                with_errno(exc, sip.host, sip.port, sip.transports),
+                "--sip-port",
+                "sip.port",
+            )
             log_event(
                 log,
                 "gateway.start_failed",
-                f"cannot start: {exc}",
+                f"cannot start: {message}",
                 level=logging.ERROR,
-                address=f"{config.sip.host}:{config.sip.port}",
+                address=address,
                 error=exc.strerror or str(exc),
             )
-            # The transport's message names the address; say which one we tried regardless.
-            print(
-                f"{PROG}: error: cannot start on {config.sip.host}:{config.sip.port} "
-                f"({', '.join(config.sip.transports)}): {exc.strerror or exc}",
-                file=sys.stderr,
-            )
+            print(f"{PROG}: error: cannot start: {message}", file=sys.stderr)
             await gateway.stop(drain_timeout=0)
             return EXIT_FAILURE
         settle_heap()
@@ -263,6 +270,10 @@ def _run(args: argparse.Namespace) -> int:
     configure_logging(config.log.level, config.log.format)
     set_secrets(configured_secrets(config))  # before the config line: URLs may hold tokens
     log_event(log, "gateway.config", "configuration loaded", config=redacted(config))
+    from gateway.doctor import model_warnings
+
+    for warning in model_warnings(config):
+        log_event(log, "realtime.model_shutdown", warning, level=logging.WARNING)
     _install_uvloop()
     try:
         return asyncio.run(
@@ -280,19 +291,9 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _simulator(args: argparse.Namespace) -> int:
-    if importlib.util.find_spec("gateway.realtime.simulator") is None:
-        print(
-            f"{PROG}: error: the Realtime simulator (gateway.realtime.simulator) is not available in this build",
-            file=sys.stderr,
-        )
-        return EXIT_FAILURE
-    module = importlib.import_module("gateway.realtime.simulator")
-    entry = getattr(module, "main", None)
-    if entry is None:
-        print(f"{PROG}: error: gateway.realtime.simulator has no main(argv)", file=sys.stderr)
-        return EXIT_FAILURE
-    result = entry(["--host", args.host, "--port", str(args.port), *args.extra])
-    return int(result or 0)
+    from gateway import simulator_cli
+
+    return simulator_cli.main(args)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.realtime.models import DEFAULT_MODEL, REASONING_EFFORTS, takes_reasoning
+
 ENV_PREFIX = "SRG_"
 DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime"
 VALID_TRANSPORTS = ("udp", "tcp")
@@ -238,9 +240,33 @@ class LogConfig:
 
 
 @dataclass(frozen=True)
+class McpServerConfig:
+    """A remote MCP server the model may call (`type: "mcp"` tool in session.update).
+
+    The Realtime service, not the gateway, connects to `server_url`. Header values are secrets:
+    only the names of environment variables appear here (`headers_env = {Authorization =
+    "CRM_MCP_AUTH"}`); the loader reads them into `headers`, which a file may not set."""
+
+    server_label: str
+    server_url: str
+    server_description: str = ""
+    headers_env: dict[str, str] = field(default_factory=dict)  # header name -> env variable
+    headers: dict[str, Secret] = field(default_factory=dict)  # filled by the loader
+    # Tool names the model may use; [] = every tool the server lists.
+    allowed_tools: tuple[str, ...] = ()
+    # "always": each call waits for an approval the gateway never gives (nobody on a phone
+    # line can approve), so the tool does not run; "never": tools run at once. Tools named in
+    # `no_approval_tools` run at once even with "always".
+    require_approval: str = "always"
+    no_approval_tools: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class RealtimeConfig:
     url: str = DEFAULT_REALTIME_URL
-    model: str = "gpt-realtime"
+    # gateway/realtime/models.py: not deprecated in the SDK; `run`/`check` warn 60 days before
+    # a configured model's announced shutdown.
+    model: str = DEFAULT_MODEL
     api_key_env: str = "OPENAI_API_KEY"
     api_key: Secret = field(default_factory=lambda: Secret(""))
     # "openai" (Bearer key), "azure" (api-key header; url = wss://<res>.openai.azure.com/openai/v1/realtime,
@@ -273,6 +299,19 @@ class RealtimeConfig:
     # unavailable") instead of reconnecting while the caller hears silence. 0 = never reconnect.
     reconnect_budget: int = 3
     reconnect_window_s: float = 60.0
+    # Issue 10: the session.update fields below validate against the SDK's GA session model.
+    speed: float = 1.0  # output speech speed, 0.25-1.5
+    transcription_language: str = ""  # ISO-639-1 of the caller's speech, e.g. "de"
+    transcription_prompt: str = ""  # vocabulary / style hint for the transcription model
+    # "auto" | "none" | "required" | "function:<name>" | "mcp:<server_label>"
+    tool_choice: str = "auto"
+    max_output_tokens: int = 0  # per response, 1-4096; 0 = the model's maximum ("inf")
+    # "auto" | "disabled" | "retention_ratio" (keep `truncation_retention_ratio` of the
+    # conversation when it overflows: fewer truncations, better cache hits)
+    truncation: str = "auto"
+    truncation_retention_ratio: float = 0.8
+    reasoning_effort: str = ""  # "" = model default; minimal|low|medium|high|xhigh
+    mcp_servers: tuple[McpServerConfig, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -449,10 +488,18 @@ def _env_keys() -> dict[str, tuple[str, str, Any]]:
     for section in _ENV_SECTIONS:
         section_type = hints[section]
         for name, hint in typing.get_type_hints(section_type).items():
-            if dataclasses.is_dataclass(hint) or hint is Secret:
+            if dataclasses.is_dataclass(hint) or hint is Secret or _is_table(hint):
                 continue
             keys[f"{ENV_PREFIX}{section}_{name}".upper()] = (section, name, hint)
     return keys
+
+
+def _is_table(hint: Any) -> bool:
+    """A dict, or a list of tables: not expressible as one environment variable."""
+    if hint is dict or typing.get_origin(hint) is dict:
+        return True
+    args = typing.get_args(hint) if typing.get_origin(hint) is tuple else ()
+    return bool(args) and dataclasses.is_dataclass(args[0])
 
 
 def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
@@ -490,6 +537,8 @@ def _parse_env_value(text: str, hint: Any, var: str) -> Any:
 
 def _build(cls: Any, raw: Any, prefix: str) -> Any:
     """Turn a TOML table into dataclass `cls`, checking types and rejecting unknown keys."""
+    if isinstance(raw, cls):  # already built (a route's MCP servers, resolved at load)
+        return raw
     if not isinstance(raw, dict):
         raise ConfigError(f"{prefix or 'config'}: expected a table, got {_describe(raw)}")
     hints = typing.get_type_hints(cls)
@@ -504,6 +553,11 @@ def _build(cls: Any, raw: Any, prefix: str) -> Any:
             )
         if key not in known:
             raise ConfigError(f"{where}: unknown key")
+        if cls is McpServerConfig and key == "headers":
+            raise ConfigError(
+                f"{where}: not allowed in a file; name environment variables in headers_env "
+                '(e.g. headers_env = {Authorization = "CRM_MCP_AUTH"})'
+            )
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         if f.name not in raw:
@@ -630,13 +684,45 @@ def _resolve_secrets(config: GatewayConfig, env: Mapping[str, str]) -> GatewayCo
     if token_file and not token.reveal().strip():
         raise ConfigError(f"control.token_file: {token_file!r} is empty")
     control = dataclasses.replace(control, token=token)
+    mcp = _resolve_mcp(config.realtime.mcp_servers, "realtime.mcp_servers", env)
     return dataclasses.replace(
         config,
         control=control,
         registrations=regs,
         sip=dataclasses.replace(config.sip, inbound_auth=auth),
-        realtime=dataclasses.replace(config.realtime, api_key=api_key),
+        realtime=dataclasses.replace(config.realtime, api_key=api_key, mcp_servers=mcp),
+        routes=tuple(_resolve_route_mcp(route, i, env) for i, route in enumerate(config.routes)),
     )
+
+
+def _resolve_mcp(
+    servers: tuple[McpServerConfig, ...], key: str, env: Mapping[str, str]
+) -> tuple[McpServerConfig, ...]:
+    """Read each MCP server's header values from the environment variables it names."""
+    resolved = []
+    for i, server in enumerate(servers):
+        headers: dict[str, Secret] = {}
+        for header, var in server.headers_env.items():
+            where = f"{key}[{i}].headers_env.{header}"
+            if not isinstance(var, str) or not var:
+                raise ConfigError(f"{where}: expected the name of an environment variable")
+            if not env.get(var, "").strip():
+                raise ConfigError(f"{where}: environment variable {var} is not set or empty")
+            headers[header] = Secret(env[var].strip())
+        resolved.append(dataclasses.replace(server, headers=headers))
+    return tuple(resolved)
+
+
+def _resolve_route_mcp(route: RouteConfig, index: int, env: Mapping[str, str]) -> RouteConfig:
+    """A route's `realtime.mcp_servers` override, built and resolved now (route_config has no
+    environment to read header secrets from)."""
+    raw = route.realtime.get("mcp_servers")
+    if raw is None:
+        return route
+    key = f"routes[{index}].realtime.mcp_servers"
+    built = _convert(tuple[McpServerConfig, ...], raw, key)
+    realtime = {**route.realtime, "mcp_servers": _resolve_mcp(built, key, env)}
+    return dataclasses.replace(route, realtime=realtime)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -953,6 +1039,79 @@ def _validate_realtime(config: GatewayConfig) -> None:
         raise ConfigError(
             f"realtime.reconnect_window_s: {rt.reconnect_window_s} is not in 1-3600 s"
         )
+    _validate_session_fields(rt)
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}")
+_MCP_LABEL = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _validate_session_fields(rt: RealtimeConfig) -> None:
+    """The issue-10 session.update fields: ranges the SDK's GA session model accepts."""
+    if not rt.model:
+        raise ConfigError("realtime.model: must not be empty")
+    if not 0.25 <= rt.speed <= 1.5:
+        raise ConfigError(f"realtime.speed: {rt.speed} is not in 0.25-1.5")
+    if rt.transcription_language and not re.fullmatch(r"[a-z]{2,3}", rt.transcription_language):
+        raise ConfigError(
+            f"realtime.transcription_language: {rt.transcription_language!r} is not an "
+            "ISO-639-1 code such as en or de"
+        )
+    if (rt.transcription_language or rt.transcription_prompt) and not rt.transcription_model:
+        raise ConfigError(
+            "realtime.transcription_model: required with transcription_language / "
+            "transcription_prompt (e.g. gpt-4o-mini-transcribe)"
+        )
+    if not 0 <= rt.max_output_tokens <= 4096:
+        raise ConfigError(
+            f"realtime.max_output_tokens: {rt.max_output_tokens} is not in 1-4096 (0 = no limit)"
+        )
+    _check_choice("realtime.truncation", rt.truncation, ("auto", "disabled", "retention_ratio"))
+    if not 0.0 <= rt.truncation_retention_ratio <= 1.0:
+        raise ConfigError(
+            f"realtime.truncation_retention_ratio: {rt.truncation_retention_ratio} is not "
+            "within 0..1"
+        )
+    if rt.reasoning_effort:
+        _check_choice("realtime.reasoning_effort", rt.reasoning_effort, REASONING_EFFORTS)
+        if takes_reasoning(rt.model) is False:
+            raise ConfigError(
+                f"realtime.reasoning_effort: model {rt.model!r} does not take reasoning "
+                "(a gpt-realtime-2 model does); remove the key or change realtime.model"
+            )
+    labels: set[str] = set()
+    for i, server in enumerate(rt.mcp_servers):
+        key = f"realtime.mcp_servers[{i}]"
+        if not _MCP_LABEL.fullmatch(server.server_label) or server.server_label in labels:
+            raise ConfigError(
+                f"{key}.server_label: {server.server_label!r} must be unique, 1-64 of "
+                "A-Z a-z 0-9 _ -"
+            )
+        labels.add(server.server_label)
+        # The Realtime service connects to it from the internet: never plain http.
+        if not server.server_url.startswith("https://") or len(server.server_url) <= 8:
+            raise ConfigError(f"{key}.server_url: {server.server_url!r} is not an https:// URL")
+        for header in server.headers_env:
+            if not _HEADER_NAME.fullmatch(header):
+                raise ConfigError(f"{key}.headers_env: {header!r} is not a header name")
+        _check_choice(f"{key}.require_approval", server.require_approval, ("always", "never"))
+        for field_name in ("allowed_tools", "no_approval_tools"):
+            for j, tool in enumerate(getattr(server, field_name)):
+                if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", tool):
+                    raise ConfigError(f"{key}.{field_name}[{j}]: {tool!r} is not a tool name")
+    choice = rt.tool_choice
+    kind, _, name = choice.partition(":")
+    if choice in ("auto", "none", "required"):
+        pass
+    elif kind == "function" and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
+        pass  # the tool's existence is checked by _validate_calls (it knows the tool names)
+    elif kind == "mcp" and name in labels:
+        pass
+    else:
+        raise ConfigError(
+            f"realtime.tool_choice: {choice!r} is not auto, none, required, function:<tool name> "
+            "or mcp:<an mcp_servers server_label>"
+        )
 
 
 _DIGITS = "0123456789*#ABCD"
@@ -1011,6 +1170,14 @@ def _validate_calls(config: GatewayConfig) -> None:
             raise ConfigError(f'{key}.parameters: must be a JSON schema with type = "object"')
         if not 0.1 <= tool.timeout_s <= 120:
             raise ConfigError(f"{key}.timeout_s: {tool.timeout_s} is not in 0.1-120 s")
+    kind, _, name = config.realtime.tool_choice.partition(":")
+    if not calls.transfer_targets:
+        tool_names.discard("transfer_call")  # offered only with a target (call/tools.py)
+    if kind == "function" and name not in tool_names:
+        raise ConfigError(
+            f"realtime.tool_choice: {name!r} is not a tool of this call "
+            f"({', '.join(sorted(tool_names))})"
+        )
 
 
 def _check_plain_http(key: str, url: str, allowed: bool, section: str) -> None:
@@ -1060,8 +1227,10 @@ def redacted(config: GatewayConfig) -> dict[str, Any]:
             return "***" if value else ""
         if dataclasses.is_dataclass(value) and not isinstance(value, type):
             return {f.name: walk(getattr(value, f.name)) for f in dataclasses.fields(value)}
-        if isinstance(value, tuple):
+        if isinstance(value, tuple | list):
             return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
         return value
 
     return walk(config)

@@ -40,9 +40,10 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -459,29 +460,70 @@ def _check_sdp_address(advertised_ip: str | None, peer: _Peer) -> CheckResult:
 
 
 def _realtime_endpoint(config: GatewayConfig) -> tuple[str, dict[str, str]]:
-    """The URL (with ?model= unless the URL already names one) and auth headers."""
-    url = config.realtime.url
-    if "model=" not in (urlsplit(url).query or ""):
-        url += ("&" if "?" in url else "?") + f"model={quote(config.realtime.model, safe='')}"
-    headers = {}
-    key = config.realtime.api_key.reveal()
-    if key:
-        headers["Authorization"] = f"Bearer {key}"
-    return url, headers
+    """The URL and auth headers `run` would use (gateway/call/settings.py `endpoint_for`:
+    Bearer for OpenAI, `api-key` for Azure). Raises ConfigError where `run` would."""
+    from gateway.call.settings import endpoint_for
+
+    endpoint = endpoint_for(config)
+    return endpoint.url, dict(endpoint.headers)
 
 
 async def check_realtime(
     config: GatewayConfig,
     timeout: float = DEFAULT_TIMEOUT_S,  # noqa: ASYNC109 (bounded by design)
 ) -> CheckResult:
-    """Open one session and confirm session.updated for audio/pcmu, then audio/pcma."""
-    from gateway.realtime.client import Endpoint, RealtimeClient, RealtimeError
+    """Open one session the way `run` would and confirm session.updated for audio/pcmu, then
+    audio/pcma. Where `run` answers with the built-in simulator (no API key, `simulator =
+    "auto"`, or `"always"`), the check opens its session on that simulator and says so."""
+    from gateway.call.settings import use_simulator
+
+    if not use_simulator(config):
+        return await _check_realtime_at(config, timeout)
+    from gateway.realtime.simulator import Simulator
+
+    rt = config.realtime
+    why = (
+        "realtime.simulator = always"
+        if rt.simulator == "always"
+        else f"no API key in {rt.api_key_env or '(realtime.api_key_env unset)'}"
+    )
+    async with Simulator("127.0.0.1", 0) as simulator:
+        result = await _check_realtime_at(config, timeout, simulator.url)
+    if result.status is not Status.OK:
+        return result
+    detail = result.message.split(": ", 1)[-1]  # without the simulator's throwaway URL
+    return CheckResult(
+        result.name,
+        Status.OK,
+        f"built-in simulator ({why}): calls are answered by the local Realtime simulator, "
+        f"not OpenAI; {detail}",
+        f"export {rt.api_key_env or 'OPENAI_API_KEY'}=sk-... to use {rt.model}",
+    )
+
+
+async def _check_realtime_at(
+    config: GatewayConfig,
+    timeout: float,  # noqa: ASYNC109 (bounded by design)
+    simulator_url: str | None = None,
+) -> CheckResult:
+    from gateway.call.settings import endpoint_for
+    from gateway.realtime.client import RealtimeClient, RealtimeError
     from gateway.realtime.protocol import SessionConfig
 
     name = "Realtime API"
-    url, headers = _realtime_endpoint(config)
-    host = urlsplit(url).hostname or ""
-    if not headers and host.endswith("openai.com"):
+    try:
+        endpoint = endpoint_for(config, simulator_url)
+    except ConfigError as exc:  # the same refusal `run` gives
+        key_env = config.realtime.api_key_env or "OPENAI_API_KEY"
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"no API key: {exc}",
+            f"export {key_env}=sk-... (realtime.api_key_env), or realtime.simulator = auto",
+        )
+    url = endpoint.redacted()
+    host = urlsplit(endpoint.url).hostname or ""
+    if not endpoint.headers and host.endswith(("openai.com", "openai.azure.com")):
         return CheckResult(
             name,
             Status.FAIL,
@@ -489,7 +531,7 @@ async def check_realtime(
             f"empty or unset, and {host} requires one",
             f"export {config.realtime.api_key_env or 'OPENAI_API_KEY'}=sk-... (realtime.api_key_env)",
         )
-    client = RealtimeClient(Endpoint.custom(url, headers), open_timeout=timeout, ping_interval=None)
+    client = RealtimeClient(endpoint, open_timeout=timeout, ping_interval=None)
     started = time.perf_counter()
     try:
         try:
@@ -765,6 +807,7 @@ async def run_checks(
     results += check_exposure(config)
     results += check_media_safety(config)
     results.append(check_descriptors(config))
+    results += check_model(config)
     return results
 
 
@@ -910,6 +953,49 @@ def check_media_safety(config: GatewayConfig) -> list[CheckResult]:
     ]
 
 
+def configured_models(config: GatewayConfig) -> dict[str, str]:
+    """model -> where it is set (`realtime.model`, or the first route overriding it)."""
+    models = {config.realtime.model: "realtime.model"}
+    for i, route in enumerate(config.routes):
+        model = route.realtime.get("model")
+        if isinstance(model, str) and model not in models:
+            models[model] = f"routes[{i}].realtime.model"
+    return models
+
+
+def model_warnings(config: GatewayConfig, today: date | None = None) -> list[str]:
+    """A sentence per configured model whose announced shutdown is within 60 days (the table
+    and its source: gateway/realtime/models.py). `run` logs them, `check` reports them."""
+    from gateway.realtime.models import shutdown_warning
+
+    today = today or date.today()
+    found = []
+    for model, key in configured_models(config).items():
+        warning = shutdown_warning(model, today)
+        if warning is not None:
+            found.append(warning.replace("realtime.model", key, 1))
+    return found
+
+
+def check_model(config: GatewayConfig, today: date | None = None) -> list[CheckResult]:
+    """Models with an announced shutdown date within 60 days are a warning (issue 10)."""
+    from gateway.realtime.models import DEFAULT_MODEL
+
+    warnings = model_warnings(config, today)
+    if not warnings:
+        models = ", ".join(configured_models(config))
+        return [CheckResult("Realtime model", Status.OK, f"{models}: no shutdown announced soon")]
+    return [
+        CheckResult(
+            "Realtime model",
+            Status.WARN,
+            warning,
+            f'set realtime.model = "{DEFAULT_MODEL}" (and the routes\' model overrides)',
+        )
+        for warning in warnings
+    ]
+
+
 def format_report(results: Sequence[CheckResult]) -> str:
     lines = []
     for result in results:
@@ -964,6 +1050,7 @@ _OVERRIDE_FLAGS = (
     "log_level",
     "log_format",
     "rtp_ports",
+    "control_port",
 )
 
 

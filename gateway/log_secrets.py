@@ -43,8 +43,11 @@ def configured_secrets(config: GatewayConfig) -> list[str]:
         elif dataclasses.is_dataclass(value) and not isinstance(value, type):
             for f in dataclasses.fields(value):
                 walk(getattr(value, f.name))
-        elif isinstance(value, tuple):
+        elif isinstance(value, tuple | list):
             for item in value:
+                walk(item)
+        elif isinstance(value, dict):  # MCP headers; a route's resolved overrides
+            for item in value.values():
                 walk(item)
 
     walk(config)

@@ -322,3 +322,286 @@ def test_drain_timeout_flag_overrides_the_config(tmp_path: Path) -> None:
     result = cli("run", "--config", str(config_path), "--drain-timeout", "-5")
     assert result.returncode == EXIT_CONFIG
     assert "shutdown.drain_timeout_s: -5.0" in result.stderr
+
+
+# -- issue 10: the edges a newcomer hits -------------------------------------------------------
+
+
+def test_busy_sip_port_says_in_use_and_names_the_flag(port_block: int) -> None:
+    """Bind the port first, run the gateway on it: stderr says "in use" and "--sip-port"."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", port_block))
+        result = cli(
+            "run",
+            "--sip-host",
+            "127.0.0.1",
+            "--sip-port",
+            str(port_block),
+            "--rtp-ports",
+            f"{port_block + 2}-{port_block + 39}",
+            "--control-port",
+            "0",
+            "--log-format",
+            "json",
+        )
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("sip-realtime-gateway: error: cannot start: SIP port"), last
+    assert f"127.0.0.1:{port_block} is in use" in last
+    assert "--sip-port (sip.port)" in last
+
+
+def test_busy_control_port_says_in_use_and_names_the_flag(port_block: int) -> None:
+    control_port = port_block + 40
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", control_port))
+        busy.listen(1)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway",
+                "run",
+                "--sip-host",
+                "127.0.0.1",
+                "--sip-port",
+                str(port_block),
+                "--rtp-ports",
+                f"{port_block + 2}-{port_block + 39}",
+                "--control-port",
+                str(control_port),
+                "--log-format",
+                "json",
+            ],
+            cwd=REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "SRG_CONTROL_TOKEN_FILE": ""},
+        )
+        try:
+            logs = LogReader(proc)
+            record = logs.wait_event("control.start_failed", timeout=30)
+            message = str(record["message"])
+            assert f"127.0.0.1:{control_port} is in use" in message, message
+            assert "--control-port (control.port)" in message
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+def test_control_port_flag_sets_the_key() -> None:
+    from gateway.cli import build_parser, overrides_from_args
+
+    args = build_parser().parse_args(["run", "--control-port", "9191"])
+    assert overrides_from_args(args)["control.port"] == 9191
+    from gateway import doctor
+
+    args = build_parser().parse_args(["check", "--control-port", "9192"])
+    assert args.control_port == 9192 and "control_port" in doctor._OVERRIDE_FLAGS
+    assert "--control-port" in cli("run", "--help").stdout
+
+
+def _start_simulator(*args: str, ignore_sigint: bool = False) -> subprocess.Popen[str]:
+    def ignore() -> None:  # as a non-interactive shell does for `cmd &`
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "gateway", "simulator", *args],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ignore if ignore_sigint else None,
+    )
+
+
+def _first_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
+    lines: queue.Queue[str] = queue.Queue()
+    assert proc.stdout is not None
+    threading.Thread(
+        target=lambda: [lines.put(line) for line in proc.stdout],  # type: ignore[union-attr]
+        daemon=True,
+    ).start()
+    return lines.get(timeout=timeout)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_simulator_exits_on_signal_even_with_sigint_ignored(port_block: int, sig: int) -> None:
+    proc = _start_simulator("--port", str(port_block), ignore_sigint=True)
+    try:
+        assert f"127.0.0.1:{port_block}" in _first_line(proc)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=20) == 0  # bounded wait: it exits, not hangs
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_simulator_busy_port_names_the_flag(port_block: int) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
+        busy.bind(("127.0.0.1", port_block))
+        busy.listen(1)
+        result = cli("simulator", "--port", str(port_block))
+    assert result.returncode == 1
+    assert f"127.0.0.1:{port_block} is in use" in result.stderr
+    assert "--port" in result.stderr
+
+
+def test_simulator_flags_reach_its_options(tmp_path: Path) -> None:
+    from gateway.cli import build_parser
+    from gateway.realtime.simulator import SimulatorOptions, ToolCallRule
+    from gateway.simulator_cli import options_from_args
+
+    reply = tmp_path / "reply.ul"
+    reply.write_bytes(b"\xff" * 160)
+    script = tmp_path / "script.json"
+    script.write_text(
+        '{"tool_calls": [{"name": "end_call", "when_text_contains": "bye"}], '
+        '"transcripts": ["from script"], "drop_after_s": 9}'
+    )
+    args = build_parser().parse_args(
+        [
+            "simulator",
+            "--script",
+            str(script),
+            "--reply-audio",
+            str(reply),
+            "--reply-format",
+            "audio/pcma",
+            "--reply-text",
+            "hello",
+            "--transcript",
+            "hi",
+            "--transcript",
+            "bye",
+            "--session-max-s",
+            "60",
+            "--default-reply-ms",
+            "500",
+            "--delta-interval-s",
+            "0.01",
+            "--vad-db-at-half",
+            "-35",
+        ]
+    )
+    options = SimulatorOptions.from_mapping(options_from_args(args))
+    assert options.reply_audio == b"\xff" * 160 and options.reply_format == "audio/pcma"
+    assert options.reply_text == "hello"
+    assert options.transcripts == ("hi", "bye")  # the flag wins over the script
+    assert options.tool_calls == (ToolCallRule("end_call", when_text_contains="bye"),)
+    assert options.session_max_s == 60 and options.default_reply_ms == 500
+    assert options.delta_interval_s == 0.01 and options.vad_db_at_half == -35
+    assert options.drop_after_s == 9
+
+
+def test_simulator_bad_options_exit_2(tmp_path: Path) -> None:
+    result = cli("simulator", "--reply-audio", str(tmp_path / "missing.ul"))
+    assert result.returncode == 2 and "cannot read --reply-audio" in result.stderr
+    script = tmp_path / "s.json"
+    script.write_text('{"colour": 1}')
+    result = cli("simulator", "--script", str(script))
+    assert result.returncode == 2 and "unknown simulator option(s): colour" in result.stderr
+
+
+def test_run_warns_about_a_model_near_its_shutdown(tmp_path: Path, port_block: int) -> None:
+    """gpt-realtime shuts down on 2027-01-20: within 60 days of the session's date (2026-12)."""
+    from datetime import date
+
+    from gateway.doctor import model_warnings
+
+    config = tmp_path / "gw.toml"
+    config.write_text('[realtime]\nmodel = "gpt-realtime"\n')
+    from gateway.config import load_config
+
+    warnings = model_warnings(load_config(config, env={}), today=date(2026, 12, 6))
+    assert warnings == [
+        "realtime.model 'gpt-realtime' shuts down on 2027-01-20 (in 45 days); "
+        "switch to 'gpt-realtime-2.1'"
+    ]
+    # `run` logs what model_warnings says for today's date (checked above for 2026-12-06).
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--config",
+            str(config),
+            "--sip-host",
+            "127.0.0.1",
+            "--sip-port",
+            str(port_block),
+            "--rtp-ports",
+            f"{port_block + 2}-{port_block + 39}",
+            "--control-port",
+            "0",
+            "--log-format",
+            "json",
+        ],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        logs = LogReader(proc)
+        expected = model_warnings(load_config(config, env={}))
+        if expected:
+            record = logs.wait_event("realtime.model_shutdown")
+            assert record["level"] == "warning" and record["message"] == expected[0]
+        logs.wait_event("gateway.started", timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+
+
+def test_run_exits_on_sigint_even_when_started_with_it_ignored(port_block: int) -> None:
+    """`sip-realtime-gateway run &` in a script inherits SIGINT ignored; Ctrl-C semantics hold."""
+
+    def ignore() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "run",
+            "--sip-host",
+            "127.0.0.1",
+            "--sip-port",
+            str(port_block),
+            "--rtp-ports",
+            f"{port_block + 2}-{port_block + 39}",
+            "--control-port",
+            "0",
+            "--log-format",
+            "json",
+        ],
+        cwd=REPO,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ignore,
+    )
+    try:
+        logs = LogReader(proc)
+        logs.wait_event("gateway.started", timeout=30)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)

@@ -537,3 +537,138 @@ def test_sip_limits_defaults_and_descriptor_budget(tmp_path: Path) -> None:
     assert sip_limits(narrow, fd_limit=1024).fd_for_calls == FDS_PER_CALL * 5
     env = {"SRG_SIP_MAX_SERVER_TRANSACTIONS": "300"}
     assert sip_limits(load_config(None, env=env)).max_server_transactions == 300
+
+
+# --------------------------------------------------------------------------------------------
+# issue 10: model and session settings
+
+
+def test_default_model_is_not_deprecated_in_the_sdk() -> None:
+    import inspect
+
+    from openai.types.realtime import realtime_session_create_request_param as sdk
+
+    from gateway.realtime.models import SHUTDOWN_DATES
+
+    model = load_config(None, env={}).realtime.model
+    assert model == "gpt-realtime-2.1"
+    source = inspect.getsource(sdk)
+    assert f'"{model}"' in source  # a model the SDK lists
+    deprecated = source.split("Deprecated values:", 1)[1].split("Announced shutdown", 1)[0]
+    assert f'"{model}"' not in deprecated
+    # Every model the SDK marks deprecated is in our table (a newer SDK may add more).
+    for name in re.findall(r'"([^"]+)"', deprecated):
+        assert name in SHUTDOWN_DATES, name
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[realtime]\nspeed = 2.0", "realtime.speed"),
+        ("[realtime]\nspeed = 0.1", "realtime.speed"),
+        ('[realtime]\ntranscription_language = "German"', "realtime.transcription_language"),
+        ('[realtime]\ntranscription_language = "de"', "realtime.transcription_model"),
+        ('[realtime]\ntool_choice = "sometimes"', "realtime.tool_choice"),
+        ('[realtime]\ntool_choice = "mcp:none_such"', "realtime.tool_choice"),
+        ('[realtime]\ntool_choice = "function:lookup"', "realtime.tool_choice"),
+        ("[realtime]\nmax_output_tokens = 5000", "realtime.max_output_tokens"),
+        ("[realtime]\nmax_output_tokens = -1", "realtime.max_output_tokens"),
+        ('[realtime]\ntruncation = "half"', "realtime.truncation"),
+        ("[realtime]\ntruncation_retention_ratio = 1.5", "realtime.truncation_retention_ratio"),
+        ('[realtime]\nreasoning_effort = "max"', "realtime.reasoning_effort"),
+        (
+            '[realtime]\nmodel = "gpt-realtime-mini"\nreasoning_effort = "low"',
+            "realtime.reasoning_effort",
+        ),
+        ('[realtime]\nmodel = ""', "realtime.model"),
+        (
+            '[[realtime.mcp_servers]]\nserver_label = "a b"\nserver_url = "https://x.example"',
+            "realtime.mcp_servers[0].server_label",
+        ),
+        (
+            '[[realtime.mcp_servers]]\nserver_label = "crm"\nserver_url = "http://x.example"',
+            "realtime.mcp_servers[0].server_url",
+        ),
+        (
+            '[[realtime.mcp_servers]]\nserver_label = "crm"\nserver_url = "https://x.example"\n'
+            'require_approval = "sometimes"',
+            "realtime.mcp_servers[0].require_approval",
+        ),
+        (
+            '[[realtime.mcp_servers]]\nserver_label = "crm"\nserver_url = "https://x.example"\n'
+            'headers = { Authorization = "Bearer inline" }',
+            "realtime.mcp_servers[0].headers",
+        ),
+        (
+            '[[realtime.mcp_servers]]\nserver_label = "crm"\nserver_url = "https://x.example"\n'
+            'headers_env = { "Bad Header" = "X" }',
+            "realtime.mcp_servers[0].headers_env",
+        ),
+        (
+            '[[realtime.mcp_servers]]\nserver_label = "crm"\nserver_url = "https://x.example"\n'
+            "colour = 1",
+            "realtime.mcp_servers[0].colour",
+        ),
+        (
+            '[[routes]]\nname = "r"\nrealtime = { speed = 3.0 }',
+            "routes[0].realtime.speed",
+        ),
+        (
+            '[[routes]]\nname = "r"\nrealtime = { tool_choice = "mcp:crm" }',
+            "routes[0].realtime.tool_choice",
+        ),
+        (
+            '[[routes]]\nname = "r"\nrealtime = { max_output_token = 3 }',
+            "routes[0].realtime.max_output_token",
+        ),
+        (
+            '[[routes]]\nname = "r"\nrealtime = { mcp_servers = [ { server_label = "x" } ] }',
+            "routes[0].realtime.mcp_servers[0].server_url",
+        ),
+    ],
+)
+def test_issue10_session_keys_are_validated_naming_the_key(
+    tmp_path: Path, toml: str, key: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, toml), env={"X": "1"})
+    assert str(info.value).startswith(key), str(info.value)
+
+
+def test_mcp_header_secrets_come_from_env_and_stay_redacted(tmp_path: Path) -> None:
+    from gateway.log_secrets import configured_secrets
+
+    path = write(
+        tmp_path,
+        '[[realtime.mcp_servers]]\nserver_label = "crm"\nserver_url = "https://x.example/mcp"\n'
+        'headers_env = { Authorization = "CRM_AUTH" }\n'
+        '[[routes]]\nname = "r"\nrealtime = { mcp_servers = [ { server_label = "kb", '
+        'server_url = "https://kb.example/mcp", headers_env = { "X-Key" = "KB_KEY" } } ] }\n',
+    )
+    config = load_config(path, env={"CRM_AUTH": "Bearer s3cret-crm", "KB_KEY": "s3cret-kb"})
+    assert config.realtime.mcp_servers[0].headers["Authorization"].reveal() == "Bearer s3cret-crm"
+    text = repr(config) + str(redacted(config))
+    assert "s3cret" not in text
+    secrets = configured_secrets(config)
+    assert "Bearer s3cret-crm" in secrets and "s3cret-kb" in secrets  # redacted from every log line
+
+
+def test_env_overrides_new_scalar_keys() -> None:
+    config = load_config(
+        None, env={"SRG_REALTIME_SPEED": "1.2", "SRG_REALTIME_MAX_OUTPUT_TOKENS": "256"}
+    )
+    assert config.realtime.speed == 1.2 and config.realtime.max_output_tokens == 256
+
+
+def test_tool_choice_names_a_tool_the_call_is_offered(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"realtime\.tool_choice: 'transfer_call' is not a tool"):
+        load_config(write(tmp_path, '[realtime]\ntool_choice = "function:transfer_call"'), env={})
+    ok = load_config(
+        write(
+            tmp_path,
+            '[realtime]\ntool_choice = "function:transfer_call"\n[calls]\n'
+            'transfer_targets = [{ name = "op", uri = "sip:100@127.0.0.1" }]\n',
+        ),
+        env={},
+    )
+    assert ok.realtime.tool_choice == "function:transfer_call"

@@ -296,7 +296,10 @@ async def test_unreachable_realtime_endpoint_flagged(tmp_path: Path, port_block:
 
 
 async def test_openai_url_without_key_fails_before_connecting(tmp_path: Path) -> None:
-    config = make_config(tmp_path, '[realtime]\napi_key_env = "SRG_TEST_UNSET_KEY"\n')
+    # simulator = "never": with "auto" (the default) `run` would use the simulator (issue 10).
+    config = make_config(
+        tmp_path, '[realtime]\napi_key_env = "SRG_TEST_UNSET_KEY"\nsimulator = "never"\n'
+    )
     result = await doctor.check_realtime(config, timeout=3)
     assert result.status is Status.FAIL
     assert "SRG_TEST_UNSET_KEY" in result.message
@@ -624,3 +627,80 @@ def test_descriptor_check_warns_when_the_tcp_cap_is_lowered() -> None:
     low = check_descriptors(config, fd_limit=1024)
     assert low.status is Status.WARN and "lowered" in low.message and "ulimit" in low.fix
     assert check_descriptors(config, fd_limit=200).status is Status.FAIL
+
+
+# -- issue 10: check agrees with run; model shutdown dates -----------------------------------
+
+
+def test_check_without_a_key_uses_the_simulator_and_passes(
+    tmp_path: Path, port_block: int, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """As `run` does: no OPENAI_API_KEY and realtime.simulator = auto -> the built-in simulator."""
+    path = tmp_path / "g.toml"
+    path.write_text(
+        f'[sip]\nhost = "127.0.0.1"\nport = {port_block}\nmax_calls = 5\n'
+        f"[media]\nrtp_port_min = {port_block + 2}\nrtp_port_max = {port_block + 39}\n"
+    )
+    code = doctor.main(["--config", str(path), "--skip-registrations", "--timeout", "5"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    line = next(ln for ln in out.splitlines() if "Realtime API" in ln)
+    assert line.startswith("[ ok ]"), out
+    assert "simulator" in line and "OPENAI_API_KEY" in line
+    assert "audio/pcmu and audio/pcma" in line
+
+
+async def test_check_with_simulator_always_says_so(tmp_path: Path) -> None:
+    config = make_config(tmp_path, '[realtime]\nsimulator = "always"\n')
+    result = await doctor.check_realtime(config, timeout=5)
+    assert result.status is Status.OK, result
+    assert "built-in simulator (realtime.simulator = always)" in result.message
+
+
+def test_azure_is_checked_with_the_api_key_header_as_run_does(tmp_path: Path) -> None:
+    path = tmp_path / "g.toml"
+    path.write_text(
+        '[realtime]\nprovider = "azure"\nurl = "wss://myres.openai.azure.com/openai/v1/realtime"\n'
+        'model = "my-deployment"\n'
+    )
+    config = load_config(path, env={"OPENAI_API_KEY": "az-key"})
+    url, headers = doctor._realtime_endpoint(config)
+    assert url == "wss://myres.openai.azure.com/openai/v1/realtime?model=my-deployment"
+    assert headers == {"api-key": "az-key"}  # not Authorization: Bearer
+    from gateway.call.settings import endpoint_for
+
+    assert (url, headers) == (endpoint_for(config).url, endpoint_for(config).headers)
+
+
+async def test_azure_without_a_key_fails_like_run(tmp_path: Path) -> None:
+    config = make_config(
+        tmp_path,
+        '[realtime]\nprovider = "azure"\nurl = "wss://myres.openai.azure.com/openai/v1/realtime"\n'
+        'api_key_env = "SRG_TEST_AZURE_KEY"\n',
+    )
+    result = await doctor.check_realtime(config, timeout=3)
+    assert result.status is Status.FAIL
+    assert "SRG_TEST_AZURE_KEY" in result.message and "Azure" in result.message
+
+
+def test_model_shutdown_within_60_days_warns(tmp_path: Path) -> None:
+    from datetime import date
+
+    old = make_config(tmp_path, '[realtime]\nmodel = "gpt-realtime"\n')
+    (result,) = doctor.check_model(old, today=date(2026, 12, 6))
+    assert result.status is Status.WARN
+    assert "2027-01-20" in result.message and "45 days" in result.message
+    assert "gpt-realtime-2.1" in result.fix
+    # Further out than 60 days: nothing to say yet.
+    (early,) = doctor.check_model(old, today=date(2026, 11, 1))
+    assert early.status is Status.OK
+    (gone,) = doctor.check_model(old, today=date(2027, 2, 1))
+    assert gone.status is Status.WARN and "was shut down" in gone.message
+    # The default model has no announced date; a route's override is checked too.
+    routed = make_config(
+        tmp_path, '[[routes]]\nname = "r"\nrealtime = { model = "gpt-realtime-mini" }\n'
+    )
+    results = doctor.check_model(routed, today=date(2026, 12, 6))
+    assert [r.status for r in results] == [Status.WARN]
+    assert "routes[0].realtime.model 'gpt-realtime-mini'" in results[0].message
+    assert doctor.check_model(GatewayConfig(), today=date(2026, 12, 6))[0].status is Status.OK

@@ -9,6 +9,7 @@ here take whichever they are handed.
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
 from gateway.call.machine import CallPolicy, DigitAction, DtmfMode
 from gateway.call.tools import HttpTool, builtin_tool_definitions, http_tool_definition
@@ -48,7 +49,7 @@ def endpoint_for(config: GatewayConfig, simulator_url: str | None = None) -> End
         return Endpoint.openai(key, rt.model, rt.url)
     # Any other URL (a proxy, a local simulator given with --realtime-url): used as written,
     # with the model added when the URL has no query, and the key when there is one.
-    url = rt.url if "?" in rt.url else f"{rt.url}?model={rt.model}"
+    url = rt.url if "?" in rt.url else f"{rt.url}?model={quote(rt.model, safe='')}"
     return Endpoint.custom(url, {"Authorization": f"Bearer {key}"} if key else None)
 
 
@@ -110,6 +111,21 @@ def session_config_for(
         protocol.FunctionTool(d["name"], d["description"], d["parameters"])
         for d in map(http_tool_definition, http_tools_for(config).values())
     ]
+    mcp_tools = [
+        protocol.McpTool(
+            server_label=server.server_label,
+            server_url=server.server_url,
+            server_description=server.server_description,
+            headers=tuple((name, value.reveal()) for name, value in server.headers.items()),
+            allowed_tools=server.allowed_tools,
+            require_approval=server.require_approval,  # type: ignore[arg-type]  # validated
+            no_approval_tools=server.no_approval_tools,
+        )
+        for server in rt.mcp_servers
+    ]
+    truncation: str | float = rt.truncation
+    if rt.truncation == "retention_ratio":
+        truncation = rt.truncation_retention_ratio
     return protocol.SessionConfig(
         input_format=fmt,  # type: ignore[arg-type]
         output_format=fmt,  # type: ignore[arg-type]
@@ -118,7 +134,14 @@ def session_config_for(
         turn_detection=turn,
         noise_reduction=rt.noise_reduction or None,  # type: ignore[arg-type]
         transcription_model=rt.transcription_model or None,
-        tools=tuple(tools),
+        transcription_language=rt.transcription_language or None,
+        transcription_prompt=rt.transcription_prompt or None,
+        tools=(*tools, *mcp_tools),
+        tool_choice=rt.tool_choice,
+        speed=rt.speed,
+        max_output_tokens=rt.max_output_tokens or None,
+        truncation=truncation,
+        reasoning_effort=rt.reasoning_effort or None,
     )
 
 

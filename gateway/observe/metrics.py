@@ -13,6 +13,7 @@ from the configuration, so they are bounded by it. docs/metrics.md lists every m
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -47,8 +48,25 @@ OUTCOMES = frozenset(
         "voice_session_unavailable",
         # Live when the process died; recorded from its in-progress marker at the next start.
         "process_restart",
+        # The model called the end_call tool (BYE after its last words).
+        "end_call",
+        # An outbound call (POST /calls) nobody answered.
+        "no_answer",
+        # The caller pressed a digit configured as hangup (calls.digit_actions).
+        "dtmf_hangup",
+        # The bot's last words did not finish playing within calls.drain_timeout_s.
+        "drain_timeout",
     }
 )
+# Causes as other spellings reach `call_ended`: the call session's BYE reason texts arrive with
+# spaces turned into "_" (app.py `_CallControl.hangup`), e.g. "no ACK" -> "no_ACK".
+_CAUSE_LABELS = {
+    "no_ACK": "ack_timeout",
+    "Realtime_session_failed": "realtime_failed",
+    "caller_pressed_hangup_digit": "dtmf_hangup",
+    "ending": "local_bye",  # ENDING without a recorded reason: we hung up
+}
+_CAUSE_DETAIL = re.compile(r"_?\(.*\)$")  # "RTP_timeout_(30_s)" -> "RTP_timeout"
 DTMF_SOURCES = frozenset({"rfc4733", "info", "inband"})
 # What the gateway did with the bot's item when the caller barged in: `truncate` the played
 # part (conversation.item.truncate), `delete` an item nothing of which was heard, or `none`
@@ -193,6 +211,18 @@ def _bounded(value: str, allowed: Iterable[str]) -> str:
     return value if value in allowed else OTHER
 
 
+def end_cause_label(cause: str) -> str:
+    """The `outcome` label of an end cause, however the code spelled it; `other` only for a
+    cause no code path produces (tests/observe/test_metrics.py enumerates them)."""
+    if cause in OUTCOMES:
+        return cause
+    label = _CAUSE_LABELS.get(cause)
+    if label is not None:
+        return label
+    base = _CAUSE_DETAIL.sub("", cause).lower()
+    return base if base in OUTCOMES else OTHER
+
+
 def status_class(status: int) -> str:
     """`200` -> `"2xx"`; anything outside 100-699 -> `"other"`."""
     if 100 <= status <= 699:
@@ -331,7 +361,7 @@ class Metrics:
         """Count the call; `was_active=False` for calls rejected before `call_started`."""
         if was_active:
             self.calls_active.labels(route=route).dec()
-        self.calls.labels(route=route, outcome=_bounded(outcome, OUTCOMES)).inc()
+        self.calls.labels(route=route, outcome=end_cause_label(outcome)).inc()
         if duration_s is not None and duration_s >= 0:
             self.call_duration.observe(duration_s)
 

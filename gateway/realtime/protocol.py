@@ -17,6 +17,7 @@ from typing import Any, Literal
 import orjson
 
 from gateway.realtime import events as ev
+from gateway.realtime.mcp import MCP_EVENT_TYPES, MCP_ITEM_EVENTS, McpEvent, is_mcp_event
 
 AudioFormat = Literal["audio/pcmu", "audio/pcma"]
 NoiseReduction = Literal["near_field", "far_field"]
@@ -100,6 +101,65 @@ class FunctionTool:
 
 
 @dataclass(frozen=True, slots=True)
+class McpTool:
+    """A remote MCP server (`type: "mcp"`); the service, not the gateway, calls it.
+
+    `headers` carry secrets (the caller resolved them from the environment): never log the
+    dict this builds. `require_approval` "always" / "never"; `no_approval_tools` are exempt
+    from "always" (the SDK's {"never": {"tool_names": [...]}} filter)."""
+
+    server_label: str
+    server_url: str
+    server_description: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+    allowed_tools: tuple[str, ...] = ()
+    require_approval: Literal["always", "never"] = "always"
+    no_approval_tools: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        if not self.server_label or not self.server_url:
+            raise ProtocolError("mcp tool needs a server_label and a server_url")
+        if self.require_approval not in ("always", "never"):
+            raise ProtocolError(
+                f"mcp require_approval must be always/never, got {self.require_approval!r}"
+            )
+        out: dict[str, Any] = {
+            "type": "mcp",
+            "server_label": self.server_label,
+            "server_url": self.server_url,
+        }
+        if self.server_description:
+            out["server_description"] = self.server_description
+        if self.headers:
+            out["headers"] = dict(self.headers)
+        if self.allowed_tools:
+            out["allowed_tools"] = list(self.allowed_tools)
+        if self.require_approval == "always" and self.no_approval_tools:
+            out["require_approval"] = {"never": {"tool_names": list(self.no_approval_tools)}}
+        else:
+            out["require_approval"] = self.require_approval
+        return out
+
+
+def _tool_choice(choice: str, tools: tuple[FunctionTool | McpTool, ...]) -> str | dict[str, Any]:
+    """auto / none / required, or force one tool: function:<name> / mcp:<server_label>."""
+    if choice in ("auto", "none", "required"):
+        return choice
+    kind, _, name = choice.partition(":")
+    if kind == "function" and any(isinstance(t, FunctionTool) and t.name == name for t in tools):
+        return {"type": "function", "name": name}
+    if kind == "mcp" and any(isinstance(t, McpTool) and t.server_label == name for t in tools):
+        return {"type": "mcp", "server_label": name}
+    raise ProtocolError(
+        f"tool_choice must be auto/none/required or function:/mcp: naming an offered tool, "
+        f"got {choice!r}"
+    )
+
+
+REASONING_EFFORTS = ("minimal", "low", "medium", "high", "xhigh")
+
+
+@dataclass(frozen=True, slots=True)
 class SessionConfig:
     """Everything the gateway puts in `session.update`.
 
@@ -117,9 +177,14 @@ class SessionConfig:
     noise_reduction: NoiseReduction | None = None
     transcription_model: str | None = None
     transcription_language: str | None = None
-    tools: tuple[FunctionTool, ...] = ()
+    transcription_prompt: str | None = None
+    tools: tuple[FunctionTool | McpTool, ...] = ()
     tool_choice: str = "auto"
     speed: float | None = None
+    max_output_tokens: int | None = None  # None = the model's maximum ("inf")
+    # "auto" | "disabled", or a retention ratio 0..1 (keep that fraction on overflow)
+    truncation: str | float | None = None
+    reasoning_effort: str | None = None  # reasoning models only (gpt-realtime-2...)
 
     def to_session(self) -> dict[str, Any]:
         for name, fmt in (("input", self.input_format), ("output", self.output_format)):
@@ -129,8 +194,13 @@ class SessionConfig:
             raise ProtocolError(
                 f"noise_reduction must be near_field, far_field or None, got {self.noise_reduction!r}"
             )
-        if self.tool_choice not in ("auto", "none", "required"):
-            raise ProtocolError(f"tool_choice must be auto/none/required, got {self.tool_choice!r}")
+        tool_choice = _tool_choice(self.tool_choice, self.tools)
+        if self.speed is not None and not 0.25 <= self.speed <= 1.5:
+            raise ProtocolError(f"speed must be within 0.25..1.5, got {self.speed}")
+        if self.max_output_tokens is not None and not 1 <= self.max_output_tokens <= 4096:
+            raise ProtocolError(f"max_output_tokens must be 1-4096, got {self.max_output_tokens}")
+        if self.reasoning_effort is not None and self.reasoning_effort not in REASONING_EFFORTS:
+            raise ProtocolError(f"reasoning effort must be one of {', '.join(REASONING_EFFORTS)}")
         audio_input: dict[str, Any] = {
             # pcmu/pcma take only `type`: a `rate` key is an unknown parameter in GA.
             "format": {"type": self.input_format},
@@ -147,6 +217,8 @@ class SessionConfig:
             transcription: dict[str, Any] = {"model": self.transcription_model}
             if self.transcription_language:
                 transcription["language"] = self.transcription_language
+            if self.transcription_prompt:
+                transcription["prompt"] = self.transcription_prompt
             audio_input["transcription"] = transcription
         audio_output: dict[str, Any] = {"format": {"type": self.output_format}, "voice": self.voice}
         if self.speed is not None:
@@ -157,11 +229,26 @@ class SessionConfig:
             "output_modalities": ["audio"],
             "audio": {"input": audio_input, "output": audio_output},
             "tools": [tool.to_dict() for tool in self.tools],
-            "tool_choice": self.tool_choice,
+            "tool_choice": tool_choice,
         }
+        if self.max_output_tokens is not None:
+            session["max_output_tokens"] = self.max_output_tokens
+        truncation = _truncation(self.truncation)
+        if truncation is not None:
+            session["truncation"] = truncation
+        if self.reasoning_effort is not None:
+            session["reasoning"] = {"effort": self.reasoning_effort}
         if self.model:
             session["model"] = self.model
         return session
+
+
+def _truncation(value: str | float | None) -> str | dict[str, Any] | None:
+    if value is None or value in ("auto", "disabled"):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ProtocolError(f"truncation must be auto, disabled or a ratio 0..1, got {value!r}")
+    return {"type": "retention_ratio", "retention_ratio": float(value)}
 
 
 def session_update(config: SessionConfig, event_id: str | None = None) -> dict[str, Any]:
@@ -293,6 +380,9 @@ IGNORED_TYPES: frozenset[str] = frozenset(
 )
 
 
+_MCP_CANDIDATES = MCP_EVENT_TYPES | set(MCP_ITEM_EVENTS.values())
+
+
 class ServerEventParser:
     """Frames in, typed events out. Counts what it could not use instead of logging per frame."""
 
@@ -334,6 +424,8 @@ def parse_server_event(data: dict[str, Any]) -> ev.ServerEvent:
         )
     if kind == "response.output_audio_transcript.delta":
         return ev.TranscriptDelta(data["response_id"], data["item_id"], data.get("delta", ""))
+    if kind in _MCP_CANDIDATES and is_mcp_event(data):
+        return McpEvent(kind, data)  # type: ignore[return-value]  # logged by the call session
     parser = _PARSERS.get(kind)
     if parser is not None:
         return parser(data)

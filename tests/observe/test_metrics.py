@@ -192,3 +192,65 @@ def test_media_drops_are_counted_by_reason() -> None:
     assert _value(m, "srg_rtp_dropped_packets_total", reason="probation") == 2
     assert _value(m, "srg_rtp_dropped_packets_total", reason="other") == 3
     assert _value(m, "srg_audio_dropped_bytes_total", reason="input_rate") == 16000
+
+
+# -- issue 10: every end cause the code produces has a label of its own ----------------------
+
+_ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+def _produced_end_causes() -> set[str]:
+    """Every cause string the code can hand to `call_ended`, found by reading the source:
+    - gateway/app.py: `_hangup(live, "x"`, `_finish(live, "x"`, `cause="x"`, RESTART_CAUSE;
+    - the SIP user agent's end reasons (sip/useragent.py `_terminate` / `reason=`), mapped the
+      way app.py maps them (`_UA_CAUSES`, else spaces to "_");
+    - the call machine's BYE reasons (`SendBye("...")`, `_finish_after_playout(ctx, "...")`,
+      `end_after_playout="..."`, VOICE_SESSION_UNAVAILABLE), which reach the gateway through
+      `_CallControl.hangup` as the reason text with spaces turned to "_"."""
+    import re
+
+    from gateway.app import _UA_CAUSES
+    from gateway.call import machine
+    from gateway.observe.records import RESTART_CAUSE
+
+    app = (_ROOT / "gateway/app.py").read_text()
+    causes = set(re.findall(r'_(?:hangup|finish)\((?:self\.)?live, "([^"]+)"', app))
+    causes |= set(re.findall(r'cause="([^"]+)"', app))
+    causes |= {"rejected", RESTART_CAUSE}  # _reject's default; the crash-recovery record
+    ua = (_ROOT / "sip/useragent.py").read_text()
+    reasons = set(re.findall(r'_terminate\(call, "([^"]+)"', ua))
+    reasons |= set(re.findall(r'reason="([^"]+)"', ua))
+    causes |= {_UA_CAUSES.get(r, r.replace(" ", "_")) for r in reasons}
+    causes |= set(_UA_CAUSES.values())
+    source = (_ROOT / "gateway/call/machine.py").read_text()
+    bye = set(re.findall(r'SendBye\("([^"]+)"', source))
+    bye |= set(re.findall(r'_finish_after_playout\(ctx, "([^"]+)"', source))
+    bye |= set(re.findall(r'end_after_playout="([^"]+)"', source))
+    bye |= set(re.findall(r'reason = ctx\.end_after_playout or "([^"]+)"', source))
+    # f-strings: one sample per pattern ("RTP timeout ({ev.seconds:g} s)" -> "RTP timeout (30 s)")
+    bye |= {re.sub(r"\{[^}]*\}", "30", f) for f in re.findall(r'SendBye\(f"([^"]+)"', source)}
+    bye.add(machine.VOICE_SESSION_UNAVAILABLE)
+    causes |= {reason.replace(" ", "_") for reason in bye}
+    return causes
+
+
+def test_every_end_cause_the_code_produces_has_a_label() -> None:
+    from gateway.observe.metrics import OUTCOMES, end_cause_label
+
+    causes = _produced_end_causes()
+    # The enumeration finds the known spellings (guards the regular expressions above).
+    assert {"end_call", "no_answer", "max_duration", "RTP_timeout_(30_s)", "no_ACK"} <= causes
+    unlabelled = {c: end_cause_label(c) for c in causes if end_cause_label(c) == "other"}
+    assert not unlabelled, unlabelled
+    # Each label is documented in docs/metrics.md.
+    doc = (_ROOT / "docs/metrics.md").read_text()
+    for label in OUTCOMES:
+        assert f"`{label}`" in doc, label
+    m = Metrics()
+    m.call_ended("r", "end_call", was_active=False)
+    m.call_ended("r", "no_answer", was_active=False)
+    m.call_ended("r", "RTP_timeout_(30_s)", was_active=False)
+    assert _value(m, "srg_calls_total", route="r", outcome="end_call") == 1
+    assert _value(m, "srg_calls_total", route="r", outcome="no_answer") == 1
+    assert _value(m, "srg_calls_total", route="r", outcome="rtp_timeout") == 1
+    assert _value(m, "srg_calls_total", route="r", outcome="other") == 0

@@ -430,3 +430,125 @@ def test_error_describe_names_the_problem():
     )
     text = error.describe()
     assert "missing_required_parameter" in text and "session.type" in text and "cfg_1" in text
+
+
+# --------------------------------------------------------------------------------------------
+# issue 10: speed, transcription, tool_choice, max_output_tokens, truncation, reasoning, MCP
+
+MCP = p.McpTool(
+    server_label="crm",
+    server_url="https://mcp.example.com/sse",
+    server_description="Customer records",
+    headers=(("Authorization", "Bearer secret-token"),),
+    allowed_tools=("lookup_customer", "open_ticket"),
+    require_approval="always",
+    no_approval_tools=("lookup_customer",),
+)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        p.SessionConfig(
+            transcription_model="gpt-4o-mini-transcribe",
+            transcription_language="de",
+            transcription_prompt="Kundennummer, Rechnung",
+            speed=0.8,
+            max_output_tokens=512,
+            truncation=0.6,
+            reasoning_effort="low",
+        ),
+        p.SessionConfig(tools=(*TOOLS, MCP), tool_choice="mcp:crm", truncation="disabled"),
+        p.SessionConfig(tools=TOOLS, tool_choice="function:end_call", truncation="auto"),
+        p.SessionConfig(tools=(p.McpTool("kb", "https://kb.example.com/mcp"),), tool_choice="none"),
+        p.SessionConfig(
+            tools=(p.McpTool("kb", "https://kb.example.com/mcp", require_approval="never"),),
+            reasoning_effort="xhigh",
+            max_output_tokens=4096,
+        ),
+    ],
+)
+def test_issue10_session_fields_are_valid_ga(config):
+    event = p.session_update(config)
+    check_client_event(event)  # the SDK model, unknown keys rejected
+
+
+def test_issue10_session_field_shapes():
+    session = p.session_update(
+        p.SessionConfig(
+            tools=(*TOOLS, MCP),
+            tool_choice="function:send_dtmf",
+            max_output_tokens=300,
+            truncation=0.75,
+            reasoning_effort="medium",
+            transcription_model="gpt-4o-mini-transcribe",
+            transcription_prompt="account numbers",
+            speed=1.1,
+        )
+    )["session"]
+    assert session["tool_choice"] == {"type": "function", "name": "send_dtmf"}
+    assert session["max_output_tokens"] == 300
+    assert session["truncation"] == {"type": "retention_ratio", "retention_ratio": 0.75}
+    assert session["reasoning"] == {"effort": "medium"}
+    assert session["audio"]["input"]["transcription"]["prompt"] == "account numbers"
+    assert session["audio"]["output"]["speed"] == 1.1
+    mcp = session["tools"][-1]
+    assert mcp == {
+        "type": "mcp",
+        "server_label": "crm",
+        "server_url": "https://mcp.example.com/sse",
+        "server_description": "Customer records",
+        "headers": {"Authorization": "Bearer secret-token"},
+        "allowed_tools": ["lookup_customer", "open_ticket"],
+        "require_approval": {"never": {"tool_names": ["lookup_customer"]}},
+    }
+    # Defaults leave the service's own values alone.
+    plain = p.session_update(p.SessionConfig())["session"]
+    assert not {"max_output_tokens", "truncation", "reasoning"} & set(plain)
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        p.SessionConfig(tool_choice="function:nope", tools=TOOLS),
+        p.SessionConfig(tool_choice="mcp:crm"),
+        p.SessionConfig(tool_choice="sometimes"),
+        p.SessionConfig(speed=2.0),
+        p.SessionConfig(max_output_tokens=0),
+        p.SessionConfig(max_output_tokens=5000),
+        p.SessionConfig(truncation=1.5),
+        p.SessionConfig(truncation="sometimes"),
+        p.SessionConfig(reasoning_effort="max"),
+        p.SessionConfig(tools=(p.McpTool("", "https://x"),)),
+        p.SessionConfig(tools=(p.McpTool("x", "https://x", require_approval="maybe"),)),  # type: ignore[arg-type]
+    ],
+)
+def test_issue10_bad_values_are_protocol_errors(config):
+    with pytest.raises(p.ProtocolError):
+        config.to_session()
+
+
+async def test_issue10_session_is_accepted_by_the_simulator():
+    """The simulator (which validates session.update like the service) confirms the update."""
+    from gateway.realtime.client import Endpoint, open_session
+    from gateway.realtime.simulator import Simulator
+
+    config = p.SessionConfig(
+        tools=(*TOOLS, MCP),
+        tool_choice="mcp:crm",
+        transcription_model="gpt-4o-mini-transcribe",
+        transcription_language="de",
+        transcription_prompt="Rechnung",
+        speed=1.2,
+        max_output_tokens=200,
+        truncation=0.5,
+        reasoning_effort="low",
+    )
+    async with Simulator("127.0.0.1", 0) as sim:
+        client = await open_session(Endpoint.custom(sim.url), config, configure_timeout=5)
+        try:
+            session = client.effective_session
+            assert session["max_output_tokens"] == 200
+            assert session["audio"]["output"]["speed"] == 1.2
+        finally:
+            await client.close()

@@ -1,0 +1,160 @@
+"""`sip-realtime-gateway simulator`: the local Realtime API simulator with its options as flags.
+
+The options are `SimulatorOptions` (gateway/realtime/simulator.py); `--script` takes any of them
+as JSON and the flags override it. SIGINT and SIGTERM stop it however it was started: handlers
+are installed explicitly, so a SIGINT that the parent set to "ignored" (`simulator &` in a
+non-interactive shell does that) still stops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from typing import Any
+
+import orjson
+
+from gateway.busy_port import bind_failure, with_errno
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="bind address (default %(default)s)")
+    parser.add_argument("--port", type=int, default=8765, help="port (default %(default)s)")
+    parser.add_argument(
+        "--script",
+        metavar="FILE",
+        help="JSON object of simulator options (any SimulatorOptions field), e.g. "
+        '{"tool_calls": [{"name": "end_call", "when_text_contains": "bye"}], '
+        '"transcripts": ["hello", "bye"]}; the flags below override it',
+    )
+    parser.add_argument(
+        "--reply-audio",
+        metavar="FILE",
+        help="raw G.711 bytes to answer every turn with (default: the caller's own words)",
+    )
+    parser.add_argument(
+        "--reply-format",
+        choices=["audio/pcmu", "audio/pcma"],
+        help="law of --reply-audio (default audio/pcmu)",
+    )
+    parser.add_argument("--reply-text", metavar="TEXT", help="transcript of every reply")
+    parser.add_argument(
+        "--transcript",
+        metavar="TEXT",
+        action="append",
+        help="what the caller said on turn 1, 2, ... (repeat the flag; drives tool_calls rules)",
+    )
+    parser.add_argument(
+        "--session-max-s",
+        metavar="SECONDS",
+        type=float,
+        help="session time limit, then session_expired (default 3600, as the service)",
+    )
+    parser.add_argument(
+        "--default-reply-ms",
+        metavar="MS",
+        type=int,
+        help="length of a reply when there is no caller audio to play back (default 1000)",
+    )
+    parser.add_argument(
+        "--delta-interval-s",
+        metavar="SECONDS",
+        type=float,
+        help="pause between audio deltas (default 0.002: far faster than real time)",
+    )
+    parser.add_argument(
+        "--vad-db-at-half",
+        metavar="DBFS",
+        type=float,
+        help="simulated VAD: frames louder than this at threshold 0.5 are speech (default -40)",
+    )
+    parser.add_argument(
+        "--drop-after-s",
+        metavar="SECONDS",
+        type=float,
+        help="cut each session's connection this long after it opened (reconnect tests); 0 = never",
+    )
+
+
+_FLAG_OPTIONS = {
+    "reply_format": "reply_format",
+    "reply_text": "reply_text",
+    "transcript": "transcripts",
+    "session_max_s": "session_max_s",
+    "default_reply_ms": "default_reply_ms",
+    "delta_interval_s": "delta_interval_s",
+    "vad_db_at_half": "vad_db_at_half",
+    "drop_after_s": "drop_after_s",
+}
+
+
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """SimulatorOptions fields from --script and the flags; ValueError names the problem."""
+    options: dict[str, Any] = {}
+    if args.script:
+        try:
+            with open(args.script, "rb") as handle:
+                script = orjson.loads(handle.read())
+        except (OSError, orjson.JSONDecodeError) as exc:
+            raise ValueError(f"cannot read --script: {exc}") from None
+        if not isinstance(script, dict):
+            raise ValueError("--script must hold a JSON object")
+        options.update(script)
+    for flag, option in _FLAG_OPTIONS.items():
+        value = getattr(args, flag, None)
+        if value is not None:
+            options[option] = value
+    if args.reply_audio:
+        try:
+            with open(args.reply_audio, "rb") as handle:
+                options["reply_audio"] = handle.read()
+        except OSError as exc:
+            raise ValueError(f"cannot read --reply-audio: {exc}") from None
+    from gateway.realtime.simulator import SimulatorOptions
+
+    try:
+        SimulatorOptions.from_mapping(options)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad simulator options: {exc}") from None
+    return options
+
+
+async def serve(host: str, port: int, options: dict[str, Any]) -> int:
+    from gateway.realtime.simulator import Simulator, SimulatorOptions
+
+    simulator = Simulator(host, port, SimulatorOptions.from_mapping(options))
+    try:
+        await simulator.start()
+    except OSError as exc:
+        exc = with_errno(exc, host, port, ("tcp",))
+        message = bind_failure("Realtime simulator port", f"{host}:{port}", exc, "--port")
+        print(f"sip-realtime-gateway simulator: error: {message}", file=sys.stderr)
+        return EXIT_FAILURE
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # Explicit handlers: they replace an inherited SIG_IGN (a background job's SIGINT).
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"realtime simulator listening on {simulator.url}", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        await simulator.stop()
+    return EXIT_OK
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        options = options_from_args(args)
+    except ValueError as exc:
+        print(f"sip-realtime-gateway simulator: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    return asyncio.run(serve(args.host, args.port, options))
