@@ -124,6 +124,25 @@ class LogReader:
         raise AssertionError(f"no {event!r} log line; got:\n{''.join(self.seen)}")
 
 
+def run_args(port_block: int, *extra: str, control_port: int = 0) -> list[str]:
+    """`run` on this test's port block: SIP on its first port, RTP on +2..+37, the control API
+    on `control_port` (0: any free port, never the fixed default 8080), JSON logs."""
+    return [
+        "run",
+        *extra,
+        "--sip-host",
+        "127.0.0.1",
+        "--sip-port",
+        str(port_block),
+        "--rtp-ports",
+        f"{port_block + 2}-{port_block + 37}",
+        "--control-port",
+        str(control_port),
+        "--log-format",
+        "json",
+    ]
+
+
 def options_request(port: int, local_port: int) -> bytes:
     branch = "z9hG4bK" + uuid.uuid4().hex[:12]
     return (
@@ -141,20 +160,7 @@ def options_request(port: int, local_port: int) -> bytes:
 def test_run_answers_options_and_stops_on_sigterm(port_block: int) -> None:
     sip_port = port_block
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "run",
-            "--sip-host",
-            "127.0.0.1",
-            "--sip-port",
-            str(sip_port),
-            "--rtp-ports",
-            f"{port_block + 2}-{port_block + 39}",
-            "--log-format",
-            "json",
-        ],
+        [sys.executable, "-m", "gateway", *run_args(port_block)],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -196,17 +202,7 @@ def test_run_answers_options_and_stops_on_sigterm(port_block: int) -> None:
 def test_run_port_in_use_exits_1_naming_the_address(port_block: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
         busy.bind(("127.0.0.1", port_block))
-        result = cli(
-            "run",
-            "--sip-host",
-            "127.0.0.1",
-            "--sip-port",
-            str(port_block),
-            "--rtp-ports",
-            f"{port_block + 2}-{port_block + 39}",
-            "--log-format",
-            "json",
-        )
+        result = cli(*run_args(port_block))
     assert result.returncode == 1
     assert f"127.0.0.1:{port_block}" in result.stderr
 
@@ -331,19 +327,7 @@ def test_busy_sip_port_says_in_use_and_names_the_flag(port_block: int) -> None:
     """Bind the port first, run the gateway on it: stderr says "in use" and "--sip-port"."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
         busy.bind(("127.0.0.1", port_block))
-        result = cli(
-            "run",
-            "--sip-host",
-            "127.0.0.1",
-            "--sip-port",
-            str(port_block),
-            "--rtp-ports",
-            f"{port_block + 2}-{port_block + 39}",
-            "--control-port",
-            "0",
-            "--log-format",
-            "json",
-        )
+        result = cli(*run_args(port_block))
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("sip-realtime-gateway: error: cannot start: SIP port"), last
@@ -352,27 +336,12 @@ def test_busy_sip_port_says_in_use_and_names_the_flag(port_block: int) -> None:
 
 
 def test_busy_control_port_says_in_use_and_names_the_flag(port_block: int) -> None:
-    control_port = port_block + 40
+    control_port = port_block + 38  # inside this test's block (RTP ends at +37)
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as busy:
         busy.bind(("127.0.0.1", control_port))
         busy.listen(1)
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway",
-                "run",
-                "--sip-host",
-                "127.0.0.1",
-                "--sip-port",
-                str(port_block),
-                "--rtp-ports",
-                f"{port_block + 2}-{port_block + 39}",
-                "--control-port",
-                str(control_port),
-                "--log-format",
-                "json",
-            ],
+            [sys.executable, "-m", "gateway", *run_args(port_block, control_port=control_port)],
             cwd=REPO,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
@@ -527,24 +496,7 @@ def test_run_warns_about_a_model_near_its_shutdown(tmp_path: Path, port_block: i
     ]
     # `run` logs what model_warnings says for today's date (checked above for 2026-12-06).
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "run",
-            "--config",
-            str(config),
-            "--sip-host",
-            "127.0.0.1",
-            "--sip-port",
-            str(port_block),
-            "--rtp-ports",
-            f"{port_block + 2}-{port_block + 39}",
-            "--control-port",
-            "0",
-            "--log-format",
-            "json",
-        ],
+        [sys.executable, "-m", "gateway", *run_args(port_block, "--config", str(config))],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
@@ -573,22 +525,7 @@ def test_run_exits_on_sigint_even_when_started_with_it_ignored(port_block: int) 
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gateway",
-            "run",
-            "--sip-host",
-            "127.0.0.1",
-            "--sip-port",
-            str(port_block),
-            "--rtp-ports",
-            f"{port_block + 2}-{port_block + 39}",
-            "--control-port",
-            "0",
-            "--log-format",
-            "json",
-        ],
+        [sys.executable, "-m", "gateway", *run_args(port_block)],
         cwd=REPO,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
