@@ -22,6 +22,7 @@ __all__ = [
     "SipUri",
     "UriError",
     "format_host",
+    "is_valid_scheme",
     "parse_host_port",
     "parse_name_addr",
     "parse_params",
@@ -44,6 +45,14 @@ _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 _PARAM_FORBIDDEN = frozenset(' \t\r\n;,<>"@')
 _URI_FORBIDDEN = frozenset(' \t\r\n<>"')
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+-.")
+
+
+def is_valid_scheme(scheme: str) -> bool:
+    """RFC 3261 25.1 `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (any case)."""
+    lower = scheme.lower()
+    return (
+        bool(lower) and lower.isascii() and lower[0].isalpha() and _SCHEME_CHARS.issuperset(lower)
+    )
 
 
 class UriError(ValueError):
@@ -333,7 +342,7 @@ def parse_uri(text: str, *, any_scheme: bool = False) -> SipUri:
     if scheme not in SCHEMES:
         if not any_scheme:
             raise UriError(f"unsupported URI scheme {scheme!r}")
-        if not scheme[:1].isalpha() or not _SCHEME_CHARS.issuperset(scheme):
+        if not is_valid_scheme(scheme):
             raise UriError(f"invalid URI scheme {scheme!r}")
         return SipUri(scheme, rest, None, "")
 
