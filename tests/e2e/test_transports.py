@@ -34,7 +34,12 @@ from tests.e2e.conftest import (
     silence_ms,
     write_caller_pcap,
 )
-from tests.interop.conftest import Capture, GatewayProcess, InteropPorts
+from tests.interop.conftest import (  # noqa: F401  (gateway: the echo-mode gateway fixture)
+    Capture,
+    GatewayProcess,
+    InteropPorts,
+    gateway,
+)
 from tests.tools import rawsip
 from tests.tools.control import auth_header
 from tests.tools.pcap import read_udp
@@ -238,7 +243,8 @@ def _ipv6_call(gw: GatewayProcess, peer: rawsip.UdpPeer, *, echo: bool) -> None:
 
 
 def test_ipv6_offer_gets_ipv6_media_with_ipv6_media_address(
-    gateway: Callable[..., GatewayProcess], ports: InteropPorts
+    gateway: Callable[..., GatewayProcess],  # noqa: F811
+    ports: InteropPorts,
 ) -> None:
     """SIP over IPv4, `media.ipv6_address = "::1"`: the IPv6 offer is answered on ::1."""
     _needs_ipv6_loopback()
@@ -263,7 +269,8 @@ def test_ipv6_offer_gets_ipv6_media_with_sip_on_ipv6_loopback(
 
 
 def test_ipv6_offer_to_ipv4_only_gateway_gets_488_with_warning(
-    gateway: Callable[..., GatewayProcess], ports: InteropPorts
+    gateway: Callable[..., GatewayProcess],  # noqa: F811
+    ports: InteropPorts,
 ) -> None:
     gw = gateway(echo=True)
     peer = rawsip.UdpPeer("127.0.0.1", ("127.0.0.1", ports.gateway_sip))
