@@ -1054,6 +1054,7 @@ class Gateway:
         live = self.calls.get(call.call_id)
         if live is None or live.media is None or live.ended:
             return None
+        self._check_reoffer_family(live, offer_sdp)
         try:
             result = answer_offer(
                 parse_sdp(offer_sdp),
@@ -1087,6 +1088,28 @@ class Gateway:
                 direction=result.media.direction,
             )
         return result.answer.to_bytes()
+
+    def _check_reoffer_family(self, live: LiveCall, offer_sdp: bytes) -> None:
+        """A re-offer moving the media to the other IP family cannot be served by the socket
+        we hold: NoCommonCodec with Warning 301 (-> 488, the call stays as it was)."""
+        try:
+            chosen = answer_offer(parse_sdp(offer_sdp), "127.0.0.1", 9, self._prefs).media
+        except SdpError:
+            return  # the real answer below reports it
+        family = address_family(chosen.remote_host)
+        if chosen.remote_host in ("0.0.0.0", "::") or family == address_family(live.media_bind):
+            return
+        reason = f"re-offer moves media to {chosen.remote_host[:60]!r}, not IPv{family or '?'}"
+        log_event(
+            log,
+            "call.reoffer_failed",
+            f"re-offer not usable: {reason}",
+            level=logging.WARNING,
+            call_id=live.call_id,
+            reason=reason,
+        )
+        host = self.ua.advertised_host if self.ua is not None else self.config.sip.host
+        raise NoCommonCodec(reason, warning=warning_301(host, INCOMPATIBLE_ADDRESS))
 
     def _reject(
         self,

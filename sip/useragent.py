@@ -128,7 +128,15 @@ from sip.message import (
     parse_message,
     response_destination,
 )
-from sip.sdp import DIRECTIONS, Attribute, MediaDescription, SdpError, SessionDescription, parse_sdp
+from sip.sdp import (
+    DIRECTIONS,
+    Attribute,
+    MediaDescription,
+    NoCommonCodec,
+    SdpError,
+    SessionDescription,
+    parse_sdp,
+)
 from sip.sdp import mirror_direction as sdp_mirror
 from sip.timers import TimerConfig
 from sip.transaction import (
@@ -1387,6 +1395,11 @@ class UserAgent:
                 answer = result
             except asyncio.CancelledError:
                 raise
+            except NoCommonCodec as exc:
+                # The application refuses this offer (RFC 3264 8: the session stays as it was).
+                warning = [("Warning", exc.warning)] if exc.warning else []
+                self._reply(txn, 488, "Not Acceptable Here", extra=warning)
+                return
             except Exception:
                 self.counters.callback_errors += 1
                 log.exception(
