@@ -12,6 +12,7 @@ in `host` because that is how they are written in URIs, Via and SDP-less context
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
@@ -217,6 +218,12 @@ def parse_host_port(text: str, *, what: str = "host") -> tuple[str, int | None]:
         inner = host[1:-1]
         if not inner or ":" not in inner or not _IPV6_CHARS.issuperset(inner):
             raise UriError(f"invalid IPv6 address in {what} {text!r}")
+        try:
+            # RFC 5954 corrected the RFC 3261 IPv6reference ABNF: a literal is a real RFC 4291
+            # address (no third colon, at most one '::'), which is what a socket can reach.
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise UriError(f"invalid IPv6 address in {what} {text!r}") from None
         rest = text[end + 1 :]
         if rest:
             if rest[0] != ":":
