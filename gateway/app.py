@@ -97,8 +97,10 @@ from gateway.media_address import (
     INCOMPATIBLE_ADDRESS,
     MediaEndpoint,
     MediaFamilies,
-    address_family,
+    answered_address,
     local_ip_towards,
+    offer_problem,
+    reoffer_problem,
     warning_301,
 )
 from gateway.observe.logs import log_event, set_secrets
@@ -793,23 +795,6 @@ class Gateway:
         live.media_bind = endpoint.bind_host
         live.local_ip = local_ip_towards(endpoint, peer_host)
 
-    def _offer_endpoint(self, offer: SessionDescription) -> tuple[MediaEndpoint | None, str]:
-        """The media endpoint in the family of the stream we would answer (RFC 3264: the c=
-        of that m= line), or None and why (-> 488 + Warning: 301). NoCommonCodec propagates."""
-        # A dry run of the answer on a placeholder port picks the stream the real one will.
-        chosen = answer_offer(offer, "127.0.0.1", 9, self._prefs).media
-        family = address_family(chosen.remote_host)
-        if family is None:
-            return None, f"c= address {chosen.remote_host[:60]!r} is not an IP address"
-        endpoint = self._families().endpoint(family)
-        if endpoint is None:
-            return None, (
-                f"IPv{family} media offered (c= {chosen.remote_host}) but only "
-                f"{'/'.join(self._families().names)} media is configured"
-                + (" (set media.ipv6_address)" if family == 6 else "")
-            )
-        return endpoint, ""
-
     # -- registrations -----------------------------------------------------------------------
     async def _start_registration(self, reg: RegistrationConfig) -> RegistrationClient:
         """Keep one AOR registered; the client logs registration.ok / registration.failed."""
@@ -878,7 +863,8 @@ class Gateway:
         if call.offer_sdp is not None:
             try:
                 offer = parse_sdp(call.offer_sdp)
-                endpoint, problem = self._offer_endpoint(offer)
+                remote_host = answered_address(offer, self._prefs)
+                endpoint, problem = offer_problem(self._families(), remote_host)
             except NoCommonCodec as exc:
                 assert offer is not None
                 self._reject(live, 488, str(exc), offered_codecs=_offered_codecs(offer))
@@ -1093,13 +1079,12 @@ class Gateway:
         """A re-offer moving the media to the other IP family cannot be served by the socket
         we hold: NoCommonCodec with Warning 301 (-> 488, the call stays as it was)."""
         try:
-            chosen = answer_offer(parse_sdp(offer_sdp), "127.0.0.1", 9, self._prefs).media
+            remote_host = answered_address(parse_sdp(offer_sdp), self._prefs)
         except SdpError:
-            return  # the real answer below reports it
-        family = address_family(chosen.remote_host)
-        if chosen.remote_host in ("0.0.0.0", "::") or family == address_family(live.media_bind):
+            return  # the real answer reports it
+        reason = reoffer_problem(live.media_bind, remote_host)
+        if reason is None:
             return
-        reason = f"re-offer moves media to {chosen.remote_host[:60]!r}, not IPv{family or '?'}"
         log_event(
             log,
             "call.reoffer_failed",

@@ -13,6 +13,8 @@ in c= (or that the family is not available: the offer then gets 488 with `Warnin
   advertised IPv6 address, or (wildcard "::") the local address towards the caller.
 
 Pure: no sockets except `local_ip_towards`, which asks the kernel for a route (no packet sent).
+Which stream decides: the one the answer will use (RFC 3264 6: its m= line's c=, else the
+session's), found by a dry run of `sip.sdp.answer_offer` on a placeholder port.
 """
 
 from __future__ import annotations
@@ -21,12 +23,17 @@ import ipaddress
 import socket
 from dataclasses import dataclass
 
+from sip.sdp import CodecPrefs, SessionDescription, answer_offer
+
 __all__ = [
     "INCOMPATIBLE_ADDRESS",
     "MediaEndpoint",
     "MediaFamilies",
     "address_family",
+    "answered_address",
     "local_ip_towards",
+    "offer_problem",
+    "reoffer_problem",
     "warning_301",
 ]
 
@@ -89,6 +96,38 @@ class MediaFamilies:
     @property
     def names(self) -> list[str]:
         return [name for name, e in (("IPv4", self.ipv4), ("IPv6", self.ipv6)) if e is not None]
+
+
+def answered_address(offer: SessionDescription, prefs: CodecPrefs) -> str:
+    """The c= address of the stream our answer would use. Raises NoCommonCodec (-> 488)."""
+    return answer_offer(offer, "127.0.0.1", 9, prefs).media.remote_host
+
+
+def offer_problem(families: MediaFamilies, remote_host: str) -> tuple[MediaEndpoint | None, str]:
+    """The endpoint for an offer whose chosen stream has c= `remote_host`, or None and why
+    (-> 488 + Warning: 301): a name instead of an IP, or a family we have no media for."""
+    family = address_family(remote_host)
+    if family is None:
+        return None, f"c= address {remote_host[:60]!r} is not an IP address"
+    endpoint = families.endpoint(family)
+    if endpoint is None:
+        hint = " (set media.ipv6_address)" if family == 6 else ""
+        return None, (
+            f"IPv{family} media offered (c= {remote_host}) but only "
+            f"{'/'.join(families.names)} media is configured{hint}"
+        )
+    return endpoint, ""
+
+
+def reoffer_problem(bind_host: str, remote_host: str) -> str | None:
+    """Why a re-offer's address cannot be served by the socket bound on `bind_host` (the other
+    family, or a name), or None. Hold addresses (0.0.0.0, ::) always fit."""
+    if remote_host in ("0.0.0.0", "::"):
+        return None
+    family = address_family(remote_host)
+    if family is not None and family == address_family(bind_host):
+        return None
+    return f"re-offer moves media to {remote_host[:60]!r}, not IPv{address_family(bind_host)}"
 
 
 def local_ip_towards(endpoint: MediaEndpoint, peer_host: str) -> str:

@@ -17,9 +17,13 @@ from gateway.media_address import (
     MediaEndpoint,
     MediaFamilies,
     address_family,
+    answered_address,
     local_ip_towards,
+    offer_problem,
+    reoffer_problem,
     warning_301,
 )
+from sip.sdp import CodecPrefs, NoCommonCodec, parse_sdp
 from tests.test_app import (  # noqa: F401
     TIMEOUT,
     EventLog,
@@ -90,6 +94,45 @@ def test_local_ip_towards() -> None:
     assert local_ip_towards(E("0.0.0.0", "203.0.113.5"), "::1") == "203.0.113.5"
     assert local_ip_towards(E("0.0.0.0", None), "127.0.0.1") == "127.0.0.1"
     assert address_family(local_ip_towards(E("::", None), "::1")) == 6
+
+
+def test_answered_address_is_the_chosen_streams() -> None:
+    # Session c= IPv4, the video stream IPv6, the audio stream (the one we answer) IPv6 too.
+    sdp = parse_sdp(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"
+        "m=video 5000 RTP/AVP 96\r\nc=IN IP6 2001:db8::9\r\n"
+        "m=audio 4000 RTP/AVP 0\r\nc=IN IP6 2001:db8::1\r\n"
+        "m=audio 4100 RTP/AVP 0\r\n"
+    )
+    assert answered_address(sdp, CodecPrefs()) == "2001:db8::1"
+    g729 = parse_sdp(
+        "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP6 ::1\r\nt=0 0\r\n"
+        "m=audio 4000 RTP/AVP 18\r\n"
+    )
+    with pytest.raises(NoCommonCodec):
+        answered_address(g729, CodecPrefs())
+
+
+def test_offer_problem() -> None:
+    v4 = MediaFamilies(E("127.0.0.1", "127.0.0.1"), None)
+    assert offer_problem(v4, "192.0.2.1") == (E("127.0.0.1", "127.0.0.1"), "")
+    endpoint, why = offer_problem(v4, "2001:db8::1")
+    assert endpoint is None and "IPv6 media offered" in why and "media.ipv6_address" in why
+    endpoint, why = offer_problem(v4, "pbx.example.com")
+    assert endpoint is None and "not an IP address" in why
+    v6 = MediaFamilies(None, E("::1", "::1"))
+    assert offer_problem(v6, "::1") == (E("::1", "::1"), "")
+    assert offer_problem(v6, "192.0.2.1")[0] is None
+
+
+def test_reoffer_problem() -> None:
+    assert reoffer_problem("127.0.0.1", "192.0.2.7") is None
+    assert reoffer_problem("0.0.0.0", "0.0.0.0") is None
+    assert reoffer_problem("127.0.0.1", "::") is None  # hold, whatever the family
+    assert reoffer_problem("::1", "2001:db8::2") is None
+    assert "not IPv4" in (reoffer_problem("127.0.0.1", "::1") or "")
+    assert "not IPv6" in (reoffer_problem("::", "192.0.2.7") or "")
+    assert reoffer_problem("127.0.0.1", "pbx.example.com") is not None
 
 
 def test_warning_301() -> None:
