@@ -708,7 +708,7 @@ class Gateway:
             route=route.name,
         )
         try:
-            info = process_answer(offer, parse_sdp(call.remote_sdp or b""))
+            info = self._answer_media(live, offer, call.remote_sdp or b"")
         except SdpError as exc:
             log_event(
                 log,
@@ -1009,7 +1009,7 @@ class Gateway:
         if live is None or live.late_offer is None or live.ended:
             return
         try:
-            info = process_answer(live.late_offer, parse_sdp(sdp))
+            info = self._answer_media(live, live.late_offer, sdp)
         except SdpError as exc:
             log_event(
                 log,
@@ -1074,6 +1074,15 @@ class Gateway:
                 direction=result.media.direction,
             )
         return result.answer.to_bytes()
+
+    def _answer_media(self, live: LiveCall, offer: SessionDescription, sdp: bytes) -> MediaInfo:
+        """The stream of an answer to our offer; SdpError when unusable, an address of the
+        other family than our socket included (the caller hangs up with Reason 488)."""
+        info = process_answer(offer, parse_sdp(sdp))
+        problem = reoffer_problem(live.media_bind, info.remote_host, what="answer")
+        if problem is not None:
+            raise SdpError(problem)
+        return info
 
     def _check_reoffer_family(self, live: LiveCall, offer_sdp: bytes) -> None:
         """A re-offer moving the media to the other IP family cannot be served by the socket

@@ -119,15 +119,16 @@ def offer_problem(families: MediaFamilies, remote_host: str) -> tuple[MediaEndpo
     return endpoint, ""
 
 
-def reoffer_problem(bind_host: str, remote_host: str) -> str | None:
-    """Why a re-offer's address cannot be served by the socket bound on `bind_host` (the other
-    family, or a name), or None. Hold addresses (0.0.0.0, ::) always fit."""
+def reoffer_problem(bind_host: str, remote_host: str, what: str = "re-offer") -> str | None:
+    """Why the address of a re-offer (or of an answer to our offer) cannot be served by the
+    socket bound on `bind_host` (the other family, or a name), or None. Hold addresses
+    (0.0.0.0, ::) always fit."""
     if remote_host in ("0.0.0.0", "::"):
         return None
     family = address_family(remote_host)
     if family is not None and family == address_family(bind_host):
         return None
-    return f"re-offer moves media to {remote_host[:60]!r}, not IPv{address_family(bind_host)}"
+    return f"{what} puts media on {remote_host[:60]!r}, not IPv{address_family(bind_host)}"
 
 
 def local_ip_towards(endpoint: MediaEndpoint, peer_host: str) -> str:

@@ -244,6 +244,27 @@ async def test_reoffer_moving_to_the_other_family_gets_488(
     await events.wait("call.ended", call_id=uac.call_id, cause="remote_bye")
 
 
+async def test_late_offer_answered_in_the_other_family_is_hung_up(
+    harness: Harness,
+    events: EventLog,
+) -> None:
+    """We offered IPv4 in the 200 (no SDP in the INVITE); an IPv6 answer in the ACK cannot be
+    served by our IPv4 socket: BYE with Reason 488, like any unusable answer."""
+    uac = harness.uac
+    final = await uac.invite(b"")
+    assert status_of(final) == 200
+    assert b"c=IN IP4 127.0.0.1" in body_of(final)
+    uac.ack(final, _v6_offer(harness.rtp_port))
+    bye = await uac.expect_request("BYE")
+    assert header(bye, "Reason") == 'SIP;cause=488;text="unusable SDP answer"'
+    uac.respond(bye, 200, "OK")
+    failed = await events.wait("call.media_failed", call_id=uac.call_id)
+    assert "not IPv4" in failed["reason"]
+    ended = await events.wait("call.ended", call_id=uac.call_id)
+    assert ended["cause"] == "bad_answer"
+    assert harness.gateway.active_calls == 0
+
+
 # -- the configuration key -----------------------------------------------------------------------
 
 
