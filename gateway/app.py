@@ -95,6 +95,16 @@ from gateway.media.pacer import (
 )
 from gateway.media.ports import PortAllocator
 from gateway.media.stream import NoFreePortError, RtpStream, StreamConfig
+from gateway.media_address import (
+    INCOMPATIBLE_ADDRESS,
+    MediaEndpoint,
+    MediaFamilies,
+    answered_address,
+    local_ip_towards,
+    offer_problem,
+    reoffer_problem,
+    warning_301,
+)
 from gateway.observe.logs import log_event, set_secrets
 from gateway.observe.metrics import Metrics
 from gateway.observe.recording import StereoRecorder
@@ -199,7 +209,8 @@ class LiveCall:
     answered_at: float | None = None
     media: CallMedia | None = None
     media_info: MediaInfo | None = None
-    local_ip: str = ""
+    local_ip: str = ""  # our c= address
+    media_bind: str = ""  # where the RTP socket binds (its family is the c= family)
     late_offer: SessionDescription | None = None
     local_cause: str | None = None  # set when we end the call ourselves
     reject_status: int | None = None
@@ -251,6 +262,7 @@ class Gateway:
         self.calls: dict[str, LiveCall] = {}
         self._prefs = CodecPrefs(codecs=config.sip.codecs)
         self._media_ip: str | None = None
+        self._media_families: MediaFamilies | None = None
         self._stopping = False
         self._started = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -313,6 +325,9 @@ class Gateway:
         await self._configure_admission()
         await self.ua.start()
         self._media_ip = await self._resolve_media_ip()
+        self._media_families = MediaFamilies.from_config(
+            self.config.sip.host, self._media_ip, self.config.media.ipv6_address
+        )
         self.clock = shared_clock(self._loop)
         self.prometheus.read_pacer_from(
             lambda: self.clock.stats if self.clock is not None else None
@@ -332,6 +347,7 @@ class Gateway:
             advertised_host=self.ua.advertised_host,
             # What goes in our SDP c= line: a wrong one is the classic one-way-audio cause.
             sdp_address=self._media_ip or "local address towards each caller",
+            media_families=self._media_families.names,
             rtp_ports=f"{self.config.media.rtp_port_min}-{self.config.media.rtp_port_max}",
             registrations=len(self.config.registrations),
             echo=self.config.media.echo,
@@ -655,7 +671,7 @@ class Gateway:
             dest = await self.ua.resolve(target_uri)
         except (ValueError, OSError) as exc:
             raise ControlError(422, f"to: cannot reach {target!r}: {exc}") from None
-        live.local_ip = self._local_ip_for(dest.host)
+        self._choose_media_endpoint(live, self._families().for_peer(dest.host), dest.host)
         try:
             live.media = await self._open_media(live)
         except NoFreePortError as exc:
@@ -703,7 +719,7 @@ class Gateway:
             route=route.name,
         )
         try:
-            info = process_answer(offer, parse_sdp(call.remote_sdp or b""))
+            info = self._answer_media(live, offer, call.remote_sdp or b"")
         except SdpError as exc:
             log_event(
                 log,
@@ -777,17 +793,18 @@ class Gateway:
             return None
         return host
 
-    def _local_ip_for(self, peer_host: str) -> str:
-        """The local address the kernel would use to reach the caller (no packet is sent)."""
-        if self._media_ip is not None:
-            return self._media_ip
-        family = socket.AF_INET6 if ":" in peer_host else socket.AF_INET
-        try:
-            with socket.socket(family, socket.SOCK_DGRAM) as probe:
-                probe.connect((peer_host, 9))
-                return str(probe.getsockname()[0])
-        except OSError:
-            return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+    def _families(self) -> MediaFamilies:
+        assert self._media_families is not None
+        return self._media_families
+
+    def _choose_media_endpoint(
+        self, live: LiveCall, endpoint: MediaEndpoint | None, peer_host: str
+    ) -> None:
+        """Where the call's RTP binds and what our c= says (gateway/media_address.py)."""
+        if endpoint is None:  # every configuration has one family at least
+            raise OSError(f"no media address for a peer at {peer_host}")
+        live.media_bind = endpoint.bind_host
+        live.local_ip = local_ip_towards(endpoint, peer_host)
 
     # -- registrations -----------------------------------------------------------------------
     async def _start_registration(self, reg: RegistrationConfig) -> RegistrationClient:
@@ -853,13 +870,25 @@ class Gateway:
     async def _answer(self, live: LiveCall) -> None:
         call = live.sip
         offer: SessionDescription | None = None
+        endpoint = self._families().for_peer(call.source.host)
         if call.offer_sdp is not None:
             try:
                 offer = parse_sdp(call.offer_sdp)
+                remote_host = answered_address(offer, self._prefs)
+                endpoint, problem = offer_problem(self._families(), remote_host)
+            except NoCommonCodec as exc:
+                assert offer is not None
+                self._reject(live, 488, str(exc), offered_codecs=_offered_codecs(offer))
+                return
             except SdpError as exc:
                 self._reject(live, 488, f"unparsable SDP offer: {exc}")
                 return
-        live.local_ip = self._local_ip_for(call.source.host)
+            if endpoint is None:
+                # Never a 200 whose media cannot flow (RFC 3261 20.43 warn-code 301).
+                host = self.ua.advertised_host if self.ua is not None else self.config.sip.host
+                self._reject(live, 488, problem, warning=warning_301(host, INCOMPATIBLE_ADDRESS))
+                return
+        self._choose_media_endpoint(live, endpoint, call.source.host)
         try:
             live.media = await self._open_media(live)
         except NoFreePortError as exc:
@@ -991,7 +1020,7 @@ class Gateway:
         if live is None or live.late_offer is None or live.ended:
             return
         try:
-            info = process_answer(live.late_offer, parse_sdp(sdp))
+            info = self._answer_media(live, live.late_offer, sdp)
         except SdpError as exc:
             log_event(
                 log,
@@ -1022,6 +1051,7 @@ class Gateway:
         live = self.calls.get(call.call_id)
         if live is None or live.media is None or live.ended:
             return None
+        self._check_reoffer_family(live, offer_sdp)
         try:
             result = answer_offer(
                 parse_sdp(offer_sdp),
@@ -1056,6 +1086,36 @@ class Gateway:
             )
         return result.answer.to_bytes()
 
+    def _answer_media(self, live: LiveCall, offer: SessionDescription, sdp: bytes) -> MediaInfo:
+        """The stream of an answer to our offer; SdpError when unusable, an address of the
+        other family than our socket included (the caller hangs up with Reason 488)."""
+        info = process_answer(offer, parse_sdp(sdp))
+        problem = reoffer_problem(live.media_bind, info.remote_host, what="answer")
+        if problem is not None:
+            raise SdpError(problem)
+        return info
+
+    def _check_reoffer_family(self, live: LiveCall, offer_sdp: bytes) -> None:
+        """A re-offer moving the media to the other IP family cannot be served by the socket
+        we hold: NoCommonCodec with Warning 301 (-> 488, the call stays as it was)."""
+        try:
+            remote_host = answered_address(parse_sdp(offer_sdp), self._prefs)
+        except SdpError:
+            return  # the real answer reports it
+        reason = reoffer_problem(live.media_bind, remote_host)
+        if reason is None:
+            return
+        log_event(
+            log,
+            "call.reoffer_failed",
+            f"re-offer not usable: {reason}",
+            level=logging.WARNING,
+            call_id=live.call_id,
+            reason=reason,
+        )
+        host = self.ua.advertised_host if self.ua is not None else self.config.sip.host
+        raise NoCommonCodec(reason, warning=warning_301(host, INCOMPATIBLE_ADDRESS))
+
     def _reject(
         self,
         live: LiveCall,
@@ -1063,10 +1123,13 @@ class Gateway:
         reason: str,
         cause: str = "rejected",
         retry_after_s: int | None = None,
+        warning: str | None = None,
         **fields: Any,
     ) -> None:
         live.reject_status = status
-        headers = [("Retry-After", str(retry_after_s))] if retry_after_s else None
+        headers = [("Retry-After", str(retry_after_s))] if retry_after_s else []
+        if warning:
+            headers.append(("Warning", warning))
         with contextlib.suppress(Exception):  # the UA may already have ended the transaction
             live.sip.reject(status, headers=headers)
         log_event(
@@ -1210,11 +1273,19 @@ class Gateway:
             if task is not current:
                 task.cancel()
         stats: dict[str, Any] = {}
-        if live.session is not None:
-            await live.session.close()
-            stats.update(_session_summary(live.session))
-        if live.media is not None:
-            stats.update(self._close_media(live.media, cause))
+        try:
+            if live.session is not None:
+                await live.session.close()
+                stats.update(_session_summary(live.session))
+            if live.media is not None:
+                stats.update(self._close_media(live.media, cause))
+        except Exception:
+            # Whatever failed while tearing down, the call is still accounted below (metrics,
+            # record, call.ended): a gauge that never goes down hides every later problem.
+            log.exception(
+                "call cleanup failed",
+                extra={"event": "call.cleanup_failed", "fields": {"call_id": live.call_id}},
+            )
         self.calls.pop(live.call_id, None)
         now = self._loop.time() if self._loop else 0.0
         duration = now - live.answered_at if live.answered_at is not None else 0.0
@@ -1439,7 +1510,7 @@ class Gateway:
             ),
             on_timeout=lambda: self._on_rtp_timeout(live),
         )
-        rtp_port = await stream.open(self.ports, self.config.sip.host)
+        rtp_port = await stream.open(self.ports, live.media_bind or self.config.sip.host)
         media = CallMedia(rtp_port=rtp_port, stream=stream)
         if media_cfg.echo or media_cfg.inband_dtmf or self.realtime_mode:
             stream.on_audio = lambda frames: self._on_inbound_audio(live, media, frames)

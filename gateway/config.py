@@ -178,6 +178,10 @@ class MediaConfig:
     input_burst_ms: int = 200
     # Bot audio waiting to be played, at most (the model streams faster than real time).
     playout_max_s: float = 120.0
+    # IPv6 media (issue 10): an offer whose c= is IPv6 gets RTP on this address (written in
+    # c=IN IP6; "::" = bind all, advertise the local address towards the caller). Empty: IPv6
+    # media only when sip.host is IPv6; otherwise such an offer gets 488 + Warning: 301.
+    ipv6_address: str = ""
 
 
 @dataclass(frozen=True)
@@ -778,6 +782,13 @@ def _validate_media_bounds(media: MediaConfig) -> None:
         raise ConfigError(f"media.input_burst_ms: {media.input_burst_ms} is not in 20-5000 ms")
     if not 1 <= media.playout_max_s <= 3600:
         raise ConfigError(f"media.playout_max_s: {media.playout_max_s:g} is not in 1-3600 s")
+    if media.ipv6_address:
+        try:
+            ipaddress.IPv6Address(media.ipv6_address.strip("[]"))
+        except ValueError:
+            raise ConfigError(
+                f"media.ipv6_address: {media.ipv6_address!r} is not an IPv6 address literal"
+            ) from None
 
 
 def _validate_sip_limits(sip: SipConfig) -> None:

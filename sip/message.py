@@ -22,12 +22,14 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from sip.uri import (
+    SCHEMES,
     NameAddr,
     Params,
     SipUri,
     UriError,
     _split_unquoted,
     format_host,
+    is_valid_scheme,
     parse_host_port,
     parse_name_addr,
     parse_params,
@@ -47,6 +49,7 @@ __all__ = [
     "StreamFramer",
     "Via",
     "apply_received_rport",
+    "decimal_value",
     "generate_branch",
     "generate_call_id",
     "generate_tag",
@@ -464,6 +467,18 @@ def apply_received_rport(request: Request, source_host: str, source_port: int) -
     return True
 
 
+def decimal_value(text: str, max_digits: int) -> int | None:
+    """An RFC 3261 `1*DIGIT` field (CSeq, Max-Forwards, Content-Length, Expires...): ASCII
+    digits only, leading zeros allowed (`0005` is 5, RFC 4475 3.1.1.x), at most `max_digits`
+    significant digits (so a megabyte of digits is refused before int() sees it)."""
+    if not text or not text.isascii() or not text.isdigit():
+        return None
+    significant = text.lstrip("0")
+    if len(significant) > max_digits:
+        return None
+    return int(significant) if significant else 0
+
+
 def parse_cseq(value: str) -> tuple[int, str]:
     """`"314159 INVITE"` -> (314159, "INVITE"). Raises HeaderError."""
     parts = value.split()
@@ -472,11 +487,12 @@ def parse_cseq(value: str) -> tuple[int, str]:
     number, method = parts
     if not number.isascii() or not number.isdigit():
         raise HeaderError(f"non-numeric CSeq number {number!r}")
-    if len(number) > 10 or int(number) > MAX_CSEQ:
+    sequence = decimal_value(number, 10)
+    if sequence is None or sequence > MAX_CSEQ:
         raise HeaderError("CSeq number out of range")
     if not _TOKEN_CHARS.issuperset(method):
         raise HeaderError(f"invalid CSeq method {method!r}")
-    return int(number), method
+    return sequence, method
 
 
 # --------------------------------------------------------------------------------------------
@@ -817,8 +833,9 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
             uri = parse_uri(uri_text)
         except UriError as exc:
             scheme = uri_text.partition(":")[0].lower()
-            if ":" in uri_text and scheme.isalpha() and scheme not in ("sip", "sips", "tel"):
-                errors.append(("Unsupported URI Scheme", 416))
+            if ":" in uri_text and is_valid_scheme(scheme) and scheme not in SCHEMES:
+                # A well-formed absoluteURI of a scheme we do not serve (8.2.2.1, 25.1).
+                errors.append((f"Unsupported URI Scheme {scheme[:20]!r}", 416))
             else:
                 errors.append((f"Bad Request-URI: {exc}"[:120], 400))
             uri = SipUri("sip", None, None, "invalid", None)
@@ -895,12 +912,8 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
     if call_id is not None and (not call_id or " " in call_id):
         errors.append(("Bad Call-ID header", 400))
     max_forwards = headers.get("Max-Forwards")
-    if max_forwards is not None and (
-        not max_forwards.isascii()
-        or not max_forwards.isdigit()
-        or len(max_forwards) > 3
-        or int(max_forwards) > 255
-    ):
+    hops = decimal_value(max_forwards, 3) if max_forwards is not None else None
+    if max_forwards is not None and (hops is None or hops > 255):
         # 8.2.2 / 20.22: 0-255; a proxy-style loop guard we cannot evaluate otherwise.
         errors.append(("Bad Max-Forwards header", 400))
     for name in ("from", "to"):
@@ -919,10 +932,11 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
             errors.append(("Conflicting Content-Length headers", 400))
         else:
             text = lengths[0]
-            if not text.isascii() or not text.isdigit() or len(text) > 9:
+            declared = decimal_value(text, 9)
+            if declared is None:
                 errors.append((f"Bad Content-Length {text[:20]!r}", 400))
             else:
-                length = int(text)
+                length = declared
                 if length > len(raw_body):
                     errors.append(("Content-Length larger than body", 400))
                 else:
@@ -1044,9 +1058,10 @@ def _stream_content_length(head: bytes) -> int:
         lowered = name.strip().lower()
         if lowered in (b"content-length", b"l"):
             text = value.strip()
-            if not text.isdigit() or len(text) > 9:
+            declared = decimal_value(text.decode("ascii", "replace"), 9)
+            if declared is None:
                 raise FramingError(f"bad Content-Length {text[:20]!r} on stream")
-            found.add(int(text))
+            found.add(declared)
     if not found:
         raise FramingError("Content-Length is required on stream transports (RFC 3261 18.3)")
     if len(found) > 1:

@@ -50,7 +50,14 @@ class SdpError(ValueError):
 
 
 class NoCommonCodec(SdpError):
-    """The offer (or answer) has no audio stream we can use: the UA replies 488."""
+    """The offer (or answer) has no audio stream we can use: the UA replies 488.
+
+    `warning`: a Warning header value for that 488 (RFC 3261 20.43, e.g. `301 host "..."`
+    when the offer's address family is not one we have media for)."""
+
+    def __init__(self, message: str, warning: str | None = None) -> None:
+        super().__init__(message)
+        self.warning = warning
 
 
 # --- wire structures -----------------------------------------------------------------------

@@ -12,6 +12,7 @@ in `host` because that is how they are written in URIs, Via and SDP-less context
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import quote, unquote
@@ -22,6 +23,7 @@ __all__ = [
     "SipUri",
     "UriError",
     "format_host",
+    "is_valid_scheme",
     "parse_host_port",
     "parse_name_addr",
     "parse_params",
@@ -44,6 +46,14 @@ _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 _PARAM_FORBIDDEN = frozenset(' \t\r\n;,<>"@')
 _URI_FORBIDDEN = frozenset(' \t\r\n<>"')
 _SCHEME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789+-.")
+
+
+def is_valid_scheme(scheme: str) -> bool:
+    """RFC 3261 25.1 `scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." )` (any case)."""
+    lower = scheme.lower()
+    return (
+        bool(lower) and lower.isascii() and lower[0].isalpha() and _SCHEME_CHARS.issuperset(lower)
+    )
 
 
 class UriError(ValueError):
@@ -208,6 +218,12 @@ def parse_host_port(text: str, *, what: str = "host") -> tuple[str, int | None]:
         inner = host[1:-1]
         if not inner or ":" not in inner or not _IPV6_CHARS.issuperset(inner):
             raise UriError(f"invalid IPv6 address in {what} {text!r}")
+        try:
+            # RFC 5954 corrected the RFC 3261 IPv6reference ABNF: a literal is a real RFC 4291
+            # address (no third colon, at most one '::'), which is what a socket can reach.
+            ipaddress.IPv6Address(inner)
+        except ValueError:
+            raise UriError(f"invalid IPv6 address in {what} {text!r}") from None
         rest = text[end + 1 :]
         if rest:
             if rest[0] != ":":
@@ -333,7 +349,7 @@ def parse_uri(text: str, *, any_scheme: bool = False) -> SipUri:
     if scheme not in SCHEMES:
         if not any_scheme:
             raise UriError(f"unsupported URI scheme {scheme!r}")
-        if not scheme[:1].isalpha() or not _SCHEME_CHARS.issuperset(scheme):
+        if not is_valid_scheme(scheme):
             raise UriError(f"invalid URI scheme {scheme!r}")
         return SipUri(scheme, rest, None, "")
 

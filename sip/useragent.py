@@ -84,6 +84,9 @@ Decisions documented here:
   Asterisk send INFO for things like media control; refusing them has no benefit).
 - Out-of-dialog NOTIFY/SUBSCRIBE/MESSAGE/PUBLISH/REFER/REGISTER get 405 with Allow; unknown
   methods 501; BYE/INFO/UPDATE without a dialog 481.
+- Request checks in RFC 3261 8.2 order: 416 (Request-URI scheme other than sip/sips), 420, 501,
+  then for INVITE/UPDATE 415 (body not application/sdp) and 406 (Accept without SDP), see
+  sip/uas_rules.py. Max-Forwards 0 is processed, not refused (483 is a proxy's answer).
 - Session timers: when the INVITE has Session-Expires we honour it (422 below min_se), answer
   with Session-Expires (refresher as asked, else the UAC if it supports timer) and Require: timer
   when the UAC supports it. As refresher we send UPDATE at SE/2 (re-INVITE with our last SDP if
@@ -128,7 +131,15 @@ from sip.message import (
     parse_message,
     response_destination,
 )
-from sip.sdp import DIRECTIONS, Attribute, MediaDescription, SdpError, SessionDescription, parse_sdp
+from sip.sdp import (
+    DIRECTIONS,
+    Attribute,
+    MediaDescription,
+    NoCommonCodec,
+    SdpError,
+    SessionDescription,
+    parse_sdp,
+)
 from sip.sdp import mirror_direction as sdp_mirror
 from sip.timers import TimerConfig
 from sip.transaction import (
@@ -149,6 +160,7 @@ from sip.transaction import (
 )
 from sip.transport import Transport, TransportAddr
 from sip.uac_auth import log_refused, may_answer
+from sip.uas_rules import accept_refusal, content_refusal
 from sip.uri import SipUri, UriError, parse_name_addr, parse_uri
 
 log = logging.getLogger("sip")
@@ -757,7 +769,8 @@ class UserAgent:
                 416: "Unsupported URI Scheme",
                 505: "Version Not Supported",
             }.get(status, "Error")
-            reason = f"{phrase} - {exc.reason}"[:120].replace("\r", " ").replace("\n", " ")
+            reason = exc.reason if exc.reason.startswith(phrase) else f"{phrase} - {exc.reason}"
+            reason = reason[:120].replace("\r", " ").replace("\n", " ")
             self._send_response(req, self._response_dest(req, source), status, reason)
         except Exception:  # the request was only half parsed: dropping is the safe fallback
             self.counters.parse_dropped += 1
@@ -816,10 +829,8 @@ class UserAgent:
         if method == "CANCEL":
             self._on_cancel(req, txn)
             return
-        max_forwards = (req.headers.get("Max-Forwards") or "70").strip()
-        if max_forwards.isdigit() and int(max_forwards) == 0 and method != "OPTIONS":
-            self._reply(txn, 483)
-            return
+        # Max-Forwards 0 is no reason to refuse here: 483 is a proxy's answer (16.3), and a
+        # request that reached its UAS with 0 left is processed (8.2; RFC 3261 20.22).
         if not self._scheme_ok(req):
             self._reply(txn, 416)
             return
@@ -829,6 +840,10 @@ class UserAgent:
             return
         if method not in KNOWN_METHODS:
             self._reply(txn, 501)
+            return
+        refusal = content_refusal(req) or accept_refusal(req)  # 8.2.3 content processing
+        if refusal is not None:
+            self._reply(txn, refusal.status, refusal.reason, extra=refusal.headers)
             return
         to_tag = req.to_tag
         if method == "INVITE" and not to_tag:
@@ -1412,6 +1427,11 @@ class UserAgent:
                 answer = result
             except asyncio.CancelledError:
                 raise
+            except NoCommonCodec as exc:
+                # The application refuses this offer (RFC 3264 8: the session stays as it was).
+                warning = [("Warning", exc.warning)] if exc.warning else []
+                self._reply(txn, 488, "Not Acceptable Here", extra=warning)
+                return
             except Exception:
                 self.counters.callback_errors += 1
                 log.exception(

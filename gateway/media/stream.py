@@ -372,7 +372,10 @@ class RtpStream:
         packet = encode_rtp_header(pt, marker, self._seq, timestamp, self.ssrc) + payload
         try:
             transport.sendto(packet, addr)
-        except OSError:
+        except (OSError, ValueError):
+            # ValueError: uvloop's answer to an address of the other family (or a name); the
+            # gateway never answers such an offer (gateway/media_address.py), but a send
+            # failure must stay a counter, never an exception in the shared clock's tick.
             self.stats.send_errors += 1
             return
         self._seq = (self._seq + 1) & 0xFFFF
@@ -580,7 +583,7 @@ class RtpStream:
             return
         try:
             transport.sendto(self.build_report(now, bye_reason), addr)
-        except OSError:
+        except (OSError, ValueError):  # as in _send
             self.stats.send_errors += 1
             return
         self.stats.rtcp_sent += 1

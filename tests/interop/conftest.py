@@ -563,8 +563,11 @@ class Sipp(_PeerRunner):
         substitutions: dict[str, str] | None = None,
         local_port: int | None = None,
         media_port: int | None = None,
+        transport: str = "udp",
     ) -> SippRun:
+        """`transport`: "udp" (SIPp `-t u1`) or "tcp" (`-t t1`, one connection for the call)."""
         require_peer("sipp")
+        mode = {"udp": "u1", "tcp": "t1"}[transport]
         path = self._prepare(scenario, substitutions or {})
         stem = path.with_suffix("")
         files = {
@@ -584,6 +587,7 @@ class Sipp(_PeerRunner):
             "-mp", str(media_port or self.ports.sipp_media),
             "-m", str(calls),
             "-d", str(hold_ms),
+            "-t", mode,
             "-nostdin",
             "-timeout", f"{int(timeout_s)}s",
             "-timeout_error",

@@ -594,3 +594,51 @@ def test_dtmf_packets_in_the_audio_sequence_do_not_count_as_lost() -> None:
     snap = stream.snapshot()
     assert snap.lost == 0
     assert snap.packets_received == 50  # audio packets; the 10 events are DTMF packets
+
+
+async def _send_to_the_other_family(port_block: int) -> None:
+    alloc = PortAllocator(port_block, port_block + 9)
+    stream = RtpStream()
+    await stream.open(alloc, HOST)  # an IPv4 socket
+    try:
+        stream.set_remote(("::1", 40000))  # an IPv6 destination (issue 10)
+        # Must not raise: uvloop raises ValueError from sendto, asyncio reports an OSError to
+        # error_received; either way it is a counted send error.
+        stream.send_frame(b"\xff" * 160)
+        assert stream.stats.send_errors >= 1
+    finally:
+        stream.close("bye")  # the RTCP BYE to the same address must not raise either
+
+
+def test_send_to_the_other_family_is_counted_not_raised_uvloop(port_block: int) -> None:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(asyncio.wait_for(_send_to_the_other_family(port_block), 10))
+
+
+async def test_send_to_the_other_family_is_counted_not_raised(port_block: int) -> None:
+    await _send_to_the_other_family(port_block)
+
+
+async def test_ipv6_bind(port_block: int) -> None:
+    """An IPv6 media address binds IPv6 sockets (RTP and RTCP) that reach an IPv6 peer."""
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        pytest.skip("no IPv6 loopback")
+    alloc = PortAllocator(port_block, port_block + 9)
+    stream = RtpStream()
+    port = await stream.open(alloc, "[::1]")
+    loop = asyncio.get_running_loop()
+    transport, peer = await loop.create_datagram_endpoint(Peer, local_addr=("::1", 0))
+    try:
+        stream.set_remote(peer.addr)
+        stream.send_frame(b"\xff" * 160)
+        data, source = await asyncio.wait_for(peer.queue.get(), WAIT)
+        assert decode_rtp(data).payload == b"\xff" * 160
+        assert source[:2] == ("::1", port)
+    finally:
+        stream.close()
+        transport.close()

@@ -689,8 +689,12 @@ async def test_unknown_method_501_and_known_out_of_context_405(env) -> None:
 
 async def test_max_forwards_scheme_require(env) -> None:
     _ua, rec, peer = env
+    # Max-Forwards 0 at its UAS is processed (RFC 3261 8.2, 16.3: 483 is a proxy's answer).
     peer.send(peer.invite("mf-1").replace(b"Max-Forwards: 70", b"Max-Forwards: 0"))
-    await peer.expect_status(483)
+    ok = await peer.expect_status(200)
+    peer.send(ack_for(peer, "mf-1", ok))
+    call = await asyncio.wait_for(rec.calls.get(), 2)
+    assert call.call_id == "mf-1"
     peer.send(peer.invite("req-1", extra="Require: 100rel, foo"))
     unsupported = await peer.expect_status(420)
     assert set(unsupported.headers.get_all("Unsupported")) == {"100rel", "foo"}
