@@ -4,8 +4,9 @@ Sans-I/O: each function looks at a parsed `Request` and returns a `Refusal` (the
 send) or None. The user agent calls them after the method and header checks (8.2.1, 8.2.2),
 as 8.2 orders them:
 
-- a body we cannot read: Content-Type other than application/sdp gets `415 Unsupported Media
-  Type` with `Accept: application/sdp` (8.2.3), a Content-Encoding other than identity gets 415
+- a body we cannot read: Content-Type other than application/sdp (or a multipart body with an
+  application/sdp part and no part we must but cannot understand, sip/body.py) gets `415
+  Unsupported Media Type` with `Accept: application/sdp` (8.2.3), a Content-Encoding other than identity gets 415
   with `Accept-Encoding: identity`, a body without Content-Type gets 400 (20.15: it MUST be
   present when there is a body);
 - an `Accept` header that rules out the SDP our answer carries (no application/sdp,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sip.body import MULTIPART, read_body
 from sip.message import Request
 
 __all__ = ["SDP", "Refusal", "accept_refusal", "content_refusal"]
@@ -40,7 +42,20 @@ def content_refusal(req: Request) -> Refusal | None:
     ctype = req.content_type
     if ctype is None:
         return Refusal(400, "Bad Request - body without Content-Type")
-    if ctype != SDP:
+    if ctype in MULTIPART:
+        # SIP-I/SIP-T: SDP beside ISUP (sip/body.py); the SDP part is the offer.
+        body = read_body(req.headers.get("Content-Type"), req.body)
+        if body.sdp is None:
+            return Refusal(
+                415, f"Unsupported Media Type - no {SDP} part in {ctype}", (("Accept", SDP),)
+            )
+        if body.required_unknown is not None:
+            return Refusal(
+                415,
+                f"Unsupported Media Type - required part {body.required_unknown[:60]}",
+                (("Accept", SDP),),
+            )
+    elif ctype != SDP:
         return Refusal(
             415, f"Unsupported Media Type - {ctype[:60]} (want {SDP})", (("Accept", SDP),)
         )

@@ -118,6 +118,7 @@ from sip.admission import (
     parse_address,
 )
 from sip.auth import REPLAYED, DigestCredentials, DigestServer, choose_challenge
+from sip.body import read_body
 from sip.dialog import Dialog, DialogError
 from sip.message import (
     Headers,
@@ -256,10 +257,8 @@ class UaCounters:
 
 
 def _sdp_body(msg: Request | Response) -> bytes | None:
-    ctype = (msg.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-    if msg.body and ctype == "application/sdp":
-        return msg.body
-    return None
+    """The SDP of a message: its body, or the SDP part of a multipart body (SIP-I trunks)."""
+    return read_body(msg.headers.get("Content-Type"), msg.body).sdp
 
 
 def _parse_sdp(body: bytes | None) -> SessionDescription | None:

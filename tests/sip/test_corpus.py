@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from sip.body import read_body
 from sip.message import (
     Request,
     Response,
@@ -227,6 +228,13 @@ EXPECTED: dict[str, Ok | Answer | Drop] = {
         )
     ),
     "ok_ipv4_session_ipv6_media_sdp": Ok(lambda m: _sdp_families(m) == ["IP6"]),
+    # SIP-I (Q.1912.5): SDP beside an ISUP part marked handling=optional; the SDP is the offer.
+    "ok_multipart_sdp_and_optional_isup": Ok(
+        lambda m: (
+            parse_sdp(read_body(m.headers.get("Content-Type"), m.body).sdp or b"").media[0].port
+            == 4010
+        )
+    ),
     "ok_ipv4_mapped_ipv6": Ok(
         lambda m: m.uri.host == "[::ffff:192.0.2.10]" and m.top_via is not None
     ),
@@ -266,7 +274,12 @@ EXPECTED: dict[str, Ok | Answer | Drop] = {
     # ---- parsed, then refused by the user agent (RFC 3261 8.2.2, 8.2.3, 21.4.7)
     "refuse_tel_request_uri": Refuse(416, "Unsupported URI Scheme"),
     "refuse_body_text_plain": Refuse(415, "text/plain", ("Accept", "application/sdp")),
-    "refuse_body_multipart": Refuse(415, "multipart/mixed", ("Accept", "application/sdp")),
+    "refuse_body_multipart_without_sdp": Refuse(
+        415, "no application/sdp part", ("Accept", "application/sdp")
+    ),
+    "refuse_body_multipart_required_isup": Refuse(
+        415, "required part application/isup", ("Accept", "application/sdp")
+    ),
     "refuse_body_gzip_encoded": Refuse(415, "Content-Encoding", ("Accept-Encoding", "identity")),
     "refuse_body_without_content_type": Refuse(400, "without Content-Type"),
     "refuse_accept_without_sdp": Refuse(406, "Not Acceptable", ("Accept", "application/sdp")),
