@@ -205,6 +205,19 @@ class CallsConfig:
     transfer_targets: tuple[TransferTargetConfig, ...] = ()
     # Longest wait for the bot's last words before BYE (end_call, shutdown drain).
     drain_timeout_s: float = 30.0
+    # Issue 10. Inactivity watchdog (the gateway's own timer, so it works with semantic_vad):
+    # prompt a silent caller after idle_prompt_s; after idle_prompts_max unanswered prompts
+    # (server_vad timeout_triggered re-prompts count too) say goodbye and BYE. 0 = off.
+    idle_prompt_s: float = 0.0
+    idle_prompts_max: int = 2
+    # A response.done with status failed (or incomplete and silent): ask again this many times
+    # in a row, then REFER to failed_response_transfer (a transfer_targets name) or BYE 503.
+    failed_response_retries: int = 1
+    failed_response_transfer: str = ""
+    # Input transcription used only to replay the caller's turns into a new session (rollover,
+    # reconnect) when realtime.transcription_model is off; those transcripts are never logged
+    # or recorded. "" = off (the caller's side is then lost on a reconnect).
+    replay_transcription_model: str = "gpt-4o-mini-transcribe"
 
 
 @dataclass(frozen=True)
@@ -1000,6 +1013,33 @@ def _validate_calls(config: GatewayConfig) -> None:
             raise ConfigError(f'{key}.parameters: must be a JSON schema with type = "object"')
         if not 0.1 <= tool.timeout_s <= 120:
             raise ConfigError(f"{key}.timeout_s: {tool.timeout_s} is not in 0.1-120 s")
+    _validate_call_recovery(calls, names)
+
+
+def _validate_call_recovery(calls: CallsConfig, transfer_names: set[str]) -> None:
+    """Issue 10 keys: the idle watchdog and failed-response recovery."""
+    if not (calls.idle_prompt_s == 0 or 1 <= calls.idle_prompt_s <= 3600):
+        raise ConfigError(
+            f"calls.idle_prompt_s: {calls.idle_prompt_s} is not 0 (off) or in 1-3600 s"
+        )
+    if not 0 <= calls.idle_prompts_max <= 10:
+        raise ConfigError(f"calls.idle_prompts_max: {calls.idle_prompts_max} is not in 0-10")
+    if not 0 <= calls.failed_response_retries <= 5:
+        raise ConfigError(
+            f"calls.failed_response_retries: {calls.failed_response_retries} is not in 0-5"
+        )
+    if calls.failed_response_transfer and calls.failed_response_transfer not in transfer_names:
+        raise ConfigError(
+            f"calls.failed_response_transfer: {calls.failed_response_transfer!r} is not a "
+            "calls.transfer_targets name"
+        )
+    if calls.replay_transcription_model and not re.fullmatch(
+        r"[A-Za-z0-9._-]{1,64}", calls.replay_transcription_model
+    ):
+        raise ConfigError(
+            f"calls.replay_transcription_model: {calls.replay_transcription_model!r} is not a "
+            "model id"
+        )
 
 
 def _check_plain_http(key: str, url: str, allowed: bool, section: str) -> None:

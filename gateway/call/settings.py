@@ -139,4 +139,8 @@ def call_policy_for(config: GatewayConfig) -> CallPolicy:
         drain_timeout_s=calls.drain_timeout_s,
         session_cap_s=rt.session_cap_s,
         rollover_margin_s=rt.rollover_margin_s,
+        failed_response_retries=calls.failed_response_retries,
+        failed_response_transfer=calls.failed_response_transfer,
+        idle_prompt_s=calls.idle_prompt_s,
+        idle_prompts_max=calls.idle_prompts_max,
     )

@@ -166,7 +166,9 @@ def test_failed_responses_transfer_when_a_target_is_configured() -> None:
 
 def test_incomplete_without_audio_is_retried_but_with_audio_only_noted() -> None:
     ctx, actions = run(
-        answered(), ResponseCreated("resp_1"), ResponseDone("resp_1", "incomplete", "content_filter")
+        answered(),
+        ResponseCreated("resp_1"),
+        ResponseDone("resp_1", "incomplete", "content_filter"),
     )
     assert len(creates(actions)) == 1
     ctx, _ = run(ctx, ResponseCreated("resp_2"), AudioDelta("resp_2", "i", b"\xff" * 800))
