@@ -167,6 +167,7 @@ def c_nullable(inner: Check) -> Check:
         if value is not None:
             inner(value, path)
 
+    check.inner = inner  # type: ignore[attr-defined]  # schema_tables() walks these
     return check
 
 
@@ -177,6 +178,7 @@ def c_list(inner: Check) -> Check:
         for index, element in enumerate(value):
             inner(element, f"{path}[{index}]")
 
+    check.inner = inner  # type: ignore[attr-defined]
     return check
 
 
@@ -204,6 +206,8 @@ def c_obj(
             if key in value:
                 sub(value[key], _join(path, key))
 
+    # The tables stay readable by a program: tests compare them with the SDK's models.
+    check.fields = {**required, **optional}  # type: ignore[attr-defined]
     return check
 
 
@@ -222,6 +226,7 @@ def c_tagged(variants: dict[str, Check], tag: str = "type") -> Check:
         tag_check(value[tag], _join(path, tag))
         variants[value[tag]](value, path)
 
+    check.variants = variants  # type: ignore[attr-defined]
     return check
 
 
@@ -239,6 +244,7 @@ def c_either(*checks: Check) -> Check:
         typed = [e for e in errors if e.code != "invalid_type"]
         raise (typed or errors)[0]
 
+    check.alternatives = checks  # type: ignore[attr-defined]
     return check
 
 
@@ -316,13 +322,16 @@ TOOLS = c_list(
             "mcp": c_obj(
                 {"type": c_any, "server_label": c_str},
                 {
+                    "allowed_callers": c_list(c_enum("direct", "programmatic")),
                     "allowed_tools": c_any,
                     "authorization": c_str,
                     "connector_id": c_str,
+                    "defer_loading": c_bool,
                     "headers": c_any,
                     "require_approval": c_any,
                     "server_description": c_str,
                     "server_url": c_str,
+                    "tunnel_id": c_str,
                 },
             ),
         }
@@ -512,6 +521,38 @@ def _check_session_semantics(session: dict[str, Any]) -> None:
         _check_modalities(session["output_modalities"], "session.output_modalities")
 
 
+def semantic_problem(event: dict[str, Any]) -> Invalid | None:
+    """Rules the service enforces beyond the schema (realtime-protocol.md section 7, caveat c),
+    applied whichever schema (built-in or SDK) decided the rest."""
+    try:
+        kind = event.get("type")
+        params: Any = None
+        if kind == "session.update":
+            params, path = event.get("session"), "session"
+        elif kind == "response.create":
+            params, path = event.get("response"), "response"
+        if not isinstance(params, dict):
+            return None
+        if isinstance(params.get("output_modalities"), list):
+            _check_modalities(params["output_modalities"], f"{path}.output_modalities")
+        if "max_output_tokens" in params:
+            MAX_OUTPUT_TOKENS(params["max_output_tokens"], f"{path}.max_output_tokens")
+        audio = params.get("audio") if isinstance(params.get("audio"), dict) else {}
+        for direction in ("input", "output"):
+            block = audio.get(direction)
+            fmt = block.get("format") if isinstance(block, dict) else None
+            if isinstance(fmt, dict) and "type" not in fmt:
+                # The SDK's format models make `type` optional ({} is audio/pcm); a typeless
+                # format is a gateway bug, so the simulator requires it.
+                param = f"{path}.audio.{direction}.format.type"
+                raise Invalid(
+                    "missing_required_parameter", f"Missing required parameter: '{param}'.", param
+                )
+    except Invalid as exc:
+        return exc
+    return None
+
+
 def _check_modalities(value: list[str], path: str) -> None:
     # Schema allows a list, the service allows exactly one of ["audio"] or ["text"].
     if len(value) != 1:
@@ -632,6 +673,10 @@ class SimulatorOptions:
     # Answer the first session.update with this error (event_id null, no param unless given):
     # e.g. {"type": "server_error", "code": None, "message": "..."}. None = accept it.
     session_update_error: dict[str, Any] | None = None
+    # Which schema decides what a client event may hold: "auto" (the `openai` SDK's models
+    # when importable, else the built-in tables), "sdk" (the same, named), "builtin".
+    # Semantic rules (`semantic_problem`) apply either way; see gateway/realtime/sim_sdk.py.
+    schema: str = "auto"
 
     @classmethod
     def from_mapping(cls, options: dict[str, Any]) -> SimulatorOptions:
@@ -665,6 +710,8 @@ class SimulatorOptions:
 
     def check(self) -> None:
         """ValueError naming the option when a value is out of its range."""
+        if self.schema not in ("auto", "sdk", "builtin"):
+            raise ValueError("schema must be 'auto', 'sdk' or 'builtin'")
         if self.transcription_timing not in ("before", "after"):
             raise ValueError("transcription_timing must be 'before' or 'after'")
         bad = [o for o in self.response_outcomes if o not in RESPONSE_OUTCOMES]
@@ -748,6 +795,15 @@ class Response:
 
 
 _ids = itertools.count(1)
+_SDK_VALIDATOR: list[Any] = []  # loaded once, on first use
+
+
+def _sdk_validator() -> Any:
+    if not _SDK_VALIDATOR:
+        from gateway.realtime.sim_sdk import sdk_validator
+
+        _SDK_VALIDATOR.append(sdk_validator())
+    return _SDK_VALIDATOR[0]
 
 
 def _new_id(prefix: str) -> str:
@@ -798,6 +854,10 @@ class SimSession:
         self._expiring = False
         self._deferred_transcriptions: list[dict[str, Any]] = []
         self._setup_error_sent = False
+        self._sdk_validate = _sdk_validator() if options.schema != "builtin" else None
+        # (event type, which schema rejected it, why) whenever the SDK and the built-in tables
+        # disagree on an event: the SDK's verdict was used. Tests assert this stays empty.
+        self.schema_disagreements: list[tuple[str, str, str]] = []
 
     # -- config helpers ----------------------------------------------------------------------
 
@@ -895,7 +955,7 @@ class SimSession:
         self.client_events.append(
             Recorded(time.monotonic(), event if isinstance(event, dict) else {"_raw": event})
         )
-        problem = validate_client_event(event)
+        problem = self._validate(event)
         event_id = event.get("event_id") if isinstance(event, dict) else None
         if problem is not None:
             await self.send_error(
@@ -907,6 +967,34 @@ class SimSession:
             return
         handler = getattr(self, "on_" + event["type"].replace(".", "_"))
         await handler(event, event_id)
+
+    def _validate(self, event: Any) -> Invalid | None:
+        builtin = validate_client_event(event)
+        sdk = self._sdk_validate
+        if (
+            sdk is None
+            or not isinstance(event, dict)
+            or event.get("type") not in _EVENT_FIELDS  # no handler for it here anyway
+            or event.get("type") == "input_audio_buffer.append"  # hot path; both agree
+        ):
+            return builtin
+        try:
+            sdk_problem = sdk(event)
+        except Exception:  # the SDK's own bug must not take the session down
+            return builtin
+        kind = str(event["type"])
+        if builtin is not None and sdk_problem is not None:
+            return builtin  # both reject: the built-in error has the service's wording
+        if sdk_problem is not None:
+            self.schema_disagreements.append((kind, "sdk", sdk_problem.message))
+            return Invalid(sdk_problem.code, sdk_problem.message, sdk_problem.param)
+        if builtin is None:
+            return None
+        semantic = semantic_problem(event)
+        if semantic is not None:
+            return semantic
+        self.schema_disagreements.append((kind, "builtin", builtin.message))
+        return None
 
     # -- session.update ----------------------------------------------------------------------
 
