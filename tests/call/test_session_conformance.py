@@ -141,7 +141,7 @@ async def test_preamble_then_tool_call_plays_the_preamble_and_creates_one_respon
     sim_factory: Callable[..., Any], make_call: Callable[..., Any]
 ) -> None:
     sim = await sim_factory(tool_calls=(ToolCallRule("lookup", {}, on_turn=1, preamble_ms=600),))
-    session, _, queue = await make_call(sim)
+    session, _, _queue = await make_call(sim)
     speak(session, turn())
     simulated = await sim.wait_session()
     await until(lambda: len(simulated.responses) == 2 and simulated.responses[1].done, 10)
