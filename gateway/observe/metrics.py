@@ -47,6 +47,8 @@ OUTCOMES = frozenset(
         "voice_session_unavailable",
         # Live when the process died; recorded from its in-progress marker at the next start.
         "process_restart",
+        # The inactivity watchdog's polite hang-up (calls.idle_prompt_s, issue 10).
+        "idle_caller",
     }
 )
 DTMF_SOURCES = frozenset({"rfc4733", "info", "inband"})
