@@ -1837,6 +1837,11 @@ class Simulator:
         return f"ws://{host}:{self.port}/v1/realtime?model={DEFAULT_MODEL}"
 
     async def start(self) -> None:
+        if self.options.schema != "builtin":
+            # Importing the SDK's models takes about half a second: done here, off the event
+            # loop, so that no session (and no call of a gateway serving this simulator
+            # in-process) waits for it.
+            await asyncio.to_thread(_sdk_validator)
         self._server = await ws_serve(
             self._handle, self.host, self.port, compression=None, max_size=16 * 1024 * 1024
         )
