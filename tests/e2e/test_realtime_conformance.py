@@ -158,3 +158,77 @@ def test_an_idle_caller_is_prompted_then_hung_up_on_with_bye(
     assert goodbye, "the goodbye was not spoken"
     byes = sip_messages(read_udp(tshark.pcap), "BYE ")
     assert byes, "no BYE from the gateway"
+
+
+GREETING_MS = 6000
+
+
+def test_dtmf_barge_in_cancels_before_truncating_while_deltas_still_stream(
+    sim_factory: Callable[..., SimulatorThread],
+    realtime_gateway: Callable[..., GatewayProcess],
+    sipp: E2ESipp,
+    tshark: Capture,
+    ports: InteropPorts,
+    tmp_path: Path,
+) -> None:
+    """A gateway-initiated barge-in (DTMF, and interrupt_response off so the server cancels
+    nothing itself) while the greeting is still being generated near real time: the gateway
+    sends response.cancel first, then the truncate; the deltas still in flight after the
+    cancel are dropped, so the caller hears the greeting up to the digit, then the answer."""
+    greeting = sweep(GREETING_MS)
+    sim = sim_factory(reply_audio=greeting, realtime_pace=1.1, late_deltas=LATE_DELTAS)
+    gw = realtime_gateway(
+        sim.url,
+        {"realtime": {"greeting": "Greet the caller.", "interrupt_response": False}},
+    )
+    pcap = tmp_path / "digits.pcap"
+    play_ms = write_caller_pcap(pcap, silence_ms(1500), "5#")
+    tshark.start()
+    result = sipp.run(
+        "uac_media_dtmf.xml",
+        timeout_s=40,
+        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms + GREETING_MS + 2000)},
+    )
+    tshark.stop()
+    assert result.rc == 0, result.describe()
+    call_id = gw.wait_event("call.offered")["call_id"]
+    gw.wait_event("call.ended", call_id=call_id)
+    assert gw.wait_event("barge_in", call_id=call_id)["trigger"] == "dtmf"
+
+    client = [r for r in sim.client_events(0) if r.type != "input_audio_buffer.append"]
+    wire = [
+        r.type
+        for r in client
+        if r.type in ("response.cancel", "conversation.item.truncate", "conversation.item.delete")
+    ]
+    assert wire[:2] == ["response.cancel", "conversation.item.truncate"], wire
+    server = sim.server_events(0)
+    first = next(r.event["response"]["id"] for r in server if r.type == "response.created")
+    done = next(
+        r.event["response"]
+        for r in server
+        if r.type == "response.done" and r.event["response"]["id"] == first
+    )
+    assert done["status"] == "cancelled" and done["status_details"]["reason"] == "client_cancelled"
+    cancel_at = next(r.t for r in sim.client_events(0) if r.type == "response.cancel")
+    late = [
+        r
+        for r in server
+        if r.type == "response.output_audio.delta"
+        and r.event["response_id"] == first
+        and r.t > cancel_at
+    ]
+    assert late, "no delta of the greeting arrived after the cancel"
+    assert not [r.event["error"] for r in server if r.type == "error"]
+
+    packets = gateway_rtp(read_udp(tshark.pcap), ports, ports.sipp_media)
+    starts = [i for i, p in enumerate(packets) if p.rtp.payload == greeting[:160]]
+    assert len(starts) == 2, f"expected the greeting and the answer to start, got {starts}"
+    heard = b"".join(
+        p.rtp.payload for p in packets[starts[0] : starts[1]] if not is_silent(p.rtp.payload)
+    )
+    assert heard == greeting[: len(heard)] and 0 < len(heard) < len(greeting)
+    truncate = next(r.event for r in client if r.type == "conversation.item.truncate")
+    assert abs(truncate["audio_end_ms"] - len(heard) / 8) <= FRAME_MS
+    answer = b"".join(p.rtp.payload for p in packets[starts[1] :] if not is_silent(p.rtp.payload))
+    assert answer == greeting, "the answer to the digits did not play in full"
