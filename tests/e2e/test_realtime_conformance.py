@@ -232,3 +232,67 @@ def test_dtmf_barge_in_cancels_before_truncating_while_deltas_still_stream(
     assert abs(truncate["audio_end_ms"] - len(heard) / 8) <= FRAME_MS
     answer = b"".join(p.rtp.payload for p in packets[starts[1] :] if not is_silent(p.rtp.payload))
     assert answer == greeting, "the answer to the digits did not play in full"
+
+
+def test_replay_after_a_drop_is_in_item_order_without_a_configured_transcription_model(
+    sim_factory: Callable[..., SimulatorThread],
+    realtime_gateway: Callable[..., GatewayProcess],
+    sipp: E2ESipp,
+    utterances: Utterances,
+    ports: InteropPorts,
+    tmp_path: Path,
+) -> None:
+    """Two caller turns whose transcriptions arrive after the answer's response.created (as
+    the service sometimes sends them), no transcription model configured; the socket is then
+    cut. The new session gets the conversation as text in item order: caller, bot, caller,
+    bot (the gateway turned transcription on for replay only)."""
+    transcripts = ("hello can you hear me", "what time is it now")
+    sim = sim_factory(transcription_timing="after", transcripts=transcripts, reply_text="an answer")
+    gw = realtime_gateway(sim.url)
+    pcap = tmp_path / "caller.pcap"
+    first = silence_ms(600) + utterances.hello
+    caller = first + silence_ms(5000 - len(first) // 8) + utterances.question + silence_ms(6000)
+    play_ms = write_caller_pcap(pcap, caller)
+    run = sipp.start(
+        "uac_media_dtmf.xml",
+        f"127.0.0.1:{ports.gateway_sip}",
+        timeout_s=40,
+        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms)},
+    )
+    sim.wait_until(
+        "the second answer's response.done",
+        lambda: (
+            bool(sim.sim.sessions)
+            and sum(
+                r.type == "response.done"
+                for r in next(iter(sim.sim.sessions.values())).server_events
+            )
+            >= 2
+        ),
+        timeout=20,
+    )
+    sim.drop_session(0)
+    result = run.wait()
+    assert result.rc == 0, result.describe()
+    call_id = gw.wait_event("call.offered")["call_id"]
+    gw.wait_event("realtime.reconnected", call_id=call_id)
+    gw.wait_event("call.ended", call_id=call_id)
+    assert not gw.find("transcript.caller", call_id=call_id)  # replay-only: never logged
+    server = sim.server_events(0)
+    order = [r.type for r in server]
+    assert order.index("conversation.item.input_audio_transcription.completed") > order.index(
+        "response.created"
+    )
+    update = next(r.event for r in sim.client_events(0) if r.type == "session.update")
+    assert update["session"]["audio"]["input"]["transcription"]["model"]
+    replayed = [
+        (r.event["item"]["role"], r.event["item"]["content"][0]["text"])
+        for r in sim.client_events(1)
+        if r.type == "conversation.item.create"
+    ]
+    assert replayed == [
+        ("user", transcripts[0]),
+        ("assistant", "an answer"),
+        ("user", transcripts[1]),
+        ("assistant", "an answer"),
+    ], replayed
