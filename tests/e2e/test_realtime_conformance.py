@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.call.machine import CallPolicy
 from tests.e2e.conftest import (
     E2ESipp,
     SimulatorThread,
@@ -296,3 +297,44 @@ def test_replay_after_a_drop_is_in_item_order_without_a_configured_transcription
         ("user", transcripts[1]),
         ("assistant", "an answer"),
     ], replayed
+
+
+def test_a_failed_greeting_is_retried_so_the_caller_hears_the_bot(
+    sim_factory: Callable[..., SimulatorThread],
+    realtime_gateway: Callable[..., GatewayProcess],
+    sipp: E2ESipp,
+    tshark: Capture,
+    ports: InteropPorts,
+    tmp_path: Path,
+) -> None:
+    """The first response (the greeting) ends with response.done status failed: the gateway
+    logs it, asks again, and the caller hears the second one instead of silence."""
+    greeting = sweep(2000)
+    sim = sim_factory(reply_audio=greeting, response_outcomes=("failed",))
+    gw = realtime_gateway(sim.url, {"realtime": {"greeting": "Greet the caller."}})
+    pcap = tmp_path / "silence.pcap"
+    play_ms = write_caller_pcap(pcap, silence_ms(4000))
+    tshark.start()
+    result = sipp.run(
+        "uac_media_dtmf.xml",
+        timeout_s=30,
+        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms + 500)},
+    )
+    tshark.stop()
+    assert result.rc == 0, result.describe()
+    call_id = gw.wait_event("call.offered")["call_id"]
+    failed = gw.wait_event("realtime.response_status", call_id=call_id)
+    assert failed["status"] == "failed" and failed["error"].startswith("server_error")
+    gw.wait_event("call.ended", call_id=call_id)
+    creates = [r.event for r in sim.client_events(0) if r.type == "response.create"]
+    assert [c["response"]["instructions"] for c in creates] == [
+        "Greet the caller.",
+        CallPolicy().failed_response_instructions,  # the default calls.* settings
+    ]
+    statuses = [
+        r.event["response"]["status"] for r in sim.server_events(0) if r.type == "response.done"
+    ]
+    assert statuses == ["failed", "completed"]
+    packets = gateway_rtp(read_udp(tshark.pcap), ports, ports.sipp_media)
+    heard = b"".join(p.rtp.payload for p in packets if not is_silent(p.rtp.payload))
+    assert heard == greeting, "the retried greeting did not play"
