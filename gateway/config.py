@@ -218,6 +218,11 @@ class CallsConfig:
     # reconnect) when realtime.transcription_model is off; those transcripts are never logged
     # or recorded. "" = off (the caller's side is then lost on a reconnect).
     replay_transcription_model: str = "gpt-4o-mini-transcribe"
+    # What the bot is told to say in those cases ("" = the built-in text, gateway/call/machine.py
+    # CallPolicy): the spoken fallback after a failed response, the idle prompt, the goodbye.
+    failed_response_instructions: str = ""
+    idle_prompt_instructions: str = ""
+    idle_goodbye_instructions: str = ""
 
 
 @dataclass(frozen=True)
@@ -1033,6 +1038,14 @@ def _validate_call_recovery(calls: CallsConfig, transfer_names: set[str]) -> Non
             f"calls.failed_response_transfer: {calls.failed_response_transfer!r} is not a "
             "calls.transfer_targets name"
         )
+    texts = (
+        "failed_response_instructions",
+        "idle_prompt_instructions",
+        "idle_goodbye_instructions",
+    )
+    for key in texts:
+        if len(getattr(calls, key)) > 4000:
+            raise ConfigError(f"calls.{key}: longer than 4000 characters")
     if calls.replay_transcription_model and not re.fullmatch(
         r"[A-Za-z0-9._-]{1,64}", calls.replay_transcription_model
     ):

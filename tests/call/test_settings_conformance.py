@@ -23,11 +23,13 @@ def test_keys_reach_the_call_policy(tmp_path: Path) -> None:
     config = load(
         tmp_path,
         "idle_prompt_s = 12.0\nidle_prompts_max = 3\nfailed_response_retries = 2\n"
-        'failed_response_transfer = "operator"\n',
+        'failed_response_transfer = "operator"\nidle_prompt_instructions = "Still there?"\n',
     )
     policy = call_policy_for(config)  # type: ignore[arg-type]
     assert (policy.idle_prompt_s, policy.idle_prompts_max) == (12.0, 3)
     assert (policy.failed_response_retries, policy.failed_response_transfer) == (2, "operator")
+    assert policy.idle_prompt_instructions == "Still there?"
+    assert policy.idle_goodbye_instructions  # unset: the built-in text
 
 
 @pytest.mark.parametrize(
