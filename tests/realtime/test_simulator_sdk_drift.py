@@ -139,3 +139,23 @@ async def test_builtin_schema_option_skips_the_sdk(sim_factory, client_factory) 
     session = await sim.wait_session()
     assert session._sdk_validate is None
     assert SimulatorOptions.from_mapping({"schema": "sdk"}).schema == "sdk"
+
+
+async def test_a_simulator_without_openai_serves_sessions_with_its_builtin_tables(
+    monkeypatch, sim_factory, client_factory, expect_invalid
+) -> None:
+    """The runtime simulator (`run` with no API key) must work where `openai` is not
+    installed: the SDK validator is then None and the built-in tables decide."""
+    monkeypatch.setitem(sys.modules, "openai", None)
+    monkeypatch.setitem(sys.modules, "openai.types.realtime", None)
+    monkeypatch.setattr(sim_module, "_SDK_VALIDATOR", [])
+    sim = await sim_factory()
+    client = await client_factory(sim)
+    await client.configure(p.SessionConfig(turn_detection=None), timeout=T)
+    bad = {"type": "session.update", "session": {"type": "realtime", "temperature": 1}}
+    expect_invalid.append(bad)
+    client.send(bad)
+    error = await client.wait_for(lambda e: isinstance(e, ev.ErrorEvent), T)
+    assert (error.code, error.param) == ("unknown_parameter", "session.temperature")
+    session = await sim.wait_session()
+    assert session._sdk_validate is None
