@@ -948,6 +948,7 @@ class Gateway:
             reconnect_budget=route.config.realtime.reconnect_budget,
             reconnect_window_s=route.config.realtime.reconnect_window_s,
             input_burst_s=self.config.media.input_burst_ms / 1000.0,
+            replay_transcription_model=route.config.calls.replay_transcription_model,
         )
         session = CallSession(
             call.call_id,
@@ -1352,6 +1353,10 @@ class Gateway:
             record.add_transcript(now, fields["speaker"], fields["text"])
         elif kind == "reconnect":
             metrics.realtime_reconnect()
+        elif kind == "response_done":
+            metrics.realtime_response(fields["status"])
+        elif kind == "idle":
+            metrics.idle_event(fields["source"])
 
     def _account_ended(
         self, live: LiveCall, cause: str, duration: float, stats: dict[str, Any]

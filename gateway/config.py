@@ -220,6 +220,24 @@ class CallsConfig:
     # counted (srg_dtmf_dropped_total). A keypad cannot exceed ~12/s (RFC 4733 tones of 40 ms
     # and gaps of 40 ms), and every collected digit string is a paid model turn.
     max_dtmf_per_s: float = 12.0
+    # Issue 10. Inactivity watchdog (the gateway's own timer, so it works with semantic_vad):
+    # prompt a silent caller after idle_prompt_s; after idle_prompts_max unanswered prompts
+    # (server_vad timeout_triggered re-prompts count too) say goodbye and BYE. 0 = off.
+    idle_prompt_s: float = 0.0
+    idle_prompts_max: int = 2
+    # A response.done with status failed (or incomplete and silent): ask again this many times
+    # in a row, then REFER to failed_response_transfer (a transfer_targets name) or BYE 503.
+    failed_response_retries: int = 1
+    failed_response_transfer: str = ""
+    # Input transcription used only to replay the caller's turns into a new session (rollover,
+    # reconnect) when realtime.transcription_model is off; those transcripts are never logged
+    # or recorded. "" = off (the caller's side is then lost on a reconnect).
+    replay_transcription_model: str = "gpt-4o-mini-transcribe"
+    # What the bot is told to say in those cases ("" = the built-in text, gateway/call/machine.py
+    # CallPolicy): the spoken fallback after a failed response, the idle prompt, the goodbye.
+    failed_response_instructions: str = ""
+    idle_prompt_instructions: str = ""
+    idle_goodbye_instructions: str = ""
 
 
 @dataclass(frozen=True)
@@ -1188,6 +1206,41 @@ def _validate_calls(config: GatewayConfig) -> None:
         raise ConfigError(
             f"realtime.tool_choice: {name!r} is not a tool of this call "
             f"({', '.join(sorted(tool_names))})"
+        )
+    _validate_call_recovery(calls, names)
+
+
+def _validate_call_recovery(calls: CallsConfig, transfer_names: set[str]) -> None:
+    """Issue 10 keys: the idle watchdog and failed-response recovery."""
+    if not (calls.idle_prompt_s == 0 or 1 <= calls.idle_prompt_s <= 3600):
+        raise ConfigError(
+            f"calls.idle_prompt_s: {calls.idle_prompt_s} is not 0 (off) or in 1-3600 s"
+        )
+    if not 0 <= calls.idle_prompts_max <= 10:
+        raise ConfigError(f"calls.idle_prompts_max: {calls.idle_prompts_max} is not in 0-10")
+    if not 0 <= calls.failed_response_retries <= 5:
+        raise ConfigError(
+            f"calls.failed_response_retries: {calls.failed_response_retries} is not in 0-5"
+        )
+    if calls.failed_response_transfer and calls.failed_response_transfer not in transfer_names:
+        raise ConfigError(
+            f"calls.failed_response_transfer: {calls.failed_response_transfer!r} is not a "
+            "calls.transfer_targets name"
+        )
+    texts = (
+        "failed_response_instructions",
+        "idle_prompt_instructions",
+        "idle_goodbye_instructions",
+    )
+    for key in texts:
+        if len(getattr(calls, key)) > 4000:
+            raise ConfigError(f"calls.{key}: longer than 4000 characters")
+    if calls.replay_transcription_model and not re.fullmatch(
+        r"[A-Za-z0-9._-]{1,64}", calls.replay_transcription_model
+    ):
+        raise ConfigError(
+            f"calls.replay_transcription_model: {calls.replay_transcription_model!r} is not a "
+            "model id"
         )
 
 

@@ -92,6 +92,27 @@ class CallPolicy:
     session_cap_s: float = 3600.0  # Realtime session limit (60 min)
     rollover_margin_s: float = 300.0  # start looking for a silence this long before the cap
     retry_after_s: int = 30  # Retry-After on 503 when the session cannot be set up
+    # A response.done with status failed (or incomplete with no audio): ask again this many
+    # times in a row (with `failed_response_instructions`), then transfer to
+    # `failed_response_transfer` (a transfer target name) or end the call (BYE, cause 503).
+    # Never: the caller left in silence waiting for an answer that will not come.
+    failed_response_retries: int = 1
+    failed_response_instructions: str = (
+        "Your previous answer was lost. Apologise in a few words and answer the caller again."
+    )
+    failed_response_transfer: str = ""
+    # The gateway's own inactivity watchdog (works with semantic_vad too, unlike the server's
+    # idle_timeout_ms): after `idle_prompt_s` of nobody speaking the bot prompts the caller;
+    # after `idle_prompts_max` unanswered prompts (the server's timeout_triggered re-prompts
+    # count too) it says goodbye and hangs up. 0 = off.
+    idle_prompt_s: float = 0.0
+    idle_prompts_max: int = 2
+    idle_prompt_instructions: str = (
+        "The caller has been silent for a while. Briefly ask whether they are still there."
+    )
+    idle_goodbye_instructions: str = (
+        "The caller is not answering. Say a short, polite goodbye; the call will end."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -187,6 +208,19 @@ class AudioDone:
 class ResponseDone:
     response_id: str
     status: str  # completed | cancelled | failed | incomplete
+    reason: str | None = None  # status_details.reason (turn_detected, max_output_tokens...)
+    error: str | None = None  # status_details.error code/message of a failed response
+
+
+@dataclass(frozen=True, slots=True)
+class IdleTimeout:
+    """The gateway's inactivity timer (`idle_prompt_s`) fired: nobody spoke for that long."""
+
+
+@dataclass(frozen=True, slots=True)
+class InputTimeout:
+    """input_audio_buffer.timeout_triggered: server_vad's idle_timeout_ms fired (the server
+    commits the silence and answers it itself: a re-prompt)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,6 +327,8 @@ Event = (
     | SessionCapNear
     | RolledOver
     | DrainTimeout
+    | IdleTimeout
+    | InputTimeout
 )
 
 # --------------------------------------------------------------------------------------------
@@ -465,6 +501,7 @@ Action = (
 T_SETUP = "setup"
 T_DIGITS = "digits"
 T_DRAIN = "drain"
+T_IDLE = "idle"
 
 BUILTIN_TOOLS = frozenset({"end_call", "transfer_call", "send_dtmf"})
 
@@ -491,6 +528,10 @@ class CallContext:
     acked: bool = False  # the ACK for our 2xx arrived (speech may start before it does)
     rollover_pending: bool = False
     hangup_cause: str | None = None
+    pending_tool_calls: frozenset[str] = frozenset()  # custom tools running: outputs owed
+    response_audio: bool = False  # the active response produced audio
+    failed_retries: int = 0  # failed responses in a row we asked again for
+    idle_prompts: int = 0  # idle prompts in a row the caller did not answer
 
 
 class IllegalTransition(Exception):
@@ -514,7 +555,8 @@ def _to(ctx: CallContext, state: State, **changes: Any) -> CallContext:
 def _end(ctx: CallContext, cause: str, actions: list[Action]) -> Result:
     """Every way into ENDED goes through here: media stopped, session closed, timers cancelled."""
     out = [*actions, StopMedia(), CloseSession(), CancelTimer(T_SETUP), CancelTimer(T_DIGITS)]
-    out += [CancelTimer(T_DRAIN), Note("call.state", {"state": "ended", "cause": cause})]
+    out += [CancelTimer(T_DRAIN), CancelTimer(T_IDLE)]
+    out += [Note("call.state", {"state": "ended", "cause": cause})]
     return _to(ctx, State.ENDED, hangup_cause=cause, session_connected=False), out
 
 
@@ -529,8 +571,10 @@ def _request_response(ctx: CallContext, instructions: str | None = None) -> Resu
     conversation_already_has_active_response), so a tool result or digits arriving mid-response
     wait for that response's response.done.
     """
-    if ctx.response_id is None and ctx.session_connected:
+    if ctx.response_id is None and ctx.session_connected and not ctx.pending_tool_calls:
         return replace(ctx, response_wanted=False), [CreateResponse(instructions)]
+    # Tool outputs still owed (several calls in one response): one response.create once the
+    # last output is in, never one per output.
     return replace(ctx, response_wanted=True), []
 
 
@@ -544,6 +588,19 @@ def _barge_in(ctx: CallContext, playout: tuple[PlayoutItem, ...], trigger: str) 
     the tail after response.done, when the server has nothing left to cancel.
     """
     actions: list[Action] = [FlushPlayout()]
+    discard = ctx.discard_response_ids
+    cancelling = ctx.cancelling
+    if ctx.response_id is not None and not ctx.cancelling:
+        discard = discard | {ctx.response_id}
+        cancelling = True
+        # With interrupt_response the server cancels on speech_started itself; a cancel from us
+        # would only earn response_cancel_not_active. A DTMF barge-in is not seen by the server.
+        # The cancel goes first: a truncate or delete of an item the response is still
+        # writing would race its next deltas (realtime-protocol.md section 5).
+        if trigger != "speech" or not ctx.policy.server_interrupts:
+            actions.append(CancelResponse())
+    elif ctx.response_id is not None:
+        discard = discard | {ctx.response_id}
     for item in playout:
         received = ctx.received_bytes.get(item.item_id, 0)
         played = min(item.played_bytes, received)
@@ -555,17 +612,6 @@ def _barge_in(ctx: CallContext, playout: tuple[PlayoutItem, ...], trigger: str) 
             actions.append(DeleteItem(item.item_id))
         else:
             actions.append(Truncate(item.item_id, min(audio_end_ms, received // 8)))
-    discard = ctx.discard_response_ids
-    cancelling = ctx.cancelling
-    if ctx.response_id is not None and not ctx.cancelling:
-        discard = discard | {ctx.response_id}
-        cancelling = True
-        # With interrupt_response the server cancels on speech_started itself; a cancel from us
-        # would only earn response_cancel_not_active. A DTMF barge-in is not seen by the server.
-        if trigger != "speech" or not ctx.policy.server_interrupts:
-            actions.append(CancelResponse())
-    elif ctx.response_id is not None:
-        discard = discard | {ctx.response_id}
     actions.append(Note("barge_in", {"trigger": trigger, "items": len(playout)}))
     ctx = replace(ctx, discard_response_ids=discard, cancelling=cancelling, playout_busy=False)
     return ctx, actions
@@ -581,7 +627,18 @@ def _after_playout(ctx: CallContext) -> Result:
         return ctx, [SendRefer(target), Note("transfer.started", {"target": target})]
     if ctx.rollover_pending and ctx.response_id is None:
         return _to(ctx, State.LISTENING, rollover_pending=False), [Rollover()]
-    return _to(ctx, State.LISTENING), []
+    return _to(ctx, State.LISTENING), _arm_idle(ctx)
+
+
+def _arm_idle(ctx: CallContext) -> list[Action]:
+    """The caller's turn: (re)start the inactivity watchdog, when it is on."""
+    if ctx.policy.idle_prompt_s <= 0 or ctx.response_id is not None or ctx.response_wanted:
+        return []
+    return [StartTimer(T_IDLE, ctx.policy.idle_prompt_s)]
+
+
+def _disarm_idle(ctx: CallContext) -> list[Action]:
+    return [CancelTimer(T_IDLE)] if ctx.policy.idle_prompt_s > 0 else []
 
 
 def _forward_digits(ctx: CallContext) -> Result:
@@ -637,6 +694,8 @@ def on_ack(ctx: CallContext, ev: Ack) -> Result:
     if ctx.policy.greeting is not None and ctx.state is State.LISTENING:
         ctx, more = _request_response(ctx, ctx.policy.greeting or None)
         actions += more
+    elif ctx.state is State.LISTENING:
+        actions += _arm_idle(ctx)  # no greeting: the caller's turn starts now
     return ctx, actions
 
 
@@ -670,10 +729,11 @@ def _finish_after_playout(ctx: CallContext, reason: str) -> Result:
 
 
 def on_speech_started(ctx: CallContext, ev: SpeechStarted) -> Result:
-    actions: list[Action] = []
+    actions: list[Action] = _disarm_idle(ctx)
     if ctx.playout_busy or ev.playout or ctx.response_id is not None:
-        ctx, actions = _barge_in(ctx, ev.playout, "speech")
-    return _to(ctx, State.CALLER_SPEAKING), actions
+        ctx, more = _barge_in(ctx, ev.playout, "speech")
+        actions += more
+    return _to(ctx, State.CALLER_SPEAKING, idle_prompts=0), actions
 
 
 def on_speech_stopped(ctx: CallContext, ev: SpeechStopped) -> Result:
@@ -681,7 +741,35 @@ def on_speech_stopped(ctx: CallContext, ev: SpeechStopped) -> Result:
 
 
 def on_response_created(ctx: CallContext, ev: ResponseCreated) -> Result:
-    return replace(ctx, response_id=ev.response_id, cancelling=False), []
+    ctx = replace(ctx, response_id=ev.response_id, cancelling=False, response_audio=False)
+    return ctx, _disarm_idle(ctx)
+
+
+def on_idle_timeout(ctx: CallContext, ev: IdleTimeout) -> Result:
+    if ctx.state is not State.LISTENING or ctx.response_id is not None or ctx.playout_busy:
+        return ctx, []  # someone is talking after all; the next quiet turn re-arms
+    if ctx.idle_prompts >= ctx.policy.idle_prompts_max:
+        note = Note("call.idle_hangup", {"prompts": ctx.idle_prompts})
+        ctx = _to(ctx, State.ENDING, end_after_playout="idle caller")
+        ctx, more = _request_response(ctx, ctx.policy.idle_goodbye_instructions or None)
+        return ctx, [note, *more, StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
+    ctx = replace(ctx, idle_prompts=ctx.idle_prompts + 1)
+    note = Note("call.idle_prompt", {"prompt": ctx.idle_prompts})
+    ctx, more = _request_response(ctx, ctx.policy.idle_prompt_instructions or None)
+    return ctx, [note, *more]
+
+
+def on_input_timeout(ctx: CallContext, ev: InputTimeout) -> Result:
+    # The server re-prompts by itself (it commits the silence and answers it): one more
+    # unanswered prompt. Past the limit, the call ends once that answer has played.
+    prompts = ctx.idle_prompts + 1
+    note = Note("realtime.idle_timeout", {"prompt": prompts})
+    ctx = replace(ctx, idle_prompts=prompts)
+    if prompts > ctx.policy.idle_prompts_max and ctx.state in ACTIVE:
+        ctx = _to(ctx, State.ENDING, end_after_playout="idle caller")
+        hangup = Note("call.idle_hangup", {"prompts": prompts})
+        return ctx, [note, hangup, StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
+    return ctx, [note]
 
 
 def on_audio_delta(ctx: CallContext, ev: AudioDelta) -> Result:
@@ -692,7 +780,13 @@ def on_audio_delta(ctx: CallContext, ev: AudioDelta) -> Result:
     state = State.BOT_SPEAKING if ctx.state is not State.CALLER_SPEAKING else ctx.state
     if ctx.state in (State.ENDING, State.TRANSFERRING):
         state = ctx.state
-    ctx = replace(ctx, state=state, received_bytes=received, playout_busy=True)
+    ctx = replace(
+        ctx,
+        state=state,
+        received_bytes=received,
+        playout_busy=True,
+        response_audio=ctx.response_audio or ev.response_id == ctx.response_id,
+    )
     return ctx, [EnqueueAudio(ev.item_id, ev.audio)]
 
 
@@ -706,8 +800,27 @@ def on_audio_done(ctx: CallContext, ev: AudioDone) -> Result:
 def on_response_done(ctx: CallContext, ev: ResponseDone) -> Result:
     if ev.response_id != ctx.response_id:
         return ctx, []  # a response we already forgot (e.g. from before a reconnect)
-    ctx = replace(ctx, response_id=None, cancelling=False)
+    silent = not ctx.response_audio
+    ctx = replace(ctx, response_id=None, cancelling=False, response_audio=False)
     actions: list[Action] = []
+    if ev.status in ("failed", "incomplete"):
+        note = Note(
+            "realtime.response_failed",
+            {"status": ev.status, "reason": ev.reason, "error": ev.error, "silent": silent},
+        )
+        actions.append(note)
+        if (ev.status == "failed" or silent) and ctx.state not in (
+            State.ENDING,
+            State.TRANSFERRING,
+        ):
+            recovered = _recover_failed_response(ctx)
+            if recovered is not None:
+                ctx, more = recovered
+                if ctx.state is State.ENDED or ctx.state is State.TRANSFERRING:
+                    return ctx, actions + more
+                actions += more
+    elif ev.status == "completed" and not silent:
+        ctx = replace(ctx, failed_retries=0)
     if ctx.response_wanted:
         ctx, actions = _request_response(ctx)
     if ctx.playout_busy or ctx.state is State.TRANSFERRING:
@@ -718,6 +831,20 @@ def on_response_done(ctx: CallContext, ev: ResponseDone) -> Result:
             more_ctx, more = _after_playout(ctx)
             return more_ctx, actions + more
     return ctx, actions
+
+
+def _recover_failed_response(ctx: CallContext) -> Result | None:
+    """A response failed and the caller heard nothing: ask again, then transfer or end."""
+    policy = ctx.policy
+    if ctx.failed_retries < policy.failed_response_retries:
+        ctx = replace(ctx, failed_retries=ctx.failed_retries + 1)
+        return _request_response(ctx, policy.failed_response_instructions or None)
+    uri = policy.transfer_targets.get(policy.failed_response_transfer)
+    if uri is not None:
+        ctx = _to(ctx, State.TRANSFERRING, failed_retries=0)
+        return ctx, [SendRefer(uri), Note("transfer.started", {"target": uri})]
+    note = Note("realtime.responses_failing", {"retries": ctx.failed_retries})
+    return _end(ctx, VOICE_SESSION_UNAVAILABLE, [note, SendBye(VOICE_SESSION_UNAVAILABLE, 503)])
 
 
 def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
@@ -762,10 +889,12 @@ def on_function_call(ctx: CallContext, ev: FunctionCall) -> Result:
             return ctx, [note, FunctionOutput(ev.call_id, output), *more]
         ctx, more = _request_response(ctx)
         return ctx, [note, SendDigits(digits), FunctionOutput(ev.call_id, '{"ok": true}'), *more]
+    ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls | {ev.call_id})
     return ctx, [note, RunTool(ev.call_id, ev.name, ev.arguments)]
 
 
 def on_tool_result(ctx: CallContext, ev: ToolResult) -> Result:
+    ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls - {ev.call_id})
     actions: list[Action] = [FunctionOutput(ev.call_id, ev.output)]
     if ctx.state is State.CALLER_SPEAKING:
         # The server's VAD will answer the caller's turn with the result in context; a
@@ -790,6 +919,7 @@ def on_realtime_error(ctx: CallContext, ev: RealtimeError) -> Result:
 
 def on_dtmf(ctx: CallContext, ev: Dtmf) -> Result:
     note = Note("call.dtmf", {"digit": ev.digit, "source": ev.source})
+    ctx = replace(ctx, idle_prompts=0)  # the caller is there
     if ctx.policy.dtmf_mode is DtmfMode.IGNORE:
         return ctx, [note]
     action = ctx.policy.digit_actions.get(ev.digit)
@@ -1004,6 +1134,10 @@ _row(ACTIVE | {State.ANSWERING}, MaxDuration, on_max_duration, State.ENDING, Sta
 _row({State.ENDING, State.TRANSFERRING}, MaxDuration, _ignore)
 _row({State.TRANSFERRING}, ReferResult, on_refer_result, State.ENDED, *ACTIVE)
 _row({State.ENDING}, DrainTimeout, on_drain_timeout, State.ENDED)
+_row(ACTIVE, IdleTimeout, on_idle_timeout, *ACTIVE, State.ENDING)
+_row(SESSION_LIVE - ACTIVE, IdleTimeout, _ignore)
+_row(ACTIVE, InputTimeout, on_input_timeout, *ACTIVE, State.ENDING)
+_row(SESSION_LIVE - ACTIVE, InputTimeout, _ignore)
 _row(ACTIVE | {State.TRANSFERRING}, DrainTimeout, _ignore)
 # After the end, stragglers from every source are expected and dropped.
 for _event in Event.__args__:  # type: ignore[attr-defined]

@@ -62,6 +62,12 @@ RECONNECT_BUDGET = 3
 RECONNECT_WINDOW_S = 60.0
 RECONNECT_BACKOFF_S = (0.2, 1.0, 3.0)
 REPLAY_MAX_ITEMS = 40  # conversation items replayed into a new session (most recent)
+# The caller's side of the conversation must survive a rollover or reconnect, and the only
+# text of it the gateway can get is the service's input transcription: when the operator has
+# not configured a transcription model, this one is turned on for replay only (its
+# transcripts are not logged, emitted or recorded). Decision and cost: docs/configuration.md
+# (calls.replay_transcription_model).
+REPLAY_TRANSCRIPTION_MODEL = "gpt-4o-mini-transcribe"
 
 
 class CallControl(Protocol):
@@ -123,6 +129,7 @@ class SessionSettings:
     reconnect_budget: int = RECONNECT_BUDGET  # attempts per window; 0 = never reconnect
     reconnect_window_s: float = RECONNECT_WINDOW_S
     input_burst_s: float = INPUT_BURST_S
+    replay_transcription_model: str = REPLAY_TRANSCRIPTION_MODEL  # "" = off
 
 
 class CallSession:
@@ -140,6 +147,9 @@ class CallSession:
         observe: Observer | None = None,
     ) -> None:
         self.call_id = call_id
+        # Caller transcripts only for replay (the operator did not ask for transcription).
+        self._replay_only_transcripts = False
+        settings.config = self._with_replay_transcription(settings.config, settings)
         self.settings = settings
         self.control = control
         self.queue = queue
@@ -174,6 +184,14 @@ class CallSession:
         self._observe = observe
         # speech_stopped -> first audio delta: what the caller feels as "the bot is slow".
         self._speech_stopped_at: float | None = None
+
+    def _with_replay_transcription(
+        self, config: protocol.SessionConfig, settings: SessionSettings
+    ) -> protocol.SessionConfig:
+        if config.transcription_model or not settings.replay_transcription_model:
+            return config
+        self._replay_only_transcripts = True
+        return dataclasses.replace(config, transcription_model=settings.replay_transcription_model)
 
     # -- inputs from the application -----------------------------------------------------------
 
@@ -303,6 +321,7 @@ class CallSession:
         """Late offer: the ACK's answer chose the codec. Switch the session's G.711 law (one
         session.update) and the playout queue, so audio still passes through untranscoded."""
         changed = config.input_format != self.settings.config.input_format
+        config = self._with_replay_transcription(config, self.settings)
         self.settings.config = config
         self.queue = queue
         self._silence = queue.silence_frame
@@ -450,6 +469,8 @@ class CallSession:
                     handle.cancel()
             case m.Note(event, fields):
                 log_event(log, event, call_id=self.call_id, **fields)
+                if event in _IDLE_NOTES:
+                    self._emit("idle", source=_IDLE_NOTES[event])
             case _:
                 raise TypeError(f"unknown action {action!r}")
 
@@ -473,6 +494,7 @@ class CallSession:
         m.T_SETUP: lambda: m.SessionFailed("no session.updated in time"),
         m.T_DIGITS: m.DigitTimeout,
         m.T_DRAIN: m.DrainTimeout,
+        m.T_IDLE: m.IdleTimeout,
         "session_cap": m.SessionCapNear,
     }
 
@@ -494,8 +516,12 @@ class CallSession:
         client = self._client_factory(self.settings.endpoint)
         try:
             await client.connect(timeout=self.settings.policy.setup_timeout_s)
+            # Any error during setup fails it at once (503 + Retry-After), not only one that
+            # names a session parameter: nothing else has been sent that could have caused it.
             await client.configure(
-                self.settings.config, timeout=self.settings.policy.setup_timeout_s
+                self.settings.config,
+                timeout=self.settings.policy.setup_timeout_s,
+                any_error=True,
             )
         except BaseException:
             await client.close()
@@ -541,7 +567,8 @@ class CallSession:
     def _replay_events(self) -> list[dict[str, Any]]:
         """The conversation so far, as text items for a fresh session (rollover, reconnect)."""
         events = []
-        for turn in self.history[-REPLAY_MAX_ITEMS:]:
+        spoken = [turn for turn in self.history if turn.text]  # items with no text are skipped
+        for turn in spoken[-REPLAY_MAX_ITEMS:]:
             if turn.role == "assistant":
                 item = {
                     "type": "message",
@@ -672,7 +699,31 @@ class CallSession:
             case rte.ResponseDone(response_id=response_id, status=status, usage=usage):
                 if usage is not None:
                     self._add_usage(usage)
-                return m.ResponseDone(response_id, status)
+                self._emit("response_done", status=status)
+                error = _describe_error(event.error)
+                if status in ("failed", "incomplete"):
+                    log_event(
+                        log,
+                        "realtime.response_status",
+                        f"response.done with status {status}",
+                        level=logging.WARNING,
+                        call_id=self.call_id,
+                        response_id=response_id,
+                        status=status,
+                        reason=event.reason,
+                        error=error,
+                    )
+                return m.ResponseDone(response_id, status, event.reason, error)
+            case rte.InputTimeoutTriggered(item_id=item_id):
+                self._emit("idle", source="server")
+                self._place_turn(Turn("user", "", item_id), None)
+                return m.InputTimeout()
+            case rte.InputCommitted(item_id=item_id, previous_item_id=previous):
+                # The caller's turn takes its place in the conversation now; its text (the
+                # input transcription) may come before or after the bot's answer to it.
+                self._place_turn(Turn("user", "", item_id), previous)
+            case rte.OutputItemAdded(item_id=item_id, item_type="message"):
+                self._place_turn(Turn("assistant", "", item_id), None)
             case rte.FunctionCallArgumentsDone(call_id=call_id, name=name, arguments=raw):
                 self.stats.tool_calls += 1
                 arguments, error = parse_arguments(raw)
@@ -692,18 +743,40 @@ class CallSession:
                 self._partial_transcripts.setdefault(item_id, []).append(delta)
             case rte.TranscriptDone(item_id=item_id, transcript=transcript):
                 self._partial_transcripts.pop(item_id, None)
-                self.history.append(Turn("assistant", transcript, item_id))
+                self._fill_turn("assistant", transcript, item_id)
                 self._emit("transcript", speaker="bot", text=transcript)
                 log_event(
                     log, "transcript.bot", call_id=self.call_id, item_id=item_id, text=transcript
                 )
             case rte.InputTranscriptionCompleted(item_id=item_id, transcript=transcript):
-                self.history.append(Turn("user", transcript, item_id))
+                self._fill_turn("user", transcript, item_id)
+                if self._replay_only_transcripts:
+                    return None  # kept for replay only: never logged or recorded
                 self._emit("transcript", speaker="caller", text=transcript)
                 log_event(
                     log, "transcript.caller", call_id=self.call_id, item_id=item_id, text=transcript
                 )
         return None
+
+    def _place_turn(self, turn: Turn, previous_item_id: str | None) -> None:
+        """Put a conversation item's turn where the service put the item: right after
+        `previous_item_id` when that item is known, else at the end (arrival order of the
+        item, never of its text: transcription arrives before or after response.created)."""
+        if any(t.item_id == turn.item_id for t in self.history):
+            return
+        if previous_item_id is not None:
+            for index in range(len(self.history) - 1, -1, -1):
+                if self.history[index].item_id == previous_item_id:
+                    self.history.insert(index + 1, turn)
+                    return
+        self.history.append(turn)
+
+    def _fill_turn(self, role: str, text: str, item_id: str) -> None:
+        for turn in self.history:
+            if turn.item_id == item_id:
+                turn.text = text
+                return
+        self.history.append(Turn(role, text, item_id))  # an item we did not see added
 
     def _keep_partial_transcripts(self) -> None:
         """The session died mid-answer: what the bot had said so far goes into the history the
@@ -711,7 +784,7 @@ class CallSession:
         for item_id, parts in self._partial_transcripts.items():
             text = "".join(parts).strip()
             if text:
-                self.history.append(Turn("assistant", f"{text} [cut off]", item_id))
+                self._fill_turn("assistant", f"{text} [cut off]", item_id)
         self._partial_transcripts.clear()
 
     def _add_usage(self, usage: rte.Usage) -> None:
@@ -745,7 +818,7 @@ class CallSession:
         """Keep roughly the part of the bot's sentence the caller heard (for replays)."""
         received_ms = self.ctx.received_bytes.get(item_id, 0) / 8
         for turn in self.history:
-            if turn.item_id == item_id and received_ms > 0:
+            if turn.item_id == item_id and received_ms > 0 and turn.text:
                 keep = max(0, int(len(turn.text) * min(1.0, audio_end_ms / received_ms)))
                 turn.text = turn.text[:keep] + " [interrupted]"
 
@@ -826,6 +899,18 @@ class CallSession:
             await asyncio.wait(list(self._closing), timeout=5.0)
         if client is not None:
             await client.close()
+
+
+_IDLE_NOTES = {"call.idle_prompt": "prompt", "call.idle_hangup": "hangup"}
+
+
+def _describe_error(error: Any) -> str | None:
+    """A failed response's status_details.error, short (code, else type, and message)."""
+    if not isinstance(error, dict):
+        return None
+    label = error.get("code") or error.get("type") or "error"
+    message = str(error.get("message") or "")[:200]
+    return f"{label}: {message}" if message else str(label)
 
 
 def _tool_result(known: bool, output: str) -> str:

@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from gateway.call.machine import CallPolicy, DigitAction, DtmfMode
 from gateway.call.tools import HttpTool, builtin_tool_definitions, http_tool_definition
-from gateway.config import DEFAULT_REALTIME_URL, ConfigError, GatewayConfig
+from gateway.config import DEFAULT_REALTIME_URL, CallsConfig, ConfigError, GatewayConfig
 from gateway.realtime import protocol
 from gateway.realtime.client import Endpoint
 
@@ -162,4 +162,15 @@ def call_policy_for(config: GatewayConfig) -> CallPolicy:
         drain_timeout_s=calls.drain_timeout_s,
         session_cap_s=rt.session_cap_s,
         rollover_margin_s=rt.rollover_margin_s,
+        failed_response_retries=calls.failed_response_retries,
+        failed_response_transfer=calls.failed_response_transfer,
+        idle_prompt_s=calls.idle_prompt_s,
+        idle_prompts_max=calls.idle_prompts_max,
+        **_spoken_texts(calls),
     )
+
+
+def _spoken_texts(calls: CallsConfig) -> dict[str, str]:
+    """The calls.* texts that are set ("" keeps CallPolicy's built-in text)."""
+    keys = ("failed_response_instructions", "idle_prompt_instructions", "idle_goodbye_instructions")
+    return {key: getattr(calls, key) for key in keys if getattr(calls, key)}

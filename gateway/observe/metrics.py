@@ -56,6 +56,8 @@ OUTCOMES = frozenset(
         "dtmf_hangup",
         # The bot's last words did not finish playing within calls.drain_timeout_s.
         "drain_timeout",
+        # The inactivity watchdog's polite hang-up (calls.idle_prompt_s, issue 10).
+        "idle_caller",
     }
 )
 # Causes as other spellings reach `call_ended`: the call session's BYE reason texts arrive with
@@ -95,6 +97,8 @@ SIP_METHODS = frozenset(
 )
 DIRECTIONS = frozenset({"in", "out"})
 TOOL_RESULTS = frozenset({"ok", "error", "timeout", "cancelled", "unknown_tool"})
+RESPONSE_STATUSES = ("completed", "cancelled", "failed", "incomplete")
+IDLE_SOURCES = ("server", "prompt", "hangup")
 OTHER = "other"
 
 # Seconds. Call setup (INVITE -> 200 OK sent) is dominated by the Realtime connect, so both
@@ -446,6 +450,25 @@ class Metrics:
             self.rtp_dropped.labels(reason=reason)
         for reason in AUDIO_DROP_REASONS:
             self.audio_dropped.labels(reason=reason)
+        # Issue 10: how Realtime responses ended, and idle callers.
+        self.realtime_responses = Counter(
+            p + "realtime_responses",
+            "Realtime responses by response.done status (completed, cancelled, failed, "
+            "incomplete).",
+            ["status"],
+            registry=r,
+        )
+        self.idle_events = Counter(
+            p + "idle_events",
+            "Idle callers: server (input_audio_buffer.timeout_triggered), prompt (the gateway's "
+            "own idle prompt), hangup (the call ended after unanswered prompts).",
+            ["source"],
+            registry=r,
+        )
+        for status in RESPONSE_STATUSES:
+            self.realtime_responses.labels(status=status)
+        for source in IDLE_SOURCES:
+            self.idle_events.labels(source=source)
 
     def media_dropped(self, rtp: Mapping[str, int], audio: Mapping[str, int]) -> None:
         """One call's drops, once at hangup: RTP packets and audio bytes by reason."""
@@ -455,6 +478,12 @@ class Metrics:
         for reason, count in audio.items():
             if count > 0:
                 self.audio_dropped.labels(reason=_bounded(reason, AUDIO_DROP_REASONS)).inc(count)
+
+    def realtime_response(self, status: str) -> None:
+        self.realtime_responses.labels(status=_bounded(status, RESPONSE_STATUSES)).inc()
+
+    def idle_event(self, source: str) -> None:
+        self.idle_events.labels(source=_bounded(source, IDLE_SOURCES)).inc()
 
     def observe_pacer_lateness(self, seconds: float) -> None:
         """One wakeup by hand (tests, a clock of another kind); the gateway's own clock is

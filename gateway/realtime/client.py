@@ -396,8 +396,16 @@ class RealtimeClient:
         self,
         config: protocol.SessionConfig | dict[str, Any],
         timeout: float = 5.0,  # noqa: ASYNC109 (every wait in the API is bounded)
+        *,
+        any_error: bool = False,
     ) -> ev.SessionUpdated:
-        """Send session.update and wait for session.updated with the requested G.711 formats."""
+        """Send session.update and wait for session.updated with the requested G.711 formats.
+
+        An `error` fails the update when it echoes our event_id or (event_id null, as the
+        service often sends) names a `session` parameter. `any_error`: every error does, for
+        the first configuration of a session, when nothing else has been sent that could have
+        caused it; an error that names no parameter (a server_error, a quota) then fails the
+        call's setup at once instead of after the timeout."""
         event_id = self.next_event_id("cfg")
         if isinstance(config, protocol.SessionConfig):
             update = protocol.session_update(config, event_id)
@@ -415,6 +423,7 @@ class RealtimeClient:
             return isinstance(event, ev.ErrorEvent) and (
                 event.event_id == event_id
                 or (event.event_id is None and (event.param or "").startswith("session"))
+                or (any_error and event.event_id is None)
             )
 
         future = self._wait_for(matches)
@@ -604,7 +613,7 @@ async def open_session(
     client = RealtimeClient(endpoint, **client_options)
     try:
         await client.connect(connect_timeout)
-        await client.configure(config, configure_timeout)
+        await client.configure(config, configure_timeout, any_error=True)
     except BaseException:
         await client.close()
         raise

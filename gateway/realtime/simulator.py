@@ -167,6 +167,7 @@ def c_nullable(inner: Check) -> Check:
         if value is not None:
             inner(value, path)
 
+    check.inner = inner  # type: ignore[attr-defined]  # schema_tables() walks these
     return check
 
 
@@ -177,6 +178,7 @@ def c_list(inner: Check) -> Check:
         for index, element in enumerate(value):
             inner(element, f"{path}[{index}]")
 
+    check.inner = inner  # type: ignore[attr-defined]
     return check
 
 
@@ -204,6 +206,8 @@ def c_obj(
             if key in value:
                 sub(value[key], _join(path, key))
 
+    # The tables stay readable by a program: tests compare them with the SDK's models.
+    check.fields = {**required, **optional}  # type: ignore[attr-defined]
     return check
 
 
@@ -222,6 +226,7 @@ def c_tagged(variants: dict[str, Check], tag: str = "type") -> Check:
         tag_check(value[tag], _join(path, tag))
         variants[value[tag]](value, path)
 
+    check.variants = variants  # type: ignore[attr-defined]
     return check
 
 
@@ -239,6 +244,7 @@ def c_either(*checks: Check) -> Check:
         typed = [e for e in errors if e.code != "invalid_type"]
         raise (typed or errors)[0]
 
+    check.alternatives = checks  # type: ignore[attr-defined]
     return check
 
 
@@ -316,13 +322,16 @@ TOOLS = c_list(
             "mcp": c_obj(
                 {"type": c_any, "server_label": c_str},
                 {
+                    "allowed_callers": c_list(c_enum("direct", "programmatic")),
                     "allowed_tools": c_any,
                     "authorization": c_str,
                     "connector_id": c_str,
+                    "defer_loading": c_bool,
                     "headers": c_any,
                     "require_approval": c_any,
                     "server_description": c_str,
                     "server_url": c_str,
+                    "tunnel_id": c_str,
                 },
             ),
         }
@@ -512,6 +521,38 @@ def _check_session_semantics(session: dict[str, Any]) -> None:
         _check_modalities(session["output_modalities"], "session.output_modalities")
 
 
+def semantic_problem(event: dict[str, Any]) -> Invalid | None:
+    """Rules the service enforces beyond the schema (realtime-protocol.md section 7, caveat c),
+    applied whichever schema (built-in or SDK) decided the rest."""
+    try:
+        kind = event.get("type")
+        params: Any = None
+        if kind == "session.update":
+            params, path = event.get("session"), "session"
+        elif kind == "response.create":
+            params, path = event.get("response"), "response"
+        if not isinstance(params, dict):
+            return None
+        if isinstance(params.get("output_modalities"), list):
+            _check_modalities(params["output_modalities"], f"{path}.output_modalities")
+        if "max_output_tokens" in params:
+            MAX_OUTPUT_TOKENS(params["max_output_tokens"], f"{path}.max_output_tokens")
+        audio = params.get("audio") if isinstance(params.get("audio"), dict) else {}
+        for direction in ("input", "output"):
+            block = audio.get(direction)
+            fmt = block.get("format") if isinstance(block, dict) else None
+            if isinstance(fmt, dict) and "type" not in fmt:
+                # The SDK's format models make `type` optional ({} is audio/pcm); a typeless
+                # format is a gateway bug, so the simulator requires it.
+                param = f"{path}.audio.{direction}.format.type"
+                raise Invalid(
+                    "missing_required_parameter", f"Missing required parameter: '{param}'.", param
+                )
+    except Invalid as exc:
+        return exc
+    return None
+
+
 def _check_modalities(value: list[str], path: str) -> None:
     # Schema allows a list, the service allows exactly one of ["audio"] or ["text"].
     if len(value) != 1:
@@ -526,6 +567,7 @@ def _check_modalities(value: list[str], path: str) -> None:
 # Audio helpers (G.711 and 24 kHz PCM), private to the simulator by design.
 
 _BYTES_PER_MS = {"audio/pcmu": 8, "audio/pcma": 8, "audio/pcm": 48}
+RESPONSE_OUTCOMES = ("completed", "failed", "incomplete", "incomplete_silent")
 
 
 def to_pcm16(audio: bytes, fmt: str) -> np.ndarray:
@@ -575,6 +617,9 @@ class ToolCallRule:
     on_turn: int | None = None
     when_text_contains: str | None = None
     once: bool = True
+    # A spoken preamble ("Let me check...") of this many ms of audio, as its own output item
+    # before the function call in the same response (the service does this). 0 = none.
+    preamble_ms: int = 0
 
     def matches(self, turn: int, text: str) -> bool:
         if self.on_turn is not None and self.on_turn == turn:
@@ -607,6 +652,31 @@ class SimulatorOptions:
     # Cut every session's TCP connection (no close frame) this long after it opened; 0 = never.
     # A service that keeps dropping sessions: what a client's reconnect budget is for.
     drop_after_s: float = 0.0
+    # Issue 10: what the real service does that the fast defaults above do not.
+    # When the caller's input transcription arrives: "before" (right after the commit) or
+    # "after" (after the response.created of the answer to it); the service does both.
+    transcription_timing: str = "before"
+    # All tool rules matching a turn fire in one response (several function_call items),
+    # instead of the first one only.
+    parallel_tool_calls: bool = False
+    # Pace output audio near real time, as the service streams it: each delta is followed by
+    # its own duration / realtime_pace (1.0 = real time, 1.5 = 50 % faster). 0 = off (the
+    # fixed, far-faster `delta_interval_s`).
+    realtime_pace: float = 0.0
+    # Deltas already in flight when a response is cancelled (turn_detected or client):
+    # this many more are still sent after the cancel, as the service's late deltas are.
+    late_deltas: int = 0
+    # Outcome of the n-th response (1-based order), then "completed" for the rest:
+    # "completed", "failed" (no output, status_details.error), "incomplete" (half the audio,
+    # reason max_output_tokens) or "incomplete_silent" (no audio, reason content_filter).
+    response_outcomes: tuple[str, ...] = ()
+    # Answer the first session.update with this error (event_id null, no param unless given):
+    # e.g. {"type": "server_error", "code": None, "message": "..."}. None = accept it.
+    session_update_error: dict[str, Any] | None = None
+    # Which schema decides what a client event may hold: "auto" (the `openai` SDK's models
+    # when importable, else the built-in tables), "sdk" (the same, named), "builtin".
+    # Semantic rules (`semantic_problem`) apply either way; see gateway/realtime/sim_sdk.py.
+    schema: str = "auto"
 
     @classmethod
     def from_mapping(cls, options: dict[str, Any]) -> SimulatorOptions:
@@ -629,12 +699,26 @@ class SimulatorOptions:
             rules.append(ToolCallRule(**rule))
         if "tool_calls" in values:
             values["tool_calls"] = tuple(rules)
-        for key in ("transcripts", "delta_sizes"):
+        for key in ("transcripts", "delta_sizes", "response_outcomes"):
             if key in values:
                 values[key] = tuple(values[key])
         if values.get("reply_format", "audio/pcmu") not in ("audio/pcmu", "audio/pcma"):
             raise ValueError("reply_format must be audio/pcmu or audio/pcma")
-        return cls(**values)
+        options = cls(**values)
+        options.check()
+        return options
+
+    def check(self) -> None:
+        """ValueError naming the option when a value is out of its range."""
+        if self.schema not in ("auto", "sdk", "builtin"):
+            raise ValueError("schema must be 'auto', 'sdk' or 'builtin'")
+        if self.transcription_timing not in ("before", "after"):
+            raise ValueError("transcription_timing must be 'before' or 'after'")
+        bad = [o for o in self.response_outcomes if o not in RESPONSE_OUTCOMES]
+        if bad:
+            raise ValueError(f"response_outcomes: unknown outcome(s) {', '.join(bad)}")
+        if self.realtime_pace < 0 or self.late_deltas < 0:
+            raise ValueError("realtime_pace and late_deltas must be >= 0")
 
 
 @dataclass(slots=True)
@@ -706,9 +790,20 @@ class Response:
     cancel_reason: str | None = None
     done: bool = False
     task: asyncio.Task[None] | None = None
+    outcome: str = "completed"  # RESPONSE_OUTCOMES
+    late_deltas_sent: int = 0  # deltas sent after the cancel (in flight, as on the service)
 
 
 _ids = itertools.count(1)
+_SDK_VALIDATOR: list[Any] = []  # loaded once, on first use
+
+
+def _sdk_validator() -> Any:
+    if not _SDK_VALIDATOR:
+        from gateway.realtime.sim_sdk import sdk_validator
+
+        _SDK_VALIDATOR.append(sdk_validator())
+    return _SDK_VALIDATOR[0]
 
 
 def _new_id(prefix: str) -> str:
@@ -757,6 +852,12 @@ class SimSession:
         self._idle_deadline_ms: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._expiring = False
+        self._deferred_transcriptions: list[dict[str, Any]] = []
+        self._setup_error_sent = False
+        self._sdk_validate = _sdk_validator() if options.schema != "builtin" else None
+        # (event type, which schema rejected it, why) whenever the SDK and the built-in tables
+        # disagree on an event: the SDK's verdict was used. Tests assert this stays empty.
+        self.schema_disagreements: list[tuple[str, str, str]] = []
 
     # -- config helpers ----------------------------------------------------------------------
 
@@ -854,7 +955,7 @@ class SimSession:
         self.client_events.append(
             Recorded(time.monotonic(), event if isinstance(event, dict) else {"_raw": event})
         )
-        problem = validate_client_event(event)
+        problem = self._validate(event)
         event_id = event.get("event_id") if isinstance(event, dict) else None
         if problem is not None:
             await self.send_error(
@@ -867,10 +968,51 @@ class SimSession:
         handler = getattr(self, "on_" + event["type"].replace(".", "_"))
         await handler(event, event_id)
 
+    def _validate(self, event: Any) -> Invalid | None:
+        builtin = validate_client_event(event)
+        sdk = self._sdk_validate
+        if (
+            sdk is None
+            or not isinstance(event, dict)
+            or event.get("type") not in _EVENT_FIELDS  # no handler for it here anyway
+            or event.get("type") == "input_audio_buffer.append"  # hot path; both agree
+        ):
+            return builtin
+        try:
+            sdk_problem = sdk(event)
+        except Exception:  # the SDK's own bug must not take the session down
+            return builtin
+        kind = str(event["type"])
+        if builtin is not None and sdk_problem is not None:
+            return builtin  # both reject: the built-in error has the service's wording
+        if sdk_problem is not None:
+            self.schema_disagreements.append((kind, "sdk", sdk_problem.message))
+            return Invalid(sdk_problem.code, sdk_problem.message, sdk_problem.param)
+        if builtin is None:
+            return None
+        semantic = semantic_problem(event)
+        if semantic is not None:
+            return semantic
+        self.schema_disagreements.append((kind, "builtin", builtin.message))
+        return None
+
     # -- session.update ----------------------------------------------------------------------
 
     async def on_session_update(self, event: dict[str, Any], event_id: str | None) -> None:
         session = event["session"]
+        scripted = self.options.session_update_error
+        if scripted is not None and not self._setup_error_sent:
+            # A setup failure that names no session parameter (a server_error, a quota):
+            # error.event_id null, as the service often sends it.
+            self._setup_error_sent = True
+            await self.send_error(
+                scripted.get("code"),
+                str(scripted.get("message") or "The server had an error."),
+                scripted.get("param"),
+                None,
+                str(scripted.get("type") or "server_error"),
+            )
+            return
         if session["type"] != "realtime":
             await self.send_error(
                 "invalid_value",
@@ -1091,18 +1233,22 @@ class SimSession:
             {"type": "conversation.item.done", "item": item.wire(), "previous_item_id": previous}
         )
         if self.config["audio"]["input"].get("transcription"):
-            await self.send(
-                {
-                    "type": "conversation.item.input_audio_transcription.completed",
-                    "item_id": item_id,
-                    "content_index": 0,
-                    "transcript": transcript,
-                    "usage": {
-                        "type": "duration",
-                        "seconds": round(len(audio) / (_BYTES_PER_MS[self.input_format] * 1000), 3),
-                    },
-                }
-            )
+            completed = {
+                "type": "conversation.item.input_audio_transcription.completed",
+                "item_id": item_id,
+                "content_index": 0,
+                "transcript": transcript,
+                "usage": {
+                    "type": "duration",
+                    "seconds": round(len(audio) / (_BYTES_PER_MS[self.input_format] * 1000), 3),
+                },
+            }
+            if self.options.transcription_timing == "after":
+                # The ASR pass is slower than the model: the text of this turn comes after
+                # the response.created of the answer to it.
+                self._deferred_transcriptions.append(completed)
+            else:
+                await self.send(completed)
 
     async def on_input_audio_buffer_commit(
         self, event: dict[str, Any], event_id: str | None
@@ -1304,6 +1450,12 @@ class SimSession:
         await self.send(
             {"type": "response.created", "response": self._response_wire(response, "in_progress")}
         )
+        outcomes = self.options.response_outcomes
+        if len(self.responses) <= len(outcomes):
+            response.outcome = outcomes[len(self.responses) - 1]
+        deferred, self._deferred_transcriptions = self._deferred_transcriptions, []
+        for completed in deferred:
+            await self.send(completed)
         response.task = self.spawn(self._generate(response, params or {}))
 
     def _response_wire(
@@ -1312,6 +1464,18 @@ class SimSession:
         details: dict[str, Any] | None = None
         if status == "cancelled":
             details = {"type": "cancelled", "reason": response.cancel_reason}
+        elif status == "failed":
+            details = {
+                "type": "failed",
+                "error": {
+                    "type": "server_error",
+                    "code": "server_error",
+                    "message": "The server had an error while processing your request.",
+                },
+            }
+        elif status == "incomplete":
+            reason = "content_filter" if response.outcome == "incomplete_silent" else None
+            details = {"type": "incomplete", "reason": reason or "max_output_tokens"}
         elif status == "completed":
             details = None
         return {
@@ -1333,28 +1497,60 @@ class SimSession:
             "usage": usage,
         }
 
-    def _pick_rule(self) -> ToolCallRule | None:
+    def _pick_rules(self) -> list[ToolCallRule]:
+        """The rules this response fires: the first match, or every match when
+        `parallel_tool_calls` (several function_call items in one response)."""
         if not self.pending_inputs_from_user:
-            return None
+            return []
+        picked = []
         for index, rule in enumerate(self.options.tool_calls):
             if rule.once and index in self.fired_rules:
                 continue
             if rule.matches(self.user_turns, self.last_user_text):
                 self.fired_rules.add(index)
-                return rule
-        return None
+                picked.append(rule)
+                if not self.options.parallel_tool_calls:
+                    break
+        return picked
 
     async def _generate(self, response: Response, params: dict[str, Any]) -> None:
-        rule = self._pick_rule()
+        rules = self._pick_rules()
         tool_result = self.pending_tool_result
         self.pending_inputs_from_user = False
         self.pending_tool_result = None
         output_ms = 0
-        if rule is not None:
-            await self._emit_function_call(response, rule)
+        outcome = response.outcome
+        if outcome in ("failed", "incomplete_silent"):
+            await asyncio.sleep(self.options.delta_interval_s)  # it fails before any output
+        elif rules:
+            output_index = 0
+            for rule in rules:
+                if response.cancel_reason is not None:
+                    break
+                if rule.preamble_ms > 0:
+                    preamble = tone(rule.preamble_ms, self.output_format, hz=330.0)
+                    output_ms += await self._emit_audio_message(
+                        response, output_index, preamble, "Let me check that for you."
+                    )
+                    output_index += 1
+                if response.cancel_reason is None:
+                    await self._emit_function_call(response, rule, output_index)
+                    output_index += 1
         else:
-            output_ms = await self._emit_audio_message(response, params, tool_result)
-        status = "cancelled" if response.cancel_reason else "completed"
+            audio = self._reply_audio()
+            if outcome == "incomplete":  # cut by max_output_tokens halfway
+                audio = audio[: len(audio) // 2]
+            output_ms = await self._emit_audio_message(
+                response, 0, audio, self._reply_text(tool_result)
+            )
+        if response.cancel_reason:
+            status = "cancelled"
+        elif outcome == "failed":
+            status = "failed"
+        elif outcome in ("incomplete", "incomplete_silent"):
+            status = "incomplete"
+        else:
+            status = "completed"
         input_tokens = 40 + 10 * len(self.items)
         usage = {
             "total_tokens": input_tokens + output_ms // 50,
@@ -1389,7 +1585,9 @@ class SimSession:
             }
         )
 
-    async def _emit_function_call(self, response: Response, rule: ToolCallRule) -> None:
+    async def _emit_function_call(
+        self, response: Response, rule: ToolCallRule, output_index: int = 0
+    ) -> None:
         item = Item(
             _new_id("item"),
             "function_call",
@@ -1401,12 +1599,12 @@ class SimSession:
         previous = next(reversed(self.items), None)
         self.items[item.id] = item
         response.output.append(item)
-        ids = {"response_id": response.id, "item_id": item.id, "output_index": 0}
+        ids = {"response_id": response.id, "item_id": item.id, "output_index": output_index}
         await self.send(
             {
                 "type": "response.output_item.added",
                 "response_id": response.id,
-                "output_index": 0,
+                "output_index": output_index,
                 "item": item.wire(),
             }
         )
@@ -1440,7 +1638,7 @@ class SimSession:
             {
                 "type": "response.output_item.done",
                 "response_id": response.id,
-                "output_index": 0,
+                "output_index": output_index,
                 "item": item.wire(),
             }
         )
@@ -1465,8 +1663,14 @@ class SimSession:
             return f"You said: {self.last_user_text}"
         return "This is the Realtime simulator."
 
+    def _delta_pause(self, chunk_bytes: int) -> float:
+        pace = self.options.realtime_pace
+        if pace <= 0:
+            return self.options.delta_interval_s
+        return chunk_bytes / _BYTES_PER_MS[self.output_format] / 1000.0 / pace
+
     async def _emit_audio_message(
-        self, response: Response, params: dict[str, Any], tool_result: Item | None
+        self, response: Response, output_index: int, audio: bytes, text: str
     ) -> int:
         fmt = self.output_format
         item = Item(
@@ -1483,14 +1687,14 @@ class SimSession:
         ids = {
             "response_id": response.id,
             "item_id": item.id,
-            "output_index": 0,
+            "output_index": output_index,
             "content_index": 0,
         }
         await self.send(
             {
                 "type": "response.output_item.added",
                 "response_id": response.id,
-                "output_index": 0,
+                "output_index": output_index,
                 "item": item.wire(),
             }
         )
@@ -1504,13 +1708,16 @@ class SimSession:
                 "part": {"type": "audio", "transcript": ""},
             }
         )
-        audio = self._reply_audio()
-        words = self._reply_text(tool_result).split()
+        words = text.split()
         sizes = itertools.cycle(self.options.delta_sizes)
         offset = 0
         word_index = 0
         spoken: list[str] = []
-        while offset < len(audio) and response.cancel_reason is None:
+        while offset < len(audio):
+            if response.cancel_reason is not None:
+                if response.late_deltas_sent >= self.options.late_deltas:
+                    break
+                response.late_deltas_sent += 1  # already on its way when the cancel came
             chunk = audio[offset : offset + next(sizes)]
             offset += len(chunk)
             item.audio += chunk
@@ -1528,7 +1735,7 @@ class SimSession:
                 await self.send(
                     {"type": "response.output_audio_transcript.delta", **ids, "delta": delta}
                 )
-            await asyncio.sleep(self.options.delta_interval_s)
+            await asyncio.sleep(self._delta_pause(len(chunk)))
         if response.cancel_reason is None and word_index < len(words):
             rest = words[word_index:]
             spoken.extend(rest)
@@ -1556,7 +1763,7 @@ class SimSession:
             {
                 "type": "response.output_item.done",
                 "response_id": response.id,
-                "output_index": 0,
+                "output_index": output_index,
                 "item": item.wire(),
             }
         )
@@ -1630,6 +1837,11 @@ class Simulator:
         return f"ws://{host}:{self.port}/v1/realtime?model={DEFAULT_MODEL}"
 
     async def start(self) -> None:
+        if self.options.schema != "builtin":
+            # Importing the SDK's models takes about half a second: done here, off the event
+            # loop, so that no session (and no call of a gateway serving this simulator
+            # in-process) waits for it.
+            await asyncio.to_thread(_sdk_validator)
         self._server = await ws_serve(
             self._handle, self.host, self.port, compression=None, max_size=16 * 1024 * 1024
         )

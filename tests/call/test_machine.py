@@ -71,6 +71,8 @@ SAMPLE_EVENTS: dict[type, object] = {
     m.SessionCapNear: m.SessionCapNear(),
     m.RolledOver: m.RolledOver(),
     m.DrainTimeout: m.DrainTimeout(),
+    m.IdleTimeout: m.IdleTimeout(),
+    m.InputTimeout: m.InputTimeout(),
 }
 
 POLICY = CallPolicy(

@@ -51,6 +51,8 @@ async def sim_factory(expect_invalid: list[dict[str, Any]]) -> AsyncIterator[Sim
                 check_client_event(record.event)
             for record in session.server_events:
                 check_server_event(record.event)
+            # The SDK's verdict and the built-in tables' must agree on every event sent.
+            assert session.schema_disagreements == [], session.schema_disagreements
 
 
 @pytest.fixture
