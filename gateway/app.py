@@ -1357,6 +1357,8 @@ class Gateway:
             metrics.realtime_response(fields["status"])
         elif kind == "idle":
             metrics.idle_event(fields["source"])
+        elif kind == "mcp" and record is not None:
+            record.add_mcp(now, fields["event"], {k: v for k, v in fields.items() if k != "event"})
 
     def _account_ended(
         self, live: LiveCall, cause: str, duration: float, stats: dict[str, Any]

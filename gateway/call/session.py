@@ -47,6 +47,7 @@ from gateway.observe.logs import log_event
 from gateway.realtime import events as rte
 from gateway.realtime import protocol
 from gateway.realtime.client import Endpoint, RealtimeClient, RealtimeError
+from gateway.realtime.mcp import McpEvent, mcp_record
 
 log = logging.getLogger("gateway.call")
 
@@ -114,7 +115,8 @@ class SessionStats:
 # Observer hook: `observe(kind, fields)` for what metrics and the call record need, with these
 # kinds: connected {connect_s}, response_latency {seconds}, barge_in {item_id, audio_end_ms,
 # action}, tool {name, tool_call_id, arguments, result, duration_ms, output}, usage {<kind>_tokens},
-# transcript {speaker, text}, reconnect {attempt}. It must not raise or block (hot-ish path).
+# transcript {speaker, text}, reconnect {attempt}, mcp {event, <summarised fields>}. It must
+# not raise or block (hot-ish path).
 Observer = Callable[[str, dict[str, Any]], None]
 
 
@@ -679,8 +681,27 @@ class CallSession:
         if translated is not None:
             self.dispatch(translated)
 
+    def _log_mcp(self, raw: dict[str, Any]) -> None:
+        """MCP activity the service reports (it calls the MCP servers itself): logged and
+        handed to the observer for the call record; nothing for the machine to decide."""
+        record = mcp_record(raw)
+        if record is None:
+            return
+        log_event(
+            log,
+            record.event,
+            record.message,
+            level=record.level,
+            call_id=self.call_id,
+            **record.fields,
+        )
+        self._emit("mcp", event=record.event, **record.fields)
+
     def _translate(self, event: Any) -> m.Event | None:
         match event:
+            case McpEvent(raw=raw):
+                self._log_mcp(raw)
+                return None
             case rte.AudioDelta(response_id=response_id, item_id=item_id, audio=audio):
                 if self._speech_stopped_at is not None:
                     latency = time.monotonic() - self._speech_stopped_at

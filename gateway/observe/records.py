@@ -100,6 +100,7 @@ class CallRecord:
         self._barge_ins: list[dict[str, Any]] = []
         self._dtmf: list[dict[str, Any]] = []
         self._tool_calls: list[dict[str, Any]] = []
+        self._mcp: list[dict[str, Any]] = []
         self._rtp: dict[str, Any] = {}
         self._usage: dict[str, int] = dict.fromkeys(USAGE_KEYS, 0)
         self._finished: dict[str, Any] | None = None
@@ -161,6 +162,11 @@ class CallRecord:
             entry["output"] = output
         self._tool_calls.append(entry)
 
+    def add_mcp(self, ts: float, event: str, fields: Mapping[str, Any]) -> None:
+        """MCP tool activity the Realtime service reported (gateway/realtime/mcp.py: summarised
+        fields, never a third party's data verbatim)."""
+        self._mcp.append({**self._at(ts), "event": event, **fields})
+
     def set_rtp_quality(self, stats: Mapping[str, Any]) -> None:
         """Stream counters at hangup (packets in/out, lost, jitter_ms, late, concealed...)."""
         self._rtp = dict(stats)
@@ -200,6 +206,7 @@ class CallRecord:
             "barge_ins": list(self._barge_ins),
             "dtmf": list(self._dtmf),
             "tool_calls": list(self._tool_calls),
+            "mcp": list(self._mcp),
             "rtp": dict(self._rtp),
             "usage": dict(self._usage),
         }

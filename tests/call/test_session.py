@@ -18,6 +18,7 @@ from gateway.call import machine as m
 from gateway.call.session import CallSession, SessionSettings
 from gateway.media.jitter import Frame
 from gateway.media.playout import FrameKind, PlayoutQueue
+from gateway.observe.logs import record_fields
 from gateway.realtime import protocol
 from gateway.realtime.client import Endpoint
 from gateway.realtime.simulator import Simulator, ToolCallRule
@@ -405,3 +406,31 @@ async def test_playout_overflow_is_counted_and_logged_once_per_item(
     assert session.stats.playout_overflow_bytes == 3 * 800
     warnings = [r for r in caplog.records if "playout bound" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_mcp_events_are_logged_and_observed(caplog: pytest.LogCaptureFixture) -> None:
+    """MCP activity (the service calls the MCP server itself) reaches the log and the observer
+    (the call record), summarised; the machine sees nothing of it."""
+    from gateway.realtime.mcp import McpEvent
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+    settings = SessionSettings(
+        Endpoint.custom("ws://127.0.0.1:9"),
+        protocol.SessionConfig(),
+        m.CallPolicy(),
+    )
+    session = CallSession(
+        "call-mcp",
+        settings,
+        FakeControl(),
+        PlayoutQueue("PCMU"),
+        observe=lambda kind, fields: seen.append((kind, fields)),
+    )
+    failed = {"type": "response.mcp_call.failed", "event_id": "e1", "item_id": "mc_1"}
+    with caplog.at_level("INFO"):
+        assert session._translate(McpEvent(failed["type"], failed)) is None
+    assert seen and seen[0][0] == "mcp" and seen[0][1]["event"] == "mcp.call"
+    assert seen[0][1]["item_id"] == "mc_1"
+    lines = [r for r in caplog.records if getattr(r, "event", "") == "mcp.call"]
+    assert lines and lines[0].levelname == "WARNING"
+    assert record_fields(lines[0])["call_id"] == "call-mcp"

@@ -209,3 +209,18 @@ def test_markers_of_live_processes_and_other_hosts_are_left_alone(tmp_path: Path
         alive.wait()
     recovered = recover_live_markers(tmp_path)  # the process is gone now
     assert [d["call_id"] for d in recovered] == ["alive"]
+
+
+def test_mcp_activity_is_recorded() -> None:
+    r = CallRecord("x", started_at=T0)
+    r.add_mcp(T0 + 1.5, "mcp.call", {"item_id": "mc_1", "status": "failed"})
+    doc = r.finish("remote_bye", ended_at=T0 + 2)
+    assert doc["mcp"] == [
+        {
+            "ts": doc["mcp"][0]["ts"],
+            "t_ms": 1500,
+            "event": "mcp.call",
+            "item_id": "mc_1",
+            "status": "failed",
+        }
+    ]
