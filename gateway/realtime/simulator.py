@@ -21,7 +21,6 @@ give are marked ASSUMED below (invalid_type wording, item_not_found, invalid_jso
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import binascii
@@ -29,7 +28,7 @@ import contextlib
 import itertools
 import time
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -1916,50 +1915,3 @@ async def serve(host: str = "127.0.0.1", port: int = 8765, **options: Any) -> No
         await asyncio.Future()
     finally:
         await simulator.stop()
-
-
-def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="gateway.realtime.simulator", description=__doc__.split("\n")[0]
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8765)
-    parser.add_argument("--reply-audio", help="file of raw G.711 bytes to answer every turn with")
-    parser.add_argument(
-        "--reply-format", choices=["audio/pcmu", "audio/pcma"], default="audio/pcmu"
-    )
-    parser.add_argument("--session-max-s", type=float, default=SESSION_LIMIT_S)
-    parser.add_argument(
-        "--script",
-        help='JSON file of simulator options, e.g. {"tool_calls": [{"name": "end_call", '
-        '"when_text_contains": "bye"}], "transcripts": ["hello", "bye"]}',
-    )
-    args = parser.parse_args(list(argv) if argv is not None else None)
-    options: dict[str, Any] = {}
-    if args.script:
-        try:
-            with open(args.script, "rb") as handle:
-                script = orjson.loads(handle.read())
-        except (OSError, orjson.JSONDecodeError) as exc:
-            parser.error(f"cannot read --script: {exc}")
-        if not isinstance(script, dict):
-            parser.error("--script must hold a JSON object")
-        options.update(script)
-    options.update(session_max_s=args.session_max_s, reply_format=args.reply_format)
-    if args.reply_audio:
-        try:
-            with open(args.reply_audio, "rb") as handle:
-                options["reply_audio"] = handle.read()
-        except OSError as exc:
-            parser.error(f"cannot read --reply-audio: {exc}")
-    try:
-        SimulatorOptions.from_mapping(options)
-    except (TypeError, ValueError) as exc:
-        parser.error(f"bad simulator options: {exc}")
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(args.host, args.port, **options))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

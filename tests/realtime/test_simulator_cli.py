@@ -1,4 +1,4 @@
-"""`python -m gateway.realtime.simulator` serves GA sessions; `open_session` connects+configures."""
+"""`python -m gateway simulator` (the one simulator entry point) serves GA sessions; `open_session` connects+configures."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ async def test_cli_serves_sessions():
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "gateway.realtime.simulator",
+        "gateway",
+        "simulator",
         "--host",
         "127.0.0.1",
         "--port",
@@ -53,10 +54,9 @@ async def test_open_session_closes_on_refused_config(sim):
 
 
 def test_cli_rejects_missing_reply_file(capsys):
-    from gateway.realtime.simulator import main
+    from gateway.cli import main
 
-    with pytest.raises(SystemExit):
-        main(["--reply-audio", "/nonexistent/reply.ul"])
+    assert main(["simulator", "--reply-audio", "/nonexistent/reply.ul"]) == 2
     assert "cannot read --reply-audio" in capsys.readouterr().err
 
 
@@ -81,10 +81,9 @@ def test_options_from_plain_data():
 
 
 def test_cli_rejects_bad_script(tmp_path, capsys):
-    from gateway.realtime.simulator import main
+    from gateway.cli import main
 
     script = tmp_path / "script.json"
     script.write_text('{"tool_calls": [{"name": "end_call", "when": "bye"}]}')
-    with pytest.raises(SystemExit):
-        main(["--script", str(script)])
+    assert main(["simulator", "--script", str(script)]) == 2
     assert "unknown field(s) when" in capsys.readouterr().err
