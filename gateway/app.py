@@ -93,7 +93,7 @@ from gateway.media.pacer import (
     PlayoutQueue,
     shared_clock,
 )
-from gateway.media.ports import PortAllocator, range_shortfall
+from gateway.media.ports import PortAllocator, pair_count, pairs_needed, range_shortfall
 from gateway.media.stream import NoFreePortError, RtpStream, StreamConfig
 from gateway.media_address import (
     INCOMPATIBLE_ADDRESS,
@@ -327,7 +327,14 @@ class Gateway:
             media.rtp_port_min, media.rtp_port_max, sip.max_calls, media.rtp_port_quarantine_s
         )
         if short:
-            log_event(log, "media.port_range_small", short, level=logging.WARNING)
+            log_event(
+                log,
+                "media.port_range_small",
+                short,
+                level=logging.WARNING,
+                port_pairs=pair_count(media.rtp_port_min, media.rtp_port_max),
+                pairs_needed=pairs_needed(sip.max_calls, media.rtp_port_quarantine_s),
+            )
         if self.realtime_mode:
             await self._start_realtime()
         self._recover_after_crash()
