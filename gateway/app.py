@@ -93,7 +93,7 @@ from gateway.media.pacer import (
     PlayoutQueue,
     shared_clock,
 )
-from gateway.media.ports import PortAllocator
+from gateway.media.ports import PortAllocator, pair_count, pairs_needed, range_shortfall
 from gateway.media.stream import NoFreePortError, RtpStream, StreamConfig
 from gateway.media_address import (
     INCOMPATIBLE_ADDRESS,
@@ -256,7 +256,11 @@ class Gateway:
         self.transport: Transport | None = None
         self.ua: UserAgent | None = None
         self.registrations: list[RegistrationClient] = []
-        self.ports = PortAllocator(config.media.rtp_port_min, config.media.rtp_port_max)
+        self.ports = PortAllocator(
+            config.media.rtp_port_min,
+            config.media.rtp_port_max,
+            config.media.rtp_port_quarantine_s,
+        )
         self.clock: MediaClock | None = None
         self._owned_tasks: set[asyncio.Task[Any]] = set()
         self.calls: dict[str, LiveCall] = {}
@@ -317,6 +321,19 @@ class Gateway:
                 f"{limits.tcp_max_connections} to fit the open-file limit {limits.fd_limit} "
                 f"({limits.fd_for_calls} descriptors kept for calls); raise it with ulimit -n",
                 level=logging.WARNING,
+            )
+        media = self.config.media
+        short = range_shortfall(
+            media.rtp_port_min, media.rtp_port_max, sip.max_calls, media.rtp_port_quarantine_s
+        )
+        if short:
+            log_event(
+                log,
+                "media.port_range_small",
+                short,
+                level=logging.WARNING,
+                port_pairs=pair_count(media.rtp_port_min, media.rtp_port_max),
+                pairs_needed=pairs_needed(sip.max_calls, media.rtp_port_quarantine_s),
             )
         if self.realtime_mode:
             await self._start_realtime()

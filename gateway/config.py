@@ -182,6 +182,9 @@ class MediaConfig:
     # c=IN IP6; "::" = bind all, advertise the local address towards the caller). Empty: IPv6
     # media only when sip.host is IPv6; otherwise such an offer gets 488 + Warning: 301.
     ipv6_address: str = ""
+    # A released RTP port pair waits this long before reuse (late packets of the old call must
+    # not reach a new one); 0 = off. Size the range for it: docs/deployment.md "RTP port range".
+    rtp_port_quarantine_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -798,6 +801,11 @@ def _validate_media_bounds(media: MediaConfig) -> None:
         raise ConfigError(f"media.rtp_latch_packets: {media.rtp_latch_packets} is not in 1-50")
     if not 20 <= media.input_burst_ms <= 5000:
         raise ConfigError(f"media.input_burst_ms: {media.input_burst_ms} is not in 20-5000 ms")
+    if not 0 <= media.rtp_port_quarantine_s <= 600:
+        raise ConfigError(
+            f"media.rtp_port_quarantine_s: {media.rtp_port_quarantine_s:g} is not in 0-600 s "
+            "(0 = off)"
+        )
     if not 1 <= media.playout_max_s <= 3600:
         raise ConfigError(f"media.playout_max_s: {media.playout_max_s:g} is not in 1-3600 s")
     if media.ipv6_address:

@@ -808,6 +808,7 @@ async def run_checks(
     results += check_media_safety(config)
     results.append(check_descriptors(config))
     results += check_model(config)
+    results.append(check_port_quarantine(config))
     return results
 
 
@@ -917,6 +918,31 @@ def check_descriptors(config: GatewayConfig, fd_limit: int | None = None) -> Che
         Status.WARN,
         f"{room} (sip.tcp_max_connections {limits.tcp_configured} is lowered to fit)",
         fix,
+    )
+
+
+def check_port_quarantine(config: GatewayConfig) -> CheckResult:
+    """The RTP range against sip.max_calls plus the pairs the port quarantine holds (issue 14)."""
+    from gateway.media.ports import pair_count, pairs_needed, range_shortfall
+
+    media = config.media
+    name = "RTP range vs quarantine"
+    short = range_shortfall(
+        media.rtp_port_min, media.rtp_port_max, config.sip.max_calls, media.rtp_port_quarantine_s
+    )
+    if short:
+        fix = (
+            "widen media.rtp_port_min-rtp_port_max, lower sip.max_calls or "
+            "media.rtp_port_quarantine_s (docs/deployment.md)"
+        )
+        return CheckResult(name, Status.WARN, short, fix)
+    have = pair_count(media.rtp_port_min, media.rtp_port_max)
+    need = pairs_needed(config.sip.max_calls, media.rtp_port_quarantine_s)
+    return CheckResult(
+        name,
+        Status.OK,
+        f"{have} pairs >= {need} for {config.sip.max_calls} calls with a "
+        f"{media.rtp_port_quarantine_s:g} s quarantine",
     )
 
 

@@ -80,6 +80,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="cut each session's connection this long after it opened (reconnect tests); 0 = never",
     )
+    parser.add_argument(
+        "--keep-sessions",
+        metavar="N",
+        type=int,
+        help="finished sessions kept for inspection, the most recent (default 50; live ones always)",
+    )
+    parser.add_argument(
+        "--keep-audio-chars",
+        metavar="N",
+        type=int,
+        help="base64 audio characters kept in each session's recorded events (default 2 MiB)",
+    )
 
 
 _FLAG_OPTIONS = {
@@ -91,6 +103,8 @@ _FLAG_OPTIONS = {
     "delta_interval_s": "delta_interval_s",
     "vad_db_at_half": "vad_db_at_half",
     "drop_after_s": "drop_after_s",
+    "keep_sessions": "keep_sessions",
+    "keep_audio_chars": "keep_audio_chars",
 }
 
 

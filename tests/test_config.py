@@ -480,6 +480,12 @@ def test_admission_env_overrides() -> None:
         ("[media]\ninput_burst_ms = 5\n", "media.input_burst_ms: 5 is not in 20-5000 ms"),
         ("[media]\nplayout_max_s = 0\n", "media.playout_max_s: 0 is not in 1-3600 s"),
         ('[media]\nrtp_latch_any_host = "yes"\n', "media.rtp_latch_any_host"),
+        (
+            "[media]\nrtp_port_quarantine_s = -1\n",
+            "media.rtp_port_quarantine_s: -1 is not in 0-600 s",
+        ),
+        ("[media]\nrtp_port_quarantine_s = 601\n", "media.rtp_port_quarantine_s: 601"),
+        ('[media]\nrtp_port_quarantine_s = "x"\n', "media.rtp_port_quarantine_s"),
     ],
 )
 def test_media_safety_keys_are_validated(tmp_path: Path, toml: str, needle: str) -> None:
@@ -495,6 +501,14 @@ def test_media_safety_defaults_and_env() -> None:
     env = {"SRG_MEDIA_RTP_LATCH_PACKETS": "5", "SRG_MEDIA_INPUT_BURST_MS": "300"}
     media = load_config(None, env=env).media
     assert (media.rtp_latch_packets, media.input_burst_ms) == (5, 300)
+
+
+def test_rtp_port_quarantine_default_zero_and_env(tmp_path: Path) -> None:
+    assert load_config(None, env={}).media.rtp_port_quarantine_s == 30.0
+    off = load_config(write(tmp_path, "[media]\nrtp_port_quarantine_s = 0\n"), env={})
+    assert off.media.rtp_port_quarantine_s == 0  # 0 = off is allowed
+    env = {"SRG_MEDIA_RTP_PORT_QUARANTINE_S": "5"}
+    assert load_config(None, env=env).media.rtp_port_quarantine_s == 5.0
 
 
 # ---- SIP resource limits (issue 9) -----------------------------------------------------------

@@ -704,3 +704,26 @@ def test_model_shutdown_within_60_days_warns(tmp_path: Path) -> None:
     assert [r.status for r in results] == [Status.WARN]
     assert "routes[0].realtime.model 'gpt-realtime-mini'" in results[0].message
     assert doctor.check_model(GatewayConfig(), today=date(2026, 12, 6))[0].status is Status.OK
+
+
+# -- issue 14: the RTP range against max_calls and the port quarantine -----------------------
+
+
+def test_port_quarantine_check_warns_when_the_range_is_too_small(tmp_path: Path) -> None:
+    ok = doctor.check_port_quarantine(GatewayConfig())
+    assert ok.status is Status.OK and "5000 pairs >= 150" in ok.message
+    # 120 pairs for 100 calls: enough for the live calls, not for the pairs in quarantine.
+    small = make_config(
+        tmp_path, "[sip]\nmax_calls = 100\n[media]\nrtp_port_min = 20000\nrtp_port_max = 20239\n"
+    )
+    warn = doctor.check_port_quarantine(small)
+    assert warn.status is Status.WARN
+    assert "holds 120 port pairs" in warn.message and "need 150" in warn.message
+    assert "media.rtp_port_quarantine_s" in warn.fix
+    # The same range with the quarantine off holds the calls.
+    off = dataclasses.replace(
+        small, media=dataclasses.replace(small.media, rtp_port_quarantine_s=0)
+    )
+    assert doctor.check_port_quarantine(off).status is Status.OK
+    results = asyncio.run(doctor.run_checks(small, realtime=False, registrations=False))
+    assert any(r.name == "RTP range vs quarantine" and r.status is Status.WARN for r in results)

@@ -16,6 +16,7 @@ port another process holds) with `release(port, failed=True)`, which quarantines
 
 from __future__ import annotations
 
+import math
 import random
 import secrets
 import time
@@ -23,6 +24,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 DEFAULT_QUARANTINE_S = 30.0
+# Sizing assumption (docs/deployment.md): calls last at least this long, so each concurrent
+# call slot frees a pair at most once per MIN_CALL_S, and that pair then waits quarantine_s.
+MIN_CALL_S = 60.0
 _RANDOM_PROBES = 16  # random tries before listing the free pairs
 
 
@@ -116,3 +120,32 @@ class PortAllocator:
             self.stats.bind_failures += 1
         else:
             self.stats.released += 1
+
+
+def pair_count(port_min: int, port_max: int) -> int:
+    """How many (even RTP, odd RTCP) pairs the range holds (0 when none)."""
+    first = port_min + (port_min % 2)
+    return max(0, (port_max - first + 1) // 2)
+
+
+def pairs_needed(max_calls: int, quarantine_s: float, min_call_s: float = MIN_CALL_S) -> int:
+    """Pairs a range needs so that `max_calls` calls renewed every `min_call_s` never run dry:
+    the live calls plus the pairs still in quarantine, max_calls * (1 + quarantine_s / min_call_s).
+    """
+    return math.ceil(max_calls * (1 + max(0.0, quarantine_s) / min_call_s))
+
+
+def range_shortfall(
+    port_min: int, port_max: int, max_calls: int, quarantine_s: float
+) -> str | None:
+    """Why the range is too small for max_calls under churn, or None when it is large enough."""
+    have = pair_count(port_min, port_max)
+    need = pairs_needed(max_calls, quarantine_s)
+    if have >= need:
+        return None
+    return (
+        f"RTP range {port_min}-{port_max} holds {have} port pairs; {max_calls} calls with a "
+        f"{quarantine_s:g} s port quarantine need {need} (max_calls * (1 + quarantine_s / "
+        f"{MIN_CALL_S:g}), calls lasting >= {MIN_CALL_S:g} s): under churn new calls get "
+        '"no free RTP port pair"'
+    )

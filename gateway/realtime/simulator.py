@@ -9,7 +9,9 @@ irregular deltas much faster than real time, and implements truncate/delete/canc
 active-response conflict, scripted function calls and the session time limit.
 
 Every client and server event is recorded per session with a monotonic timestamp so tests can
-assert on the exchange (`sim.sessions[id].client_events`, `sim.client_events`).
+assert on the exchange (`sim.sessions[id].client_events`, `sim.client_events`). So that a long
+run does not grow without bound (issue 14), only live sessions and the last `keep_sessions`
+finished ones are kept, and each keeps at most `keep_audio_chars` of recorded base64 audio.
 
 Error codes and messages taken from the reference: missing_required_parameter, unknown_parameter,
 invalid_value (incl. unknown event type, param "type"), conversation_already_has_active_response,
@@ -28,6 +30,7 @@ import contextlib
 import itertools
 import time
 import warnings
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -676,6 +679,14 @@ class SimulatorOptions:
     # when importable, else the built-in tables), "sdk" (the same, named), "builtin".
     # Semantic rules (`semantic_problem`) apply either way; see gateway/realtime/sim_sdk.py.
     schema: str = "auto"
+    # Memory over a long run (issue 14). Finished sessions kept for inspection (`sessions`),
+    # the most recent ones; older finished sessions are forgotten. Live sessions are always kept.
+    keep_sessions: int = 50
+    # Base64 audio kept in a session's recorded events (client input_audio_buffer.append
+    # `audio` + server response.output_audio.delta `delta`), in characters. Past it, recorded
+    # events keep their shape with "" as audio (`audio_chars_dropped` counts what went); what
+    # the session does with the audio is unchanged. 0 = record no audio.
+    keep_audio_chars: int = 2 * 1024 * 1024
 
     @classmethod
     def from_mapping(cls, options: dict[str, Any]) -> SimulatorOptions:
@@ -718,6 +729,8 @@ class SimulatorOptions:
             raise ValueError(f"response_outcomes: unknown outcome(s) {', '.join(bad)}")
         if self.realtime_pace < 0 or self.late_deltas < 0:
             raise ValueError("realtime_pace and late_deltas must be >= 0")
+        if self.keep_sessions < 0 or self.keep_audio_chars < 0:
+            raise ValueError("keep_sessions and keep_audio_chars must be >= 0")
 
 
 @dataclass(slots=True)
@@ -827,6 +840,10 @@ class SimSession:
         self.request_path = ws.request.path if ws.request is not None else ""
         self.client_events: list[Recorded] = []
         self.server_events: list[Recorded] = []
+        # Base64 audio characters kept in / left out of the recorded events (keep_audio_chars).
+        self.audio_chars_kept = 0
+        self.audio_chars_dropped = 0
+        self.ordinal = 0  # 1-based order of opening, set by the Simulator
         self.config: dict[str, Any] = _default_session(self.id, model, options.session_max_s)
         self.items: dict[str, Item] = {}
         self.response: Response | None = None
@@ -872,6 +889,25 @@ class SimSession:
     def turn_detection(self) -> dict[str, Any] | None:
         return self.config["audio"]["input"].get("turn_detection")
 
+    def _recordable(self, event: dict[str, Any]) -> dict[str, Any]:
+        """`event` as recorded: its audio kept while within keep_audio_chars, else ""."""
+        kind = event.get("type")
+        key = (
+            "audio"
+            if kind == "input_audio_buffer.append"
+            else "delta"
+            if kind == "response.output_audio.delta"
+            else None
+        )
+        audio = event.get(key) if key is not None else None
+        if not isinstance(audio, str):
+            return event
+        if self.audio_chars_kept + len(audio) <= self.options.keep_audio_chars:
+            self.audio_chars_kept += len(audio)
+            return event
+        self.audio_chars_dropped += len(audio)
+        return {**event, key: ""}
+
     def client_events_of(self, kind: str) -> list[dict[str, Any]]:
         return [r.event for r in self.client_events if r.type == kind]
 
@@ -882,7 +918,7 @@ class SimSession:
 
     async def send(self, event: dict[str, Any]) -> None:
         event = {"event_id": _new_id("event"), **event}
-        self.server_events.append(Recorded(time.monotonic(), event))
+        self.server_events.append(Recorded(time.monotonic(), self._recordable(event)))
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(orjson.dumps(event), text=True)
 
@@ -952,7 +988,10 @@ class SimSession:
             )  # ASSUMED code
             return
         self.client_events.append(
-            Recorded(time.monotonic(), event if isinstance(event, dict) else {"_raw": event})
+            Recorded(
+                time.monotonic(),
+                self._recordable(event) if isinstance(event, dict) else {"_raw": event},
+            )
         )
         problem = self._validate(event)
         event_id = event.get("event_id") if isinstance(event, dict) else None
@@ -1826,7 +1865,10 @@ class Simulator:
         self.host = host
         self.port = port
         self.options = options or SimulatorOptions()
+        # Live sessions and the last `options.keep_sessions` finished ones, in opening order.
         self.sessions: dict[str, SimSession] = {}
+        self.opened = 0  # sessions opened so far, forgotten ones included
+        self._finished: deque[str] = deque()
         self._server: Server | None = None
         self._new_session = asyncio.Condition()
 
@@ -1865,6 +1907,8 @@ class Simulator:
         query = parse_qs(urlsplit(ws.request.path if ws.request else "").query)
         model = (query.get("model") or [DEFAULT_MODEL])[0]
         session = SimSession(ws, self.options, model)
+        self.opened += 1
+        session.ordinal = self.opened
         self.sessions[session.id] = session
         async with self._new_session:
             self._new_session.notify_all()
@@ -1878,14 +1922,26 @@ class Simulator:
         finally:
             if drop is not None:
                 drop.cancel()
+            self._forget_old(session)
+
+    def _forget_old(self, finished: SimSession) -> None:
+        """Keep the last `keep_sessions` finished sessions; forget older ones (issue 14)."""
+        finished.buffer = bytearray()  # the input buffer is no use once the session is over
+        self._finished.append(finished.id)
+        while len(self._finished) > self.options.keep_sessions:
+            self.sessions.pop(self._finished.popleft(), None)
 
     async def wait_session(self, count: int = 1, timeout: float = 5.0) -> SimSession:  # noqa: ASYNC109 (every wait in the API is bounded)
-        """The `count`-th session opened (1-based), waiting for it if needed."""
+        """The `count`-th session opened (1-based), waiting for it if needed. LookupError if it
+        has finished and been forgotten (raise `keep_sessions`)."""
 
         async def ready() -> SimSession:
             async with self._new_session:
-                await self._new_session.wait_for(lambda: len(self.sessions) >= count)
-            return list(self.sessions.values())[count - 1]
+                await self._new_session.wait_for(lambda: self.opened >= count)
+            for session in self.sessions.values():
+                if session.ordinal == count:
+                    return session
+            raise LookupError(f"session {count} finished and was forgotten (keep_sessions)")
 
         return await asyncio.wait_for(ready(), timeout)
 

@@ -120,3 +120,67 @@ def test_bad_ranges_are_rejected(lo: int, hi: int) -> None:
 def test_negative_quarantine_rejected() -> None:
     with pytest.raises(ValueError, match="quarantine"):
         PortAllocator(10000, 10010, quarantine_s=-1)
+
+
+# ---- issue 14: configurable quarantine and the range sizing rule ---------------------------
+
+
+def test_quarantine_zero_reuses_a_released_pair_at_once() -> None:
+    alloc = PortAllocator(20000, 20001, quarantine_s=0, clock=FakeClock())
+    port = alloc.allocate()
+    assert port == 20000 and alloc.allocate() is None
+    alloc.release(port)
+    assert alloc.allocate() == 20000  # same instant: no quarantine
+
+
+def test_quarantine_n_holds_the_pair_exactly_n_seconds() -> None:
+    clock = FakeClock()
+    alloc = PortAllocator(20000, 20001, quarantine_s=5.0, clock=clock)
+    port = alloc.allocate()
+    assert port is not None
+    alloc.release(port)
+    clock.now += 4.999
+    assert alloc.allocate() is None
+    clock.now += 0.001
+    assert alloc.allocate() == 20000
+
+
+def churn_exhaustions(pairs: int, max_calls: int, quarantine_s: float, call_s: float) -> int:
+    """`max_calls` slots, each renewing a `call_s` call as soon as it ends (starts staggered
+    evenly over one call length), for ten call lengths on a fake clock: allocate() failures."""
+    from gateway.media.ports import pair_count
+
+    clock = FakeClock()
+    alloc = PortAllocator(
+        20000, 20000 + 2 * pairs - 1, quarantine_s, clock=clock, rng=random.Random(7)
+    )
+    assert alloc.capacity == pair_count(20000, 20000 + 2 * pairs - 1) == pairs
+    start = clock.now
+    held: list[int | None] = [None] * max_calls
+    ends = [start + call_s * i / max_calls for i in range(max_calls)]
+    failures = 0
+    for step in range(int(10 * call_s) + 1):
+        clock.now = start + step
+        for slot in range(max_calls):
+            if clock.now >= ends[slot]:
+                if held[slot] is not None:
+                    alloc.release(held[slot])  # type: ignore[arg-type]
+                held[slot] = alloc.allocate()
+                failures += held[slot] is None
+                ends[slot] += call_s
+    return failures
+
+
+def test_sizing_rule_matches_the_allocator_under_churn() -> None:
+    from gateway.media.ports import pairs_needed, range_shortfall
+
+    # 10 calls of 60 s with a 30 s quarantine: 10 live pairs + 5 in quarantine.
+    assert pairs_needed(10, 30) == 15
+    assert churn_exhaustions(15, 10, 30, 60) == 0
+    assert churn_exhaustions(14, 10, 30, 60) > 0  # sized for the calls alone: runs dry
+    assert churn_exhaustions(10, 10, 0, 60) == 0  # no quarantine: max_calls pairs suffice
+    assert pairs_needed(10, 0) == 10
+    assert pairs_needed(100, 30) == 150
+    assert range_shortfall(20000, 20029, 10, 30) is None  # 15 pairs
+    short = range_shortfall(20000, 20027, 10, 30)  # 14 pairs
+    assert short is not None and "holds 14 port pairs" in short and "need 15" in short

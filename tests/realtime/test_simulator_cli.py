@@ -87,3 +87,17 @@ def test_cli_rejects_bad_script(tmp_path, capsys):
     script.write_text('{"tool_calls": [{"name": "end_call", "when": "bye"}]}')
     assert main(["simulator", "--script", str(script)]) == 2
     assert "unknown field(s) when" in capsys.readouterr().err
+
+
+def test_cli_keep_flags_become_options(capsys):
+    import argparse
+
+    from gateway.cli import main
+    from gateway.simulator_cli import add_arguments, options_from_args
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--keep-sessions", "5", "--keep-audio-chars", "1000"])
+    assert options_from_args(args) == {"keep_sessions": 5, "keep_audio_chars": 1000}
+    assert main(["simulator", "--keep-sessions", "-1"]) == 2
+    assert "keep_sessions" in capsys.readouterr().err
