@@ -5,9 +5,10 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 ARGS   ?=
 
-# Debian packages the interop/e2e tests drive (real peers). Installed when missing.
-PEER_PKGS := sip-tester baresip-core kamailio tshark sox libsox-fmt-all espeak-ng
-PEER_BINS := sipp baresip kamailio tshark sox espeak-ng
+# Debian packages the interop/e2e tests drive (real peers; iproute2 builds the network
+# namespaces tests/security uses as foreign hosts). Installed when missing.
+PEER_PKGS := sip-tester baresip-core kamailio tshark sox libsox-fmt-all espeak-ng iproute2
+PEER_BINS := sipp baresip kamailio tshark sox espeak-ng ip
 
 .PHONY: run test soak lint format venv install install-test peers bench clean
 
