@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sip.uri import UriError, parse_params
+
 SDP = "application/sdp"
 MULTIPART = ("multipart/mixed", "multipart/related", "multipart/alternative")
 MAX_PARTS = 16
@@ -30,14 +32,20 @@ class Body:
 
 
 def _params(value: str) -> tuple[str, dict[str, str]]:
-    """`type/subtype; a=b; c="d"` -> ("type/subtype", {"a": "b", "c": "d"}), names lower-cased."""
-    media, *rest = value.split(";")
-    params: dict[str, str] = {}
-    for item in rest:
-        name, sep, val = item.partition("=")
-        if sep:
-            params[name.strip().lower()] = val.strip().strip('"')
-    return "".join(media.split()).lower(), params
+    """`type/subtype; a=b; c="d;e"` -> ("type/subtype", {"a": "b", "c": "d;e"}): the header
+    parameter grammar of sip/uri.py (quoted values may hold `;`), names lower-cased. A value
+    that does not parse has no parameters (a body is never a reason to raise)."""
+    media, sep, rest = value.partition(";")
+    try:
+        params = parse_params(rest) if sep else None
+    except UriError:
+        params = None
+    found = {
+        name.lower(): (v[1:-1] if v.startswith('"') and v.endswith('"') and len(v) > 1 else v)
+        for name, v in (params.items() if params is not None else [])
+        if v is not None
+    }
+    return "".join(media.split()).lower(), found
 
 
 def _part_headers(head: bytes) -> dict[str, str]:

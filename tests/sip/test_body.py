@@ -65,3 +65,8 @@ def test_only_the_first_parts_are_read() -> None:
 @given(st.binary(max_size=2000), st.text(min_size=1, max_size=20))
 def test_hostile_bodies_never_raise(body: bytes, boundary: str) -> None:
     read_body(f'multipart/mixed; boundary="{boundary}"', body)
+
+
+def test_quoted_boundary_may_hold_a_semicolon() -> None:
+    body = multipart(("application/sdp", None, SDP), boundary="b;1")
+    assert read_body('multipart/mixed; boundary="b;1"', body).sdp == SDP
