@@ -48,6 +48,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from gateway.config import ConfigError, GatewayConfig, RegistrationConfig, load_config, validate
+from gateway.http_post import is_loopback_host
 
 PROG = "sip-realtime-gateway check"
 DEFAULT_TIMEOUT_S = 10.0
@@ -669,19 +670,13 @@ async def check_registrations(
 # Secrets and call data at rest and in transit (issue 9)
 
 
-def _is_loopback(host: str) -> bool:
-    from gateway.http_post import is_loopback_host
-
-    return is_loopback_host(host)
-
-
 def check_realtime_transport(config: GatewayConfig) -> CheckResult:
     """The API key (and the call's audio) must not cross the network in clear: `ws://` is
     only for a local simulator or proxy."""
     name = "Realtime transport"
     url = config.realtime.url
     parts = urlsplit(url)
-    if parts.scheme != "ws" or _is_loopback(parts.hostname or ""):
+    if parts.scheme != "ws" or is_loopback_host(parts.hostname or ""):
         return CheckResult(name, Status.OK, f"{parts.scheme}:// to {parts.hostname}")
     if config.realtime.api_key:
         return CheckResult(
@@ -753,7 +748,7 @@ def check_plain_http_urls(config: GatewayConfig) -> list[CheckResult]:
     results = []
     for key, url, allowed in urls:
         parts = urlsplit(url)
-        if url and parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        if url and parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
             results.append(
                 CheckResult(
                     f"plain HTTP {key}",
