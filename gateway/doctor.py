@@ -47,6 +47,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
+from gateway.cli_args import add_config_arguments, overrides_from_args
 from gateway.config import ConfigError, GatewayConfig, RegistrationConfig, load_config, validate
 from gateway.http_post import is_loopback_host
 
@@ -1033,8 +1034,6 @@ def format_report(results: Sequence[CheckResult]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The `check` options (cli.py adds a `check` subparser and calls this)."""
-    from gateway.cli import add_config_arguments  # cli imports this module lazily too
-
     add_config_arguments(parser)
     parser.add_argument(
         "--skip-realtime", action="store_true", help="do not open a Realtime session"
@@ -1082,8 +1081,6 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
             args = build_parser().parse_args(list(args) if args is not None else None)
         except SystemExit as exc:
             return int(exc.code or 0)
-    from gateway.cli import overrides_from_args
-
     flags = argparse.Namespace(**{name: getattr(args, name, None) for name in _OVERRIDE_FLAGS})
     config_path = getattr(args, "config", None)
     if not logging.getLogger().handlers:
