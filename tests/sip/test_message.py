@@ -1,4 +1,5 @@
-"""SIP message parsing, serialisation, headers, Via/RFC 3581 and stream framing."""
+"""SIP message parsing, serialisation, headers, Via/RFC 3581 and stream framing
+(sip.message, sip.headers, sip.framing)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sip.message import (
-    FramingError,
+from sip.framing import FramingError, StreamFramer, is_keepalive
+from sip.headers import (
     HeaderError,
     Headers,
+    Via,
+    generate_branch,
+    generate_tag,
+    parse_via,
+    response_destination,
+)
+from sip.message import (
     Request,
     Response,
     SipParseError,
-    StreamFramer,
-    Via,
     apply_received_rport,
-    generate_branch,
-    generate_tag,
-    is_keepalive,
     parse_message,
-    parse_via,
-    response_destination,
 )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from sip.message import (
+from sip.framing import (
     MAX_MESSAGE_SIZE,
     FramingError,
     StreamFramer,
