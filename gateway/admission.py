@@ -2,7 +2,7 @@
 addresses, the admission metrics, and which keys SIGHUP may change.
 
 sip/admission.py holds the rule and the per-source state; this module only translates the
-configuration (sip.* keys, documented on gateway/config.py `SipConfig`) and reads the counters.
+configuration (sip.* keys, documented on gateway/config/schema.py `SipConfig`) and reads the counters.
 """
 
 from __future__ import annotations

@@ -81,8 +81,8 @@ from gateway.config import (
     load_config,
     registration_name,
 )
+from gateway.config.redact import configured_secrets
 from gateway.limits import limit_counts, sip_limits, transport_options
-from gateway.log_secrets import configured_secrets
 from gateway.media import g711
 from gateway.media.dtmf import InbandDtmfDetector
 from gateway.media.jitter import Frame, JitterBuffer

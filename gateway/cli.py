@@ -29,7 +29,7 @@ from gateway.config import (
     load_config,
     redacted,
 )
-from gateway.log_secrets import configured_secrets
+from gateway.config.redact import configured_secrets
 from gateway.observe.logs import configure_logging, log_event, set_secrets
 
 EXIT_OK = 0

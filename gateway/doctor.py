@@ -855,7 +855,7 @@ def check_control(config: GatewayConfig) -> list[CheckResult]:
 
 
 def check_admission(config: GatewayConfig) -> CheckResult:
-    """Who may make the gateway place a Realtime session (gateway/config.py SipConfig has the
+    """Who may make the gateway place a Realtime session (gateway/config/schema.py SipConfig has the
     rule): open admission (a /0 in sip.allow_networks) without digest is a warning."""
     sip = config.sip
     opened = [n for n in sip.allow_networks if ipaddress.ip_network(n, strict=False).prefixlen == 0]

@@ -650,7 +650,7 @@ def test_issue10_session_keys_are_validated_naming_the_key(
 
 
 def test_mcp_header_secrets_come_from_env_and_stay_redacted(tmp_path: Path) -> None:
-    from gateway.log_secrets import configured_secrets
+    from gateway.config.redact import configured_secrets
 
     path = write(
         tmp_path,
