@@ -49,7 +49,7 @@ from gateway.config.schema import (
     TransferTargetConfig,
     WebhooksConfig,
 )
-from gateway.config.validate import registration_name, server_transaction_cap, validate
+from gateway.config.validate import registration_name, validate
 from gateway.secret import Secret
 
 __all__ = [
@@ -86,6 +86,5 @@ __all__ = [
     "redacted",
     "registration_name",
     "route_config",
-    "server_transaction_cap",
     "validate",
 ]

@@ -89,12 +89,6 @@ def _validate_sip_limits(sip: SipConfig) -> None:
             raise ConfigError(f"sip.{key}: {value} is not in {low}-65535")
 
 
-def server_transaction_cap(sip: SipConfig) -> int:
-    """sip.max_server_transactions, or its automatic value: 100 per call (a call holds a few at
-    once: INVITE until Timer L, BYE, refreshes, one per INFO digit for 64*T1), at least 1000."""
-    return sip.max_server_transactions or max(1000, 100 * sip.max_calls)
-
-
 def validate(config: GatewayConfig) -> None:
     """Check values and cross-field rules; raise `ConfigError` naming the first bad key."""
     sip = config.sip
