@@ -51,7 +51,8 @@ TOP = (
     "gateway.serve",
 )
 
-# Whatever the machine imports must be pure: no sockets, tasks, clocks of the event loop, logs.
+# Whatever the machine imports must be pure: no sockets, tasks, files, clocks or logs (time is an
+# input of `step`, so a fake clock drives every test).
 MACHINE = "gateway.call.machine"
 MACHINE_IO = (
     "asyncio",
@@ -60,10 +61,17 @@ MACHINE_IO = (
     "selectors",
     "subprocess",
     "threading",
+    "multiprocessing",
+    "concurrent",
+    "signal",
+    "os",
+    "pathlib",
+    "time",
     "websockets",
     "aiohttp",
+    "httpx",
     "http",
-    "urllib.request",
+    "urllib",
     "logging",
     "gateway.observe",
     "gateway.media.stream",

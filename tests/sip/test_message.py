@@ -551,3 +551,19 @@ def test_fuzz_mutated_messages(base: bytes, edits: list[tuple[int, str, bytes]])
 def test_fuzz_structural_insertions(base: bytes, token: bytes, pos: int) -> None:
     pos %= len(base)
     _parse_or_error(base[:pos] + token + base[pos:])
+
+
+def test_names_imported_from_sip_message_are_the_split_modules_objects() -> None:
+    """issue 11: headers and framing live in their own modules; sip.message re-exports the names
+    the rest of the code imports from it, the very same objects (no second copy to drift)."""
+    import sip.framing
+    import sip.headers
+    import sip.message
+
+    for name in sip.message.__all__:
+        value = getattr(sip.message, name)
+        for home in (sip.headers, sip.framing):
+            if hasattr(home, name):
+                assert getattr(home, name) is value, name
+    assert sip.message.Headers is sip.headers.Headers
+    assert sip.message.StreamFramer is sip.framing.StreamFramer
