@@ -1,10 +1,12 @@
-"""The direction of imports in `sip/` and `gateway/` (docs: /work/shared/STYLE.md, "Direction of
-imports"; issue 11), and the size of source files.
+"""The direction of imports in `sip/` and `gateway/` (docs/architecture.md "Import direction";
+issue 11), and the size of source files.
 
 The test parses every module with `ast` (nothing is imported or executed) and collects every
 `import` and `from ... import`, at module level and inside functions alike: a lazy import is
 still a dependency, it only hides it from a reader. Relative imports are resolved. `from pkg
-import name` points at `pkg.name` when that is a module of ours, else at `pkg`.
+import name` points at `pkg.name` when that is a module of ours, else at `pkg`. An import names
+its deepest module only: the parent packages' `__init__` that Python runs on the way are not
+counted (they would put every package in a cycle with its own modules).
 
 Imports guarded by `if TYPE_CHECKING:` count for the direction rules (a type named from above
 is still knowledge of what lives above) but not for cycles (they never execute, so they cannot
