@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from sip.headers import decimal_value
 
-__all__ = ["MAX_MESSAGE_SIZE", "FramingError", "StreamFramer", "is_keepalive"]
+__all__ = ["MAX_MESSAGE_SIZE", "FramingError", "StreamFramer", "find_header_end", "is_keepalive"]
 
 MAX_MESSAGE_SIZE = 65535  # largest UDP payload; also our cap on a TCP message
 
@@ -23,7 +23,7 @@ def is_keepalive(data: bytes) -> bool:
     return _KEEPALIVE_BYTES.issuperset(data)
 
 
-def _find_header_end(data: bytes | bytearray, start: int) -> tuple[int, int]:
+def find_header_end(data: bytes | bytearray, start: int) -> tuple[int, int]:
     """(end of header block, start of body); (-1, -1) when there is no blank line yet."""
     crlf = data.find(b"\r\n\r\n", start)
     lf = data.find(b"\n\n", start)
@@ -83,7 +83,7 @@ class StreamFramer:
                             self.keepalives_received += 1
                         del buf[:skip]
                         continue
-                head_end, body_start = _find_header_end(buf, max(0, self._scanned - 3))
+                head_end, body_start = find_header_end(buf, max(0, self._scanned - 3))
                 if head_end < 0:
                     self._scanned = len(buf)
                     if len(buf) > self.max_header:

@@ -18,8 +18,10 @@ from sip.uri import Params, UriError, _split_unquoted, format_host, parse_host_p
 
 __all__ = [
     "BRANCH_MAGIC",
+    "CANONICAL_HEADER_NAMES",
     "MAX_CSEQ",
     "MULTI_VALUE_HEADERS",
+    "TOKEN_CHARS",
     "HeaderError",
     "Headers",
     "Via",
@@ -30,6 +32,8 @@ __all__ = [
     "parse_cseq",
     "parse_via",
     "response_destination",
+    "split_header_list",
+    "strip_brackets",
 ]
 
 BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 8.1.1.7
@@ -70,8 +74,8 @@ _KNOWN = (
 ).split()
 
 # lower-case spelling (full or compact) -> (lower-case canonical name, canonical name)
-_CANON: dict[str, tuple[str, str]] = {n.lower(): (n.lower(), n) for n in _KNOWN}
-_CANON.update({c: (n.lower(), n) for c, n in _COMPACT.items()})
+CANONICAL_HEADER_NAMES: dict[str, tuple[str, str]] = {n.lower(): (n.lower(), n) for n in _KNOWN}
+CANONICAL_HEADER_NAMES.update({c: (n.lower(), n) for c, n in _COMPACT.items()})
 
 # Headers whose value is a comma-separated list (RFC 3261 7.3.1); get_all() splits them.
 MULTI_VALUE_HEADERS = frozenset(
@@ -84,7 +88,7 @@ MULTI_VALUE_HEADERS = frozenset(
     ).split()
 )
 
-_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 
 
 class HeaderError(ValueError):
@@ -121,7 +125,7 @@ def _checked(value: object) -> str:
 
 def _canonical(name: str) -> tuple[str, str]:
     lower = name.lower()
-    hit = _CANON.get(lower)
+    hit = CANONICAL_HEADER_NAMES.get(lower)
     return hit if hit is not None else (lower, name)
 
 
@@ -176,7 +180,7 @@ class Headers:
         for key, _, value in self._items:
             if key == lower:
                 if lower in MULTI_VALUE_HEADERS and "," in value:
-                    return _split_list(value)[0]
+                    return split_header_list(value)[0]
                 return value
         return default
 
@@ -188,7 +192,7 @@ class Headers:
         for key, _, value in self._items:
             if key == lower:
                 if split and "," in value:
-                    out.extend(_split_list(value))
+                    out.extend(split_header_list(value))
                 else:
                     out.append(value)
         return out
@@ -200,7 +204,7 @@ class Headers:
         for i, (key, canon, old) in enumerate(self._items):
             if key == lower:
                 if lower in MULTI_VALUE_HEADERS and "," in old:
-                    rest = _split_list(old)[1:]
+                    rest = split_header_list(old)[1:]
                     value = ", ".join([value, *rest])
                 self._items[i] = (key, canon, value)
                 return
@@ -237,7 +241,7 @@ class Headers:
         return f"Headers({self.items()!r})"
 
 
-def _split_list(value: str) -> list[str]:
+def split_header_list(value: str) -> list[str]:
     return [part.strip() for part in _split_unquoted(value, ",") if part.strip()]
 
 
@@ -314,7 +318,7 @@ def parse_via(text: str) -> Via:
     if len(words) != 2:
         raise HeaderError(f"missing sent-by in Via {text!r}")
     transport = words[0].upper()
-    if not _TOKEN_CHARS.issuperset(transport):
+    if not TOKEN_CHARS.issuperset(transport):
         raise HeaderError(f"invalid Via transport {transport!r}")
     sent_by = "".join(words[1].split())
     try:
@@ -325,7 +329,7 @@ def parse_via(text: str) -> Via:
     return Via(transport, host, port, params)
 
 
-def _strip_brackets(host: str) -> str:
+def strip_brackets(host: str) -> str:
     return host[1:-1] if host.startswith("[") and host.endswith("]") else host
 
 
@@ -339,13 +343,13 @@ def response_destination(via: Via, transport: str | None = None) -> tuple[str, i
     default_port = 5061 if proto in ("TLS", "WSS") else 5060
     maddr = via.params.get("maddr")
     if maddr:
-        return _strip_brackets(maddr), via.port or default_port
+        return strip_brackets(maddr), via.port or default_port
     received = via.params.get("received")
     host = received or via.host
     rport = via.rport
     # RFC 3581 4: with a filled-in rport the response goes to the source port of the request.
     port = rport if rport is not None else (via.port or default_port)
-    return _strip_brackets(host), port
+    return strip_brackets(host), port
 
 
 def decimal_value(text: str, max_digits: int) -> int | None:
@@ -371,6 +375,6 @@ def parse_cseq(value: str) -> tuple[int, str]:
     sequence = decimal_value(number, 10)
     if sequence is None or sequence > MAX_CSEQ:
         raise HeaderError("CSeq number out of range")
-    if not _TOKEN_CHARS.issuperset(method):
+    if not TOKEN_CHARS.issuperset(method):
         raise HeaderError(f"invalid CSeq method {method!r}")
     return sequence, method

@@ -20,17 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sip.framing import MAX_MESSAGE_SIZE, FramingError, StreamFramer, _find_header_end, is_keepalive
+from sip.framing import MAX_MESSAGE_SIZE, FramingError, StreamFramer, find_header_end, is_keepalive
 from sip.headers import (
-    _CANON,
-    _TOKEN_CHARS,
     BRANCH_MAGIC,
+    CANONICAL_HEADER_NAMES,
     MULTI_VALUE_HEADERS,
+    TOKEN_CHARS,
     HeaderError,
     Headers,
     Via,
-    _split_list,
-    _strip_brackets,
     decimal_value,
     generate_branch,
     generate_call_id,
@@ -38,6 +36,8 @@ from sip.headers import (
     parse_cseq,
     parse_via,
     response_destination,
+    split_header_list,
+    strip_brackets,
 )
 from sip.uri import (
     SCHEMES,
@@ -150,11 +150,11 @@ def apply_received_rport(request: Request, source_host: str, source_port: int) -
     via = request.top_via
     if via is None:
         return False
-    source_host = _strip_brackets(source_host)
+    source_host = strip_brackets(source_host)
     if via.has_rport:
         via.params["rport"] = str(source_port)
         via.params["received"] = source_host
-    elif _strip_brackets(via.host) != source_host:
+    elif strip_brackets(via.host) != source_host:
         via.params["received"] = source_host
     else:
         return False
@@ -425,7 +425,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
         start += 1
     if start == size:
         raise SipParseError("empty message")
-    head_end, body_start = _find_header_end(data, start)
+    head_end, body_start = find_header_end(data, start)
     if head_end < 0:
         # RFC 3261 requires the empty line; a datagram that simply ends is tolerated as
         # "headers only", which is how several embedded stacks send bodiless requests.
@@ -462,7 +462,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
         reason = parts[2].strip() if len(parts) > 2 else ""
     else:
         parts = first.split()
-        if len(parts) > 3 and parts[-1].upper() == "SIP/2.0" and _TOKEN_CHARS.issuperset(parts[0]):
+        if len(parts) > 3 and parts[-1].upper() == "SIP/2.0" and TOKEN_CHARS.issuperset(parts[0]):
             # Whitespace inside the Request-URI (RFC 4475 3.1.2.6): the method and version
             # are clear, so the request is still answerable with a 400.
             errors.append(("Request-URI contains whitespace", 400))
@@ -470,7 +470,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
         if len(parts) != 3:
             raise SipParseError("malformed request line")
         method, uri_text, version = parts
-        if not _TOKEN_CHARS.issuperset(method):
+        if not TOKEN_CHARS.issuperset(method):
             raise SipParseError("malformed request line: invalid method")
         if not version.upper().startswith("SIP/"):
             raise SipParseError("malformed request line: no SIP version")
@@ -490,7 +490,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
     # ---- header fields
     headers = Headers()
     items = headers._items
-    canon_map = _CANON
+    canon_map = CANONICAL_HEADER_NAMES
     for line in lines[1:]:
         if line and line[-1] == "\r":
             line = line[:-1]
@@ -511,7 +511,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
-        if not colon or not name or not _TOKEN_CHARS.issuperset(name):
+        if not colon or not name or not TOKEN_CHARS.issuperset(name):
             errors.append((f"malformed header line {line[:40]!r}", 400))
             continue
         lower = name.lower()
@@ -541,7 +541,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
     via_text = found.get("via")
     if via_text is not None:
         try:
-            parse_via(_split_list(via_text)[0] if "," in via_text else via_text)
+            parse_via(split_header_list(via_text)[0] if "," in via_text else via_text)
         except (HeaderError, IndexError) as exc:
             answerable = False  # nowhere to send a 400
             errors.append((f"Bad Via header: {exc}"[:120], 400))
