@@ -11,30 +11,30 @@ from gateway.config.schema import ConfigError
 from gateway.http_post import plain_http_problem
 from sip.uri import UriError, parse_uri
 
-_SIP_URI = re.compile(r"^sips?:[^\s]+$", re.IGNORECASE)
-_HOSTNAME = re.compile(
+SIP_URI = re.compile(r"^sips?:[^\s]+$", re.IGNORECASE)
+HOSTNAME = re.compile(
     r"^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
 
 
-def _check_port(key: str, port: int, low: int = 1) -> None:
+def check_port(key: str, port: int, low: int = 1) -> None:
     if not low <= port <= 65535:
         raise ConfigError(f"{key}: {port} is not a valid port ({low}-65535)")
 
 
-def _check_ip(key: str, value: str) -> None:
+def check_ip(key: str, value: str) -> None:
     try:
         ipaddress.ip_address(value.strip("[]"))
     except ValueError:
         raise ConfigError(f"{key}: {value!r} is not an IP address") from None
 
 
-def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+def check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{key}: {value!r} is not one of {', '.join(choices)}")
 
 
-def _check_plain_http(key: str, url: str, allowed: bool, section: str) -> None:
+def check_plain_http(key: str, url: str, allowed: bool, section: str) -> None:
     """http:// only to loopback, or with `<section>.allow_plain_http = true` (issue 9)."""
     problem = plain_http_problem(url, allowed) if url else None
     if problem is not None:
@@ -43,7 +43,7 @@ def _check_plain_http(key: str, url: str, allowed: bool, section: str) -> None:
         )
 
 
-def _parses_as_uri(value: str) -> bool:
+def parses_as_uri(value: str) -> bool:
     # The same parser the registration client uses, so whatever passes here also starts.
     try:
         parse_uri(value)

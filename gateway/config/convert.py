@@ -17,7 +17,7 @@ from gateway.config.schema import ConfigError, McpServerConfig, Secret
 _RESOLVED_ONLY = {"realtime.api_key", "control.token"}
 
 
-def _build(cls: Any, raw: Any, prefix: str) -> Any:
+def build_section(cls: Any, raw: Any, prefix: str) -> Any:
     """Turn a TOML table into dataclass `cls`, checking types and rejecting unknown keys."""
     if isinstance(raw, cls):  # already built (a route's MCP servers, resolved at load)
         return raw
@@ -46,21 +46,23 @@ def _build(cls: Any, raw: Any, prefix: str) -> Any:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(f"{_join(prefix, f.name)}: required key is missing")
             continue
-        kwargs[f.name] = _convert(hints[f.name], raw[f.name], _join(prefix, f.name))
+        kwargs[f.name] = convert_value(hints[f.name], raw[f.name], _join(prefix, f.name))
     return cls(**kwargs)
 
 
-def _convert(hint: Any, value: Any, key: str) -> Any:
+def convert_value(hint: Any, value: Any, key: str) -> Any:
     origin = typing.get_origin(hint)
     if dataclasses.is_dataclass(hint):
-        return _build(hint, value, key)
+        return build_section(hint, value, key)
     if origin is tuple:
         item_type = typing.get_args(hint)[0]
         if not isinstance(value, list | tuple):
             raise ConfigError(f"{key}: expected a list, got {_describe(value)}")
         if dataclasses.is_dataclass(item_type):
-            return tuple(_build(item_type, item, f"{key}[{i}]") for i, item in enumerate(value))
-        return tuple(_convert(item_type, item, f"{key}[{i}]") for i, item in enumerate(value))
+            return tuple(
+                build_section(item_type, item, f"{key}[{i}]") for i, item in enumerate(value)
+            )
+        return tuple(convert_value(item_type, item, f"{key}[{i}]") for i, item in enumerate(value))
     if hint is dict or origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a table, got {_describe(value)}")

@@ -19,7 +19,7 @@ _ENV_SECTIONS = (
 )  # fmt: skip
 
 
-def _set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     section, _, key = dotted.partition(".")
     target = raw.setdefault(section, {})
     if not isinstance(target, dict):
@@ -48,12 +48,12 @@ def _is_table(hint: Any) -> bool:
     return bool(args) and dataclasses.is_dataclass(args[0])
 
 
-def _apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
+def apply_env(raw: dict[str, Any], env: Mapping[str, str]) -> None:
     for var, (section, name, hint) in _env_keys().items():
         if var not in env:
             continue
         text = env[var]
-        _set_dotted(raw, f"{section}.{name}", _parse_env_value(text, hint, var))
+        set_dotted(raw, f"{section}.{name}", _parse_env_value(text, hint, var))
 
 
 def _parse_env_value(text: str, hint: Any, var: str) -> Any:

@@ -8,10 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from gateway.config.convert import _build
-from gateway.config.env import _apply_env, _set_dotted
+from gateway.config.convert import build_section
+from gateway.config.env import apply_env, set_dotted
 from gateway.config.schema import ConfigError, GatewayConfig
-from gateway.config.secret_sources import _resolve_secrets
+from gateway.config.secret_sources import resolve_secrets
 from gateway.config.validate import validate
 
 
@@ -29,13 +29,13 @@ def load_config(
     raw: dict[str, Any] = {}
     if path is not None:
         raw = _read_toml(Path(path))
-    _apply_env(raw, env)
+    apply_env(raw, env)
     for dotted, value in (overrides or {}).items():
         if value is not None:
-            _set_dotted(raw, dotted, value)
+            set_dotted(raw, dotted, value)
     _normalise_routes(raw)
-    config = _build(GatewayConfig, raw, "")
-    config = _resolve_secrets(config, env)
+    config = build_section(GatewayConfig, raw, "")
+    config = resolve_secrets(config, env)
     validate(config)
     return config
 

@@ -12,8 +12,8 @@ import re
 import typing
 from typing import Any
 
-from gateway.config.checks import _SIP_URI, _check_choice, _check_plain_http, _parses_as_uri
-from gateway.config.convert import _convert
+from gateway.config.checks import SIP_URI, check_choice, check_plain_http, parses_as_uri
+from gateway.config.convert import convert_value
 from gateway.config.schema import CallsConfig, ConfigError, GatewayConfig, RealtimeConfig
 from gateway.realtime.models import REASONING_EFFORTS, takes_reasoning
 
@@ -38,27 +38,27 @@ def route_config(config: GatewayConfig, index: int) -> GatewayConfig:
             where = f"{prefix}.{section}.{key}"
             if key not in known or key in _ROUTE_FORBIDDEN.get(section, ()):
                 raise ConfigError(f"{where}: not a per-route {section} key")
-            changes[key] = _convert(hints[key], value, where)
+            changes[key] = convert_value(hints[key], value, where)
         sections[section] = dataclasses.replace(base, **changes)
     tools = config.tools
     if "*" not in route.tools:
         tools = tuple(t for t in config.tools if t.name in route.tools)
     result = dataclasses.replace(config, tools=tools, **sections)
     try:
-        _validate_realtime(result)
-        _validate_calls(result)
+        validate_realtime(result)
+        validate_calls(result)
     except ConfigError as exc:
         raise ConfigError(f"{prefix}.{exc}") from None
     return result
 
 
-def _validate_realtime(config: GatewayConfig) -> None:
+def validate_realtime(config: GatewayConfig) -> None:
     rt = config.realtime
-    _check_choice("realtime.provider", rt.provider, ("openai", "azure", "custom"))
-    _check_choice("realtime.simulator", rt.simulator, ("auto", "always", "never"))
-    _check_choice("realtime.turn_detection", rt.turn_detection, ("semantic_vad", "server_vad"))
-    _check_choice("realtime.eagerness", rt.eagerness, ("low", "medium", "high", "auto"))
-    _check_choice("realtime.noise_reduction", rt.noise_reduction, ("", "near_field", "far_field"))
+    check_choice("realtime.provider", rt.provider, ("openai", "azure", "custom"))
+    check_choice("realtime.simulator", rt.simulator, ("auto", "always", "never"))
+    check_choice("realtime.turn_detection", rt.turn_detection, ("semantic_vad", "server_vad"))
+    check_choice("realtime.eagerness", rt.eagerness, ("low", "medium", "high", "auto"))
+    check_choice("realtime.noise_reduction", rt.noise_reduction, ("", "near_field", "far_field"))
     if not 0.0 <= rt.vad_threshold <= 1.0:
         raise ConfigError(f"realtime.vad_threshold: {rt.vad_threshold} is not within 0..1")
     for key in ("prefix_padding_ms", "silence_duration_ms", "idle_timeout_ms"):
@@ -106,14 +106,14 @@ def _validate_session_fields(rt: RealtimeConfig) -> None:
         raise ConfigError(
             f"realtime.max_output_tokens: {rt.max_output_tokens} is not in 1-4096 (0 = no limit)"
         )
-    _check_choice("realtime.truncation", rt.truncation, ("auto", "disabled", "retention_ratio"))
+    check_choice("realtime.truncation", rt.truncation, ("auto", "disabled", "retention_ratio"))
     if not 0.0 <= rt.truncation_retention_ratio <= 1.0:
         raise ConfigError(
             f"realtime.truncation_retention_ratio: {rt.truncation_retention_ratio} is not "
             "within 0..1"
         )
     if rt.reasoning_effort:
-        _check_choice("realtime.reasoning_effort", rt.reasoning_effort, REASONING_EFFORTS)
+        check_choice("realtime.reasoning_effort", rt.reasoning_effort, REASONING_EFFORTS)
         if takes_reasoning(rt.model) is False:
             raise ConfigError(
                 f"realtime.reasoning_effort: model {rt.model!r} does not take reasoning "
@@ -134,7 +134,7 @@ def _validate_session_fields(rt: RealtimeConfig) -> None:
         for header in server.headers_env:
             if not _HEADER_NAME.fullmatch(header):
                 raise ConfigError(f"{key}.headers_env: {header!r} is not a header name")
-        _check_choice(f"{key}.require_approval", server.require_approval, ("always", "never"))
+        check_choice(f"{key}.require_approval", server.require_approval, ("always", "never"))
         for field_name in ("allowed_tools", "no_approval_tools"):
             for j, tool in enumerate(getattr(server, field_name)):
                 if not re.fullmatch(r"[A-Za-z0-9_.-]{1,128}", tool):
@@ -144,7 +144,7 @@ def _validate_session_fields(rt: RealtimeConfig) -> None:
     if choice in ("auto", "none", "required"):
         pass
     elif kind == "function" and re.fullmatch(r"[A-Za-z0-9_-]{1,64}", name):
-        pass  # the tool's existence is checked by _validate_calls (it knows the tool names)
+        pass  # the tool's existence is checked by validate_calls (it knows the tool names)
     elif kind == "mcp" and name in labels:
         pass
     else:
@@ -157,9 +157,9 @@ def _validate_session_fields(rt: RealtimeConfig) -> None:
 _DIGITS = "0123456789*#ABCD"
 
 
-def _validate_calls(config: GatewayConfig) -> None:
+def validate_calls(config: GatewayConfig) -> None:
     calls = config.calls
-    _check_choice("calls.dtmf_mode", calls.dtmf_mode, ("forward", "ignore"))
+    check_choice("calls.dtmf_mode", calls.dtmf_mode, ("forward", "ignore"))
     if calls.digit_terminator not in ("", *_DIGITS):
         raise ConfigError(
             f"calls.digit_terminator: {calls.digit_terminator!r} is not a DTMF digit (or empty)"
@@ -182,13 +182,13 @@ def _validate_calls(config: GatewayConfig) -> None:
         if not target.name or target.name in names:
             raise ConfigError(f"{key}.name: {target.name!r} is empty or used twice")
         names.add(target.name)
-        if not _SIP_URI.match(target.uri) or not _parses_as_uri(target.uri):
+        if not SIP_URI.match(target.uri) or not parses_as_uri(target.uri):
             raise ConfigError(f"{key}.uri: {target.uri!r} is not a sip: or sips: URI")
     for i, action in enumerate(calls.digit_actions):
         key = f"calls.digit_actions[{i}]"
         if len(action.digit) != 1 or action.digit not in _DIGITS:
             raise ConfigError(f"{key}.digit: {action.digit!r} is not one DTMF digit")
-        _check_choice(f"{key}.action", action.action, ("transfer", "hangup"))
+        check_choice(f"{key}.action", action.action, ("transfer", "hangup"))
         if action.action == "transfer" and action.target not in names:
             raise ConfigError(
                 f"{key}.target: {action.target!r} is not a calls.transfer_targets name"
@@ -201,7 +201,7 @@ def _validate_calls(config: GatewayConfig) -> None:
         tool_names.add(tool.name)
         if not tool.url.startswith(("http://", "https://")):
             raise ConfigError(f"{key}.url: {tool.url!r} is not an http:// or https:// URL")
-        _check_plain_http(f"{key}.url", tool.url, tool.allow_plain_http, key)
+        check_plain_http(f"{key}.url", tool.url, tool.allow_plain_http, key)
         if not 1 <= tool.max_response_bytes <= 64 * 1024 * 1024:
             raise ConfigError(
                 f"{key}.max_response_bytes: {tool.max_response_bytes} is not in 1-67108864"

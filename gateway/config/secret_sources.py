@@ -9,7 +9,7 @@ import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 
-from gateway.config.convert import _convert
+from gateway.config.convert import convert_value
 from gateway.config.schema import ConfigError, GatewayConfig, McpServerConfig, RouteConfig, Secret
 
 
@@ -33,7 +33,7 @@ def _read_secret(
     return inline
 
 
-def _resolve_secrets(config: GatewayConfig, env: Mapping[str, str]) -> GatewayConfig:
+def resolve_secrets(config: GatewayConfig, env: Mapping[str, str]) -> GatewayConfig:
     regs = tuple(
         dataclasses.replace(
             reg,
@@ -107,6 +107,6 @@ def _resolve_route_mcp(route: RouteConfig, index: int, env: Mapping[str, str]) -
     if raw is None:
         return route
     key = f"routes[{index}].realtime.mcp_servers"
-    built = _convert(tuple[McpServerConfig, ...], raw, key)
+    built = convert_value(tuple[McpServerConfig, ...], raw, key)
     realtime = {**route.realtime, "mcp_servers": _resolve_mcp(built, key, env)}
     return dataclasses.replace(route, realtime=realtime)

@@ -8,16 +8,16 @@ import ipaddress
 import re
 
 from gateway.config.checks import (
-    _HOSTNAME,
-    _SIP_URI,
-    _check_choice,
-    _check_ip,
-    _check_plain_http,
-    _check_port,
-    _parses_as_uri,
+    HOSTNAME,
+    SIP_URI,
+    check_choice,
+    check_ip,
+    check_plain_http,
+    check_port,
     is_ip_address,
+    parses_as_uri,
 )
-from gateway.config.per_call import _validate_calls, _validate_realtime, route_config
+from gateway.config.per_call import route_config, validate_calls, validate_realtime
 from gateway.config.schema import (
     VALID_CODECS,
     VALID_IDLE_AUDIO,
@@ -94,10 +94,10 @@ def validate(config: GatewayConfig) -> None:
     sip = config.sip
     # The bind address must be a literal: resolving names at start hides which interface
     # the gateway really listens on.
-    _check_ip("sip.host", sip.host)
-    _check_port("sip.port", sip.port)
+    check_ip("sip.host", sip.host)
+    check_port("sip.port", sip.port)
     if sip.advertised_host and not (
-        _HOSTNAME.match(sip.advertised_host) or is_ip_address(sip.advertised_host)
+        HOSTNAME.match(sip.advertised_host) or is_ip_address(sip.advertised_host)
     ):
         raise ConfigError(
             f"sip.advertised_host: {sip.advertised_host!r} is not an IP address or host name"
@@ -105,7 +105,7 @@ def validate(config: GatewayConfig) -> None:
     if not sip.transports:
         raise ConfigError("sip.transports: at least one transport is required (udp, tcp)")
     for i, transport in enumerate(sip.transports):
-        _check_choice(f"sip.transports[{i}]", transport, VALID_TRANSPORTS)
+        check_choice(f"sip.transports[{i}]", transport, VALID_TRANSPORTS)
     if sip.max_calls < 1:
         raise ConfigError(f"sip.max_calls: {sip.max_calls} must be at least 1")
     for i, net in enumerate(sip.allow_networks):
@@ -116,7 +116,7 @@ def validate(config: GatewayConfig) -> None:
     if not sip.codecs:
         raise ConfigError("sip.codecs: at least one codec is required (PCMU, PCMA)")
     for i, codec in enumerate(sip.codecs):
-        _check_choice(f"sip.codecs[{i}]", codec, VALID_CODECS)
+        check_choice(f"sip.codecs[{i}]", codec, VALID_CODECS)
     if sip.inbound_auth.username and not sip.inbound_auth.password:
         raise ConfigError("sip.inbound_auth.password: required when inbound_auth.username is set")
     _validate_admission(sip)
@@ -124,7 +124,7 @@ def validate(config: GatewayConfig) -> None:
 
     for i, reg in enumerate(config.registrations):
         key = f"registrations[{i}]"
-        if not _SIP_URI.match(reg.registrar) or not _parses_as_uri(reg.registrar):
+        if not SIP_URI.match(reg.registrar) or not parses_as_uri(reg.registrar):
             raise ConfigError(f"{key}.registrar: {reg.registrar!r} is not a sip: or sips: URI")
         if not reg.username:
             raise ConfigError(f"{key}.username: must not be empty")
@@ -140,14 +140,14 @@ def validate(config: GatewayConfig) -> None:
     media = config.media
     # Below 1024 needs root and collides with system services; RTP wants an even base port
     # (RFC 3550 11) with RTCP on the next odd one, so a range needs at least two ports.
-    _check_port("media.rtp_port_min", media.rtp_port_min, low=1024)
-    _check_port("media.rtp_port_max", media.rtp_port_max, low=1024)
+    check_port("media.rtp_port_min", media.rtp_port_min, low=1024)
+    check_port("media.rtp_port_max", media.rtp_port_max, low=1024)
     if media.rtp_port_max <= media.rtp_port_min:
         raise ConfigError(
             f"media.rtp_port_max: {media.rtp_port_max} must be greater than "
             f"media.rtp_port_min ({media.rtp_port_min})"
         )
-    _check_choice("media.idle_audio", media.idle_audio, VALID_IDLE_AUDIO)
+    check_choice("media.idle_audio", media.idle_audio, VALID_IDLE_AUDIO)
     if media.rtp_timeout_s < 0:
         raise ConfigError(f"media.rtp_timeout_s: {media.rtp_timeout_s} must be >= 0 (0 = off)")
     _validate_media_bounds(media)
@@ -161,14 +161,14 @@ def validate(config: GatewayConfig) -> None:
             f"calls.max_duration_s: {config.calls.max_duration_s} must be >= 0 (0 = unlimited)"
         )
 
-    _check_choice("log.level", config.log.level.upper(), VALID_LOG_LEVELS)
-    _check_choice("log.format", config.log.format, VALID_LOG_FORMATS)
+    check_choice("log.level", config.log.level.upper(), VALID_LOG_LEVELS)
+    check_choice("log.format", config.log.format, VALID_LOG_FORMATS)
 
     url = config.realtime.url
     if not (url.startswith("ws://") or url.startswith("wss://")):
         raise ConfigError(f"realtime.url: {url!r} is not a ws:// or wss:// URL")
-    _validate_realtime(config)
-    _validate_calls(config)
+    validate_realtime(config)
+    validate_calls(config)
     _validate_product(config)
     for i in range(len(config.routes)):
         route_config(config, i)  # raises naming routes[i].<key>
@@ -177,10 +177,10 @@ def validate(config: GatewayConfig) -> None:
 def _validate_product(config: GatewayConfig) -> None:
     """[control], [records], [webhooks], [shutdown], registration names and [[routes]]."""
     control = config.control
-    _check_ip("control.host", control.host)
-    _check_port("control.port", control.port, low=0)
+    check_ip("control.host", control.host)
+    check_port("control.port", control.port, low=0)
     for i, name in enumerate(control.allowed_hosts):
-        if not (_HOSTNAME.match(name) or is_ip_address(name)):
+        if not (HOSTNAME.match(name) or is_ip_address(name)):
             raise ConfigError(f"control.allowed_hosts[{i}]: {name!r} is not a host name")
     if not 1024 <= control.max_head_bytes <= 1024 * 1024:
         raise ConfigError(
@@ -203,7 +203,7 @@ def _validate_product(config: GatewayConfig) -> None:
         url = getattr(hooks, key)
         if url and not url.startswith(("http://", "https://")):
             raise ConfigError(f"webhooks.{key}: {url!r} is not an http:// or https:// URL")
-        _check_plain_http(f"webhooks.{key}", url, hooks.allow_plain_http, "webhooks")
+        check_plain_http(f"webhooks.{key}", url, hooks.allow_plain_http, "webhooks")
     if not 0.1 <= hooks.timeout_s <= 60:
         raise ConfigError(f"webhooks.timeout_s: {hooks.timeout_s} is not in 0.1-60 s")
     if not 0 <= hooks.max_response_bytes <= 64 * 1024 * 1024:
@@ -257,7 +257,7 @@ def _validate_product(config: GatewayConfig) -> None:
         for j, tool in enumerate(route.tools):
             if tool != "*" and tool not in tool_names:
                 raise ConfigError(f"{key}.tools[{j}]: {tool!r} is not a [[tools]] name")
-        _check_choice(f"{key}.recording", route.recording, ("", "on", "off"))
+        check_choice(f"{key}.recording", route.recording, ("", "on", "off"))
 
 
 def registration_name(reg: RegistrationConfig) -> str:

@@ -9,7 +9,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from gateway.config import GatewayConfig
-from gateway.doctor.network import _ip, _resolve, is_local_address, route_source
+from gateway.doctor.network import ip_or_none, is_local_address, resolve_host, route_source
 from gateway.doctor.results import DEFAULT_TIMEOUT_S, CheckResult, Status
 
 
@@ -35,7 +35,7 @@ async def _known_peers(
         except (UriError, ValueError):
             continue  # the configuration check reports it
         try:
-            addresses = await _resolve(host, timeout)
+            addresses = await resolve_host(host, timeout)
         except (OSError, TimeoutError):
             unresolved.append(reg.registrar)  # the registrations check says why
             continue
@@ -60,7 +60,7 @@ async def check_addresses(
     advertised_ip: str | None = None
     if sip.advertised_host:
         try:
-            advertised_ip = (await _resolve(sip.advertised_host, timeout))[0]
+            advertised_ip = (await resolve_host(sip.advertised_host, timeout))[0]
         except (OSError, TimeoutError, IndexError) as exc:
             return [
                 CheckResult(
@@ -134,9 +134,9 @@ async def check_addresses(
 
 def _check_sdp_address(advertised_ip: str | None, peer: _Peer) -> CheckResult:
     name = "SDP address"
-    peer_ip = _ip(peer.address)
+    peer_ip = ip_or_none(peer.address)
     ours = advertised_ip or route_source(peer.address)
-    our_ip = _ip(ours) if ours else None
+    our_ip = ip_or_none(ours) if ours else None
     if peer_ip is None or our_ip is None:
         return CheckResult(
             name,

@@ -9,7 +9,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from gateway.config import GatewayConfig
-from gateway.doctor.network import _ip
+from gateway.doctor.network import ip_or_none
 from gateway.doctor.results import CheckResult, Status
 from gateway.http_post import is_loopback_host
 
@@ -122,7 +122,7 @@ def check_control(config: GatewayConfig) -> list[CheckResult]:
     if not control.enabled:
         return [CheckResult(name, Status.OK, "disabled")]
     address = f"{control.host}:{control.port}"
-    host = _ip(control.host)
+    host = ip_or_none(control.host)
     loopback = host is not None and host.is_loopback
     if control.token_env or control.token_file or control.token.reveal():
         source = f"${control.token_env}" if control.token_env else control.token_file or "given"

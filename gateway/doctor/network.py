@@ -51,14 +51,14 @@ def route_source(peer: str) -> str | None:
         return None
 
 
-def _ip(value: str) -> IpAddress | None:
+def ip_or_none(value: str) -> IpAddress | None:
     try:
         return ipaddress.ip_address(value.strip("[]"))
     except ValueError:
         return None
 
 
-def _describe_bind_error(exc: OSError) -> str:
+def describe_bind_error(exc: OSError) -> str:
     if exc.errno == errno.EADDRINUSE:
         return "in use by another process"
     if exc.errno == errno.EACCES:
@@ -68,9 +68,9 @@ def _describe_bind_error(exc: OSError) -> str:
     return exc.strerror or str(exc)
 
 
-async def _resolve(host: str, timeout: float) -> list[str]:  # noqa: ASYNC109 (bounded by design)
+async def resolve_host(host: str, timeout: float) -> list[str]:  # noqa: ASYNC109 (bounded by design)
     """IP literals as themselves; names through the resolver (OSError/TimeoutError on failure)."""
-    if _ip(host) is not None:
+    if ip_or_none(host) is not None:
         return [host.strip("[]")]
     loop = asyncio.get_running_loop()
     infos = await asyncio.wait_for(loop.getaddrinfo(host, None, type=socket.SOCK_DGRAM), timeout)

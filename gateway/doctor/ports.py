@@ -10,8 +10,8 @@ import socket
 from pathlib import Path
 
 from gateway.config import GatewayConfig
-from gateway.doctor.network import _describe_bind_error, try_bind
-from gateway.doctor.results import CheckResult, Status, _severity
+from gateway.doctor.network import describe_bind_error, try_bind
+from gateway.doctor.results import CheckResult, Status, severity
 
 RTP_SAMPLE_PAIRS = 16
 
@@ -40,7 +40,7 @@ def check_sip_port(config: GatewayConfig) -> list[CheckResult]:
             errno.EADDRNOTAVAIL: "set sip.host to an address of this host, or 0.0.0.0",
         }.get(error.errno or 0, "check sip.host and sip.port")
         results.append(
-            CheckResult(name, Status.FAIL, f"{address}: {_describe_bind_error(error)}", fix)
+            CheckResult(name, Status.FAIL, f"{address}: {describe_bind_error(error)}", fix)
         )
     return results
 
@@ -90,13 +90,13 @@ def check_rtp_ports(
         status = Status.FAIL
         problems.append(f"contains the SIP port {sip.port}")
     if pairs < sip.max_calls:
-        status = max(status, Status.WARN, key=_severity)
+        status = max(status, Status.WARN, key=severity)
         problems.append(f"{pairs} RTP/RTCP pairs for sip.max_calls = {sip.max_calls}")
     ephemeral = ephemeral if ephemeral is not None else _ephemeral_range()
     if ephemeral is not None and low <= ephemeral[1] and ephemeral[0] <= high:
         # Outbound connections (the Realtime WebSocket, webhooks) take local ports from the
         # ephemeral range: an overlap makes RTP binds fail at random under load.
-        status = max(status, Status.WARN, key=_severity)
+        status = max(status, Status.WARN, key=severity)
         problems.append(f"overlaps the kernel's ephemeral port range {ephemeral[0]}-{ephemeral[1]}")
     if problems:
         results.append(
@@ -119,7 +119,7 @@ def check_rtp_ports(
         for p in (port, port + 1):
             error = try_bind(sip.host, p, socket.SOCK_DGRAM)
             if error is not None:
-                busy.append(f"{p} ({_describe_bind_error(error)})")
+                busy.append(f"{p} ({describe_bind_error(error)})")
     if not busy:
         results.append(
             CheckResult(

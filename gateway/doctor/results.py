@@ -53,5 +53,5 @@ def format_report(results: Sequence[CheckResult]) -> str:
     return "\n".join(lines)
 
 
-def _severity(status: Status) -> int:
+def severity(status: Status) -> int:
     return {Status.OK: 0, Status.SKIP: 0, Status.WARN: 1, Status.FAIL: 2}[status]
