@@ -1,58 +1,71 @@
-"""The gateway's side of inbound admission: config -> sip.admission policy, the registrars'
-addresses, the admission metrics, and which keys SIGHUP may change.
+"""The gateway's side of inbound admission: the [sip] settings -> sip.admission policy, the
+registrars' addresses, the admission metrics.
 
 sip/admission.py holds the rule and the per-source state; this module only translates the
-configuration (sip.* keys, documented on gateway/config.py `SipConfig`) and reads the counters.
+settings (sip.* keys, documented on gateway/config/schema.py `SipConfig`, passed down by the
+process as values typed by the protocols below) and reads the counters. Which keys SIGHUP may
+change is configuration knowledge: gateway/config/reload.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from gateway.config import GatewayConfig, RegistrationConfig, SipConfig
+from gateway.secret import Secret
 from sip.admission import AdmissionPolicy, is_open_network, parse_address
 from sip.uri import UriError, parse_uri
 from sip.useragent import InboundAuth, UserAgent
 
 log = logging.getLogger("gateway")
 
-# Keys SIGHUP applies to the running gateway. Everything else needs a restart: a reload that
-# changes one of those is refused as a whole, with an ERROR naming the keys.
-RELOADABLE_PREFIXES = (
-    "routes",
-    "tools",
-    "calls",
-    "realtime",
-    "sip.allow_networks",
-    "sip.admit_local",
-    "sip.inbound_auth",
-    "sip.max_calls",
-    "sip.invite_rate_per_source",
-    "sip.invite_burst_per_source",
-    "sip.max_calls_per_source",
-    "sip.max_tracked_sources",
-)
-# Connection-level [realtime] keys: the endpoint (and simulator) is chosen once at start.
-RESTART_ONLY = frozenset(
-    {
-        "realtime.url",
-        "realtime.api_key",
-        "realtime.api_key_env",
-        "realtime.provider",
-        "realtime.simulator",
-    }
-)
+
+class InboundAuthSettings(Protocol):
+    """[sip.inbound_auth] (gateway.config InboundAuthConfig)."""
+
+    @property
+    def realm(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def password(self) -> Secret: ...
+    @property
+    def nonce_ttl_s(self) -> float: ...
 
 
-def admission_policy(sip: SipConfig) -> AdmissionPolicy:
+class AdmissionSettings(Protocol):
+    """The admission keys of [sip] (gateway.config SipConfig)."""
+
+    @property
+    def allow_networks(self) -> tuple[str, ...]: ...
+    @property
+    def invite_rate_per_source(self) -> float: ...
+    @property
+    def invite_burst_per_source(self) -> int: ...
+    @property
+    def max_calls(self) -> int: ...
+    @property
+    def max_calls_per_source(self) -> int: ...
+    @property
+    def max_tracked_sources(self) -> int: ...
+    @property
+    def inbound_auth(self) -> InboundAuthSettings: ...
+
+
+class RegistrarSettings(Protocol):
+    """Where a [[registrations]] entry registers (gateway.config RegistrationConfig)."""
+
+    @property
+    def registrar(self) -> str: ...
+
+
+def admission_policy(sip: AdmissionSettings) -> AdmissionPolicy:
     return AdmissionPolicy(
         allow_networks=tuple(sip.allow_networks),
         invite_rate=sip.invite_rate_per_source,
@@ -62,7 +75,7 @@ def admission_policy(sip: SipConfig) -> AdmissionPolicy:
     )
 
 
-def inbound_auth(sip: SipConfig) -> InboundAuth | None:
+def inbound_auth(sip: AdmissionSettings) -> InboundAuth | None:
     auth = sip.inbound_auth
     if not auth.username:
         return None
@@ -71,12 +84,12 @@ def inbound_auth(sip: SipConfig) -> InboundAuth | None:
     )
 
 
-def open_networks(sip: SipConfig) -> list[str]:
+def open_networks(sip: AdmissionSettings) -> list[str]:
     """The /0 entries of allow_networks: admission is open to every source of that family."""
     return [n for n in sip.allow_networks if is_open_network(ipaddress.ip_network(n, strict=False))]
 
 
-def registrar_hosts(reg: RegistrationConfig) -> list[str]:
+def registrar_hosts(reg: RegistrarSettings) -> list[str]:
     """Where a registration's requests go: the registrar URI's host, and its maddr (which
     sip.useragent `resolve` sends to instead) when it has one."""
     try:
@@ -90,7 +103,7 @@ def registrar_hosts(reg: RegistrationConfig) -> list[str]:
     return [h for h in hosts if h]
 
 
-async def resolve_registrars(registrations: tuple[RegistrationConfig, ...]) -> list[str]:
+async def resolve_registrars(registrations: Iterable[RegistrarSettings]) -> list[str]:
     """The addresses of every registration's registrar: INVITEs from them are admitted.
     A name that does not resolve is logged and skipped (its calls get 403 until it does)."""
     loop = asyncio.get_running_loop()
@@ -113,34 +126,11 @@ async def resolve_registrars(registrations: tuple[RegistrationConfig, ...]) -> l
     return sorted(addresses)
 
 
-def apply_to_ua(ua: UserAgent, sip: SipConfig) -> None:
+def apply_to_ua(ua: UserAgent, sip: AdmissionSettings) -> None:
     """Push the admission-related sip.* keys into a running UA (start and SIGHUP)."""
     ua.max_calls = sip.max_calls
     ua.admission.configure(admission_policy(sip))
     ua.configure_inbound_auth(inbound_auth(sip))
-
-
-def changed_keys(old: Any, new: Any, prefix: str = "") -> list[str]:
-    """Dotted keys whose values differ (lists of tables compare as one key, e.g. `routes`)."""
-    if dataclasses.is_dataclass(old) and type(old) is type(new):
-        keys: list[str] = []
-        for f in dataclasses.fields(old):
-            where = f"{prefix}.{f.name}" if prefix else f.name
-            keys += changed_keys(getattr(old, f.name), getattr(new, f.name), where)
-        return keys
-    return [] if old == new else [prefix]
-
-
-def reloadable(key: str) -> bool:
-    if key in RESTART_ONLY:
-        return False
-    return any(key == p or key.startswith(p + ".") for p in RELOADABLE_PREFIXES)
-
-
-def reload_plan(old: GatewayConfig, new: GatewayConfig) -> tuple[list[str], list[str]]:
-    """(keys SIGHUP applies, keys that need a restart) between the running and the new config."""
-    changed = changed_keys(old, new)
-    return [k for k in changed if reloadable(k)], [k for k in changed if not reloadable(k)]
 
 
 class AdmissionCollector:

@@ -56,10 +56,8 @@ from gateway.admission import (
     AdmissionCollector,
     admission_policy,
     apply_to_ua,
-    changed_keys,
     inbound_auth,
     open_networks,
-    reload_plan,
     resolve_registrars,
 )
 from gateway.busy_port import bind_failure, with_errno
@@ -81,8 +79,9 @@ from gateway.config import (
     load_config,
     registration_name,
 )
+from gateway.config.redact import configured_secrets
+from gateway.config.reload import changed_keys, reload_plan
 from gateway.limits import limit_counts, sip_limits, transport_options
-from gateway.log_secrets import configured_secrets
 from gateway.media import g711
 from gateway.media.dtmf import InbandDtmfDetector
 from gateway.media.jitter import Frame, JitterBuffer

@@ -21,17 +21,29 @@ import secrets
 import stat
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from gateway.observe.logs import log_event
-
-if TYPE_CHECKING:
-    from gateway.config import ControlConfig
+from gateway.secret import Secret
 
 log = logging.getLogger("gateway.control")
 
 DEFAULT_TOKEN_FILE = ".srg/control.token"
 TOKEN_BYTES = 32  # 256 bits, URL-safe base64: 43 characters
+
+
+class TokenSettings(Protocol):
+    """What `control_token` reads: the [control] section (gateway.config ControlConfig), passed
+    down by the process as a value rather than imported from the configuration."""
+
+    @property
+    def token(self) -> Secret: ...
+    @property
+    def token_env(self) -> str: ...
+    @property
+    def token_file(self) -> str: ...
+    @property
+    def token_required(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +77,7 @@ def ensure_token_file(path: str | Path) -> TokenFile:
         ) from None
 
 
-def control_token(cfg: ControlConfig) -> str | None:
+def control_token(cfg: TokenSettings) -> str | None:
     """The token the control API requires, or None when `token_required = false` and none is
     configured. Logs where it comes from (never the token). TokenFileError names the path."""
     if cfg.token_env:

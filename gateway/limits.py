@@ -12,13 +12,54 @@ from __future__ import annotations
 
 import resource
 from dataclasses import dataclass
+from typing import Protocol
 
-from gateway.config import GatewayConfig, server_transaction_cap
 from sip.transport import Transport
 from sip.useragent import UserAgent
 
 FDS_PER_CALL = 3  # RTP + RTCP sockets, the Realtime WebSocket
 FD_RESERVE = 64
+
+
+# What the limits read from the configuration ([sip] and the RTP range of [media], gateway.config
+# SipConfig and MediaConfig): the process passes its configuration down as a value.
+class SipLimitSettings(Protocol):
+    @property
+    def max_calls(self) -> int: ...
+    @property
+    def max_server_transactions(self) -> int: ...
+    @property
+    def max_server_transactions_per_source(self) -> int: ...
+    @property
+    def tcp_max_connections(self) -> int: ...
+    @property
+    def tcp_max_connections_per_source(self) -> int: ...
+    @property
+    def tcp_message_deadline_s(self) -> float: ...
+    @property
+    def tcp_max_header_bytes(self) -> int: ...
+    @property
+    def tcp_max_body_bytes(self) -> int: ...
+
+
+class RtpRangeSettings(Protocol):
+    @property
+    def rtp_port_min(self) -> int: ...
+    @property
+    def rtp_port_max(self) -> int: ...
+
+
+class LimitSettings(Protocol):
+    @property
+    def sip(self) -> SipLimitSettings: ...
+    @property
+    def media(self) -> RtpRangeSettings: ...
+
+
+def server_transaction_cap(sip: SipLimitSettings) -> int:
+    """sip.max_server_transactions, or its automatic value: 100 per call (a call holds a few at
+    once: INVITE until Timer L, BYE, refreshes, one per INFO digit for 64*T1), at least 1000."""
+    return sip.max_server_transactions or max(1000, 100 * sip.max_calls)
 
 
 @dataclass(frozen=True)
@@ -40,7 +81,7 @@ def open_file_limit() -> int:
     return -1 if soft == resource.RLIM_INFINITY else int(soft)
 
 
-def sip_limits(config: GatewayConfig, fd_limit: int | None = None) -> SipLimits:
+def sip_limits(config: LimitSettings, fd_limit: int | None = None) -> SipLimits:
     sip = config.sip
     media = config.media
     nofile = open_file_limit() if fd_limit is None else fd_limit
@@ -59,7 +100,7 @@ def sip_limits(config: GatewayConfig, fd_limit: int | None = None) -> SipLimits:
     )
 
 
-def transport_options(config: GatewayConfig, limits: SipLimits) -> dict[str, int | float]:
+def transport_options(config: LimitSettings, limits: SipLimits) -> dict[str, int | float]:
     """Keyword arguments of sip.transport.Transport for these limits."""
     sip = config.sip
     return {

@@ -19,14 +19,12 @@ import ipaddress
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from gateway.call.settings import instructions_for
 from gateway.config import (
     ConfigError,
     GatewayConfig,
     RouteConfig,
-    load_config,
     registration_name,
     route_config,
 )
@@ -139,12 +137,6 @@ class RouteTable:
                 (_Matcher(route, registrar_hosts), Route(route.name, cfg, instructions, recording))
             )
         return cls(routes, default)
-
-
-def reload_routes(path: str | Path, env: Mapping[str, str]) -> tuple[GatewayConfig, RouteTable]:
-    """SIGHUP: read the config file again and resolve its routes (ConfigError on any problem)."""
-    config = load_config(path, env)
-    return config, RouteTable.load(config)
 
 
 def facts_from_invite(

@@ -14,19 +14,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import urllib.error
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
-from gateway.config import WebhooksConfig
 from gateway.http_post import HttpPostError, post
 from gateway.observe.logs import log_event
 
 log = logging.getLogger("gateway.webhooks")
 
 
+class WebhookSettings(Protocol):
+    """What the webhooks read: the [webhooks] section (gateway.config WebhooksConfig), passed
+    down by the process as a value rather than imported from the configuration."""
+
+    @property
+    def call_started_url(self) -> str: ...
+    @property
+    def call_ended_url(self) -> str: ...
+    @property
+    def timeout_s(self) -> float: ...
+    @property
+    def max_response_bytes(self) -> int: ...
+    @property
+    def allow_plain_http(self) -> bool: ...
+
+
 class Webhooks:
-    def __init__(self, config: WebhooksConfig, user_agent: str = "sip-realtime-gateway") -> None:
+    def __init__(self, config: WebhookSettings, user_agent: str = "sip-realtime-gateway") -> None:
         self.config = config
         self.user_agent = user_agent
         self.sent = 0
@@ -83,7 +98,7 @@ class Webhooks:
             task.cancel()
 
 
-def _post(url: str, body: bytes, config: WebhooksConfig, user_agent: str) -> int:
+def _post(url: str, body: bytes, config: WebhookSettings, user_agent: str) -> int:
     # HTTPError (4xx/5xx) is a URLError: reported as a failure by the caller.
     result = post(
         url,

@@ -1,7 +1,8 @@
-"""SIP requests and responses: headers, parsing, serialisation, framing (RFC 3261 7, 8, 18, 20).
+"""SIP requests and responses: parsing and serialisation (RFC 3261 7, 8, 18, 20).
 
 Sans-I/O: `parse_message(bytes)` gives a `Request` or `Response`, `msg.to_bytes()` gives bytes
-back, `StreamFramer` cuts a TCP byte stream into messages. Nothing here touches a socket.
+back. Nothing here touches a socket. Header fields, Via and CSeq live in sip.headers, stream
+framing in sip.framing; the names most code needs are importable from here too.
 
 Parsing is liberal where RFC 3261 and RFC 4475 ask us to be (LF-only line ends, leading CRLF
 keepalives, folded headers, compact names, any header-name case, odd whitespace around ':' and
@@ -17,26 +18,40 @@ never crash the parser and `to_bytes()` writes the very same bytes back.
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
+from sip.framing import MAX_MESSAGE_SIZE, FramingError, StreamFramer, find_header_end, is_keepalive
+from sip.headers import (
+    BRANCH_MAGIC,
+    CANONICAL_HEADER_NAMES,
+    MULTI_VALUE_HEADERS,
+    TOKEN_CHARS,
+    HeaderError,
+    Headers,
+    Via,
+    decimal_value,
+    generate_branch,
+    generate_call_id,
+    generate_tag,
+    parse_cseq,
+    parse_via,
+    response_destination,
+    split_header_list,
+    strip_brackets,
+)
 from sip.uri import (
     SCHEMES,
     NameAddr,
-    Params,
     SipUri,
     UriError,
-    _split_unquoted,
-    format_host,
     is_valid_scheme,
-    parse_host_port,
     parse_name_addr,
-    parse_params,
     parse_uri,
 )
 
+# Re-exported: the core types and the helpers the user agent and transport import from here.
 __all__ = [
+    "BRANCH_MAGIC",
     "MAX_MESSAGE_SIZE",
     "MULTI_VALUE_HEADERS",
     "REASON_PHRASES",
@@ -59,61 +74,6 @@ __all__ = [
     "parse_via",
     "response_destination",
 ]
-
-MAX_MESSAGE_SIZE = 65535  # largest UDP payload; also our cap on a TCP message
-BRANCH_MAGIC = "z9hG4bK"  # RFC 3261 8.1.1.7
-MAX_CSEQ = 2**31 - 1  # RFC 3261 8.1.1.5: the sequence number MUST be less than 2**31
-
-# RFC 3261 7.3.3 and the compact forms registered since (RFC 3265, 3515, 3892, 4028, 3841).
-_COMPACT = {
-    "i": "Call-ID",
-    "m": "Contact",
-    "f": "From",
-    "t": "To",
-    "v": "Via",
-    "l": "Content-Length",
-    "c": "Content-Type",
-    "k": "Supported",
-    "s": "Subject",
-    "e": "Content-Encoding",
-    "o": "Event",
-    "r": "Refer-To",
-    "u": "Allow-Events",
-    "x": "Session-Expires",
-    "b": "Referred-By",
-    "a": "Accept-Contact",
-    "j": "Reject-Contact",
-    "d": "Request-Disposition",
-}
-
-_KNOWN = (
-    "Accept Accept-Contact Accept-Encoding Accept-Language Alert-Info Allow Allow-Events "
-    "Authentication-Info Authorization Call-ID Call-Info Contact Content-Disposition "
-    "Content-Encoding Content-Language Content-Length Content-Type CSeq Date Error-Info Event "
-    "Expires From In-Reply-To Max-Forwards Min-Expires Min-SE MIME-Version Organization "
-    "P-Asserted-Identity P-Preferred-Identity Path Priority Privacy Proxy-Authenticate "
-    "Proxy-Authorization Proxy-Require RAck Reason Record-Route Refer-To Referred-By "
-    "Reject-Contact Reply-To Request-Disposition Require Retry-After Route RSeq Server "
-    "Service-Route Session-Expires Subject Subscription-State Supported Timestamp To "
-    "Unsupported User-Agent Via Warning WWW-Authenticate Replaces Diversion Remote-Party-ID"
-).split()
-
-# lower-case spelling (full or compact) -> (lower-case canonical name, canonical name)
-_CANON: dict[str, tuple[str, str]] = {n.lower(): (n.lower(), n) for n in _KNOWN}
-_CANON.update({c: (n.lower(), n) for c, n in _COMPACT.items()})
-
-# Headers whose value is a comma-separated list (RFC 3261 7.3.1); get_all() splits them.
-MULTI_VALUE_HEADERS = frozenset(
-    h.lower()
-    for h in (
-        "Via Route Record-Route Contact Allow Supported Require Proxy-Require Unsupported "
-        "Accept Accept-Encoding Accept-Language Allow-Events Content-Encoding In-Reply-To "
-        "Warning Path Service-Route Content-Language P-Asserted-Identity Reason Error-Info "
-        "Alert-Info Call-Info"
-    ).split()
-)
-
-_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
 
 REASON_PHRASES: dict[int, str] = {
     100: "Trying",
@@ -181,271 +141,6 @@ class SipParseError(Exception):
         self.status = status
 
 
-class FramingError(Exception):
-    """A stream (TCP) cannot be framed any more; the transport must close the connection."""
-
-
-class HeaderError(ValueError):
-    """A header value (Via, CSeq...) is malformed."""
-
-
-def generate_branch() -> str:
-    """A fresh RFC 3261 branch: magic cookie + 96 random bits."""
-    return BRANCH_MAGIC + secrets.token_hex(12)
-
-
-def generate_tag() -> str:
-    """A From/To tag with 64 random bits (RFC 3261 19.3 asks for at least 32)."""
-    return secrets.token_hex(8)
-
-
-def generate_call_id(host: str = "") -> str:
-    """A globally unique Call-ID (RFC 3261 8.1.1.4); `host` is only decoration."""
-    token = secrets.token_hex(16)
-    return f"{token}@{host}" if host else token
-
-
-# --------------------------------------------------------------------------------------------
-# Headers
-
-
-def _checked(value: object) -> str:
-    text = str(value)
-    if "\r" in text or "\n" in text:
-        # A CR/LF from application data would inject header lines into the message.
-        raise ValueError(f"header value contains CR/LF: {text[:40]!r}")
-    return text
-
-
-def _canonical(name: str) -> tuple[str, str]:
-    lower = name.lower()
-    hit = _CANON.get(lower)
-    return hit if hit is not None else (lower, name)
-
-
-class Headers:
-    """Ordered header fields; names case-insensitive, compact forms stored under full names."""
-
-    __slots__ = ("_items",)
-
-    def __init__(self, items: Iterable[tuple[str, str]] | None = None):
-        # (lower-case canonical name, canonical name as written, value)
-        self._items: list[tuple[str, str, str]] = []
-        if items is not None:
-            for name, value in items:
-                self.add(name, value)
-
-    def add(self, name: str, value: str) -> None:
-        lower, canon = _canonical(name)
-        self._items.append((lower, canon, _checked(value)))
-
-    def prepend(self, name: str, value: str) -> None:
-        """Insert before every other header (used to push a Via or Route on top)."""
-        lower, canon = _canonical(name)
-        self._items.insert(0, (lower, canon, _checked(value)))
-
-    def set(self, name: str, value: str) -> None:
-        """Replace every field of this name with one field, kept at the first one's position."""
-        lower, canon = _canonical(name)
-        value = _checked(value)
-        out: list[tuple[str, str, str]] = []
-        done = False
-        for item in self._items:
-            if item[0] == lower:
-                if not done:
-                    out.append((lower, canon, str(value)))
-                    done = True
-            else:
-                out.append(item)
-        if not done:
-            out.append((lower, canon, str(value)))
-        self._items = out
-
-    def remove(self, name: str) -> int:
-        """Remove every field of this name; return how many were removed."""
-        lower = _canonical(name)[0]
-        before = len(self._items)
-        self._items = [item for item in self._items if item[0] != lower]
-        return before - len(self._items)
-
-    def get(self, name: str, default: str | None = None) -> str | None:
-        """First value; for a list header (Via, Contact...) the first list element."""
-        lower = _canonical(name)[0]
-        for key, _, value in self._items:
-            if key == lower:
-                if lower in MULTI_VALUE_HEADERS and "," in value:
-                    return _split_list(value)[0]
-                return value
-        return default
-
-    def get_all(self, name: str) -> list[str]:
-        """Every value in order; list headers are split on commas outside quotes and <...>."""
-        lower = _canonical(name)[0]
-        out: list[str] = []
-        split = lower in MULTI_VALUE_HEADERS
-        for key, _, value in self._items:
-            if key == lower:
-                if split and "," in value:
-                    out.extend(_split_list(value))
-                else:
-                    out.append(value)
-        return out
-
-    def replace_first_value(self, name: str, value: str) -> None:
-        """Replace the first list element of the first field of `name` (e.g. the top Via)."""
-        lower = _canonical(name)[0]
-        value = _checked(value)
-        for i, (key, canon, old) in enumerate(self._items):
-            if key == lower:
-                if lower in MULTI_VALUE_HEADERS and "," in old:
-                    rest = _split_list(old)[1:]
-                    value = ", ".join([value, *rest])
-                self._items[i] = (key, canon, value)
-                return
-        self.add(name, value)
-
-    def __contains__(self, name: object) -> bool:
-        if not isinstance(name, str):
-            return False
-        lower = _canonical(name)[0]
-        return any(item[0] == lower for item in self._items)
-
-    def __iter__(self) -> Iterator[tuple[str, str]]:
-        return iter([(canon, value) for _, canon, value in self._items])
-
-    def items(self) -> list[tuple[str, str]]:
-        return [(canon, value) for _, canon, value in self._items]
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def copy(self) -> Headers:
-        h = Headers()
-        h._items = list(self._items)
-        return h
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Headers):
-            return NotImplemented
-        return [(k, v) for k, _, v in self._items] == [(k, v) for k, _, v in other._items]
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        return f"Headers({self.items()!r})"
-
-
-def _split_list(value: str) -> list[str]:
-    return [part.strip() for part in _split_unquoted(value, ",") if part.strip()]
-
-
-# --------------------------------------------------------------------------------------------
-# Via
-
-
-@dataclass(eq=True)
-class Via:
-    """One Via value: `SIP/2.0/UDP host:port;branch=...;rport;received=...` (RFC 3261 20.42)."""
-
-    transport: str = "UDP"
-    host: str = ""
-    port: int | None = None
-    params: Params = field(default_factory=Params)
-    protocol: str = "SIP/2.0"
-
-    @classmethod
-    def parse(cls, text: str) -> Via:
-        return parse_via(text)
-
-    def __str__(self) -> str:
-        return f"{self.protocol}/{self.transport} {format_host(self.host, self.port)}{self.params}"
-
-    @property
-    def branch(self) -> str | None:
-        return self.params.get("branch")
-
-    @property
-    def received(self) -> str | None:
-        return self.params.get("received")
-
-    @property
-    def maddr(self) -> str | None:
-        return self.params.get("maddr")
-
-    @property
-    def ttl(self) -> int | None:
-        value = self.params.get("ttl")
-        return int(value) if value and value.isdigit() and len(value) <= 3 else None
-
-    @property
-    def has_rport(self) -> bool:
-        """RFC 3581: the client asked for symmetric response routing (`;rport`)."""
-        return "rport" in self.params
-
-    @property
-    def rport(self) -> int | None:
-        """The rport value filled in by the server, None when absent or a bare flag."""
-        value = self.params.get("rport")
-        if not value or not value.isascii() or not value.isdigit() or len(value) > 5:
-            return None
-        port = int(value)
-        return port if port <= 65535 else None
-
-    @property
-    def sent_by(self) -> tuple[str, int | None]:
-        return self.host, self.port
-
-    def copy(self) -> Via:
-        return Via(self.transport, self.host, self.port, self.params.copy(), self.protocol)
-
-
-def parse_via(text: str) -> Via:
-    """Parse one Via value. RFC 4475 allows LWS around '/' and ':'; we accept it."""
-    head, semi, param_text = text.partition(";")
-    pieces = head.split("/", 2)
-    if len(pieces) != 3:
-        raise HeaderError(f"malformed Via sent-protocol in {text!r}")
-    name, version = pieces[0].strip().upper(), pieces[1].strip()
-    if name != "SIP" or version != "2.0":
-        raise HeaderError(f"unsupported Via protocol {name}/{version}")
-    words = pieces[2].split(None, 1)
-    if len(words) != 2:
-        raise HeaderError(f"missing sent-by in Via {text!r}")
-    transport = words[0].upper()
-    if not _TOKEN_CHARS.issuperset(transport):
-        raise HeaderError(f"invalid Via transport {transport!r}")
-    sent_by = "".join(words[1].split())
-    try:
-        host, port = parse_host_port(sent_by, what="Via sent-by")
-        params = parse_params(semi + param_text, what="Via parameter") if semi else Params()
-    except UriError as exc:
-        raise HeaderError(str(exc)) from None
-    return Via(transport, host, port, params)
-
-
-def _strip_brackets(host: str) -> str:
-    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
-
-
-def response_destination(via: Via, transport: str | None = None) -> tuple[str, int]:
-    """Where to send a response for a request whose top Via is `via` (RFC 3261 18.2.2, RFC 3581).
-
-    On a reliable transport the UA should first reuse the connection the request arrived on;
-    this gives the address to use otherwise. The host comes back without IPv6 brackets.
-    """
-    proto = (transport or via.transport).upper()
-    default_port = 5061 if proto in ("TLS", "WSS") else 5060
-    maddr = via.params.get("maddr")
-    if maddr:
-        return _strip_brackets(maddr), via.port or default_port
-    received = via.params.get("received")
-    host = received or via.host
-    rport = via.rport
-    # RFC 3581 4: with a filled-in rport the response goes to the source port of the request.
-    port = rport if rport is not None else (via.port or default_port)
-    return _strip_brackets(host), port
-
-
 def apply_received_rport(request: Request, source_host: str, source_port: int) -> bool:
     """Stamp `received`/`rport` on the top Via of an inbound request (RFC 3261 18.2.1, RFC 3581).
 
@@ -455,44 +150,16 @@ def apply_received_rport(request: Request, source_host: str, source_port: int) -
     via = request.top_via
     if via is None:
         return False
-    source_host = _strip_brackets(source_host)
+    source_host = strip_brackets(source_host)
     if via.has_rport:
         via.params["rport"] = str(source_port)
         via.params["received"] = source_host
-    elif _strip_brackets(via.host) != source_host:
+    elif strip_brackets(via.host) != source_host:
         via.params["received"] = source_host
     else:
         return False
     request.headers.replace_first_value("Via", str(via))
     return True
-
-
-def decimal_value(text: str, max_digits: int) -> int | None:
-    """An RFC 3261 `1*DIGIT` field (CSeq, Max-Forwards, Content-Length, Expires...): ASCII
-    digits only, leading zeros allowed (`0005` is 5, RFC 4475 3.1.1.x), at most `max_digits`
-    significant digits (so a megabyte of digits is refused before int() sees it)."""
-    if not text or not text.isascii() or not text.isdigit():
-        return None
-    significant = text.lstrip("0")
-    if len(significant) > max_digits:
-        return None
-    return int(significant) if significant else 0
-
-
-def parse_cseq(value: str) -> tuple[int, str]:
-    """`"314159 INVITE"` -> (314159, "INVITE"). Raises HeaderError."""
-    parts = value.split()
-    if len(parts) != 2:
-        raise HeaderError(f"malformed CSeq {value!r}")
-    number, method = parts
-    if not number.isascii() or not number.isdigit():
-        raise HeaderError(f"non-numeric CSeq number {number!r}")
-    sequence = decimal_value(number, 10)
-    if sequence is None or sequence > MAX_CSEQ:
-        raise HeaderError("CSeq number out of range")
-    if not _TOKEN_CHARS.issuperset(method):
-        raise HeaderError(f"invalid CSeq method {method!r}")
-    return sequence, method
 
 
 # --------------------------------------------------------------------------------------------
@@ -726,26 +393,6 @@ class Response(_Message):
 # --------------------------------------------------------------------------------------------
 # Parsing
 
-_KEEPALIVE_BYTES = frozenset(b"\r\n\t \x00")
-
-
-def is_keepalive(data: bytes) -> bool:
-    """True for CRLF pings (RFC 5626 4.4.1) and other all-whitespace/NUL keepalive datagrams."""
-    return _KEEPALIVE_BYTES.issuperset(data)
-
-
-def _find_header_end(data: bytes | bytearray, start: int) -> tuple[int, int]:
-    """(end of header block, start of body); (-1, -1) when there is no blank line yet."""
-    crlf = data.find(b"\r\n\r\n", start)
-    lf = data.find(b"\n\n", start)
-    # "\n\n" cannot occur inside a CRLF blank line, so whichever comes first is the real end
-    # (LF-only senders, or a mixed "\r\n\n").
-    if lf >= 0 and (crlf < 0 or lf < crlf):
-        return lf, lf + 2
-    if crlf >= 0:
-        return crlf, crlf + 4
-    return -1, -1
-
 
 def _decode(raw: bytes) -> str:
     try:
@@ -778,7 +425,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
         start += 1
     if start == size:
         raise SipParseError("empty message")
-    head_end, body_start = _find_header_end(data, start)
+    head_end, body_start = find_header_end(data, start)
     if head_end < 0:
         # RFC 3261 requires the empty line; a datagram that simply ends is tolerated as
         # "headers only", which is how several embedded stacks send bodiless requests.
@@ -815,7 +462,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
         reason = parts[2].strip() if len(parts) > 2 else ""
     else:
         parts = first.split()
-        if len(parts) > 3 and parts[-1].upper() == "SIP/2.0" and _TOKEN_CHARS.issuperset(parts[0]):
+        if len(parts) > 3 and parts[-1].upper() == "SIP/2.0" and TOKEN_CHARS.issuperset(parts[0]):
             # Whitespace inside the Request-URI (RFC 4475 3.1.2.6): the method and version
             # are clear, so the request is still answerable with a 400.
             errors.append(("Request-URI contains whitespace", 400))
@@ -823,7 +470,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
         if len(parts) != 3:
             raise SipParseError("malformed request line")
         method, uri_text, version = parts
-        if not _TOKEN_CHARS.issuperset(method):
+        if not TOKEN_CHARS.issuperset(method):
             raise SipParseError("malformed request line: invalid method")
         if not version.upper().startswith("SIP/"):
             raise SipParseError("malformed request line: no SIP version")
@@ -843,7 +490,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
     # ---- header fields
     headers = Headers()
     items = headers._items
-    canon_map = _CANON
+    canon_map = CANONICAL_HEADER_NAMES
     for line in lines[1:]:
         if line and line[-1] == "\r":
             line = line[:-1]
@@ -864,7 +511,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
-        if not colon or not name or not _TOKEN_CHARS.issuperset(name):
+        if not colon or not name or not TOKEN_CHARS.issuperset(name):
             errors.append((f"malformed header line {line[:40]!r}", 400))
             continue
         lower = name.lower()
@@ -894,7 +541,7 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
     via_text = found.get("via")
     if via_text is not None:
         try:
-            parse_via(_split_list(via_text)[0] if "," in via_text else via_text)
+            parse_via(split_header_list(via_text)[0] if "," in via_text else via_text)
         except (HeaderError, IndexError) as exc:
             answerable = False  # nowhere to send a 400
             errors.append((f"Bad Via header: {exc}"[:120], 400))
@@ -959,111 +606,3 @@ def _parse(data: bytes, max_size: int) -> Request | Response:
 
 
 _MANDATORY = {"via": "Via", "from": "From", "to": "To", "call-id": "Call-ID", "cseq": "CSeq"}
-
-
-# --------------------------------------------------------------------------------------------
-# Stream framing
-
-
-class StreamFramer:
-    """Cut a TCP byte stream into whole SIP messages by Content-Length (RFC 3261 18.3).
-
-    CRLF keepalives between messages (RFC 5626 3.5.1) are skipped and counted in
-    `keepalives_received`; a double-CRLF ping deserves a single CRLF pong, which the transport
-    sends when that counter moves. Any framing problem raises FramingError: the stream has lost
-    sync and the only safe move is to close the connection.
-
-    Incremental: the search for the blank line resumes where the previous one stopped (less a
-    3-byte overlap for a CRLFCRLF split across reads), and once the header block is found its
-    Content-Length is read once, so a peer trickling bytes costs O(bytes), not O(bytes^2).
-    The header block and the body have their own caps (`max_header`, `max_body`, both at most
-    `max_size`): a huge Content-Length is refused as soon as the header block ends, before any
-    of the body is read.
-    """
-
-    def __init__(
-        self,
-        max_size: int = MAX_MESSAGE_SIZE,
-        *,
-        max_header: int | None = None,
-        max_body: int | None = None,
-    ):
-        self.max_size = max_size
-        self.max_header = min(max_header or max_size, max_size)
-        self.max_body = min(max_body if max_body is not None else max_size, max_size)
-        self._buffer = bytearray()
-        self.keepalives_received = 0
-        self._scanned = 0  # bytes of the current header block searched without a blank line
-        self._total = -1  # length of the current message once its header block is known
-
-    def feed(self, data: bytes) -> list[bytes]:
-        self._buffer += data
-        buf = self._buffer
-        out: list[bytes] = []
-        while buf:
-            if self._total < 0:
-                if self._scanned == 0:
-                    skip = 0
-                    n = len(buf)
-                    while skip < n and buf[skip] in (13, 10):
-                        skip += 1
-                    if skip:
-                        if buf.count(b"\n", 0, skip) >= 2 or skip >= 4:
-                            self.keepalives_received += 1
-                        del buf[:skip]
-                        continue
-                head_end, body_start = _find_header_end(buf, max(0, self._scanned - 3))
-                if head_end < 0:
-                    self._scanned = len(buf)
-                    if len(buf) > self.max_header:
-                        raise FramingError(
-                            f"header block exceeds maximum of {self.max_header} bytes"
-                        )
-                    break
-                if head_end > self.max_header:
-                    raise FramingError(f"header block exceeds maximum of {self.max_header} bytes")
-                length = _stream_content_length(bytes(buf[:head_end]))
-                if length > self.max_body:
-                    raise FramingError(
-                        f"Content-Length {length} exceeds maximum body of {self.max_body} bytes"
-                    )
-                total = body_start + length
-                if total > self.max_size:
-                    raise FramingError(f"message of {total} bytes exceeds maximum {self.max_size}")
-                self._total = total
-            if len(buf) < self._total:
-                break
-            out.append(bytes(buf[: self._total]))
-            del buf[: self._total]
-            self._total = -1
-            self._scanned = 0
-        return out
-
-    @property
-    def buffered(self) -> int:
-        return len(self._buffer)
-
-    @property
-    def in_message(self) -> bool:
-        """True while part of a message (not only keepalive CRLFs) is buffered."""
-        return self._total >= 0 or self._scanned > 0
-
-
-def _stream_content_length(head: bytes) -> int:
-    found: set[int] = set()
-    for line in head.split(b"\n"):
-        name, colon, value = line.partition(b":")
-        if not colon:
-            continue
-        lowered = name.strip().lower()
-        if lowered in (b"content-length", b"l"):
-            text = value.strip()
-            declared = decimal_value(text.decode("ascii", "replace"), 9)
-            if declared is None:
-                raise FramingError(f"bad Content-Length {text[:20]!r} on stream")
-            found.add(declared)
-    if not found:
-        raise FramingError("Content-Length is required on stream transports (RFC 3261 18.3)")
-    if len(found) > 1:
-        raise FramingError("conflicting Content-Length headers on stream")
-    return found.pop()

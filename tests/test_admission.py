@@ -10,10 +10,8 @@ from gateway.admission import (
     AdmissionCollector,
     admission_policy,
     apply_to_ua,
-    changed_keys,
     inbound_auth,
     open_networks,
-    reload_plan,
     resolve_registrars,
 )
 from gateway.config import (
@@ -23,6 +21,7 @@ from gateway.config import (
     Secret,
     SipConfig,
 )
+from gateway.config.reload import changed_keys, reload_plan
 from sip.transport import Transport
 from sip.useragent import UserAgent
 

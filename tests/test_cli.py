@@ -306,7 +306,8 @@ def test_simulator_subcommand_delegates(port_block: int) -> None:
 
 
 def test_drain_timeout_flag_overrides_the_config(tmp_path: Path) -> None:
-    from gateway.cli import build_parser, overrides_from_args
+    from gateway.cli import build_parser
+    from gateway.cli_args import overrides_from_args
     from gateway.config import load_config
 
     config_path = tmp_path / "gw.toml"
@@ -364,7 +365,8 @@ def test_busy_control_port_says_in_use_and_names_the_flag(port_block: int) -> No
 
 
 def test_control_port_flag_sets_the_key() -> None:
-    from gateway.cli import build_parser, overrides_from_args
+    from gateway.cli import build_parser
+    from gateway.cli_args import overrides_from_args
 
     args = build_parser().parse_args(["run", "--control-port", "9191"])
     assert overrides_from_args(args)["control.port"] == 9191

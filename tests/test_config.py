@@ -650,7 +650,7 @@ def test_issue10_session_keys_are_validated_naming_the_key(
 
 
 def test_mcp_header_secrets_come_from_env_and_stay_redacted(tmp_path: Path) -> None:
-    from gateway.log_secrets import configured_secrets
+    from gateway.config.redact import configured_secrets
 
     path = write(
         tmp_path,
@@ -686,3 +686,53 @@ def test_tool_choice_names_a_tool_the_call_is_offered(tmp_path: Path) -> None:
         env={},
     )
     assert ok.realtime.tool_choice == "function:transfer_call"
+
+
+# --------------------------------------------------------------------------------------------
+# issue 11: the package layout, and the settings protocols of the modules below the top
+
+
+def test_every_public_name_is_importable_from_gateway_config() -> None:
+    import gateway.config as config_package
+    from gateway.secret import Secret as LowSecret
+
+    for name in config_package.__all__:
+        assert getattr(config_package, name) is not None, name
+    assert config_package.Secret is LowSecret  # one Secret type, defined below the config
+
+
+@pytest.mark.parametrize(
+    ("protocol_path", "section"),
+    [
+        ("gateway.webhooks:WebhookSettings", "webhooks"),
+        ("gateway.control_token:TokenSettings", "control"),
+        ("gateway.limits:SipLimitSettings", "sip"),
+        ("gateway.limits:RtpRangeSettings", "media"),
+        ("gateway.limits:LimitSettings", ""),
+        ("gateway.admission:AdmissionSettings", "sip"),
+        ("gateway.admission:InboundAuthSettings", "sip.inbound_auth"),
+    ],
+)
+def test_settings_protocols_name_fields_of_the_config_section(
+    protocol_path: str, section: str
+) -> None:
+    """Modules below the top type what they read with a Protocol the config dataclass satisfies;
+    a renamed or retyped config field must fail here, not at the first call."""
+    import dataclasses
+    import importlib
+    import typing
+
+    module_name, _, protocol_name = protocol_path.partition(":")
+    protocol = getattr(importlib.import_module(module_name), protocol_name)
+    target: object = GatewayConfig()
+    for part in filter(None, section.split(".")):
+        target = getattr(target, part)
+    fields = {f.name: f for f in dataclasses.fields(target)}  # type: ignore[arg-type]
+    hints = typing.get_type_hints(type(target))
+    members = [n for n, v in vars(protocol).items() if isinstance(v, property)]
+    assert members, protocol_name
+    for name in members:
+        assert name in fields, f"{protocol_name}.{name} is not a field of [{section}]"
+        wanted = typing.get_type_hints(vars(protocol)[name].fget)["return"]
+        if isinstance(wanted, type) and not getattr(wanted, "_is_protocol", False):
+            assert hints[name] == wanted, f"{protocol_name}.{name}: {wanted} != {hints[name]}"

@@ -14,6 +14,7 @@ import pytest
 from gateway import doctor
 from gateway.config import GatewayConfig, load_config
 from gateway.doctor import CheckResult, Status
+from gateway.doctor import ports as doctor_ports
 from gateway.realtime.simulator import Simulator
 from sip.message import Request, parse_message
 
@@ -493,7 +494,7 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     # range the doctor reads so the overlap warning is only tested where it is meant to be.
     ephemeral = tmp_path / "ip_local_port_range"
     ephemeral.write_text("61000\t61999\n")
-    monkeypatch.setattr(doctor, "EPHEMERAL_RANGE_FILE", str(ephemeral))
+    monkeypatch.setattr(doctor_ports, "EPHEMERAL_RANGE_FILE", str(ephemeral))
     yield
 
 

@@ -4,7 +4,7 @@ Every line carries `ts`, `level`, `event` (dotted name such as `call.offered`), 
 structured fields of the call (`call_id`, ...). Interop tests parse these lines, so field names
 are part of the product's interface. On a TTY the same records are printed as readable text.
 
-Secrets are redacted by field name and by type (`gateway.config.Secret`), so a stray
+Secrets are redacted by field name and by type (`gateway.secret.Secret`), so a stray
 `password=` field or a config object can never leak a credential into the logs. Values are
 redacted too, whatever logger wrote them (websockets logs every request header at DEBUG,
 `Authorization: Bearer sk-...` and Azure's `api-key` included): `SecretFilter` on the handler
@@ -24,6 +24,8 @@ import traceback
 from typing import Any, TextIO
 
 import orjson
+
+from gateway.secret import Secret
 
 # LogRecord attributes that are not caller-supplied `extra` fields.
 _RECORD_ATTRS = frozenset(
@@ -132,24 +134,13 @@ def _exc_text(record: logging.LogRecord) -> str:
     return redact_text("".join(traceback.format_exception(*record.exc_info)).rstrip())  # type: ignore[misc]
 
 
-_secret_type: type | None = None
-
-
 def _clean(name: str, value: Any) -> Any:
     if _is_secret_name(name):
         return REDACTED
     if type(value) is str:
         # Configured secrets are replaced in the whole formatted line (`_redact_secrets`).
         return _redact_credentials(value)
-    global _secret_type
-    if _secret_type is None:
-        # Imported on first use (gateway.config imports nothing from here, but logs stay
-        # usable alone), then kept: an import statement per field cost 2 % of the gateway's
-        # CPU at 100 calls (docs/benchmarks.md).
-        from gateway.config import Secret
-
-        _secret_type = Secret
-    if isinstance(value, _secret_type):
+    if isinstance(value, Secret):
         return REDACTED
     return value
 

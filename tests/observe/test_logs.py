@@ -90,7 +90,7 @@ def test_url_credentials_and_configured_secrets_are_collected() -> None:
     import dataclasses
 
     from gateway.config import GatewayConfig, Secret, ToolConfig, WebhooksConfig
-    from gateway.log_secrets import configured_secrets, url_credentials
+    from gateway.config.redact import configured_secrets, url_credentials
 
     assert url_credentials("https://u:pw-1234@h/x?token=t0k3n&q=plain") == ["pw-1234", "t0k3n"]
     config = dataclasses.replace(

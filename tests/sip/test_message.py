@@ -1,4 +1,5 @@
-"""SIP message parsing, serialisation, headers, Via/RFC 3581 and stream framing."""
+"""SIP message parsing, serialisation, headers, Via/RFC 3581 and stream framing
+(sip.message, sip.headers, sip.framing)."""
 
 from __future__ import annotations
 
@@ -8,22 +9,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from sip.message import (
-    FramingError,
+from sip.framing import FramingError, StreamFramer, is_keepalive
+from sip.headers import (
     HeaderError,
     Headers,
+    Via,
+    generate_branch,
+    generate_tag,
+    parse_via,
+    response_destination,
+)
+from sip.message import (
     Request,
     Response,
     SipParseError,
-    StreamFramer,
-    Via,
     apply_received_rport,
-    generate_branch,
-    generate_tag,
-    is_keepalive,
     parse_message,
-    parse_via,
-    response_destination,
 )
 
 
@@ -550,3 +551,19 @@ def test_fuzz_mutated_messages(base: bytes, edits: list[tuple[int, str, bytes]])
 def test_fuzz_structural_insertions(base: bytes, token: bytes, pos: int) -> None:
     pos %= len(base)
     _parse_or_error(base[:pos] + token + base[pos:])
+
+
+def test_names_imported_from_sip_message_are_the_split_modules_objects() -> None:
+    """issue 11: headers and framing live in their own modules; sip.message re-exports the names
+    the rest of the code imports from it, the very same objects (no second copy to drift)."""
+    import sip.framing
+    import sip.headers
+    import sip.message
+
+    for name in sip.message.__all__:
+        value = getattr(sip.message, name)
+        for home in (sip.headers, sip.framing):
+            if hasattr(home, name):
+                assert getattr(home, name) is value, name
+    assert sip.message.Headers is sip.headers.Headers
+    assert sip.message.StreamFramer is sip.framing.StreamFramer

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from sip.message import (
+from sip.framing import (
     MAX_MESSAGE_SIZE,
     FramingError,
     StreamFramer,
-    _find_header_end,
     _stream_content_length,
+    find_header_end,
 )
 
 CORPUS = sorted((Path(__file__).parent / "corpus").glob("*.sip"))
@@ -44,7 +44,7 @@ class _RescanFramer:
                     self.keepalives_received += 1
                 del buf[:skip]
                 continue
-            head_end, body_start = _find_header_end(bytes(buf[: self.max_size + 4]), 0)
+            head_end, body_start = find_header_end(bytes(buf[: self.max_size + 4]), 0)
             if head_end < 0:
                 if len(buf) > self.max_size:
                     raise FramingError("header block exceeds maximum message size")
@@ -73,7 +73,7 @@ def _run(framer: StreamFramer | _RescanFramer, chunks: list[bytes]) -> tuple[lis
 def _with_length(raw: bytes) -> bytes:
     """Corpus files are datagrams; give the ones without Content-Length one, so the stream
     framer has something to frame (the body length is what follows the blank line)."""
-    head_end, body_start = _find_header_end(raw, 0)
+    head_end, body_start = find_header_end(raw, 0)
     if head_end < 0 or b"content-length" in raw[:head_end].lower():
         return raw
     body = raw[body_start:]

@@ -1,9 +1,12 @@
-"""The secret strings of a configuration, for the log redaction (`gateway.observe.logs`).
+"""Keeping the configuration's secrets out of logs.
 
-Every `Secret` (Realtime API key, control token, SIP passwords) plus the credentials people put
-in URLs: the password of a `user:password@` userinfo and the value of a query parameter whose
-name says it is a credential (`?token=...`, `&api_key=...`, `sig=`) in tool and webhook URLs.
-The log filter replaces each of these strings wherever it appears, whatever logger wrote it.
+`redacted(config)` is the configuration as plain data for the start-up log line, every secret
+replaced by ***. `configured_secrets(config)` lists the secret strings themselves for the log
+filter (gateway.observe.logs `set_secrets`), which replaces each wherever it appears, whatever
+logger wrote it: every `Secret` (Realtime API key, control token, SIP passwords) plus the
+credentials people put in URLs: the password of a `user:password@` userinfo and the value of a
+query parameter whose name says it is a credential (`?token=...`, `&api_key=...`, `sig=`) in
+tool and webhook URLs.
 """
 
 from __future__ import annotations
@@ -13,7 +16,25 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from gateway.config import GatewayConfig, Secret
+from gateway.config.schema import GatewayConfig, Secret
+
+
+def redacted(config: GatewayConfig) -> dict[str, Any]:
+    """The config as plain data for a start-up log line, with every secret replaced by ***."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, Secret):
+            return "***" if value else ""
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {f.name: walk(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        if isinstance(value, tuple | list):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    return walk(config)
+
 
 # Query parameter names that carry a credential (matched anywhere in the lower-cased name).
 _CREDENTIAL_PARAM = re.compile(r"token|key|secret|sig|pass|auth|credential|session")
