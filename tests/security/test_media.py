@@ -24,10 +24,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import SimulatorThread
-from tests.interop.conftest import InteropPorts
-from tests.tools.ports import free_port_block
+from tests.tools.ports import InteropPorts, free_port_block
 from tests.tools.raw_uac import RawUac, RtpSink, answer_media, rtp
+from tests.tools.realtime_gateway import SimulatorThread
 
 CALLER_IP = "127.0.0.1"
 ATTACKER_IP = "127.0.0.5"

@@ -21,8 +21,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import E2ESipp, SimulatorThread, silence_ms, write_caller_pcap
-from tests.interop.conftest import GatewayProcess
+from tests.tools.caller_audio import silence_ms, write_caller_pcap
+from tests.tools.gateway_process import GatewayProcess
+from tests.tools.realtime_gateway import SimulatorThread
+from tests.tools.sipp import Sipp
 
 pytestmark = [
     pytest.mark.interop,
@@ -52,7 +54,7 @@ def _frames(path: Path) -> int:
 def test_recording_survives_sigkill_and_the_call_is_recorded_after_restart(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tmp_path: Path,
 ) -> None:
     records = tmp_path / "records"

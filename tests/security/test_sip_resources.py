@@ -24,7 +24,8 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.interop.conftest import LOOPBACK, GatewayProcess, Sipp
+from tests.tools.gateway_process import LOOPBACK, GatewayProcess
+from tests.tools.sipp import Sipp
 
 pytestmark = pytest.mark.interop
 
