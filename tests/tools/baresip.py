@@ -29,7 +29,7 @@ class Baresip:
         work_dir: Path,
         ports: InteropPorts,
         processes: list[ManagedProcess],
-        request: pytest.FixtureRequest,
+        request: pytest.FixtureRequest | None = None,
     ) -> None:
         self.work_dir = work_dir
         self.ports = ports
@@ -57,8 +57,9 @@ class Baresip:
             (config_dir / name).write_text(text)
         return config_dir
 
-    def call(self, uri: str, audio_wav: Path, duration_s: int = 6) -> BaresipResult:
-        """Dial `uri`, keep the call up until baresip quits after `duration_s` (-t), hang up."""
+    def start(self, uri: str, audio_wav: Path, duration_s: int = 6) -> ManagedProcess:
+        """Dial `uri` and return at once; baresip hangs up and quits after `duration_s` (-t).
+        Its console (cons) listens on ports.baresip_cons for commands such as /sndcode."""
         config_dir = self._write_config(audio_wav)
         process = ManagedProcess(
             "baresip",
@@ -70,7 +71,13 @@ class Baresip:
             log_path=self.work_dir / "baresip.log",
         )  # fmt: skip
         self.processes.append(process)
-        attach_log(self.request, "baresip output", process.output)
+        if self.request is not None:
+            attach_log(self.request, "baresip output", process.output)
+        return process
+
+    def call(self, uri: str, audio_wav: Path, duration_s: int = 6) -> BaresipResult:
+        """Dial `uri`, keep the call up until baresip quits after `duration_s` (-t), hang up."""
+        process = self.start(uri, audio_wav, duration_s)
         try:
             rc = process.wait(timeout=duration_s + 20)
         except TimeoutError:

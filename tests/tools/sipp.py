@@ -87,7 +87,7 @@ class Sipp:
         work_dir: Path,
         ports: InteropPorts,
         processes: list[ManagedProcess],
-        request: pytest.FixtureRequest,
+        request: pytest.FixtureRequest | None = None,
         scenario_dirs: Sequence[Path] = (E2E_SIPP_DIR, INTEROP_SIPP_DIR),
     ) -> None:
         self.work_dir = work_dir
@@ -170,7 +170,8 @@ class Sipp:
         )
         self.processes.append(process)
         run = SippRun(process, scenario, files, timeout_s)
-        attach_log(self.request, f"sipp {path.name}", lambda: run.result(-2).describe())
+        if self.request is not None:
+            attach_log(self.request, f"sipp {path.name}", lambda: run.result(-2).describe())
         return run
 
     def run(self, scenario: str, target: str | None = None, **kwargs: Any) -> SippResult:
