@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import signal
+import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.tools.gateway_process import LOOPBACK
 from tests.tools.pcap import read_udp
 from tests.tools.peers import which_peer
 from tests.tools.process import ManagedProcess
 from tests.tools.rtp import StreamStats, analyse_streams
+
+CAPTURE_PROBE = b"\x00capture-probe"
+PCAP_GLOBAL_HEADER_SIZE = 24
 
 
 @dataclass
@@ -42,14 +47,31 @@ class Capture:
             stop_signal=signal.SIGINT,  # SIGINT makes tshark flush and close the file
         )  # fmt: skip
         self.processes.append(self.process)
+        self._wait_capturing(timeout)
+
+    def _wait_capturing(self, timeout: float) -> None:
+        """Return once a probe datagram sent into the range is in the capture file.
+
+        tshark prints "Capturing on" before its capture loop runs, and datagrams sent right
+        after it can be missed (seen here: the first 50 ms); the file only grows when dumpcap
+        flushes (up to about 1 s). The probe goes to the top port of the range, which no party
+        of InteropPorts uses, and starts with a 0 byte: not RTP (version 2), RTCP or SIP, so
+        every reader of the capture (tests.tools.rtp, tests.tools.wire) skips it."""
+        _, high = self.port_range
         deadline = time.monotonic() + timeout
-        while "Capturing on" not in self.process.output():
-            if self.process.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"tshark did not start capturing:\n{self.process.output()}")
-            time.sleep(0.05)
-        # "Capturing on" is printed just before the capture loop runs: without a short grace
-        # the first packets can be missed.
-        time.sleep(0.3)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            while not self._has_packets():
+                assert self.process is not None
+                if self.process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"tshark is not capturing:\n{self.process.output()}")
+                probe.sendto(CAPTURE_PROBE, (LOOPBACK, high))
+                time.sleep(0.02)
+
+    def _has_packets(self) -> bool:
+        try:
+            return self.pcap.stat().st_size > PCAP_GLOBAL_HEADER_SIZE
+        except FileNotFoundError:
+            return False
 
     def stop(self) -> Path:
         if self.process is not None:

@@ -24,6 +24,7 @@ import pytest
 from tests.tools.gateway_process import LOOPBACK, REPO_ROOT
 from tests.tools.peers import which_peer
 from tests.tools.process import ManagedProcess, attach_log, tail
+from tests.tools.wait import wait_until
 
 REGISTRAR_CFG = REPO_ROOT / "tests" / "interop" / "kamailio" / "kamailio.cfg"
 REGISTRAR_DBTEXT = REPO_ROOT / "tests" / "interop" / "kamailio" / "dbtext"
@@ -215,13 +216,12 @@ class Kamailio:
     def wait_log(self, text: str, timeout: float) -> float:
         """Wait until the current run logged `text`; returns the seconds waited."""
         started = time.monotonic()
-        while text not in self.log_text():
-            if time.monotonic() - started > timeout:
-                raise AssertionError(
-                    f"kamailio did not log {text!r} within {timeout} s:\n"
-                    + tail(self.log_text(), 40)
-                )
-            time.sleep(0.1)
+        wait_until(
+            lambda: text in self.log_text(),
+            timeout,
+            lambda: f"kamailio logging {text!r}:\n" + tail(self.log_text(), 40),
+            interval=0.1,
+        )
         return time.monotonic() - started
 
 

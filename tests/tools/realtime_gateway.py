@@ -35,6 +35,7 @@ from tests.tools.gateway_process import (
 )
 from tests.tools.ports import InteropPorts
 from tests.tools.process import ManagedProcess
+from tests.tools.wait import wait_until
 
 # The gateway's source tree (default: this checkout). Point it elsewhere (e.g. a `git archive`
 # of a commit) to run the suite against another build of the product.
@@ -112,12 +113,8 @@ class SimulatorThread:
 
     def wait_until(self, what: str, predicate: Callable[[], bool], timeout: float = 10.0) -> float:
         """Poll `predicate` (run on the simulator loop) until true; returns time.time() then."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.call(predicate):
-                return time.time()
-            time.sleep(0.02)
-        raise AssertionError(f"simulator: {what} did not happen within {timeout} s")
+        wait_until(lambda: self.call(predicate), timeout, f"simulator: {what}", interval=0.02)
+        return time.time()
 
     def session_config(self, session: int) -> dict[str, Any]:
         """The session's configuration as the simulator applied it (after session.update)."""
