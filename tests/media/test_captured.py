@@ -1,5 +1,5 @@
 """Packets captured from real peers (tests/fixtures/rtp/, README there): SIPp's and baresip's
-RTP, their RFC 4733 digits, baresip's RTCP, parsed by the product's decoders, with aiortc as
+RTP, their RFC 4733 digits, baresip's RTCP, SIPp's RTP echo, parsed by the product's decoders, with aiortc as
 the oracle for every header field."""
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ FRAME = 160  # samples (and PCMU bytes) per 20 ms packet
 RTCP_APP = 204
 
 AUDIO_FILES = ["sipp_pcmu.rtp", "baresip_pcmu.rtp"]
+ECHO_FILE = "sipp_echo.rtp"
 EVENT_FILES = ["sipp_rfc4733.rtp", "baresip_rfc4733.rtp"]
 
 
@@ -37,7 +38,7 @@ def _decoded(name: str) -> list[RtpPacket]:
     return [decode_rtp(p.data) for p in load_captured(name)]
 
 
-@pytest.mark.parametrize("name", AUDIO_FILES + EVENT_FILES)
+@pytest.mark.parametrize("name", [*AUDIO_FILES, *EVENT_FILES, ECHO_FILE])
 def test_every_header_field_agrees_with_aiortc(name: str) -> None:
     for captured in load_captured(name):
         assert not looks_like_rtcp(captured.data)
@@ -226,3 +227,19 @@ def test_baresip_sender_report_and_cname() -> None:
     assert [(c.ssrc, c.items) for c in theirs_sdes.chunks] == [
         (c.ssrc, c.items) for c in sdes.chunks
     ]
+
+
+def test_sipp_rtp_echo_returns_each_packet_verbatim_to_its_sender() -> None:
+    """What the SIPp UAS of the interop tests (-rtp_echo) does with a caller's RTP: the same
+    bytes (SSRC, sequence, timestamp, marker included) back to the port they came from."""
+    packets = load_captured(ECHO_FILE)
+    sipp_port = packets[0].dst_port
+    sent = [p for p in packets if p.dst_port == sipp_port]
+    echoed = [p for p in packets if p.src_port == sipp_port]
+    assert len(sent) == len(echoed) == 4
+    assert [p.data for p in echoed] == [p.data for p in sent]
+    assert {p.dst_port for p in echoed} == {p.src_port for p in sent}
+    assert all(e.t_ms >= s.t_ms for s, e in zip(sent, echoed, strict=True))
+    decoded = [decode_rtp(p.data) for p in echoed]
+    assert [p.marker for p in decoded] == [True, False, False, False]  # baresip's, kept
+    assert {(p.payload_type, len(p.payload)) for p in decoded} == {(0, FRAME)}
