@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from tests.conftest import require_peer
+from tests.tools.peers import require_peer
 from tests.tools.ports import free_port_block
 
 ROOT = Path(__file__).resolve().parent.parent

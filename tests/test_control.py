@@ -25,6 +25,7 @@ from gateway.control import (
     parse_say,
     same_origin,
 )
+from tests.tools.wait import async_wait_until
 
 TOKEN = "s3cret-token"
 
@@ -531,7 +532,8 @@ async def test_connection_cap(target: FakeTarget) -> None:
     async with ControlServer(target, "127.0.0.1", 0, limits=Limits(max_connections=2)) as srv:
         held = [await asyncio.open_connection("127.0.0.1", srv.port) for _ in range(2)]
         try:
-            await asyncio.sleep(0.05)  # let the server register both handlers
+            # Both held connections are being served (the cap counts served connections).
+            await async_wait_until(lambda: len(srv._handlers) == 2, 5, "2 connections served")
             reply = await request(srv, "GET", "/healthz")
             assert reply.status == 503
         finally:

@@ -12,11 +12,9 @@ from __future__ import annotations
 import configparser
 import contextlib
 import json
-import os
 import re
 import selectors
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -30,11 +28,12 @@ import yaml
 
 from gateway.config import GatewayConfig, load_config
 from gateway.observe.metrics import Metrics
-from tests.conftest import require_peer
+from tests.tools.kamailio import DISPATCHER_CFG, Kamailio, check_config
+from tests.tools.peers import require_peer
+from tests.tools.process import ManagedProcess
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
-PEER_PATH = os.environ.get("PATH", "") + os.pathsep + "/usr/sbin" + os.pathsep + "/sbin"
 SECRETS_ENV = {"SIP_PASSWORD": "test-password", "OPENAI_API_KEY": ""}
 
 
@@ -491,30 +490,11 @@ def test_systemd_unit(tmp_path: Path) -> None:
 # ---------------------------------------------------------------------------------------------
 # Kamailio dispatcher
 
-KAM_CFG = DEPLOY / "kamailio" / "kamailio.cfg"
-
-
-def _kamailio() -> str:
-    require_peer("kamailio")
-    found = shutil.which("kamailio", path=PEER_PATH)
-    assert found is not None
-    return found
-
 
 def test_kamailio_dispatcher_config_is_valid() -> None:
-    kamailio = _kamailio()
-    result = subprocess.run(
-        [
-            kamailio,
-            "-c",
-            "-f",
-            str(KAM_CFG),
-            "-A",
-            f'DISPATCHER_LIST="{DEPLOY / "kamailio" / "dispatcher.list"}"',
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
+    require_peer("kamailio")
+    result = check_config(
+        DISPATCHER_CFG, (f'DISPATCHER_LIST="{DEPLOY / "kamailio" / "dispatcher.list"}"',)
     )
     assert result.returncode == 0 and "config file ok" in result.stderr, result.stderr[-3000:]
     entries = [
@@ -568,37 +548,18 @@ def _response(request: str, status: int, port: int) -> bytes:
 @contextlib.contextmanager
 def _dispatcher(
     port: int, destinations: list[str], work: Path, defines: tuple[str, ...] = ()
-) -> Iterator[Path]:
+) -> Iterator[Kamailio]:
     """Run deploy/kamailio/kamailio.cfg on 127.0.0.1:`port` in front of `destinations`
-    ("host:port"); yields the path of its log."""
-    kamailio = _kamailio()
-    ds_list = work / "dispatcher.list"
-    ds_list.write_text(
-        "".join(f"1 sip:{d} 0 0 duid=gw{i}\n" for i, d in enumerate(destinations, 1))
-    )
-    (work / "run").mkdir()
-    log_path = work / "kamailio.log"
-    log = log_path.open("wb")
-    args = [
-        kamailio, "-f", str(KAM_CFG), "-DD", "-E", "-n", "1", "-m", "32", "-M", "8",
-        "-Y", str(work / "run"),
-        "-A", f"SIP_LISTEN=udp:127.0.0.1:{port}",
-        "-A", f'DISPATCHER_LIST="{ds_list}"',
-        "-A", f'CTL_SOCKET="unix:{work / "run" / "ctl"}"',
-    ]  # fmt: skip
-    for define in defines:
-        args += ["-A", define]
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    ("host:port"), ready (it answers OPTIONS); stopped on exit."""
+    require_peer("kamailio")
+    processes: list[ManagedProcess] = []
+    kamailio = Kamailio.dispatcher(work, port, destinations, processes, defines=defines)
     try:
-        yield log_path
+        kamailio.start()
+        yield kamailio
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-        log.close()
+        for process in reversed(processes):
+            process.stop(timeout=10)
 
 
 @pytest.fixture
@@ -650,25 +611,6 @@ def _pump(
     return None
 
 
-def _wait_up(sel: selectors.DefaultSelector, client: socket.socket, kam_port: int) -> None:
-    """Wait until Kamailio answers its own keepalive (it is up and listening)."""
-    client_port = client.getsockname()[1]
-    probe = (
-        f"OPTIONS sip:127.0.0.1:{kam_port} SIP/2.0\r\n"
-        f"Via: SIP/2.0/UDP 127.0.0.1:{client_port};branch=z9hG4bK-up\r\n"
-        f"From: <sip:probe@127.0.0.1>;tag=p\r\nTo: <sip:127.0.0.1:{kam_port}>\r\n"
-        f"Call-ID: up-{time.monotonic_ns()}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
-        f"Content-Length: 0\r\n\r\n"
-    ).encode()
-    up = None
-    for _ in range(40):
-        client.sendto(probe, ("127.0.0.1", kam_port))
-        up = _pump(sel, client, True, 0.25)
-        if up is not None:
-            break
-    assert up == 200, "Kamailio did not come up"
-
-
 def _place_call(
     sel: selectors.DefaultSelector, client: socket.socket, n: int, kam_port: int, timeout: float
 ) -> int | None:
@@ -704,8 +646,6 @@ def test_kamailio_dispatcher_spreads_and_fails_over(
     kam_port, gw1_port, gw2_port = kamailio_dispatcher
     gw1, gw2 = _FakeGateway(gw1_port, 200), _FakeGateway(gw2_port, 200)
     with _peers(port_block + 3, gw1, gw2) as (sel, client):
-        _wait_up(sel, client, kam_port)
-
         # Both instances healthy: round-robin gives each one call.
         for n in range(2):
             assert _place_call(sel, client, n, kam_port, 5.0) == 200
@@ -731,16 +671,15 @@ def test_kamailio_dispatcher_fails_over_when_the_send_itself_fails(
     gw2 = _FakeGateway(port_block + 2, 200)
     gateways = [f"255.255.255.255:{port_block + 1}", f"127.0.0.1:{port_block + 2}"]
     with (
-        _dispatcher(port_block, gateways, tmp_path) as log,
+        _dispatcher(port_block, gateways, tmp_path) as kamailio,
         _peers(port_block + 3, gw2) as (sel, client),
     ):
-        _wait_up(sel, client, port_block)
         # Round robin picks the unreachable instance for one of the first two calls.
         statuses = [_place_call(sel, client, n, port_block, 5.0) for n in range(4)]
-        assert statuses == [200] * 4, log.read_text()[-3000:]
+        assert statuses == [200] * 4, kamailio.log_text()[-3000:]
         assert len(gw2.invites) == 4
         # Tried once, then marked inactive: later calls are not sent there again.
-        assert log.read_text().count("cannot send") == 1
+        assert kamailio.log_text().count("cannot send") == 1
 
 
 def test_kamailio_dispatcher_fails_over_when_an_instance_dies_while_ringing(
@@ -751,12 +690,11 @@ def test_kamailio_dispatcher_fails_over_when_an_instance_dies_while_ringing(
     gw1, gw2 = _FakeGateway(port_block + 1, 180), _FakeGateway(port_block + 2, 200)
     gateways = [f"127.0.0.1:{port_block + 1}", f"127.0.0.1:{port_block + 2}"]
     with (
-        _dispatcher(port_block, gateways, tmp_path, ("FR_INV_TIMER=1000",)) as log,
+        _dispatcher(port_block, gateways, tmp_path, ("FR_INV_TIMER=1000",)) as kamailio,
         _peers(port_block + 3, gw1, gw2) as (sel, client),
     ):
-        _wait_up(sel, client, port_block)
         statuses = [_place_call(sel, client, n, port_block, 10.0) for n in range(3)]
-        assert statuses == [200] * 3, log.read_text()[-3000:]
+        assert statuses == [200] * 3, kamailio.log_text()[-3000:]
         assert len(gw1.invites) == 1  # tried once, then marked inactive
         assert len(gw2.invites) == 3
 
@@ -773,11 +711,10 @@ def test_kamailio_dispatcher_answers_503_when_every_instance_fails(
     gw1 = _FakeGateway(port_block + 1, 503)
     gateways = [f"127.0.0.1:{port_block + 1}", f"{gone}:{port_block + 2}"]
     with (
-        _dispatcher(port_block, gateways, tmp_path) as log,
+        _dispatcher(port_block, gateways, tmp_path) as kamailio,
         _peers(port_block + 3, gw1) as (sel, client),
     ):
-        _wait_up(sel, client, port_block)
-        assert _place_call(sel, client, 0, port_block, 10.0) == 503, log.read_text()[-3000:]
+        assert _place_call(sel, client, 0, port_block, 10.0) == 503, kamailio.log_text()[-3000:]
         assert _place_call(sel, client, 1, port_block, 5.0) == 503
         assert len(gw1.invites) == 1
-        assert "no gateway instance available" in log.read_text()
+        assert "no gateway instance available" in kamailio.log_text()

@@ -45,6 +45,7 @@ from tests.test_app import (
     status_of,
 )
 from tests.tools.control import TEST_CONTROL_TOKEN
+from tests.tools.wait import async_wait_until
 
 SALES_INSTRUCTIONS = "You sell phones. Route: sales."
 
@@ -99,7 +100,10 @@ SILENCE_FRAME = b"\xff" * 160
 async def send_audio(
     transport: asyncio.DatagramTransport, dest: tuple[str, int], audio: bytes, seq0: int
 ) -> int:
-    """Send `audio` (PCMU) as 20 ms RTP packets, paced on the loop clock; returns next seq."""
+    """Send `audio` (PCMU) as 20 ms RTP packets, paced on the loop clock; returns next seq.
+
+    The sleep paces what the caller sends (a real phone's 20 ms ptime); it does not wait for
+    the gateway."""
     loop = asyncio.get_running_loop()
     start = loop.time()
     seq = seq0
@@ -453,12 +457,15 @@ async def test_control_say_and_hangup(product: Product, events: EventLog) -> Non
         product.api, "POST", f"/calls/{quoted}/say", {"text": "Tell the caller the taxi is here."}
     )
     assert status == 202
-    for _ in range(100):
-        items = session.client_events_of("conversation.item.create")
-        if items and session.client_events_of("response.create"):
-            break
-        await asyncio.sleep(0.05)
-    item = items[-1]["item"]
+    await async_wait_until(
+        lambda: (
+            session.client_events_of("conversation.item.create")
+            and session.client_events_of("response.create")
+        ),
+        5,
+        "conversation.item.create and response.create after say",
+    )
+    item = session.client_events_of("conversation.item.create")[-1]["item"]
     assert item["role"] == "system"
     assert item["content"][0]["text"] == "Tell the caller the taxi is here."
 
@@ -506,8 +513,10 @@ async def test_drain_lets_the_call_finish_and_refuses_new_ones(
     finally:
         transport.close()
 
-    # The live call is not cut: the caller hangs up when done, and stop() then completes.
-    await asyncio.sleep(0.3)
+    # The live call is not cut: still listed while stop() waits (the 503 above was sent after
+    # the drain began), the caller hangs up when done, and stop() then completes.
+    status, body = await http(product.api, "GET", "/calls")
+    assert [c["call_id"] for c in orjson.loads(body)["calls"]] == [uac.call_id]
     assert not stopping.done()
     uac.send(uac.request("BYE"))
     assert status_of(await uac.final_response("BYE")) == 200
@@ -750,13 +759,15 @@ async def test_garbage_on_the_sip_port_is_counted_at_scrape_time(product: Produc
     """Datagrams that are not SIP are dropped and counted, all at once when /metrics is read."""
     for payload in (b"\x00\x01garbage", b"GET / HTTP/1.1\r\n\r\n", b"not sip at all"):
         product.uac.transport.sendto(payload, product.uac.gw)
-    deadline = asyncio.get_running_loop().time() + 5
-    while True:
+
+    async def parse_errors() -> float:
         _, body = await http(product.api, "GET", "/metrics")
-        count = sample(body.decode(), "srg_sip_parse_errors_total")
-        if count >= 3 or asyncio.get_running_loop().time() > deadline:
-            break
-        await asyncio.sleep(0.05)
-    assert count == 3
+        return sample(body.decode(), "srg_sip_parse_errors_total")
+
+    async def three_counted() -> bool:
+        return await parse_errors() >= 3
+
+    await async_wait_until(three_counted, 5, "3 parse errors counted", interval=0.05)
+    assert await parse_errors() == 3
     _, body = await http(product.api, "GET", "/metrics")  # nothing counted twice
     assert sample(body.decode(), "srg_sip_parse_errors_total") == 3

@@ -18,26 +18,23 @@ from pathlib import Path
 import pytest
 
 from gateway.call.session import HOLD_FILL_AFTER_S
-from tests.e2e.conftest import (
-    LOOPBACK,
+from tests.tools.baresip import Baresip
+from tests.tools.caller_audio import (
     PAYLOAD_TYPE,
-    E2ESipp,
-    SimulatorThread,
     Utterances,
-    gateway_rtp,
-    is_silent,
-    iso_to_epoch,
-    level_dbfs,
-    locate,
-    reply_audio,
     silence_ms,
     sweep,
     ulaw_to_alaw,
     write_caller_pcap,
 )
-from tests.interop.conftest import Baresip, Capture, GatewayProcess, InteropPorts
+from tests.tools.capture import Capture
+from tests.tools.gateway_process import LOOPBACK, GatewayProcess
 from tests.tools.pcap import read_udp
+from tests.tools.ports import InteropPorts
+from tests.tools.realtime_gateway import SimulatorThread
 from tests.tools.rtp import analyse_streams
+from tests.tools.sipp import Sipp
+from tests.tools.wire import gateway_rtp, is_silent, iso_to_epoch, level_dbfs, locate, reply_audio
 
 pytestmark = pytest.mark.interop
 
@@ -71,7 +68,7 @@ def test_caller_speaks_and_hears_the_bot(
     codec: str,
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     utterances: Utterances,
     ports: InteropPorts,
@@ -219,7 +216,7 @@ def test_barge_in_stops_the_bot_within_one_packet_and_truncates_at_what_was_hear
     generation: str,
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     utterances: Utterances,
     ports: InteropPorts,

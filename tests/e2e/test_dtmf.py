@@ -14,19 +14,14 @@ from pathlib import Path
 import pytest
 
 from gateway.realtime.simulator import Recorded
-from tests.e2e.conftest import (
-    E2ESipp,
-    SimulatorThread,
-    gateway_rtp,
-    is_silent,
-    iso_to_epoch,
-    reply_audio,
-    silence_ms,
-    sweep,
-    write_caller_pcap,
-)
-from tests.interop.conftest import Capture, GatewayProcess, InteropPorts
+from tests.tools.caller_audio import silence_ms, sweep, write_caller_pcap
+from tests.tools.capture import Capture
+from tests.tools.gateway_process import GatewayProcess
 from tests.tools.pcap import read_udp
+from tests.tools.ports import InteropPorts
+from tests.tools.realtime_gateway import SimulatorThread
+from tests.tools.sipp import Sipp
+from tests.tools.wire import gateway_rtp, is_silent, iso_to_epoch, reply_audio
 
 pytestmark = pytest.mark.interop
 
@@ -67,7 +62,7 @@ def _assert_digits_reached_the_model(sim: SimulatorThread, expected: str = EXPEC
 def test_rfc4733_digits_reach_the_model_as_text(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tmp_path: Path,
 ) -> None:
     sim = sim_factory()
@@ -99,7 +94,7 @@ def test_rfc4733_digits_reach_the_model_as_text(
 def test_sip_info_digits_reach_the_model_as_text(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
 ) -> None:
     sim = sim_factory()
     gw = realtime_gateway(sim.url)
@@ -124,7 +119,7 @@ GREETING_MS = 6000
 def test_digit_while_the_bot_speaks_interrupts_it(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     ports: InteropPorts,
     tmp_path: Path,

@@ -10,7 +10,7 @@ import orjson
 from websockets.asyncio.client import connect
 
 from gateway.realtime.simulator import SimulatorOptions
-from tests.e2e.conftest import SimulatorThread, invalid_client_events
+from tests.tools.realtime_gateway import SimulatorThread, invalid_client_events
 
 GOOD = {
     "type": "session.update",

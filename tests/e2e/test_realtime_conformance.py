@@ -12,20 +12,14 @@ from pathlib import Path
 import pytest
 
 from gateway.call.machine import CallPolicy
-from tests.e2e.conftest import (
-    E2ESipp,
-    SimulatorThread,
-    Utterances,
-    gateway_rtp,
-    is_silent,
-    reply_audio,
-    silence_ms,
-    sip_messages,
-    sweep,
-    write_caller_pcap,
-)
-from tests.interop.conftest import Capture, GatewayProcess, InteropPorts
+from tests.tools.caller_audio import Utterances, silence_ms, sweep, write_caller_pcap
+from tests.tools.capture import Capture
+from tests.tools.gateway_process import GatewayProcess
 from tests.tools.pcap import read_udp
+from tests.tools.ports import InteropPorts
+from tests.tools.realtime_gateway import SimulatorThread
+from tests.tools.sipp import Sipp
+from tests.tools.wire import gateway_rtp, is_silent, reply_audio, sip_messages
 
 pytestmark = [
     pytest.mark.interop,
@@ -41,7 +35,7 @@ LATE_DELTAS = 3
 def test_barge_in_with_late_deltas_in_real_time_mode(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     utterances: Utterances,
     ports: InteropPorts,
@@ -127,7 +121,7 @@ def test_barge_in_with_late_deltas_in_real_time_mode(
 def test_an_idle_caller_is_prompted_then_hung_up_on_with_bye(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     tmp_path: Path,
 ) -> None:
@@ -167,7 +161,7 @@ GREETING_MS = 6000
 def test_dtmf_barge_in_cancels_before_truncating_while_deltas_still_stream(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     ports: InteropPorts,
     tmp_path: Path,
@@ -238,7 +232,7 @@ def test_dtmf_barge_in_cancels_before_truncating_while_deltas_still_stream(
 def test_replay_after_a_drop_is_in_item_order_without_a_configured_transcription_model(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     utterances: Utterances,
     ports: InteropPorts,
     tmp_path: Path,
@@ -302,7 +296,7 @@ def test_replay_after_a_drop_is_in_item_order_without_a_configured_transcription
 def test_a_failed_greeting_is_retried_so_the_caller_hears_the_bot(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     ports: InteropPorts,
     tmp_path: Path,

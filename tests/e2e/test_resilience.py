@@ -14,18 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import (
-    E2ESipp,
-    SimulatorThread,
-    Utterances,
-    gateway_rtp,
-    locate,
-    reply_audio,
-    silence_ms,
-    write_caller_pcap,
-)
-from tests.interop.conftest import Capture, GatewayProcess, InteropPorts
+from tests.tools.caller_audio import Utterances, silence_ms, write_caller_pcap
+from tests.tools.capture import Capture
+from tests.tools.gateway_process import GatewayProcess
 from tests.tools.pcap import read_udp
+from tests.tools.ports import InteropPorts
+from tests.tools.realtime_gateway import SimulatorThread
+from tests.tools.sipp import Sipp
+from tests.tools.wire import gateway_rtp, locate, reply_audio
 
 pytestmark = [
     pytest.mark.interop,
@@ -112,7 +108,7 @@ def test_websocket_killed_mid_call_next_turn_still_works(
     when: str,
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     utterances: Utterances,
     ports: InteropPorts,
@@ -164,7 +160,7 @@ SECOND_TURN_AT_MS = 23_000  # after the rollover (cap - margin = 20 s), before t
 def test_rollover_before_the_session_cap_keeps_the_call(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     utterances: Utterances,
     ports: InteropPorts,
@@ -214,7 +210,7 @@ AFTER_EXPIRY_TURN_AT_MS = 11_000
 def test_session_expired_by_the_server_reconnects_once(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     utterances: Utterances,
     ports: InteropPorts,

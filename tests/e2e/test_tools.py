@@ -10,20 +10,14 @@ from pathlib import Path
 import pytest
 
 from gateway.realtime.simulator import ToolCallRule, tone
-from tests.e2e.conftest import (
-    E2ESipp,
-    SimulatorThread,
-    Utterances,
-    gateway_rtp,
-    is_silent,
-    locate,
-    reply_audio,
-    silence_ms,
-    sip_messages,
-    write_caller_pcap,
-)
-from tests.interop.conftest import Capture, GatewayProcess, InteropPorts
+from tests.tools.caller_audio import Utterances, silence_ms, write_caller_pcap
+from tests.tools.capture import Capture
+from tests.tools.gateway_process import GatewayProcess
 from tests.tools.pcap import read_udp
+from tests.tools.ports import InteropPorts
+from tests.tools.realtime_gateway import SimulatorThread
+from tests.tools.sipp import Sipp
+from tests.tools.wire import gateway_rtp, is_silent, locate, reply_audio, sip_messages
 
 pytestmark = [
     pytest.mark.interop,
@@ -36,7 +30,7 @@ GREETING_MS = 3000
 def test_end_call_sends_bye_after_the_playout(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     ports: InteropPorts,
     tmp_path: Path,
@@ -99,7 +93,7 @@ def test_end_call_sends_bye_after_the_playout(
 def test_transfer_call_sends_refer_that_the_caller_accepts(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     utterances: Utterances,
     ports: InteropPorts,
@@ -153,7 +147,7 @@ def test_transfer_call_sends_refer_that_the_caller_accepts(
 def test_refused_transfer_is_reported_to_the_model_and_the_call_goes_on(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     utterances: Utterances,
     ports: InteropPorts,
     tmp_path: Path,

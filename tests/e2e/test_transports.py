@@ -23,27 +23,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import (
-    PAYLOAD_TYPE,
-    E2ESipp,
-    SimulatorThread,
-    Utterances,
-    gateway_rtp,
-    locate,
-    reply_audio,
-    silence_ms,
-    write_caller_pcap,
-)
-from tests.interop.conftest import (  # noqa: F401  (gateway: the echo-mode gateway fixture)
-    Capture,
-    GatewayProcess,
-    InteropPorts,
-    gateway,
-)
 from tests.tools import rawsip
+from tests.tools.caller_audio import PAYLOAD_TYPE, Utterances, silence_ms, write_caller_pcap
+from tests.tools.capture import Capture
 from tests.tools.control import auth_header
+from tests.tools.gateway_process import GatewayProcess
 from tests.tools.pcap import read_udp
+from tests.tools.ports import InteropPorts
 from tests.tools.raw_uac import rtp
+from tests.tools.realtime_gateway import SimulatorThread
+from tests.tools.sipp import Sipp
+from tests.tools.wire import gateway_rtp, locate, reply_audio
 
 pytestmark = pytest.mark.interop
 
@@ -68,7 +58,7 @@ def _needs_ipv6_loopback() -> None:
 def test_sipp_call_over_tcp_with_audio_both_ways(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tshark: Capture,
     utterances: Utterances,
     ports: InteropPorts,
@@ -243,7 +233,7 @@ def _ipv6_call(gw: GatewayProcess, peer: rawsip.UdpPeer, *, echo: bool) -> None:
 
 
 def test_ipv6_offer_gets_ipv6_media_with_ipv6_media_address(
-    gateway: Callable[..., GatewayProcess],  # noqa: F811
+    gateway: Callable[..., GatewayProcess],
     ports: InteropPorts,
 ) -> None:
     """SIP over IPv4, `media.ipv6_address = "::1"`: the IPv6 offer is answered on ::1."""
@@ -269,7 +259,7 @@ def test_ipv6_offer_gets_ipv6_media_with_sip_on_ipv6_loopback(
 
 
 def test_ipv6_offer_to_ipv4_only_gateway_gets_488_with_warning(
-    gateway: Callable[..., GatewayProcess],  # noqa: F811
+    gateway: Callable[..., GatewayProcess],
     ports: InteropPorts,
 ) -> None:
     gw = gateway(echo=True)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.interop.conftest import LOOPBACK, Baresip, GatewayProcess, InteropPorts
+from tests.tools.baresip import Baresip
+from tests.tools.gateway_process import LOOPBACK, GatewayProcess
 from tests.tools.media import MediaFiles
+from tests.tools.ports import InteropPorts
 
 pytestmark = pytest.mark.interop
 

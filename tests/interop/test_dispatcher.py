@@ -11,29 +11,20 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port_block, require_peer
-from tests.interop.conftest import (
-    LOOPBACK,
-    REPO_ROOT,
-    GatewayProcess,
-    InteropPorts,
-    ManagedProcess,
-    Sipp,
-    _hermetic_env,
-    _python,
-    _which,
-    to_toml,
-)
 from tests.tools.control import TEST_CONTROL_TOKEN_ENV
+from tests.tools.gateway_process import LOOPBACK, GatewayProcess, launch_gateway
+from tests.tools.kamailio import Kamailio
+from tests.tools.peers import require_peer
+from tests.tools.ports import InteropPorts, free_port_block
+from tests.tools.process import ManagedProcess
+from tests.tools.sipp import Sipp
+from tests.tools.wait import wait_until
 
 pytestmark = pytest.mark.interop
-
-DEPLOY_CFG = REPO_ROOT / "deploy" / "kamailio" / "kamailio.cfg"
 
 
 def _start_gateway(
@@ -53,20 +44,7 @@ def _start_gateway(
         "shutdown": {"drain_timeout_s": 10},
         "log": {"level": "INFO", "format": "json"},
     }
-    path = tmp_path / f"{name}.toml"
-    path.write_text(to_toml(config))
-    process = ManagedProcess(
-        name,
-        [_python(), "-m", "gateway", "run", "--config", str(path)],
-        cwd=REPO_ROOT,
-        log_path=tmp_path / f"{name}.stdout.log",
-        env=_hermetic_env(),
-        capture_stderr=True,
-    )
-    procs.append(process)
-    gw = GatewayProcess(process, path, InteropPorts(sip_port))
-    gw.wait_event("gateway.started", timeout=20)
-    return gw
+    return launch_gateway(name, config, tmp_path, ports=InteropPorts(sip_port), processes=procs)
 
 
 def _start_dispatcher(
@@ -75,29 +53,16 @@ def _start_dispatcher(
     tmp_path: Path,
     procs: list[ManagedProcess],
     defines: tuple[str, ...] = (),
-) -> ManagedProcess:
-    work = tmp_path / "dispatcher"
-    (work / "run").mkdir(parents=True)
-    ds_list = work / "dispatcher.list"
-    ds_list.write_text(
-        "".join(f"1 sip:{LOOPBACK}:{p} 0 0 duid=gw{i}\n" for i, p in enumerate(targets, 1))
+) -> Kamailio:
+    kamailio = Kamailio.dispatcher(
+        tmp_path / "dispatcher",
+        port,
+        [f"{LOOPBACK}:{p}" for p in targets],
+        procs,
+        defines=('DS_ALG="4"', *defines),  # round robin: the spread is deterministic
     )
-    process = ManagedProcess(
-        "kamailio dispatcher",
-        [
-            _which("kamailio"), "-f", str(DEPLOY_CFG), "-DD", "-E",
-            "-n", "1", "-m", "32", "-M", "8", "-Y", str(work / "run"),
-            "-A", f"SIP_LISTEN=udp:{LOOPBACK}:{port}",
-            "-A", f'DISPATCHER_LIST="{ds_list}"',
-            "-A", f'CTL_SOCKET="unix:{work / "run" / "ctl"}"',
-            "-A", 'DS_ALG="4"',  # round robin: the spread is deterministic
-            *(arg for define in defines for arg in ("-A", define)),
-        ],
-        cwd=work,
-        log_path=work / "kamailio.log",
-    )  # fmt: skip
-    procs.append(process)
-    return process
+    kamailio.start()
+    return kamailio
 
 
 def _call(sipp: Sipp, kam_port: int, ports: InteropPorts) -> None:
@@ -132,20 +97,19 @@ def test_two_gateways_share_calls_and_fail_over(
     # is listening: SIPp retransmits the INVITE until it is).
     _call(sipp, kam_port, ports)
     _call(sipp, kam_port, ports)
-    assert len(gw1.find("call.offered")) == 1, kamailio.output()[-3000:]
-    assert len(gw2.find("call.offered")) == 1, kamailio.output()[-3000:]
+    assert len(gw1.find("call.offered")) == 1, kamailio.log_text()[-3000:]
+    assert len(gw2.find("call.offered")) == 1, kamailio.log_text()[-3000:]
     for gw in (gw1, gw2):
         assert gw.wait_event("call.ended")["cause"] == "remote_bye"
 
     # A long call lands on one of them; that one is then stopped (SIGTERM) mid-call.
     long_call = sipp.start("uac_call.xml", f"{LOOPBACK}:{kam_port}", service="100", hold_ms=6000)
     marks = {gw1: gw1.mark(), gw2: gw2.mark()}
-    deadline = time.monotonic() + 10
-    busy = None
-    while busy is None and time.monotonic() < deadline:
-        busy = next((gw for gw in (gw1, gw2) if gw.find("call.answered", since=marks[gw])), None)
-        time.sleep(0.05)
-    assert busy is not None, kamailio.output()[-3000:]
+    busy = wait_until(
+        lambda: next((gw for gw in (gw1, gw2) if gw.find("call.answered", since=marks[gw])), None),
+        10,
+        lambda: "the long call answered by one instance\n" + kamailio.log_text()[-3000:],
+    )
     other = gw2 if busy is gw1 else gw1
     before = len(other.find("call.offered"))
     os.kill(busy.process.pid, signal.SIGTERM)
@@ -193,8 +157,8 @@ def test_dead_instance_fails_over_before_probing_notices(
     # Both up and both used (round robin): the next pick is gw1 again.
     _call(sipp, kam_port, ports)
     _call(sipp, kam_port, ports)
-    assert len(gw1.find("call.offered")) == 1, kamailio.output()[-3000:]
-    assert len(gw2.find("call.offered")) == 1, kamailio.output()[-3000:]
+    assert len(gw1.find("call.offered")) == 1, kamailio.log_text()[-3000:]
+    assert len(gw2.find("call.offered")) == 1, kamailio.log_text()[-3000:]
     for gw in (gw1, gw2):
         gw.wait_event("call.ended")
 
@@ -217,25 +181,25 @@ def test_dead_instance_fails_over_before_probing_notices(
     ]
     for run in concurrent:
         result = run.wait()
-        assert result.rc == 0, result.describe() + "\n" + kamailio.output()[-3000:]
+        assert result.rc == 0, result.describe() + "\n" + kamailio.log_text()[-3000:]
     # And the calls after that, one by one (gw1 is now marked inactive or fails over again).
     for _ in range(2):
         _call(sipp, kam_port, ports)
-    assert len(gw2.find("call.offered")) == 1 + 4, kamailio.output()[-3000:]
+    assert len(gw2.find("call.offered")) == 1 + 4, kamailio.log_text()[-3000:]
     assert len(gw1.find("call.offered")) == 1
     # Kamailio did try the dead instance and failed over (not only probing luck).
-    assert f"gateway sip:{LOOPBACK}:{base} failed" in kamailio.output(), kamailio.output()[-3000:]
+    assert f"gateway sip:{LOOPBACK}:{base} failed" in kamailio.log_text(), kamailio.log_text()[
+        -3000:
+    ]
 
 
-def _tolerate_second_ringing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
+def _tolerate_second_ringing(sipp: Sipp, tmp_path: Path) -> str:
     """uac_call.xml, but a second 180 (from the instance tried next) is not an error.
 
     A caller behind a failing-over proxy sees 180 from the dead instance, then 180 from the
     live one (another To tag). SIPp aborts on that unless the 180 step is optional: the
-    derived scenario lives in this test's directory (the harness reads SIPP_DIR)."""
-    import tests.interop.conftest as harness
-
-    text = (harness.SIPP_DIR / "uac_call.xml").read_text()
+    derived scenario lives in this test's directory, looked up before the project's."""
+    text = sipp.scenario_path("uac_call.xml").read_text()
     assert text.count('<recv response="180"/>') == 1
     scenarios = tmp_path / "sipp-scenarios"
     scenarios.mkdir()
@@ -243,7 +207,7 @@ def _tolerate_second_ringing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) ->
     (scenarios / name).write_text(
         text.replace('<recv response="180"/>', '<recv response="180" optional="true"/>')
     )
-    monkeypatch.setattr(harness, "SIPP_DIR", scenarios)
+    sipp.scenario_dirs = (scenarios, *sipp.scenario_dirs)
     return name
 
 
@@ -252,7 +216,6 @@ def test_instance_killed_while_ringing_fails_over(
     ports: InteropPorts,
     interop_processes: list[ManagedProcess],
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A gateway that sent 180 and then died: the call must go to the other instance.
 
@@ -278,11 +241,11 @@ def test_instance_killed_while_ringing_fails_over(
     # Both up and both used, the slow ringer included (its 2.5 s ring is within the timer).
     _call(sipp, kam_port, ports)
     _call(sipp, kam_port, ports)
-    assert len(gw1.find("call.answered")) == 1, kamailio.output()[-3000:]
-    assert len(gw2.find("call.answered")) == 1, kamailio.output()[-3000:]
+    assert len(gw1.find("call.answered")) == 1, kamailio.log_text()[-3000:]
+    assert len(gw2.find("call.answered")) == 1, kamailio.log_text()[-3000:]
 
     # Two calls: round robin sends one of them to gw1, which rings; kill it right then.
-    scenario = _tolerate_second_ringing(monkeypatch, tmp_path)
+    scenario = _tolerate_second_ringing(sipp, tmp_path)
     mark1, mark2 = gw1.mark(), gw2.mark()
     runs = [
         sipp.start(
@@ -300,6 +263,6 @@ def test_instance_killed_while_ringing_fails_over(
     assert gw1.process.wait(timeout=10) == -signal.SIGKILL
     for run in runs:
         result = run.wait()
-        assert result.rc == 0, result.describe() + "\n" + kamailio.output()[-3000:]
-    assert len(gw2.find("call.answered", since=mark2)) == 2, kamailio.output()[-3000:]
-    assert "status 408" in kamailio.output(), kamailio.output()[-3000:]
+        assert result.rc == 0, result.describe() + "\n" + kamailio.log_text()[-3000:]
+    assert len(gw2.find("call.answered", since=mark2)) == 2, kamailio.log_text()[-3000:]
+    assert "status 408" in kamailio.log_text(), kamailio.log_text()[-3000:]

@@ -24,20 +24,16 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.interop.conftest import (
-    KAMAILIO_PASSWORD,
-    KAMAILIO_USER,
-    LOOPBACK,
-    Capture,
-    GatewayProcess,
-    InteropPorts,
-    Kamailio,
-    ManagedProcess,
-    Sipp,
-    _which,
-)
+from tests.tools.capture import Capture
 from tests.tools.control import auth_header
+from tests.tools.gateway_process import LOOPBACK, GatewayProcess
+from tests.tools.kamailio import KAMAILIO_PASSWORD, KAMAILIO_USER, Kamailio
 from tests.tools.pcap import read_udp
+from tests.tools.peers import require_peer, which_peer
+from tests.tools.ports import InteropPorts, udp_port_bound
+from tests.tools.process import ManagedProcess
+from tests.tools.sipp import Sipp
+from tests.tools.wait import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -123,7 +119,7 @@ def _sipp_uas(
     process = ManagedProcess(
         "sipp uas",
         [
-            _which("sipp"), "-sn", "uas",
+            which_peer("sipp"), "-sn", "uas",
             "-i", LOOPBACK, "-p", str(ports.sipp_sip),
             "-mi", LOOPBACK, "-mp", str(ports.sipp_media),
             # No -rtp_echo: our own greeting echoed back would barge in on it (the
@@ -135,7 +131,8 @@ def _sipp_uas(
         log_path=work / "screen.log",
     )  # fmt: skip
     processes.append(process)
-    time.sleep(0.5)  # SIPp binds before it reads the scenario loop
+    # The gateway's INVITE must find SIPp listening: wait until its SIP port is bound.
+    wait_until(lambda: udp_port_bound(ports.sipp_sip), 10, "SIPp UAS bound its SIP port")
     return process
 
 
@@ -146,8 +143,6 @@ def test_control_api_originates_a_call_to_a_sipp_uas(
     interop_processes: list[ManagedProcess],
     tmp_path: Path,
 ) -> None:
-    from tests.conftest import require_peer
-
     require_peer("sipp")
     control = _control_port(ports)
     gw: GatewayProcess = gateway(
@@ -173,16 +168,15 @@ def test_control_api_originates_a_call_to_a_sipp_uas(
     gw.wait_event("call.originated", call_id=call_id)
     gw.wait_event("realtime.connected", call_id=call_id, timeout=10)
 
-    # Let the greeting play for a while, then look at the listing and hang up over the API.
-    deadline = time.monotonic() + 10
-    state = ""
-    while time.monotonic() < deadline and state != "bot_speaking":
+    # Let the greeting play out (bot_speaking, then back to listening once its playout
+    # drained), then hang up over the API.
+    def call_state() -> str:
         _, listing = _api(control, "GET", "/calls")
         calls = json.loads(listing)["calls"]
-        state = calls[0]["state"] if calls else ""
-        time.sleep(0.1)
-    assert state == "bot_speaking", calls
-    time.sleep(1.0)
+        return calls[0]["state"] if calls else ""
+
+    wait_until(lambda: call_state() == "bot_speaking", 10, "the greeting playing", interval=0.05)
+    wait_until(lambda: call_state() == "listening", 10, "the greeting played out", interval=0.05)
     status, _ = _api(control, "DELETE", f"/calls/{quote(call_id, safe='')}")
     assert status == 204
     ended = gw.wait_event("call.ended", call_id=call_id)

@@ -10,17 +10,13 @@ import wave
 
 import pytest
 
-from tests.interop.conftest import (
-    KAMAILIO_PASSWORD,
-    KAMAILIO_USER,
-    LOOPBACK,
-    InteropPorts,
-    Kamailio,
-    Sipp,
-)
+from tests.tools.gateway_process import LOOPBACK
+from tests.tools.kamailio import KAMAILIO_PASSWORD, KAMAILIO_USER, Kamailio
 from tests.tools.media import MediaFiles
 from tests.tools.pcap import read_udp
+from tests.tools.ports import InteropPorts
 from tests.tools.rtp import analyse_streams
+from tests.tools.sipp import Sipp
 
 pytestmark = pytest.mark.interop
 

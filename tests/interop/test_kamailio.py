@@ -11,14 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.interop.conftest import (
-    KAMAILIO_PASSWORD,
-    KAMAILIO_USER,
-    LOOPBACK,
-    GatewayProcess,
-    Kamailio,
-    Sipp,
-)
+from tests.tools.gateway_process import LOOPBACK, GatewayProcess
+from tests.tools.kamailio import KAMAILIO_PASSWORD, KAMAILIO_USER, Kamailio
+from tests.tools.sipp import Sipp
 
 pytestmark = pytest.mark.interop
 

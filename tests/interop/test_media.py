@@ -16,9 +16,12 @@ import os
 
 import pytest
 
-from tests.interop.conftest import Capture, GatewayProcess, InteropPorts, Sipp
+from tests.tools.capture import Capture
+from tests.tools.gateway_process import GatewayProcess
 from tests.tools.media import MediaFiles
+from tests.tools.ports import InteropPorts
 from tests.tools.rtp import StreamStats
+from tests.tools.sipp import Sipp
 
 pytestmark = pytest.mark.interop
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.interop.conftest import GatewayProcess, Sipp
+from tests.tools.gateway_process import GatewayProcess
+from tests.tools.sipp import Sipp
 
 pytestmark = pytest.mark.interop
 

@@ -26,7 +26,7 @@ from gateway.media.dtmf import (
     Rfc4733Sender,
     validate_digits,
 )
-from tests.conftest import require_peer
+from tests.tools.peers import require_peer
 
 SIPP_PCAPS = Path("/usr/share/sip-tester")
 

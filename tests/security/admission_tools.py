@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.interop.conftest import GatewayProcess
+from tests.tools.gateway_process import GatewayProcess
 from tests.tools.netns import NetnsPair, NetnsUnavailable, netns_pair
 from tests.tools.rawsip import Dialog, Reply, UdpPeer, invite, new_dialog, request
 

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 from sip.admission import ADMITTING_KEYS
-from tests.interop.conftest import GatewayProcess
 from tests.security.admission_tools import (  # noqa: F401  (fixtures)
     answer_and_hang_up,
     call_from_loopback,
@@ -25,6 +24,7 @@ from tests.security.admission_tools import (  # noqa: F401  (fixtures)
     netns,
     rejected,
 )
+from tests.tools.gateway_process import GatewayProcess
 from tests.tools.netns import NetnsPair
 from tests.tools.rawsip import Reply, invite, new_dialog, request
 

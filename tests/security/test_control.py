@@ -33,8 +33,9 @@ from typing import Any
 
 import pytest
 
-from tests.interop.conftest import LOOPBACK, GatewayProcess, InteropPorts
 from tests.tools.control import TEST_CONTROL_TOKEN, auth_header
+from tests.tools.gateway_process import LOOPBACK, GatewayProcess
+from tests.tools.ports import InteropPorts
 
 pytestmark = pytest.mark.interop
 

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from typing import Any
 
 from sip.auth import DigestChallenge, build_authorization
-from tests.interop.conftest import GatewayProcess
 from tests.security.admission_tools import (  # noqa: F401  (fixtures)
     answer_and_hang_up,
     call_from_loopback,
@@ -23,6 +22,7 @@ from tests.security.admission_tools import (  # noqa: F401  (fixtures)
     loopback_peer,
     rejected,
 )
+from tests.tools.gateway_process import GatewayProcess
 from tests.tools.rawsip import Reply, UdpPeer
 
 Factory = Callable[..., GatewayProcess]

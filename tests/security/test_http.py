@@ -20,9 +20,11 @@ from pathlib import Path
 import pytest
 
 from gateway.realtime.simulator import ToolCallRule
-from tests.e2e.conftest import E2ESipp, SimulatorThread, silence_ms, write_caller_pcap
-from tests.interop.conftest import GatewayProcess, to_toml
+from tests.tools.caller_audio import silence_ms, write_caller_pcap
+from tests.tools.gateway_process import GatewayProcess, to_toml
 from tests.tools.http_bait import BaitServer
+from tests.tools.realtime_gateway import SimulatorThread
+from tests.tools.sipp import Sipp
 
 REPO = Path(__file__).resolve().parents[2]
 EXIT_CONFIG = 2
@@ -40,7 +42,7 @@ def _tool_output(sim: SimulatorThread) -> str:
 def _call_the_tool(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tmp_path: Path,
     tool: dict[str, object],
 ) -> tuple[SimulatorThread, GatewayProcess]:
@@ -65,7 +67,7 @@ def _call_the_tool(
 def test_tool_redirect_to_another_origin_is_not_followed(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tmp_path: Path,
 ) -> None:
     with BaitServer() as tool_server, BaitServer() as elsewhere:
@@ -87,7 +89,7 @@ def test_tool_redirect_to_another_origin_is_not_followed(
 def test_a_huge_tool_response_is_cut_at_the_cap(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tmp_path: Path,
 ) -> None:
     cap = 256 * 1024

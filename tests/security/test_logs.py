@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.interop.conftest import GatewayProcess, InteropPorts
+from tests.tools.gateway_process import GatewayProcess
+from tests.tools.ports import InteropPorts
 
 pytestmark = pytest.mark.interop
 

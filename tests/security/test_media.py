@@ -24,10 +24,10 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import SimulatorThread
-from tests.interop.conftest import InteropPorts
-from tests.tools.ports import free_port_block
+from tests.tools.ports import InteropPorts, free_port_block
 from tests.tools.raw_uac import RawUac, RtpSink, answer_media, rtp
+from tests.tools.realtime_gateway import SimulatorThread
+from tests.tools.wait import wait_until
 
 CALLER_IP = "127.0.0.1"
 ATTACKER_IP = "127.0.0.5"
@@ -199,8 +199,7 @@ def test_rtp_sprayed_over_the_port_range_is_never_latched(
 
     start_sender(threads, spray)
     try:
-        while sprayed[0] < 5:  # the spray is on before the call starts
-            time.sleep(0.01)
+        wait_until(lambda: sprayed[0] >= 5, 10, "the spray on before the call starts")
         uac, media = call_up(gw, caller_rtp)
         assert caller_rtp.wait_for(25, timeout=10)  # the gateway talks to the caller...
         send_paced(caller_rtp, media, 1, 75, 0x5EED, bytes([CALLER_BYTE]) * 160)

@@ -14,9 +14,10 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.e2e.conftest import E2ESipp, SimulatorThread
-from tests.interop.conftest import GatewayProcess
 from tests.tools.control import auth_header
+from tests.tools.gateway_process import GatewayProcess
+from tests.tools.realtime_gateway import SimulatorThread
+from tests.tools.sipp import Sipp
 
 pytestmark = pytest.mark.interop
 
@@ -26,7 +27,7 @@ BUDGET = 3
 def test_reconnect_storm_ends_the_call_with_bye_and_a_503_reason(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
 ) -> None:
     sim = sim_factory(drop_after_s=1.0)  # every session cut 1 s after it opened
     gw = realtime_gateway(

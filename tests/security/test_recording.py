@@ -13,32 +13,22 @@ from __future__ import annotations
 import json
 import os
 import stat
-import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import E2ESipp, SimulatorThread, silence_ms, write_caller_pcap
-from tests.interop.conftest import GatewayProcess
+from tests.tools.caller_audio import silence_ms, write_caller_pcap
+from tests.tools.gateway_process import GatewayProcess
+from tests.tools.realtime_gateway import SimulatorThread
+from tests.tools.sipp import Sipp
+from tests.tools.wait import wait_until
 
 pytestmark = [
     pytest.mark.interop,
     pytest.mark.skipif(os.geteuid() != 0, reason="SIPp play_pcap_audio needs a raw socket"),
 ]
-
-
-def wait_until(condition: Callable[[], Any], timeout: float) -> Any:
-    """Poll `condition` until it returns something truthy (returned) or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def _frames(path: Path) -> int:
@@ -52,7 +42,7 @@ def _frames(path: Path) -> int:
 def test_recording_survives_sigkill_and_the_call_is_recorded_after_restart(
     sim_factory: Callable[..., SimulatorThread],
     realtime_gateway: Callable[..., GatewayProcess],
-    sipp: E2ESipp,
+    sipp: Sipp,
     tmp_path: Path,
 ) -> None:
     records = tmp_path / "records"
@@ -69,9 +59,11 @@ def test_recording_survives_sigkill_and_the_call_is_recorded_after_restart(
         substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms)},
     )
     call_id = gw.wait_event("call.answered", timeout=15)["call_id"]
-    wav_path = wait_until(lambda: next(iter(recordings.glob("*.wav")), None), 10)
+    wav_path = wait_until(
+        lambda: next(iter(recordings.glob("*.wav")), None), 10, "a recording file", interval=0.05
+    )
     # The header is kept current while the call runs: wait until it describes audio on disk.
-    wait_until(lambda: _frames(wav_path) >= 8000, 15)
+    wait_until(lambda: _frames(wav_path) >= 8000, 15, "1 s recorded", interval=0.05)
     assert list(records.glob("*.live.json")), "no in-progress marker for the live call"
     gw.process.popen.kill()  # SIGKILL: no cleanup of any kind
     gw.process.popen.wait(timeout=10)

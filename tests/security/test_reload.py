@@ -16,12 +16,12 @@ import pytest
 
 from gateway.app import Gateway
 from gateway.config import load_config
-from tests.interop.conftest import GatewayProcess
 from tests.security.admission_tools import (  # noqa: F401  (fixtures)
     LOOPBACK,
     loopback_peer,
     netns,
 )
+from tests.tools.gateway_process import GatewayProcess
 from tests.tools.netns import NetnsPair
 from tests.tools.rawsip import Reply, UdpPeer, invite, new_dialog, request
 

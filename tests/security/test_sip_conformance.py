@@ -17,9 +17,10 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.interop.conftest import LOOPBACK, GatewayProcess, InteropPorts
 from tests.tools import rawsip
 from tests.tools.control import auth_header
+from tests.tools.gateway_process import LOOPBACK, GatewayProcess
+from tests.tools.ports import InteropPorts
 
 pytestmark = pytest.mark.interop
 

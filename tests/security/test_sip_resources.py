@@ -24,7 +24,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.interop.conftest import LOOPBACK, GatewayProcess, Sipp
+from tests.tools.gateway_process import LOOPBACK, GatewayProcess
+from tests.tools.sipp import Sipp
+from tests.tools.wait import wait_until
 
 pytestmark = pytest.mark.interop
 
@@ -61,12 +63,17 @@ def _metrics(gw: GatewayProcess, token: str) -> dict[str, float]:
 def _metrics_when(
     gw: GatewayProcess, token: str, ready: Callable[[dict[str, float]], bool]
 ) -> dict[str, float]:
-    """/metrics once `ready` holds (polled: the gateway may still be reading its socket)."""
-    for _ in range(100):
+    """/metrics once `ready` holds (polled: the gateway may still be reading its socket); after
+    10 s the last values, for the caller's assertion to show."""
+    values: dict[str, float] = {}
+
+    def scrape() -> bool:
+        nonlocal values
         values = _metrics(gw, token)
-        if ready(values):
-            return values
-        time.sleep(0.1)
+        return ready(values)
+
+    with contextlib.suppress(AssertionError):
+        wait_until(scrape, 10, "metrics", interval=0.1)
     return values
 
 
@@ -338,17 +345,19 @@ def test_accept_failing_with_emfile_pauses_and_logs_once(gateway, control_token:
     values = _metrics_when(gw, control_token, lambda v: True)
     assert 1 <= values["srg_sip_tcp_accept_errors_total"] <= 10, values
     assert len(gw.find("sip.tcp_accept_error")) == 1  # one line per 5 s, not one per failure
+
     # Descriptors are free again: a new connection is served after the pause.
-    for _ in range(50):
+    def answered_over_tcp() -> bool:
         with contextlib.suppress(OSError):
             sock = _tcp(gw)
             reply = _options_over_tcp(sock)
             sock.close()
-            if reply.startswith(b"SIP/2.0 200"):
-                break
-        time.sleep(0.2)
-    else:
-        raise AssertionError("TCP never answered again after the descriptors were freed")
+            return reply.startswith(b"SIP/2.0 200")
+        return False
+
+    wait_until(
+        answered_over_tcp, 10, "TCP answering again after the descriptors were freed", interval=0.2
+    )
 
 
 def _bye(call_id: str, port: int) -> bytes:

@@ -17,8 +17,8 @@ import pytest
 
 from gateway.realtime.simulator import SimulatorOptions
 from gateway.softphone import place_call
-from tests.conftest import require_peer
 from tests.test_softphone import Lab, _espeak_wav, start_lab
+from tests.tools.peers import require_peer
 
 pytestmark = pytest.mark.soak
 

@@ -1,9 +1,11 @@
-"""Free loopback port blocks, for tests and benchmarks (no pytest needed)."""
+"""Free loopback port blocks, for tests and benchmarks (no pytest needed), and how the
+real-peer tests lay their parties out inside one block."""
 
 from __future__ import annotations
 
 import random
 import socket
+from dataclasses import dataclass
 
 # Ports are drawn from a high range, in blocks, so tests never collide with a PBX on 5060
 # or with each other. Every port in a block is checked free for both UDP and TCP.
@@ -36,3 +38,69 @@ def free_port_block(size: int = _BLOCK) -> int:
             _handed_out.update(block)
             return base
     raise RuntimeError("no free port block found on 127.0.0.1")
+
+
+@dataclass(frozen=True)
+class InteropPorts:
+    """Where each party listens inside one 40-port block (even RTP bases, RFC 3550 11)."""
+
+    base: int
+
+    @property
+    def gateway_sip(self) -> int:
+        return self.base
+
+    @property
+    def gateway_rtp(self) -> tuple[int, int]:
+        return self.base + 2, self.base + 13
+
+    @property
+    def sipp_sip(self) -> int:
+        return self.base + 14
+
+    @property
+    def sipp_media(self) -> int:
+        return self.base + 16  # SIPp also uses +2 for its echo of video; keep 16-19 free
+
+    @property
+    def kamailio_sip(self) -> int:
+        return self.base + 20
+
+    @property
+    def baresip_sip(self) -> int:
+        return self.base + 22
+
+    @property
+    def baresip_rtp(self) -> tuple[int, int]:
+        return self.base + 24, self.base + 29
+
+    @property
+    def baresip_ctrl(self) -> int:
+        return self.base + 30
+
+    @property
+    def baresip_cons(self) -> int:
+        return self.base + 31
+
+    @property
+    def all(self) -> tuple[int, int]:
+        return self.base, self.base + 39
+
+
+def udp_port_bound(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether some process has a UDP socket bound to `host`:`port` (or the wildcard address).
+
+    Read from /proc/net/udp (Linux), not by trying to bind: a probe bind could take the port
+    at the very moment the peer binds it."""
+    wanted = {f"{_proc_ipv4(host)}:{port:04X}", f"00000000:{port:04X}"}
+    try:
+        with open("/proc/net/udp") as table:
+            next(table)  # header
+            return any(line.split()[1] in wanted for line in table)
+    except OSError:
+        return False
+
+
+def _proc_ipv4(host: str) -> str:
+    # /proc/net/udp prints the address as the in-memory 32-bit word: little-endian hex.
+    return socket.inet_aton(host)[::-1].hex().upper()

@@ -1,0 +1,82 @@
+"""tshark capturing one test's UDP port range on loopback, analysed with tests.tools.pcap/rtp."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.tools.gateway_process import LOOPBACK
+from tests.tools.pcap import read_udp
+from tests.tools.peers import which_peer
+from tests.tools.process import ManagedProcess
+from tests.tools.rtp import StreamStats, analyse_streams
+
+CAPTURE_PROBE = b"\x00capture-probe"
+PCAP_GLOBAL_HEADER_SIZE = 24
+
+
+@dataclass
+class Capture:
+    """A tshark capture on loopback of a UDP port range; analysed with tests.tools."""
+
+    work_dir: Path
+    port_range: tuple[int, int]
+    processes: list[ManagedProcess]
+    pcap: Path = field(init=False)
+    process: ManagedProcess | None = None
+
+    def __post_init__(self) -> None:
+        self.pcap = self.work_dir / "capture.pcap"
+
+    def start(self, timeout: float = 15.0, max_duration_s: int = 120) -> None:
+        low, high = self.port_range
+        self.process = ManagedProcess(
+            "tshark",
+            [
+                which_peer("tshark"), "-i", "lo",
+                "-f", f"udp portrange {low}-{high}",
+                "-F", "pcap", "-w", str(self.pcap),
+                "-a", f"duration:{max_duration_s}",  # a bound even if nobody stops it
+            ],
+            cwd=self.work_dir,
+            log_path=self.work_dir / "tshark.log",
+            stop_signal=signal.SIGINT,  # SIGINT makes tshark flush and close the file
+        )  # fmt: skip
+        self.processes.append(self.process)
+        self._wait_capturing(timeout)
+
+    def _wait_capturing(self, timeout: float) -> None:
+        """Return once a probe datagram sent into the range is in the capture file.
+
+        tshark prints "Capturing on" before its capture loop runs, and datagrams sent right
+        after it can be missed (seen here: the first 50 ms); the file only grows when dumpcap
+        flushes (up to about 1 s). The probe goes to the top port of the range, which no party
+        of InteropPorts uses, and starts with a 0 byte: not RTP (version 2), RTCP or SIP, so
+        every reader of the capture (tests.tools.rtp, tests.tools.wire) skips it."""
+        _, high = self.port_range
+        deadline = time.monotonic() + timeout
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            while not self._has_packets():
+                assert self.process is not None
+                if self.process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"tshark is not capturing:\n{self.process.output()}")
+                probe.sendto(CAPTURE_PROBE, (LOOPBACK, high))
+                time.sleep(0.02)
+
+    def _has_packets(self) -> bool:
+        try:
+            return self.pcap.stat().st_size > PCAP_GLOBAL_HEADER_SIZE
+        except FileNotFoundError:
+            return False
+
+    def stop(self) -> Path:
+        if self.process is not None:
+            self.process.stop(timeout=10)
+        return self.pcap
+
+    def streams(self, **kwargs: Any) -> list[StreamStats]:
+        return analyse_streams(read_udp(self.pcap), **kwargs)
