@@ -1,7 +1,7 @@
 """`sip-realtime-gateway simulator`: the local Realtime API simulator with its options as flags.
 
-The options are `SimulatorOptions` (gateway/realtime/simulator.py); `--script` takes any of them
-as JSON and the flags override it. SIGINT and SIGTERM stop it however it was started: handlers
+The options are `SimulatorOptions` (options.py); `--script` takes any of them as JSON and the
+flags override it. SIGINT and SIGTERM stop it however it was started: handlers
 are installed explicitly, so a SIGINT that the parent set to "ignored" (`simulator &` in a
 non-interactive shell does that) still stops it.
 """
@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from gateway.busy_port import bind_failure, with_errno
+from gateway.realtime.simulator.options import SimulatorOptions
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -130,8 +131,6 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 options["reply_audio"] = handle.read()
         except OSError as exc:
             raise ValueError(f"cannot read --reply-audio: {exc}") from None
-    from gateway.realtime.simulator import SimulatorOptions
-
     try:
         SimulatorOptions.from_mapping(options)
     except (TypeError, ValueError) as exc:
@@ -140,7 +139,9 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def serve(host: str, port: int, options: dict[str, Any]) -> int:
-    from gateway.realtime.simulator import Simulator, SimulatorOptions
+    # Here, not at the top: `sip-realtime-gateway --help` imports this module to build its
+    # parser and should not load websockets and numpy for it.
+    from gateway.realtime.simulator.server import Simulator
 
     simulator = Simulator(host, port, SimulatorOptions.from_mapping(options))
     try:
