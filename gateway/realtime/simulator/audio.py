@@ -1,5 +1,10 @@
 """Audio helpers of the simulator: bytes per ms of each GA format, decoding to PCM samples,
-conversion between the three GA formats (only for the echo reply) and the reply tone."""
+conversion between the three GA formats (only for the echo reply) and the reply tone.
+
+G.711 goes through gateway/media/g711.py (bit-exact with audioop: tests/media/test_g711.py and
+tests/realtime/test_simulator_audio.py), the one import from realtime into media. Only the
+8 <-> 24 kHz rate conversion of audio/pcm still uses audioop.ratecv.
+"""
 
 from __future__ import annotations
 
@@ -7,36 +12,39 @@ import warnings
 
 import numpy as np
 
+from gateway.media import g711
+
 with warnings.catch_warnings():
     # audioop is deprecated in 3.11/3.12 and comes from audioop-lts on >= 3.13 (pyproject).
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop
 
 BYTES_PER_MS = {"audio/pcmu": 8, "audio/pcma": 8, "audio/pcm": 48}
+G711_CODEC = {"audio/pcmu": g711.PCMU, "audio/pcma": g711.PCMA}
 
 
 def to_pcm16(audio: bytes, fmt: str) -> np.ndarray:
     """int16 samples of raw input audio (8 kHz for G.711, 24 kHz for audio/pcm)."""
-    if fmt == "audio/pcmu":
-        linear = audioop.ulaw2lin(audio, 2)
-    elif fmt == "audio/pcma":
-        linear = audioop.alaw2lin(audio, 2)
-    else:
-        linear = audio[: len(audio) - len(audio) % 2]
-    return np.frombuffer(linear, dtype="<i2")
+    codec = G711_CODEC.get(fmt)
+    if codec is not None:
+        return g711.decode_samples(codec, audio)
+    return np.frombuffer(audio[: len(audio) - len(audio) % 2], dtype="<i2")
 
 
 def convert(audio: bytes, src: str, dst: str) -> bytes:
     """Re-encode audio between the three GA formats (only for the echo reply)."""
     if src == dst:
         return bytes(audio)
+    if src in G711_CODEC and dst in G711_CODEC:
+        audio = bytes(audio)  # translate() keeps a bytearray a bytearray
+        return g711.ulaw_to_alaw(audio) if src == "audio/pcmu" else g711.alaw_to_ulaw(audio)
     linear = to_pcm16(audio, src).tobytes()
     if src == "audio/pcm":
         linear, _ = audioop.ratecv(linear, 2, 1, 24000, 8000, None)
     if dst == "audio/pcm":
         linear, _ = audioop.ratecv(linear, 2, 1, 8000, 24000, None)
         return linear
-    return audioop.lin2ulaw(linear, 2) if dst == "audio/pcmu" else audioop.lin2alaw(linear, 2)
+    return g711.encode(G711_CODEC[dst], linear)
 
 
 def tone(ms: int, fmt: str, hz: float = 440.0, level: float = 0.3) -> bytes:
@@ -45,4 +53,4 @@ def tone(ms: int, fmt: str, hz: float = 440.0, level: float = 0.3) -> bytes:
     samples = (np.sin(2 * np.pi * hz * np.arange(n) / rate) * level * 32767).astype("<i2").tobytes()
     if fmt == "audio/pcm":
         return samples
-    return audioop.lin2ulaw(samples, 2) if fmt == "audio/pcmu" else audioop.lin2alaw(samples, 2)
+    return g711.encode(G711_CODEC[fmt], samples)
