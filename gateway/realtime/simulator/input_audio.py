@@ -13,7 +13,12 @@ from typing import Any
 
 from gateway.realtime.simulator.audio import BYTES_PER_MS
 from gateway.realtime.simulator.items import Item, new_id
-from gateway.realtime.simulator.vad import FRAME_MS, frame_levels_db, vad_settings
+from gateway.realtime.simulator.vad import (
+    FRAME_MS,
+    frame_levels_db,
+    sampled_frame_levels_db,
+    vad_settings,
+)
 
 
 class InputAudio:
@@ -49,7 +54,8 @@ class InputAudio:
         if not usable:
             return
         first_frame_ms = (self.input_bytes_total - len(audio) - (len(data) - len(audio))) // bpms
-        db = frame_levels_db(data[:usable], fmt, frame_bytes)
+        levels = sampled_frame_levels_db if self.options.load_mode else frame_levels_db
+        db = levels(data[:usable], fmt, frame_bytes)
         threshold_db, prefix_ms, silence_ms = vad_settings(
             self.turn_detection, self.options.vad_db_at_half
         )

@@ -92,6 +92,12 @@ class SimulatorOptions:
     # events keep their shape with "" as audio (`audio_chars_dropped` counts what went); what
     # the session does with the audio is unchanged. 0 = record no audio.
     keep_audio_chars: int = 2 * 1024 * 1024
+    # Load mode (issue 14), for load tests where the simulator must not be the bottleneck: the
+    # wire protocol is unchanged (every client event validated, audio paced as configured) but
+    # input_audio_buffer.append and response.output_audio.delta events are not recorded, and
+    # the server VAD measures each 10 ms frame on a few samples (vad.py, sampled_frame_levels_db)
+    # instead of decoding all of them with numpy. `simulator --load` also runs it on uvloop.
+    load_mode: bool = False
 
     @classmethod
     def from_mapping(cls, options: dict[str, Any]) -> SimulatorOptions:

@@ -30,6 +30,15 @@ from gateway.realtime.simulator.schema import (
 )
 from gateway.realtime.simulator.sdk import cached_sdk_validator
 
+# The events that carry audio, and their audio field; load mode does not record them.
+AUDIO_EVENT_TYPES = {"input_audio_buffer.append": "audio", "response.output_audio.delta": "delta"}
+_HANDLER_NAMES = {kind: "on_" + kind.replace(".", "_") for kind in EVENT_FIELDS}
+
+
+def _carries_audio(event: dict[str, Any]) -> bool:
+    kind = event.get("type")
+    return isinstance(kind, str) and kind in AUDIO_EVENT_TYPES
+
 
 class SimSession(InputAudio, Responses):
     def __init__(self, ws: ServerConnection, options: SimulatorOptions, model: str) -> None:
@@ -97,13 +106,7 @@ class SimSession(InputAudio, Responses):
     def _recordable(self, event: dict[str, Any]) -> dict[str, Any]:
         """`event` as recorded: its audio kept while within keep_audio_chars, else ""."""
         kind = event.get("type")
-        key = (
-            "audio"
-            if kind == "input_audio_buffer.append"
-            else "delta"
-            if kind == "response.output_audio.delta"
-            else None
-        )
+        key = AUDIO_EVENT_TYPES.get(kind) if isinstance(kind, str) else None
         audio = event.get(key) if key is not None else None
         if not isinstance(audio, str):
             return event
@@ -123,7 +126,8 @@ class SimSession(InputAudio, Responses):
 
     async def send(self, event: dict[str, Any]) -> None:
         event = {"event_id": new_id("event"), **event}
-        self.server_events.append(Recorded(time.monotonic(), self._recordable(event)))
+        if not (self.options.load_mode and event["type"] in AUDIO_EVENT_TYPES):
+            self.server_events.append(Recorded(time.monotonic(), self._recordable(event)))
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(orjson.dumps(event), text=True)
 
@@ -192,12 +196,10 @@ class SimSession(InputAudio, Responses):
                 "invalid_json", "The client event is not valid JSON."
             )  # ASSUMED code
             return
-        self.client_events.append(
-            Recorded(
-                time.monotonic(),
-                self._recordable(event) if isinstance(event, dict) else {"_raw": event},
-            )
-        )
+        if not isinstance(event, dict):
+            self.client_events.append(Recorded(time.monotonic(), {"_raw": event}))
+        elif not (self.options.load_mode and _carries_audio(event)):
+            self.client_events.append(Recorded(time.monotonic(), self._recordable(event)))
         problem = self._validate(event)
         event_id = event.get("event_id") if isinstance(event, dict) else None
         if problem is not None:
@@ -208,7 +210,7 @@ class SimSession(InputAudio, Responses):
                 event_id if isinstance(event_id, str) else None,
             )
             return
-        handler = getattr(self, "on_" + event["type"].replace(".", "_"))
+        handler = getattr(self, _HANDLER_NAMES[event["type"]])
         await handler(event, event_id)
 
     def _validate(self, event: Any) -> Invalid | None:
