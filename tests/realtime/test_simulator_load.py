@@ -7,6 +7,10 @@ default VAD's verdict on speech and silence."""
 from __future__ import annotations
 
 import argparse
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -15,9 +19,12 @@ from gateway.realtime import protocol as p
 from gateway.realtime.simulator import SimulatorOptions
 from gateway.realtime.simulator.cli import add_arguments, options_from_args
 from gateway.realtime.simulator.vad import frame_levels_db, sampled_frame_levels_db
+from tests.conftest import require_peer
 from tests.realtime.conftest import silence, speech_like
 from tests.realtime.test_client_simulator import T, append_chunks, collect_until, of, vad_config
+from tests.tools.ports import free_port_block
 
+ROOT = Path(__file__).resolve().parents[2]
 FRAME = 80  # 10 ms of G.711
 
 
@@ -92,3 +99,39 @@ def test_cli_load_flag_sets_load_mode() -> None:
     assert options_from_args(parser.parse_args(["--load"]))["load_mode"] is True
     assert "load_mode" not in options_from_args(parser.parse_args([]))
     assert SimulatorOptions.from_mapping({"load_mode": True}).load_mode
+
+
+def _load_bench(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_append_bench_measures_every_variant() -> None:
+    results = _load_bench("simulator_append").measure(appends=300, repeat=1)
+    assert set(results) == {
+        "default",
+        "validator per event",
+        "load: recording only",
+        "load: VAD only",
+        "load",
+    }
+    assert all(us > 0 for us in results.values())
+
+
+def test_a_sipp_load_through_the_load_mode_simulator_answers_every_call(tmp_path: Path) -> None:
+    """bench/sipp_load.py --simulator-load, 10 calls: `simulator --load` serves the gateway as
+    the default mode does (every call answered and ended by SIPp, 50 packets/s each way)."""
+    require_peer("sipp", "espeak-ng", "sox")
+    sipp_load = _load_bench("sipp_load")
+    base = free_port_block(sipp_load.ports_needed(10))
+    result = sipp_load.run_one(10, 20.0, 2.0, tmp_path, "sipp", port_base=base, simulator_load=True)
+    assert result.problem == "", result
+    assert (result.ok, result.failed) == (10, 0), result.outcomes
+    assert 49.0 <= result.rtp_in_per_call_s <= 51.0, result
+    assert 49.0 <= result.rtp_out_per_call_s <= 51.0, result
+    assert result.lost == 0 and result.late == 0, result
+    assert result.simulator_cpu_pct > 0
