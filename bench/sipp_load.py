@@ -20,8 +20,14 @@ p99 (histogram bucket bound), `srg_response_latency_seconds` p50/p95 (caller sto
 Needs sipp, espeak-ng and sox (`make peers` installs them) and root or CAP_NET_RAW for SIPp's
 play_pcap_audio. Loopback only; every process it starts is stopped at the end.
 
+With `--simulator-load` the simulator runs in its load mode (`simulator --load`: the same
+protocol without recorded audio, with a sampled VAD, on uvloop; gateway/realtime/simulator/
+options.py), so that it is not what limits how many calls this machine can take;
+`--simulator-profile FILE` writes the simulator's cProfile to FILE.
+
     .venv/bin/python bench/sipp_load.py                     # 50 and 100 calls
     .venv/bin/python bench/sipp_load.py --calls 200 --rate 25 --window 20
+    .venv/bin/python bench/sipp_load.py --calls 100 --simulator-load
 """
 
 from __future__ import annotations
