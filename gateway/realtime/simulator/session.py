@@ -41,6 +41,9 @@ def _carries_audio(event: dict[str, Any]) -> bool:
 
 
 class SimSession(InputAudio, Responses):
+    """One session's state (all of it is set here), its I/O and the handlers of session.update
+    and conversation items; `InputAudio` adds the input side, `Responses` the output side."""
+
     def __init__(self, ws: ServerConnection, options: SimulatorOptions, model: str) -> None:
         self.id = new_id("sess")
         self.ws = ws
