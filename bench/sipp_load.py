@@ -20,8 +20,14 @@ p99 (histogram bucket bound), `srg_response_latency_seconds` p50/p95 (caller sto
 Needs sipp, espeak-ng and sox (`make peers` installs them) and root or CAP_NET_RAW for SIPp's
 play_pcap_audio. Loopback only; every process it starts is stopped at the end.
 
+With `--simulator-load` the simulator runs in its load mode (`simulator --load`: the same
+protocol without recorded audio, with a sampled VAD, on uvloop; gateway/realtime/simulator/
+options.py), so that it is not what limits how many calls this machine can take;
+`--simulator-profile FILE` writes the simulator's cProfile to FILE.
+
     .venv/bin/python bench/sipp_load.py                     # 50 and 100 calls
     .venv/bin/python bench/sipp_load.py --calls 200 --rate 25 --window 20
+    .venv/bin/python bench/sipp_load.py --calls 100 --simulator-load
 """
 
 from __future__ import annotations
@@ -195,10 +201,19 @@ def make_pcap(work: Path, hold_s: float) -> Path:
 
 
 def run_one(
-    calls: int, rate: float, window_s: float, work: Path, sipp: str, port_base: int | None = None
+    calls: int,
+    rate: float,
+    window_s: float,
+    work: Path,
+    sipp: str,
+    port_base: int | None = None,
+    simulator_load: bool = False,
+    simulator_profile: Path | None = None,
 ) -> Result:
     """One measured run of `calls` concurrent calls; `port_base` starts a block of
-    `ports_needed(calls)` free loopback ports (found here when None)."""
+    `ports_needed(calls)` free loopback ports (found here when None). `simulator_load` runs the
+    simulator with `--load` (its cheap load mode); `simulator_profile` runs it under cProfile,
+    writing the profile there when it stops."""
     ramp_s = calls / rate
     hold_ms = int((ramp_s + SETTLE_S + window_s + 10) * 1000)
     pcap = make_pcap(work, hold_ms / 1000 + 1)
@@ -226,13 +241,17 @@ def run_one(
     simulator = gateway = sipp_proc = None
     gw_log = (work / "gateway.log").open("wb")
     try:
+        profile = ["-m", "cProfile", "-o", str(simulator_profile)] if simulator_profile else []
         simulator = subprocess.Popen(
-            [python, "-m", "gateway", "simulator", "--host", HOST, "--port", str(sim_port)],
+            [
+                python, *profile, "-m", "gateway", "simulator",
+                "--host", HOST, "--port", str(sim_port), *(["--load"] if simulator_load else []),
+            ],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-        )
+        )  # fmt: skip
         _wait_port(sim_port, 20)
         gateway = subprocess.Popen(
             [
@@ -353,6 +372,18 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=20.0, help="new calls per second")
     parser.add_argument("--window", type=float, default=15.0, help="measured seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
+    parser.add_argument(
+        "--simulator-load",
+        action="store_true",
+        help="run the simulator in its load mode (`simulator --load`: no recorded audio, a "
+        "sampled-energy VAD), so that it is not the bottleneck",
+    )
+    parser.add_argument(
+        "--simulator-profile",
+        metavar="FILE",
+        help="run the simulator under cProfile and write its profile to FILE (with --calls N, "
+        "the last N's run)",
+    )
     args = parser.parse_args()
     sipp = shutil.which("sipp")
     missing = [b for b in ("sipp", "espeak-ng", "sox") if shutil.which(b) is None]
@@ -363,14 +394,26 @@ def main() -> None:
     load = os.getloadavg()
     print(
         f"rate={args.rate}/s window={args.window}s cpus={os.cpu_count()} "
-        f"load={load[0]:.2f} python={sys.version.split()[0]}"
+        f"load={load[0]:.2f} python={sys.version.split()[0]} "
+        f"simulator={'--load' if args.simulator_load else 'default'}"
     )
     results = []
     for n in args.calls:
         work = Path(tempfile.mkdtemp(prefix=f"sipp-load-{n}-"))
         try:
             assert sipp is not None
-            results.append(run_one(n, args.rate, args.window, work, sipp))
+            profile = Path(args.simulator_profile).resolve() if args.simulator_profile else None
+            results.append(
+                run_one(
+                    n,
+                    args.rate,
+                    args.window,
+                    work,
+                    sipp,
+                    simulator_load=args.simulator_load,
+                    simulator_profile=profile,
+                )
+            )
         except Exception as exc:  # one N failing must not hide the others
             print(f"calls={n}: failed: {exc!r} (work dir {work})")
             continue

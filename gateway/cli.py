@@ -99,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the protocol-faithful local Realtime API simulator until SIGINT or "
         "SIGTERM (Ctrl-C; also when started in the background with `&`).",
     )
-    from gateway import simulator_cli
+    from gateway.realtime.simulator import cli as simulator_cli
 
     simulator_cli.add_arguments(sim)
     from gateway import doctor
@@ -234,7 +234,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _simulator(args: argparse.Namespace) -> int:
-    from gateway import simulator_cli
+    from gateway.realtime.simulator import cli as simulator_cli
 
     return simulator_cli.main(args)
 

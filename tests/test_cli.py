@@ -428,7 +428,7 @@ def test_simulator_busy_port_names_the_flag(port_block: int) -> None:
 def test_simulator_flags_reach_its_options(tmp_path: Path) -> None:
     from gateway.cli import build_parser
     from gateway.realtime.simulator import SimulatorOptions, ToolCallRule
-    from gateway.simulator_cli import options_from_args
+    from gateway.realtime.simulator.cli import options_from_args
 
     reply = tmp_path / "reply.ul"
     reply.write_bytes(b"\xff" * 160)

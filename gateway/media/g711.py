@@ -124,6 +124,17 @@ def decode(codec: str, data: bytes) -> bytes:
     raise ValueError(f"not a G.711 codec: {codec!r}")
 
 
+def decode_samples(codec: str, data: bytes) -> np.ndarray:
+    """G.711 bytes of `codec` -> int16 samples as an array, for numpy work on them (a level
+    meter, a VAD) without a round trip through bytes."""
+    codec = codec.upper()
+    if codec == PCMU:
+        return ULAW_TO_PCM16[np.frombuffer(data, dtype=np.uint8)]
+    if codec == PCMA:
+        return ALAW_TO_PCM16[np.frombuffer(data, dtype=np.uint8)]
+    raise ValueError(f"not a G.711 codec: {codec!r}")
+
+
 def encode(codec: str, pcm16: bytes) -> bytes:
     """PCM16 little-endian -> G.711 bytes of `codec`."""
     codec = codec.upper()

@@ -75,3 +75,13 @@ def test_dispatch_and_errors() -> None:
     with pytest.raises(ValueError):
         g711.decode("opus", frame)
     assert g711.ulaw_to_pcm16(b"") == b""
+
+
+def test_decode_samples_is_decode_as_an_int16_array() -> None:
+    for codec in ("PCMU", "pcma"):
+        samples = g711.decode_samples(codec, ALL_CODES)
+        assert samples.dtype == np.dtype("<i2")
+        assert samples.tobytes() == g711.decode(codec, ALL_CODES)
+    assert g711.decode_samples("PCMU", b"").size == 0
+    with pytest.raises(ValueError):
+        g711.decode_samples("G722", ALL_CODES)

@@ -3,21 +3,16 @@ against the SDK's GA models at teardown (every client event, strictly; every ser
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import numpy as np
 import pytest
 
+from gateway.media import g711
 from gateway.realtime.client import Endpoint, RealtimeClient
 from gateway.realtime.simulator import Simulator, SimulatorOptions
 from tests.realtime.validate import check_client_event, check_server_event, client_event_ok
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    import audioop
-
 
 SimFactory = Callable[..., Awaitable[Simulator]]
 
@@ -87,7 +82,7 @@ def speech_like(ms: int, fmt: str = "audio/pcmu", level: float = 0.3, seed: int 
     envelope = 0.6 + 0.4 * np.sin(2 * np.pi * 4 * t)
     signal = wave * envelope / 2.3 + rng.normal(0, 0.02, n)
     pcm = (np.clip(signal * level, -1, 1) * 32767).astype("<i2").tobytes()
-    return audioop.lin2ulaw(pcm, 2) if fmt == "audio/pcmu" else audioop.lin2alaw(pcm, 2)
+    return g711.encode("PCMU" if fmt == "audio/pcmu" else "PCMA", pcm)
 
 
 def silence(ms: int, fmt: str = "audio/pcmu") -> bytes:

@@ -93,7 +93,7 @@ def test_cli_keep_flags_become_options(capsys):
     import argparse
 
     from gateway.cli import main
-    from gateway.simulator_cli import add_arguments, options_from_args
+    from gateway.realtime.simulator.cli import add_arguments, options_from_args
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

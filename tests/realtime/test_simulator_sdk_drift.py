@@ -3,7 +3,7 @@
 Its built-in tables (used when `openai` is not installed, e.g. the `run` command in production)
 are walked next to the SDK's GA models: any field one accepts and the other does not fails
 here, naming the path. With `openai` importable the simulator validates by the SDK's models
-(gateway/realtime/sim_sdk.py); both verdicts are compared on the same events.
+(gateway/realtime/simulator/sdk.py); both verdicts are compared on the same events.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from openai.types.realtime.realtime_response_create_params import RealtimeRespon
 
 from gateway.realtime import events as ev
 from gateway.realtime import protocol as p
-from gateway.realtime import simulator as sim_module
-from gateway.realtime.sim_sdk import sdk_validator
 from gateway.realtime.simulator import Simulator, SimulatorOptions, validate_client_event
+from gateway.realtime.simulator import schema as sim_schema
+from gateway.realtime.simulator import sdk as sim_sdk
+from gateway.realtime.simulator.sdk import sdk_validator
 from tests.realtime.sdk_drift import compare_model, differences
 from tests.realtime.test_client_simulator import T
 from tests.realtime.test_simulator_schema import INVALID, VALID
@@ -45,7 +46,7 @@ def _client_event_classes() -> dict[str, type]:
 
 
 def test_session_fields_match_the_sdk() -> None:
-    realtime = sim_module.SESSION.variants["realtime"]
+    realtime = sim_schema.SESSION.variants["realtime"]
     assert differences(RealtimeSessionCreateRequest, realtime, "session") == []
 
 
@@ -66,16 +67,16 @@ def test_mcp_tool_fields_the_sdk_accepts_are_accepted() -> None:
 
 
 def test_response_create_params_match_the_sdk() -> None:
-    assert compare_model(RealtimeResponseCreateParams, sim_module.RESPONSE_PARAMS, "response") == []
+    assert compare_model(RealtimeResponseCreateParams, sim_schema.RESPONSE_PARAMS, "response") == []
 
 
 def test_every_client_event_type_and_its_fields_match_the_sdk() -> None:
     classes = _client_event_classes()
-    assert sorted(classes) == sorted(sim_module._EVENT_FIELDS)
-    assert sorted(classes) == sorted(sim_module.CLIENT_EVENT_TYPES)
+    assert sorted(classes) == sorted(sim_schema.EVENT_FIELDS)
+    assert sorted(classes) == sorted(sim_schema.CLIENT_EVENT_TYPES)
     problems = []
     for tag, cls in classes.items():
-        required, optional = sim_module._EVENT_FIELDS[tag]
+        required, optional = sim_schema.EVENT_FIELDS[tag]
         sdk_required = {k for k, f in cls.model_fields.items() if f.is_required()} - {"type"}
         sdk_all = set(cls.model_fields) - {"type", "event_id"}
         if set(required) != sdk_required:
@@ -86,7 +87,7 @@ def test_every_client_event_type_and_its_fields_match_the_sdk() -> None:
 
 
 def test_conversation_items_match_the_sdk_bar_mcp_items() -> None:
-    found = differences(ConversationItem, sim_module.ITEM, "item")
+    found = differences(ConversationItem, sim_schema.ITEM, "item")
     assert [d for d in found if not d.startswith(ALLOWED)] == []
 
 
@@ -148,7 +149,7 @@ async def test_a_simulator_without_openai_serves_sessions_with_its_builtin_table
     installed: the SDK validator is then None and the built-in tables decide."""
     monkeypatch.setitem(sys.modules, "openai", None)
     monkeypatch.setitem(sys.modules, "openai.types.realtime", None)
-    monkeypatch.setattr(sim_module, "_SDK_VALIDATOR", [])
+    monkeypatch.setattr(sim_sdk, "_SDK_VALIDATOR", [])
     sim = await sim_factory()
     client = await client_factory(sim)
     await client.configure(p.SessionConfig(turn_detection=None), timeout=T)

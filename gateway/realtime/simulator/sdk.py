@@ -1,9 +1,9 @@
 """Client-event validation by the `openai` SDK's GA pydantic models, for the simulator.
 
 `openai` is a test dependency, not a runtime one: `sdk_validator()` returns None when it is not
-importable and the simulator keeps its built-in tables (gateway/realtime/simulator.py). When it
-is, the SDK decides what the schema accepts, so the simulator cannot fall behind a newer SDK
-(it once rejected MCP tool fields the SDK accepted); tests/realtime/test_simulator_sdk_drift.py
+importable and the simulator keeps its built-in tables (gateway/realtime/simulator/schema.py).
+When it is, the SDK decides what the schema accepts, so the simulator cannot fall behind a newer
+SDK (it once rejected MCP tool fields the SDK accepted); tests/realtime/test_simulator_sdk_drift.py
 keeps the built-in tables equal to the SDK's for the fields the gateway and its tests use.
 
 The SDK's models use `extra="allow"`, so unknown keys are found by walking `__pydantic_extra__`
@@ -18,7 +18,7 @@ import typing
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["SdkProblem", "sdk_validator"]
+__all__ = ["SdkProblem", "cached_sdk_validator", "sdk_validator"]
 
 
 class SdkProblem(typing.NamedTuple):
@@ -92,3 +92,14 @@ def sdk_validator() -> Callable[[dict[str, Any]], SdkProblem | None] | None:
         return None
 
     return validate
+
+
+_SDK_VALIDATOR: list[Any] = []  # loaded once, on first use
+
+
+def cached_sdk_validator() -> Callable[[dict[str, Any]], SdkProblem | None] | None:
+    """`sdk_validator()`, built once per process: importing the SDK's models takes about half a
+    second."""
+    if not _SDK_VALIDATOR:
+        _SDK_VALIDATOR.append(sdk_validator())
+    return _SDK_VALIDATOR[0]

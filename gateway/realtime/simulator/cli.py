@@ -1,7 +1,7 @@
 """`sip-realtime-gateway simulator`: the local Realtime API simulator with its options as flags.
 
-The options are `SimulatorOptions` (gateway/realtime/simulator.py); `--script` takes any of them
-as JSON and the flags override it. SIGINT and SIGTERM stop it however it was started: handlers
+The options are `SimulatorOptions` (options.py); `--script` takes any of them as JSON and the
+flags override it. SIGINT and SIGTERM stop it however it was started: handlers
 are installed explicitly, so a SIGINT that the parent set to "ignored" (`simulator &` in a
 non-interactive shell does that) still stops it.
 """
@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 
 from gateway.busy_port import bind_failure, with_errno
+from gateway.realtime.simulator.options import SimulatorOptions
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -92,6 +93,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         help="base64 audio characters kept in each session's recorded events (default 2 MiB)",
     )
+    parser.add_argument(
+        "--load",
+        action="store_const",
+        const=True,
+        dest="load_mode",
+        help="load mode for load tests: the same protocol, but no recorded audio events, a VAD "
+        "on a few samples per frame and uvloop, so the simulator is not the bottleneck",
+    )
 
 
 _FLAG_OPTIONS = {
@@ -105,6 +114,7 @@ _FLAG_OPTIONS = {
     "drop_after_s": "drop_after_s",
     "keep_sessions": "keep_sessions",
     "keep_audio_chars": "keep_audio_chars",
+    "load_mode": "load_mode",
 }
 
 
@@ -130,8 +140,6 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
                 options["reply_audio"] = handle.read()
         except OSError as exc:
             raise ValueError(f"cannot read --reply-audio: {exc}") from None
-    from gateway.realtime.simulator import SimulatorOptions
-
     try:
         SimulatorOptions.from_mapping(options)
     except (TypeError, ValueError) as exc:
@@ -140,7 +148,9 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 async def serve(host: str, port: int, options: dict[str, Any]) -> int:
-    from gateway.realtime.simulator import Simulator, SimulatorOptions
+    # Here, not at the top: `sip-realtime-gateway --help` imports this module to build its
+    # parser and should not load websockets and numpy for it.
+    from gateway.realtime.simulator.server import Simulator
 
     simulator = Simulator(host, port, SimulatorOptions.from_mapping(options))
     try:
@@ -171,4 +181,16 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"sip-realtime-gateway simulator: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if options.get("load_mode"):
+        _install_uvloop()
     return asyncio.run(serve(args.host, args.port, options))
+
+
+def _install_uvloop() -> None:
+    # As `run` does (gateway/cli.py): uvloop cuts the event loop's cost per WebSocket frame;
+    # the stdlib loop serves where it is not installed.
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
