@@ -156,8 +156,6 @@ KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
         # H3 (sip/* except message.py): the user agent split around a sans-I/O core.
         ("size", "sip.useragent"),
         ("size", "sip.sdp"),
-        # H4: the simulator becomes a package using gateway/media/g711.py.
-        ("size", "gateway.realtime.simulator"),
     }
 )
 

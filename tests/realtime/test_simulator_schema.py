@@ -221,3 +221,11 @@ def test_mutations_agree_with_sdk(base, data, mutation):
     sdk_ok = client_event_ok(event)
     sim_ok = validate_client_event(event) is None
     assert sim_ok == sdk_ok, (event, validate_client_event(event))
+
+
+@pytest.mark.parametrize("kind", [["session.update"], {"a": 1}, 3, None])
+def test_a_type_that_is_not_a_string_is_an_error_not_an_exception(kind: Any) -> None:
+    """Hostile input: an unhashable `type` once raised TypeError inside the simulator."""
+    problem = validate_client_event({"type": kind})
+    assert problem is not None
+    assert problem.param == "type"

@@ -461,6 +461,12 @@ def validate_client_event(event: Any) -> Invalid | None:
     if "type" not in event:
         return Invalid("missing_required_parameter", "Missing required parameter: 'type'.", "type")
     kind = event["type"]
+    if not isinstance(kind, str):  # a list or object here must not reach the dict lookups
+        return Invalid(
+            "invalid_type",
+            f"Invalid type for 'type': expected a string, but got {_kind(kind)} instead.",
+            "type",
+        )
     if kind not in EVENT_FIELDS:
         supported = ", ".join(f"'{t}'" for t in CLIENT_EVENT_TYPES)
         return Invalid(
