@@ -106,7 +106,7 @@ import socket
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from sip.admission import (
@@ -118,7 +118,6 @@ from sip.admission import (
     parse_address,
 )
 from sip.auth import REPLAYED, DigestCredentials, DigestServer, choose_challenge
-from sip.body import read_body
 from sip.dialog import Dialog, DialogError
 from sip.message import (
     Headers,
@@ -133,15 +132,13 @@ from sip.message import (
     response_destination,
 )
 from sip.sdp import (
-    DIRECTIONS,
-    Attribute,
-    MediaDescription,
     NoCommonCodec,
-    SdpError,
     SessionDescription,
-    parse_sdp,
+    mirror_offer_direction,
+    parse_sdp_or_none,
+    sdp_body,
+    versioned_sdp,
 )
-from sip.sdp import mirror_direction as sdp_mirror
 from sip.timers import TimerConfig
 from sip.transaction import (
     AckReceived,
@@ -254,83 +251,6 @@ class UaCounters:
     options_stateless: int = 0  # out-of-dialog OPTIONS answered without a transaction
     transactions_dropped: int = 0  # requests dropped: server transaction caps reached
     transactions_evicted: int = 0  # finished transactions dropped to make room (total cap)
-
-
-def _sdp_body(msg: Request | Response) -> bytes | None:
-    """The SDP of a message: its body, or the SDP part of a multipart body (SIP-I trunks)."""
-    return read_body(msg.headers.get("Content-Type"), msg.body).sdp
-
-
-def _parse_sdp(body: bytes | None) -> SessionDescription | None:
-    """Parsed offer, or None when there is none or it does not parse (the app decides: 488)."""
-    if not body:
-        return None
-    try:
-        return parse_sdp(body)
-    except SdpError:
-        return None
-
-
-# -- SDP helpers (RFC 3264) ---------------------------------------------------------------------
-def _first_audio(sdp: SessionDescription) -> MediaDescription | None:
-    for media in sdp.media:
-        if media.media == "audio" and media.port != 0:
-            return media
-    return None
-
-
-def mirror_offer_direction(local_sdp: bytes, offer_sdp: bytes) -> bytes | None:
-    """Our last SDP with the audio direction mirrored against a new offer (hold/resume), for
-    when the application gives no answer of its own. None if either SDP does not parse."""
-    try:
-        local = parse_sdp(local_sdp)
-        offer = parse_sdp(offer_sdp)
-    except SdpError:
-        return None
-    offered = _first_audio(offer)
-    ours = _first_audio(local)
-    if offered is None or ours is None:
-        return None
-    direction = offer.media_direction(offered)
-    connection = offer.media_connection(offered)
-    if connection is not None and connection.address in ("0.0.0.0", "::"):
-        direction = "sendonly"  # RFC 2543 hold: the peer does not want to receive
-    wanted = sdp_mirror(direction)
-    local.attributes = [a for a in local.attributes if a.name not in DIRECTIONS]
-    ours.attributes = [a for a in ours.attributes if a.name not in DIRECTIONS]
-    ours.attributes.append(Attribute(wanted))
-    return local.to_bytes()
-
-
-def _sdp_version(sdp: bytes) -> int | None:
-    try:
-        version = parse_sdp(sdp).origin.session_version
-    except (SdpError, AttributeError):
-        return None
-    return int(version) if str(version).isdigit() else None
-
-
-def _without_origin(sdp: bytes) -> bytes:
-    return b"\r\n".join(ln for ln in sdp.splitlines() if not ln.startswith(b"o=")).strip()
-
-
-def versioned_sdp(previous: bytes | None, new: bytes) -> bytes:
-    """RFC 3264 8: same o= version as `previous` when nothing else changed, previous+1 when the
-    body changed (whatever version the application wrote)."""
-    if previous is None:
-        return new
-    old_version = _sdp_version(previous)
-    try:
-        parsed = parse_sdp(new)
-    except SdpError:
-        return new
-    if old_version is None:
-        return new
-    same = _without_origin(previous) == _without_origin(new)
-    parsed.origin = replace(
-        parsed.origin, session_version=str(old_version if same else old_version + 1)
-    )
-    return parsed.to_bytes()
 
 
 # -- callbacks ---------------------------------------------------------------------------------
@@ -470,8 +390,8 @@ class IncomingCall(Call):
         except (UriError, ValueError):
             self.remote_uri = self.from_header
         self.request_uri: str = str(invite.uri)
-        self.offer_sdp: bytes | None = _sdp_body(invite)
-        self.offer: SessionDescription | None = _parse_sdp(self.offer_sdp)
+        self.offer_sdp: bytes | None = sdp_body(invite)
+        self.offer: SessionDescription | None = parse_sdp_or_none(self.offer_sdp)
         self.late_offer: bool = self.offer_sdp is None
         self.remote_sdp = self.offer_sdp
         self.peer_allow = [m.strip().upper() for m in invite.headers.get_all("Allow")]
@@ -506,7 +426,7 @@ class OutgoingCall(Call):
         self.from_header = invite.headers.get("From") or ""
         self.to_header = invite.headers.get("To") or ""
         self.remote_uri = str(invite.uri)
-        self.local_sdp = _sdp_body(invite)
+        self.local_sdp = sdp_body(invite)
         self.status: int | None = None  # final status of the INVITE (None: no answer)
         self.reason: str = ""
         self.challenge_refused: str = ""  # "host:port" whose 401/407 we did not answer
@@ -1295,7 +1215,7 @@ class UserAgent:
             call._reinvite_in = None
         elif getattr(call, "_txn", None) is txn:
             call._ack_waiter.set()
-            sdp = _sdp_body(ack)
+            sdp = sdp_body(ack)
             if sdp is not None:  # late offer: the answer to the offer in our 200
                 call.remote_sdp = sdp
                 self._callback(self.on_ack_sdp, call, sdp)
@@ -1303,7 +1223,7 @@ class UserAgent:
             return
         else:
             return
-        sdp = _sdp_body(ack)
+        sdp = sdp_body(ack)
         if sdp is not None:
             call.remote_sdp = sdp
             self._callback(self.on_ack_sdp, call, sdp)
@@ -1386,7 +1306,7 @@ class UserAgent:
 
     def _answer_refresh(self, call: Call, req: Request, txn: _ServerTxn, is_invite: bool) -> None:
         """re-INVITE / UPDATE: target refresh, session refresh, and hold/resume offers."""
-        offer = _sdp_body(req)
+        offer = sdp_body(req)
         extra: list[tuple[str, str]] = [("Contact", self.contact(call.source.proto))]
         if call.session is not None or req.headers.get("Session-Expires"):
             session = self._negotiate_session_timer(req, txn)
@@ -1831,7 +1751,7 @@ class UserAgent:
             return
         call.remote_tag = resp.to_tag
         call.to_header = resp.headers.get("To") or call.to_header
-        call.remote_sdp = _sdp_body(resp)
+        call.remote_sdp = sdp_body(resp)
         call.peer_allow = [m.strip().upper() for m in resp.headers.get_all("Allow")]
         call.state = CallState.CONFIRMED
         self._ack_2xx(call, call.invite, resp, dest)

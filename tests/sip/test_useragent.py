@@ -23,8 +23,6 @@ from sip.useragent import (
     InboundAuth,
     IncomingCall,
     UserAgent,
-    mirror_offer_direction,
-    versioned_sdp,
 )
 
 SDP_OFFER = (
@@ -978,36 +976,6 @@ def test_user_agent_under_uvloop() -> None:
             await ua.close()
 
     assert uvloop.run(main()) == 200
-
-
-# -- pure SDP helpers ----------------------------------------------------------------------------
-def test_versioned_sdp_keeps_or_bumps_origin_version() -> None:
-    same = versioned_sdp(SDP_ANSWER, SDP_ANSWER.replace(b"2000 2000", b"2000 7777"))
-    assert _sdp_version(same) == 2000  # only o= differed: same version (RFC 3264 8)
-    changed = versioned_sdp(SDP_ANSWER, SDP_ANSWER.replace(b"a=sendrecv", b"a=recvonly"))
-    assert _sdp_version(changed) == 2001
-    assert versioned_sdp(None, SDP_ANSWER) == SDP_ANSWER
-
-
-@pytest.mark.parametrize(
-    ("offer_change", "expected"),
-    [
-        (("a=sendrecv", "a=sendonly"), b"a=recvonly"),
-        (("a=sendrecv", "a=inactive"), b"a=inactive"),
-        (("a=sendrecv", "a=recvonly"), b"a=sendonly"),
-        (("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0"), b"a=recvonly"),  # RFC 2543 hold
-        (("a=sendrecv", "a=sendrecv"), b"a=sendrecv"),
-    ],
-)
-def test_mirror_offer_direction(offer_change: tuple[str, str], expected: bytes) -> None:
-    offer = SDP_OFFER.replace(*offer_change).encode()
-    answer = mirror_offer_direction(SDP_ANSWER, offer)
-    assert answer is not None
-    directions = [ln for ln in answer.split(b"\r\n") if ln in DIRECTION_LINES]
-    assert directions == [expected]
-
-
-DIRECTION_LINES = {b"a=sendrecv", b"a=sendonly", b"a=recvonly", b"a=inactive"}
 
 
 async def test_undecided_call_gets_480_after_answer_timeout() -> None:
