@@ -49,6 +49,10 @@ Callbacks (plain callables or coroutine functions; exceptions are logged, never 
     on_dtmf(call, digit: str, duration_ms: int)        SIP INFO dtmf-relay / dtmf (0 = unknown)
     on_ack(call)                                       the ACK for our 200 to the initial INVITE
                                                        arrived (after on_ack_sdp for late offers)
+    on_ack_timeout(call)                               Timer H: no ACK for our 2xx. When set, the
+                                                       UA sends no BYE itself: the application
+                                                       decides and calls call.hangup(reason).
+                                                       Unset: the UA sends BYE ("ack timeout").
 
 IncomingCall: call_id, local_tag, remote_tag, remote_uri, request_uri, from_header, to_header,
 source (TransportAddr), invite (Request), offer_sdp (bytes | None), offer (sip.sdp
@@ -117,7 +121,7 @@ from sip.admission import (
     AdmissionPolicy,
     parse_address,
 )
-from sip.auth import REPLAYED, DigestCredentials, DigestServer, choose_challenge
+from sip.auth import REPLAYED, DigestCredentials, DigestServer
 from sip.dialog import Dialog, DialogError
 from sip.message import (
     Headers,
@@ -155,9 +159,10 @@ from sip.transaction import (
     TransactionError,
     TransactionLayer,
     TransportFailed,
+    make_cancel,
 )
 from sip.transport import Transport, TransportAddr
-from sip.uac_auth import log_refused, may_answer
+from sip.uac_auth import Credentials, DigestRetry
 from sip.uas_rules import accept_refusal, content_refusal
 from sip.uri import SipUri, UriError, parse_name_addr, parse_uri
 
@@ -220,19 +225,6 @@ class InboundAuth:
     password: str
     algorithm: str = "MD5"
     nonce_ttl: float = 300.0  # a nonce older than this gets 401 stale=true
-
-
-@dataclass(frozen=True)
-class Credentials:
-    """Username/password for answering a proxy's 401/407 on requests we send.
-
-    `bound_to`: the next hops ((IP, port), sip.uac_auth.bind_hops) whose challenges these
-    credentials may answer, e.g. a trunk's resolved registrar; a challenge to a request sent
-    anywhere else is not answered (logged as sip.auth.challenge_refused). None = unbound."""
-
-    username: str
-    password: str
-    bound_to: tuple[tuple[str, int], ...] | None = None
 
 
 @dataclass
@@ -495,6 +487,7 @@ class UserAgent:
         on_reoffer: Callback | None = None,
         on_dtmf: Callback | None = None,
         on_ack: Callback | None = None,
+        on_ack_timeout: Callback | None = None,
     ) -> None:
         self.transport = transport
         self._advertised_host = advertised_host or ""
@@ -527,6 +520,7 @@ class UserAgent:
         self.on_reoffer = on_reoffer
         self.on_dtmf = on_dtmf
         self.on_ack = on_ack
+        self.on_ack_timeout = on_ack_timeout
         self.accepting = True  # False during shutdown: new INVITEs get 503
         self._tag_secret = secrets.token_bytes(16)  # stateless To tags (_stateless_tag)
         self._refused_recently: OrderedDict[tuple[str, str | None], None] = OrderedDict()
@@ -1232,6 +1226,15 @@ class UserAgent:
         call = txn.call
         if call is None or call.state != CallState.CONFIRMED:
             return
+        if self.on_ack_timeout is not None:
+            # The application decides (its call state machine) and hangs up with its own
+            # Reason header: call.hangup(reason_header).
+            log.warning(
+                "no ACK for our 2xx",
+                extra={"event": "sip.call.ack_timeout", "call_id": call.call_id},
+            )
+            self._callback(self.on_ack_timeout, call)
+            return
         log.warning(
             "no ACK for our 2xx: ending the call",
             extra={"event": "sip.call.ack_timeout", "call_id": call.call_id},
@@ -1381,7 +1384,7 @@ class UserAgent:
         self._reply(txn, 200, extra=extra, body=body)
 
     def _on_info(self, call: Call, req: Request, txn: _ServerTxn) -> None:
-        ctype = (req.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        ctype = req.content_type or ""
         digit, duration = None, 0
         if ctype == "application/dtmf-relay":
             fields: dict[str, str] = {}
@@ -1529,9 +1532,9 @@ class UserAgent:
         extra = [(n, v) for n, v in headers if n.lower() != "cseq"]
         if content_type and body:
             extra.append(("Content-Type", content_type))
-        digest = _as_digest(credentials)
+        retry = DigestRetry(credentials, target, method, max_sends=4)
         auth_headers: list[tuple[str, str]] = []
-        for _ in range(4):  # challenge rounds are bounded by DigestCredentials too
+        while True:  # challenge rounds: DigestRetry bounds them
             req = _build_request(
                 method,
                 str(ruri),
@@ -1547,18 +1550,12 @@ class UserAgent:
                 body,
             )
             resp = await self.send_request(req, target, timeout)
-            if resp is None or resp.status not in (401, 407) or digest is None:
-                if resp is not None and digest is not None and resp.status < 300:
-                    digest.accepted()
+            retry.call_id = req.call_id
+            answer = retry.answer(resp, str(ruri), body)
+            if answer is None:
                 return resp
-            if not may_answer(_bound_to(credentials), target):
-                log_refused(method, resp.status, target, req.call_id)
-                return resp
-            auth_headers = answer_challenge(digest, resp, method, str(ruri), body)
-            if not auth_headers:
-                return resp
+            auth_headers = answer
             cseq += 1
-        return resp
 
     async def send_request(
         self,
@@ -1631,12 +1628,12 @@ class UserAgent:
         from_value = f"{display}<sip:{user}@{self._hostport()}>;tag={generate_tag()}"
         call_id = generate_call_id(self.advertised_host)
         credentials = credentials or self.credentials
-        digest = _as_digest(credentials)
+        retry = DigestRetry(credentials, target_addr, "INVITE", call_id)
         auth: list[tuple[str, str]] = []
         cseq = 1
         call: OutgoingCall | None = None
         resp: Response | None = None
-        for _ in range(3):  # initial attempt + digest answers (bounded by DigestCredentials too)
+        while True:  # initial attempt + digest answers (DigestRetry bounds them)
             extra = [("Content-Type", "application/sdp")] if offer_sdp else []
             req = _build_request(
                 "INVITE",
@@ -1666,15 +1663,12 @@ class UserAgent:
                 call.invite = req
                 call._provisional_seen = False
             resp = await self._run_invite(call, req, target_addr, ring_timeout, on_progress)
-            if resp is None or resp.status not in (401, 407) or digest is None:
-                break
-            if not may_answer(_bound_to(credentials), target_addr):
-                log_refused("INVITE", resp.status, target_addr, call_id)
+            answer = retry.answer(resp, str(ruri), offer_sdp or b"")
+            if retry.refused:
                 call.challenge_refused = f"{target_addr.host}:{target_addr.port}"
+            if answer is None:
                 break
-            auth = answer_challenge(digest, resp, "INVITE", str(ruri), offer_sdp or b"")
-            if not auth:
-                break
+            auth = answer
             cseq += 1
         assert call is not None
         self._finish_invite(call, resp, target_addr)
@@ -1714,18 +1708,8 @@ class UserAgent:
     def _send_cancel(self, call: OutgoingCall) -> None:
         """9.1: CANCEL with the INVITE's Request-URI, top Via (same branch), Call-ID, From, To,
         Route and CSeq number; it is its own non-INVITE transaction."""
-        invite = call.invite
-        headers: list[tuple[str, str]] = [("Via", invite.headers.get("Via") or "")]
-        headers.append(("Max-Forwards", "70"))
-        headers += [("Route", r) for r in invite.headers.get_all("Route")]
-        headers += [
-            ("From", invite.headers.get("From") or ""),
-            ("To", invite.headers.get("To") or ""),
-            ("Call-ID", invite.call_id),
-            ("CSeq", f"{invite.cseq[0]} CANCEL"),
-            ("User-Agent", self.user_agent),
-        ]
-        cancel = _build_request("CANCEL", str(invite.uri), headers)
+        cancel = make_cancel(call.invite)
+        cancel.headers.add("User-Agent", self.user_agent)
         self._spawn(self.send_request(cancel, call.source))
 
     def _finish_invite(
@@ -1886,13 +1870,12 @@ class UserAgent:
             return None
         dest = await self._dialog_dest(call)
         extra = [("User-Agent", self.user_agent), *headers]
-        credentials = call.credentials or self.credentials
-        digest = _as_digest(credentials)
+        retry = DigestRetry(call.credentials or self.credentials, dest, method, call.call_id)
         auth: list[tuple[str, str]] = []
         if method == "INVITE":
             call._reinvite_pending_out = True
         try:
-            for _ in range(3):
+            while True:  # digest answers: DigestRetry bounds them
                 req = call.dialog.create_request(
                     method,
                     self.advertised_host,
@@ -1907,15 +1890,10 @@ class UserAgent:
                     call.dialog.receive_response(req, resp)
                 if method == "INVITE" and resp is not None and 200 <= resp.status < 300:
                     self._ack_2xx(call, req, resp, dest)
-                if resp is None or resp.status not in (401, 407) or digest is None:
+                answer = retry.answer(resp, str(req.uri), body)
+                if answer is None:
                     return resp
-                if not may_answer(_bound_to(credentials), dest):
-                    log_refused(method, resp.status, dest, call.call_id)
-                    return resp
-                auth = answer_challenge(digest, resp, method, str(req.uri), body)
-                if not auth:
-                    return resp
-            return resp
+                auth = answer
         finally:
             if method == "INVITE":
                 call._reinvite_pending_out = False
@@ -2017,36 +1995,6 @@ class UserAgent:
                 "transfer finished",
                 extra={"event": "sip.refer.done", "call_id": call.call_id, "target": target_uri},
             )
-
-
-def _bound_to(
-    credentials: Credentials | DigestCredentials | None,
-) -> tuple[tuple[str, int], ...] | None:
-    return credentials.bound_to if isinstance(credentials, Credentials) else None
-
-
-def _as_digest(credentials: Credentials | DigestCredentials | None) -> DigestCredentials | None:
-    if credentials is None:
-        return None
-    if isinstance(credentials, DigestCredentials):
-        return credentials
-    return DigestCredentials(credentials.username, credentials.password)
-
-
-def answer_challenge(
-    digest: DigestCredentials, resp: Response, method: str, uri: str, body: bytes
-) -> list[tuple[str, str]]:
-    """Authorization headers answering a 401/407, or [] when we must give up (22.2, 22.3)."""
-    header = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
-    answer = "Authorization" if resp.status == 401 else "Proxy-Authorization"
-    try:
-        challenge = choose_challenge(resp.headers.get_all(header))
-    except ValueError:
-        return []
-    if challenge is None:
-        return []
-    value = digest.authorize(challenge, method, uri, body)
-    return [(answer, value)] if value else []
 
 
 def _sipfrag_status(body: bytes) -> int | None:

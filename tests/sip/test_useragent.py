@@ -393,6 +393,32 @@ async def test_timer_h_sends_bye(env) -> None:
     peer.respond(bye, 200)
 
 
+async def test_timer_h_goes_to_on_ack_timeout_and_the_app_sends_the_bye() -> None:
+    """With on_ack_timeout set the UA reports Timer H and sends no BYE itself: the gateway's
+    call machine decides and hangs up with its own Reason (issue 11)."""
+    rec = Recorder()
+    timed_out: asyncio.Queue[IncomingCall] = asyncio.Queue()
+    ua = await start_ua(rec, on_ack_timeout=timed_out.put_nowait)
+    peer = await SipPeer(("127.0.0.1", ua.transport.port)).start()
+    try:
+        peer.send(peer.invite("timerh-app-1"))
+        ok = await peer.expect_status(200)
+        call = await asyncio.wait_for(timed_out.get(), 5)
+        assert call.call_id == "timerh-app-1" and call.state == "confirmed"
+        assert not [m for m in peer.drain() if isinstance(m, Request) and m.method == "BYE"]
+        hangup = asyncio.ensure_future(call.hangup("SIP;cause=408;text=\"no ACK\""))
+        bye = await peer.expect_request("BYE", timeout=5)
+        assert bye.from_tag == ok.to_tag
+        assert bye.headers.get("Reason") == 'SIP;cause=408;text="no ACK"'
+        peer.respond(bye, 200)
+        assert await asyncio.wait_for(hangup, 5) == 200
+        _call, reason = await asyncio.wait_for(rec.ended.get(), 2)
+        assert reason == "local bye"
+    finally:
+        peer.close()
+        await ua.close()
+
+
 # -- BYE from us -----------------------------------------------------------------------------
 async def test_hangup_sends_bye_and_returns_status(env) -> None:
     ua, rec, peer = env
