@@ -101,6 +101,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import heapq
 import hmac
 import inspect
 import ipaddress
@@ -142,6 +143,15 @@ from sip.sdp import (
     parse_sdp_or_none,
     sdp_body,
     versioned_sdp,
+)
+from sip.session_timer import (
+    EXPIRED,
+    REFRESH,
+    SessionClock,
+    SessionRefusal,
+    SessionTimer,
+    negotiate,
+    refresh_method,
 )
 from sip.timers import TimerConfig
 from sip.transaction import (
@@ -312,7 +322,8 @@ class Call:
         self.dialog: Dialog | None = None
         self.end_reason: str | None = None
         self.started_at = ua.clock()
-        self.session: _SessionTimer | None = None
+        self.session_clock = SessionClock()  # RFC 4028 (sip/session_timer.py)
+        self.answer_deadline: float | None = None  # inbound: 480 when nobody decides
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ack_waiter: asyncio.Event = asyncio.Event()
         self._reinvite_pending_out = False
@@ -324,6 +335,15 @@ class Call:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.call_id} {self.state}>"
+
+    @property
+    def session(self) -> SessionTimer | None:
+        """The RFC 4028 session timer negotiated for this call (None: none)."""
+        return self.session_clock.session
+
+    @session.setter
+    def session(self, session: SessionTimer | None) -> None:
+        self.session_clock.session = session
 
     async def hangup(self, reason_header: str | None = None, timeout: float = 5.0) -> int | None:  # noqa: ASYNC109 - a SIP-level deadline, not a cancel scope
         """BYE; before the answer 480 (inbound) or CANCEL (outbound). Returns the BYE's final
@@ -436,22 +456,6 @@ def _build_request(
     return Request(method, uri, hdrs, body)
 
 
-@dataclass
-class _SessionTimer:
-    """RFC 4028 state for one call."""
-
-    interval: int
-    refresher: str  # "uac" (the peer) or "uas" (us)
-    peer_supports: bool
-
-    @property
-    def we_refresh(self) -> bool:
-        return self.refresher == "uas"
-
-    def header(self) -> str:
-        return f"{self.interval};refresher={self.refresher}"
-
-
 class UserAgent:
     """The gateway's SIP user agent (UAS for inbound calls, UAC for in-dialog and REGISTER)."""
 
@@ -534,6 +538,10 @@ class UserAgent:
         )
         self._txns: dict[int, _ServerTxn | _ClientTxn] = {}  # id(machine) -> wrapper
         self._tick_handle: asyncio.TimerHandle | None = None
+        # Call deadlines (answer deadline, session clocks), earliest first; stale entries are
+        # harmless: _call_tick asks the call what is really due.
+        self._call_deadlines: list[tuple[float, int, Call]] = []
+        self._call_seq = 0
         self._tick_at: float | None = None
         self._acks_sent: dict[tuple[str, int], tuple[bytes, TransportAddr]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -1062,29 +1070,24 @@ class UserAgent:
         if self.digest_server is not None and not self._inbound_auth_ok(req, txn):
             return
         session = self._negotiate_session_timer(req, txn)
-        if session is False:
+        if isinstance(session, SessionRefusal):
             return
         # 100 at once (17.2.1: stops the caller's INVITE retransmissions).
         self._execute(txn, txn.machine.start(self.clock()))  # 100 Trying
         call = IncomingCall(self, req, source, txn)
         if source.conn is not None:
             source.conn.users += 1  # keep the caller's stream open while the call lives
-        call.session = session or None
+        call.session = session
         txn.call = call
         self.calls[call.call_id] = call
         # 180 while the app prepares media and the Realtime session.
         self._reply(txn, 180, "Ringing", extra=[("Contact", self.contact(source.proto))])
         if self.answer_timeout > 0:
-            call._spawn(self._answer_deadline(call))
+            # An INVITE server transaction has no timer in Proceeding (17.2.1): if the
+            # application never decides, the caller gets 480 instead of ringing forever.
+            call.answer_deadline = self.clock() + self.answer_timeout
+            self._call_wakeup(call, call.answer_deadline)
         self._callback(self.on_invite, call)
-
-    async def _answer_deadline(self, call: IncomingCall) -> None:
-        """An INVITE server transaction has no timer in Proceeding (17.2.1): if the application
-        never decides, give the caller 480 instead of ringing forever."""
-        await asyncio.sleep(self.answer_timeout)
-        if call.state == CallState.EARLY and not call._txn.final_status:
-            self._reply(call._txn, 480, "Temporarily Unavailable", to_tag=call.local_tag)
-            self._terminate(call, "no answer")
 
     def _inbound_auth_ok(self, req: Request, txn: _ServerTxn) -> bool:
         server = self.digest_server
@@ -1116,34 +1119,14 @@ class UserAgent:
 
     def _negotiate_session_timer(
         self, req: Request, txn: _ServerTxn
-    ) -> _SessionTimer | bool | None:
-        """RFC 4028 9: returns the session timer, None (no timer) or False (answered 422)."""
-        peer_supports = "timer" in {s.lower() for s in req.headers.get_all("Supported")}
-        raw = req.headers.get("Session-Expires")
-        if not raw:
-            return None
-        value, _, params = raw.partition(";")
-        try:
-            interval = int(value.strip())
-        except ValueError:
-            self._reply(txn, 400, "Bad Request - invalid Session-Expires")
-            return False
-        if interval < self.min_se:
-            self._reply(
-                txn, 422, "Session Interval Too Small", extra=[("Min-SE", str(self.min_se))]
-            )
-            return False
-        refresher = None
-        for param in params.split(";"):
-            name, _, val = param.partition("=")
-            if name.strip().lower() == "refresher":
-                refresher = val.strip().lower()
-        if refresher not in ("uac", "uas"):
-            # 9: we choose; a UAC that supports timers refreshes (it knows best when it is alive).
-            refresher = "uac" if peer_supports else "uas"
-        if not peer_supports:
-            refresher = "uas"  # 9: the UAC cannot refresh without supporting the extension
-        return _SessionTimer(interval, refresher, peer_supports)
+    ) -> SessionTimer | SessionRefusal | None:
+        """RFC 4028 9 (sip/session_timer.py); a refusal (400, 422) is answered here."""
+        session = negotiate(
+            req.headers.get("Session-Expires"), req.headers.get_all("Supported"), self.min_se
+        )
+        if isinstance(session, SessionRefusal):
+            self._reply(txn, session.status, session.reason, extra=session.headers)
+        return session
 
     def _accept(
         self, call: IncomingCall, sdp: bytes | None, headers: list[tuple[str, str]]
@@ -1161,9 +1144,7 @@ class UserAgent:
             ("Supported", ", ".join(self.supported)),
         ]
         if call.session is not None:
-            extra.append(("Session-Expires", call.session.header()))
-            if call.session.peer_supports:
-                extra.append(("Require", "timer"))
+            extra += call.session.answer_headers()
         body = b""
         if sdp:
             call.local_sdp = sdp
@@ -1313,13 +1294,11 @@ class UserAgent:
         extra: list[tuple[str, str]] = [("Contact", self.contact(call.source.proto))]
         if call.session is not None or req.headers.get("Session-Expires"):
             session = self._negotiate_session_timer(req, txn)
-            if session is False:
+            if isinstance(session, SessionRefusal):
                 return
             if session is not None:
                 call.session = session
-                extra.append(("Session-Expires", session.header()))
-                if session.peer_supports:
-                    extra.append(("Require", "timer"))
+                extra += session.answer_headers()
             self._schedule_session_timer(call)
         if offer is not None:
             self._spawn(self._answer_offer(call, req, txn, offer, extra, is_invite))
@@ -1413,25 +1392,39 @@ class UserAgent:
         state = (req.headers.get("Subscription-State") or "").split(";")[0].strip().lower()
         call._refer_queue.put_nowait((status, state == "terminated"))
 
-    # -- session timers (RFC 4028) -----------------------------------------------------------
+    # -- call timers: session timers (RFC 4028) and the answer deadline ---------------------
     def _schedule_session_timer(self, call: Call) -> None:
-        session = call.session
-        if session is None:
-            return
-        old = getattr(call, "_session_task", None)
-        if old is not None:
-            old.cancel()
-        call._session_task = call._spawn(self._session_timer_task(call, session))  # type: ignore[attr-defined]
+        """A session was granted or refreshed: its clock restarts now (sip/session_timer.py)."""
+        deadline = call.session_clock.restart(call.session, self.clock())
+        if deadline is not None:
+            self._call_wakeup(call, deadline)
 
-    async def _session_timer_task(self, call: Call, session: _SessionTimer) -> None:
-        if session.we_refresh:
-            await asyncio.sleep(session.interval / 2)
-            if call.state == CallState.CONFIRMED:
-                self._spawn(self._refresh_session(call))
+    def _call_wakeup(self, call: Call, deadline: float) -> None:
+        """Tick `call` at `deadline` (the same loop timer as the transactions)."""
+        self._call_seq += 1
+        heapq.heappush(self._call_deadlines, (deadline, self._call_seq, call))
+        self._want_tick(deadline)
+
+    def _call_tick(self, call: Call, now: float) -> None:
+        """A call deadline passed: the answer deadline, or its session clock."""
+        if call.state == CallState.TERMINATED:
             return
-        # 10: the peer refreshes; without one by SE - min(32, SE/3) we end the call.
-        await asyncio.sleep(session.interval - min(32, session.interval / 3))
-        if call.state == CallState.CONFIRMED:
+        if (
+            isinstance(call, IncomingCall)
+            and call.answer_deadline is not None
+            and now >= call.answer_deadline
+        ):
+            call.answer_deadline = None
+            if call.state == CallState.EARLY and not call._txn.final_status:
+                self._reply(call._txn, 480, "Temporarily Unavailable", to_tag=call.local_tag)
+                self._terminate(call, "no answer")
+                return
+        if call.state != CallState.CONFIRMED:
+            return
+        due = call.session_clock.tick(now)
+        if due == REFRESH:
+            self._spawn(self._refresh_session(call))
+        elif due == EXPIRED:
             log.info(
                 "session timer expired",
                 extra={"event": "sip.call.session_expired", "call_id": call.call_id},
@@ -1442,12 +1435,8 @@ class UserAgent:
         session = call.session
         if session is None:
             return
-        # In our own request "uac" names us (RFC 4028 7.1: the parameter is per transaction).
-        headers = [("Session-Expires", f"{session.interval};refresher=uac")]
-        if session.peer_supports:
-            headers.append(("Require", "timer"))
-        if "UPDATE" in call.peer_allow:
-            # 7.4 / 9: UPDATE without a body refreshes without touching media.
+        headers = session.refresh_headers()
+        if refresh_method(call.peer_allow) == "UPDATE":
             resp = await self._in_dialog_request(call, "UPDATE", b"", None, headers, None)
         else:
             body = call.local_sdp or b""
@@ -1456,18 +1445,13 @@ class UserAgent:
             )
         if call.state != CallState.CONFIRMED:
             return
-        if resp is None or resp.status in (408, 481):
+        status = resp.status if resp is not None else None
+        granted = resp.headers.get("Session-Expires") if resp is not None else None
+        if call.session_clock.refresh_answered(status, granted, self.clock()) == EXPIRED:
             self._spawn(self._bye(call, None, self.timers.timeout, reason="session expired"))
             return
-        if 200 <= resp.status < 300:
-            granted = resp.headers.get("Session-Expires")
-            if granted:
-                value, _, params = granted.partition(";")
-                if value.strip().isdigit():
-                    peer_refreshes = "refresher=uas" in params.replace(" ", "").lower()
-                    refresher = "uac" if peer_refreshes else "uas"  # stored from our UAS view
-                    call.session = _SessionTimer(int(value), refresher, session.peer_supports)
-        self._schedule_session_timer(call)
+        if call.session_clock.deadline is not None:
+            self._call_wakeup(call, call.session_clock.deadline)
 
     # -- client transactions (UAC) ------------------------------------------------------------
     async def resolve(self, uri: SipUri, proto: str | None = None) -> TransportAddr:
@@ -1830,9 +1814,28 @@ class UserAgent:
                 return
             self._tick_handle.cancel()
         self._tick_at = deadline
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # no loop: a fake-clock test drives tick() itself (next_deadline says when)
         # +1 ms so the tick never lands a hair before the deadline and finds nothing due.
         delay = max(0.0, deadline - self.clock()) + 0.001
-        self._tick_handle = asyncio.get_running_loop().call_later(delay, self._on_tick)
+        self._tick_handle = loop.call_later(delay, self._on_tick)
+
+    @property
+    def next_deadline(self) -> float | None:
+        """The earliest transaction or call deadline (when tick() has something to do)."""
+        deadlines = [self._layer.next_deadline]
+        if self._call_deadlines:
+            deadlines.append(self._call_deadlines[0][0])
+        due = [d for d in deadlines if d is not None]
+        return min(due) if due else None
+
+    def tick(self) -> None:
+        """Run every transaction and call timer due at clock() (the loop timer calls this)."""
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+        self._on_tick()
 
     def _on_tick(self) -> None:
         self._tick_handle = None
@@ -1842,7 +1845,11 @@ class UserAgent:
             self._execute(txn, outputs)
             if machine.terminated and txn is not None:
                 self._forget(txn)
-        deadline = self._layer.next_deadline
+        now = self.clock()
+        while self._call_deadlines and self._call_deadlines[0][0] <= now:
+            _, _, call = heapq.heappop(self._call_deadlines)
+            self._call_tick(call, now)
+        deadline = self.next_deadline
         if deadline is not None:
             self._want_tick(deadline)
 

@@ -406,7 +406,7 @@ async def test_timer_h_goes_to_on_ack_timeout_and_the_app_sends_the_bye() -> Non
         call = await asyncio.wait_for(timed_out.get(), 5)
         assert call.call_id == "timerh-app-1" and call.state == "confirmed"
         assert not [m for m in peer.drain() if isinstance(m, Request) and m.method == "BYE"]
-        hangup = asyncio.ensure_future(call.hangup("SIP;cause=408;text=\"no ACK\""))
+        hangup = asyncio.ensure_future(call.hangup('SIP;cause=408;text="no ACK"'))
         bye = await peer.expect_request("BYE", timeout=5)
         assert bye.from_tag == ok.to_tag
         assert bye.headers.get("Reason") == 'SIP;cause=408;text="no ACK"'
