@@ -324,7 +324,6 @@ class Call:
         self.started_at = ua.clock()
         self.session_clock = SessionClock()  # RFC 4028 (sip/session_timer.py)
         self.answer_deadline: float | None = None  # inbound: 480 when nobody decides
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._ack_waiter: asyncio.Event = asyncio.Event()
         self._reinvite_pending_out = False
         self._reinvite_in: _ServerTxn | None = None
@@ -371,18 +370,6 @@ class Call:
     @property
     def duration(self) -> float:
         return self._ua.clock() - self.started_at
-
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    def _cancel_tasks(self) -> None:
-        current = asyncio.current_task()
-        for task in list(self._tasks):
-            if task is not current:
-                task.cancel()
 
 
 class IncomingCall(Call):
@@ -583,8 +570,6 @@ class UserAgent:
     async def close(self) -> None:
         """Stop everything this UA started (calls are not BYE'd here: the app hangs up first)."""
         self.accepting = False
-        for call in list(self.calls.values()):
-            call._cancel_tasks()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -1242,7 +1227,6 @@ class UserAgent:
         call.end_reason = reason
         if isinstance(call, IncomingCall) and call.source.conn is not None:
             call.source.conn.users -= 1
-        call._cancel_tasks()
         if self.calls.get(call.call_id) is call:
             del self.calls[call.call_id]
         if call._refer_queue is not None:
