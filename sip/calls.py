@@ -238,6 +238,11 @@ class OutgoingCall(Call):
         self._cancel_requested = False
         self._provisional_seen = False
         self._settled = asyncio.Event()  # set once the INVITE has its final outcome
+        # The TU's Timer C (ring_timeout): CANCEL when it passes, then give up on a final
+        # response one transaction timeout later (sip/invite_client.py).
+        self.ring_deadline: float | None = None
+        self.give_up_deadline: float | None = None
+        self._invite_txn: ClientTxn | None = None
 
 
 def build_request(

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sip.calls import CallState, OutgoingCall, build_request
+from sip.calls import Call, CallState, ClientTxn, OutgoingCall, build_request
 from sip.dialog import Dialog, DialogError
 from sip.message import Request, Response
 from sip.sdp import sdp_body
@@ -74,6 +74,31 @@ class InviteClient:
                 self._callback(on_progress, call, resp)
 
         return provisional
+
+    def _ring(self, call: OutgoingCall, txn: ClientTxn, ring_timeout: float) -> None:
+        """Our INVITE is out: nobody answering within `ring_timeout` gets it cancelled."""
+        call._invite_txn = txn
+        call.give_up_deadline = None
+        call.ring_deadline = self.clock() + ring_timeout
+        self._call_wakeup(call, call.ring_deadline)
+
+    def _ring_deadline_passed(self, call: Call, now: float) -> None:
+        """Timer C: CANCEL, then expect a 487; no final response a transaction timeout after
+        that and the INVITE is over with none (status None)."""
+        if not isinstance(call, OutgoingCall) or call.state != CallState.EARLY:
+            return
+        txn = call._invite_txn
+        if txn is None or txn.finished:
+            return
+        if call.ring_deadline is not None and now >= call.ring_deadline:
+            call.ring_deadline = None
+            self._request_cancel(call)
+            call.give_up_deadline = now + self.timers.timeout
+            self._call_wakeup(call, call.give_up_deadline)
+        elif call.give_up_deadline is not None and now >= call.give_up_deadline:
+            call.give_up_deadline = None
+            self._forget(txn)
+            txn.finish(None)
 
     def _request_cancel(self, call: OutgoingCall) -> None:
         """Ring timeout or hangup before the answer: CANCEL now if a provisional came, else

@@ -533,6 +533,9 @@ class UaCore(InviteServer, InviteClient, DialogServer, UasGuard):
         """A call deadline passed: the answer deadline, or its session clock."""
         if call.state == CallState.TERMINATED or self._answer_deadline_passed(call, now):
             return
+        if call.state == CallState.EARLY:
+            self._ring_deadline_passed(call, now)
+            return
         if call.state != CallState.CONFIRMED:
             return
         due = call.session_clock.tick(now)

@@ -470,13 +470,11 @@ class UserAgent(UaCore):
         on_progress: Callback | None,
     ) -> Response | None:
         txn, future = self._client_future(req, dest, self._invite_provisional(call, on_progress))
+        # Timer C runs on the core's clock: CANCEL at ring_timeout, None a transaction timeout
+        # later (sip/invite_client.py).
+        self._ring(call, txn, ring_timeout)
         try:
-            done, _ = await asyncio.wait({future}, timeout=ring_timeout)
-            if not done:
-                # Nobody answered in time (the TU's Timer C): CANCEL, then expect a 487.
-                self._request_cancel(call)
-                done, _ = await asyncio.wait({future}, timeout=self.timers.timeout)
-            return future.result() if done else None
+            return await future
         finally:
             if not future.done():
                 future.cancel()
