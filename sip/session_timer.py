@@ -133,10 +133,18 @@ class SessionClock:
             return REFRESH
         return EXPIRED
 
-    def refresh_answered(self, status: int | None, granted: str | None, now: float) -> str | None:
+    def refresh_answered(
+        self,
+        status: int | None,
+        granted: str | None,
+        now: float,
+        glare_retry: float | None = None,
+    ) -> str | None:
         """The final response to our refresh (None: no answer). EXPIRED when the session is
-        gone (timeout, 408, 481); otherwise the clock restarts, with the interval the peer
-        granted in its 2xx's Session-Expires when there is one."""
+        gone (timeout, 408, 481). A 491 (the peer's re-INVITE or UPDATE crossed ours) is
+        retried after `glare_retry` seconds (RFC 3261 14.1, sip/glare.py): waiting another
+        half interval would let the peer's expiry pass first. Otherwise the clock restarts,
+        with the interval the peer granted in its 2xx's Session-Expires when there is one."""
         self.refreshing = False
         session = self.session
         if session is None:
@@ -144,6 +152,9 @@ class SessionClock:
         if status is None or status in (408, 481):
             self.deadline = None
             return EXPIRED
+        if status == 491 and glare_retry is not None:
+            self.deadline = now + glare_retry
+            return None
         if 200 <= status < 300 and granted:
             value, _, params = granted.partition(";")
             if value.strip().isdigit():

@@ -106,6 +106,7 @@ from sip.calls import (
     ServerTxn,
     build_request,
 )
+from sip.glare import retry_delay
 from sip.invite_server import InboundAuth
 from sip.message import Request, Response, generate_call_id, generate_tag
 from sip.refer import NO_ANSWER, ReferProgress, refer_headers
@@ -287,7 +288,8 @@ class UserAgent(UaCore):
             return
         status = resp.status if resp is not None else None
         granted = resp.headers.get("Session-Expires") if resp is not None else None
-        if call.session_clock.refresh_answered(status, granted, self.clock()) == EXPIRED:
+        retry = retry_delay(owns_call_id=isinstance(call, OutgoingCall))
+        if call.session_clock.refresh_answered(status, granted, self.clock(), retry) == EXPIRED:
             self._start_bye(call, "session expired")
             return
         if call.session_clock.deadline is not None:

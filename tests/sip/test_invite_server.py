@@ -224,3 +224,23 @@ async def test_we_refresh_at_half_the_interval_with_reinvite_when_update_is_not_
     await _until(lambda: bool(_parsed(sip)))
     assert [m.method for m in sip.sent() if isinstance(m, Request)] == ["INVITE"]
     assert sip.ended == []
+
+
+async def test_our_refresh_that_meets_glare_is_retried_within_two_seconds() -> None:
+    """RFC 3261 14.1: the peer owns the Call-ID, so we retry a 491'd refresh after 0-2 s,
+    well before the peer's expiry of the session (not at the next half interval)."""
+    sip = FakeSip()
+    ok = _answered(sip, "se-glare", "z9hG4bK-sg", "Session-Expires: 90", "Allow: INVITE, UPDATE")
+    sip.deliver(sip.ack("se-glare", to_tag=str(ok.to_tag)))
+    sip.advance(45.1)
+    await _until(lambda: bool(_parsed(sip)))
+    (refresh,) = sip.sent()
+    assert isinstance(refresh, Request) and refresh.method == "UPDATE"
+    sip.deliver(sip.respond(refresh, 491))
+    await _until(lambda: sip.ua.calls["se-glare"].session_clock.deadline is not None)
+    sip.advance(2.01)
+    await _until(lambda: bool(_parsed(sip)))
+    (again,) = sip.sent()
+    assert isinstance(again, Request) and again.method == "UPDATE"
+    assert again.cseq[0] > refresh.cseq[0]
+    assert sip.ended == []

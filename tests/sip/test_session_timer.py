@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from sip.glare import retry_delay
 from sip.session_timer import (
     EXPIRED,
     REFRESH,
@@ -96,12 +97,39 @@ def test_a_failed_refresh_ends_the_session(status: int | None) -> None:
 
 
 def test_another_failure_restarts_the_clock() -> None:
-    """A 491 (glare) or 500 to our refresh is not the end: we try again at the next half."""
+    """A 500 to our refresh is not the end: we try again at the next half."""
     clock = SessionClock()
     clock.restart(SessionTimer(90, "uas", True), now=0.0)
     assert clock.tick(45.0) == REFRESH
-    assert clock.refresh_answered(491, None, now=45.5) is None
+    assert clock.refresh_answered(500, None, now=45.5) is None
     assert clock.deadline == 90.5
+
+
+def test_a_glaring_refresh_is_retried_after_the_14_1_delay() -> None:
+    """491: the peer's re-INVITE crossed ours. The next half interval (90.5 s) would come after
+    the peer's own expiry of the session (SE - min(32, SE/3) = 60 s after its last refresh,
+    RFC 4028 10), so we retry after RFC 3261 14.1's delay instead."""
+    clock = SessionClock()
+    clock.restart(SessionTimer(90, "uas", True), now=0.0)
+    assert clock.tick(45.0) == REFRESH
+    delay = retry_delay(owns_call_id=False, draw=150)
+    assert delay == 1.5
+    assert clock.refresh_answered(491, None, now=45.5, glare_retry=delay) is None
+    assert clock.deadline == 47.0 < expiry_margin(90)
+    assert clock.tick(46.9) is None
+    assert clock.tick(47.0) == REFRESH
+
+
+@pytest.mark.parametrize(
+    ("owns", "draw", "delay"),
+    [(True, 0, 2.1), (True, 190, 4.0), (True, 999, 4.0), (False, 0, 0.0), (False, 200, 2.0)],
+)
+def test_glare_retry_delay_ranges(owns: bool, draw: int, delay: float) -> None:
+    """RFC 3261 14.1: the Call-ID's owner waits 2.1-4 s, the other side 0-2 s, 10 ms steps."""
+    assert retry_delay(owns, draw) == delay
+    for _ in range(50):
+        drawn = retry_delay(owns)
+        assert (2.1 <= drawn <= 4.0) if owns else (0.0 <= drawn <= 2.0)
 
 
 def test_the_peer_refreshes_or_the_session_expires() -> None:
