@@ -8,7 +8,6 @@ which they know only through the `CallOwner` protocol below.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -28,6 +27,34 @@ from sip.transaction import (
 from sip.transport import TransportAddr
 from sip.uac_auth import Credentials
 from sip.uri import UriError, parse_name_addr
+
+
+class Signal:
+    """A one-shot flag the core sets and the asyncio shell (or a test) waits on: no event loop
+    here. `when_set` runs a callback once it is set (at once if it already is)."""
+
+    __slots__ = ("_callbacks", "_set")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._callbacks: list[Callable[[], None]] = []
+
+    def set(self) -> None:
+        if self._set:
+            return
+        self._set = True
+        callbacks, self._callbacks = self._callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def when_set(self, callback: Callable[[], None]) -> None:
+        if self._set:
+            callback()
+        else:
+            self._callbacks.append(callback)
 
 
 class CallOwner(Protocol):
@@ -129,7 +156,7 @@ class Call:
         self.started_at = ua.clock()
         self.session_clock = SessionClock()  # RFC 4028 (sip/session_timer.py)
         self.answer_deadline: float | None = None  # inbound: 480 when nobody decides
-        self._ack_waiter: asyncio.Event = asyncio.Event()
+        self.acked = Signal()  # the ACK for our 2xx to the initial INVITE arrived
         self._reinvite_pending_out = False
         self._reinvite_in: ServerTxn | None = None
         self.refer_progress: ReferProgress | None = None  # a transfer we are waiting on
@@ -237,7 +264,7 @@ class OutgoingCall(Call):
         self.challenge_refused: str = ""  # "host:port" whose 401/407 we did not answer
         self._cancel_requested = False
         self._provisional_seen = False
-        self._settled = asyncio.Event()  # set once the INVITE has its final outcome
+        self.settled = Signal()  # the INVITE has its final outcome
         # The TU's Timer C (ring_timeout): CANCEL when it passes, then give up on a final
         # response one transaction timeout later (sip/invite_client.py).
         self.ring_deadline: float | None = None
@@ -262,5 +289,6 @@ __all__ = [
     "IncomingCall",
     "OutgoingCall",
     "ServerTxn",
+    "Signal",
     "build_request",
 ]

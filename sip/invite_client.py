@@ -121,7 +121,7 @@ class InviteClient:
     ) -> None:
         call.status = resp.status if resp is not None else None
         call.reason = resp.reason if resp is not None else "no answer"
-        call._settled.set()
+        call.settled.set()
         if resp is None or resp.status >= 300:
             reason = "cancelled" if call._cancel_requested else "rejected"
             self._terminate(call, reason, notify=False)

@@ -191,7 +191,7 @@ class InviteServer:
         if call._reinvite_in is txn:
             call._reinvite_in = None
         elif getattr(call, "_txn", None) is txn:
-            call._ack_waiter.set()
+            call.acked.set()
             sdp = sdp_body(ack)
             if sdp is not None:  # late offer: the answer to the offer in our 200
                 call.remote_sdp = sdp

@@ -104,6 +104,7 @@ from sip.calls import (
     IncomingCall,
     OutgoingCall,
     ServerTxn,
+    Signal,
     build_request,
 )
 from sip.glare import retry_delay
@@ -129,6 +130,15 @@ from sip.uas_guard import DEFAULT_SCANNERS
 from sip.uri import SipUri, parse_uri
 
 log = logging.getLogger("sip")
+
+
+async def signalled(signal: Signal) -> None:
+    """Wait until a core Signal (sip/calls.py) is set."""
+    if signal.is_set():
+        return
+    done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    signal.when_set(lambda: done.done() or done.set_result(None))
+    await done
 
 
 class UserAgent(UaCore):
@@ -485,7 +495,7 @@ class UserAgent(UaCore):
     async def _cancel_outgoing(self, call: OutgoingCall, timeout: float) -> None:  # noqa: ASYNC109
         self._request_cancel(call)
         try:
-            await asyncio.wait_for(call._settled.wait(), timeout)
+            await asyncio.wait_for(signalled(call.settled), timeout)
         except TimeoutError:
             pass
 
@@ -627,5 +637,6 @@ __all__ = [
     "UaCounters",
     "UserAgent",
     "mirror_offer_direction",
+    "signalled",
     "versioned_sdp",
 ]

@@ -25,6 +25,7 @@ from sip.useragent import (
     InboundAuth,
     IncomingCall,
     UserAgent,
+    signalled,
 )
 from tests.tools.fake_sip import FakeSip
 
@@ -273,7 +274,7 @@ async def establish(peer: SipPeer, rec: Recorder, call_id: str) -> tuple[Incomin
     ok = await peer.expect_status(200)
     peer.send(ack_for(peer, call_id, ok))
     call = await asyncio.wait_for(rec.calls.get(), 2)
-    await asyncio.wait_for(call._ack_waiter.wait(), 2)
+    await asyncio.wait_for(signalled(call.acked), 2)
     return call, ok
 
 
@@ -315,7 +316,7 @@ async def test_invite_100_180_200_ack_bye(proto: str) -> None:
         call = await rec.calls.get()
         assert call.offer_sdp is not None and call.remote_tag == "caller1"
         peer.send(ack_for(peer, "basic-1", ok))
-        await asyncio.wait_for(call._ack_waiter.wait(), 2)
+        await asyncio.wait_for(signalled(call.acked), 2)
         assert call.state == "confirmed" and ua.active_calls == 1
         peer.send(peer.request("BYE", call_id="basic-1", cseq=2, to_tag=ok.to_tag))
         bye_ok = await peer.expect_status(200)
@@ -1129,7 +1130,7 @@ async def test_outbound_call_answered_then_hung_up(two_uas, proto: str) -> None:
     assert call.status == 200 and call.state == "confirmed"
     assert call.remote_sdp == SDP_ANSWER and progress == [180]
     callee = await asyncio.wait_for(rec_b.calls.get(), 2)
-    await asyncio.wait_for(callee._ack_waiter.wait(), 2)  # our ACK arrived
+    await asyncio.wait_for(signalled(callee.acked), 2)  # our ACK arrived
     assert callee.offer_sdp == SDP_OFFER.encode()
     assert await call.hangup() == 200
     assert await asyncio.wait_for(rec_b.ended.get(), 2) == (callee, "bye")
