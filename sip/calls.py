@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from sip.address import TransportAddr
 from sip.auth import DigestCredentials
 from sip.dialog import Dialog
 from sip.message import Headers, Request, Response, generate_tag
@@ -24,7 +25,6 @@ from sip.transaction import (
     NonInviteClientTransaction,
     NonInviteServerTransaction,
 )
-from sip.transport import TransportAddr
 from sip.uac_auth import Credentials
 from sip.uri import UriError, parse_name_addr
 

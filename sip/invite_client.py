@@ -15,12 +15,12 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from sip.address import TransportAddr
 from sip.calls import Call, CallState, ClientTxn, OutgoingCall, build_request
 from sip.dialog import Dialog, DialogError
 from sip.message import Request, Response
 from sip.sdp import sdp_body
 from sip.transaction import make_cancel
-from sip.transport import TransportAddr
 from sip.uri import SipUri
 
 log = logging.getLogger("sip")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from sip.address import TransportAddr
 from sip.admission import REGISTRAR
 from sip.auth import REPLAYED
 from sip.calls import Call, CallState, IncomingCall, ServerTxn
@@ -21,7 +22,6 @@ from sip.dialog import Dialog, DialogError
 from sip.message import Request
 from sip.sdp import sdp_body
 from sip.session_timer import SessionRefusal, SessionTimer, negotiate
-from sip.transport import TransportAddr
 
 log = logging.getLogger("sip")
 

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sip.address import SipTransport, TransportAddr
 from sip.admission import REFUSE, Admission, AdmissionPolicy
 from sip.auth import DigestServer
 from sip.calls import Call, CallState, ClientTxn, IncomingCall, ServerTxn
@@ -67,7 +68,6 @@ from sip.transaction import (
     TransactionLayer,
     TransportFailed,
 )
-from sip.transport import Transport, TransportAddr
 from sip.uac_auth import Credentials
 from sip.uas_guard import DEFAULT_SCANNERS, UasGuard
 from sip.uas_rules import accept_refusal, content_refusal
@@ -115,7 +115,7 @@ class UaCore(InviteServer, InviteClient, DialogServer, UasGuard):
 
     def __init__(
         self,
-        transport: Transport,
+        transport: SipTransport,
         *,
         advertised_host: str | None = None,
         advertised_port: int | None = None,

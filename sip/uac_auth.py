@@ -18,9 +18,9 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from sip.address import TransportAddr
 from sip.auth import DigestCredentials, choose_challenge
 from sip.message import Response
-from sip.transport import TransportAddr
 
 log = logging.getLogger("sip")
 

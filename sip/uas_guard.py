@@ -22,10 +22,10 @@ import hashlib
 import hmac
 import logging
 
+from sip.address import TransportAddr
 from sip.admission import ADMITTING_KEYS, parse_address
 from sip.calls import CallState, IncomingCall, ServerTxn
 from sip.message import Request, SipParseError, apply_received_rport, response_destination
-from sip.transport import TransportAddr
 
 log = logging.getLogger("sip")
 
