@@ -22,6 +22,7 @@ Public API (stable; gateway/app.py codes against it)
         min_se=90, session_expires=1800,        # RFC 4028
         timers=TimerConfig(t1=0.5),             # tests inject short timers
         on_invite=..., on_call_ended=..., on_ack_sdp=..., on_reoffer=..., on_dtmf=...,
+        on_ack=..., on_ack_timeout=...,
     )
     await ua.start()            # starts the transport too; sets transport.on_message
     ua.accepting = False        # shutdown: new INVITEs get 503
@@ -84,7 +85,11 @@ Decisions documented here:
 - Session timers: when the INVITE has Session-Expires we honour it (422 below min_se), answer
   with Session-Expires (refresher as asked, else the UAC if it supports timer) and Require: timer
   when the UAC supports it. As refresher we send UPDATE at SE/2 (re-INVITE with our last SDP if
-  the peer's Allow lacks UPDATE); if the peer refreshes and misses SE - min(32, SE/3), we BYE.
+  the peer's Allow lacks UPDATE), retried after RFC 3261 14.1's delay when it meets glare (491,
+  sip/glare.py); if the peer refreshes and misses SE - min(32, SE/3), we BYE (sip/session_timer.py).
+- Time: every timer (transactions, Timer C, the answer deadline, session clocks) is a deadline
+  of the core; `ua.next_deadline` says when, `ua.tick()` runs what is due at `clock()`. Here one
+  loop timer calls it; a test with a fake clock calls it itself (tests/tools/fake_sip.py).
 """
 
 from __future__ import annotations
