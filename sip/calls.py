@@ -28,6 +28,18 @@ from sip.transaction import (
 from sip.uac_auth import Credentials
 from sip.uri import UriError, parse_name_addr
 
+# Why a call ended, as on_call_ended reports it (and call.end_reason). Every reason the user
+# agent produces is one of these (tests/sip/test_calls.py reads the source to keep it so).
+END_REASONS = (
+    "bye",  # the peer hung up
+    "cancelled",  # CANCEL before the answer (or our own, for an outbound call)
+    "ack timeout",  # Timer H: no ACK for our 2xx
+    "session expired",  # RFC 4028: no refresh in time, or ours failed
+    "local bye",  # call.hangup()
+    "no answer",  # nobody decided within answer_timeout (480 sent)
+    "rejected",  # call.reject() / a final non-2xx to our INVITE (not reported to on_call_ended)
+)
+
 
 class Signal:
     """A one-shot flag the core sets and the asyncio shell (or a test) waits on: no event loop
@@ -282,6 +294,7 @@ def build_request(
 
 
 __all__ = [
+    "END_REASONS",
     "Call",
     "CallOwner",
     "CallState",
