@@ -580,9 +580,15 @@ class UaCore(InviteServer, InviteClient, DialogServer, UasGuard):
         )
         data = ack.to_bytes()
         now = self.clock()
-        for key in [k for k, (_, _, until) in self._acks_sent.items() if until <= now]:
-            del self._acks_sent[key]
-        self._acks_sent[(call.call_id, invite.cseq[0])] = (data, dest, now + self.timers.timeout)
+        # Insertion order is expiry order (one lifetime for all): drop the expired from the front.
+        while self._acks_sent:
+            oldest = next(iter(self._acks_sent))
+            if self._acks_sent[oldest][2] > now:
+                break
+            del self._acks_sent[oldest]
+        key = (call.call_id, invite.cseq[0])
+        self._acks_sent.pop(key, None)  # re-inserted at the back with its new expiry
+        self._acks_sent[key] = (data, dest, now + self.timers.timeout)
         self.transport.send(data, dest)
 
     def _repeat_ack(self, resp: Response) -> bool:

@@ -109,3 +109,19 @@ async def test_answered_call_acks_the_2xx_and_repeats_the_ack_for_its_retransmis
     sip.deliver(ok)  # the 2xx again (RFC 6026): the same ACK again
     (again,) = sip.sent()
     assert isinstance(again, Request) and again.to_bytes() == ack.to_bytes()
+
+
+async def test_the_ack_is_remembered_for_one_transaction_timeout_only() -> None:
+    """13.2.2.4: the ACK is repeated for 2xx retransmissions while the peer may still send
+    them (64*T1); after that a 2xx is a stray response."""
+    sip = FakeSip()
+    placing, invite = await _place(sip)
+    ok = sip.respond(invite, 200, CONTACT)
+    sip.deliver(ok)
+    await placing
+    assert [m.method for m in sip.sent() if isinstance(m, Request)] == ["ACK"]
+    sip.advance(sip.ua.timers.timeout + 0.1)
+    strays = sip.ua.counters.stray_responses
+    sip.deliver(ok)
+    assert sip.sent() == []
+    assert sip.ua.counters.stray_responses == strays + 1
