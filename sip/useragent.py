@@ -316,6 +316,17 @@ class UserAgent(UaCore):
         registrar/proxy address is used as given); sip/resolve.py."""
         return await resolve_uri(uri, proto, self.transport.family)
 
+    async def _next_hop(
+        self, ruri: SipUri, dest: TransportAddr | tuple[str, int] | None
+    ) -> TransportAddr:
+        """Where an out-of-dialog request goes: `dest` as given ((host, port) means UDP), else
+        the Request-URI resolved."""
+        if dest is None:
+            return await self.resolve(ruri)
+        if isinstance(dest, TransportAddr):
+            return dest
+        return TransportAddr("udp", dest[0], int(dest[1]))
+
     async def request(
         self,
         method: str,
@@ -333,12 +344,7 @@ class UserAgent(UaCore):
         From/To/Call-ID/CSeq are generated unless given in `headers`. With `credentials`, a 401
         or 407 is answered once per challenge (stale nonces retried, wrong passwords not)."""
         ruri = parse_uri(uri) if isinstance(uri, str) else uri
-        if dest is None:
-            target = await self.resolve(ruri)
-        elif isinstance(dest, TransportAddr):
-            target = dest
-        else:
-            target = TransportAddr("udp", dest[0], int(dest[1]))
+        target = await self._next_hop(ruri, dest)
         given = {name.lower() for name, _ in headers}
         base: list[tuple[str, str]] = []
         if "from" not in given:
@@ -439,12 +445,7 @@ class UserAgent(UaCore):
         refer, send_request, and the same on_call_ended/on_reoffer/on_dtmf callbacks.
         `on_progress(call, response)` sees the provisional responses (180/183)."""
         ruri = parse_uri(target) if isinstance(target, str) else target
-        if dest is None:
-            target_addr = await self.resolve(ruri)
-        elif isinstance(dest, TransportAddr):
-            target_addr = dest
-        else:
-            target_addr = TransportAddr("udp", dest[0], int(dest[1]))
+        target_addr = await self._next_hop(ruri, dest)
         user = from_user or self.contact_user
         display = f'"{display_name}" ' if display_name else ""
         from_value = f"{display}<sip:{user}@{self._hostport()}>;tag={generate_tag()}"
