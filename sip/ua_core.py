@@ -527,6 +527,13 @@ class UaCore(InviteServer, InviteClient, DialogServer, UasGuard):
         """Tick `call` at `deadline` (the same loop timer as the transactions)."""
         self._call_seq += 1
         heapq.heappush(self._call_deadlines, (deadline, self._call_seq, call))
+        if len(self._call_deadlines) > 2 * len(self.calls) + 64:
+            # Ended calls' deadlines (an answer deadline a minute out, a session clock half an
+            # hour out) would keep those calls in memory until then: drop them now.
+            self._call_deadlines = [
+                entry for entry in self._call_deadlines if entry[2].state != CallState.TERMINATED
+            ]
+            heapq.heapify(self._call_deadlines)
         self._want_tick(deadline)
 
     def _call_tick(self, call: Call, now: float) -> None:

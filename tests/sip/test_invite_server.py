@@ -244,3 +244,14 @@ async def test_our_refresh_that_meets_glare_is_retried_within_two_seconds() -> N
     assert isinstance(again, Request) and again.method == "UPDATE"
     assert again.cseq[0] > refresh.cseq[0]
     assert sip.ended == []
+
+
+def test_ended_calls_do_not_stay_in_the_deadline_heap() -> None:
+    """Each inbound call has an answer deadline a minute out; calls that end long before it
+    must not be held until then (the heap is compacted as it grows)."""
+    sip = FakeSip(answer_timeout=60.0)
+    for n in range(500):
+        sip.deliver(sip.invite(f"short-{n}", branch=f"z9hG4bK-short-{n}"))
+        sip.invites[-1].reject(486)
+    assert not sip.ua.calls
+    assert len(sip.ua._call_deadlines) <= 64 + 2
