@@ -275,7 +275,9 @@ class UaCore(InviteServer, InviteClient, DialogServer, UasGuard):
             except NoCommonCodec as exc:
                 self._refuse_offer(txn, exc)
                 return
-            if not inspect.isawaitable(result):
+            if inspect.isawaitable(result):
+                self._run_awaitable(result)  # no loop to wait on: answered as if it gave none
+            else:
                 answer = result
         self._answer_reoffer(call, txn, offer, answer, extra, is_invite)
 
