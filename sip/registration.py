@@ -36,8 +36,9 @@ from typing import Any
 
 from sip.auth import DigestCredentials
 from sip.message import Response, generate_call_id, generate_tag
+from sip.uac_auth import DigestRetry
 from sip.uri import UriError, parse_name_addr, parse_uri
-from sip.useragent import UserAgent, answer_challenge
+from sip.useragent import UserAgent
 
 log = logging.getLogger("sip")
 
@@ -273,7 +274,9 @@ class RegistrationClient:
         """One REGISTER, answering up to a few digest challenges (401/407, stale nonces)."""
         auth: list[tuple[str, str]] = []
         resp: Response | None = None
-        for _ in range(4):
+        # The registrar is the hop these credentials exist for: they are not bound to it.
+        retry = DigestRetry(self.digest, None, "REGISTER", self.call_id, max_sends=4)
+        while True:  # digest answers: DigestRetry bounds them (sip/uac_auth.py)
             self.cseq += 1
             headers = [
                 ("From", f"<{self.aor}>;tag={self.from_tag}"),
@@ -292,15 +295,15 @@ class RegistrationClient:
                 return Outcome(None, reason=f"cannot reach registrar: {exc}")
             if resp is None:
                 return Outcome(None, reason="no response from registrar (timeout)")
-            if resp.status not in (401, 407):
+            answer = retry.answer(resp, self.registrar_uri, b"")
+            if answer is None:
+                if retry.gave_up:
+                    reason = self.digest.failure_reason or "no usable digest challenge"
+                    return Outcome(resp.status, reason=f"authentication failed: {reason}")
                 break
-            auth = answer_challenge(self.digest, resp, "REGISTER", self.registrar_uri, b"")
-            if not auth:
-                reason = self.digest.failure_reason or "no usable digest challenge"
-                return Outcome(resp.status, reason=f"authentication failed: {reason}")
+            auth = answer
         assert resp is not None
-        if 200 <= resp.status < 300:
-            self.digest.accepted()
+        if 200 <= resp.status < 300:  # DigestRetry has reset the digest's rejection state
             return Outcome(resp.status, granted=granted_expiry(resp, self.contact_uri))
         retry_after = _int_header(resp, "Retry-After")
         min_expires = _int_header(resp, "Min-Expires")

@@ -23,14 +23,13 @@ import errno
 import logging
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass
 
+from sip.address import TransportAddr
 from sip.message import FramingError, StreamFramer
 
 log = logging.getLogger("sip")
 
-Proto = Literal["udp", "tcp"]
 _CRLF = b"\r\n"
 _PING = b"\r\n\r\n"
 # RFC 3261 18.1.1: messages near the path MTU should go over TCP; we accept up to 64 KB on UDP
@@ -45,20 +44,6 @@ _ACCEPTS_PER_WAKEUP = 64
 ACCEPT_BACKOFF = 1.0
 # One log line per event kind and this many seconds at most, whatever the flood.
 _LOG_INTERVAL = 5.0
-
-
-@dataclass(frozen=True)
-class TransportAddr:
-    """Where a message came from / goes to. `conn` is set for TCP so replies reuse the stream."""
-
-    proto: Proto
-    host: str
-    port: int
-    conn: TcpConnection | None = field(default=None, compare=False, repr=False)
-
-    @property
-    def hostport(self) -> tuple[str, int]:
-        return (self.host, self.port)
 
 
 @dataclass

@@ -142,7 +142,13 @@ async def test_outbound_tcp_connection_opened_once_and_reused() -> None:
 async def test_connect_failure_reported() -> None:
     t, _ = await _started()
     errors: list[TransportAddr] = []
-    t.on_send_error = lambda dest, exc: errors.append(dest)
+    reported = asyncio.Event()
+
+    def send_error(dest: TransportAddr, exc: Exception) -> None:
+        errors.append(dest)
+        reported.set()
+
+    t.on_send_error = send_error
     # a closed port: bind a listener, note its port, close it
     probe = socket.socket()
     probe.bind(("127.0.0.1", 0))
@@ -150,10 +156,7 @@ async def test_connect_failure_reported() -> None:
     probe.close()
     try:
         t.send(OPTIONS, TransportAddr("tcp", "127.0.0.1", port))
-        for _ in range(100):
-            if errors:
-                break
-            await asyncio.sleep(0.02)
+        await asyncio.wait_for(reported.wait(), 2)
         assert errors and errors[0].port == port
         assert t.counters.send_errors == 1
     finally:

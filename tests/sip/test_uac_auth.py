@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 
+from sip.auth import DigestCredentials
+from sip.message import Response, parse_message
 from sip.transport import TransportAddr
-from sip.uac_auth import bind_hops, may_answer, normalise_hop
+from sip.uac_auth import DigestRetry, bind_hops, may_answer, normalise_hop
 from sip.useragent import Credentials, InboundAuth
 from tests.sip.test_useragent import SDP_OFFER, Recorder, SipPeer, establish, start_ua
 
@@ -25,6 +27,59 @@ def test_may_answer_compares_canonical_hops() -> None:
     assert not may_answer(bound, TransportAddr("udp", "127.0.0.2", 5070))  # other host
     assert not may_answer((), TransportAddr("udp", "127.0.0.1", 5070))  # bound to nobody
     assert may_answer(None, TransportAddr("udp", "192.0.2.1", 5060))  # unbound
+
+
+def _response(status: int, *headers: str) -> Response:
+    lines = [
+        f"SIP/2.0 {status} Whatever",
+        "Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK-retry",
+        "From: <sip:gw@127.0.0.1>;tag=a",
+        "To: <sip:trunk@127.0.0.1>;tag=b",
+        "Call-ID: retry-1",
+        "CSeq: 1 BYE",
+        *headers,
+        "Content-Length: 0",
+    ]
+    msg = parse_message(("\r\n".join(lines) + "\r\n\r\n").encode())
+    assert isinstance(msg, Response)
+    return msg
+
+
+TRUNK = TransportAddr("udp", "127.0.0.1", 5070)
+
+
+def test_digest_retry_answers_a_challenge_then_stops_at_the_final_response() -> None:
+    """The one digest-retry path (sip/uac_auth.py DigestRetry), sans-I/O: feed each response,
+    get the Authorization headers for the next attempt or None for "this is the outcome"."""
+    retry = DigestRetry(Credentials("alice", "pw", bind_hops([("127.0.0.1", 5070)])), TRUNK, "BYE")
+    auth = retry.answer(_response(401, CHALLENGE), "sip:trunk@127.0.0.1")
+    assert auth is not None and auth[0][0] == "Authorization" and 'username="alice"' in auth[0][1]
+    proxy = retry.answer(
+        _response(407, CHALLENGE.replace("WWW-", "Proxy-").replace("n1", "n2")), "sip:t@h"
+    )
+    assert proxy is not None and proxy[0][0] == "Proxy-Authorization"
+    assert retry.answer(_response(200), "sip:trunk@127.0.0.1") is None
+    assert not retry.refused and not retry.gave_up
+
+
+def test_digest_retry_is_bounded_and_refuses_foreign_hops() -> None:
+    retry = DigestRetry(Credentials("alice", "pw"), TRUNK, "INVITE", max_sends=2)
+    assert retry.answer(_response(401, CHALLENGE), "sip:x@h") is not None
+    assert retry.answer(_response(401, CHALLENGE.replace("n1", "n3")), "sip:x@h") is None
+    foreign = DigestRetry(Credentials("alice", "pw", ELSEWHERE), TRUNK, "REFER")
+    assert foreign.answer(_response(401, CHALLENGE), "sip:x@h") is None and foreign.refused
+    # No credentials, no answer; a timeout (None) is an outcome too.
+    assert DigestRetry(None, TRUNK, "BYE").answer(_response(401, CHALLENGE), "sip:x@h") is None
+    assert DigestRetry(Credentials("a", "b"), TRUNK, "BYE").answer(None, "sip:x@h") is None
+
+
+def test_digest_retry_gives_up_on_a_rechallenge_of_the_same_nonce() -> None:
+    """A wrong password: the server re-challenges with the nonce we answered (RFC 3261 22.2)."""
+    digest = DigestCredentials("alice", "wrong")
+    retry = DigestRetry(digest, None, "REGISTER", max_sends=4)
+    assert retry.answer(_response(401, CHALLENGE), "sip:registrar") is not None
+    assert retry.answer(_response(401, CHALLENGE), "sip:registrar") is None
+    assert retry.gave_up and digest.failure_reason
 
 
 async def test_invite_challenge_from_a_foreign_host_is_not_answered() -> None:

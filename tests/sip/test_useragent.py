@@ -1,7 +1,9 @@
 """The user agent over real loopback sockets, driven by a tiny scripted SIP peer (UDP and TCP).
 
-Timers are shortened (T1 = 20 ms) so retransmission and Timer H tests finish quickly; nothing
-asserts wall-clock durations, only message sequences and counts.
+Timers are shortened (T1 = 20 ms) so Timer H tests finish quickly; nothing asserts wall-clock
+durations, only message sequences and counts, and nothing waits a fixed time: tests wait for a
+message, a callback's event, or `barrier()` (an OPTIONS round trip), and what is about time alone
+(retransmissions until the ACK, Timer J) is driven with a fake clock (tests/tools/fake_sip.py).
 """
 
 from __future__ import annotations
@@ -17,15 +19,15 @@ from sip.admission import Admission, AdmissionPolicy
 from sip.auth import DigestChallenge, build_authorization
 from sip.message import Request, Response, StreamFramer, parse_message
 from sip.timers import TimerConfig
-from sip.transport import Transport
+from sip.transport import Transport, TransportAddr
 from sip.useragent import (
     Credentials,
     InboundAuth,
     IncomingCall,
     UserAgent,
-    mirror_offer_direction,
-    versioned_sdp,
+    signalled,
 )
+from tests.tools.fake_sip import FakeSip
 
 SDP_OFFER = (
     "v=0\r\n"
@@ -272,8 +274,22 @@ async def establish(peer: SipPeer, rec: Recorder, call_id: str) -> tuple[Incomin
     ok = await peer.expect_status(200)
     peer.send(ack_for(peer, call_id, ok))
     call = await asyncio.wait_for(rec.calls.get(), 2)
-    await asyncio.wait_for(call._ack_waiter.wait(), 2)
+    await asyncio.wait_for(signalled(call.acked), 2)
     return call, ok
+
+
+async def barrier(peer: SipPeer) -> list[Request | Response]:
+    """Everything the UA sent `peer` up to now: an OPTIONS round trip (UDP on loopback keeps
+    the order, and the UA handles datagrams one at a time, so whatever it was going to send
+    for what came before arrives before this 200). A condition, not a sleep."""
+    call_id = "barrier-" + secrets.token_hex(4)
+    peer.send(peer.request("OPTIONS", call_id=call_id))
+    before: list[Request | Response] = []
+    while True:
+        msg = await peer.recv()
+        if isinstance(msg, Response) and msg.call_id == call_id:
+            return before
+        before.append(msg)
 
 
 # -- basic call flow -------------------------------------------------------------------------
@@ -300,7 +316,7 @@ async def test_invite_100_180_200_ack_bye(proto: str) -> None:
         call = await rec.calls.get()
         assert call.offer_sdp is not None and call.remote_tag == "caller1"
         peer.send(ack_for(peer, "basic-1", ok))
-        await asyncio.wait_for(call._ack_waiter.wait(), 2)
+        await asyncio.wait_for(signalled(call.acked), 2)
         assert call.state == "confirmed" and ua.active_calls == 1
         peer.send(peer.request("BYE", call_id="basic-1", cseq=2, to_tag=ok.to_tag))
         bye_ok = await peer.expect_status(200)
@@ -324,20 +340,22 @@ async def test_invite_retransmission_absorbed(env) -> None:
     assert rec.calls.qsize() == 1 and ua.counters.retransmissions_absorbed == 1
 
 
-async def test_reject_non2xx_retransmitted_until_ack(env) -> None:
-    _ua, rec, peer = env
-    rec.auto_accept = False
-    peer.send(peer.invite("rej-1"))
-    call = await asyncio.wait_for(rec.calls.get(), 2)
+def test_reject_non2xx_retransmitted_until_ack() -> None:
+    """Driven with a fake clock (tests/tools/fake_sip.py): Timer G retransmits the 486 until
+    the ACK, and nothing after it however long we wait."""
+    sip = FakeSip(on_invite=None)
+    sip.deliver(sip.invite("rej-1", branch="z9hG4bK-rej-1"))
+    assert sip.statuses() == [100, 180]
+    call = sip.ua.calls["rej-1"]
+    assert isinstance(call, IncomingCall)
     call.reject(486, "Busy Here")
-    busy = await peer.expect_status(486)
-    await peer.expect_status(486)  # Timer G retransmission
-    ack = peer.request("ACK", call_id="rej-1", to_tag=busy.to_tag, branch=busy.branch)
-    peer.send(ack)
-    await asyncio.sleep(FAST.t2 * 3)
-    peer.drain()
-    await asyncio.sleep(FAST.t2 * 3)
-    assert [m for m in peer.drain() if isinstance(m, Response)] == []
+    (busy,) = sip.sent()
+    assert isinstance(busy, Response) and busy.status == 486
+    sip.advance(sip.ua.timers.t1)
+    assert sip.statuses() == [486]  # Timer G retransmission
+    sip.deliver(sip.ack("rej-1", to_tag=str(busy.to_tag), branch="z9hG4bK-rej-1"))
+    sip.advance(sip.ua.timers.t2 * 6)
+    assert sip.statuses() == []
     assert call.state == "terminated"
 
 
@@ -356,8 +374,8 @@ async def test_cancel_gives_200_and_487(env) -> None:
     assert await asyncio.wait_for(rec.ended.get(), 2) == (call, "cancelled")
     call.accept(SDP_ANSWER)  # too late: ignored, no 200
     peer.send(peer.request("ACK", call_id="cancel-1", branch=branch, to_tag=terminated.to_tag))
-    await asyncio.sleep(0.1)
-    assert not [m for m in peer.drain() if isinstance(m, Response) and m.status == 200]
+    sent = await barrier(peer)
+    assert not [m for m in sent if isinstance(m, Response) and m.status == 200]
 
 
 async def test_cancel_unknown_transaction_481(env) -> None:
@@ -367,20 +385,24 @@ async def test_cancel_unknown_transaction_481(env) -> None:
 
 
 # -- lost ACK, Timer H -------------------------------------------------------------------------
-async def test_lost_ack_2xx_retransmitted_until_ack(env) -> None:
-    _ua, rec, peer = env
-    peer.send(peer.invite("lostack-1"))
-    first = await peer.expect_status(200)
-    second = await peer.expect_status(200)  # retransmitted at T1
-    third = await peer.expect_status(200)  # then 2*T1
-    assert first.to_tag == second.to_tag == third.to_tag
-    peer.send(ack_for(peer, "lostack-1", first))
-    call = await rec.calls.get()
-    await asyncio.wait_for(call._ack_waiter.wait(), 2)
-    await asyncio.sleep(FAST.t2 * 2)
-    peer.drain()
-    await asyncio.sleep(FAST.t2 * 3)  # several T2 intervals: no more 200s
-    assert not [m for m in peer.drain() if isinstance(m, Response)]
+def test_lost_ack_2xx_retransmitted_until_ack() -> None:
+    """Driven with a fake clock: the 2xx goes again at T1, then 2*T1 (13.3.1.4), all with the
+    same To tag, until the ACK; after it, several T2 intervals bring no more 200s."""
+    sip = FakeSip()
+    sip.deliver(sip.invite("lostack-1", branch="z9hG4bK-lost-1"))
+    call = sip.invites[0]
+    call.accept(SDP_ANSWER)
+    first = [m for m in sip.sent() if isinstance(m, Response) and m.status == 200]
+    sip.advance(sip.ua.timers.t1)
+    second = [m for m in sip.sent() if isinstance(m, Response)]  # retransmitted at T1
+    sip.advance(2 * sip.ua.timers.t1)
+    third = [m for m in sip.sent() if isinstance(m, Response)]  # then 2*T1
+    assert [len(first), len(second), len(third)] == [1, 1, 1]
+    assert first[0].to_tag == second[0].to_tag == third[0].to_tag
+    sip.deliver(sip.ack("lostack-1", to_tag=str(first[0].to_tag)))
+    assert sip.acks == [call]
+    sip.advance(sip.ua.timers.t2 * 5)  # several T2 intervals: no more 200s
+    assert not [m for m in sip.sent() if isinstance(m, Response)]
     assert call.state == "confirmed"
 
 
@@ -393,6 +415,32 @@ async def test_timer_h_sends_bye(env) -> None:
     call, reason = await asyncio.wait_for(rec.ended.get(), 2)
     assert reason == "ack timeout" and call.state == "terminated"
     peer.respond(bye, 200)
+
+
+async def test_timer_h_goes_to_on_ack_timeout_and_the_app_sends_the_bye() -> None:
+    """With on_ack_timeout set the UA reports Timer H and sends no BYE itself: the gateway's
+    call machine decides and hangs up with its own Reason (issue 11)."""
+    rec = Recorder()
+    timed_out: asyncio.Queue[IncomingCall] = asyncio.Queue()
+    ua = await start_ua(rec, on_ack_timeout=timed_out.put_nowait)
+    peer = await SipPeer(("127.0.0.1", ua.transport.port)).start()
+    try:
+        peer.send(peer.invite("timerh-app-1"))
+        ok = await peer.expect_status(200)
+        call = await asyncio.wait_for(timed_out.get(), 5)
+        assert call.call_id == "timerh-app-1" and call.state == "confirmed"
+        assert not [m for m in peer.drain() if isinstance(m, Request) and m.method == "BYE"]
+        hangup = asyncio.ensure_future(call.hangup('SIP;cause=408;text="no ACK"'))
+        bye = await peer.expect_request("BYE", timeout=5)
+        assert bye.from_tag == ok.to_tag
+        assert bye.headers.get("Reason") == 'SIP;cause=408;text="no ACK"'
+        peer.respond(bye, 200)
+        assert await asyncio.wait_for(hangup, 5) == 200
+        _call, reason = await asyncio.wait_for(rec.ended.get(), 2)
+        assert reason == "local bye"
+    finally:
+        peer.close()
+        await ua.close()
 
 
 # -- BYE from us -----------------------------------------------------------------------------
@@ -670,7 +718,7 @@ async def test_malformed_but_answerable_gets_400(env) -> None:
     peer.send(peer.request("OPTIONS", call_id="bad-2", uri="tel:+15551234"))
     await peer.expect_status(416)
     peer.send(b"\x00\x01garbage that is not SIP\r\n\r\n")
-    await asyncio.sleep(0.1)
+    await barrier(peer)
     assert (
         ua.counters.parse_errors == 2 and ua.counters.parse_dropped == 1
     )  # tel: parses; 416 by the UA
@@ -796,7 +844,6 @@ async def test_session_timer_accepted_and_peer_refresh_keeps_call() -> None:
         assert ok.headers.get("Session-Expires") == "2;refresher=uac"
         assert "timer" in ok.headers.get_all("Require")
         peer.send(ack_for(peer, "st-2", ok))
-        await asyncio.sleep(0.5)
         # the peer refreshes with UPDATE before SE - SE/3: the call survives
         peer.send(
             peer.request(
@@ -980,36 +1027,6 @@ def test_user_agent_under_uvloop() -> None:
     assert uvloop.run(main()) == 200
 
 
-# -- pure SDP helpers ----------------------------------------------------------------------------
-def test_versioned_sdp_keeps_or_bumps_origin_version() -> None:
-    same = versioned_sdp(SDP_ANSWER, SDP_ANSWER.replace(b"2000 2000", b"2000 7777"))
-    assert _sdp_version(same) == 2000  # only o= differed: same version (RFC 3264 8)
-    changed = versioned_sdp(SDP_ANSWER, SDP_ANSWER.replace(b"a=sendrecv", b"a=recvonly"))
-    assert _sdp_version(changed) == 2001
-    assert versioned_sdp(None, SDP_ANSWER) == SDP_ANSWER
-
-
-@pytest.mark.parametrize(
-    ("offer_change", "expected"),
-    [
-        (("a=sendrecv", "a=sendonly"), b"a=recvonly"),
-        (("a=sendrecv", "a=inactive"), b"a=inactive"),
-        (("a=sendrecv", "a=recvonly"), b"a=sendonly"),
-        (("c=IN IP4 127.0.0.1", "c=IN IP4 0.0.0.0"), b"a=recvonly"),  # RFC 2543 hold
-        (("a=sendrecv", "a=sendrecv"), b"a=sendrecv"),
-    ],
-)
-def test_mirror_offer_direction(offer_change: tuple[str, str], expected: bytes) -> None:
-    offer = SDP_OFFER.replace(*offer_change).encode()
-    answer = mirror_offer_direction(SDP_ANSWER, offer)
-    assert answer is not None
-    directions = [ln for ln in answer.split(b"\r\n") if ln in DIRECTION_LINES]
-    assert directions == [expected]
-
-
-DIRECTION_LINES = {b"a=sendrecv", b"a=sendonly", b"a=recvonly", b"a=inactive"}
-
-
 async def test_undecided_call_gets_480_after_answer_timeout() -> None:
     rec = Recorder(auto_accept=False)
     ua = await start_ua(rec, answer_timeout=0.2)
@@ -1113,7 +1130,7 @@ async def test_outbound_call_answered_then_hung_up(two_uas, proto: str) -> None:
     assert call.status == 200 and call.state == "confirmed"
     assert call.remote_sdp == SDP_ANSWER and progress == [180]
     callee = await asyncio.wait_for(rec_b.calls.get(), 2)
-    await asyncio.wait_for(callee._ack_waiter.wait(), 2)  # our ACK arrived
+    await asyncio.wait_for(signalled(callee.acked), 2)  # our ACK arrived
     assert callee.offer_sdp == SDP_OFFER.encode()
     assert await call.hangup() == 200
     assert await asyncio.wait_for(rec_b.ended.get(), 2) == (callee, "bye")
@@ -1144,10 +1161,17 @@ async def test_outbound_ring_timeout_cancels(two_uas) -> None:
 async def test_outbound_hangup_while_ringing_sends_cancel(two_uas) -> None:
     a, _rec_a, b, rec_b = two_uas
     rec_b.auto_accept = False
-    placing = asyncio.ensure_future(a.invite(_target(b), SDP_OFFER.encode()))
+    ringing = asyncio.Event()
+    placing = asyncio.ensure_future(
+        a.invite(
+            _target(b),
+            SDP_OFFER.encode(),
+            on_progress=lambda _call, resp: resp.status == 180 and ringing.set(),
+        )
+    )
     await asyncio.wait_for(rec_b.calls.get(), 2)
     call = next(iter(a.calls.values()))
-    await asyncio.sleep(0.05)  # let the 180 arrive: CANCEL only after a provisional (9.1)
+    await asyncio.wait_for(ringing.wait(), 2)  # CANCEL only after a provisional (9.1)
     assert await call.hangup(timeout=2) is None
     placed = await asyncio.wait_for(placing, 3)
     assert placed is call and call.status == 487
@@ -1286,36 +1310,25 @@ async def test_out_of_dialog_options_is_stateless(env) -> None:
     assert ua.server_transactions == 0
 
 
-async def test_server_transaction_cap_drops_silently_and_per_source_share() -> None:
-    rec = Recorder(auto_accept=False)
-    ua = await start_ua(
-        rec, max_server_transactions=4, max_server_transactions_per_source=2, max_calls=10
-    )
-    flood = await SipPeer(("127.0.0.1", ua.transport.port)).start()
-    other = await SipPeer(("127.0.0.1", ua.transport.port), host="127.0.0.2").start()
-    try:
-        for n in range(5):
-            flood.send(flood.request("BYE", call_id=f"flood-{n}"))  # 481 each, then Timer J
-        for _ in range(2):
-            await flood.expect_status(481)
-        # The other source still has its share.
-        other.send(other.request("BYE", call_id="other-1"))
-        await other.expect_status(481)
-        assert ua.server_transactions == 3
-        assert ua.counters.transactions_dropped == 3
-        assert flood.drain() == []  # nothing for the dropped ones: no reflection
-        # Timer J (64*T1 = 1.28 s here) reaps them; the source has room again.
-        for _ in range(100):  # bounded poll: 5 s of loop turns
-            if not ua.server_transactions:
-                break
-            await asyncio.sleep(0.05)
-        assert ua.server_transactions == 0
-        flood.send(flood.request("BYE", call_id="flood-late"))
-        await flood.expect_status(481)
-    finally:
-        flood.close()
-        other.close()
-        await ua.close()
+def test_server_transaction_cap_drops_silently_and_per_source_share() -> None:
+    """Driven with a fake clock: Timer J is a clock reading, not a wait."""
+    sip = FakeSip(max_server_transactions=4, max_server_transactions_per_source=2, max_calls=10)
+    ua = sip.ua
+    other = TransportAddr("udp", "192.0.2.11", 5062)
+    for n in range(5):
+        sip.deliver(sip.request("BYE", f"flood-{n}"))  # 481 each, then Timer J
+    # Two answered; nothing for the dropped ones: no reflection.
+    assert sip.statuses() == [481, 481]
+    # The other source still has its share.
+    sip.deliver(sip.request("BYE", "other-1"), other)
+    assert sip.statuses() == [481]
+    assert ua.server_transactions == 3
+    assert ua.counters.transactions_dropped == 3
+    # Timer J (64*T1) reaps them; the source has room again.
+    sip.advance(ua.timers.timeout)
+    assert ua.server_transactions == 0
+    sip.deliver(sip.request("BYE", "flood-late"))
+    assert sip.statuses() == [481]
 
 
 async def test_total_transaction_cap_evicts_finished_ones_for_a_new_caller() -> None:
