@@ -153,9 +153,6 @@ KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
         ("size", "gateway.call.machine"),
         ("size", "gateway.control"),
         ("size", "gateway.softphone"),
-        # H3 (sip/* except message.py): the user agent split around a sans-I/O core.
-        ("size", "sip.useragent"),
-        ("size", "sip.sdp"),
     }
 )
 

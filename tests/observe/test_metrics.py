@@ -202,7 +202,7 @@ _ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 def _produced_end_causes() -> set[str]:
     """Every cause string the code can hand to `call_ended`, found by reading the source:
     - gateway/app.py: `_hangup(live, "x"`, `_finish(live, "x"`, `cause="x"`, RESTART_CAUSE;
-    - the SIP user agent's end reasons (sip/useragent.py `_terminate` / `reason=`), mapped the
+    - the SIP user agent's end reasons (sip.calls.END_REASONS), mapped the
       way app.py maps them (`_UA_CAUSES`, else spaces to "_");
     - the call machine's BYE reasons (`SendBye("...")`, `_finish_after_playout(ctx, "...")`,
       `end_after_playout="..."`, VOICE_SESSION_UNAVAILABLE), which reach the gateway through
@@ -212,14 +212,13 @@ def _produced_end_causes() -> set[str]:
     from gateway.app import _UA_CAUSES
     from gateway.call import machine
     from gateway.observe.records import RESTART_CAUSE
+    from sip.calls import END_REASONS
 
     app = (_ROOT / "gateway/app.py").read_text()
     causes = set(re.findall(r'_(?:hangup|finish)\((?:self\.)?live, "([^"]+)"', app))
     causes |= set(re.findall(r'cause="([^"]+)"', app))
     causes |= {"rejected", RESTART_CAUSE}  # _reject's default; the crash-recovery record
-    ua = (_ROOT / "sip/useragent.py").read_text()
-    reasons = set(re.findall(r'_terminate\(call, "([^"]+)"', ua))
-    reasons |= set(re.findall(r'reason="([^"]+)"', ua))
+    reasons = set(END_REASONS)  # tests/sip/test_calls.py keeps it complete
     causes |= {_UA_CAUSES.get(r, r.replace(" ", "_")) for r in reasons}
     causes |= set(_UA_CAUSES.values())
     source = (_ROOT / "gateway/call/machine.py").read_text()
