@@ -76,7 +76,7 @@ import orjson
 
 from bench._procstat import cpu_times, proc_cpu_s, steal_pct
 from gateway.call.session import CallSession, SessionSettings
-from gateway.call.settings import call_policy_for, session_config_for
+from gateway.call_settings import call_policy_for, session_config_for
 from gateway.cli import settle_heap
 from gateway.config import GatewayConfig
 from gateway.media.jitter import Frame

@@ -59,6 +59,7 @@ from urllib.parse import unquote, urlsplit
 
 import orjson
 
+from gateway.control_failure import ControlFailure
 from gateway.observe.logs import log_event
 
 log = logging.getLogger("gateway.control")
@@ -143,7 +144,9 @@ class ControlTarget(Protocol):
 
     Plain methods must not block (they run on the event loop). `hangup` and `say` may be plain
     or async; they should return once the action has started (e.g. the BYE is sent), not wait
-    for the far end. Any of them may raise `ControlError(status, message)`.
+    for the far end. `originate`, `hangup` and `say` return a `ControlFailure(status, text)`
+    value when the gateway cannot do it (the API answers with that status); request
+    validation here raises `ControlError(status, message)`.
     """
 
     def healthy(self) -> bool: ...
@@ -161,15 +164,17 @@ class ControlTarget(Protocol):
         """Live calls as JSON-ready dicts (id, state, from, to, duration, quality...)."""
         ...
 
-    def hangup(self, call_id: str) -> bool | Awaitable[bool]:
+    def hangup(self, call_id: str) -> bool | ControlFailure | Awaitable[bool | ControlFailure]:
         """Start hanging up; False when the call is unknown."""
         ...
 
-    async def originate(self, request: OriginateRequest) -> str:
-        """Start an outbound call; returns its call id (raise ControlError on bad input)."""
+    async def originate(self, request: OriginateRequest) -> str | ControlFailure:
+        """Start an outbound call; returns its call id, or why it could not be placed."""
         ...
 
-    def say(self, call_id: str, text: str, role: str, respond: bool) -> bool | Awaitable[bool]:
+    def say(
+        self, call_id: str, text: str, role: str, respond: bool
+    ) -> bool | ControlFailure | Awaitable[bool | ControlFailure]:
         """Inject a message into a live call; False when the call is unknown."""
         ...
 
@@ -690,6 +695,8 @@ class ControlServer:
                 return json_response(200, {"calls": self.target.list_calls()})
             originate = parse_originate(parse_json_body(request.body))
             call_id = await self.target.originate(originate)
+            if isinstance(call_id, ControlFailure):
+                return error_response(call_id.status, call_id.text)
             log_event(
                 log,
                 "control.originate",
@@ -708,6 +715,8 @@ class ControlServer:
             if allowed := _allow(method, ("DELETE",)):
                 return allowed
             found = await _maybe_await(self.target.hangup(call_id))
+            if isinstance(found, ControlFailure):
+                return error_response(found.status, found.text)
             if not found:
                 return error_response(404, f"no live call {call_id!r}")
             log_event(log, "control.hangup", "hang-up requested", call_id=call_id)
@@ -717,6 +726,8 @@ class ControlServer:
                 return allowed
             say = parse_say(parse_json_body(request.body))
             found = await _maybe_await(self.target.say(call_id, say.text, say.role, say.respond))
+            if isinstance(found, ControlFailure):
+                return error_response(found.status, found.text)
             if not found:
                 return error_response(404, f"no live call {call_id!r}")
             log_event(

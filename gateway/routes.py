@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.call.settings import instructions_for
+from gateway.call_settings import instructions_for
 from gateway.config import (
     ConfigError,
     GatewayConfig,

@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import pytest
 
-from gateway.app import Gateway
+from gateway.serve import Gateway
 from gateway.config import (
     CallsConfig,
     ControlConfig,

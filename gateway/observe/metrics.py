@@ -227,6 +227,17 @@ def end_cause_label(cause: str) -> str:
     return base if base in OUTCOMES else OTHER
 
 
+def sip_first_line(data: bytes) -> tuple[str | None, int | None]:
+    """(method, None) for a request, (None, status) for a response, from the first line only:
+    cheap enough for every message, and the metrics need nothing more."""
+    head = data[:64].lstrip(b"\r\n")
+    if head.startswith(b"SIP/2.0 "):
+        code = head[8:11]
+        return None, int(code) if code.isdigit() else None
+    space = head.find(b" ")
+    return (head[:space].decode("ascii", "replace") if space > 0 else None), None
+
+
 def status_class(status: int) -> str:
     """`200` -> `"2xx"`; anything outside 100-699 -> `"other"`."""
     if 100 <= status <= 699:
@@ -499,6 +510,14 @@ class Metrics:
 
     def registration_state(self, registration: str, registered: bool) -> None:
         self.registration_up.labels(registration=registration).set(1 if registered else 0)
+
+    def count_sip_message(self, direction: str, data: bytes) -> None:
+        """The transport's trace hook: every SIP message sent or received, by its first line."""
+        method, status = sip_first_line(data)
+        if method is not None:
+            self.sip_request(direction, method)
+        elif status is not None:
+            self.sip_response(direction, status)
 
     def sip_request(self, direction: str, method: str) -> None:
         self.sip_requests.labels(

@@ -200,28 +200,20 @@ _ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def _produced_end_causes() -> set[str]:
-    """Every cause string the code can hand to `call_ended`, found by reading the source:
-    - gateway/app.py: `_hangup(live, "x"`, `_finish(live, "x"`, `cause="x"`, RESTART_CAUSE;
-    - the SIP user agent's end reasons (sip/useragent.py `_terminate` / `reason=`), mapped the
-      way app.py maps them (`_UA_CAUSES`, else spaces to "_");
+    """Every cause string the code can hand to `call_ended`:
+    - the end-cause enum (gateway/call/causes.py), which the call object and the user agent's
+      end reasons (`UA_CAUSES`) use, and RESTART_CAUSE;
     - the call machine's BYE reasons (`SendBye("...")`, `_finish_after_playout(ctx, "...")`,
-      `end_after_playout="..."`, VOICE_SESSION_UNAVAILABLE), which reach the gateway through
-      `_CallControl.hangup` as the reason text with spaces turned to "_"."""
+      `end_after_playout="..."`, VOICE_SESSION_UNAVAILABLE), which reach the call object
+      through `CallControl.hangup` as the reason text with spaces turned to "_"."""
     import re
 
-    from gateway.app import _UA_CAUSES
     from gateway.call import machine
+    from gateway.call.causes import UA_CAUSES, EndCause
     from gateway.observe.records import RESTART_CAUSE
 
-    app = (_ROOT / "gateway/app.py").read_text()
-    causes = set(re.findall(r'_(?:hangup|finish)\((?:self\.)?live, "([^"]+)"', app))
-    causes |= set(re.findall(r'cause="([^"]+)"', app))
-    causes |= {"rejected", RESTART_CAUSE}  # _reject's default; the crash-recovery record
-    ua = (_ROOT / "sip/useragent.py").read_text()
-    reasons = set(re.findall(r'_terminate\(call, "([^"]+)"', ua))
-    reasons |= set(re.findall(r'reason="([^"]+)"', ua))
-    causes |= {_UA_CAUSES.get(r, r.replace(" ", "_")) for r in reasons}
-    causes |= set(_UA_CAUSES.values())
+    causes: set[str] = {str(cause) for cause in EndCause} | {RESTART_CAUSE}
+    causes |= {str(cause) for cause in UA_CAUSES.values()}
     source = (_ROOT / "gateway/call/machine.py").read_text()
     bye = set(re.findall(r'SendBye\("([^"]+)"', source))
     bye |= set(re.findall(r'_finish_after_playout\(ctx, "([^"]+)"', source))
