@@ -45,7 +45,7 @@ from gateway.call.answer import (
     offered_codecs,
     reoffer_family_problem,
 )
-from gateway.call.causes import EndCause, reason_header, ua_cause
+from gateway.call.causes import EndCause, bye_reason, reason_header, ua_cause
 from gateway.call.session import CallSession, SessionSettings
 from gateway.media.leg import LegSettings, MediaLeg
 from gateway.media.pacer import MediaClock
@@ -76,10 +76,10 @@ from sip.sdp import (
 
 log = logging.getLogger("gateway")
 
-REASON_MAX_DURATION = reason_header(200, "max duration")
-REASON_RTP_TIMEOUT = reason_header(408, "RTP timeout")
-REASON_SHUTDOWN = reason_header(503, "shutdown")
-REASON_BAD_ANSWER = reason_header(488, "unusable SDP answer")
+REASON_MAX_DURATION = bye_reason(EndCause.MAX_DURATION).header()
+REASON_RTP_TIMEOUT = bye_reason(EndCause.RTP_TIMEOUT).header()
+REASON_SHUTDOWN = bye_reason(EndCause.SHUTDOWN).header()
+REASON_BAD_ANSWER = bye_reason(EndCause.BAD_ANSWER).header()
 
 # (route, codec, instructions, caller, callee) -> the voice session's settings
 SessionSettingsFor = Callable[[Any, str, str, str, str], SessionSettings]
@@ -484,6 +484,10 @@ class LiveCall:
     # -- ending ----------------------------------------------------------------------------------
     async def _max_duration_timer(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+        if self.session is not None:
+            # The machine decides: the bot's queued words are played first, then BYE.
+            self.session.on_max_duration()
+            return
         self.services.spawn(self.hangup_now(EndCause.MAX_DURATION, REASON_MAX_DURATION))
 
     def on_rtp_timeout(self) -> None:
@@ -499,6 +503,10 @@ class LiveCall:
             call_id=self.call_id,
             rtp_timeout_s=seconds,
         )
+        if self.session is not None:
+            # The machine decides: playout drained, then BYE with Reason cause=408.
+            self.session.on_rtp_timeout(seconds)
+            return
         self.services.spawn(self.hangup_now(EndCause.RTP_TIMEOUT, REASON_RTP_TIMEOUT))
 
     def reject_with(
@@ -661,9 +669,8 @@ class LiveCall:
             return
         self.reject_with(status, reason, retry_after_s=retry_after_s)
 
-    def hangup(self, reason_text: str, status: int = 200) -> None:
-        cause = reason_text.replace(" ", "_")
-        self.services.spawn(self.hangup_now(cause, reason_header(status, reason_text)))
+    def hangup(self, cause: EndCause) -> None:
+        self.services.spawn(self.hangup_now(cause, bye_reason(cause).header()))
 
     async def refer(self, target_uri: str) -> int:
         return int(await self.sip.refer(target_uri))

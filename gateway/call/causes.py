@@ -10,6 +10,7 @@ tests/observe/test_metrics.py checks that both agree.
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 
 
 class EndCause(enum.StrEnum):
@@ -53,9 +54,55 @@ def ua_cause(reason: str) -> EndCause:
     return UA_CAUSES.get(reason, EndCause.ERROR)
 
 
+@dataclass(frozen=True, slots=True)
+class ByeReason:
+    """The Reason header (RFC 3326) of a BYE we send for a cause: its SIP cause and text."""
+
+    status: int
+    text: str
+
+    def header(self) -> str:
+        return reason_header(self.status, self.text)
+
+
+# The BYE the call sends for each cause it ends the call for itself. 200: the call completed
+# normally (like Asterisk's `L()` limit for max duration); 408: the media went away (the SIP
+# status closest to it, so the PBX's CDR says why a silent call was cut); 488: the SDP answer
+# was unusable, and a 2xx was already sent so the 488 can only travel in the BYE; 503: the
+# service behind the gateway is unavailable, as a 503 to an INVITE would say.
+BYE_REASONS: dict[EndCause, ByeReason] = {
+    EndCause.LOCAL_BYE: ByeReason(200, "ending"),
+    EndCause.MAX_DURATION: ByeReason(200, "max duration"),
+    EndCause.RTP_TIMEOUT: ByeReason(408, "RTP timeout"),
+    EndCause.SHUTDOWN: ByeReason(503, "shutdown"),
+    EndCause.ACK_TIMEOUT: ByeReason(200, "no ACK"),
+    EndCause.BAD_ANSWER: ByeReason(488, "unusable SDP answer"),
+    EndCause.REALTIME_FAILED: ByeReason(200, "Realtime session failed"),
+    EndCause.TRANSFERRED: ByeReason(200, "transferred"),
+    EndCause.VOICE_SESSION_UNAVAILABLE: ByeReason(503, "voice session unavailable"),
+    EndCause.END_CALL: ByeReason(200, "end_call"),
+    EndCause.DTMF_HANGUP: ByeReason(200, "caller pressed hangup digit"),
+    EndCause.DRAIN_TIMEOUT: ByeReason(200, "drain timeout"),
+    EndCause.IDLE_CALLER: ByeReason(200, "idle caller"),
+}
+
+
+def bye_reason(cause: EndCause) -> ByeReason:
+    """The Reason of the BYE we send when we end a call for `cause`."""
+    return BYE_REASONS.get(cause) or ByeReason(200, str(cause).replace("_", " "))
+
+
 def reason_header(status: int, text: str) -> str:
     """The RFC 3326 Reason header of a BYE we send: the SIP cause and a human text."""
     return f'SIP;cause={status};text="{text}"'
 
 
-__all__ = ["UA_CAUSES", "EndCause", "reason_header", "ua_cause"]
+__all__ = [
+    "BYE_REASONS",
+    "UA_CAUSES",
+    "ByeReason",
+    "EndCause",
+    "bye_reason",
+    "reason_header",
+    "ua_cause",
+]

@@ -16,7 +16,8 @@ handler stays inside its declared targets, so the table can be read against the 
     LISTENING/CALLER_SPEAKING --AudioDelta--> BOT_SPEAKING --PlayoutDrained--> LISTENING
     any live state --end_call / max duration--> ENDING --PlayoutDrained--> ENDED (BYE)
     any live state --transfer_call--> TRANSFERRING --ReferResult 2xx--> ENDED (BYE)
-    any state --CallerBye / CallerCancel / RtpTimeout / SessionFailed--> ENDED
+    any live state --RtpTimeout--> ENDING (drain) --PlayoutDrained--> ENDED (BYE, cause=408)
+    any state --CallerBye / CallerCancel / SessionFailed--> ENDED
     any live state --ReconnectBudgetSpent--> ENDED (BYE, Reason cause=503)
 
 Events that are not in the table for the current state raise `IllegalTransition` (a bug or a
@@ -36,6 +37,8 @@ import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+
+from gateway.call.causes import EndCause, bye_reason
 
 # --------------------------------------------------------------------------------------------
 # States
@@ -366,8 +369,9 @@ class Reject:
 
 @dataclass(frozen=True, slots=True)
 class SendBye:
-    reason: str  # goes into the Reason header's text
-    status: int = 200  # the Reason header's SIP cause (RFC 3326)
+    """End the call with BYE; the Reason header (RFC 3326) is the cause's (causes.BYE_REASONS)."""
+
+    cause: EndCause
 
 
 @dataclass(frozen=True, slots=True)
@@ -521,7 +525,7 @@ class CallContext:
     playout_busy: bool = False  # bot audio queued or playing
     response_wanted: bool = False  # a response.create is owed once no response is active
     digits: str = ""  # collected DTMF digits not yet forwarded
-    end_after_playout: str | None = None  # BYE reason once playout drains (end_call, max duration)
+    end_after_playout: EndCause | None = None  # BYE once playout drains (end_call, max duration)
     transfer_after_playout: str | None = None  # REFER target once playout drains
     transfer_call_id: str | None = None  # the transfer_call function call awaiting its result
     session_connected: bool = False
@@ -620,7 +624,7 @@ def _barge_in(ctx: CallContext, playout: tuple[PlayoutItem, ...], trigger: str) 
 def _after_playout(ctx: CallContext) -> Result:
     """Playout is empty: carry out what waited for it (BYE, REFER, rollover), else listen."""
     if ctx.end_after_playout is not None:
-        return _end(ctx, ctx.end_after_playout, [SendBye(ctx.end_after_playout)])
+        return _bye(ctx, ctx.end_after_playout)
     if ctx.transfer_after_playout is not None:
         target = ctx.transfer_after_playout
         ctx = _to(ctx, State.TRANSFERRING, transfer_after_playout=None)
@@ -702,7 +706,7 @@ def on_ack(ctx: CallContext, ev: Ack) -> Result:
 def on_ack_timeout(ctx: CallContext, ev: AckTimeout) -> Result:
     if ctx.acked:
         return ctx, []
-    return _end(ctx, "ack timeout", [SendBye("no ACK")])
+    return _end(ctx, "ack timeout", [SendBye(EndCause.ACK_TIMEOUT)])
 
 
 def on_caller_bye(ctx: CallContext, ev: CallerBye) -> Result:
@@ -710,21 +714,31 @@ def on_caller_bye(ctx: CallContext, ev: CallerBye) -> Result:
 
 
 def on_rtp_timeout(ctx: CallContext, ev: RtpTimeout) -> Result:
-    return _end(ctx, "rtp timeout", [SendBye(f"RTP timeout ({ev.seconds:g} s)")])
+    # The bot's words already queued still go out (the caller may only have stopped sending,
+    # e.g. a one-way NAT), then BYE with Reason cause=408. While ending or transferring the
+    # call is on its way out already: BYE now.
+    if ctx.state in (State.ENDING, State.TRANSFERRING, State.CONNECTING):
+        return _bye(ctx, EndCause.RTP_TIMEOUT)
+    return _finish_after_playout(ctx, EndCause.RTP_TIMEOUT)
 
 
 def on_session_failed(ctx: CallContext, ev: SessionFailed) -> Result:
-    return _end(ctx, f"realtime failed: {ev.reason}", [SendBye("Realtime session failed")])
+    return _end(ctx, f"realtime failed: {ev.reason}", [SendBye(EndCause.REALTIME_FAILED)])
 
 
 def on_max_duration(ctx: CallContext, ev: MaxDuration) -> Result:
-    return _finish_after_playout(ctx, "max duration")
+    return _finish_after_playout(ctx, EndCause.MAX_DURATION)
 
 
-def _finish_after_playout(ctx: CallContext, reason: str) -> Result:
+def _bye(ctx: CallContext, cause: EndCause, actions: tuple[Action, ...] = ()) -> Result:
+    """End the call with our BYE; the hang-up detail is the BYE's Reason text."""
+    return _end(ctx, bye_reason(cause).text, [*actions, SendBye(cause)])
+
+
+def _finish_after_playout(ctx: CallContext, cause: EndCause) -> Result:
     if not ctx.playout_busy:
-        return _end(ctx, reason, [SendBye(reason)])
-    ctx = _to(ctx, State.ENDING, end_after_playout=reason)
+        return _bye(ctx, cause)
+    ctx = _to(ctx, State.ENDING, end_after_playout=cause)
     return ctx, [StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
 
 
@@ -750,7 +764,7 @@ def on_idle_timeout(ctx: CallContext, ev: IdleTimeout) -> Result:
         return ctx, []  # someone is talking after all; the next quiet turn re-arms
     if ctx.idle_prompts >= ctx.policy.idle_prompts_max:
         note = Note("call.idle_hangup", {"prompts": ctx.idle_prompts})
-        ctx = _to(ctx, State.ENDING, end_after_playout="idle caller")
+        ctx = _to(ctx, State.ENDING, end_after_playout=EndCause.IDLE_CALLER)
         ctx, more = _request_response(ctx, ctx.policy.idle_goodbye_instructions or None)
         return ctx, [note, *more, StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
     ctx = replace(ctx, idle_prompts=ctx.idle_prompts + 1)
@@ -766,7 +780,7 @@ def on_input_timeout(ctx: CallContext, ev: InputTimeout) -> Result:
     note = Note("realtime.idle_timeout", {"prompt": prompts})
     ctx = replace(ctx, idle_prompts=prompts)
     if prompts > ctx.policy.idle_prompts_max and ctx.state in ACTIVE:
-        ctx = _to(ctx, State.ENDING, end_after_playout="idle caller")
+        ctx = _to(ctx, State.ENDING, end_after_playout=EndCause.IDLE_CALLER)
         hangup = Note("call.idle_hangup", {"prompts": prompts})
         return ctx, [note, hangup, StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
     return ctx, [note]
@@ -844,7 +858,7 @@ def _recover_failed_response(ctx: CallContext) -> Result | None:
         ctx = _to(ctx, State.TRANSFERRING, failed_retries=0)
         return ctx, [SendRefer(uri), Note("transfer.started", {"target": uri})]
     note = Note("realtime.responses_failing", {"retries": ctx.failed_retries})
-    return _end(ctx, VOICE_SESSION_UNAVAILABLE, [note, SendBye(VOICE_SESSION_UNAVAILABLE, 503)])
+    return _bye(ctx, EndCause.VOICE_SESSION_UNAVAILABLE, (note,))
 
 
 def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
@@ -852,8 +866,7 @@ def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
     if ctx.state in (State.CALLER_SPEAKING, State.TRANSFERRING):
         return ctx, []
     if ctx.state is State.ENDING:
-        reason = ctx.end_after_playout or "ending"
-        return _end(ctx, reason, [SendBye(reason)])
+        return _bye(ctx, ctx.end_after_playout or EndCause.LOCAL_BYE)
     if ctx.response_id is None:
         return _after_playout(ctx)
     # More audio of the current response may still come: keep speaking state.
@@ -864,9 +877,9 @@ def on_function_call(ctx: CallContext, ev: FunctionCall) -> Result:
     note = Note("tool.called", {"name": ev.name, "tool_call_id": ev.call_id})
     if ev.name == "end_call":
         # Say goodbye first: the BYE waits for the current response and its playout.
-        ctx = replace(ctx, end_after_playout="end_call")
+        ctx = replace(ctx, end_after_playout=EndCause.END_CALL)
         if ctx.state is State.CALLER_SPEAKING or (not ctx.playout_busy and ctx.response_id is None):
-            return _end(ctx, "end_call", [note, SendBye("end_call")])
+            return _bye(ctx, EndCause.END_CALL, (note,))
         return _to(ctx, State.ENDING), [note, StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
     if ev.name == "transfer_call":
         target_name = str(ev.arguments.get("target", ""))
@@ -925,7 +938,7 @@ def on_dtmf(ctx: CallContext, ev: Dtmf) -> Result:
     action = ctx.policy.digit_actions.get(ev.digit)
     if action is not None:
         if action.kind == "hangup":
-            return _end(ctx, "dtmf hangup", [note, SendBye("caller pressed hangup digit")])
+            return _end(ctx, "dtmf hangup", [note, SendBye(EndCause.DTMF_HANGUP)])
         if action.kind == "transfer":
             uri = ctx.policy.transfer_targets.get(action.target, action.target)
             barge: list[Action] = []
@@ -953,7 +966,7 @@ def on_digit_timeout(ctx: CallContext, ev: DigitTimeout) -> Result:
 def on_refer_result(ctx: CallContext, ev: ReferResult) -> Result:
     if 200 <= ev.status < 300:
         ctx = replace(ctx, transfer_call_id=None)
-        return _end(ctx, "transferred", [SendBye("transferred")])
+        return _bye(ctx, EndCause.TRANSFERRED)
     note = Note("transfer.failed", {"status": ev.status})
     actions: list[Action] = [note]
     call_id = ctx.transfer_call_id
@@ -999,7 +1012,7 @@ VOICE_SESSION_UNAVAILABLE = "voice session unavailable"
 
 def on_reconnect_budget_spent(ctx: CallContext, ev: ReconnectBudgetSpent) -> Result:
     note = Note("realtime.reconnect_budget_spent", {"reason": ev.reason})
-    return _end(ctx, VOICE_SESSION_UNAVAILABLE, [note, SendBye(VOICE_SESSION_UNAVAILABLE, 503)])
+    return _bye(ctx, EndCause.VOICE_SESSION_UNAVAILABLE, (note,))
 
 
 def on_session_cap_near(ctx: CallContext, ev: SessionCapNear) -> Result:
@@ -1020,8 +1033,7 @@ def on_connecting_lost(ctx: CallContext, ev: ConnectionLost) -> Result:
 
 
 def on_drain_timeout(ctx: CallContext, ev: DrainTimeout) -> Result:
-    reason = ctx.end_after_playout or "drain timeout"
-    return _end(ctx, reason, [SendBye(reason)])
+    return _bye(ctx, ctx.end_after_playout or EndCause.DRAIN_TIMEOUT)
 
 
 # --------------------------------------------------------------------------------------------
@@ -1061,7 +1073,9 @@ _row({State.ANSWERING}, CallerCancel, on_cancel, State.ENDED)  # CANCEL racing o
 # Events handled the same in every state where the Realtime session lives.
 _row(SESSION_LIVE - {State.TRANSFERRING}, CallerBye, on_caller_bye, State.ENDED)
 _row({State.TRANSFERRING}, CallerBye, on_bye_while_transferring, State.ENDED)
-_row(SESSION_LIVE, RtpTimeout, on_rtp_timeout, State.ENDED)
+# The media went away: BYE (Reason cause=408) once the queued bot audio has played. In
+# CONNECTING only an outbound call (answered by the callee before its session is ready).
+_row(SESSION_LIVE | {State.CONNECTING}, RtpTimeout, on_rtp_timeout, State.ENDED, State.ENDING)
 _row(SESSION_LIVE, SessionFailed, on_session_failed, State.ENDED)
 _row(SESSION_LIVE, RealtimeError, on_realtime_error)
 _row(SESSION_LIVE, ResponseCreated, on_response_created)
@@ -1130,7 +1144,13 @@ _row(
 _row({State.ENDING, State.TRANSFERRING}, FunctionCall, _ignore)  # the call is going away
 _row(ACTIVE, Dtmf, on_dtmf, *ACTIVE, State.ENDED, State.TRANSFERRING)
 _row({State.ANSWERING, State.ENDING, State.TRANSFERRING}, Dtmf, _ignore)
-_row(ACTIVE | {State.ANSWERING}, MaxDuration, on_max_duration, State.ENDING, State.ENDED)
+_row(
+    ACTIVE | {State.ANSWERING, State.CONNECTING},
+    MaxDuration,
+    on_max_duration,
+    State.ENDING,
+    State.ENDED,
+)
 _row({State.ENDING, State.TRANSFERRING}, MaxDuration, _ignore)
 _row({State.TRANSFERRING}, ReferResult, on_refer_result, State.ENDED, *ACTIVE)
 _row({State.ENDING}, DrainTimeout, on_drain_timeout, State.ENDED)

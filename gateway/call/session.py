@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from gateway.call import machine as m
+from gateway.call.causes import EndCause
 from gateway.call.tools import HttpTool, call_http_tool, parse_arguments
 from gateway.media.jitter import Frame
 from gateway.media.playout import FRAME_BYTES, PlayoutQueue
@@ -78,7 +79,7 @@ class CallControl(Protocol):
 
     def reject(self, status: int, reason: str, retry_after_s: int | None) -> None: ...
 
-    def hangup(self, reason_text: str, status: int = 200) -> None: ...  # BYE, Reason cause
+    def hangup(self, cause: EndCause) -> None: ...  # BYE, Reason per causes.BYE_REASONS
 
     async def refer(self, target_uri: str) -> int: ...  # final NOTIFY sipfrag status
 
@@ -457,8 +458,8 @@ class CallSession:
                 self.control.answer()
             case m.Reject(status, reason, retry_after_s):
                 self.control.reject(status, reason, retry_after_s)
-            case m.SendBye(reason, status):
-                self.control.hangup(reason, status)
+            case m.SendBye(cause):
+                self.control.hangup(cause)
             case m.SendRefer(target_uri):
                 self._spawn(self._refer(target_uri))
             case m.StopMedia():

@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.call import machine as m
+from gateway.call.causes import EndCause, bye_reason
 from gateway.call.machine import (
     Ack,
     AddText,
@@ -167,7 +168,7 @@ def test_cancel_while_connecting_closes_the_session_without_bye() -> None:
 
 def test_ack_timeout_ends_with_bye() -> None:
     ctx, actions = run(CallContext(POLICY), m.Start(), m.SessionReady(), m.AckTimeout())
-    assert ctx.state is State.ENDED and SendBye("no ACK") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.ACK_TIMEOUT) in actions
 
 
 def test_audio_deltas_are_enqueued_and_counted_per_item() -> None:
@@ -311,7 +312,7 @@ def test_transfer_waits_for_playout_then_refers_and_reports_failure_to_the_model
 def test_transfer_success_ends_the_call() -> None:
     ctx, _ = run(answered(), FunctionCall("call_t", "transfer_call", {"target": "operator"}))
     ctx, actions = m.step(ctx, ReferResult(200))
-    assert ctx.state is State.ENDED and SendBye("transferred") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.TRANSFERRED) in actions
 
 
 def test_transfer_to_a_target_outside_the_allowlist_is_refused() -> None:
@@ -375,7 +376,7 @@ def test_end_call_finishes_playing_then_byes() -> None:
     ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
     assert ctx.state is State.ENDING
     ctx, actions = m.step(ctx, PlayoutDrained())
-    assert ctx.state is State.ENDED and SendBye("end_call") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.END_CALL) in actions
 
 
 def test_send_dtmf_tool() -> None:
@@ -397,7 +398,39 @@ def test_rollover_waits_for_a_silence() -> None:
 
 def test_rtp_timeout_ends_with_bye_and_reason() -> None:
     ctx, actions = m.step(answered(), m.RtpTimeout(30))
-    assert ctx.state is State.ENDED and SendBye("RTP timeout (30 s)") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.RTP_TIMEOUT) in actions
+
+
+def test_rtp_timeout_drains_the_bots_words_then_byes_with_408() -> None:
+    ctx, actions = m.step(bot_speaking(), m.RtpTimeout(30))
+    assert ctx.state is State.ENDING and not any(isinstance(a, SendBye) for a in actions)
+    assert m.StartTimer(m.T_DRAIN, POLICY.drain_timeout_s) in actions
+    ctx, actions = m.step(ctx, PlayoutDrained())
+    assert ctx.state is State.ENDED and SendBye(EndCause.RTP_TIMEOUT) in actions
+    assert bye_reason(EndCause.RTP_TIMEOUT).header() == 'SIP;cause=408;text="RTP timeout"'
+
+
+def test_rtp_timeout_while_ending_byes_at_once() -> None:
+    ctx, _ = m.step(bot_speaking(), m.MaxDuration())
+    assert ctx.state is State.ENDING
+    ctx, actions = m.step(ctx, m.RtpTimeout(30))
+    assert ctx.state is State.ENDED and SendBye(EndCause.RTP_TIMEOUT) in actions
+
+
+def test_outbound_call_up_before_its_session_ends_on_max_duration_or_rtp_timeout() -> None:
+    connecting, _ = m.step(CallContext(POLICY), m.Start())
+    for event in (m.MaxDuration(), m.RtpTimeout(30)):
+        ctx, actions = m.step(connecting, event)
+        assert ctx.state is State.ENDED and any(isinstance(a, SendBye) for a in actions)
+
+
+def test_every_bye_carries_an_end_cause_with_its_reason() -> None:
+    """One vocabulary: each cause the machine ends a call with has a Reason header."""
+    for cause in EndCause:
+        reason = bye_reason(cause)
+        assert 200 <= reason.status < 700 and reason.text
+    assert bye_reason(EndCause.MAX_DURATION).header() == 'SIP;cause=200;text="max duration"'
+    assert bye_reason(EndCause.VOICE_SESSION_UNAVAILABLE).status == 503
 
 
 # ---- properties -----------------------------------------------------------------------------
@@ -424,7 +457,7 @@ def test_reconnect_budget_spent_ends_the_call_with_a_503_reason() -> None:
     ctx, actions = m.step(bot_speaking(), m.ReconnectBudgetSpent("1006"))
     assert ctx.state is State.ENDED
     assert ctx.hangup_cause == "voice session unavailable"
-    assert SendBye("voice session unavailable", 503) in actions
+    assert SendBye(EndCause.VOICE_SESSION_UNAVAILABLE) in actions
 
 
 def test_session_expiry_reconnects_once() -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gateway.call import machine as m
+from gateway.call.causes import EndCause
 from gateway.call.machine import (
     Ack,
     AudioDelta,
@@ -114,7 +115,7 @@ def test_end_call_after_a_preamble_lets_the_preamble_finish() -> None:
     assert not any(isinstance(a, SendBye) for a in actions)
     assert m.EnqueueAudio("item_pre", b"\x55" * 800) in actions
     ctx, actions = m.step(ctx, PlayoutDrained())
-    assert ctx.state is State.ENDED and SendBye("end_call") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.END_CALL) in actions
 
 
 # ---- gateway-initiated barge-in ---------------------------------------------------------------
@@ -153,7 +154,7 @@ def test_failed_response_is_retried_then_the_call_ends_with_503_never_silence() 
     assert any(isinstance(a, m.Note) and a.event == "realtime.response_failed" for a in actions)
     ctx, actions = run(ctx, ResponseCreated("resp_2"), ResponseDone("resp_2", "failed"))
     assert ctx.state is State.ENDED
-    assert SendBye(m.VOICE_SESSION_UNAVAILABLE, 503) in actions
+    assert SendBye(EndCause.VOICE_SESSION_UNAVAILABLE) in actions
 
 
 def test_failed_responses_transfer_when_a_target_is_configured() -> None:
@@ -214,7 +215,7 @@ def test_idle_caller_is_prompted_then_hung_up_on_politely() -> None:
     assert ctx.state is State.ENDING
     assert creates(actions) == [CreateResponse(IDLE.idle_goodbye_instructions)]
     ctx, actions = played_turn(ctx, "resp_bye")
-    assert ctx.state is State.ENDED and SendBye("idle caller") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.IDLE_CALLER) in actions
 
 
 def test_speech_resets_the_idle_count_and_stops_the_timer() -> None:
@@ -232,7 +233,7 @@ def test_server_idle_timeouts_count_as_prompts() -> None:
     ctx, actions = m.step(ctx, m.InputTimeout())
     assert ctx.state is State.ENDING
     ctx, actions = played_turn(ctx, "resp_1")
-    assert ctx.state is State.ENDED and SendBye("idle caller") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.IDLE_CALLER) in actions
 
 
 def test_idle_timer_firing_while_the_bot_talks_is_ignored() -> None:

@@ -1,0 +1,167 @@
+"""Call-level decisions that go through the state machine, driven from the product: a real
+Gateway (real SIP and RTP sockets) bridged to the in-process simulator, a raw UAC.
+
+Each test checks what the machine decides (the bot's queued words are played out before the
+BYE) and that the one end cause reaches the BYE's Reason header, `call.ended`, the call
+record and the `srg_calls_total` outcome. Waits are on conditions (SIP messages, RTP
+packets, log events), never on sleeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from gateway.app import Gateway
+from gateway.config import ControlConfig
+from gateway.realtime.simulator import Simulator, SimulatorOptions
+from tests.test_app import TIMEOUT, EventLog, Uac, _Proto, header, offer_sdp, status_of
+from tests.test_product import SILENCE_FRAME, invite, product_config, sample, tone
+
+BOT_REPLY_MS = 4000  # the greeting: long enough to be still playing when the decision comes
+BOT_FRAMES = BOT_REPLY_MS // 20
+
+
+@pytest.fixture
+def events() -> Any:
+    handler = EventLog()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(old_level)
+
+
+@dataclasses.dataclass
+class Bench:
+    gateway: Gateway
+    uac: Uac
+    rtp: _Proto
+    rtp_port: int
+    records: Path
+
+
+async def _bench(
+    port_block: int, tmp_path: Path, media: dict[str, Any], calls: dict[str, Any]
+) -> AsyncIterator[Bench]:
+    options = SimulatorOptions(reply_audio=tone(BOT_REPLY_MS), reply_format="audio/pcmu")
+    simulator = Simulator("127.0.0.1", 0, options)
+    await simulator.start()
+    config = product_config(port_block, simulator.url, tmp_path)
+    config = dataclasses.replace(
+        config,
+        media=dataclasses.replace(config.media, **media),
+        calls=dataclasses.replace(config.calls, **calls),
+        realtime=dataclasses.replace(config.realtime, greeting="Greet the caller."),
+        control=ControlConfig(enabled=False),
+    )
+    gateway = Gateway(config)
+    await asyncio.wait_for(gateway.start(), TIMEOUT)
+    loop = asyncio.get_running_loop()
+    transport, proto = await loop.create_datagram_endpoint(
+        _Proto, local_addr=("127.0.0.1", port_block + 1)
+    )
+    rtp_transport, rtp_proto = await loop.create_datagram_endpoint(
+        _Proto, local_addr=("127.0.0.1", port_block + 2)
+    )
+    try:
+        yield Bench(gateway, Uac(transport, proto, port_block), rtp_proto, port_block + 2, tmp_path)
+    finally:
+        await asyncio.wait_for(gateway.stop(drain_timeout=0), TIMEOUT)
+        await simulator.stop()
+        transport.close()
+        rtp_transport.close()
+
+
+async def _bye_after_bot_audio(bench: Bench) -> tuple[bytes, int]:
+    """Wait for the gateway's BYE while counting the bot's (non-silent) RTP frames that
+    reached the caller before it; answer the BYE."""
+    loud = 0
+
+    async def count() -> None:
+        nonlocal loud
+        while True:
+            packet = await bench.rtp.queue.get()
+            if len(packet) == 172 and packet[12:] != SILENCE_FRAME:
+                loud += 1
+
+    counting = asyncio.create_task(count())
+    try:
+        bye = await asyncio.wait_for(bench.uac.expect_request("BYE"), 3 * TIMEOUT)
+    finally:
+        counting.cancel()
+    bench.uac.respond(bye, 200, "OK")
+    return bye, loud
+
+
+async def _place_silent_call(bench: Bench) -> None:
+    """A caller that answers nothing and sends no RTP: only the bot's greeting plays."""
+    final = await invite(bench.uac, offer_sdp(bench.rtp_port))
+    assert status_of(final) == 200
+    bench.uac.ack(final)
+
+
+def _record(bench: Bench, call_id: str) -> dict[str, Any]:
+    (path,) = (bench.records / "records").glob("*.json")
+    document = orjson.loads(path.read_bytes())
+    assert document["call_id"] == call_id
+    return document
+
+
+@pytest.fixture
+async def rtp_timeout_bench(port_block: int, tmp_path: Path) -> AsyncIterator[Bench]:
+    async for bench in _bench(port_block, tmp_path, {"rtp_timeout_s": 2.0}, {}):
+        yield bench
+
+
+async def test_rtp_timeout_drains_playout_then_byes_with_408(
+    rtp_timeout_bench: Bench, events: EventLog
+) -> None:
+    bench = rtp_timeout_bench
+    await _place_silent_call(bench)
+    bye, loud = await _bye_after_bot_audio(bench)
+    call_id = bench.uac.call_id
+    assert header(bye, "Reason") == 'SIP;cause=408;text="RTP timeout"'
+    timed_out = events.find("call.rtp_timeout", call_id=call_id)
+    assert timed_out, "the BYE came before the RTP timeout"
+    # The machine moved to ENDING and waited: the whole greeting reached the caller first.
+    assert events.find("call.state", call_id=call_id, state="ending")
+    assert loud >= BOT_FRAMES * 0.9, f"only {loud} of {BOT_FRAMES} bot frames played"
+    ended = await events.wait("call.ended", call_id=call_id)
+    assert ended["cause"] == "rtp_timeout"
+    assert _record(bench, call_id)["hangup"]["cause"] == "rtp_timeout"
+    metrics = bench.gateway.prometheus.render()[0].decode()
+    assert sample(metrics, "srg_calls_total", route="default", outcome="rtp_timeout") == 1
+    assert sample(metrics, "srg_calls_total", route="default", outcome="other") == 0
+
+
+@pytest.fixture
+async def max_duration_bench(port_block: int, tmp_path: Path) -> AsyncIterator[Bench]:
+    async for bench in _bench(port_block, tmp_path, {}, {"max_duration_s": 1.0}):
+        yield bench
+
+
+async def test_max_duration_lets_the_bot_finish_then_byes(
+    max_duration_bench: Bench, events: EventLog
+) -> None:
+    bench = max_duration_bench
+    await _place_silent_call(bench)
+    bye, loud = await _bye_after_bot_audio(bench)
+    call_id = bench.uac.call_id
+    assert header(bye, "Reason") == 'SIP;cause=200;text="max duration"'
+    assert events.find("call.state", call_id=call_id, state="ending")
+    assert loud >= BOT_FRAMES * 0.9, f"only {loud} of {BOT_FRAMES} bot frames played"
+    ended = await events.wait("call.ended", call_id=call_id)
+    assert ended["cause"] == "max_duration"
+    assert _record(bench, call_id)["hangup"]["cause"] == "max_duration"
+    metrics = bench.gateway.prometheus.render()[0].decode()
+    assert sample(metrics, "srg_calls_total", route="default", outcome="max_duration") == 1
