@@ -41,14 +41,14 @@ from typing import Any, ClassVar, Protocol
 
 from gateway.call import machine as m
 from gateway.call.causes import EndCause
-from gateway.call.tools import HttpTool, call_http_tool, parse_arguments
+from gateway.call.conversation import Conversation, Turn
+from gateway.call.tools import HttpTool, call_http_tool
+from gateway.call.voice_events import VoiceEvents
 from gateway.media.jitter import Frame
 from gateway.media.playout import FRAME_BYTES, PlayoutQueue
 from gateway.observe.logs import log_event
-from gateway.realtime import events as rte
 from gateway.realtime import protocol
 from gateway.realtime.client import Endpoint, RealtimeClient, RealtimeError
-from gateway.realtime.mcp import McpEvent, mcp_record
 
 log = logging.getLogger("gateway.call")
 
@@ -63,7 +63,6 @@ SAMPLE_RATE = 8000
 RECONNECT_BUDGET = 3
 RECONNECT_WINDOW_S = 60.0
 RECONNECT_BACKOFF_S = (0.2, 1.0, 3.0)
-REPLAY_MAX_ITEMS = 40  # conversation items replayed into a new session (most recent)
 # The caller's side of the conversation must survive a rollover or reconnect, and the only
 # text of it the gateway can get is the service's input transcription: when the operator has
 # not configured a transcription model, this one is turned on for replay only (its
@@ -86,13 +85,6 @@ class CallControl(Protocol):
     def send_digits(self, digits: str) -> None: ...  # RFC 4733 out (raises ValueError)
 
     def stop_media(self) -> None: ...
-
-
-@dataclass
-class Turn:
-    role: str  # "user" | "assistant"
-    text: str
-    item_id: str | None = None
 
 
 @dataclass
@@ -135,7 +127,7 @@ class SessionSettings:
     replay_transcription_model: str = REPLAY_TRANSCRIPTION_MODEL  # "" = off
 
 
-class CallSession:
+class CallSession(VoiceEvents):
     """Owner of the per-call tasks; `close()` cancels every one of them."""
 
     def __init__(
@@ -160,9 +152,7 @@ class CallSession:
         self._client_factory = client_factory
         self.ctx = m.CallContext(settings.policy)
         self.stats = SessionStats()
-        self.history: list[Turn] = []
-        # Bot transcript deltas of items not yet done: replayed (marked) if the socket drops.
-        self._partial_transcripts: dict[str, list[str]] = {}
+        self.conversation = Conversation()
         self.transitions: list[tuple[float, str]] = [(time.time(), self.ctx.state.value)]
         self._client: RealtimeClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -187,6 +177,15 @@ class CallSession:
         self._observe = observe
         # speech_stopped -> first audio delta: what the caller feels as "the bot is slow".
         self._speech_stopped_at: float | None = None
+
+    @property
+    def history(self) -> list[Turn]:
+        """The conversation's turns (what a fresh session would be given)."""
+        return self.conversation.turns
+
+    @property
+    def _partial_transcripts(self) -> dict[str, list[str]]:
+        return self.conversation.partial
 
     def _with_replay_transcription(
         self, config: protocol.SessionConfig, settings: SessionSettings
@@ -308,7 +307,7 @@ class CallSession:
         when `respond`. Sent straight to the session: an operator's instruction is not a
         caller turn, so the state machine does not need to see it."""
         self._send(protocol.user_text_message(text, "user" if role == "user" else "system"))
-        self.history.append(Turn("user" if role == "user" else "system", text))
+        self.conversation.append(Turn("user" if role == "user" else "system", text))
         if respond:
             self._send(protocol.response_create())
 
@@ -400,7 +399,8 @@ class CallSession:
                     "barge_in", item_id=item_id, audio_end_ms=audio_end_ms, action="truncate"
                 )
                 self._send(protocol.item_truncate(item_id, 0, audio_end_ms))
-                self._truncate_history(item_id, audio_end_ms)
+                received_ms = self.ctx.received_bytes.get(item_id, 0) / 8
+                self.conversation.truncate(item_id, audio_end_ms, received_ms)
                 log_event(
                     log,
                     "call.truncate",
@@ -412,7 +412,7 @@ class CallSession:
                 self.stats.deletes += 1
                 self._emit("barge_in", item_id=item_id, audio_end_ms=0, action="delete")
                 self._send(protocol.item_delete(item_id))
-                self.history = [t for t in self.history if t.item_id != item_id]
+                self.conversation.delete(item_id)
                 log_event(
                     log,
                     "call.truncate",
@@ -427,7 +427,7 @@ class CallSession:
                 self._send(protocol.response_create(instructions))
             case m.AddText(text, role):
                 self._send(protocol.user_text_message(text))
-                self.history.append(Turn(role, text))
+                self.conversation.append(Turn(role, text))
             case m.FunctionOutput(call_id, output):
                 self._send(protocol.function_call_output(call_id, output))
             case m.RunTool(call_id, name, arguments):
@@ -567,22 +567,6 @@ class CallSession:
         )
         self.dispatch(m.SessionReady())
 
-    def _replay_events(self) -> list[dict[str, Any]]:
-        """The conversation so far, as text items for a fresh session (rollover, reconnect)."""
-        events = []
-        spoken = [turn for turn in self.history if turn.text]  # items with no text are skipped
-        for turn in spoken[-REPLAY_MAX_ITEMS:]:
-            if turn.role == "assistant":
-                item = {
-                    "type": "message",
-                    "role": "assistant",
-                    "content": [{"type": "output_text", "text": turn.text}],
-                }
-                events.append({"type": "conversation.item.create", "item": item})
-            else:
-                events.append(protocol.user_text_message(turn.text))
-        return events
-
     async def _swap_to_new_session(self) -> bool:
         try:
             client = await self._connect()
@@ -598,7 +582,7 @@ class CallSession:
         if self._closed or self.ctx.state is m.State.ENDED:
             await client.close()
             return True
-        for event in self._replay_events():
+        for event in self.conversation.replay_events():
             client.send(event)
         old = self._client
         self._attach(client)  # from here on the old client's events are ignored
@@ -682,168 +666,6 @@ class CallSession:
         if translated is not None:
             self.dispatch(translated)
 
-    def _log_mcp(self, raw: dict[str, Any]) -> None:
-        """MCP activity the service reports (it calls the MCP servers itself): logged and
-        handed to the observer for the call record; nothing for the machine to decide."""
-        record = mcp_record(raw)
-        if record is None:
-            return
-        log_event(
-            log,
-            record.event,
-            record.message,
-            level=record.level,
-            call_id=self.call_id,
-            **record.fields,
-        )
-        self._emit("mcp", event=record.event, **record.fields)
-
-    def _translate(self, event: Any) -> m.Event | None:
-        match event:
-            case McpEvent(raw=raw):
-                self._log_mcp(raw)
-                return None
-            case rte.AudioDelta(response_id=response_id, item_id=item_id, audio=audio):
-                if self._speech_stopped_at is not None:
-                    latency = time.monotonic() - self._speech_stopped_at
-                    self._speech_stopped_at = None
-                    self._emit("response_latency", seconds=latency)
-                return m.AudioDelta(response_id, item_id, audio)
-            case rte.SpeechStarted():
-                return m.SpeechStarted(self._playout_snapshot())
-            case rte.SpeechStopped():
-                self._speech_stopped_at = time.monotonic()
-                return m.SpeechStopped()
-            case rte.ResponseCreated(response_id=response_id):
-                return m.ResponseCreated(response_id)
-            case rte.AudioDone(response_id=response_id, item_id=item_id):
-                return m.AudioDone(response_id, item_id)
-            case rte.ResponseDone(response_id=response_id, status=status, usage=usage):
-                if usage is not None:
-                    self._add_usage(usage)
-                self._emit("response_done", status=status)
-                error = _describe_error(event.error)
-                if status in ("failed", "incomplete"):
-                    log_event(
-                        log,
-                        "realtime.response_status",
-                        f"response.done with status {status}",
-                        level=logging.WARNING,
-                        call_id=self.call_id,
-                        response_id=response_id,
-                        status=status,
-                        reason=event.reason,
-                        error=error,
-                    )
-                return m.ResponseDone(response_id, status, event.reason, error)
-            case rte.InputTimeoutTriggered(item_id=item_id):
-                self._emit("idle", source="server")
-                self._place_turn(Turn("user", "", item_id), None)
-                return m.InputTimeout()
-            case rte.InputCommitted(item_id=item_id, previous_item_id=previous):
-                # The caller's turn takes its place in the conversation now; its text (the
-                # input transcription) may come before or after the bot's answer to it.
-                self._place_turn(Turn("user", "", item_id), previous)
-            case rte.OutputItemAdded(item_id=item_id, item_type="message"):
-                self._place_turn(Turn("assistant", "", item_id), None)
-            case rte.FunctionCallArgumentsDone(call_id=call_id, name=name, arguments=raw):
-                self.stats.tool_calls += 1
-                arguments, error = parse_arguments(raw)
-                if error is not None:
-                    self._emit_tool(name, call_id, raw, "error", None, error)
-                    return m.ToolResult(call_id, f'{{"ok": false, "error": "{error}"}}')
-                if name not in self.settings.http_tools:
-                    # Built-ins (end_call, transfer_call, send_dtmf) are decided by the machine.
-                    self._emit_tool(name, call_id, arguments, "ok", None, None)
-                return m.FunctionCall(call_id, name, arguments)
-            case rte.ErrorEvent(code=code, message=message):
-                return m.RealtimeError(code or "", message)
-            case rte.ConnectionLost(reason=reason):
-                self._keep_partial_transcripts()
-                return m.ConnectionLost(reason)
-            case rte.TranscriptDelta(item_id=item_id, delta=delta):
-                self._partial_transcripts.setdefault(item_id, []).append(delta)
-            case rte.TranscriptDone(item_id=item_id, transcript=transcript):
-                self._partial_transcripts.pop(item_id, None)
-                self._fill_turn("assistant", transcript, item_id)
-                self._emit("transcript", speaker="bot", text=transcript)
-                log_event(
-                    log, "transcript.bot", call_id=self.call_id, item_id=item_id, text=transcript
-                )
-            case rte.InputTranscriptionCompleted(item_id=item_id, transcript=transcript):
-                self._fill_turn("user", transcript, item_id)
-                if self._replay_only_transcripts:
-                    return None  # kept for replay only: never logged or recorded
-                self._emit("transcript", speaker="caller", text=transcript)
-                log_event(
-                    log, "transcript.caller", call_id=self.call_id, item_id=item_id, text=transcript
-                )
-        return None
-
-    def _place_turn(self, turn: Turn, previous_item_id: str | None) -> None:
-        """Put a conversation item's turn where the service put the item: right after
-        `previous_item_id` when that item is known, else at the end (arrival order of the
-        item, never of its text: transcription arrives before or after response.created)."""
-        if any(t.item_id == turn.item_id for t in self.history):
-            return
-        if previous_item_id is not None:
-            for index in range(len(self.history) - 1, -1, -1):
-                if self.history[index].item_id == previous_item_id:
-                    self.history.insert(index + 1, turn)
-                    return
-        self.history.append(turn)
-
-    def _fill_turn(self, role: str, text: str, item_id: str) -> None:
-        for turn in self.history:
-            if turn.item_id == item_id:
-                turn.text = text
-                return
-        self.history.append(Turn(role, text, item_id))  # an item we did not see added
-
-    def _keep_partial_transcripts(self) -> None:
-        """The session died mid-answer: what the bot had said so far goes into the history the
-        next session is given, marked, so the model knows where it was cut off."""
-        for item_id, parts in self._partial_transcripts.items():
-            text = "".join(parts).strip()
-            if text:
-                self._fill_turn("assistant", f"{text} [cut off]", item_id)
-        self._partial_transcripts.clear()
-
-    def _add_usage(self, usage: rte.Usage) -> None:
-        for name in ("input_tokens", "output_tokens", "total_tokens"):
-            value = getattr(usage, name, None)
-            if isinstance(value, int):
-                self.stats.usage[name] = self.stats.usage.get(name, 0) + value
-        if dataclasses.is_dataclass(usage):
-            self._emit("usage", **dataclasses.asdict(usage))
-
-    def _emit_tool(
-        self,
-        name: str,
-        call_id: str,
-        arguments: Any,
-        result: str,
-        duration_ms: int | None,
-        output: str | None,
-    ) -> None:
-        self._emit(
-            "tool",
-            name=name,
-            tool_call_id=call_id,
-            arguments=arguments,
-            result=result,
-            duration_ms=duration_ms,
-            output=output,
-        )
-
-    def _truncate_history(self, item_id: str, audio_end_ms: int) -> None:
-        """Keep roughly the part of the bot's sentence the caller heard (for replays)."""
-        received_ms = self.ctx.received_bytes.get(item_id, 0) / 8
-        for turn in self.history:
-            if turn.item_id == item_id and received_ms > 0 and turn.text:
-                keep = max(0, int(len(turn.text) * min(1.0, audio_end_ms / received_ms)))
-                turn.text = turn.text[:keep] + " [interrupted]"
-
     def _playout_snapshot(self) -> tuple[m.PlayoutItem, ...]:
         return tuple(
             m.PlayoutItem(item_id, self.queue.played_bytes(item_id))
@@ -924,15 +746,6 @@ class CallSession:
 
 
 _IDLE_NOTES = {"call.idle_prompt": "prompt", "call.idle_hangup": "hangup"}
-
-
-def _describe_error(error: Any) -> str | None:
-    """A failed response's status_details.error, short (code, else type, and message)."""
-    if not isinstance(error, dict):
-        return None
-    label = error.get("code") or error.get("type") or "error"
-    message = str(error.get("message") or "")[:200]
-    return f"{label}: {message}" if message else str(label)
 
 
 def _tool_result(known: bool, output: str) -> str:
