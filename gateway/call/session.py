@@ -1,9 +1,9 @@
 """One call's bridge to Realtime: runs the state machine and executes its actions.
 
-The application (`gateway/app.py`) owns SIP and media for a call; this object owns the Realtime
-session(s) and the per-call brain. Everything flows through `gateway.call.machine.step`:
+The call object (`gateway/call/call.py`) owns SIP and media for a call; this object owns the
+Realtime session(s) and the per-call brain. Everything flows through `gateway.call.machine.step`:
 
-    app (SIP, RTP) --on_ack / on_sip_ended / on_dtmf / on_rtp_timeout / on_output_tick--> step
+    call (SIP, RTP) --on_ack / on_sip_ended / on_dtmf / on_rtp_timeout / on_output_tick--> step
     RealtimeClient events -------------------------------------------------------------> step
     timers (setup, digits, drain, session cap) -----------------------------------------> step
     step -> actions -> CallControl (answer, reject, BYE, REFER), PlayoutQueue, RealtimeClient
