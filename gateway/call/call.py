@@ -47,7 +47,7 @@ from gateway.call.answer import (
 )
 from gateway.call.causes import EndCause, bye_reason, reason_header, ua_cause
 from gateway.call.session import CallSession, SessionSettings
-from gateway.media.leg import LegSettings, MediaLeg
+from gateway.media.leg import LegSettings, MediaLeg, rtp_summary
 from gateway.media.pacer import MediaClock
 from gateway.media.ports import PortAllocator
 from gateway.media.stream import NoFreePortError
@@ -270,7 +270,10 @@ class LiveCall:
             on_timeout=self.on_rtp_timeout,
             clock_sample=services.clock_sample,
         )
-        await leg.open(services.ports, self.media_bind or services.sip_host, services.clock)
+        await leg.open(services.ports, self.media_bind or services.sip_host)
+        # Inbound audio is released by the shared clock from the start (so early RTP is
+        # counted and latched); our outbound stream starts at answer.
+        leg.start(services.clock)
         self.media = leg
         return leg
 
@@ -620,7 +623,7 @@ class LiveCall:
                 await self.session.close()
                 stats.update(accounting.session_summary(self.session))
             if self.media is not None:
-                stats.update(self.media.close(cause))
+                stats.update(rtp_summary(self.media.close(cause)))
         except Exception:
             # Whatever failed while tearing down, the call is still accounted below (metrics,
             # record, call.ended): a gauge that never goes down hides every later problem.

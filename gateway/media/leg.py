@@ -18,7 +18,9 @@ from gateway.media.g711 import PCMU
 from gateway.media.jitter import Frame, JitterBuffer
 from gateway.media.negotiated import NegotiatedMedia
 from gateway.media.pacer import CallOutput, IdlePolicy, MediaClock, PlayoutQueue
+from gateway.media.playout import DEFAULT_MAX_QUEUED_BYTES
 from gateway.media.ports import PortAllocator
+from gateway.media.stats import StreamStats
 from gateway.media.stream import RtpStream, StreamConfig
 
 IDLE_POLICIES = {
@@ -45,11 +47,11 @@ class LegSettings:
     codec: str = PCMU  # the codec bound before negotiation (our first preference)
     payload_type: int = 0
     symmetric_rtp: bool = True
-    rtp_timeout_s: float = 0.0
-    rtp_latch_packets: int = 0
+    rtp_timeout_s: float = 0.0  # 0: no inactivity timeout
+    rtp_latch_packets: int = 3
     rtp_latch_any_host: bool = False
     idle_audio: str = "silence"
-    playout_max_s: float = 0.0
+    playout_max_s: float = DEFAULT_MAX_QUEUED_BYTES / 8000  # bot audio the queue may hold
     inband_dtmf: bool = False
     echo: bool = False
     wants_audio: bool = False  # an owner consumes the caller's audio (a voice session)
@@ -66,8 +68,8 @@ class MediaLeg:
         settings: LegSettings,
         signalling_host: str | None,
         on_dtmf: DigitSink,
-        on_timeout: Callable[[], None],
-        clock_sample: Callable[[], int],
+        on_timeout: Callable[[], None] | None = None,
+        clock_sample: Callable[[], int] = lambda: 0,
     ) -> None:
         self.settings = settings
         self._on_dtmf = on_dtmf
@@ -96,17 +98,19 @@ class MediaLeg:
         self.caller_offset: int | None = None  # media clock samples minus the caller's media_time
         self.last_bot_sample = -1
 
-    async def open(self, ports: PortAllocator, bind_host: str, clock: MediaClock) -> int:
-        """Bind the RTP/RTCP pair (NoFreePortError when the range is exhausted).
-
-        Inbound audio is released by the shared clock from the start (so early RTP is counted
-        and latched); our outbound stream starts at answer (`start_output`)."""
+    async def open(self, ports: PortAllocator, bind_host: str) -> int:
+        """Bind the RTP/RTCP pair (NoFreePortError when the range is exhausted)."""
         s = self.settings
         self.rtp_port = await self.stream.open(ports, bind_host)
         if s.echo or s.inband_dtmf or s.wants_audio:
             self.stream.on_audio = self._on_inbound_audio
-        self.stream.start(clock)
         return self.rtp_port
+
+    def start(self, clock: MediaClock) -> None:
+        """Inbound release on the shared clock: the gateway starts it at bind time (so early
+        RTP is counted and latched), the softphone at answer. Our outbound stream starts with
+        `start_output`."""
+        self.stream.start(clock)
 
     def new_queue(self, codec: str) -> PlayoutQueue:
         return PlayoutQueue(
@@ -135,9 +139,10 @@ class MediaLeg:
         if self.inband is None and self.settings.inband_dtmf:
             self.inband = InbandDtmfDetector()
 
-    def start_output(self) -> None:
+    def start_output(self, send_events: bool = True) -> None:
         """Start sending (silence/CN/echo) on the shared clock: keeps NATs and PBX RTP
-        timeouts happy even before the bot has anything to say."""
+        timeouts happy even before the bot has anything to say. `send_events` False: no
+        RFC 4733 digits (send_digits then raises ValueError)."""
         if self.output is not None or self.queue is None:
             return
         stream = self.stream
@@ -147,7 +152,7 @@ class MediaLeg:
         self.output = CallOutput(
             self.queue,
             send_frame,
-            send_event=stream.send_event,
+            send_event=stream.send_event if send_events else None,
             send_comfort_noise=stream.send_comfort_noise,
             advance=stream.advance,
         )
@@ -208,19 +213,30 @@ class MediaLeg:
             for frame in frames:
                 queue.enqueue("echo", frame.payload)
 
-    def close(self, cause: str) -> dict[str, Any]:
-        """Stop sending, RTCP BYE, close sockets, release the port; return the stats summary."""
+    def close(self, cause: str) -> StreamStats:
+        """Stop sending, RTCP BYE, close sockets, release the port; return the statistics."""
         if self.output is not None:
             self.output.stop()
         self.stream.close(reason=cause)
-        stats = self.stream.snapshot()
-        return {
-            "rtp_packets_in": stats.packets_received,
-            "rtp_packets_out": stats.packets_sent,
-            "rtp_lost": stats.lost,
-            "rtp_jitter_ms": round(stats.jitter_ms, 2),
-            "rtp": stats.as_dict(),
-        }
+        return self.stream.snapshot()
 
 
-__all__ = ["ECHO_MAX_QUEUED_BYTES", "IDLE_POLICIES", "LegSettings", "MediaLeg", "Recorder"]
+def rtp_summary(stats: StreamStats) -> dict[str, Any]:
+    """The media statistics of a call as `call.ended` and the call record carry them."""
+    return {
+        "rtp_packets_in": stats.packets_received,
+        "rtp_packets_out": stats.packets_sent,
+        "rtp_lost": stats.lost,
+        "rtp_jitter_ms": round(stats.jitter_ms, 2),
+        "rtp": stats.as_dict(),
+    }
+
+
+__all__ = [
+    "ECHO_MAX_QUEUED_BYTES",
+    "IDLE_POLICIES",
+    "LegSettings",
+    "MediaLeg",
+    "Recorder",
+    "rtp_summary",
+]
