@@ -573,9 +573,13 @@ class LiveCall:
         await self.hangup_now(EndCause.SHUTDOWN, REASON_SHUTDOWN)
 
     def operator_hangup(self) -> None:
-        """The control API's DELETE /calls/{id}."""
+        """The control API's DELETE /calls/{id}: a call not answered yet gets 480; an answered
+        call bridged to a voice session is ended by its machine (BYE, cause local_bye)."""
         if self.answered_at is None and self.direction == "inbound":
             self.reject_with(480, "hung up by operator", cause=EndCause.LOCAL_BYE)
+            return
+        if self.session is not None:
+            self.session.on_operator_hangup()
             return
         reason = reason_header(200, "operator hangup")
         self.services.spawn(self.hangup_now(EndCause.LOCAL_BYE, reason))
@@ -672,8 +676,10 @@ class LiveCall:
             return
         self.reject_with(status, reason, retry_after_s=retry_after_s)
 
-    def hangup(self, cause: EndCause) -> None:
-        self.services.spawn(self.hangup_now(cause, bye_reason(cause).header()))
+    def hangup(self, cause: EndCause, text: str = "") -> None:
+        reason = bye_reason(cause)
+        header = reason_header(reason.status, text) if text else reason.header()
+        self.services.spawn(self.hangup_now(cause, header))
 
     async def refer(self, target_uri: str) -> int:
         return int(await self.sip.refer(target_uri))

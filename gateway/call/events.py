@@ -197,6 +197,20 @@ class DrainTimeout:
     pass
 
 
+@dataclass(frozen=True, slots=True)
+class OperatorHangup:
+    """The control API's DELETE /calls/{id} on an answered call."""
+
+
+@dataclass(frozen=True, slots=True)
+class OperatorSay:
+    """The control API's POST /calls/{id}/say: a message for the model, maybe a reply."""
+
+    text: str
+    role: str = "system"  # "system" (an instruction) | "user" (as if the caller said it)
+    respond: bool = True
+
+
 Event = (
     Start
     | SessionReady
@@ -228,6 +242,8 @@ Event = (
     | DrainTimeout
     | IdleTimeout
     | InputTimeout
+    | OperatorHangup
+    | OperatorSay
 )
 
 # --------------------------------------------------------------------------------------------
@@ -265,9 +281,11 @@ class Reject:
 
 @dataclass(frozen=True, slots=True)
 class SendBye:
-    """End the call with BYE; the Reason header (RFC 3326) is the cause's (causes.BYE_REASONS)."""
+    """End the call with BYE; the Reason header (RFC 3326) is the cause's (causes.BYE_REASONS),
+    with `text` instead of its text when given."""
 
     cause: EndCause
+    text: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +459,8 @@ __all__ = [
     "MaxDuration",
     "Note",
     "OpenSession",
+    "OperatorHangup",
+    "OperatorSay",
     "PlayoutDrained",
     "PlayoutItem",
     "RealtimeError",

@@ -50,6 +50,8 @@ from gateway.call.events import (
     MaxDuration,
     Note,
     OpenSession,
+    OperatorHangup,
+    OperatorSay,
     PlayoutDrained,
     PlayoutItem,
     RealtimeError,
@@ -566,3 +568,17 @@ def on_connecting_lost(ctx: CallContext, ev: ConnectionLost) -> Result:
 
 def on_drain_timeout(ctx: CallContext, ev: DrainTimeout) -> Result:
     return _bye(ctx, ctx.end_after_playout or EndCause.DRAIN_TIMEOUT)
+
+
+def on_operator_hangup(ctx: CallContext, ev: OperatorHangup) -> Result:
+    # The operator wants the call gone now: no waiting for the bot's last words.
+    return _end(ctx, "operator hangup", [SendBye(EndCause.LOCAL_BYE, "operator hangup")])
+
+
+def on_operator_say(ctx: CallContext, ev: OperatorSay) -> Result:
+    actions: list[Action] = [AddText(ev.text, "user" if ev.role == "user" else "system")]
+    if not ev.respond:
+        return ctx, actions
+    # One response at a time: while one is active the reply is owed until its response.done.
+    ctx, more = _request_response(replace(ctx, idle_prompts=0))
+    return ctx, actions + more

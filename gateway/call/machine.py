@@ -82,6 +82,8 @@ from gateway.call.events import (  # noqa: F401  re-exported: m.Start, m.SendBye
     MaxDuration,
     Note,
     OpenSession,
+    OperatorHangup,
+    OperatorSay,
     PlayoutDrained,
     PlayoutItem,
     RealtimeError,
@@ -141,6 +143,8 @@ from gateway.call.handlers import (  # noqa: F401  re-exported for tests
     on_idle_timeout,
     on_input_timeout,
     on_max_duration,
+    on_operator_hangup,
+    on_operator_say,
     on_playout_drained,
     on_realtime_error,
     on_reconnect_budget_spent,
@@ -286,6 +290,11 @@ _row(SESSION_LIVE - ACTIVE, IdleTimeout, _ignore)
 _row(ACTIVE, InputTimeout, on_input_timeout, *ACTIVE, State.ENDING)
 _row(SESSION_LIVE - ACTIVE, InputTimeout, _ignore)
 _row(ACTIVE | {State.TRANSFERRING}, DrainTimeout, _ignore)
+# The operator (control API): hang up an answered call now; a message for the model while the
+# session lives (in CONNECTING only an outbound call is answered before its session is ready).
+_row(SESSION_LIVE | {State.CONNECTING}, OperatorHangup, on_operator_hangup, State.ENDED)
+_row(ACTIVE | {State.ANSWERING, State.TRANSFERRING}, OperatorSay, on_operator_say)
+_row({State.CONNECTING, State.ENDING}, OperatorSay, _ignore)  # no session yet / going away
 # After the end, stragglers from every source are expected and dropped.
 for _event in Event.__args__:  # type: ignore[attr-defined]
     TRANSITIONS.setdefault((State.ENDED, _event), Transition(_ignore, frozenset({State.ENDED})))

@@ -78,7 +78,8 @@ class CallControl(Protocol):
 
     def reject(self, status: int, reason: str, retry_after_s: int | None) -> None: ...
 
-    def hangup(self, cause: EndCause) -> None: ...  # BYE, Reason per causes.BYE_REASONS
+    # BYE; Reason per causes.BYE_REASONS, with `text` instead of its text when given
+    def hangup(self, cause: EndCause, text: str = "") -> None: ...
 
     async def refer(self, target_uri: str) -> int: ...  # final NOTIFY sipfrag status
 
@@ -304,12 +305,12 @@ class CallSession(VoiceEvents):
 
     def say(self, text: str, role: str = "system", respond: bool = True) -> None:
         """Inject a message (control API `POST /calls/{id}/say`): a text item, then a response
-        when `respond`. Sent straight to the session: an operator's instruction is not a
-        caller turn, so the state machine does not need to see it."""
-        self._send(protocol.user_text_message(text, "user" if role == "user" else "system"))
-        self.conversation.append(Turn("user" if role == "user" else "system", text))
-        if respond:
-            self._send(protocol.response_create())
+        when `respond` (the machine holds it while another response is active)."""
+        self.dispatch(m.OperatorSay(text, role, respond))
+
+    def on_operator_hangup(self) -> None:
+        """The control API hangs up an answered call: the machine ends it (BYE)."""
+        self.dispatch(m.OperatorHangup())
 
     def _emit(self, kind: str, **fields: Any) -> None:
         if self._observe is None:
@@ -426,7 +427,9 @@ class CallSession(VoiceEvents):
             case m.CreateResponse(instructions):
                 self._send(protocol.response_create(instructions))
             case m.AddText(text, role):
-                self._send(protocol.user_text_message(text))
+                self._send(
+                    protocol.user_text_message(text, "system" if role == "system" else "user")
+                )
                 self.conversation.append(Turn(role, text))
             case m.FunctionOutput(call_id, output):
                 self._send(protocol.function_call_output(call_id, output))
@@ -458,8 +461,8 @@ class CallSession(VoiceEvents):
                 self.control.answer()
             case m.Reject(status, reason, retry_after_s):
                 self.control.reject(status, reason, retry_after_s)
-            case m.SendBye(cause):
-                self.control.hangup(cause)
+            case m.SendBye(cause, text):
+                self.control.hangup(cause, text)
             case m.SendRefer(target_uri):
                 self._spawn(self._refer(target_uri))
             case m.StopMedia():

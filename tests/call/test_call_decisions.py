@@ -22,6 +22,7 @@ import pytest
 from gateway.app import Gateway
 from gateway.config import ControlConfig
 from gateway.realtime.simulator import Simulator, SimulatorOptions
+from gateway.serve import GatewayControl
 from tests.test_app import TIMEOUT, EventLog, Uac, _Proto, header, offer_sdp, status_of
 from tests.test_product import SILENCE_FRAME, invite, product_config, sample, tone
 
@@ -165,3 +166,29 @@ async def test_max_duration_lets_the_bot_finish_then_byes(
     assert _record(bench, call_id)["hangup"]["cause"] == "max_duration"
     metrics = bench.gateway.prometheus.render()[0].decode()
     assert sample(metrics, "srg_calls_total", route="default", outcome="max_duration") == 1
+
+
+@pytest.fixture
+async def plain_bench(port_block: int, tmp_path: Path) -> AsyncIterator[Bench]:
+    async for bench in _bench(port_block, tmp_path, {}, {}):
+        yield bench
+
+
+async def test_operator_hangup_is_the_machines_bye_at_once(
+    plain_bench: Bench, events: EventLog
+) -> None:
+    """DELETE /calls/{id} on an answered call: the machine ends it now (no drain), Reason
+    'operator hangup', one cause (local_bye) in call.ended, the record and the metrics."""
+    bench = plain_bench
+    await _place_silent_call(bench)
+    call_id = bench.uac.call_id
+    await events.wait("call.state", call_id=call_id, state="bot_speaking")
+    assert GatewayControl(bench.gateway).hangup(call_id) is True
+    bye, loud = await _bye_after_bot_audio(bench)
+    assert header(bye, "Reason") == 'SIP;cause=200;text="operator hangup"'
+    assert loud < BOT_FRAMES * 0.9, "the greeting was played out before the operator's BYE"
+    ended = await events.wait("call.ended", call_id=call_id)
+    assert ended["cause"] == "local_bye" and ended["hangup_cause"] == "operator hangup"
+    assert _record(bench, call_id)["hangup"]["cause"] == "local_bye"
+    metrics = bench.gateway.prometheus.render()[0].decode()
+    assert sample(metrics, "srg_calls_total", route="default", outcome="local_bye") == 1

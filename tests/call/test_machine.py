@@ -74,6 +74,8 @@ SAMPLE_EVENTS: dict[type, object] = {
     m.DrainTimeout: m.DrainTimeout(),
     m.IdleTimeout: m.IdleTimeout(),
     m.InputTimeout: m.InputTimeout(),
+    m.OperatorHangup: m.OperatorHangup(),
+    m.OperatorSay: m.OperatorSay("The taxi is here."),
 }
 
 POLICY = CallPolicy(
@@ -484,3 +486,30 @@ def test_notes_never_carry_a_call_id_field(events: list[object]) -> None:
         for action in actions:
             if isinstance(action, m.Note):
                 assert "call_id" not in action.fields, action
+
+
+def test_operator_say_adds_the_text_and_asks_for_a_reply() -> None:
+    ctx, actions = m.step(answered(), m.OperatorSay("The taxi is here."))
+    assert actions == [m.AddText("The taxi is here.", "system"), m.CreateResponse(None)]
+    _, actions = m.step(ctx, m.OperatorSay("I am back.", role="user", respond=False))
+    assert actions == [m.AddText("I am back.", "user")]
+
+
+def test_operator_say_while_the_bot_speaks_waits_for_its_response() -> None:
+    ctx, actions = m.step(bot_speaking(), m.OperatorSay("The taxi is here."))
+    assert m.AddText("The taxi is here.", "system") in actions
+    assert not any(isinstance(a, m.CreateResponse) for a in actions) and ctx.response_wanted
+    _, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
+    assert m.CreateResponse(None) in actions
+
+
+def test_operator_hangup_byes_at_once_even_while_the_bot_speaks() -> None:
+    ctx, actions = m.step(bot_speaking(), m.OperatorHangup())
+    assert ctx.state is State.ENDED
+    assert SendBye(EndCause.LOCAL_BYE, "operator hangup") in actions
+
+
+def test_operator_say_is_ignored_once_the_call_is_ending() -> None:
+    ctx, _ = m.step(bot_speaking(), m.MaxDuration())
+    _, actions = m.step(ctx, m.OperatorSay("too late"))
+    assert actions == []

@@ -38,9 +38,9 @@ class FakeControl:
     def reject(self, status: int, reason: str, retry_after_s: int | None) -> None:
         self.calls.append(("reject", (status, retry_after_s)))
 
-    def hangup(self, cause: EndCause) -> None:
+    def hangup(self, cause: EndCause, text: str = "") -> None:
         reason = bye_reason(cause)
-        self.calls.append(("hangup", reason.text))
+        self.calls.append(("hangup", text or reason.text))
         self.bye_status = reason.status
 
     async def refer(self, target_uri: str) -> int:
