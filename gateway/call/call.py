@@ -425,6 +425,10 @@ class LiveCall:
         previous = self.media_info
         self.apply_media(result.media)
         if previous is None or previous.direction != result.media.direction:
+            if self.session is not None:
+                # The machine decides what hold means for the conversation (call.hold logged).
+                self.session.on_hold_changed(result.media.on_hold, result.media.direction)
+                return result.answer.to_bytes()
             log_event(
                 log,
                 "call.hold" if result.media.on_hold else "call.resumed",

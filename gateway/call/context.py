@@ -64,6 +64,7 @@ class CallContext:
     response_audio: bool = False  # the active response produced audio
     failed_retries: int = 0  # failed responses in a row we asked again for
     idle_prompts: int = 0  # idle prompts in a row the caller did not answer
+    on_hold: bool = False  # the caller put us on hold (re-INVITE): nobody to prompt
 
 
 class IllegalTransition(Exception):

@@ -198,6 +198,14 @@ class DrainTimeout:
 
 
 @dataclass(frozen=True, slots=True)
+class HoldChanged:
+    """A re-INVITE/UPDATE put the call on hold or resumed it (our negotiated direction)."""
+
+    on_hold: bool
+    direction: str  # sendrecv | sendonly | recvonly | inactive
+
+
+@dataclass(frozen=True, slots=True)
 class OperatorHangup:
     """The control API's DELETE /calls/{id} on an answered call."""
 
@@ -244,6 +252,7 @@ Event = (
     | InputTimeout
     | OperatorHangup
     | OperatorSay
+    | HoldChanged
 )
 
 # --------------------------------------------------------------------------------------------
@@ -454,6 +463,7 @@ __all__ = [
     "FlushPlayout",
     "FunctionCall",
     "FunctionOutput",
+    "HoldChanged",
     "IdleTimeout",
     "InputTimeout",
     "MaxDuration",

@@ -45,6 +45,7 @@ from gateway.call.events import (
     FlushPlayout,
     FunctionCall,
     FunctionOutput,
+    HoldChanged,
     IdleTimeout,
     InputTimeout,
     MaxDuration,
@@ -172,6 +173,8 @@ def _arm_idle(ctx: CallContext) -> list[Action]:
     """The caller's turn: (re)start the inactivity watchdog, when it is on."""
     if ctx.policy.idle_prompt_s <= 0 or ctx.response_id is not None or ctx.response_wanted:
         return []
+    if ctx.on_hold:
+        return []  # a caller who put us on hold is not silent, just away
     return [StartTimer(T_IDLE, ctx.policy.idle_prompt_s)]
 
 
@@ -582,3 +585,16 @@ def on_operator_say(ctx: CallContext, ev: OperatorSay) -> Result:
     # One response at a time: while one is active the reply is owed until its response.done.
     ctx, more = _request_response(replace(ctx, idle_prompts=0))
     return ctx, actions + more
+
+
+def on_hold_changed(ctx: CallContext, ev: HoldChanged) -> Result:
+    """Hold: no inactivity prompts while the caller is away (the session keeps the audio time
+    running with silence); resume: the caller's turn starts again."""
+    note = Note("call.hold" if ev.on_hold else "call.resumed", {"direction": ev.direction})
+    if ev.on_hold == ctx.on_hold:
+        return ctx, [note]
+    ctx = replace(ctx, on_hold=ev.on_hold)
+    if ev.on_hold:
+        return ctx, [note, *_disarm_idle(ctx)]
+    more = _arm_idle(ctx) if ctx.state is State.LISTENING else []
+    return ctx, [note, *more]

@@ -77,6 +77,7 @@ from gateway.call.events import (  # noqa: F401  re-exported: m.Start, m.SendBye
     FlushPlayout,
     FunctionCall,
     FunctionOutput,
+    HoldChanged,
     IdleTimeout,
     InputTimeout,
     MaxDuration,
@@ -140,6 +141,7 @@ from gateway.call.handlers import (  # noqa: F401  re-exported for tests
     on_drain_timeout,
     on_dtmf,
     on_function_call,
+    on_hold_changed,
     on_idle_timeout,
     on_input_timeout,
     on_max_duration,
@@ -295,6 +297,8 @@ _row(ACTIVE | {State.TRANSFERRING}, DrainTimeout, _ignore)
 _row(SESSION_LIVE | {State.CONNECTING}, OperatorHangup, on_operator_hangup, State.ENDED)
 _row(ACTIVE | {State.ANSWERING, State.TRANSFERRING}, OperatorSay, on_operator_say)
 _row({State.CONNECTING, State.ENDING}, OperatorSay, _ignore)  # no session yet / going away
+# Hold and resume (re-INVITE/UPDATE direction): the call stays in its state.
+_row(SESSION_LIVE | {State.CONNECTING}, HoldChanged, on_hold_changed)
 # After the end, stragglers from every source are expected and dropped.
 for _event in Event.__args__:  # type: ignore[attr-defined]
     TRANSITIONS.setdefault((State.ENDED, _event), Transition(_ignore, frozenset({State.ENDED})))

@@ -308,6 +308,10 @@ class CallSession(VoiceEvents):
         when `respond` (the machine holds it while another response is active)."""
         self.dispatch(m.OperatorSay(text, role, respond))
 
+    def on_hold_changed(self, on_hold: bool, direction: str) -> None:
+        """A re-INVITE/UPDATE changed our negotiated direction (hold, resume)."""
+        self.dispatch(m.HoldChanged(on_hold, direction))
+
     def on_operator_hangup(self) -> None:
         """The control API hangs up an answered call: the machine ends it (BYE)."""
         self.dispatch(m.OperatorHangup())

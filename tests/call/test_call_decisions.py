@@ -23,7 +23,16 @@ from gateway.app import Gateway
 from gateway.config import ControlConfig
 from gateway.realtime.simulator import Simulator, SimulatorOptions
 from gateway.serve import GatewayControl
-from tests.test_app import TIMEOUT, EventLog, Uac, _Proto, header, offer_sdp, status_of
+from tests.test_app import (
+    TIMEOUT,
+    EventLog,
+    Uac,
+    _Proto,
+    body_of,
+    header,
+    offer_sdp,
+    status_of,
+)
 from tests.test_product import SILENCE_FRAME, invite, product_config, sample, tone
 
 BOT_REPLY_MS = 4000  # the greeting: long enough to be still playing when the decision comes
@@ -192,3 +201,33 @@ async def test_operator_hangup_is_the_machines_bye_at_once(
     assert _record(bench, call_id)["hangup"]["cause"] == "local_bye"
     metrics = bench.gateway.prometheus.render()[0].decode()
     assert sample(metrics, "srg_calls_total", route="default", outcome="local_bye") == 1
+
+
+async def test_hold_and_resume_are_decided_by_the_machine(
+    plain_bench: Bench, events: EventLog
+) -> None:
+    """A re-INVITE to sendonly on a call bridged to a voice session: the machine logs
+    call.hold (and keeps the call in its state), the resume call.resumed; the SDP answers are
+    the call object's (recvonly, then sendrecv)."""
+    bench = plain_bench
+    uac = bench.uac
+    await _place_silent_call(bench)
+    await events.wait("realtime.connected", call_id=uac.call_id)
+    held = offer_sdp(bench.rtp_port).replace(b"a=sendrecv", b"a=sendonly")
+    uac.send(uac.request("INVITE", held, "application/sdp"))
+    reply = await uac.final_response("INVITE")
+    assert status_of(reply) == 200 and b"a=recvonly" in body_of(reply)
+    uac.ack(reply)
+    hold = await events.wait("call.hold", call_id=uac.call_id)
+    assert hold["direction"] == "recvonly"
+    session = bench.gateway.calls[uac.call_id].session
+    assert session is not None and session.ctx.on_hold  # the machine knows
+    uac.send(uac.request("INVITE", offer_sdp(bench.rtp_port), "application/sdp"))
+    reply = await uac.final_response("INVITE")
+    assert status_of(reply) == 200 and b"a=sendrecv" in body_of(reply)
+    uac.ack(reply)
+    await events.wait("call.resumed", call_id=uac.call_id)
+    assert not session.ctx.on_hold
+    assert not events.find("call.ended", call_id=uac.call_id)
+    uac.send(uac.request("BYE"))
+    await uac.final_response("BYE")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import pytest
@@ -76,6 +77,7 @@ SAMPLE_EVENTS: dict[type, object] = {
     m.InputTimeout: m.InputTimeout(),
     m.OperatorHangup: m.OperatorHangup(),
     m.OperatorSay: m.OperatorSay("The taxi is here."),
+    m.HoldChanged: m.HoldChanged(True, "sendonly"),
 }
 
 POLICY = CallPolicy(
@@ -513,3 +515,19 @@ def test_operator_say_is_ignored_once_the_call_is_ending() -> None:
     ctx, _ = m.step(bot_speaking(), m.MaxDuration())
     _, actions = m.step(ctx, m.OperatorSay("too late"))
     assert actions == []
+
+
+def test_hold_stops_the_idle_watchdog_and_resume_restarts_it() -> None:
+    policy = dataclasses.replace(POLICY, idle_prompt_s=8.0)
+    ctx, actions = m.step(answered(policy), m.HoldChanged(True, "sendonly"))
+    assert ctx.on_hold and ctx.state is State.LISTENING
+    assert m.Note("call.hold", {"direction": "sendonly"}) in actions
+    assert m.CancelTimer(m.T_IDLE) in actions
+    # While on hold the caller's silence is no reason to prompt: the watchdog stays off.
+    ctx, actions = m.step(ctx, ResponseCreated("resp_1"))
+    ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
+    assert not any(isinstance(a, m.StartTimer) and a.name == m.T_IDLE for a in actions)
+    ctx, actions = m.step(ctx, m.HoldChanged(False, "sendrecv"))
+    assert not ctx.on_hold
+    assert m.Note("call.resumed", {"direction": "sendrecv"}) in actions
+    assert m.StartTimer(m.T_IDLE, 8.0) in actions
