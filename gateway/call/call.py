@@ -389,8 +389,11 @@ class LiveCall:
         if session is not None and media.queue is not None and config_for is not None:
             if media.queue.codec != info.codec:
                 media.queue = media.new_queue(info.codec)
-            session.set_codec(
-                config_for(self.route, info.codec, self.route.instructions), media.queue
+            # The machine decides (SwitchCodec); the session then reconfigures.
+            session.on_codec_answered(
+                info.codec,
+                config_for(self.route, info.codec, self.route.instructions),
+                media.queue,
             )
         self.apply_media(info)
         if self.answered_at is not None:

@@ -198,6 +198,13 @@ class DrainTimeout:
 
 
 @dataclass(frozen=True, slots=True)
+class CodecAnswered:
+    """Late offer: the answer in the ACK chose this G.711 law (PCMU | PCMA)."""
+
+    codec: str
+
+
+@dataclass(frozen=True, slots=True)
 class HoldChanged:
     """A re-INVITE/UPDATE put the call on hold or resumed it (our negotiated direction)."""
 
@@ -253,6 +260,7 @@ Event = (
     | OperatorHangup
     | OperatorSay
     | HoldChanged
+    | CodecAnswered
 )
 
 # --------------------------------------------------------------------------------------------
@@ -300,6 +308,13 @@ class SendBye:
 @dataclass(frozen=True, slots=True)
 class SendRefer:
     target_uri: str
+
+
+@dataclass(frozen=True, slots=True)
+class SwitchCodec:
+    """Voice session and playout to this G.711 law (one session.update): never transcoded."""
+
+    codec: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,6 +421,7 @@ Action = (
     | Reject
     | SendBye
     | SendRefer
+    | SwitchCodec
     | StopMedia
     | EnqueueAudio
     | EndOfAudio
@@ -451,6 +467,7 @@ __all__ = [
     "CancelResponse",
     "CancelTimer",
     "CloseSession",
+    "CodecAnswered",
     "ConnectionLost",
     "CreateResponse",
     "DeleteItem",
@@ -496,6 +513,7 @@ __all__ = [
     "Start",
     "StartTimer",
     "StopMedia",
+    "SwitchCodec",
     "ToolResult",
     "Truncate",
 ]

@@ -34,6 +34,7 @@ from gateway.call.events import (
     CancelResponse,
     CancelTimer,
     CloseSession,
+    CodecAnswered,
     ConnectionLost,
     CreateResponse,
     DeleteItem,
@@ -78,6 +79,7 @@ from gateway.call.events import (
     Start,
     StartTimer,
     StopMedia,
+    SwitchCodec,
     ToolResult,
     Truncate,
 )
@@ -598,3 +600,9 @@ def on_hold_changed(ctx: CallContext, ev: HoldChanged) -> Result:
         return ctx, [note, *_disarm_idle(ctx)]
     more = _arm_idle(ctx) if ctx.state is State.LISTENING else []
     return ctx, [note, *more]
+
+
+def on_codec_answered(ctx: CallContext, ev: CodecAnswered) -> Result:
+    """A late offer's answer picked the law: the session follows it (G.711 passes through,
+    so the voice session's format must be the call's)."""
+    return ctx, [SwitchCodec(ev.codec)]

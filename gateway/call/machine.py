@@ -65,6 +65,7 @@ from gateway.call.events import (  # noqa: F401  re-exported: m.Start, m.SendBye
     CancelResponse,
     CancelTimer,
     CloseSession,
+    CodecAnswered,
     ConnectionLost,
     CreateResponse,
     DeleteItem,
@@ -110,6 +111,7 @@ from gateway.call.events import (  # noqa: F401  re-exported: m.Start, m.SendBye
     Start,
     StartTimer,
     StopMedia,
+    SwitchCodec,
     ToolResult,
     Truncate,
 )
@@ -135,6 +137,7 @@ from gateway.call.handlers import (  # noqa: F401  re-exported for tests
     on_bye_while_transferring,
     on_caller_bye,
     on_cancel,
+    on_codec_answered,
     on_connecting_lost,
     on_connection_lost,
     on_digit_timeout,
@@ -299,6 +302,8 @@ _row(ACTIVE | {State.ANSWERING, State.TRANSFERRING}, OperatorSay, on_operator_sa
 _row({State.CONNECTING, State.ENDING}, OperatorSay, _ignore)  # no session yet / going away
 # Hold and resume (re-INVITE/UPDATE direction): the call stays in its state.
 _row(SESSION_LIVE | {State.CONNECTING}, HoldChanged, on_hold_changed)
+# Late offer: the ACK's answer chose the G.711 law; the session follows.
+_row(SESSION_LIVE | {State.CONNECTING}, CodecAnswered, on_codec_answered)
 # After the end, stragglers from every source are expected and dropped.
 for _event in Event.__args__:  # type: ignore[attr-defined]
     TRANSITIONS.setdefault((State.ENDED, _event), Transition(_ignore, frozenset({State.ENDED})))

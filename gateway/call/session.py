@@ -174,6 +174,8 @@ class CallSession(VoiceEvents):
         self._audio_samples = 0  # caller audio handed to the Realtime buffer (incl. fill)
         self._silence = queue.silence_frame
         self._closed = False
+        # A late offer's codec, with its session config and playout queue, until SwitchCodec.
+        self._codec_switch: tuple[str, protocol.SessionConfig, PlayoutQueue] | None = None
         self._ended_reported = False
         self._observe = observe
         # speech_stopped -> first audio delta: what the caller feels as "the bot is slow".
@@ -324,9 +326,17 @@ class CallSession(VoiceEvents):
         except Exception:  # observability must never take the call down
             log.exception("observer failed", extra={"call_id": self.call_id})
 
+    def on_codec_answered(
+        self, codec: str, config: protocol.SessionConfig, queue: PlayoutQueue
+    ) -> None:
+        """Late offer: the ACK's answer chose `codec`; `config` and `queue` are the session
+        configuration and playout queue for it, used when the machine says SwitchCodec."""
+        self._codec_switch = (codec, config, queue)
+        self.dispatch(m.CodecAnswered(codec))
+
     def set_codec(self, config: protocol.SessionConfig, queue: PlayoutQueue) -> None:
-        """Late offer: the ACK's answer chose the codec. Switch the session's G.711 law (one
-        session.update) and the playout queue, so audio still passes through untranscoded."""
+        """Switch the session's G.711 law (one session.update) and the playout queue, so audio
+        still passes through untranscoded."""
         changed = config.input_format != self.settings.config.input_format
         config = self._with_replay_transcription(config, self.settings)
         self.settings.config = config
@@ -469,6 +479,10 @@ class CallSession(VoiceEvents):
                 self.control.hangup(cause, text)
             case m.SendRefer(target_uri):
                 self._spawn(self._refer(target_uri))
+            case m.SwitchCodec(codec):
+                pending, self._codec_switch = self._codec_switch, None
+                if pending is not None and pending[0] == codec:
+                    self.set_codec(pending[1], pending[2])
             case m.StopMedia():
                 self.control.stop_media()
             case m.StartTimer(name, seconds):

@@ -54,6 +54,7 @@ def events() -> Any:
 @dataclasses.dataclass
 class Bench:
     gateway: Gateway
+    simulator: Simulator
     uac: Uac
     rtp: _Proto
     rtp_port: int
@@ -84,7 +85,14 @@ async def _bench(
         _Proto, local_addr=("127.0.0.1", port_block + 2)
     )
     try:
-        yield Bench(gateway, Uac(transport, proto, port_block), rtp_proto, port_block + 2, tmp_path)
+        yield Bench(
+            gateway,
+            simulator,
+            Uac(transport, proto, port_block),
+            rtp_proto,
+            port_block + 2,
+            tmp_path,
+        )
     finally:
         await asyncio.wait_for(gateway.stop(drain_timeout=0), TIMEOUT)
         await simulator.stop()
@@ -231,3 +239,34 @@ async def test_hold_and_resume_are_decided_by_the_machine(
     assert not events.find("call.ended", call_id=uac.call_id)
     uac.send(uac.request("BYE"))
     await uac.final_response("BYE")
+
+
+async def test_a_late_offers_answer_switches_the_session_to_its_law(
+    plain_bench: Bench, events: EventLog
+) -> None:
+    """INVITE without SDP: the 200 offers PCMU first, the ACK's answer picks PCMA; the machine
+    decides SwitchCodec and the voice session is reconfigured to audio/pcma (no transcoding)."""
+    bench = plain_bench
+    uac = bench.uac
+    final = await uac.invite(b"")
+    assert status_of(final) == 200
+    answer = offer_sdp(bench.rtp_port, payloads="8 101").replace(b"a=rtpmap:0 PCMU/8000\r\n", b"")
+    uac.ack(final, answer)
+    session = await bench.simulator.wait_session(1)
+
+    async def formats() -> list[str]:
+        while True:
+            updates = session.client_events_of("session.update")
+            found = [u["session"]["audio"]["input"]["format"]["type"] for u in updates]
+            if "audio/pcma" in found:
+                return found
+            await asyncio.sleep(0.02)  # polling the simulator's record of client events
+
+    found = await asyncio.wait_for(formats(), TIMEOUT)
+    assert found[0] == "audio/pcmu" and found[-1] == "audio/pcma"
+    live = bench.gateway.calls[uac.call_id]
+    assert live.media is not None and live.media.queue is not None
+    assert live.media.queue.codec == "PCMA"
+    uac.send(uac.request("BYE"))
+    await uac.final_response("BYE")
+    assert (await events.wait("call.ended", call_id=uac.call_id))["cause"] == "remote_bye"

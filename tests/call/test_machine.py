@@ -78,6 +78,7 @@ SAMPLE_EVENTS: dict[type, object] = {
     m.OperatorHangup: m.OperatorHangup(),
     m.OperatorSay: m.OperatorSay("The taxi is here."),
     m.HoldChanged: m.HoldChanged(True, "sendonly"),
+    m.CodecAnswered: m.CodecAnswered("PCMA"),
 }
 
 POLICY = CallPolicy(
@@ -531,3 +532,11 @@ def test_hold_stops_the_idle_watchdog_and_resume_restarts_it() -> None:
     assert not ctx.on_hold
     assert m.Note("call.resumed", {"direction": "sendrecv"}) in actions
     assert m.StartTimer(m.T_IDLE, 8.0) in actions
+
+
+def test_a_late_offers_answer_switches_the_sessions_codec() -> None:
+    connecting, _ = m.step(CallContext(POLICY), m.Start())
+    answering, _ = m.step(connecting, m.SessionReady())
+    for ctx in (answering, answered()):
+        new_ctx, actions = m.step(ctx, m.CodecAnswered("PCMA"))
+        assert actions == [m.SwitchCodec("PCMA")] and new_ctx.state is ctx.state
