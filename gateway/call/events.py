@@ -341,19 +341,21 @@ class FlushPlayout:
 
 
 @dataclass(frozen=True, slots=True)
-class Truncate:
+class UnheardItem:
+    """A bot item the caller did not hear completely, and how much of it was heard."""
+
     item_id: str
-    audio_end_ms: int
+    heard_ms: int  # 0: nothing of it was heard
 
 
 @dataclass(frozen=True, slots=True)
-class DeleteItem:
-    item_id: str
+class StopBotAudio:
+    """Barge-in, for the voice link: stop the reply still being generated (`cancel_reply`:
+    the service did not stop it itself) and make each bot item match what the caller heard
+    (the Realtime link: response.cancel, then truncate or delete per item)."""
 
-
-@dataclass(frozen=True, slots=True)
-class CancelResponse:
-    pass
+    items: tuple[UnheardItem, ...] = ()
+    cancel_reply: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,9 +428,7 @@ Action = (
     | EnqueueAudio
     | EndOfAudio
     | FlushPlayout
-    | Truncate
-    | DeleteItem
-    | CancelResponse
+    | StopBotAudio
     | CreateResponse
     | AddText
     | FunctionOutput
@@ -464,13 +464,11 @@ __all__ = [
     "AudioDone",
     "CallerBye",
     "CallerCancel",
-    "CancelResponse",
     "CancelTimer",
     "CloseSession",
     "CodecAnswered",
     "ConnectionLost",
     "CreateResponse",
-    "DeleteItem",
     "DigitTimeout",
     "DrainTimeout",
     "Dtmf",
@@ -512,8 +510,9 @@ __all__ = [
     "SpeechStopped",
     "Start",
     "StartTimer",
+    "StopBotAudio",
     "StopMedia",
     "SwitchCodec",
     "ToolResult",
-    "Truncate",
+    "UnheardItem",
 ]

@@ -31,13 +31,11 @@ from gateway.call.events import (
     AudioDone,
     CallerBye,
     CallerCancel,
-    CancelResponse,
     CancelTimer,
     CloseSession,
     CodecAnswered,
     ConnectionLost,
     CreateResponse,
-    DeleteItem,
     DigitTimeout,
     DrainTimeout,
     Dtmf,
@@ -78,10 +76,11 @@ from gateway.call.events import (
     SpeechStopped,
     Start,
     StartTimer,
+    StopBotAudio,
     StopMedia,
     SwitchCodec,
     ToolResult,
-    Truncate,
+    UnheardItem,
 )
 from gateway.call.policy import DtmfMode
 
@@ -122,37 +121,35 @@ def _request_response(ctx: CallContext, instructions: str | None = None) -> Resu
 def _barge_in(ctx: CallContext, playout: tuple[PlayoutItem, ...], trigger: str) -> Result:
     """Stop the bot: flush playout, make the conversation match what the caller heard.
 
-    Per item still in the playout queue: nothing played -> delete it (the caller heard none of it);
-    partly played -> truncate at the bytes sent on the wire / 8, minus the configured allowance,
-    clamped to the audio received; played completely (all received audio sent and the item's audio
+    Per item still in the playout queue: nothing played -> heard 0 ms (the voice link deletes it);
+    partly played -> heard the bytes sent on the wire / 8, minus the configured allowance,
+    clamped to the audio received (the link truncates it there); played completely (all received audio sent and the item's audio
     is done) -> nothing, a needless truncate makes the model repeat itself. This applies equally in
     the tail after response.done, when the server has nothing left to cancel.
     """
     actions: list[Action] = [FlushPlayout()]
     discard = ctx.discard_response_ids
     cancelling = ctx.cancelling
+    cancel_reply = False
     if ctx.response_id is not None and not ctx.cancelling:
         discard = discard | {ctx.response_id}
         cancelling = True
         # With interrupt_response the server cancels on speech_started itself; a cancel from us
         # would only earn response_cancel_not_active. A DTMF barge-in is not seen by the server.
-        # The cancel goes first: a truncate or delete of an item the response is still
-        # writing would race its next deltas (realtime-protocol.md section 5).
-        if trigger != "speech" or not ctx.policy.server_interrupts:
-            actions.append(CancelResponse())
+        cancel_reply = trigger != "speech" or not ctx.policy.server_interrupts
     elif ctx.response_id is not None:
         discard = discard | {ctx.response_id}
+    unheard: list[UnheardItem] = []
     for item in playout:
         received = ctx.received_bytes.get(item.item_id, 0)
         played = min(item.played_bytes, received)
         complete = item.item_id in ctx.audio_done_items and played >= received
         if complete:
             continue
-        audio_end_ms = played // 8 - ctx.policy.truncate_allowance_ms
-        if audio_end_ms <= 0:
-            actions.append(DeleteItem(item.item_id))
-        else:
-            actions.append(Truncate(item.item_id, min(audio_end_ms, received // 8)))
+        heard_ms = played // 8 - ctx.policy.truncate_allowance_ms
+        unheard.append(UnheardItem(item.item_id, max(0, min(heard_ms, received // 8))))
+    if unheard or cancel_reply:
+        actions.append(StopBotAudio(tuple(unheard), cancel_reply))
     actions.append(Note("barge_in", {"trigger": trigger, "items": len(playout)}))
     ctx = replace(ctx, discard_response_ids=discard, cancelling=cancelling, playout_busy=False)
     return ctx, actions

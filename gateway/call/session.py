@@ -43,12 +43,14 @@ from gateway.call import machine as m
 from gateway.call.causes import EndCause
 from gateway.call.conversation import Conversation, Turn
 from gateway.call.tools import HttpTool, call_http_tool
+from gateway.call.voice import VoiceLink
 from gateway.call.voice_events import VoiceEvents
 from gateway.media.jitter import Frame
 from gateway.media.playout import FRAME_BYTES, PlayoutQueue
 from gateway.observe.logs import log_event
 from gateway.realtime import protocol
 from gateway.realtime.client import Endpoint, RealtimeClient, RealtimeError
+from gateway.realtime.link import RealtimeLink
 
 log = logging.getLogger("gateway.call")
 
@@ -154,6 +156,7 @@ class CallSession(VoiceEvents):
         self.ctx = m.CallContext(settings.policy)
         self.stats = SessionStats()
         self.conversation = Conversation()
+        self.link: VoiceLink = RealtimeLink()  # the voice backend's wire form of the actions
         self.transitions: list[tuple[float, str]] = [(time.time(), self.ctx.state.value)]
         self._client: RealtimeClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -408,45 +411,19 @@ class CallSession(VoiceEvents):
                 self.queue.flush()
                 self._playout_nonempty = False
                 self.stats.barge_ins += 1
-            case m.Truncate(item_id, audio_end_ms):
-                self.stats.truncates += 1
-                self._emit(
-                    "barge_in", item_id=item_id, audio_end_ms=audio_end_ms, action="truncate"
-                )
-                self._send(protocol.item_truncate(item_id, 0, audio_end_ms))
-                received_ms = self.ctx.received_bytes.get(item_id, 0) / 8
-                self.conversation.truncate(item_id, audio_end_ms, received_ms)
-                log_event(
-                    log,
-                    "call.truncate",
-                    call_id=self.call_id,
-                    item_id=item_id,
-                    audio_end_ms=audio_end_ms,
-                )
-            case m.DeleteItem(item_id):
-                self.stats.deletes += 1
-                self._emit("barge_in", item_id=item_id, audio_end_ms=0, action="delete")
-                self._send(protocol.item_delete(item_id))
-                self.conversation.delete(item_id)
-                log_event(
-                    log,
-                    "call.truncate",
-                    call_id=self.call_id,
-                    item_id=item_id,
-                    audio_end_ms=0,
-                    deleted=True,
-                )
-            case m.CancelResponse():
-                self._send(protocol.response_cancel())
+            case m.StopBotAudio(items, cancel_reply):
+                unheard = [(item.item_id, item.heard_ms) for item in items]
+                for event in self.link.stop_bot_audio(cancel_reply, unheard):
+                    self._send(event)
+                for item in items:
+                    self._forget_unheard(item.item_id, item.heard_ms)
             case m.CreateResponse(instructions):
-                self._send(protocol.response_create(instructions))
+                self._send(self.link.request_reply(instructions))
             case m.AddText(text, role):
-                self._send(
-                    protocol.user_text_message(text, "system" if role == "system" else "user")
-                )
+                self._send(self.link.add_text(text, role))
                 self.conversation.append(Turn(role, text))
             case m.FunctionOutput(call_id, output):
-                self._send(protocol.function_call_output(call_id, output))
+                self._send(self.link.return_tool_result(call_id, output))
             case m.RunTool(call_id, name, arguments):
                 self._spawn(self._run_tool(call_id, name, arguments))
             case m.SendDigits(digits):
@@ -497,6 +474,30 @@ class CallSession(VoiceEvents):
                     self._emit("idle", source=_IDLE_NOTES[event])
             case _:
                 raise TypeError(f"unknown action {action!r}")
+
+    def _forget_unheard(self, item_id: str, heard_ms: int) -> None:
+        """A barge-in's bookkeeping of one bot item: statistics, observer, the conversation
+        kept for replays, the `call.truncate` log line."""
+        if heard_ms > 0:
+            self.stats.truncates += 1
+            self._emit("barge_in", item_id=item_id, audio_end_ms=heard_ms, action="truncate")
+            received_ms = self.ctx.received_bytes.get(item_id, 0) / 8
+            self.conversation.truncate(item_id, heard_ms, received_ms)
+            log_event(
+                log, "call.truncate", call_id=self.call_id, item_id=item_id, audio_end_ms=heard_ms
+            )
+            return
+        self.stats.deletes += 1
+        self._emit("barge_in", item_id=item_id, audio_end_ms=0, action="delete")
+        self.conversation.delete(item_id)
+        log_event(
+            log,
+            "call.truncate",
+            call_id=self.call_id,
+            item_id=item_id,
+            audio_end_ms=0,
+            deleted=True,
+        )
 
     def _send(self, event: dict[str, Any]) -> None:
         client = self._client

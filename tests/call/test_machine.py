@@ -20,9 +20,7 @@ from gateway.call.machine import (
     CallContext,
     CallerBye,
     CallPolicy,
-    CancelResponse,
     CreateResponse,
-    DeleteItem,
     DigitAction,
     Dtmf,
     EnqueueAudio,
@@ -41,7 +39,6 @@ from gateway.call.machine import (
     SpeechStarted,
     State,
     ToolResult,
-    Truncate,
 )
 
 SAMPLE_EVENTS: dict[type, object] = {
@@ -147,6 +144,25 @@ def kinds(actions: list[object]) -> list[type]:
     return [type(a) for a in actions if not isinstance(a, m.Note)]
 
 
+# Barge-in speaks of what the caller heard (StopBotAudio); the Realtime link turns an item heard
+# in part into a truncate at that position and an item not heard at all into a delete.
+def _stop(actions: list[object]) -> m.StopBotAudio:
+    stops = [a for a in actions if isinstance(a, m.StopBotAudio)]
+    return stops[0] if stops else m.StopBotAudio()
+
+
+def truncated(actions: list[object]) -> dict[str, int]:
+    return {i.item_id: i.heard_ms for i in _stop(actions).items if i.heard_ms > 0}
+
+
+def deleted(actions: list[object]) -> set[str]:
+    return {i.item_id for i in _stop(actions).items if i.heard_ms == 0}
+
+
+def cancels(actions: list[object]) -> bool:
+    return _stop(actions).cancel_reply
+
+
 def test_setup_answers_only_after_session_updated_then_greets() -> None:
     ctx, actions = m.step(CallContext(POLICY), m.Start())
     assert ctx.state is State.CONNECTING
@@ -198,9 +214,9 @@ def test_turn_completes_when_playout_drains_after_response_done() -> None:
 def test_barge_in_truncates_at_bytes_played_and_lets_the_server_cancel() -> None:
     ctx, actions = m.step(bot_speaking(4000), SpeechStarted((PlayoutItem("item_1", 1600),)))
     assert ctx.state is State.CALLER_SPEAKING
-    assert kinds(actions) == [FlushPlayout, Truncate]
-    assert Truncate("item_1", 200) in actions  # 1600 bytes on the wire / 8
-    assert CancelResponse() not in actions  # interrupt_response: the server cancels itself
+    assert kinds(actions) == [FlushPlayout, m.StopBotAudio]
+    assert truncated(actions) == {"item_1": 200}  # 1600 bytes on the wire / 8
+    assert not cancels(actions)  # interrupt_response: the server cancels itself
     # Late deltas of the interrupted response are dropped.
     ctx, actions = m.step(ctx, AudioDelta("resp_1", "item_1", b"\xff" * 160))
     assert actions == []
@@ -212,27 +228,27 @@ def test_barge_in_sends_cancel_when_the_server_does_not_interrupt() -> None:
         answered(policy), ResponseCreated("resp_1"), AudioDelta("resp_1", "item_1", b"\xff" * 800)
     )
     ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 320),)))
-    assert CancelResponse() in actions
+    assert cancels(actions)
     # A second speech_started while the cancel is under way does not cancel again.
     ctx, _ = m.step(ctx, m.SpeechStopped())
     ctx, actions = m.step(ctx, SpeechStarted(()))
-    assert CancelResponse() not in actions
+    assert not cancels(actions)
 
 
 def test_barge_in_with_nothing_played_deletes_the_item() -> None:
     _ctx, actions = m.step(bot_speaking(), SpeechStarted((PlayoutItem("item_1", 0),)))
-    assert DeleteItem("item_1") in actions
-    assert not any(isinstance(a, Truncate) for a in actions)
+    assert deleted(actions) == {"item_1"}
+    assert truncated(actions) == {}
 
 
 def test_barge_in_allowance_is_subtracted_and_clamped_to_received_audio() -> None:
     policy = replace(POLICY, truncate_allowance_ms=60)
     ctx, _ = run(answered(policy), ResponseCreated("r"), AudioDelta("r", "item_1", b"\xff" * 2400))
     _, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 1600),)))
-    assert Truncate("item_1", 140) in actions  # 200 ms played - 60 ms in the phone
+    assert truncated(actions) == {"item_1": 140}  # 200 ms played - 60 ms in the phone
     # played_bytes beyond what was received is impossible on the wire, but clamp anyway.
     _, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 99999),)))
-    assert Truncate("item_1", 240) in actions
+    assert truncated(actions) == {"item_1": 240}
 
 
 def test_barge_in_in_the_tail_after_response_done() -> None:
@@ -241,8 +257,9 @@ def test_barge_in_in_the_tail_after_response_done() -> None:
     )
     assert ctx.response_id is None and ctx.state is State.BOT_SPEAKING
     ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 4000),)))
-    assert kinds(actions) == [FlushPlayout, Truncate]  # nothing to cancel server-side
-    assert Truncate("item_1", 500) in actions
+    assert kinds(actions) == [FlushPlayout, m.StopBotAudio]
+    assert not cancels(actions)  # nothing to cancel server-side
+    assert truncated(actions) == {"item_1": 500}
     assert ctx.state is State.CALLER_SPEAKING
 
 
@@ -276,7 +293,7 @@ def test_barge_in_during_a_tool_call() -> None:
     ctx, actions = m.step(ctx, FunctionCall("call_9", "lookup_order", {"id": "42"}))
     assert m.RunTool("call_9", "lookup_order", {"id": "42"}) in actions
     ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 800),)))
-    assert Truncate("item_1", 100) in actions
+    assert truncated(actions) == {"item_1": 100}
     # The result comes back while the caller is still talking: hand it over, no response.create
     # (the server's VAD response will see it).
     ctx, actions = m.step(ctx, ToolResult("call_9", '{"status": "shipped"}'))
@@ -352,8 +369,8 @@ def test_dtmf_during_barge_in() -> None:
 
 def test_dtmf_barge_in_truncates_like_speech_and_cancels() -> None:
     ctx, actions = m.step(bot_speaking(), Dtmf("5", "info", (PlayoutItem("item_1", 480),)))
-    assert Truncate("item_1", 60) in actions
-    assert CancelResponse() in actions  # the server did not see this interruption
+    assert truncated(actions) == {"item_1": 60}
+    assert cancels(actions)  # the server did not see this interruption
     assert ctx.state is State.LISTENING
 
 

@@ -13,9 +13,7 @@ from gateway.call.machine import (
     AudioDone,
     CallContext,
     CallPolicy,
-    CancelResponse,
     CreateResponse,
-    DeleteItem,
     Dtmf,
     FlushPlayout,
     FunctionCall,
@@ -29,8 +27,8 @@ from gateway.call.machine import (
     SpeechStarted,
     State,
     ToolResult,
-    Truncate,
 )
+from gateway.realtime.link import RealtimeLink
 
 POLICY = CallPolicy(transfer_targets={"operator": "sip:op@pbx.example"})
 
@@ -118,6 +116,17 @@ def test_end_call_after_a_preamble_lets_the_preamble_finish() -> None:
     assert ctx.state is State.ENDED and SendBye(EndCause.END_CALL) in actions
 
 
+def realtime_wire(actions: list[object]) -> list[dict[str, object]]:
+    """The Realtime events the voice link (gateway/realtime/link.py) sends for a barge-in."""
+    events: list[dict[str, object]] = []
+    for action in actions:
+        if isinstance(action, m.StopBotAudio):
+            unheard = [(item.item_id, item.heard_ms) for item in action.items]
+            events += RealtimeLink().stop_bot_audio(action.cancel_reply, unheard)
+    keep = ("type", "item_id", "audio_end_ms")
+    return [{k: v for k, v in event.items() if k in keep} for event in events]
+
+
 # ---- gateway-initiated barge-in ---------------------------------------------------------------
 
 
@@ -130,9 +139,13 @@ def test_dtmf_barge_in_cancels_before_it_truncates_or_deletes() -> None:
     )
     playout = (PlayoutItem("item_1", 1600), PlayoutItem("item_2", 0))
     ctx, actions = m.step(ctx, Dtmf("5", "rfc4733", playout))
-    wire = [a for a in actions if isinstance(a, CancelResponse | Truncate | DeleteItem)]
-    assert wire == [CancelResponse(), Truncate("item_1", 200), DeleteItem("item_2")]
-    assert actions.index(FlushPlayout()) < actions.index(CancelResponse())
+    assert realtime_wire(actions) == [
+        {"type": "response.cancel"},
+        {"type": "conversation.item.truncate", "item_id": "item_1", "audio_end_ms": 200},
+        {"type": "conversation.item.delete", "item_id": "item_2"},
+    ]
+    stop = next(a for a in actions if isinstance(a, m.StopBotAudio))
+    assert actions.index(FlushPlayout()) < actions.index(stop)
 
 
 def test_speech_barge_in_without_interrupt_response_cancels_first() -> None:
@@ -141,8 +154,10 @@ def test_speech_barge_in_without_interrupt_response_cancels_first() -> None:
         answered(policy), ResponseCreated("resp_1"), AudioDelta("resp_1", "item_1", b"\xff" * 800)
     )
     ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 320),)))
-    wire = [a for a in actions if isinstance(a, CancelResponse | Truncate | DeleteItem)]
-    assert wire == [CancelResponse(), Truncate("item_1", 40)]
+    assert realtime_wire(actions) == [
+        {"type": "response.cancel"},
+        {"type": "conversation.item.truncate", "item_id": "item_1", "audio_end_ms": 40},
+    ]
 
 
 # ---- failed and incomplete responses ----------------------------------------------------------
