@@ -359,7 +359,9 @@ class StopBotAudio:
 
 
 @dataclass(frozen=True, slots=True)
-class CreateResponse:
+class RequestReply:
+    """Ask the voice backend for a reply (Realtime: response.create)."""
+
     instructions: str | None = None
 
 
@@ -372,7 +374,9 @@ class AddText:
 
 
 @dataclass(frozen=True, slots=True)
-class FunctionOutput:
+class ReturnToolResult:
+    """A tool's result back to the model (Realtime: a function_call_output item)."""
+
     call_id: str
     output: str
 
@@ -429,9 +433,9 @@ Action = (
     | EndOfAudio
     | FlushPlayout
     | StopBotAudio
-    | CreateResponse
+    | RequestReply
     | AddText
-    | FunctionOutput
+    | ReturnToolResult
     | RunTool
     | SendDigits
     | StartTimer
@@ -468,7 +472,6 @@ __all__ = [
     "CloseSession",
     "CodecAnswered",
     "ConnectionLost",
-    "CreateResponse",
     "DigitTimeout",
     "DrainTimeout",
     "Dtmf",
@@ -477,7 +480,6 @@ __all__ = [
     "Event",
     "FlushPlayout",
     "FunctionCall",
-    "FunctionOutput",
     "HoldChanged",
     "IdleTimeout",
     "InputTimeout",
@@ -494,8 +496,10 @@ __all__ = [
     "Reconnected",
     "ReferResult",
     "Reject",
+    "RequestReply",
     "ResponseCreated",
     "ResponseDone",
+    "ReturnToolResult",
     "RolledOver",
     "Rollover",
     "RtpTimeout",

@@ -35,7 +35,6 @@ from gateway.call.events import (
     CloseSession,
     CodecAnswered,
     ConnectionLost,
-    CreateResponse,
     DigitTimeout,
     DrainTimeout,
     Dtmf,
@@ -43,7 +42,6 @@ from gateway.call.events import (
     EnqueueAudio,
     FlushPlayout,
     FunctionCall,
-    FunctionOutput,
     HoldChanged,
     IdleTimeout,
     InputTimeout,
@@ -60,8 +58,10 @@ from gateway.call.events import (
     Reconnected,
     ReferResult,
     Reject,
+    RequestReply,
     ResponseCreated,
     ResponseDone,
+    ReturnToolResult,
     RolledOver,
     Rollover,
     RtpTimeout,
@@ -112,7 +112,7 @@ def _request_response(ctx: CallContext, instructions: str | None = None) -> Resu
     wait for that response's response.done.
     """
     if ctx.response_id is None and ctx.session_connected and not ctx.pending_tool_calls:
-        return replace(ctx, response_wanted=False), [CreateResponse(instructions)]
+        return replace(ctx, response_wanted=False), [RequestReply(instructions)]
     # Tool outputs still owed (several calls in one response): one response.create once the
     # last output is in, never one per output.
     return replace(ctx, response_wanted=True), []
@@ -424,7 +424,7 @@ def on_function_call(ctx: CallContext, ev: FunctionCall) -> Result:
             allowed = ", ".join(sorted(ctx.policy.transfer_targets)) or "none configured"
             output = f'{{"ok": false, "error": "unknown transfer target {target_name!r}; allowed: {allowed}"}}'
             ctx, more = _request_response(ctx)
-            return ctx, [note, FunctionOutput(ev.call_id, output), *more]
+            return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
         ctx = replace(ctx, transfer_after_playout=uri, transfer_call_id=ev.call_id)
         if not ctx.playout_busy and ctx.response_id is None:
             return _after_playout(ctx)
@@ -435,16 +435,16 @@ def on_function_call(ctx: CallContext, ev: FunctionCall) -> Result:
         if not digits or bad:
             output = f'{{"ok": false, "error": "invalid digits {digits!r}"}}'
             ctx, more = _request_response(ctx)
-            return ctx, [note, FunctionOutput(ev.call_id, output), *more]
+            return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
         ctx, more = _request_response(ctx)
-        return ctx, [note, SendDigits(digits), FunctionOutput(ev.call_id, '{"ok": true}'), *more]
+        return ctx, [note, SendDigits(digits), ReturnToolResult(ev.call_id, '{"ok": true}'), *more]
     ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls | {ev.call_id})
     return ctx, [note, RunTool(ev.call_id, ev.name, ev.arguments)]
 
 
 def on_tool_result(ctx: CallContext, ev: ToolResult) -> Result:
     ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls - {ev.call_id})
-    actions: list[Action] = [FunctionOutput(ev.call_id, ev.output)]
+    actions: list[Action] = [ReturnToolResult(ev.call_id, ev.output)]
     if ctx.state is State.CALLER_SPEAKING:
         # The server's VAD will answer the caller's turn with the result in context; a
         # response.create now would collide with that auto-response.
@@ -509,7 +509,9 @@ def on_refer_result(ctx: CallContext, ev: ReferResult) -> Result:
     ctx = _to(ctx, _idle_state(ctx), transfer_call_id=None)
     if call_id is not None:
         actions.append(
-            FunctionOutput(call_id, f'{{"ok": false, "error": "transfer failed: SIP {ev.status}"}}')
+            ReturnToolResult(
+                call_id, f'{{"ok": false, "error": "transfer failed: SIP {ev.status}"}}'
+            )
         )
         ctx, more = _request_response(ctx)
         actions += more

@@ -417,12 +417,12 @@ class CallSession(VoiceEvents):
                     self._send(event)
                 for item in items:
                     self._forget_unheard(item.item_id, item.heard_ms)
-            case m.CreateResponse(instructions):
+            case m.RequestReply(instructions):
                 self._send(self.link.request_reply(instructions))
             case m.AddText(text, role):
                 self._send(self.link.add_text(text, role))
                 self.conversation.append(Turn(role, text))
-            case m.FunctionOutput(call_id, output):
+            case m.ReturnToolResult(call_id, output):
                 self._send(self.link.return_tool_result(call_id, output))
             case m.RunTool(call_id, name, arguments):
                 self._spawn(self._run_tool(call_id, name, arguments))

@@ -20,19 +20,19 @@ from gateway.call.machine import (
     CallContext,
     CallerBye,
     CallPolicy,
-    CreateResponse,
     DigitAction,
     Dtmf,
     EnqueueAudio,
     FlushPlayout,
     FunctionCall,
-    FunctionOutput,
     PlayoutDrained,
     PlayoutItem,
     ReferResult,
     Reject,
+    RequestReply,
     ResponseCreated,
     ResponseDone,
+    ReturnToolResult,
     SendBye,
     SendDigits,
     SendRefer,
@@ -171,7 +171,7 @@ def test_setup_answers_only_after_session_updated_then_greets() -> None:
     assert ctx.state is State.ANSWERING and Answer() in actions
     ctx, actions = m.step(ctx, Ack())
     assert ctx.state is State.LISTENING
-    assert CreateResponse("Greet the caller.") in actions
+    assert RequestReply("Greet the caller.") in actions
 
 
 def test_session_setup_failure_rejects_with_503_and_retry_after() -> None:
@@ -278,7 +278,7 @@ def test_benign_races_are_logged_and_do_not_stall() -> None:
     ctx, actions = m.step(ctx, m.RealtimeError("conversation_already_has_active_response", "x"))
     assert ctx.response_wanted
     ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
-    assert CreateResponse() in actions  # the owed response is retried
+    assert RequestReply() in actions  # the owed response is retried
     ctx, actions = m.step(
         ctx, m.RealtimeError("invalid_value", "Audio content of 9800ms is shorter")
     )
@@ -297,16 +297,16 @@ def test_barge_in_during_a_tool_call() -> None:
     # The result comes back while the caller is still talking: hand it over, no response.create
     # (the server's VAD response will see it).
     ctx, actions = m.step(ctx, ToolResult("call_9", '{"status": "shipped"}'))
-    assert actions == [FunctionOutput("call_9", '{"status": "shipped"}')]
+    assert actions == [ReturnToolResult("call_9", '{"status": "shipped"}')]
 
 
 def test_tool_result_waits_for_the_active_response() -> None:
     ctx = bot_speaking()
     ctx, _ = m.step(ctx, FunctionCall("call_9", "lookup_order", {}))
     ctx, actions = m.step(ctx, ToolResult("call_9", "{}"))
-    assert FunctionOutput("call_9", "{}") in actions and CreateResponse() not in actions
+    assert ReturnToolResult("call_9", "{}") in actions and RequestReply() not in actions
     ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
-    assert CreateResponse() in actions
+    assert RequestReply() in actions
 
 
 def test_bye_during_a_transfer() -> None:
@@ -327,8 +327,8 @@ def test_transfer_waits_for_playout_then_refers_and_reports_failure_to_the_model
     assert SendRefer("sip:op@pbx.example") in actions and ctx.state is State.TRANSFERRING
     ctx, actions = m.step(ctx, ReferResult(486))
     assert ctx.state is State.LISTENING
-    assert any(isinstance(a, FunctionOutput) and "486" in a.output for a in actions)
-    assert CreateResponse() in actions
+    assert any(isinstance(a, ReturnToolResult) and "486" in a.output for a in actions)
+    assert RequestReply() in actions
 
 
 def test_transfer_success_ends_the_call() -> None:
@@ -340,7 +340,7 @@ def test_transfer_success_ends_the_call() -> None:
 def test_transfer_to_a_target_outside_the_allowlist_is_refused() -> None:
     ctx, actions = m.step(answered(), FunctionCall("c", "transfer_call", {"target": "sip:x@evil"}))
     assert ctx.state is State.LISTENING
-    out = [a for a in actions if isinstance(a, FunctionOutput)]
+    out = [a for a in actions if isinstance(a, ReturnToolResult)]
     assert out and "unknown transfer target" in out[0].output and "operator" in out[0].output
 
 
@@ -378,7 +378,7 @@ def test_digits_collected_until_timeout_then_forwarded_with_response() -> None:
     ctx, actions = run(answered(), Dtmf("4", "rfc4733"), Dtmf("2", "rfc4733"))
     assert m.StartTimer(m.T_DIGITS, 2.0) in actions
     ctx, actions = m.step(ctx, m.DigitTimeout())
-    assert AddText("The caller pressed 4 2") in actions and CreateResponse() in actions
+    assert AddText("The caller pressed 4 2") in actions and RequestReply() in actions
 
 
 def test_digit_action_transfers_to_the_operator() -> None:
@@ -403,7 +403,7 @@ def test_end_call_finishes_playing_then_byes() -> None:
 
 def test_send_dtmf_tool() -> None:
     ctx, actions = m.step(bot_speaking(), FunctionCall("c", "send_dtmf", {"digits": "12#"}))
-    assert SendDigits("12#") in actions and FunctionOutput("c", '{"ok": true}') in actions
+    assert SendDigits("12#") in actions and ReturnToolResult("c", '{"ok": true}') in actions
     _, actions = m.step(ctx, FunctionCall("d", "send_dtmf", {"digits": "1x"}))
     assert not any(isinstance(a, SendDigits) for a in actions)
 
@@ -510,7 +510,7 @@ def test_notes_never_carry_a_call_id_field(events: list[object]) -> None:
 
 def test_operator_say_adds_the_text_and_asks_for_a_reply() -> None:
     ctx, actions = m.step(answered(), m.OperatorSay("The taxi is here."))
-    assert actions == [m.AddText("The taxi is here.", "system"), m.CreateResponse(None)]
+    assert actions == [m.AddText("The taxi is here.", "system"), m.RequestReply(None)]
     _, actions = m.step(ctx, m.OperatorSay("I am back.", role="user", respond=False))
     assert actions == [m.AddText("I am back.", "user")]
 
@@ -518,9 +518,9 @@ def test_operator_say_adds_the_text_and_asks_for_a_reply() -> None:
 def test_operator_say_while_the_bot_speaks_waits_for_its_response() -> None:
     ctx, actions = m.step(bot_speaking(), m.OperatorSay("The taxi is here."))
     assert m.AddText("The taxi is here.", "system") in actions
-    assert not any(isinstance(a, m.CreateResponse) for a in actions) and ctx.response_wanted
+    assert not any(isinstance(a, m.RequestReply) for a in actions) and ctx.response_wanted
     _, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
-    assert m.CreateResponse(None) in actions
+    assert m.RequestReply(None) in actions
 
 
 def test_operator_hangup_byes_at_once_even_while_the_bot_speaks() -> None:

@@ -13,15 +13,15 @@ from gateway.call.machine import (
     AudioDone,
     CallContext,
     CallPolicy,
-    CreateResponse,
     Dtmf,
     FlushPlayout,
     FunctionCall,
-    FunctionOutput,
     PlayoutDrained,
     PlayoutItem,
+    RequestReply,
     ResponseCreated,
     ResponseDone,
+    ReturnToolResult,
     SendBye,
     SendRefer,
     SpeechStarted,
@@ -47,7 +47,7 @@ def answered(policy: CallPolicy = POLICY) -> CallContext:
 
 
 def creates(actions: list[object]) -> list[object]:
-    return [a for a in actions if isinstance(a, CreateResponse)]
+    return [a for a in actions if isinstance(a, RequestReply)]
 
 
 # ---- several output items in one response ----------------------------------------------------
@@ -65,7 +65,7 @@ def test_two_tool_calls_in_one_response_get_one_response_create_after_both_outpu
     assert [type(a) for a in actions if isinstance(a, m.RunTool)] == [m.RunTool, m.RunTool]
     assert creates(actions) == []  # call_a is still owed
     ctx, actions = m.step(ctx, ToolResult("call_a", '{"a": 1}'))
-    assert actions == [FunctionOutput("call_a", '{"a": 1}'), CreateResponse(None)]
+    assert actions == [ReturnToolResult("call_a", '{"a": 1}'), RequestReply(None)]
     assert ctx.pending_tool_calls == frozenset()
 
 
@@ -79,7 +79,7 @@ def test_tool_outputs_before_response_done_wait_for_it_then_one_create() -> None
     )
     assert creates(actions) == []  # resp_1 still active
     ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
-    assert creates(actions) == [CreateResponse(None)]
+    assert creates(actions) == [RequestReply(None)]
 
 
 def test_preamble_then_tool_call_plays_the_preamble_and_answers_after_the_output() -> None:
@@ -94,7 +94,7 @@ def test_preamble_then_tool_call_plays_the_preamble_and_answers_after_the_output
     assert m.EnqueueAudio("item_pre", b"\x55" * 1600) in actions
     assert ctx.state is State.BOT_SPEAKING and creates(actions) == []
     ctx, actions = run(ctx, ToolResult("call_a", "{}"))
-    assert creates(actions) == [CreateResponse(None)]
+    assert creates(actions) == [RequestReply(None)]
     ctx, _ = run(ctx, ResponseCreated("resp_2"), PlayoutDrained())
     assert ctx.state is State.BOT_SPEAKING or ctx.state is State.LISTENING
 
@@ -165,7 +165,7 @@ def test_speech_barge_in_without_interrupt_response_cancels_first() -> None:
 
 def test_failed_response_is_retried_then_the_call_ends_with_503_never_silence() -> None:
     ctx, actions = run(answered(), ResponseCreated("resp_1"), ResponseDone("resp_1", "failed"))
-    assert creates(actions) == [CreateResponse(POLICY.failed_response_instructions)]
+    assert creates(actions) == [RequestReply(POLICY.failed_response_instructions)]
     assert any(isinstance(a, m.Note) and a.event == "realtime.response_failed" for a in actions)
     ctx, actions = run(ctx, ResponseCreated("resp_2"), ResponseDone("resp_2", "failed"))
     assert ctx.state is State.ENDED
@@ -223,12 +223,12 @@ def test_idle_caller_is_prompted_then_hung_up_on_politely() -> None:
     assert m.StartTimer(m.T_IDLE, 8.0) in actions  # no greeting: the caller's turn
     for prompt in (1, 2):
         ctx, actions = m.step(ctx, m.IdleTimeout())
-        assert creates(actions) == [CreateResponse(IDLE.idle_prompt_instructions)]
+        assert creates(actions) == [RequestReply(IDLE.idle_prompt_instructions)]
         ctx, actions = played_turn(ctx, f"resp_{prompt}")
         assert m.StartTimer(m.T_IDLE, 8.0) in actions
     ctx, actions = m.step(ctx, m.IdleTimeout())
     assert ctx.state is State.ENDING
-    assert creates(actions) == [CreateResponse(IDLE.idle_goodbye_instructions)]
+    assert creates(actions) == [RequestReply(IDLE.idle_goodbye_instructions)]
     ctx, actions = played_turn(ctx, "resp_bye")
     assert ctx.state is State.ENDED and SendBye(EndCause.IDLE_CALLER) in actions
 
