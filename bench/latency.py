@@ -3,8 +3,9 @@
 One gateway process runs the real per-call path for N calls: `RtpStream` (socket, latching,
 jitter buffer) on the shared `MediaClock`, `CallSession` (state machine) with a `RealtimeClient`
 (reader/writer tasks, websockets + orjson), a `PlayoutQueue` and a `CallOutput` wired exactly as
-`gateway/app.py` wires them (the session's per-tick hook after every frame). No SIP: the calls
-are set up directly, since signalling is not on the measured paths. Two helper processes, so
+the call object (`gateway/call/call.py`, `gateway/media/leg.py`) wires them (the session's
+per-tick hook after every frame). No SIP: the calls are set up directly, since signalling is not
+on the measured paths. Two helper processes, so
 their CPU does not count against the gateway:
 
 - a minimal Realtime-shaped WebSocket server (hand-written RFC 6455 framing on uvloop, cheaper per
@@ -76,7 +77,7 @@ import orjson
 
 from bench._procstat import cpu_times, proc_cpu_s, steal_pct
 from gateway.call.session import CallSession, SessionSettings
-from gateway.call.settings import call_policy_for, session_config_for
+from gateway.call_settings import call_policy_for, session_config_for
 from gateway.cli import settle_heap
 from gateway.config import GatewayConfig
 from gateway.media.jitter import Frame
@@ -643,7 +644,8 @@ class BenchClient(RealtimeClient):
 
 
 class BenchCall:
-    """One call wired like gateway/app.py (`_open_media`, `_start_session`, `_start_output`)."""
+    """One call wired like gateway/call/call.py (`open_media`, `start_session`, and the media
+    leg's `start_output`)."""
 
     def __init__(self, index: int, rec: Recorder, clock: MediaClock) -> None:
         self.index = index
@@ -717,7 +719,7 @@ class BenchCall:
             send_comfort_noise=stream.send_comfort_noise,
             advance=stream.advance,
         )
-        # As gateway/app.py `_start_output`: one clock callback per call (the stream's).
+        # As gateway/media/leg.py `start_output`: one clock callback per call (the stream's).
         self.output.ride(stream, after=self.session.on_output_tick)
         if not self.answered.done():
             self.answered.set_result(None)
@@ -727,8 +729,8 @@ class BenchCall:
         if not self.answered.done():
             self.answered.set_exception(RuntimeError(self.problem))
 
-    def hangup(self, reason_text: str, status: int = 200) -> None:
-        self.problem = f"hangup {reason_text}"
+    def hangup(self, cause: str, text: str = "") -> None:
+        self.problem = f"hangup {text or cause}"
 
     async def refer(self, target_uri: str) -> int:
         return 501

@@ -13,13 +13,14 @@ import asyncio
 import ipaddress
 import logging
 import socket
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from gateway.observe.logs import log_event
 from gateway.secret import Secret
-from sip.admission import AdmissionPolicy, is_open_network, parse_address
+from sip.admission import AdmissionPolicy, is_open_network, local_addresses, parse_address
 from sip.uri import UriError, parse_uri
 from sip.useragent import InboundAuth, UserAgent
 
@@ -56,6 +57,16 @@ class AdmissionSettings(Protocol):
     def max_tracked_sources(self) -> int: ...
     @property
     def inbound_auth(self) -> InboundAuthSettings: ...
+
+
+class LocalAdmissionSettings(AdmissionSettings, Protocol):
+    """[sip] as configure_admission reads it: the admission keys, whether the host itself is
+    trusted, and the address the gateway binds."""
+
+    @property
+    def admit_local(self) -> bool: ...
+    @property
+    def host(self) -> str: ...
 
 
 class RegistrarSettings(Protocol):
@@ -169,3 +180,44 @@ class AdmissionCollector:
         sources.add_metric([], ua.admission.tracked_sources if ua else 0)
         yield rejected
         yield sources
+
+
+async def configure_admission(
+    ua: UserAgent, sip: LocalAdmissionSettings, registrations: Sequence[RegistrarSettings]
+) -> None:
+    """Who may call: the host's own addresses and the registrars (sip/admission.py)."""
+    trust_local(ua, sip)
+    registrars = await resolve_registrars(registrations)
+    ua.admission.set_registrars(registrars)
+    opened = open_networks(sip)
+    if opened:
+        log_event(
+            log,
+            "admission.open",
+            f"sip.allow_networks contains {', '.join(opened)}: any source may call (and "
+            "spend Realtime minutes)"
+            + ("" if sip.inbound_auth.username else " without credentials"),
+            level=logging.WARNING,
+            networks=opened,
+        )
+    log_event(
+        log,
+        "admission.configured",
+        "INVITEs admitted from: the host itself"
+        + (f", {', '.join(sip.allow_networks)}" if sip.allow_networks else "")
+        + (f", registrars {', '.join(registrars)}" if registrars else "")
+        + ("; digest required" if sip.inbound_auth.username else ""),
+        allow_networks=list(sip.allow_networks),
+        registrars=registrars,
+        digest=bool(sip.inbound_auth.username),
+        invite_rate_per_source=sip.invite_rate_per_source,
+        max_calls_per_source=min(sip.max_calls_per_source, sip.max_calls),
+    )
+
+
+def trust_local(ua: UserAgent, sip: LocalAdmissionSettings) -> None:
+    """The host itself is a trusted source unless `sip.admit_local = false`."""
+    if sip.admit_local:
+        ua.admission.set_local_addresses([*local_addresses(), sip.host])
+    else:
+        ua.admission.local_networks = ()

@@ -146,7 +146,7 @@ async def serve(
     SIGHUP re-reads `config_path` (with the command line's `overrides` applied again): routes,
     instructions files and the admission keys are applied; a bad file, or a changed key that
     needs a restart, is logged and the running configuration stays."""
-    from gateway.app import Gateway  # imported here so `--help` works even if sip/ is broken
+    from gateway.serve import Gateway  # imported here so `--help` works even if sip/ is broken
 
     if drain_timeout is None:
         drain_timeout = config.shutdown.drain_timeout_s

@@ -54,11 +54,19 @@ import logging
 import re
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import unquote, urlsplit
 
 import orjson
 
+from gateway.control_failure import ControlFailure
+from gateway.control_requests import ROLES as ROLES
+from gateway.control_requests import ControlError as ControlError
+from gateway.control_requests import OriginateRequest as OriginateRequest
+from gateway.control_requests import SayRequest as SayRequest
+from gateway.control_requests import parse_json_body as parse_json_body
+from gateway.control_requests import parse_originate as parse_originate
+from gateway.control_requests import parse_say as parse_say
 from gateway.observe.logs import log_event
 
 log = logging.getLogger("gateway.control")
@@ -92,49 +100,7 @@ _REASONS = {
     505: "HTTP Version Not Supported",
 }
 
-# A number for POST /calls: digits with an optional leading + (E.164) and the DTMF keys a PBX
-# may need in a dial string; 32 is generous (E.164 is at most 15 digits).
-_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 _TOKEN_CHARS = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # RFC 9110 5.6.2 token
-ROLES = ("system", "user")
-
-
-class ControlError(Exception):
-    """An error the API reports as `{"error": message}` with HTTP `status`."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class OriginateRequest:
-    """A validated `POST /calls` body."""
-
-    to: str  # a sip:/sips: URI or a number (dialled through `registration`)
-    instructions: str
-    registration: str | None = None  # the name of a configured registration/trunk
-    from_: str | None = None  # caller identity to present (`from` in JSON)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "to": self.to,
-            "instructions": self.instructions,
-            "registration": self.registration,
-            "from": self.from_,
-        }
-
-
-@dataclass(frozen=True, slots=True)
-class SayRequest:
-    """A validated `POST /calls/{id}/say` body."""
-
-    text: str
-    # "system" by default: an operator injecting "tell the caller their taxi is outside" is
-    # an instruction to the model, not something the caller said.
-    role: Literal["system", "user"] = "system"
-    respond: bool = True
 
 
 @runtime_checkable
@@ -143,7 +109,9 @@ class ControlTarget(Protocol):
 
     Plain methods must not block (they run on the event loop). `hangup` and `say` may be plain
     or async; they should return once the action has started (e.g. the BYE is sent), not wait
-    for the far end. Any of them may raise `ControlError(status, message)`.
+    for the far end. `originate`, `hangup` and `say` return a `ControlFailure(status, text)`
+    value when the gateway cannot do it (the API answers with that status); request
+    validation here raises `ControlError(status, message)`.
     """
 
     def healthy(self) -> bool: ...
@@ -161,15 +129,17 @@ class ControlTarget(Protocol):
         """Live calls as JSON-ready dicts (id, state, from, to, duration, quality...)."""
         ...
 
-    def hangup(self, call_id: str) -> bool | Awaitable[bool]:
+    def hangup(self, call_id: str) -> bool | ControlFailure | Awaitable[bool | ControlFailure]:
         """Start hanging up; False when the call is unknown."""
         ...
 
-    async def originate(self, request: OriginateRequest) -> str:
-        """Start an outbound call; returns its call id (raise ControlError on bad input)."""
+    async def originate(self, request: OriginateRequest) -> str | ControlFailure:
+        """Start an outbound call; returns its call id, or why it could not be placed."""
         ...
 
-    def say(self, call_id: str, text: str, role: str, respond: bool) -> bool | Awaitable[bool]:
+    def say(
+        self, call_id: str, text: str, role: str, respond: bool
+    ) -> bool | ControlFailure | Awaitable[bool | ControlFailure]:
         """Inject a message into a live call; False when the call is unknown."""
         ...
 
@@ -307,85 +277,6 @@ def content_length(request: Request, max_body: int) -> int:
     if length > max_body:
         raise _HttpError(413, f"body of {length} bytes is larger than the limit of {max_body}")
     return length
-
-
-def parse_json_body(body: bytes) -> dict[str, Any]:
-    if not body:
-        raise ControlError(400, "body: a JSON object is required")
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise ControlError(400, f"body is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ControlError(400, "body: expected a JSON object")
-    return value
-
-
-def _check_fields(body: dict[str, Any], allowed: tuple[str, ...]) -> None:
-    # Unknown fields are errors: a typo such as "instruction" would otherwise be ignored.
-    for key in body:
-        if key not in allowed:
-            raise ControlError(400, f"{key}: unknown field (allowed: {', '.join(allowed)})")
-
-
-def _string(body: dict[str, Any], key: str, *, required: bool) -> str | None:
-    value = body.get(key)
-    if value is None:
-        if required:
-            raise ControlError(400, f"{key}: required")
-        return None
-    if not isinstance(value, str):
-        raise ControlError(400, f"{key}: expected a string")
-    if not value.strip():
-        raise ControlError(400, f"{key}: must not be empty")
-    return value.strip() if key != "instructions" and key != "text" else value
-
-
-def _check_destination(key: str, value: str) -> None:
-    compact = value.replace(" ", "").replace("-", "")
-    if value.lower().startswith(("sip:", "sips:")):
-        from sip.uri import UriError, parse_uri
-
-        try:
-            parse_uri(value)
-        except (UriError, ValueError) as exc:
-            raise ControlError(400, f"{key}: {value!r} is not a valid SIP URI ({exc})") from None
-        return
-    if not _NUMBER.match(compact):
-        raise ControlError(
-            400, f"{key}: {value!r} is not a sip:/sips: URI or a phone number (digits, + * #)"
-        )
-
-
-def parse_originate(body: dict[str, Any]) -> OriginateRequest:
-    """Validate a `POST /calls` body; ControlError(400) names the field."""
-    _check_fields(body, ("to", "instructions", "registration", "from"))
-    to = _string(body, "to", required=True)
-    assert to is not None
-    _check_destination("to", to)
-    instructions = _string(body, "instructions", required=True)
-    assert instructions is not None
-    registration = _string(body, "registration", required=False)
-    caller = _string(body, "from", required=False)
-    if caller is not None:
-        _check_destination("from", caller)
-    return OriginateRequest(
-        to=to, instructions=instructions, registration=registration, from_=caller
-    )
-
-
-def parse_say(body: dict[str, Any]) -> SayRequest:
-    """Validate a `POST /calls/{id}/say` body; ControlError(400) names the field."""
-    _check_fields(body, ("text", "role", "respond"))
-    text = _string(body, "text", required=True)
-    assert text is not None
-    role = body.get("role", "system")
-    if role not in ROLES:
-        raise ControlError(400, f"role: {role!r} is not one of {', '.join(ROLES)}")
-    respond = body.get("respond", True)
-    if not isinstance(respond, bool):
-        raise ControlError(400, "respond: expected true or false")
-    return SayRequest(text=text, role=role, respond=respond)
 
 
 def bearer_ok(header: str | None, token: str) -> bool:
@@ -690,6 +581,8 @@ class ControlServer:
                 return json_response(200, {"calls": self.target.list_calls()})
             originate = parse_originate(parse_json_body(request.body))
             call_id = await self.target.originate(originate)
+            if isinstance(call_id, ControlFailure):
+                return error_response(call_id.status, call_id.text)
             log_event(
                 log,
                 "control.originate",
@@ -708,6 +601,8 @@ class ControlServer:
             if allowed := _allow(method, ("DELETE",)):
                 return allowed
             found = await _maybe_await(self.target.hangup(call_id))
+            if isinstance(found, ControlFailure):
+                return error_response(found.status, found.text)
             if not found:
                 return error_response(404, f"no live call {call_id!r}")
             log_event(log, "control.hangup", "hang-up requested", call_id=call_id)
@@ -717,6 +612,8 @@ class ControlServer:
                 return allowed
             say = parse_say(parse_json_body(request.body))
             found = await _maybe_await(self.target.say(call_id, say.text, say.role, say.respond))
+            if isinstance(found, ControlFailure):
+                return error_response(found.status, found.text)
             if not found:
                 return error_response(404, f"no live call {call_id!r}")
             log_event(

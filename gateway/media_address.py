@@ -19,11 +19,39 @@ session's), found by a dry run of `sip.sdp.answer_offer` on a placeholder port.
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from dataclasses import dataclass
 
 from sip.sdp import CodecPrefs, SessionDescription, answer_offer
+
+
+async def sdp_address(
+    loop: asyncio.AbstractEventLoop, sip_host: str, advertised_host: str
+) -> str | None:
+    """The IP written in our SDP c= line, or None to pick per call (wildcard bind).
+
+    SDP needs an address, and peers handle IP literals far better than names (lessons 3.1:
+    wrong c= addresses are the first cause of one-way audio), so a configured host name is
+    resolved once at start."""
+    if advertised_host:
+        try:
+            ipaddress.ip_address(advertised_host.strip("[]"))
+            return advertised_host.strip("[]")
+        except ValueError:
+            pass
+        try:
+            infos = await loop.getaddrinfo(advertised_host, None, type=socket.SOCK_DGRAM)
+        except OSError as exc:
+            raise OSError(
+                exc.errno, f"sip.advertised_host {advertised_host!r} does not resolve: {exc}"
+            ) from None
+        return str(infos[0][4][0])
+    if ipaddress.ip_address(sip_host).is_unspecified:
+        return None
+    return sip_host
+
 
 __all__ = [
     "INCOMPATIBLE_ADDRESS",

@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from gateway.call.settings import instructions_for
+from gateway.call_settings import instructions_for
 from gateway.config import (
     ConfigError,
     GatewayConfig,

@@ -28,19 +28,19 @@ import math
 import signal
 import socket
 import sys
-import wave
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
 import orjson
 
+from gateway.call.answer import negotiated
 from gateway.media import g711
-from gateway.media.dtmf import DtmfDigit, validate_digits
+from gateway.media.dtmf import validate_digits
 from gateway.media.jitter import Frame
-from gateway.media.pacer import CallOutput, shared_clock
+from gateway.media.leg import LegSettings, MediaLeg
+from gateway.media.pacer import shared_clock
 from gateway.media.playout import (
     DEFAULT_MAX_QUEUED_BYTES,
     FRAME_SAMPLES,
@@ -48,7 +48,17 @@ from gateway.media.playout import (
     PlayoutQueue,
 )
 from gateway.media.ports import PortAllocator
-from gateway.media.stream import NoFreePortError, RtpStream, StreamConfig
+from gateway.media.stream import NoFreePortError
+from gateway.softphone_audio import Recorder as Recorder
+from gateway.softphone_audio import UsageError as UsageError
+from gateway.softphone_audio import read_wav as read_wav
+from gateway.softphone_audio import voiced_seconds as voiced_seconds
+from gateway.softphone_audio import write_wav as write_wav
+from gateway.softphone_report import EXIT_CALL_FAILED as EXIT_CALL_FAILED
+from gateway.softphone_report import EXIT_OK as EXIT_OK
+from gateway.softphone_report import CallSummary as CallSummary
+from gateway.softphone_report import RtpSummary as RtpSummary
+from gateway.softphone_report import format_summary as format_summary
 from sip.message import Response, SipParseError, parse_message
 from sip.sdp import CodecPrefs, MediaInfo, SdpError, build_offer, parse_sdp, process_answer
 from sip.transport import Transport, TransportAddr
@@ -57,30 +67,16 @@ from sip.useragent import Call, Credentials, OutgoingCall, UserAgent
 
 PROG = "sip-realtime-gateway call"
 
-EXIT_OK = 0
-EXIT_CALL_FAILED = 1
 EXIT_USAGE = 2
 
 SAMPLE_RATE = 8000
 DEFAULT_RTP_PORTS = "40000-40999"  # away from the gateway's default 10000-20000 on the same host
-# A 20 ms frame louder than this counts as "non-silent". The gateway's idle audio is digital
-# silence (u-law 0xFF decodes to 0, A-law 0xD5 to +-8); line noise from a PBX sits near -60 dBFS
-# and speech well above -30 dBFS, so -45 dBFS separates them with margin on both sides.
-VOICE_THRESHOLD_DBFS = -45.0
 HANGUP_TIMEOUT_S = 5.0
 INFO_TIMEOUT_S = 5.0
 INFO_DIGIT_GAP_S = 0.15  # between INFO digits: some PBXs drop digits that arrive back to back
 INFO_DIGIT_MS = 100
-# The jitter buffer does not fill gaps over 1 s (a stall, hold, silence suppression); the
-# recorder pads them from arrival time so the recording stays on the call's timeline. Gaps up
-# to this much are the buffer's own delay and are left alone.
-RECORD_SLACK_S = 0.25
 
 log = logging.getLogger("gateway.softphone")
-
-
-class UsageError(Exception):
-    """Bad command line or input file; the message names the option or file (exit 2)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -105,140 +101,6 @@ class CallOptions:
     password: str | None = None
     ring_timeout: float = 30.0
     json: bool = False
-
-
-@dataclass
-class RtpSummary:
-    codec: str = ""
-    local_rtp: str = ""
-    remote_rtp: str = ""
-    packets_sent: int = 0
-    audio_sent_s: float = 0.0
-    dtmf_packets_sent: int = 0
-    peer_reported_lost: int = 0  # from the peer's RTCP receiver reports about our stream
-    peer_reported_jitter_ms: float = 0.0
-    rtcp_received: int = 0
-    packets_received: int = 0
-    lost: int = 0
-    late: int = 0
-    concealed: int = 0
-    jitter_ms: float = 0.0
-    received_audio_s: float = 0.0
-    received_voiced_s: float = 0.0
-
-
-@dataclass
-class CallSummary:
-    target: str
-    status: int | None = None  # the INVITE's final status; None: no final response
-    reason: str = ""
-    answered: bool = False
-    ended_by: str = ""  # "local" (duration), "remote" (their BYE), "interrupted" (Ctrl-C)
-    bye_status: int | None = None
-    duration_s: float = 0.0
-    error: str = ""
-    progress: list[str] = field(default_factory=list)
-    dtmf_sent: str = ""
-    dtmf_mode: str = ""
-    dtmf_received: str = ""  # RFC 4733 digits the far end sent us (e.g. a send_dtmf tool)
-    rtp: RtpSummary = field(default_factory=RtpSummary)
-    recording: str | None = None
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK if self.answered and not self.error else EXIT_CALL_FAILED
-
-    def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["audio_came_back"] = self.rtp.received_voiced_s > 0
-        data["exit_code"] = self.exit_code
-        return data
-
-
-# ---------------------------------------------------------------------------------------------
-# Audio files and measurements
-
-
-def read_wav(path: str | Path) -> bytes:
-    """PCM16 little-endian mono samples of an 8 kHz 16-bit mono WAV file; UsageError naming the
-    file and what it needs otherwise (the softphone sends G.711, which is 8 kHz by definition)."""
-    need = "8000 Hz mono 16-bit PCM WAV"
-    fix = f"(convert with: sox {path} -r 8000 -c 1 -b 16 -e signed-integer out.wav)"
-    try:
-        with wave.open(str(path), "rb") as wav:
-            rate, channels, width = wav.getframerate(), wav.getnchannels(), wav.getsampwidth()
-            if wav.getcomptype() != "NONE":
-                raise UsageError(f"{path}: compressed WAV ({wav.getcompname()}); need {need} {fix}")
-            if (rate, channels, width) != (SAMPLE_RATE, 1, 2):
-                raise UsageError(
-                    f"{path}: {rate} Hz, {channels} channel(s), {8 * width}-bit; need {need} {fix}"
-                )
-            return wav.readframes(wav.getnframes())
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory, not a WAV file") from None
-    except PermissionError:
-        raise UsageError(f"{path}: permission denied") from None
-    except (wave.Error, EOFError) as exc:
-        # The wave module only reads PCM (format 1); float or A-law WAVs land here too.
-        raise UsageError(f"{path}: not a usable WAV file ({exc}); need {need} {fix}") from None
-
-
-def write_wav(path: str | Path, pcm16: bytes) -> None:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(SAMPLE_RATE)
-        wav.writeframes(pcm16)
-
-
-def voiced_seconds(pcm16: bytes, threshold_dbfs: float = VOICE_THRESHOLD_DBFS) -> float:
-    """Seconds of 20 ms frames whose RMS level is above `threshold_dbfs`."""
-    samples = np.frombuffer(pcm16[: len(pcm16) // 2 * 2], dtype="<i2")
-    frames = len(samples) // FRAME_SAMPLES
-    if frames == 0:
-        return 0.0
-    blocks = samples[: frames * FRAME_SAMPLES].astype(np.float64).reshape(frames, FRAME_SAMPLES)
-    rms = np.sqrt(np.mean(blocks * blocks, axis=1))
-    limit = 32768.0 * 10 ** (threshold_dbfs / 20.0)
-    return float(np.count_nonzero(rms > limit)) * FRAME_SAMPLES / SAMPLE_RATE
-
-
-class Recorder:
-    """Received G.711 frames placed on the call's timeline (decoded at the end).
-
-    The jitter buffer already hands on concealed frames as codec silence; what it cannot know
-    is time when nothing arrived at all (before the first packet, gaps over its 1 s fill limit),
-    so those are padded here from the loop clock measured from the answer."""
-
-    def __init__(self, codec: str, started_at: float) -> None:
-        self.codec = codec
-        self._started_at = started_at
-        self._chunks: list[bytes] = []
-        self._samples = 0
-        self.padded_samples = 0
-
-    def add(self, frames: list[Frame], now: float) -> None:
-        incoming = sum(len(f.payload) for f in frames)
-        # Everything released now ends at about `now`; the buffer delay is within the slack.
-        expected_start = int((now - self._started_at) * SAMPLE_RATE) - incoming
-        gap = expected_start - self._samples
-        if gap > RECORD_SLACK_S * SAMPLE_RATE:
-            gap -= gap % FRAME_SAMPLES
-            self._chunks.append(g711.silence(self.codec, gap))
-            self._samples += gap
-            self.padded_samples += gap
-        for frame in frames:
-            self._chunks.append(frame.payload)
-        self._samples += incoming
-
-    def pcm16(self) -> bytes:
-        return g711.decode(self.codec, b"".join(self._chunks))
-
-    @property
-    def seconds(self) -> float:
-        return self._samples / SAMPLE_RATE
 
 
 def default_duration(play_pcm16: bytes | None) -> float:
@@ -296,9 +158,7 @@ class Softphone:
         self.play_pcm16 = play_pcm16
         self.summary = CallSummary(target=options.target)
         self.ua: UserAgent | None = None
-        self.stream: RtpStream | None = None
-        self.output: CallOutput | None = None
-        self.queue: PlayoutQueue | None = None
+        self.leg: MediaLeg | None = None
         self.recorder: Recorder | None = None
         self.call: OutgoingCall | None = None
         self.media: MediaInfo | None = None
@@ -370,13 +230,14 @@ class Softphone:
         codecs = {"pcmu": ("PCMU",), "pcma": ("PCMA",), "both": ("PCMU", "PCMA")}[opts.codec]
         port_min, port_max = parse_rtp_ports(opts.rtp_ports)
         loop = asyncio.get_running_loop()
-        self.stream = RtpStream(
-            StreamConfig(codec=codecs[0], payload_type=g711_pt(codecs[0]), inactivity_timeout_s=0),
-            on_audio=self._on_audio,
+        self.leg = MediaLeg(
+            LegSettings(codec=codecs[0], payload_type=g711_pt(codecs[0]), wants_audio=True),
+            signalling_host=None,
             on_dtmf=self._on_dtmf,
         )
+        self.leg.on_audio = self._on_audio
         try:
-            rtp_port = await self.stream.open(
+            rtp_port = await self.leg.open(
                 PortAllocator(port_min, port_max, quarantine_s=0), local_host
             )
         except NoFreePortError as exc:
@@ -498,9 +359,9 @@ class Softphone:
                 self.summary.ended_by = "interrupted"
 
     async def _talk(self, loop: asyncio.AbstractEventLoop) -> None:
-        assert self.stream is not None and self.call is not None and self.media is not None
-        opts, summary, media, stream = self.options, self.summary, self.media, self.stream
-        stream.apply_media_info(media)
+        assert self.leg is not None and self.call is not None and self.media is not None
+        opts, summary, media, leg = self.options, self.summary, self.media, self.leg
+        leg.apply(negotiated(media))
         summary.rtp.codec = media.codec
         summary.rtp.remote_rtp = f"{media.remote_host}:{media.remote_port}"
         self.say(
@@ -512,24 +373,17 @@ class Softphone:
         self.recorder = Recorder(media.codec, self._answered_at)
         # The whole play file is queued at once: the queue's bound (playout.py) must hold it.
         play_bytes = len(self.play_pcm16) // 2 if self.play_pcm16 else 0
-        self.queue = PlayoutQueue(
+        leg.queue = queue = PlayoutQueue(
             codec=media.codec,
             idle_policy=IdlePolicy.SILENCE,
             max_queued_bytes=max(DEFAULT_MAX_QUEUED_BYTES, play_bytes),
         )
-        self.output = CallOutput(
-            self.queue,
-            stream.send_frame,
-            send_event=stream.send_event if media.telephone_event_pt is not None else None,
-            advance=stream.advance,
-        )
-        clock = shared_clock(loop)
         if self.play_pcm16:
-            self.queue.enqueue("play", g711.encode(media.codec, self.play_pcm16))
-            self.queue.end_of_item("play")
+            queue.enqueue("play", g711.encode(media.codec, self.play_pcm16))
+            queue.end_of_item("play")
             self.say(f"  playing {opts.play} ({len(self.play_pcm16) / 2 / SAMPLE_RATE:.2f} s)")
-        stream.start(clock)
-        self.output.start(clock)
+        leg.start(shared_clock(loop))
+        leg.start_output(send_events=media.telephone_event_pt is not None)
 
         duration = opts.duration if opts.duration is not None else default_duration(self.play_pcm16)
         deadline = self._answered_at + duration
@@ -551,7 +405,7 @@ class Softphone:
                 dtmf_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await dtmf_task
-        self.output.stop()
+        leg.stop_output()
         summary.duration_s = round(loop.time() - self._answered_at, 3)
         if self._remote_bye.is_set():
             summary.ended_by = "remote"
@@ -564,7 +418,8 @@ class Softphone:
         self.say(f"  {why}: BYE -> {status}")
 
     async def _send_dtmf(self, deadline: float) -> None:
-        assert self.queue is not None and self.output is not None and self.call is not None
+        assert self.leg is not None and self.leg.queue is not None and self.call is not None
+        queue = self.leg.queue
         opts, summary = self.options, self.summary
         digits = opts.dtmf or ""
         loop = asyncio.get_running_loop()
@@ -572,7 +427,7 @@ class Softphone:
             await asyncio.sleep(max(self._answered_at + opts.dtmf_at - loop.time(), 0.0))
         else:
             # After the play file has gone out (bounded by the call's own deadline).
-            while self.queue.queued_bytes > 0 and loop.time() < deadline:  # noqa: ASYNC110 - the queue has no completion callback; polled at the frame rate
+            while queue.queued_bytes > 0 and loop.time() < deadline:  # noqa: ASYNC110 - the queue has no completion callback; polled at the frame rate
                 await asyncio.sleep(0.02)
             if not self.play_pcm16:
                 # Nothing to play: give the far end a moment to get its media going.
@@ -580,7 +435,7 @@ class Softphone:
         summary.dtmf_mode = opts.dtmf_mode
         if opts.dtmf_mode == "rfc4733":
             try:
-                self.output.send_digits(digits)
+                self.leg.send_digits(digits)
             except ValueError as exc:
                 self.say(f"  DTMF not sent: {exc}")
                 return
@@ -600,9 +455,9 @@ class Softphone:
             summary.dtmf_sent += digit
             await asyncio.sleep(INFO_DIGIT_GAP_S)
 
-    def _on_dtmf(self, digit: DtmfDigit) -> None:
-        self.summary.dtmf_received += digit.digit
-        self.say(f"  received DTMF {digit.digit} ({digit.duration_ms} ms, RFC 4733)")
+    def _on_dtmf(self, digit: str, duration_ms: int | None, source: str) -> None:
+        self.summary.dtmf_received += digit
+        self.say(f"  received DTMF {digit} ({duration_ms} ms, RFC 4733)")
 
     def _on_audio(self, frames: list[Frame]) -> None:
         if self.recorder is not None:
@@ -610,14 +465,12 @@ class Softphone:
 
     async def _cleanup(self) -> None:
         summary = self.summary
-        if self.output is not None:
-            self.output.stop()
-        if self.stream is not None:
-            stats = self.stream.snapshot()
-            self.stream.close("softphone done")
+        if self.leg is not None:
+            output = self.leg.output
+            stats = self.leg.close("softphone done")
             rtp = summary.rtp
             rtp.packets_sent = stats.packets_sent
-            rtp.dtmf_packets_sent = self.output.stats.event_packets if self.output else 0
+            rtp.dtmf_packets_sent = output.stats.event_packets if output else 0
             rtp.audio_sent_s = round(
                 (stats.packets_sent - rtp.dtmf_packets_sent) * FRAME_SAMPLES / SAMPLE_RATE, 3
             )
@@ -682,29 +535,6 @@ async def _never() -> bool:
 
 def g711_pt(codec: str) -> int:
     return 0 if codec == "PCMU" else 8
-
-
-def format_summary(summary: CallSummary) -> str:
-    rtp = summary.rtp
-    if not summary.answered:
-        status = f"{summary.status} {summary.reason}" if summary.status else summary.reason
-        return f"call failed: {summary.error or status}"
-    lines = [
-        f"RTP sent:     {rtp.packets_sent} packets ({rtp.audio_sent_s:.2f} s of {rtp.codec}, "
-        f"{rtp.dtmf_packets_sent} DTMF) to {rtp.remote_rtp}; peer reports lost "
-        f"{rtp.peer_reported_lost}, jitter {rtp.peer_reported_jitter_ms:.1f} ms "
-        f"({rtp.rtcp_received} RTCP reports)",
-        f"RTP received: {rtp.packets_received} packets, lost {rtp.lost}, late {rtp.late}, "
-        f"concealed {rtp.concealed}, jitter {rtp.jitter_ms:.1f} ms; "
-        f"{rtp.received_audio_s:.2f} s of audio, {rtp.received_voiced_s:.2f} s non-silent",
-    ]
-    if summary.recording:
-        lines.append(f"recorded {summary.recording} ({rtp.received_audio_s:.2f} s)")
-    came_back = "yes" if rtp.received_voiced_s > 0 else "NO (only silence or nothing received)"
-    lines.append(f"audio came back: {came_back}")
-    ended = {"remote": "far end hung up", "local": "we hung up", "interrupted": "interrupted"}
-    lines.append(f"call completed: {summary.duration_s:.1f} s, {ended.get(summary.ended_by, '?')}")
-    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.caller_id import caller_id_for, requested_user
+from gateway.caller_id import CallerIdRefused, caller_id_for, requested_user
 from gateway.config import RegistrationConfig
-from gateway.control import ControlError
 
 TRUNK = RegistrationConfig(
     registrar="sip:pbx.example", username="100", name="pbx", allowed_caller_ids=("+15550001",)
@@ -33,14 +32,14 @@ def test_allowed_caller_ids(requested: str, user: str) -> None:
 
 @pytest.mark.parametrize("requested", ["+19998887777", "sip:ceo@bank.example", "1000", "10"])
 def test_others_are_refused_with_403(requested: str) -> None:
-    with pytest.raises(ControlError) as info:
+    with pytest.raises(CallerIdRefused) as info:
         caller_id_for(TRUNK, requested)
     assert info.value.status == 403
     assert "'pbx'" in info.value.message and "+15550001" in info.value.message
 
 
 def test_no_registration_allows_no_caller_id() -> None:
-    with pytest.raises(ControlError) as info:
+    with pytest.raises(CallerIdRefused) as info:
         caller_id_for(None, "100")
     assert info.value.status == 403 and "allowed_caller_ids" in info.value.message
 

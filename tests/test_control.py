@@ -25,6 +25,7 @@ from gateway.control import (
     parse_say,
     same_origin,
 )
+from gateway.control_failure import ControlFailure
 from tests.tools.wait import async_wait_until
 
 TOKEN = "s3cret-token"
@@ -38,6 +39,7 @@ class FakeTarget:
     said: list[tuple[str, str, str, bool]] = field(default_factory=list)
     hung_up: list[str] = field(default_factory=list)
     originate_error: ControlError | None = None
+    failure: ControlFailure | None = None  # what originate, hangup and say return instead
     originate_delay: float = 0.0
     crash_on_list: bool = False
 
@@ -58,14 +60,18 @@ class FakeTarget:
             raise RuntimeError("boom")
         return list(self.calls.values())
 
-    async def hangup(self, call_id: str) -> bool:
+    async def hangup(self, call_id: str) -> bool | ControlFailure:
+        if self.failure is not None:
+            return self.failure
         if call_id not in self.calls:
             return False
         self.hung_up.append(call_id)
         del self.calls[call_id]
         return True
 
-    async def originate(self, request: OriginateRequest) -> str:
+    async def originate(self, request: OriginateRequest) -> str | ControlFailure:
+        if self.failure is not None:
+            return self.failure
         if self.originate_delay:
             await asyncio.sleep(self.originate_delay)
         if self.originate_error is not None:
@@ -75,7 +81,9 @@ class FakeTarget:
         self.calls[call_id] = {"call_id": call_id, "state": "calling", "to": request.to}
         return call_id
 
-    def say(self, call_id: str, text: str, role: str, respond: bool) -> bool:
+    def say(self, call_id: str, text: str, role: str, respond: bool) -> bool | ControlFailure:
+        if self.failure is not None:
+            return self.failure
         if call_id not in self.calls:
             return False
         self.said.append((call_id, text, role, respond))
@@ -682,3 +690,17 @@ async def test_metrics_public_opens_metrics_only(target: FakeTarget) -> None:
     async with ControlServer(target, "127.0.0.1", 0, token=TOKEN, metrics_public=True) as srv:
         assert (await request(srv, "GET", "/metrics")).status == 200
         assert (await request(srv, "GET", "/calls")).status == 401
+
+
+async def test_failure_values_become_http_errors(server: ControlServer, target: FakeTarget) -> None:
+    """The gateway returns ControlFailure values (it does not speak HTTP); the API answers with
+    their status and `{"error": text}`."""
+    target.failure = ControlFailure(409, "the call has no Realtime session (echo mode)")
+    reply = await request(server, "POST", "/calls/abc%40host/say", {"text": "hello"})
+    assert reply.status == 409 and reply.json() == {"error": target.failure.text}
+    target.failure = ControlFailure(503, "the gateway is not accepting calls")
+    reply = await request(server, "POST", "/calls", {"to": "sip:a@b", "instructions": "hi"})
+    assert reply.status == 503 and reply.json() == {"error": target.failure.text}
+    reply = await request(server, "DELETE", "/calls/abc%40host")
+    assert reply.status == 503 and reply.json() == {"error": target.failure.text}
+    assert target.calls  # nothing was hung up

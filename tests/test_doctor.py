@@ -668,7 +668,7 @@ def test_azure_is_checked_with_the_api_key_header_as_run_does(tmp_path: Path) ->
     url, headers = doctor._realtime_endpoint(config)
     assert url == "wss://myres.openai.azure.com/openai/v1/realtime?model=my-deployment"
     assert headers == {"api-key": "az-key"}  # not Authorization: Bearer
-    from gateway.call.settings import endpoint_for
+    from gateway.call_settings import endpoint_for
 
     assert (url, headers) == (endpoint_for(config).url, endpoint_for(config).headers)
 

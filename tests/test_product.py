@@ -17,7 +17,6 @@ import numpy as np
 import orjson
 import pytest
 
-from gateway.app import Gateway
 from gateway.config import (
     CallsConfig,
     ControlConfig,
@@ -33,6 +32,7 @@ from gateway.config import (
 )
 from gateway.media import g711
 from gateway.realtime.simulator import Simulator, SimulatorOptions, ToolCallRule
+from gateway.serve import Gateway
 from tests.test_app import (
     TIMEOUT,
     EventLog,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gateway.app import Gateway
-from gateway.call.settings import session_config_for
+from gateway.call_settings import session_config_for
 from gateway.config import load_config
 from gateway.routes import DEFAULT_ROUTE, CallFacts, RouteTable, facts_from_invite
 

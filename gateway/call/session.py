@@ -1,9 +1,9 @@
 """One call's bridge to Realtime: runs the state machine and executes its actions.
 
-The application (`gateway/app.py`) owns SIP and media for a call; this object owns the Realtime
-session(s) and the per-call brain. Everything flows through `gateway.call.machine.step`:
+The call object (`gateway/call/call.py`) owns SIP and media for a call; this object owns the
+Realtime session(s) and the per-call brain. Everything flows through `gateway.call.machine.step`:
 
-    app (SIP, RTP) --on_ack / on_sip_ended / on_dtmf / on_rtp_timeout / on_output_tick--> step
+    call (SIP, RTP) --on_ack / on_sip_ended / on_dtmf / on_rtp_timeout / on_output_tick--> step
     RealtimeClient events -------------------------------------------------------------> step
     timers (setup, digits, drain, session cap) -----------------------------------------> step
     step -> actions -> CallControl (answer, reject, BYE, REFER), PlayoutQueue, RealtimeClient
@@ -40,14 +40,17 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from gateway.call import machine as m
-from gateway.call.tools import HttpTool, call_http_tool, parse_arguments
+from gateway.call.causes import EndCause
+from gateway.call.conversation import Conversation, Turn
+from gateway.call.tools import HttpTool, call_http_tool
+from gateway.call.voice import VoiceLink
+from gateway.call.voice_events import VoiceEvents
 from gateway.media.jitter import Frame
 from gateway.media.playout import FRAME_BYTES, PlayoutQueue
 from gateway.observe.logs import log_event
-from gateway.realtime import events as rte
 from gateway.realtime import protocol
 from gateway.realtime.client import Endpoint, RealtimeClient, RealtimeError
-from gateway.realtime.mcp import McpEvent, mcp_record
+from gateway.realtime.link import RealtimeLink
 
 log = logging.getLogger("gateway.call")
 
@@ -62,7 +65,6 @@ SAMPLE_RATE = 8000
 RECONNECT_BUDGET = 3
 RECONNECT_WINDOW_S = 60.0
 RECONNECT_BACKOFF_S = (0.2, 1.0, 3.0)
-REPLAY_MAX_ITEMS = 40  # conversation items replayed into a new session (most recent)
 # The caller's side of the conversation must survive a rollover or reconnect, and the only
 # text of it the gateway can get is the service's input transcription: when the operator has
 # not configured a transcription model, this one is turned on for replay only (its
@@ -78,20 +80,14 @@ class CallControl(Protocol):
 
     def reject(self, status: int, reason: str, retry_after_s: int | None) -> None: ...
 
-    def hangup(self, reason_text: str, status: int = 200) -> None: ...  # BYE, Reason cause
+    # BYE; Reason per causes.BYE_REASONS, with `text` instead of its text when given
+    def hangup(self, cause: EndCause, text: str = "") -> None: ...
 
     async def refer(self, target_uri: str) -> int: ...  # final NOTIFY sipfrag status
 
     def send_digits(self, digits: str) -> None: ...  # RFC 4733 out (raises ValueError)
 
     def stop_media(self) -> None: ...
-
-
-@dataclass
-class Turn:
-    role: str  # "user" | "assistant"
-    text: str
-    item_id: str | None = None
 
 
 @dataclass
@@ -134,7 +130,7 @@ class SessionSettings:
     replay_transcription_model: str = REPLAY_TRANSCRIPTION_MODEL  # "" = off
 
 
-class CallSession:
+class CallSession(VoiceEvents):
     """Owner of the per-call tasks; `close()` cancels every one of them."""
 
     def __init__(
@@ -159,9 +155,8 @@ class CallSession:
         self._client_factory = client_factory
         self.ctx = m.CallContext(settings.policy)
         self.stats = SessionStats()
-        self.history: list[Turn] = []
-        # Bot transcript deltas of items not yet done: replayed (marked) if the socket drops.
-        self._partial_transcripts: dict[str, list[str]] = {}
+        self.conversation = Conversation()
+        self.link: VoiceLink = RealtimeLink()  # the voice backend's wire form of the actions
         self.transitions: list[tuple[float, str]] = [(time.time(), self.ctx.state.value)]
         self._client: RealtimeClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -182,10 +177,21 @@ class CallSession:
         self._audio_samples = 0  # caller audio handed to the Realtime buffer (incl. fill)
         self._silence = queue.silence_frame
         self._closed = False
+        # A late offer's codec, with its session config and playout queue, until SwitchCodec.
+        self._codec_switch: tuple[str, protocol.SessionConfig, PlayoutQueue] | None = None
         self._ended_reported = False
         self._observe = observe
         # speech_stopped -> first audio delta: what the caller feels as "the bot is slow".
         self._speech_stopped_at: float | None = None
+
+    @property
+    def history(self) -> list[Turn]:
+        """The conversation's turns (what a fresh session would be given)."""
+        return self.conversation.turns
+
+    @property
+    def _partial_transcripts(self) -> dict[str, list[str]]:
+        return self.conversation.partial
 
     def _with_replay_transcription(
         self, config: protocol.SessionConfig, settings: SessionSettings
@@ -304,12 +310,16 @@ class CallSession:
 
     def say(self, text: str, role: str = "system", respond: bool = True) -> None:
         """Inject a message (control API `POST /calls/{id}/say`): a text item, then a response
-        when `respond`. Sent straight to the session: an operator's instruction is not a
-        caller turn, so the state machine does not need to see it."""
-        self._send(protocol.user_text_message(text, "user" if role == "user" else "system"))
-        self.history.append(Turn("user" if role == "user" else "system", text))
-        if respond:
-            self._send(protocol.response_create())
+        when `respond` (the machine holds it while another response is active)."""
+        self.dispatch(m.OperatorSay(text, role, respond))
+
+    def on_hold_changed(self, on_hold: bool, direction: str) -> None:
+        """A re-INVITE/UPDATE changed our negotiated direction (hold, resume)."""
+        self.dispatch(m.HoldChanged(on_hold, direction))
+
+    def on_operator_hangup(self) -> None:
+        """The control API hangs up an answered call: the machine ends it (BYE)."""
+        self.dispatch(m.OperatorHangup())
 
     def _emit(self, kind: str, **fields: Any) -> None:
         if self._observe is None:
@@ -319,9 +329,17 @@ class CallSession:
         except Exception:  # observability must never take the call down
             log.exception("observer failed", extra={"call_id": self.call_id})
 
+    def on_codec_answered(
+        self, codec: str, config: protocol.SessionConfig, queue: PlayoutQueue
+    ) -> None:
+        """Late offer: the ACK's answer chose `codec`; `config` and `queue` are the session
+        configuration and playout queue for it, used when the machine says SwitchCodec."""
+        self._codec_switch = (codec, config, queue)
+        self.dispatch(m.CodecAnswered(codec))
+
     def set_codec(self, config: protocol.SessionConfig, queue: PlayoutQueue) -> None:
-        """Late offer: the ACK's answer chose the codec. Switch the session's G.711 law (one
-        session.update) and the playout queue, so audio still passes through untranscoded."""
+        """Switch the session's G.711 law (one session.update) and the playout queue, so audio
+        still passes through untranscoded."""
         changed = config.input_format != self.settings.config.input_format
         config = self._with_replay_transcription(config, self.settings)
         self.settings.config = config
@@ -393,42 +411,19 @@ class CallSession:
                 self.queue.flush()
                 self._playout_nonempty = False
                 self.stats.barge_ins += 1
-            case m.Truncate(item_id, audio_end_ms):
-                self.stats.truncates += 1
-                self._emit(
-                    "barge_in", item_id=item_id, audio_end_ms=audio_end_ms, action="truncate"
-                )
-                self._send(protocol.item_truncate(item_id, 0, audio_end_ms))
-                self._truncate_history(item_id, audio_end_ms)
-                log_event(
-                    log,
-                    "call.truncate",
-                    call_id=self.call_id,
-                    item_id=item_id,
-                    audio_end_ms=audio_end_ms,
-                )
-            case m.DeleteItem(item_id):
-                self.stats.deletes += 1
-                self._emit("barge_in", item_id=item_id, audio_end_ms=0, action="delete")
-                self._send(protocol.item_delete(item_id))
-                self.history = [t for t in self.history if t.item_id != item_id]
-                log_event(
-                    log,
-                    "call.truncate",
-                    call_id=self.call_id,
-                    item_id=item_id,
-                    audio_end_ms=0,
-                    deleted=True,
-                )
-            case m.CancelResponse():
-                self._send(protocol.response_cancel())
-            case m.CreateResponse(instructions):
-                self._send(protocol.response_create(instructions))
+            case m.StopBotAudio(items, cancel_reply):
+                unheard = [(item.item_id, item.heard_ms) for item in items]
+                for event in self.link.stop_bot_audio(cancel_reply, unheard):
+                    self._send(event)
+                for item in items:
+                    self._forget_unheard(item.item_id, item.heard_ms)
+            case m.RequestReply(instructions):
+                self._send(self.link.request_reply(instructions))
             case m.AddText(text, role):
-                self._send(protocol.user_text_message(text))
-                self.history.append(Turn(role, text))
-            case m.FunctionOutput(call_id, output):
-                self._send(protocol.function_call_output(call_id, output))
+                self._send(self.link.add_text(text, role))
+                self.conversation.append(Turn(role, text))
+            case m.ReturnToolResult(call_id, output):
+                self._send(self.link.return_tool_result(call_id, output))
             case m.RunTool(call_id, name, arguments):
                 self._spawn(self._run_tool(call_id, name, arguments))
             case m.SendDigits(digits):
@@ -457,10 +452,14 @@ class CallSession:
                 self.control.answer()
             case m.Reject(status, reason, retry_after_s):
                 self.control.reject(status, reason, retry_after_s)
-            case m.SendBye(reason, status):
-                self.control.hangup(reason, status)
+            case m.SendBye(cause, text):
+                self.control.hangup(cause, text)
             case m.SendRefer(target_uri):
                 self._spawn(self._refer(target_uri))
+            case m.SwitchCodec(codec):
+                pending, self._codec_switch = self._codec_switch, None
+                if pending is not None and pending[0] == codec:
+                    self.set_codec(pending[1], pending[2])
             case m.StopMedia():
                 self.control.stop_media()
             case m.StartTimer(name, seconds):
@@ -475,6 +474,30 @@ class CallSession:
                     self._emit("idle", source=_IDLE_NOTES[event])
             case _:
                 raise TypeError(f"unknown action {action!r}")
+
+    def _forget_unheard(self, item_id: str, heard_ms: int) -> None:
+        """A barge-in's bookkeeping of one bot item: statistics, observer, the conversation
+        kept for replays, the `call.truncate` log line."""
+        if heard_ms > 0:
+            self.stats.truncates += 1
+            self._emit("barge_in", item_id=item_id, audio_end_ms=heard_ms, action="truncate")
+            received_ms = self.ctx.received_bytes.get(item_id, 0) / 8
+            self.conversation.truncate(item_id, heard_ms, received_ms)
+            log_event(
+                log, "call.truncate", call_id=self.call_id, item_id=item_id, audio_end_ms=heard_ms
+            )
+            return
+        self.stats.deletes += 1
+        self._emit("barge_in", item_id=item_id, audio_end_ms=0, action="delete")
+        self.conversation.delete(item_id)
+        log_event(
+            log,
+            "call.truncate",
+            call_id=self.call_id,
+            item_id=item_id,
+            audio_end_ms=0,
+            deleted=True,
+        )
 
     def _send(self, event: dict[str, Any]) -> None:
         client = self._client
@@ -566,22 +589,6 @@ class CallSession:
         )
         self.dispatch(m.SessionReady())
 
-    def _replay_events(self) -> list[dict[str, Any]]:
-        """The conversation so far, as text items for a fresh session (rollover, reconnect)."""
-        events = []
-        spoken = [turn for turn in self.history if turn.text]  # items with no text are skipped
-        for turn in spoken[-REPLAY_MAX_ITEMS:]:
-            if turn.role == "assistant":
-                item = {
-                    "type": "message",
-                    "role": "assistant",
-                    "content": [{"type": "output_text", "text": turn.text}],
-                }
-                events.append({"type": "conversation.item.create", "item": item})
-            else:
-                events.append(protocol.user_text_message(turn.text))
-        return events
-
     async def _swap_to_new_session(self) -> bool:
         try:
             client = await self._connect()
@@ -597,7 +604,7 @@ class CallSession:
         if self._closed or self.ctx.state is m.State.ENDED:
             await client.close()
             return True
-        for event in self._replay_events():
+        for event in self.conversation.replay_events():
             client.send(event)
         old = self._client
         self._attach(client)  # from here on the old client's events are ignored
@@ -681,168 +688,6 @@ class CallSession:
         if translated is not None:
             self.dispatch(translated)
 
-    def _log_mcp(self, raw: dict[str, Any]) -> None:
-        """MCP activity the service reports (it calls the MCP servers itself): logged and
-        handed to the observer for the call record; nothing for the machine to decide."""
-        record = mcp_record(raw)
-        if record is None:
-            return
-        log_event(
-            log,
-            record.event,
-            record.message,
-            level=record.level,
-            call_id=self.call_id,
-            **record.fields,
-        )
-        self._emit("mcp", event=record.event, **record.fields)
-
-    def _translate(self, event: Any) -> m.Event | None:
-        match event:
-            case McpEvent(raw=raw):
-                self._log_mcp(raw)
-                return None
-            case rte.AudioDelta(response_id=response_id, item_id=item_id, audio=audio):
-                if self._speech_stopped_at is not None:
-                    latency = time.monotonic() - self._speech_stopped_at
-                    self._speech_stopped_at = None
-                    self._emit("response_latency", seconds=latency)
-                return m.AudioDelta(response_id, item_id, audio)
-            case rte.SpeechStarted():
-                return m.SpeechStarted(self._playout_snapshot())
-            case rte.SpeechStopped():
-                self._speech_stopped_at = time.monotonic()
-                return m.SpeechStopped()
-            case rte.ResponseCreated(response_id=response_id):
-                return m.ResponseCreated(response_id)
-            case rte.AudioDone(response_id=response_id, item_id=item_id):
-                return m.AudioDone(response_id, item_id)
-            case rte.ResponseDone(response_id=response_id, status=status, usage=usage):
-                if usage is not None:
-                    self._add_usage(usage)
-                self._emit("response_done", status=status)
-                error = _describe_error(event.error)
-                if status in ("failed", "incomplete"):
-                    log_event(
-                        log,
-                        "realtime.response_status",
-                        f"response.done with status {status}",
-                        level=logging.WARNING,
-                        call_id=self.call_id,
-                        response_id=response_id,
-                        status=status,
-                        reason=event.reason,
-                        error=error,
-                    )
-                return m.ResponseDone(response_id, status, event.reason, error)
-            case rte.InputTimeoutTriggered(item_id=item_id):
-                self._emit("idle", source="server")
-                self._place_turn(Turn("user", "", item_id), None)
-                return m.InputTimeout()
-            case rte.InputCommitted(item_id=item_id, previous_item_id=previous):
-                # The caller's turn takes its place in the conversation now; its text (the
-                # input transcription) may come before or after the bot's answer to it.
-                self._place_turn(Turn("user", "", item_id), previous)
-            case rte.OutputItemAdded(item_id=item_id, item_type="message"):
-                self._place_turn(Turn("assistant", "", item_id), None)
-            case rte.FunctionCallArgumentsDone(call_id=call_id, name=name, arguments=raw):
-                self.stats.tool_calls += 1
-                arguments, error = parse_arguments(raw)
-                if error is not None:
-                    self._emit_tool(name, call_id, raw, "error", None, error)
-                    return m.ToolResult(call_id, f'{{"ok": false, "error": "{error}"}}')
-                if name not in self.settings.http_tools:
-                    # Built-ins (end_call, transfer_call, send_dtmf) are decided by the machine.
-                    self._emit_tool(name, call_id, arguments, "ok", None, None)
-                return m.FunctionCall(call_id, name, arguments)
-            case rte.ErrorEvent(code=code, message=message):
-                return m.RealtimeError(code or "", message)
-            case rte.ConnectionLost(reason=reason):
-                self._keep_partial_transcripts()
-                return m.ConnectionLost(reason)
-            case rte.TranscriptDelta(item_id=item_id, delta=delta):
-                self._partial_transcripts.setdefault(item_id, []).append(delta)
-            case rte.TranscriptDone(item_id=item_id, transcript=transcript):
-                self._partial_transcripts.pop(item_id, None)
-                self._fill_turn("assistant", transcript, item_id)
-                self._emit("transcript", speaker="bot", text=transcript)
-                log_event(
-                    log, "transcript.bot", call_id=self.call_id, item_id=item_id, text=transcript
-                )
-            case rte.InputTranscriptionCompleted(item_id=item_id, transcript=transcript):
-                self._fill_turn("user", transcript, item_id)
-                if self._replay_only_transcripts:
-                    return None  # kept for replay only: never logged or recorded
-                self._emit("transcript", speaker="caller", text=transcript)
-                log_event(
-                    log, "transcript.caller", call_id=self.call_id, item_id=item_id, text=transcript
-                )
-        return None
-
-    def _place_turn(self, turn: Turn, previous_item_id: str | None) -> None:
-        """Put a conversation item's turn where the service put the item: right after
-        `previous_item_id` when that item is known, else at the end (arrival order of the
-        item, never of its text: transcription arrives before or after response.created)."""
-        if any(t.item_id == turn.item_id for t in self.history):
-            return
-        if previous_item_id is not None:
-            for index in range(len(self.history) - 1, -1, -1):
-                if self.history[index].item_id == previous_item_id:
-                    self.history.insert(index + 1, turn)
-                    return
-        self.history.append(turn)
-
-    def _fill_turn(self, role: str, text: str, item_id: str) -> None:
-        for turn in self.history:
-            if turn.item_id == item_id:
-                turn.text = text
-                return
-        self.history.append(Turn(role, text, item_id))  # an item we did not see added
-
-    def _keep_partial_transcripts(self) -> None:
-        """The session died mid-answer: what the bot had said so far goes into the history the
-        next session is given, marked, so the model knows where it was cut off."""
-        for item_id, parts in self._partial_transcripts.items():
-            text = "".join(parts).strip()
-            if text:
-                self._fill_turn("assistant", f"{text} [cut off]", item_id)
-        self._partial_transcripts.clear()
-
-    def _add_usage(self, usage: rte.Usage) -> None:
-        for name in ("input_tokens", "output_tokens", "total_tokens"):
-            value = getattr(usage, name, None)
-            if isinstance(value, int):
-                self.stats.usage[name] = self.stats.usage.get(name, 0) + value
-        if dataclasses.is_dataclass(usage):
-            self._emit("usage", **dataclasses.asdict(usage))
-
-    def _emit_tool(
-        self,
-        name: str,
-        call_id: str,
-        arguments: Any,
-        result: str,
-        duration_ms: int | None,
-        output: str | None,
-    ) -> None:
-        self._emit(
-            "tool",
-            name=name,
-            tool_call_id=call_id,
-            arguments=arguments,
-            result=result,
-            duration_ms=duration_ms,
-            output=output,
-        )
-
-    def _truncate_history(self, item_id: str, audio_end_ms: int) -> None:
-        """Keep roughly the part of the bot's sentence the caller heard (for replays)."""
-        received_ms = self.ctx.received_bytes.get(item_id, 0) / 8
-        for turn in self.history:
-            if turn.item_id == item_id and received_ms > 0 and turn.text:
-                keep = max(0, int(len(turn.text) * min(1.0, audio_end_ms / received_ms)))
-                turn.text = turn.text[:keep] + " [interrupted]"
-
     def _playout_snapshot(self) -> tuple[m.PlayoutItem, ...]:
         return tuple(
             m.PlayoutItem(item_id, self.queue.played_bytes(item_id))
@@ -923,15 +768,6 @@ class CallSession:
 
 
 _IDLE_NOTES = {"call.idle_prompt": "prompt", "call.idle_hangup": "hangup"}
-
-
-def _describe_error(error: Any) -> str | None:
-    """A failed response's status_details.error, short (code, else type, and message)."""
-    if not isinstance(error, dict):
-        return None
-    label = error.get("code") or error.get("type") or "error"
-    message = str(error.get("message") or "")[:200]
-    return f"{label}: {message}" if message else str(label)
 
 
 def _tool_result(known: bool, output: str) -> str:

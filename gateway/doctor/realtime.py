@@ -14,9 +14,9 @@ G711_FORMATS = ("audio/pcmu", "audio/pcma")
 
 
 def _realtime_endpoint(config: GatewayConfig) -> tuple[str, dict[str, str]]:
-    """The URL and auth headers `run` would use (gateway/call/settings.py `endpoint_for`:
+    """The URL and auth headers `run` would use (gateway/call_settings.py `endpoint_for`:
     Bearer for OpenAI, `api-key` for Azure). Raises ConfigError where `run` would."""
-    from gateway.call.settings import endpoint_for
+    from gateway.call_settings import endpoint_for
 
     endpoint = endpoint_for(config)
     return endpoint.url, dict(endpoint.headers)
@@ -29,7 +29,7 @@ async def check_realtime(
     """Open one session the way `run` would and confirm session.updated for audio/pcmu, then
     audio/pcma. Where `run` answers with the built-in simulator (no API key, `simulator =
     "auto"`, or `"always"`), the check opens its session on that simulator and says so."""
-    from gateway.call.settings import use_simulator
+    from gateway.call_settings import use_simulator
 
     if not use_simulator(config):
         return await _check_realtime_at(config, timeout)
@@ -60,7 +60,7 @@ async def _check_realtime_at(
     timeout: float,  # noqa: ASYNC109 (bounded by design)
     simulator_url: str | None = None,
 ) -> CheckResult:
-    from gateway.call.settings import endpoint_for
+    from gateway.call_settings import endpoint_for
     from gateway.realtime.client import RealtimeClient, RealtimeError
     from gateway.realtime.protocol import SessionConfig
 

@@ -49,13 +49,13 @@ from gateway.media.jitter import (
     JitterBuffer,
 )
 from gateway.media.latch import FOREIGN, SourceLatch
+from gateway.media.negotiated import NegotiatedMedia
 from gateway.media.ports import PortAllocator
 from gateway.media.rtp import RtpDecodeError, decode_rtp, encode_rtp_header
 from gateway.media.stats import ReceptionStats, StreamStats
 
 if TYPE_CHECKING:
     from gateway.media.pacer import ClockRegistration, MediaClock
-    from sip.sdp import MediaInfo
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +285,7 @@ class RtpStream:
     def set_direction(
         self, direction: str, on_hold: bool = False, now: float | None = None
     ) -> None:
-        """Our negotiated direction (sendrecv/sendonly/recvonly/inactive, as in `MediaInfo`).
+        """Our negotiated direction (sendrecv/sendonly/recvonly/inactive, as in `NegotiatedMedia`).
         While the peer holds us (`on_hold`) or we do not receive, inactivity is not counted;
         on resume the timeout counts from `now` (default: the loop's time)."""
         if direction not in ("sendrecv", "sendonly", "recvonly", "inactive"):
@@ -308,7 +308,7 @@ class RtpStream:
         self.config.codec = codec
         self.config.payload_type = payload_type
 
-    def apply_media_info(self, media: MediaInfo) -> None:
+    def apply_media_info(self, media: NegotiatedMedia) -> None:
         """Take the negotiated codec, remote address, direction and telephone-event PT."""
         if media.codec != self.config.codec or media.payload_type != self.config.payload_type:
             self.set_codec(media.codec, media.payload_type)

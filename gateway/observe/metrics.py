@@ -13,7 +13,6 @@ from the configuration, so they are bounded by it. docs/metrics.md lists every m
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -28,7 +27,8 @@ from gateway.media.pacer import LATENESS_BUCKETS, LatenessStats
 
 PREFIX = "srg_"
 
-# call.ended causes (docs/architecture.md) plus the outcomes of calls that never got that far.
+# The end causes of gateway/call/causes.py `EndCause`, spelled here because observe sits below
+# the call layer (tests/observe/test_metrics.py checks both sets are the same).
 OUTCOMES = frozenset(
     {
         "remote_bye",
@@ -60,15 +60,6 @@ OUTCOMES = frozenset(
         "idle_caller",
     }
 )
-# Causes as other spellings reach `call_ended`: the call session's BYE reason texts arrive with
-# spaces turned into "_" (app.py `_CallControl.hangup`), e.g. "no ACK" -> "no_ACK".
-_CAUSE_LABELS = {
-    "no_ACK": "ack_timeout",
-    "Realtime_session_failed": "realtime_failed",
-    "caller_pressed_hangup_digit": "dtmf_hangup",
-    "ending": "local_bye",  # ENDING without a recorded reason: we hung up
-}
-_CAUSE_DETAIL = re.compile(r"_?\(.*\)$")  # "RTP_timeout_(30_s)" -> "RTP_timeout"
 DTMF_SOURCES = frozenset({"rfc4733", "info", "inband"})
 # What the gateway did with the bot's item when the caller barged in: `truncate` the played
 # part (conversation.item.truncate), `delete` an item nothing of which was heard, or `none`
@@ -216,15 +207,19 @@ def _bounded(value: str, allowed: Iterable[str]) -> str:
 
 
 def end_cause_label(cause: str) -> str:
-    """The `outcome` label of an end cause, however the code spelled it; `other` only for a
-    cause no code path produces (tests/observe/test_metrics.py enumerates them)."""
-    if cause in OUTCOMES:
-        return cause
-    label = _CAUSE_LABELS.get(cause)
-    if label is not None:
-        return label
-    base = _CAUSE_DETAIL.sub("", cause).lower()
-    return base if base in OUTCOMES else OTHER
+    """The `outcome` label of an end cause (an EndCause value); `other` for anything else."""
+    return cause if cause in OUTCOMES else OTHER
+
+
+def sip_first_line(data: bytes) -> tuple[str | None, int | None]:
+    """(method, None) for a request, (None, status) for a response, from the first line only:
+    cheap enough for every message, and the metrics need nothing more."""
+    head = data[:64].lstrip(b"\r\n")
+    if head.startswith(b"SIP/2.0 "):
+        code = head[8:11]
+        return None, int(code) if code.isdigit() else None
+    space = head.find(b" ")
+    return (head[:space].decode("ascii", "replace") if space > 0 else None), None
 
 
 def status_class(status: int) -> str:
@@ -499,6 +494,14 @@ class Metrics:
 
     def registration_state(self, registration: str, registered: bool) -> None:
         self.registration_up.labels(registration=registration).set(1 if registered else 0)
+
+    def count_sip_message(self, direction: str, data: bytes) -> None:
+        """The transport's trace hook: every SIP message sent or received, by its first line."""
+        method, status = sip_first_line(data)
+        if method is not None:
+            self.sip_request(direction, method)
+        elif status is not None:
+            self.sip_response(direction, status)
 
     def sip_request(self, direction: str, method: str) -> None:
         self.sip_requests.labels(

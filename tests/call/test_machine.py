@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import replace
 
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.call import machine as m
+from gateway.call.causes import EndCause, bye_reason
 from gateway.call.machine import (
     Ack,
     AddText,
@@ -18,28 +20,25 @@ from gateway.call.machine import (
     CallContext,
     CallerBye,
     CallPolicy,
-    CancelResponse,
-    CreateResponse,
-    DeleteItem,
     DigitAction,
     Dtmf,
     EnqueueAudio,
     FlushPlayout,
     FunctionCall,
-    FunctionOutput,
     PlayoutDrained,
     PlayoutItem,
     ReferResult,
     Reject,
+    RequestReply,
     ResponseCreated,
     ResponseDone,
+    ReturnToolResult,
     SendBye,
     SendDigits,
     SendRefer,
     SpeechStarted,
     State,
     ToolResult,
-    Truncate,
 )
 
 SAMPLE_EVENTS: dict[type, object] = {
@@ -73,6 +72,10 @@ SAMPLE_EVENTS: dict[type, object] = {
     m.DrainTimeout: m.DrainTimeout(),
     m.IdleTimeout: m.IdleTimeout(),
     m.InputTimeout: m.InputTimeout(),
+    m.OperatorHangup: m.OperatorHangup(),
+    m.OperatorSay: m.OperatorSay("The taxi is here."),
+    m.HoldChanged: m.HoldChanged(True, "sendonly"),
+    m.CodecAnswered: m.CodecAnswered("PCMA"),
 }
 
 POLICY = CallPolicy(
@@ -141,6 +144,25 @@ def kinds(actions: list[object]) -> list[type]:
     return [type(a) for a in actions if not isinstance(a, m.Note)]
 
 
+# Barge-in speaks of what the caller heard (StopBotAudio); the Realtime link turns an item heard
+# in part into a truncate at that position and an item not heard at all into a delete.
+def _stop(actions: list[object]) -> m.StopBotAudio:
+    stops = [a for a in actions if isinstance(a, m.StopBotAudio)]
+    return stops[0] if stops else m.StopBotAudio()
+
+
+def truncated(actions: list[object]) -> dict[str, int]:
+    return {i.item_id: i.heard_ms for i in _stop(actions).items if i.heard_ms > 0}
+
+
+def deleted(actions: list[object]) -> set[str]:
+    return {i.item_id for i in _stop(actions).items if i.heard_ms == 0}
+
+
+def cancels(actions: list[object]) -> bool:
+    return _stop(actions).cancel_reply
+
+
 def test_setup_answers_only_after_session_updated_then_greets() -> None:
     ctx, actions = m.step(CallContext(POLICY), m.Start())
     assert ctx.state is State.CONNECTING
@@ -149,7 +171,7 @@ def test_setup_answers_only_after_session_updated_then_greets() -> None:
     assert ctx.state is State.ANSWERING and Answer() in actions
     ctx, actions = m.step(ctx, Ack())
     assert ctx.state is State.LISTENING
-    assert CreateResponse("Greet the caller.") in actions
+    assert RequestReply("Greet the caller.") in actions
 
 
 def test_session_setup_failure_rejects_with_503_and_retry_after() -> None:
@@ -167,7 +189,7 @@ def test_cancel_while_connecting_closes_the_session_without_bye() -> None:
 
 def test_ack_timeout_ends_with_bye() -> None:
     ctx, actions = run(CallContext(POLICY), m.Start(), m.SessionReady(), m.AckTimeout())
-    assert ctx.state is State.ENDED and SendBye("no ACK") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.ACK_TIMEOUT) in actions
 
 
 def test_audio_deltas_are_enqueued_and_counted_per_item() -> None:
@@ -192,9 +214,9 @@ def test_turn_completes_when_playout_drains_after_response_done() -> None:
 def test_barge_in_truncates_at_bytes_played_and_lets_the_server_cancel() -> None:
     ctx, actions = m.step(bot_speaking(4000), SpeechStarted((PlayoutItem("item_1", 1600),)))
     assert ctx.state is State.CALLER_SPEAKING
-    assert kinds(actions) == [FlushPlayout, Truncate]
-    assert Truncate("item_1", 200) in actions  # 1600 bytes on the wire / 8
-    assert CancelResponse() not in actions  # interrupt_response: the server cancels itself
+    assert kinds(actions) == [FlushPlayout, m.StopBotAudio]
+    assert truncated(actions) == {"item_1": 200}  # 1600 bytes on the wire / 8
+    assert not cancels(actions)  # interrupt_response: the server cancels itself
     # Late deltas of the interrupted response are dropped.
     ctx, actions = m.step(ctx, AudioDelta("resp_1", "item_1", b"\xff" * 160))
     assert actions == []
@@ -206,27 +228,27 @@ def test_barge_in_sends_cancel_when_the_server_does_not_interrupt() -> None:
         answered(policy), ResponseCreated("resp_1"), AudioDelta("resp_1", "item_1", b"\xff" * 800)
     )
     ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 320),)))
-    assert CancelResponse() in actions
+    assert cancels(actions)
     # A second speech_started while the cancel is under way does not cancel again.
     ctx, _ = m.step(ctx, m.SpeechStopped())
     ctx, actions = m.step(ctx, SpeechStarted(()))
-    assert CancelResponse() not in actions
+    assert not cancels(actions)
 
 
 def test_barge_in_with_nothing_played_deletes_the_item() -> None:
     _ctx, actions = m.step(bot_speaking(), SpeechStarted((PlayoutItem("item_1", 0),)))
-    assert DeleteItem("item_1") in actions
-    assert not any(isinstance(a, Truncate) for a in actions)
+    assert deleted(actions) == {"item_1"}
+    assert truncated(actions) == {}
 
 
 def test_barge_in_allowance_is_subtracted_and_clamped_to_received_audio() -> None:
     policy = replace(POLICY, truncate_allowance_ms=60)
     ctx, _ = run(answered(policy), ResponseCreated("r"), AudioDelta("r", "item_1", b"\xff" * 2400))
     _, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 1600),)))
-    assert Truncate("item_1", 140) in actions  # 200 ms played - 60 ms in the phone
+    assert truncated(actions) == {"item_1": 140}  # 200 ms played - 60 ms in the phone
     # played_bytes beyond what was received is impossible on the wire, but clamp anyway.
     _, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 99999),)))
-    assert Truncate("item_1", 240) in actions
+    assert truncated(actions) == {"item_1": 240}
 
 
 def test_barge_in_in_the_tail_after_response_done() -> None:
@@ -235,8 +257,9 @@ def test_barge_in_in_the_tail_after_response_done() -> None:
     )
     assert ctx.response_id is None and ctx.state is State.BOT_SPEAKING
     ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 4000),)))
-    assert kinds(actions) == [FlushPlayout, Truncate]  # nothing to cancel server-side
-    assert Truncate("item_1", 500) in actions
+    assert kinds(actions) == [FlushPlayout, m.StopBotAudio]
+    assert not cancels(actions)  # nothing to cancel server-side
+    assert truncated(actions) == {"item_1": 500}
     assert ctx.state is State.CALLER_SPEAKING
 
 
@@ -255,7 +278,7 @@ def test_benign_races_are_logged_and_do_not_stall() -> None:
     ctx, actions = m.step(ctx, m.RealtimeError("conversation_already_has_active_response", "x"))
     assert ctx.response_wanted
     ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
-    assert CreateResponse() in actions  # the owed response is retried
+    assert RequestReply() in actions  # the owed response is retried
     ctx, actions = m.step(
         ctx, m.RealtimeError("invalid_value", "Audio content of 9800ms is shorter")
     )
@@ -270,20 +293,20 @@ def test_barge_in_during_a_tool_call() -> None:
     ctx, actions = m.step(ctx, FunctionCall("call_9", "lookup_order", {"id": "42"}))
     assert m.RunTool("call_9", "lookup_order", {"id": "42"}) in actions
     ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 800),)))
-    assert Truncate("item_1", 100) in actions
+    assert truncated(actions) == {"item_1": 100}
     # The result comes back while the caller is still talking: hand it over, no response.create
     # (the server's VAD response will see it).
     ctx, actions = m.step(ctx, ToolResult("call_9", '{"status": "shipped"}'))
-    assert actions == [FunctionOutput("call_9", '{"status": "shipped"}')]
+    assert actions == [ReturnToolResult("call_9", '{"status": "shipped"}')]
 
 
 def test_tool_result_waits_for_the_active_response() -> None:
     ctx = bot_speaking()
     ctx, _ = m.step(ctx, FunctionCall("call_9", "lookup_order", {}))
     ctx, actions = m.step(ctx, ToolResult("call_9", "{}"))
-    assert FunctionOutput("call_9", "{}") in actions and CreateResponse() not in actions
+    assert ReturnToolResult("call_9", "{}") in actions and RequestReply() not in actions
     ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
-    assert CreateResponse() in actions
+    assert RequestReply() in actions
 
 
 def test_bye_during_a_transfer() -> None:
@@ -304,20 +327,20 @@ def test_transfer_waits_for_playout_then_refers_and_reports_failure_to_the_model
     assert SendRefer("sip:op@pbx.example") in actions and ctx.state is State.TRANSFERRING
     ctx, actions = m.step(ctx, ReferResult(486))
     assert ctx.state is State.LISTENING
-    assert any(isinstance(a, FunctionOutput) and "486" in a.output for a in actions)
-    assert CreateResponse() in actions
+    assert any(isinstance(a, ReturnToolResult) and "486" in a.output for a in actions)
+    assert RequestReply() in actions
 
 
 def test_transfer_success_ends_the_call() -> None:
     ctx, _ = run(answered(), FunctionCall("call_t", "transfer_call", {"target": "operator"}))
     ctx, actions = m.step(ctx, ReferResult(200))
-    assert ctx.state is State.ENDED and SendBye("transferred") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.TRANSFERRED) in actions
 
 
 def test_transfer_to_a_target_outside_the_allowlist_is_refused() -> None:
     ctx, actions = m.step(answered(), FunctionCall("c", "transfer_call", {"target": "sip:x@evil"}))
     assert ctx.state is State.LISTENING
-    out = [a for a in actions if isinstance(a, FunctionOutput)]
+    out = [a for a in actions if isinstance(a, ReturnToolResult)]
     assert out and "unknown transfer target" in out[0].output and "operator" in out[0].output
 
 
@@ -346,8 +369,8 @@ def test_dtmf_during_barge_in() -> None:
 
 def test_dtmf_barge_in_truncates_like_speech_and_cancels() -> None:
     ctx, actions = m.step(bot_speaking(), Dtmf("5", "info", (PlayoutItem("item_1", 480),)))
-    assert Truncate("item_1", 60) in actions
-    assert CancelResponse() in actions  # the server did not see this interruption
+    assert truncated(actions) == {"item_1": 60}
+    assert cancels(actions)  # the server did not see this interruption
     assert ctx.state is State.LISTENING
 
 
@@ -355,7 +378,7 @@ def test_digits_collected_until_timeout_then_forwarded_with_response() -> None:
     ctx, actions = run(answered(), Dtmf("4", "rfc4733"), Dtmf("2", "rfc4733"))
     assert m.StartTimer(m.T_DIGITS, 2.0) in actions
     ctx, actions = m.step(ctx, m.DigitTimeout())
-    assert AddText("The caller pressed 4 2") in actions and CreateResponse() in actions
+    assert AddText("The caller pressed 4 2") in actions and RequestReply() in actions
 
 
 def test_digit_action_transfers_to_the_operator() -> None:
@@ -375,12 +398,12 @@ def test_end_call_finishes_playing_then_byes() -> None:
     ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
     assert ctx.state is State.ENDING
     ctx, actions = m.step(ctx, PlayoutDrained())
-    assert ctx.state is State.ENDED and SendBye("end_call") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.END_CALL) in actions
 
 
 def test_send_dtmf_tool() -> None:
     ctx, actions = m.step(bot_speaking(), FunctionCall("c", "send_dtmf", {"digits": "12#"}))
-    assert SendDigits("12#") in actions and FunctionOutput("c", '{"ok": true}') in actions
+    assert SendDigits("12#") in actions and ReturnToolResult("c", '{"ok": true}') in actions
     _, actions = m.step(ctx, FunctionCall("d", "send_dtmf", {"digits": "1x"}))
     assert not any(isinstance(a, SendDigits) for a in actions)
 
@@ -397,7 +420,39 @@ def test_rollover_waits_for_a_silence() -> None:
 
 def test_rtp_timeout_ends_with_bye_and_reason() -> None:
     ctx, actions = m.step(answered(), m.RtpTimeout(30))
-    assert ctx.state is State.ENDED and SendBye("RTP timeout (30 s)") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.RTP_TIMEOUT) in actions
+
+
+def test_rtp_timeout_drains_the_bots_words_then_byes_with_408() -> None:
+    ctx, actions = m.step(bot_speaking(), m.RtpTimeout(30))
+    assert ctx.state is State.ENDING and not any(isinstance(a, SendBye) for a in actions)
+    assert m.StartTimer(m.T_DRAIN, POLICY.drain_timeout_s) in actions
+    ctx, actions = m.step(ctx, PlayoutDrained())
+    assert ctx.state is State.ENDED and SendBye(EndCause.RTP_TIMEOUT) in actions
+    assert bye_reason(EndCause.RTP_TIMEOUT).header() == 'SIP;cause=408;text="RTP timeout"'
+
+
+def test_rtp_timeout_while_ending_byes_at_once() -> None:
+    ctx, _ = m.step(bot_speaking(), m.MaxDuration())
+    assert ctx.state is State.ENDING
+    ctx, actions = m.step(ctx, m.RtpTimeout(30))
+    assert ctx.state is State.ENDED and SendBye(EndCause.RTP_TIMEOUT) in actions
+
+
+def test_outbound_call_up_before_its_session_ends_on_max_duration_or_rtp_timeout() -> None:
+    connecting, _ = m.step(CallContext(POLICY), m.Start())
+    for event in (m.MaxDuration(), m.RtpTimeout(30)):
+        ctx, actions = m.step(connecting, event)
+        assert ctx.state is State.ENDED and any(isinstance(a, SendBye) for a in actions)
+
+
+def test_every_bye_carries_an_end_cause_with_its_reason() -> None:
+    """One vocabulary: each cause the machine ends a call with has a Reason header."""
+    for cause in EndCause:
+        reason = bye_reason(cause)
+        assert 200 <= reason.status < 700 and reason.text
+    assert bye_reason(EndCause.MAX_DURATION).header() == 'SIP;cause=200;text="max duration"'
+    assert bye_reason(EndCause.VOICE_SESSION_UNAVAILABLE).status == 503
 
 
 # ---- properties -----------------------------------------------------------------------------
@@ -424,7 +479,7 @@ def test_reconnect_budget_spent_ends_the_call_with_a_503_reason() -> None:
     ctx, actions = m.step(bot_speaking(), m.ReconnectBudgetSpent("1006"))
     assert ctx.state is State.ENDED
     assert ctx.hangup_cause == "voice session unavailable"
-    assert SendBye("voice session unavailable", 503) in actions
+    assert SendBye(EndCause.VOICE_SESSION_UNAVAILABLE) in actions
 
 
 def test_session_expiry_reconnects_once() -> None:
@@ -451,3 +506,54 @@ def test_notes_never_carry_a_call_id_field(events: list[object]) -> None:
         for action in actions:
             if isinstance(action, m.Note):
                 assert "call_id" not in action.fields, action
+
+
+def test_operator_say_adds_the_text_and_asks_for_a_reply() -> None:
+    ctx, actions = m.step(answered(), m.OperatorSay("The taxi is here."))
+    assert actions == [m.AddText("The taxi is here.", "system"), m.RequestReply(None)]
+    _, actions = m.step(ctx, m.OperatorSay("I am back.", role="user", respond=False))
+    assert actions == [m.AddText("I am back.", "user")]
+
+
+def test_operator_say_while_the_bot_speaks_waits_for_its_response() -> None:
+    ctx, actions = m.step(bot_speaking(), m.OperatorSay("The taxi is here."))
+    assert m.AddText("The taxi is here.", "system") in actions
+    assert not any(isinstance(a, m.RequestReply) for a in actions) and ctx.response_wanted
+    _, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
+    assert m.RequestReply(None) in actions
+
+
+def test_operator_hangup_byes_at_once_even_while_the_bot_speaks() -> None:
+    ctx, actions = m.step(bot_speaking(), m.OperatorHangup())
+    assert ctx.state is State.ENDED
+    assert SendBye(EndCause.LOCAL_BYE, "operator hangup") in actions
+
+
+def test_operator_say_is_ignored_once_the_call_is_ending() -> None:
+    ctx, _ = m.step(bot_speaking(), m.MaxDuration())
+    _, actions = m.step(ctx, m.OperatorSay("too late"))
+    assert actions == []
+
+
+def test_hold_stops_the_idle_watchdog_and_resume_restarts_it() -> None:
+    policy = dataclasses.replace(POLICY, idle_prompt_s=8.0)
+    ctx, actions = m.step(answered(policy), m.HoldChanged(True, "sendonly"))
+    assert ctx.on_hold and ctx.state is State.LISTENING
+    assert m.Note("call.hold", {"direction": "sendonly"}) in actions
+    assert m.CancelTimer(m.T_IDLE) in actions
+    # While on hold the caller's silence is no reason to prompt: the watchdog stays off.
+    ctx, actions = m.step(ctx, ResponseCreated("resp_1"))
+    ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
+    assert not any(isinstance(a, m.StartTimer) and a.name == m.T_IDLE for a in actions)
+    ctx, actions = m.step(ctx, m.HoldChanged(False, "sendrecv"))
+    assert not ctx.on_hold
+    assert m.Note("call.resumed", {"direction": "sendrecv"}) in actions
+    assert m.StartTimer(m.T_IDLE, 8.0) in actions
+
+
+def test_a_late_offers_answer_switches_the_sessions_codec() -> None:
+    connecting, _ = m.step(CallContext(POLICY), m.Start())
+    answering, _ = m.step(connecting, m.SessionReady())
+    for ctx in (answering, answered()):
+        new_ctx, actions = m.step(ctx, m.CodecAnswered("PCMA"))
+        assert actions == [m.SwitchCodec("PCMA")] and new_ctx.state is ctx.state

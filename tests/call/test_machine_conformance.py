@@ -6,30 +6,29 @@ from __future__ import annotations
 from dataclasses import replace
 
 from gateway.call import machine as m
+from gateway.call.causes import EndCause
 from gateway.call.machine import (
     Ack,
     AudioDelta,
     AudioDone,
     CallContext,
     CallPolicy,
-    CancelResponse,
-    CreateResponse,
-    DeleteItem,
     Dtmf,
     FlushPlayout,
     FunctionCall,
-    FunctionOutput,
     PlayoutDrained,
     PlayoutItem,
+    RequestReply,
     ResponseCreated,
     ResponseDone,
+    ReturnToolResult,
     SendBye,
     SendRefer,
     SpeechStarted,
     State,
     ToolResult,
-    Truncate,
 )
+from gateway.realtime.link import RealtimeLink
 
 POLICY = CallPolicy(transfer_targets={"operator": "sip:op@pbx.example"})
 
@@ -48,7 +47,7 @@ def answered(policy: CallPolicy = POLICY) -> CallContext:
 
 
 def creates(actions: list[object]) -> list[object]:
-    return [a for a in actions if isinstance(a, CreateResponse)]
+    return [a for a in actions if isinstance(a, RequestReply)]
 
 
 # ---- several output items in one response ----------------------------------------------------
@@ -66,7 +65,7 @@ def test_two_tool_calls_in_one_response_get_one_response_create_after_both_outpu
     assert [type(a) for a in actions if isinstance(a, m.RunTool)] == [m.RunTool, m.RunTool]
     assert creates(actions) == []  # call_a is still owed
     ctx, actions = m.step(ctx, ToolResult("call_a", '{"a": 1}'))
-    assert actions == [FunctionOutput("call_a", '{"a": 1}'), CreateResponse(None)]
+    assert actions == [ReturnToolResult("call_a", '{"a": 1}'), RequestReply(None)]
     assert ctx.pending_tool_calls == frozenset()
 
 
@@ -80,7 +79,7 @@ def test_tool_outputs_before_response_done_wait_for_it_then_one_create() -> None
     )
     assert creates(actions) == []  # resp_1 still active
     ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
-    assert creates(actions) == [CreateResponse(None)]
+    assert creates(actions) == [RequestReply(None)]
 
 
 def test_preamble_then_tool_call_plays_the_preamble_and_answers_after_the_output() -> None:
@@ -95,7 +94,7 @@ def test_preamble_then_tool_call_plays_the_preamble_and_answers_after_the_output
     assert m.EnqueueAudio("item_pre", b"\x55" * 1600) in actions
     assert ctx.state is State.BOT_SPEAKING and creates(actions) == []
     ctx, actions = run(ctx, ToolResult("call_a", "{}"))
-    assert creates(actions) == [CreateResponse(None)]
+    assert creates(actions) == [RequestReply(None)]
     ctx, _ = run(ctx, ResponseCreated("resp_2"), PlayoutDrained())
     assert ctx.state is State.BOT_SPEAKING or ctx.state is State.LISTENING
 
@@ -114,7 +113,18 @@ def test_end_call_after_a_preamble_lets_the_preamble_finish() -> None:
     assert not any(isinstance(a, SendBye) for a in actions)
     assert m.EnqueueAudio("item_pre", b"\x55" * 800) in actions
     ctx, actions = m.step(ctx, PlayoutDrained())
-    assert ctx.state is State.ENDED and SendBye("end_call") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.END_CALL) in actions
+
+
+def realtime_wire(actions: list[object]) -> list[dict[str, object]]:
+    """The Realtime events the voice link (gateway/realtime/link.py) sends for a barge-in."""
+    events: list[dict[str, object]] = []
+    for action in actions:
+        if isinstance(action, m.StopBotAudio):
+            unheard = [(item.item_id, item.heard_ms) for item in action.items]
+            events += RealtimeLink().stop_bot_audio(action.cancel_reply, unheard)
+    keep = ("type", "item_id", "audio_end_ms")
+    return [{k: v for k, v in event.items() if k in keep} for event in events]
 
 
 # ---- gateway-initiated barge-in ---------------------------------------------------------------
@@ -129,9 +139,13 @@ def test_dtmf_barge_in_cancels_before_it_truncates_or_deletes() -> None:
     )
     playout = (PlayoutItem("item_1", 1600), PlayoutItem("item_2", 0))
     ctx, actions = m.step(ctx, Dtmf("5", "rfc4733", playout))
-    wire = [a for a in actions if isinstance(a, CancelResponse | Truncate | DeleteItem)]
-    assert wire == [CancelResponse(), Truncate("item_1", 200), DeleteItem("item_2")]
-    assert actions.index(FlushPlayout()) < actions.index(CancelResponse())
+    assert realtime_wire(actions) == [
+        {"type": "response.cancel"},
+        {"type": "conversation.item.truncate", "item_id": "item_1", "audio_end_ms": 200},
+        {"type": "conversation.item.delete", "item_id": "item_2"},
+    ]
+    stop = next(a for a in actions if isinstance(a, m.StopBotAudio))
+    assert actions.index(FlushPlayout()) < actions.index(stop)
 
 
 def test_speech_barge_in_without_interrupt_response_cancels_first() -> None:
@@ -140,8 +154,10 @@ def test_speech_barge_in_without_interrupt_response_cancels_first() -> None:
         answered(policy), ResponseCreated("resp_1"), AudioDelta("resp_1", "item_1", b"\xff" * 800)
     )
     ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 320),)))
-    wire = [a for a in actions if isinstance(a, CancelResponse | Truncate | DeleteItem)]
-    assert wire == [CancelResponse(), Truncate("item_1", 40)]
+    assert realtime_wire(actions) == [
+        {"type": "response.cancel"},
+        {"type": "conversation.item.truncate", "item_id": "item_1", "audio_end_ms": 40},
+    ]
 
 
 # ---- failed and incomplete responses ----------------------------------------------------------
@@ -149,11 +165,11 @@ def test_speech_barge_in_without_interrupt_response_cancels_first() -> None:
 
 def test_failed_response_is_retried_then_the_call_ends_with_503_never_silence() -> None:
     ctx, actions = run(answered(), ResponseCreated("resp_1"), ResponseDone("resp_1", "failed"))
-    assert creates(actions) == [CreateResponse(POLICY.failed_response_instructions)]
+    assert creates(actions) == [RequestReply(POLICY.failed_response_instructions)]
     assert any(isinstance(a, m.Note) and a.event == "realtime.response_failed" for a in actions)
     ctx, actions = run(ctx, ResponseCreated("resp_2"), ResponseDone("resp_2", "failed"))
     assert ctx.state is State.ENDED
-    assert SendBye(m.VOICE_SESSION_UNAVAILABLE, 503) in actions
+    assert SendBye(EndCause.VOICE_SESSION_UNAVAILABLE) in actions
 
 
 def test_failed_responses_transfer_when_a_target_is_configured() -> None:
@@ -207,14 +223,14 @@ def test_idle_caller_is_prompted_then_hung_up_on_politely() -> None:
     assert m.StartTimer(m.T_IDLE, 8.0) in actions  # no greeting: the caller's turn
     for prompt in (1, 2):
         ctx, actions = m.step(ctx, m.IdleTimeout())
-        assert creates(actions) == [CreateResponse(IDLE.idle_prompt_instructions)]
+        assert creates(actions) == [RequestReply(IDLE.idle_prompt_instructions)]
         ctx, actions = played_turn(ctx, f"resp_{prompt}")
         assert m.StartTimer(m.T_IDLE, 8.0) in actions
     ctx, actions = m.step(ctx, m.IdleTimeout())
     assert ctx.state is State.ENDING
-    assert creates(actions) == [CreateResponse(IDLE.idle_goodbye_instructions)]
+    assert creates(actions) == [RequestReply(IDLE.idle_goodbye_instructions)]
     ctx, actions = played_turn(ctx, "resp_bye")
-    assert ctx.state is State.ENDED and SendBye("idle caller") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.IDLE_CALLER) in actions
 
 
 def test_speech_resets_the_idle_count_and_stops_the_timer() -> None:
@@ -232,7 +248,7 @@ def test_server_idle_timeouts_count_as_prompts() -> None:
     ctx, actions = m.step(ctx, m.InputTimeout())
     assert ctx.state is State.ENDING
     ctx, actions = played_turn(ctx, "resp_1")
-    assert ctx.state is State.ENDED and SendBye("idle caller") in actions
+    assert ctx.state is State.ENDED and SendBye(EndCause.IDLE_CALLER) in actions
 
 
 def test_idle_timer_firing_while_the_bot_talks_is_ignored() -> None:

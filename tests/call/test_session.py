@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from gateway.call import machine as m
+from gateway.call.causes import EndCause, bye_reason
 from gateway.call.session import CallSession, SessionSettings
 from gateway.media.jitter import Frame
 from gateway.media.playout import FrameKind, PlayoutQueue
@@ -37,9 +38,10 @@ class FakeControl:
     def reject(self, status: int, reason: str, retry_after_s: int | None) -> None:
         self.calls.append(("reject", (status, retry_after_s)))
 
-    def hangup(self, reason_text: str, status: int = 200) -> None:
-        self.calls.append(("hangup", reason_text))
-        self.bye_status = status
+    def hangup(self, cause: EndCause, text: str = "") -> None:
+        reason = bye_reason(cause)
+        self.calls.append(("hangup", text or reason.text))
+        self.bye_status = reason.status
 
     async def refer(self, target_uri: str) -> int:
         self.calls.append(("refer", target_uri))

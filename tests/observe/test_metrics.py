@@ -200,47 +200,33 @@ _ROOT = __import__("pathlib").Path(__file__).resolve().parents[2]
 
 
 def _produced_end_causes() -> set[str]:
-    """Every cause string the code can hand to `call_ended`, found by reading the source:
-    - gateway/app.py: `_hangup(live, "x"`, `_finish(live, "x"`, `cause="x"`, RESTART_CAUSE;
-    - the SIP user agent's end reasons (sip.calls.END_REASONS), mapped the
-      way app.py maps them (`_UA_CAUSES`, else spaces to "_");
-    - the call machine's BYE reasons (`SendBye("...")`, `_finish_after_playout(ctx, "...")`,
-      `end_after_playout="..."`, VOICE_SESSION_UNAVAILABLE), which reach the gateway through
-      `_CallControl.hangup` as the reason text with spaces turned to "_"."""
-    import re
-
-    from gateway.app import _UA_CAUSES
-    from gateway.call import machine
+    """Every cause the code can hand to `call_ended`: the end-cause enum
+    (gateway/call/causes.py), which the call object, the machine's SendBye and the user
+    agent's end reasons (`UA_CAUSES`) all use, and the crash-recovery record's cause."""
+    from gateway.call.causes import UA_CAUSES, EndCause
     from gateway.observe.records import RESTART_CAUSE
     from sip.calls import END_REASONS
 
-    app = (_ROOT / "gateway/app.py").read_text()
-    causes = set(re.findall(r'_(?:hangup|finish)\((?:self\.)?live, "([^"]+)"', app))
-    causes |= set(re.findall(r'cause="([^"]+)"', app))
-    causes |= {"rejected", RESTART_CAUSE}  # _reject's default; the crash-recovery record
-    reasons = set(END_REASONS)  # tests/sip/test_calls.py keeps it complete
-    causes |= {_UA_CAUSES.get(r, r.replace(" ", "_")) for r in reasons}
-    causes |= set(_UA_CAUSES.values())
-    source = (_ROOT / "gateway/call/machine.py").read_text()
-    bye = set(re.findall(r'SendBye\("([^"]+)"', source))
-    bye |= set(re.findall(r'_finish_after_playout\(ctx, "([^"]+)"', source))
-    bye |= set(re.findall(r'end_after_playout="([^"]+)"', source))
-    bye |= set(re.findall(r'reason = ctx\.end_after_playout or "([^"]+)"', source))
-    # f-strings: one sample per pattern ("RTP timeout ({ev.seconds:g} s)" -> "RTP timeout (30 s)")
-    bye |= {re.sub(r"\{[^}]*\}", "30", f) for f in re.findall(r'SendBye\(f"([^"]+)"', source)}
-    bye.add(machine.VOICE_SESSION_UNAVAILABLE)
-    causes |= {reason.replace(" ", "_") for reason in bye}
+    causes: set[str] = {str(cause) for cause in EndCause} | {RESTART_CAUSE}
+    causes |= {str(cause) for cause in UA_CAUSES.values()}
+    # Every reason the user agent ends a call for has its cause (none falls to `error`).
+    assert set(END_REASONS) <= set(UA_CAUSES), set(END_REASONS) - set(UA_CAUSES)
     return causes
 
 
 def test_every_end_cause_the_code_produces_has_a_label() -> None:
+    from gateway.call.causes import EndCause
     from gateway.observe.metrics import OUTCOMES, end_cause_label
 
     causes = _produced_end_causes()
-    # The enumeration finds the known spellings (guards the regular expressions above).
-    assert {"end_call", "no_answer", "max_duration", "RTP_timeout_(30_s)", "no_ACK"} <= causes
+    # One vocabulary: the metrics' outcomes are the end causes, spelled the same.
+    assert {str(cause) for cause in EndCause} == OUTCOMES
+    assert {"end_call", "no_answer", "max_duration", "rtp_timeout", "ack_timeout"} <= causes
     unlabelled = {c: end_cause_label(c) for c in causes if end_cause_label(c) == "other"}
     assert not unlabelled, unlabelled
+    # The machine's own BYEs carry an end cause, never free text (gateway/call/machine.py).
+    source = (_ROOT / "gateway/call/machine.py").read_text()
+    assert 'SendBye("' not in source and 'SendBye(f"' not in source
     # Each label is documented in docs/metrics.md.
     doc = (_ROOT / "docs/metrics.md").read_text()
     for label in OUTCOMES:
@@ -248,7 +234,7 @@ def test_every_end_cause_the_code_produces_has_a_label() -> None:
     m = Metrics()
     m.call_ended("r", "end_call", was_active=False)
     m.call_ended("r", "no_answer", was_active=False)
-    m.call_ended("r", "RTP_timeout_(30_s)", was_active=False)
+    m.call_ended("r", EndCause.RTP_TIMEOUT, was_active=False)
     assert _value(m, "srg_calls_total", route="r", outcome="end_call") == 1
     assert _value(m, "srg_calls_total", route="r", outcome="no_answer") == 1
     assert _value(m, "srg_calls_total", route="r", outcome="rtp_timeout") == 1

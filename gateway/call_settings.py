@@ -8,14 +8,21 @@ here take whichever they are handed.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
+from gateway.call.call import CallServices
 from gateway.call.machine import CallPolicy, DigitAction, DtmfMode
+from gateway.call.session import SessionSettings
 from gateway.call.tools import HttpTool, builtin_tool_definitions, http_tool_definition
 from gateway.config import DEFAULT_REALTIME_URL, CallsConfig, ConfigError, GatewayConfig
+from gateway.media.leg import LegSettings
 from gateway.realtime import protocol
 from gateway.realtime.client import Endpoint
+from sip.sdp import SUPPORTED_CODECS, CodecPrefs
 
 CODEC_FORMATS = {"PCMU": "audio/pcmu", "PCMA": "audio/pcma"}
 
@@ -170,7 +177,106 @@ def call_policy_for(config: GatewayConfig) -> CallPolicy:
     )
 
 
+def session_settings_for(
+    config: GatewayConfig,
+    endpoint: Endpoint,
+    codec: str,
+    instructions: str,
+    *,
+    caller: str,
+    callee: str,
+    input_burst_s: float,
+) -> SessionSettings:
+    """Everything one call's voice session needs, from its route's configuration."""
+    return SessionSettings(
+        endpoint=endpoint,
+        config=session_config_for(config, codec, instructions),
+        policy=call_policy_for(config),
+        http_tools=http_tools_for(config),
+        caller=caller,
+        callee=callee,
+        reconnect_budget=config.realtime.reconnect_budget,
+        reconnect_window_s=config.realtime.reconnect_window_s,
+        input_burst_s=input_burst_s,
+        replay_transcription_model=config.calls.replay_transcription_model,
+    )
+
+
 def _spoken_texts(calls: CallsConfig) -> dict[str, str]:
     """The calls.* texts that are set ("" keeps CallPolicy's built-in text)."""
     keys = ("failed_response_instructions", "idle_prompt_instructions", "idle_goodbye_instructions")
     return {key: getattr(calls, key) for key in keys if getattr(calls, key)}
+
+
+def call_services_for(
+    config: GatewayConfig,
+    *,
+    loop: asyncio.AbstractEventLoop,
+    metrics: Any,
+    webhooks: Any,
+    ports: Any,
+    clock: Any,
+    families: Any,
+    advertised_host: str,
+    endpoint: Endpoint | None,
+    spawn: Callable[[Coroutine[Any, Any, None]], None],
+    ended: Callable[[Any], None],
+) -> CallServices:
+    """What each new call gets from the process: shared objects and the configuration's values
+    (gateway/call never reads the configuration). `endpoint` None: echo test, no session."""
+    media = config.media
+    prefs = CodecPrefs(codecs=config.sip.codecs)
+    codec = prefs.codecs[0]
+    input_burst_s = media.input_burst_ms / 1000.0
+
+    def session_settings(
+        route: Any, codec: str, instructions: str, caller: str, callee: str
+    ) -> SessionSettings:
+        assert endpoint is not None
+        return session_settings_for(
+            route.config,
+            endpoint,
+            codec,
+            instructions,
+            caller=caller,
+            callee=callee,
+            input_burst_s=input_burst_s,
+        )
+
+    def session_config(route: Any, codec: str, instructions: str) -> protocol.SessionConfig:
+        return session_config_for(route.config, codec, instructions)
+
+    return CallServices(
+        loop=loop,
+        metrics=metrics,
+        webhooks=webhooks,
+        ports=ports,
+        clock=clock,
+        families=families,
+        prefs=prefs,
+        leg=LegSettings(
+            codec=codec,
+            payload_type=SUPPORTED_CODECS[codec],
+            symmetric_rtp=media.symmetric_rtp,
+            rtp_timeout_s=media.rtp_timeout_s,
+            rtp_latch_packets=media.rtp_latch_packets,
+            rtp_latch_any_host=media.rtp_latch_any_host,
+            idle_audio=media.idle_audio,
+            playout_max_s=media.playout_max_s,
+            inband_dtmf=media.inband_dtmf,
+            echo=media.echo,
+            wants_audio=endpoint is not None,
+        ),
+        advertised_host=advertised_host,
+        sip_host=config.sip.host,
+        answer_delay_s=config.calls.answer_delay_ms / 1000.0,
+        rtp_timeout_s=media.rtp_timeout_s,
+        records_dir=config.records.dir,
+        recording_dir=config.records.recording_dir,
+        webhooks_want_records=bool(config.webhooks.call_ended_url),
+        voice=endpoint is not None,
+        session_settings=session_settings if endpoint is not None else None,
+        session_config=session_config,
+        spawn=spawn,
+        ended=ended,
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.call.settings import call_policy_for
+from gateway.call_settings import call_policy_for
 from gateway.config import ConfigError, load_config
 
 

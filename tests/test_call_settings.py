@@ -1,4 +1,5 @@
-"""gateway/call/settings.py: config keys -> session.update fields that the SDK's GA model accepts."""
+"""gateway/call_settings.py: config keys -> session.update fields that the SDK's GA model
+accepts."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from gateway.call.settings import session_config_for
+from gateway.call_settings import session_config_for
 from gateway.config import ConfigError, load_config, route_config
 from gateway.realtime import protocol
 from tests.realtime.validate import check_client_event

@@ -1,0 +1,90 @@
+"""The per-call state machine's states and the context it carries between events.
+
+`CallContext` is immutable: each `step` (gateway/call/machine.py) returns a new one. It holds the
+state plus the few facts the decisions need (the response being generated, the bytes received
+per bot item, what waits for playout to drain...).
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gateway.call.causes import EndCause
+from gateway.call.events import Action
+from gateway.call.policy import CallPolicy
+
+# --------------------------------------------------------------------------------------------
+# States
+
+
+class State(enum.Enum):
+    OFFERED = "offered"  # INVITE received, 100/180 sent, nothing decided yet
+    CONNECTING = "connecting"  # Realtime session opening, waiting for session.updated
+    ANSWERING = "answering"  # 200 OK sent, waiting for the ACK
+    LISTENING = "listening"  # active: nobody speaking, bot audio fully played
+    CALLER_SPEAKING = "caller_speaking"  # active: server VAD says the caller talks
+    BOT_SPEAKING = "bot_speaking"  # active: bot audio queued or being played
+    TRANSFERRING = "transferring"  # REFER sent, following the NOTIFYs
+    ENDING = "ending"  # draining the last bot audio before BYE
+    ENDED = "ended"
+
+
+ACTIVE = frozenset({State.LISTENING, State.CALLER_SPEAKING, State.BOT_SPEAKING})
+# States where the Realtime session exists and its events must be handled.
+SESSION_LIVE = ACTIVE | {State.ANSWERING, State.TRANSFERRING, State.ENDING}
+LIVE = SESSION_LIVE | {State.OFFERED, State.CONNECTING}
+
+# --------------------------------------------------------------------------------------------
+# Context
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    policy: CallPolicy
+    state: State = State.OFFERED
+    response_id: str | None = None  # the response currently generating (None when none)
+    cancelling: bool = False  # a cancel is under way (ours or the server's interrupt_response)
+    discard_response_ids: frozenset[str] = frozenset()  # interrupted: drop their late deltas
+    received_bytes: Mapping[str, int] = field(default_factory=dict)  # audio received per item
+    audio_done_items: frozenset[str] = frozenset()  # items whose audio is complete
+    playout_busy: bool = False  # bot audio queued or playing
+    response_wanted: bool = False  # a response.create is owed once no response is active
+    digits: str = ""  # collected DTMF digits not yet forwarded
+    end_after_playout: EndCause | None = None  # BYE once playout drains (end_call, max duration)
+    transfer_after_playout: str | None = None  # REFER target once playout drains
+    transfer_call_id: str | None = None  # the transfer_call function call awaiting its result
+    session_connected: bool = False
+    acked: bool = False  # the ACK for our 2xx arrived (speech may start before it does)
+    rollover_pending: bool = False
+    hangup_cause: str | None = None
+    pending_tool_calls: frozenset[str] = frozenset()  # custom tools running: outputs owed
+    response_audio: bool = False  # the active response produced audio
+    failed_retries: int = 0  # failed responses in a row we asked again for
+    idle_prompts: int = 0  # idle prompts in a row the caller did not answer
+    on_hold: bool = False  # the caller put us on hold (re-INVITE): nobody to prompt
+
+
+class IllegalTransition(Exception):
+    def __init__(self, state: State, event: object) -> None:
+        super().__init__(f"event {type(event).__name__} is not allowed in state {state.value}")
+        self.state = state
+        self.event = event
+
+
+Result = tuple[CallContext, list[Action]]
+Handler = Callable[[CallContext, Any], Result]
+
+
+__all__ = [
+    "ACTIVE",
+    "LIVE",
+    "SESSION_LIVE",
+    "CallContext",
+    "Handler",
+    "IllegalTransition",
+    "Result",
+    "State",
+]

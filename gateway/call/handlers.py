@@ -1,0 +1,607 @@
+"""The decisions of the per-call state machine: one handler per (state group, event).
+
+Each handler takes the immutable context and an event and returns the new context and the
+actions to execute, in order. Which handler runs for which (state, event), and which states it
+may lead to, is the transition table in gateway/call/machine.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from gateway.call.causes import EndCause, bye_reason
+from gateway.call.context import (
+    ACTIVE,
+    CallContext,
+    Result,
+    State,
+)
+from gateway.call.events import (
+    T_DIGITS,
+    T_DRAIN,
+    T_IDLE,
+    T_SETUP,
+    Ack,
+    AckTimeout,
+    Action,
+    AddText,
+    Answer,
+    AudioDelta,
+    AudioDone,
+    CallerBye,
+    CallerCancel,
+    CancelTimer,
+    CloseSession,
+    CodecAnswered,
+    ConnectionLost,
+    DigitTimeout,
+    DrainTimeout,
+    Dtmf,
+    EndOfAudio,
+    EnqueueAudio,
+    FlushPlayout,
+    FunctionCall,
+    HoldChanged,
+    IdleTimeout,
+    InputTimeout,
+    MaxDuration,
+    Note,
+    OpenSession,
+    OperatorHangup,
+    OperatorSay,
+    PlayoutDrained,
+    PlayoutItem,
+    RealtimeError,
+    Reconnect,
+    ReconnectBudgetSpent,
+    Reconnected,
+    ReferResult,
+    Reject,
+    RequestReply,
+    ResponseCreated,
+    ResponseDone,
+    ReturnToolResult,
+    RolledOver,
+    Rollover,
+    RtpTimeout,
+    RunTool,
+    SendBye,
+    SendDigits,
+    SendRefer,
+    SessionCapNear,
+    SessionFailed,
+    SessionReady,
+    SpeechStarted,
+    SpeechStopped,
+    Start,
+    StartTimer,
+    StopBotAudio,
+    StopMedia,
+    SwitchCodec,
+    ToolResult,
+    UnheardItem,
+)
+from gateway.call.policy import DtmfMode
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared by handlers
+
+
+def _to(ctx: CallContext, state: State, **changes: Any) -> CallContext:
+    return replace(ctx, state=state, **changes)
+
+
+def _end(ctx: CallContext, cause: str, actions: list[Action]) -> Result:
+    """Every way into ENDED goes through here: media stopped, session closed, timers cancelled."""
+    out = [*actions, StopMedia(), CloseSession(), CancelTimer(T_SETUP), CancelTimer(T_DIGITS)]
+    out += [CancelTimer(T_DRAIN), CancelTimer(T_IDLE)]
+    out += [Note("call.state", {"state": "ended", "cause": cause})]
+    return _to(ctx, State.ENDED, hangup_cause=cause, session_connected=False), out
+
+
+def _idle_state(ctx: CallContext) -> State:
+    return State.BOT_SPEAKING if ctx.playout_busy else State.LISTENING
+
+
+def _request_response(ctx: CallContext, instructions: str | None = None) -> Result:
+    """Ask for a response now if none is active; otherwise owe one until response.done.
+
+    Only one response may write to the conversation at a time (a second gets
+    conversation_already_has_active_response), so a tool result or digits arriving mid-response
+    wait for that response's response.done.
+    """
+    if ctx.response_id is None and ctx.session_connected and not ctx.pending_tool_calls:
+        return replace(ctx, response_wanted=False), [RequestReply(instructions)]
+    # Tool outputs still owed (several calls in one response): one response.create once the
+    # last output is in, never one per output.
+    return replace(ctx, response_wanted=True), []
+
+
+def _barge_in(ctx: CallContext, playout: tuple[PlayoutItem, ...], trigger: str) -> Result:
+    """Stop the bot: flush playout, make the conversation match what the caller heard.
+
+    Per item still in the playout queue: nothing played -> heard 0 ms (the voice link deletes it);
+    partly played -> heard the bytes sent on the wire / 8, minus the configured allowance,
+    clamped to the audio received (the link truncates it there); played completely (all received audio sent and the item's audio
+    is done) -> nothing, a needless truncate makes the model repeat itself. This applies equally in
+    the tail after response.done, when the server has nothing left to cancel.
+    """
+    actions: list[Action] = [FlushPlayout()]
+    discard = ctx.discard_response_ids
+    cancelling = ctx.cancelling
+    cancel_reply = False
+    if ctx.response_id is not None and not ctx.cancelling:
+        discard = discard | {ctx.response_id}
+        cancelling = True
+        # With interrupt_response the server cancels on speech_started itself; a cancel from us
+        # would only earn response_cancel_not_active. A DTMF barge-in is not seen by the server.
+        cancel_reply = trigger != "speech" or not ctx.policy.server_interrupts
+    elif ctx.response_id is not None:
+        discard = discard | {ctx.response_id}
+    unheard: list[UnheardItem] = []
+    for item in playout:
+        received = ctx.received_bytes.get(item.item_id, 0)
+        played = min(item.played_bytes, received)
+        complete = item.item_id in ctx.audio_done_items and played >= received
+        if complete:
+            continue
+        heard_ms = played // 8 - ctx.policy.truncate_allowance_ms
+        unheard.append(UnheardItem(item.item_id, max(0, min(heard_ms, received // 8))))
+    if unheard or cancel_reply:
+        actions.append(StopBotAudio(tuple(unheard), cancel_reply))
+    actions.append(Note("barge_in", {"trigger": trigger, "items": len(playout)}))
+    ctx = replace(ctx, discard_response_ids=discard, cancelling=cancelling, playout_busy=False)
+    return ctx, actions
+
+
+def _after_playout(ctx: CallContext) -> Result:
+    """Playout is empty: carry out what waited for it (BYE, REFER, rollover), else listen."""
+    if ctx.end_after_playout is not None:
+        return _bye(ctx, ctx.end_after_playout)
+    if ctx.transfer_after_playout is not None:
+        target = ctx.transfer_after_playout
+        ctx = _to(ctx, State.TRANSFERRING, transfer_after_playout=None)
+        return ctx, [SendRefer(target), Note("transfer.started", {"target": target})]
+    if ctx.rollover_pending and ctx.response_id is None:
+        return _to(ctx, State.LISTENING, rollover_pending=False), [Rollover()]
+    return _to(ctx, State.LISTENING), _arm_idle(ctx)
+
+
+def _arm_idle(ctx: CallContext) -> list[Action]:
+    """The caller's turn: (re)start the inactivity watchdog, when it is on."""
+    if ctx.policy.idle_prompt_s <= 0 or ctx.response_id is not None or ctx.response_wanted:
+        return []
+    if ctx.on_hold:
+        return []  # a caller who put us on hold is not silent, just away
+    return [StartTimer(T_IDLE, ctx.policy.idle_prompt_s)]
+
+
+def _disarm_idle(ctx: CallContext) -> list[Action]:
+    return [CancelTimer(T_IDLE)] if ctx.policy.idle_prompt_s > 0 else []
+
+
+def _forward_digits(ctx: CallContext) -> Result:
+    if not ctx.digits:
+        return ctx, [CancelTimer(T_DIGITS)]
+    text = "The caller pressed " + " ".join(ctx.digits)
+    ctx2, actions = _request_response(replace(ctx, digits=""))
+    return ctx2, [CancelTimer(T_DIGITS), AddText(text), *actions]
+
+
+# --------------------------------------------------------------------------------------------
+# Handlers: one per (state group, event). Each returns (ctx, actions).
+
+
+def _ignore(ctx: CallContext, ev: Any) -> Result:
+    return ctx, []
+
+
+def on_start(ctx: CallContext, ev: Start) -> Result:
+    return _to(ctx, State.CONNECTING), [
+        OpenSession(),
+        StartTimer(T_SETUP, ctx.policy.setup_timeout_s),
+    ]
+
+
+def on_session_ready(ctx: CallContext, ev: SessionReady) -> Result:
+    ctx = _to(ctx, State.ANSWERING, session_connected=True)
+    actions: list[Action] = [CancelTimer(T_SETUP), Answer()]
+    cap = ctx.policy.session_cap_s - ctx.policy.rollover_margin_s
+    if cap > 0:
+        actions.append(StartTimer("session_cap", cap))
+    return ctx, actions
+
+
+def on_setup_failed(ctx: CallContext, ev: SessionFailed) -> Result:
+    # The caller never got a 200: 503 + Retry-After tells a trunk to try another gateway.
+    reject = Reject(503, "Service Unavailable", ctx.policy.retry_after_s)
+    return _end(ctx, f"setup failed: {ev.reason}", [CancelTimer(T_SETUP), reject])
+
+
+def on_cancel(ctx: CallContext, ev: CallerCancel) -> Result:
+    # The UA already answered CANCEL with 200 and the INVITE with 487.
+    return _end(ctx, "caller cancelled", [])
+
+
+def on_ack(ctx: CallContext, ev: Ack) -> Result:
+    if ctx.acked:
+        return ctx, []  # a retransmitted ACK
+    state = _idle_state(ctx) if ctx.state is State.ANSWERING else ctx.state
+    ctx = _to(ctx, state, acked=True)
+    actions: list[Action] = [Note("call.state", {"state": "active"})]
+    # No greeting over a caller who already started talking before the ACK came.
+    if ctx.policy.greeting is not None and ctx.state is State.LISTENING:
+        ctx, more = _request_response(ctx, ctx.policy.greeting or None)
+        actions += more
+    elif ctx.state is State.LISTENING:
+        actions += _arm_idle(ctx)  # no greeting: the caller's turn starts now
+    return ctx, actions
+
+
+def on_ack_timeout(ctx: CallContext, ev: AckTimeout) -> Result:
+    if ctx.acked:
+        return ctx, []
+    return _end(ctx, "ack timeout", [SendBye(EndCause.ACK_TIMEOUT)])
+
+
+def on_caller_bye(ctx: CallContext, ev: CallerBye) -> Result:
+    return _end(ctx, "caller hangup", [])
+
+
+def on_rtp_timeout(ctx: CallContext, ev: RtpTimeout) -> Result:
+    # The bot's words already queued still go out (the caller may only have stopped sending,
+    # e.g. a one-way NAT), then BYE with Reason cause=408. While ending or transferring the
+    # call is on its way out already: BYE now.
+    if ctx.state in (State.ENDING, State.TRANSFERRING, State.CONNECTING):
+        return _bye(ctx, EndCause.RTP_TIMEOUT)
+    return _finish_after_playout(ctx, EndCause.RTP_TIMEOUT)
+
+
+def on_session_failed(ctx: CallContext, ev: SessionFailed) -> Result:
+    return _end(ctx, f"realtime failed: {ev.reason}", [SendBye(EndCause.REALTIME_FAILED)])
+
+
+def on_max_duration(ctx: CallContext, ev: MaxDuration) -> Result:
+    return _finish_after_playout(ctx, EndCause.MAX_DURATION)
+
+
+def _bye(ctx: CallContext, cause: EndCause, actions: tuple[Action, ...] = ()) -> Result:
+    """End the call with our BYE; the hang-up detail is the BYE's Reason text."""
+    return _end(ctx, bye_reason(cause).text, [*actions, SendBye(cause)])
+
+
+def _finish_after_playout(ctx: CallContext, cause: EndCause) -> Result:
+    if not ctx.playout_busy:
+        return _bye(ctx, cause)
+    ctx = _to(ctx, State.ENDING, end_after_playout=cause)
+    return ctx, [StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
+
+
+def on_speech_started(ctx: CallContext, ev: SpeechStarted) -> Result:
+    actions: list[Action] = _disarm_idle(ctx)
+    if ctx.playout_busy or ev.playout or ctx.response_id is not None:
+        ctx, more = _barge_in(ctx, ev.playout, "speech")
+        actions += more
+    return _to(ctx, State.CALLER_SPEAKING, idle_prompts=0), actions
+
+
+def on_speech_stopped(ctx: CallContext, ev: SpeechStopped) -> Result:
+    return _to(ctx, _idle_state(ctx)), []
+
+
+def on_response_created(ctx: CallContext, ev: ResponseCreated) -> Result:
+    ctx = replace(ctx, response_id=ev.response_id, cancelling=False, response_audio=False)
+    return ctx, _disarm_idle(ctx)
+
+
+def on_idle_timeout(ctx: CallContext, ev: IdleTimeout) -> Result:
+    if ctx.state is not State.LISTENING or ctx.response_id is not None or ctx.playout_busy:
+        return ctx, []  # someone is talking after all; the next quiet turn re-arms
+    if ctx.idle_prompts >= ctx.policy.idle_prompts_max:
+        note = Note("call.idle_hangup", {"prompts": ctx.idle_prompts})
+        ctx = _to(ctx, State.ENDING, end_after_playout=EndCause.IDLE_CALLER)
+        ctx, more = _request_response(ctx, ctx.policy.idle_goodbye_instructions or None)
+        return ctx, [note, *more, StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
+    ctx = replace(ctx, idle_prompts=ctx.idle_prompts + 1)
+    note = Note("call.idle_prompt", {"prompt": ctx.idle_prompts})
+    ctx, more = _request_response(ctx, ctx.policy.idle_prompt_instructions or None)
+    return ctx, [note, *more]
+
+
+def on_input_timeout(ctx: CallContext, ev: InputTimeout) -> Result:
+    # The server re-prompts by itself (it commits the silence and answers it): one more
+    # unanswered prompt. Past the limit, the call ends once that answer has played.
+    prompts = ctx.idle_prompts + 1
+    note = Note("realtime.idle_timeout", {"prompt": prompts})
+    ctx = replace(ctx, idle_prompts=prompts)
+    if prompts > ctx.policy.idle_prompts_max and ctx.state in ACTIVE:
+        ctx = _to(ctx, State.ENDING, end_after_playout=EndCause.IDLE_CALLER)
+        hangup = Note("call.idle_hangup", {"prompts": prompts})
+        return ctx, [note, hangup, StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
+    return ctx, [note]
+
+
+def on_audio_delta(ctx: CallContext, ev: AudioDelta) -> Result:
+    if ev.response_id in ctx.discard_response_ids:
+        return ctx, []  # late deltas of an interrupted response (realtime-protocol.md 5, step 1)
+    received = dict(ctx.received_bytes)
+    received[ev.item_id] = received.get(ev.item_id, 0) + len(ev.audio)
+    state = State.BOT_SPEAKING if ctx.state is not State.CALLER_SPEAKING else ctx.state
+    if ctx.state in (State.ENDING, State.TRANSFERRING):
+        state = ctx.state
+    ctx = replace(
+        ctx,
+        state=state,
+        received_bytes=received,
+        playout_busy=True,
+        response_audio=ctx.response_audio or ev.response_id == ctx.response_id,
+    )
+    return ctx, [EnqueueAudio(ev.item_id, ev.audio)]
+
+
+def on_audio_done(ctx: CallContext, ev: AudioDone) -> Result:
+    ctx = replace(ctx, audio_done_items=ctx.audio_done_items | {ev.item_id})
+    if ev.response_id in ctx.discard_response_ids:
+        return ctx, []
+    return ctx, [EndOfAudio(ev.item_id)]
+
+
+def on_response_done(ctx: CallContext, ev: ResponseDone) -> Result:
+    if ev.response_id != ctx.response_id:
+        return ctx, []  # a response we already forgot (e.g. from before a reconnect)
+    silent = not ctx.response_audio
+    ctx = replace(ctx, response_id=None, cancelling=False, response_audio=False)
+    actions: list[Action] = []
+    if ev.status in ("failed", "incomplete"):
+        note = Note(
+            "realtime.response_failed",
+            {"status": ev.status, "reason": ev.reason, "error": ev.error, "silent": silent},
+        )
+        actions.append(note)
+        if (ev.status == "failed" or silent) and ctx.state not in (
+            State.ENDING,
+            State.TRANSFERRING,
+        ):
+            recovered = _recover_failed_response(ctx)
+            if recovered is not None:
+                ctx, more = recovered
+                if ctx.state is State.ENDED or ctx.state is State.TRANSFERRING:
+                    return ctx, actions + more
+                actions += more
+    elif ev.status == "completed" and not silent:
+        ctx = replace(ctx, failed_retries=0)
+    if ctx.response_wanted:
+        ctx, actions = _request_response(ctx)
+    if ctx.playout_busy or ctx.state is State.TRANSFERRING:
+        return ctx, actions  # PlayoutDrained finishes the turn
+    waiting = ctx.end_after_playout is not None or ctx.transfer_after_playout is not None
+    if waiting or ctx.state in (State.ENDING, State.BOT_SPEAKING) or ctx.rollover_pending:
+        if ctx.state is not State.CALLER_SPEAKING or waiting:
+            more_ctx, more = _after_playout(ctx)
+            return more_ctx, actions + more
+    return ctx, actions
+
+
+def _recover_failed_response(ctx: CallContext) -> Result | None:
+    """A response failed and the caller heard nothing: ask again, then transfer or end."""
+    policy = ctx.policy
+    if ctx.failed_retries < policy.failed_response_retries:
+        ctx = replace(ctx, failed_retries=ctx.failed_retries + 1)
+        return _request_response(ctx, policy.failed_response_instructions or None)
+    uri = policy.transfer_targets.get(policy.failed_response_transfer)
+    if uri is not None:
+        ctx = _to(ctx, State.TRANSFERRING, failed_retries=0)
+        return ctx, [SendRefer(uri), Note("transfer.started", {"target": uri})]
+    note = Note("realtime.responses_failing", {"retries": ctx.failed_retries})
+    return _bye(ctx, EndCause.VOICE_SESSION_UNAVAILABLE, (note,))
+
+
+def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
+    ctx = replace(ctx, playout_busy=False)
+    if ctx.state in (State.CALLER_SPEAKING, State.TRANSFERRING):
+        return ctx, []
+    if ctx.state is State.ENDING:
+        return _bye(ctx, ctx.end_after_playout or EndCause.LOCAL_BYE)
+    if ctx.response_id is None:
+        return _after_playout(ctx)
+    # More audio of the current response may still come: keep speaking state.
+    return ctx, []
+
+
+def on_function_call(ctx: CallContext, ev: FunctionCall) -> Result:
+    note = Note("tool.called", {"name": ev.name, "tool_call_id": ev.call_id})
+    if ev.name == "end_call":
+        # Say goodbye first: the BYE waits for the current response and its playout.
+        ctx = replace(ctx, end_after_playout=EndCause.END_CALL)
+        if ctx.state is State.CALLER_SPEAKING or (not ctx.playout_busy and ctx.response_id is None):
+            return _bye(ctx, EndCause.END_CALL, (note,))
+        return _to(ctx, State.ENDING), [note, StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
+    if ev.name == "transfer_call":
+        target_name = str(ev.arguments.get("target", ""))
+        uri = ctx.policy.transfer_targets.get(target_name)
+        if uri is None:
+            allowed = ", ".join(sorted(ctx.policy.transfer_targets)) or "none configured"
+            output = f'{{"ok": false, "error": "unknown transfer target {target_name!r}; allowed: {allowed}"}}'
+            ctx, more = _request_response(ctx)
+            return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
+        ctx = replace(ctx, transfer_after_playout=uri, transfer_call_id=ev.call_id)
+        if not ctx.playout_busy and ctx.response_id is None:
+            return _after_playout(ctx)
+        return ctx, [note]
+    if ev.name == "send_dtmf":
+        digits = str(ev.arguments.get("digits", ""))
+        bad = [d for d in digits if d not in "0123456789*#ABCD"]
+        if not digits or bad:
+            output = f'{{"ok": false, "error": "invalid digits {digits!r}"}}'
+            ctx, more = _request_response(ctx)
+            return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
+        ctx, more = _request_response(ctx)
+        return ctx, [note, SendDigits(digits), ReturnToolResult(ev.call_id, '{"ok": true}'), *more]
+    ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls | {ev.call_id})
+    return ctx, [note, RunTool(ev.call_id, ev.name, ev.arguments)]
+
+
+def on_tool_result(ctx: CallContext, ev: ToolResult) -> Result:
+    ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls - {ev.call_id})
+    actions: list[Action] = [ReturnToolResult(ev.call_id, ev.output)]
+    if ctx.state is State.CALLER_SPEAKING:
+        # The server's VAD will answer the caller's turn with the result in context; a
+        # response.create now would collide with that auto-response.
+        return ctx, actions
+    ctx, more = _request_response(ctx)
+    return ctx, actions + more
+
+
+def on_realtime_error(ctx: CallContext, ev: RealtimeError) -> Result:
+    note = Note("realtime.error", {"code": ev.code, "message": ev.message})
+    if ev.code == "response_cancel_not_active":
+        return replace(ctx, cancelling=False), [note]  # benign race with VAD auto-cancel
+    if ev.code == "conversation_already_has_active_response":
+        return replace(ctx, response_wanted=True), [note]  # retried at response.done
+    if ev.code == "session_expired":
+        # The service closes the socket right after this error (WS 1001): the ConnectionLost
+        # that follows reconnects, once. Reconnecting here too would open two new sessions.
+        return replace(ctx, response_id=None, cancelling=False), [note]
+    return ctx, [note]  # truncate length errors and the like: logged, never fatal
+
+
+def on_dtmf(ctx: CallContext, ev: Dtmf) -> Result:
+    note = Note("call.dtmf", {"digit": ev.digit, "source": ev.source})
+    ctx = replace(ctx, idle_prompts=0)  # the caller is there
+    if ctx.policy.dtmf_mode is DtmfMode.IGNORE:
+        return ctx, [note]
+    action = ctx.policy.digit_actions.get(ev.digit)
+    if action is not None:
+        if action.kind == "hangup":
+            return _end(ctx, "dtmf hangup", [note, SendBye(EndCause.DTMF_HANGUP)])
+        if action.kind == "transfer":
+            uri = ctx.policy.transfer_targets.get(action.target, action.target)
+            barge: list[Action] = []
+            if ctx.playout_busy or ev.playout or ctx.response_id is not None:
+                ctx, barge = _barge_in(ctx, ev.playout, "dtmf")
+            ctx = _to(ctx, State.TRANSFERRING)
+            return ctx, [note, *barge, SendRefer(uri), Note("transfer.started", {"target": uri})]
+    actions: list[Action] = [note]
+    if ctx.policy.dtmf_barge_in and (ctx.playout_busy or ev.playout):
+        ctx, more = _barge_in(ctx, ev.playout, "dtmf")
+        ctx = _to(ctx, State.LISTENING if ctx.state is State.BOT_SPEAKING else ctx.state)
+        actions += more
+    digits = ctx.digits + ev.digit
+    ctx = replace(ctx, digits=digits)
+    if ev.digit == ctx.policy.digit_terminator or len(digits) >= ctx.policy.max_digits:
+        ctx, more = _forward_digits(ctx)
+        return ctx, actions + more
+    return ctx, [*actions, StartTimer(T_DIGITS, ctx.policy.inter_digit_timeout_s)]
+
+
+def on_digit_timeout(ctx: CallContext, ev: DigitTimeout) -> Result:
+    return _forward_digits(ctx)
+
+
+def on_refer_result(ctx: CallContext, ev: ReferResult) -> Result:
+    if 200 <= ev.status < 300:
+        ctx = replace(ctx, transfer_call_id=None)
+        return _bye(ctx, EndCause.TRANSFERRED)
+    note = Note("transfer.failed", {"status": ev.status})
+    actions: list[Action] = [note]
+    call_id = ctx.transfer_call_id
+    ctx = _to(ctx, _idle_state(ctx), transfer_call_id=None)
+    if call_id is not None:
+        actions.append(
+            ReturnToolResult(
+                call_id, f'{{"ok": false, "error": "transfer failed: SIP {ev.status}"}}'
+            )
+        )
+        ctx, more = _request_response(ctx)
+        actions += more
+    return ctx, actions
+
+
+def on_bye_while_transferring(ctx: CallContext, ev: CallerBye) -> Result:
+    # The transferee left (often because the transfer succeeded before the NOTIFY arrived).
+    return _end(ctx, "caller hangup during transfer", [])
+
+
+def on_connection_lost(ctx: CallContext, ev: ConnectionLost) -> Result:
+    # Audio already received keeps playing (the caller hears the end of the sentence); the
+    # interrupted response is forgotten and the conversation is replayed as text in a new session.
+    ctx = replace(
+        ctx,
+        session_connected=False,
+        response_id=None,
+        cancelling=False,
+        discard_response_ids=ctx.discard_response_ids | ({ctx.response_id} - {None}),
+    )
+    return ctx, [Note("realtime.lost", {"reason": ev.reason}), Reconnect(ev.reason)]
+
+
+def on_reconnected(ctx: CallContext, ev: Reconnected) -> Result:
+    ctx = replace(ctx, session_connected=True)
+    if ctx.response_wanted:
+        return _request_response(ctx)
+    return ctx, []  # the session logs realtime.reconnected with the attempt and reason
+
+
+# The end cause (and Reason text) when the voice session cannot be kept up: 503 tells the PBX's
+# CDR that the service behind the gateway was unavailable, as a 503 to an INVITE would.
+VOICE_SESSION_UNAVAILABLE = "voice session unavailable"
+
+
+def on_reconnect_budget_spent(ctx: CallContext, ev: ReconnectBudgetSpent) -> Result:
+    note = Note("realtime.reconnect_budget_spent", {"reason": ev.reason})
+    return _bye(ctx, EndCause.VOICE_SESSION_UNAVAILABLE, (note,))
+
+
+def on_session_cap_near(ctx: CallContext, ev: SessionCapNear) -> Result:
+    if ctx.state is State.LISTENING and ctx.response_id is None and not ctx.playout_busy:
+        return ctx, [Rollover()]
+    return replace(ctx, rollover_pending=True), []
+
+
+def on_rolled_over(ctx: CallContext, ev: RolledOver) -> Result:
+    # The new session gets a fresh cap; the old one's responses are gone.
+    ctx = replace(ctx, rollover_pending=False, response_id=None, session_connected=True)
+    cap = ctx.policy.session_cap_s - ctx.policy.rollover_margin_s
+    return ctx, [StartTimer("session_cap", cap), Note("realtime.rolled_over")]
+
+
+def on_connecting_lost(ctx: CallContext, ev: ConnectionLost) -> Result:
+    return on_setup_failed(ctx, SessionFailed(ev.reason))
+
+
+def on_drain_timeout(ctx: CallContext, ev: DrainTimeout) -> Result:
+    return _bye(ctx, ctx.end_after_playout or EndCause.DRAIN_TIMEOUT)
+
+
+def on_operator_hangup(ctx: CallContext, ev: OperatorHangup) -> Result:
+    # The operator wants the call gone now: no waiting for the bot's last words.
+    return _end(ctx, "operator hangup", [SendBye(EndCause.LOCAL_BYE, "operator hangup")])
+
+
+def on_operator_say(ctx: CallContext, ev: OperatorSay) -> Result:
+    actions: list[Action] = [AddText(ev.text, "user" if ev.role == "user" else "system")]
+    if not ev.respond:
+        return ctx, actions
+    # One response at a time: while one is active the reply is owed until its response.done.
+    ctx, more = _request_response(replace(ctx, idle_prompts=0))
+    return ctx, actions + more
+
+
+def on_hold_changed(ctx: CallContext, ev: HoldChanged) -> Result:
+    """Hold: no inactivity prompts while the caller is away (the session keeps the audio time
+    running with silence); resume: the caller's turn starts again."""
+    note = Note("call.hold" if ev.on_hold else "call.resumed", {"direction": ev.direction})
+    if ev.on_hold == ctx.on_hold:
+        return ctx, [note]
+    ctx = replace(ctx, on_hold=ev.on_hold)
+    if ev.on_hold:
+        return ctx, [note, *_disarm_idle(ctx)]
+    more = _arm_idle(ctx) if ctx.state is State.LISTENING else []
+    return ctx, [note, *more]
+
+
+def on_codec_answered(ctx: CallContext, ev: CodecAnswered) -> Result:
+    """A late offer's answer picked the law: the session follows it (G.711 passes through,
+    so the voice session's format must be the call's)."""
+    return ctx, [SwitchCodec(ev.codec)]

@@ -1,0 +1,39 @@
+"""The Realtime GA form of the voice link (gateway/call/voice.py `VoiceLink`).
+
+Barge-in, per docs/realtime-protocol.md section 5: the cancel goes first (a truncate or delete
+of an item the response is still writing would race its next deltas), then each bot item the
+caller did not hear completely is truncated at the heard position, or deleted when nothing of
+it was heard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from gateway.realtime import protocol
+
+
+class RealtimeLink:
+    def stop_bot_audio(
+        self, cancel_reply: bool, unheard: Sequence[tuple[str, int]]
+    ) -> list[dict[str, Any]]:
+        events = [protocol.response_cancel()] if cancel_reply else []
+        for item_id, heard_ms in unheard:
+            if heard_ms > 0:
+                events.append(protocol.item_truncate(item_id, 0, heard_ms))
+            else:
+                events.append(protocol.item_delete(item_id))
+        return events
+
+    def request_reply(self, instructions: str | None) -> dict[str, Any]:
+        return protocol.response_create(instructions)
+
+    def add_text(self, text: str, role: str) -> dict[str, Any]:
+        return protocol.user_text_message(text, "system" if role == "system" else "user")
+
+    def return_tool_result(self, call_id: str, output: str) -> dict[str, Any]:
+        return protocol.function_call_output(call_id, output)
+
+
+__all__ = ["RealtimeLink"]
