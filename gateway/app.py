@@ -30,7 +30,7 @@ from gateway.admission import (
     inbound_auth,
     trust_local,
 )
-from gateway.call.call import CallServices, LiveCall
+from gateway.call.call import REASON_ACK_TIMEOUT, CallServices, LiveCall
 from gateway.call.causes import EndCause
 from gateway.call.outbound import place_call
 from gateway.call_settings import call_services_for, endpoint_for, use_simulator
@@ -150,6 +150,7 @@ class Gateway:
             on_reoffer=self._on_reoffer,
             on_dtmf=self._on_info_dtmf,
             on_ack=self._on_ack,
+            on_ack_timeout=self._on_ack_timeout,
             max_server_transactions=limits.max_server_transactions,
             max_server_transactions_per_source=limits.max_server_transactions_per_source,
         )
@@ -539,6 +540,18 @@ class Gateway:
     def _on_ack(self, call: IncomingCall) -> None:
         if (live := self.calls.get(call.call_id)) is not None:
             live.on_ack()
+
+    def _on_ack_timeout(self, call: IncomingCall) -> None:
+        """Timer H: the call decides (its machine BYEs with cause ack_timeout)."""
+        if (live := self.calls.get(call.call_id)) is not None:
+            live.on_ack_timeout()
+        else:  # not (or no longer) one of our calls: the dialog still must not hang
+            self._spawn_owned(self._bye_unowned(call))
+
+    @staticmethod
+    async def _bye_unowned(call: IncomingCall) -> None:
+        with contextlib.suppress(Exception):  # best effort: nobody waits for this call
+            await call.hangup(reason_header=REASON_ACK_TIMEOUT)
 
     def _on_ack_sdp(self, call: IncomingCall, sdp: bytes) -> None:
         if (live := self.calls.get(call.call_id)) is not None:

@@ -80,6 +80,7 @@ REASON_MAX_DURATION = bye_reason(EndCause.MAX_DURATION).header()
 REASON_RTP_TIMEOUT = bye_reason(EndCause.RTP_TIMEOUT).header()
 REASON_SHUTDOWN = bye_reason(EndCause.SHUTDOWN).header()
 REASON_BAD_ANSWER = bye_reason(EndCause.BAD_ANSWER).header()
+REASON_ACK_TIMEOUT = bye_reason(EndCause.ACK_TIMEOUT).header()
 
 # (route, codec, instructions, caller, callee) -> the voice session's settings
 SessionSettingsFor = Callable[[Any, str, str, str, str], SessionSettings]
@@ -363,6 +364,16 @@ class LiveCall:
     def on_ack(self) -> None:
         if self.session is not None and not self.ended:
             self.session.on_ack(caller_sends=caller_sends(self.media_info))
+
+    def on_ack_timeout(self) -> None:
+        """Timer H: our 2xx was never acknowledged. The machine decides (BYE, cause
+        ack_timeout); a call without a voice session (echo mode) BYEs at once."""
+        if self.ended or self.local_cause is not None:
+            return  # the user agent logged sip.call.ack_timeout
+        if self.session is not None:
+            self.session.on_ack_timeout()
+            return
+        self.services.spawn(self.hangup_now(EndCause.ACK_TIMEOUT, REASON_ACK_TIMEOUT))
 
     def on_ack_sdp(self, sdp: bytes) -> None:
         """Late offer: the ACK carries the answer to the offer in our 200."""
@@ -732,6 +743,7 @@ class LiveCall:
 
 
 __all__ = [
+    "REASON_ACK_TIMEOUT",
     "REASON_BAD_ANSWER",
     "REASON_MAX_DURATION",
     "REASON_RTP_TIMEOUT",

@@ -231,6 +231,9 @@ class CallSession(VoiceEvents):
     def on_max_duration(self) -> None:
         self.dispatch(m.MaxDuration())
 
+    def on_ack_timeout(self) -> None:
+        self.dispatch(m.AckTimeout())
+
     def _loop_time(self) -> float:
         now = self._now
         if now is None:

@@ -23,6 +23,7 @@ from gateway.app import Gateway
 from gateway.config import ControlConfig
 from gateway.realtime.simulator import Simulator, SimulatorOptions
 from gateway.serve import GatewayControl
+from sip.timers import TimerConfig
 from tests.test_app import (
     TIMEOUT,
     EventLog,
@@ -270,3 +271,25 @@ async def test_a_late_offers_answer_switches_the_session_to_its_law(
     uac.send(uac.request("BYE"))
     await uac.final_response("BYE")
     assert (await events.wait("call.ended", call_id=uac.call_id))["cause"] == "remote_bye"
+
+
+async def test_ack_timeout_is_the_machines_bye_with_one_cause(
+    plain_bench: Bench, events: EventLog
+) -> None:
+    """Timer H (no ACK for our 200): the user agent reports it, the machine decides. One BYE
+    with the cause's Reason header, `ack_timeout` in call.ended, the record and the metrics.
+    T1 is shortened so that H (64*T1) comes after 3.2 s instead of 32 s."""
+    bench = plain_bench
+    bench.gateway.ua.timers = TimerConfig(t1=0.05)
+    final = await invite(bench.uac, offer_sdp(bench.rtp_port))
+    assert status_of(final) == 200  # and no ACK, ever
+    bye = await asyncio.wait_for(bench.uac.expect_request("BYE"), 3 * TIMEOUT)
+    bench.uac.respond(bye, 200, "OK")
+    call_id = bench.uac.call_id
+    assert header(bye, "Reason") == 'SIP;cause=200;text="no ACK"'
+    ended = await events.wait("call.ended", call_id=call_id)
+    assert ended["cause"] == "ack_timeout"
+    assert _record(bench, call_id)["hangup"]["cause"] == "ack_timeout"
+    metrics = bench.gateway.prometheus.render()[0].decode()
+    assert sample(metrics, "srg_calls_total", route="default", outcome="ack_timeout") == 1
+    assert sample(metrics, "srg_calls_total", route="default", outcome="other") == 0
