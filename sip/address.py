@@ -8,7 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
-Proto = Literal["udp", "tcp"]
+Proto = Literal["udp", "tcp", "tls"]
+# Streams: responses go back on the connection the request came on (RFC 3261 18.2.2).
+RELIABLE_PROTOS = frozenset({"tcp", "tls"})
 
 
 class Stream(Protocol):
@@ -20,12 +22,19 @@ class Stream(Protocol):
 
 @dataclass(frozen=True)
 class TransportAddr:
-    """Where a message came from / goes to. `conn` is set for TCP so replies reuse the stream."""
+    """Where a message came from / goes to. `conn` is set for TCP/TLS so replies reuse the
+    stream. `server_name` is the host name TLS verifies the peer's certificate against (and
+    sends as SNI): the host part of the URI we resolved, not the IP (RFC 5922 / 3261 26.3.1)."""
 
     proto: Proto
     host: str
     port: int
     conn: Stream | None = field(default=None, compare=False, repr=False)
+    server_name: str = field(default="", compare=False)
+
+    @property
+    def reliable(self) -> bool:
+        return self.proto in RELIABLE_PROTOS
 
     @property
     def hostport(self) -> tuple[str, int]:
@@ -46,4 +55,4 @@ class SipTransport(Protocol):
     def send(self, data: bytes, dest: TransportAddr) -> Any: ...
 
 
-__all__ = ["Proto", "SipTransport", "Stream", "TransportAddr"]
+__all__ = ["RELIABLE_PROTOS", "Proto", "SipTransport", "Stream", "TransportAddr"]
