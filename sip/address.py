@@ -4,6 +4,7 @@ socket layer (sip/transport.py), so the core needs nothing that does I/O.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -41,6 +42,15 @@ class TransportAddr:
         return (self.host, self.port)
 
 
+def is_ip_literal(host: str) -> bool:
+    """True for an IPv4/IPv6 address (brackets allowed), False for a host name."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
 class SipTransport(Protocol):
     """What the user agent needs from its transport (sip.transport.Transport; a test's fake)."""
 
@@ -55,4 +65,4 @@ class SipTransport(Protocol):
     def send(self, data: bytes, dest: TransportAddr) -> Any: ...
 
 
-__all__ = ["RELIABLE_PROTOS", "Proto", "SipTransport", "Stream", "TransportAddr"]
+__all__ = ["RELIABLE_PROTOS", "Proto", "SipTransport", "Stream", "TransportAddr", "is_ip_literal"]

@@ -509,11 +509,14 @@ class UserAgent(UaCore):
     async def _dialog_dest(self, call: Call) -> TransportAddr:
         assert call.dialog is not None
         hop = call.dialog.next_hop()
-        proto = hop.transport or call.source.proto
+        # A sips: hop is TLS whatever the call came over (sip/resolve.py refuses UDP/TCP).
+        proto = hop.transport or (None if hop.scheme == "sips" else call.source.proto)
         target = await self.resolve(hop, proto)
-        if target.proto == "tcp" and call.source.proto == "tcp":
+        if target.reliable and target.proto == call.source.proto:
             # Reuse the caller's connection (NAT-friendly); the transport reconnects if it died.
-            return TransportAddr("tcp", target.host, target.port, call.source.conn)
+            return TransportAddr(
+                target.proto, target.host, target.port, call.source.conn, target.server_name
+            )
         return target
 
     async def _in_dialog_request(
@@ -538,7 +541,7 @@ class UserAgent(UaCore):
                 req = call.dialog.create_request(
                     method,
                     self.advertised_host,
-                    self.advertised_port,
+                    self.port_for(dest.proto),
                     dest.proto,
                     body=body,
                     content_type=content_type,

@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import trustme
 
 from sip.transport import Transport, TransportAddr
+from tests.sip.conftest import Pki
 
 OPTIONS = (
     b"OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\n"
@@ -24,53 +25,6 @@ OPTIONS = (
     b"Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
 )
 OK = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n"
-
-
-def _loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
-    if kind == "uvloop":
-        uvloop = pytest.importorskip("uvloop")
-        return uvloop.new_event_loop  # type: ignore[no-any-return]
-    return asyncio.new_event_loop
-
-
-@pytest.fixture(params=["asyncio", "uvloop"])
-def run(request: pytest.FixtureRequest) -> Callable[[Callable[[], Awaitable[Any]]], Any]:
-    """Run one test coroutine on a fresh loop of the parametrized kind."""
-    factory = _loop_factory(request.param)
-
-    def runner(main: Callable[[], Awaitable[Any]]) -> Any:
-        with asyncio.Runner(loop_factory=factory) as r:
-            return r.run(asyncio.wait_for(main(), 10.0))  # type: ignore[arg-type]
-
-    return runner
-
-
-class Pki:
-    def __init__(self) -> None:
-        self.ca = trustme.CA()
-        self.server_cert = self.ca.issue_cert("127.0.0.1", "localhost", "sip.example.test")
-        self.client_cert = self.ca.issue_cert("client.example.test")
-
-    def server(self, *, require_client_cert: bool = False) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        self.server_cert.configure_cert(ctx)
-        if require_client_cert:
-            ctx.verify_mode = ssl.CERT_REQUIRED
-            self.ca.configure_trust(ctx)
-        return ctx
-
-    def client(self, *, with_cert: bool = False) -> ssl.SSLContext:
-        ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-        self.ca.configure_trust(ctx)
-        if with_cert:
-            self.client_cert.configure_cert(ctx)
-        return ctx
-
-
-@pytest.fixture(scope="module")
-def pki() -> Pki:
-    return Pki()
 
 
 class Inbox:
@@ -107,7 +61,7 @@ async def _closed_by_peer(reader: asyncio.StreamReader) -> bool:
         return True
 
 
-def test_tls_listener_receives_and_answers_on_the_same_connection(run: Any, pki: Pki) -> None:
+def test_tls_listener_receives_and_answers_on_the_same_connection(loop_run: Any, pki: Pki) -> None:
     async def main() -> None:
         t, inbox = await _tls_transport(pki)
         try:
@@ -127,7 +81,7 @@ def test_tls_listener_receives_and_answers_on_the_same_connection(run: Any, pki:
         finally:
             t.close()
 
-    run(main)
+    loop_run(main)
 
 
 def test_default_tls_port_is_5061(pki: Pki) -> None:
@@ -137,7 +91,7 @@ def test_default_tls_port_is_5061(pki: Pki) -> None:
         Transport("127.0.0.1", 0, tls_context=pki.client())
 
 
-def test_outbound_tls_is_verified_and_reused(run: Any, pki: Pki) -> None:
+def test_outbound_tls_is_verified_and_reused(loop_run: Any, pki: Pki) -> None:
     async def main() -> None:
         server, server_inbox = await _tls_transport(pki)
         client, client_inbox = await _tls_transport(pki, tls_client_context=pki.client())
@@ -162,11 +116,11 @@ def test_outbound_tls_is_verified_and_reused(run: Any, pki: Pki) -> None:
             client.close()
             server.close()
 
-    run(main)
+    loop_run(main)
 
 
 def test_wrong_hostname_is_refused_and_logged_once(
-    run: Any, pki: Pki, caplog: pytest.LogCaptureFixture
+    loop_run: Any, pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def main() -> list[Exception]:
         server, server_inbox = await _tls_transport(pki)
@@ -187,14 +141,14 @@ def test_wrong_hostname_is_refused_and_logged_once(
         return errors
 
     with caplog.at_level(logging.WARNING, logger="sip"):
-        errors = run(main)
+        errors = loop_run(main)
     assert isinstance(errors[0], ssl.SSLCertVerificationError)
     lines = [r for r in caplog.records if getattr(r, "event", "") == "sip.tls_connect_failed"]
     assert len(lines) == 1 and "evil.example" in lines[0].getMessage()
     assert "certificate verification failed" in lines[0].getMessage()
 
 
-def test_no_client_context_fails_cleanly(run: Any, pki: Pki) -> None:
+def test_no_client_context_fails_cleanly(loop_run: Any, pki: Pki) -> None:
     async def main() -> None:
         server, _ = await _tls_transport(pki)
         client = Transport("127.0.0.1", 0)
@@ -209,11 +163,11 @@ def test_no_client_context_fails_cleanly(run: Any, pki: Pki) -> None:
             client.close()
             server.close()
 
-    run(main)
+    loop_run(main)
 
 
 def test_mutual_tls_refuses_a_client_without_a_valid_certificate(
-    run: Any, pki: Pki, caplog: pytest.LogCaptureFixture
+    loop_run: Any, pki: Pki, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def main() -> None:
         server, inbox = await _tls_transport(pki, tls_context=pki.server(require_client_cert=True))
@@ -244,14 +198,14 @@ def test_mutual_tls_refuses_a_client_without_a_valid_certificate(
             server.close()
 
     with caplog.at_level(logging.WARNING, logger="sip"):
-        run(main)
+        loop_run(main)
     lines = [r for r in caplog.records if getattr(r, "event", "") == "sip.tls_handshake_failed"]
     assert len(lines) == 1  # rate-limited: one line for the burst, with the reason
     assert "127.0.0.1" in lines[0].getMessage()
 
 
 @pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1:DeprecationWarning")
-def test_tls_1_1_is_refused_and_the_context_is_not_overridden(run: Any, pki: Pki) -> None:
+def test_tls_1_1_is_refused_and_the_context_is_not_overridden(loop_run: Any, pki: Pki) -> None:
     async def main() -> None:
         server_ctx = pki.server()
         t, inbox = await _tls_transport(pki, tls_context=server_ctx)
@@ -275,10 +229,10 @@ def test_tls_1_1_is_refused_and_the_context_is_not_overridden(run: Any, pki: Pki
         finally:
             t.close()
 
-    run(main)
+    loop_run(main)
 
 
-def test_tls_connections_are_capped_per_source_and_in_total(run: Any, pki: Pki) -> None:
+def test_tls_connections_are_capped_per_source_and_in_total(loop_run: Any, pki: Pki) -> None:
     async def main() -> None:
         t, inbox = await _tls_transport(pki, max_connections_per_source=2, max_connections=3)
         try:
@@ -325,10 +279,10 @@ def test_tls_connections_are_capped_per_source_and_in_total(run: Any, pki: Pki) 
         finally:
             t.close()
 
-    run(main)
+    loop_run(main)
 
 
-def test_a_handshake_that_never_completes_is_closed_at_the_deadline(run: Any, pki: Pki) -> None:
+def test_a_handshake_that_never_completes_is_closed_at_the_deadline(loop_run: Any, pki: Pki) -> None:
     async def main() -> None:
         t, _ = await _tls_transport(pki, message_deadline=0.3, max_connections_per_source=1)
         try:
@@ -344,4 +298,4 @@ def test_a_handshake_that_never_completes_is_closed_at_the_deadline(run: Any, pk
         finally:
             t.close()
 
-    run(main)
+    loop_run(main)
