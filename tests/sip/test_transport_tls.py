@@ -282,7 +282,9 @@ def test_tls_connections_are_capped_per_source_and_in_total(loop_run: Any, pki: 
     loop_run(main)
 
 
-def test_a_handshake_that_never_completes_is_closed_at_the_deadline(loop_run: Any, pki: Pki) -> None:
+def test_a_handshake_that_never_completes_is_closed_at_the_deadline(
+    loop_run: Any, pki: Pki
+) -> None:
     async def main() -> None:
         t, _ = await _tls_transport(pki, message_deadline=0.3, max_connections_per_source=1)
         try:
