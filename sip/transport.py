@@ -255,8 +255,7 @@ class Transport:
         self.port = port
         self.transports = tuple(transports)
         # TLS listening is on when a server context is given; outbound TLS needs a client one.
-        if tls_context is not None and tls_context.check_hostname:
-            raise ValueError("tls_context: a server-side context must not check hostnames")
+        _check_server_context(tls_context)
         self.tls_context = tls_context
         self.tls_port = (DEFAULT_TLS_PORT if tls_port is None else tls_port) if tls_context else 0
         self.tls_client_context = tls_client_context
@@ -292,6 +291,19 @@ class Transport:
         self._tasks: set[asyncio.Task[object]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def set_tls_contexts(
+        self, server: ssl.SSLContext | None = None, client: ssl.SSLContext | None = None
+    ) -> None:
+        """Certificate reload (SIGHUP): new connections use the new contexts, open ones keep
+        theirs. The TLS listener itself cannot be turned on or off here (restart for that)."""
+        if server is not None:
+            _check_server_context(server)
+            if self.tls_context is None:
+                raise ValueError("TLS is not listening: a server context needs a restart")
+            self.tls_context = server
+        if client is not None:
+            self.tls_client_context = client
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -747,6 +759,11 @@ class Transport:
             with contextlib.suppress(RuntimeError):
                 loop = asyncio.get_running_loop()
         return loop.time() if loop is not None else 0.0
+
+
+def _check_server_context(ctx: ssl.SSLContext | None) -> None:
+    if ctx is not None and ctx.check_hostname:
+        raise ValueError("tls_context: a server-side context must not check hostnames")
 
 
 def _listen(host: str, port: int) -> socket.socket:

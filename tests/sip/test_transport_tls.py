@@ -301,3 +301,36 @@ def test_a_handshake_that_never_completes_is_closed_at_the_deadline(
             t.close()
 
     loop_run(main)
+
+
+def test_new_server_certificate_applies_to_new_connections(loop_run: Any, pki: Pki) -> None:
+    async def main() -> None:
+        t, inbox = await _tls_transport(pki)
+        try:
+            old_r, old_w = await asyncio.open_connection(
+                "127.0.0.1", t.tls_port, ssl=pki.client(), server_hostname="localhost"
+            )
+            renewed = Pki()  # another CA: a client that trusts only it proves the swap
+            t.set_tls_contexts(server=renewed.server(), client=renewed.client())
+            assert t.tls_client_context is not None
+            _, new_w = await asyncio.open_connection(
+                "127.0.0.1", t.tls_port, ssl=renewed.client(), server_hostname="localhost"
+            )
+            new_w.write(OPTIONS)
+            await inbox.get()
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await asyncio.open_connection(
+                    "127.0.0.1", t.tls_port, ssl=pki.client(), server_hostname="localhost"
+                )
+            old_w.write(OPTIONS)  # the open connection keeps working
+            _, source = await inbox.get()
+            t.send(OK, source)
+            assert (await asyncio.wait_for(old_r.read(100), 3.0)).startswith(b"SIP/2.0 200")
+            with pytest.raises(ValueError):
+                t.set_tls_contexts(server=pki.client())
+            for w in (old_w, new_w):
+                w.close()
+        finally:
+            t.close()
+
+    loop_run(main)

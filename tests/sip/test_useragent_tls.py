@@ -183,3 +183,33 @@ def test_wants_sips() -> None:
     assert wants_sips(req("sips:b@h", "<sip:a@h>"))
     assert wants_sips(req("sip:b@h", "<sips:a@h>"))
     assert not wants_sips(req("sip:b@h", "<sip:a@h;transport=tls>"))
+
+
+async def test_record_route_over_tls_is_kept_and_followed(pki: Pki) -> None:
+    """A Record-Route (here added by the caller, standing in for a TLS proxy) is copied into the
+    2xx, becomes both route sets, and in-dialog requests carry it as Route and go over TLS."""
+    rec_a, rec_b = Recorder(), Recorder()
+    a = await _tls_ua(pki, rec_a)
+    b = await _tls_ua(pki, rec_b)
+    seen: list[bytes] = []
+    b.transport.on_trace = lambda direction, data: seen.append(data) if direction == "in" else None  # type: ignore[attr-defined]
+    try:
+        port = b.transport.tls_port  # type: ignore[attr-defined]
+        route = f"<sip:127.0.0.1:{port};transport=tls;lr>"
+        call = await a.invite(
+            f"sip:gateway@127.0.0.1:{port};transport=tls",
+            SDP_OFFER.encode(),
+            headers=[("Record-Route", route)],
+        )
+        assert call.status == 200 and call.dialog is not None
+        assert [str(r) for r in call.dialog.route_set] == [route]
+        callee = await asyncio.wait_for(rec_b.calls.get(), 3)
+        await asyncio.wait_for(signalled(callee.acked), 3)
+        assert callee.dialog is not None and [str(r) for r in callee.dialog.route_set] == [route]
+        assert await call.hangup() == 200
+        bye = next(m for m in seen if m.startswith(b"BYE "))
+        assert f"Route: {route}".encode() in bye
+        assert b"Via: SIP/2.0/TLS " in bye
+    finally:
+        await a.close()
+        await b.close()
