@@ -15,7 +15,7 @@ RELIABLE_PROTOS = frozenset({"tcp", "tls"})
 
 
 class Stream(Protocol):
-    """What the core knows of a TCP connection (sip.transport.TcpConnection): how many calls
+    """What the core knows of a TCP/TLS connection (sip.stream.TcpConnection): how many calls
     keep it open."""
 
     users: int

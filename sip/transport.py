@@ -4,7 +4,8 @@ Inbound messages go to `on_message(data, source)`; `source` is a `TransportAddr`
 TCP connection the request came on, so responses reuse it (RFC 3261 18.2.2). Outbound TCP
 connections are opened on demand and reused per (host, port). Keepalives (RFC 5626 3.5.1): a
 CRLFCRLF ping is answered with a CRLF pong; bare CRLFs are ignored. Nothing here parses SIP beyond
-TCP framing (sip.message.StreamFramer); the transport logs nothing per packet, it counts.
+TCP framing (sip.message.StreamFramer, run per connection by sip.stream.TcpConnection); the
+transport logs nothing per packet, it counts.
 
 Resource limits (issue 9): inbound TCP connections are accepted by our own bounded accept loop
 (not `loop.create_server`) so the total and per-source caps are enforced before a transport is
@@ -36,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from sip.address import TransportAddr
-from sip.message import FramingError, StreamFramer
+from sip.stream import TcpConnection, norm_host, tls_reason
 
 log = logging.getLogger("sip")
 
@@ -78,126 +79,6 @@ class TransportCounters:
     pongs: int = 0  # single-CRLF keep-alive answers received on our outbound streams
 
 
-def _norm_host(host: str) -> str:
-    # Sockets report IPv6 without brackets; callers may pass "[::1]" taken from a URI or Via.
-    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
-
-
-def _tls_reason(exc: BaseException) -> str:
-    """A short, loggable reason for a failed TLS handshake (no secrets in it)."""
-    if isinstance(exc, ssl.SSLCertVerificationError):
-        return f"certificate verification failed: {exc.verify_message or exc.reason}"
-    if isinstance(exc, ssl.SSLError):
-        return exc.reason or str(exc)
-    if isinstance(exc, TimeoutError):
-        return "handshake timed out"
-    return str(exc) or type(exc).__name__
-
-
-class TcpConnection(asyncio.Protocol):
-    """One TCP or TLS stream (inbound or outbound): frames messages and tracks activity for idle
-    close. For TLS the asyncio transport is the SSL one, so this sees plaintext."""
-
-    def __init__(
-        self, owner: Transport, outbound: bool, source_host: str = "", proto: str = "tcp"
-    ) -> None:
-        self._owner = owner
-        self.proto = proto
-        self.outbound = outbound
-        # Inbound: the address counted against the per-source cap until the connection ends.
-        self.source_host = source_host
-        self._framer = StreamFramer(
-            max_size=owner.max_message_size,
-            max_header=owner.max_header_size,
-            max_body=owner.max_body_size,
-        )
-        self._transport: asyncio.Transport | None = None
-        self.peer: tuple[str, int] = ("", 0)
-        self.last_activity = owner._now()
-        # When the current wait for a whole message began: the connect, or the first byte of a
-        # message still incomplete; None while nothing is pending (slowloris deadline).
-        self.waiting_since: float | None = None if outbound else self.last_activity
-        self.closed = False
-        # Dialogs using this stream (set by the UA): an idle call must not lose its connection,
-        # the peer may be behind NAT and unable to accept a new one.
-        self.users = 0
-        self.connected = asyncio.get_running_loop().create_future()
-        # Single-CRLF pongs seen (RFC 5626 4.4.1): a keep-alive sender compares before/after.
-        self.pongs = 0
-
-    # asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's TCPTransport is not an asyncio.Transport subclass (issue 10: an isinstance
-        # assertion here failed every TCP connection under uvloop); it has the same methods.
-        self._transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        self.peer = (_norm_host(str(peer[0])), int(peer[1])) if peer else ("", 0)
-        if not self._owner._register_connection(self):
-            transport.close()
-            return
-        if not self.connected.done():
-            self.connected.set_result(None)
-
-    def data_received(self, data: bytes) -> None:
-        now = self._owner._now()
-        self.last_activity = now
-        counters = self._owner.counters
-        pings_before = self._framer.keepalives_received
-        pongs_before = self._framer.pongs_received
-        try:
-            messages = self._framer.feed(data)
-        except FramingError as exc:
-            counters.framing_errors += 1
-            counters.dropped += 1
-            if "exceeds maximum" in str(exc):
-                counters.oversize_closed += 1
-            self._owner._log_limited(
-                "sip.tcp_framing_error",
-                "closing SIP TCP connection from %s:%s: %s",
-                self.peer[0],
-                self.peer[1],
-                str(exc),
-            )
-            self.close()
-            return
-        if self._framer.in_message:
-            if messages or self.waiting_since is None:
-                self.waiting_since = now
-        else:
-            self.waiting_since = None
-        pings = self._framer.keepalives_received - pings_before
-        if pings:
-            # RFC 5626 3.5.1: each CRLFCRLF ping is answered with one CRLF pong.
-            counters.keepalives += pings
-            self.write(_CRLF * pings)
-        pongs = self._framer.pongs_received - pongs_before
-        if pongs:
-            self.pongs += pongs
-            counters.pongs += pongs
-        source = TransportAddr(self.proto, self.peer[0], self.peer[1], self)  # type: ignore[arg-type]
-        for message in messages:
-            self._owner._deliver(message, source)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.waiting_since = None
-        if not self.connected.done():
-            self.connected.set_exception(exc or ConnectionError("connection closed"))
-        self._owner._forget_connection(self)
-
-    def write(self, data: bytes) -> bool:
-        if self.closed or self._transport is None or self._transport.is_closing():
-            return False
-        self._transport.write(data)
-        self.last_activity = self._owner._now()
-        return True
-
-    def close(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.close()
-        self.closed = True
-
-
 class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, owner: Transport) -> None:
         self._owner = owner
@@ -213,7 +94,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             if data.startswith(_PING):
                 owner._udp_sendto(_CRLF, (str(addr[0]), int(addr[1])))  # type: ignore[call-overload]
             return
-        owner._deliver(data, TransportAddr("udp", _norm_host(str(addr[0])), int(addr[1])))  # type: ignore[call-overload]
+        owner._deliver(data, TransportAddr("udp", norm_host(str(addr[0])), int(addr[1])))  # type: ignore[call-overload]
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable etc.: the transaction layer times out on its own.
@@ -251,7 +132,7 @@ class Transport:
         bad = [t for t in transports if t not in ("udp", "tcp")]
         if bad or not transports:
             raise ValueError(f"transports: {bad or transports!r} is not a list of 'udp'/'tcp'")
-        self.host = _norm_host(host)
+        self.host = norm_host(host)
         self.port = port
         self.transports = tuple(transports)
         # TLS listening is on when a server context is given; outbound TLS needs a client one.
@@ -411,11 +292,11 @@ class Transport:
         server_name = ""
         if isinstance(dest, TransportAddr):
             proto = transport or dest.proto
-            host, port, conn = _norm_host(dest.host), dest.port, dest.conn
+            host, port, conn = norm_host(dest.host), dest.port, dest.conn
             server_name = dest.server_name
         else:
             proto = transport or "udp"
-            host, port, conn = _norm_host(dest[0]), int(dest[1]), None
+            host, port, conn = norm_host(dest[0]), int(dest[1]), None
         if proto == "udp":
             self._udp_sendto(data, (host, port))
             return
@@ -436,7 +317,7 @@ class Transport:
         conn = dest.conn
         if isinstance(conn, TcpConnection) and not conn.closed and conn.proto == dest.proto:
             return conn
-        existing = self._by_peer.get((dest.proto, _norm_host(dest.host), dest.port))
+        existing = self._by_peer.get((dest.proto, norm_host(dest.host), dest.port))
         return existing if existing is not None and not existing.closed else None
 
     def ping(self, dest: TransportAddr) -> TcpConnection | None:
@@ -532,7 +413,7 @@ class Transport:
                 host,
                 port,
                 server_name or host,
-                _tls_reason(exc),
+                tls_reason(exc),
                 event="sip.tls_connect_failed",
             )
         if self.on_send_error is not None:
@@ -589,7 +470,7 @@ class Transport:
                 )
                 self._pause_accepting()
                 return
-            host = _norm_host(str(addr[0]))
+            host = norm_host(str(addr[0]))
             if len(self._connections) + self._adopting >= self.max_connections:
                 self.counters.connections_rejected += 1
                 self._log_limited(
@@ -648,7 +529,7 @@ class Transport:
                     "sip.tls_handshake_failed",
                     "SIP TLS handshake from %s failed: %s",
                     host,
-                    _tls_reason(exc),
+                    tls_reason(exc),
                 )
         finally:
             self._adopting -= 1
