@@ -57,10 +57,17 @@ class TcpConnection(asyncio.Protocol):
     close. For TLS the asyncio transport is the SSL one, so this sees plaintext."""
 
     def __init__(
-        self, owner: StreamOwner, outbound: bool, source_host: str = "", proto: str = "tcp"
+        self,
+        owner: StreamOwner,
+        outbound: bool,
+        source_host: str = "",
+        proto: str = "tcp",
+        server_name: str = "",
     ) -> None:
         self._owner = owner
         self.proto = proto
+        # Outbound TLS: the name the server's certificate was verified against ("" = its IP).
+        self.server_name = server_name
         self.outbound = outbound
         # Inbound: the address counted against the per-source cap until the connection ends.
         self.source_host = source_host

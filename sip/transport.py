@@ -166,9 +166,10 @@ class Transport:
         self._per_source: dict[str, int] = {}  # inbound connections by peer address
         self._last_log: dict[str, float] = {}
         self._connections: set[TcpConnection] = set()
-        # Open streams by (proto, host, port): requests to a peer reuse its connection.
-        self._by_peer: dict[tuple[str, str, int], TcpConnection] = {}
-        self._pending: dict[tuple[str, str, int], asyncio.Task[TcpConnection | None]] = {}
+        # Open streams by _stream_key: requests to a peer reuse its connection.
+        self._by_peer: dict[tuple[str, str, int, str], TcpConnection] = {}
+        # Connects under way by (proto, host, port, TLS name to verify).
+        self._pending: dict[tuple[str, str, int, str], asyncio.Task[TcpConnection | None]] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -305,7 +306,7 @@ class Transport:
         if isinstance(conn, TcpConnection) and conn.proto == proto and conn.write(data):
             self.counters.sent += 1
             return
-        existing = self._by_peer.get((proto, host, port))
+        existing = self._by_peer.get(_stream_key(proto, host, port, server_name))
         if existing is not None and existing.write(data):
             self.counters.sent += 1
             return
@@ -317,7 +318,8 @@ class Transport:
         conn = dest.conn
         if isinstance(conn, TcpConnection) and not conn.closed and conn.proto == dest.proto:
             return conn
-        existing = self._by_peer.get((dest.proto, norm_host(dest.host), dest.port))
+        key = _stream_key(dest.proto, norm_host(dest.host), dest.port, dest.server_name)
+        existing = self._by_peer.get(key)
         return existing if existing is not None and not existing.closed else None
 
     def ping(self, dest: TransportAddr) -> TcpConnection | None:
@@ -354,11 +356,12 @@ class Transport:
         self, data: bytes, peer: tuple[str, str, int], server_name: str = ""
     ) -> None:
         loop = asyncio.get_running_loop()
-        pending = self._pending.get(peer)
+        key = _stream_key(*peer, server_name)
+        pending = self._pending.get(key)
         if pending is None:
             pending = loop.create_task(self._connect(peer, server_name))
-            self._pending[peer] = pending
-            pending.add_done_callback(lambda _t: self._pending.pop(peer, None))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _t: self._pending.pop(key, None))
 
         async def write_when_connected() -> None:
             conn = await pending
@@ -390,7 +393,9 @@ class Transport:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: TcpConnection(self, outbound=True, proto=proto),
+                    lambda: TcpConnection(
+                        self, outbound=True, proto=proto, server_name=server_name
+                    ),
                     host,
                     port,
                     family=family,
@@ -429,7 +434,7 @@ class Transport:
             self.counters.connections_rejected += 1
             return False
         self._connections.add(conn)
-        self._by_peer[(conn.proto, *conn.peer)] = conn
+        self._by_peer[_stream_key(conn.proto, *conn.peer, conn.server_name)] = conn
         return True
 
     def _forget_connection(self, conn: TcpConnection) -> None:
@@ -438,7 +443,7 @@ class Transport:
             if conn.source_host:
                 self._release_source(conn.source_host)
                 conn.source_host = ""
-        key = (conn.proto, *conn.peer)
+        key = _stream_key(conn.proto, *conn.peer, conn.server_name)
         if self._by_peer.get(key) is conn:
             del self._by_peer[key]
 
@@ -640,6 +645,13 @@ class Transport:
             with contextlib.suppress(RuntimeError):
                 loop = asyncio.get_running_loop()
         return loop.time() if loop is not None else 0.0
+
+
+def _stream_key(proto: str, host: str, port: int, server_name: str) -> tuple[str, str, int, str]:
+    """How streams are found for reuse: by address and, for TLS, by the name the peer's
+    certificate was verified against ("" for an IP literal, and for inbound streams), so a
+    request meant for one name never rides a connection verified for another."""
+    return (proto, host, port, server_name if proto == "tls" else "")
 
 
 def _check_server_context(ctx: ssl.SSLContext | None) -> None:

@@ -334,3 +334,32 @@ def test_new_server_certificate_applies_to_new_connections(loop_run: Any, pki: P
             t.close()
 
     loop_run(main)
+
+
+def test_a_connection_verified_for_one_name_is_not_reused_for_another(
+    loop_run: Any, pki: Pki
+) -> None:
+    async def main() -> None:
+        server, inbox = await _tls_transport(pki)
+        client, _ = await _tls_transport(pki, tls_client_context=pki.client())
+        errors: list[TransportAddr] = []
+        client.on_send_error = lambda dest, _exc: errors.append(dest)
+        try:
+            good = TransportAddr("tls", "127.0.0.1", server.tls_port, server_name="localhost")
+            bad = TransportAddr("tls", "127.0.0.1", server.tls_port, server_name="bad.example")
+            client.send(OPTIONS, good)
+            client.send(OPTIONS, bad)  # same address, while the first connect is under way
+            await inbox.get()
+            await _until(lambda: len(errors) == 1, "the bad name refused")
+            assert errors[0].server_name == "bad.example"
+            client.send(OPTIONS, bad)  # the open "localhost" stream is not used for it either
+            await _until(lambda: len(errors) == 2, "refused again")
+            assert client.stream_to(bad) is None and client.stream_to(good) is not None
+            client.send(OPTIONS, good)
+            await inbox.get()
+            assert inbox.queue.empty() and client.connection_count == 1
+        finally:
+            client.close()
+            server.close()
+
+    loop_run(main)
