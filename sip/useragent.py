@@ -8,10 +8,13 @@ transfers. sip.dialog keeps tags, CSeqs, route set and remote target.
 
 Public API (stable; gateway/app.py codes against it)
 ----------------------------------------------------
-    transport = Transport(host, port, transports=("udp", "tcp"))
+    transport = Transport(host, port, transports=("udp", "tcp"),
+                          tls_context=server_ctx, tls_port=5061,  # optional TLS listener
+                          tls_client_context=client_ctx)          # outbound TLS (issue 13)
     ua = UserAgent(
         transport,
         advertised_host="203.0.113.5", advertised_port=5060,   # default: bind address / port
+        advertised_tls_port=5061,               # default: transport.tls_port (Via/Contact on TLS)
         user_agent="sip-realtime-gateway",
         max_calls=100,                          # more -> 503 + Retry-After (retry_after=5)
         allow_networks=["10.0.0.0/8"],          # besides loopback; others 403 (sip.admission)
