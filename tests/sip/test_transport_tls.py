@@ -363,3 +363,38 @@ def test_a_connection_verified_for_one_name_is_not_reused_for_another(
             server.close()
 
     loop_run(main)
+
+
+def test_tls_accept_failure_pauses_both_listeners_and_resumes(loop_run: Any, pki: Pki) -> None:
+    import errno
+    import socket
+
+    class Failing:
+        def __init__(self, real: socket.socket) -> None:
+            self.real = real
+
+        def fileno(self) -> int:
+            return self.real.fileno()
+
+        def accept(self) -> tuple[socket.socket, tuple[str, int]]:
+            raise OSError(errno.EMFILE, "Too many open files")
+
+    async def main() -> None:
+        t, inbox = await _tls_transport(pki)
+        try:
+            t._on_acceptable(Failing(t._tls_listeners[0]), "tls")  # type: ignore[arg-type]
+            assert t._accept_paused is not None and t.counters.accept_errors == 1
+            t._accept_paused.cancel()
+            t._accept_paused = None
+            t._resume_accepting()
+            _, w = await asyncio.open_connection(
+                "127.0.0.1", t.tls_port, ssl=pki.client(), server_hostname="localhost"
+            )
+            w.write(OPTIONS)
+            _, source = await inbox.get()
+            assert source.proto == "tls"
+            w.close()
+        finally:
+            t.close()
+
+    loop_run(main)
