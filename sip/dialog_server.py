@@ -18,6 +18,7 @@ from sip.message import Request
 from sip.refer import sipfrag_status
 from sip.sdp import NoCommonCodec, mirror_offer_direction, sdp_body, versioned_sdp
 from sip.session_timer import SessionRefusal
+from sip.sips import wants_sips
 
 
 class DialogServer:
@@ -57,7 +58,8 @@ class DialogServer:
     def _answer_refresh(self, call: Call, req: Request, txn: ServerTxn, is_invite: bool) -> None:
         """re-INVITE / UPDATE: target refresh, session refresh, and hold/resume offers."""
         offer = sdp_body(req)
-        extra: list[tuple[str, str]] = [("Contact", self.contact(call.source.proto))]
+        contact = self.contact(call.source.proto, wants_sips(call.invite))
+        extra: list[tuple[str, str]] = [("Contact", contact)]
         if call.session is not None or req.headers.get("Session-Expires"):
             session = self._negotiate_session_timer(req, txn)
             if isinstance(session, SessionRefusal):

@@ -41,7 +41,8 @@ class StreamFramer:
 
     CRLF keepalives between messages (RFC 5626 3.5.1) are skipped and counted in
     `keepalives_received`; a double-CRLF ping deserves a single CRLF pong, which the transport
-    sends when that counter moves. Any framing problem raises FramingError: the stream has lost
+    sends when that counter moves; a lone CRLF (the pong to our own ping) counts in
+    `pongs_received`. Any framing problem raises FramingError: the stream has lost
     sync and the only safe move is to close the connection.
 
     Incremental: the search for the blank line resumes where the previous one stopped (less a
@@ -64,6 +65,7 @@ class StreamFramer:
         self.max_body = min(max_body if max_body is not None else max_size, max_size)
         self._buffer = bytearray()
         self.keepalives_received = 0
+        self.pongs_received = 0
         self._scanned = 0  # bytes of the current header block searched without a blank line
         self._total = -1  # length of the current message once its header block is known
 
@@ -81,6 +83,8 @@ class StreamFramer:
                     if skip:
                         if buf.count(b"\n", 0, skip) >= 2 or skip >= 4:
                             self.keepalives_received += 1
+                        else:
+                            self.pongs_received += 1  # a single CRLF: the answer to our ping
                         del buf[:skip]
                         continue
                 head_end, body_start = find_header_end(buf, max(0, self._scanned - 3))

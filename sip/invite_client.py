@@ -51,7 +51,7 @@ class InviteClient:
                 ("To", f"<{ruri}>"),
                 ("Call-ID", call_id),
                 ("CSeq", f"{cseq} INVITE"),
-                ("Contact", self.contact(dest.proto)),
+                ("Contact", self.contact(dest.proto, ruri.scheme == "sips")),
                 ("Allow", ", ".join(self.allow)),
                 ("Supported", ", ".join(self.supported)),
                 ("User-Agent", self.user_agent),

@@ -22,6 +22,7 @@ from sip.dialog import Dialog, DialogError
 from sip.message import Request
 from sip.sdp import sdp_body
 from sip.session_timer import SessionRefusal, SessionTimer, negotiate
+from sip.sips import wants_sips
 
 log = logging.getLogger("sip")
 
@@ -84,7 +85,8 @@ class InviteServer:
         txn.call = call
         self.calls[call.call_id] = call
         # 180 while the app prepares media and the Realtime session.
-        self._reply(txn, 180, "Ringing", extra=[("Contact", self.contact(source.proto))])
+        contact = self.contact(source.proto, wants_sips(req))
+        self._reply(txn, 180, "Ringing", extra=[("Contact", contact)])
         if self.answer_timeout > 0:
             # No timer in Proceeding (17.2.1): _answer_deadline_passed answers 480.
             call.answer_deadline = self.clock() + self.answer_timeout
@@ -142,7 +144,7 @@ class InviteServer:
             )
             return
         extra: list[tuple[str, str]] = [
-            ("Contact", self.contact(call.source.proto)),
+            ("Contact", self.contact(call.source.proto, wants_sips(call.invite))),
             ("Supported", ", ".join(self.supported)),
         ]
         if call.session is not None:

@@ -18,23 +18,33 @@ API:
     client.state                  # "registering" | "registered" | "failed" | "unregistered"
     client.registered, client.core.granted, client.core.reason
     await client.stop(timeout=2)  # unregister (Expires: 0); True if the registrar confirmed
-The Contact is <sip:username@advertised_host:port> (;transport=tcp when the registrar URI says
-so), so calls the registrar routes to us carry the username in the Request-URI.
+The Contact is <sip:username@advertised_host:port> (;transport=tcp or ;transport=tls with the
+advertised TLS port when the registrar URI says so; sips:username@host:tls_port for a sips:
+registrar), so calls the registrar routes to us carry the username in the Request-URI.
+
+Over TCP/TLS (issue 13) the registration keeps its connection: refreshes reuse it (the transport
+keys streams by address) and RFC 5626 CRLF keep-alives run on it (sip/keepalive.py: ping within
+80-100% of `keepalive.interval`, default 30 s; no pong within 10 s marks the flow dead, and the
+client closes it and registers again at once on a new connection). `keepalive=None` turns that
+off. `poke()` makes the driver look at its deadlines again (tests with a fake clock).
 
 Events logged (logging contract): `registration.ok` (aor, expires), `registration.failed`
-(aor, reason, retry_in_s), `registration.stopped`.
+(aor, reason, retry_in_s), `registration.stopped`, `registration.flow_dead` (aor, after_s).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from sip.address import TransportAddr
 from sip.auth import DigestCredentials
+from sip.keepalive import DEAD, PING, KeepAliveCore, KeepAlivePolicy
 from sip.message import Response, generate_call_id, generate_tag
 from sip.uac_auth import DigestRetry
 from sip.uri import UriError, parse_name_addr, parse_uri
@@ -120,6 +130,11 @@ class RegistrationCore:
             self.state = REGISTERED if self.expires_at - now > delay else FAILED
         self.next_at = now + delay
 
+    def flow_failed(self, now: float) -> None:
+        """The connection our binding lives on died (RFC 5626 4.4.1): register again now, on a
+        new one. The binding itself may still be valid, so the state is kept."""
+        self.next_at = now
+
 
 def granted_expiry(resp: Response, contact_uri: str) -> int | None:
     """The expiry granted to our contact (10.2.4): its Contact ;expires, else Expires."""
@@ -168,6 +183,8 @@ class RegistrationClient:
         policy: Backoff | None = None,
         request_timeout: float | None = None,
         on_state: StateCallback | None = None,
+        keepalive: KeepAlivePolicy | None = KeepAlivePolicy(),  # noqa: B008 - frozen
+        keepalive_random: Callable[[], float] | None = None,
     ) -> None:
         self.ua = ua
         self.registrar = parse_uri(registrar_uri)  # UriError names a bad registrar URI
@@ -187,6 +204,16 @@ class RegistrationClient:
         self._task: asyncio.Task[None] | None = None
         self._last_reported: tuple[str, str] | None = None
         self._callback_tasks: set[asyncio.Future[Any]] = set()
+        # RFC 5626 keep-alives on a TCP/TLS flow (None: off).
+        self.keepalive = (
+            KeepAliveCore(keepalive, *([keepalive_random] if keepalive_random else []))
+            if keepalive is not None
+            else None
+        )
+        self.flow: TransportAddr | None = None  # where the last REGISTER went
+        self._ping_conn: Any = None  # the stream our pending ping went on
+        self._ping_pongs = 0  # its pong count when we pinged
+        self._wake = asyncio.Event()
 
     @property
     def state(self) -> str:
@@ -203,12 +230,14 @@ class RegistrationClient:
                 return str(parse_name_addr(self._contact).uri)
             except (UriError, ValueError):
                 return self._contact
-        proto = self.registrar.transport or "udp"
-        suffix = ";transport=tcp" if proto == "tcp" else ""
+        sips = self.registrar.scheme == "sips"
+        proto = "tls" if sips else (self.registrar.transport or "udp").lower()
+        suffix = f";transport={proto}" if proto in ("tcp", "tls") and not sips else ""
         host = self.ua.advertised_host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
-        return f"sip:{self.username}@{host}:{self.ua.advertised_port}{suffix}"
+        scheme = "sips" if sips else "sip"
+        return f"{scheme}:{self.username}@{host}:{self.ua.port_for(proto)}{suffix}"
 
     async def start(self) -> None:
         """Begin registering in the background (returns at once)."""
@@ -216,11 +245,23 @@ class RegistrationClient:
             self.core.start(self.clock())
             self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def poke(self) -> None:
+        """Look at the deadlines again now (the clock moved: fake-clock tests)."""
+        self._wake.set()
+
     async def _run(self) -> None:
         while True:
-            delay = self.core.next_at - self.clock()
-            if delay > 0:
-                await asyncio.sleep(delay)
+            now = self.clock()
+            self._keepalive_step(now)
+            if self.core.next_at > now:
+                wake = self.core.next_at
+                ka = self.keepalive.next_deadline if self.keepalive is not None else None
+                if ka is not None:
+                    wake = min(wake, ka)
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, wake - now))
+                continue
             try:
                 outcome = await self.register_once(self.core.expires)
             except asyncio.CancelledError:
@@ -228,8 +269,54 @@ class RegistrationClient:
             except Exception as exc:  # a bug must not end registration for good: back off
                 log.exception("REGISTER failed", extra={"event": "sip.registration_error"})
                 outcome = Outcome(None, reason=f"internal error: {exc}")
-            self.core.on_outcome(outcome, self.clock())
+            now = self.clock()
+            self.core.on_outcome(outcome, now)
+            self._flow_after(outcome, now)
             self._report()
+
+    def _flow_after(self, outcome: Outcome, now: float) -> None:
+        """Keep-alives run while we are registered over a stream (TCP/TLS)."""
+        ka = self.keepalive
+        if ka is None:
+            return
+        ok = outcome.status is not None and 200 <= outcome.status < 300
+        if ok and self.flow is not None and self.flow.reliable:
+            if not ka.running:
+                ka.start(now)
+        else:
+            ka.stop()
+
+    def _keepalive_step(self, now: float) -> None:
+        ka = self.keepalive
+        if ka is None or not ka.running or self.flow is None:
+            return
+        conn = self._ping_conn
+        if ka.ping_sent_at is not None and conn is not None and conn.pongs > self._ping_pongs:
+            ka.pong(now)
+        action = ka.due(now)
+        if action == PING:
+            ping = getattr(self.ua.transport, "ping", None)
+            conn = ping(self.flow) if ping is not None else None
+            if conn is not None:
+                self._ping_conn, self._ping_pongs = conn, conn.pongs
+                ka.pinged(now)
+                return
+            action = DEAD  # the stream is gone already: same remedy
+        if action == DEAD:
+            after = now - ka.ping_sent_at if ka.ping_sent_at is not None else 0.0
+            ka.flow_dead()
+            self._ping_conn = None
+            close = getattr(self.ua.transport, "close_stream", None)
+            if close is not None:
+                close(self.flow)
+            log.warning(
+                "registration flow of %s to %s:%s is dead (no keep-alive pong); registering again",
+                self.aor,
+                self.flow.host,
+                self.flow.port,
+                extra={"event": "registration.flow_dead", "aor": self.aor, "after_s": after},
+            )
+            self.core.flow_failed(now)
 
     def _report(self) -> None:
         core = self.core
@@ -288,10 +375,16 @@ class RegistrationClient:
                 *auth,
             ]
             try:
+                # Resolved here (not inside request) so the keep-alives know the flow.
+                self.flow = await self.ua.resolve(self.registrar)
                 resp = await self.ua.request(
-                    "REGISTER", self.registrar_uri, headers=headers, timeout=self.request_timeout
+                    "REGISTER",
+                    self.registrar_uri,
+                    dest=self.flow,
+                    headers=headers,
+                    timeout=self.request_timeout,
                 )
-            except OSError as exc:  # unresolvable registrar host and the like
+            except OSError as exc:  # unresolvable registrar host, sips: over UDP and the like
                 return Outcome(None, reason=f"cannot reach registrar: {exc}")
             if resp is None:
                 return Outcome(None, reason="no response from registrar (timeout)")
@@ -318,6 +411,8 @@ class RegistrationClient:
         """Stop refreshing and remove our binding (Expires: 0). Returns True if the registrar
         confirmed the removal."""
         task, self._task = self._task, None
+        if self.keepalive is not None:
+            self.keepalive.stop()
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)

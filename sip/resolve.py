@@ -1,34 +1,27 @@
 """Next-hop addresses: DNS for the user agent, kept out of its sans-I/O core.
 
 A/AAAA only (no NAPTR/SRV: the configured registrar/proxy address is used as given); the
-transport's address family decides which addresses we can reach at all.
+transport's address family decides which addresses we can reach at all. Transport and default
+port follow sip/sips.py: sips: and ;transport=tls go to 5061 over TLS, and a sips: URI is never
+sent over UDP/TCP (InsecureTransportError, an OSError). The host name of the URI (not the
+address it resolves to) is kept as the TLS server name for SNI and certificate checks.
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 
-from sip.transport import TransportAddr
+from sip.address import TransportAddr, is_ip_literal
+from sip.sips import next_hop_transport
 from sip.uri import SipUri
-
-
-def is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
 
 
 async def resolve(uri: SipUri, proto: str | None, family: int) -> TransportAddr:
     """Next-hop address for a URI: IP literal (or maddr) as is, else an A/AAAA lookup."""
-    proto = (proto or uri.transport or "udp").lower()
-    if proto not in ("udp", "tcp"):
-        proto = "udp"
+    proto, port = next_hop_transport(uri, proto)
     host = uri.host_no_brackets
-    port = uri.port or 5060
+    server_name = "" if is_ip_literal(host) else host
     maddr = uri.params.get("maddr")
     if maddr:
         host = maddr.strip("[]")
@@ -38,7 +31,7 @@ async def resolve(uri: SipUri, proto: str | None, family: int) -> TransportAddr:
         if not infos:
             raise OSError(f"cannot resolve {host}")
         host = str(infos[0][4][0])
-    return TransportAddr(proto, host, port)  # type: ignore[arg-type]
+    return TransportAddr(proto, host, port, server_name=server_name)  # type: ignore[arg-type]
 
 
 def default_advertised_host(bind_host: str) -> str:

@@ -1,10 +1,11 @@
-"""asyncio UDP + TCP SIP transport on one host:port: the only I/O in sip/.
+"""asyncio UDP + TCP (+ TLS) SIP transport: the only I/O in sip/.
 
 Inbound messages go to `on_message(data, source)`; `source` is a `TransportAddr` whose `conn` is the
 TCP connection the request came on, so responses reuse it (RFC 3261 18.2.2). Outbound TCP
 connections are opened on demand and reused per (host, port). Keepalives (RFC 5626 3.5.1): a
 CRLFCRLF ping is answered with a CRLF pong; bare CRLFs are ignored. Nothing here parses SIP beyond
-TCP framing (sip.message.StreamFramer); the transport logs nothing per packet, it counts.
+TCP framing (sip.message.StreamFramer, run per connection by sip.stream.TcpConnection); the
+transport logs nothing per packet, it counts.
 
 Resource limits (issue 9): inbound TCP connections are accepted by our own bounded accept loop
 (not `loop.create_server`) so the total and per-source caps are enforced before a transport is
@@ -13,6 +14,15 @@ the process is out of descriptors) pauses accepting for a moment with one rate-l
 instead of a busy loop or a log flood. A connection that sends nothing, or holds a partial
 message, for `message_deadline` seconds is closed (slowloris); header block and body have caps
 checked before the bytes are buffered (see StreamFramer).
+
+TLS (RFC 3261 26, issue 13) is the same stream machinery with an SSL layer: an optional listener
+(`tls_context`, a ready server-side SSLContext, on `tls_port`, 5061 by default) accepted by the
+same bounded accept loop, so the total and per-source caps, the EMFILE pause and the slowloris
+deadline apply unchanged; the handshake has to finish within `message_deadline` (it counts
+against the caps meanwhile). Outbound TLS uses `tls_client_context` with the destination's
+`server_name` (the host of the URI we resolved) for SNI and hostname verification. The contexts
+are used as given (protocol versions, client-certificate policy): nothing here overrides them.
+A failed handshake closes the connection and logs one rate-limited line with the reason.
 """
 
 from __future__ import annotations
@@ -22,11 +32,12 @@ import contextlib
 import errno
 import logging
 import socket
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from sip.address import TransportAddr
-from sip.message import FramingError, StreamFramer
+from sip.stream import TcpConnection, norm_host, tls_reason
 
 log = logging.getLogger("sip")
 
@@ -44,6 +55,9 @@ _ACCEPTS_PER_WAKEUP = 64
 ACCEPT_BACKOFF = 1.0
 # One log line per event kind and this many seconds at most, whatever the flood.
 _LOG_INTERVAL = 5.0
+# RFC 3261 26.2.2 / 18.2: SIP over TLS listens on 5061 unless told otherwise.
+DEFAULT_TLS_PORT = 5061
+_STREAM_PROTOS = ("tcp", "tls")
 
 
 @dataclass
@@ -61,104 +75,8 @@ class TransportCounters:
     oversize_closed: int = 0  # header block or body over its cap on a stream
     accept_errors: int = 0  # accept() failed (EMFILE, ENFILE, ENOBUFS...)
     send_errors: int = 0
-
-
-def _norm_host(host: str) -> str:
-    # Sockets report IPv6 without brackets; callers may pass "[::1]" taken from a URI or Via.
-    return host[1:-1] if host.startswith("[") and host.endswith("]") else host
-
-
-class TcpConnection(asyncio.Protocol):
-    """One TCP stream (inbound or outbound): frames messages and tracks activity for idle close."""
-
-    def __init__(self, owner: Transport, outbound: bool, source_host: str = "") -> None:
-        self._owner = owner
-        self.outbound = outbound
-        # Inbound: the address counted against the per-source cap until the connection ends.
-        self.source_host = source_host
-        self._framer = StreamFramer(
-            max_size=owner.max_message_size,
-            max_header=owner.max_header_size,
-            max_body=owner.max_body_size,
-        )
-        self._transport: asyncio.Transport | None = None
-        self.peer: tuple[str, int] = ("", 0)
-        self.last_activity = owner._now()
-        # When the current wait for a whole message began: the connect, or the first byte of a
-        # message still incomplete; None while nothing is pending (slowloris deadline).
-        self.waiting_since: float | None = None if outbound else self.last_activity
-        self.closed = False
-        # Dialogs using this stream (set by the UA): an idle call must not lose its connection,
-        # the peer may be behind NAT and unable to accept a new one.
-        self.users = 0
-        self.connected = asyncio.get_running_loop().create_future()
-
-    # asyncio.Protocol
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's TCPTransport is not an asyncio.Transport subclass (issue 10: an isinstance
-        # assertion here failed every TCP connection under uvloop); it has the same methods.
-        self._transport = transport  # type: ignore[assignment]
-        peer = transport.get_extra_info("peername")
-        self.peer = (_norm_host(str(peer[0])), int(peer[1])) if peer else ("", 0)
-        if not self._owner._register_connection(self):
-            transport.close()
-            return
-        if not self.connected.done():
-            self.connected.set_result(None)
-
-    def data_received(self, data: bytes) -> None:
-        now = self._owner._now()
-        self.last_activity = now
-        counters = self._owner.counters
-        pings_before = self._framer.keepalives_received
-        try:
-            messages = self._framer.feed(data)
-        except FramingError as exc:
-            counters.framing_errors += 1
-            counters.dropped += 1
-            if "exceeds maximum" in str(exc):
-                counters.oversize_closed += 1
-            self._owner._log_limited(
-                "sip.tcp_framing_error",
-                "closing SIP TCP connection from %s:%s: %s",
-                self.peer[0],
-                self.peer[1],
-                str(exc),
-            )
-            self.close()
-            return
-        if self._framer.in_message:
-            if messages or self.waiting_since is None:
-                self.waiting_since = now
-        else:
-            self.waiting_since = None
-        pings = self._framer.keepalives_received - pings_before
-        if pings:
-            # RFC 5626 3.5.1: each CRLFCRLF ping is answered with one CRLF pong.
-            counters.keepalives += pings
-            self.write(_CRLF * pings)
-        source = TransportAddr("tcp", self.peer[0], self.peer[1], self)
-        for message in messages:
-            self._owner._deliver(message, source)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        self.waiting_since = None
-        if not self.connected.done():
-            self.connected.set_exception(exc or ConnectionError("connection closed"))
-        self._owner._forget_connection(self)
-
-    def write(self, data: bytes) -> bool:
-        if self.closed or self._transport is None or self._transport.is_closing():
-            return False
-        self._transport.write(data)
-        self.last_activity = self._owner._now()
-        return True
-
-    def close(self) -> None:
-        if self._transport is not None and not self._transport.is_closing():
-            self._transport.close()
-        self.closed = True
+    tls_handshake_failures: int = 0  # inbound or outbound handshakes that failed or timed out
+    pongs: int = 0  # single-CRLF keep-alive answers received on our outbound streams
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
@@ -176,7 +94,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
             if data.startswith(_PING):
                 owner._udp_sendto(_CRLF, (str(addr[0]), int(addr[1])))  # type: ignore[call-overload]
             return
-        owner._deliver(data, TransportAddr("udp", _norm_host(str(addr[0])), int(addr[1])))  # type: ignore[call-overload]
+        owner._deliver(data, TransportAddr("udp", norm_host(str(addr[0])), int(addr[1])))  # type: ignore[call-overload]
 
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable etc.: the transaction layer times out on its own.
@@ -207,13 +125,21 @@ class Transport:
         idle_timeout: float = 300.0,
         connect_timeout: float = 5.0,
         clock: Callable[[], float] | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        tls_port: int | None = None,
+        tls_client_context: ssl.SSLContext | None = None,
     ) -> None:
         bad = [t for t in transports if t not in ("udp", "tcp")]
         if bad or not transports:
             raise ValueError(f"transports: {bad or transports!r} is not a list of 'udp'/'tcp'")
-        self.host = _norm_host(host)
+        self.host = norm_host(host)
         self.port = port
         self.transports = tuple(transports)
+        # TLS listening is on when a server context is given; outbound TLS needs a client one.
+        _check_server_context(tls_context)
+        self.tls_context = tls_context
+        self.tls_port = (DEFAULT_TLS_PORT if tls_port is None else tls_port) if tls_context else 0
+        self.tls_client_context = tls_client_context
         self.on_message = on_message
         # Called with (dest, exception) when an outbound TCP connect or write fails, so the UA can
         # fail the transaction at once instead of waiting for Timer B/F (RFC 3261 17.1.4).
@@ -234,16 +160,32 @@ class Transport:
         self.counters = TransportCounters()
         self._udp: asyncio.DatagramTransport | None = None
         self._listeners: list[socket.socket] = []
+        self._tls_listeners: list[socket.socket] = []
         self._accept_paused: asyncio.TimerHandle | None = None
         self._adopting = 0  # accepted sockets whose asyncio transport is being built
         self._per_source: dict[str, int] = {}  # inbound connections by peer address
         self._last_log: dict[str, float] = {}
         self._connections: set[TcpConnection] = set()
-        self._by_peer: dict[tuple[str, int], TcpConnection] = {}
-        self._pending: dict[tuple[str, int], asyncio.Task[TcpConnection | None]] = {}
+        # Open streams by _stream_key: requests to a peer reuse its connection.
+        self._by_peer: dict[tuple[str, str, int, str], TcpConnection] = {}
+        # Connects under way by (proto, host, port, TLS name to verify).
+        self._pending: dict[tuple[str, str, int, str], asyncio.Task[TcpConnection | None]] = {}
         self._tasks: set[asyncio.Task[object]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    def set_tls_contexts(
+        self, server: ssl.SSLContext | None = None, client: ssl.SSLContext | None = None
+    ) -> None:
+        """Certificate reload (SIGHUP): new connections use the new contexts, open ones keep
+        theirs. The TLS listener itself cannot be turned on or off here (restart for that)."""
+        if server is not None:
+            _check_server_context(server)
+            if self.tls_context is None:
+                raise ValueError("TLS is not listening: a server context needs a restart")
+            self.tls_context = server
+        if client is not None:
+            self.tls_client_context = client
 
     # -- lifecycle -------------------------------------------------------------------------
     @property
@@ -266,7 +208,10 @@ class Transport:
             raise OSError(
                 last_error.errno, f"cannot listen on {self.host}:{self.port}: {last_error}"
             )
-        if "tcp" in self.transports and (self.idle_timeout > 0 or self.message_deadline > 0):
+        if self.tls_context is not None:
+            await self._bind_tls()
+        streams = "tcp" in self.transports or self.tls_context is not None
+        if streams and (self.idle_timeout > 0 or self.message_deadline > 0):
             self._sweeper = self._loop.create_task(self._sweep_loop())
 
     async def _bind(self, port: int) -> None:
@@ -290,6 +235,21 @@ class Transport:
                 loop.add_reader(listener.fileno(), self._on_acceptable, listener)
         self.port = int(bound)
 
+    async def _bind_tls(self) -> None:
+        loop = asyncio.get_running_loop()
+        hosts = ["::", "0.0.0.0"] if self.host == "::" else [self.host]
+        port = self.tls_port
+        try:
+            for host in hosts:
+                self._tls_listeners.append(_listen(host, port))
+                port = self._tls_listeners[0].getsockname()[1]
+        except OSError as exc:
+            self._close_listeners()
+            raise OSError(exc.errno, f"cannot listen for TLS on {self.host}:{port}: {exc}") from exc
+        for listener in self._tls_listeners:
+            loop.add_reader(listener.fileno(), self._on_acceptable, listener, "tls")
+        self.tls_port = int(port)
+
     def _close_listeners(self) -> None:
         if self._udp is not None:
             self._udp.close()
@@ -297,11 +257,12 @@ class Transport:
         if self._accept_paused is not None:
             self._accept_paused.cancel()
             self._accept_paused = None
-        for listener in self._listeners:
+        for listener in [*self._listeners, *self._tls_listeners]:
             if self._loop is not None and not self._loop.is_closed():
                 self._loop.remove_reader(listener.fileno())
             listener.close()
         self._listeners = []
+        self._tls_listeners = []
 
     def close(self) -> None:
         """Stop listening and close every connection (idempotent)."""
@@ -323,30 +284,60 @@ class Transport:
     def send(
         self, data: bytes, dest: TransportAddr | tuple[str, int], transport: str | None = None
     ) -> None:
-        """Send one message. TCP reuses `dest.conn` or an open stream to dest, else connects.
+        """Send one message. TCP/TLS reuse `dest.conn` or an open stream to dest, else connect
+        (TLS: verifying the server as `dest.server_name`, else its host).
 
         Never raises for network errors: they are counted and reported to `on_send_error`."""
         if self.on_trace is not None:
             self._trace("out", data)
+        server_name = ""
         if isinstance(dest, TransportAddr):
             proto = transport or dest.proto
-            host, port, conn = _norm_host(dest.host), dest.port, dest.conn
+            host, port, conn = norm_host(dest.host), dest.port, dest.conn
+            server_name = dest.server_name
         else:
             proto = transport or "udp"
-            host, port, conn = _norm_host(dest[0]), int(dest[1]), None
+            host, port, conn = norm_host(dest[0]), int(dest[1]), None
         if proto == "udp":
             self._udp_sendto(data, (host, port))
             return
-        if proto != "tcp":
-            raise ValueError(f"transport {proto!r} is not 'udp' or 'tcp'")
-        if conn is not None and conn.write(data):
+        if proto not in _STREAM_PROTOS:
+            raise ValueError(f"transport {proto!r} is not 'udp', 'tcp' or 'tls'")
+        if isinstance(conn, TcpConnection) and conn.proto == proto and conn.write(data):
             self.counters.sent += 1
             return
-        existing = self._by_peer.get((host, port))
+        existing = self._by_peer.get(_stream_key(proto, host, port, server_name))
         if existing is not None and existing.write(data):
             self.counters.sent += 1
             return
-        self._send_after_connect(data, (host, port))
+        self._send_after_connect(data, (proto, host, port), server_name)
+
+    def stream_to(self, dest: TransportAddr) -> TcpConnection | None:
+        """The open stream a message to `dest` would use now (its `conn`, else the one to its
+        address), or None."""
+        conn = dest.conn
+        if isinstance(conn, TcpConnection) and not conn.closed and conn.proto == dest.proto:
+            return conn
+        key = _stream_key(dest.proto, norm_host(dest.host), dest.port, dest.server_name)
+        existing = self._by_peer.get(key)
+        return existing if existing is not None and not existing.closed else None
+
+    def ping(self, dest: TransportAddr) -> TcpConnection | None:
+        """Send a CRLFCRLF keep-alive (RFC 5626 4.4.1) on the open stream to `dest`; returns the
+        stream (its `pongs` counts the answers) or None when there is none to ping."""
+        conn = self.stream_to(dest)
+        if conn is None or not conn.write(_PING):
+            return None
+        return conn
+
+    def close_stream(self, dest: TransportAddr) -> bool:
+        """Close the open stream to `dest` (a dead flow): the next message opens a new one."""
+        conn = self.stream_to(dest)
+        if conn is None:
+            return False
+        conn.close()
+        self._forget_connection(conn)
+        return True
 
     def _udp_sendto(self, data: bytes, addr: tuple[str, int]) -> None:
         if self._udp is None:
@@ -361,13 +352,16 @@ class Transport:
         except (OSError, ValueError):
             self.counters.send_errors += 1
 
-    def _send_after_connect(self, data: bytes, peer: tuple[str, int]) -> None:
+    def _send_after_connect(
+        self, data: bytes, peer: tuple[str, str, int], server_name: str = ""
+    ) -> None:
         loop = asyncio.get_running_loop()
-        pending = self._pending.get(peer)
+        key = _stream_key(*peer, server_name)
+        pending = self._pending.get(key)
         if pending is None:
-            pending = loop.create_task(self._connect(peer))
-            self._pending[peer] = pending
-            pending.add_done_callback(lambda _t: self._pending.pop(peer, None))
+            pending = loop.create_task(self._connect(peer, server_name))
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _t: self._pending.pop(key, None))
 
         async def write_when_connected() -> None:
             conn = await pending
@@ -378,21 +372,60 @@ class Transport:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _connect(self, peer: tuple[str, int]) -> TcpConnection | None:
+    async def _connect(
+        self, peer: tuple[str, str, int], server_name: str = ""
+    ) -> TcpConnection | None:
         loop = asyncio.get_running_loop()
-        family = socket.AF_INET6 if ":" in peer[0] else socket.AF_INET
+        proto, host, port = peer
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        tls: dict[str, object] = {}
+        if proto == "tls":
+            if self.tls_client_context is None:
+                exc: Exception = ConnectionError("no TLS client context configured")
+                self._connect_failed(peer, server_name, exc)
+                return None
+            # SNI and hostname verification use the name we resolved, not the IP (RFC 5922).
+            tls = {
+                "ssl": self.tls_client_context,
+                "server_hostname": server_name or host,
+                "ssl_handshake_timeout": self.connect_timeout,
+            }
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    lambda: TcpConnection(self, outbound=True), peer[0], peer[1], family=family
+                    lambda: TcpConnection(
+                        self, outbound=True, proto=proto, server_name=server_name
+                    ),
+                    host,
+                    port,
+                    family=family,
+                    **tls,  # type: ignore[arg-type]
                 )
                 await conn.connected
             return conn
         except (OSError, TimeoutError, ConnectionError) as exc:
-            self.counters.send_errors += 1
-            if self.on_send_error is not None:
-                self.on_send_error(TransportAddr("tcp", peer[0], peer[1]), exc)
+            self._connect_failed(peer, server_name, exc)
             return None
+
+    def _connect_failed(self, peer: tuple[str, str, int], server_name: str, exc: Exception) -> None:
+        proto, host, port = peer
+        self.counters.send_errors += 1
+        if proto == "tls":
+            self.counters.tls_handshake_failures += 1
+            self._log_limited(
+                f"sip.tls_connect_failed:{host}:{port}",
+                "SIP TLS connection to %s:%s (%s) failed: %s",
+                host,
+                port,
+                server_name or host,
+                tls_reason(exc),
+                event="sip.tls_connect_failed",
+            )
+        if self.on_send_error is not None:
+            self.on_send_error(
+                TransportAddr(proto, host, port, server_name=server_name),  # type: ignore[arg-type]
+                exc,
+            )
 
     # -- connection bookkeeping --------------------------------------------------------------
     def _register_connection(self, conn: TcpConnection) -> bool:
@@ -401,7 +434,7 @@ class Transport:
             self.counters.connections_rejected += 1
             return False
         self._connections.add(conn)
-        self._by_peer[conn.peer] = conn
+        self._by_peer[_stream_key(conn.proto, *conn.peer, conn.server_name)] = conn
         return True
 
     def _forget_connection(self, conn: TcpConnection) -> None:
@@ -410,8 +443,9 @@ class Transport:
             if conn.source_host:
                 self._release_source(conn.source_host)
                 conn.source_host = ""
-        if self._by_peer.get(conn.peer) is conn:
-            del self._by_peer[conn.peer]
+        key = _stream_key(conn.proto, *conn.peer, conn.server_name)
+        if self._by_peer.get(key) is conn:
+            del self._by_peer[key]
 
     def _release_source(self, host: str) -> None:
         left = self._per_source.get(host, 0) - 1
@@ -421,7 +455,7 @@ class Transport:
             self._per_source.pop(host, None)
 
     # -- accepting (our own loop: see the module docstring) -----------------------------------
-    def _on_acceptable(self, listener: socket.socket) -> None:
+    def _on_acceptable(self, listener: socket.socket, proto: str = "tcp") -> None:
         for _ in range(_ACCEPTS_PER_WAKEUP):
             try:
                 sock, addr = listener.accept()
@@ -441,7 +475,7 @@ class Transport:
                 )
                 self._pause_accepting()
                 return
-            host = _norm_host(str(addr[0]))
+            host = norm_host(str(addr[0]))
             if len(self._connections) + self._adopting >= self.max_connections:
                 self.counters.connections_rejected += 1
                 self._log_limited(
@@ -466,26 +500,42 @@ class Transport:
                 continue
             self._per_source[host] = self._per_source.get(host, 0) + 1
             self._adopting += 1
-            task = asyncio.get_running_loop().create_task(self._adopt(sock, host))
+            task = asyncio.get_running_loop().create_task(self._adopt(sock, host, proto))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _adopt(self, sock: socket.socket, host: str) -> None:
+    async def _adopt(self, sock: socket.socket, host: str, proto: str = "tcp") -> None:
         """Wrap an accepted socket in an asyncio transport (the per-source slot is already
-        taken: the connection gives it back when it ends, or this does if it never starts)."""
+        taken: the connection gives it back when it ends, or this does if it never starts).
+        TLS: the handshake happens here, bounded by the message deadline, while the connection
+        still counts against both caps (`_adopting` and its per-source slot)."""
         loop = asyncio.get_running_loop()
         made: list[TcpConnection] = []
 
         def make() -> TcpConnection:
-            made.append(TcpConnection(self, outbound=False, source_host=host))
+            made.append(TcpConnection(self, outbound=False, source_host=host, proto=proto))
             return made[0]
 
+        tls: dict[str, object] = {}
+        if proto == "tls":
+            deadline = self.message_deadline if self.message_deadline > 0 else 10.0
+            tls = {"ssl": self.tls_context, "ssl_handshake_timeout": deadline}
         adopted = False
         try:
-            await loop.connect_accepted_socket(make, sock)
+            await loop.connect_accepted_socket(make, sock, **tls)  # type: ignore[arg-type]
             adopted = True
-        except (OSError, ValueError):
-            pass  # the peer reset it already (or the socket is gone); the slot is freed below
+        except (OSError, ValueError) as exc:
+            # The peer reset it already (or the socket is gone); the slot is freed below.
+            if proto == "tls":
+                self.counters.tls_handshake_failures += 1
+                if isinstance(exc, TimeoutError) or "handshake is taking longer" in str(exc):
+                    self.counters.connections_deadline_closed += 1
+                self._log_limited(
+                    "sip.tls_handshake_failed",
+                    "SIP TLS handshake from %s failed: %s",
+                    host,
+                    tls_reason(exc),
+                )
         finally:
             self._adopting -= 1
             if not adopted and (not made or made[0] not in self._connections):
@@ -498,7 +548,7 @@ class Transport:
         loop = self._loop
         if loop is None or self._accept_paused is not None:
             return
-        for listener in self._listeners:
+        for listener in [*self._listeners, *self._tls_listeners]:
             loop.remove_reader(listener.fileno())
         self._accept_paused = loop.call_later(ACCEPT_BACKOFF, self._resume_accepting)
 
@@ -508,14 +558,17 @@ class Transport:
             return
         for listener in self._listeners:
             self._loop.add_reader(listener.fileno(), self._on_acceptable, listener)
+        for listener in self._tls_listeners:
+            self._loop.add_reader(listener.fileno(), self._on_acceptable, listener, "tls")
 
-    def _log_limited(self, event: str, message: str, *args: object) -> None:
+    def _log_limited(self, key: str, message: str, *args: object, event: str | None = None) -> None:
+        """One warning per `key` per _LOG_INTERVAL; `event` (default: the key) is its label."""
         now = self._now()
-        last = self._last_log.get(event)
+        last = self._last_log.get(key)
         if last is not None and now - last < _LOG_INTERVAL:
             return
-        self._last_log[event] = now
-        log.warning(message, *args, extra={"event": event})
+        self._last_log[key] = now
+        log.warning(message, *args, extra={"event": event or key})
 
     @property
     def connection_count(self) -> int:
@@ -592,6 +645,18 @@ class Transport:
             with contextlib.suppress(RuntimeError):
                 loop = asyncio.get_running_loop()
         return loop.time() if loop is not None else 0.0
+
+
+def _stream_key(proto: str, host: str, port: int, server_name: str) -> tuple[str, str, int, str]:
+    """How streams are found for reuse: by address and, for TLS, by the name the peer's
+    certificate was verified against ("" for an IP literal, and for inbound streams), so a
+    request meant for one name never rides a connection verified for another."""
+    return (proto, host, port, server_name if proto == "tls" else "")
+
+
+def _check_server_context(ctx: ssl.SSLContext | None) -> None:
+    if ctx is not None and ctx.check_hostname:
+        raise ValueError("tls_context: a server-side context must not check hostnames")
 
 
 def _listen(host: str, port: int) -> socket.socket:

@@ -119,6 +119,7 @@ class UaCore(InviteServer, InviteClient, DialogServer, UasGuard):
         *,
         advertised_host: str | None = None,
         advertised_port: int | None = None,
+        advertised_tls_port: int | None = None,
         user_agent: str = "sip-realtime-gateway",
         contact_user: str = "gateway",
         allow: Sequence[str] = DEFAULT_ALLOW,
@@ -150,6 +151,7 @@ class UaCore(InviteServer, InviteClient, DialogServer, UasGuard):
         self.transport = transport
         self._advertised_host = advertised_host or ""
         self._advertised_port = advertised_port
+        self._advertised_tls_port = advertised_tls_port
         self.user_agent = user_agent
         self.contact_user = contact_user
         self.allow = tuple(allow)
@@ -234,20 +236,32 @@ class UaCore(InviteServer, InviteClient, DialogServer, UasGuard):
     def active_calls(self) -> int:
         return sum(1 for c in self.calls.values() if c.state != CallState.TERMINATED)
 
-    def _hostport(self) -> str:
+    @property
+    def advertised_tls_port(self) -> int:
+        """The port our TLS Via/Contact carry: as configured, else the transport's TLS port."""
+        return int(self._advertised_tls_port or getattr(self.transport, "tls_port", 0) or 5061)
+
+    def port_for(self, proto: str) -> int:
+        """The advertised port of one transport (TLS listens on its own port)."""
+        return self.advertised_tls_port if proto == "tls" else self.advertised_port
+
+    def _hostport(self, proto: str = "udp") -> str:
         host = self.advertised_host
         if ":" in host and not host.startswith("["):
             host = f"[{host}]"
-        return f"{host}:{self.advertised_port}"
+        return f"{host}:{self.port_for(proto)}"
 
     def via(self, proto: str, branch: str | None = None) -> str:
-        return (
-            f"SIP/2.0/{proto.upper()} {self._hostport()};branch={branch or generate_branch()};rport"
-        )
+        sent_by = self._hostport(proto)
+        return f"SIP/2.0/{proto.upper()} {sent_by};branch={branch or generate_branch()};rport"
 
-    def contact(self, proto: str = "udp") -> str:
-        suffix = ";transport=tcp" if proto == "tcp" else ""
-        return f"<sip:{self.contact_user}@{self._hostport()}{suffix}>"
+    def contact(self, proto: str = "udp", secure: bool = False) -> str:
+        """Our Contact for a message sent over `proto`. `secure`: the peer used sips: (RFC 5630
+        4.1), so we answer with a sips: Contact (TLS implied, no transport parameter)."""
+        if secure:
+            return f"<sips:{self.contact_user}@{self._hostport('tls')}>"
+        suffix = f";transport={proto}" if proto in ("tcp", "tls") else ""
+        return f"<sip:{self.contact_user}@{self._hostport(proto)}{suffix}>"
 
     # -- hooks the asyncio shell implements -----------------------------------------------------
     def _start_bye(self, call: Call, reason: str) -> None:
@@ -357,7 +371,7 @@ class UaCore(InviteServer, InviteClient, DialogServer, UasGuard):
         if not self._layer.server_room(source.host) and not self._make_room(source.host):
             self._drop_over_transaction_cap(req, source)
             return
-        reliable = dest.proto == "tcp"
+        reliable = dest.reliable
         if method == "INVITE":
             machine = InviteServerTransaction(req, dest, reliable=reliable, timers=self.timers)
         else:
@@ -565,7 +579,7 @@ class UaCore(InviteServer, InviteClient, DialogServer, UasGuard):
         on_provisional: Callable[[Response], None] | None = None,
         on_final: Callable[[Response | None], None] | None = None,
     ) -> ClientTxn:
-        reliable = dest.proto == "tcp"
+        reliable = dest.reliable
         machine: InviteClientTransaction | NonInviteClientTransaction
         if req.method == "INVITE":
             machine = InviteClientTransaction(req, dest, reliable=reliable, timers=self.timers)
@@ -583,7 +597,7 @@ class UaCore(InviteServer, InviteClient, DialogServer, UasGuard):
         ack = call.dialog.create_ack(
             invite.cseq[0],
             self.advertised_host,
-            self.advertised_port,
+            self.port_for(dest.proto),
             dest.proto,
             extra_headers=[("User-Agent", self.user_agent)],
         )

@@ -22,10 +22,11 @@ import hashlib
 import hmac
 import logging
 
-from sip.address import TransportAddr
+from sip.address import TransportAddr, is_ip_literal
 from sip.admission import ADMITTING_KEYS, parse_address
 from sip.calls import CallState, IncomingCall, ServerTxn
 from sip.message import Request, SipParseError, apply_received_rport, response_destination
+from sip.sips import wants_sips
 
 log = logging.getLogger("sip")
 
@@ -93,7 +94,7 @@ class UasGuard:
         return [o for o in wanted if o.lower() not in supported]
 
     def _options_answer(
-        self, proto: str, in_dialog: bool
+        self, proto: str, in_dialog: bool, secure: bool = False
     ) -> tuple[int, str | None, list[tuple[str, str]]]:
         if not self.accepting and not in_dialog:
             # Draining: a load balancer's OPTIONS probe (Kamailio dispatcher) must see that new
@@ -105,12 +106,14 @@ class UasGuard:
             [
                 ("Accept", self.accept_types),
                 ("Supported", ", ".join(self.supported)),
-                ("Contact", self.contact(proto)),
+                ("Contact", self.contact(proto, secure)),
             ],
         )
 
     def _reply_options(self, txn: ServerTxn, in_dialog: bool = False) -> None:
-        status, reason, extra = self._options_answer(txn.dest.proto, in_dialog)
+        status, reason, extra = self._options_answer(
+            txn.dest.proto, in_dialog, wants_sips(txn.request)
+        )
         self._reply(txn, status, reason, extra=extra)
 
     def _stateless_tag(self, req: Request) -> str:
@@ -131,7 +134,7 @@ class UasGuard:
         if unsupported:
             self._send_response(req, dest, 420, extra=[("Unsupported", ", ".join(unsupported))])
             return
-        status, reason, extra = self._options_answer(dest.proto, in_dialog=False)
+        status, reason, extra = self._options_answer(dest.proto, False, wants_sips(req))
         self._send_response(req, dest, status, reason, extra=extra)
 
     def _make_room(self, source_host: str) -> bool:
@@ -181,11 +184,18 @@ class UasGuard:
         via = req.top_via
         if via is None:
             return source
-        if source.proto == "tcp":
+        if source.reliable:
             # 18.2.2: if the connection is gone, open a new one to received + sent-by port
             # (the rport of a stream is an ephemeral client port nobody listens on).
             host = via.received or via.host
-            return TransportAddr("tcp", host.strip("[]"), via.port or 5060, source.conn)
+            default_port = 5061 if source.proto == "tls" else 5060
+            return TransportAddr(
+                source.proto,
+                host.strip("[]"),
+                via.port or default_port,
+                source.conn,
+                server_name="" if is_ip_literal(via.host) else via.host,
+            )
         host, port = response_destination(via, source.proto)
         return TransportAddr("udp", host, port)
 

@@ -8,10 +8,13 @@ transfers. sip.dialog keeps tags, CSeqs, route set and remote target.
 
 Public API (stable; gateway/app.py codes against it)
 ----------------------------------------------------
-    transport = Transport(host, port, transports=("udp", "tcp"))
+    transport = Transport(host, port, transports=("udp", "tcp"),
+                          tls_context=server_ctx, tls_port=5061,  # optional TLS listener
+                          tls_client_context=client_ctx)          # outbound TLS (issue 13)
     ua = UserAgent(
         transport,
         advertised_host="203.0.113.5", advertised_port=5060,   # default: bind address / port
+        advertised_tls_port=5061,               # default: transport.tls_port (Via/Contact on TLS)
         user_agent="sip-realtime-gateway",
         max_calls=100,                          # more -> 503 + Retry-After (retry_after=5)
         allow_networks=["10.0.0.0/8"],          # besides loopback; others 403 (sip.admission)
@@ -509,11 +512,14 @@ class UserAgent(UaCore):
     async def _dialog_dest(self, call: Call) -> TransportAddr:
         assert call.dialog is not None
         hop = call.dialog.next_hop()
-        proto = hop.transport or call.source.proto
+        # A sips: hop is TLS whatever the call came over (sip/resolve.py refuses UDP/TCP).
+        proto = hop.transport or (None if hop.scheme == "sips" else call.source.proto)
         target = await self.resolve(hop, proto)
-        if target.proto == "tcp" and call.source.proto == "tcp":
+        if target.reliable and target.proto == call.source.proto:
             # Reuse the caller's connection (NAT-friendly); the transport reconnects if it died.
-            return TransportAddr("tcp", target.host, target.port, call.source.conn)
+            return TransportAddr(
+                target.proto, target.host, target.port, call.source.conn, target.server_name
+            )
         return target
 
     async def _in_dialog_request(
@@ -538,7 +544,7 @@ class UserAgent(UaCore):
                 req = call.dialog.create_request(
                     method,
                     self.advertised_host,
-                    self.advertised_port,
+                    self.port_for(dest.proto),
                     dest.proto,
                     body=body,
                     content_type=content_type,

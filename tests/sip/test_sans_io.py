@@ -27,9 +27,11 @@ CORE = [
     "sip.transaction",
     "sip.dialog",
     "sip.sdp",
+    "sip.sips",
+    "sip.keepalive",
 ]
 IO_MODULES = {"asyncio", "socket", "selectors", "websockets"}
-SHELL = {"sip.useragent", "sip.resolve", "sip.transport", "sip.registration"}
+SHELL = {"sip.useragent", "sip.resolve", "sip.transport", "sip.stream", "sip.registration"}
 
 
 def _imports() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
