@@ -29,6 +29,16 @@ SRTCP_80 = bytes.fromhex(
     "81c8000bcafebabe7128035be487b9bdbef89041f977a5a880000001993e08cd54d6c1230798"
 )
 
+# libsrtp srtp_validate_gcm(): AES-128-GCM with a 16-byte tag (RFC 7714's AEAD_AES_128_GCM),
+# test_key_gcm = 00..0f || a0..ab, the same plaintext packets.
+GCM_KEY = SrtpKey(bytes(range(16)) + bytes(range(0xA0, 0xAC)))
+SRTP_GCM = bytes.fromhex(
+    "800f1234decafbadcafebabec5002ede04cfdd2eb91159e0880aa06ed2976826f796b201df3131a127e8a392"
+)
+SRTCP_GCM = bytes.fromhex(
+    "81c8000bcafebabec98b8b5df0392a55852b6c21ac8e7025c52c6fbea2b3b446ea31123ba88ce61e80000001"
+)
+
 
 def _session(suite="AES_CM_128_HMAC_SHA1_80", rx=TEST_KEY, tx=TEST_KEY) -> SrtpSession:
     return SrtpSession(rx, tx, suite)
@@ -40,9 +50,18 @@ def test_protect_matches_libsrtp_reference_packets():
     assert s.protect_rtcp(RTCP_PLAIN) == SRTCP_80
 
 
+def test_gcm_matches_libsrtp_reference_packets():
+    s = _session("AEAD_AES_128_GCM", GCM_KEY, GCM_KEY)
+    assert s.protect_rtp(RTP_PLAIN) == SRTP_GCM
+    assert s.protect_rtcp(RTCP_PLAIN) == SRTCP_GCM
+    receiver = _session("AEAD_AES_128_GCM", GCM_KEY, GCM_KEY)
+    assert receiver.unprotect_rtp(SRTP_GCM) == RTP_PLAIN
+    assert receiver.unprotect_rtcp(SRTCP_GCM) == RTCP_PLAIN
+
+
 def test_sha1_32_is_the_same_cipher_with_a_4_byte_tag():
-    # libsrtp's interop vectors: AES_CM_128_HMAC_SHA1_32 keeps the same keystream and cuts
-    # the tag to 32 bits (RFC 3711 8.1 applied to RFC 4568's _32 suite).
+    # Same key derivation and keystream as the reference above; the tag is HMAC-SHA1 cut to
+    # 32 bits instead of 80 (RFC 3711 4.2), i.e. the first 4 bytes of the _80 tag.
     s = _session("AES_CM_128_HMAC_SHA1_32")
     protected = s.protect_rtp(RTP_PLAIN)
     assert protected == SRTP_80[:32]
