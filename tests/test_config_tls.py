@@ -105,3 +105,24 @@ def test_turning_on_what_is_not_wired_yet_is_refused() -> None:
         srtp_on = replace(config, media=replace(config.media, srtp=policy))
         with pytest.raises(ConfigError, match=r"media\.srtp: .* is not available yet"):
             validate(srtp_on)
+
+
+def test_settings_for_sip_tls() -> None:
+    tls = TlsConfig(
+        cert_file="c.pem",
+        key_file="k.pem",
+        ca_file="trunks.pem",
+        client_ca_file="clients.pem",
+        verify_client=True,
+        verify_server=False,
+        min_version="1.3",
+    )
+    server = tls.server_settings()
+    assert (server.cert_file, server.key_file, server.ca_file) == ("c.pem", "k.pem", "clients.pem")
+    assert (server.verify_client, server.min_version) == (True, "1.3")
+    client = tls.client_settings()
+    assert (client.ca_file, client.verify_server, client.min_version) == (
+        "trunks.pem",
+        False,
+        "1.3",
+    )

@@ -10,6 +10,7 @@ from typing import Any
 from gateway.realtime.models import DEFAULT_MODEL
 from gateway.secret import Secret
 from sip.sdp_crypto import DEFAULT_SUITES, SUITES
+from sip.tls import TlsClientSettings, TlsServerSettings
 
 ENV_PREFIX = "SRG_"
 DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime"
@@ -64,6 +65,16 @@ class TlsConfig:
     verify_server: bool = True
     min_version: str = "1.2"
     allow_sdes_over_plain: bool = False
+
+    def server_settings(self) -> TlsServerSettings:
+        """What sip/tls.py `server_context` / `ServerTls` take (the listener)."""
+        return TlsServerSettings(
+            self.cert_file, self.key_file, self.client_ca_file, self.verify_client, self.min_version
+        )
+
+    def client_settings(self) -> TlsClientSettings:
+        """What sip/tls.py `client_context` takes (registrations, trunks, REFER targets)."""
+        return TlsClientSettings(self.ca_file, self.verify_server, self.min_version)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 
 from gateway.config import GatewayConfig, RegistrationConfig
 from gateway.doctor.results import DEFAULT_TIMEOUT_S, CheckResult, Status
-from sip.tls import TlsClientSettings, TlsError, TlsServerSettings, client_context, server_context
+from sip.tls import TlsError, client_context, server_context
 
 NAME = "SIP TLS"
 EXPIRY_WARNING = timedelta(days=30)
@@ -222,15 +222,7 @@ def check_tls_files(config: GatewayConfig, now: datetime | None = None) -> list[
     if all(r.status is not Status.FAIL for r in results):
         # What OpenSSL itself says (chain order, key type) when the listener loads the pair.
         try:
-            server_context(
-                TlsServerSettings(
-                    tls.cert_file,
-                    tls.key_file,
-                    tls.client_ca_file,
-                    tls.verify_client,
-                    tls.min_version,
-                )
-            )
+            server_context(tls.server_settings())
         except TlsError as exc:
             results.append(CheckResult(NAME, Status.FAIL, f"sip.tls: {exc}", "fix the files named"))
     return results
@@ -293,7 +285,7 @@ async def check_registration_tls(
         return []
     tls = config.sip.tls
     try:
-        context = client_context(TlsClientSettings(tls.ca_file, tls.verify_server, tls.min_version))
+        context = client_context(tls.client_settings())
     except TlsError as exc:
         return [CheckResult(NAME, Status.FAIL, f"sip.tls: {exc}", "fix sip.tls.ca_file")]
     return [await _handshake(reg, host, port, context, timeout) for reg, (host, port) in targets]
