@@ -187,3 +187,16 @@ def test_interop_with_aiortc_style_pylibsrtp_use():
     )
     ours = SrtpSession(key, key, "AES_CM_128_HMAC_SHA1_80")
     assert peer_rx.unprotect(ours.protect_rtp(RTP_PLAIN)) == RTP_PLAIN
+
+
+def test_sequence_number_wrap_keeps_working():
+    """RFC 3711 3.3.1: the 16-bit sequence number wraps and the rollover counter moves on; both
+    ends keep in step without signalling."""
+    suite = "AES_CM_128_HMAC_SHA1_80"
+    key = SrtpKey.generate(SUITES[suite])
+    sender, receiver = SrtpSession(key, key, suite), SrtpSession(key, key, suite)
+    for i in range(300):
+        seq = (65_400 + i) & 0xFFFF
+        rtp = RtpPacket(0, seq, 160 * i, 0x1234, bytes([i & 0xFF]) * 160).encode()
+        assert receiver.unprotect_rtp(sender.protect_rtp(rtp)) == rtp
+    assert receiver.stats.unprotected == 300
