@@ -267,3 +267,37 @@ def test_reload_serves_the_new_certificate_and_keeps_the_old_on_error(
     # verify_client is applied on reload.
     tls.reload(pki.server(ca_file=pki.ca_file, verify_client=True))
     assert tls.context.verify_mode is ssl.CERT_REQUIRED
+
+
+@pytest.mark.parametrize("key_type", [trustme.KeyType.ECDSA, trustme.KeyType.RSA])
+def test_tls_1_2_client_gets_a_forward_secret_aead_cipher(tmp_path: Path, key_type) -> None:
+    """Peers still on TLS 1.2 (older PBXs and SBCs) connect with either key type and get one of
+    TLS12_CIPHERS."""
+    ca = trustme.CA(key_type=key_type)
+    leaf = ca.issue_cert(HOST, key_type=key_type)
+    cert, key, ca_file = tmp_path / "c.pem", tmp_path / "k.pem", tmp_path / "ca.pem"
+    cert.write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
+    key.write_bytes(leaf.private_key_pem.bytes())
+    ca_file.write_bytes(ca.cert_pem.bytes())
+    client = client_context(TlsClientSettings(ca_file=str(ca_file)))
+    client.maximum_version = ssl.TLSVersion.TLSv1_2
+    server = server_context(TlsServerSettings(str(cert), str(key)))
+
+    async def cipher() -> tuple[str, str]:
+        srv = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0, ssl=server)
+        port = srv.sockets[0].getsockname()[1]
+        try:
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=client, server_hostname=HOST
+            )
+            name, version, _ = writer.get_extra_info("cipher")
+            writer.close()
+            return name, version
+        finally:
+            srv.close()
+            await srv.wait_closed()
+
+    name, version = asyncio.run(cipher())
+    assert version == "TLSv1.2"
+    assert name.startswith(("ECDHE-", "DHE-"))
+    assert "GCM" in name or "CHACHA20" in name
