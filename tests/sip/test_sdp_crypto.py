@@ -157,6 +157,21 @@ def test_crypto_attribute_checks_its_own_fields():
 
 
 GOOD = [f"1 AES_CM_128_HMAC_SHA1_80 inline:{KEY30}"]
+# baresip v1.0.0 (srtp.so, mediaenc=srtp-mand) dialling a UDP socket, captured 2026-12-06:
+# its offer's audio line and only crypto line.
+BARESIP_M_LINE = "m=audio 45206 RTP/SAVP 0 101"
+BARESIP_CRYPTO = (
+    "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:XCrR2W2NqVqQtmuHOELIdKjIrAYYNE/tclf1kmvj"
+)
+
+
+def test_baresip_srtp_offer_is_answered() -> None:
+    proto = BARESIP_M_LINE.split()[2]
+    decision = decide_srtp(proto, [BARESIP_CRYPTO], SrtpPolicy.REQUIRED, signalling_secure=True)
+    assert decision.action is SrtpAction.CRYPTO
+    assert decision.choice is not None
+    assert decision.choice.remote.suite == "AES_CM_128_HMAC_SHA1_80"
+    assert format_crypto(decision.choice.local).startswith("1 AES_CM_128_HMAC_SHA1_80 inline:")
 
 
 @pytest.mark.parametrize(
