@@ -21,42 +21,15 @@ import pytest
 from gateway.media.g711 import ulaw_to_pcm16
 from gateway.media.srtp import SrtpError, SrtpSession
 from sip.sdp_crypto import SrtpAction, SrtpPolicy, decide_srtp, format_crypto
-from tests.tools.baresip import BARESIP_DIR
+from tests.tools.baresip_secure import dial_command, require_baresip_srtp, write_config
 from tests.tools.gateway_process import LOOPBACK
 from tests.tools.media import MediaFiles
-from tests.tools.peers import require_peer, which_peer
 from tests.tools.ports import InteropPorts
 from tests.tools.process import ManagedProcess, attach_log
 
 pytestmark = pytest.mark.interop
 
 CALL_S = 4
-
-
-def _baresip_config(work: Path, ports: InteropPorts, wav: Path) -> Path:
-    config_dir = work / "config"
-    config_dir.mkdir(parents=True)
-    (work / "rec").mkdir()
-    rtp_min, rtp_max = ports.baresip_rtp
-    values = {
-        "HOST": LOOPBACK,
-        "SIP_PORT": str(ports.baresip_sip),
-        "RTP_PORTS": f"{rtp_min}-{rtp_max}",
-        "CTRL_PORT": str(ports.baresip_ctrl),
-        "CONS_PORT": str(ports.baresip_cons),
-        "AUDIO_WAV": str(wav),
-        "REC_DIR": str(work / "rec"),
-    }
-    for name in ("config", "accounts"):
-        text = (BARESIP_DIR / f"{name}.template").read_text()
-        for key, value in values.items():
-            text = text.replace(f"@{key}@", value)
-        if name == "config":
-            text += "module\t\t\tsrtp.so\n"
-        else:
-            text = text.replace(";ptime=20", ";ptime=20;mediaenc=srtp-mand")
-        (config_dir / name).write_text(text)
-    return config_dir
 
 
 def _header(message: str, name: str) -> str:
@@ -97,9 +70,7 @@ def test_baresip_srtp_both_directions(
     interop_processes: list[ManagedProcess],
     request: pytest.FixtureRequest,
 ) -> None:
-    require_peer("baresip")
-    if not Path("/usr/lib/baresip/modules/srtp.so").exists():
-        pytest.skip("baresip's srtp module is not installed")
+    require_baresip_srtp()
     sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sip.bind((LOOPBACK, ports.gateway_sip))
@@ -107,13 +78,14 @@ def test_baresip_srtp_both_directions(
     try:
         process = ManagedProcess(
             "baresip",
-            [
-                which_peer("baresip"), "-f", str(_baresip_config(tmp_path, ports, media_dir.padded_wav)),
-                "-e", f"/dial sip:gw@{LOOPBACK}:{ports.gateway_sip}", "-t", str(CALL_S),
-            ],
+            dial_command(
+                write_config(tmp_path, ports, media_dir.padded_wav, srtp=True),
+                f"sip:gw@{LOOPBACK}:{ports.gateway_sip}",
+                CALL_S,
+            ),
             cwd=tmp_path,
             log_path=tmp_path / "baresip.log",
-        )  # fmt: skip
+        )
         interop_processes.append(process)
         attach_log(request, "baresip output", process.output)
 
