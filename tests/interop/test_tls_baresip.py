@@ -1,20 +1,18 @@
 """sip/tls.py's server context against a real TLS client (issue 13, first part): baresip dials
 `;transport=tls` to a TLS listener built by this test from `server_context` (the transport does
 not speak TLS yet). The INVITE arrives over TLS; with `verify_client` a baresip without a client
-certificate is refused and one with a certificate from the CA is accepted (mutual TLS).
-Under asyncio and uvloop."""
+certificate is refused and one with a certificate from the CA is accepted (mutual TLS)."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
+import socket
 import ssl
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import trustme
-import uvloop
 
 from sip.tls import TlsServerSettings, server_context
 from tests.tools.baresip_secure import dial_command, write_config
@@ -26,45 +24,36 @@ from tests.tools.process import ManagedProcess, attach_log
 
 pytestmark = pytest.mark.interop
 
-LOOPS: dict[str, Callable[[], asyncio.AbstractEventLoop]] = {
-    "asyncio": asyncio.new_event_loop,
-    "uvloop": uvloop.new_event_loop,
-}
 
-
-async def _first_request_or_refusal(
+def _first_request_or_refusal(
     settings: TlsServerSettings, port: int, start_caller: Callable[[], None]
 ) -> tuple[bytes, object, str]:
-    """(request line, client certificate names, handshake error) of the first TLS connection."""
-    loop = asyncio.get_running_loop()
-    outcome: asyncio.Future[tuple[bytes, object, str]] = loop.create_future()
+    """(request line, client certificate, handshake error) of the first TLS connection.
+
+    Blocking sockets on purpose: accepting in clear and upgrading with asyncio's start_tls
+    hung now and then under uvloop (start_tls never finished; not diagnosed, possibly the
+    ClientHello read into the stream before the upgrade), and
+    start_server(ssl=...) drops a refused handshake without telling the test. The event loops
+    are covered by tests/sip/test_tls.py."""
     context = server_context(settings)
-
-    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        # The handshake is started here rather than by start_server(ssl=...), so that a
-        # refused handshake raises where the test sees it (start_server drops it silently).
-        try:
-            await writer.start_tls(context)
-            head = await reader.readuntil(b"\r\n\r\n")
-            cert = writer.get_extra_info("peercert")
-            if not outcome.done():
-                outcome.set_result((head.split(b"\r\n", 1)[0], cert, ""))
-        except (ssl.SSLError, asyncio.IncompleteReadError, ConnectionError, OSError) as exc:
-            if not outcome.done():
-                outcome.set_result((b"", None, repr(exc)))
-        finally:
-            writer.close()
-
-    server = await asyncio.start_server(on_connection, LOOPBACK, port)
-    try:
+    with socket.create_server((LOOPBACK, port)) as listener:
+        listener.settimeout(20)
         start_caller()
-        return await asyncio.wait_for(outcome, 20)
-    finally:
-        server.close()
-        await server.wait_closed()
+        conn, _ = listener.accept()
+        conn.settimeout(20)
+        try:
+            with context.wrap_socket(conn, server_side=True) as tls:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    chunk = tls.recv(4096)
+                    if not chunk:
+                        return head, None, "closed before a whole request"
+                    head += chunk
+                return head.split(b"\r\n", 1)[0], tls.getpeercert(), ""
+        except (ssl.SSLError, ConnectionError) as exc:
+            return b"", None, repr(exc)
 
 
-@pytest.mark.parametrize("loop_name", LOOPS)
 @pytest.mark.parametrize("case", ["tls", "mtls_no_cert", "mtls_with_cert"])
 def test_baresip_over_tls(
     tmp_path: Path,
@@ -73,7 +62,6 @@ def test_baresip_over_tls(
     interop_processes: list[ManagedProcess],
     request: pytest.FixtureRequest,
     case: str,
-    loop_name: str,
 ) -> None:
     require_peer("baresip")
     ca = trustme.CA()
@@ -111,10 +99,7 @@ def test_baresip_over_tls(
         interop_processes.append(process)
         attach_log(request, "baresip output", process.output)
 
-    with asyncio.Runner(loop_factory=LOOPS[loop_name]) as runner:
-        line, cert, error = runner.run(
-            _first_request_or_refusal(settings, ports.gateway_sip, start_caller)
-        )
+    line, cert, error = _first_request_or_refusal(settings, ports.gateway_sip, start_caller)
     if case == "mtls_no_cert":
         assert line == b"", line
         assert error, "the handshake should have been refused"
