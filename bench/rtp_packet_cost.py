@@ -4,6 +4,8 @@ Inbound:  decode_rtp + JitterBuffer.push + pop_ready (the buffer alone, no socke
           RtpStream.receive_rtp path (latching check, routing, RFC 3550 stats, buffer) + tick.
 Outbound: RtpStream.send_frame (header pack + transport.sendto on a real loopback UDP socket to a
           sink socket), on uvloop and on the stock asyncio loop.
+SRTP:     what SRTP adds per packet each way (gateway/media/srtp.py over libsrtp): protect_rtp of
+          the same 172-byte packet, and unprotect_rtp of the protected packets, per suite.
 
     .venv/bin/python bench/rtp_packet_cost.py [--packets 50000]
 
@@ -26,7 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gateway.media.jitter import JitterBuffer
 from gateway.media.ports import PortAllocator
 from gateway.media.rtp import RtpPacket, decode_rtp
+from gateway.media.srtp import SrtpSession
 from gateway.media.stream import RtpStream, StreamConfig
+from sip.sdp_crypto import SUITES, SrtpKey
 
 PAYLOAD = b"\x55" * 160
 
@@ -124,6 +128,32 @@ def bench_send(
         return runner.run(_bench_send(n))
 
 
+def bench_srtp(n: int, suite: str) -> tuple[tuple[float, float], tuple[float, float]]:
+    """(protect, unprotect) per packet: the sender's protect_rtp, then the receiver's
+    unprotect_rtp of those packets in order (replay window and tag check included)."""
+    raw = _wire_packets(n)
+    key = SrtpKey.generate(SUITES[suite])
+    sender = SrtpSession(key, key, suite)
+    receiver = SrtpSession(key, key, suite)
+    protected: list[bytes] = []
+    protect_chunks, unprotect_chunks = [], []
+    clock = time.perf_counter
+    protect = sender.protect_rtp
+    for base in range(0, n - CHUNK + 1, CHUNK):
+        start = clock()
+        for i in range(base, base + CHUNK):
+            protected.append(protect(raw[i]))
+        protect_chunks.append(clock() - start)
+    unprotect = receiver.unprotect_rtp
+    for base in range(0, len(protected) - CHUNK + 1, CHUNK):
+        start = clock()
+        for i in range(base, base + CHUNK):
+            unprotect(protected[i])
+        unprotect_chunks.append(clock() - start)
+    assert receiver.stats.unprotected == len(protected), receiver.stats
+    return _summary(protect_chunks), _summary(unprotect_chunks)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--packets", type=int, default=50_000)
@@ -145,6 +175,10 @@ def main() -> None:
     rows.append(
         ("outbound send_frame: encode + sendto (asyncio)", bench_send(n, asyncio.new_event_loop))
     )
+    for suite in ("AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"):
+        protect, unprotect = bench_srtp(n, suite)
+        rows.append((f"SRTP protect_rtp   ({suite})", protect))
+        rows.append((f"SRTP unprotect_rtp ({suite})", unprotect))
     print(f"python {sys.version.split()[0]}, {n} packets of 172 B in chunks of {CHUNK}")
     print(f"  {'':<52} {'best':>7} {'median':>7}  us/packet")
     for name, (best, median) in rows:

@@ -9,6 +9,8 @@ from typing import Any
 
 from gateway.realtime.models import DEFAULT_MODEL
 from gateway.secret import Secret
+from sip.sdp_crypto import DEFAULT_SUITES, SUITES
+from sip.tls import TlsClientSettings, TlsServerSettings
 
 ENV_PREFIX = "SRG_"
 DEFAULT_REALTIME_URL = "wss://api.openai.com/v1/realtime"
@@ -17,6 +19,9 @@ VALID_CODECS = ("PCMU", "PCMA")
 VALID_IDLE_AUDIO = ("silence", "cn", "none")
 VALID_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 VALID_LOG_FORMATS = ("auto", "json", "text")
+VALID_SRTP_POLICIES = ("off", "optional", "required")
+VALID_SRTP_SUITES = tuple(SUITES)
+VALID_TLS_VERSIONS = ("1.2", "1.3")
 
 
 class ConfigError(ValueError):
@@ -37,6 +42,39 @@ class InboundAuthConfig:
     password_env: str = ""
     password_file: str = ""
     nonce_ttl_s: float = 300.0
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """[sip.tls]: SIP over TLS (RFC 3261 section 26; issue 13). The listener presents
+    `cert_file` (PEM, the certificate then its intermediates) with `key_file`; SIGHUP re-reads
+    both. `verify_client` asks every TLS client for a certificate signed by a CA in
+    `client_ca_file` (mutual TLS, for trunks that use it). Outbound TLS (registrations, trunks)
+    verifies the server against `ca_file` (empty: the system trust store) and its host name;
+    `verify_server = false` turns that off and `check` warns. SDES keys (a=crypto) travel in
+    the SDP: they are accepted or offered over plain UDP/TCP only with
+    `allow_sdes_over_plain = true` (RFC 4568 section 8.3)."""
+
+    enabled: bool = False
+    port: int = 5061
+    cert_file: str = ""
+    key_file: str = ""
+    ca_file: str = ""
+    client_ca_file: str = ""
+    verify_client: bool = False
+    verify_server: bool = True
+    min_version: str = "1.2"
+    allow_sdes_over_plain: bool = False
+
+    def server_settings(self) -> TlsServerSettings:
+        """What sip/tls.py `server_context` / `ServerTls` take (the listener)."""
+        return TlsServerSettings(
+            self.cert_file, self.key_file, self.client_ca_file, self.verify_client, self.min_version
+        )
+
+    def client_settings(self) -> TlsClientSettings:
+        """What sip/tls.py `client_context` takes (registrations, trunks, REFER targets)."""
+        return TlsClientSettings(self.ca_file, self.verify_server, self.min_version)
 
 
 @dataclass(frozen=True)
@@ -96,6 +134,7 @@ class SipConfig:
     tcp_message_deadline_s: float = 10.0
     tcp_max_header_bytes: int = 16384
     tcp_max_body_bytes: int = 32768
+    tls: TlsConfig = field(default_factory=TlsConfig)
 
 
 @dataclass(frozen=True)
@@ -144,6 +183,11 @@ class MediaConfig:
     # A released RTP port pair waits this long before reuse (late packets of the old call must
     # not reach a new one); 0 = off. Size the range for it: docs/deployment.md "RTP port range".
     rtp_port_quarantine_s: float = 30.0
+    # SRTP (RFC 3711, SDES keys per RFC 4568; issue 13): "off" answers RTP/AVP only (an
+    # RTP/SAVP offer gets 488), "optional" answers SRTP when offered, "required" refuses plain
+    # offers with 488. `srtp_suites` in our order of preference (sip/sdp_crypto.py).
+    srtp: str = "off"
+    srtp_suites: tuple[str, ...] = DEFAULT_SUITES
 
 
 @dataclass(frozen=True)

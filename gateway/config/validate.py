@@ -23,6 +23,9 @@ from gateway.config.schema import (
     VALID_IDLE_AUDIO,
     VALID_LOG_FORMATS,
     VALID_LOG_LEVELS,
+    VALID_SRTP_POLICIES,
+    VALID_SRTP_SUITES,
+    VALID_TLS_VERSIONS,
     VALID_TRANSPORTS,
     ConfigError,
     GatewayConfig,
@@ -89,6 +92,53 @@ def _validate_sip_limits(sip: SipConfig) -> None:
             raise ConfigError(f"sip.{key}: {value} is not in {low}-65535")
 
 
+def _validate_tls_srtp(config: GatewayConfig) -> None:
+    """[sip.tls] and the SRTP keys of [media] (issue 13)."""
+    tls = config.sip.tls
+    check_port("sip.tls.port", tls.port)
+    if tls.enabled and tls.port == config.sip.port and "tcp" in config.sip.transports:
+        raise ConfigError(
+            f"sip.tls.port: {tls.port} is sip.port, where SIP over TCP listens; use 5061"
+        )
+    check_choice("sip.tls.min_version", tls.min_version, VALID_TLS_VERSIONS)
+    if tls.enabled:
+        for key in ("cert_file", "key_file"):
+            if not getattr(tls, key):
+                raise ConfigError(f"sip.tls.{key}: required when sip.tls.enabled = true")
+    if tls.verify_client and not tls.client_ca_file:
+        raise ConfigError(
+            "sip.tls.client_ca_file: required with verify_client = true "
+            "(the CAs that sign the clients' certificates)"
+        )
+    media = config.media
+    check_choice("media.srtp", media.srtp, VALID_SRTP_POLICIES)
+    if not media.srtp_suites:
+        raise ConfigError(
+            f"media.srtp_suites: at least one suite is required ({', '.join(VALID_SRTP_SUITES)})"
+        )
+    for i, suite in enumerate(media.srtp_suites):
+        check_choice(f"media.srtp_suites[{i}]", suite, VALID_SRTP_SUITES)
+        if suite in media.srtp_suites[:i]:
+            raise ConfigError(f"media.srtp_suites[{i}]: {suite!r} is listed twice")
+    _refuse_unwired_tls_srtp(config)
+
+
+def _refuse_unwired_tls_srtp(config: GatewayConfig) -> None:
+    """Issue 13 lands in two parts: the TLS listener and SRTP media are not wired into the
+    transport and call path yet, so turning them on would do nothing. Say so instead of
+    silently running in clear. Remove this when the wiring lands."""
+    if config.sip.tls.enabled:
+        raise ConfigError(
+            "sip.tls.enabled: SIP over TLS is not wired into the transport yet (issue 13); "
+            "leave it false"
+        )
+    if config.media.srtp != "off":
+        raise ConfigError(
+            f"media.srtp: {config.media.srtp!r} is not available yet: SRTP is not wired into "
+            'the media path (issue 13); use "off"'
+        )
+
+
 def validate(config: GatewayConfig) -> None:
     """Check values and cross-field rules; raise `ConfigError` naming the first bad key."""
     sip = config.sip
@@ -151,6 +201,7 @@ def validate(config: GatewayConfig) -> None:
     if media.rtp_timeout_s < 0:
         raise ConfigError(f"media.rtp_timeout_s: {media.rtp_timeout_s} must be >= 0 (0 = off)")
     _validate_media_bounds(media)
+    _validate_tls_srtp(config)
 
     if not 0 <= config.calls.answer_delay_ms <= 60000:
         raise ConfigError(

@@ -19,6 +19,10 @@ whose `fix` says what to change. The checks, in order:
 - exposure: an API key sent over plain `ws://` to a host that is not loopback, record and
   recording directories (or files) readable by other users, `http://` tool/webhook URLs;
 - RTP latching: `media.rtp_latch_any_host = true` is a warning.
+- TLS (tls.py, issue 13): the `[sip.tls]` certificate (unreadable, not PEM, expired or expiring
+  within 30 days, key mismatch, not covering `sip.advertised_host`), its CA files,
+  `verify_server = false` (a warning), and a TLS handshake to each `sips:`/`;transport=tls`
+  registrar (skipped with `--skip-registrations`).
 
 Deliberately no `ip addr`/netlink parsing: "is X an address of this host" is answered by trying
 to bind a UDP socket to X (the kernel refuses with EADDRNOTAVAIL otherwise), and "which address
@@ -28,7 +32,8 @@ is sent). Both work the same in containers and on any Linux/BSD/macOS host.
 One module per family of checks: ports.py (SIP/RTP ports, quarantine, descriptors),
 addresses.py (NAT), realtime.py, registrations.py, exposure.py (control API, admission, plain
 ws:// and http://, permissions, latching), models.py; run.py runs them in order, cli.py is the
-`check` command, results.py the result type and report, network.py the socket helpers.
+`check` command, results.py the result type and report, network.py the socket helpers,
+tls.py the certificate checks.
 """
 
 from __future__ import annotations

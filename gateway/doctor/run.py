@@ -20,6 +20,7 @@ from gateway.doctor.ports import (
 from gateway.doctor.realtime import check_realtime
 from gateway.doctor.registrations import check_registrations
 from gateway.doctor.results import DEFAULT_TIMEOUT_S, CheckResult, Status
+from gateway.doctor.tls import check_registration_tls, check_tls_files
 
 
 def check_config(config: GatewayConfig, source: str = "") -> CheckResult:
@@ -76,4 +77,7 @@ async def run_checks(
     results.append(check_descriptors(config))
     results += check_model(config)
     results.append(check_port_quarantine(config))
+    results += check_tls_files(config)
+    if registrations:
+        results += await check_registration_tls(config, timeout)
     return results
