@@ -66,6 +66,7 @@ import tempfile
 import time
 from array import array
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -378,10 +379,18 @@ async def run_server(options: ServerOptions, lifetime_s: float) -> None:
 # Simulated callers (separate process)
 
 
-async def run_callers(host: str, ports: list[int], lifetime_s: float) -> None:
+async def run_callers(
+    host: str, ports: list[int], lifetime_s: float, caller_phase: str = "slot"
+) -> None:
     loop = asyncio.get_running_loop()
     clock = MediaClock(loop)
     sockets: list[socket.socket] = []
+    if caller_phase == "random":
+        # The callers' clock and the gateway's both hand out slots in registration order, so
+        # by default caller i sends in the slot that call i's tick runs in: every call gets
+        # one phase (the difference of the two clocks' epochs), and the jitter-buffer hold
+        # (1a) shows the release granularity of that one phase. Real peers have any phase.
+        ports = random.sample(ports, len(ports))
     for port in ports:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
@@ -666,6 +675,8 @@ class BenchCall:
             probe.on_rtp(data)
             on_rtp(data, addr)
 
+        if RELEASE_AT_DUE[0]:
+            observed_rtp = self._release_at_due(observed_rtp)
         stream._on_rtp = observed_rtp  # type: ignore[method-assign]
         queue = self.queue
         enqueue, flush = queue.enqueue, queue.flush
@@ -698,6 +709,35 @@ class BenchCall:
         stream.on_audio = on_audio
         stream.start(self.clock)
         session.start()
+
+    def _release_at_due(self, on_rtp: Callable[[bytes, Any], None]) -> Callable[[bytes, Any], None]:
+        """--release-at-due: what stream.py could do instead of waiting for the call's 20 ms
+        tick: a timer at `JitterBuffer.next_due` after each packet (the tick still runs)."""
+        stream = self.stream
+        loop = asyncio.get_running_loop()
+        armed: list[Any] = [None, 0.0]  # timer handle, its time
+
+        def release() -> None:
+            armed[0] = None
+            stream.tick(loop.time())
+            arm()
+
+        def arm() -> None:
+            due = stream.jitter.next_due
+            if due is None:
+                return
+            if armed[0] is not None:
+                if armed[1] <= due:
+                    return
+                armed[0].cancel()
+            armed[0] = loop.call_at(due, release)
+            armed[1] = due
+
+        def released_at_due(data: bytes, addr: Any) -> None:
+            on_rtp(data, addr)
+            arm()
+
+        return released_at_due
 
     # CallControl ---------------------------------------------------------------------------
 
@@ -755,6 +795,8 @@ def _helper(role: str, *args: str) -> list[str]:
 
 HELPER_PIN = [-1]  # the gateway's --cpu, passed on so helpers avoid that CPU
 HELPER_NICE = [0]  # the --helper-nice of this run
+CALLER_PHASE = ["slot"]  # --caller-phase of this run
+RELEASE_AT_DUE = [False]  # --release-at-due of this run
 
 
 async def _read_line(proc: asyncio.subprocess.Process, timeout: float) -> str:  # noqa: ASYNC109
@@ -853,7 +895,7 @@ async def run_gateway(
         setup_s = perf() - setup_started
         answered = [c for c in bench_calls if c.problem is None]
         callers = await asyncio.create_subprocess_exec(
-            *_helper("callers", "--lifetime", lifetime),
+            *_helper("callers", "--lifetime", lifetime, "--caller-phase", CALLER_PHASE[0]),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -1115,6 +1157,9 @@ def run_workers(args: argparse.Namespace, n: int) -> dict[str, Any] | None:
             cmd += ["--loop", args.loop, "--period", str(args.period), "--cpu", str(args.cpu)]
             cmd += ["--gc", args.gc, "--barge-after", str(args.barge_after)]
             cmd += ["--helper-nice", str(args.helper_nice)]
+            cmd += ["--caller-phase", args.caller_phase]
+            if args.release_at_due:
+                cmd += ["--release-at-due"]
             cmd += ["--rtp-ports", str(first), str(first + span - 1)]
             cmd += ["--samples-out", f"{tmp}/w{w}.json"]
             if measure_at is not None:
@@ -1186,6 +1231,19 @@ def main() -> None:
         help="niceness of the stand-in peers (callers, Realtime server): they stand for "
         "machines elsewhere, so they yield the CPU to the gateway when both want it (0: equal)",
     )
+    parser.add_argument(
+        "--caller-phase",
+        choices=["slot", "random"],
+        default="slot",
+        help="slot: caller i sends in the clock slot of call i's tick (one phase for all calls); "
+        "random: callers take the gateway's slots in random order (any phase, as real peers)",
+    )
+    parser.add_argument(
+        "--release-at-due",
+        action="store_true",
+        help="release inbound audio when the jitter buffer says it is due (a timer at "
+        "JitterBuffer.next_due), not only on the call's 20 ms tick: what stream.py could do",
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure-at", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--samples-out", default=None, help=argparse.SUPPRESS)
@@ -1206,7 +1264,7 @@ def main() -> None:
         return
     if args.role == "callers":
         ports = json.loads(sys.stdin.readline())
-        _run("uvloop", run_callers("127.0.0.1", ports, args.lifetime))
+        _run("uvloop", run_callers("127.0.0.1", ports, args.lifetime, args.caller_phase))
         return
     # 500 calls: 2 UDP sockets + 1 TCP connection each, beyond the usual 1024 soft limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -1218,6 +1276,8 @@ def main() -> None:
     if args.one:
         HELPER_PIN[0] = args.cpu
         HELPER_NICE[0] = args.helper_nice
+        CALLER_PHASE[0] = args.caller_phase
+        RELEASE_AT_DUE[0] = args.release_at_due
         result = _run(
             args.loop,
             run_gateway(
@@ -1242,7 +1302,8 @@ def main() -> None:
     print(
         f"loop={args.loop} seconds={args.seconds} warmup={args.warmup} period={args.period} "
         f"barge_after={args.barge_after} gateway_cpu={args.cpu if pin else 'any'} gc={args.gc} "
-        f"cpus={os.cpu_count()} workers={args.workers} helper_nice={args.helper_nice}"
+        f"cpus={os.cpu_count()} workers={args.workers} helper_nice={args.helper_nice} "
+        f"caller_phase={args.caller_phase} release_at_due={args.release_at_due}"
     )
     results = []
     for n in args.calls:
