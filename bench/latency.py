@@ -675,8 +675,8 @@ class BenchCall:
             probe.on_rtp(data)
             on_rtp(data, addr)
 
-        if RELEASE_AT_DUE[0]:
-            observed_rtp = self._release_at_due(observed_rtp)
+        if RELEASE[0] != "tick":
+            observed_rtp = self._release_early(observed_rtp, RELEASE[0])
         stream._on_rtp = observed_rtp  # type: ignore[method-assign]
         queue = self.queue
         enqueue, flush = queue.enqueue, queue.flush
@@ -710,16 +710,25 @@ class BenchCall:
         stream.start(self.clock)
         session.start()
 
-    def _release_at_due(self, on_rtp: Callable[[bytes, Any], None]) -> Callable[[bytes, Any], None]:
-        """--release-at-due: what stream.py could do instead of waiting for the call's 20 ms
-        tick: a timer at `JitterBuffer.next_due` after each packet (the tick still runs)."""
+    def _release_early(
+        self, on_rtp: Callable[[bytes, Any], None], mode: str
+    ) -> Callable[[bytes, Any], None]:
+        """--release arrival|due: what stream.py could do besides the call's 20 ms tick (which
+        still runs). arrival: release what is due right after each packet is pushed (no timer:
+        with a one-packet-time window, packet n is due when packet n+1 arrives). due: also arm
+        a timer at `JitterBuffer.next_due` (one `call_at` per packet)."""
         stream = self.stream
         loop = asyncio.get_running_loop()
         armed: list[Any] = [None, 0.0]  # timer handle, its time
 
         def release() -> None:
+            frames = stream.jitter.pop_ready(loop.time())
+            if frames and stream.on_audio is not None:
+                stream.on_audio(frames)
+
+        def fire() -> None:
             armed[0] = None
-            stream.tick(loop.time())
+            release()
             arm()
 
         def arm() -> None:
@@ -730,14 +739,19 @@ class BenchCall:
                 if armed[1] <= due:
                     return
                 armed[0].cancel()
-            armed[0] = loop.call_at(due, release)
+            armed[0] = loop.call_at(due, fire)
             armed[1] = due
+
+        def released_on_arrival(data: bytes, addr: Any) -> None:
+            on_rtp(data, addr)
+            release()
 
         def released_at_due(data: bytes, addr: Any) -> None:
             on_rtp(data, addr)
+            release()
             arm()
 
-        return released_at_due
+        return released_at_due if mode == "due" else released_on_arrival
 
     # CallControl ---------------------------------------------------------------------------
 
@@ -796,7 +810,7 @@ def _helper(role: str, *args: str) -> list[str]:
 HELPER_PIN = [-1]  # the gateway's --cpu, passed on so helpers avoid that CPU
 HELPER_NICE = [0]  # the --helper-nice of this run
 CALLER_PHASE = ["slot"]  # --caller-phase of this run
-RELEASE_AT_DUE = [False]  # --release-at-due of this run
+RELEASE = ["tick"]  # --release of this run
 
 
 async def _read_line(proc: asyncio.subprocess.Process, timeout: float) -> str:  # noqa: ASYNC109
@@ -1158,8 +1172,7 @@ def run_workers(args: argparse.Namespace, n: int) -> dict[str, Any] | None:
             cmd += ["--gc", args.gc, "--barge-after", str(args.barge_after)]
             cmd += ["--helper-nice", str(args.helper_nice)]
             cmd += ["--caller-phase", args.caller_phase]
-            if args.release_at_due:
-                cmd += ["--release-at-due"]
+            cmd += ["--release", args.release]
             cmd += ["--rtp-ports", str(first), str(first + span - 1)]
             cmd += ["--samples-out", f"{tmp}/w{w}.json"]
             if measure_at is not None:
@@ -1239,10 +1252,12 @@ def main() -> None:
         "random: callers take the gateway's slots in random order (any phase, as real peers)",
     )
     parser.add_argument(
-        "--release-at-due",
-        action="store_true",
-        help="release inbound audio when the jitter buffer says it is due (a timer at "
-        "JitterBuffer.next_due), not only on the call's 20 ms tick: what stream.py could do",
+        "--release",
+        choices=["tick", "arrival", "due"],
+        default="tick",
+        help="when inbound audio leaves the jitter buffer: tick (the product: the call's 20 ms "
+        "clock tick only), arrival (also right after each packet), due (also a timer at "
+        "JitterBuffer.next_due): what stream.py could do",
     )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure-at", type=float, default=None, help=argparse.SUPPRESS)
@@ -1277,7 +1292,7 @@ def main() -> None:
         HELPER_PIN[0] = args.cpu
         HELPER_NICE[0] = args.helper_nice
         CALLER_PHASE[0] = args.caller_phase
-        RELEASE_AT_DUE[0] = args.release_at_due
+        RELEASE[0] = args.release
         result = _run(
             args.loop,
             run_gateway(
@@ -1303,7 +1318,7 @@ def main() -> None:
         f"loop={args.loop} seconds={args.seconds} warmup={args.warmup} period={args.period} "
         f"barge_after={args.barge_after} gateway_cpu={args.cpu if pin else 'any'} gc={args.gc} "
         f"cpus={os.cpu_count()} workers={args.workers} helper_nice={args.helper_nice} "
-        f"caller_phase={args.caller_phase} release_at_due={args.release_at_due}"
+        f"caller_phase={args.caller_phase} release={args.release}"
     )
     results = []
     for n in args.calls:
