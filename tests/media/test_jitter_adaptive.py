@@ -58,8 +58,15 @@ class Run:
         self.jb.push(packet, arrival)
         self.delay_ms.append(self.jb.delay_ms)
 
-    def on_grid(self, arrivals: Iterable[tuple[float, int, RtpPacket]], phase: float) -> None:
-        """pop_ready on a 20 ms grid (the media clock's tick, `phase` into each period)."""
+    def on_grid(
+        self,
+        arrivals: Iterable[tuple[float, int, RtpPacket]],
+        phase: float,
+        *,
+        on_arrival: bool = False,
+    ) -> None:
+        """pop_ready on a 20 ms grid (the media clock's tick, `phase` into each period), and
+        right after each push too with `on_arrival`."""
         tick = phase
         last = 0.0
         for arrival, i, packet in sorted(arrivals, key=lambda a: a[0]):
@@ -67,6 +74,8 @@ class Run:
                 self._pop(tick)
                 tick += TICK
             self._push(i, packet, arrival)
+            if on_arrival:
+                self._pop(arrival)
             last = arrival
         while tick <= last + 0.5:
             self._pop(tick)
@@ -141,6 +150,19 @@ def test_on_the_20_ms_grid_the_hold_is_the_window_plus_the_wait_for_the_tick(
     assert min(settled) >= 0.020 - 0.0005 - 1e-6
     assert max(settled) <= 0.020 + TICK + 1e-6
     assert jb.stats.concealed_frames == 0 and jb.stats.late == 0
+
+
+@pytest.mark.parametrize("phase", [0.0, 0.0071, 0.0193])
+def test_releasing_on_arrival_holds_one_packet_time_whatever_the_tick_phase(phase: float) -> None:
+    # With a window of one packet time, packet n is due when packet n+1 arrives: a stream that
+    # also releases right after each push needs no timer to hold 20 ms (docs/benchmarks.md).
+    jb = JitterBuffer()
+    run = Run(jb)
+    run.on_grid(clean_stream(200, jitter=0.001), phase, on_arrival=True)
+    settled = [run.hold[i] for i in range(50, 199)]
+    assert max(settled) <= 0.020 + 0.001 + 1e-6
+    assert jb.stats.concealed_frames == 0 and jb.stats.late == 0
+    assert_contiguous(run.frames)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
