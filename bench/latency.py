@@ -379,8 +379,17 @@ async def run_server(options: ServerOptions, lifetime_s: float) -> None:
 # Simulated callers (separate process)
 
 
+def _send_quietly(sock: socket.socket, packet: bytes, addr: tuple[str, int]) -> None:
+    with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
+        sock.sendto(packet, addr)
+
+
 async def run_callers(
-    host: str, ports: list[int], lifetime_s: float, caller_phase: str = "slot"
+    host: str,
+    ports: list[int],
+    lifetime_s: float,
+    caller_phase: str = "slot",
+    jitter_s: float = 0.0,
 ) -> None:
     loop = asyncio.get_running_loop()
     clock = MediaClock(loop)
@@ -413,8 +422,13 @@ async def run_callers(
             packet = RTP_HEADER.pack(0x80, 0, state["seq"], state["ts"], ssrc)
             packet += state["count"].to_bytes(4, "big")
             packet += time.perf_counter_ns().to_bytes(8, "big") + CALLER_BODY[8:]
-            with contextlib.suppress(BlockingIOError, InterruptedError):
-                sock.sendto(packet, addr)
+            if jitter_s > 0:
+                # Injected network jitter: each packet leaves 0..jitter_s late, so packets
+                # overtake each other when it exceeds the 20 ms packet time.
+                loop.call_later(random.uniform(0.0, jitter_s), _send_quietly, sock, packet, addr)
+            else:
+                with contextlib.suppress(BlockingIOError, InterruptedError):
+                    sock.sendto(packet, addr)
             state["seq"] = (state["seq"] + 1) & 0xFFFF
             state["ts"] = (state["ts"] + 160) & 0xFFFFFFFF
 
@@ -811,6 +825,7 @@ HELPER_PIN = [-1]  # the gateway's --cpu, passed on so helpers avoid that CPU
 HELPER_NICE = [0]  # the --helper-nice of this run
 CALLER_PHASE = ["slot"]  # --caller-phase of this run
 RELEASE = ["tick"]  # --release of this run
+JITTER_MS = [0.0]  # --jitter-ms of this run
 
 
 async def _read_line(proc: asyncio.subprocess.Process, timeout: float) -> str:  # noqa: ASYNC109
@@ -909,7 +924,15 @@ async def run_gateway(
         setup_s = perf() - setup_started
         answered = [c for c in bench_calls if c.problem is None]
         callers = await asyncio.create_subprocess_exec(
-            *_helper("callers", "--lifetime", lifetime, "--caller-phase", CALLER_PHASE[0]),
+            *_helper(
+                "callers",
+                "--lifetime",
+                lifetime,
+                "--caller-phase",
+                CALLER_PHASE[0],
+                "--jitter-ms",
+                str(JITTER_MS[0]),
+            ),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -1172,7 +1195,7 @@ def run_workers(args: argparse.Namespace, n: int) -> dict[str, Any] | None:
             cmd += ["--gc", args.gc, "--barge-after", str(args.barge_after)]
             cmd += ["--helper-nice", str(args.helper_nice)]
             cmd += ["--caller-phase", args.caller_phase]
-            cmd += ["--release", args.release]
+            cmd += ["--release", args.release, "--jitter-ms", str(args.jitter_ms)]
             cmd += ["--rtp-ports", str(first), str(first + span - 1)]
             cmd += ["--samples-out", f"{tmp}/w{w}.json"]
             if measure_at is not None:
@@ -1259,6 +1282,12 @@ def main() -> None:
         "clock tick only), arrival (also right after each packet), due (also a timer at "
         "JitterBuffer.next_due): what stream.py could do",
     )
+    parser.add_argument(
+        "--jitter-ms",
+        type=float,
+        default=0.0,
+        help="injected network jitter: each caller packet is sent 0..J ms late (uniform)",
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure-at", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--samples-out", default=None, help=argparse.SUPPRESS)
@@ -1279,7 +1308,12 @@ def main() -> None:
         return
     if args.role == "callers":
         ports = json.loads(sys.stdin.readline())
-        _run("uvloop", run_callers("127.0.0.1", ports, args.lifetime, args.caller_phase))
+        _run(
+            "uvloop",
+            run_callers(
+                "127.0.0.1", ports, args.lifetime, args.caller_phase, args.jitter_ms / 1000.0
+            ),
+        )
         return
     # 500 calls: 2 UDP sockets + 1 TCP connection each, beyond the usual 1024 soft limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -1293,6 +1327,7 @@ def main() -> None:
         HELPER_NICE[0] = args.helper_nice
         CALLER_PHASE[0] = args.caller_phase
         RELEASE[0] = args.release
+        JITTER_MS[0] = args.jitter_ms
         result = _run(
             args.loop,
             run_gateway(
@@ -1318,7 +1353,7 @@ def main() -> None:
         f"loop={args.loop} seconds={args.seconds} warmup={args.warmup} period={args.period} "
         f"barge_after={args.barge_after} gateway_cpu={args.cpu if pin else 'any'} gc={args.gc} "
         f"cpus={os.cpu_count()} workers={args.workers} helper_nice={args.helper_nice} "
-        f"caller_phase={args.caller_phase} release={args.release}"
+        f"caller_phase={args.caller_phase} release={args.release} jitter_ms={args.jitter_ms:g}"
     )
     results = []
     for n in args.calls:
