@@ -951,6 +951,7 @@ async def run_gateway(
             # Several workers: measure the same window (CLOCK_MONOTONIC is system-wide).
             await asyncio.sleep(max(0.0, measure_at - time.monotonic()))
         appended0 = sum(c.session.stats.audio_appended_bytes for c in bench_calls if c.session)
+        inbound0 = _inbound_counts(bench_calls)
         load0 = os.getloadavg()
         machine0 = cpu_times()
         server0, callers0 = proc_cpu_s(server.pid), proc_cpu_s(callers.pid)
@@ -973,6 +974,9 @@ async def run_gateway(
         steal = steal_pct(machine0, cpu_times())
         appended = sum(c.session.stats.audio_appended_bytes for c in bench_calls if c.session)
         dropped = sum(c.session.stats.appends_dropped for c in bench_calls if c.session)
+        inbound = [b - a for a, b in zip(inbound0, _inbound_counts(bench_calls), strict=True)]
+        windows = [c.stream.jitter.delay_ms for c in answered]
+        window_ms = round(sum(windows) / len(windows), 1) if windows else 0.0
     finally:
         if callers is not None:
             await _stop(callers)
@@ -1017,6 +1021,10 @@ async def run_gateway(
         "append_bytes_per_s": round((appended - appended0) / wall),
         "expected_bytes_per_s": calls * 8000,
         "appends_dropped": dropped,
+        "inbound_late": inbound[0],
+        "inbound_concealed": inbound[1],
+        "inbound_reordered": inbound[2],
+        "window_ms": window_ms,
         "problems": problems,
         "warnings": warnings,
         "rx_to_written": summary(s.rx_to_written),
@@ -1120,6 +1128,17 @@ SAMPLE_LISTS = (
 )
 
 
+def _inbound_counts(calls: list[BenchCall]) -> tuple[int, int, int]:
+    """Jitter-buffer counters summed over the calls: late, concealed frames, reordered."""
+    late = concealed = reordered = 0
+    for call in calls:
+        stats = call.stream.jitter.stats
+        late += stats.late
+        concealed += stats.concealed_frames
+        reordered += stats.reordered
+    return late, concealed, reordered
+
+
 def merge_workers(
     parts: list[dict[str, Any]], raws: list[dict[str, list[float]]]
 ) -> dict[str, Any]:
@@ -1128,7 +1147,14 @@ def merge_workers(
     merged = dict(parts[0])
     for key in ("calls", "answered", "set_up", "append_bytes_per_s", "expected_bytes_per_s"):
         merged[key] = sum(p[key] for p in parts)
-    for key in ("appends_dropped", "not_flushed", "preempted_per_s"):
+    for key in (
+        "appends_dropped",
+        "not_flushed",
+        "preempted_per_s",
+        "inbound_late",
+        "inbound_concealed",
+        "inbound_reordered",
+    ):
         merged[key] = round(sum(p[key] for p in parts), 1)
     for key in ("cpu_pct", "server_cpu_pct", "callers_cpu_pct"):
         merged[key] = round(sum(p[key] for p in parts), 1)
@@ -1140,6 +1166,7 @@ def merge_workers(
         "bot_packets_after_speech_max",
     ):
         merged[key] = max(p[key] for p in parts)
+    merged["window_ms"] = round(sum(p["window_ms"] for p in parts) / len(parts), 1)
     merged["cpu_pct_each"] = [p["cpu_pct"] for p in parts]
     merged["problems"] = {k: v for p in parts for k, v in p["problems"].items()}
     merged["warnings"] = {k: v for p in parts for k, v in p["warnings"].items()}
@@ -1374,9 +1401,10 @@ def main() -> None:
     print(
         "| calls (answered) | gateway CPU % | server CPU % | callers CPU % | load avg (1 min) before/after "
         "| CPU steal % | appended B/s (expected) | appends dropped | bot pkts after speech_started (max) "
-        "| barge-ins not flushed | clock late p50/p99 ms | preempted /s | setup s | warnings |"
+        "| barge-ins not flushed | clock late p50/p99 ms | preempted /s | setup s "
+        "| inbound late / concealed / reordered | jitter window ms (mean at end) | warnings |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['calls']} ({r['answered']}) | {r['cpu_pct']} | {r['server_cpu_pct']} | {r['callers_cpu_pct']} | "
@@ -1386,6 +1414,8 @@ def main() -> None:
             f"{r['bot_packets_after_speech_max']} | {r['not_flushed']} | "
             f"{r['clock_late_p50_ms']:g} / {r['clock_late_p99_ms']:g} | {r['preempted_per_s']} | "
             f"{r['setup_s']} | "
+            f"{r['inbound_late']} / {r['inbound_concealed']} / {r['inbound_reordered']} | "
+            f"{r['window_ms']} | "
             f"{r['warnings'] or ''}{' problems: ' + str(r['problems']) if r['problems'] else ''} |"
         )
     if args.json:
