@@ -29,19 +29,20 @@ loss because it waits for packets rather than time, see docs):
   the fastest transit the window had to reach to hold it (`arrival - base - T / rate`). The
   target is kept at least that high, and that need decays like the delay (0.5 ms per released
   frame), so a reorder burst raises the window and a clean link brings it back to the floor.
-- Why a 20 ms floor (one packet time of the usual 20 ms ptime) and not the former 40 ms: on a
-  clean link the A.8 jitter of a paced sender is its own timer jitter (well under a packet
-  time: measured ~0.1-2 ms on loopback) and in-order packets never need the window at all (a
-  packet that misses its slot while nothing later is buffered is an underrun: the schedule
-  re-anchors on it, nothing is concealed). The window is only for packets overtaken by a later
-  one, which needs more than one packet time of extra transit: 20 ms holds a 10 ms ptime
-  stream's reorders outright, and for 20/30/60 ms ptimes the first reorder that exceeds the
-  window raises it at once (late path) while measured jitter raises it before that.
+- Why a 20 ms floor (one packet time of the usual 20 ms ptime) and not the former 40 ms: in-order
+  packets never need the window (one that misses its slot while nothing later is buffered is
+  an underrun: the schedule re-anchors on it, nothing is concealed), and a paced sender's own
+  timer jitter keeps 3 x A.8 jitter under the floor (bench/latency.py at 100 calls on loopback:
+  the window stayed at 20 ms, no packet late; docs/benchmarks.md, adaptive inbound hold). The
+  window only saves a packet overtaken by a later one, which takes more than one packet time of
+  extra transit: 20 ms holds a packet overtaken by one successor at 10 ms ptime outright; at
+  20/30/60 ms ptimes measured jitter raises the window first, or the first late packet does.
 - Release granularity: `pop_ready` can only release what is due when it is called. The media
   clock calls it once per 20 ms frame in the call's slot (`stream.py` `tick`), so a frame waits
   `delay` plus 0-20 ms for the next tick, a constant per call that depends on the phase between
-  the peer's sending and the call's slot. `next_due` says when the head frame becomes due, so
-  a caller can release at that moment instead (see docs/benchmarks.md, adaptive hold).
+  the peer's sending and the call's slot. With a window of one packet time, packet n is due
+  when packet n+1 arrives, so a caller that also calls `pop_ready` right after `push` holds
+  ~20 ms whatever the phase; `next_due` says when the head frame becomes due, for a timer.
 - Clock drift between the peer and us is absorbed by the same two mechanisms (a slow peer
   causes underruns that re-anchor later, a fast one moves `base` earlier); nothing stretches or
   resamples audio.
