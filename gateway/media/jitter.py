@@ -138,9 +138,11 @@ class JitterBuffer:
         self._max_gap = int(max_gap_ms * clock_rate / 1000)
         self._max_packet = int(max_packet_ms * clock_rate / 1000)
         self._delay = self._min_delay
-        self._jitter_target = self._min_delay  # bounded jitter_factor x A.8 jitter, per push
         self._reorder_need = 0.0  # seconds above the fastest transit a reordered packet needed
-        self._target = self._min_delay  # max(jitter target, reorder need), bounded
+        # max(min_delay, reorder need): the per-packet target computation uses it in place of
+        # min_delay, so following reorders costs nothing per in-order packet.
+        self._floor = self._min_delay
+        self._target = self._min_delay  # max(floor, jitter_factor x A.8 jitter), bounded
         self._jitter = InterarrivalJitter(clock_rate)
         self._buffer: dict[int, bytes] = {}  # extended timestamp -> payload
         self._ready: list[Frame] = []
@@ -301,9 +303,12 @@ class JitterBuffer:
         if len(self._buffer) >= self._max_packets:
             stats.overflow += 1
             return
-        reordered = ahead < 0
-        if reordered:
+        if ahead < 0:
             stats.reordered += 1
+            if not self._underrun:  # else the schedule re-anchors below: no need measured
+                # In time, but only because the window reached this far above the fastest
+                # transit (negative when this packet is the fastest yet: no need).
+                self._raise_reorder_need(arrival - self._base - ext_ts / self._rate)
         else:
             self._highest_seq = seq
             self._highest_seq_raw = packet.sequence_number
@@ -326,22 +331,17 @@ class JitterBuffer:
             # keeping the stall as permanent extra latency.
             self._base = implied_base
         target = self._factor * self._jitter.jitter / self._rate
-        target = self._jitter_target = min(self._max_delay, max(self._min_delay, target))
-        if reordered:
-            # In time, but only because the window reached this far above the fastest transit.
-            self._raise_reorder_need(arrival - self._base - ext_ts / self._rate)
-        need = self._reorder_need
-        if need > target:
-            target = need
-        self._target = target
+        target = self._target = min(self._max_delay, max(self._floor, target))
         if target > self._delay:
             self._delay = target
 
     def _raise_reorder_need(self, need: float) -> None:
         if need > self._reorder_need:
-            self._reorder_need = min(need, self._max_delay)
-            if self._reorder_need > self._target:
-                self._target = self._reorder_need
+            need = self._reorder_need = min(need, self._max_delay)
+            if need > self._floor:
+                self._floor = need
+            if need > self._target:
+                self._target = need
 
     # -- output ------------------------------------------------------------------------------
 
@@ -380,8 +380,9 @@ class JitterBuffer:
         if need < 0.0:
             need = 0.0
         self._reorder_need = need
-        target = self._jitter_target
-        self._target = need if need > target else target
+        floor = self._floor = max(self._min_delay, need)
+        jitter_target = self._factor * self._jitter.jitter / self._rate
+        self._target = min(self._max_delay, max(floor, jitter_target))
 
     def _release(self, payload: bytes, ts: int, next_ts: int, out: list[Frame]) -> None:
         if ts < next_ts:
