@@ -43,6 +43,9 @@ overloaded machine: no new call batch after a 40 s setup budget, every helper ha
     .venv/bin/python bench/latency.py --calls 100 --seconds 5 --loop asyncio
     .venv/bin/python bench/latency.py --calls 500 --cpu 0   # gateway pinned, helpers elsewhere
     .venv/bin/python bench/latency.py --send-cost           # CPU per WebSocket append frame
+    .venv/bin/python bench/latency.py --calls 1 100 --seconds 10 --caller-phase random \
+        --jitter-ms 30 --release arrival      # jitter-buffer hold: any phase, 30 ms jitter,
+                                              # released on arrival as well as on the tick
 """
 
 from __future__ import annotations
@@ -729,14 +732,16 @@ class BenchCall:
     ) -> Callable[[bytes, Any], None]:
         """--release arrival|due: what stream.py could do besides the call's 20 ms tick (which
         still runs). arrival: release what is due right after each packet is pushed (no timer:
-        with a one-packet-time window, packet n is due when packet n+1 arrives). due: also arm
-        a timer at `JitterBuffer.next_due` (one `call_at` per packet)."""
+        with a one-packet-time window, packet n is due when packet n+1 arrives), with 1 ms of
+        tolerance because uvloop's `loop.time()` (the arrival stamp) has 1 ms resolution, so
+        packet n+1's stamp can fall just short of packet n's due time. due: also arm a timer at
+        `JitterBuffer.next_due` (one `call_at` per packet)."""
         stream = self.stream
         loop = asyncio.get_running_loop()
         armed: list[Any] = [None, 0.0]  # timer handle, its time
 
-        def release() -> None:
-            frames = stream.jitter.pop_ready(loop.time())
+        def release(tolerance: float = 0.0) -> None:
+            frames = stream.jitter.pop_ready(loop.time() + tolerance)
             if frames and stream.on_audio is not None:
                 stream.on_audio(frames)
 
@@ -758,7 +763,7 @@ class BenchCall:
 
         def released_on_arrival(data: bytes, addr: Any) -> None:
             on_rtp(data, addr)
-            release()
+            release(0.001)
 
         def released_at_due(data: bytes, addr: Any) -> None:
             on_rtp(data, addr)
