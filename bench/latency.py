@@ -44,6 +44,9 @@ overloaded machine: no new call batch after a 40 s setup budget, every helper ha
     .venv/bin/python bench/latency.py --calls 100 --seconds 5 --loop asyncio
     .venv/bin/python bench/latency.py --calls 500 --cpu 0   # gateway pinned, helpers elsewhere
     .venv/bin/python bench/latency.py --send-cost           # CPU per WebSocket append frame
+    .venv/bin/python bench/latency.py --calls 1 100 --seconds 10 --caller-phase random \
+        --jitter-ms 30 --release arrival      # jitter-buffer hold: any phase, 30 ms jitter,
+                                              # released on arrival as well as on the tick
 """
 
 from __future__ import annotations
@@ -67,6 +70,7 @@ import tempfile
 import time
 from array import array
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -379,10 +383,27 @@ async def run_server(options: ServerOptions, lifetime_s: float) -> None:
 # Simulated callers (separate process)
 
 
-async def run_callers(host: str, ports: list[int], lifetime_s: float) -> None:
+def _send_quietly(sock: socket.socket, packet: bytes, addr: tuple[str, int]) -> None:
+    with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
+        sock.sendto(packet, addr)
+
+
+async def run_callers(
+    host: str,
+    ports: list[int],
+    lifetime_s: float,
+    caller_phase: str = "slot",
+    jitter_s: float = 0.0,
+) -> None:
     loop = asyncio.get_running_loop()
     clock = MediaClock(loop)
     sockets: list[socket.socket] = []
+    if caller_phase == "random":
+        # The callers' clock and the gateway's both hand out slots in registration order, so
+        # by default caller i sends in the slot that call i's tick runs in: every call gets
+        # one phase (the difference of the two clocks' epochs), and the jitter-buffer hold
+        # (1a) shows the release granularity of that one phase. Real peers have any phase.
+        ports = random.sample(ports, len(ports))
     for port in ports:
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setblocking(False)
@@ -405,8 +426,13 @@ async def run_callers(host: str, ports: list[int], lifetime_s: float) -> None:
             packet = RTP_HEADER.pack(0x80, 0, state["seq"], state["ts"], ssrc)
             packet += state["count"].to_bytes(4, "big")
             packet += time.perf_counter_ns().to_bytes(8, "big") + CALLER_BODY[8:]
-            with contextlib.suppress(BlockingIOError, InterruptedError):
-                sock.sendto(packet, addr)
+            if jitter_s > 0:
+                # Injected network jitter: each packet leaves 0..jitter_s late, so packets
+                # overtake each other when it exceeds the 20 ms packet time.
+                loop.call_later(random.uniform(0.0, jitter_s), _send_quietly, sock, packet, addr)
+            else:
+                with contextlib.suppress(BlockingIOError, InterruptedError):
+                    sock.sendto(packet, addr)
             state["seq"] = (state["seq"] + 1) & 0xFFFF
             state["ts"] = (state["ts"] + 160) & 0xFFFFFFFF
 
@@ -668,6 +694,8 @@ class BenchCall:
             probe.on_rtp(data)
             on_rtp(data, addr)
 
+        if RELEASE[0] != "tick":
+            observed_rtp = self._release_early(observed_rtp, RELEASE[0])
         stream._on_rtp = observed_rtp  # type: ignore[method-assign]
         queue = self.queue
         enqueue, flush = queue.enqueue, queue.flush
@@ -700,6 +728,51 @@ class BenchCall:
         stream.on_audio = on_audio
         stream.start(self.clock)
         session.start()
+
+    def _release_early(
+        self, on_rtp: Callable[[bytes, Any], None], mode: str
+    ) -> Callable[[bytes, Any], None]:
+        """--release arrival|due: what stream.py could do besides the call's 20 ms tick (which
+        still runs). arrival: release what is due right after each packet is pushed (no timer:
+        with a one-packet-time window, packet n is due when packet n+1 arrives), with 1 ms of
+        tolerance because uvloop's `loop.time()` (the arrival stamp) has 1 ms resolution, so
+        packet n+1's stamp can fall just short of packet n's due time. due: also arm a timer at
+        `JitterBuffer.next_due` (one `call_at` per packet)."""
+        stream = self.stream
+        loop = asyncio.get_running_loop()
+        armed: list[Any] = [None, 0.0]  # timer handle, its time
+
+        def release(tolerance: float = 0.0) -> None:
+            frames = stream.jitter.pop_ready(loop.time() + tolerance)
+            if frames and stream.on_audio is not None:
+                stream.on_audio(frames)
+
+        def fire() -> None:
+            armed[0] = None
+            release()
+            arm()
+
+        def arm() -> None:
+            due = stream.jitter.next_due
+            if due is None:
+                return
+            if armed[0] is not None:
+                if armed[1] <= due:
+                    return
+                armed[0].cancel()
+            armed[0] = loop.call_at(due, fire)
+            armed[1] = due
+
+        def released_on_arrival(data: bytes, addr: Any) -> None:
+            on_rtp(data, addr)
+            release(0.001)
+
+        def released_at_due(data: bytes, addr: Any) -> None:
+            on_rtp(data, addr)
+            release()
+            arm()
+
+        return released_at_due if mode == "due" else released_on_arrival
 
     # CallControl ---------------------------------------------------------------------------
 
@@ -757,6 +830,9 @@ def _helper(role: str, *args: str) -> list[str]:
 
 HELPER_PIN = [-1]  # the gateway's --cpu, passed on so helpers avoid that CPU
 HELPER_NICE = [0]  # the --helper-nice of this run
+CALLER_PHASE = ["slot"]  # --caller-phase of this run
+RELEASE = ["tick"]  # --release of this run
+JITTER_MS = [0.0]  # --jitter-ms of this run
 
 
 async def _read_line(proc: asyncio.subprocess.Process, timeout: float) -> str:  # noqa: ASYNC109
@@ -855,7 +931,15 @@ async def run_gateway(
         setup_s = perf() - setup_started
         answered = [c for c in bench_calls if c.problem is None]
         callers = await asyncio.create_subprocess_exec(
-            *_helper("callers", "--lifetime", lifetime),
+            *_helper(
+                "callers",
+                "--lifetime",
+                lifetime,
+                "--caller-phase",
+                CALLER_PHASE[0],
+                "--jitter-ms",
+                str(JITTER_MS[0]),
+            ),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )
@@ -874,6 +958,7 @@ async def run_gateway(
             # Several workers: measure the same window (CLOCK_MONOTONIC is system-wide).
             await asyncio.sleep(max(0.0, measure_at - time.monotonic()))
         appended0 = sum(c.session.stats.audio_appended_bytes for c in bench_calls if c.session)
+        inbound0 = _inbound_counts(bench_calls)
         load0 = os.getloadavg()
         machine0 = cpu_times()
         server0, callers0 = proc_cpu_s(server.pid), proc_cpu_s(callers.pid)
@@ -896,6 +981,9 @@ async def run_gateway(
         steal = steal_pct(machine0, cpu_times())
         appended = sum(c.session.stats.audio_appended_bytes for c in bench_calls if c.session)
         dropped = sum(c.session.stats.appends_dropped for c in bench_calls if c.session)
+        inbound = [b - a for a, b in zip(inbound0, _inbound_counts(bench_calls), strict=True)]
+        windows = [c.stream.jitter.delay_ms for c in answered]
+        window_ms = round(sum(windows) / len(windows), 1) if windows else 0.0
     finally:
         if callers is not None:
             await _stop(callers)
@@ -940,6 +1028,10 @@ async def run_gateway(
         "append_bytes_per_s": round((appended - appended0) / wall),
         "expected_bytes_per_s": calls * 8000,
         "appends_dropped": dropped,
+        "inbound_late": inbound[0],
+        "inbound_concealed": inbound[1],
+        "inbound_reordered": inbound[2],
+        "window_ms": window_ms,
         "problems": problems,
         "warnings": warnings,
         "rx_to_written": summary(s.rx_to_written),
@@ -1043,6 +1135,17 @@ SAMPLE_LISTS = (
 )
 
 
+def _inbound_counts(calls: list[BenchCall]) -> tuple[int, int, int]:
+    """Jitter-buffer counters summed over the calls: late, concealed frames, reordered."""
+    late = concealed = reordered = 0
+    for call in calls:
+        stats = call.stream.jitter.stats
+        late += stats.late
+        concealed += stats.concealed_frames
+        reordered += stats.reordered
+    return late, concealed, reordered
+
+
 def merge_workers(
     parts: list[dict[str, Any]], raws: list[dict[str, list[float]]]
 ) -> dict[str, Any]:
@@ -1051,7 +1154,14 @@ def merge_workers(
     merged = dict(parts[0])
     for key in ("calls", "answered", "set_up", "append_bytes_per_s", "expected_bytes_per_s"):
         merged[key] = sum(p[key] for p in parts)
-    for key in ("appends_dropped", "not_flushed", "preempted_per_s"):
+    for key in (
+        "appends_dropped",
+        "not_flushed",
+        "preempted_per_s",
+        "inbound_late",
+        "inbound_concealed",
+        "inbound_reordered",
+    ):
         merged[key] = round(sum(p[key] for p in parts), 1)
     for key in ("cpu_pct", "server_cpu_pct", "callers_cpu_pct"):
         merged[key] = round(sum(p[key] for p in parts), 1)
@@ -1063,6 +1173,7 @@ def merge_workers(
         "bot_packets_after_speech_max",
     ):
         merged[key] = max(p[key] for p in parts)
+    merged["window_ms"] = round(sum(p["window_ms"] for p in parts) / len(parts), 1)
     merged["cpu_pct_each"] = [p["cpu_pct"] for p in parts]
     merged["problems"] = {k: v for p in parts for k, v in p["problems"].items()}
     merged["warnings"] = {k: v for p in parts for k, v in p["warnings"].items()}
@@ -1117,6 +1228,8 @@ def run_workers(args: argparse.Namespace, n: int) -> dict[str, Any] | None:
             cmd += ["--loop", args.loop, "--period", str(args.period), "--cpu", str(args.cpu)]
             cmd += ["--gc", args.gc, "--barge-after", str(args.barge_after)]
             cmd += ["--helper-nice", str(args.helper_nice)]
+            cmd += ["--caller-phase", args.caller_phase]
+            cmd += ["--release", args.release, "--jitter-ms", str(args.jitter_ms)]
             cmd += ["--rtp-ports", str(first), str(first + span - 1)]
             cmd += ["--samples-out", f"{tmp}/w{w}.json"]
             if measure_at is not None:
@@ -1188,6 +1301,27 @@ def main() -> None:
         help="niceness of the stand-in peers (callers, Realtime server): they stand for "
         "machines elsewhere, so they yield the CPU to the gateway when both want it (0: equal)",
     )
+    parser.add_argument(
+        "--caller-phase",
+        choices=["slot", "random"],
+        default="slot",
+        help="slot: caller i sends in the clock slot of call i's tick (one phase for all calls); "
+        "random: callers take the gateway's slots in random order (any phase, as real peers)",
+    )
+    parser.add_argument(
+        "--release",
+        choices=["tick", "arrival", "due"],
+        default="tick",
+        help="when inbound audio leaves the jitter buffer: tick (the product: the call's 20 ms "
+        "clock tick only), arrival (also right after each packet), due (also a timer at "
+        "JitterBuffer.next_due): what stream.py could do",
+    )
+    parser.add_argument(
+        "--jitter-ms",
+        type=float,
+        default=0.0,
+        help="injected network jitter: each caller packet is sent 0..J ms late (uniform)",
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure-at", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--samples-out", default=None, help=argparse.SUPPRESS)
@@ -1208,7 +1342,12 @@ def main() -> None:
         return
     if args.role == "callers":
         ports = json.loads(sys.stdin.readline())
-        _run("uvloop", run_callers("127.0.0.1", ports, args.lifetime))
+        _run(
+            "uvloop",
+            run_callers(
+                "127.0.0.1", ports, args.lifetime, args.caller_phase, args.jitter_ms / 1000.0
+            ),
+        )
         return
     # 500 calls: 2 UDP sockets + 1 TCP connection each, beyond the usual 1024 soft limit.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -1220,6 +1359,9 @@ def main() -> None:
     if args.one:
         HELPER_PIN[0] = args.cpu
         HELPER_NICE[0] = args.helper_nice
+        CALLER_PHASE[0] = args.caller_phase
+        RELEASE[0] = args.release
+        JITTER_MS[0] = args.jitter_ms
         result = _run(
             args.loop,
             run_gateway(
@@ -1244,7 +1386,8 @@ def main() -> None:
     print(
         f"loop={args.loop} seconds={args.seconds} warmup={args.warmup} period={args.period} "
         f"barge_after={args.barge_after} gateway_cpu={args.cpu if pin else 'any'} gc={args.gc} "
-        f"cpus={os.cpu_count()} workers={args.workers} helper_nice={args.helper_nice}"
+        f"cpus={os.cpu_count()} workers={args.workers} helper_nice={args.helper_nice} "
+        f"caller_phase={args.caller_phase} release={args.release} jitter_ms={args.jitter_ms:g}"
     )
     results = []
     for n in args.calls:
@@ -1265,9 +1408,10 @@ def main() -> None:
     print(
         "| calls (answered) | gateway CPU % | server CPU % | callers CPU % | load avg (1 min) before/after "
         "| CPU steal % | appended B/s (expected) | appends dropped | bot pkts after speech_started (max) "
-        "| barge-ins not flushed | clock late p50/p99 ms | preempted /s | setup s | warnings |"
+        "| barge-ins not flushed | clock late p50/p99 ms | preempted /s | setup s "
+        "| inbound late / concealed / reordered | jitter window ms (mean at end) | warnings |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r['calls']} ({r['answered']}) | {r['cpu_pct']} | {r['server_cpu_pct']} | {r['callers_cpu_pct']} | "
@@ -1277,6 +1421,8 @@ def main() -> None:
             f"{r['bot_packets_after_speech_max']} | {r['not_flushed']} | "
             f"{r['clock_late_p50_ms']:g} / {r['clock_late_p99_ms']:g} | {r['preempted_per_s']} | "
             f"{r['setup_s']} | "
+            f"{r['inbound_late']} / {r['inbound_concealed']} / {r['inbound_reordered']} | "
+            f"{r['window_ms']} | "
             f"{r['warnings'] or ''}{' problems: ' + str(r['problems']) if r['problems'] else ''} |"
         )
     if args.json:

@@ -19,11 +19,30 @@ loss because it waits for packets rather than time, see docs):
   The rest of a burst after a stall pulls `base` back (fastest transit), so the backlog drains
   at once rather than staying as extra latency. A gap over `max_gap_ms` (default 1 s), or a
   timestamp jump backwards, is a discontinuity: no fill, re-anchor.
-- `delay` adapts: target = jitter_factor (3) x RFC 3550 A.8 interarrival jitter, bounded to
-  [min_delay_ms, max_delay_ms] (defaults 40 / 200 ms). It rises at once when the jitter estimate
-  rises or a packet comes late (by its lateness, if that stays within the maximum), and decays
-  by 0.5 ms per released frame, which only makes frames leave slightly sooner (the consumer,
-  the Realtime input, is not a loudspeaker).
+- `delay` adapts. Its target is the largest of: the floor `min_delay_ms` (default 20 ms), the
+  jitter_factor (3) x RFC 3550 A.8 interarrival jitter, and the reorder need (below), bounded by
+  `max_delay_ms` (default 200 ms). It rises at once when the target rises or a packet comes
+  late (by its lateness, if that stays within the maximum), and decays by 0.5 ms per released
+  frame, which only makes frames leave slightly sooner: nothing is discarded and no gap is
+  made (the consumer, the Realtime input, is not a loudspeaker).
+- Reorder need: a packet that arrives after its successor (in time or late) shows how far above
+  the fastest transit the window had to reach to hold it (`arrival - base - T / rate`). The
+  target is kept at least that high, and that need decays like the delay (0.5 ms per released
+  frame), so a reorder burst raises the window and a clean link brings it back to the floor.
+- Why a 20 ms floor (one packet time of the usual 20 ms ptime) and not the former 40 ms: in-order
+  packets never need the window (one that misses its slot while nothing later is buffered is
+  an underrun: the schedule re-anchors on it, nothing is concealed), and a paced sender's own
+  timer jitter keeps 3 x A.8 jitter under the floor (bench/latency.py at 100 calls on loopback:
+  the window stayed at 20 ms, no packet late; docs/benchmarks.md, adaptive inbound hold). The
+  window only saves a packet overtaken by a later one, which takes more than one packet time of
+  extra transit: 20 ms holds a packet overtaken by one successor at 10 ms ptime outright; at
+  20/30/60 ms ptimes measured jitter raises the window first, or the first late packet does.
+- Release granularity: `pop_ready` can only release what is due when it is called. The media
+  clock calls it once per 20 ms frame in the call's slot (`stream.py` `tick`), so a frame waits
+  `delay` plus 0-20 ms for the next tick, a constant per call that depends on the phase between
+  the peer's sending and the call's slot. With a window of one packet time, packet n is due
+  when packet n+1 arrives, so a caller that also calls `pop_ready` right after `push` holds
+  ~20 ms whatever the phase; `next_due` says when the head frame becomes due, for a timer.
 - Clock drift between the peer and us is absorbed by the same two mechanisms (a slow peer
   causes underruns that re-anchor later, a fast one moves `base` earlier); nothing stretches or
   resamples audio.
@@ -52,7 +71,7 @@ from gateway.media.g711 import PCMU, silence_byte
 from gateway.media.rtp import RtpPacket, seq_delta
 from gateway.media.stats import MAX_DROPOUT, MAX_MISORDER, InterarrivalJitter
 
-DEFAULT_MIN_DELAY_MS = 40.0
+DEFAULT_MIN_DELAY_MS = 20.0  # one 20 ms packet time; see the module docstring
 DEFAULT_MAX_DELAY_MS = 200.0
 DEFAULT_JITTER_FACTOR = 3.0
 DEFAULT_MAX_GAP_MS = 1000.0
@@ -119,7 +138,11 @@ class JitterBuffer:
         self._max_gap = int(max_gap_ms * clock_rate / 1000)
         self._max_packet = int(max_packet_ms * clock_rate / 1000)
         self._delay = self._min_delay
-        self._target = self._min_delay  # bounded jitter_factor x A.8 jitter, set on each push
+        self._reorder_need = 0.0  # seconds above the fastest transit a reordered packet needed
+        # max(min_delay, reorder need): the per-packet target computation uses it in place of
+        # min_delay, so following reorders costs nothing per in-order packet.
+        self._floor = self._min_delay
+        self._target = self._min_delay  # max(floor, jitter_factor x A.8 jitter), bounded
         self._jitter = InterarrivalJitter(clock_rate)
         self._buffer: dict[int, bytes] = {}  # extended timestamp -> payload
         self._ready: list[Frame] = []
@@ -166,6 +189,24 @@ class JitterBuffer:
     @property
     def delay_ms(self) -> float:
         return self._delay * 1000.0
+
+    @property
+    def target_ms(self) -> float:
+        """What `delay` decays towards: max(floor, factor x A.8 jitter, reorder need)."""
+        return self._target * 1000.0
+
+    @property
+    def next_due(self) -> float | None:
+        """When (on the clock of `push`/`pop_ready`) the next buffered frame becomes due, or
+        None when nothing is buffered. Polling at this time instead of on a fixed grid removes
+        the wait for the next poll from the hold."""
+        buffer = self._buffer
+        if not buffer:
+            return None
+        ts = self._next_ts
+        if ts is None:
+            ts = min(buffer)
+        return self._base + ts / self._rate + self._delay
 
     @property
     def jitter_ms(self) -> float:
@@ -251,6 +292,10 @@ class JitterBuffer:
             lateness = arrival - (self._base + ext_ts / self._rate + self._delay)
             if 0 < lateness and self._delay + lateness <= self._max_delay:
                 self._delay += lateness
+                if ahead < 0:
+                    # Overtaken by a later packet: keep the target there, decaying (a reorder
+                    # burst would otherwise lose one packet per decay cycle).
+                    self._raise_reorder_need(self._delay)
             return
         if ext_ts in self._buffer:
             stats.duplicates += 1  # same timestamp under another sequence number
@@ -260,6 +305,10 @@ class JitterBuffer:
             return
         if ahead < 0:
             stats.reordered += 1
+            if not self._underrun:  # else the schedule re-anchors below: no need measured
+                # In time, but only because the window reached this far above the fastest
+                # transit (negative when this packet is the fastest yet: no need).
+                self._raise_reorder_need(arrival - self._base - ext_ts / self._rate)
         else:
             self._highest_seq = seq
             self._highest_seq_raw = packet.sequence_number
@@ -282,9 +331,17 @@ class JitterBuffer:
             # keeping the stall as permanent extra latency.
             self._base = implied_base
         target = self._factor * self._jitter.jitter / self._rate
-        target = self._target = min(self._max_delay, max(self._min_delay, target))
+        target = self._target = min(self._max_delay, max(self._floor, target))
         if target > self._delay:
             self._delay = target
+
+    def _raise_reorder_need(self, need: float) -> None:
+        if need > self._reorder_need:
+            need = self._reorder_need = min(need, self._max_delay)
+            if need > self._floor:
+                self._floor = need
+            if need > self._target:
+                self._target = need
 
     # -- output ------------------------------------------------------------------------------
 
@@ -304,6 +361,8 @@ class JitterBuffer:
                 break
             if head <= next_ts:
                 self._release(buffer.pop(head), head, next_ts, out)
+                if self._reorder_need:
+                    self._decay_reorder_need()
                 if self._delay > self._target:
                     self._delay = max(self._target, self._delay - _DECAY_PER_FRAME)
             else:
@@ -315,6 +374,15 @@ class JitterBuffer:
                 self._underrun = True
                 self.stats.underruns += 1
         return out
+
+    def _decay_reorder_need(self) -> None:
+        need = self._reorder_need - _DECAY_PER_FRAME
+        if need < 0.0:
+            need = 0.0
+        self._reorder_need = need
+        floor = self._floor = max(self._min_delay, need)
+        jitter_target = self._factor * self._jitter.jitter / self._rate
+        self._target = min(self._max_delay, max(floor, jitter_target))
 
     def _release(self, payload: bytes, ts: int, next_ts: int, out: list[Frame]) -> None:
         if ts < next_ts:
