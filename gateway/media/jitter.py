@@ -20,7 +20,7 @@ loss because it waits for packets rather than time, see docs):
   at once rather than staying as extra latency. A gap over `max_gap_ms` (default 1 s), or a
   timestamp jump backwards, is a discontinuity: no fill, re-anchor.
 - `delay` adapts. Its target is the largest of: the floor `min_delay_ms` (default 20 ms), the
-  jitter_factor (3) x RFC 3550 A.8 interarrival jitter, and the reorder need (below), bounded by
+  jitter_factor (4) x RFC 3550 A.8 interarrival jitter, and the reorder need (below), bounded by
   `max_delay_ms` (default 200 ms). It rises at once when the target rises or a packet comes
   late (by its lateness, if that stays within the maximum), and decays by 0.5 ms per released
   frame, which only makes frames leave slightly sooner: nothing is discarded and no gap is
@@ -32,17 +32,19 @@ loss because it waits for packets rather than time, see docs):
 - Why a 20 ms floor (one packet time of the usual 20 ms ptime) and not the former 40 ms: in-order
   packets never need the window (one that misses its slot while nothing later is buffered is
   an underrun: the schedule re-anchors on it, nothing is concealed), and a paced sender's own
-  timer jitter keeps 3 x A.8 jitter under the floor (bench/latency.py at 100 calls on loopback:
+  timer jitter keeps 4 x A.8 jitter under the floor (bench/latency.py at 100 calls on loopback:
   the window stayed at 20 ms, no packet late; docs/benchmarks.md, adaptive inbound hold). The
   window only saves a packet overtaken by a later one, which takes more than one packet time of
   extra transit: 20 ms holds a packet overtaken by one successor at 10 ms ptime outright; at
   20/30/60 ms ptimes measured jitter raises the window first, or the first late packet does.
-- Release granularity: `pop_ready` can only release what is due when it is called. The media
-  clock calls it once per 20 ms frame in the call's slot (`stream.py` `tick`), so a frame waits
-  `delay` plus 0-20 ms for the next tick, a constant per call that depends on the phase between
-  the peer's sending and the call's slot. With a window of one packet time, packet n is due
-  when packet n+1 arrives, so a caller that also calls `pop_ready` right after `push` holds
-  ~20 ms whatever the phase; `next_due` says when the head frame becomes due, for a timer.
+- Release granularity: `pop_ready` can only release what is due when it is called. `stream.py`
+  calls it right after each `push` (release on arrival) and once per 20 ms frame in the call's
+  slot (`tick`, for what a stall or a reorder leaves due). With a window of one packet time,
+  packet n is due when packet n+1 arrives, so the hold is ~20 ms whatever the phase between the
+  peer's sending and the call's slot; released only on the tick, it would be `delay` plus
+  0-20 ms. The factor is 4, not 3, because the tick no longer adds its slack: at 0-30 ms of
+  jitter 3 x A.8 gave 1.1-1.2 % late packets, 4 x gives under 0.05 %. `next_due` says when the
+  head frame becomes due, for a timer.
 - Clock drift between the peer and us is absorbed by the same two mechanisms (a slow peer
   causes underruns that re-anchor later, a fast one moves `base` earlier); nothing stretches or
   resamples audio.
@@ -73,7 +75,7 @@ from gateway.media.stats import MAX_DROPOUT, MAX_MISORDER, InterarrivalJitter
 
 DEFAULT_MIN_DELAY_MS = 20.0  # one 20 ms packet time; see the module docstring
 DEFAULT_MAX_DELAY_MS = 200.0
-DEFAULT_JITTER_FACTOR = 3.0
+DEFAULT_JITTER_FACTOR = 4.0  # see 'Release granularity' above
 DEFAULT_MAX_GAP_MS = 1000.0
 DEFAULT_MAX_PACKET_MS = 120.0
 DEFAULT_MAX_PACKETS = 256

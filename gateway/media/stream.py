@@ -2,11 +2,13 @@
 
 Inbound: datagram -> `decode_rtp` -> source check (symmetric RTP latching) -> payload-type routing:
 telephone-event packets go to the RFC 4733 receiver (`on_dtmf(digit)`), comfort noise only counts
-as activity, audio goes to the jitter buffer. No work per packet beyond that: the buffer is drained
-by `tick(now)`, which the process's shared 20 ms media clock (`pacer.MediaClock`) calls for every
-stream (one staggered timer for all calls instead of one per call; measurements section 5). Each
-tick: `on_audio(frames)` with whatever the buffer releases, RFC 4733 end timeouts, the inactivity
-check and, every ~5 s, an RTCP report.
+as activity, audio goes to the jitter buffer, and whatever the buffer then has due goes to
+`on_audio(frames)` at once (release on arrival: on a clean link packet n leaves as packet n+1
+arrives, so the hold is one packet time whatever the call's clock phase). `tick(now)`, which the
+process's shared 20 ms media clock (`pacer.MediaClock`) calls for every stream (one staggered
+timer for all calls instead of one per call; measurements section 5), releases what a stall or a
+reorder left due, and runs RFC 4733 end timeouts, the inactivity check and, every ~5 s, an RTCP
+report.
 
 Outbound: the pacer's `CallOutput` calls `send_frame` / `send_event` / `send_comfort_noise` /
 `advance` once per 20 ms tick; the stream stamps continuous sequence numbers and timestamps from
@@ -60,6 +62,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CN_PAYLOAD_TYPE = 13  # RFC 3389 comfort noise, static PT
+# A frame due within this much of a packet's arrival leaves with it: uvloop's loop.time() has
+# 1 ms resolution, so "due exactly now" would otherwise wait for the next tick.
+RELEASE_SLACK_S = 0.001
 STATIC_PT = {PCMU: 0, PCMA: 8}
 _BIND_ATTEMPTS = 50
 # Stock asyncio's datagram transport calls recvfrom(256 KiB) per datagram: 38 us instead of
@@ -478,7 +483,17 @@ class RtpStream:
         self._last_audio_rx = now
         stats.packets_received += 1
         stats.bytes_received += len(packet.payload)
-        self.jitter.push(packet, now)
+        jitter = self.jitter
+        jitter.push(packet, now)
+        # Release on arrival (issue 14): on a clean link packet n becomes due as packet n+1
+        # arrives, so waiting for the clock tick would add up to one more packet time of hold.
+        # The tick still releases what a stalled or reordering link leaves due.
+        frames = jitter.pop_ready(now + RELEASE_SLACK_S)
+        if frames and self.on_audio is not None:
+            try:
+                self.on_audio(frames)
+            except Exception:
+                self._log_callback_error("on_audio")
 
     def _deliver_dtmf(self, digits: list[DtmfDigit]) -> None:
         if self.on_dtmf is None:

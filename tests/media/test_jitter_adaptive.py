@@ -10,7 +10,13 @@ from itertools import pairwise
 
 import pytest
 
-from gateway.media.jitter import DEFAULT_MIN_DELAY_MS, Frame, JitterBuffer
+from gateway.media.jitter import (
+    DEFAULT_JITTER_FACTOR,
+    DEFAULT_MAX_DELAY_MS,
+    DEFAULT_MIN_DELAY_MS,
+    Frame,
+    JitterBuffer,
+)
 from gateway.media.rtp import RtpPacket
 
 TICK = 0.020
@@ -297,5 +303,5 @@ def test_a_packet_overtaken_after_a_stall_is_measured_against_the_new_schedule()
     assert jb.stats.reordered == 1
     # The A.8 jitter saw the stall (the existing jitter term decides the target); the reorder
     # need is 21 ms, not the stall's 440 ms (which would be the 200 ms maximum).
-    assert jb.target_ms == pytest.approx(3 * jb.jitter_ms)
-    assert jb.target_ms < 100.0
+    assert jb.target_ms == pytest.approx(DEFAULT_JITTER_FACTOR * jb.jitter_ms)
+    assert jb.target_ms < DEFAULT_MAX_DELAY_MS
