@@ -27,10 +27,15 @@ from gateway.call.events import (
     Action,
     AddText,
     Answer,
-    AudioDelta,
-    AudioDone,
+    BotAudio,
+    BotAudioDone,
+    BotReplyDone,
+    BotReplyStarted,
     CallerBye,
     CallerCancel,
+    CallerSilenceTimeout,
+    CallerSpeechStarted,
+    CallerSpeechStopped,
     CancelTimer,
     CloseSession,
     CodecAnswered,
@@ -41,10 +46,8 @@ from gateway.call.events import (
     EndOfAudio,
     EnqueueAudio,
     FlushPlayout,
-    FunctionCall,
     HoldChanged,
     IdleTimeout,
-    InputTimeout,
     MaxDuration,
     Note,
     OpenSession,
@@ -52,15 +55,12 @@ from gateway.call.events import (
     OperatorSay,
     PlayoutDrained,
     PlayoutItem,
-    RealtimeError,
     Reconnect,
     ReconnectBudgetSpent,
     Reconnected,
     ReferResult,
     Reject,
     RequestReply,
-    ResponseCreated,
-    ResponseDone,
     ReturnToolResult,
     RolledOver,
     Rollover,
@@ -72,15 +72,16 @@ from gateway.call.events import (
     SessionCapNear,
     SessionFailed,
     SessionReady,
-    SpeechStarted,
-    SpeechStopped,
     Start,
     StartTimer,
     StopBotAudio,
     StopMedia,
     SwitchCodec,
+    ToolCall,
     ToolResult,
     UnheardItem,
+    VoiceError,
+    VoiceErrorKind,
 )
 from gateway.call.policy import DtmfMode
 
@@ -278,7 +279,7 @@ def _finish_after_playout(ctx: CallContext, cause: EndCause) -> Result:
     return ctx, [StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
 
 
-def on_speech_started(ctx: CallContext, ev: SpeechStarted) -> Result:
+def on_caller_speech_started(ctx: CallContext, ev: CallerSpeechStarted) -> Result:
     actions: list[Action] = _disarm_idle(ctx)
     if ctx.playout_busy or ev.playout or ctx.response_id is not None:
         ctx, more = _barge_in(ctx, ev.playout, "speech")
@@ -286,12 +287,12 @@ def on_speech_started(ctx: CallContext, ev: SpeechStarted) -> Result:
     return _to(ctx, State.CALLER_SPEAKING, idle_prompts=0), actions
 
 
-def on_speech_stopped(ctx: CallContext, ev: SpeechStopped) -> Result:
+def on_caller_speech_stopped(ctx: CallContext, ev: CallerSpeechStopped) -> Result:
     return _to(ctx, _idle_state(ctx)), []
 
 
-def on_response_created(ctx: CallContext, ev: ResponseCreated) -> Result:
-    ctx = replace(ctx, response_id=ev.response_id, cancelling=False, response_audio=False)
+def on_bot_reply_started(ctx: CallContext, ev: BotReplyStarted) -> Result:
+    ctx = replace(ctx, response_id=ev.reply_id, cancelling=False, response_audio=False)
     return ctx, _disarm_idle(ctx)
 
 
@@ -309,7 +310,7 @@ def on_idle_timeout(ctx: CallContext, ev: IdleTimeout) -> Result:
     return ctx, [note, *more]
 
 
-def on_input_timeout(ctx: CallContext, ev: InputTimeout) -> Result:
+def on_caller_silence_timeout(ctx: CallContext, ev: CallerSilenceTimeout) -> Result:
     # The server re-prompts by itself (it commits the silence and answers it): one more
     # unanswered prompt. Past the limit, the call ends once that answer has played.
     prompts = ctx.idle_prompts + 1
@@ -322,8 +323,8 @@ def on_input_timeout(ctx: CallContext, ev: InputTimeout) -> Result:
     return ctx, [note]
 
 
-def on_audio_delta(ctx: CallContext, ev: AudioDelta) -> Result:
-    if ev.response_id in ctx.discard_response_ids:
+def on_bot_audio(ctx: CallContext, ev: BotAudio) -> Result:
+    if ev.reply_id in ctx.discard_response_ids:
         return ctx, []  # late deltas of an interrupted response (realtime-protocol.md 5, step 1)
     received = dict(ctx.received_bytes)
     received[ev.item_id] = received.get(ev.item_id, 0) + len(ev.audio)
@@ -335,20 +336,20 @@ def on_audio_delta(ctx: CallContext, ev: AudioDelta) -> Result:
         state=state,
         received_bytes=received,
         playout_busy=True,
-        response_audio=ctx.response_audio or ev.response_id == ctx.response_id,
+        response_audio=ctx.response_audio or ev.reply_id == ctx.response_id,
     )
     return ctx, [EnqueueAudio(ev.item_id, ev.audio)]
 
 
-def on_audio_done(ctx: CallContext, ev: AudioDone) -> Result:
+def on_bot_audio_done(ctx: CallContext, ev: BotAudioDone) -> Result:
     ctx = replace(ctx, audio_done_items=ctx.audio_done_items | {ev.item_id})
-    if ev.response_id in ctx.discard_response_ids:
+    if ev.reply_id in ctx.discard_response_ids:
         return ctx, []
     return ctx, [EndOfAudio(ev.item_id)]
 
 
-def on_response_done(ctx: CallContext, ev: ResponseDone) -> Result:
-    if ev.response_id != ctx.response_id:
+def on_bot_reply_done(ctx: CallContext, ev: BotReplyDone) -> Result:
+    if ev.reply_id != ctx.response_id:
         return ctx, []  # a response we already forgot (e.g. from before a reconnect)
     silent = not ctx.response_audio
     ctx = replace(ctx, response_id=None, cancelling=False, response_audio=False)
@@ -409,7 +410,7 @@ def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
     return ctx, []
 
 
-def on_function_call(ctx: CallContext, ev: FunctionCall) -> Result:
+def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
     note = Note("tool.called", {"name": ev.name, "tool_call_id": ev.call_id})
     if ev.name == "end_call":
         # Say goodbye first: the BYE waits for the current response and its playout.
@@ -453,15 +454,15 @@ def on_tool_result(ctx: CallContext, ev: ToolResult) -> Result:
     return ctx, actions + more
 
 
-def on_realtime_error(ctx: CallContext, ev: RealtimeError) -> Result:
+def on_voice_error(ctx: CallContext, ev: VoiceError) -> Result:
     note = Note("realtime.error", {"code": ev.code, "message": ev.message})
-    if ev.code == "response_cancel_not_active":
+    if ev.kind is VoiceErrorKind.NOTHING_TO_STOP:
         return replace(ctx, cancelling=False), [note]  # benign race with VAD auto-cancel
-    if ev.code == "conversation_already_has_active_response":
-        return replace(ctx, response_wanted=True), [note]  # retried at response.done
-    if ev.code == "session_expired":
-        # The service closes the socket right after this error (WS 1001): the ConnectionLost
-        # that follows reconnects, once. Reconnecting here too would open two new sessions.
+    if ev.kind is VoiceErrorKind.REPLY_IN_PROGRESS:
+        return replace(ctx, response_wanted=True), [note]  # retried at the reply's end
+    if ev.kind is VoiceErrorKind.SESSION_EXPIRED:
+        # The service closes the connection right after this error: the ConnectionLost that
+        # follows reconnects, once. Reconnecting here too would open two new sessions.
         return replace(ctx, response_id=None, cancelling=False), [note]
     return ctx, [note]  # truncate length errors and the like: logged, never fatal
 

@@ -43,7 +43,6 @@ from gateway.call import machine as m
 from gateway.call.causes import EndCause
 from gateway.call.conversation import Conversation, Turn
 from gateway.call.tools import HttpTool, call_http_tool
-from gateway.call.voice import VoiceLink
 from gateway.call.voice_events import VoiceEvents
 from gateway.media.jitter import Frame
 from gateway.media.playout import FRAME_BYTES, PlayoutQueue
@@ -51,6 +50,7 @@ from gateway.observe.logs import log_event
 from gateway.realtime import protocol
 from gateway.realtime.client import Endpoint, RealtimeClient, RealtimeError
 from gateway.realtime.link import RealtimeLink
+from gateway.voice import VoiceLink
 
 log = logging.getLogger("gateway.call")
 

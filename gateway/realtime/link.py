@@ -1,4 +1,5 @@
-"""The Realtime GA form of the voice link (gateway/call/voice.py `VoiceLink`).
+"""The Realtime GA form of the voice link (gateway/voice.py `VoiceLink`): the call's requests
+as Realtime client events, the Realtime server events as the call's reports (translate.py).
 
 Barge-in, per docs/realtime-protocol.md section 5: the cancel goes first (a truncate or delete
 of an item the response is still writing would race its next deltas), then each bot item the
@@ -8,10 +9,12 @@ it was heard.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from gateway import voice
 from gateway.realtime import protocol
+from gateway.realtime.translate import translate
 
 
 class RealtimeLink:
@@ -34,6 +37,9 @@ class RealtimeLink:
 
     def return_tool_result(self, call_id: str, output: str) -> dict[str, Any]:
         return protocol.function_call_output(call_id, output)
+
+    # Server event -> the call's report (gateway/voice.py), or None.
+    translate: Callable[[Any], voice.VoiceEvent | None] = staticmethod(translate)
 
 
 __all__ = ["RealtimeLink"]
