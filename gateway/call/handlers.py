@@ -106,16 +106,16 @@ def _idle_state(ctx: CallContext) -> State:
 
 
 def _request_response(ctx: CallContext, instructions: str | None = None) -> Result:
-    """Ask for a response now if none is active; otherwise owe one until response.done.
+    """Ask for a reply now if none is being generated; otherwise owe one until BotReplyDone.
 
-    Only one response may write to the conversation at a time (a second gets
-    conversation_already_has_active_response), so a tool result or digits arriving mid-response
-    wait for that response's response.done.
+    Only one reply may write to the conversation at a time (the Realtime API refuses a second
+    with conversation_already_has_active_response: VoiceError REPLY_IN_PROGRESS), so a tool
+    result or digits arriving mid-reply wait for that reply's end.
     """
     if ctx.response_id is None and ctx.session_connected and not ctx.pending_tool_calls:
         return replace(ctx, response_wanted=False), [RequestReply(instructions)]
-    # Tool outputs still owed (several calls in one response): one response.create once the
-    # last output is in, never one per output.
+    # Tool outputs still owed (several calls in one reply): one reply request once the last
+    # output is in, never one per output.
     return replace(ctx, response_wanted=True), []
 
 
@@ -126,7 +126,7 @@ def _barge_in(ctx: CallContext, playout: tuple[PlayoutItem, ...], trigger: str) 
     partly played -> heard the bytes sent on the wire / 8, minus the configured allowance,
     clamped to the audio received (the link truncates it there); played completely (all received audio sent and the item's audio
     is done) -> nothing, a needless truncate makes the model repeat itself. This applies equally in
-    the tail after response.done, when the server has nothing left to cancel.
+    the tail after the reply's end, when the backend has nothing left to cancel.
     """
     actions: list[Action] = [FlushPlayout()]
     discard = ctx.discard_response_ids
@@ -135,8 +135,9 @@ def _barge_in(ctx: CallContext, playout: tuple[PlayoutItem, ...], trigger: str) 
     if ctx.response_id is not None and not ctx.cancelling:
         discard = discard | {ctx.response_id}
         cancelling = True
-        # With interrupt_response the server cancels on speech_started itself; a cancel from us
-        # would only earn response_cancel_not_active. A DTMF barge-in is not seen by the server.
+        # When the backend stops its reply on caller speech itself (Realtime: interrupt_response),
+        # a stop from us would only earn VoiceError NOTHING_TO_STOP. A DTMF barge-in is not seen
+        # by the backend.
         cancel_reply = trigger != "speech" or not ctx.policy.server_interrupts
     elif ctx.response_id is not None:
         discard = discard | {ctx.response_id}
@@ -311,7 +312,7 @@ def on_idle_timeout(ctx: CallContext, ev: IdleTimeout) -> Result:
 
 
 def on_caller_silence_timeout(ctx: CallContext, ev: CallerSilenceTimeout) -> Result:
-    # The server re-prompts by itself (it commits the silence and answers it): one more
+    # The backend re-prompts by itself (it commits the silence and answers it): one more
     # unanswered prompt. Past the limit, the call ends once that answer has played.
     prompts = ctx.idle_prompts + 1
     note = Note("realtime.idle_timeout", {"prompt": prompts})
@@ -325,7 +326,7 @@ def on_caller_silence_timeout(ctx: CallContext, ev: CallerSilenceTimeout) -> Res
 
 def on_bot_audio(ctx: CallContext, ev: BotAudio) -> Result:
     if ev.reply_id in ctx.discard_response_ids:
-        return ctx, []  # late deltas of an interrupted response (realtime-protocol.md 5, step 1)
+        return ctx, []  # late audio of an interrupted reply (realtime-protocol.md 5, step 1)
     received = dict(ctx.received_bytes)
     received[ev.item_id] = received.get(ev.item_id, 0) + len(ev.audio)
     state = State.BOT_SPEAKING if ctx.state is not State.CALLER_SPEAKING else ctx.state
@@ -350,7 +351,7 @@ def on_bot_audio_done(ctx: CallContext, ev: BotAudioDone) -> Result:
 
 def on_bot_reply_done(ctx: CallContext, ev: BotReplyDone) -> Result:
     if ev.reply_id != ctx.response_id:
-        return ctx, []  # a response we already forgot (e.g. from before a reconnect)
+        return ctx, []  # a reply we already forgot (e.g. from before a reconnect)
     silent = not ctx.response_audio
     ctx = replace(ctx, response_id=None, cancelling=False, response_audio=False)
     actions: list[Action] = []
@@ -385,7 +386,7 @@ def on_bot_reply_done(ctx: CallContext, ev: BotReplyDone) -> Result:
 
 
 def _recover_failed_response(ctx: CallContext) -> Result | None:
-    """A response failed and the caller heard nothing: ask again, then transfer or end."""
+    """A reply failed and the caller heard nothing: ask again, then transfer or end."""
     policy = ctx.policy
     if ctx.failed_retries < policy.failed_response_retries:
         ctx = replace(ctx, failed_retries=ctx.failed_retries + 1)
@@ -406,14 +407,14 @@ def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
         return _bye(ctx, ctx.end_after_playout or EndCause.LOCAL_BYE)
     if ctx.response_id is None:
         return _after_playout(ctx)
-    # More audio of the current response may still come: keep speaking state.
+    # More audio of the current reply may still come: keep speaking state.
     return ctx, []
 
 
 def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
     note = Note("tool.called", {"name": ev.name, "tool_call_id": ev.call_id})
     if ev.name == "end_call":
-        # Say goodbye first: the BYE waits for the current response and its playout.
+        # Say goodbye first: the BYE waits for the current reply and its playout.
         ctx = replace(ctx, end_after_playout=EndCause.END_CALL)
         if ctx.state is State.CALLER_SPEAKING or (not ctx.playout_busy and ctx.response_id is None):
             return _bye(ctx, EndCause.END_CALL, (note,))
@@ -447,8 +448,8 @@ def on_tool_result(ctx: CallContext, ev: ToolResult) -> Result:
     ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls - {ev.call_id})
     actions: list[Action] = [ReturnToolResult(ev.call_id, ev.output)]
     if ctx.state is State.CALLER_SPEAKING:
-        # The server's VAD will answer the caller's turn with the result in context; a
-        # response.create now would collide with that auto-response.
+        # The backend's VAD will answer the caller's turn with the result in context; a reply
+        # requested now would collide with that automatic one.
         return ctx, actions
     ctx, more = _request_response(ctx)
     return ctx, actions + more
@@ -526,7 +527,7 @@ def on_bye_while_transferring(ctx: CallContext, ev: CallerBye) -> Result:
 
 def on_connection_lost(ctx: CallContext, ev: ConnectionLost) -> Result:
     # Audio already received keeps playing (the caller hears the end of the sentence); the
-    # interrupted response is forgotten and the conversation is replayed as text in a new session.
+    # interrupted reply is forgotten and the conversation is replayed as text in a new session.
     ctx = replace(
         ctx,
         session_connected=False,
@@ -561,7 +562,7 @@ def on_session_cap_near(ctx: CallContext, ev: SessionCapNear) -> Result:
 
 
 def on_rolled_over(ctx: CallContext, ev: RolledOver) -> Result:
-    # The new session gets a fresh cap; the old one's responses are gone.
+    # The new session gets a fresh cap; the old one's replies are gone.
     ctx = replace(ctx, rollover_pending=False, response_id=None, session_connected=True)
     cap = ctx.policy.session_cap_s - ctx.policy.rollover_margin_s
     return ctx, [StartTimer("session_cap", cap), Note("realtime.rolled_over")]
@@ -584,7 +585,7 @@ def on_operator_say(ctx: CallContext, ev: OperatorSay) -> Result:
     actions: list[Action] = [AddText(ev.text, "user" if ev.role == "user" else "system")]
     if not ev.respond:
         return ctx, actions
-    # One response at a time: while one is active the reply is owed until its response.done.
+    # One reply at a time: while one is being generated the next is owed until it is done.
     ctx, more = _request_response(replace(ctx, idle_prompts=0))
     return ctx, actions + more
 

@@ -1,7 +1,7 @@
 """The per-call state machine: pure, table-driven, no I/O.
 
 One call couples three things that each move on their own: the SIP dialog, the RTP media and the
-Realtime session. The machine decides what to do; `gateway/call/session.py` and the call object
+voice session (a voice backend behind the voice link, gateway/voice.py). The machine decides what to do; `gateway/call/session.py` and the call object
 (`gateway/call/call.py`) do it. It is four modules read in this order: `events.py` (what comes in,
 what goes out), `context.py` (states and the immutable context), `handlers.py` (the decisions)
 and this one: the transition table and `step`. Names of all four are re-exported here.
@@ -9,13 +9,17 @@ and this one: the transition table and `step`. Names of all four are re-exported
     step(ctx, event) -> (ctx, actions)
 
 `ctx` is an immutable `CallContext` (the state plus the few facts the decisions need), `event` is
-one of the event dataclasses (events.py), and `actions` are plain values (send this Realtime event, flush
-playout, send BYE...) executed in order by the session. The transition table `TRANSITIONS` maps
+one of the event dataclasses (events.py; what the voice backend reports is gateway/voice.py's,
+in call terms: caller speech, bot replies and their audio, tool calls), and `actions` are plain
+values (stop the bot audio the caller did not hear, ask for a reply, flush playout, send BYE...)
+executed in order by the session; the voice link turns the voice actions into its backend's
+protocol. No name in the table is a wire event of one backend, so a second backend does not
+change it. The transition table `TRANSITIONS` maps
 (state, event type) to a handler and the set of states it may lead to; `step` checks that every
 handler stays inside its declared targets, so the table can be read against the call flow:
 
     OFFERED --Start--> CONNECTING --SessionReady--> ANSWERING --Ack--> LISTENING
-    LISTENING <--> CALLER_SPEAKING (speech_started / speech_stopped)
+    LISTENING <--> CALLER_SPEAKING (CallerSpeechStarted / CallerSpeechStopped)
     LISTENING/CALLER_SPEAKING --BotAudio--> BOT_SPEAKING --PlayoutDrained--> LISTENING
     any live state --end_call / max duration--> ENDING --PlayoutDrained--> ENDED (BYE)
     any live state --transfer_call--> TRANSFERRING --ReferResult 2xx--> ENDED (BYE)
@@ -25,11 +29,11 @@ handler stays inside its declared targets, so the table can be read against the 
 
 Events that are not in the table for the current state raise `IllegalTransition` (a bug or a
 protocol violation worth a log line; the session logs it and carries on). Events that can
-legitimately arrive late (Realtime events after the call ended, a late ACK) are listed explicitly
+legitimately arrive late (voice backend reports after the call ended, a late ACK) are listed explicitly
 with the `_ignore` handler, so "ignored" is a reviewed decision, not an accident.
 
-Why the facts about playout arrive inside events (`CallerSpeechStarted.playout`): the playout queue lives
-in the media path and changes every 20 ms; the session snapshots it at the moment the event is
+Why the facts about playout arrive inside events (`CallerSpeechStarted.playout`): the playout
+queue lives in the media path and changes every 20 ms; the session snapshots it at the moment the event is
 handled, so the machine stays pure and barge-in is decided on the bytes actually sent on the wire
 (realtime-protocol.md section 5: byte accounting, never wall-clock estimates).
 """
@@ -206,7 +210,7 @@ _row({State.CONNECTING}, VoiceError, on_voice_error, State.CONNECTING)
 _row({State.ANSWERING}, Ack, on_ack, *ACTIVE)
 _row({State.ANSWERING}, AckTimeout, on_ack_timeout, State.ENDED)
 _row({State.ANSWERING}, CallerCancel, on_cancel, State.ENDED)  # CANCEL racing our 200
-# Events handled the same in every state where the Realtime session lives.
+# Events handled the same in every state where the voice session lives.
 _row(SESSION_LIVE - {State.TRANSFERRING}, CallerBye, on_caller_bye, State.ENDED)
 _row({State.TRANSFERRING}, CallerBye, on_bye_while_transferring, State.ENDED)
 # The media went away: BYE (Reason cause=408) once the queued bot audio has played. In
