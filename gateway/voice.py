@@ -247,6 +247,11 @@ class VoiceLink(Protocol):
 
     def return_tool_result(self, call_id: str, output: str) -> dict[str, Any]: ...
 
+    def replay(self, turns: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Events that give a fresh session the conversation so far, (role, text) per turn
+        (role "user", "assistant" or "system"), after a reconnect or a rollover."""
+        ...
+
     def translate(self, server_event: Any) -> VoiceEvent | None:
         """A backend server event as the call's report, or None when it reports nothing the
         call acts on."""

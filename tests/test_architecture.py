@@ -117,7 +117,7 @@ RULES: tuple[Rule, ...] = (
         )
         for above in ("gateway.call", "gateway.realtime", "gateway.media", "gateway.observe", "sip")
     ),
-    # The machine speaks in call terms; only a backend's link knows its wire events.
+    # The machine and what feeds it speak in call terms; only a backend's link knows its wire.
     *(
         Rule(
             decider,
@@ -133,6 +133,7 @@ RULES: tuple[Rule, ...] = (
             "gateway.call.policy",
             "gateway.call.causes",
             "gateway.call.voice_events",
+            "gateway.call.conversation",
         )
     ),
     Rule(

@@ -607,7 +607,7 @@ class CallSession(VoiceEvents):
         if self._closed or self.ctx.state is m.State.ENDED:
             await client.close()
             return True
-        for event in self.conversation.replay_events():
+        for event in self.link.replay(self.conversation.replay_turns()):
             client.send(event)
         old = self._client
         self._attach(client)  # from here on the old client's events are ignored

@@ -38,6 +38,22 @@ class RealtimeLink:
     def return_tool_result(self, call_id: str, output: str) -> dict[str, Any]:
         return protocol.function_call_output(call_id, output)
 
+    def replay(self, turns: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """The conversation so far as text items: the bot's as assistant output text, the rest
+        as user input text (a fresh session has no audio of them)."""
+        events = []
+        for role, text in turns:
+            if role == "assistant":
+                item = {
+                    "type": "message",
+                    "role": "assistant",
+                    "content": [{"type": "output_text", "text": text}],
+                }
+                events.append({"type": "conversation.item.create", "item": item})
+            else:
+                events.append(protocol.user_text_message(text))
+        return events
+
     # Server event -> the call's report (gateway/voice.py), or None.
     translate: Callable[[Any], voice.VoiceEvent | None] = staticmethod(translate)
 

@@ -41,6 +41,9 @@ class ContinuousLink:
     def return_tool_result(self, call_id: str, output: str) -> dict[str, Any]:
         return {"type": "delegation.result", "id": call_id, "result": output}
 
+    def replay(self, turns: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        return [{"type": "context", "role": role, "text": text} for role, text in turns]
+
     def translate(self, server_event: Any) -> v.VoiceEvent | None:
         match server_event:
             case {"type": "user.talking", "at_ms": at_ms}:

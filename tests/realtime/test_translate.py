@@ -122,3 +122,23 @@ def test_connection_loss_and_mcp_activity() -> None:
 def test_the_realtime_link_translates_with_this_module() -> None:
     link: v.VoiceLink = RealtimeLink()
     assert link.translate(rte.ResponseCreated("resp_9")) == v.BotReplyStarted("resp_9")
+
+
+def test_the_realtime_link_replays_the_conversation_as_text_items() -> None:
+    events = RealtimeLink().replay(
+        [("system", "Be brief."), ("user", "Where is order 7?"), ("assistant", "It shipped.")]
+    )
+
+    def item(role: str, kind: str, text: str) -> dict[str, object]:
+        content = [{"type": kind, "text": text}]
+        return {
+            "type": "conversation.item.create",
+            "item": {"type": "message", "role": role, "content": content},
+        }
+
+    # A system turn is replayed as user text, as before the link owned the replay.
+    assert events == [
+        item("user", "input_text", "Be brief."),
+        item("user", "input_text", "Where is order 7?"),
+        item("assistant", "output_text", "It shipped."),
+    ]
