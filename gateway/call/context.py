@@ -45,13 +45,13 @@ LIVE = SESSION_LIVE | {State.OFFERED, State.CONNECTING}
 class CallContext:
     policy: CallPolicy
     state: State = State.OFFERED
-    response_id: str | None = None  # the bot reply being generated (None when none)
+    reply_id: str | None = None  # the bot reply being generated (None when none)
     cancelling: bool = False  # a reply stop is under way (ours or the backend's own)
-    discard_response_ids: frozenset[str] = frozenset()  # interrupted: drop their late deltas
+    discard_reply_ids: frozenset[str] = frozenset()  # interrupted: drop their late deltas
     received_bytes: Mapping[str, int] = field(default_factory=dict)  # audio received per item
     audio_done_items: frozenset[str] = frozenset()  # items whose audio is complete
     playout_busy: bool = False  # bot audio queued or playing
-    response_wanted: bool = False  # a reply is owed once no reply is being generated
+    reply_wanted: bool = False  # a reply is owed once no reply is being generated
     digits: str = ""  # collected DTMF digits not yet forwarded
     end_after_playout: EndCause | None = None  # BYE once playout drains (end_call, max duration)
     transfer_after_playout: str | None = None  # REFER target once playout drains
@@ -61,7 +61,7 @@ class CallContext:
     rollover_pending: bool = False
     hangup_cause: str | None = None
     pending_tool_calls: frozenset[str] = frozenset()  # custom tools running: outputs owed
-    response_audio: bool = False  # the active response produced audio
+    reply_audio: bool = False  # the active response produced audio
     failed_retries: int = 0  # failed replies in a row we asked again for
     idle_prompts: int = 0  # idle prompts in a row the caller did not answer
     on_hold: bool = False  # the caller put us on hold (re-INVITE): nobody to prompt

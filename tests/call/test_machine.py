@@ -103,7 +103,7 @@ def test_every_table_row_lands_in_its_declared_targets(
     ctx = CallContext(
         POLICY,
         state=state,
-        response_id="resp_1" if busy else None,
+        reply_id="resp_1" if busy else None,
         playout_busy=busy,
         received_bytes={"item_1": 1600} if busy else {},
         session_connected=True,
@@ -257,7 +257,7 @@ def test_barge_in_in_the_tail_after_response_done() -> None:
     ctx, _ = run(
         bot_speaking(8000), BotAudioDone("resp_1", "item_1"), BotReplyDone("resp_1", "completed")
     )
-    assert ctx.response_id is None and ctx.state is State.BOT_SPEAKING
+    assert ctx.reply_id is None and ctx.state is State.BOT_SPEAKING
     ctx, actions = m.step(ctx, CallerSpeechStarted((PlayoutItem("item_1", 4000),)))
     assert kinds(actions) == [FlushPlayout, m.StopBotAudio]
     assert not cancels(actions)  # nothing to cancel server-side
@@ -286,7 +286,7 @@ def test_benign_races_are_logged_and_do_not_stall() -> None:
             "conversation_already_has_active_response", "x", m.VoiceErrorKind.REPLY_IN_PROGRESS
         ),
     )
-    assert ctx.response_wanted
+    assert ctx.reply_wanted
     ctx, actions = m.step(ctx, BotReplyDone("resp_1", "completed"))
     assert RequestReply() in actions  # the owed response is retried
     ctx, actions = m.step(ctx, m.VoiceError("invalid_value", "Audio content of 9800ms is shorter"))
@@ -357,7 +357,7 @@ def test_websocket_drop_while_the_bot_speaks() -> None:
     ctx, actions = m.step(ctx, m.ConnectionLost("1006"))
     assert m.Reconnect("1006") in actions
     assert FlushPlayout() not in actions  # what was received still plays out
-    assert ctx.response_id is None and not ctx.session_connected
+    assert ctx.reply_id is None and not ctx.session_connected
     ctx, _ = m.step(ctx, m.Reconnected())
     ctx, _ = m.step(ctx, PlayoutDrained())
     assert ctx.state is State.LISTENING
@@ -528,7 +528,7 @@ def test_operator_say_adds_the_text_and_asks_for_a_reply() -> None:
 def test_operator_say_while_the_bot_speaks_waits_for_its_response() -> None:
     ctx, actions = m.step(bot_speaking(), m.OperatorSay("The taxi is here."))
     assert m.AddText("The taxi is here.", "system") in actions
-    assert not any(isinstance(a, m.RequestReply) for a in actions) and ctx.response_wanted
+    assert not any(isinstance(a, m.RequestReply) for a in actions) and ctx.reply_wanted
     _, actions = m.step(ctx, BotReplyDone("resp_1", "completed"))
     assert m.RequestReply(None) in actions
 

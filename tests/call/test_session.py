@@ -156,7 +156,7 @@ async def test_caller_turn_gets_the_bot_reply_and_playout_drains(
     utterance = speech_like(800)
     speak(session, silence(200) + utterance + silence(600))
     await until(lambda: queue.queued_bytes > 0)
-    await until(lambda: session.ctx.response_id is None)  # response.done: all deltas in
+    await until(lambda: session.ctx.reply_id is None)  # response.done: all deltas in
     received = sum(session.ctx.received_bytes.values())
     assert received > 0
     assert session.ctx.state is m.State.BOT_SPEAKING
@@ -169,7 +169,7 @@ async def test_barge_in_truncates_at_the_bytes_played(
 ) -> None:
     session, _, queue = await answered(sim, make_session)
     speak(session, silence(200) + speech_like(2000) + silence(600))
-    await until(lambda: session.ctx.response_id is None and queue.queued_bytes > 0)
+    await until(lambda: session.ctx.reply_id is None and queue.queued_bytes > 0)
     item_id = next(iter(session.ctx.received_bytes))
     played_frames = tick(session, queue, 25)  # the caller hears 500 ms
     assert played_frames == 25

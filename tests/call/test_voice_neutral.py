@@ -146,7 +146,7 @@ def test_barge_in_tells_a_continuous_backend_what_the_caller_heard() -> None:
     call.server({"type": "turn.end", "turn": "t1", "interrupted": True})
     call.server({"type": "user.quiet", "at_ms": 6000})
     assert call.ctx.state is m.State.LISTENING
-    assert call.ctx.response_id is None
+    assert call.ctx.reply_id is None
 
 
 def test_a_delegated_tool_runs_and_its_result_goes_back_on_the_backends_wire() -> None:
