@@ -4,9 +4,10 @@ The call object (`gateway/call/call.py`) owns SIP and media for a call; this obj
 Realtime session(s) and the per-call brain. Everything flows through `gateway.call.machine.step`:
 
     call (SIP, RTP) --on_ack / on_sip_ended / on_dtmf / on_rtp_timeout / on_output_tick--> step
-    RealtimeClient events -------------------------------------------------------------> step
+    RealtimeClient events --link.translate (gateway/voice.py reports)--> _on_report --> step
     timers (setup, digits, drain, session cap) -----------------------------------------> step
-    step -> actions -> CallControl (answer, reject, BYE, REFER), PlayoutQueue, RealtimeClient
+    step -> actions -> CallControl (answer, reject, BYE, REFER), PlayoutQueue,
+                       link (voice actions as client events) -> RealtimeClient
 
 Two paths skip the machine because they carry audio, not decisions: inbound RTP audio goes
 straight to `input_audio_buffer.append` (`on_audio`), and the machine's `EnqueueAudio` actions
