@@ -141,6 +141,14 @@ class BotReplyDone:
     usage: Mapping[str, int] | None = None  # token counts (<kind>_tokens), when reported
 
 
+@dataclass(frozen=True, slots=True)
+class UsageReported:
+    """Token counts (<kind>_tokens) a backend reports on their own, not with a reply (GPT-Live's
+    session usage updates); Realtime reports them with the reply (`BotReplyDone.usage`)."""
+
+    usage: Mapping[str, int]
+
+
 # --------------------------------------------------------------------------------------------
 # Tools
 
@@ -218,6 +226,7 @@ VoiceEvent = (
     | BotAudioDone
     | BotTranscript
     | BotReplyDone
+    | UsageReported
     | ToolCall
     | ToolCallInvalid
     | VoiceError
@@ -278,6 +287,7 @@ __all__ = [
     "PlayoutItem",
     "ToolCall",
     "ToolCallInvalid",
+    "UsageReported",
     "VoiceError",
     "VoiceErrorKind",
     "VoiceEvent",

@@ -94,6 +94,8 @@ class VoiceEvents:
                         error=report.error,
                     )
                 return report
+            case v.UsageReported(usage=usage):
+                self._add_usage(usage)
             case v.CallerSilenceTimeout(item_id=item_id):
                 self._emit("idle", source="server")
                 self.conversation.place(Turn("user", "", item_id), None)

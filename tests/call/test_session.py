@@ -436,3 +436,27 @@ def test_mcp_events_are_logged_and_observed(caplog: pytest.LogCaptureFixture) ->
     lines = [r for r in caplog.records if getattr(r, "event", "") == "mcp.call"]
     assert lines and lines[0].levelname == "WARNING"
     assert record_fields(lines[0])["call_id"] == "call-mcp"
+
+
+def test_usage_reported_with_a_reply_or_on_its_own_is_counted_once_each() -> None:
+    """Realtime reports token usage with the reply's end; a backend may report it on its own
+    (gateway/voice.py UsageReported): both reach the statistics and the observer."""
+    from gateway import voice as v
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+    settings = SessionSettings(
+        Endpoint.custom("ws://127.0.0.1:9"), protocol.SessionConfig(), m.CallPolicy()
+    )
+    session = CallSession(
+        "call-usage",
+        settings,
+        FakeControl(),
+        PlayoutQueue("PCMU"),
+        observe=lambda kind, fields: seen.append((kind, fields)),
+    )
+    tokens = {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}
+    done = v.BotReplyDone("resp_1", v.REPLY_COMPLETED, usage=tokens)
+    assert session._on_report(done) is done
+    assert session._on_report(v.UsageReported(tokens)) is None
+    assert session.stats.usage == {"input_tokens": 6, "output_tokens": 8, "total_tokens": 14}
+    assert [fields for kind, fields in seen if kind == "usage"] == [tokens, tokens]
