@@ -108,6 +108,34 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("gateway.media", "gateway.call", "media is below the call object"),
     Rule("gateway.realtime", "gateway.call", "the voice backends are below the call object"),
+    # The voice link's vocabulary (gateway/voice.py) sits below the call and every backend.
+    *(
+        Rule(
+            "gateway.voice",
+            above,
+            "the voice vocabulary is below the call and the backends; it imports neither",
+        )
+        for above in ("gateway.call", "gateway.realtime", "gateway.media", "gateway.observe", "sip")
+    ),
+    # The machine and what feeds it speak in call terms; only a backend's link knows its wire.
+    *(
+        Rule(
+            decider,
+            "gateway.realtime",
+            "the machine decides on the voice link's reports (gateway/voice.py), not on one "
+            "backend's wire events",
+        )
+        for decider in (
+            "gateway.call.machine",
+            "gateway.call.events",
+            "gateway.call.handlers",
+            "gateway.call.context",
+            "gateway.call.policy",
+            "gateway.call.causes",
+            "gateway.call.voice_events",
+            "gateway.call.conversation",
+        )
+    ),
     Rule(
         "gateway",
         "gateway.app",
@@ -506,6 +534,27 @@ def test_checker_reports_upward_imports(tmp_path: Path) -> None:
     assert (
         "sip/message.py:2: sip.message imports gateway.app" in found[("sip.message", "gateway.app")]
     )
+
+
+def test_checker_keeps_the_machine_and_the_voice_vocabulary_backend_neutral(
+    tmp_path: Path,
+) -> None:
+    graph = _fake_tree(
+        tmp_path,
+        {
+            "gateway/voice.py": "from gateway.realtime import events\n",
+            "gateway/call/handlers.py": "from gateway.realtime.events import SpeechStarted\n",
+            "gateway/call/voice_events.py": "from gateway import voice\n",  # allowed
+            "gateway/call/session.py": "from gateway.realtime.link import RealtimeLink\n",
+            "gateway/realtime/events.py": "",
+            "gateway/realtime/link.py": "from gateway.voice import VoiceLink\n",  # allowed
+        },
+    )
+    found = violations(graph)
+    assert set(found) == {
+        ("gateway.voice", "gateway.realtime.events"),
+        ("gateway.call.handlers", "gateway.realtime.events"),
+    }
 
 
 def test_checker_follows_the_machine_into_what_it_imports(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """The per-call state machine's states and the context it carries between events.
 
 `CallContext` is immutable: each `step` (gateway/call/machine.py) returns a new one. It holds the
-state plus the few facts the decisions need (the response being generated, the bytes received
+state plus the few facts the decisions need (the bot reply being generated, the bytes received
 per bot item, what waits for playout to drain...).
 """
 
@@ -22,10 +22,10 @@ from gateway.call.policy import CallPolicy
 
 class State(enum.Enum):
     OFFERED = "offered"  # INVITE received, 100/180 sent, nothing decided yet
-    CONNECTING = "connecting"  # Realtime session opening, waiting for session.updated
+    CONNECTING = "connecting"  # voice session opening, waiting for it to be ready
     ANSWERING = "answering"  # 200 OK sent, waiting for the ACK
     LISTENING = "listening"  # active: nobody speaking, bot audio fully played
-    CALLER_SPEAKING = "caller_speaking"  # active: server VAD says the caller talks
+    CALLER_SPEAKING = "caller_speaking"  # active: the backend says the caller talks
     BOT_SPEAKING = "bot_speaking"  # active: bot audio queued or being played
     TRANSFERRING = "transferring"  # REFER sent, following the NOTIFYs
     ENDING = "ending"  # draining the last bot audio before BYE
@@ -33,7 +33,7 @@ class State(enum.Enum):
 
 
 ACTIVE = frozenset({State.LISTENING, State.CALLER_SPEAKING, State.BOT_SPEAKING})
-# States where the Realtime session exists and its events must be handled.
+# States where the voice session exists and its reports must be handled.
 SESSION_LIVE = ACTIVE | {State.ANSWERING, State.TRANSFERRING, State.ENDING}
 LIVE = SESSION_LIVE | {State.OFFERED, State.CONNECTING}
 
@@ -45,13 +45,13 @@ LIVE = SESSION_LIVE | {State.OFFERED, State.CONNECTING}
 class CallContext:
     policy: CallPolicy
     state: State = State.OFFERED
-    response_id: str | None = None  # the response currently generating (None when none)
-    cancelling: bool = False  # a cancel is under way (ours or the server's interrupt_response)
-    discard_response_ids: frozenset[str] = frozenset()  # interrupted: drop their late deltas
+    reply_id: str | None = None  # the bot reply being generated (None when none)
+    cancelling: bool = False  # a reply stop is under way (ours or the backend's own)
+    discard_reply_ids: frozenset[str] = frozenset()  # interrupted: drop their late deltas
     received_bytes: Mapping[str, int] = field(default_factory=dict)  # audio received per item
     audio_done_items: frozenset[str] = frozenset()  # items whose audio is complete
     playout_busy: bool = False  # bot audio queued or playing
-    response_wanted: bool = False  # a response.create is owed once no response is active
+    reply_wanted: bool = False  # a reply is owed once no reply is being generated
     digits: str = ""  # collected DTMF digits not yet forwarded
     end_after_playout: EndCause | None = None  # BYE once playout drains (end_call, max duration)
     transfer_after_playout: str | None = None  # REFER target once playout drains
@@ -61,8 +61,8 @@ class CallContext:
     rollover_pending: bool = False
     hangup_cause: str | None = None
     pending_tool_calls: frozenset[str] = frozenset()  # custom tools running: outputs owed
-    response_audio: bool = False  # the active response produced audio
-    failed_retries: int = 0  # failed responses in a row we asked again for
+    reply_audio: bool = False  # the active response produced audio
+    failed_retries: int = 0  # failed replies in a row we asked again for
     idle_prompts: int = 0  # idle prompts in a row the caller did not answer
     on_hold: bool = False  # the caller put us on hold (re-INVITE): nobody to prompt
 

@@ -1,7 +1,7 @@
 """The conversation of one call as text: what is replayed into a fresh voice session.
 
 A rollover (the session cap) or a reconnect opens a new session that knows nothing; the call
-session gives it the conversation so far as text items (`replay_events`). Turns are kept in the
+session gives it the conversation so far as text (`replay_turns`). Turns are kept in the
 order the service placed their items (a caller's transcription may arrive after the bot's
 answer to it), interrupted bot sentences are cut where the caller stopped hearing them, and a
 bot answer the dying session was still speaking is kept, marked as cut off.
@@ -10,9 +10,6 @@ bot answer the dying session was still speaking is kept, marked as cut off.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
-
-from gateway.realtime import protocol
 
 REPLAY_MAX_ITEMS = 40  # conversation items replayed into a new session (most recent)
 
@@ -79,21 +76,11 @@ class Conversation:
                 keep = max(0, int(len(turn.text) * min(1.0, audio_end_ms / received_ms)))
                 turn.text = turn.text[:keep] + " [interrupted]"
 
-    def replay_events(self) -> list[dict[str, Any]]:
-        """The conversation so far, as text items for a fresh session (rollover, reconnect)."""
-        events = []
+    def replay_turns(self) -> list[tuple[str, str]]:
+        """The conversation so far as (role, text), for a fresh session (rollover, reconnect);
+        the voice link turns them into its backend's items (`VoiceLink.replay`)."""
         spoken = [turn for turn in self.turns if turn.text]  # items with no text are skipped
-        for turn in spoken[-REPLAY_MAX_ITEMS:]:
-            if turn.role == "assistant":
-                item = {
-                    "type": "message",
-                    "role": "assistant",
-                    "content": [{"type": "output_text", "text": turn.text}],
-                }
-                events.append({"type": "conversation.item.create", "item": item})
-            else:
-                events.append(protocol.user_text_message(turn.text))
-        return events
+        return [(turn.role, turn.text) for turn in spoken[-REPLAY_MAX_ITEMS:]]
 
 
 __all__ = ["REPLAY_MAX_ITEMS", "Conversation", "Turn"]

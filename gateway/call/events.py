@@ -3,7 +3,12 @@
 Plain frozen values, no behaviour: gateway/call/machine.py decides (`step`), the call session
 (gateway/call/session.py) feeds the events and executes the actions. Events speak of the call
 (caller speech, bot audio, a tool call, a digit, the media timing out); actions of what to do
-about it (answer, BYE with an end cause, flush playout, truncate what was not heard).
+about it (answer, BYE with an end cause, flush playout, stop the bot audio the caller did not
+hear).
+
+What the voice backend reports (caller speech, bot replies and their audio, tool calls, errors,
+a lost connection) are the voice link's own values, defined in gateway/voice.py and re-exported
+here: every backend reports in those words, so the machine's table is the same for all of them.
 """
 
 from __future__ import annotations
@@ -13,6 +18,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.call.causes import EndCause
+from gateway.voice import (
+    BotAudio,
+    BotAudioDone,
+    BotReplyDone,
+    BotReplyStarted,
+    CallerSilenceTimeout,
+    CallerSpeechStarted,
+    CallerSpeechStopped,
+    ConnectionLost,
+    PlayoutItem,
+    ToolCall,
+    VoiceError,
+    VoiceErrorKind,
+)
 
 # --------------------------------------------------------------------------------------------
 # Events
@@ -20,12 +39,12 @@ from gateway.call.causes import EndCause
 
 @dataclass(frozen=True, slots=True)
 class Start:
-    """The application decided to take the call: open the Realtime session."""
+    """The application decided to take the call: open the voice session."""
 
 
 @dataclass(frozen=True, slots=True)
 class SessionReady:
-    """session.updated confirmed the G.711 formats."""
+    """The voice session is open and confirmed the call's G.711 law (Realtime: session.updated)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,62 +83,8 @@ class MaxDuration:
 
 
 @dataclass(frozen=True, slots=True)
-class PlayoutItem:
-    """A snapshot of one bot item in the playout queue at barge-in time."""
-
-    item_id: str
-    played_bytes: int  # bytes of this item sent on the wire
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechStarted:
-    """input_audio_buffer.speech_started, with the playout queue snapshot taken when handled."""
-
-    playout: tuple[PlayoutItem, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class SpeechStopped:
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseCreated:
-    response_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class AudioDelta:
-    response_id: str
-    item_id: str
-    audio: bytes  # G.711, already base64-decoded
-
-
-@dataclass(frozen=True, slots=True)
-class AudioDone:
-    """response.output_audio.done: the item's audio is complete (also sent on cancel)."""
-
-    response_id: str
-    item_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseDone:
-    response_id: str
-    status: str  # completed | cancelled | failed | incomplete
-    reason: str | None = None  # status_details.reason (turn_detected, max_output_tokens...)
-    error: str | None = None  # status_details.error code/message of a failed response
-
-
-@dataclass(frozen=True, slots=True)
 class IdleTimeout:
     """The gateway's inactivity timer (`idle_prompt_s`) fired: nobody spoke for that long."""
-
-
-@dataclass(frozen=True, slots=True)
-class InputTimeout:
-    """input_audio_buffer.timeout_triggered: server_vad's idle_timeout_ms fired (the server
-    commits the silence and answers it itself: a re-prompt)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,22 +93,9 @@ class PlayoutDrained:
 
 
 @dataclass(frozen=True, slots=True)
-class FunctionCall:
-    call_id: str
-    name: str
-    arguments: Mapping[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
 class ToolResult:
     call_id: str
     output: str
-
-
-@dataclass(frozen=True, slots=True)
-class RealtimeError:
-    code: str
-    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,18 +116,13 @@ class ReferResult:
 
 
 @dataclass(frozen=True, slots=True)
-class ConnectionLost:
-    reason: str
-
-
-@dataclass(frozen=True, slots=True)
 class Reconnected:
     pass
 
 
 @dataclass(frozen=True, slots=True)
 class ReconnectBudgetSpent:
-    """The call used its Realtime reconnect budget (`realtime.reconnect_budget` attempts per
+    """The call used its voice-session reconnect budget (`realtime.reconnect_budget` attempts per
     `realtime.reconnect_window_s`): end it instead of reconnecting while the caller hears
     silence."""
 
@@ -184,7 +131,7 @@ class ReconnectBudgetSpent:
 
 @dataclass(frozen=True, slots=True)
 class SessionCapNear:
-    """Timer: the Realtime session approaches its cap; roll over at the next silence."""
+    """Timer: the voice session approaches its cap; roll over at the next silence."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,16 +183,16 @@ Event = (
     | CallerCancel
     | RtpTimeout
     | MaxDuration
-    | SpeechStarted
-    | SpeechStopped
-    | ResponseCreated
-    | AudioDelta
-    | AudioDone
-    | ResponseDone
+    | CallerSpeechStarted
+    | CallerSpeechStopped
+    | BotReplyStarted
+    | BotAudio
+    | BotAudioDone
+    | BotReplyDone
     | PlayoutDrained
-    | FunctionCall
+    | ToolCall
     | ToolResult
-    | RealtimeError
+    | VoiceError
     | Dtmf
     | DigitTimeout
     | ReferResult
@@ -256,7 +203,7 @@ Event = (
     | RolledOver
     | DrainTimeout
     | IdleTimeout
-    | InputTimeout
+    | CallerSilenceTimeout
     | OperatorHangup
     | OperatorSay
     | HoldChanged
@@ -279,7 +226,7 @@ class CloseSession:
 
 @dataclass(frozen=True, slots=True)
 class Reconnect:
-    """Open a new Realtime session and replay instructions, tools and the conversation as text."""
+    """Open a new voice session and replay instructions, tools and the conversation as text."""
 
     reason: str
 
@@ -367,7 +314,8 @@ class RequestReply:
 
 @dataclass(frozen=True, slots=True)
 class AddText:
-    """conversation.item.create with a text message (e.g. the digits the caller pressed)."""
+    """Add a text to the conversation: `role` "user" as if the caller said it (e.g. the digits
+    the caller pressed), "system" an instruction (Realtime: conversation.item.create)."""
 
     text: str
     role: str = "user"
@@ -408,7 +356,7 @@ class CancelTimer:
 
 @dataclass(frozen=True, slots=True)
 class Rollover:
-    """Open the next Realtime session now (at a silence) and swap to it."""
+    """Open the next voice session now (at a silence) and swap to it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -464,10 +412,15 @@ __all__ = [
     "Action",
     "AddText",
     "Answer",
-    "AudioDelta",
-    "AudioDone",
+    "BotAudio",
+    "BotAudioDone",
+    "BotReplyDone",
+    "BotReplyStarted",
     "CallerBye",
     "CallerCancel",
+    "CallerSilenceTimeout",
+    "CallerSpeechStarted",
+    "CallerSpeechStopped",
     "CancelTimer",
     "CloseSession",
     "CodecAnswered",
@@ -479,10 +432,8 @@ __all__ = [
     "EnqueueAudio",
     "Event",
     "FlushPlayout",
-    "FunctionCall",
     "HoldChanged",
     "IdleTimeout",
-    "InputTimeout",
     "MaxDuration",
     "Note",
     "OpenSession",
@@ -490,15 +441,12 @@ __all__ = [
     "OperatorSay",
     "PlayoutDrained",
     "PlayoutItem",
-    "RealtimeError",
     "Reconnect",
     "ReconnectBudgetSpent",
     "Reconnected",
     "ReferResult",
     "Reject",
     "RequestReply",
-    "ResponseCreated",
-    "ResponseDone",
     "ReturnToolResult",
     "RolledOver",
     "Rollover",
@@ -510,13 +458,14 @@ __all__ = [
     "SessionCapNear",
     "SessionFailed",
     "SessionReady",
-    "SpeechStarted",
-    "SpeechStopped",
     "Start",
     "StartTimer",
     "StopBotAudio",
     "StopMedia",
     "SwitchCodec",
+    "ToolCall",
     "ToolResult",
     "UnheardItem",
+    "VoiceError",
+    "VoiceErrorKind",
 ]

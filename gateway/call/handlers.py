@@ -27,10 +27,15 @@ from gateway.call.events import (
     Action,
     AddText,
     Answer,
-    AudioDelta,
-    AudioDone,
+    BotAudio,
+    BotAudioDone,
+    BotReplyDone,
+    BotReplyStarted,
     CallerBye,
     CallerCancel,
+    CallerSilenceTimeout,
+    CallerSpeechStarted,
+    CallerSpeechStopped,
     CancelTimer,
     CloseSession,
     CodecAnswered,
@@ -41,10 +46,8 @@ from gateway.call.events import (
     EndOfAudio,
     EnqueueAudio,
     FlushPlayout,
-    FunctionCall,
     HoldChanged,
     IdleTimeout,
-    InputTimeout,
     MaxDuration,
     Note,
     OpenSession,
@@ -52,15 +55,12 @@ from gateway.call.events import (
     OperatorSay,
     PlayoutDrained,
     PlayoutItem,
-    RealtimeError,
     Reconnect,
     ReconnectBudgetSpent,
     Reconnected,
     ReferResult,
     Reject,
     RequestReply,
-    ResponseCreated,
-    ResponseDone,
     ReturnToolResult,
     RolledOver,
     Rollover,
@@ -72,15 +72,16 @@ from gateway.call.events import (
     SessionCapNear,
     SessionFailed,
     SessionReady,
-    SpeechStarted,
-    SpeechStopped,
     Start,
     StartTimer,
     StopBotAudio,
     StopMedia,
     SwitchCodec,
+    ToolCall,
     ToolResult,
     UnheardItem,
+    VoiceError,
+    VoiceErrorKind,
 )
 from gateway.call.policy import DtmfMode
 
@@ -104,18 +105,18 @@ def _idle_state(ctx: CallContext) -> State:
     return State.BOT_SPEAKING if ctx.playout_busy else State.LISTENING
 
 
-def _request_response(ctx: CallContext, instructions: str | None = None) -> Result:
-    """Ask for a response now if none is active; otherwise owe one until response.done.
+def _request_reply(ctx: CallContext, instructions: str | None = None) -> Result:
+    """Ask for a reply now if none is being generated; otherwise owe one until BotReplyDone.
 
-    Only one response may write to the conversation at a time (a second gets
-    conversation_already_has_active_response), so a tool result or digits arriving mid-response
-    wait for that response's response.done.
+    Only one reply may write to the conversation at a time (the Realtime API refuses a second
+    with conversation_already_has_active_response: VoiceError REPLY_IN_PROGRESS), so a tool
+    result or digits arriving mid-reply wait for that reply's end.
     """
-    if ctx.response_id is None and ctx.session_connected and not ctx.pending_tool_calls:
-        return replace(ctx, response_wanted=False), [RequestReply(instructions)]
-    # Tool outputs still owed (several calls in one response): one response.create once the
-    # last output is in, never one per output.
-    return replace(ctx, response_wanted=True), []
+    if ctx.reply_id is None and ctx.session_connected and not ctx.pending_tool_calls:
+        return replace(ctx, reply_wanted=False), [RequestReply(instructions)]
+    # Tool outputs still owed (several calls in one reply): one reply request once the last
+    # output is in, never one per output.
+    return replace(ctx, reply_wanted=True), []
 
 
 def _barge_in(ctx: CallContext, playout: tuple[PlayoutItem, ...], trigger: str) -> Result:
@@ -125,20 +126,21 @@ def _barge_in(ctx: CallContext, playout: tuple[PlayoutItem, ...], trigger: str) 
     partly played -> heard the bytes sent on the wire / 8, minus the configured allowance,
     clamped to the audio received (the link truncates it there); played completely (all received audio sent and the item's audio
     is done) -> nothing, a needless truncate makes the model repeat itself. This applies equally in
-    the tail after response.done, when the server has nothing left to cancel.
+    the tail after the reply's end, when the backend has nothing left to cancel.
     """
     actions: list[Action] = [FlushPlayout()]
-    discard = ctx.discard_response_ids
+    discard = ctx.discard_reply_ids
     cancelling = ctx.cancelling
     cancel_reply = False
-    if ctx.response_id is not None and not ctx.cancelling:
-        discard = discard | {ctx.response_id}
+    if ctx.reply_id is not None and not ctx.cancelling:
+        discard = discard | {ctx.reply_id}
         cancelling = True
-        # With interrupt_response the server cancels on speech_started itself; a cancel from us
-        # would only earn response_cancel_not_active. A DTMF barge-in is not seen by the server.
+        # When the backend stops its reply on caller speech itself (Realtime: interrupt_response),
+        # a stop from us would only earn VoiceError NOTHING_TO_STOP. A DTMF barge-in is not seen
+        # by the backend.
         cancel_reply = trigger != "speech" or not ctx.policy.server_interrupts
-    elif ctx.response_id is not None:
-        discard = discard | {ctx.response_id}
+    elif ctx.reply_id is not None:
+        discard = discard | {ctx.reply_id}
     unheard: list[UnheardItem] = []
     for item in playout:
         received = ctx.received_bytes.get(item.item_id, 0)
@@ -151,7 +153,7 @@ def _barge_in(ctx: CallContext, playout: tuple[PlayoutItem, ...], trigger: str) 
     if unheard or cancel_reply:
         actions.append(StopBotAudio(tuple(unheard), cancel_reply))
     actions.append(Note("barge_in", {"trigger": trigger, "items": len(playout)}))
-    ctx = replace(ctx, discard_response_ids=discard, cancelling=cancelling, playout_busy=False)
+    ctx = replace(ctx, discard_reply_ids=discard, cancelling=cancelling, playout_busy=False)
     return ctx, actions
 
 
@@ -163,14 +165,14 @@ def _after_playout(ctx: CallContext) -> Result:
         target = ctx.transfer_after_playout
         ctx = _to(ctx, State.TRANSFERRING, transfer_after_playout=None)
         return ctx, [SendRefer(target), Note("transfer.started", {"target": target})]
-    if ctx.rollover_pending and ctx.response_id is None:
+    if ctx.rollover_pending and ctx.reply_id is None:
         return _to(ctx, State.LISTENING, rollover_pending=False), [Rollover()]
     return _to(ctx, State.LISTENING), _arm_idle(ctx)
 
 
 def _arm_idle(ctx: CallContext) -> list[Action]:
     """The caller's turn: (re)start the inactivity watchdog, when it is on."""
-    if ctx.policy.idle_prompt_s <= 0 or ctx.response_id is not None or ctx.response_wanted:
+    if ctx.policy.idle_prompt_s <= 0 or ctx.reply_id is not None or ctx.reply_wanted:
         return []
     if ctx.on_hold:
         return []  # a caller who put us on hold is not silent, just away
@@ -185,7 +187,7 @@ def _forward_digits(ctx: CallContext) -> Result:
     if not ctx.digits:
         return ctx, [CancelTimer(T_DIGITS)]
     text = "The caller pressed " + " ".join(ctx.digits)
-    ctx2, actions = _request_response(replace(ctx, digits=""))
+    ctx2, actions = _request_reply(replace(ctx, digits=""))
     return ctx2, [CancelTimer(T_DIGITS), AddText(text), *actions]
 
 
@@ -232,7 +234,7 @@ def on_ack(ctx: CallContext, ev: Ack) -> Result:
     actions: list[Action] = [Note("call.state", {"state": "active"})]
     # No greeting over a caller who already started talking before the ACK came.
     if ctx.policy.greeting is not None and ctx.state is State.LISTENING:
-        ctx, more = _request_response(ctx, ctx.policy.greeting or None)
+        ctx, more = _request_reply(ctx, ctx.policy.greeting or None)
         actions += more
     elif ctx.state is State.LISTENING:
         actions += _arm_idle(ctx)  # no greeting: the caller's turn starts now
@@ -278,39 +280,39 @@ def _finish_after_playout(ctx: CallContext, cause: EndCause) -> Result:
     return ctx, [StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
 
 
-def on_speech_started(ctx: CallContext, ev: SpeechStarted) -> Result:
+def on_caller_speech_started(ctx: CallContext, ev: CallerSpeechStarted) -> Result:
     actions: list[Action] = _disarm_idle(ctx)
-    if ctx.playout_busy or ev.playout or ctx.response_id is not None:
+    if ctx.playout_busy or ev.playout or ctx.reply_id is not None:
         ctx, more = _barge_in(ctx, ev.playout, "speech")
         actions += more
     return _to(ctx, State.CALLER_SPEAKING, idle_prompts=0), actions
 
 
-def on_speech_stopped(ctx: CallContext, ev: SpeechStopped) -> Result:
+def on_caller_speech_stopped(ctx: CallContext, ev: CallerSpeechStopped) -> Result:
     return _to(ctx, _idle_state(ctx)), []
 
 
-def on_response_created(ctx: CallContext, ev: ResponseCreated) -> Result:
-    ctx = replace(ctx, response_id=ev.response_id, cancelling=False, response_audio=False)
+def on_bot_reply_started(ctx: CallContext, ev: BotReplyStarted) -> Result:
+    ctx = replace(ctx, reply_id=ev.reply_id, cancelling=False, reply_audio=False)
     return ctx, _disarm_idle(ctx)
 
 
 def on_idle_timeout(ctx: CallContext, ev: IdleTimeout) -> Result:
-    if ctx.state is not State.LISTENING or ctx.response_id is not None or ctx.playout_busy:
+    if ctx.state is not State.LISTENING or ctx.reply_id is not None or ctx.playout_busy:
         return ctx, []  # someone is talking after all; the next quiet turn re-arms
     if ctx.idle_prompts >= ctx.policy.idle_prompts_max:
         note = Note("call.idle_hangup", {"prompts": ctx.idle_prompts})
         ctx = _to(ctx, State.ENDING, end_after_playout=EndCause.IDLE_CALLER)
-        ctx, more = _request_response(ctx, ctx.policy.idle_goodbye_instructions or None)
+        ctx, more = _request_reply(ctx, ctx.policy.idle_goodbye_instructions or None)
         return ctx, [note, *more, StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
     ctx = replace(ctx, idle_prompts=ctx.idle_prompts + 1)
     note = Note("call.idle_prompt", {"prompt": ctx.idle_prompts})
-    ctx, more = _request_response(ctx, ctx.policy.idle_prompt_instructions or None)
+    ctx, more = _request_reply(ctx, ctx.policy.idle_prompt_instructions or None)
     return ctx, [note, *more]
 
 
-def on_input_timeout(ctx: CallContext, ev: InputTimeout) -> Result:
-    # The server re-prompts by itself (it commits the silence and answers it): one more
+def on_caller_silence_timeout(ctx: CallContext, ev: CallerSilenceTimeout) -> Result:
+    # The backend re-prompts by itself (it commits the silence and answers it): one more
     # unanswered prompt. Past the limit, the call ends once that answer has played.
     prompts = ctx.idle_prompts + 1
     note = Note("realtime.idle_timeout", {"prompt": prompts})
@@ -322,9 +324,9 @@ def on_input_timeout(ctx: CallContext, ev: InputTimeout) -> Result:
     return ctx, [note]
 
 
-def on_audio_delta(ctx: CallContext, ev: AudioDelta) -> Result:
-    if ev.response_id in ctx.discard_response_ids:
-        return ctx, []  # late deltas of an interrupted response (realtime-protocol.md 5, step 1)
+def on_bot_audio(ctx: CallContext, ev: BotAudio) -> Result:
+    if ev.reply_id in ctx.discard_reply_ids:
+        return ctx, []  # late audio of an interrupted reply (realtime-protocol.md 5, step 1)
     received = dict(ctx.received_bytes)
     received[ev.item_id] = received.get(ev.item_id, 0) + len(ev.audio)
     state = State.BOT_SPEAKING if ctx.state is not State.CALLER_SPEAKING else ctx.state
@@ -335,23 +337,23 @@ def on_audio_delta(ctx: CallContext, ev: AudioDelta) -> Result:
         state=state,
         received_bytes=received,
         playout_busy=True,
-        response_audio=ctx.response_audio or ev.response_id == ctx.response_id,
+        reply_audio=ctx.reply_audio or ev.reply_id == ctx.reply_id,
     )
     return ctx, [EnqueueAudio(ev.item_id, ev.audio)]
 
 
-def on_audio_done(ctx: CallContext, ev: AudioDone) -> Result:
+def on_bot_audio_done(ctx: CallContext, ev: BotAudioDone) -> Result:
     ctx = replace(ctx, audio_done_items=ctx.audio_done_items | {ev.item_id})
-    if ev.response_id in ctx.discard_response_ids:
+    if ev.reply_id in ctx.discard_reply_ids:
         return ctx, []
     return ctx, [EndOfAudio(ev.item_id)]
 
 
-def on_response_done(ctx: CallContext, ev: ResponseDone) -> Result:
-    if ev.response_id != ctx.response_id:
-        return ctx, []  # a response we already forgot (e.g. from before a reconnect)
-    silent = not ctx.response_audio
-    ctx = replace(ctx, response_id=None, cancelling=False, response_audio=False)
+def on_bot_reply_done(ctx: CallContext, ev: BotReplyDone) -> Result:
+    if ev.reply_id != ctx.reply_id:
+        return ctx, []  # a reply we already forgot (e.g. from before a reconnect)
+    silent = not ctx.reply_audio
+    ctx = replace(ctx, reply_id=None, cancelling=False, reply_audio=False)
     actions: list[Action] = []
     if ev.status in ("failed", "incomplete"):
         note = Note(
@@ -363,7 +365,7 @@ def on_response_done(ctx: CallContext, ev: ResponseDone) -> Result:
             State.ENDING,
             State.TRANSFERRING,
         ):
-            recovered = _recover_failed_response(ctx)
+            recovered = _recover_failed_reply(ctx)
             if recovered is not None:
                 ctx, more = recovered
                 if ctx.state is State.ENDED or ctx.state is State.TRANSFERRING:
@@ -371,8 +373,8 @@ def on_response_done(ctx: CallContext, ev: ResponseDone) -> Result:
                 actions += more
     elif ev.status == "completed" and not silent:
         ctx = replace(ctx, failed_retries=0)
-    if ctx.response_wanted:
-        ctx, actions = _request_response(ctx)
+    if ctx.reply_wanted:
+        ctx, actions = _request_reply(ctx)
     if ctx.playout_busy or ctx.state is State.TRANSFERRING:
         return ctx, actions  # PlayoutDrained finishes the turn
     waiting = ctx.end_after_playout is not None or ctx.transfer_after_playout is not None
@@ -383,12 +385,12 @@ def on_response_done(ctx: CallContext, ev: ResponseDone) -> Result:
     return ctx, actions
 
 
-def _recover_failed_response(ctx: CallContext) -> Result | None:
-    """A response failed and the caller heard nothing: ask again, then transfer or end."""
+def _recover_failed_reply(ctx: CallContext) -> Result | None:
+    """A reply failed and the caller heard nothing: ask again, then transfer or end."""
     policy = ctx.policy
     if ctx.failed_retries < policy.failed_response_retries:
         ctx = replace(ctx, failed_retries=ctx.failed_retries + 1)
-        return _request_response(ctx, policy.failed_response_instructions or None)
+        return _request_reply(ctx, policy.failed_response_instructions or None)
     uri = policy.transfer_targets.get(policy.failed_response_transfer)
     if uri is not None:
         ctx = _to(ctx, State.TRANSFERRING, failed_retries=0)
@@ -403,18 +405,18 @@ def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
         return ctx, []
     if ctx.state is State.ENDING:
         return _bye(ctx, ctx.end_after_playout or EndCause.LOCAL_BYE)
-    if ctx.response_id is None:
+    if ctx.reply_id is None:
         return _after_playout(ctx)
-    # More audio of the current response may still come: keep speaking state.
+    # More audio of the current reply may still come: keep speaking state.
     return ctx, []
 
 
-def on_function_call(ctx: CallContext, ev: FunctionCall) -> Result:
+def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
     note = Note("tool.called", {"name": ev.name, "tool_call_id": ev.call_id})
     if ev.name == "end_call":
-        # Say goodbye first: the BYE waits for the current response and its playout.
+        # Say goodbye first: the BYE waits for the current reply and its playout.
         ctx = replace(ctx, end_after_playout=EndCause.END_CALL)
-        if ctx.state is State.CALLER_SPEAKING or (not ctx.playout_busy and ctx.response_id is None):
+        if ctx.state is State.CALLER_SPEAKING or (not ctx.playout_busy and ctx.reply_id is None):
             return _bye(ctx, EndCause.END_CALL, (note,))
         return _to(ctx, State.ENDING), [note, StartTimer(T_DRAIN, ctx.policy.drain_timeout_s)]
     if ev.name == "transfer_call":
@@ -423,10 +425,10 @@ def on_function_call(ctx: CallContext, ev: FunctionCall) -> Result:
         if uri is None:
             allowed = ", ".join(sorted(ctx.policy.transfer_targets)) or "none configured"
             output = f'{{"ok": false, "error": "unknown transfer target {target_name!r}; allowed: {allowed}"}}'
-            ctx, more = _request_response(ctx)
+            ctx, more = _request_reply(ctx)
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
         ctx = replace(ctx, transfer_after_playout=uri, transfer_call_id=ev.call_id)
-        if not ctx.playout_busy and ctx.response_id is None:
+        if not ctx.playout_busy and ctx.reply_id is None:
             return _after_playout(ctx)
         return ctx, [note]
     if ev.name == "send_dtmf":
@@ -434,9 +436,9 @@ def on_function_call(ctx: CallContext, ev: FunctionCall) -> Result:
         bad = [d for d in digits if d not in "0123456789*#ABCD"]
         if not digits or bad:
             output = f'{{"ok": false, "error": "invalid digits {digits!r}"}}'
-            ctx, more = _request_response(ctx)
+            ctx, more = _request_reply(ctx)
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
-        ctx, more = _request_response(ctx)
+        ctx, more = _request_reply(ctx)
         return ctx, [note, SendDigits(digits), ReturnToolResult(ev.call_id, '{"ok": true}'), *more]
     ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls | {ev.call_id})
     return ctx, [note, RunTool(ev.call_id, ev.name, ev.arguments)]
@@ -446,23 +448,23 @@ def on_tool_result(ctx: CallContext, ev: ToolResult) -> Result:
     ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls - {ev.call_id})
     actions: list[Action] = [ReturnToolResult(ev.call_id, ev.output)]
     if ctx.state is State.CALLER_SPEAKING:
-        # The server's VAD will answer the caller's turn with the result in context; a
-        # response.create now would collide with that auto-response.
+        # The backend's VAD will answer the caller's turn with the result in context; a reply
+        # requested now would collide with that automatic one.
         return ctx, actions
-    ctx, more = _request_response(ctx)
+    ctx, more = _request_reply(ctx)
     return ctx, actions + more
 
 
-def on_realtime_error(ctx: CallContext, ev: RealtimeError) -> Result:
+def on_voice_error(ctx: CallContext, ev: VoiceError) -> Result:
     note = Note("realtime.error", {"code": ev.code, "message": ev.message})
-    if ev.code == "response_cancel_not_active":
+    if ev.kind is VoiceErrorKind.NOTHING_TO_STOP:
         return replace(ctx, cancelling=False), [note]  # benign race with VAD auto-cancel
-    if ev.code == "conversation_already_has_active_response":
-        return replace(ctx, response_wanted=True), [note]  # retried at response.done
-    if ev.code == "session_expired":
-        # The service closes the socket right after this error (WS 1001): the ConnectionLost
-        # that follows reconnects, once. Reconnecting here too would open two new sessions.
-        return replace(ctx, response_id=None, cancelling=False), [note]
+    if ev.kind is VoiceErrorKind.REPLY_IN_PROGRESS:
+        return replace(ctx, reply_wanted=True), [note]  # retried at the reply's end
+    if ev.kind is VoiceErrorKind.SESSION_EXPIRED:
+        # The service closes the connection right after this error: the ConnectionLost that
+        # follows reconnects, once. Reconnecting here too would open two new sessions.
+        return replace(ctx, reply_id=None, cancelling=False), [note]
     return ctx, [note]  # truncate length errors and the like: logged, never fatal
 
 
@@ -478,7 +480,7 @@ def on_dtmf(ctx: CallContext, ev: Dtmf) -> Result:
         if action.kind == "transfer":
             uri = ctx.policy.transfer_targets.get(action.target, action.target)
             barge: list[Action] = []
-            if ctx.playout_busy or ev.playout or ctx.response_id is not None:
+            if ctx.playout_busy or ev.playout or ctx.reply_id is not None:
                 ctx, barge = _barge_in(ctx, ev.playout, "dtmf")
             ctx = _to(ctx, State.TRANSFERRING)
             return ctx, [note, *barge, SendRefer(uri), Note("transfer.started", {"target": uri})]
@@ -513,7 +515,7 @@ def on_refer_result(ctx: CallContext, ev: ReferResult) -> Result:
                 call_id, f'{{"ok": false, "error": "transfer failed: SIP {ev.status}"}}'
             )
         )
-        ctx, more = _request_response(ctx)
+        ctx, more = _request_reply(ctx)
         actions += more
     return ctx, actions
 
@@ -525,21 +527,21 @@ def on_bye_while_transferring(ctx: CallContext, ev: CallerBye) -> Result:
 
 def on_connection_lost(ctx: CallContext, ev: ConnectionLost) -> Result:
     # Audio already received keeps playing (the caller hears the end of the sentence); the
-    # interrupted response is forgotten and the conversation is replayed as text in a new session.
+    # interrupted reply is forgotten and the conversation is replayed as text in a new session.
     ctx = replace(
         ctx,
         session_connected=False,
-        response_id=None,
+        reply_id=None,
         cancelling=False,
-        discard_response_ids=ctx.discard_response_ids | ({ctx.response_id} - {None}),
+        discard_reply_ids=ctx.discard_reply_ids | ({ctx.reply_id} - {None}),
     )
     return ctx, [Note("realtime.lost", {"reason": ev.reason}), Reconnect(ev.reason)]
 
 
 def on_reconnected(ctx: CallContext, ev: Reconnected) -> Result:
     ctx = replace(ctx, session_connected=True)
-    if ctx.response_wanted:
-        return _request_response(ctx)
+    if ctx.reply_wanted:
+        return _request_reply(ctx)
     return ctx, []  # the session logs realtime.reconnected with the attempt and reason
 
 
@@ -554,14 +556,14 @@ def on_reconnect_budget_spent(ctx: CallContext, ev: ReconnectBudgetSpent) -> Res
 
 
 def on_session_cap_near(ctx: CallContext, ev: SessionCapNear) -> Result:
-    if ctx.state is State.LISTENING and ctx.response_id is None and not ctx.playout_busy:
+    if ctx.state is State.LISTENING and ctx.reply_id is None and not ctx.playout_busy:
         return ctx, [Rollover()]
     return replace(ctx, rollover_pending=True), []
 
 
 def on_rolled_over(ctx: CallContext, ev: RolledOver) -> Result:
-    # The new session gets a fresh cap; the old one's responses are gone.
-    ctx = replace(ctx, rollover_pending=False, response_id=None, session_connected=True)
+    # The new session gets a fresh cap; the old one's replies are gone.
+    ctx = replace(ctx, rollover_pending=False, reply_id=None, session_connected=True)
     cap = ctx.policy.session_cap_s - ctx.policy.rollover_margin_s
     return ctx, [StartTimer("session_cap", cap), Note("realtime.rolled_over")]
 
@@ -583,8 +585,8 @@ def on_operator_say(ctx: CallContext, ev: OperatorSay) -> Result:
     actions: list[Action] = [AddText(ev.text, "user" if ev.role == "user" else "system")]
     if not ev.respond:
         return ctx, actions
-    # One response at a time: while one is active the reply is owed until its response.done.
-    ctx, more = _request_response(replace(ctx, idle_prompts=0))
+    # One reply at a time: while one is being generated the next is owed until it is done.
+    ctx, more = _request_reply(replace(ctx, idle_prompts=0))
     return ctx, actions + more
 
 

@@ -1,7 +1,7 @@
 """The per-call state machine: pure, table-driven, no I/O.
 
 One call couples three things that each move on their own: the SIP dialog, the RTP media and the
-Realtime session. The machine decides what to do; `gateway/call/session.py` and the call object
+voice session (a voice backend behind the voice link, gateway/voice.py). The machine decides what to do; `gateway/call/session.py` and the call object
 (`gateway/call/call.py`) do it. It is four modules read in this order: `events.py` (what comes in,
 what goes out), `context.py` (states and the immutable context), `handlers.py` (the decisions)
 and this one: the transition table and `step`. Names of all four are re-exported here.
@@ -9,14 +9,18 @@ and this one: the transition table and `step`. Names of all four are re-exported
     step(ctx, event) -> (ctx, actions)
 
 `ctx` is an immutable `CallContext` (the state plus the few facts the decisions need), `event` is
-one of the event dataclasses (events.py), and `actions` are plain values (send this Realtime event, flush
-playout, send BYE...) executed in order by the session. The transition table `TRANSITIONS` maps
+one of the event dataclasses (events.py; what the voice backend reports is gateway/voice.py's,
+in call terms: caller speech, bot replies and their audio, tool calls), and `actions` are plain
+values (stop the bot audio the caller did not hear, ask for a reply, flush playout, send BYE...)
+executed in order by the session; the voice link turns the voice actions into its backend's
+protocol. No name in the table is a wire event of one backend, so a second backend does not
+change it. The transition table `TRANSITIONS` maps
 (state, event type) to a handler and the set of states it may lead to; `step` checks that every
 handler stays inside its declared targets, so the table can be read against the call flow:
 
     OFFERED --Start--> CONNECTING --SessionReady--> ANSWERING --Ack--> LISTENING
-    LISTENING <--> CALLER_SPEAKING (speech_started / speech_stopped)
-    LISTENING/CALLER_SPEAKING --AudioDelta--> BOT_SPEAKING --PlayoutDrained--> LISTENING
+    LISTENING <--> CALLER_SPEAKING (CallerSpeechStarted / CallerSpeechStopped)
+    LISTENING/CALLER_SPEAKING --BotAudio--> BOT_SPEAKING --PlayoutDrained--> LISTENING
     any live state --end_call / max duration--> ENDING --PlayoutDrained--> ENDED (BYE)
     any live state --transfer_call--> TRANSFERRING --ReferResult 2xx--> ENDED (BYE)
     any live state --RtpTimeout--> ENDING (drain) --PlayoutDrained--> ENDED (BYE, cause=408)
@@ -25,11 +29,11 @@ handler stays inside its declared targets, so the table can be read against the 
 
 Events that are not in the table for the current state raise `IllegalTransition` (a bug or a
 protocol violation worth a log line; the session logs it and carries on). Events that can
-legitimately arrive late (Realtime events after the call ended, a late ACK) are listed explicitly
+legitimately arrive late (voice backend reports after the call ended, a late ACK) are listed explicitly
 with the `_ignore` handler, so "ignored" is a reviewed decision, not an accident.
 
-Why the facts about playout arrive inside events (`SpeechStarted.playout`): the playout queue lives
-in the media path and changes every 20 ms; the session snapshots it at the moment the event is
+Why the facts about playout arrive inside events (`CallerSpeechStarted.playout`): the playout
+queue lives in the media path and changes every 20 ms; the session snapshots it at the moment the event is
 handled, so the machine stays pure and barge-in is decided on the bytes actually sent on the wire
 (realtime-protocol.md section 5: byte accounting, never wall-clock estimates).
 """
@@ -58,10 +62,15 @@ from gateway.call.events import (  # noqa: F401  re-exported: m.Start, m.SendBye
     Action,
     AddText,
     Answer,
-    AudioDelta,
-    AudioDone,
+    BotAudio,
+    BotAudioDone,
+    BotReplyDone,
+    BotReplyStarted,
     CallerBye,
     CallerCancel,
+    CallerSilenceTimeout,
+    CallerSpeechStarted,
+    CallerSpeechStopped,
     CancelTimer,
     CloseSession,
     CodecAnswered,
@@ -73,10 +82,8 @@ from gateway.call.events import (  # noqa: F401  re-exported: m.Start, m.SendBye
     EnqueueAudio,
     Event,
     FlushPlayout,
-    FunctionCall,
     HoldChanged,
     IdleTimeout,
-    InputTimeout,
     MaxDuration,
     Note,
     OpenSession,
@@ -84,15 +91,12 @@ from gateway.call.events import (  # noqa: F401  re-exported: m.Start, m.SendBye
     OperatorSay,
     PlayoutDrained,
     PlayoutItem,
-    RealtimeError,
     Reconnect,
     ReconnectBudgetSpent,
     Reconnected,
     ReferResult,
     Reject,
     RequestReply,
-    ResponseCreated,
-    ResponseDone,
     ReturnToolResult,
     RolledOver,
     Rollover,
@@ -104,15 +108,16 @@ from gateway.call.events import (  # noqa: F401  re-exported: m.Start, m.SendBye
     SessionCapNear,
     SessionFailed,
     SessionReady,
-    SpeechStarted,
-    SpeechStopped,
     Start,
     StartTimer,
     StopBotAudio,
     StopMedia,
     SwitchCodec,
+    ToolCall,
     ToolResult,
     UnheardItem,
+    VoiceError,
+    VoiceErrorKind,
 )
 from gateway.call.handlers import (  # noqa: F401  re-exported for tests
     VOICE_SESSION_UNAVAILABLE,
@@ -126,15 +131,20 @@ from gateway.call.handlers import (  # noqa: F401  re-exported for tests
     _forward_digits,
     _idle_state,
     _ignore,
-    _recover_failed_response,
-    _request_response,
+    _recover_failed_reply,
+    _request_reply,
     _to,
     on_ack,
     on_ack_timeout,
-    on_audio_delta,
-    on_audio_done,
+    on_bot_audio,
+    on_bot_audio_done,
+    on_bot_reply_done,
+    on_bot_reply_started,
     on_bye_while_transferring,
     on_caller_bye,
+    on_caller_silence_timeout,
+    on_caller_speech_started,
+    on_caller_speech_stopped,
     on_cancel,
     on_codec_answered,
     on_connecting_lost,
@@ -142,30 +152,25 @@ from gateway.call.handlers import (  # noqa: F401  re-exported for tests
     on_digit_timeout,
     on_drain_timeout,
     on_dtmf,
-    on_function_call,
     on_hold_changed,
     on_idle_timeout,
-    on_input_timeout,
     on_max_duration,
     on_operator_hangup,
     on_operator_say,
     on_playout_drained,
-    on_realtime_error,
     on_reconnect_budget_spent,
     on_reconnected,
     on_refer_result,
-    on_response_created,
-    on_response_done,
     on_rolled_over,
     on_rtp_timeout,
     on_session_cap_near,
     on_session_failed,
     on_session_ready,
     on_setup_failed,
-    on_speech_started,
-    on_speech_stopped,
     on_start,
+    on_tool_call,
     on_tool_result,
+    on_voice_error,
 )
 from gateway.call.policy import CallPolicy as CallPolicy
 from gateway.call.policy import DigitAction as DigitAction
@@ -201,20 +206,20 @@ _row({State.CONNECTING}, SessionReady, on_session_ready, State.ANSWERING)
 _row({State.CONNECTING}, SessionFailed, on_setup_failed, State.ENDED)
 _row({State.CONNECTING}, CallerCancel, on_cancel, State.ENDED)
 _row({State.CONNECTING}, ConnectionLost, on_connecting_lost, State.ENDED)
-_row({State.CONNECTING}, RealtimeError, on_realtime_error, State.CONNECTING)
+_row({State.CONNECTING}, VoiceError, on_voice_error, State.CONNECTING)
 _row({State.ANSWERING}, Ack, on_ack, *ACTIVE)
 _row({State.ANSWERING}, AckTimeout, on_ack_timeout, State.ENDED)
 _row({State.ANSWERING}, CallerCancel, on_cancel, State.ENDED)  # CANCEL racing our 200
-# Events handled the same in every state where the Realtime session lives.
+# Events handled the same in every state where the voice session lives.
 _row(SESSION_LIVE - {State.TRANSFERRING}, CallerBye, on_caller_bye, State.ENDED)
 _row({State.TRANSFERRING}, CallerBye, on_bye_while_transferring, State.ENDED)
 # The media went away: BYE (Reason cause=408) once the queued bot audio has played. In
 # CONNECTING only an outbound call (answered by the callee before its session is ready).
 _row(SESSION_LIVE | {State.CONNECTING}, RtpTimeout, on_rtp_timeout, State.ENDED, State.ENDING)
 _row(SESSION_LIVE, SessionFailed, on_session_failed, State.ENDED)
-_row(SESSION_LIVE, RealtimeError, on_realtime_error)
-_row(SESSION_LIVE, ResponseCreated, on_response_created)
-_row(SESSION_LIVE, AudioDone, on_audio_done)
+_row(SESSION_LIVE, VoiceError, on_voice_error)
+_row(SESSION_LIVE, BotReplyStarted, on_bot_reply_started)
+_row(SESSION_LIVE, BotAudioDone, on_bot_audio_done)
 _row(SESSION_LIVE, ConnectionLost, on_connection_lost)
 _row(SESSION_LIVE, Reconnected, on_reconnected)
 _row(SESSION_LIVE, ReconnectBudgetSpent, on_reconnect_budget_spent, State.ENDED)
@@ -232,16 +237,24 @@ _row(SESSION_LIVE, ToolResult, on_tool_result)
 _row(SESSION_LIVE - {State.ANSWERING}, Ack, on_ack)  # late first ACK, or a retransmission
 _row(SESSION_LIVE - {State.ANSWERING}, AckTimeout, on_ack_timeout, State.ENDED, *SESSION_LIVE)
 _row(SESSION_LIVE, DigitTimeout, on_digit_timeout)
-_row({State.ANSWERING, *ACTIVE}, AudioDelta, on_audio_delta, State.ANSWERING, *ACTIVE)
-_row({State.ENDING, State.TRANSFERRING}, AudioDelta, on_audio_delta)
-_row({State.ANSWERING, *ACTIVE}, SpeechStarted, on_speech_started, State.CALLER_SPEAKING)
-_row({State.ANSWERING, *ACTIVE}, SpeechStopped, on_speech_stopped, State.ANSWERING, *ACTIVE)
-_row({State.ENDING, State.TRANSFERRING}, SpeechStarted, _ignore)  # nothing to interrupt for
-_row({State.ENDING, State.TRANSFERRING}, SpeechStopped, _ignore)
+_row({State.ANSWERING, *ACTIVE}, BotAudio, on_bot_audio, State.ANSWERING, *ACTIVE)
+_row({State.ENDING, State.TRANSFERRING}, BotAudio, on_bot_audio)
+_row(
+    {State.ANSWERING, *ACTIVE}, CallerSpeechStarted, on_caller_speech_started, State.CALLER_SPEAKING
+)
 _row(
     {State.ANSWERING, *ACTIVE},
-    ResponseDone,
-    on_response_done,
+    CallerSpeechStopped,
+    on_caller_speech_stopped,
+    State.ANSWERING,
+    *ACTIVE,
+)
+_row({State.ENDING, State.TRANSFERRING}, CallerSpeechStarted, _ignore)  # nothing to interrupt for
+_row({State.ENDING, State.TRANSFERRING}, CallerSpeechStopped, _ignore)
+_row(
+    {State.ANSWERING, *ACTIVE},
+    BotReplyDone,
+    on_bot_reply_done,
     State.ANSWERING,
     *ACTIVE,
     State.ENDED,
@@ -249,8 +262,8 @@ _row(
 )
 _row(
     {State.ENDING, State.TRANSFERRING},
-    ResponseDone,
-    on_response_done,
+    BotReplyDone,
+    on_bot_reply_done,
     State.ENDING,
     State.TRANSFERRING,
     State.ENDED,
@@ -268,15 +281,15 @@ _row({State.ENDING}, PlayoutDrained, on_playout_drained, State.ENDED)
 _row({State.TRANSFERRING}, PlayoutDrained, on_playout_drained, State.TRANSFERRING, State.LISTENING)
 _row(
     {State.ANSWERING, *ACTIVE},
-    FunctionCall,
-    on_function_call,
+    ToolCall,
+    on_tool_call,
     *ACTIVE,
     State.ANSWERING,
     State.ENDING,
     State.ENDED,
     State.TRANSFERRING,
 )
-_row({State.ENDING, State.TRANSFERRING}, FunctionCall, _ignore)  # the call is going away
+_row({State.ENDING, State.TRANSFERRING}, ToolCall, _ignore)  # the call is going away
 _row(ACTIVE, Dtmf, on_dtmf, *ACTIVE, State.ENDED, State.TRANSFERRING)
 _row({State.ANSWERING, State.ENDING, State.TRANSFERRING}, Dtmf, _ignore)
 _row(
@@ -291,8 +304,8 @@ _row({State.TRANSFERRING}, ReferResult, on_refer_result, State.ENDED, *ACTIVE)
 _row({State.ENDING}, DrainTimeout, on_drain_timeout, State.ENDED)
 _row(ACTIVE, IdleTimeout, on_idle_timeout, *ACTIVE, State.ENDING)
 _row(SESSION_LIVE - ACTIVE, IdleTimeout, _ignore)
-_row(ACTIVE, InputTimeout, on_input_timeout, *ACTIVE, State.ENDING)
-_row(SESSION_LIVE - ACTIVE, InputTimeout, _ignore)
+_row(ACTIVE, CallerSilenceTimeout, on_caller_silence_timeout, *ACTIVE, State.ENDING)
+_row(SESSION_LIVE - ACTIVE, CallerSilenceTimeout, _ignore)
 _row(ACTIVE | {State.TRANSFERRING}, DrainTimeout, _ignore)
 # The operator (control API): hang up an answered call now; a message for the model while the
 # session lives (in CONNECTING only an outbound call is answered before its session is ready).

@@ -26,8 +26,9 @@ class DigitAction:
 
 @dataclass(frozen=True, slots=True)
 class CallPolicy:
-    greeting: str | None = None  # instructions for a first response after the ACK
-    server_interrupts: bool = True  # turn_detection.interrupt_response: the server cancels itself
+    greeting: str | None = None  # instructions for a first reply after the ACK
+    # The backend stops its reply when the caller speaks (Realtime: interrupt_response).
+    server_interrupts: bool = True
     truncate_allowance_ms: int = 0  # audio assumed still in the phone's own buffer on barge-in
     dtmf_mode: DtmfMode = DtmfMode.FORWARD
     digit_actions: Mapping[str, DigitAction] = field(default_factory=dict)
@@ -36,12 +37,12 @@ class CallPolicy:
     inter_digit_timeout_s: float = 2.0
     dtmf_barge_in: bool = True  # a digit while the bot speaks interrupts it
     transfer_targets: Mapping[str, str] = field(default_factory=dict)  # name -> SIP URI
-    setup_timeout_s: float = 5.0  # session.updated must arrive within this (else 503)
+    setup_timeout_s: float = 5.0  # the voice session must be ready within this (else 503)
     drain_timeout_s: float = 30.0  # longest we wait for playout before BYE
-    session_cap_s: float = 3600.0  # Realtime session limit (60 min)
+    session_cap_s: float = 3600.0  # voice session limit (Realtime: 60 min)
     rollover_margin_s: float = 300.0  # start looking for a silence this long before the cap
     retry_after_s: int = 30  # Retry-After on 503 when the session cannot be set up
-    # A response.done with status failed (or incomplete with no audio): ask again this many
+    # A reply done with status failed (or incomplete with no audio): ask again this many
     # times in a row (with `failed_response_instructions`), then transfer to
     # `failed_response_transfer` (a transfer target name) or end the call (BYE, cause 503).
     # Never: the caller left in silence waiting for an answer that will not come.
@@ -52,8 +53,8 @@ class CallPolicy:
     failed_response_transfer: str = ""
     # The gateway's own inactivity watchdog (works with semantic_vad too, unlike the server's
     # idle_timeout_ms): after `idle_prompt_s` of nobody speaking the bot prompts the caller;
-    # after `idle_prompts_max` unanswered prompts (the server's timeout_triggered re-prompts
-    # count too) it says goodbye and hangs up. 0 = off.
+    # after `idle_prompts_max` unanswered prompts (the backend's own re-prompts,
+    # CallerSilenceTimeout, count too) it says goodbye and hangs up. 0 = off.
     idle_prompt_s: float = 0.0
     idle_prompts_max: int = 2
     idle_prompt_instructions: str = (

@@ -4,9 +4,10 @@ The call object (`gateway/call/call.py`) owns SIP and media for a call; this obj
 Realtime session(s) and the per-call brain. Everything flows through `gateway.call.machine.step`:
 
     call (SIP, RTP) --on_ack / on_sip_ended / on_dtmf / on_rtp_timeout / on_output_tick--> step
-    RealtimeClient events -------------------------------------------------------------> step
+    RealtimeClient events --link.translate (gateway/voice.py reports)--> _on_report --> step
     timers (setup, digits, drain, session cap) -----------------------------------------> step
-    step -> actions -> CallControl (answer, reject, BYE, REFER), PlayoutQueue, RealtimeClient
+    step -> actions -> CallControl (answer, reject, BYE, REFER), PlayoutQueue,
+                       link (voice actions as client events) -> RealtimeClient
 
 Two paths skip the machine because they carry audio, not decisions: inbound RTP audio goes
 straight to `input_audio_buffer.append` (`on_audio`), and the machine's `EnqueueAudio` actions
@@ -43,7 +44,6 @@ from gateway.call import machine as m
 from gateway.call.causes import EndCause
 from gateway.call.conversation import Conversation, Turn
 from gateway.call.tools import HttpTool, call_http_tool
-from gateway.call.voice import VoiceLink
 from gateway.call.voice_events import VoiceEvents
 from gateway.media.jitter import Frame
 from gateway.media.playout import FRAME_BYTES, PlayoutQueue
@@ -51,6 +51,7 @@ from gateway.observe.logs import log_event
 from gateway.realtime import protocol
 from gateway.realtime.client import Endpoint, RealtimeClient, RealtimeError
 from gateway.realtime.link import RealtimeLink
+from gateway.voice import VoiceLink
 
 log = logging.getLogger("gateway.call")
 
@@ -607,7 +608,7 @@ class CallSession(VoiceEvents):
         if self._closed or self.ctx.state is m.State.ENDED:
             await client.close()
             return True
-        for event in self.conversation.replay_events():
+        for event in self.link.replay(self.conversation.replay_turns()):
             client.send(event)
         old = self._client
         self._attach(client)  # from here on the old client's events are ignored

@@ -111,17 +111,6 @@ def http_tool_definition(tool: HttpTool) -> dict[str, Any]:
     }
 
 
-def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
-    """The model's `arguments` JSON string -> (dict, error). Bad JSON is an error for the model."""
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
-        return {}, f"arguments are not valid JSON: {exc}"
-    if not isinstance(value, dict):
-        return {}, "arguments must be a JSON object"
-    return value, None
-
-
 def _error(message: str) -> str:
     return json.dumps({"ok": False, "error": message})
 

@@ -1,10 +1,11 @@
-"""The voice session's events as the state machine's: Realtime GA server events (parsed by
-gateway/realtime/events.py) become machine events, plus what they carry for the call record
-(transcripts, usage, tool calls, MCP activity) and the conversation kept for replays.
+"""The voice backend's reports (gateway/voice.py) as the state machine's events, plus what they
+carry for the call record (transcripts, usage, tool calls, backend activity such as MCP calls)
+and the conversation kept for replays.
 
-A mixin of `CallSession` (gateway/call/session.py): it reads the session's conversation,
-statistics and settings and reports through its observer. A second voice backend adds its own
-translation beside this one; the machine's table does not change.
+The backend's link turns its server events into those reports (`VoiceLink.translate`; for the
+Realtime GA API gateway/realtime/translate.py); this module knows no wire format. A mixin of
+`CallSession` (gateway/call/session.py): it reads the session's conversation, statistics and
+settings and reports through its observer.
 """
 
 from __future__ import annotations
@@ -12,14 +13,13 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from gateway import voice as v
 from gateway.call import machine as m
 from gateway.call.conversation import Turn
-from gateway.call.tools import parse_arguments
 from gateway.observe.logs import log_event
-from gateway.realtime import events as rte
-from gateway.realtime.mcp import McpEvent, mcp_record
 
 if TYPE_CHECKING:
     from gateway.call.conversation import Conversation
@@ -28,7 +28,7 @@ log = logging.getLogger("gateway.call")
 
 
 class VoiceEvents:
-    """Turns one voice session's server events into machine events (`_translate`)."""
+    """Turns one voice session's reports into machine events (`_translate`, `_on_report`)."""
 
     call_id: str
     conversation: Conversation
@@ -36,6 +36,7 @@ class VoiceEvents:
     settings: Any  # session.SessionSettings
     _speech_stopped_at: float | None
     _replay_only_transcripts: bool
+    link: v.VoiceLink
 
     def _emit(self, kind: str, **fields: Any) -> None:
         raise NotImplementedError
@@ -43,110 +44,107 @@ class VoiceEvents:
     def _playout_snapshot(self) -> tuple[m.PlayoutItem, ...]:
         raise NotImplementedError
 
-    def _log_mcp(self, raw: dict[str, Any]) -> None:
-        """MCP activity the service reports (it calls the MCP servers itself): logged and
-        handed to the observer for the call record; nothing for the machine to decide."""
-        record = mcp_record(raw)
-        if record is None:
-            return
+    def _log_note(self, note: v.VoiceNote) -> None:
+        """Backend activity (e.g. MCP calls the service makes itself): logged and handed to
+        the observer for the call record; nothing for the machine to decide."""
         log_event(
             log,
-            record.event,
-            record.message,
-            level=record.level,
+            note.event,
+            note.message,
+            level=note.level,
             call_id=self.call_id,
-            **record.fields,
+            **note.fields,
         )
-        self._emit("mcp", event=record.event, **record.fields)
+        self._emit(note.kind, event=note.event, **note.fields)
 
-    def _translate(self, event: Any) -> m.Event | None:
-        match event:
-            case McpEvent(raw=raw):
-                self._log_mcp(raw)
-                return None
-            case rte.AudioDelta(response_id=response_id, item_id=item_id, audio=audio):
+    def _translate(self, server_event: Any) -> m.Event | None:
+        """A server event of the voice backend -> the machine's event (or None)."""
+        report = self.link.translate(server_event)
+        return None if report is None else self._on_report(report)
+
+    def _on_report(self, report: v.VoiceEvent) -> m.Event | None:
+        match report:
+            case v.BotAudio():
                 if self._speech_stopped_at is not None:
                     latency = time.monotonic() - self._speech_stopped_at
                     self._speech_stopped_at = None
                     self._emit("response_latency", seconds=latency)
-                return m.AudioDelta(response_id, item_id, audio)
-            case rte.SpeechStarted():
-                return m.SpeechStarted(self._playout_snapshot())
-            case rte.SpeechStopped():
+                return report
+            case v.CallerSpeechStarted():
+                return dataclasses.replace(report, playout=self._playout_snapshot())
+            case v.CallerSpeechStopped():
                 self._speech_stopped_at = time.monotonic()
-                return m.SpeechStopped()
-            case rte.ResponseCreated(response_id=response_id):
-                return m.ResponseCreated(response_id)
-            case rte.AudioDone(response_id=response_id, item_id=item_id):
-                return m.AudioDone(response_id, item_id)
-            case rte.ResponseDone(response_id=response_id, status=status, usage=usage):
+                return report
+            case v.BotReplyStarted() | v.BotAudioDone():
+                return report
+            case v.BotReplyDone(reply_id=reply_id, status=status, usage=usage):
                 if usage is not None:
                     self._add_usage(usage)
                 self._emit("response_done", status=status)
-                error = _describe_error(event.error)
-                if status in ("failed", "incomplete"):
+                if status in (v.REPLY_FAILED, v.REPLY_INCOMPLETE):
                     log_event(
                         log,
                         "realtime.response_status",
                         f"response.done with status {status}",
                         level=logging.WARNING,
                         call_id=self.call_id,
-                        response_id=response_id,
+                        response_id=reply_id,
                         status=status,
-                        reason=event.reason,
-                        error=error,
+                        reason=report.reason,
+                        error=report.error,
                     )
-                return m.ResponseDone(response_id, status, event.reason, error)
-            case rte.InputTimeoutTriggered(item_id=item_id):
+                return report
+            case v.UsageReported(usage=usage):
+                self._add_usage(usage)
+            case v.CallerSilenceTimeout(item_id=item_id):
                 self._emit("idle", source="server")
                 self.conversation.place(Turn("user", "", item_id), None)
-                return m.InputTimeout()
-            case rte.InputCommitted(item_id=item_id, previous_item_id=previous):
+                return report
+            case v.CallerTurn(item_id=item_id, previous_item_id=previous):
                 # The caller's turn takes its place in the conversation now; its text (the
                 # input transcription) may come before or after the bot's answer to it.
                 self.conversation.place(Turn("user", "", item_id), previous)
-            case rte.OutputItemAdded(item_id=item_id, item_type="message"):
+            case v.BotTurn(item_id=item_id):
                 self.conversation.place(Turn("assistant", "", item_id), None)
-            case rte.FunctionCallArgumentsDone(call_id=call_id, name=name, arguments=raw):
+            case v.ToolCallInvalid(call_id=call_id, name=name, arguments_text=raw, error=error):
                 self.stats.tool_calls += 1
-                arguments, error = parse_arguments(raw)
-                if error is not None:
-                    self._emit_tool(name, call_id, raw, "error", None, error)
-                    return m.ToolResult(call_id, f'{{"ok": false, "error": "{error}"}}')
+                self._emit_tool(name, call_id, raw, "error", None, error)
+                return m.ToolResult(call_id, f'{{"ok": false, "error": "{error}"}}')
+            case v.ToolCall(call_id=call_id, name=name, arguments=arguments):
+                self.stats.tool_calls += 1
                 if name not in self.settings.http_tools:
                     # Built-ins (end_call, transfer_call, send_dtmf) are decided by the machine.
                     self._emit_tool(name, call_id, arguments, "ok", None, None)
-                return m.FunctionCall(call_id, name, arguments)
-            case rte.ErrorEvent(code=code, message=message):
-                return m.RealtimeError(code or "", message)
-            case rte.ConnectionLost(reason=reason):
+                return report
+            case v.VoiceError():
+                return report
+            case v.ConnectionLost():
                 self.conversation.keep_partial()
-                return m.ConnectionLost(reason)
-            case rte.TranscriptDelta(item_id=item_id, delta=delta):
-                self.conversation.bot_delta(item_id, delta)
-            case rte.TranscriptDone(item_id=item_id, transcript=transcript):
-                self.conversation.bot_done(item_id, transcript)
-                self._emit("transcript", speaker="bot", text=transcript)
-                log_event(
-                    log, "transcript.bot", call_id=self.call_id, item_id=item_id, text=transcript
-                )
-            case rte.InputTranscriptionCompleted(item_id=item_id, transcript=transcript):
-                self.conversation.fill("user", transcript, item_id)
+                return report
+            case v.BotTranscript(item_id=item_id, text=text, final=False):
+                self.conversation.bot_delta(item_id, text)
+            case v.BotTranscript(item_id=item_id, text=text, final=True):
+                self.conversation.bot_done(item_id, text)
+                self._emit("transcript", speaker="bot", text=text)
+                log_event(log, "transcript.bot", call_id=self.call_id, item_id=item_id, text=text)
+            case v.CallerTranscript(item_id=item_id, text=text):
+                self.conversation.fill("user", text, item_id)
                 if self._replay_only_transcripts:
                     return None  # kept for replay only: never logged or recorded
-                self._emit("transcript", speaker="caller", text=transcript)
+                self._emit("transcript", speaker="caller", text=text)
                 log_event(
-                    log, "transcript.caller", call_id=self.call_id, item_id=item_id, text=transcript
+                    log, "transcript.caller", call_id=self.call_id, item_id=item_id, text=text
                 )
+            case v.VoiceNote():
+                self._log_note(report)
         return None
 
-    def _add_usage(self, usage: rte.Usage) -> None:
+    def _add_usage(self, usage: Mapping[str, int]) -> None:
         for name in ("input_tokens", "output_tokens", "total_tokens"):
-            value = getattr(usage, name, None)
+            value = usage.get(name)
             if isinstance(value, int):
                 self.stats.usage[name] = self.stats.usage.get(name, 0) + value
-        if dataclasses.is_dataclass(usage):
-            self._emit("usage", **dataclasses.asdict(usage))
+        self._emit("usage", **usage)
 
     def _emit_tool(
         self,
@@ -166,12 +164,3 @@ class VoiceEvents:
             duration_ms=duration_ms,
             output=output,
         )
-
-
-def _describe_error(error: Any) -> str | None:
-    """A failed response's status_details.error, short (code, else type, and message)."""
-    if not isinstance(error, dict):
-        return None
-    label = error.get("code") or error.get("type") or "error"
-    message = str(error.get("message") or "")[:200]
-    return f"{label}: {message}" if message else str(label)

@@ -15,29 +15,29 @@ from gateway.call.machine import (
     Ack,
     AddText,
     Answer,
-    AudioDelta,
-    AudioDone,
+    BotAudio,
+    BotAudioDone,
+    BotReplyDone,
+    BotReplyStarted,
     CallContext,
     CallerBye,
+    CallerSpeechStarted,
     CallPolicy,
     DigitAction,
     Dtmf,
     EnqueueAudio,
     FlushPlayout,
-    FunctionCall,
     PlayoutDrained,
     PlayoutItem,
     ReferResult,
     Reject,
     RequestReply,
-    ResponseCreated,
-    ResponseDone,
     ReturnToolResult,
     SendBye,
     SendDigits,
     SendRefer,
-    SpeechStarted,
     State,
+    ToolCall,
     ToolResult,
 )
 
@@ -51,16 +51,18 @@ SAMPLE_EVENTS: dict[type, object] = {
     m.CallerCancel: m.CallerCancel(),
     m.RtpTimeout: m.RtpTimeout(30),
     m.MaxDuration: m.MaxDuration(),
-    m.SpeechStarted: m.SpeechStarted((PlayoutItem("item_1", 800),)),
-    m.SpeechStopped: m.SpeechStopped(),
-    m.ResponseCreated: m.ResponseCreated("resp_1"),
-    m.AudioDelta: m.AudioDelta("resp_1", "item_1", b"\xff" * 1600),
-    m.AudioDone: m.AudioDone("resp_1", "item_1"),
-    m.ResponseDone: m.ResponseDone("resp_1", "completed"),
+    m.CallerSpeechStarted: m.CallerSpeechStarted((PlayoutItem("item_1", 800),)),
+    m.CallerSpeechStopped: m.CallerSpeechStopped(),
+    m.BotReplyStarted: m.BotReplyStarted("resp_1"),
+    m.BotAudio: m.BotAudio("resp_1", "item_1", b"\xff" * 1600),
+    m.BotAudioDone: m.BotAudioDone("resp_1", "item_1"),
+    m.BotReplyDone: m.BotReplyDone("resp_1", "completed"),
     m.PlayoutDrained: m.PlayoutDrained(),
-    m.FunctionCall: m.FunctionCall("call_1", "lookup", {"q": 1}),
+    m.ToolCall: m.ToolCall("call_1", "lookup", {"q": 1}),
     m.ToolResult: m.ToolResult("call_1", "{}"),
-    m.RealtimeError: m.RealtimeError("response_cancel_not_active", "no active response"),
+    m.VoiceError: m.VoiceError(
+        "response_cancel_not_active", "no active response", m.VoiceErrorKind.NOTHING_TO_STOP
+    ),
     m.Dtmf: m.Dtmf("5", "rfc4733"),
     m.DigitTimeout: m.DigitTimeout(),
     m.ReferResult: m.ReferResult(200),
@@ -71,7 +73,7 @@ SAMPLE_EVENTS: dict[type, object] = {
     m.RolledOver: m.RolledOver(),
     m.DrainTimeout: m.DrainTimeout(),
     m.IdleTimeout: m.IdleTimeout(),
-    m.InputTimeout: m.InputTimeout(),
+    m.CallerSilenceTimeout: m.CallerSilenceTimeout(),
     m.OperatorHangup: m.OperatorHangup(),
     m.OperatorSay: m.OperatorSay("The taxi is here."),
     m.HoldChanged: m.HoldChanged(True, "sendonly"),
@@ -101,7 +103,7 @@ def test_every_table_row_lands_in_its_declared_targets(
     ctx = CallContext(
         POLICY,
         state=state,
-        response_id="resp_1" if busy else None,
+        reply_id="resp_1" if busy else None,
         playout_busy=busy,
         received_bytes={"item_1": 1600} if busy else {},
         session_connected=True,
@@ -133,8 +135,8 @@ def answered(policy: CallPolicy = POLICY) -> CallContext:
 def bot_speaking(nbytes: int = 1600) -> CallContext:
     ctx, _ = run(
         answered(),
-        ResponseCreated("resp_1"),
-        AudioDelta("resp_1", "item_1", b"\xff" * nbytes),
+        BotReplyStarted("resp_1"),
+        BotAudio("resp_1", "item_1", b"\xff" * nbytes),
     )
     assert ctx.state is State.BOT_SPEAKING
     return ctx
@@ -194,14 +196,14 @@ def test_ack_timeout_ends_with_bye() -> None:
 
 def test_audio_deltas_are_enqueued_and_counted_per_item() -> None:
     ctx = bot_speaking(800)
-    ctx, actions = m.step(ctx, AudioDelta("resp_1", "item_1", b"\x7f" * 400))
+    ctx, actions = m.step(ctx, BotAudio("resp_1", "item_1", b"\x7f" * 400))
     assert actions == [EnqueueAudio("item_1", b"\x7f" * 400)]
     assert ctx.received_bytes["item_1"] == 1200
 
 
 def test_turn_completes_when_playout_drains_after_response_done() -> None:
     ctx = bot_speaking()
-    ctx, actions = run(ctx, AudioDone("resp_1", "item_1"), ResponseDone("resp_1", "completed"))
+    ctx, actions = run(ctx, BotAudioDone("resp_1", "item_1"), BotReplyDone("resp_1", "completed"))
     assert m.EndOfAudio("item_1") in actions
     assert ctx.state is State.BOT_SPEAKING  # generation done, playout not
     ctx, _ = m.step(ctx, PlayoutDrained())
@@ -212,51 +214,51 @@ def test_turn_completes_when_playout_drains_after_response_done() -> None:
 
 
 def test_barge_in_truncates_at_bytes_played_and_lets_the_server_cancel() -> None:
-    ctx, actions = m.step(bot_speaking(4000), SpeechStarted((PlayoutItem("item_1", 1600),)))
+    ctx, actions = m.step(bot_speaking(4000), CallerSpeechStarted((PlayoutItem("item_1", 1600),)))
     assert ctx.state is State.CALLER_SPEAKING
     assert kinds(actions) == [FlushPlayout, m.StopBotAudio]
     assert truncated(actions) == {"item_1": 200}  # 1600 bytes on the wire / 8
     assert not cancels(actions)  # interrupt_response: the server cancels itself
     # Late deltas of the interrupted response are dropped.
-    ctx, actions = m.step(ctx, AudioDelta("resp_1", "item_1", b"\xff" * 160))
+    ctx, actions = m.step(ctx, BotAudio("resp_1", "item_1", b"\xff" * 160))
     assert actions == []
 
 
 def test_barge_in_sends_cancel_when_the_server_does_not_interrupt() -> None:
     policy = replace(POLICY, server_interrupts=False)
     ctx, _ = run(
-        answered(policy), ResponseCreated("resp_1"), AudioDelta("resp_1", "item_1", b"\xff" * 800)
+        answered(policy), BotReplyStarted("resp_1"), BotAudio("resp_1", "item_1", b"\xff" * 800)
     )
-    ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 320),)))
+    ctx, actions = m.step(ctx, CallerSpeechStarted((PlayoutItem("item_1", 320),)))
     assert cancels(actions)
     # A second speech_started while the cancel is under way does not cancel again.
-    ctx, _ = m.step(ctx, m.SpeechStopped())
-    ctx, actions = m.step(ctx, SpeechStarted(()))
+    ctx, _ = m.step(ctx, m.CallerSpeechStopped())
+    ctx, actions = m.step(ctx, CallerSpeechStarted(()))
     assert not cancels(actions)
 
 
 def test_barge_in_with_nothing_played_deletes_the_item() -> None:
-    _ctx, actions = m.step(bot_speaking(), SpeechStarted((PlayoutItem("item_1", 0),)))
+    _ctx, actions = m.step(bot_speaking(), CallerSpeechStarted((PlayoutItem("item_1", 0),)))
     assert deleted(actions) == {"item_1"}
     assert truncated(actions) == {}
 
 
 def test_barge_in_allowance_is_subtracted_and_clamped_to_received_audio() -> None:
     policy = replace(POLICY, truncate_allowance_ms=60)
-    ctx, _ = run(answered(policy), ResponseCreated("r"), AudioDelta("r", "item_1", b"\xff" * 2400))
-    _, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 1600),)))
+    ctx, _ = run(answered(policy), BotReplyStarted("r"), BotAudio("r", "item_1", b"\xff" * 2400))
+    _, actions = m.step(ctx, CallerSpeechStarted((PlayoutItem("item_1", 1600),)))
     assert truncated(actions) == {"item_1": 140}  # 200 ms played - 60 ms in the phone
     # played_bytes beyond what was received is impossible on the wire, but clamp anyway.
-    _, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 99999),)))
+    _, actions = m.step(ctx, CallerSpeechStarted((PlayoutItem("item_1", 99999),)))
     assert truncated(actions) == {"item_1": 240}
 
 
 def test_barge_in_in_the_tail_after_response_done() -> None:
     ctx, _ = run(
-        bot_speaking(8000), AudioDone("resp_1", "item_1"), ResponseDone("resp_1", "completed")
+        bot_speaking(8000), BotAudioDone("resp_1", "item_1"), BotReplyDone("resp_1", "completed")
     )
-    assert ctx.response_id is None and ctx.state is State.BOT_SPEAKING
-    ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 4000),)))
+    assert ctx.reply_id is None and ctx.state is State.BOT_SPEAKING
+    ctx, actions = m.step(ctx, CallerSpeechStarted((PlayoutItem("item_1", 4000),)))
     assert kinds(actions) == [FlushPlayout, m.StopBotAudio]
     assert not cancels(actions)  # nothing to cancel server-side
     assert truncated(actions) == {"item_1": 500}
@@ -265,23 +267,29 @@ def test_barge_in_in_the_tail_after_response_done() -> None:
 
 def test_item_played_completely_gets_no_truncate() -> None:
     ctx, _ = run(
-        bot_speaking(1600), AudioDone("resp_1", "item_1"), ResponseDone("resp_1", "completed")
+        bot_speaking(1600), BotAudioDone("resp_1", "item_1"), BotReplyDone("resp_1", "completed")
     )
-    _, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 1600),)))
+    _, actions = m.step(ctx, CallerSpeechStarted((PlayoutItem("item_1", 1600),)))
     assert kinds(actions) == [FlushPlayout]
 
 
 def test_benign_races_are_logged_and_do_not_stall() -> None:
     ctx = bot_speaking()
-    ctx, actions = m.step(ctx, m.RealtimeError("response_cancel_not_active", "no active"))
-    assert kinds(actions) == [] and not ctx.cancelling
-    ctx, actions = m.step(ctx, m.RealtimeError("conversation_already_has_active_response", "x"))
-    assert ctx.response_wanted
-    ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
-    assert RequestReply() in actions  # the owed response is retried
     ctx, actions = m.step(
-        ctx, m.RealtimeError("invalid_value", "Audio content of 9800ms is shorter")
+        ctx,
+        m.VoiceError("response_cancel_not_active", "no active", m.VoiceErrorKind.NOTHING_TO_STOP),
     )
+    assert kinds(actions) == [] and not ctx.cancelling
+    ctx, actions = m.step(
+        ctx,
+        m.VoiceError(
+            "conversation_already_has_active_response", "x", m.VoiceErrorKind.REPLY_IN_PROGRESS
+        ),
+    )
+    assert ctx.reply_wanted
+    ctx, actions = m.step(ctx, BotReplyDone("resp_1", "completed"))
+    assert RequestReply() in actions  # the owed response is retried
+    ctx, actions = m.step(ctx, m.VoiceError("invalid_value", "Audio content of 9800ms is shorter"))
     assert ctx.state is State.BOT_SPEAKING
 
 
@@ -290,9 +298,9 @@ def test_benign_races_are_logged_and_do_not_stall() -> None:
 
 def test_barge_in_during_a_tool_call() -> None:
     ctx = bot_speaking()
-    ctx, actions = m.step(ctx, FunctionCall("call_9", "lookup_order", {"id": "42"}))
+    ctx, actions = m.step(ctx, ToolCall("call_9", "lookup_order", {"id": "42"}))
     assert m.RunTool("call_9", "lookup_order", {"id": "42"}) in actions
-    ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 800),)))
+    ctx, actions = m.step(ctx, CallerSpeechStarted((PlayoutItem("item_1", 800),)))
     assert truncated(actions) == {"item_1": 100}
     # The result comes back while the caller is still talking: hand it over, no response.create
     # (the server's VAD response will see it).
@@ -302,15 +310,15 @@ def test_barge_in_during_a_tool_call() -> None:
 
 def test_tool_result_waits_for_the_active_response() -> None:
     ctx = bot_speaking()
-    ctx, _ = m.step(ctx, FunctionCall("call_9", "lookup_order", {}))
+    ctx, _ = m.step(ctx, ToolCall("call_9", "lookup_order", {}))
     ctx, actions = m.step(ctx, ToolResult("call_9", "{}"))
     assert ReturnToolResult("call_9", "{}") in actions and RequestReply() not in actions
-    ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
+    ctx, actions = m.step(ctx, BotReplyDone("resp_1", "completed"))
     assert RequestReply() in actions
 
 
 def test_bye_during_a_transfer() -> None:
-    ctx, _ = run(answered(), FunctionCall("call_t", "transfer_call", {"target": "operator"}))
+    ctx, _ = run(answered(), ToolCall("call_t", "transfer_call", {"target": "operator"}))
     assert ctx.state is State.TRANSFERRING
     ctx, actions = m.step(ctx, CallerBye())
     assert ctx.state is State.ENDED
@@ -320,9 +328,9 @@ def test_bye_during_a_transfer() -> None:
 
 def test_transfer_waits_for_playout_then_refers_and_reports_failure_to_the_model() -> None:
     ctx = bot_speaking()
-    ctx, actions = m.step(ctx, FunctionCall("call_t", "transfer_call", {"target": "operator"}))
+    ctx, actions = m.step(ctx, ToolCall("call_t", "transfer_call", {"target": "operator"}))
     assert not any(isinstance(a, SendRefer) for a in actions)
-    ctx, _ = m.step(ctx, ResponseDone("resp_1", "completed"))
+    ctx, _ = m.step(ctx, BotReplyDone("resp_1", "completed"))
     ctx, actions = m.step(ctx, PlayoutDrained())
     assert SendRefer("sip:op@pbx.example") in actions and ctx.state is State.TRANSFERRING
     ctx, actions = m.step(ctx, ReferResult(486))
@@ -332,13 +340,13 @@ def test_transfer_waits_for_playout_then_refers_and_reports_failure_to_the_model
 
 
 def test_transfer_success_ends_the_call() -> None:
-    ctx, _ = run(answered(), FunctionCall("call_t", "transfer_call", {"target": "operator"}))
+    ctx, _ = run(answered(), ToolCall("call_t", "transfer_call", {"target": "operator"}))
     ctx, actions = m.step(ctx, ReferResult(200))
     assert ctx.state is State.ENDED and SendBye(EndCause.TRANSFERRED) in actions
 
 
 def test_transfer_to_a_target_outside_the_allowlist_is_refused() -> None:
-    ctx, actions = m.step(answered(), FunctionCall("c", "transfer_call", {"target": "sip:x@evil"}))
+    ctx, actions = m.step(answered(), ToolCall("c", "transfer_call", {"target": "sip:x@evil"}))
     assert ctx.state is State.LISTENING
     out = [a for a in actions if isinstance(a, ReturnToolResult)]
     assert out and "unknown transfer target" in out[0].output and "operator" in out[0].output
@@ -349,19 +357,17 @@ def test_websocket_drop_while_the_bot_speaks() -> None:
     ctx, actions = m.step(ctx, m.ConnectionLost("1006"))
     assert m.Reconnect("1006") in actions
     assert FlushPlayout() not in actions  # what was received still plays out
-    assert ctx.response_id is None and not ctx.session_connected
+    assert ctx.reply_id is None and not ctx.session_connected
     ctx, _ = m.step(ctx, m.Reconnected())
     ctx, _ = m.step(ctx, PlayoutDrained())
     assert ctx.state is State.LISTENING
     # The next turn works on the new session.
-    ctx, actions = run(
-        ctx, ResponseCreated("resp_2"), AudioDelta("resp_2", "item_2", b"\xff" * 160)
-    )
+    ctx, actions = run(ctx, BotReplyStarted("resp_2"), BotAudio("resp_2", "item_2", b"\xff" * 160))
     assert EnqueueAudio("item_2", b"\xff" * 160) in actions
 
 
 def test_dtmf_during_barge_in() -> None:
-    ctx, _ = m.step(bot_speaking(), SpeechStarted((PlayoutItem("item_1", 800),)))
+    ctx, _ = m.step(bot_speaking(), CallerSpeechStarted((PlayoutItem("item_1", 800),)))
     ctx, actions = run(ctx, Dtmf("1", "rfc4733"), Dtmf("2", "rfc4733"), Dtmf("#", "rfc4733"))
     assert AddText("The caller pressed 1 2 #") in actions
     assert ctx.state is State.CALLER_SPEAKING and ctx.digits == ""
@@ -393,25 +399,25 @@ def test_dtmf_ignored_by_policy() -> None:
 
 def test_end_call_finishes_playing_then_byes() -> None:
     ctx = bot_speaking()
-    ctx, actions = m.step(ctx, FunctionCall("c", "end_call", {}))
+    ctx, actions = m.step(ctx, ToolCall("c", "end_call", {}))
     assert ctx.state is State.ENDING and not any(isinstance(a, SendBye) for a in actions)
-    ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
+    ctx, actions = m.step(ctx, BotReplyDone("resp_1", "completed"))
     assert ctx.state is State.ENDING
     ctx, actions = m.step(ctx, PlayoutDrained())
     assert ctx.state is State.ENDED and SendBye(EndCause.END_CALL) in actions
 
 
 def test_send_dtmf_tool() -> None:
-    ctx, actions = m.step(bot_speaking(), FunctionCall("c", "send_dtmf", {"digits": "12#"}))
+    ctx, actions = m.step(bot_speaking(), ToolCall("c", "send_dtmf", {"digits": "12#"}))
     assert SendDigits("12#") in actions and ReturnToolResult("c", '{"ok": true}') in actions
-    _, actions = m.step(ctx, FunctionCall("d", "send_dtmf", {"digits": "1x"}))
+    _, actions = m.step(ctx, ToolCall("d", "send_dtmf", {"digits": "1x"}))
     assert not any(isinstance(a, SendDigits) for a in actions)
 
 
 def test_rollover_waits_for_a_silence() -> None:
     ctx, actions = m.step(bot_speaking(), m.SessionCapNear())
     assert m.Rollover() not in actions and ctx.rollover_pending
-    ctx, _ = m.step(ctx, ResponseDone("resp_1", "completed"))
+    ctx, _ = m.step(ctx, BotReplyDone("resp_1", "completed"))
     ctx, actions = m.step(ctx, PlayoutDrained())
     assert m.Rollover() in actions
     ctx, actions = m.step(ctx, m.RolledOver())
@@ -486,7 +492,11 @@ def test_session_expiry_reconnects_once() -> None:
     """The service sends error session_expired and then closes the socket: one new session."""
     _ctx, actions = run(
         bot_speaking(),
-        m.RealtimeError("session_expired", "Your session hit the maximum duration of 60 minutes."),
+        m.VoiceError(
+            "session_expired",
+            "Your session hit the maximum duration of 60 minutes.",
+            m.VoiceErrorKind.SESSION_EXPIRED,
+        ),
         m.ConnectionLost("1001"),
     )
     assert [a for a in actions if isinstance(a, m.Reconnect)] == [m.Reconnect("1001")]
@@ -518,8 +528,8 @@ def test_operator_say_adds_the_text_and_asks_for_a_reply() -> None:
 def test_operator_say_while_the_bot_speaks_waits_for_its_response() -> None:
     ctx, actions = m.step(bot_speaking(), m.OperatorSay("The taxi is here."))
     assert m.AddText("The taxi is here.", "system") in actions
-    assert not any(isinstance(a, m.RequestReply) for a in actions) and ctx.response_wanted
-    _, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
+    assert not any(isinstance(a, m.RequestReply) for a in actions) and ctx.reply_wanted
+    _, actions = m.step(ctx, BotReplyDone("resp_1", "completed"))
     assert m.RequestReply(None) in actions
 
 
@@ -542,8 +552,8 @@ def test_hold_stops_the_idle_watchdog_and_resume_restarts_it() -> None:
     assert m.Note("call.hold", {"direction": "sendonly"}) in actions
     assert m.CancelTimer(m.T_IDLE) in actions
     # While on hold the caller's silence is no reason to prompt: the watchdog stays off.
-    ctx, actions = m.step(ctx, ResponseCreated("resp_1"))
-    ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
+    ctx, actions = m.step(ctx, BotReplyStarted("resp_1"))
+    ctx, actions = m.step(ctx, BotReplyDone("resp_1", "completed"))
     assert not any(isinstance(a, m.StartTimer) and a.name == m.T_IDLE for a in actions)
     ctx, actions = m.step(ctx, m.HoldChanged(False, "sendrecv"))
     assert not ctx.on_hold

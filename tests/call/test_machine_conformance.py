@@ -9,23 +9,23 @@ from gateway.call import machine as m
 from gateway.call.causes import EndCause
 from gateway.call.machine import (
     Ack,
-    AudioDelta,
-    AudioDone,
+    BotAudio,
+    BotAudioDone,
+    BotReplyDone,
+    BotReplyStarted,
     CallContext,
+    CallerSpeechStarted,
     CallPolicy,
     Dtmf,
     FlushPlayout,
-    FunctionCall,
     PlayoutDrained,
     PlayoutItem,
     RequestReply,
-    ResponseCreated,
-    ResponseDone,
     ReturnToolResult,
     SendBye,
     SendRefer,
-    SpeechStarted,
     State,
+    ToolCall,
     ToolResult,
 )
 from gateway.realtime.link import RealtimeLink
@@ -56,10 +56,10 @@ def creates(actions: list[object]) -> list[object]:
 def test_two_tool_calls_in_one_response_get_one_response_create_after_both_outputs() -> None:
     ctx, actions = run(
         answered(),
-        ResponseCreated("resp_1"),
-        FunctionCall("call_a", "lookup", {"q": 1}),
-        FunctionCall("call_b", "weather", {"city": "x"}),
-        ResponseDone("resp_1", "completed"),
+        BotReplyStarted("resp_1"),
+        ToolCall("call_a", "lookup", {"q": 1}),
+        ToolCall("call_b", "weather", {"city": "x"}),
+        BotReplyDone("resp_1", "completed"),
         ToolResult("call_b", '{"b": 1}'),  # the second tool answers first
     )
     assert [type(a) for a in actions if isinstance(a, m.RunTool)] == [m.RunTool, m.RunTool]
@@ -72,42 +72,42 @@ def test_two_tool_calls_in_one_response_get_one_response_create_after_both_outpu
 def test_tool_outputs_before_response_done_wait_for_it_then_one_create() -> None:
     ctx, actions = run(
         answered(),
-        ResponseCreated("resp_1"),
-        FunctionCall("call_a", "lookup", {}),
-        FunctionCall("call_b", "send_dtmf", {"digits": "12"}),  # built-in: output at once
+        BotReplyStarted("resp_1"),
+        ToolCall("call_a", "lookup", {}),
+        ToolCall("call_b", "send_dtmf", {"digits": "12"}),  # built-in: output at once
         ToolResult("call_a", "{}"),
     )
     assert creates(actions) == []  # resp_1 still active
-    ctx, actions = m.step(ctx, ResponseDone("resp_1", "completed"))
+    ctx, actions = m.step(ctx, BotReplyDone("resp_1", "completed"))
     assert creates(actions) == [RequestReply(None)]
 
 
 def test_preamble_then_tool_call_plays_the_preamble_and_answers_after_the_output() -> None:
     ctx, actions = run(
         answered(),
-        ResponseCreated("resp_1"),
-        AudioDelta("resp_1", "item_pre", b"\x55" * 1600),
-        AudioDone("resp_1", "item_pre"),
-        FunctionCall("call_a", "lookup", {}),
-        ResponseDone("resp_1", "completed"),
+        BotReplyStarted("resp_1"),
+        BotAudio("resp_1", "item_pre", b"\x55" * 1600),
+        BotAudioDone("resp_1", "item_pre"),
+        ToolCall("call_a", "lookup", {}),
+        BotReplyDone("resp_1", "completed"),
     )
     assert m.EnqueueAudio("item_pre", b"\x55" * 1600) in actions
     assert ctx.state is State.BOT_SPEAKING and creates(actions) == []
     ctx, actions = run(ctx, ToolResult("call_a", "{}"))
     assert creates(actions) == [RequestReply(None)]
-    ctx, _ = run(ctx, ResponseCreated("resp_2"), PlayoutDrained())
+    ctx, _ = run(ctx, BotReplyStarted("resp_2"), PlayoutDrained())
     assert ctx.state is State.BOT_SPEAKING or ctx.state is State.LISTENING
 
 
 def test_end_call_after_a_preamble_lets_the_preamble_finish() -> None:
     ctx, actions = run(
         answered(),
-        ResponseCreated("resp_1"),
-        AudioDelta("resp_1", "item_pre", b"\x55" * 1600),
-        FunctionCall("call_end", "end_call", {}),
-        AudioDelta("resp_1", "item_pre", b"\x55" * 800),  # the preamble is still arriving
-        AudioDone("resp_1", "item_pre"),
-        ResponseDone("resp_1", "completed"),
+        BotReplyStarted("resp_1"),
+        BotAudio("resp_1", "item_pre", b"\x55" * 1600),
+        ToolCall("call_end", "end_call", {}),
+        BotAudio("resp_1", "item_pre", b"\x55" * 800),  # the preamble is still arriving
+        BotAudioDone("resp_1", "item_pre"),
+        BotReplyDone("resp_1", "completed"),
     )
     assert ctx.state is State.ENDING
     assert not any(isinstance(a, SendBye) for a in actions)
@@ -133,9 +133,9 @@ def realtime_wire(actions: list[object]) -> list[dict[str, object]]:
 def test_dtmf_barge_in_cancels_before_it_truncates_or_deletes() -> None:
     ctx, _ = run(
         answered(),
-        ResponseCreated("resp_1"),
-        AudioDelta("resp_1", "item_1", b"\xff" * 4000),
-        AudioDelta("resp_1", "item_2", b"\xff" * 800),
+        BotReplyStarted("resp_1"),
+        BotAudio("resp_1", "item_1", b"\xff" * 4000),
+        BotAudio("resp_1", "item_2", b"\xff" * 800),
     )
     playout = (PlayoutItem("item_1", 1600), PlayoutItem("item_2", 0))
     ctx, actions = m.step(ctx, Dtmf("5", "rfc4733", playout))
@@ -151,9 +151,9 @@ def test_dtmf_barge_in_cancels_before_it_truncates_or_deletes() -> None:
 def test_speech_barge_in_without_interrupt_response_cancels_first() -> None:
     policy = replace(POLICY, server_interrupts=False)
     ctx, _ = run(
-        answered(policy), ResponseCreated("resp_1"), AudioDelta("resp_1", "item_1", b"\xff" * 800)
+        answered(policy), BotReplyStarted("resp_1"), BotAudio("resp_1", "item_1", b"\xff" * 800)
     )
-    ctx, actions = m.step(ctx, SpeechStarted((PlayoutItem("item_1", 320),)))
+    ctx, actions = m.step(ctx, CallerSpeechStarted((PlayoutItem("item_1", 320),)))
     assert realtime_wire(actions) == [
         {"type": "response.cancel"},
         {"type": "conversation.item.truncate", "item_id": "item_1", "audio_end_ms": 40},
@@ -164,10 +164,10 @@ def test_speech_barge_in_without_interrupt_response_cancels_first() -> None:
 
 
 def test_failed_response_is_retried_then_the_call_ends_with_503_never_silence() -> None:
-    ctx, actions = run(answered(), ResponseCreated("resp_1"), ResponseDone("resp_1", "failed"))
+    ctx, actions = run(answered(), BotReplyStarted("resp_1"), BotReplyDone("resp_1", "failed"))
     assert creates(actions) == [RequestReply(POLICY.failed_response_instructions)]
     assert any(isinstance(a, m.Note) and a.event == "realtime.response_failed" for a in actions)
-    ctx, actions = run(ctx, ResponseCreated("resp_2"), ResponseDone("resp_2", "failed"))
+    ctx, actions = run(ctx, BotReplyStarted("resp_2"), BotReplyDone("resp_2", "failed"))
     assert ctx.state is State.ENDED
     assert SendBye(EndCause.VOICE_SESSION_UNAVAILABLE) in actions
 
@@ -175,7 +175,7 @@ def test_failed_response_is_retried_then_the_call_ends_with_503_never_silence() 
 def test_failed_responses_transfer_when_a_target_is_configured() -> None:
     policy = replace(POLICY, failed_response_retries=0, failed_response_transfer="operator")
     ctx, actions = run(
-        answered(policy), ResponseCreated("resp_1"), ResponseDone("resp_1", "failed")
+        answered(policy), BotReplyStarted("resp_1"), BotReplyDone("resp_1", "failed")
     )
     assert ctx.state is State.TRANSFERRING and SendRefer("sip:op@pbx.example") in actions
 
@@ -183,20 +183,20 @@ def test_failed_responses_transfer_when_a_target_is_configured() -> None:
 def test_incomplete_without_audio_is_retried_but_with_audio_only_noted() -> None:
     ctx, actions = run(
         answered(),
-        ResponseCreated("resp_1"),
-        ResponseDone("resp_1", "incomplete", "content_filter"),
+        BotReplyStarted("resp_1"),
+        BotReplyDone("resp_1", "incomplete", "content_filter"),
     )
     assert len(creates(actions)) == 1
-    ctx, _ = run(ctx, ResponseCreated("resp_2"), AudioDelta("resp_2", "i", b"\xff" * 800))
-    ctx, actions = m.step(ctx, ResponseDone("resp_2", "incomplete", "max_output_tokens"))
+    ctx, _ = run(ctx, BotReplyStarted("resp_2"), BotAudio("resp_2", "i", b"\xff" * 800))
+    ctx, actions = m.step(ctx, BotReplyDone("resp_2", "incomplete", "max_output_tokens"))
     assert creates(actions) == [] and ctx.state is State.BOT_SPEAKING
     # A good answer resets the count of failures in a row.
     ctx, _ = run(
         ctx,
         PlayoutDrained(),
-        ResponseCreated("resp_3"),
-        AudioDelta("resp_3", "j", b"\xff" * 800),
-        ResponseDone("resp_3", "completed"),
+        BotReplyStarted("resp_3"),
+        BotAudio("resp_3", "j", b"\xff" * 800),
+        BotReplyDone("resp_3", "completed"),
     )
     assert ctx.failed_retries == 0
 
@@ -210,10 +210,10 @@ IDLE = replace(POLICY, idle_prompt_s=8.0, idle_prompts_max=2)
 def played_turn(ctx: CallContext, response_id: str) -> tuple[CallContext, list[object]]:
     return run(
         ctx,
-        ResponseCreated(response_id),
-        AudioDelta(response_id, f"item_{response_id}", b"\xff" * 800),
-        AudioDone(response_id, f"item_{response_id}"),
-        ResponseDone(response_id, "completed"),
+        BotReplyStarted(response_id),
+        BotAudio(response_id, f"item_{response_id}", b"\xff" * 800),
+        BotAudioDone(response_id, f"item_{response_id}"),
+        BotReplyDone(response_id, "completed"),
         PlayoutDrained(),
     )
 
@@ -237,23 +237,21 @@ def test_speech_resets_the_idle_count_and_stops_the_timer() -> None:
     ctx, _ = run(CallContext(IDLE), m.Start(), m.SessionReady(), Ack(), m.IdleTimeout())
     ctx, _ = played_turn(ctx, "resp_1")
     assert ctx.idle_prompts == 1
-    ctx, actions = m.step(ctx, SpeechStarted(()))
+    ctx, actions = m.step(ctx, CallerSpeechStarted(()))
     assert ctx.idle_prompts == 0 and m.CancelTimer(m.T_IDLE) in actions
 
 
 def test_server_idle_timeouts_count_as_prompts() -> None:
     policy = replace(POLICY, idle_prompts_max=1)
-    ctx, actions = run(answered(policy), m.InputTimeout())
+    ctx, actions = run(answered(policy), m.CallerSilenceTimeout())
     assert ctx.state is State.LISTENING and ctx.idle_prompts == 1
-    ctx, actions = m.step(ctx, m.InputTimeout())
+    ctx, actions = m.step(ctx, m.CallerSilenceTimeout())
     assert ctx.state is State.ENDING
     ctx, actions = played_turn(ctx, "resp_1")
     assert ctx.state is State.ENDED and SendBye(EndCause.IDLE_CALLER) in actions
 
 
 def test_idle_timer_firing_while_the_bot_talks_is_ignored() -> None:
-    ctx, _ = run(
-        answered(IDLE), ResponseCreated("resp_1"), AudioDelta("resp_1", "i", b"\xff" * 800)
-    )
+    ctx, _ = run(answered(IDLE), BotReplyStarted("resp_1"), BotAudio("resp_1", "i", b"\xff" * 800))
     ctx2, actions = m.step(ctx, m.IdleTimeout())
     assert actions == [] and ctx2 == ctx

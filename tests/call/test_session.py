@@ -156,7 +156,7 @@ async def test_caller_turn_gets_the_bot_reply_and_playout_drains(
     utterance = speech_like(800)
     speak(session, silence(200) + utterance + silence(600))
     await until(lambda: queue.queued_bytes > 0)
-    await until(lambda: session.ctx.response_id is None)  # response.done: all deltas in
+    await until(lambda: session.ctx.reply_id is None)  # response.done: all deltas in
     received = sum(session.ctx.received_bytes.values())
     assert received > 0
     assert session.ctx.state is m.State.BOT_SPEAKING
@@ -169,7 +169,7 @@ async def test_barge_in_truncates_at_the_bytes_played(
 ) -> None:
     session, _, queue = await answered(sim, make_session)
     speak(session, silence(200) + speech_like(2000) + silence(600))
-    await until(lambda: session.ctx.response_id is None and queue.queued_bytes > 0)
+    await until(lambda: session.ctx.reply_id is None and queue.queued_bytes > 0)
     item_id = next(iter(session.ctx.received_bytes))
     played_frames = tick(session, queue, 25)  # the caller hears 500 ms
     assert played_frames == 25
@@ -436,3 +436,27 @@ def test_mcp_events_are_logged_and_observed(caplog: pytest.LogCaptureFixture) ->
     lines = [r for r in caplog.records if getattr(r, "event", "") == "mcp.call"]
     assert lines and lines[0].levelname == "WARNING"
     assert record_fields(lines[0])["call_id"] == "call-mcp"
+
+
+def test_usage_reported_with_a_reply_or_on_its_own_is_counted_once_each() -> None:
+    """Realtime reports token usage with the reply's end; a backend may report it on its own
+    (gateway/voice.py UsageReported): both reach the statistics and the observer."""
+    from gateway import voice as v
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+    settings = SessionSettings(
+        Endpoint.custom("ws://127.0.0.1:9"), protocol.SessionConfig(), m.CallPolicy()
+    )
+    session = CallSession(
+        "call-usage",
+        settings,
+        FakeControl(),
+        PlayoutQueue("PCMU"),
+        observe=lambda kind, fields: seen.append((kind, fields)),
+    )
+    tokens = {"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}
+    done = v.BotReplyDone("resp_1", v.REPLY_COMPLETED, usage=tokens)
+    assert session._on_report(done) is done
+    assert session._on_report(v.UsageReported(tokens)) is None
+    assert session.stats.usage == {"input_tokens": 6, "output_tokens": 8, "total_tokens": 14}
+    assert [fields for kind, fields in seen if kind == "usage"] == [tokens, tokens]

@@ -72,7 +72,7 @@ def turn(seed: int = 1) -> bytes:
 
 async def play_out(session: CallSession, queue: PlayoutQueue) -> None:
     """Wait for the current response to finish, then play everything queued."""
-    await until(lambda: session.ctx.response_id is None and queue.queued_bytes > 0)
+    await until(lambda: session.ctx.reply_id is None and queue.queued_bytes > 0)
     tick(session, queue, queue.queued_bytes // 160 + 3)
     assert queue.queued_bytes == 0
 

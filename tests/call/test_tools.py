@@ -15,7 +15,6 @@ from gateway.call.tools import (
     builtin_tool_definitions,
     call_http_tool,
     http_tool_definition,
-    parse_arguments,
 )
 
 received: list[dict] = []
@@ -108,13 +107,6 @@ async def test_unreachable_tool_goes_back_to_the_model() -> None:
         arguments={},
     )
     assert "unreachable" in json.loads(out)["error"]
-
-
-def test_arguments_parsing_reports_bad_json() -> None:
-    assert parse_arguments('{"a": 1}') == ({"a": 1}, None)
-    assert parse_arguments("") == ({}, None)
-    assert parse_arguments("[1]")[1] == "arguments must be a JSON object"
-    assert "not valid JSON" in (parse_arguments("{oops")[1] or "")
 
 
 def test_builtin_definitions_validate_as_session_tools() -> None:

@@ -1,0 +1,296 @@
+"""The voice link's vocabulary: what a voice backend reports and what a call asks of it, in the
+call's own terms, whatever the backend's wire protocol.
+
+A backend (gateway/realtime/ for the Realtime GA API) turns its server events into the reports
+below (`VoiceLink.translate`) and the call's requests into its own client events; the per-call
+state machine (gateway/call/machine.py) decides on these reports only, so a second backend adds
+a link and a translation and leaves the machine's table as it is.
+
+The words: the caller speaks (speech started / stopped, a committed turn, a transcript); the bot
+replies (a reply starts, carries bot items of audio and transcript, and is done with a status);
+the bot may call a tool; the backend may report an error or lose its connection. A bot item is
+one piece of bot speech with an id the backend knows; the call tracks how much of each was played
+to the caller (`PlayoutItem`), which is what a barge-in needs to tell the backend what was heard.
+
+Plain frozen values, no behaviour and no imports from the rest of the gateway: both the call
+layer and every backend import this module, it imports neither.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# --------------------------------------------------------------------------------------------
+# The call's side of a bot item
+
+
+@dataclass(frozen=True, slots=True)
+class PlayoutItem:
+    """A snapshot of one bot item in the playout queue at barge-in time."""
+
+    item_id: str
+    played_bytes: int  # bytes of this item sent on the wire
+
+
+# --------------------------------------------------------------------------------------------
+# The caller
+
+
+@dataclass(frozen=True, slots=True)
+class CallerSpeechStarted:
+    """The backend heard the caller start speaking: the barge-in trigger. The backend gives
+    `audio_ms` (the position in the caller audio it was sent); the call session adds the
+    playout snapshot taken when it handles the report (`playout`)."""
+
+    playout: tuple[PlayoutItem, ...] = ()
+    audio_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallerSpeechStopped:
+    audio_ms: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CallerSilenceTimeout:
+    """The backend's own inactivity timer fired; it answers the silence itself (a re-prompt).
+    `item_id` is the (silent) caller turn it committed for it."""
+
+    item_id: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class CallerTurn:
+    """The caller's turn takes its place in the conversation, after `previous_item_id`. Its
+    text (`CallerTranscript`) may come before or after the bot's answer to it."""
+
+    item_id: str
+    previous_item_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallerTranscript:
+    """What the backend transcribed of a caller turn: a hint of what the model heard."""
+
+    item_id: str
+    text: str
+
+
+# --------------------------------------------------------------------------------------------
+# The bot
+
+
+@dataclass(frozen=True, slots=True)
+class BotReplyStarted:
+    reply_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BotTurn:
+    """A bot item of speech takes its place in the conversation (its transcript follows)."""
+
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BotAudio:
+    """Bot speech, in the call's G.711 law (never resampled), for one bot item of a reply."""
+
+    reply_id: str
+    item_id: str
+    audio: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class BotAudioDone:
+    """The bot item's audio is complete (also reported when its reply was stopped)."""
+
+    reply_id: str
+    item_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BotTranscript:
+    """Text of a bot item: a piece (`final` False) or the whole of it (`final` True). It runs
+    ahead of playback, so it is never what the caller heard."""
+
+    item_id: str
+    text: str
+    final: bool
+
+
+# A reply's end: completed (all of it generated), cancelled (stopped: a barge-in), failed (the
+# backend could not produce it), incomplete (cut short, e.g. by a token limit).
+REPLY_COMPLETED = "completed"
+REPLY_CANCELLED = "cancelled"
+REPLY_FAILED = "failed"
+REPLY_INCOMPLETE = "incomplete"
+
+
+@dataclass(frozen=True, slots=True)
+class BotReplyDone:
+    """A reply is over, whatever the outcome; always reported once per `BotReplyStarted`."""
+
+    reply_id: str
+    status: str  # REPLY_COMPLETED | REPLY_CANCELLED | REPLY_FAILED | REPLY_INCOMPLETE
+    reason: str | None = None  # why it ended early, in the backend's words (turn_detected...)
+    error: str | None = None  # a failed reply's error, short
+    usage: Mapping[str, int] | None = None  # token counts (<kind>_tokens), when reported
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReported:
+    """Token counts (<kind>_tokens) a backend reports on their own, not with a reply (GPT-Live's
+    session usage updates); Realtime reports them with the reply (`BotReplyDone.usage`)."""
+
+    usage: Mapping[str, int]
+
+
+# --------------------------------------------------------------------------------------------
+# Tools
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model calls a tool: a built-in the machine decides (end_call, transfer_call,
+    send_dtmf) or a custom one the call runs; its result goes back with `return_tool_result`."""
+
+    call_id: str
+    name: str
+    arguments: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallInvalid:
+    """A tool call whose arguments could not be read: `error` goes back to the model as the
+    tool's result, the tool does not run."""
+
+    call_id: str
+    name: str
+    arguments_text: str
+    error: str
+
+
+# --------------------------------------------------------------------------------------------
+# The link itself
+
+
+class VoiceErrorKind(enum.Enum):
+    """What an error means for the call (the backend maps its own codes onto these)."""
+
+    NOTHING_TO_STOP = "nothing_to_stop"  # stop asked for a reply already over: a benign race
+    REPLY_IN_PROGRESS = "reply_in_progress"  # a reply was asked while one is being generated
+    SESSION_EXPIRED = "session_expired"  # the session hit its cap; a ConnectionLost follows
+    OTHER = "other"  # logged, never fatal by itself
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceError:
+    code: str  # the backend's own code, for logs
+    message: str
+    kind: VoiceErrorKind = VoiceErrorKind.OTHER
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLost:
+    """The connection to the backend went away; the call decides whether to reconnect."""
+
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceNote:
+    """Backend activity worth a log line and a call-record entry, nothing to decide (e.g. the
+    service calling MCP servers itself). `kind` is the call record's entry kind ("mcp"),
+    `event` the log event name, `level` a `logging` level number."""
+
+    kind: str
+    event: str
+    message: str
+    level: int
+    fields: Mapping[str, Any]
+
+
+VoiceEvent = (
+    CallerSpeechStarted
+    | CallerSpeechStopped
+    | CallerSilenceTimeout
+    | CallerTurn
+    | CallerTranscript
+    | BotReplyStarted
+    | BotTurn
+    | BotAudio
+    | BotAudioDone
+    | BotTranscript
+    | BotReplyDone
+    | UsageReported
+    | ToolCall
+    | ToolCallInvalid
+    | VoiceError
+    | ConnectionLost
+    | VoiceNote
+)
+
+
+class VoiceLink(Protocol):
+    """One voice backend's wire form of the call's requests, and of its reports.
+
+    The requests return the client events to send, in order. A backend without some of the
+    operations (no cancel or truncate: its output is continuous) returns fewer events; the
+    machine's decisions do not change.
+    """
+
+    def stop_bot_audio(
+        self, cancel_reply: bool, unheard: Sequence[tuple[str, int]]
+    ) -> list[dict[str, Any]]:
+        """Events that stop the reply being generated (when `cancel_reply`) and make each bot
+        item (item id, ms the caller heard; 0: none of it) match what was heard."""
+        ...
+
+    def request_reply(self, instructions: str | None) -> dict[str, Any]: ...
+
+    def add_text(self, text: str, role: str) -> dict[str, Any]: ...
+
+    def return_tool_result(self, call_id: str, output: str) -> dict[str, Any]: ...
+
+    def replay(self, turns: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+        """Events that give a fresh session the conversation so far, (role, text) per turn
+        (role "user", "assistant" or "system"), after a reconnect or a rollover."""
+        ...
+
+    def translate(self, server_event: Any) -> VoiceEvent | None:
+        """A backend server event as the call's report, or None when it reports nothing the
+        call acts on."""
+        ...
+
+
+__all__ = [
+    "REPLY_CANCELLED",
+    "REPLY_COMPLETED",
+    "REPLY_FAILED",
+    "REPLY_INCOMPLETE",
+    "BotAudio",
+    "BotAudioDone",
+    "BotReplyDone",
+    "BotReplyStarted",
+    "BotTranscript",
+    "BotTurn",
+    "CallerSilenceTimeout",
+    "CallerSpeechStarted",
+    "CallerSpeechStopped",
+    "CallerTranscript",
+    "CallerTurn",
+    "ConnectionLost",
+    "PlayoutItem",
+    "ToolCall",
+    "ToolCallInvalid",
+    "UsageReported",
+    "VoiceError",
+    "VoiceErrorKind",
+    "VoiceEvent",
+    "VoiceLink",
+    "VoiceNote",
+]
