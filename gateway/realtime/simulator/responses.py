@@ -210,17 +210,7 @@ class Responses:
         self.items[item.id] = item
         response.output.append(item)
         ids = {"response_id": response.id, "item_id": item.id, "output_index": output_index}
-        await self.send(
-            {
-                "type": "response.output_item.added",
-                "response_id": response.id,
-                "output_index": output_index,
-                "item": item.wire(),
-            }
-        )
-        await self.send(
-            {"type": "conversation.item.added", "item": item.wire(), "previous_item_id": previous}
-        )
+        await self._output_item("added", response, output_index, item, previous)
         arguments = rule.arguments_json()
         half = len(arguments) // 2
         for piece in (arguments[:half], arguments[half:]):
@@ -244,16 +234,28 @@ class Responses:
                 "arguments": arguments,
             }
         )
+        await self._output_item("done", response, output_index, item, previous)
+
+    async def _output_item(
+        self, phase: str, response: Response, output_index: int, item: Item, previous: str | None
+    ) -> None:
+        """An output item's `response.output_item.<phase>` and then its
+        `conversation.item.<phase>` (phase: added or done), as the service sends them."""
+        wire = item.wire()
         await self.send(
             {
-                "type": "response.output_item.done",
+                "type": f"response.output_item.{phase}",
                 "response_id": response.id,
                 "output_index": output_index,
-                "item": item.wire(),
+                "item": wire,
             }
         )
         await self.send(
-            {"type": "conversation.item.done", "item": item.wire(), "previous_item_id": previous}
+            {
+                "type": f"conversation.item.{phase}",
+                "item": item.wire(),
+                "previous_item_id": previous,
+            }
         )
 
     def _reply_audio(self) -> bytes:
@@ -300,17 +302,7 @@ class Responses:
             "output_index": output_index,
             "content_index": 0,
         }
-        await self.send(
-            {
-                "type": "response.output_item.added",
-                "response_id": response.id,
-                "output_index": output_index,
-                "item": item.wire(),
-            }
-        )
-        await self.send(
-            {"type": "conversation.item.added", "item": item.wire(), "previous_item_id": previous}
-        )
+        await self._output_item("added", response, output_index, item, previous)
         await self.send(
             {
                 "type": "response.content_part.added",
@@ -369,15 +361,5 @@ class Responses:
                 "part": {"type": "audio", "transcript": item.transcript},
             }
         )
-        await self.send(
-            {
-                "type": "response.output_item.done",
-                "response_id": response.id,
-                "output_index": output_index,
-                "item": item.wire(),
-            }
-        )
-        await self.send(
-            {"type": "conversation.item.done", "item": item.wire(), "previous_item_id": previous}
-        )
+        await self._output_item("done", response, output_index, item, previous)
         return item.audio_ms
