@@ -4,12 +4,13 @@ routes, control API, metrics, call records, stereo recording, drain, originate."
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import math
 import re
 import wave
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -45,21 +46,17 @@ from tests.test_app import (
     status_of,
 )
 from tests.tools.control import TEST_CONTROL_TOKEN
+from tests.tools.eventlog import captured_events
 from tests.tools.wait import async_wait_until
 
 SALES_INSTRUCTIONS = "You sell phones. Route: sales."
 
 
 @pytest.fixture
-def events() -> Any:
-    handler = EventLog()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)  # not DEBUG: websockets would log every audio frame
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(old_level)
+def events() -> Iterator[EventLog]:
+    # INFO, not DEBUG: websockets would log every audio frame.
+    with captured_events(logging.INFO) as handler:
+        yield handler
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -184,16 +181,20 @@ def product_config(port_block: int, sim_url: str, tmp_path: Path, **changes: Any
     return dataclasses.replace(config, **changes)
 
 
-@pytest.fixture
-async def product(
-    port_block: int, tmp_path: Path, request: pytest.FixtureRequest
+@contextlib.asynccontextmanager
+async def running_product(
+    port_block: int,
+    tmp_path: Path,
+    options: SimulatorOptions,
+    adjust: Callable[[GatewayConfig], GatewayConfig] | None = None,
 ) -> AsyncIterator[Product]:
-    options = getattr(request, "param", None) or SimulatorOptions(
-        transcripts=("I want a phone",), reply_text="Sure, here is a phone."
-    )
+    """The simulator, the Gateway bridged to it (product_config, then `adjust`), and a raw UAC
+    with its RTP socket on the next two ports of the block; everything stopped on exit."""
     simulator = Simulator("127.0.0.1", 0, options)
     await simulator.start()
     config = product_config(port_block, simulator.url, tmp_path)
+    if adjust is not None:
+        config = adjust(config)
     gateway = Gateway(config)
     await asyncio.wait_for(gateway.start(), TIMEOUT)
     loop = asyncio.get_running_loop()
@@ -218,6 +219,17 @@ async def product(
         await simulator.stop()
         transport.close()
         rtp_transport.close()
+
+
+@pytest.fixture
+async def product(
+    port_block: int, tmp_path: Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Product]:
+    options = getattr(request, "param", None) or SimulatorOptions(
+        transcripts=("I want a phone",), reply_text="Sure, here is a phone."
+    )
+    async with running_product(port_block, tmp_path, options) as running:
+        yield running
 
 
 def sample(metrics: str, name: str, **labels: str) -> float:

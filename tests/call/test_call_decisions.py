@@ -12,96 +12,66 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
-from gateway.app import Gateway
-from gateway.config import ControlConfig
-from gateway.realtime.simulator import Simulator, SimulatorOptions
+from gateway.config import ControlConfig, GatewayConfig
+from gateway.realtime.simulator import SimulatorOptions
 from gateway.serve import GatewayControl
 from sip.timers import TimerConfig
 from tests.test_app import (
     TIMEOUT,
     EventLog,
-    Uac,
-    _Proto,
     body_of,
     header,
     offer_sdp,
     status_of,
 )
-from tests.test_product import SILENCE_FRAME, invite, product_config, sample, tone
+from tests.test_product import (
+    SILENCE_FRAME,
+    Product,
+    invite,
+    running_product,
+    sample,
+    tone,
+)
+from tests.tools.eventlog import captured_events
 
 BOT_REPLY_MS = 4000  # the greeting: long enough to be still playing when the decision comes
 BOT_FRAMES = BOT_REPLY_MS // 20
 
 
 @pytest.fixture
-def events() -> Any:
-    handler = EventLog()
-    root = logging.getLogger()
-    old_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(old_level)
-
-
-@dataclasses.dataclass
-class Bench:
-    gateway: Gateway
-    simulator: Simulator
-    uac: Uac
-    rtp: _Proto
-    rtp_port: int
-    records: Path
+def events() -> Iterator[EventLog]:
+    with captured_events(logging.INFO) as handler:
+        yield handler
 
 
 async def _bench(
     port_block: int, tmp_path: Path, media: dict[str, Any], calls: dict[str, Any]
-) -> AsyncIterator[Bench]:
+) -> AsyncIterator[Product]:
+    """The product (tests/test_product.py) with a greeting long enough to be still playing when
+    the decision comes, no control API, and these [media] / [calls] settings."""
     options = SimulatorOptions(reply_audio=tone(BOT_REPLY_MS), reply_format="audio/pcmu")
-    simulator = Simulator("127.0.0.1", 0, options)
-    await simulator.start()
-    config = product_config(port_block, simulator.url, tmp_path)
-    config = dataclasses.replace(
-        config,
-        media=dataclasses.replace(config.media, **media),
-        calls=dataclasses.replace(config.calls, **calls),
-        realtime=dataclasses.replace(config.realtime, greeting="Greet the caller."),
-        control=ControlConfig(enabled=False),
-    )
-    gateway = Gateway(config)
-    await asyncio.wait_for(gateway.start(), TIMEOUT)
-    loop = asyncio.get_running_loop()
-    transport, proto = await loop.create_datagram_endpoint(
-        _Proto, local_addr=("127.0.0.1", port_block + 1)
-    )
-    rtp_transport, rtp_proto = await loop.create_datagram_endpoint(
-        _Proto, local_addr=("127.0.0.1", port_block + 2)
-    )
-    try:
-        yield Bench(
-            gateway,
-            simulator,
-            Uac(transport, proto, port_block),
-            rtp_proto,
-            port_block + 2,
-            tmp_path,
+
+    def adjust(config: GatewayConfig) -> GatewayConfig:
+        return dataclasses.replace(
+            config,
+            media=dataclasses.replace(config.media, **media),
+            calls=dataclasses.replace(config.calls, **calls),
+            realtime=dataclasses.replace(config.realtime, greeting="Greet the caller."),
+            control=ControlConfig(enabled=False),
         )
-    finally:
-        await asyncio.wait_for(gateway.stop(drain_timeout=0), TIMEOUT)
-        await simulator.stop()
-        transport.close()
-        rtp_transport.close()
+
+    async with running_product(port_block, tmp_path, options, adjust) as bench:
+        yield bench
 
 
-async def _bye_after_bot_audio(bench: Bench) -> tuple[bytes, int]:
+async def _bye_after_bot_audio(bench: Product) -> tuple[bytes, int]:
     """Wait for the gateway's BYE while counting the bot's (non-silent) RTP frames that
     reached the caller before it; answer the BYE."""
     loud = 0
@@ -122,28 +92,28 @@ async def _bye_after_bot_audio(bench: Bench) -> tuple[bytes, int]:
     return bye, loud
 
 
-async def _place_silent_call(bench: Bench) -> None:
+async def _place_silent_call(bench: Product) -> None:
     """A caller that answers nothing and sends no RTP: only the bot's greeting plays."""
     final = await invite(bench.uac, offer_sdp(bench.rtp_port))
     assert status_of(final) == 200
     bench.uac.ack(final)
 
 
-def _record(bench: Bench, call_id: str) -> dict[str, Any]:
-    (path,) = (bench.records / "records").glob("*.json")
+def _record(bench: Product, call_id: str) -> dict[str, Any]:
+    (path,) = bench.records.glob("*.json")
     document = orjson.loads(path.read_bytes())
     assert document["call_id"] == call_id
     return document
 
 
 @pytest.fixture
-async def rtp_timeout_bench(port_block: int, tmp_path: Path) -> AsyncIterator[Bench]:
+async def rtp_timeout_bench(port_block: int, tmp_path: Path) -> AsyncIterator[Product]:
     async for bench in _bench(port_block, tmp_path, {"rtp_timeout_s": 2.0}, {}):
         yield bench
 
 
 async def test_rtp_timeout_drains_playout_then_byes_with_408(
-    rtp_timeout_bench: Bench, events: EventLog
+    rtp_timeout_bench: Product, events: EventLog
 ) -> None:
     bench = rtp_timeout_bench
     await _place_silent_call(bench)
@@ -164,13 +134,13 @@ async def test_rtp_timeout_drains_playout_then_byes_with_408(
 
 
 @pytest.fixture
-async def max_duration_bench(port_block: int, tmp_path: Path) -> AsyncIterator[Bench]:
+async def max_duration_bench(port_block: int, tmp_path: Path) -> AsyncIterator[Product]:
     async for bench in _bench(port_block, tmp_path, {}, {"max_duration_s": 1.0}):
         yield bench
 
 
 async def test_max_duration_lets_the_bot_finish_then_byes(
-    max_duration_bench: Bench, events: EventLog
+    max_duration_bench: Product, events: EventLog
 ) -> None:
     bench = max_duration_bench
     await _place_silent_call(bench)
@@ -187,13 +157,13 @@ async def test_max_duration_lets_the_bot_finish_then_byes(
 
 
 @pytest.fixture
-async def plain_bench(port_block: int, tmp_path: Path) -> AsyncIterator[Bench]:
+async def plain_bench(port_block: int, tmp_path: Path) -> AsyncIterator[Product]:
     async for bench in _bench(port_block, tmp_path, {}, {}):
         yield bench
 
 
 async def test_operator_hangup_is_the_machines_bye_at_once(
-    plain_bench: Bench, events: EventLog
+    plain_bench: Product, events: EventLog
 ) -> None:
     """DELETE /calls/{id} on an answered call: the machine ends it now (no drain), Reason
     'operator hangup', one cause (local_bye) in call.ended, the record and the metrics."""
@@ -213,7 +183,7 @@ async def test_operator_hangup_is_the_machines_bye_at_once(
 
 
 async def test_hold_and_resume_are_decided_by_the_machine(
-    plain_bench: Bench, events: EventLog
+    plain_bench: Product, events: EventLog
 ) -> None:
     """A re-INVITE to sendonly on a call bridged to a voice session: the machine logs
     call.hold (and keeps the call in its state), the resume call.resumed; the SDP answers are
@@ -243,7 +213,7 @@ async def test_hold_and_resume_are_decided_by_the_machine(
 
 
 async def test_a_late_offers_answer_switches_the_session_to_its_law(
-    plain_bench: Bench, events: EventLog
+    plain_bench: Product, events: EventLog
 ) -> None:
     """INVITE without SDP: the 200 offers PCMU first, the ACK's answer picks PCMA; the machine
     decides SwitchCodec and the voice session is reconfigured to audio/pcma (no transcoding)."""
@@ -274,7 +244,7 @@ async def test_a_late_offers_answer_switches_the_session_to_its_law(
 
 
 async def test_ack_timeout_is_the_machines_bye_with_one_cause(
-    plain_bench: Bench, events: EventLog
+    plain_bench: Product, events: EventLog
 ) -> None:
     """Timer H (no ACK for our 200): the user agent reports it, the machine decides. One BYE
     with the cause's Reason header, `ack_timeout` in call.ended, the record and the metrics.

@@ -6,31 +6,19 @@ core's clock. No sockets and no sleeps: the tests wait for conditions (what the 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
 from sip.calls import OutgoingCall
-from sip.message import Request, Response, parse_message
-from tests.tools.fake_sip import PEER, SDP_OFFER, FakeSip
+from sip.message import Request
+from tests.tools.fake_sip import PEER, SDP_OFFER, FakeSip, settle_until
 
 TARGET = f"sip:bob@{PEER.host}:{PEER.port}"
 CONTACT = ("Contact", f"<sip:bob@{PEER.host}:{PEER.port}>")
 
 
-def _pending(sip: FakeSip) -> list[Request | Response]:
-    return [parse_message(data) for data, _ in sip.transport.wire[sip._read :]]
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Let the UA's tasks run until `condition` holds (they do no I/O here: no timing)."""
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never held")
-
-
 async def _sent_request(sip: FakeSip, method: str) -> Request:
-    await _until(lambda: any(isinstance(m, Request) and m.method == method for m in _pending(sip)))
+    await settle_until(
+        lambda: any(isinstance(m, Request) and m.method == method for m in sip.unread())
+    )
     found = [m for m in sip.sent() if isinstance(m, Request) and m.method == method]
     return found[-1]
 
@@ -49,7 +37,7 @@ async def test_hangup_before_any_provisional_cancels_once_one_arrives() -> None:
     call = sip.ua.calls[invite.call_id]
     assert isinstance(call, OutgoingCall)
     hanging_up = asyncio.ensure_future(call.hangup())
-    await _until(lambda: call._cancel_requested)
+    await settle_until(lambda: call._cancel_requested)
     assert not [m for m in sip.sent() if isinstance(m, Request)]  # 9.1: no CANCEL yet
     sip.deliver(sip.respond(invite, 180))
     cancel = await _sent_request(sip, "CANCEL")
@@ -91,7 +79,9 @@ async def test_a_2xx_crossing_our_cancel_is_acked_and_ended_with_bye() -> None:
     sip.deliver(sip.respond(cancel, 200))
     placed = await placing
     assert placed.status == 200
-    await _until(lambda: any(isinstance(m, Request) and m.method == "BYE" for m in _pending(sip)))
+    await settle_until(
+        lambda: any(isinstance(m, Request) and m.method == "BYE" for m in sip.unread())
+    )
     methods = [m.method for m in sip.sent() if isinstance(m, Request)]
     assert methods == ["ACK", "BYE"]
     assert placed.end_reason == "local bye"

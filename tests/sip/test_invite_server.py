@@ -6,10 +6,9 @@ event loop at all, the few async ones only let the UA's own tasks (BYE, refresh)
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 
-from sip.message import Request, Response, parse_message
-from tests.tools.fake_sip import SDP_ANSWER, FakeSip
+from sip.message import Request, Response
+from tests.tools.fake_sip import SDP_ANSWER, FakeSip, settle_until
 
 
 def _ringing(sip: FakeSip, call_id: str, branch: str, *extra: str) -> Response:
@@ -27,20 +26,6 @@ def _answered(sip: FakeSip, call_id: str, branch: str, *extra: str) -> Response:
     (ok,) = sip.sent()
     assert isinstance(ok, Response) and ok.status == 200
     return ok
-
-
-def _parsed(sip: FakeSip) -> list[Request | Response]:
-    """What was sent since the last `sip.sent()`, without consuming it."""
-    return [parse_message(data) for data, _ in sip.transport.wire[sip._read :]]
-
-
-async def _until(condition: Callable[[], bool]) -> None:
-    """Let the UA's tasks run until `condition` holds (they do no I/O here: no timing)."""
-    for _ in range(1000):
-        if condition():
-            return
-        await asyncio.sleep(0)
-    raise AssertionError("condition never held")
 
 
 # -- CANCEL (RFC 3261 9.2) ---------------------------------------------------------------------
@@ -121,7 +106,7 @@ async def test_timer_h_without_on_ack_timeout_sends_bye_itself() -> None:
     sip = FakeSip()
     ok = _answered(sip, "lost-ack-2", "z9hG4bK-h2")
     sip.advance(32.1)
-    await _until(lambda: any(isinstance(m, Request) for m in _parsed(sip)))
+    await settle_until(lambda: any(isinstance(m, Request) for m in sip.unread()))
     byes = [m for m in sip.sent() if isinstance(m, Request)]
     assert [b.method for b in byes] == ["BYE"] and byes[0].from_tag == ok.to_tag
     assert [r for _, r in sip.ended] == ["ack timeout"]
@@ -144,7 +129,7 @@ async def test_reinvite_while_ours_is_pending_gets_491() -> None:
     sip.deliver(sip.ack("glare", to_tag=str(ok.to_tag)))
     call = sip.invites[0]
     ours = asyncio.ensure_future(call.send_request("INVITE", SDP_ANSWER, "application/sdp"))
-    await _until(lambda: bool(_parsed(sip)))
+    await settle_until(lambda: bool(sip.unread()))
     (our_invite,) = sip.sent()
     assert isinstance(our_invite, Request) and our_invite.method == "INVITE"
     sip.deliver(sip.request("INVITE", "glare", cseq=2, to_tag=str(ok.to_tag)))
@@ -195,7 +180,7 @@ async def test_session_expires_without_the_peers_refresh_ends_with_bye() -> None
     sip.advance(59.0)
     assert sip.sent() == []
     sip.advance(1.5)  # 60 s after the refresh: SE - min(32, SE/3)
-    await _until(lambda: bool(_parsed(sip)))
+    await settle_until(lambda: bool(sip.unread()))
     (bye,) = sip.sent()
     assert isinstance(bye, Request) and bye.method == "BYE"
     assert [r for _, r in sip.ended] == ["session expired"]
@@ -209,19 +194,19 @@ async def test_we_refresh_at_half_the_interval_with_reinvite_when_update_is_not_
     sip.advance(44.9)
     assert sip.sent() == []
     sip.advance(0.2)
-    await _until(lambda: bool(_parsed(sip)))
+    await settle_until(lambda: bool(sip.unread()))
     (refresh,) = sip.sent()
     assert isinstance(refresh, Request) and refresh.method == "INVITE"
     assert refresh.headers.get("Session-Expires") == "90;refresher=uac"
     assert refresh.body == SDP_ANSWER
     sip.deliver(sip.respond(refresh, 200, ("Session-Expires", "90;refresher=uac")))
-    await _until(lambda: bool(_parsed(sip)))
+    await settle_until(lambda: bool(sip.unread()))
     assert [m.method for m in sip.sent() if isinstance(m, Request)] == ["ACK"]
     # The next refresh comes half an interval after the answer, not after the first deadline.
     sip.advance(44.9)
     assert sip.sent() == []
     sip.advance(0.2)
-    await _until(lambda: bool(_parsed(sip)))
+    await settle_until(lambda: bool(sip.unread()))
     assert [m.method for m in sip.sent() if isinstance(m, Request)] == ["INVITE"]
     assert sip.ended == []
 
@@ -233,13 +218,13 @@ async def test_our_refresh_that_meets_glare_is_retried_within_two_seconds() -> N
     ok = _answered(sip, "se-glare", "z9hG4bK-sg", "Session-Expires: 90", "Allow: INVITE, UPDATE")
     sip.deliver(sip.ack("se-glare", to_tag=str(ok.to_tag)))
     sip.advance(45.1)
-    await _until(lambda: bool(_parsed(sip)))
+    await settle_until(lambda: bool(sip.unread()))
     (refresh,) = sip.sent()
     assert isinstance(refresh, Request) and refresh.method == "UPDATE"
     sip.deliver(sip.respond(refresh, 491))
-    await _until(lambda: sip.ua.calls["se-glare"].session_clock.deadline is not None)
+    await settle_until(lambda: sip.ua.calls["se-glare"].session_clock.deadline is not None)
     sip.advance(2.01)
-    await _until(lambda: bool(_parsed(sip)))
+    await settle_until(lambda: bool(sip.unread()))
     (again,) = sip.sent()
     assert isinstance(again, Request) and again.method == "UPDATE"
     assert again.cseq[0] > refresh.cseq[0]

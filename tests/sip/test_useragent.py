@@ -27,31 +27,7 @@ from sip.useragent import (
     UserAgent,
     signalled,
 )
-from tests.tools.fake_sip import FakeSip
-
-SDP_OFFER = (
-    "v=0\r\n"
-    "o=peer 1000 1000 IN IP4 127.0.0.1\r\n"
-    "s=-\r\n"
-    "c=IN IP4 127.0.0.1\r\n"
-    "t=0 0\r\n"
-    "m=audio 40000 RTP/AVP 0 8 101\r\n"
-    "a=rtpmap:101 telephone-event/8000\r\n"
-    "a=fmtp:101 0-16\r\n"
-    "a=sendrecv\r\n"
-)
-SDP_ANSWER = (
-    b"v=0\r\n"
-    b"o=gw 2000 2000 IN IP4 127.0.0.1\r\n"
-    b"s=-\r\n"
-    b"c=IN IP4 127.0.0.1\r\n"
-    b"t=0 0\r\n"
-    b"m=audio 41000 RTP/AVP 0 101\r\n"
-    b"a=rtpmap:101 telephone-event/8000\r\n"
-    b"a=fmtp:101 0-16\r\n"
-    b"a=ptime:20\r\n"
-    b"a=sendrecv\r\n"
-)
+from tests.tools.fake_sip import SDP_ANSWER, SDP_OFFER, FakeSip
 
 
 class _Udp(asyncio.DatagramProtocol):

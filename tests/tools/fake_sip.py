@@ -8,8 +8,10 @@ calls (issue 11). Callbacks are plain callables that record into lists.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from sip.message import Request, Response, parse_message
@@ -32,6 +34,32 @@ SDP_ANSWER = (
     SDP_OFFER.replace("o=peer 1000 1000", "o=gw 2000 2000")
     .replace("m=audio 40000", "m=audio 41000")
     .encode()
+)
+
+
+# A caller's audio offer (PCMU, PCMA, RFC 4733) and an answer to it, for the UA tests.
+SDP_OFFER = (
+    "v=0\r\n"
+    "o=peer 1000 1000 IN IP4 127.0.0.1\r\n"
+    "s=-\r\n"
+    "c=IN IP4 127.0.0.1\r\n"
+    "t=0 0\r\n"
+    "m=audio 40000 RTP/AVP 0 8 101\r\n"
+    "a=rtpmap:101 telephone-event/8000\r\n"
+    "a=fmtp:101 0-16\r\n"
+    "a=sendrecv\r\n"
+)
+SDP_ANSWER = (
+    b"v=0\r\n"
+    b"o=gw 2000 2000 IN IP4 127.0.0.1\r\n"
+    b"s=-\r\n"
+    b"c=IN IP4 127.0.0.1\r\n"
+    b"t=0 0\r\n"
+    b"m=audio 41000 RTP/AVP 0 101\r\n"
+    b"a=rtpmap:101 telephone-event/8000\r\n"
+    b"a=fmtp:101 0-16\r\n"
+    b"a=ptime:20\r\n"
+    b"a=sendrecv\r\n"
 )
 
 
@@ -106,6 +134,10 @@ class FakeSip:
         self._read = len(self.transport.wire)
         return out
 
+    def unread(self) -> list[Request | Response]:
+        """What was sent since the last `sent()`, without consuming it."""
+        return [parse_message(data) for data, _ in self.transport.wire[self._read :]]
+
     def statuses(self) -> list[int]:
         return [m.status for m in self.sent() if isinstance(m, Response)]
 
@@ -158,3 +190,12 @@ class FakeSip:
         for name, value in extra:
             resp.headers.add(name, value)
         return resp.to_bytes()
+
+
+async def settle_until(condition: Callable[[], bool]) -> None:
+    """Let the UA's tasks run until `condition` holds (they do no I/O here: no timing)."""
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("condition never held")
