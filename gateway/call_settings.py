@@ -261,6 +261,8 @@ def call_services_for(
             rtp_timeout_s=media.rtp_timeout_s,
             rtp_latch_packets=media.rtp_latch_packets,
             rtp_latch_any_host=media.rtp_latch_any_host,
+            jitter_min_ms=media.jitter_min_ms,
+            jitter_max_ms=media.jitter_max_ms,
             idle_audio=media.idle_audio,
             playout_max_s=media.playout_max_s,
             inband_dtmf=media.inband_dtmf,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -486,6 +487,12 @@ def test_admission_env_overrides() -> None:
         ),
         ("[media]\nrtp_port_quarantine_s = 601\n", "media.rtp_port_quarantine_s: 601"),
         ('[media]\nrtp_port_quarantine_s = "x"\n', "media.rtp_port_quarantine_s"),
+        ("[media]\njitter_min_ms = -1\n", "media.jitter_min_ms: -1 is not in 0-500 ms"),
+        (
+            "[media]\njitter_min_ms = 60\njitter_max_ms = 40\n",
+            "media.jitter_max_ms: 40 is not between media.jitter_min_ms (60) and 2000 ms",
+        ),
+        ("[media]\njitter_max_ms = 2001\n", "media.jitter_max_ms: 2001"),
     ],
 )
 def test_media_safety_keys_are_validated(tmp_path: Path, toml: str, needle: str) -> None:
@@ -501,6 +508,44 @@ def test_media_safety_defaults_and_env() -> None:
     env = {"SRG_MEDIA_RTP_LATCH_PACKETS": "5", "SRG_MEDIA_INPUT_BURST_MS": "300"}
     media = load_config(None, env=env).media
     assert (media.rtp_latch_packets, media.input_burst_ms) == (5, 300)
+
+
+def _leg_settings(config: GatewayConfig, call_services_for: Any) -> Any:
+    """The media settings the process lends each call (only the values matter here)."""
+    services = call_services_for(
+        config,
+        loop=None,
+        metrics=None,
+        webhooks=None,
+        ports=None,
+        clock=None,
+        families=None,
+        advertised_host="127.0.0.1",
+        endpoint=None,
+        spawn=lambda coro: None,
+        ended=lambda call: None,
+    )
+    return services.leg
+
+
+def test_jitter_bounds_default_and_reach_the_call_leg(tmp_path: Path) -> None:
+    """media.jitter_min_ms / jitter_max_ms (issue 14): 20 / 200 ms by default, and what is
+    configured is what each call's jitter buffer holds to."""
+    from gateway.call_settings import call_services_for
+    from gateway.media.leg import MediaLeg
+
+    media = load_config(None, env={}).media
+    assert (media.jitter_min_ms, media.jitter_max_ms) == (20.0, 200.0)
+    config = load_config(
+        write(tmp_path, "[media]\njitter_min_ms = 40\njitter_max_ms = 80\n"), env={}
+    )
+    env = {"SRG_MEDIA_JITTER_MIN_MS": "30"}
+    assert load_config(None, env=env).media.jitter_min_ms == 30.0
+    leg_settings = _leg_settings(config, call_services_for)
+    assert (leg_settings.jitter_min_ms, leg_settings.jitter_max_ms) == (40.0, 80.0)
+    leg = MediaLeg(leg_settings, None, on_dtmf=lambda digit, ms, source: None)
+    assert (leg.stream.config.jitter_min_ms, leg.stream.config.jitter_max_ms) == (40.0, 80.0)
+    assert leg.stream.jitter.target_ms == 40.0
 
 
 def test_rtp_port_quarantine_default_zero_and_env(tmp_path: Path) -> None:

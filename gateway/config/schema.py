@@ -174,6 +174,10 @@ class MediaConfig:
     rtp_latch_any_host: bool = False
     # Caller audio handed to Realtime never runs ahead of real time by more than this.
     input_burst_ms: int = 200
+    # Inbound jitter buffer (gateway/media/jitter.py): the hold follows the measured jitter and
+    # reordering between these bounds. 20 = one packet time: a clean link waits no longer.
+    jitter_min_ms: float = 20.0
+    jitter_max_ms: float = 200.0
     # Bot audio waiting to be played, at most (the model streams faster than real time).
     playout_max_s: float = 120.0
     # IPv6 media (issue 10): an offer whose c= is IPv6 gets RTP on this address (written in

@@ -65,6 +65,13 @@ def _validate_media_bounds(media: MediaConfig) -> None:
             f"media.rtp_port_quarantine_s: {media.rtp_port_quarantine_s:g} is not in 0-600 s "
             "(0 = off)"
         )
+    if not 0 <= media.jitter_min_ms <= 500:
+        raise ConfigError(f"media.jitter_min_ms: {media.jitter_min_ms:g} is not in 0-500 ms")
+    if not media.jitter_min_ms <= media.jitter_max_ms <= 2000:
+        raise ConfigError(
+            f"media.jitter_max_ms: {media.jitter_max_ms:g} is not between media.jitter_min_ms "
+            f"({media.jitter_min_ms:g}) and 2000 ms"
+        )
     if not 1 <= media.playout_max_s <= 3600:
         raise ConfigError(f"media.playout_max_s: {media.playout_max_s:g} is not in 1-3600 s")
     if media.ipv6_address:

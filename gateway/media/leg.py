@@ -15,7 +15,7 @@ from typing import Any, Protocol
 from gateway.media import g711
 from gateway.media.dtmf import InbandDtmfDetector
 from gateway.media.g711 import PCMU
-from gateway.media.jitter import Frame, JitterBuffer
+from gateway.media.jitter import DEFAULT_MAX_DELAY_MS, DEFAULT_MIN_DELAY_MS, Frame, JitterBuffer
 from gateway.media.negotiated import NegotiatedMedia
 from gateway.media.pacer import CallOutput, IdlePolicy, MediaClock, PlayoutQueue
 from gateway.media.playout import DEFAULT_MAX_QUEUED_BYTES
@@ -50,6 +50,8 @@ class LegSettings:
     rtp_timeout_s: float = 0.0  # 0: no inactivity timeout
     rtp_latch_packets: int = 3
     rtp_latch_any_host: bool = False
+    jitter_min_ms: float = DEFAULT_MIN_DELAY_MS  # the jitter buffer's bounds
+    jitter_max_ms: float = DEFAULT_MAX_DELAY_MS
     idle_audio: str = "silence"
     playout_max_s: float = DEFAULT_MAX_QUEUED_BYTES / 8000  # bot audio the queue may hold
     inband_dtmf: bool = False
@@ -84,6 +86,8 @@ class MediaLeg:
                 latch_packets=settings.rtp_latch_packets,
                 latch_any_host=settings.rtp_latch_any_host,
                 signalling_host=signalling_host,
+                jitter_min_ms=settings.jitter_min_ms,
+                jitter_max_ms=settings.jitter_max_ms,
             ),
             on_dtmf=lambda digit: on_dtmf(digit.digit, digit.duration_ms, digit.source),
             on_timeout=on_timeout,
