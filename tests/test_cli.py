@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -15,6 +16,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,17 @@ from gateway.cli import EXIT_CONFIG, main
 from gateway.observe.logs import configure_logging, log_event
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+@contextlib.contextmanager
+def _reaped(proc: subprocess.Popen[str]) -> Iterator[None]:
+    """Kill `proc` on the way out if the test left it running (a failed assertion)."""
+    try:
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
 
 
 def cli(
@@ -172,7 +185,7 @@ def test_run_answers_options_and_stops_on_sigterm(port_block: int) -> None:
             "SRG_CONTROL_PORT": "0",
         },
     )
-    try:
+    with _reaped(proc):
         logs = LogReader(proc)
         started = logs.wait_event("gateway.started")
         assert started["port"] == sip_port
@@ -193,10 +206,6 @@ def test_run_answers_options_and_stops_on_sigterm(port_block: int) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
         logs.wait_event("gateway.stopped", timeout=5)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def test_run_port_in_use_exits_1_naming_the_address(port_block: int) -> None:
@@ -288,7 +297,7 @@ def test_simulator_subcommand_delegates(port_block: int) -> None:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    try:
+    with _reaped(proc):
         lines: queue.Queue[str] = queue.Queue()
         assert proc.stdout is not None
         threading.Thread(
@@ -299,10 +308,6 @@ def test_simulator_subcommand_delegates(port_block: int) -> None:
         assert f"127.0.0.1:{port_block}" in line
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def test_drain_timeout_flag_overrides_the_config(tmp_path: Path) -> None:
@@ -350,7 +355,7 @@ def test_busy_control_port_says_in_use_and_names_the_flag(port_block: int) -> No
             text=True,
             env={**os.environ, "SRG_CONTROL_TOKEN_FILE": ""},
         )
-        try:
+        with _reaped(proc):
             logs = LogReader(proc)
             record = logs.wait_event("control.start_failed", timeout=30)
             message = str(record["message"])
@@ -358,10 +363,6 @@ def test_busy_control_port_says_in_use_and_names_the_flag(port_block: int) -> No
             assert "--control-port (control.port)" in message
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=20) == 0
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 def test_control_port_flag_sets_the_key() -> None:
@@ -405,14 +406,10 @@ def _first_line(proc: subprocess.Popen[str], timeout: float = 20) -> str:
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_simulator_exits_on_signal_even_with_sigint_ignored(port_block: int, sig: int) -> None:
     proc = _start_simulator("--port", str(port_block), ignore_sigint=True)
-    try:
+    with _reaped(proc):
         assert f"127.0.0.1:{port_block}" in _first_line(proc)
         proc.send_signal(sig)
         assert proc.wait(timeout=20) == 0  # bounded wait: it exits, not hangs
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def test_simulator_busy_port_names_the_flag(port_block: int) -> None:
@@ -505,7 +502,7 @@ def test_run_warns_about_a_model_near_its_shutdown(tmp_path: Path, port_block: i
         stderr=subprocess.PIPE,
         text=True,
     )
-    try:
+    with _reaped(proc):
         logs = LogReader(proc)
         expected = model_warnings(load_config(config, env={}))
         if expected:
@@ -514,10 +511,6 @@ def test_run_warns_about_a_model_near_its_shutdown(tmp_path: Path, port_block: i
         logs.wait_event("gateway.started", timeout=30)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 def test_run_exits_on_sigint_even_when_started_with_it_ignored(port_block: int) -> None:
@@ -535,12 +528,8 @@ def test_run_exits_on_sigint_even_when_started_with_it_ignored(port_block: int) 
         text=True,
         preexec_fn=ignore,
     )
-    try:
+    with _reaped(proc):
         logs = LogReader(proc)
         logs.wait_event("gateway.started", timeout=30)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=10)
