@@ -24,6 +24,7 @@ from tests.tools.caller_audio import (
     Utterances,
     silence_ms,
     sweep,
+    two_turns,
     ulaw_to_alaw,
     write_caller_pcap,
 )
@@ -33,7 +34,7 @@ from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
 from tests.tools.realtime_gateway import SimulatorThread
 from tests.tools.rtp import analyse_streams
-from tests.tools.sipp import Sipp
+from tests.tools.sipp import Sipp, captured_media_call
 from tests.tools.wire import gateway_rtp, is_silent, iso_to_epoch, level_dbfs, locate, reply_audio
 
 pytestmark = pytest.mark.interop
@@ -233,25 +234,10 @@ def test_barge_in_stops_the_bot_within_one_packet_and_truncates_at_what_was_hear
     sim = sim_factory(reply_audio=reply, **slow)
     gw = realtime_gateway(sim.url)
     pcap = tmp_path / "caller.pcap"
-    caller = (
-        silence_ms(600)
-        + utterances.hello
-        + silence_ms(BARGE_GAP_MS)
-        + utterances.question
-        + silence_ms(1500)
-    )
+    caller = two_turns(utterances, BARGE_GAP_MS)
     play_ms = write_caller_pcap(pcap, caller)
-    tshark.start()
-    result = sipp.run(
-        "uac_media_dtmf.xml",
-        timeout_s=40,
-        # Long enough for the second answer to play out completely.
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms + BOT_REPLY_MS + 500)},
-    )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
-    gw.wait_event("call.ended", call_id=call_id)
+    # Long enough for the second answer to play out completely.
+    call_id = captured_media_call(sipp, tshark, gw, pcap, play_ms + BOT_REPLY_MS + 500, 40)
 
     # The gateway's view: when speech_started was handled (the state change is logged before
     # the flush is executed, `barge_in` right after it) and what it truncated.

@@ -20,7 +20,7 @@ from tests.tools.gateway_process import GatewayProcess
 from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
 from tests.tools.realtime_gateway import SimulatorThread
-from tests.tools.sipp import Sipp
+from tests.tools.sipp import Sipp, captured_media_call
 from tests.tools.wire import gateway_rtp, is_silent, iso_to_epoch, reply_audio
 
 pytestmark = pytest.mark.interop
@@ -133,16 +133,7 @@ def test_digit_while_the_bot_speaks_interrupts_it(
     gw = realtime_gateway(sim.url, {"realtime": {"greeting": "Greet the caller."}})
     pcap = tmp_path / "digits.pcap"
     play_ms = write_caller_pcap(pcap, silence_ms(1500), "5#")
-    tshark.start()
-    result = sipp.run(
-        "uac_media_dtmf.xml",
-        timeout_s=30,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms + GREETING_MS + 1000)},
-    )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
-    gw.wait_event("call.ended", call_id=call_id)
+    call_id = captured_media_call(sipp, tshark, gw, pcap, play_ms + GREETING_MS + 1000, 30)
     barge = gw.wait_event("barge_in", call_id=call_id)
     assert barge["trigger"] == "dtmf", barge
     truncate = next(r.event for r in sim.client_events(0) if r.type == "conversation.item.truncate")

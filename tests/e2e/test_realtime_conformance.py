@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from gateway.call.machine import CallPolicy
-from tests.tools.caller_audio import Utterances, silence_ms, sweep, write_caller_pcap
+from tests.tools.caller_audio import Utterances, silence_ms, sweep, two_turns, write_caller_pcap
 from tests.tools.capture import Capture
 from tests.tools.gateway_process import GatewayProcess
 from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
 from tests.tools.realtime_gateway import SimulatorThread
-from tests.tools.sipp import Sipp
+from tests.tools.sipp import Sipp, captured_media_call
 from tests.tools.wire import gateway_rtp, is_silent, reply_audio, sip_messages
 
 pytestmark = [
@@ -50,24 +50,9 @@ def test_barge_in_with_late_deltas_in_real_time_mode(
     sim = sim_factory(reply_audio=reply, realtime_pace=1.1, late_deltas=LATE_DELTAS)
     gw = realtime_gateway(sim.url)
     pcap = tmp_path / "caller.pcap"
-    caller = (
-        silence_ms(600)
-        + utterances.hello
-        + silence_ms(BARGE_GAP_MS)
-        + utterances.question
-        + silence_ms(1500)
-    )
+    caller = two_turns(utterances, BARGE_GAP_MS)
     play_ms = write_caller_pcap(pcap, caller)
-    tshark.start()
-    result = sipp.run(
-        "uac_media_dtmf.xml",
-        timeout_s=45,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms + BOT_REPLY_MS + 1500)},
-    )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
-    gw.wait_event("call.ended", call_id=call_id)
+    call_id = captured_media_call(sipp, tshark, gw, pcap, play_ms + BOT_REPLY_MS + 1500, 45)
     truncate_log = gw.wait_event("call.truncate", call_id=call_id)
 
     server = sim.server_events(0)
@@ -178,16 +163,7 @@ def test_dtmf_barge_in_cancels_before_truncating_while_deltas_still_stream(
     )
     pcap = tmp_path / "digits.pcap"
     play_ms = write_caller_pcap(pcap, silence_ms(1500), "5#")
-    tshark.start()
-    result = sipp.run(
-        "uac_media_dtmf.xml",
-        timeout_s=40,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms + GREETING_MS + 2000)},
-    )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
-    gw.wait_event("call.ended", call_id=call_id)
+    call_id = captured_media_call(sipp, tshark, gw, pcap, play_ms + GREETING_MS + 2000, 40)
     assert gw.wait_event("barge_in", call_id=call_id)["trigger"] == "dtmf"
 
     client = [r for r in sim.client_events(0) if r.type != "input_audio_buffer.append"]

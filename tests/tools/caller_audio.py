@@ -71,3 +71,15 @@ def write_caller_pcap(path: Path, audio: bytes, digits: str = "", codec: str = "
     packets = build_g711_dtmf_packets(audio, digits, spec)
     write_udp_pcap(path, packets)
     return packets[-1][0] // 1000 + 20
+
+
+def two_turns(utterances: Utterances, gap_ms: int) -> bytes:
+    """The caller's side of a barge-in test: a greeting, `gap_ms` of silence (the bot's answer
+    starts in it), the question spoken over that answer, then silence to hear the second one."""
+    return (
+        silence_ms(600)
+        + utterances.hello
+        + silence_ms(gap_ms)
+        + utterances.question
+        + silence_ms(1500)
+    )

@@ -179,3 +179,27 @@ class Sipp:
         if target is None:
             target = f"{LOOPBACK}:{self.ports.gateway_sip}"
         return self.start(scenario, target, **kwargs).wait()
+
+
+def captured_media_call(
+    sipp: Sipp,
+    tshark: Any,
+    gateway: Any,
+    pcap: Path,
+    play_ms: int,
+    timeout_s: float,
+) -> str:
+    """One SIPp call (uac_media_dtmf.xml) that plays `pcap` and keeps the call up `play_ms`,
+    captured by `tshark` (tests.tools.capture.Capture) from start to end. Asserts SIPp
+    succeeded and waits for the gateway's `call.ended`; returns the call's Call-ID."""
+    tshark.start()
+    result = sipp.run(
+        "uac_media_dtmf.xml",
+        timeout_s=timeout_s,
+        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms)},
+    )
+    tshark.stop()
+    assert result.rc == 0, result.describe()
+    call_id: str = gateway.wait_event("call.offered")["call_id"]
+    gateway.wait_event("call.ended", call_id=call_id)
+    return call_id
