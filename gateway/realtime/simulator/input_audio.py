@@ -11,9 +11,9 @@ import base64
 import binascii
 from typing import Any
 
-from gateway.realtime.simulator.audio import BYTES_PER_MS
 from gateway.realtime.simulator.items import Item, new_id
-from gateway.realtime.simulator.vad import (
+from gateway.sim_shared.audio import BYTES_PER_MS
+from gateway.sim_shared.vad import (
     FRAME_MS,
     frame_levels_db,
     sampled_frame_levels_db,

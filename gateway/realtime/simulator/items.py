@@ -9,7 +9,7 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.realtime.simulator.audio import BYTES_PER_MS
+from gateway.sim_shared.audio import BYTES_PER_MS
 
 _ids = itertools.count(1)
 

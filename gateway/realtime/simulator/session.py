@@ -17,7 +17,6 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from gateway.realtime.simulator.audio import BYTES_PER_MS
 from gateway.realtime.simulator.input_audio import InputAudio
 from gateway.realtime.simulator.items import Item, Recorded, Response, new_id
 from gateway.realtime.simulator.options import SimulatorOptions
@@ -29,6 +28,7 @@ from gateway.realtime.simulator.schema import (
     validate_client_event,
 )
 from gateway.realtime.simulator.sdk import cached_sdk_validator
+from gateway.sim_shared.audio import BYTES_PER_MS
 
 # The events that carry audio, and their audio field; load mode does not record them.
 AUDIO_EVENT_TYPES = {"input_audio_buffer.append": "audio", "response.output_audio.delta": "delta"}

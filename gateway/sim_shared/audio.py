@@ -2,7 +2,7 @@
 conversion between the three GA formats (only for the echo reply) and the reply tone.
 
 G.711 goes through gateway/media/g711.py (bit-exact with audioop: tests/media/test_g711.py and
-tests/realtime/test_simulator_audio.py), the one import from realtime into media. Only the
+tests/realtime/test_simulator_audio.py), the one import of the simulators into media. Only the
 8 <-> 24 kHz rate conversion of audio/pcm still uses audioop.ratecv.
 """
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.realtime.simulator.audio import G711_CODEC, to_pcm16
+from gateway.sim_shared.audio import G711_CODEC, to_pcm16
 
 FRAME_MS = 10
 # semantic_vad has no threshold on the wire; its eagerness picks the silence that ends a turn.
