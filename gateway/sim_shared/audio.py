@@ -54,3 +54,12 @@ def tone(ms: int, fmt: str, hz: float = 440.0, level: float = 0.3) -> bytes:
     if fmt == "audio/pcm":
         return samples
     return g711.encode(G711_CODEC[fmt], samples)
+
+
+def resample_pcm16(audio: bytes, src_rate: int, dst_rate: int) -> bytes:
+    """Mono PCM16LE from one rate to another (the GPT-Live fixture: 24 kHz into the session's
+    16 kHz PCM)."""
+    if src_rate == dst_rate:
+        return bytes(audio)
+    converted, _ = audioop.ratecv(bytes(audio), 2, 1, src_rate, dst_rate, None)
+    return converted
