@@ -118,6 +118,62 @@ async def test_barge_in_turns_the_output_silent_with_no_event_and_keeps_transcri
     assert {e["type"] for e in ws.events[mark:]} <= AUDIO_ONLY | TRANSCRIPTS
     assert "two" in "".join(e["delta"] for e in ws.of("session.input_transcript.delta"))
     assert barge.cut_at > barge.at
+    # The cut's last non-silent byte is the end of the played prefix of the first reply.
+    assert barge.cut and barge.last_speech is not None
+    voiced_prefix = len(between.rstrip(b"\xff"))
+    assert barge.last_speech.output_ms == (first_reply_start + voiced_prefix) / 8
+    assert barge.last_speech.sent_at <= barge.cut_at + 0.1
+
+
+async def test_pcm16_sessions_echo_too(live_sim, client) -> None:
+    sim = await live_sim(delta_ms=20)
+    ws = await client(sim)
+    await ws.start(audio={"format": {"type": "audio/pcm", "rate": 16000}})
+    t = np.arange(16000 * 600 // 1000) / 16000
+    speech = (np.sin(2 * np.pi * 300 * t) * 6000).astype("<i2").tobytes()
+    quiet = b"\x00" * (32 * 700)
+    await ws.append(quiet[:6400] + speech + quiet, chunk=640)
+    session = await sim.wait_live_session()
+    await ws.wait_for(lambda e: bool(session.utterances))
+    assert speech in session.utterances[0].audio
+    await ws.wait_for(lambda e: session.utterances[0].audio in ws.output_audio(), within=15)
+    await ws.send(
+        {
+            "type": "session.input_audio.append",
+            "audio": base64.b64encode(b"\x00").decode(),
+            "event_id": "odd",
+        }
+    )
+    error = await ws.wait_for(lambda e: e["type"] == "error")
+    assert error["error"]["code"] == "invalid_audio"
+
+
+async def test_hostile_frames_get_errors_and_the_session_goes_on(
+    live_sim, client, expect_invalid
+) -> None:
+    sim = await live_sim(delta_ms=20)
+    ws = await client(sim)
+    await ws.start()
+    await ws.ws.send("{not json")
+    await ws.ws.send(b"\x00\x01binary")
+    await ws.ws.send("[" * 5000 + "]" * 5000)
+    for bad in (
+        [1, 2],
+        "text",
+        None,
+        {"type": ["session.close"]},
+        {"type": "session.input_audio.append", "audio": "%%%"},
+    ):
+        if isinstance(bad, dict):
+            expect_invalid.append(bad)
+        await ws.send(bad)  # type: ignore[arg-type]
+    await ws.send({"type": "session.input_audio.append", "audio": ""})
+    await ws.wait_for(lambda e: len(ws.of("error")) == 9)
+    await ws.append(speech_like(300) + silence(600))
+    session = await sim.wait_live_session()
+    await ws.wait_for(
+        lambda e: bool(session.utterances) and session.utterances[0].audio in ws.output_audio()
+    )
 
 
 async def test_the_last_non_silent_output_is_recorded(live_sim, client) -> None:

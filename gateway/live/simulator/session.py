@@ -67,10 +67,12 @@ class PendingAppend:
 
 @dataclass(frozen=True, slots=True)
 class SpeechMark:
-    """Where the last non-silent output byte went: the monotonic time its delta was sent, its
-    offset in that delta, the session clock then, and its position on the output track."""
+    """Where the last non-silent output byte went: the monotonic (and wall-clock, for packet
+    capture timestamps) time its delta was sent, its offset in that delta, the session clock
+    then, and its position on the output track."""
 
     sent_at: float
+    sent_at_wall: float
     offset_ms: float
     timeline_ms: int
     output_ms: float
@@ -81,11 +83,15 @@ class SpeechMark:
         return self.sent_at + self.offset_ms / 1000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class BargeIn:
     at: float  # monotonic time the caller's speech was found
     timeline_ms: int  # start of the caller's speech on the session clock
     cut_at: float  # monotonic time the output turns silent
+    # The last non-silent output byte sent before the cut (set when the cut happens): what an
+    # end-to-end test measures "bot audio stops on the wire" against.
+    last_speech: SpeechMark | None = None
+    cut: bool = False
 
 
 @dataclass(slots=True)
@@ -476,16 +482,20 @@ class LiveSession(Delegation):
             if self._cut_at is not None and now >= self._cut_at:
                 self._cut_at = None
                 track.cut(self._cut_up_to)
+                if self.barge_ins:
+                    self.barge_ins[-1].last_speech = self.last_speech
+                    self.barge_ins[-1].cut = True
             if self._moderate_at is not None and now >= self._moderate_at:
                 self._moderate_at = None
                 await self.moderate()
             before = track.played_bytes
             chunk = track.next_chunk(size)
-            sent_at = time.monotonic()
+            sent_at, sent_at_wall = time.monotonic(), time.time()
             await self._send_audio(chunk.audio)
             if chunk.voiced_end:
                 self.last_speech = SpeechMark(
                     sent_at,
+                    sent_at_wall,
                     chunk.voiced_end / track.bytes_per_ms,
                     self.now_ms,
                     (before + chunk.voiced_end) / track.bytes_per_ms,
