@@ -37,7 +37,15 @@ _PUBLIC = {
     "SpeechMark": "session",
 }
 
-__all__ = sorted(_PUBLIC)
+__all__ = [
+    "CLIENT_EVENT_TYPES",
+    "BargeIn",
+    "LiveSession",
+    "LiveSimulatorOptions",
+    "LiveToolCallRule",
+    "SpeechMark",
+    "validate_client_event",
+]
 
 
 def __getattr__(name: str) -> Any:
