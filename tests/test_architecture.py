@@ -140,8 +140,10 @@ RULES: tuple[Rule, ...] = (
         "the two simulators do not import each other",
         allowed=(
             # One process serves both APIs, each at its own path: the server routes a
-            # connection to the Realtime or the GPT-Live session by its path.
+            # connection to the Realtime or the GPT-Live session by its path, and the
+            # `simulator` command reads both simulators' options.
             ("gateway.realtime.simulator.server", "gateway.live.simulator*"),
+            ("gateway.realtime.simulator.cli", "gateway.live.simulator*"),
         ),
     ),
     Rule(

@@ -1,6 +1,6 @@
 """The caller's side of a simulated GPT-Live session: utterances found in the input audio by the
-simulators' shared energy VAD (gateway/sim_shared/vad.py, on audio time, as the Realtime
-simulator's server VAD), with the utterance's own bytes kept so the reply can echo them byte for
+simulators' shared energy VAD and speech edges (gateway/sim_shared/vad.py, `SpeechEdges`, on
+audio time, the same rule as the Realtime simulator's server VAD), with the utterance's own bytes kept so the reply can echo them byte for
 byte.
 
 `CallerSpeech` is pure: `feed(audio)` returns what happened in that audio, positions in ms of
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gateway.sim_shared.vad import FRAME_MS, frame_levels_db
+from gateway.sim_shared.vad import FRAME_MS, STARTED, STOPPED, SpeechEdges, frame_levels_db
 
 # An utterance longer than this is ended where it stands (bounded memory per session).
 MAX_UTTERANCE_MS = 60_000
@@ -47,14 +47,13 @@ class CallerSpeech:
         self.silence_ms = silence_ms
         self.frame_bytes = bytes_per_ms * FRAME_MS
         self.total_bytes = 0  # input audio so far: the session clock
-        self.speaking = False
+        self._edges = SpeechEdges()
         self.utterances = 0
         self._residual = b""
         # Recent audio: the last prefix_ms while quiet, the whole utterance while speaking.
         self._recent = bytearray()
         self._recent_start = 0  # byte position of _recent[0]
         self._speech_start_byte = 0
-        self._last_voiced_end_byte = 0
 
     @property
     def now_ms(self) -> int:
@@ -70,26 +69,19 @@ class CallerSpeech:
         found: list[SpeechStarted | Utterance] = []
         if usable:
             levels = frame_levels_db(data[:usable], self.format, self.frame_bytes)
+            edges = self._edges
+            bpms = self.bytes_per_ms
             for index, level in enumerate(levels.tolist()):
                 start = first_byte + index * self.frame_bytes
                 end = start + self.frame_bytes
-                if level > self.threshold_db:
-                    if not self.speaking:
-                        self.speaking = True
-                        prefix = self.prefix_ms * self.bytes_per_ms
-                        self._speech_start_byte = max(self._recent_start, start - prefix)
-                        found.append(SpeechStarted(self._speech_start_byte // self.bytes_per_ms))
-                    self._last_voiced_end_byte = end
-                elif (
-                    self.speaking
-                    and end - self._last_voiced_end_byte >= self.silence_ms * self.bytes_per_ms
-                ):
+                edge = edges.frame(level > self.threshold_db, end // bpms, self.silence_ms)
+                if edge is STARTED:
+                    self._speech_start_byte = max(self._recent_start, start - self.prefix_ms * bpms)
+                    found.append(SpeechStarted(self._speech_start_byte // bpms))
+                elif edge is STOPPED:
                     found.append(self._end_utterance(end))
-                    continue
-                if (
-                    self.speaking
-                    and end - self._speech_start_byte >= MAX_UTTERANCE_MS * self.bytes_per_ms
-                ):
+                elif edges.speaking and end - self._speech_start_byte >= MAX_UTTERANCE_MS * bpms:
+                    edges.reset()
                     found.append(self._end_utterance(end))
         if not self.speaking:
             keep = self.prefix_ms * self.bytes_per_ms + self.frame_bytes
@@ -99,8 +91,11 @@ class CallerSpeech:
                 self._recent_start += drop
         return found
 
+    @property
+    def speaking(self) -> bool:
+        return self._edges.speaking
+
     def _end_utterance(self, end_byte: int) -> Utterance:
-        self.speaking = False
         self.utterances += 1
         start = self._speech_start_byte - self._recent_start
         audio = bytes(self._recent[start : end_byte - self._recent_start])

@@ -29,6 +29,7 @@ from gateway.realtime.simulator.schema import (
 )
 from gateway.realtime.simulator.sdk import cached_sdk_validator
 from gateway.sim_shared.audio import BYTES_PER_MS
+from gateway.sim_shared.vad import SpeechEdges
 
 # The events that carry audio, and their audio field; load mode does not record them.
 AUDIO_EVENT_TYPES = {"input_audio_buffer.append": "audio", "response.output_audio.delta": "delta"}
@@ -78,10 +79,9 @@ class SimSession(InputAudio, Responses):
         self.buffer = bytearray()
         self.buffer_start_byte = 0
         self._vad_residual = b""
-        self._speaking = False
+        self._edges = SpeechEdges()  # speech started / stopped, on audio time
         self._speech_item_id = ""
         self._speech_start_ms = 0
-        self._last_voiced_end_ms = 0
         self._idle_deadline_ms: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._expiring = False
