@@ -39,7 +39,6 @@ async def test_a_bearer_token_is_required(live_sim, token) -> None:
 
 
 async def test_the_realtime_path_is_served_as_before(live_sim) -> None:
-    from gateway.realtime import events as ev
     from gateway.realtime.client import Endpoint, RealtimeClient
 
     sim = await live_sim()
@@ -49,7 +48,6 @@ async def test_the_realtime_path_is_served_as_before(live_sim) -> None:
     await realtime.close()
     assert sim.url.endswith("/v1/realtime?model=gpt-realtime")
     assert sim.live_url == f"ws://127.0.0.1:{sim.port}/v1/live/sessions"
-    assert ev is not None
 
 
 async def test_nothing_is_sent_before_session_start_and_another_first_message_is_an_error(
@@ -135,3 +133,11 @@ async def test_a_second_session_start_and_unknown_event_types_are_errors(
         assert error["error"]["param"] == "type"
         assert "'session.input_audio.append'" in error["error"]["message"]
         assert "'session.close'" in error["error"]["message"]
+
+
+async def test_a_socket_that_never_starts_is_closed(live_sim, client) -> None:
+    sim = await live_sim(idle_expire_s=0.3)
+    ws = await client(sim)
+    ended = await ws.wait_closed()
+    assert ended.rcvd is not None and ended.rcvd.code == 1008
+    assert ws.events == []

@@ -16,7 +16,8 @@ a first message other than `session.start` gets `error{code: "session_not_starte
 socket stays open for a proper `session.start`; a second `session.start` gets
 `session_already_started`; commands after `session.close` get `session_closing`; an append
 while a fixture plays gets `fixture_active`; an append over 500 tokens (estimated as
-characters / 4) gets `string_above_max_length`.
+characters / 4) gets `string_above_max_length`; a socket that sends no `session.start` within
+`idle_expire_s` is closed with 1008.
 """
 
 from __future__ import annotations
@@ -238,6 +239,7 @@ class LiveSession(Delegation):
         return task
 
     async def run(self) -> None:
+        self.spawn(self._await_start())
         try:
             async for frame in self.ws:
                 await self.handle_frame(frame)
@@ -296,6 +298,14 @@ class LiveSession(Delegation):
         await getattr(self, _HANDLER_NAMES[kind])(event, event_id)
 
     # -- start-up -----------------------------------------------------------------------------
+
+    async def _await_start(self) -> None:
+        """A socket with no session.start after idle_expire_s is closed (1008), so an idle
+        connection holds nothing for ever. What the real service does then is UNKNOWN."""
+        await asyncio.sleep(self.options.idle_expire_s)
+        if not self.started:
+            with contextlib.suppress(ConnectionClosed):
+                await self.ws.close(1008, "no session.start")
 
     async def on_session_start(self, event: dict[str, Any], event_id: str | None) -> None:
         if self._reject_start():
