@@ -41,7 +41,7 @@ from gateway.media import g711  # noqa: E402
 from gateway.realtime.simulator import SimSession, SimulatorOptions  # noqa: E402
 from gateway.realtime.simulator import input_audio as input_audio_module  # noqa: E402
 from gateway.realtime.simulator import schema as schema_module  # noqa: E402
-from gateway.realtime.simulator.vad import frame_levels_db, sampled_frame_levels_db  # noqa: E402
+from gateway.sim_shared.vad import frame_levels_db, sampled_frame_levels_db  # noqa: E402
 
 
 class _NullSocket:

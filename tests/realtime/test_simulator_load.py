@@ -18,7 +18,7 @@ from gateway.realtime import events as ev
 from gateway.realtime import protocol as p
 from gateway.realtime.simulator import SimulatorOptions
 from gateway.realtime.simulator.cli import add_arguments, options_from_args
-from gateway.realtime.simulator.vad import frame_levels_db, sampled_frame_levels_db
+from gateway.sim_shared.vad import frame_levels_db, sampled_frame_levels_db
 from tests.conftest import require_peer
 from tests.realtime.conftest import silence, speech_like
 from tests.realtime.test_client_simulator import T, append_chunks, collect_until, of, vad_config

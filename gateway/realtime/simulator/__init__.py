@@ -26,8 +26,9 @@ One module per job:
     sdk.py          the same by the `openai` SDK's models, when it is importable
     options.py      SimulatorOptions, ToolCallRule: scripted replies, faults, pacing, memory
     items.py        recorded events, conversation items and responses as data
-    audio.py        G.711 / 24 kHz PCM conversion (through gateway/media/g711.py) and tones
-    vad.py          the server VAD's frame levels and thresholds, on audio time
+    (gateway/sim_shared/audio.py and vad.py, shared with the GPT-Live simulator: G.711 /
+    24 kHz PCM conversion through gateway/media/g711.py, tones; the VAD's frame levels and
+    thresholds on audio time)
     session.py      SimSession: one WebSocket session (frames, validation, items), made of
     input_audio.py    the input audio buffer and VAD turns, and
     responses.py      response generation
@@ -44,7 +45,6 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from gateway.realtime.simulator.audio import BYTES_PER_MS, convert, to_pcm16, tone
     from gateway.realtime.simulator.items import Item, Recorded, Response
     from gateway.realtime.simulator.options import (
         RESPONSE_OUTCOMES,
@@ -60,12 +60,13 @@ if TYPE_CHECKING:
     )
     from gateway.realtime.simulator.server import DEFAULT_MODEL, Simulator
     from gateway.realtime.simulator.session import SimSession
+    from gateway.sim_shared.audio import BYTES_PER_MS, convert, to_pcm16, tone
 
 _PUBLIC = {
-    "BYTES_PER_MS": "audio",
-    "convert": "audio",
-    "to_pcm16": "audio",
-    "tone": "audio",
+    "BYTES_PER_MS": "gateway.sim_shared.audio",
+    "convert": "gateway.sim_shared.audio",
+    "to_pcm16": "gateway.sim_shared.audio",
+    "tone": "gateway.sim_shared.audio",
     "Item": "items",
     "Recorded": "items",
     "Response": "items",
@@ -108,7 +109,8 @@ def __getattr__(name: str) -> Any:
     module = _PUBLIC.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    path = module if "." in module else f"{__name__}.{module}"
+    value = getattr(importlib.import_module(path), name)
     globals()[name] = value
     return value
 

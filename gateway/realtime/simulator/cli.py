@@ -1,7 +1,10 @@
-"""`sip-realtime-gateway simulator`: the local Realtime API simulator with its options as flags.
+"""`sip-realtime-gateway simulator`: the local voice-service simulator with its options as flags.
+One process serves both APIs, each at its own path: Realtime GA (`url`) and GPT-Live
+(`live_url`, /v1/live/sessions; gateway/live/simulator/); both URLs are printed, Realtime first.
 
 The options are `SimulatorOptions` (options.py); `--script` takes any of them as JSON and the
-flags override it. SIGINT and SIGTERM stop it however it was started: handlers
+flags override it. The GPT-Live options (`LiveSimulatorOptions`, gateway/live/simulator/
+options.py) go under the script's "live" key and the `--live-*` flags. SIGINT and SIGTERM stop it however it was started: handlers
 are installed explicitly, so a SIGINT that the parent set to "ignored" (`simulator &` in a
 non-interactive shell does that) still stops it.
 """
@@ -17,6 +20,7 @@ from typing import Any
 import orjson
 
 from gateway.busy_port import bind_failure, with_errno
+from gateway.live.simulator.options import LiveSimulatorOptions
 from gateway.realtime.simulator.options import SimulatorOptions
 
 EXIT_OK = 0
@@ -32,7 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="JSON object of simulator options (any SimulatorOptions field), e.g. "
         '{"tool_calls": [{"name": "end_call", "when_text_contains": "bye"}], '
-        '"transcripts": ["hello", "bye"]}; the flags below override it',
+        '"transcripts": ["hello", "bye"]}, and under "live" the GPT-Live ones (any '
+        'LiveSimulatorOptions field, e.g. {"live": {"delta_ms": 20, "tool_calls": [{"name": '
+        '"end_call", "on_utterance": 2}]}}); the flags below override it',
     )
     parser.add_argument(
         "--reply-audio",
@@ -102,6 +108,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "on a few samples per frame and uvloop, so the simulator is not the bottleneck",
     )
 
+    live = parser.add_argument_group("GPT-Live (/v1/live/sessions)")
+    for flag, kind, text in _LIVE_FLAGS:
+        live.add_argument(
+            f"--live-{flag.replace('_', '-')}",
+            dest=f"live_{flag}",
+            type=kind,
+            metavar="N",
+            help=text,
+        )
+
+
+# (LiveSimulatorOptions field, type, help) of the --live-* flags.
+_LIVE_FLAGS = (
+    ("delta_ms", int, "one output audio delta every N ms (default 100, as observed)"),
+    ("idle_expire_s", float, "end a session N s after its input audio stops (default 30)"),
+    ("session_max_s", float, "expires_at = start + N s, then session.closed expired (3600)"),
+    ("barge_in_latency_ms", int, "the model falls silent N ms after the caller talks over it"),
+    ("usage_every_s", float, "session.usage.updated every N s of session clock (default 15)"),
+    ("drop_after_s", float, "cut each session's connection N s after it started; 0 = never"),
+    ("reject_starts", int, "refuse the first N session.start with a server_error"),
+    ("keep_sessions", int, "finished GPT-Live sessions kept for inspection (default 50)"),
+)
 
 _FLAG_OPTIONS = {
     "reply_format": "reply_format",
@@ -130,6 +158,11 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         if not isinstance(script, dict):
             raise ValueError("--script must hold a JSON object")
         options.update(script)
+    live = dict(options.pop("live", None) or {})
+    for flag, _, _ in _LIVE_FLAGS:
+        value = getattr(args, f"live_{flag}", None)
+        if value is not None:
+            live[flag] = value
     for flag, option in _FLAG_OPTIONS.items():
         value = getattr(args, flag, None)
         if value is not None:
@@ -142,8 +175,11 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"cannot read --reply-audio: {exc}") from None
     try:
         SimulatorOptions.from_mapping(options)
+        LiveSimulatorOptions.from_mapping(live)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bad simulator options: {exc}") from None
+    if live:
+        options["live"] = live
     return options
 
 
@@ -152,12 +188,14 @@ async def serve(host: str, port: int, options: dict[str, Any]) -> int:
     # parser and should not load websockets and numpy for it.
     from gateway.realtime.simulator.server import Simulator
 
-    simulator = Simulator(host, port, SimulatorOptions.from_mapping(options))
+    options = dict(options)
+    live = LiveSimulatorOptions.from_mapping(options.pop("live", None) or {})
+    simulator = Simulator(host, port, SimulatorOptions.from_mapping(options), live)
     try:
         await simulator.start()
     except OSError as exc:
         exc = with_errno(exc, host, port, ("tcp",))
-        message = bind_failure("Realtime simulator port", f"{host}:{port}", exc, "--port")
+        message = bind_failure("simulator port", f"{host}:{port}", exc, "--port")
         print(f"sip-realtime-gateway simulator: error: {message}", file=sys.stderr)
         return EXIT_FAILURE
     stop = asyncio.Event()
@@ -166,6 +204,7 @@ async def serve(host: str, port: int, options: dict[str, Any]) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     print(f"realtime simulator listening on {simulator.url}", flush=True)
+    print(f"GPT-Live simulator listening on {simulator.live_url}", flush=True)
     try:
         await stop.wait()
     finally:

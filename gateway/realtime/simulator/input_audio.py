@@ -11,10 +11,12 @@ import base64
 import binascii
 from typing import Any
 
-from gateway.realtime.simulator.audio import BYTES_PER_MS
 from gateway.realtime.simulator.items import Item, new_id
-from gateway.realtime.simulator.vad import (
+from gateway.sim_shared.audio import BYTES_PER_MS
+from gateway.sim_shared.vad import (
     FRAME_MS,
+    STARTED,
+    STOPPED,
     frame_levels_db,
     sampled_frame_levels_db,
     vad_settings,
@@ -42,7 +44,7 @@ class InputAudio:
 
     def _vad_reset(self) -> None:
         self._vad_residual = b""
-        self._speaking = False
+        self._edges.reset()
 
     async def _run_vad(self, audio: bytes) -> None:
         fmt = self.input_format
@@ -59,20 +61,21 @@ class InputAudio:
         threshold_db, prefix_ms, silence_ms = vad_settings(
             self.turn_detection, self.options.vad_db_at_half
         )
+        edges = self._edges
         for index, level in enumerate(db):
             start_ms = first_frame_ms + index * FRAME_MS
             end_ms = start_ms + FRAME_MS
             voiced = level > threshold_db
-            if voiced and not self._speaking:
+            edge = edges.frame(voiced, end_ms, silence_ms)
+            if edge is STARTED:
                 await self._speech_started(
                     max(self.buffer_start_byte // bpms, start_ms - prefix_ms)
                 )
-            if voiced:
-                self._last_voiced_end_ms = end_ms
-            elif self._speaking and end_ms - self._last_voiced_end_ms >= silence_ms:
+            elif edge is STOPPED:
                 await self._speech_stopped(end_ms)
             elif (
-                not self._speaking
+                not voiced
+                and not edges.speaking
                 and self._idle_deadline_ms is not None
                 and end_ms >= self._idle_deadline_ms
                 and (self.response is None or self.response.done)
@@ -111,7 +114,6 @@ class InputAudio:
         self._idle_deadline_ms = now_ms + output_ms + int(idle_ms)
 
     async def _speech_started(self, audio_start_ms: int) -> None:
-        self._speaking = True
         self._idle_deadline_ms = None
         self._speech_item_id = new_id("item")
         self._speech_start_ms = audio_start_ms
@@ -131,7 +133,6 @@ class InputAudio:
             self.response.cancel_reason = "turn_detected"
 
     async def _speech_stopped(self, audio_end_ms: int) -> None:
-        self._speaking = False
         await self.send(
             {
                 "type": "input_audio_buffer.speech_stopped",
@@ -217,7 +218,7 @@ class InputAudio:
         audio = bytes(self.buffer)
         self.buffer_start_byte += len(self.buffer)
         self.buffer.clear()
-        item_id = self._speech_item_id if self._speaking else new_id("item")
+        item_id = self._speech_item_id if self._edges.speaking else new_id("item")
         self._vad_reset()
         await self._commit_user_audio(item_id, audio)
 

@@ -5,28 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import itertools
 from dataclasses import dataclass, field
 from typing import Any
 
-from gateway.realtime.simulator.audio import BYTES_PER_MS
+from gateway.sim_shared.audio import BYTES_PER_MS
+from gateway.sim_shared.records import Recorded, new_id
 
-_ids = itertools.count(1)
-
-
-def new_id(prefix: str) -> str:
-    """A process-wide unique id in the service's shape ("item_sim000042")."""
-    return f"{prefix}_sim{next(_ids):06d}"
-
-
-@dataclass(slots=True)
-class Recorded:
-    t: float  # time.monotonic()
-    event: dict[str, Any]
-
-    @property
-    def type(self) -> str:
-        return str(self.event.get("type", ""))
+__all__ = ["Item", "Recorded", "Response", "new_id"]
 
 
 @dataclass(slots=True)

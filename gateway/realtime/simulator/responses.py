@@ -13,9 +13,9 @@ import base64
 import itertools
 from typing import Any
 
-from gateway.realtime.simulator.audio import BYTES_PER_MS, convert, tone
 from gateway.realtime.simulator.items import Item, Response, new_id
 from gateway.realtime.simulator.options import ToolCallRule
+from gateway.sim_shared.audio import BYTES_PER_MS, convert, tone
 
 
 class Responses:

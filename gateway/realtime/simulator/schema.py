@@ -9,8 +9,27 @@ reference does not give are marked ASSUMED (invalid_type wording).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
+
+from gateway.sim_shared.checks import (
+    Check,
+    Invalid,
+    bad_type,
+    c_any,
+    c_bool,
+    c_either,
+    c_enum,
+    c_int,
+    c_list,
+    c_nullable,
+    c_num,
+    c_obj,
+    c_str,
+    c_tagged,
+    join,
+    kind_of,
+    typed,
+)
 
 CLIENT_EVENT_TYPES = (
     "session.update",
@@ -27,203 +46,18 @@ CLIENT_EVENT_TYPES = (
 )
 
 
-class Invalid(Exception):
-    def __init__(self, code: str, message: str, param: str | None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.param = param
-
-
-Check = Callable[[Any, str], None]
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a decimal"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
-
-
-def _bad_type(path: str, expected: str, value: Any) -> Invalid:
-    # ASSUMED wording/code, modelled on the OpenAI API's "Invalid type for 'x'" errors.
-    return Invalid(
-        "invalid_type",
-        f"Invalid type for '{path}': expected {expected}, but got {_kind(value)} instead.",
-        path,
-    )
-
-
-def _join(path: str, key: str) -> str:
-    return f"{path}.{key}" if path else key
-
-
-def c_str(value: Any, path: str) -> None:
-    if not isinstance(value, str):
-        raise _bad_type(path, "a string", value)
-
-
-def c_bool(value: Any, path: str) -> None:
-    if not isinstance(value, bool):
-        raise _bad_type(path, "a boolean", value)
-
-
-def c_any(value: Any, path: str) -> None:
-    return None
-
-
-def c_int(lo: int | None = None, hi: int | None = None) -> Check:
-    def check(value: Any, path: str) -> None:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _bad_type(path, "an integer", value)
-        _range(value, lo, hi, path)
-
-    return check
-
-
-def c_num(lo: float | None = None, hi: float | None = None) -> Check:
-    def check(value: Any, path: str) -> None:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise _bad_type(path, "a number", value)
-        _range(value, lo, hi, path)
-
-    return check
-
-
-def _range(value: float, lo: float | None, hi: float | None, path: str) -> None:
-    if (lo is not None and value < lo) or (hi is not None and value > hi):
-        bounds = f"{lo if lo is not None else '-inf'} and {hi if hi is not None else 'inf'}"
-        raise Invalid(
-            "invalid_value",
-            f"Invalid '{path}': expected a value between {bounds}, but got {value} instead.",
-            path,
-        )
-
-
-def c_enum(*values: Any) -> Check:
-    def check(value: Any, path: str) -> None:
-        if value not in values or isinstance(value, bool) != isinstance(values[0], bool):
-            supported = ", ".join(f"'{v}'" for v in values)
-            raise Invalid(
-                "invalid_value",
-                f"Invalid value: '{value}'. Supported values are: {supported}.",
-                path,
-            )
-
-    return check
-
-
-def c_nullable(inner: Check) -> Check:
-    def check(value: Any, path: str) -> None:
-        if value is not None:
-            inner(value, path)
-
-    check.inner = inner  # type: ignore[attr-defined]  # schema_tables() walks these
-    return check
-
-
-def c_list(inner: Check) -> Check:
-    def check(value: Any, path: str) -> None:
-        if not isinstance(value, list):
-            raise _bad_type(path, "an array", value)
-        for index, element in enumerate(value):
-            inner(element, f"{path}[{index}]")
-
-    check.inner = inner  # type: ignore[attr-defined]
-    return check
-
-
-def c_obj(
-    required: dict[str, Check] | None = None, optional: dict[str, Check] | None = None
-) -> Check:
-    required = required or {}
-    optional = optional or {}
-
-    def check(value: Any, path: str) -> None:
-        if not isinstance(value, dict):
-            raise _bad_type(path, "an object", value)
-        for key in value:
-            if key not in required and key not in optional:
-                param = _join(path, key)
-                raise Invalid("unknown_parameter", f"Unknown parameter: '{param}'.", param)
-        for key, sub in required.items():
-            if key not in value:
-                param = _join(path, key)
-                raise Invalid(
-                    "missing_required_parameter", f"Missing required parameter: '{param}'.", param
-                )
-            sub(value[key], _join(path, key))
-        for key, sub in optional.items():
-            if key in value:
-                sub(value[key], _join(path, key))
-
-    # The tables stay readable by a program: tests compare them with the SDK's models.
-    check.fields = {**required, **optional}  # type: ignore[attr-defined]
-    return check
-
-
-def c_tagged(variants: dict[str, Check], tag: str = "type") -> Check:
-    """An object whose `tag` selects the schema (the variants must list the tag themselves)."""
-    tag_check = c_enum(*variants)
-
-    def check(value: Any, path: str) -> None:
-        if not isinstance(value, dict):
-            raise _bad_type(path, "an object", value)
-        if tag not in value:
-            param = _join(path, tag)
-            raise Invalid(
-                "missing_required_parameter", f"Missing required parameter: '{param}'.", param
-            )
-        tag_check(value[tag], _join(path, tag))
-        variants[value[tag]](value, path)
-
-    check.variants = variants  # type: ignore[attr-defined]
-    return check
-
-
-def c_either(*checks: Check) -> Check:
-    """First alternative that accepts; otherwise the error of the alternative of the right kind."""
-
-    def check(value: Any, path: str) -> None:
-        errors: list[Invalid] = []
-        for alternative in checks:
-            try:
-                alternative(value, path)
-                return
-            except Invalid as exc:
-                errors.append(exc)
-        typed = [e for e in errors if e.code != "invalid_type"]
-        raise (typed or errors)[0]
-
-    check.alternatives = checks  # type: ignore[attr-defined]
-    return check
-
-
-def _typed(name: str, **optional: Check) -> Check:
-    return c_obj({"type": c_enum(name)}, optional)
-
-
 AUDIO_FORMAT = c_tagged(
     {
         # GA: rate exists only for audio/pcm and must be 24000; pcmu/pcma take only `type`.
-        "audio/pcm": _typed("audio/pcm", rate=c_enum(24000)),
-        "audio/pcmu": _typed("audio/pcmu"),
-        "audio/pcma": _typed("audio/pcma"),
+        "audio/pcm": typed("audio/pcm", rate=c_enum(24000)),
+        "audio/pcmu": typed("audio/pcmu"),
+        "audio/pcma": typed("audio/pcma"),
     }
 )
 TURN_DETECTION = c_nullable(
     c_tagged(
         {
-            "server_vad": _typed(
+            "server_vad": typed(
                 "server_vad",
                 threshold=c_num(0, 1),
                 prefix_padding_ms=c_int(0),
@@ -232,7 +66,7 @@ TURN_DETECTION = c_nullable(
                 create_response=c_bool,
                 interrupt_response=c_bool,
             ),
-            "semantic_vad": _typed(
+            "semantic_vad": typed(
                 "semantic_vad",
                 eagerness=c_enum("low", "medium", "high", "auto"),
                 create_response=c_bool,
@@ -356,27 +190,27 @@ _ITEM_COMMON = {
 }
 USER_CONTENT = c_tagged(
     {
-        "input_text": _typed("input_text", text=c_str),
-        "input_audio": _typed("input_audio", audio=c_str, transcript=c_nullable(c_str)),
-        "input_image": _typed("input_image", image_url=c_str, detail=c_enum("auto", "low", "high")),
+        "input_text": typed("input_text", text=c_str),
+        "input_audio": typed("input_audio", audio=c_str, transcript=c_nullable(c_str)),
+        "input_image": typed("input_image", image_url=c_str, detail=c_enum("auto", "low", "high")),
     }
 )
-SYSTEM_CONTENT = c_tagged({"input_text": _typed("input_text", text=c_str)})
+SYSTEM_CONTENT = c_tagged({"input_text": typed("input_text", text=c_str)})
 ASSISTANT_CONTENT = c_tagged(
     {
-        "output_text": _typed("output_text", text=c_str),
-        "output_audio": _typed("output_audio", audio=c_str, transcript=c_nullable(c_str)),
+        "output_text": typed("output_text", text=c_str),
+        "output_audio": typed("output_audio", audio=c_str, transcript=c_nullable(c_str)),
     }
 )
 
 
 def _message_item(value: Any, path: str) -> None:
     if "role" not in value:
-        param = _join(path, "role")
+        param = join(path, "role")
         raise Invalid(
             "missing_required_parameter", f"Missing required parameter: '{param}'.", param
         )
-    c_enum("user", "system", "assistant")(value["role"], _join(path, "role"))
+    c_enum("user", "system", "assistant")(value["role"], join(path, "role"))
     content = {"user": USER_CONTENT, "system": SYSTEM_CONTENT, "assistant": ASSISTANT_CONTENT}[
         value["role"]
     ]
@@ -417,7 +251,7 @@ RESPONSE_PARAMS = c_obj(
 def _metadata(value: Any, path: str) -> None:
     """Free-form key/value pairs, values strings (at most 16 pairs)."""
     if not isinstance(value, dict):
-        raise _bad_type(path, "an object", value)
+        raise bad_type(path, "an object", value)
     for key, element in value.items():
         c_str(element, f"{path}.{key}")
     if len(value) > 16:
@@ -455,7 +289,7 @@ def validate_client_event(event: Any) -> Invalid | None:
     if not isinstance(event, dict):
         return Invalid(
             "invalid_type",
-            f"Invalid type for event: expected an object, but got {_kind(event)} instead.",
+            f"Invalid type for event: expected an object, but got {kind_of(event)} instead.",
             None,
         )
     if "type" not in event:
@@ -464,7 +298,7 @@ def validate_client_event(event: Any) -> Invalid | None:
     if not isinstance(kind, str):  # a list or object here must not reach the dict lookups
         return Invalid(
             "invalid_type",
-            f"Invalid type for 'type': expected a string, but got {_kind(kind)} instead.",
+            f"Invalid type for 'type': expected a string, but got {kind_of(kind)} instead.",
             "type",
         )
     if kind not in EVENT_FIELDS:

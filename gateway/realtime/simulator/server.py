@@ -1,34 +1,59 @@
-"""The simulator's WebSocket server: one `SimSession` per connection (model from the URL's
-query), the sessions it keeps for inspection (live ones and the last `keep_sessions` finished
-ones, issue 14), waiting for the n-th session, and cutting a connection on purpose."""
+"""The simulators' WebSocket server: one process serves both APIs, each at its own path.
+
+- Realtime GA, any path but /v1/live... (as before; `url` gives /v1/realtime?model=...): one
+  `SimSession` per connection, model from the URL's query.
+- GPT-Live at exactly /v1/live/sessions (`live_url`): one `LiveSession`
+  (gateway/live/simulator/) per connection, after the handshake checks of `_check_live`.
+
+For each API: the sessions it keeps for inspection (live ones and the last `keep_sessions`
+finished ones, issue 14), waiting for the n-th session, and cutting a connection on purpose.
+This module imports both simulators: it is the one place that routes between them
+(tests/test_architecture.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections import deque
+from http import HTTPStatus
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection
 from websockets.asyncio.server import serve as ws_serve
+from websockets.http11 import Request, Response
 
+from gateway.live.simulator.options import LiveSimulatorOptions
+from gateway.live.simulator.session import LiveSession
 from gateway.realtime.simulator.items import Recorded
 from gateway.realtime.simulator.options import SimulatorOptions
 from gateway.realtime.simulator.sdk import cached_sdk_validator
 from gateway.realtime.simulator.session import SimSession
 
 DEFAULT_MODEL = "gpt-realtime"
+LIVE_PATH = "/v1/live/sessions"
 
 
 class Simulator:
     """`await start()`, use `.url`, `await stop()`. Several sessions may run at once."""
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, options: SimulatorOptions | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        options: SimulatorOptions | None = None,
+        live_options: LiveSimulatorOptions | None = None,
     ) -> None:
         self.host = host
         self.port = port
         self.options = options or SimulatorOptions()
+        self.live_options = live_options or LiveSimulatorOptions()
+        # GPT-Live sessions: live ones and the last `live_options.keep_sessions` finished ones.
+        self.live_sessions: dict[str, LiveSession] = {}
+        self.live_opened = 0
+        self.live_refused: list[tuple[str, int]] = []  # (path, HTTP status) of refused upgrades
+        self._live_finished: deque[str] = deque()
+        self._new_live_session = asyncio.Condition()
+        self._starts_rejected = 0
         # Live sessions and the last `options.keep_sessions` finished ones, in opening order.
         self.sessions: dict[str, SimSession] = {}
         self.opened = 0  # sessions opened so far, forgotten ones included
@@ -41,6 +66,11 @@ class Simulator:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"ws://{host}:{self.port}/v1/realtime?model={DEFAULT_MODEL}"
 
+    @property
+    def live_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.port}{LIVE_PATH}"
+
     async def start(self) -> None:
         if self.options.schema != "builtin":
             # Importing the SDK's models takes about half a second: done here, off the event
@@ -48,7 +78,12 @@ class Simulator:
             # in-process) waits for it.
             await asyncio.to_thread(cached_sdk_validator)
         self._server = await ws_serve(
-            self._handle, self.host, self.port, compression=None, max_size=16 * 1024 * 1024
+            self._handle,
+            self.host,
+            self.port,
+            compression=None,
+            max_size=16 * 1024 * 1024,
+            process_request=self._check_live,
         )
         self.port = self._server.sockets[0].getsockname()[1]
 
@@ -67,7 +102,76 @@ class Simulator:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    def _check_live(self, ws: ServerConnection, request: Request) -> Response | None:
+        """The GPT-Live handshake: exactly /v1/live/sessions, no query, a Bearer token.
+
+        UNKNOWN (gpt-live-protocol.md section 12): how the real server refuses a query string
+        or another path under /v1/live (the status codes here are our choice: 400 and 404),
+        and whether it answers a missing or malformed key with 401 as the rest of the OpenAI
+        API does (assumed). Realtime paths pass through unchanged."""
+        target = urlsplit(request.path)
+        if not target.path.startswith("/v1/live"):
+            return None
+        status, reason = HTTPStatus.OK, ""
+        if target.path != LIVE_PATH:
+            status, reason = HTTPStatus.NOT_FOUND, f"No GPT-Live endpoint at {target.path}."
+        elif target.query or request.path.endswith("?"):
+            status = HTTPStatus.BAD_REQUEST
+            reason = "GPT-Live takes no query parameters: put the model in session.start."
+        else:
+            auth = request.headers.get("Authorization", "")
+            scheme, _, token = auth.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                status = HTTPStatus.UNAUTHORIZED
+                reason = "Missing bearer authentication in header: Authorization: Bearer <key>."
+        if status is HTTPStatus.OK:
+            return None
+        self.live_refused.append((request.path, int(status)))
+        return ws.respond(status, reason + "\n")
+
+    def _reject_start(self) -> bool:
+        """Fault injection: the first `reject_starts` session.start of this process fail."""
+        if self._starts_rejected < self.live_options.reject_starts:
+            self._starts_rejected += 1
+            return True
+        return False
+
+    async def _handle_live(self, ws: ServerConnection) -> None:
+        session = LiveSession(ws, self.live_options, self._reject_start)
+        self.live_opened += 1
+        session.ordinal = self.live_opened
+        self.live_sessions[session.id] = session
+        async with self._new_live_session:
+            self._new_live_session.notify_all()
+        try:
+            await session.run()
+        finally:
+            self._live_finished.append(session.id)
+            while len(self._live_finished) > self.live_options.keep_sessions:
+                self.live_sessions.pop(self._live_finished.popleft(), None)
+
+    async def wait_live_session(self, count: int = 1, timeout: float = 5.0) -> LiveSession:  # noqa: ASYNC109 (every wait in the API is bounded)
+        """The `count`-th GPT-Live session opened (1-based), waiting for it if needed.
+        LookupError if it has finished and been forgotten (raise live keep_sessions)."""
+
+        async def ready() -> LiveSession:
+            async with self._new_live_session:
+                await self._new_live_session.wait_for(lambda: self.live_opened >= count)
+            for session in self.live_sessions.values():
+                if session.ordinal == count:
+                    return session
+            raise LookupError(f"live session {count} finished and was forgotten (keep_sessions)")
+
+        return await asyncio.wait_for(ready(), timeout)
+
+    def drop_live_session(self, session_id: str) -> None:
+        """Cut a GPT-Live session's TCP connection: no close frame, no session.closed."""
+        self.live_sessions[session_id].drop()
+
     async def _handle(self, ws: ServerConnection) -> None:
+        if ws.request is not None and urlsplit(ws.request.path).path == LIVE_PATH:
+            await self._handle_live(ws)
+            return
         query = parse_qs(urlsplit(ws.request.path if ws.request else "").query)
         model = (query.get("model") or [DEFAULT_MODEL])[0]
         session = SimSession(ws, self.options, model)

@@ -17,7 +17,6 @@ import orjson
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from gateway.realtime.simulator.audio import BYTES_PER_MS
 from gateway.realtime.simulator.input_audio import InputAudio
 from gateway.realtime.simulator.items import Item, Recorded, Response, new_id
 from gateway.realtime.simulator.options import SimulatorOptions
@@ -29,6 +28,8 @@ from gateway.realtime.simulator.schema import (
     validate_client_event,
 )
 from gateway.realtime.simulator.sdk import cached_sdk_validator
+from gateway.sim_shared.audio import BYTES_PER_MS
+from gateway.sim_shared.vad import SpeechEdges
 
 # The events that carry audio, and their audio field; load mode does not record them.
 AUDIO_EVENT_TYPES = {"input_audio_buffer.append": "audio", "response.output_audio.delta": "delta"}
@@ -78,10 +79,9 @@ class SimSession(InputAudio, Responses):
         self.buffer = bytearray()
         self.buffer_start_byte = 0
         self._vad_residual = b""
-        self._speaking = False
+        self._edges = SpeechEdges()  # speech started / stopped, on audio time
         self._speech_item_id = ""
         self._speech_start_ms = 0
-        self._last_voiced_end_ms = 0
         self._idle_deadline_ms: int | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._expiring = False

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from gateway.realtime.simulator.audio import G711_CODEC, to_pcm16
+from gateway.sim_shared.audio import G711_CODEC, to_pcm16
 
 FRAME_MS = 10
 # semantic_vad has no threshold on the wire; its eagerness picks the silence that ends a turn.
@@ -64,3 +64,35 @@ def sampled_frame_levels_db(audio: bytes, fmt: str, frame_bytes: int) -> list[fl
         mean_square = sum(map(lookup, audio[start : start + frame_bytes : SAMPLE_STEP])) / count
         levels.append(20 * math.log10(math.sqrt(mean_square) / 32768.0 + 1e-12))
     return levels
+
+
+STARTED = "started"
+STOPPED = "stopped"
+
+
+class SpeechEdges:
+    """Where speech starts and stops, from the VAD's per-frame verdicts: at the first voiced
+    frame, and after `silence_ms` of unvoiced frames (server_vad's rule). Both simulators run
+    it: the Realtime one for speech_started/stopped, the GPT-Live one for caller utterances."""
+
+    __slots__ = ("last_voiced_end_ms", "speaking")
+
+    def __init__(self) -> None:
+        self.speaking = False
+        self.last_voiced_end_ms = 0
+
+    def frame(self, voiced: bool, end_ms: int, silence_ms: int) -> str | None:
+        """STARTED, STOPPED or None for the frame that ends at `end_ms` (audio time)."""
+        if voiced:
+            self.last_voiced_end_ms = end_ms
+            if not self.speaking:
+                self.speaking = True
+                return STARTED
+            return None
+        if self.speaking and end_ms - self.last_voiced_end_ms >= silence_ms:
+            self.speaking = False
+            return STOPPED
+        return None
+
+    def reset(self) -> None:
+        self.speaking = False

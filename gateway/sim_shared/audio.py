@@ -2,7 +2,7 @@
 conversion between the three GA formats (only for the echo reply) and the reply tone.
 
 G.711 goes through gateway/media/g711.py (bit-exact with audioop: tests/media/test_g711.py and
-tests/realtime/test_simulator_audio.py), the one import from realtime into media. Only the
+tests/realtime/test_simulator_audio.py), the one import of the simulators into media. Only the
 8 <-> 24 kHz rate conversion of audio/pcm still uses audioop.ratecv.
 """
 
@@ -54,3 +54,12 @@ def tone(ms: int, fmt: str, hz: float = 440.0, level: float = 0.3) -> bytes:
     if fmt == "audio/pcm":
         return samples
     return g711.encode(G711_CODEC[fmt], samples)
+
+
+def resample_pcm16(audio: bytes, src_rate: int, dst_rate: int) -> bytes:
+    """Mono PCM16LE from one rate to another (the GPT-Live fixture: 24 kHz into the session's
+    16 kHz PCM)."""
+    if src_rate == dst_rate:
+        return bytes(audio)
+    converted, _ = audioop.ratecv(bytes(audio), 2, 1, src_rate, dst_rate, None)
+    return converted
