@@ -383,3 +383,16 @@ async def test_fixture_plays_then_played_and_blocks_appends(live_sim, client) ->
         lambda e: e["type"] == "error" and e["error"].get("client_event_id") == "odd"
     )
     assert odd["error"]["code"] == "invalid_audio"
+
+
+async def test_load_mode_keeps_the_protocol_and_records_no_audio(live_sim, client) -> None:
+    sim = await live_sim(delta_ms=20, load_mode=True)
+    ws = await client(sim)
+    await ws.start()
+    await ws.append(silence(300) + speech_like(600, seed=2) + silence(600))
+    session = await sim.wait_live_session()
+    await ws.wait_for(lambda e: bool(session.utterances))
+    await ws.wait_for(lambda e: session.utterances[0].audio in ws.output_audio())
+    assert session.client_events_of("session.input_audio.append") == []
+    assert session.server_events_of("session.output_audio.delta") == []
+    assert session.server_events_of("session.started")

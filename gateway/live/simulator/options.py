@@ -103,6 +103,10 @@ class LiveSimulatorOptions:
     # and base64 audio characters kept in each session's recorded events.
     keep_sessions: int = 50
     keep_audio_chars: int = 2 * 1024 * 1024
+    # Load mode (as the Realtime simulator's, `simulator --load`): the same wire protocol, but
+    # input appends and output deltas are not recorded and the VAD measures each 10 ms frame on
+    # a few samples (gateway/sim_shared/vad.py, sampled_frame_levels_db).
+    load_mode: bool = False
 
     @classmethod
     def from_mapping(cls, options: dict[str, Any]) -> LiveSimulatorOptions:

@@ -213,7 +213,8 @@ class LiveSession(Delegation):
     async def _send_audio(self, audio: bytes) -> None:
         # The primary socket's output delta: no event_id, no timing fields (section 3b).
         event = {"type": "session.output_audio.delta", "delta": base64.b64encode(audio).decode()}
-        self.server_events.append(Recorded(time.monotonic(), self._recordable(event, "delta")))
+        if not self.options.load_mode:
+            self.server_events.append(Recorded(time.monotonic(), self._recordable(event, "delta")))
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(orjson.dumps(event), text=True)
 
@@ -261,7 +262,7 @@ class LiveSession(Delegation):
             return
         if not isinstance(event, dict):
             self.client_events.append(Recorded(time.monotonic(), {"_raw": event}))
-        else:
+        elif not (self.options.load_mode and event.get("type") == "session.input_audio.append"):
             self.client_events.append(Recorded(time.monotonic(), self._recordable(event, "audio")))
         raw_id = event.get("event_id") if isinstance(event, dict) else None
         event_id = raw_id if isinstance(raw_id, str) else None
@@ -342,7 +343,12 @@ class LiveSession(Delegation):
                 self.config[key] = requested[key]
         bpms = bytes_per_ms(fmt)
         self.caller = CallerSpeech(
-            fmt["type"], bpms, self.options.vad_db, self.options.prefix_ms, self.options.silence_ms
+            fmt["type"],
+            bpms,
+            self.options.vad_db,
+            self.options.prefix_ms,
+            self.options.silence_ms,
+            sampled=self.options.load_mode,
         )
         self.track = OutputTrack(silence_byte(fmt), bpms)
         self._next_usage_ms = int(self.options.usage_every_s * 1000)
