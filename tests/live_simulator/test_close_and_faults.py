@@ -119,6 +119,10 @@ async def test_finished_sessions_are_kept_within_keep_sessions(live_sim, client)
         await ws.wait_closed()
     await async_wait_until(lambda: sim.live_opened == 4 and len(sim.live_sessions) == 2, 10)
     assert sorted(s.ordinal for s in sim.live_sessions.values()) == [3, 4]
+    kept = {s.id for s in sim.live_sessions.values()}
+    started = [r.event for r in sim.live_server_events if r.type == "session.started"]
+    assert {e["session"]["id"] for e in started} == kept
+    assert len([r for r in sim.live_client_events if r.type == "session.close"]) == 2
     live = await client(sim)
     await live.start()
     await async_wait_until(lambda: len(sim.live_sessions) == 3, 10)  # live ones always kept

@@ -139,6 +139,7 @@ class LiveSession(Delegation):
         self.muted = False
         self.fixture_active = False
         self.appends: list[PendingAppend] = []  # every accepted append, in order
+        self._unplaced: list[PendingAppend] = []  # those not yet acknowledged
         self.utterances: list[Utterance] = []
         self.barge_ins: list[BargeIn] = []
         self.last_speech: SpeechMark | None = None
@@ -464,8 +465,10 @@ class LiveSession(Delegation):
                     "end_ms": fragment.end_ms,
                 }
             )
-        for append in self.appends:
-            if not append.acked and append.end_ms <= now:
+        if self._unplaced and any(a.end_ms <= now for a in self._unplaced):
+            due = [a for a in self._unplaced if a.end_ms <= now]
+            self._unplaced = [a for a in self._unplaced if a.end_ms > now]
+            for append in due:
                 append.acked = True
                 await self._append_placed(append)
         while now >= self._next_usage_ms:
@@ -583,7 +586,8 @@ class LiveSession(Delegation):
         if drain and self.track is not None and self.track.speaking:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._speech_idle.wait(), self.options.close_drain_s)
-        for append in self.appends:
+        unplaced, self._unplaced = self._unplaced, []
+        for append in unplaced:
             if not append.acked:
                 append.acked = True
                 await self.send_error(
@@ -699,11 +703,11 @@ class LiveSession(Delegation):
             return
         low, high = self.options.append_ack_ms
         start = self.now_ms
-        self.appends.append(
-            PendingAppend(
-                kind, content, delegation_id, event_id, start, start + self._rng.randint(low, high)
-            )
+        append = PendingAppend(
+            kind, content, delegation_id, event_id, start, start + self._rng.randint(low, high)
         )
+        self.appends.append(append)
+        self._unplaced.append(append)
 
     async def _append_placed(self, append: PendingAppend) -> None:
         """The append reached the timeline: acknowledge it, then let the model act on it."""

@@ -164,6 +164,19 @@ class Simulator:
 
         return await asyncio.wait_for(ready(), timeout)
 
+    @property
+    def live_client_events(self) -> list[Recorded]:
+        """Every kept GPT-Live session's client events, in time order."""
+        return sorted(
+            (r for s in self.live_sessions.values() for r in s.client_events), key=lambda r: r.t
+        )
+
+    @property
+    def live_server_events(self) -> list[Recorded]:
+        return sorted(
+            (r for s in self.live_sessions.values() for r in s.server_events), key=lambda r: r.t
+        )
+
     def drop_live_session(self, session_id: str) -> None:
         """Cut a GPT-Live session's TCP connection: no close frame, no session.closed."""
         self.live_sessions[session_id].drop()
