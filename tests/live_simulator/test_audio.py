@@ -75,6 +75,9 @@ async def test_the_caller_utterance_comes_back_byte_for_byte_with_transcripts(
             == "I need a taxi to the station"
         )
     )
+    for fragment in ws.of("session.output_transcript.delta"):
+        assert fragment["start_ms"] % 200 == 0 and fragment["end_ms"] % 200 == 0
+        assert fragment["end_ms"] > fragment["start_ms"]
     # The track went back to silence after the reply, and no turn/done events exist.
     assert {e["type"] for e in ws.events} <= {"session.started", *AUDIO_ONLY, *TRANSCRIPTS}
     assert session.last_speech is not None

@@ -520,12 +520,14 @@ class LiveSession(Delegation):
                     (before + chunk.voiced_end) / track.bytes_per_ms,
                 )
             for fragment in chunk.fragments:
-                end = self.now_ms
+                # On the 200 ms grid of the session clock, ending where the clock is now.
+                end = max(FRAGMENT_MS, self.now_ms // FRAGMENT_MS * FRAGMENT_MS)
+                span = -(-max(1, fragment.audio_ms) // FRAGMENT_MS) * FRAGMENT_MS
                 await self.send(
                     {
                         "type": "session.output_transcript.delta",
                         "delta": fragment.text,
-                        "start_ms": max(0, end - fragment.audio_ms),
+                        "start_ms": max(0, end - span),
                         "end_ms": end,
                     }
                 )
