@@ -74,6 +74,22 @@ async def test_a_refused_session_start_then_a_good_one(live_sim, client) -> None
     await retry.start()
 
 
+async def test_an_unanswered_session_start_then_a_good_one(live_sim, client) -> None:
+    sim = await live_sim(reject_starts=1, ignore_starts=1)
+    rejected, ignored = await client(sim), await client(sim)
+    await rejected.send({"type": "session.start", "session": {"model": "gpt-live-1"}})
+    await rejected.wait_closed()
+    await ignored.send({"type": "session.start", "session": {"model": "gpt-live-1"}})
+    session = await sim.wait_live_session(2)
+    await async_wait_until(lambda: session.start_ignored, 10)
+    await ignored.send({"type": "session.input_audio.append", "audio": "//8=", "event_id": "a"})
+    error = await ignored.wait_for(lambda e: e["type"] == "error")  # still not started
+    assert error["error"]["code"] == "session_not_started"
+    assert ignored.of("session.started") == [] and ignored.closed is None
+    good = await client(sim)
+    await good.start()
+
+
 async def test_moderation_cuts_the_reply_and_the_session_goes_on(live_sim, client) -> None:
     sim = await live_sim(delta_ms=20, moderation_on_utterance=1)
     ws = await client(sim)

@@ -110,13 +110,14 @@ class LiveSession(Delegation):
         self,
         ws: ServerConnection,
         options: LiveSimulatorOptions,
-        reject_start: Any = None,
+        start_fault: Any = None,
     ) -> None:
         self.id = new_id("live")
         self.ws = ws
         self.options = options
-        # Called at session.start: True = refuse this start (fault injection, reject_starts).
-        self._reject_start = reject_start or (lambda: False)
+        # Called at session.start (fault injection): "reject" (reject_starts), "ignore"
+        # (ignore_starts) or None.
+        self._start_fault = start_fault or (lambda: None)
         self.request_headers: dict[str, str] = (
             {k.lower(): v for k, v in ws.request.headers.raw_items()}
             if ws.request is not None
@@ -129,6 +130,7 @@ class LiveSession(Delegation):
         self.audio_chars_dropped = 0
         self.config: dict[str, Any] = {}  # the resolved SessionResource, once started
         self.started = False
+        self.start_ignored = False
         self.closing = False
         self.close_reason: str | None = None  # session.closed reason sent, if any
         self.dropped = False  # cut on purpose (no session.closed)
@@ -310,7 +312,11 @@ class LiveSession(Delegation):
                 await self.ws.close(1008, "no session.start")
 
     async def on_session_start(self, event: dict[str, Any], event_id: str | None) -> None:
-        if self._reject_start():
+        fault = self._start_fault()
+        if fault == "ignore":
+            self.start_ignored = True  # no answer; the socket stays open (a start-up timeout)
+            return
+        if fault == "reject":
             # Fault injection (a 503 for the caller): a start-up failure prevents
             # session.started (AZR); the service's own code for it is UNKNOWN.
             await self.send_error(

@@ -129,6 +129,7 @@ _LIVE_FLAGS = (
     ("usage_every_s", float, "session.usage.updated every N s of session clock (default 15)"),
     ("drop_after_s", float, "cut each session's connection N s after it started; 0 = never"),
     ("reject_starts", int, "refuse the first N session.start with a server_error"),
+    ("ignore_starts", int, "leave the next N session.start unanswered (start-up timeouts)"),
     ("keep_sessions", int, "finished GPT-Live sessions kept for inspection (default 50)"),
 )
 
