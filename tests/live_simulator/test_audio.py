@@ -75,6 +75,9 @@ async def test_the_caller_utterance_comes_back_byte_for_byte_with_transcripts(
             == "I need a taxi to the station"
         )
     )
+    for fragment in ws.of("session.output_transcript.delta"):
+        assert fragment["start_ms"] % 200 == 0 and fragment["end_ms"] % 200 == 0
+        assert fragment["end_ms"] > fragment["start_ms"]
     # The track went back to silence after the reply, and no turn/done events exist.
     assert {e["type"] for e in ws.events} <= {"session.started", *AUDIO_ONLY, *TRANSCRIPTS}
     assert session.last_speech is not None
@@ -383,3 +386,16 @@ async def test_fixture_plays_then_played_and_blocks_appends(live_sim, client) ->
         lambda e: e["type"] == "error" and e["error"].get("client_event_id") == "odd"
     )
     assert odd["error"]["code"] == "invalid_audio"
+
+
+async def test_load_mode_keeps_the_protocol_and_records_no_audio(live_sim, client) -> None:
+    sim = await live_sim(delta_ms=20, load_mode=True)
+    ws = await client(sim)
+    await ws.start()
+    await ws.append(silence(300) + speech_like(600, seed=2) + silence(600))
+    session = await sim.wait_live_session()
+    await ws.wait_for(lambda e: bool(session.utterances))
+    await ws.wait_for(lambda e: session.utterances[0].audio in ws.output_audio())
+    assert session.client_events_of("session.input_audio.append") == []
+    assert session.server_events_of("session.output_audio.delta") == []
+    assert session.server_events_of("session.started")

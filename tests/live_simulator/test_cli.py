@@ -88,3 +88,9 @@ def test_bad_live_options_name_the_option(tmp_path, capsys) -> None:
     script.write_bytes(orjson.dumps({"live": {"tool_calls": [{"name": "x", "when": "y"}]}}))
     assert main(["simulator", "--script", str(script)]) == 2
     assert "live.tool_calls[0]: unknown field(s) when" in capsys.readouterr().err
+
+
+def test_load_flag_puts_both_apis_in_load_mode() -> None:
+    options = options_from_args(_args("--load"))
+    assert options["load_mode"] is True
+    assert LiveSimulatorOptions.from_mapping(options["live"]).load_mode is True

@@ -74,6 +74,22 @@ async def test_a_refused_session_start_then_a_good_one(live_sim, client) -> None
     await retry.start()
 
 
+async def test_an_unanswered_session_start_then_a_good_one(live_sim, client) -> None:
+    sim = await live_sim(reject_starts=1, ignore_starts=1)
+    rejected, ignored = await client(sim), await client(sim)
+    await rejected.send({"type": "session.start", "session": {"model": "gpt-live-1"}})
+    await rejected.wait_closed()
+    await ignored.send({"type": "session.start", "session": {"model": "gpt-live-1"}})
+    session = await sim.wait_live_session(2)
+    await async_wait_until(lambda: session.start_ignored, 10)
+    await ignored.send({"type": "session.input_audio.append", "audio": "//8=", "event_id": "a"})
+    error = await ignored.wait_for(lambda e: e["type"] == "error")  # still not started
+    assert error["error"]["code"] == "session_not_started"
+    assert ignored.of("session.started") == [] and ignored.closed is None
+    good = await client(sim)
+    await good.start()
+
+
 async def test_moderation_cuts_the_reply_and_the_session_goes_on(live_sim, client) -> None:
     sim = await live_sim(delta_ms=20, moderation_on_utterance=1)
     ws = await client(sim)
@@ -119,6 +135,10 @@ async def test_finished_sessions_are_kept_within_keep_sessions(live_sim, client)
         await ws.wait_closed()
     await async_wait_until(lambda: sim.live_opened == 4 and len(sim.live_sessions) == 2, 10)
     assert sorted(s.ordinal for s in sim.live_sessions.values()) == [3, 4]
+    kept = {s.id for s in sim.live_sessions.values()}
+    started = [r.event for r in sim.live_server_events if r.type == "session.started"]
+    assert {e["session"]["id"] for e in started} == kept
+    assert len([r for r in sim.live_client_events if r.type == "session.close"]) == 2
     live = await client(sim)
     await live.start()
     await async_wait_until(lambda: len(sim.live_sessions) == 3, 10)  # live ones always kept

@@ -243,6 +243,36 @@ SIMULATOR_STRICTER = [
     {"type": "session.commentary.append", "content": "x"},
     # function_call_output without call_id cannot be matched to a call.
     {"type": "response.item.create", "item": {"type": "function_call_output", "output": "{}"}},
+    # Documented limits the SDK's types do not carry (section 2).
+    {
+        "type": "session.start",
+        "session": {"model": "m", "input": [{"role": "user", "content": [{"text": "hi"}]}] * 129},
+    },
+    {
+        "type": "session.start",
+        "session": {
+            "model": "m",
+            "input": [{"role": "user", "content": [{"text": "a"}, {"text": "b"}]}],
+        },
+    },
+    {
+        "type": "session.start",
+        "session": {"model": "m", "input": [{"role": "user", "content": [{"text": "x" * 40000}]}]},
+    },
+    {"type": "session.start", "session": {"model": "m", "instructions": "x" * 70000}},
+    {
+        "type": "session.update",
+        "session": {
+            "triggers": [
+                {
+                    "type": "decisions",
+                    "event_type": "session.input_transcript.delta",
+                    "decisions": {"questions": []},
+                }
+            ]
+            * 2
+        },
+    },
     # hosted-tool items: the simulator runs no hosted tools.
     {"type": "response.item.create", "item": {"type": "item_reference", "id": "x"}},
 ]
@@ -294,3 +324,21 @@ def test_a_non_object_event_or_session_is_an_error_not_a_crash(value) -> None:
     assert validate_client_event(value) is not None
     assert validate_client_event({"type": "session.start", "session": value}) is not None
     assert validate_client_event({"type": value}) is not None
+
+
+def test_limits_name_the_param() -> None:
+    too_many = [{"role": "user", "content": [{"text": "hi"}]}] * 129
+    problem = validate_client_event(
+        {"type": "session.start", "session": {"model": "m", "input": too_many}}
+    )
+    assert problem is not None and problem.param == "session.input"
+    two_parts = [{"role": "user", "content": [{"text": "a"}, {"text": "b"}]}]
+    problem = validate_client_event(
+        {"type": "session.start", "session": {"model": "m", "input": two_parts}}
+    )
+    assert problem is not None and problem.param == "session.input[0].content"
+    ok = [{"role": "user", "content": [{"text": "hi"}]}] * 128
+    assert (
+        validate_client_event({"type": "session.start", "session": {"model": "m", "input": ok}})
+        is None
+    )

@@ -97,12 +97,19 @@ class LiveSimulatorOptions:
     # with session.closed{reason: content}.
     drop_after_s: float = 0.0
     reject_starts: int = 0
+    # ignore_starts: leave the first N session.start (after the rejected ones) unanswered, the
+    # socket open: a start-up timeout for the client.
+    ignore_starts: int = 0
     moderation_on_utterance: int | None = None
     content_close_on_utterance: int | None = None
     # Memory (as the Realtime simulator's, issue 14): finished sessions kept for inspection,
     # and base64 audio characters kept in each session's recorded events.
     keep_sessions: int = 50
     keep_audio_chars: int = 2 * 1024 * 1024
+    # Load mode (as the Realtime simulator's, `simulator --load`): the same wire protocol, but
+    # input appends and output deltas are not recorded and the VAD measures each 10 ms frame on
+    # a few samples (gateway/sim_shared/vad.py, sampled_frame_levels_db).
+    load_mode: bool = False
 
     @classmethod
     def from_mapping(cls, options: dict[str, Any]) -> LiveSimulatorOptions:
@@ -138,8 +145,8 @@ class LiveSimulatorOptions:
         for name in ("idle_expire_s", "session_max_s", "close_drain_s", "usage_every_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"live.{name} must be > 0")
-        if self.drop_after_s < 0 or self.reject_starts < 0:
-            raise ValueError("live.drop_after_s and live.reject_starts must be >= 0")
+        if self.drop_after_s < 0 or self.reject_starts < 0 or self.ignore_starts < 0:
+            raise ValueError("live.drop_after_s, reject_starts and ignore_starts must be >= 0")
         low, high = self.append_ack_ms
         if not 0 <= low <= high:
             raise ValueError("live.append_ack_ms must be [low, high] with 0 <= low <= high")

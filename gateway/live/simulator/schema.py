@@ -50,6 +50,7 @@ __all__ = [
     "SESSION_UPDATE",
     "Invalid",
     "format_problem",
+    "limits_problem",
     "validate_client_event",
 ]
 
@@ -354,6 +355,63 @@ def format_problem(audio_format: dict[str, Any], path: str) -> Invalid | None:
     return None
 
 
+# Documented limits (gpt-live-protocol.md section 2); tokens estimated as characters / 4. The
+# codes the service uses for them are UNKNOWN: invalid_value is ASSUMED.
+MAX_HISTORY_MESSAGES = 128
+MAX_HISTORY_TOKENS = 8192
+MAX_INSTRUCTIONS_TOKENS = 16384
+
+
+def _tokens(text: str) -> int:
+    return -(-len(text) // 4)
+
+
+def limits_problem(session: dict[str, Any]) -> Invalid | None:
+    """What the schema's types cannot say: history size, one text part per history message,
+    instruction length, at most one trigger per transcript event type."""
+    history = session.get("input") or []
+    if len(history) > MAX_HISTORY_MESSAGES:
+        return Invalid(
+            "invalid_value",
+            f"Invalid 'session.input': at most {MAX_HISTORY_MESSAGES} messages, "
+            f"got {len(history)}.",
+            "session.input",
+        )
+    for index, item in enumerate(history):
+        if len(item["content"]) != 1:
+            param = f"session.input[{index}].content"
+            return Invalid(
+                "invalid_value", f"Invalid '{param}': supply exactly one text part.", param
+            )
+    if sum(_tokens(item["content"][0]["text"]) for item in history) > MAX_HISTORY_TOKENS:
+        return Invalid(
+            "invalid_value",
+            f"Invalid 'session.input': at most {MAX_HISTORY_TOKENS} rendered tokens.",
+            "session.input",
+        )
+    if _tokens(session.get("instructions") or "") > MAX_INSTRUCTIONS_TOKENS:
+        return Invalid(
+            "invalid_value",
+            f"Invalid 'session.instructions': at most {MAX_INSTRUCTIONS_TOKENS} tokens.",
+            "session.instructions",
+        )
+    return _triggers_problem(session.get("triggers") or [])
+
+
+def _triggers_problem(triggers: list[dict[str, Any]]) -> Invalid | None:
+    seen: set[str] = set()
+    for index, trigger in enumerate(triggers):
+        if trigger["event_type"] in seen:
+            param = f"session.triggers[{index}].event_type"
+            return Invalid(
+                "invalid_value",
+                f"Invalid '{param}': at most one trigger per transcript event type.",
+                param,
+            )
+        seen.add(trigger["event_type"])
+    return None
+
+
 def validate_client_event(event: Any) -> Invalid | None:
     """None when the event is acceptable, else the error the service would send."""
     if not isinstance(event, dict):
@@ -384,7 +442,12 @@ def validate_client_event(event: Any) -> Invalid | None:
         if kind == "session.start":
             fmt = (event["session"].get("audio") or {}).get("format")
             if fmt is not None:
-                return format_problem(fmt, "session.audio.format")
+                problem = format_problem(fmt, "session.audio.format")
+                if problem is not None:
+                    return problem
+            return limits_problem(event["session"])
+        if kind == "session.update" and "triggers" in event["session"]:
+            return _triggers_problem(event["session"]["triggers"])
     except Invalid as exc:
         return exc
     return None

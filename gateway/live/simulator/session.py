@@ -110,13 +110,14 @@ class LiveSession(Delegation):
         self,
         ws: ServerConnection,
         options: LiveSimulatorOptions,
-        reject_start: Any = None,
+        start_fault: Any = None,
     ) -> None:
         self.id = new_id("live")
         self.ws = ws
         self.options = options
-        # Called at session.start: True = refuse this start (fault injection, reject_starts).
-        self._reject_start = reject_start or (lambda: False)
+        # Called at session.start (fault injection): "reject" (reject_starts), "ignore"
+        # (ignore_starts) or None.
+        self._start_fault = start_fault or (lambda: None)
         self.request_headers: dict[str, str] = (
             {k.lower(): v for k, v in ws.request.headers.raw_items()}
             if ws.request is not None
@@ -129,6 +130,7 @@ class LiveSession(Delegation):
         self.audio_chars_dropped = 0
         self.config: dict[str, Any] = {}  # the resolved SessionResource, once started
         self.started = False
+        self.start_ignored = False
         self.closing = False
         self.close_reason: str | None = None  # session.closed reason sent, if any
         self.dropped = False  # cut on purpose (no session.closed)
@@ -139,6 +141,7 @@ class LiveSession(Delegation):
         self.muted = False
         self.fixture_active = False
         self.appends: list[PendingAppend] = []  # every accepted append, in order
+        self._unplaced: list[PendingAppend] = []  # those not yet acknowledged
         self.utterances: list[Utterance] = []
         self.barge_ins: list[BargeIn] = []
         self.last_speech: SpeechMark | None = None
@@ -213,7 +216,8 @@ class LiveSession(Delegation):
     async def _send_audio(self, audio: bytes) -> None:
         # The primary socket's output delta: no event_id, no timing fields (section 3b).
         event = {"type": "session.output_audio.delta", "delta": base64.b64encode(audio).decode()}
-        self.server_events.append(Recorded(time.monotonic(), self._recordable(event, "delta")))
+        if not self.options.load_mode:
+            self.server_events.append(Recorded(time.monotonic(), self._recordable(event, "delta")))
         with contextlib.suppress(ConnectionClosed):
             await self.ws.send(orjson.dumps(event), text=True)
 
@@ -261,7 +265,7 @@ class LiveSession(Delegation):
             return
         if not isinstance(event, dict):
             self.client_events.append(Recorded(time.monotonic(), {"_raw": event}))
-        else:
+        elif not (self.options.load_mode and event.get("type") == "session.input_audio.append"):
             self.client_events.append(Recorded(time.monotonic(), self._recordable(event, "audio")))
         raw_id = event.get("event_id") if isinstance(event, dict) else None
         event_id = raw_id if isinstance(raw_id, str) else None
@@ -308,7 +312,11 @@ class LiveSession(Delegation):
                 await self.ws.close(1008, "no session.start")
 
     async def on_session_start(self, event: dict[str, Any], event_id: str | None) -> None:
-        if self._reject_start():
+        fault = self._start_fault()
+        if fault == "ignore":
+            self.start_ignored = True  # no answer; the socket stays open (a start-up timeout)
+            return
+        if fault == "reject":
             # Fault injection (a 503 for the caller): a start-up failure prevents
             # session.started (AZR); the service's own code for it is UNKNOWN.
             await self.send_error(
@@ -342,7 +350,12 @@ class LiveSession(Delegation):
                 self.config[key] = requested[key]
         bpms = bytes_per_ms(fmt)
         self.caller = CallerSpeech(
-            fmt["type"], bpms, self.options.vad_db, self.options.prefix_ms, self.options.silence_ms
+            fmt["type"],
+            bpms,
+            self.options.vad_db,
+            self.options.prefix_ms,
+            self.options.silence_ms,
+            sampled=self.options.load_mode,
         )
         self.track = OutputTrack(silence_byte(fmt), bpms)
         self._next_usage_ms = int(self.options.usage_every_s * 1000)
@@ -458,8 +471,10 @@ class LiveSession(Delegation):
                     "end_ms": fragment.end_ms,
                 }
             )
-        for append in self.appends:
-            if not append.acked and append.end_ms <= now:
+        if self._unplaced and any(a.end_ms <= now for a in self._unplaced):
+            due = [a for a in self._unplaced if a.end_ms <= now]
+            self._unplaced = [a for a in self._unplaced if a.end_ms > now]
+            for append in due:
                 append.acked = True
                 await self._append_placed(append)
         while now >= self._next_usage_ms:
@@ -511,12 +526,14 @@ class LiveSession(Delegation):
                     (before + chunk.voiced_end) / track.bytes_per_ms,
                 )
             for fragment in chunk.fragments:
-                end = self.now_ms
+                # On the 200 ms grid of the session clock, ending where the clock is now.
+                end = max(FRAGMENT_MS, self.now_ms // FRAGMENT_MS * FRAGMENT_MS)
+                span = -(-max(1, fragment.audio_ms) // FRAGMENT_MS) * FRAGMENT_MS
                 await self.send(
                     {
                         "type": "session.output_transcript.delta",
                         "delta": fragment.text,
-                        "start_ms": max(0, end - fragment.audio_ms),
+                        "start_ms": max(0, end - span),
                         "end_ms": end,
                     }
                 )
@@ -577,7 +594,8 @@ class LiveSession(Delegation):
         if drain and self.track is not None and self.track.speaking:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._speech_idle.wait(), self.options.close_drain_s)
-        for append in self.appends:
+        unplaced, self._unplaced = self._unplaced, []
+        for append in unplaced:
             if not append.acked:
                 append.acked = True
                 await self.send_error(
@@ -693,11 +711,11 @@ class LiveSession(Delegation):
             return
         low, high = self.options.append_ack_ms
         start = self.now_ms
-        self.appends.append(
-            PendingAppend(
-                kind, content, delegation_id, event_id, start, start + self._rng.randint(low, high)
-            )
+        append = PendingAppend(
+            kind, content, delegation_id, event_id, start, start + self._rng.randint(low, high)
         )
+        self.appends.append(append)
+        self._unplaced.append(append)
 
     async def _append_placed(self, append: PendingAppend) -> None:
         """The append reached the timeline: acknowledge it, then let the model act on it."""

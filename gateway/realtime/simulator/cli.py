@@ -104,8 +104,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_const",
         const=True,
         dest="load_mode",
-        help="load mode for load tests: the same protocol, but no recorded audio events, a VAD "
-        "on a few samples per frame and uvloop, so the simulator is not the bottleneck",
+        help="load mode for load tests (both APIs): the same protocol, but no recorded audio "
+        "events, a VAD on a few samples per frame and uvloop, so the simulator is not the "
+        "bottleneck",
     )
 
     live = parser.add_argument_group("GPT-Live (/v1/live/sessions)")
@@ -128,6 +129,7 @@ _LIVE_FLAGS = (
     ("usage_every_s", float, "session.usage.updated every N s of session clock (default 15)"),
     ("drop_after_s", float, "cut each session's connection N s after it started; 0 = never"),
     ("reject_starts", int, "refuse the first N session.start with a server_error"),
+    ("ignore_starts", int, "leave the next N session.start unanswered (start-up timeouts)"),
     ("keep_sessions", int, "finished GPT-Live sessions kept for inspection (default 50)"),
 )
 
@@ -178,6 +180,8 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
         LiveSimulatorOptions.from_mapping(live)
     except (TypeError, ValueError) as exc:
         raise ValueError(f"bad simulator options: {exc}") from None
+    if options.get("load_mode") and "load_mode" not in live:
+        live["load_mode"] = True  # --load serves both APIs in load mode
     if live:
         options["live"] = live
     return options

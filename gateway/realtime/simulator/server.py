@@ -53,7 +53,7 @@ class Simulator:
         self.live_refused: list[tuple[str, int]] = []  # (path, HTTP status) of refused upgrades
         self._live_finished: deque[str] = deque()
         self._new_live_session = asyncio.Condition()
-        self._starts_rejected = 0
+        self._starts_faulted = 0  # session.start seen so far, for the start faults
         # Live sessions and the last `options.keep_sessions` finished ones, in opening order.
         self.sessions: dict[str, SimSession] = {}
         self.opened = 0  # sessions opened so far, forgotten ones included
@@ -129,15 +129,19 @@ class Simulator:
         self.live_refused.append((request.path, int(status)))
         return ws.respond(status, reason + "\n")
 
-    def _reject_start(self) -> bool:
-        """Fault injection: the first `reject_starts` session.start of this process fail."""
-        if self._starts_rejected < self.live_options.reject_starts:
-            self._starts_rejected += 1
-            return True
-        return False
+    def _start_fault(self) -> str | None:
+        """Fault injection: the first `reject_starts` session.start of this process fail
+        ("reject"), the next `ignore_starts` get no answer ("ignore")."""
+        options = self.live_options
+        self._starts_faulted += 1
+        if self._starts_faulted <= options.reject_starts:
+            return "reject"
+        if self._starts_faulted <= options.reject_starts + options.ignore_starts:
+            return "ignore"
+        return None
 
     async def _handle_live(self, ws: ServerConnection) -> None:
-        session = LiveSession(ws, self.live_options, self._reject_start)
+        session = LiveSession(ws, self.live_options, self._start_fault)
         self.live_opened += 1
         session.ordinal = self.live_opened
         self.live_sessions[session.id] = session
@@ -163,6 +167,19 @@ class Simulator:
             raise LookupError(f"live session {count} finished and was forgotten (keep_sessions)")
 
         return await asyncio.wait_for(ready(), timeout)
+
+    @property
+    def live_client_events(self) -> list[Recorded]:
+        """Every kept GPT-Live session's client events, in time order."""
+        return sorted(
+            (r for s in self.live_sessions.values() for r in s.client_events), key=lambda r: r.t
+        )
+
+    @property
+    def live_server_events(self) -> list[Recorded]:
+        return sorted(
+            (r for s in self.live_sessions.values() for r in s.server_events), key=lambda r: r.t
+        )
 
     def drop_live_session(self, session_id: str) -> None:
         """Cut a GPT-Live session's TCP connection: no close frame, no session.closed."""
