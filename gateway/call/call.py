@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.call import accounting
+from gateway.call import srtp as call_srtp
 from gateway.call.answer import (
     answer_media,
     caller_sends,
@@ -69,10 +70,12 @@ from sip.sdp import (
     NoCommonCodec,
     SdpError,
     SessionDescription,
+    SrtpRefused,
     answer_offer,
     build_offer,
     parse_sdp,
 )
+from sip.sdp_crypto import CryptoAttribute, CryptoChoice, SdesTerms, SrtpPolicy
 
 log = logging.getLogger("gateway")
 
@@ -114,6 +117,7 @@ class CallServices:
     session_config: SessionConfigFor | None
     spawn: Callable[[Coroutine[Any, Any, None]], None]  # a task the process owns
     ended: Callable[[LiveCall], None]  # the process forgets the call
+    srtp: call_srtp.SrtpSettings = call_srtp.NO_SRTP  # per route/registration policy
 
     def clock_sample(self) -> int:
         """Now on the shared media clock, in 8 kHz samples (one 20 ms tick = 160)."""
@@ -160,6 +164,12 @@ class LiveCall:
         self.timers: set[asyncio.Task[Any]] = set()
         self.dtmf_bucket: TokenBucket | None = None  # calls.max_dtmf_per_s, at the first digit
         self.dtmf_drop_logged = False
+        # SRTP (gateway/call/srtp.py): policy, TLS or not, keys in use, our offer's lines.
+        source = getattr(sip, "source", None)
+        self.signalling_secure = getattr(source, "proto", "") == "tls"
+        self.srtp_policy = services.srtp.policy_for(route.name, getattr(source, "host", None))
+        self.crypto: CryptoChoice | None = None
+        self.offered_crypto: list[CryptoAttribute] = []
 
     @property
     def call_id(self) -> str:
@@ -178,6 +188,7 @@ class LiveCall:
             **{"from": call.from_header, "to": call.to_header},
             source=f"{call.source.host}:{call.source.port}",
             transport=call.source.proto,
+            srtp=self.srtp_policy.value,
             late_offer=call.offer_sdp is None,
             route=self.route.name,
         )
@@ -232,17 +243,25 @@ class LiveCall:
             # Late offer (RFC 3261 13.2.1): we offer in the 200, the answer comes in the ACK.
             # Bridged to a voice session, the session starts on our first codec and is switched
             # (session.update) if the answer picks the other law: never transcoded.
-            self.late_offer = build_offer(
-                self.local_ip, self.media.rtp_port, services.prefs, state=self.sdp_state
-            )
+            if (refusal := call_srtp.offer_refusal(self.sdes_terms())) is not None:
+                self.reject_with(488, refusal, warning=services.srtp.warning(refusal))
+                return
+            self.late_offer = self.our_offer()
             body = self.late_offer.to_bytes()
         else:
             try:
                 result = answer_offer(
-                    offer, self.local_ip, self.media.rtp_port, services.prefs, state=self.sdp_state
+                    offer,
+                    self.local_ip,
+                    self.media.rtp_port,
+                    services.prefs,
+                    state=self.sdp_state,
+                    srtp=self.sdes_terms(),
                 )
             except NoCommonCodec as exc:
-                self.reject_with(488, str(exc), offered_codecs=offered_codecs(offer))
+                warning = services.srtp.warning(str(exc)) if type(exc) is SrtpRefused else None
+                codecs = offered_codecs(offer)
+                self.reject_with(488, str(exc), warning=warning, offered_codecs=codecs)
                 return
             self.apply_media(result.media)
             body = result.answer.to_bytes()
@@ -279,10 +298,27 @@ class LiveCall:
         return leg
 
     def apply_media(self, info: MediaInfo) -> None:
-        """The negotiated (or re-negotiated) stream, into the media leg."""
+        """The negotiated (or re-negotiated) stream, into the media leg; new SRTP keys key it
+        anew, the same keys keep its SRTP contexts (rollover counter, replay window)."""
         self.media_info = info
         if self.media is not None:
+            call_srtp.key_stream(self.media.stream, self.crypto, info.crypto)
+            self.crypto = info.crypto
             self.media.apply(negotiated(info))
+
+    def sdes_terms(self) -> SdesTerms:
+        """The SDES terms of this call's offers and answers: once SRTP is up, a re-offer
+        must keep it (no downgrade to plain RTP mid-call)."""
+        policy = SrtpPolicy.REQUIRED if self.crypto is not None else self.srtp_policy
+        return self.services.srtp.terms(policy, self.signalling_secure, self.crypto)
+
+    def our_offer(self) -> SessionDescription:
+        """Our SDP offer (late offer, outbound call): RTP/SAVP with fresh keys when the
+        policy requires SRTP (gateway/call/srtp.py offer_crypto)."""
+        assert self.media is not None
+        self.offered_crypto = crypto = call_srtp.offer_crypto(self.sdes_terms())
+        prefs, port = self.services.prefs, self.media.rtp_port
+        return build_offer(self.local_ip, port, prefs, state=self.sdp_state, crypto=crypto)
 
     def start_session(self, body: bytes, instructions: str | None = None) -> None:
         services, media = self.services, self.media
@@ -380,7 +416,7 @@ class LiveCall:
         if self.late_offer is None or self.ended:
             return
         try:
-            info = answer_media(self.media_bind, self.late_offer, sdp)
+            info = answer_media(self.media_bind, self.late_offer, sdp, self.offered_crypto)
         except SdpError as exc:
             log_event(
                 log,
@@ -430,7 +466,12 @@ class LiveCall:
                 services.prefs,
                 state=self.sdp_state,
                 current=self.media_info,
+                srtp=self.sdes_terms(),
             )
+        except SrtpRefused as exc:
+            # No downgrade and no SRTP against policy: 488, the call stays as it was.
+            self._log_reoffer_failed(str(exc))
+            raise SrtpRefused(str(exc), warning=services.srtp.warning(str(exc))) from None
         except SdpError as exc:
             # Returning None lets the UA mirror the direction on our last SDP: the call
             # survives a re-offer we cannot parse instead of being torn down.
