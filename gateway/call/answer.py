@@ -26,7 +26,7 @@ from sip.sdp import (
     parse_sdp,
     process_answer,
 )
-from sip.sdp_crypto import CryptoAttribute
+from sip.sdp_crypto import CryptoAttribute, SdesTerms
 
 
 def negotiated(info: MediaInfo) -> NegotiatedMedia:
@@ -60,11 +60,13 @@ def answer_media(
     return info
 
 
-def reoffer_family_problem(media_bind: str, offer_sdp: bytes, prefs: CodecPrefs) -> str | None:
+def reoffer_family_problem(
+    media_bind: str, offer_sdp: bytes, prefs: CodecPrefs, srtp: SdesTerms | None = None
+) -> str | None:
     """Why a re-offer moving the media to the other IP family cannot be served by the socket
     we hold, or None (an unparsable offer is reported by the real answer)."""
     try:
-        remote_host = answered_address(parse_sdp(offer_sdp), prefs)
+        remote_host = answered_address(parse_sdp(offer_sdp), prefs, srtp)
     except SdpError:
         return None
     return reoffer_problem(media_bind, remote_host)

@@ -213,11 +213,11 @@ class LiveCall:
         if call.offer_sdp is not None:
             try:
                 offer = parse_sdp(call.offer_sdp)
-                remote_host = answered_address(offer, services.prefs)
+                remote_host = answered_address(offer, services.prefs, self.sdes_terms())
                 endpoint, problem = offer_problem(services.families, remote_host)
             except NoCommonCodec as exc:
                 assert offer is not None
-                self.reject_with(488, str(exc), offered_codecs=offered_codecs(offer))
+                self._reject_offer(offer, exc)
                 return
             except SdpError as exc:
                 self.reject_with(488, f"unparsable SDP offer: {exc}")
@@ -259,9 +259,7 @@ class LiveCall:
                     srtp=self.sdes_terms(),
                 )
             except NoCommonCodec as exc:
-                warning = services.srtp.warning(str(exc)) if type(exc) is SrtpRefused else None
-                codecs = offered_codecs(offer)
-                self.reject_with(488, str(exc), warning=warning, offered_codecs=codecs)
+                self._reject_offer(offer, exc)
                 return
             self.apply_media(result.media)
             body = result.answer.to_bytes()
@@ -271,6 +269,11 @@ class LiveCall:
             self.start_session(body)
             return
         await self._accept(body)
+
+    def _reject_offer(self, offer: SessionDescription, exc: NoCommonCodec) -> None:
+        """488 for an unusable offer; an SRTP refusal says why in a Warning header."""
+        warning = self.services.srtp.warning(str(exc)) if type(exc) is SrtpRefused else None
+        self.reject_with(488, str(exc), warning=warning, offered_codecs=offered_codecs(offer))
 
     def choose_media_endpoint(self, endpoint: MediaEndpoint | None, peer_host: str) -> None:
         """Where the call's RTP binds and what our c= says (gateway/media_address.py)."""
@@ -452,7 +455,9 @@ class LiveCall:
         if self.media is None or self.ended:
             return None
         services = self.services
-        problem = reoffer_family_problem(self.media_bind, offer_sdp, services.prefs)
+        problem = reoffer_family_problem(
+            self.media_bind, offer_sdp, services.prefs, self.sdes_terms()
+        )
         if problem is not None:
             # A re-offer moving the media to the other IP family cannot be served by the socket
             # we hold: 488 with Warning 301, the call stays as it was.
