@@ -38,6 +38,8 @@ SUPPORTED_CODECS: dict[str, int] = {"PCMU": 0, "PCMA": 8}  # name -> static payl
 _CLOCK_RATE = 8000
 _USABLE_PROTOS = ("RTP/AVP", "RTP/AVPF")  # AVPF is AVP plus feedback we need not send
 _SDES_PROTOS = ("RTP/SAVP", "RTP/SAVPF")  # SRTP keyed by a=crypto (RFC 4568)
+# DTLS-SRTP: with SDES terms the decision refuses it by name (not supported yet)
+_DTLS_PROTOS = ("UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF")
 
 
 class SrtpRefused(NoCommonCodec):
@@ -204,7 +206,7 @@ def _stream_problem(media: MediaDescription, srtp: bool = False) -> str | None:
     if media.port == 0:
         return "stream disabled (port 0)"
     proto = media.proto.upper()
-    if proto not in _USABLE_PROTOS and not (srtp and proto in _SDES_PROTOS):
+    if proto not in _USABLE_PROTOS and not (srtp and proto in (*_SDES_PROTOS, *_DTLS_PROTOS)):
         # RTP/SAVP without SDES terms, UDP/TLS/RTP/SAVPF (DTLS): declined (RFC 3264 6).
         return f"transport {media.proto} not supported"
     return None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import re
+import signal
 import socket
 import ssl
 import wave
@@ -221,3 +222,46 @@ def test_mutual_tls_refuses_a_client_without_a_certificate(
     accepted = exchange(client_context(ca.issue_cert("trunk.example.test")))
     assert accepted.startswith(b"SIP/2.0 200"), accepted[:200]
     assert not gw.find("call.offered")
+
+
+def _served_certificate(port: int, ca_files: list[str]) -> bytes:
+    context = ssl.create_default_context()
+    for ca_file in ca_files:
+        context.load_verify_locations(cafile=ca_file)
+    with socket.create_connection((LOOPBACK, port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname=LOOPBACK) as tls:
+            der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return der
+
+
+def test_sighup_reloads_the_certificate_and_keeps_it_when_the_new_one_is_broken(
+    gateway: Callable[..., GatewayProcess], ports: InteropPorts, tmp_path: Path
+) -> None:
+    """Certificates renewed in place (same paths) are served after SIGHUP; a broken pair is
+    refused with an ERROR naming the problem and the running certificate stays."""
+    first_ca, files = _certificates(tmp_path)
+    gw = gateway({"sip": {"tls": _tls_section(ports, files)}})
+    first = _served_certificate(ports.gateway_tls, [files["ca"]])
+
+    second_ca = trustme.CA()
+    renewed = second_ca.issue_cert(LOOPBACK)
+    second_ca_file = tmp_path / "ca2.pem"
+    second_ca_file.write_bytes(second_ca.cert_pem.bytes())
+    Path(files["cert_file"]).write_bytes(b"".join(p.bytes() for p in renewed.cert_chain_pems))
+    Path(files["key_file"]).write_bytes(renewed.private_key_pem.bytes())
+    since = gw.mark()
+    gw.process.popen.send_signal(signal.SIGHUP)
+    gw.wait_event("sip.tls_reloaded", since=since)
+    second = _served_certificate(ports.gateway_tls, [str(second_ca_file)])
+    assert second != first
+    assert second == ssl.PEM_cert_to_DER_cert(renewed.cert_chain_pems[0].bytes().decode())
+
+    # A key of another certificate: refused, the renewed certificate stays in use.
+    Path(files["key_file"]).write_bytes(first_ca.issue_cert(LOOPBACK).private_key_pem.bytes())
+    since = gw.mark()
+    gw.process.popen.send_signal(signal.SIGHUP)
+    failed = gw.wait_event("sip.tls_reload_failed", since=since)
+    assert failed["level"] == "error" and files["cert_file"] in failed["message"], failed
+    assert not gw.find("routes.reloaded", since=since)
+    assert _served_certificate(ports.gateway_tls, [str(second_ca_file)]) == second

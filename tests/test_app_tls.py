@@ -1,0 +1,245 @@
+"""The gateway process with SIP over TLS and SRTP, in-process under the stdlib loop and uvloop
+(issue 13): an INVITE with RTP/SAVP over TLS is answered with our a=crypto, the echo comes back
+as SRTP that decrypts to what was sent, and replayed, forged or plain packets are dropped and
+counted in call.ended. A plain-UDP RTP/SAVP offer gets 488 with a Warning (SDES over plain)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from gateway.app import Gateway
+from gateway.config import (
+    ConfigError,
+    ControlConfig,
+    GatewayConfig,
+    MediaConfig,
+    SipConfig,
+    TlsConfig,
+)
+from gateway.media.rtp import RtpPacket, decode_rtp
+from gateway.media.srtp import SrtpSession
+from sip.sdp_crypto import format_crypto, offer_crypto, parse_crypto
+from tests.tools.eventlog import EventLog, captured_events
+
+HOST = "127.0.0.1"
+
+
+@pytest.fixture
+def events() -> Iterator[EventLog]:
+    with captured_events(logging.DEBUG) as handler:
+        yield handler
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_run(request: pytest.FixtureRequest) -> Callable[[Callable[[], Awaitable[Any]]], Any]:
+    if request.param == "uvloop":
+        uvloop = pytest.importorskip("uvloop")
+        factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    else:
+        factory = asyncio.new_event_loop
+
+    def runner(main: Callable[[], Awaitable[Any]]) -> Any:
+        async def bounded() -> Any:
+            return await asyncio.wait_for(main(), 20.0)
+
+        with asyncio.Runner(loop_factory=factory) as r:
+            return r.run(bounded())
+
+    return runner
+
+
+def certificates(tmp_path: Path) -> tuple[str, TlsConfig]:
+    ca = trustme.CA()
+    leaf = ca.issue_cert(HOST)
+    ca_file, cert, key = tmp_path / "ca.pem", tmp_path / "gw.crt", tmp_path / "gw.key"
+    ca_file.write_bytes(ca.cert_pem.bytes())
+    cert.write_bytes(b"".join(p.bytes() for p in leaf.cert_chain_pems))
+    key.write_bytes(leaf.private_key_pem.bytes())
+    return str(ca_file), TlsConfig(enabled=True, port=0, cert_file=str(cert), key_file=str(key))
+
+
+def gateway_config(port_block: int, tls: TlsConfig) -> GatewayConfig:
+    return GatewayConfig(
+        sip=SipConfig(host=HOST, port=port_block, transports=("udp",), tls=tls),
+        media=MediaConfig(
+            rtp_port_min=port_block + 10, rtp_port_max=port_block + 39, echo=True, srtp="required"
+        ),
+        control=ControlConfig(enabled=False),
+    )
+
+
+def invite(proto: str, gw_port: int, rtp_port: int, crypto: str, call_id: str) -> bytes:
+    sdp = (
+        f"v=0\r\no=uac 1 1 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
+        f"m=audio {rtp_port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        f"a=crypto:{crypto}\r\na=sendrecv\r\n"
+    ).encode()
+    return request("INVITE", proto, gw_port, call_id, 1, sdp)
+
+
+def request(
+    method: str, proto: str, gw_port: int, call_id: str, cseq: int, body: bytes = b"", tag: str = ""
+) -> bytes:
+    lines = [
+        f"{method} sip:gw@{HOST}:{gw_port};transport={proto.lower()} SIP/2.0",
+        f"Via: SIP/2.0/{proto} {HOST}:9;branch=z9hG4bK{uuid.uuid4().hex[:16]};rport",
+        "Max-Forwards: 70",
+        f"From: <sip:uac@{HOST}>;tag=uac1",
+        f"To: <sip:gw@{HOST}>" + (f";tag={tag}" if tag else ""),
+        f"Call-ID: {call_id}",
+        f"CSeq: {cseq} {method}",
+        f"Contact: <sip:uac@{HOST}:9;transport={proto.lower()}>",
+    ]
+    if body:
+        lines.append("Content-Type: application/sdp")
+    lines.append(f"Content-Length: {len(body)}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def read_message(reader: asyncio.StreamReader) -> bytes:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = re.search(rb"(?im)^(?:Content-Length|l):\s*(\d+)", head)
+    body = await reader.readexactly(int(length.group(1))) if length else b""
+    return head + body
+
+
+async def final_response(reader: asyncio.StreamReader) -> bytes:
+    while True:
+        message = await read_message(reader)
+        status = int(message.split(b" ", 2)[1])
+        if status >= 200:
+            return message
+
+
+class _Rtp(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.queue.put_nowait(data)
+
+
+def test_tls_invite_with_srtp_echoes_encrypted_audio(
+    loop_run: Any, port_block: int, tmp_path: Path, events: EventLog
+) -> None:
+    ca_file, tls = certificates(tmp_path)
+
+    async def main() -> None:
+        gateway = Gateway(gateway_config(port_block, tls))
+        await gateway.start()
+        loop = asyncio.get_running_loop()
+        rtp, rtp_proto = await loop.create_datagram_endpoint(_Rtp, local_addr=(HOST, 0))
+        writer = None
+        try:
+            assert gateway.transport is not None
+            tls_port = gateway.transport.tls_port
+            client = ssl.create_default_context(cafile=ca_file)
+            reader, writer = await asyncio.open_connection(
+                HOST, tls_port, ssl=client, server_hostname=HOST
+            )
+            ours = offer_crypto(("AES_CM_128_HMAC_SHA1_80",))[0]
+            call_id = uuid.uuid4().hex
+            rtp_port = rtp.get_extra_info("sockname")[1]
+            writer.write(invite("TLS", tls_port, rtp_port, format_crypto(ours), call_id))
+            final = await final_response(reader)
+            assert final.startswith(b"SIP/2.0 200"), final
+            assert b";transport=tls" in final or b"sips:" in final  # our Contact
+            body = final.split(b"\r\n\r\n", 1)[1].decode()
+            assert "m=audio" in body and " RTP/SAVP 0" in body, body
+            answered = parse_crypto(re.search(r"a=crypto:(.*)\r\n", body).group(1))
+            assert answered.tag == ours.tag and answered.key != ours.key
+            gw_rtp = (HOST, int(re.search(r"m=audio (\d+)", body).group(1)))
+            tag = re.search(rb"(?im)^To:.*;tag=([^;\s]+)", final).group(1).decode()
+            writer.write(request("ACK", "TLS", tls_port, call_id, 1, tag=tag))
+            peer = SrtpSession(answered.key, ours.key, ours.suite)
+
+            pattern = bytes(range(0x20, 0x20 + 160))
+            first = b""
+            for seq in range(60):
+                packet = peer.protect_rtp(
+                    RtpPacket(0, 100 + seq, 160 * seq, 0x77, pattern).encode()
+                )
+                first = first or packet
+                rtp.sendto(packet, gw_rtp)
+                await asyncio.sleep(0.02)
+                echoed = [rtp_proto.queue.get_nowait() for _ in range(rtp_proto.queue.qsize())]
+                clear = [decode_rtp(peer.unprotect_rtp(p)).payload for p in echoed]
+                assert all(pattern not in p for p in echoed)  # encrypted on the wire
+                if pattern in clear:
+                    break
+            else:
+                raise AssertionError("no echo of our audio")
+            rtp.sendto(first, gw_rtp)  # a replay
+            rtp.sendto(RtpPacket(0, 999, 0, 0x77, pattern).encode(), gw_rtp)  # plain RTP
+            forged = bytearray(peer.protect_rtp(RtpPacket(0, 1000, 0, 0x77, pattern).encode()))
+            forged[-1] ^= 1
+            rtp.sendto(bytes(forged), gw_rtp)
+            await asyncio.sleep(0.1)
+            writer.write(request("BYE", "TLS", tls_port, call_id, 2, tag=tag))
+            bye_ok = await final_response(reader)
+            assert bye_ok.startswith(b"SIP/2.0 200"), bye_ok
+            ended = await events.wait("call.ended", call_id=call_id)
+            srtp_counts = {k: ended["rtp"][k] for k in ("srtp_replayed", "srtp_auth_failed")}
+            assert srtp_counts == {"srtp_replayed": 1, "srtp_auth_failed": 2}, ended["rtp"]
+            offered = events.find("call.offered", call_id=call_id)[0]
+            assert (offered["transport"], offered["srtp"]) == ("tls", "required")
+            # The keys are in no log line.
+            for key in (ours.key, answered.key):
+                assert key.inline() not in repr(events.events), "a key was logged"
+        finally:
+            if writer is not None:
+                writer.close()
+            rtp.close()
+            await gateway.stop(drain_timeout=1.0)
+
+    loop_run(main)
+
+
+def test_savp_over_plain_udp_gets_488_with_a_warning(
+    loop_run: Any, port_block: int, tmp_path: Path, events: EventLog
+) -> None:
+    _, tls = certificates(tmp_path)
+
+    async def main() -> None:
+        gateway = Gateway(gateway_config(port_block, tls))
+        await gateway.start()
+        loop = asyncio.get_running_loop()
+        replies: asyncio.Queue[bytes] = asyncio.Queue()
+
+        class Sip(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: Any) -> None:
+                replies.put_nowait(data)
+
+        udp, _ = await loop.create_datagram_endpoint(Sip, local_addr=(HOST, 0))
+        try:
+            line = format_crypto(offer_crypto(("AES_CM_128_HMAC_SHA1_80",))[0])
+            udp.sendto(invite("UDP", port_block, 4000, line, uuid.uuid4().hex), (HOST, port_block))
+            while True:
+                reply = await replies.get()
+                if not reply.startswith(b"SIP/2.0 1"):
+                    break
+            assert reply.startswith(b"SIP/2.0 488"), reply
+            warning = re.search(rb"(?im)^Warning:\s*(.*)\r$", reply)
+            assert warning and b"SDES keys over plain signalling" in warning.group(1), reply
+            assert line.split("inline:")[1].encode() not in repr(events.events).encode()
+        finally:
+            udp.close()
+            await gateway.stop(drain_timeout=1.0)
+
+    loop_run(main)
+
+
+def test_a_bad_certificate_file_is_a_config_error(tmp_path: Path) -> None:
+    tls = TlsConfig(enabled=True, cert_file=str(tmp_path / "missing.crt"), key_file="k")
+    with pytest.raises(ConfigError, match=r"sip\.tls: cannot read .*missing\.crt"):
+        Gateway(gateway_config(20000, tls))
