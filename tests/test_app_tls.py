@@ -6,6 +6,7 @@ counted in call.ended. A plain-UDP RTP/SAVP offer gets 488 with a Warning (SDES 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import re
 import ssl
@@ -23,6 +24,7 @@ from gateway.config import (
     ControlConfig,
     GatewayConfig,
     MediaConfig,
+    RealtimeConfig,
     SipConfig,
     TlsConfig,
 )
@@ -243,3 +245,113 @@ def test_a_bad_certificate_file_is_a_config_error(tmp_path: Path) -> None:
     tls = TlsConfig(enabled=True, cert_file=str(tmp_path / "missing.crt"), key_file="k")
     with pytest.raises(ConfigError, match=r"sip\.tls: cannot read .*missing\.crt"):
         Gateway(gateway_config(20000, tls))
+
+
+def test_originated_call_over_tls_offers_srtp_and_encrypts_media(
+    loop_run: Any, port_block: int, tmp_path: Path, events: EventLog
+) -> None:
+    """An originated call to a `;transport=tls` target: the INVITE goes over TLS (the server's
+    certificate verified against sip.tls.ca_file), offers RTP/SAVP with a=crypto (SRTP
+    required), and the callee's answer keys the media both ways. To a plain target the same
+    policy refuses to originate (422), never sending keys in clear."""
+    _, listener = certificates(tmp_path)
+    ca = trustme.CA()  # the callee's own certificate, from a CA the gateway is told to trust
+    callee_cert = ca.issue_cert(HOST)
+    callee_ca = tmp_path / "callee-ca.pem"
+    callee_ca.write_bytes(ca.cert_pem.bytes())
+
+    async def main() -> None:
+        from gateway.realtime.simulator import Simulator, SimulatorOptions
+
+        simulator = Simulator(HOST, 0, SimulatorOptions())
+        await simulator.start()
+        tls = dataclasses.replace(listener, ca_file=str(callee_ca))
+        config = gateway_config(port_block, tls)
+        config = dataclasses.replace(
+            config,
+            media=dataclasses.replace(config.media, echo=False),
+            realtime=RealtimeConfig(url=simulator.url, simulator="never"),
+        )
+        gateway = Gateway(config)
+        await gateway.start()
+        loop = asyncio.get_running_loop()
+        rtp, rtp_proto = await loop.create_datagram_endpoint(_Rtp, local_addr=(HOST, 0))
+        rtp_port = rtp.get_extra_info("sockname")[1]
+        got: dict[str, Any] = {}
+        acked = asyncio.Event()
+
+        async def callee(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            invite = await read_message(reader)
+            got["invite"] = invite
+            text = invite.decode()
+            lines = re.findall(r"a=crypto:(.*)\r\n", text)
+            offered = parse_crypto(lines[0])
+            answer_line = offer_crypto((offered.suite,))[0]
+            answer_line = dataclasses.replace(answer_line, tag=offered.tag)
+            got["keys"] = (offered, answer_line)
+            sdp = (
+                f"v=0\r\no=callee 1 1 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
+                f"m=audio {rtp_port} RTP/SAVP 0\r\na=rtpmap:0 PCMU/8000\r\n"
+                f"a=crypto:{format_crypto(answer_line)}\r\na=sendrecv\r\n"
+            ).encode()
+            head = invite.split(b"\r\n\r\n", 1)[0].decode()
+            keep = [
+                line
+                for line in head.split("\r\n")[1:]
+                if line.split(":", 1)[0].lower() in ("via", "from", "call-id", "cseq")
+            ]
+            to = next(line for line in head.split("\r\n") if line.lower().startswith("to:"))
+            response = "\r\n".join(
+                [
+                    "SIP/2.0 200 OK",
+                    *keep,
+                    f"{to};tag=callee1",
+                    f"Contact: <sip:alice@{HOST}:{server_port};transport=tls>",
+                    "Content-Type: application/sdp",
+                    f"Content-Length: {len(sdp)}",
+                    "",
+                    "",
+                ]
+            ).encode()
+            writer.write(response + sdp)
+            ack = await read_message(reader)
+            assert ack.startswith(b"ACK "), ack
+            acked.set()
+            while True:  # answer the BYE at shutdown
+                message = await read_message(reader)
+                if message.startswith(b"BYE "):
+                    bye = message.split(b"\r\n\r\n", 1)[0].decode().split("\r\n")[1:]
+                    writer.write(
+                        ("\r\n".join(["SIP/2.0 200 OK", *bye, "", ""]))
+                        .encode()
+                        .replace(b"Content-Length: 0\r\n", b"")
+                    )
+                    return
+
+        server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        callee_cert.configure_cert(server_ctx)
+        server = await asyncio.start_server(callee, HOST, 0, ssl=server_ctx)
+        server_port = server.sockets[0].getsockname()[1]
+        try:
+            refused = await gateway.originate(f"sip:bob@{HOST}:{port_block + 7}", "x")
+            assert getattr(refused, "status", None) == 422, refused
+            assert "not TLS" in refused.text, refused
+            call_id = await gateway.originate(f"sip:alice@{HOST}:{server_port};transport=tls", "x")
+            assert isinstance(call_id, str), call_id
+            await asyncio.wait_for(acked.wait(), 10)
+            text = got["invite"].decode()
+            assert text.startswith(f"INVITE sip:alice@{HOST}:{server_port};transport=tls")
+            assert "SIP/2.0/TLS" in text and "m=audio" in text and " RTP/SAVP " in text
+            offered, answer_line = got["keys"]
+            peer = SrtpSession(offered.key, answer_line.key, offered.suite)  # the callee
+            packet = await asyncio.wait_for(rtp_proto.queue.get(), 10)
+            assert decode_rtp(peer.unprotect_rtp(packet)).payload_type == 0
+            offer_key = offered.key.inline()
+            assert offer_key not in repr(events.events)
+        finally:
+            await gateway.stop(drain_timeout=0)
+            server.close()
+            rtp.close()
+            await simulator.stop()
+
+    loop_run(main)
