@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import glob
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
 import trustme
 
 from tests.tools.baresip_secure import dial_command, require_baresip_srtp, write_config
-from tests.tools.gateway_process import LOOPBACK, GatewayProcess
+from tests.tools.gateway_process import (
+    LOOPBACK,
+    REPO_ROOT,
+    GatewayProcess,
+    hermetic_env,
+    python_executable,
+)
 from tests.tools.kamailio import KAMAILIO_PASSWORD, KAMAILIO_USER, Kamailio, KamailioTls
 from tests.tools.media import MediaFiles
 from tests.tools.peers import require_peer
@@ -162,3 +169,15 @@ def test_a_registrar_whose_certificate_does_not_verify_is_refused_and_reported(
         "cannot reach registrar over TLS: certificate verification failed"
     ), failed
     assert gw.find("sip.tls_connect_failed"), gw.log_tail()
+    # `check` reports it too, before anyone has to read the gateway's log.
+    done = subprocess.run(
+        [python_executable(), "-m", "gateway", "check", "--config", str(gw.config_path),
+         "--skip-realtime"],
+        cwd=REPO_ROOT, env=hermetic_env(), capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    line = next(
+        (line for line in done.stdout.splitlines() if "(TLS)" in line and "registration" in line),
+        "",
+    )
+    assert "certificate does not verify" in line, done.stdout
