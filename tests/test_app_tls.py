@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import re
 import ssl
@@ -25,6 +26,7 @@ from gateway.config import (
     GatewayConfig,
     MediaConfig,
     RealtimeConfig,
+    RecordsConfig,
     SipConfig,
     TlsConfig,
 )
@@ -137,7 +139,11 @@ def test_tls_invite_with_srtp_echoes_encrypted_audio(
     ca_file, tls = certificates(tmp_path)
 
     async def main() -> None:
-        gateway = Gateway(gateway_config(port_block, tls))
+        records = tmp_path / "records"
+        config = dataclasses.replace(
+            gateway_config(port_block, tls), records=RecordsConfig(dir=str(records))
+        )
+        gateway = Gateway(config)
         await gateway.start()
         loop = asyncio.get_running_loop()
         rtp, rtp_proto = await loop.create_datagram_endpoint(_Rtp, local_addr=(HOST, 0))
@@ -181,6 +187,9 @@ def test_tls_invite_with_srtp_echoes_encrypted_audio(
                     break
             else:
                 raise AssertionError("no echo of our audio")
+            # What the control API lists for the call holds no key.
+            listed = json.dumps(gateway.calls[call_id].summary(loop.time()))
+            assert ours.key.inline() not in listed and answered.key.inline() not in listed
             rtp.sendto(first, gw_rtp)  # a replay
             rtp.sendto(RtpPacket(0, 999, 0, 0x77, pattern).encode(), gw_rtp)  # plain RTP
             forged = bytearray(peer.protect_rtp(RtpPacket(0, 1000, 0, 0x77, pattern).encode()))
@@ -195,9 +204,12 @@ def test_tls_invite_with_srtp_echoes_encrypted_audio(
             assert srtp_counts == {"srtp_replayed": 1, "srtp_auth_failed": 2}, ended["rtp"]
             offered = events.find("call.offered", call_id=call_id)[0]
             assert (offered["transport"], offered["srtp"]) == ("tls", "required")
-            # The keys are in no log line.
+            # The keys are in no log line and no call record.
+            written = "".join(p.read_text() for p in records.rglob("*.json"))
+            assert call_id in written
             for key in (ours.key, answered.key):
                 assert key.inline() not in repr(events.events), "a key was logged"
+                assert key.inline() not in written, "a key in the call record"
         finally:
             if writer is not None:
                 writer.close()
