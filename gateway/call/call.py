@@ -75,7 +75,6 @@ from sip.sdp import (
     build_offer,
     parse_sdp,
 )
-from sip.sdp_crypto import CryptoAttribute, CryptoChoice, SdesTerms, SrtpPolicy
 
 log = logging.getLogger("gateway")
 
@@ -164,12 +163,9 @@ class LiveCall:
         self.timers: set[asyncio.Task[Any]] = set()
         self.dtmf_bucket: TokenBucket | None = None  # calls.max_dtmf_per_s, at the first digit
         self.dtmf_drop_logged = False
-        # SRTP (gateway/call/srtp.py): policy, TLS or not, keys in use, our offer's lines.
-        source = getattr(sip, "source", None)
-        self.signalling_secure = getattr(source, "proto", "") == "tls"
-        self.srtp_policy = services.srtp.policy_for(route.name, getattr(source, "host", None))
-        self.crypto: CryptoChoice | None = None
-        self.offered_crypto: list[CryptoAttribute] = []
+        source = getattr(sip, "source", None)  # SRTP: gateway/call/srtp.py (outbound: outbound.py)
+        policy = services.srtp.policy_for(route.name, getattr(source, "host", None))
+        self.srtp = call_srtp.CallSrtp(services.srtp, policy, getattr(source, "proto", "") == "tls")
 
     @property
     def call_id(self) -> str:
@@ -188,7 +184,7 @@ class LiveCall:
             **{"from": call.from_header, "to": call.to_header},
             source=f"{call.source.host}:{call.source.port}",
             transport=call.source.proto,
-            srtp=self.srtp_policy.value,
+            srtp=self.srtp.policy.value,
             late_offer=call.offer_sdp is None,
             route=self.route.name,
         )
@@ -213,7 +209,7 @@ class LiveCall:
         if call.offer_sdp is not None:
             try:
                 offer = parse_sdp(call.offer_sdp)
-                remote_host = answered_address(offer, services.prefs, self.sdes_terms())
+                remote_host = answered_address(offer, services.prefs, self.srtp.terms())
                 endpoint, problem = offer_problem(services.families, remote_host)
             except NoCommonCodec as exc:
                 assert offer is not None
@@ -243,7 +239,7 @@ class LiveCall:
             # Late offer (RFC 3261 13.2.1): we offer in the 200, the answer comes in the ACK.
             # Bridged to a voice session, the session starts on our first codec and is switched
             # (session.update) if the answer picks the other law: never transcoded.
-            if (refusal := call_srtp.offer_refusal(self.sdes_terms())) is not None:
+            if (refusal := call_srtp.offer_refusal(self.srtp.terms())) is not None:
                 self.reject_with(488, refusal, warning=services.srtp.warning(refusal))
                 return
             self.late_offer = self.our_offer()
@@ -256,7 +252,7 @@ class LiveCall:
                     self.media.rtp_port,
                     services.prefs,
                     state=self.sdp_state,
-                    srtp=self.sdes_terms(),
+                    srtp=self.srtp.terms(),
                 )
             except NoCommonCodec as exc:
                 self._reject_offer(offer, exc)
@@ -305,21 +301,14 @@ class LiveCall:
         anew, the same keys keep its SRTP contexts (rollover counter, replay window)."""
         self.media_info = info
         if self.media is not None:
-            call_srtp.key_stream(self.media.stream, self.crypto, info.crypto)
-            self.crypto = info.crypto
+            self.srtp.key(self.media.stream, info.crypto)
             self.media.apply(negotiated(info))
-
-    def sdes_terms(self) -> SdesTerms:
-        """The SDES terms of this call's offers and answers: once SRTP is up, a re-offer
-        must keep it (no downgrade to plain RTP mid-call)."""
-        policy = SrtpPolicy.REQUIRED if self.crypto is not None else self.srtp_policy
-        return self.services.srtp.terms(policy, self.signalling_secure, self.crypto)
 
     def our_offer(self) -> SessionDescription:
         """Our SDP offer (late offer, outbound call): RTP/SAVP with fresh keys when the
         policy requires SRTP (gateway/call/srtp.py offer_crypto)."""
         assert self.media is not None
-        self.offered_crypto = crypto = call_srtp.offer_crypto(self.sdes_terms())
+        crypto = self.srtp.offer_lines()
         prefs, port = self.services.prefs, self.media.rtp_port
         return build_offer(self.local_ip, port, prefs, state=self.sdp_state, crypto=crypto)
 
@@ -419,7 +408,7 @@ class LiveCall:
         if self.late_offer is None or self.ended:
             return
         try:
-            info = answer_media(self.media_bind, self.late_offer, sdp, self.offered_crypto)
+            info = answer_media(self.media_bind, self.late_offer, sdp, self.srtp.offered)
         except SdpError as exc:
             log_event(
                 log,
@@ -456,7 +445,7 @@ class LiveCall:
             return None
         services = self.services
         problem = reoffer_family_problem(
-            self.media_bind, offer_sdp, services.prefs, self.sdes_terms()
+            self.media_bind, offer_sdp, services.prefs, self.srtp.terms()
         )
         if problem is not None:
             # A re-offer moving the media to the other IP family cannot be served by the socket
@@ -471,7 +460,7 @@ class LiveCall:
                 services.prefs,
                 state=self.sdp_state,
                 current=self.media_info,
-                srtp=self.sdes_terms(),
+                srtp=self.srtp.terms(),
             )
         except SrtpRefused as exc:
             # No downgrade and no SRTP against policy: 488, the call stays as it was.

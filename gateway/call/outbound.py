@@ -16,7 +16,7 @@ from gateway.call import accounting
 from gateway.call.answer import answer_media
 from gateway.call.call import REASON_BAD_ANSWER, CallServices, LiveCall, PendingDialog
 from gateway.call.causes import EndCause
-from gateway.call.srtp import offer_refusal
+from gateway.call.srtp import CallSrtp, offer_refusal
 from gateway.control_failure import ControlFailure
 from gateway.media.stream import NoFreePortError
 from gateway.observe.logs import log_event
@@ -45,9 +45,9 @@ async def place_call(
     registry before anything else can end it."""
     live = LiveCall(services, PendingDialog(), route, direction="outbound")
     # SRTP: the trunk's policy (registration), SDES keys only over TLS (gateway/call/srtp.py).
-    live.signalling_secure = getattr(dest, "proto", "") == "tls"
-    live.srtp_policy = services.srtp.policy_for(route.name, registration=registration)
-    if (refusal := offer_refusal(live.sdes_terms())) is not None:
+    policy = services.srtp.policy_for(route.name, registration=registration)
+    live.srtp = CallSrtp(services.srtp, policy, getattr(dest, "proto", "") == "tls")
+    if (refusal := offer_refusal(live.srtp.terms())) is not None:
         return ControlFailure(422, f"to: {refusal}")
     live.choose_media_endpoint(services.families.for_peer(dest.host), dest.host)
     try:
@@ -91,7 +91,7 @@ async def place_call(
         route=route.name,
     )
     try:
-        info = answer_media(live.media_bind, offer, call.remote_sdp or b"", live.offered_crypto)
+        info = answer_media(live.media_bind, offer, call.remote_sdp or b"", live.srtp.offered)
     except SdpError as exc:
         log_event(
             log,

@@ -86,6 +86,34 @@ def offer_refusal(terms: SdesTerms) -> str | None:
     return None
 
 
+class CallSrtp:
+    """One call's SRTP: its policy, whether its signalling is TLS, the keys in use (`crypto`)
+    and the lines of our own offer (`offered`: late offer, outbound call)."""
+
+    def __init__(self, settings: SrtpSettings, policy: SrtpPolicy, secure: bool) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.signalling_secure = secure
+        self.crypto: CryptoChoice | None = None
+        self.offered: list[CryptoAttribute] = []
+
+    def terms(self) -> SdesTerms:
+        """The SDES terms of this call's offers and answers: once SRTP is up, a re-offer must
+        keep it (no downgrade to plain RTP mid-call)."""
+        policy = SrtpPolicy.REQUIRED if self.crypto is not None else self.policy
+        return self.settings.terms(policy, self.signalling_secure, self.crypto)
+
+    def offer_lines(self) -> list[CryptoAttribute]:
+        """The a=crypto lines of a new offer of ours (none: a plain RTP/AVP offer)."""
+        self.offered = offer_crypto(self.terms())
+        return self.offered
+
+    def key(self, stream: Any, crypto: CryptoChoice | None) -> None:
+        """Negotiated keys into the call's RtpStream (see key_stream)."""
+        key_stream(stream, self.crypto, crypto)
+        self.crypto = crypto
+
+
 def srtp_session(keys: CryptoChoice | None) -> SrtpSession | None:
     """The media leg's SRTP contexts for negotiated keys: the peer's key unprotects what
     arrives, ours protects what we send (RFC 4568 7.1.2: one key per direction)."""
@@ -114,6 +142,7 @@ def srtp_warning(agent_host: str, reason: str) -> str:
 
 __all__ = [
     "NO_SRTP",
+    "CallSrtp",
     "SrtpSettings",
     "key_stream",
     "offer_crypto",
