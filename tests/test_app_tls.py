@@ -32,7 +32,7 @@ from gateway.config import (
 )
 from gateway.media.rtp import RtpPacket, decode_rtp
 from gateway.media.srtp import SrtpSession
-from sip.sdp_crypto import format_crypto, offer_crypto, parse_crypto
+from sip.sdp_crypto import DEFAULT_SUITES, format_crypto, offer_crypto, parse_crypto
 from tests.tools.eventlog import EventLog, captured_events
 
 HOST = "127.0.0.1"
@@ -365,5 +365,129 @@ def test_originated_call_over_tls_offers_srtp_and_encrypts_media(
             server.close()
             rtp.close()
             await simulator.stop()
+
+    loop_run(main)
+
+
+def sdp_with(rtp_port: int, proto: str, crypto: str | None, direction: str = "sendrecv") -> bytes:
+    return (
+        f"v=0\r\no=uac 1 2 IN IP4 {HOST}\r\ns=-\r\nc=IN IP4 {HOST}\r\nt=0 0\r\n"
+        f"m=audio {rtp_port} {proto} 0\r\na=rtpmap:0 PCMU/8000\r\n"
+        + (f"a=crypto:{crypto}\r\n" if crypto else "")
+        + f"a={direction}\r\n"
+    ).encode()
+
+
+def test_reinvite_keeps_the_keys_and_refuses_a_downgrade_and_late_offer_is_srtp(
+    loop_run: Any, port_block: int, tmp_path: Path, events: EventLog
+) -> None:
+    """On an SRTP call a re-INVITE repeating the caller's line (hold, resume) is answered with
+    the same key of ours and the media keeps decrypting; a re-INVITE to plain RTP/AVP gets 488
+    and the call stays encrypted. A late-offer INVITE (no SDP) over TLS gets our RTP/SAVP offer
+    in the 200, and the ACK's answer keys the media."""
+    ca_file, tls = certificates(tmp_path)
+
+    async def main() -> None:
+        gateway = Gateway(gateway_config(port_block, tls))
+        await gateway.start()
+        loop = asyncio.get_running_loop()
+        rtp, rtp_proto = await loop.create_datagram_endpoint(_Rtp, local_addr=(HOST, 0))
+        rtp_port = rtp.get_extra_info("sockname")[1]
+        writer = None
+        try:
+            assert gateway.transport is not None
+            port = gateway.transport.tls_port
+            client = ssl.create_default_context(cafile=ca_file)
+            reader, writer = await asyncio.open_connection(
+                HOST, port, ssl=client, server_hostname=HOST
+            )
+            ours = offer_crypto(("AES_CM_128_HMAC_SHA1_80",))[0]
+            line = format_crypto(ours)
+            call_id = uuid.uuid4().hex
+            writer.write(
+                request("INVITE", "TLS", port, call_id, 1, sdp_with(rtp_port, "RTP/SAVP", line))
+            )
+            final = await final_response(reader)
+            body = final.split(b"\r\n\r\n", 1)[1].decode()
+            answer_line = re.search(r"a=crypto:(.*)\r\n", body).group(1)
+            tag = re.search(rb"(?im)^To:.*;tag=([^;\s]+)", final).group(1).decode()
+            writer.write(request("ACK", "TLS", port, call_id, 1, tag=tag))
+            answered = parse_crypto(answer_line)
+            peer = SrtpSession(answered.key, ours.key, ours.suite)
+
+            async def next_clear() -> bytes:
+                while True:
+                    packet = await asyncio.wait_for(rtp_proto.queue.get(), 5)
+                    return peer.unprotect_rtp(packet)
+
+            await next_clear()
+            # Hold (sendonly) and resume with the same line: our line and key stay.
+            for cseq, direction in ((2, "sendonly"), (3, "sendrecv")):
+                sdp = sdp_with(rtp_port, "RTP/SAVP", line, direction)
+                writer.write(request("INVITE", "TLS", port, call_id, cseq, sdp, tag=tag))
+                reply = await final_response(reader)
+                assert reply.startswith(b"SIP/2.0 200"), reply
+                again = re.search(r"a=crypto:(.*)\r\n", reply.split(b"\r\n\r\n", 1)[1].decode())
+                assert again and again.group(1) == answer_line
+                writer.write(request("ACK", "TLS", port, call_id, cseq, tag=tag))
+            while not rtp_proto.queue.empty():
+                rtp_proto.queue.get_nowait()
+            await next_clear()  # still decrypts with the same keys
+            # A downgrade to plain RTP: 488, the call stays as it was.
+            writer.write(
+                request(
+                    "INVITE", "TLS", port, call_id, 4, sdp_with(rtp_port, "RTP/AVP", None), tag=tag
+                )
+            )
+            refused = await final_response(reader)
+            assert refused.startswith(b"SIP/2.0 488"), refused
+            assert b"SRTP required: the offer is RTP/AVP" in refused
+            writer.write(request("ACK", "TLS", port, call_id, 4, tag=tag))
+            while not rtp_proto.queue.empty():
+                rtp_proto.queue.get_nowait()
+            await next_clear()
+            writer.write(request("BYE", "TLS", port, call_id, 5, tag=tag))
+            assert (await final_response(reader)).startswith(b"SIP/2.0 200")
+
+            # Late offer: our offer in the 200 is RTP/SAVP with a line per enabled suite.
+            late_id = uuid.uuid4().hex
+            writer.write(request("INVITE", "TLS", port, late_id, 1))
+            offer200 = await final_response(reader)
+            assert offer200.startswith(b"SIP/2.0 200"), offer200
+            offer_body = offer200.split(b"\r\n\r\n", 1)[1].decode()
+            assert " RTP/SAVP " in offer_body
+            offered = [parse_crypto(v) for v in re.findall(r"a=crypto:(.*)\r\n", offer_body)]
+            assert [o.suite for o in offered] == list(DEFAULT_SUITES)  # media.srtp_suites
+            gw_rtp = (HOST, int(re.search(r"m=audio (\d+)", offer_body).group(1)))
+            mine = dataclasses.replace(offer_crypto((offered[0].suite,))[0], tag=offered[0].tag)
+            late_tag = re.search(rb"(?im)^To:.*;tag=([^;\s]+)", offer200).group(1).decode()
+            ack_sdp = sdp_with(rtp_port, "RTP/SAVP", format_crypto(mine))
+            writer.write(request("ACK", "TLS", port, late_id, 1, ack_sdp, tag=late_tag))
+            late_peer = SrtpSession(offered[0].key, mine.key, mine.suite)
+            pattern = bytes(range(0x30, 0x30 + 160))
+            for seq in range(60):
+                rtp.sendto(
+                    late_peer.protect_rtp(RtpPacket(0, seq, 160 * seq, 0x99, pattern).encode()),
+                    gw_rtp,
+                )
+                await asyncio.sleep(0.02)
+                heard = []
+                while not rtp_proto.queue.empty():
+                    packet = rtp_proto.queue.get_nowait()
+                    try:
+                        heard.append(decode_rtp(late_peer.unprotect_rtp(packet)).payload)
+                    except Exception:
+                        pass  # the first call's last packets
+                if pattern in heard:
+                    break
+            else:
+                raise AssertionError("no SRTP echo on the late-offer call")
+            writer.write(request("BYE", "TLS", port, late_id, 2, tag=late_tag))
+            assert (await final_response(reader)).startswith(b"SIP/2.0 200")
+        finally:
+            if writer is not None:
+                writer.close()
+            rtp.close()
+            await gateway.stop(drain_timeout=1.0)
 
     loop_run(main)
