@@ -165,7 +165,7 @@ class Gateway:
             max_server_transactions_per_source=limits.max_server_transactions_per_source,
         )
         self.prometheus.read_sip_limits_from(lambda: limit_counts(self.ua, self.transport))
-        if limits.tcp_lowered and "tcp" in sip.transports:
+        if limits.tcp_lowered and ("tcp" in sip.transports or sip.tls.enabled):
             log_event(
                 log,
                 "sip.tcp_cap_lowered",
