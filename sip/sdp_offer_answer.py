@@ -1,7 +1,9 @@
 """Audio offer/answer for the gateway (RFC 3264) over the SDP structures of sip/sdp_wire.py.
 
 The gateway speaks G.711 only (PCMU/PCMA, RFC 3551) plus RFC 4733 telephone-event, at 20 ms, on
-one audio stream; every other stream is declined with port 0. Pure code, no I/O.
+one audio stream; every other stream is declined with port 0. RTP/SAVP (SRTP keyed by SDES,
+RFC 4568) is answered and offered under a call's `SdesTerms` (sip/sdp_crypto.py); without them
+it is declined as before. Pure code, no I/O.
 """
 
 from __future__ import annotations
