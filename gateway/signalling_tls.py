@@ -2,8 +2,8 @@
 `sip.tls.port`) and the client's (registrations, trunks, REFER targets and originated calls to
 `sips:` or `;transport=tls` URIs), built from sip/tls.py settings and re-read on SIGHUP.
 
-The client context is built whatever `enabled` says: a registration over TLS needs no listener
-(the registrar sends calls back over the connection we opened, RFC 5626). A reload re-reads the
+The client context is built whatever `enabled` says (outbound TLS needs no listener; a registrar
+that sends calls to our Contact's TLS port does, docs/configuration.md). A reload re-reads the
 certificate and key into the listener's context (`ServerTls.reload`): connections accepted
 later get the new certificate, open ones keep theirs, and a broken new pair leaves the old one
 in use with an ERROR naming the file. Turning the listener on or off, or moving its port, needs
