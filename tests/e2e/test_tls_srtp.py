@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import base64
 import re
+import secrets
 import signal
 import socket
 import ssl
+import time
 import wave
 from collections.abc import Callable
 from pathlib import Path
@@ -24,14 +26,19 @@ import pytest
 import trustme
 
 from gateway.media.g711 import decode
+from gateway.media.rtp import RtpPacket
+from gateway.media.srtp import SrtpSession
+from gateway.realtime.simulator.options import ToolCallRule
+from sip.sdp_crypto import format_crypto, offer_crypto, parse_crypto
 from tests.tools.baresip_secure import dial_command, require_baresip_srtp, write_config
-from tests.tools.caller_audio import Utterances
+from tests.tools.caller_audio import Utterances, silence_ms
 from tests.tools.capture import Capture
 from tests.tools.gateway_process import LOOPBACK, GatewayProcess
 from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
 from tests.tools.process import ManagedProcess, attach_log
 from tests.tools.realtime_gateway import SimulatorThread
+from tests.tools.tls_uac import TlsUac, savp_sdp, sip_request
 from tests.tools.wire import gateway_rtp, is_silent, locate, reply_audio
 
 CALL_S = 8
@@ -265,3 +272,72 @@ def test_sighup_reloads_the_certificate_and_keeps_it_when_the_new_one_is_broken(
     assert failed["level"] == "error" and files["cert_file"] in failed["message"], failed
     assert not gw.find("routes.reloaded", since=since)
     assert _served_certificate(ports.gateway_tls, [str(second_ca_file)]) == second
+
+
+def test_transfer_on_a_tls_srtp_call_sends_the_refer_over_the_callers_tls_connection(
+    sim_factory: Callable[..., SimulatorThread],
+    realtime_gateway: Callable[..., GatewayProcess],
+    ports: InteropPorts,
+    utterances: Utterances,
+    tmp_path: Path,
+) -> None:
+    """The model transfers a caller who came over TLS with SRTP: the REFER (to a `sips:`
+    target) goes back on the caller's TLS connection, the caller's 202 and NOTIFY 200 end the
+    call as transferred, with the BYE on the same connection."""
+    _, files = _certificates(tmp_path)
+    operator = f"sips:op@{LOOPBACK}:{ports.base + 35}"
+    sim = sim_factory(
+        tool_calls=(ToolCallRule("transfer_call", {"target": "operator"}, on_turn=1),)
+    )
+    gw = realtime_gateway(
+        sim.url,
+        {
+            "sip": {"tls": _tls_section(ports, files)},
+            "media": {"srtp": "required"},
+            "calls": {"transfer_targets": [{"name": "operator", "uri": operator}]},
+        },
+    )
+    suite = "AES_CM_128_HMAC_SHA1_80"
+    ours = offer_crypto((suite,))[0]
+    rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtp.bind((LOOPBACK, ports.baresip_rtp[0]))
+    uac = TlsUac(ports.gateway_tls, files["ca"])
+    uac.sock.settimeout(30)
+    call_id = f"tls-transfer-{secrets.token_hex(4)}"
+    port = ports.gateway_tls
+    try:
+        sdp = savp_sdp(ports.baresip_rtp[0], "RTP/SAVP", [format_crypto(ours)])
+        uac.send(sip_request("INVITE", "TLS", port, call_id, 1, sdp))
+        ok = uac.final()
+        assert ok.startswith(b"SIP/2.0 200"), ok[:300]
+        body = ok.split(b"\r\n\r\n", 1)[1].decode()
+        answer = parse_crypto(re.search(r"a=crypto:(.*)\r\n", body).group(1))
+        gw_rtp = (LOOPBACK, int(re.search(r"m=audio (\d+)", body).group(1)))
+        tag = re.search(rb"(?im)^To:.*;tag=([^;\s]+)", ok).group(1).decode()
+        uac.send(sip_request("ACK", "TLS", port, call_id, 1, tag=tag))
+        caller = SrtpSession(answer.key, ours.key, suite)
+        speech = silence_ms(600) + utterances.hello + silence_ms(1500)
+        for seq, at in enumerate(range(0, len(speech) - 159, 160)):
+            packet = RtpPacket(0, seq, 160 * seq, 0x4242, speech[at : at + 160]).encode()
+            rtp.sendto(caller.protect_rtp(packet), gw_rtp)
+            time.sleep(0.02)
+        refer = uac.request_of("REFER")
+        refer_to = re.search(rb"(?im)^Refer-To:\s*(.*?)\r$", refer)
+        assert refer_to and operator.encode() in refer_to.group(1), refer[:400]
+        assert b"SIP/2.0/TLS" in refer.split(b"\r\n\r\n")[0]
+        uac.respond(refer, 202, "Accepted")
+        notify = sip_request("NOTIFY", "TLS", port, call_id, 2, tag=tag).replace(
+            b"Content-Length: 0\r\n\r\n",
+            b"Event: refer\r\nSubscription-State: terminated;reason=noresource\r\n"
+            b"Content-Type: message/sipfrag\r\nContent-Length: 16\r\n\r\nSIP/2.0 200 OK\r\n",
+        )
+        uac.send(notify)
+        assert uac.final().startswith(b"SIP/2.0 200")
+        bye = uac.request_of("BYE")
+        uac.respond(bye, 200, "OK")
+    finally:
+        uac.close()
+        rtp.close()
+    ended = gw.wait_event("call.ended", call_id=call_id)
+    assert ended["cause"] == "transferred", ended
+    assert (ended["rtp"]["srtp_auth_failed"], ended["rtp"]["srtp_replayed"]) == (0, 0)

@@ -24,6 +24,7 @@ from gateway.media.srtp import SrtpSession
 from sip.sdp_crypto import format_crypto, offer_crypto, parse_crypto
 from tests.tools.gateway_process import LOOPBACK, GatewayProcess
 from tests.tools.ports import InteropPorts
+from tests.tools.tls_uac import TlsUac, savp_sdp, sip_request
 
 pytestmark = pytest.mark.interop
 
@@ -71,83 +72,6 @@ def _metric(text: str, name: str) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def _sdp(rtp_port: int, proto: str, cryptos: list[str]) -> bytes:
-    lines = [
-        "v=0",
-        f"o=uac 1 1 IN IP4 {LOOPBACK}",
-        "s=-",
-        f"c=IN IP4 {LOOPBACK}",
-        "t=0 0",
-        f"m=audio {rtp_port} {proto} 0",
-        "a=rtpmap:0 PCMU/8000",
-        *(f"a=crypto:{c}" for c in cryptos),
-        "a=sendrecv",
-        "",
-    ]
-    return "\r\n".join(lines).encode()
-
-
-def _request(
-    method: str,
-    transport: str,
-    port: int,
-    call_id: str,
-    cseq: int,
-    body: bytes = b"",
-    tag: str = "",
-) -> bytes:
-    lines = [
-        f"{method} sip:gateway@{LOOPBACK}:{port};transport={transport.lower()} SIP/2.0",
-        f"Via: SIP/2.0/{transport} {LOOPBACK}:9;branch=z9hG4bK{secrets.token_hex(8)};rport",
-        "Max-Forwards: 70",
-        f"From: <sip:attacker@{LOOPBACK}>;tag=a1",
-        f"To: <sip:gateway@{LOOPBACK}>" + (f";tag={tag}" if tag else ""),
-        f"Call-ID: {call_id}",
-        f"CSeq: {cseq} {method}",
-        f"Contact: <sip:attacker@{LOOPBACK}:9;transport={transport.lower()}>",
-    ]
-    if body:
-        lines.append("Content-Type: application/sdp")
-    lines.append(f"Content-Length: {len(body)}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
-
-
-class TlsUac:
-    """A blocking TLS client that sends requests and reads responses (one stream)."""
-
-    def __init__(self, port: int, ca_file: str) -> None:
-        context = ssl.create_default_context(cafile=ca_file)
-        raw = socket.create_connection((LOOPBACK, port), timeout=10)
-        self.sock = context.wrap_socket(raw, server_hostname=LOOPBACK)
-        self.port = port
-        self.buffer = b""
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def message(self) -> bytes:
-        while b"\r\n\r\n" not in self.buffer:
-            chunk = self.sock.recv(65536)
-            assert chunk, "the gateway closed the stream"
-            self.buffer += chunk
-        head, _, rest = self.buffer.partition(b"\r\n\r\n")
-        length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
-        size = int(length.group(1)) if length else 0
-        while len(rest) < size:
-            rest += self.sock.recv(65536)
-        self.buffer = rest[size:]
-        return head + b"\r\n\r\n" + rest[:size]
-
-    def final(self) -> bytes:
-        while True:
-            message = self.message()
-            if message.startswith(b"SIP/2.0 ") and int(message.split(b" ", 2)[1]) >= 200:
-                return message
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 def _warning(reply: bytes) -> str:
     found = re.search(rb"(?im)^Warning:\s*(.*?)\r$", reply)
     return found.group(1).decode() if found else ""
@@ -165,8 +89,8 @@ def test_sdes_over_plain_udp_is_refused_by_default(
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
         udp.bind((LOOPBACK, 0))
         udp.settimeout(10)
-        invite = _request(
-            "INVITE", "UDP", ports.gateway_sip, call_id, 1, _sdp(4000, "RTP/SAVP", [line])
+        invite = sip_request(
+            "INVITE", "UDP", ports.gateway_sip, call_id, 1, savp_sdp(4000, "RTP/SAVP", [line])
         )
         udp.sendto(invite, (LOOPBACK, ports.gateway_sip))
         while True:
@@ -207,24 +131,31 @@ def test_savp_with_garbage_crypto_gets_488_and_the_gateway_carries_on(
         for name, lines in GARBAGE.items():
             call_id = f"garbage-{name.replace(' ', '-')}"
             uac.send(
-                _request(
-                    "INVITE", "TLS", ports.gateway_tls, call_id, 1, _sdp(4000, "RTP/SAVP", lines)
+                sip_request(
+                    "INVITE",
+                    "TLS",
+                    ports.gateway_tls,
+                    call_id,
+                    1,
+                    savp_sdp(4000, "RTP/SAVP", lines),
                 )
             )
             reply = uac.final()
             assert reply.startswith(b"SIP/2.0 488"), (name, reply[:300])
             assert _warning(reply).startswith("399 "), (name, reply[:300])
-            uac.send(_request("ACK", "TLS", ports.gateway_tls, call_id, 1))
+            uac.send(sip_request("ACK", "TLS", ports.gateway_tls, call_id, 1))
         # Still answering: a good offer gets its 200.
         good = format_crypto(offer_crypto((SUITE,))[0])
         uac.send(
-            _request("INVITE", "TLS", ports.gateway_tls, "good", 1, _sdp(4000, "RTP/SAVP", [good]))
+            sip_request(
+                "INVITE", "TLS", ports.gateway_tls, "good", 1, savp_sdp(4000, "RTP/SAVP", [good])
+            )
         )
         ok = uac.final()
         assert ok.startswith(b"SIP/2.0 200"), ok[:300]
         tag = re.search(rb"(?im)^To:.*;tag=([^;\s]+)", ok).group(1).decode()
-        uac.send(_request("ACK", "TLS", ports.gateway_tls, "good", 1, tag=tag))
-        uac.send(_request("BYE", "TLS", ports.gateway_tls, "good", 2, tag=tag))
+        uac.send(sip_request("ACK", "TLS", ports.gateway_tls, "good", 1, tag=tag))
+        uac.send(sip_request("BYE", "TLS", ports.gateway_tls, "good", 2, tag=tag))
         assert uac.final().startswith(b"SIP/2.0 200")
     finally:
         uac.close()
@@ -241,15 +172,15 @@ def test_srtp_replay_forgery_and_plain_rtp_flood_are_dropped_and_counted(
     uac = TlsUac(ports.gateway_tls, pki["ca"])
     call_id = f"flood-{secrets.token_hex(4)}"
     try:
-        sdp = _sdp(ports.baresip_rtp[0], "RTP/SAVP", [format_crypto(ours)])
-        uac.send(_request("INVITE", "TLS", ports.gateway_tls, call_id, 1, sdp))
+        sdp = savp_sdp(ports.baresip_rtp[0], "RTP/SAVP", [format_crypto(ours)])
+        uac.send(sip_request("INVITE", "TLS", ports.gateway_tls, call_id, 1, sdp))
         ok = uac.final()
         assert ok.startswith(b"SIP/2.0 200"), ok[:300]
         body = ok.split(b"\r\n\r\n", 1)[1].decode()
         answer = parse_crypto(re.search(r"a=crypto:(.*)\r\n", body).group(1))
         gw_rtp = (LOOPBACK, int(re.search(r"m=audio (\d+)", body).group(1)))
         tag = re.search(rb"(?im)^To:.*;tag=([^;\s]+)", ok).group(1).decode()
-        uac.send(_request("ACK", "TLS", ports.gateway_tls, call_id, 1, tag=tag))
+        uac.send(sip_request("ACK", "TLS", ports.gateway_tls, call_id, 1, tag=tag))
         peer = SrtpSession(answer.key, ours.key, SUITE)
 
         genuine = [
@@ -280,7 +211,7 @@ def test_srtp_replay_forgery_and_plain_rtp_flood_are_dropped_and_counted(
         rtp.settimeout(5)
         clear = decode_rtp(peer.unprotect_rtp(rtp.recv(2048)))
         assert clear.payload_type == 0
-        uac.send(_request("BYE", "TLS", ports.gateway_tls, call_id, 2, tag=tag))
+        uac.send(sip_request("BYE", "TLS", ports.gateway_tls, call_id, 2, tag=tag))
         assert uac.final().startswith(b"SIP/2.0 200")
     finally:
         uac.close()
@@ -335,7 +266,7 @@ def test_tls_handshake_slowloris_is_bounded(
         context = ssl.create_default_context(cafile=pki["ca"])
         raw = socket.create_connection(address, timeout=5, source_address=("127.0.0.2", 0))
         with context.wrap_socket(raw, server_hostname=LOOPBACK) as tls:
-            tls.sendall(_request("OPTIONS", "TLS", ports.gateway_tls, "legit", 1))
+            tls.sendall(sip_request("OPTIONS", "TLS", ports.gateway_tls, "legit", 1))
             assert tls.recv(4096).startswith(b"SIP/2.0 200")
         for sock in [*silent, trickle]:
             assert _closed_by_gateway(sock, timeout=20), "handshake slowloris still open"
