@@ -44,9 +44,10 @@ COPY deploy/gateway/image.toml /etc/sip-realtime-gateway/gateway.toml
 USER srg:srg
 WORKDIR /var/lib/sip-realtime-gateway
 
-# SIP (UDP and TCP on the same port) and the RTP range of deploy/gateway/gateway.toml
+# SIP (UDP and TCP on the same port), SIP over TLS (sip.tls.port, when [sip.tls] is enabled)
+# and the RTP range of deploy/gateway/gateway.toml
 # (media.rtp_port_min/max). EXPOSE documents; publishing is up to `docker run -p` / compose.
-EXPOSE 5060/udp 5060/tcp 20000-20049/udp
+EXPOSE 5060/udp 5060/tcp 5061/tcp 20000-20049/udp
 # Control API (/healthz, /readyz, /metrics). It binds 127.0.0.1 by default, which is exactly
 # where this check runs (inside the container); slim has no curl, hence urllib.
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \

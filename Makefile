@@ -7,8 +7,11 @@ ARGS   ?=
 
 # Debian packages the interop/e2e tests drive (real peers; iproute2 builds the network
 # namespaces tests/security uses as foreign hosts). Installed when missing.
-PEER_PKGS := sip-tester baresip-core kamailio tshark sox libsox-fmt-all espeak-ng iproute2
+PEER_PKGS := sip-tester baresip-core kamailio kamailio-tls-modules tshark sox libsox-fmt-all \
+             espeak-ng iproute2
 PEER_BINS := sipp baresip kamailio tshark sox espeak-ng ip
+# Files of peers that are not commands (Kamailio's TLS module: SIP over TLS interop, issue 13).
+PEER_FILES := /usr/lib/*/kamailio/modules/tls.so
 
 .PHONY: run test soak lint format venv install install-test peers bench clean
 
@@ -32,6 +35,7 @@ run: $(VENV)/.installed
 ## Install the real SIP peers (Debian) when any is missing.
 peers:
 	@missing=""; for b in $(PEER_BINS); do PATH="$$PATH:/usr/sbin:/sbin" command -v $$b >/dev/null 2>&1 || missing="$$missing $$b"; done; \
+	for f in $(PEER_FILES); do [ -e "$$f" ] || missing="$$missing $$f"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing peers (missing:$$missing)"; \
 	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \

@@ -67,14 +67,26 @@ def bench_buffer(n: int) -> tuple[float, float]:
     return _summary(chunks)
 
 
-def bench_stream_receive(n: int) -> tuple[float, float]:
+def _srtp_pair() -> tuple[SrtpSession, SrtpSession]:
+    """(the peer's session, ours) for one SRTP call: each direction has its own key."""
+    suite = "AES_CM_128_HMAC_SHA1_80"
+    theirs, ours = SrtpKey.generate(SUITES[suite]), SrtpKey.generate(SUITES[suite])
+    return SrtpSession(ours, theirs, suite), SrtpSession(theirs, ours, suite)
+
+
+def bench_stream_receive(n: int, srtp: bool = False) -> tuple[float, float]:
+    """The full inbound path; `srtp`: as in an SRTP call (stream.srtp set, SRTP on the wire)."""
     raw = _wire_packets(n)
     released = [0]
+    peer_srtp, our_srtp = _srtp_pair()
+    if srtp:
+        raw = [peer_srtp.protect_rtp(packet) for packet in raw]
 
     def on_audio(frames: list) -> None:
         released[0] += len(frames)
 
     stream = RtpStream(StreamConfig(rtcp_interval_s=1e9), on_audio=on_audio)
+    stream.srtp = our_srtp if srtp else None
     peer = ("127.0.0.1", 40000)
     stream.set_remote(peer)  # as in a call: the SDP named the peer (strict latching, latch.py)
     chunks = []
@@ -90,13 +102,14 @@ def bench_stream_receive(n: int) -> tuple[float, float]:
     return _summary(chunks)
 
 
-async def _bench_send(n: int) -> tuple[float, float]:
+async def _bench_send(n: int, srtp: bool = False) -> tuple[float, float]:
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     sink.setblocking(False)
     alloc = PortAllocator(30000, 60000)
     stream = RtpStream()
+    stream.srtp = _srtp_pair()[1] if srtp else None
     await stream.open(alloc, "127.0.0.1")
     stream.set_remote(sink.getsockname())
     chunks = []
@@ -122,10 +135,10 @@ async def _bench_send(n: int) -> tuple[float, float]:
 
 
 def bench_send(
-    n: int, loop_factory: Callable[[], asyncio.AbstractEventLoop]
+    n: int, loop_factory: Callable[[], asyncio.AbstractEventLoop], srtp: bool = False
 ) -> tuple[float, float]:
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_bench_send(n))
+        return runner.run(_bench_send(n, srtp))
 
 
 def bench_srtp(n: int, suite: str) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -163,12 +176,19 @@ def main() -> None:
     rows: list[tuple[str, tuple[float, float]]] = [
         ("inbound  decode + jitter push + pop_ready", bench_buffer(n)),
         ("inbound  RtpStream.receive_rtp + tick (full path)", bench_stream_receive(n)),
+        ("inbound  the same, SRTP call (unprotect first)", bench_stream_receive(n, srtp=True)),
     ]
     try:
         import uvloop
 
         rows.append(
             ("outbound send_frame: encode + sendto (uvloop)", bench_send(n, uvloop.new_event_loop))
+        )
+        rows.append(
+            (
+                "outbound the same, SRTP call (protect last)",
+                bench_send(n, uvloop.new_event_loop, srtp=True),
+            )
         )
     except ImportError:
         print("uvloop not installed: skipping the uvloop send figure")

@@ -54,9 +54,11 @@ from gateway.observe.metrics import Metrics
 from gateway.observe.records import RESTART_CAUSE, recover_after_crash
 from gateway.realtime.client import Endpoint
 from gateway.routes import RouteTable, facts_from_invite
+from gateway.signalling_tls import SignallingTls
 from gateway.webhooks import Webhooks
 from sip.admission import Admission
 from sip.registration import REGISTERED, RegistrationClient
+from sip.tls import TlsError
 from sip.transport import Transport
 from sip.uac_auth import bind_hops
 from sip.uri import parse_uri
@@ -87,6 +89,10 @@ class Gateway:
         self._register_secrets()
         # ConfigError here (an unreadable instructions file) is a start-up configuration error.
         self.routes = RouteTable.load(config)
+        try:  # the TLS contexts (gateway/signalling_tls.py): a bad file is the same
+            self.tls = SignallingTls(config.sip.tls)
+        except TlsError as exc:
+            raise ConfigError(f"sip.tls: {exc}") from None
         self.prometheus = Metrics()
         self.prometheus.registry.register(AdmissionCollector(lambda: self.ua))
         self.webhooks = Webhooks(config.webhooks, config.sip.user_agent)
@@ -135,7 +141,11 @@ class Gateway:
         sip = self.config.sip
         limits = sip_limits(self.config)
         self.transport = Transport(
-            sip.host, sip.port, transports=sip.transports, **transport_options(self.config, limits)
+            sip.host,
+            sip.port,
+            transports=sip.transports,
+            **transport_options(self.config, limits),
+            **self.tls.transport_options(sip.tls.port),
         )
         self.ua = UserAgent(
             self.transport,
@@ -155,7 +165,7 @@ class Gateway:
             max_server_transactions_per_source=limits.max_server_transactions_per_source,
         )
         self.prometheus.read_sip_limits_from(lambda: limit_counts(self.ua, self.transport))
-        if limits.tcp_lowered and "tcp" in sip.transports:
+        if limits.tcp_lowered and ("tcp" in sip.transports or sip.tls.enabled):
             log_event(
                 log,
                 "sip.tcp_cap_lowered",
@@ -203,6 +213,7 @@ class Gateway:
             host=self.transport.host,
             port=self.transport.port,
             transports=list(self.transport.transports),
+            tls_port=self.transport.tls_port or None,
             advertised_host=self.ua.advertised_host,
             # What goes in our SDP c= line: a wrong one is the classic one-way-audio cause.
             sdp_address=self._media_ip or "local address towards each caller",
@@ -346,6 +357,8 @@ class Gateway:
                 path=self.config_path,
                 keys=restart,
             )
+            return False
+        if not self.tls.reload(self.transport, config.sip.tls):  # certificates renewed in place
             return False
         self.routes = table
         self.config = config

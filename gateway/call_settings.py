@@ -17,12 +17,21 @@ from urllib.parse import quote
 from gateway.call.call import CallServices
 from gateway.call.machine import CallPolicy, DigitAction, DtmfMode
 from gateway.call.session import SessionSettings
+from gateway.call.srtp import SrtpSettings
 from gateway.call.tools import HttpTool, builtin_tool_definitions, http_tool_definition
-from gateway.config import DEFAULT_REALTIME_URL, CallsConfig, ConfigError, GatewayConfig
+from gateway.config import (
+    DEFAULT_REALTIME_URL,
+    CallsConfig,
+    ConfigError,
+    GatewayConfig,
+    registration_name,
+)
 from gateway.media.leg import LegSettings
 from gateway.realtime import protocol
 from gateway.realtime.client import Endpoint
 from sip.sdp import SUPPORTED_CODECS, CodecPrefs
+from sip.sdp_crypto import SrtpPolicy
+from sip.uri import parse_uri
 
 CODEC_FORMATS = {"PCMU": "audio/pcmu", "PCMA": "audio/pcma"}
 
@@ -281,4 +290,29 @@ def call_services_for(
         session_config=session_config,
         spawn=spawn,
         ended=ended,
+        srtp=srtp_settings_for(config, advertised_host),
     )
+
+
+def srtp_settings_for(config: GatewayConfig, agent_host: str = "") -> SrtpSettings:
+    """media.srtp, media.srtp_suites, sip.tls.allow_sdes_over_plain and the `srtp` overrides
+    of routes and registrations (gateway/call/srtp.py applies them per call)."""
+    regs = config.registrations
+    return SrtpSettings(
+        policy=SrtpPolicy(config.media.srtp),
+        suites=tuple(config.media.srtp_suites),
+        allow_sdes_over_plain=config.sip.tls.allow_sdes_over_plain,
+        by_route={r.name: SrtpPolicy(r.srtp) for r in config.routes if r.srtp},
+        by_registration={registration_name(r): SrtpPolicy(r.srtp) for r in regs if r.srtp},
+        registrar_hosts={
+            _registrar_host(r.registrar): registration_name(r) for r in regs if r.srtp
+        },
+        agent_host=agent_host,
+    )
+
+
+def _registrar_host(registrar: str) -> str:
+    try:
+        return parse_uri(registrar).host.strip("[]").lower()
+    except ValueError:
+        return ""

@@ -25,6 +25,7 @@ import socket
 from dataclasses import dataclass
 
 from sip.sdp import CodecPrefs, SessionDescription, answer_offer
+from sip.sdp_crypto import SdesTerms
 
 
 async def sdp_address(
@@ -126,9 +127,12 @@ class MediaFamilies:
         return [name for name, e in (("IPv4", self.ipv4), ("IPv6", self.ipv6)) if e is not None]
 
 
-def answered_address(offer: SessionDescription, prefs: CodecPrefs) -> str:
-    """The c= address of the stream our answer would use. Raises NoCommonCodec (-> 488)."""
-    return answer_offer(offer, "127.0.0.1", 9, prefs).media.remote_host
+def answered_address(
+    offer: SessionDescription, prefs: CodecPrefs, srtp: SdesTerms | None = None
+) -> str:
+    """The c= address of the stream our answer would use (under the call's SRTP terms).
+    Raises NoCommonCodec (-> 488; SrtpRefused when SRTP is why)."""
+    return answer_offer(offer, "127.0.0.1", 9, prefs, srtp=srtp).media.remote_host
 
 
 def offer_problem(families: MediaFamilies, remote_host: str) -> tuple[MediaEndpoint | None, str]:

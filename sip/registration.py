@@ -387,7 +387,7 @@ class RegistrationClient:
             except OSError as exc:  # unresolvable registrar host, sips: over UDP and the like
                 return Outcome(None, reason=f"cannot reach registrar: {exc}")
             if resp is None:
-                return Outcome(None, reason="no response from registrar (timeout)")
+                return Outcome(None, reason=self._no_response_reason())
             answer = retry.answer(resp, self.registrar_uri, b"")
             if answer is None:
                 if retry.gave_up:
@@ -406,6 +406,17 @@ class RegistrationClient:
             min_expires=min_expires,
             reason=f"{resp.status} {resp.reason}".strip(),
         )
+
+    def _no_response_reason(self) -> str:
+        """Why the REGISTER got no response: the connection's failure when the transport
+        reported one (a TLS registrar whose certificate does not verify), else a timeout."""
+        flow = self.flow
+        failures = getattr(self.ua, "send_failures", None)
+        if isinstance(flow, TransportAddr) and failures:
+            why = failures.pop((flow.proto, flow.host.strip("[]"), flow.port), None)
+            if why:
+                return f"cannot reach registrar over {flow.proto.upper()}: {why}"
+        return "no response from registrar (timeout)"
 
     async def stop(self, timeout: float = 2.0) -> bool:  # noqa: ASYNC109
         """Stop refreshing and remove our binding (Expires: 0). Returns True if the registrar

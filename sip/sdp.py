@@ -35,8 +35,10 @@ from sip.sdp_offer_answer import (
     CodecPrefs,
     LocalSdpState,
     MediaInfo,
+    SrtpRefused,
     answer_offer,
     build_offer,
+    crypto_lines,
     process_answer,
 )
 from sip.sdp_wire import (
@@ -68,8 +70,10 @@ __all__ = [
     "RtpMap",
     "SdpError",
     "SessionDescription",
+    "SrtpRefused",
     "answer_offer",
     "build_offer",
+    "crypto_lines",
     "first_audio",
     "mirror_direction",
     "mirror_offer_direction",

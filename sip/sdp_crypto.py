@@ -39,11 +39,13 @@ __all__ = [
     "CryptoAttribute",
     "CryptoChoice",
     "SdesError",
+    "SdesTerms",
     "SrtpAction",
     "SrtpDecision",
     "SrtpKey",
     "SrtpPolicy",
     "SrtpSuite",
+    "accept_answer_crypto",
     "answer_crypto",
     "choose_crypto",
     "decide_srtp",
@@ -276,10 +278,16 @@ def answer_crypto(remote: CryptoAttribute) -> CryptoAttribute:
 
 
 def choose_crypto(
-    offered_lines: Sequence[str], preference: Sequence[str] = DEFAULT_SUITES
+    offered_lines: Sequence[str],
+    preference: Sequence[str] = DEFAULT_SUITES,
+    current: CryptoChoice | None = None,
 ) -> CryptoChoice:
     """The usable offered line whose suite comes first in our `preference` (offer order breaks
-    ties), and our answer to it. Raises `SdesError` naming why each line was refused."""
+    ties), and our answer to it. Raises `SdesError` naming why each line was refused.
+
+    `current`: the keys in use on this call (a re-offer). A re-offer that repeats the line in
+    use keeps it and our answer line, so the SRTP contexts (rollover counter, replay window)
+    carry on (RFC 4568 7.1.4: a re-offer need not rekey)."""
     usable: list[CryptoAttribute] = []
     refusals: list[str] = []
     for line in offered_lines:
@@ -296,8 +304,28 @@ def choose_crypto(
         if not refusals:
             raise SdesError("no a=crypto line in the offer")
         raise SdesError("no usable a=crypto line: " + "; ".join(dict.fromkeys(refusals))[:300])
+    if current is not None and current.remote in usable:
+        return current
     best = min(usable, key=lambda a: preference.index(a.suite))
     return CryptoChoice(best, answer_crypto(best))
+
+
+def accept_answer_crypto(
+    offered: Sequence[CryptoAttribute], answer_lines: Sequence[str]
+) -> CryptoChoice:
+    """The answerer's `a=crypto` line for one of our offered lines (RFC 4568 7.1.2: exactly one,
+    with the tag and suite of the line it accepts, and its own key). `remote` is the answer's
+    line (it decrypts what the callee sends), `local` our offered line of that tag. Raises
+    `SdesError` when the answer has none, several, or one that matches no offered line."""
+    if len(answer_lines) != 1:
+        raise SdesError(f"the SRTP answer has {len(answer_lines)} a=crypto lines, not one")
+    remote = parse_crypto(answer_lines[0])
+    local = next((line for line in offered if line.tag == remote.tag), None)
+    if local is None:
+        raise SdesError(f"the answer's crypto tag {remote.tag} was not offered")
+    if local.suite != remote.suite:
+        raise SdesError(f"the answer's crypto tag {remote.tag} changed suite to {remote.suite}")
+    return CryptoChoice(remote, local)
 
 
 def offer_crypto(preference: Sequence[str] = DEFAULT_SUITES) -> list[CryptoAttribute]:
@@ -345,6 +373,7 @@ def decide_srtp(
     signalling_secure: bool,
     allow_sdes_over_plain: bool = False,
     preference: Sequence[str] = DEFAULT_SUITES,
+    current: CryptoChoice | None = None,
 ) -> SrtpDecision:
     """What to answer an audio offer with proto `transport` (the m= line's) and these
     `a=crypto` values, under `policy`. `signalling_secure`: the offer came over TLS; SDES keys
@@ -366,7 +395,37 @@ def decide_srtp(
     if not signalling_secure and not allow_sdes_over_plain:
         return SrtpDecision.refuse("SDES keys over plain signalling are not allowed (use TLS)")
     try:
-        choice = choose_crypto(crypto_lines, preference)
+        choice = choose_crypto(crypto_lines, preference, current)
     except SdesError as exc:
         return SrtpDecision.refuse(exc.reason)
     return SrtpDecision(SrtpAction.CRYPTO, choice=choice)
+
+
+@dataclass(frozen=True, slots=True)
+class SdesTerms:
+    """Everything `decide_srtp` needs besides the offer: a call's SRTP policy, whether its
+    signalling is TLS, and the keys in use (a re-offer). sip/sdp_offer_answer.py takes it."""
+
+    policy: SrtpPolicy
+    signalling_secure: bool
+    allow_sdes_over_plain: bool = False
+    preference: tuple[str, ...] = DEFAULT_SUITES
+    current: CryptoChoice | None = None
+
+    @property
+    def sdes_allowed(self) -> bool:
+        """SDES keys may be written into (or read from) this dialog's SDP."""
+        return self.policy is not SrtpPolicy.OFF and (
+            self.signalling_secure or self.allow_sdes_over_plain
+        )
+
+    def decide(self, transport: str, crypto_lines: Sequence[str]) -> SrtpDecision:
+        return decide_srtp(
+            transport,
+            crypto_lines,
+            self.policy,
+            signalling_secure=self.signalling_secure,
+            allow_sdes_over_plain=self.allow_sdes_over_plain,
+            preference=self.preference,
+            current=self.current,
+        )

@@ -1,16 +1,27 @@
 """Audio offer/answer for the gateway (RFC 3264) over the SDP structures of sip/sdp_wire.py.
 
 The gateway speaks G.711 only (PCMU/PCMA, RFC 3551) plus RFC 4733 telephone-event, at 20 ms, on
-one audio stream; every other stream is declined with port 0. Pure code, no I/O.
+one audio stream; every other stream is declined with port 0. RTP/SAVP (SRTP keyed by SDES,
+RFC 4568) is answered and offered under a call's `SdesTerms` (sip/sdp_crypto.py); without them
+it is declined as before. Pure code, no I/O.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
+from sip.sdp_crypto import (
+    CryptoAttribute,
+    CryptoChoice,
+    SdesError,
+    SdesTerms,
+    SrtpAction,
+    accept_answer_crypto,
+    format_crypto,
+)
 from sip.sdp_wire import (
     DIRECTIONS,
     Attribute,
@@ -28,6 +39,14 @@ from sip.sdp_wire import (
 SUPPORTED_CODECS: dict[str, int] = {"PCMU": 0, "PCMA": 8}  # name -> static payload type
 _CLOCK_RATE = 8000
 _USABLE_PROTOS = ("RTP/AVP", "RTP/AVPF")  # AVPF is AVP plus feedback we need not send
+_SDES_PROTOS = ("RTP/SAVP", "RTP/SAVPF")  # SRTP keyed by a=crypto (RFC 4568)
+# DTLS-SRTP: with SDES terms the decision refuses it by name (not supported yet)
+_DTLS_PROTOS = ("UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF")
+
+
+class SrtpRefused(NoCommonCodec):
+    """The offer was refused for SRTP reasons (policy, crypto lines, SDES over plain
+    signalling): 488, and the reason is worth a Warning header."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +96,9 @@ class MediaInfo:
     ptime: int = 20  # the packetisation we send
     remote_ptime: int | None = None  # what the peer asked for (a=ptime), informational
     on_hold: bool = False  # the peer put us on hold (sendonly/inactive or c=0.0.0.0)
+    # SRTP keys (RFC 4568): the peer's line (unprotects what arrives) and ours (protects what
+    # we send); None for plain RTP. The repr shows no key (sip.sdp_crypto.SrtpKey).
+    crypto: CryptoChoice | None = None
 
     @property
     def may_send(self) -> bool:
@@ -180,15 +202,21 @@ def _g711_candidates(media: MediaDescription, allowed: Iterable[str]) -> list[tu
     return found
 
 
-def _stream_problem(media: MediaDescription) -> str | None:
+def _stream_problem(media: MediaDescription, srtp: bool = False) -> str | None:
     if media.media.lower() != "audio":
         return f"{media.media} stream not supported"
     if media.port == 0:
         return "stream disabled (port 0)"
-    if media.proto.upper() not in _USABLE_PROTOS:
-        # RTP/SAVP, UDP/TLS/RTP/SAVPF: we have no SRTP, so the stream is declined (RFC 3264 6).
+    proto = media.proto.upper()
+    if proto not in _USABLE_PROTOS and not (srtp and proto in (*_SDES_PROTOS, *_DTLS_PROTOS)):
+        # RTP/SAVP without SDES terms, UDP/TLS/RTP/SAVPF (DTLS): declined (RFC 3264 6).
         return f"transport {media.proto} not supported"
     return None
+
+
+def crypto_lines(media: MediaDescription) -> list[str]:
+    """The values of an m= section's `a=crypto` lines."""
+    return [a.value or "" for a in media.attributes if a.name.lower() == "crypto"]
 
 
 def _rejected(media: MediaDescription) -> MediaDescription:
@@ -208,6 +236,7 @@ def answer_offer(
     current: MediaInfo | None = None,
     direction: str = "sendrecv",
     session_name: str = "-",
+    srtp: SdesTerms | None = None,
 ) -> AnswerResult:
     """Answer an offer (RFC 3264 6): one G.711 codec plus telephone-event on the first usable
     audio stream, every other m= line declined with port 0, same count and order.
@@ -216,6 +245,10 @@ def answer_offer(
     is the stream negotiated so far, whose codec is kept when still offered (Asterisk expects a
     call to stay on one codec); `direction` is what we want (e.g. "sendonly" for our own hold).
     Raises NoCommonCodec (-> 488) naming why nothing was usable, SdpError for a bad local setup.
+
+    `srtp`: the call's SRTP terms (sip/sdp_crypto.py `decide_srtp`): an `RTP/SAVP` stream is
+    answered with `a=crypto` of a fresh key of ours, a stream the policy refuses is a problem
+    like any other (SrtpRefused when that is why nothing was usable). None: plain RTP only.
     """
     prefs = prefs or CodecPrefs()
     state = state or LocalSdpState()
@@ -228,13 +261,21 @@ def answer_offer(
     chosen: int | None = None
     media_lines: list[MediaDescription] = []
     problems: list[str] = []
+    srtp_problems = 0
     info: MediaInfo | None = None
     for index, offered in enumerate(offer.media):
         if chosen is not None:
             media_lines.append(_rejected(offered))
             continue
-        problem = _stream_problem(offered)
+        problem = _stream_problem(offered, srtp is not None)
         candidates: list[tuple[str, int]] = []
+        crypto: CryptoChoice | None = None
+        if problem is None and srtp is not None:
+            decision = srtp.decide(offered.proto, crypto_lines(offered))
+            if decision.action is SrtpAction.REFUSE:
+                problem = decision.reason
+                srtp_problems += 1
+            crypto = decision.choice
         if problem is None:
             candidates = _g711_candidates(offered, prefs.codecs)
             if not candidates:
@@ -274,6 +315,8 @@ def answer_offer(
             attributes.append(Attribute("fmtp", f"{te[0]} {te[1]}"))
         attributes.append(Attribute("ptime", str(prefs.ptime)))
         attributes.append(Attribute(our_direction))
+        if crypto is not None:
+            attributes.append(Attribute("crypto", format_crypto(crypto.local)))
         media_lines.append(
             MediaDescription(
                 media="audio",
@@ -296,10 +339,13 @@ def answer_offer(
             ptime=prefs.ptime,
             remote_ptime=offered.ptime,
             on_hold=on_hold,
+            crypto=crypto,
         )
         chosen = index
 
     if chosen is None or info is None:
+        if srtp_problems:
+            raise SrtpRefused("; ".join(problems))
         raise NoCommonCodec("; ".join(problems) or "no usable audio stream")
     answer = SessionDescription(
         session_name=session_name,
@@ -318,8 +364,11 @@ def build_offer(
     *,
     state: LocalSdpState | None = None,
     session_name: str = "-",
+    crypto: Sequence[CryptoAttribute] = (),
 ) -> SessionDescription:
     """Our offer: every configured G.711 codec in preference order, telephone-event, ptime.
+    With `crypto` (sip/sdp_crypto.py `offer_crypto`): an `RTP/SAVP` offer with those
+    `a=crypto` lines (RFC 4568 7.1.1).
 
     Used for late offer (INVITE without SDP: we offer in the 200, the answer comes in the ACK),
     outbound calls and re-INVITEs we originate. Pass the dialog's `state` so an unchanged offer
@@ -342,6 +391,7 @@ def build_offer(
         attributes.append(Attribute("fmtp", f"{telephone_event_pt} {prefs.telephone_events}"))
     attributes.append(Attribute("ptime", str(prefs.ptime)))
     attributes.append(Attribute(direction))
+    attributes += [Attribute("crypto", format_crypto(line)) for line in crypto]
     offer = SessionDescription(
         session_name=session_name,
         connection=Connection.for_host(local_ip),
@@ -349,7 +399,7 @@ def build_offer(
             MediaDescription(
                 media="audio",
                 port=local_rtp_port,
-                proto="RTP/AVP",
+                proto="RTP/SAVP" if crypto else "RTP/AVP",
                 fmts=fmts,
                 attributes=attributes,
             )
@@ -358,8 +408,15 @@ def build_offer(
     return state.stamp(offer, local_ip)
 
 
-def process_answer(offer: SessionDescription, answer: SessionDescription) -> MediaInfo:
+def process_answer(
+    offer: SessionDescription,
+    answer: SessionDescription,
+    offered_crypto: Sequence[CryptoAttribute] = (),
+) -> MediaInfo:
     """Check an answer against our offer and extract the stream to use (RFC 3264 5, 6).
+
+    `offered_crypto`: the `a=crypto` lines of our RTP/SAVP offer; the answer must keep the
+    profile and accept exactly one of them (MediaInfo.crypto), else NoCommonCodec.
 
     The answerer may list several of our codecs (baresip answers `0 8 101`): we send with the
     first one it lists. Raises NoCommonCodec when the audio stream was declined or the answer
@@ -371,7 +428,7 @@ def process_answer(offer: SessionDescription, answer: SessionDescription) -> Med
         )
     problems: list[str] = []
     for index, (ours, theirs) in enumerate(zip(offer.media, answer.media, strict=True)):
-        if _stream_problem(ours) is not None:
+        if _stream_problem(ours, bool(offered_crypto)) is not None:
             continue
         if theirs.port == 0:
             problems.append(f"m={ours.media} #{index + 1}: declined by the answerer (port 0)")
@@ -392,6 +449,17 @@ def process_answer(offer: SessionDescription, answer: SessionDescription) -> Med
         connection = answer.media_connection(theirs)
         if connection is None:
             raise SdpError(f"m= line #{index + 1}: answer has no c= connection address")
+        crypto: CryptoChoice | None = None
+        if ours.proto.upper() in _SDES_PROTOS:
+            if theirs.proto.upper() != ours.proto.upper():
+                raise NoCommonCodec(
+                    f"m={ours.media} #{index + 1}: we offered {ours.proto}, "
+                    f"the answer has {theirs.proto[:30]}"
+                )
+            try:
+                crypto = accept_answer_crypto(offered_crypto, crypto_lines(theirs))
+            except SdesError as exc:
+                raise NoCommonCodec(f"m={ours.media} #{index + 1}: {exc.reason}") from None
         codec, payload_type = candidates[0]
         te = _telephone_event(theirs) if _telephone_event(ours) is not None else None
         answered_direction = answer.media_direction(theirs)
@@ -412,5 +480,6 @@ def process_answer(offer: SessionDescription, answer: SessionDescription) -> Med
             ptime=ours.ptime or 20,
             remote_ptime=theirs.ptime,
             on_hold=connection.is_hold_address or answered_direction in ("sendonly", "inactive"),
+            crypto=crypto,
         )
     raise NoCommonCodec("; ".join(problems) or "offer had no audio stream we could use")

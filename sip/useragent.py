@@ -123,6 +123,7 @@ from sip.resolve import default_advertised_host
 from sip.resolve import resolve as resolve_uri
 from sip.sdp import NoCommonCodec, mirror_offer_direction, versioned_sdp
 from sip.session_timer import EXPIRED, refresh_method
+from sip.stream import norm_host, tls_reason
 from sip.transport import TransportAddr
 from sip.ua_core import (
     DEFAULT_ACCEPT,
@@ -165,6 +166,20 @@ class UserAgent(UaCore):
     def _waiting(self) -> set[asyncio.Future[Response | None]]:
         """Futures of client requests someone awaits (cancelled by close())."""
         return set()
+
+    @functools.cached_property
+    def send_failures(self) -> dict[tuple[str, str, int], str]:
+        """(proto, host, port) -> why the last TCP/TLS connection to it failed (a refused
+        certificate, a refused connect): a request that got no response can say why
+        (registration.py). A few entries at most; cleared when it grows."""
+        return {}
+
+    def _on_send_error(self, dest: TransportAddr, exc: Exception) -> None:
+        failures = self.send_failures
+        if len(failures) >= 64:
+            failures.clear()
+        failures[(dest.proto, norm_host(dest.host), dest.port)] = tls_reason(exc)
+        super()._on_send_error(dest, exc)
 
     # -- lifecycle ---------------------------------------------------------------------------
     async def start(self) -> None:

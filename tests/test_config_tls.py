@@ -93,18 +93,51 @@ def test_errors_name_the_key(tmp_path: Path, toml: str, needle: str) -> None:
     assert needle in str(excinfo.value)
 
 
-def test_turning_on_what_is_not_wired_yet_is_refused() -> None:
+def test_tls_and_srtp_can_be_turned_on() -> None:
+    """Wired now (issue 13): enabling either is a valid configuration."""
     config = GatewayConfig()
     tls_on = replace(
         config,
         sip=replace(config.sip, tls=TlsConfig(enabled=True, cert_file="c", key_file="k")),
     )
-    with pytest.raises(ConfigError, match=r"sip\.tls\.enabled: SIP over TLS is not wired"):
-        validate(tls_on)
+    validate(tls_on)
     for policy in ("optional", "required"):
-        srtp_on = replace(config, media=replace(config.media, srtp=policy))
-        with pytest.raises(ConfigError, match=r"media\.srtp: .* is not available yet"):
-            validate(srtp_on)
+        validate(replace(config, media=replace(config.media, srtp=policy)))
+
+
+def test_route_and_registration_srtp_overrides(tmp_path: Path) -> None:
+    config = load_config(
+        write(
+            tmp_path,
+            '[[registrations]]\nregistrar = "sips:pbx.example.com"\nusername = "100"\n'
+            'srtp = "required"\n'
+            '[[routes]]\nname = "sales"\nsrtp = "optional"\n',
+        ),
+        env={},
+    )
+    assert config.registrations[0].srtp == "required"
+    assert config.routes[0].srtp == "optional"
+    assert config.media.srtp == "off"
+
+
+@pytest.mark.parametrize(
+    ("toml", "needle"),
+    [
+        (
+            '[[routes]]\nname = "r"\nsrtp = "always"\n',
+            "routes[0].srtp: 'always' is not one of off, optional, required",
+        ),
+        (
+            '[[registrations]]\nregistrar = "sip:pbx.example.com"\nusername = "1"\n'
+            'srtp = "maybe"\n',
+            "registrations[0].srtp: 'maybe' is not one of off, optional, required",
+        ),
+    ],
+)
+def test_srtp_overrides_name_the_key(tmp_path: Path, toml: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as excinfo:
+        load_config(write(tmp_path, toml), env={})
+    assert needle in str(excinfo.value)
 
 
 def test_settings_for_sip_tls() -> None:

@@ -718,3 +718,34 @@ def test_kamailio_dispatcher_answers_503_when_every_instance_fails(
         assert _place_call(sel, client, 1, port_block, 5.0) == 503
         assert len(gw1.invites) == 1
         assert "no gateway instance available" in kamailio.log_text()
+
+
+def test_tls_port_and_certificate_mounts(tmp_path: Path) -> None:
+    """SIP over TLS (issue 13): k8s and compose expose 5061/tcp and mount the certificate where
+    [sip.tls] reads it; the key is never world-readable and never in an image."""
+    docs = _k8s()
+    pod = docs["Deployment"]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    config = _k8s_config(tmp_path)
+    tls = config.sip.tls
+    assert tls.enabled and tls.port == 5061
+    ports = {(p["containerPort"], p["protocol"]) for p in container["ports"]}
+    assert (tls.port, "TCP") in ports
+    mount = next(m for m in container["volumeMounts"] if m["name"] == "tls")
+    assert mount["readOnly"] is True
+    for path in (tls.cert_file, tls.key_file):
+        assert path.startswith(mount["mountPath"] + "/"), path
+    volume = next(v for v in pod["volumes"] if v["name"] == "tls")
+    assert volume["secret"]["secretName"] == "sip-realtime-gateway-tls"
+    assert volume["secret"]["defaultMode"] & 0o007 == 0  # not world-readable
+    assert {Path(tls.cert_file).name, Path(tls.key_file).name} == {"tls.crt", "tls.key"}
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    gateway = compose["services"]["gateway"]
+    assert "5061:5061/tcp" in gateway["ports"]
+    assert any(
+        v.startswith("./deploy/gateway/tls:/etc/sip-realtime-gateway/tls:ro")
+        for v in gateway["volumes"]
+    )
+    assert "deploy/gateway/tls" in (ROOT / ".dockerignore").read_text().splitlines()
+    assert "5061/tcp" in (ROOT / "Dockerfile").read_text()

@@ -227,3 +227,17 @@ async def test_run_checks_appends_the_tls_checks_at_the_end(files: Files) -> Non
     tls_results = [r for r in results if r.name == "SIP TLS"]
     assert tls_results == results[-len(tls_results) :]
     assert any("not for gw.example.test" in r.message for r in tls_results)
+
+
+def test_a_tls_registration_without_the_listener_is_a_warning() -> None:
+    config = replace(
+        GatewayConfig(),
+        registrations=(
+            RegistrationConfig("sips:pbx.example.com", "100"),
+            RegistrationConfig("sip:plain.example.com", "200"),
+        ),
+    )
+    results = check_tls_files(config)
+    warned = [r.message for r in results if r.status is Status.WARN]
+    assert len(warned) == 1 and warned[0].startswith("registrations[0] (sips:pbx.example.com)")
+    assert "sip.tls.enabled = false" in warned[0]

@@ -197,6 +197,9 @@ def _account_dropped(live: LiveCall, rtp: Any) -> None:
             "rate": int(rtp.get("dropped_rate") or 0),
             "rtcp_foreign": int(rtp.get("rtcp_dropped_foreign") or 0),
             "jitter_overflow": int(rtp.get("jitter_overflow") or 0),
+            "srtp_auth": int(rtp.get("srtp_auth_failed") or 0),
+            "srtp_replay": int(rtp.get("srtp_replayed") or 0),
+            "srtp_malformed": int(rtp.get("srtp_malformed") or 0),
         },
         {
             "input_rate": session.input_rate_dropped_bytes if session else 0,

@@ -8,6 +8,8 @@ address of the IP family our RTP socket cannot serve is unusable (RFC 3261 20.43
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from gateway.media.negotiated import NegotiatedMedia
 from gateway.media_address import (
     INCOMPATIBLE_ADDRESS,
@@ -24,6 +26,7 @@ from sip.sdp import (
     parse_sdp,
     process_answer,
 )
+from sip.sdp_crypto import CryptoAttribute, SdesTerms
 
 
 def negotiated(info: MediaInfo) -> NegotiatedMedia:
@@ -41,21 +44,29 @@ def negotiated(info: MediaInfo) -> NegotiatedMedia:
     )
 
 
-def answer_media(media_bind: str, offer: SessionDescription, sdp: bytes) -> MediaInfo:
+def answer_media(
+    media_bind: str,
+    offer: SessionDescription,
+    sdp: bytes,
+    offered_crypto: Sequence[CryptoAttribute] = (),
+) -> MediaInfo:
     """The stream of an answer to our offer; SdpError when unusable, an address of the
-    other family than our socket included (the call then ends with Reason 488)."""
-    info = process_answer(offer, parse_sdp(sdp))
+    other family than our socket included, or an SRTP offer's answer without a matching
+    a=crypto line (the call then ends with Reason 488)."""
+    info = process_answer(offer, parse_sdp(sdp), offered_crypto)
     problem = reoffer_problem(media_bind, info.remote_host, what="answer")
     if problem is not None:
         raise SdpError(problem)
     return info
 
 
-def reoffer_family_problem(media_bind: str, offer_sdp: bytes, prefs: CodecPrefs) -> str | None:
+def reoffer_family_problem(
+    media_bind: str, offer_sdp: bytes, prefs: CodecPrefs, srtp: SdesTerms | None = None
+) -> str | None:
     """Why a re-offer moving the media to the other IP family cannot be served by the socket
     we hold, or None (an unparsable offer is reported by the real answer)."""
     try:
-        remote_host = answered_address(parse_sdp(offer_sdp), prefs)
+        remote_host = answered_address(parse_sdp(offer_sdp), prefs, srtp)
     except SdpError:
         return None
     return reoffer_problem(media_bind, remote_host)

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.call import accounting
+from gateway.call import srtp as call_srtp
 from gateway.call.answer import (
     answer_media,
     caller_sends,
@@ -69,6 +70,7 @@ from sip.sdp import (
     NoCommonCodec,
     SdpError,
     SessionDescription,
+    SrtpRefused,
     answer_offer,
     build_offer,
     parse_sdp,
@@ -114,6 +116,7 @@ class CallServices:
     session_config: SessionConfigFor | None
     spawn: Callable[[Coroutine[Any, Any, None]], None]  # a task the process owns
     ended: Callable[[LiveCall], None]  # the process forgets the call
+    srtp: call_srtp.SrtpSettings = call_srtp.NO_SRTP  # per route/registration policy
 
     def clock_sample(self) -> int:
         """Now on the shared media clock, in 8 kHz samples (one 20 ms tick = 160)."""
@@ -160,6 +163,9 @@ class LiveCall:
         self.timers: set[asyncio.Task[Any]] = set()
         self.dtmf_bucket: TokenBucket | None = None  # calls.max_dtmf_per_s, at the first digit
         self.dtmf_drop_logged = False
+        source = getattr(sip, "source", None)  # SRTP: gateway/call/srtp.py (outbound: outbound.py)
+        policy = services.srtp.policy_for(route.name, getattr(source, "host", None))
+        self.srtp = call_srtp.CallSrtp(services.srtp, policy, getattr(source, "proto", "") == "tls")
 
     @property
     def call_id(self) -> str:
@@ -178,6 +184,7 @@ class LiveCall:
             **{"from": call.from_header, "to": call.to_header},
             source=f"{call.source.host}:{call.source.port}",
             transport=call.source.proto,
+            srtp=self.srtp.policy.value,
             late_offer=call.offer_sdp is None,
             route=self.route.name,
         )
@@ -202,11 +209,11 @@ class LiveCall:
         if call.offer_sdp is not None:
             try:
                 offer = parse_sdp(call.offer_sdp)
-                remote_host = answered_address(offer, services.prefs)
+                remote_host = answered_address(offer, services.prefs, self.srtp.terms())
                 endpoint, problem = offer_problem(services.families, remote_host)
             except NoCommonCodec as exc:
                 assert offer is not None
-                self.reject_with(488, str(exc), offered_codecs=offered_codecs(offer))
+                self._reject_offer(offer, exc)
                 return
             except SdpError as exc:
                 self.reject_with(488, f"unparsable SDP offer: {exc}")
@@ -232,17 +239,23 @@ class LiveCall:
             # Late offer (RFC 3261 13.2.1): we offer in the 200, the answer comes in the ACK.
             # Bridged to a voice session, the session starts on our first codec and is switched
             # (session.update) if the answer picks the other law: never transcoded.
-            self.late_offer = build_offer(
-                self.local_ip, self.media.rtp_port, services.prefs, state=self.sdp_state
-            )
+            if (refusal := call_srtp.offer_refusal(self.srtp.terms())) is not None:
+                self.reject_with(488, refusal, warning=services.srtp.warning(refusal))
+                return
+            self.late_offer = self.our_offer()
             body = self.late_offer.to_bytes()
         else:
             try:
                 result = answer_offer(
-                    offer, self.local_ip, self.media.rtp_port, services.prefs, state=self.sdp_state
+                    offer,
+                    self.local_ip,
+                    self.media.rtp_port,
+                    services.prefs,
+                    state=self.sdp_state,
+                    srtp=self.srtp.terms(),
                 )
             except NoCommonCodec as exc:
-                self.reject_with(488, str(exc), offered_codecs=offered_codecs(offer))
+                self._reject_offer(offer, exc)
                 return
             self.apply_media(result.media)
             body = result.answer.to_bytes()
@@ -252,6 +265,11 @@ class LiveCall:
             self.start_session(body)
             return
         await self._accept(body)
+
+    def _reject_offer(self, offer: SessionDescription, exc: NoCommonCodec) -> None:
+        """488 for an unusable offer; an SRTP refusal says why in a Warning header."""
+        warning = self.services.srtp.warning(str(exc)) if type(exc) is SrtpRefused else None
+        self.reject_with(488, str(exc), warning=warning, offered_codecs=offered_codecs(offer))
 
     def choose_media_endpoint(self, endpoint: MediaEndpoint | None, peer_host: str) -> None:
         """Where the call's RTP binds and what our c= says (gateway/media_address.py)."""
@@ -279,10 +297,20 @@ class LiveCall:
         return leg
 
     def apply_media(self, info: MediaInfo) -> None:
-        """The negotiated (or re-negotiated) stream, into the media leg."""
+        """The negotiated (or re-negotiated) stream, into the media leg; new SRTP keys key it
+        anew, the same keys keep its SRTP contexts (rollover counter, replay window)."""
         self.media_info = info
         if self.media is not None:
+            self.srtp.key(self.media.stream, info.crypto)
             self.media.apply(negotiated(info))
+
+    def our_offer(self) -> SessionDescription:
+        """Our SDP offer (late offer, outbound call): RTP/SAVP with fresh keys when the
+        policy requires SRTP (gateway/call/srtp.py offer_crypto)."""
+        assert self.media is not None
+        crypto = self.srtp.offer_lines()
+        prefs, port = self.services.prefs, self.media.rtp_port
+        return build_offer(self.local_ip, port, prefs, state=self.sdp_state, crypto=crypto)
 
     def start_session(self, body: bytes, instructions: str | None = None) -> None:
         services, media = self.services, self.media
@@ -380,7 +408,7 @@ class LiveCall:
         if self.late_offer is None or self.ended:
             return
         try:
-            info = answer_media(self.media_bind, self.late_offer, sdp)
+            info = answer_media(self.media_bind, self.late_offer, sdp, self.srtp.offered)
         except SdpError as exc:
             log_event(
                 log,
@@ -416,7 +444,9 @@ class LiveCall:
         if self.media is None or self.ended:
             return None
         services = self.services
-        problem = reoffer_family_problem(self.media_bind, offer_sdp, services.prefs)
+        problem = reoffer_family_problem(
+            self.media_bind, offer_sdp, services.prefs, self.srtp.terms()
+        )
         if problem is not None:
             # A re-offer moving the media to the other IP family cannot be served by the socket
             # we hold: 488 with Warning 301, the call stays as it was.
@@ -430,7 +460,12 @@ class LiveCall:
                 services.prefs,
                 state=self.sdp_state,
                 current=self.media_info,
+                srtp=self.srtp.terms(),
             )
+        except SrtpRefused as exc:
+            # No downgrade and no SRTP against policy: 488, the call stays as it was.
+            self._log_reoffer_failed(str(exc))
+            raise SrtpRefused(str(exc), warning=services.srtp.warning(str(exc))) from None
         except SdpError as exc:
             # Returning None lets the UA mirror the direction on our last SDP: the call
             # survives a re-offer we cannot parse instead of being torn down.

@@ -16,10 +16,11 @@ from gateway.call import accounting
 from gateway.call.answer import answer_media
 from gateway.call.call import REASON_BAD_ANSWER, CallServices, LiveCall, PendingDialog
 from gateway.call.causes import EndCause
+from gateway.call.srtp import CallSrtp, offer_refusal
 from gateway.control_failure import ControlFailure
 from gateway.media.stream import NoFreePortError
 from gateway.observe.logs import log_event
-from sip.sdp import SdpError, build_offer
+from sip.sdp import SdpError
 
 log = logging.getLogger("gateway")
 
@@ -43,12 +44,17 @@ async def place_call(
     session started, else why not. `register` enters the answered call in the process's
     registry before anything else can end it."""
     live = LiveCall(services, PendingDialog(), route, direction="outbound")
+    # SRTP: the trunk's policy (registration), SDES keys only over TLS (gateway/call/srtp.py).
+    policy = services.srtp.policy_for(route.name, registration=registration)
+    live.srtp = CallSrtp(services.srtp, policy, getattr(dest, "proto", "") == "tls")
+    if (refusal := offer_refusal(live.srtp.terms())) is not None:
+        return ControlFailure(422, f"to: {refusal}")
     live.choose_media_endpoint(services.families.for_peer(dest.host), dest.host)
     try:
         media = await live.open_media()
     except NoFreePortError as exc:
         return ControlFailure(503, str(exc))
-    offer = build_offer(live.local_ip, media.rtp_port, services.prefs, state=live.sdp_state)
+    offer = live.our_offer()
     log_event(log, "call.originating", f"calling {target}", to=target, registration=registration)
     try:
         call = await ua.invite(
@@ -85,7 +91,7 @@ async def place_call(
         route=route.name,
     )
     try:
-        info = answer_media(live.media_bind, offer, call.remote_sdp or b"")
+        info = answer_media(live.media_bind, offer, call.remote_sdp or b"", live.srtp.offered)
     except SdpError as exc:
         log_event(
             log,

@@ -23,6 +23,19 @@ RELOADABLE_PREFIXES = (
     "sip.invite_burst_per_source",
     "sip.max_calls_per_source",
     "sip.max_tracked_sources",
+    # TLS files and verification: re-read on every SIGHUP (gateway/signalling_tls.py); the
+    # listener itself (sip.tls.enabled, sip.tls.port) needs a restart.
+    "sip.tls.cert_file",
+    "sip.tls.key_file",
+    "sip.tls.ca_file",
+    "sip.tls.client_ca_file",
+    "sip.tls.verify_client",
+    "sip.tls.verify_server",
+    "sip.tls.min_version",
+    "sip.tls.allow_sdes_over_plain",
+    # SRTP policy and suites: calls answered after the reload (gateway/call/srtp.py).
+    "media.srtp",
+    "media.srtp_suites",
 )
 # Connection-level [realtime] keys: the endpoint (and simulator) is chosen once at start.
 RESTART_ONLY = frozenset(

@@ -153,6 +153,9 @@ class RegistrationConfig:
     # besides the username. Anything else is refused (403): a stolen control token must not
     # turn the gateway into a caller-ID spoofing service on a real trunk.
     allowed_caller_ids: tuple[str, ...] = ()
+    # SRTP policy of calls from this trunk (its registrar's host) and placed through it:
+    # "off" | "optional" | "required"; "" = media.srtp. A route's `srtp` wins over it.
+    srtp: str = ""
 
 
 @dataclass(frozen=True)
@@ -379,6 +382,9 @@ class RouteConfig:
     tools: tuple[str, ...] = ("*",)
     # "" = [records] recording decides; "on" / "off" (true / false in TOML) overrides it.
     recording: str = ""
+    # SRTP policy of this route's calls: "off" | "optional" | "required"; "" = the
+    # registration's `srtp`, else media.srtp (issue 13).
+    srtp: str = ""
 
 
 @dataclass(frozen=True)

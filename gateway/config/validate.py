@@ -127,22 +127,13 @@ def _validate_tls_srtp(config: GatewayConfig) -> None:
         check_choice(f"media.srtp_suites[{i}]", suite, VALID_SRTP_SUITES)
         if suite in media.srtp_suites[:i]:
             raise ConfigError(f"media.srtp_suites[{i}]: {suite!r} is listed twice")
-    _refuse_unwired_tls_srtp(config)
 
 
-def _refuse_unwired_tls_srtp(config: GatewayConfig) -> None:
-    """Issue 13 lands in two parts: the TLS listener and SRTP media are not wired into the
-    transport and call path yet, so turning them on would do nothing. Say so instead of
-    silently running in clear. Remove this when the wiring lands."""
-    if config.sip.tls.enabled:
+def _check_srtp_override(key: str, value: str) -> None:
+    if value and value not in VALID_SRTP_POLICIES:
         raise ConfigError(
-            "sip.tls.enabled: SIP over TLS is not wired into the transport yet (issue 13); "
-            "leave it false"
-        )
-    if config.media.srtp != "off":
-        raise ConfigError(
-            f"media.srtp: {config.media.srtp!r} is not available yet: SRTP is not wired into "
-            'the media path (issue 13); use "off"'
+            f"{key}: {value!r} is not one of {', '.join(VALID_SRTP_POLICIES)} "
+            "(or leave it out for media.srtp)"
         )
 
 
@@ -187,6 +178,7 @@ def validate(config: GatewayConfig) -> None:
             raise ConfigError(f"{key}.username: must not be empty")
         if not 10 <= reg.expires <= 86400:
             raise ConfigError(f"{key}.expires: {reg.expires} is not in 10-86400 seconds")
+        _check_srtp_override(f"{key}.srtp", reg.srtp)
         for j, caller in enumerate(reg.allowed_caller_ids):
             if not re.fullmatch(r"[A-Za-z0-9+*#._~-]{1,64}", caller):
                 raise ConfigError(
@@ -316,6 +308,7 @@ def _validate_product(config: GatewayConfig) -> None:
             if tool != "*" and tool not in tool_names:
                 raise ConfigError(f"{key}.tools[{j}]: {tool!r} is not a [[tools]] name")
         check_choice(f"{key}.recording", route.recording, ("", "on", "off"))
+        _check_srtp_override(f"{key}.srtp", route.srtp)
 
 
 def registration_name(reg: RegistrationConfig) -> str:

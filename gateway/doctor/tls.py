@@ -193,6 +193,19 @@ def check_tls_files(config: GatewayConfig, now: datetime | None = None) -> list[
                 "not in the system store",
             )
         )
+    if not tls.enabled:
+        for i, reg in enumerate(config.registrations):
+            if tls_target(reg.registrar) is not None:
+                results.append(
+                    CheckResult(
+                        NAME,
+                        Status.WARN,
+                        f"registrations[{i}] ({reg.registrar}) registers over TLS but "
+                        "sip.tls.enabled = false: our Contact names a TLS port nothing listens "
+                        "on, so calls from that registrar cannot reach the gateway",
+                        "set sip.tls.enabled = true with cert_file and key_file",
+                    )
+                )
     for key, path in (
         ("sip.tls.ca_file", tls.ca_file),
         ("sip.tls.client_ca_file", tls.client_ca_file),

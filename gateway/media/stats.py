@@ -171,6 +171,10 @@ class StreamStats:
     dropped_malformed: int = 0
     dropped_unknown_pt: int = 0
     dtmf_packets: int = 0
+    # SRTP (RTP and RTCP): dropped before anything else saw them
+    srtp_auth_failed: int = 0  # forged, damaged, keyed otherwise, or plain RTP
+    srtp_replayed: int = 0  # index seen already or older than the replay window
+    srtp_malformed: int = 0  # too short or otherwise refused by libsrtp
     # outbound
     packets_sent: int = 0
     bytes_sent: int = 0  # payload octets, as in the SR octet count

@@ -26,6 +26,12 @@ latched source; off, always to the SDP's address (the inbound check is the same)
 Rate: audio packets from the latched source pass a token bucket of real time (8000 samples/s)
 with `rate_burst_ms` of credit; a flood beyond that is dropped and counted (`dropped_rate`).
 
+SRTP (RFC 3711, issue 13): with `srtp` set (a gateway.media.srtp.SrtpSession, keyed from the
+SDP's a=crypto lines), every datagram is unprotected before anything else looks at it, so a
+forged, replayed or plain packet never reaches the latch, the statistics or the jitter buffer: it
+is dropped and counted (`srtp_auth_failed`, `srtp_replayed`, `srtp_malformed`); what we send, RTP
+and RTCP, is protected last.
+
 Inactivity: no RTP for `inactivity_timeout_s` (default 30 s) while we expect media fires
 `on_timeout()` once; it is suspended while the peer holds the call (`set_direction`).
 """
@@ -54,6 +60,7 @@ from gateway.media.latch import FOREIGN, SourceLatch
 from gateway.media.negotiated import NegotiatedMedia
 from gateway.media.ports import PortAllocator
 from gateway.media.rtp import RtpDecodeError, decode_rtp, encode_rtp_header
+from gateway.media.srtp import SrtpAuthError, SrtpError, SrtpReplayError, SrtpSession
 from gateway.media.stats import ReceptionStats, StreamStats
 
 if TYPE_CHECKING:
@@ -201,6 +208,7 @@ class RtpStream:
         self.output_tick: Callable[[int, float], None] | None = None  # see CallOutput.ride
         self._callback_error_logged = False
         self._closed = False
+        self.srtp: SrtpSession | None = None  # set when the call negotiated SRTP
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -376,8 +384,10 @@ class RtpStream:
             addr = self.latch.latched or addr
         packet = encode_rtp_header(pt, marker, self._seq, timestamp, self.ssrc) + payload
         try:
+            if self.srtp is not None:
+                packet = self.srtp.protect_rtp(packet)
             transport.sendto(packet, addr)
-        except (OSError, ValueError):
+        except (OSError, ValueError, SrtpError):
             # ValueError: uvloop's answer to an address of the other family (or a name); the
             # gateway never answers such an offer (gateway/media_address.py), but a send
             # failure must stay a counter, never an exception in the shared clock's tick.
@@ -401,6 +411,12 @@ class RtpStream:
     def receive_rtp(self, data: bytes, addr: Any, now: float) -> None:
         """One datagram from the RTP socket (public so tests can feed it with a fake clock)."""
         stats = self.stats
+        if self.srtp is not None:
+            try:
+                data = self.srtp.unprotect_rtp(data)
+            except SrtpError as exc:
+                self._srtp_dropped(exc)
+                return
         try:
             packet = decode_rtp(data)
         except RtpDecodeError:
@@ -597,8 +613,11 @@ class RtpStream:
         if transport is None or addr is None or self.remote_rtp is None:
             return
         try:
-            transport.sendto(self.build_report(now, bye_reason), addr)
-        except (OSError, ValueError):  # as in _send
+            report = self.build_report(now, bye_reason)
+            if self.srtp is not None:
+                report = self.srtp.protect_rtcp(report)
+            transport.sendto(report, addr)
+        except (OSError, ValueError, SrtpError):  # as in _send
             self.stats.send_errors += 1
             return
         self.stats.rtcp_sent += 1
@@ -609,6 +628,12 @@ class RtpStream:
 
     def receive_rtcp(self, data: bytes, addr: Any, now: float) -> None:
         stats = self.stats
+        if self.srtp is not None:
+            try:
+                data = self.srtp.unprotect_rtcp(data)
+            except SrtpError as exc:
+                self._srtp_dropped(exc)
+                return
         try:
             packets = rtcp.decode_compound(data)
         except rtcp.RtcpDecodeError:
@@ -626,6 +651,15 @@ class RtpStream:
                 self._read_blocks(packet.reports)
             elif isinstance(packet, rtcp.ReceiverReport):
                 self._read_blocks(packet.reports)
+
+    def _srtp_dropped(self, exc: SrtpError) -> None:
+        stats = self.stats
+        if isinstance(exc, SrtpReplayError):
+            stats.srtp_replayed += 1
+        elif isinstance(exc, SrtpAuthError):
+            stats.srtp_auth_failed += 1
+        else:
+            stats.srtp_malformed += 1
 
     def _read_blocks(self, blocks: list[rtcp.ReportBlock]) -> None:
         for block in blocks:

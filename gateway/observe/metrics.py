@@ -67,7 +67,16 @@ DTMF_SOURCES = frozenset({"rfc4733", "info", "inband"})
 BARGE_IN_ACTIONS = frozenset({"truncate", "delete", "none"})
 TOKEN_KINDS = ("input_text", "input_audio", "output_text", "output_audio", "cached")
 # srg_rtp_dropped_packets_total reasons (StreamStats names, gateway/media/stats.py).
-RTP_DROP_REASONS = ("foreign_source", "probation", "rate", "rtcp_foreign", "jitter_overflow")
+RTP_DROP_REASONS = (
+    "foreign_source",
+    "probation",
+    "rate",
+    "rtcp_foreign",
+    "jitter_overflow",
+    "srtp_auth",  # SRTP/SRTCP that failed authentication (forged, damaged, or plain RTP)
+    "srtp_replay",  # SRTP/SRTCP replayed (RFC 3711 3.3.2)
+    "srtp_malformed",
+)
 AUDIO_DROP_REASONS = ("input_rate", "playout_overflow")
 SIP_METHODS = frozenset(
     {

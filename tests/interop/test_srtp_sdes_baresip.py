@@ -1,11 +1,11 @@
-"""SDES-SRTP against a real peer, before the user agent knows SRTP (issue 13, first part):
+"""SDES-SRTP against a real peer, the building blocks alone (issue 13, first part):
 baresip (srtp.so, mediaenc=srtp-mand) calls a minimal UAS in this test that answers with
 sip/sdp_crypto.py and protects/unprotects media with gateway/media/srtp.py. Both directions
 must decrypt: we unprotect baresip's SRTP and compare it with the caller's clear u-law, and
 baresip reports the SRTP we echo back as received audio.
 
-Signalling is plain UDP on loopback (`allow_sdes_over_plain` in the decision): TLS is not wired
-into the transport yet.
+Signalling is plain UDP on loopback (`allow_sdes_over_plain` in the decision), to test the
+blocks without TLS; the product path (TLS + SRTP through `run`) is tests/e2e/test_tls_srtp.py.
 """
 
 from __future__ import annotations

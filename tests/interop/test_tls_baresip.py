@@ -1,6 +1,6 @@
 """sip/tls.py's server context against a real TLS client (issue 13, first part): baresip dials
-`;transport=tls` to a TLS listener built by this test from `server_context` (the transport does
-not speak TLS yet). The INVITE arrives over TLS; with `verify_client` a baresip without a client
+`;transport=tls` to a TLS listener built by this test from `server_context` (the context alone;
+the gateway's own listener is tested through `run` in tests/e2e/test_tls_srtp.py). The INVITE arrives over TLS; with `verify_client` a baresip without a client
 certificate is refused and one with a certificate from the CA is accepted (mutual TLS)."""
 
 from __future__ import annotations

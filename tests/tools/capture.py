@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import socket
+import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +29,8 @@ class Capture:
     processes: list[ManagedProcess]
     pcap: Path = field(init=False)
     process: ManagedProcess | None = None
+    # Also TCP (SIP over TLS/TCP): tls_records() reads it; the UDP readers skip it.
+    tcp: bool = False
 
     def __post_init__(self) -> None:
         self.pcap = self.work_dir / "capture.pcap"
@@ -38,7 +41,7 @@ class Capture:
             "tshark",
             [
                 which_peer("tshark"), "-i", "lo",
-                "-f", f"udp portrange {low}-{high}",
+                "-f", f"{'' if self.tcp else 'udp '}portrange {low}-{high}",
                 "-F", "pcap", "-w", str(self.pcap),
                 "-a", f"duration:{max_duration_s}",  # a bound even if nobody stops it
             ],
@@ -80,3 +83,24 @@ class Capture:
 
     def streams(self, **kwargs: Any) -> list[StreamStats]:
         return analyse_streams(read_udp(self.pcap), **kwargs)
+
+    def tls_records(self, port: int) -> list[tuple[int, int, str]]:
+        """(source port, destination port, TLS record types) of every TCP segment to or from
+        `port` that tshark dissects as TLS records (decoded as TLS whatever the port number);
+        empty when the capture holds no TCP (`tcp` off)."""
+        done = subprocess.run(
+            [
+                which_peer("tshark"), "-r", str(self.pcap),
+                "-d", f"tcp.port=={port},tls", "-Y", f"tls && tcp.port=={port}",
+                "-T", "fields", "-e", "tcp.srcport", "-e", "tcp.dstport",
+                "-e", "tls.record.content_type", "-e", "tls.record.opaque_type",
+            ],
+            capture_output=True, text=True, timeout=60, check=True,
+        )  # fmt: skip
+        records = []
+        for line in done.stdout.splitlines():
+            # TLS 1.3 hides the real type: its records show as opaque_type 23 (RFC 8446 5.2).
+            src, dst, types, opaque = ([*line.split("\t"), "", "", "", ""])[:4]
+            if src and dst:
+                records.append((int(src), int(dst), ",".join(t for t in (types, opaque) if t)))
+        return records

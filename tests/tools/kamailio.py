@@ -17,6 +17,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,31 @@ def check_config(config: Path, defines: Sequence[str] = ()) -> subprocess.Comple
     for define in defines:
         args += ["-A", define]
     return subprocess.run(args, capture_output=True, text=True, timeout=60)
+
+
+@dataclass(frozen=True)
+class KamailioTls:
+    """Kamailio's TLS listener: its certificate and key, and the CAs it trusts as a client
+    (relaying to a TLS contact) and for client certificates (not required)."""
+
+    port: int
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+    def defines(self, work_dir: Path) -> tuple[str, ...]:
+        config = work_dir / "tls.cfg"
+        work_dir.mkdir(parents=True, exist_ok=True)
+        config.write_text(
+            "[server:default]\n"
+            "method = TLSv1.2+\nverify_certificate = no\nrequire_certificate = no\n"
+            f"private_key = {self.key_file}\ncertificate = {self.cert_file}\n"
+            f"ca_list = {self.ca_file}\n\n"
+            "[client:default]\n"
+            "method = TLSv1.2+\nverify_certificate = yes\nrequire_certificate = yes\n"
+            f"ca_list = {self.ca_file}\n"
+        )
+        return ("WITH_TLS", f"TLS_LISTEN=tls:{LOOPBACK}:{self.port}", f'TLS_CFG="{config}"')
 
 
 class Kamailio:
@@ -93,9 +119,12 @@ class Kamailio:
         port: int,
         processes: list[ManagedProcess],
         request: pytest.FixtureRequest | None = None,
+        *,
+        tls: KamailioTls | None = None,
     ) -> Kamailio:
         """tests/interop/kamailio/kamailio.cfg: a digest registrar (auth_db over db_text) and
-        record-routing proxy with one subscriber, KAMAILIO_USER / KAMAILIO_PASSWORD."""
+        record-routing proxy with one subscriber, KAMAILIO_USER / KAMAILIO_PASSWORD; with
+        `tls`, also a TLS listener (its tls module)."""
         db_dir = work_dir / "dbtext"
         db_dir.mkdir(parents=True)
         # db_text wants the table files in one directory; the subscriber row is computed so
@@ -111,7 +140,7 @@ class Kamailio:
             processes,
             request,
             config=REGISTRAR_CFG,
-            defines=(f'DBURL="text://{db_dir}"',),
+            defines=(f'DBURL="text://{db_dir}"', *(tls.defines(work_dir) if tls else ())),
         )
         proxy.db_dir = db_dir
         return proxy

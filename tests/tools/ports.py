@@ -83,6 +83,14 @@ class InteropPorts:
         return self.base + 31
 
     @property
+    def gateway_tls(self) -> int:
+        return self.base + 32  # the gateway's SIP over TLS listener (TCP)
+
+    @property
+    def kamailio_tls(self) -> int:
+        return self.base + 34  # Kamailio's TLS listener (TCP)
+
+    @property
     def all(self) -> tuple[int, int]:
         return self.base, self.base + 39
 
