@@ -80,6 +80,8 @@ MACHINE_IO = (
     "gateway.observe",
     "gateway.media.stream",
     "gateway.realtime.client",
+    "gateway.live.client",
+    "gateway.wsock",
     "sip.transport",
     "sip.useragent",
 )
@@ -108,6 +110,33 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule("gateway.media", "gateway.call", "media is below the call object"),
     Rule("gateway.realtime", "gateway.call", "the voice backends are below the call object"),
+    # GPT-Live (issue 12), the second voice backend: the same place in the house as Realtime.
+    Rule(
+        "gateway.media",
+        "gateway.live",
+        "media and the voice backends do not know each other; the call object connects them",
+    ),
+    Rule(
+        "gateway.live",
+        "gateway.media",
+        "media and the voice backends do not know each other; the call object connects them",
+        allowed=(("gateway.live.simulator*", "gateway.media.g711"),),
+    ),
+    Rule("gateway.live", "gateway.call", "the voice backends are below the call object"),
+    Rule("gateway.live", "gateway.realtime", "the voice backends do not know each other"),
+    Rule("gateway.realtime", "gateway.live", "the voice backends do not know each other"),
+    # The WebSocket machinery both backends share (gateway/wsock.py) sits below both.
+    *(
+        Rule("gateway.wsock", above, "the shared WebSocket link is below both voice backends")
+        for above in (
+            "gateway.call",
+            "gateway.realtime",
+            "gateway.live",
+            "gateway.media",
+            "gateway.observe",
+            "gateway.voice",
+        )
+    ),
     # The voice link's vocabulary (gateway/voice.py) sits below the call and every backend.
     *(
         Rule(
@@ -115,13 +144,20 @@ RULES: tuple[Rule, ...] = (
             above,
             "the voice vocabulary is below the call and the backends; it imports neither",
         )
-        for above in ("gateway.call", "gateway.realtime", "gateway.media", "gateway.observe", "sip")
+        for above in (
+            "gateway.call",
+            "gateway.realtime",
+            "gateway.live",
+            "gateway.media",
+            "gateway.observe",
+            "sip",
+        )
     ),
     # The machine and what feeds it speak in call terms; only a backend's link knows its wire.
     *(
         Rule(
             decider,
-            "gateway.realtime",
+            backend,
             "the machine decides on the voice link's reports (gateway/voice.py), not on one "
             "backend's wire events",
         )
@@ -135,6 +171,7 @@ RULES: tuple[Rule, ...] = (
             "gateway.call.voice_events",
             "gateway.call.conversation",
         )
+        for backend in ("gateway.realtime", "gateway.live")
     ),
     Rule(
         "gateway",
