@@ -123,6 +123,16 @@ RULES: tuple[Rule, ...] = (
         allowed=(("gateway.live.simulator*", "gateway.media.g711"),),
     ),
     Rule("gateway.live", "gateway.call", "the voice backends are below the call object"),
+    # Issue 12: the call runs whichever backend its settings carry (gateway/voice.py
+    # VoiceBackend, chosen in gateway/call_settings.py); no module of the call names one.
+    *(
+        Rule(
+            "gateway.call",
+            backend,
+            "the call session gets its voice backend in its settings; it imports none",
+        )
+        for backend in ("gateway.realtime", "gateway.live")
+    ),
     Rule("gateway.live", "gateway.realtime", "the voice backends do not know each other"),
     Rule("gateway.realtime", "gateway.live", "the voice backends do not know each other"),
     # The WebSocket machinery both backends share (gateway/wsock.py) sits below both.
@@ -591,6 +601,8 @@ def test_checker_keeps_the_machine_and_the_voice_vocabulary_backend_neutral(
     assert set(found) == {
         ("gateway.voice", "gateway.realtime.events"),
         ("gateway.call.handlers", "gateway.realtime.events"),
+        # Issue 12: the session gets its backend in its settings.
+        ("gateway.call.session", "gateway.realtime.link"),
     }
 
 

@@ -88,7 +88,7 @@ class LiveSessionConfig:
             # One call at a time (reference 6, MIG): end_call and transfer_call must not race
             # a second call of the same batch.
             "parallel_tool_calls": False,
-            "tool_choice": self.tool_choice,
+            "tool_choice": _tool_choice(self.tool_choice),
         }
         if self.delegation_instructions:
             responses["instructions"] = self.delegation_instructions
@@ -116,6 +116,14 @@ class LiveSessionConfig:
         if delegation is not None:
             session["delegation"] = delegation
         return session
+
+
+def _tool_choice(choice: str) -> str | dict[str, str]:
+    """realtime.tool_choice as the delegation's: auto | none | required | function:<name>."""
+    kind, _, name = choice.partition(":")
+    if kind == "function" and name:
+        return {"type": "function", "name": name}
+    return choice
 
 
 def format_for_codec(codec: str) -> LiveFormat:

@@ -58,6 +58,10 @@ OUTCOMES = frozenset(
         "drain_timeout",
         # The inactivity watchdog's polite hang-up (calls.idle_prompt_s, issue 10).
         "idle_caller",
+        # GPT-Live ended the session itself (issue 12): session.closed{content} (its safety
+        # filter) / {remote_hangup}; the call ends instead of reconnecting.
+        "voice_content_filter",
+        "voice_ended",
     }
 )
 DTMF_SOURCES = frozenset({"rfc4733", "info", "inband"})

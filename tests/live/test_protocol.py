@@ -74,6 +74,14 @@ def test_tools_go_to_responses_delegation() -> None:
     assert "tools" not in event["session"]  # no top-level tools in Live
 
 
+def test_tool_choice_forms() -> None:
+    for choice, wire in (("required", "required"), ("function:lookup", None)):
+        event = lp.session_start(lp.LiveSessionConfig(tools=TOOLS, tool_choice=choice))
+        check_live_client_event(event)
+        got = event["session"]["delegation"]["responses"]["tool_choice"]
+        assert got == (wire or {"type": "function", "name": "lookup"})
+
+
 def test_history_becomes_initial_items_by_role() -> None:
     history = [("user", "Hello"), ("assistant", "Hi, how can I help?"), ("system", "VIP caller")]
     event = lp.session_start(lp.LiveSessionConfig(), history)
