@@ -278,7 +278,7 @@ _row(
     State.ENDED,
     State.TRANSFERRING,
 )
-_row({State.ENDING}, PlayoutDrained, on_playout_drained, State.ENDED)
+_row({State.ENDING}, PlayoutDrained, on_playout_drained, State.ENDED, State.ENDING)
 _row({State.TRANSFERRING}, PlayoutDrained, on_playout_drained, State.TRANSFERRING, State.LISTENING)
 _row(
     {State.ANSWERING, *ACTIVE},

@@ -61,6 +61,12 @@ log = logging.getLogger("gateway.call")
 HOLD_FILL_AFTER_S = 0.25
 INPUT_BURST_S = 0.2  # default credit of caller audio ahead of real time (media.input_burst_ms)
 SAMPLE_RATE = 8000
+# GPT-Live streams its output in real time, about 100 ms per delta (reference section 4): the
+# playout queue holds at most the newest delta plus this much (80 ms), the oldest excess is
+# dropped (SessionStats.playout_trimmed_bytes). Within the 40-100 ms shallow buffer the
+# reference advises, and what lets the caller stop hearing the model within 100 ms of its last
+# non-silent audio (issue 12).
+LIVE_PLAYOUT_SLACK_BYTES = 640
 # The caller's side of the conversation must survive a rollover or reconnect, and the only
 # text of it the gateway can get is the service's input transcription: when the operator has
 # not configured a transcription model, this one is turned on for replay only (its
@@ -101,6 +107,7 @@ class SessionStats:
     appends_dropped: int = 0
     input_rate_dropped_bytes: int = 0  # caller audio beyond real time + input_burst_s
     playout_overflow_bytes: int = 0  # bot audio beyond the playout queue's bound
+    playout_trimmed_bytes: int = 0  # GPT-Live: oldest bot audio beyond the shallow bound
     usage: dict[str, int] = field(default_factory=dict)
     # Backend-reported session seconds (GPT-Live), summed over the call's sessions (each
     # session's latest cumulative snapshot).
@@ -179,6 +186,7 @@ class CallSession(VoiceSessions, VoiceEvents):
         self._input_burst = int(settings.input_burst_s * SAMPLE_RATE)
         self._overflow_logged: set[str] = set()
         self._voice_seconds: dict[int, float] = {}  # per connection: its latest snapshot
+        self._shallow_playout = settings.policy.continuous_output
         # The loop's clock, bound once: asyncio.get_running_loop() costs a getpid() syscall
         # per call on CPython 3.11 (4 % of the gateway's CPU at 100 calls, docs/benchmarks.md).
         self._now: Callable[[], float] | None = None
@@ -428,6 +436,12 @@ class CallSession(VoiceSessions, VoiceEvents):
             case m.EnqueueAudio(item_id, audio):
                 if self.queue.enqueue(item_id, audio) is False:  # dropped by the bound
                     self._playout_overflow(item_id, len(audio))
+                elif self._shallow_playout:
+                    # A real-time track (GPT-Live): at most this delta plus LIVE_PLAYOUT_SLACK
+                    # waits, so the caller stops hearing the model as soon as it falls silent.
+                    excess = self.queue.queued_bytes - len(audio) - LIVE_PLAYOUT_SLACK_BYTES
+                    if excess > 0:
+                        self.stats.playout_trimmed_bytes += self.queue.drop_oldest(excess)
                 self._playout_nonempty = True
             case m.EndOfAudio(item_id):
                 self.queue.end_of_item(item_id)
@@ -480,7 +494,13 @@ class CallSession(VoiceSessions, VoiceEvents):
             case m.Reject(status, reason, retry_after_s):
                 self.control.reject(status, reason, retry_after_s)
             case m.SendBye(cause, text):
-                self.control.hangup(cause, text)
+                client = self._client
+                if self._shallow_playout and client is not None and client.connected:
+                    # GPT-Live: session.close, its session.closed (bounded), then the BYE.
+                    self._client = None
+                    self._closing.add(self._spawn(self._close_then_hangup(client, cause, text)))
+                else:
+                    self.control.hangup(cause, text)
             case m.SendRefer(target_uri):
                 self._spawn(self._refer(target_uri))
             case m.SwitchCodec(codec):
@@ -501,6 +521,12 @@ class CallSession(VoiceSessions, VoiceEvents):
                     self._emit("idle", source=_IDLE_NOTES[event])
             case _:
                 raise TypeError(f"unknown action {action!r}")
+
+    async def _close_then_hangup(self, client: Any, cause: EndCause, text: str) -> None:
+        try:
+            await client.close()
+        finally:
+            self.control.hangup(cause, text)
 
     def _forget_unheard(self, item_id: str, heard_ms: int) -> None:
         """A barge-in's bookkeeping of one bot item: statistics, observer, the conversation

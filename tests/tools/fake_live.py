@@ -18,6 +18,7 @@ from typing import Any
 
 import orjson
 from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from tests.live.validate import check_live_client_event, check_live_server_event
 
@@ -160,6 +161,14 @@ class FakeLive:
         self.requests.append((ws.request.path, dict(ws.request.headers.raw_items())))
         self.connections.append(ws)
         self.changed.set()
+        try:
+            await self._serve(ws)
+        except ConnectionClosed:
+            pass  # a test dropping the socket, or the client going away
+        finally:
+            self.changed.set()
+
+    async def _serve(self, ws: ServerConnection) -> None:
         async for message in ws:
             try:
                 check_live_client_event(message)
