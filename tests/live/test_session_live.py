@@ -264,3 +264,48 @@ async def test_a_late_offer_codec_switch_opens_a_session_in_the_other_law(
     await server.wait(lambda: len(server.of_type("session.start")) == 2)
     second = server.of_type("session.start")[1]["session"]["audio"]["format"]
     assert second == {"type": "audio/pcma", "rate": 8000}
+
+
+async def test_usage_seconds_reach_the_metrics_and_the_record() -> None:
+    """The observer gets the increase of each session's latest snapshot (never the sum of
+    snapshots); accounting turns it into srg_voice_session_seconds_total and the record."""
+    from gateway.call import accounting
+    from gateway.observe.metrics import Metrics
+    from gateway.observe.records import CallRecord
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+    settings = SessionSettings(
+        Endpoint("ws://127.0.0.1:9"),
+        lp.LiveSessionConfig(),
+        m.CallPolicy(continuous_output=True),
+        backend=LiveBackend(),
+    )
+    session = CallSession(
+        "call-usage",
+        settings,
+        FakeControl(),
+        PlayoutQueue(),
+        observe=lambda k, f: seen.append((k, f)),
+    )
+    from gateway import voice as v
+
+    session._on_report(v.UsageReported(session_seconds=15.0))
+    session._on_report(v.UsageReported(session_seconds=30.0))
+    session._on_report(v.UsageReported(session_seconds=30.0))  # unchanged: nothing new
+    increases = [f["seconds"] for k, f in seen if k == "voice_seconds"]
+    assert increases == [15.0, 15.0]
+    assert session.stats.voice_seconds == 30.0
+
+    class Live:
+        pass
+
+    live = Live()
+    live.services = Live()  # type: ignore[attr-defined]
+    live.services.metrics = Metrics()  # type: ignore[attr-defined]
+    live.record = CallRecord("c", started_at=0.0)  # type: ignore[attr-defined]
+    for kind, fields in seen:
+        accounting.on_session_event(live, kind, fields)
+    assert live.record.finish("remote_bye")["usage"]["session_seconds"] == 30.0  # type: ignore[attr-defined]
+    body = live.services.metrics.render()[0]  # type: ignore[attr-defined]
+    text = body.decode() if isinstance(body, bytes) else body
+    assert "srg_voice_session_seconds_total 30.0" in text
