@@ -52,6 +52,9 @@ _ERROR_KINDS = {
 }
 
 
+_HEARD = v.CallerHeard()
+
+
 def _ulaw_linear(byte: int) -> int:
     u = ~byte & 0xFF
     magnitude = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
@@ -257,7 +260,7 @@ class LiveTranslator:
         bot.reported = bot.text
         return [v.BotTranscript(bot.item_id, bot.text, final=True)]
 
-    def _caller_transcript(self, delta: str) -> list[v.VoiceEvent] | None:
+    def _caller_transcript(self, delta: str) -> list[v.VoiceEvent]:
         reports: list[v.VoiceEvent] = []
         if self._caller is None:
             if self._reply_id is None:
@@ -266,7 +269,8 @@ class LiveTranslator:
             self._caller = _Text(self._next("live_caller"))
             reports.append(v.CallerTurn(self._caller.item_id, self._last_bot_item))
         self._caller.add(delta)
-        return reports or None
+        reports.append(_HEARD)
+        return reports
 
     def _close_caller(self) -> list[v.VoiceEvent]:
         caller, self._caller = self._caller, None

@@ -87,9 +87,9 @@ def test_a_reply_can_start_and_end_inside_one_delta() -> None:
 def test_transcripts_bot_and_caller() -> None:
     link = LiveLink()
     caller = reports(link, le.InputTranscript("Hello", 0, 200))
-    assert kinds(caller) == ["CallerTurn"]
+    assert kinds(caller) == ["CallerTurn", "CallerHeard"]  # the idle watchdog restarts
     caller_item = caller[0].item_id
-    assert reports(link, le.InputTranscript(" there", 200, 400)) == []
+    assert reports(link, le.InputTranscript(" there", 200, 400)) == [v.CallerHeard()]
     start = reports(link, le.OutputAudio(tone(40)))
     # The reply starting closes the caller's turn: its text is final now.
     assert kinds(start) == ["CallerTranscript", "BotReplyStarted", "BotTurn", "BotAudio"]
