@@ -662,7 +662,13 @@ class CallSession(VoiceSessions, VoiceEvents):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._closing:
-            await asyncio.wait(list(self._closing), timeout=5.0)
+            # Graceful closes (GPT-Live waits for session.closed up to 12 s): past 5 s they are
+            # cancelled, and each still closes its socket on the way out.
+            _, pending = await asyncio.wait(list(self._closing), timeout=5.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=3.0)
         if client is not None:
             await client.close()
 
