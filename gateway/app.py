@@ -33,7 +33,7 @@ from gateway.admission import (
 from gateway.call.call import REASON_ACK_TIMEOUT, CallServices, LiveCall
 from gateway.call.causes import EndCause
 from gateway.call.outbound import place_call
-from gateway.call_settings import call_services_for, endpoint_for, use_simulator
+from gateway.call_settings import call_services_for, start_voice_endpoints
 from gateway.caller_id import CallerIdRefused, caller_id_for
 from gateway.config import (
     ConfigError,
@@ -120,6 +120,7 @@ class Gateway:
         # Realtime: the endpoint calls connect to, and the built-in simulator when it serves.
         self.simulator: Any = None
         self.endpoint: Endpoint | None = None
+        self.live_endpoint: Any = None  # GPT-Live, for routes with realtime.api = "live"
 
     @property
     def realtime_mode(self) -> bool:
@@ -222,6 +223,7 @@ class Gateway:
             registrations=len(self.config.registrations),
             echo=self.config.media.echo,
             realtime=self.endpoint.redacted() if self.endpoint else None,
+            live=self.live_endpoint.redacted() if self.live_endpoint else None,
             simulator=self.simulator is not None,
             routes=self.routes.names,
             control=self.control.url if self.control is not None else None,
@@ -237,16 +239,8 @@ class Gateway:
         starts it; the process itself does not know HTTP."""
 
     async def _start_realtime(self) -> None:
-        """Resolve the Realtime endpoint; start the built-in simulator when it is to serve."""
-        simulator_url = None
-        if use_simulator(self.config):
-            # Imported here: the simulator is a development/test aid, not on the call path.
-            from gateway.realtime.simulator import Simulator
-
-            self.simulator = Simulator("127.0.0.1", 0)
-            await self.simulator.start()
-            simulator_url = self.simulator.url
-        self.endpoint = endpoint_for(self.config, simulator_url)
+        """Resolve the voice endpoints; start the built-in simulator when it is to serve."""
+        self.simulator, self.endpoint, self.live_endpoint = await start_voice_endpoints(self.config)
 
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Drain and stop: refuse new calls (503, /readyz false), let answered calls end on
@@ -515,6 +509,7 @@ class Gateway:
                 families=self._media_families,
                 advertised_host=self.ua.advertised_host,
                 endpoint=self.endpoint if self.realtime_mode else None,
+                live_endpoint=self.live_endpoint,
                 spawn=self._spawn_owned,
                 ended=self._forget,
             )

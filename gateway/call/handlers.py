@@ -33,6 +33,7 @@ from gateway.call.events import (
     BotReplyStarted,
     CallerBye,
     CallerCancel,
+    CallerHeard,
     CallerSilenceTimeout,
     CallerSpeechStarted,
     CallerSpeechStopped,
@@ -84,9 +85,14 @@ from gateway.call.events import (
     VoiceErrorKind,
 )
 from gateway.call.policy import DtmfMode
+from gateway.voice import LOST_CONTENT, LOST_REMOTE_HANGUP
 
 # --------------------------------------------------------------------------------------------
 # Helpers shared by handlers
+
+
+# Custom (HTTP) tools running at once in one call; further calls get an error result.
+MAX_RUNNING_TOOLS = 8
 
 
 def _to(ctx: CallContext, state: State, **changes: Any) -> CallContext:
@@ -117,6 +123,14 @@ def _request_reply(ctx: CallContext, instructions: str | None = None) -> Result:
     # Tool outputs still owed (several calls in one reply): one reply request once the last
     # output is in, never one per output.
     return replace(ctx, reply_wanted=True), []
+
+
+def _reply_after_result(ctx: CallContext) -> Result:
+    """After a tool result: ask for the reply that uses it. A continuous-output backend
+    (GPT-Live) continues by itself once its results are in: nothing to ask."""
+    if ctx.policy.continuous_output:
+        return ctx, []
+    return _request_reply(ctx)
 
 
 def _barge_in(ctx: CallContext, playout: tuple[PlayoutItem, ...], trigger: str) -> Result:
@@ -206,12 +220,20 @@ def on_start(ctx: CallContext, ev: Start) -> Result:
     ]
 
 
+def _cap_timer(ctx: CallContext, cap_s: float | None) -> list[Action]:
+    """The rollover timer of a new session: the policy's cap, or the backend's own expiry
+    (GPT-Live's expires_at) when it said. The margin never takes more than half of a short
+    session (a simulated expiry of seconds still rolls over before it, not at once)."""
+    if cap_s is None:
+        cap = ctx.policy.session_cap_s - ctx.policy.rollover_margin_s
+    else:
+        cap = cap_s - min(ctx.policy.rollover_margin_s, cap_s / 2)
+    return [StartTimer("session_cap", cap)] if cap > 0 else []
+
+
 def on_session_ready(ctx: CallContext, ev: SessionReady) -> Result:
     ctx = _to(ctx, State.ANSWERING, session_connected=True)
-    actions: list[Action] = [CancelTimer(T_SETUP), Answer()]
-    cap = ctx.policy.session_cap_s - ctx.policy.rollover_margin_s
-    if cap > 0:
-        actions.append(StartTimer("session_cap", cap))
+    actions: list[Action] = [CancelTimer(T_SETUP), Answer(), *_cap_timer(ctx, ev.cap_s)]
     return ctx, actions
 
 
@@ -311,6 +333,15 @@ def on_idle_timeout(ctx: CallContext, ev: IdleTimeout) -> Result:
     return ctx, [note, *more]
 
 
+def on_caller_heard(ctx: CallContext, ev: CallerHeard) -> Result:
+    """The caller speaks (a backend that reports only that, GPT-Live): not idle. The watchdog
+    restarts while nobody else speaks; the bot's reply disarms it as usual."""
+    ctx = replace(ctx, idle_prompts=0)
+    if ctx.state is State.LISTENING:
+        return ctx, _arm_idle(ctx)
+    return ctx, []
+
+
 def on_caller_silence_timeout(ctx: CallContext, ev: CallerSilenceTimeout) -> Result:
     # The backend re-prompts by itself (it commits the silence and answers it): one more
     # unanswered prompt. Past the limit, the call ends once that answer has played.
@@ -404,6 +435,8 @@ def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
     if ctx.state in (State.CALLER_SPEAKING, State.TRANSFERRING):
         return ctx, []
     if ctx.state is State.ENDING:
+        if ctx.policy.continuous_output and ctx.reply_id is not None:
+            return ctx, []  # between two deltas of the last words: their reply's end decides
         return _bye(ctx, ctx.end_after_playout or EndCause.LOCAL_BYE)
     if ctx.reply_id is None:
         return _after_playout(ctx)
@@ -414,6 +447,12 @@ def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
 def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
     note = Note("tool.called", {"name": ev.name, "tool_call_id": ev.call_id})
     if ev.name == "end_call":
+        if ctx.policy.continuous_output:
+            # GPT-Live speaks its goodbye after the result (reference 6): answer the call,
+            # then BYE once that reply has played out, at most goodbye_timeout_s from now.
+            ctx = _to(ctx, State.ENDING, end_after_playout=EndCause.END_CALL)
+            result = ReturnToolResult(ev.call_id, '{"status": "ending"}')
+            return ctx, [note, result, StartTimer(T_DRAIN, ctx.policy.goodbye_timeout_s)]
         # Say goodbye first: the BYE waits for the current reply and its playout.
         ctx = replace(ctx, end_after_playout=EndCause.END_CALL)
         if ctx.state is State.CALLER_SPEAKING or (not ctx.playout_busy and ctx.reply_id is None):
@@ -425,7 +464,7 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
         if uri is None:
             allowed = ", ".join(sorted(ctx.policy.transfer_targets)) or "none configured"
             output = f'{{"ok": false, "error": "unknown transfer target {target_name!r}; allowed: {allowed}"}}'
-            ctx, more = _request_reply(ctx)
+            ctx, more = _reply_after_result(ctx)
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
         ctx = replace(ctx, transfer_after_playout=uri, transfer_call_id=ev.call_id)
         if not ctx.playout_busy and ctx.reply_id is None:
@@ -436,10 +475,17 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
         bad = [d for d in digits if d not in "0123456789*#ABCD"]
         if not digits or bad:
             output = f'{{"ok": false, "error": "invalid digits {digits!r}"}}'
-            ctx, more = _request_reply(ctx)
+            ctx, more = _reply_after_result(ctx)
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
-        ctx, more = _request_reply(ctx)
+        ctx, more = _reply_after_result(ctx)
         return ctx, [note, SendDigits(digits), ReturnToolResult(ev.call_id, '{"ok": true}'), *more]
+    if ev.call_id in ctx.pending_tool_calls:
+        return ctx, [note]  # the same call again (a repeated event): it runs once
+    if len(ctx.pending_tool_calls) >= MAX_RUNNING_TOOLS:
+        # A flood of calls (a hostile or looping backend) does not become a flood of HTTP
+        # requests: the excess is refused, the model is told why.
+        output = '{"ok": false, "error": "too many tool calls at once"}'
+        return ctx, [note, ReturnToolResult(ev.call_id, output)]
     ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls | {ev.call_id})
     return ctx, [note, RunTool(ev.call_id, ev.name, ev.arguments)]
 
@@ -451,7 +497,7 @@ def on_tool_result(ctx: CallContext, ev: ToolResult) -> Result:
         # The backend's VAD will answer the caller's turn with the result in context; a reply
         # requested now would collide with that automatic one.
         return ctx, actions
-    ctx, more = _request_reply(ctx)
+    ctx, more = _reply_after_result(ctx)
     return ctx, actions + more
 
 
@@ -485,7 +531,10 @@ def on_dtmf(ctx: CallContext, ev: Dtmf) -> Result:
             ctx = _to(ctx, State.TRANSFERRING)
             return ctx, [note, *barge, SendRefer(uri), Note("transfer.started", {"target": uri})]
     actions: list[Action] = [note]
-    if ctx.policy.dtmf_barge_in and (ctx.playout_busy or ev.playout):
+    # A continuous-output backend's reply keeps its (discarded) item pending after a first
+    # barge-in until the reply's silence ends it: only audio still queued is interrupted again.
+    heard_items = ev.playout if not ctx.policy.continuous_output else ()
+    if ctx.policy.dtmf_barge_in and (ctx.playout_busy or heard_items):
         ctx, more = _barge_in(ctx, ev.playout, "dtmf")
         ctx = _to(ctx, State.LISTENING if ctx.state is State.BOT_SPEAKING else ctx.state)
         actions += more
@@ -515,7 +564,7 @@ def on_refer_result(ctx: CallContext, ev: ReferResult) -> Result:
                 call_id, f'{{"ok": false, "error": "transfer failed: SIP {ev.status}"}}'
             )
         )
-        ctx, more = _request_reply(ctx)
+        ctx, more = _reply_after_result(ctx)
         actions += more
     return ctx, actions
 
@@ -525,7 +574,20 @@ def on_bye_while_transferring(ctx: CallContext, ev: CallerBye) -> Result:
     return _end(ctx, "caller hangup during transfer", [])
 
 
+# A backend's deliberate end of its session (gateway/voice.py ConnectionLost.final).
+_FINAL_CAUSES = {
+    LOST_CONTENT: EndCause.VOICE_CONTENT_FILTER,
+    LOST_REMOTE_HANGUP: EndCause.VOICE_ENDED,
+}
+
+
 def on_connection_lost(ctx: CallContext, ev: ConnectionLost) -> Result:
+    if ev.final is not None:
+        # The backend ended the conversation (its content filter, a remote hang-up): a new
+        # session would only start it again. BYE with the matching cause.
+        note = Note("realtime.lost", {"reason": ev.reason})
+        cause = _FINAL_CAUSES.get(ev.final, EndCause.VOICE_ENDED)
+        return _bye(replace(ctx, session_connected=False), cause, (note,))
     # Audio already received keeps playing (the caller hears the end of the sentence); the
     # interrupted reply is forgotten and the conversation is replayed as text in a new session.
     ctx = replace(
@@ -540,9 +602,12 @@ def on_connection_lost(ctx: CallContext, ev: ConnectionLost) -> Result:
 
 def on_reconnected(ctx: CallContext, ev: Reconnected) -> Result:
     ctx = replace(ctx, session_connected=True)
+    # A backend that says when the new session expires gets its rollover timer re-armed.
+    actions = _cap_timer(ctx, ev.cap_s) if ev.cap_s is not None else []
     if ctx.reply_wanted:
-        return _request_reply(ctx)
-    return ctx, []  # the session logs realtime.reconnected with the attempt and reason
+        ctx, more = _request_reply(ctx)
+        return ctx, actions + more
+    return ctx, actions  # the session logs realtime.reconnected with the attempt and reason
 
 
 # The end cause (and Reason text) when the voice session cannot be kept up: 503 tells the PBX's
@@ -564,8 +629,7 @@ def on_session_cap_near(ctx: CallContext, ev: SessionCapNear) -> Result:
 def on_rolled_over(ctx: CallContext, ev: RolledOver) -> Result:
     # The new session gets a fresh cap; the old one's replies are gone.
     ctx = replace(ctx, rollover_pending=False, reply_id=None, session_connected=True)
-    cap = ctx.policy.session_cap_s - ctx.policy.rollover_margin_s
-    return ctx, [StartTimer("session_cap", cap), Note("realtime.rolled_over")]
+    return ctx, [*_cap_timer(ctx, ev.cap_s), Note("realtime.rolled_over")]
 
 
 def on_connecting_lost(ctx: CallContext, ev: ConnectionLost) -> Result:

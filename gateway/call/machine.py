@@ -68,6 +68,7 @@ from gateway.call.events import (  # noqa: F401  re-exported: m.Start, m.SendBye
     BotReplyStarted,
     CallerBye,
     CallerCancel,
+    CallerHeard,
     CallerSilenceTimeout,
     CallerSpeechStarted,
     CallerSpeechStopped,
@@ -142,6 +143,7 @@ from gateway.call.handlers import (  # noqa: F401  re-exported for tests
     on_bot_reply_started,
     on_bye_while_transferring,
     on_caller_bye,
+    on_caller_heard,
     on_caller_silence_timeout,
     on_caller_speech_started,
     on_caller_speech_stopped,
@@ -220,7 +222,8 @@ _row(SESSION_LIVE, SessionFailed, on_session_failed, State.ENDED)
 _row(SESSION_LIVE, VoiceError, on_voice_error)
 _row(SESSION_LIVE, BotReplyStarted, on_bot_reply_started)
 _row(SESSION_LIVE, BotAudioDone, on_bot_audio_done)
-_row(SESSION_LIVE, ConnectionLost, on_connection_lost)
+# A lost connection reconnects in place; one the backend ended on purpose ends the call.
+_row(SESSION_LIVE, ConnectionLost, on_connection_lost, *SESSION_LIVE, State.ENDED)
 _row(SESSION_LIVE, Reconnected, on_reconnected)
 _row(SESSION_LIVE, ReconnectBudgetSpent, on_reconnect_budget_spent, State.ENDED)
 _row(SESSION_LIVE, RolledOver, on_rolled_over)
@@ -277,7 +280,7 @@ _row(
     State.ENDED,
     State.TRANSFERRING,
 )
-_row({State.ENDING}, PlayoutDrained, on_playout_drained, State.ENDED)
+_row({State.ENDING}, PlayoutDrained, on_playout_drained, State.ENDED, State.ENDING)
 _row({State.TRANSFERRING}, PlayoutDrained, on_playout_drained, State.TRANSFERRING, State.LISTENING)
 _row(
     {State.ANSWERING, *ACTIVE},
@@ -306,6 +309,8 @@ _row(ACTIVE, IdleTimeout, on_idle_timeout, *ACTIVE, State.ENDING)
 _row(SESSION_LIVE - ACTIVE, IdleTimeout, _ignore)
 _row(ACTIVE, CallerSilenceTimeout, on_caller_silence_timeout, *ACTIVE, State.ENDING)
 _row(SESSION_LIVE - ACTIVE, CallerSilenceTimeout, _ignore)
+_row(ACTIVE, CallerHeard, on_caller_heard)
+_row(SESSION_LIVE - ACTIVE, CallerHeard, _ignore)
 _row(ACTIVE | {State.TRANSFERRING}, DrainTimeout, _ignore)
 # The operator (control API): hang up an answered call now; a message for the model while the
 # session lives (in CONNECTING only an outbound call is answered before its session is ready).
