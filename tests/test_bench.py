@@ -38,6 +38,9 @@ def test_sipp_load_small_run_answers_every_call(tmp_path: Path) -> None:
     assert 49.0 <= result.rtp_out_per_call_s <= 51.0, result
     assert result.lost == 0 and result.late == 0, result
     assert result.gateway_cpu_pct > 0 and result.us_per_call_tick > 0
+    # RSS from the gateway's srg_process_resident_memory_bytes, the simulator's from /proc.
+    assert result.gateway_rss_idle_mb > 10 and result.gateway_rss_loaded_mb > 10, result
+    assert result.simulator_rss_mb > 10, result
 
 
 def test_sipp_load_metrics_parsing() -> None:
