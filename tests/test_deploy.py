@@ -532,6 +532,8 @@ def test_systemd_template_instances_agree_with_the_dispatcher_list() -> None:
         assert c.sip.transports == ("udp",)  # deploy/kamailio/kamailio.cfg: disable_tcp=yes
         pairs = (c.media.rtp_port_max - c.media.rtp_port_min + 1) // 2
         assert pairs >= pairs_needed(c.sip.max_calls, c.media.rtp_port_quarantine_s)
+        # ... and the worst case, every call ending at once (docs/deployment.md).
+        assert pairs >= 2 * c.sip.max_calls
         assert c.sip.port not in (5060,)  # Kamailio's
     assert dispatcher_destinations() == [(SHIPPED_HOST, p) for p in sip_ports]
 
