@@ -176,7 +176,15 @@ class Result:
     response_p50_ms: float | None
     response_p95_ms: float | None
     outcomes: dict[str, float]
+    gateway_rss_idle_mb: float = 0.0  # before the first call
+    gateway_rss_loaded_mb: float = 0.0  # at the end of the window, every call up
+    simulator_rss_mb: float = 0.0
     problem: str = ""
+
+    @property
+    def rss_per_call_kib(self) -> float:
+        """Gateway memory one live call holds: (loaded - idle) / calls."""
+        return (self.gateway_rss_loaded_mb - self.gateway_rss_idle_mb) * 1024 / self.calls
 
     @property
     def us_per_call_tick(self) -> float:
@@ -200,6 +208,158 @@ def make_pcap(work: Path, hold_s: float) -> Path:
     return path
 
 
+def write_scenario(work: Path, hold_ms: int) -> Path:
+    """bench/sipp/uac_load.xml for calls that hold `hold_ms` playing the speech pcap."""
+    pcap = make_pcap(work, hold_ms / 1000 + 1)
+    scenario = work / "uac_load.xml"
+    scenario.write_text(
+        SCENARIO.read_text().replace("@PCAP@", pcap.name).replace("@HOLD_MS@", str(hold_ms))
+    )
+    return scenario
+
+
+def rss_bytes(pid: int) -> int:
+    """VmRSS of a process (proc(5) status), 0 when unavailable."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+@dataclass(frozen=True)
+class ProductPorts:
+    """Where the product under load listens: gateway SIP, simulator, control API, and the
+    gateway's RTP range."""
+
+    gateway_sip: int
+    simulator: int
+    control: int
+    rtp: tuple[int, int]
+
+
+class Product:
+    """`sip-realtime-gateway simulator` and `sip-realtime-gateway run` as two processes, the
+    way both benches (this one and tests/soak/test_capacity_soak.py) drive them: loopback,
+    JSON log to `work/gateway.log`, /metrics public (the rest of the API keeps its token), the
+    per-source admission limits lifted to the load (every call comes from one SIPp address:
+    sip/admission.py defaults are 5 INVITE/s, burst 10, 20 calls). Use as a context manager;
+    every process is stopped on exit."""
+
+    def __init__(
+        self,
+        work: Path,
+        ports: ProductPorts,
+        *,
+        max_calls: int,
+        rate: float,
+        simulator_load: bool = False,
+        simulator_profile: Path | None = None,
+    ) -> None:
+        self.work = work
+        self.ports = ports
+        self.max_calls = max_calls
+        self.rate = rate
+        self.simulator_load = simulator_load
+        self.simulator_profile = simulator_profile
+        self.simulator: subprocess.Popen[bytes] | None = None
+        self.gateway: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+
+    def __enter__(self) -> Product:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        work, ports = self.work, self.ports
+        config = work / "gateway.toml"
+        config.write_text(
+            f'[control]\nhost = "{HOST}"\nport = {ports.control}\nmetrics_public = true\n'
+            f'token_file = "{work / "control.token"}"\n'
+            f"[sip]\ninvite_rate_per_source = {max(self.rate * 2, 5.0)}\n"
+            f"invite_burst_per_source = {self.max_calls}\n"
+            f"max_calls_per_source = {self.max_calls}\n"
+        )
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SRG_"))}
+        python = sys.executable
+        profile = (
+            ["-m", "cProfile", "-o", str(self.simulator_profile)] if self.simulator_profile else []
+        )
+        self.simulator = subprocess.Popen(
+            [
+                python, *profile, "-m", "gateway", "simulator",
+                "--host", HOST, "--port", str(ports.simulator),
+                *(["--load"] if self.simulator_load else []),
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        _wait_port(ports.simulator, 20)
+        self._log = (work / "gateway.log").open("wb")
+        self.gateway = subprocess.Popen(
+            [
+                python, "-m", "gateway", "run", "--config", str(config),
+                "--sip-host", HOST, "--sip-port", str(ports.gateway_sip),
+                "--rtp-ports", f"{ports.rtp[0]}-{ports.rtp[1]}",
+                "--max-calls", str(self.max_calls),
+                "--realtime-url",
+                f"ws://{HOST}:{ports.simulator}/v1/realtime?model=gpt-realtime",
+                "--log-format", "json",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=self._log,
+        )  # fmt: skip
+        _wait_port(ports.control, 20)
+
+    def metrics(self) -> dict[tuple[str, str], float]:
+        return fetch_metrics(self.ports.control)
+
+    def stop(self) -> None:
+        _stop(self.gateway, grace=40)
+        _stop(self.simulator)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+
+def sipp_command(
+    sipp: str,
+    scenario: Path,
+    work: Path,
+    gateway_sip: int,
+    sipp_sip: int,
+    media_base: int,
+    *,
+    rate: float,
+    limit: int,
+    total: int,
+    timeout_s: float,
+) -> list[str]:
+    """SIPp placing `total` calls of `scenario` at `rate` per second, at most `limit` at once:
+    a call that ends is replaced by the next (what keeps a soak at `limit` calls). Media ports
+    are `media_base + 4 x (call number - 1) % 10000` ([auto_media_port])."""
+    return [
+        sipp, f"{HOST}:{gateway_sip}", "-sf", str(scenario), "-s", "100",
+        "-i", HOST, "-p", str(sipp_sip), "-mi", HOST, "-mp", str(media_base),
+        "-r", f"{rate:g}", "-rp", "1000", "-l", str(limit), "-m", str(total),
+        "-nostdin", "-timeout", f"{int(timeout_s)}s",
+        "-timeout_error", "-trace_err", "-error_file", str(work / "sipp_errors.log"),
+    ]  # fmt: skip
+
+
 def run_one(
     calls: int,
     rate: float,
@@ -216,148 +376,122 @@ def run_one(
     writing the profile there when it stops."""
     ramp_s = calls / rate
     hold_ms = int((ramp_s + SETTLE_S + window_s + 10) * 1000)
-    pcap = make_pcap(work, hold_ms / 1000 + 1)
-    scenario = work / "uac_load.xml"
-    scenario.write_text(
-        SCENARIO.read_text().replace("@PCAP@", pcap.name).replace("@HOLD_MS@", str(hold_ms))
-    )
+    scenario = write_scenario(work, hold_ms)
     base = free_port_block(ports_needed(calls)) if port_base is None else port_base
     gw_sip, sim_port, control, sipp_sip = base, base + 1, base + 2, base + 3
     rtp_low = base + 4
     media_base = rtp_low + 2 * calls + 20
-    config = work / "gateway.toml"
-    # The bench reads only /metrics: scraped without the API token (control.metrics_public);
-    # the rest of the API keeps requiring the token it generates into the work dir.
-    # Every call comes from the one SIPp address: lift the per-source admission limits
-    # (sip/admission.py; defaults 5 INVITE/s, burst 10, 20 calls) to the load asked for.
-    config.write_text(
-        f'[control]\nhost = "{HOST}"\nport = {control}\nmetrics_public = true\n'
-        f'token_file = "{work / "control.token"}"\n'
-        f"[sip]\ninvite_rate_per_source = {max(rate * 2, 5.0)}\n"
-        f"invite_burst_per_source = {calls + 10}\nmax_calls_per_source = {calls + 10}\n"
+    ports = ProductPorts(gw_sip, sim_port, control, (rtp_low, rtp_low + 2 * calls + 19))
+    sipp_proc = None
+    with Product(
+        work,
+        ports,
+        max_calls=calls + 10,
+        rate=rate,
+        simulator_load=simulator_load,
+        simulator_profile=simulator_profile,
+    ) as product:
+        gateway, simulator = product.gateway, product.simulator
+        assert gateway is not None and simulator is not None
+        try:
+            before = product.metrics()
+            rss_idle = total(before, "srg_process_resident_memory_bytes")
+            sipp_proc = subprocess.Popen(
+                sipp_command(
+                    sipp,
+                    scenario,
+                    work,
+                    gw_sip,
+                    sipp_sip,
+                    media_base,
+                    rate=rate,
+                    limit=calls,
+                    total=calls,
+                    timeout_s=hold_ms / 1000 + ramp_s + 60,
+                ),
+                cwd=work,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            # All calls up?
+            deadline = time.monotonic() + ramp_s + 30
+            active = 0.0
+            while time.monotonic() < deadline and sipp_proc.poll() is None:
+                active = total(product.metrics(), "srg_calls_active")
+                if active >= calls:
+                    break
+                time.sleep(0.5)
+            problem = "" if active >= calls else f"only {active:.0f} of {calls} calls came up"
+            time.sleep(SETTLE_S)
+            m0 = product.metrics()
+            cpu0 = [proc_cpu_s(p.pid) for p in (gateway, simulator, sipp_proc)]
+            machine0 = cpu_times()
+            wall0 = time.monotonic()
+            time.sleep(window_s)
+            wall = time.monotonic() - wall0
+            cpu = [
+                proc_cpu_s(p.pid) - c
+                for p, c in zip((gateway, simulator, sipp_proc), cpu0, strict=True)
+            ]
+            steal = steal_pct(machine0, cpu_times())
+            m1 = product.metrics()
+            rss_loaded = total(m1, "srg_process_resident_memory_bytes")
+            simulator_rss = rss_bytes(simulator.pid)
+            active_end = total(m1, "srg_calls_active")
+            if not problem and active_end < calls:
+                problem = f"{calls - active_end:.0f} calls ended during the window"
+            sipp_rc = sipp_proc.wait(timeout=hold_ms / 1000 + ramp_s + 90)
+            time.sleep(1.0)  # last BYEs counted
+            after = product.metrics()
+        finally:
+            _stop(sipp_proc)
+    outcomes = by_label(after, "srg_calls_total", "outcome")
+    for key, value in by_label(before, "srg_calls_total", "outcome").items():
+        outcomes[key] = outcomes.get(key, 0.0) - value
+    ok = int(outcomes.get("remote_bye", 0.0))
+    if sipp_rc != 0 and not problem:
+        problem = f"sipp exited {sipp_rc} (see sipp_errors.log)"
+    # RTP counters are added once per call at hangup (never per packet): rates over the
+    # calls' whole answered time.
+    call_s = total(after, "srg_call_duration_seconds_sum") - total(
+        before, "srg_call_duration_seconds_sum"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SRG_"))}
-    python = sys.executable
-    simulator = gateway = sipp_proc = None
-    gw_log = (work / "gateway.log").open("wb")
-    try:
-        profile = ["-m", "cProfile", "-o", str(simulator_profile)] if simulator_profile else []
-        simulator = subprocess.Popen(
-            [
-                python, *profile, "-m", "gateway", "simulator",
-                "--host", HOST, "--port", str(sim_port), *(["--load"] if simulator_load else []),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        _wait_port(sim_port, 20)
-        gateway = subprocess.Popen(
-            [
-                python, "-m", "gateway", "run", "--config", str(config),
-                "--sip-host", HOST, "--sip-port", str(gw_sip),
-                "--rtp-ports", f"{rtp_low}-{rtp_low + 2 * calls + 19}",
-                "--max-calls", str(calls + 10),
-                "--realtime-url", f"ws://{HOST}:{sim_port}/v1/realtime?model=gpt-realtime",
-                "--log-format", "json",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=gw_log,
-        )  # fmt: skip
-        _wait_port(control, 20)
-        before = fetch_metrics(control)
-        sipp_proc = subprocess.Popen(
-            [
-                sipp, f"{HOST}:{gw_sip}", "-sf", str(scenario), "-s", "100",
-                "-i", HOST, "-p", str(sipp_sip), "-mi", HOST, "-mp", str(media_base),
-                "-r", str(rate), "-rp", "1000", "-l", str(calls), "-m", str(calls),
-                "-nostdin", "-timeout", f"{int(hold_ms / 1000 + ramp_s + 60)}s",
-                "-timeout_error", "-trace_err", "-error_file", str(work / "sipp_errors.log"),
-            ],
-            cwd=work,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        # All calls up?
-        deadline = time.monotonic() + ramp_s + 30
-        active = 0.0
-        while time.monotonic() < deadline and sipp_proc.poll() is None:
-            active = total(fetch_metrics(control), "srg_calls_active")
-            if active >= calls:
-                break
-            time.sleep(0.5)
-        problem = "" if active >= calls else f"only {active:.0f} of {calls} calls came up"
-        time.sleep(SETTLE_S)
-        m0 = fetch_metrics(control)
-        cpu0 = [proc_cpu_s(p.pid) for p in (gateway, simulator, sipp_proc)]
-        machine0 = cpu_times()
-        wall0 = time.monotonic()
-        time.sleep(window_s)
-        wall = time.monotonic() - wall0
-        cpu = [
-            proc_cpu_s(p.pid) - c
-            for p, c in zip((gateway, simulator, sipp_proc), cpu0, strict=True)
-        ]
-        steal = steal_pct(machine0, cpu_times())
-        m1 = fetch_metrics(control)
-        active_end = total(m1, "srg_calls_active")
-        if not problem and active_end < calls:
-            problem = f"{calls - active_end:.0f} calls ended during the window"
-        sipp_rc = sipp_proc.wait(timeout=hold_ms / 1000 + ramp_s + 90)
-        time.sleep(1.0)  # last BYEs counted
-        after = fetch_metrics(control)
-        outcomes = by_label(after, "srg_calls_total", "outcome")
-        for key, value in by_label(before, "srg_calls_total", "outcome").items():
-            outcomes[key] = outcomes.get(key, 0.0) - value
-        ok = int(outcomes.get("remote_bye", 0.0))
-        if sipp_rc != 0 and not problem:
-            problem = f"sipp exited {sipp_rc} (see sipp_errors.log)"
-        # RTP counters are added once per call at hangup (never per packet): rates over the
-        # calls' whole answered time.
-        call_s = total(after, "srg_call_duration_seconds_sum") - total(
-            before, "srg_call_duration_seconds_sum"
-        )
-        rtp_in = total(after, "srg_rtp_packets_total", 'direction="in"') - total(
-            before, "srg_rtp_packets_total", 'direction="in"'
-        )
-        rtp_out = total(after, "srg_rtp_packets_total", 'direction="out"') - total(
-            before, "srg_rtp_packets_total", 'direction="out"'
-        )
-        clock = quantile(m0, m1, "srg_pacer_lateness_seconds", 0.99)
-        p50 = quantile(before, after, "srg_response_latency_seconds", 0.50)
-        p95 = quantile(before, after, "srg_response_latency_seconds", 0.95)
-        return Result(
-            calls=calls,
-            ok=ok,
-            failed=int(sum(outcomes.values()) - ok),
-            active_peak=int(active),
-            window_s=round(wall, 1),
-            gateway_cpu_pct=round(100 * cpu[0] / wall, 1),
-            simulator_cpu_pct=round(100 * cpu[1] / wall, 1),
-            sipp_cpu_pct=round(100 * cpu[2] / wall, 1),
-            steal_pct=steal,
-            rtp_in_per_call_s=round(rtp_in / call_s, 1) if call_s > 0 else 0.0,
-            rtp_out_per_call_s=round(rtp_out / call_s, 1) if call_s > 0 else 0.0,
-            lost=total(after, "srg_rtp_packets_lost_total")
-            - total(before, "srg_rtp_packets_lost_total"),
-            late=total(after, "srg_rtp_packets_late_total")
-            - total(before, "srg_rtp_packets_late_total"),
-            concealed=total(after, "srg_rtp_concealed_frames_total")
-            - total(before, "srg_rtp_concealed_frames_total"),
-            clock_late_p99_ms=None if clock is None else clock * 1000,
-            response_p50_ms=None if p50 is None else p50 * 1000,
-            response_p95_ms=None if p95 is None else p95 * 1000,
-            outcomes={k: v for k, v in outcomes.items() if v},
-            problem=problem,
-        )
-    finally:
-        _stop(sipp_proc)
-        _stop(gateway, grace=40)
-        _stop(simulator)
-        gw_log.close()
+    rtp_in = total(after, "srg_rtp_packets_total", 'direction="in"') - total(
+        before, "srg_rtp_packets_total", 'direction="in"'
+    )
+    rtp_out = total(after, "srg_rtp_packets_total", 'direction="out"') - total(
+        before, "srg_rtp_packets_total", 'direction="out"'
+    )
+    clock = quantile(m0, m1, "srg_pacer_lateness_seconds", 0.99)
+    p50 = quantile(before, after, "srg_response_latency_seconds", 0.50)
+    p95 = quantile(before, after, "srg_response_latency_seconds", 0.95)
+    return Result(
+        calls=calls,
+        ok=ok,
+        failed=int(sum(outcomes.values()) - ok),
+        active_peak=int(active),
+        window_s=round(wall, 1),
+        gateway_cpu_pct=round(100 * cpu[0] / wall, 1),
+        simulator_cpu_pct=round(100 * cpu[1] / wall, 1),
+        sipp_cpu_pct=round(100 * cpu[2] / wall, 1),
+        steal_pct=steal,
+        rtp_in_per_call_s=round(rtp_in / call_s, 1) if call_s > 0 else 0.0,
+        rtp_out_per_call_s=round(rtp_out / call_s, 1) if call_s > 0 else 0.0,
+        lost=total(after, "srg_rtp_packets_lost_total")
+        - total(before, "srg_rtp_packets_lost_total"),
+        late=total(after, "srg_rtp_packets_late_total")
+        - total(before, "srg_rtp_packets_late_total"),
+        concealed=total(after, "srg_rtp_concealed_frames_total")
+        - total(before, "srg_rtp_concealed_frames_total"),
+        clock_late_p99_ms=None if clock is None else clock * 1000,
+        response_p50_ms=None if p50 is None else p50 * 1000,
+        response_p95_ms=None if p95 is None else p95 * 1000,
+        outcomes={k: v for k, v in outcomes.items() if v},
+        gateway_rss_idle_mb=round(rss_idle / 2**20, 1),
+        gateway_rss_loaded_mb=round(rss_loaded / 2**20, 1),
+        simulator_rss_mb=round(simulator_rss / 2**20, 1),
+        problem=problem,
+    )
 
 
 def _fmt(value: float | None) -> str:
@@ -424,9 +558,10 @@ def main() -> None:
     print(
         "| calls | ok / failed | gateway CPU % | µs CPU per call per 20 ms | calls per core "
         "at that cost | RTP in / out per call per s | lost / late / concealed | clock late p99 "
-        "ms | response p50 / p95 ms | simulator CPU % | SIPp CPU % | steal % | problem |"
+        "ms | response p50 / p95 ms | simulator CPU % | SIPp CPU % | steal % | gateway RSS MB "
+        "idle / loaded | RSS per call KiB | simulator RSS MB | problem |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r.calls} | {r.ok} / {r.failed} | {r.gateway_cpu_pct} | "
@@ -434,7 +569,9 @@ def main() -> None:
             f"{r.rtp_in_per_call_s} / {r.rtp_out_per_call_s} | "
             f"{r.lost:g} / {r.late:g} / {r.concealed:g} | {_fmt(r.clock_late_p99_ms)} | "
             f"{_fmt(r.response_p50_ms)} / {_fmt(r.response_p95_ms)} | {r.simulator_cpu_pct} | "
-            f"{r.sipp_cpu_pct} | {r.steal_pct} | {r.problem or ''} |"
+            f"{r.sipp_cpu_pct} | {r.steal_pct} | {r.gateway_rss_idle_mb} / "
+            f"{r.gateway_rss_loaded_mb} | {r.rss_per_call_kib:.0f} | {r.simulator_rss_mb} | "
+            f"{r.problem or ''} |"
         )
     for r in results:
         print(f"calls={r.calls} outcomes: {r.outcomes}")

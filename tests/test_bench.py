@@ -38,6 +38,9 @@ def test_sipp_load_small_run_answers_every_call(tmp_path: Path) -> None:
     assert 49.0 <= result.rtp_out_per_call_s <= 51.0, result
     assert result.lost == 0 and result.late == 0, result
     assert result.gateway_cpu_pct > 0 and result.us_per_call_tick > 0
+    # RSS from the gateway's srg_process_resident_memory_bytes, the simulator's from /proc.
+    assert result.gateway_rss_idle_mb > 10 and result.gateway_rss_loaded_mb > 10, result
+    assert result.simulator_rss_mb > 10, result
 
 
 def test_sipp_load_metrics_parsing() -> None:
@@ -99,3 +102,15 @@ def test_flood_bench_short_run_call_completes_and_fds_return() -> None:
         assert row["fds_after"] <= row["fds_baseline"], row
         assert row["problem"] == "", row
         assert sum(v for k, v in row["flooder"].items() if k in ("sent", "opened")) > 0, row
+
+
+def test_jitter_ab_runs_and_finds_both_implementations_identical() -> None:
+    """bench/jitter_ab.py compares this tree's jitter buffer with HEAD's; it exits non-zero
+    when their frames or statistics differ on the same packets."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "jitter_ab.py"), "--packets", "500", "--rounds", "2",
+         "--jitter-ms", "30", "--loss", "0.02"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "identical frames" in result.stdout

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import contextlib
+import itertools
 import json
 import re
 import selectors
@@ -27,8 +28,19 @@ import pytest
 import yaml
 
 from gateway.config import GatewayConfig, load_config
+from gateway.media.ports import pairs_needed
 from gateway.observe.metrics import Metrics
 from tests.tools.kamailio import DISPATCHER_CFG, Kamailio, check_config
+from tests.tools.one_host import (
+    INSTANCE_KEYS,
+    ONE_HOST_LIST,
+    SHARED_TOML,
+    SHIPPED_HOST,
+    TEMPLATE_UNIT,
+    dispatcher_destinations,
+    instance_files,
+    read_env_file,
+)
 from tests.tools.peers import require_peer
 from tests.tools.process import ManagedProcess
 
@@ -460,8 +472,9 @@ def test_grafana_uses_only_defined_metrics_and_covers_them() -> None:
 # systemd
 
 
-def test_systemd_unit(tmp_path: Path) -> None:
-    path = DEPLOY / "systemd" / "sip-realtime-gateway.service"
+@pytest.mark.parametrize("name", ["sip-realtime-gateway.service", "sip-realtime-gateway@.service"])
+def test_systemd_unit(name: str, tmp_path: Path) -> None:
+    path = DEPLOY / "systemd" / name
     unit = configparser.ConfigParser(strict=False, interpolation=None)
     unit.optionxform = str  # type: ignore[assignment,method-assign]
     unit.read_string(path.read_text())
@@ -478,8 +491,9 @@ def test_systemd_unit(tmp_path: Path) -> None:
     analyze = shutil.which("systemd-analyze")
     if analyze is None:
         return
-    # verify checks that ExecStart exists: point it at a binary this machine has.
-    copy = tmp_path / path.name
+    # verify checks that ExecStart exists: point it at a binary this machine has. A template
+    # is verified as its instance 1.
+    copy = tmp_path / name.replace("@.", "@1.")
     copy.write_text(re.sub(r"^ExecStart=\S+", "ExecStart=/bin/true", path.read_text(), flags=re.M))
     result = subprocess.run(
         [analyze, "verify", str(copy)], capture_output=True, text=True, timeout=60
@@ -487,19 +501,55 @@ def test_systemd_unit(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_systemd_template_instances_agree_with_the_dispatcher_list() -> None:
+    """One process per core (sip-realtime-gateway@.service): every instance loads the shared
+    TOML with its own env file, on its own SIP port, RTP range and control port; the ranges
+    hold max_calls plus the quarantine's churn; dispatcher-one-host.list lists exactly these
+    instances; the unit reads the files the header tells the operator to install."""
+    unit_text = TEMPLATE_UNIT.read_text()
+    assert "EnvironmentFile=/etc/sip-realtime-gateway/instance-%i.env" in unit_text
+    assert "--config /etc/sip-realtime-gateway/instances.toml" in unit_text
+    assert "StateDirectory=sip-realtime-gateway/%i" in unit_text  # own token, own records
+    files = instance_files()
+    assert [f.name for f in files] == [f"instance-{n}.env" for n in range(1, len(files) + 1)]
+    assert len(files) >= 2
+    configs = []
+    for path in files:
+        env = read_env_file(path)
+        assert set(env) == set(INSTANCE_KEYS), path
+        assert f"install -m 0644 deploy/systemd/instances/{path.name}" in unit_text
+        configs.append(load_config(SHARED_TOML, env={**SECRETS_ENV, **env}))
+    sip_ports = [c.sip.port for c in configs]
+    control_ports = [c.control.port for c in configs]
+    assert len(set(sip_ports)) == len(configs) and len(set(control_ports)) == len(configs)
+    ranges = sorted((c.media.rtp_port_min, c.media.rtp_port_max) for c in configs)
+    for (_, high), (low, _) in itertools.pairwise(ranges):
+        assert high < low, ranges  # no overlap
+    for c in configs:
+        assert c.sip.host == SHIPPED_HOST
+        assert c.sip.allow_networks == (f"{SHIPPED_HOST}/32",)  # only Kamailio
+        assert c.sip.max_calls_per_source == c.sip.max_calls  # every call comes from Kamailio
+        assert c.sip.transports == ("udp",)  # deploy/kamailio/kamailio.cfg: disable_tcp=yes
+        pairs = (c.media.rtp_port_max - c.media.rtp_port_min + 1) // 2
+        assert pairs >= pairs_needed(c.sip.max_calls, c.media.rtp_port_quarantine_s)
+        # ... and the worst case, every call ending at once (docs/deployment.md).
+        assert pairs >= 2 * c.sip.max_calls
+        assert c.sip.port not in (5060,)  # Kamailio's
+    assert dispatcher_destinations() == [(SHIPPED_HOST, p) for p in sip_ports]
+
+
 # ---------------------------------------------------------------------------------------------
 # Kamailio dispatcher
 
 
-def test_kamailio_dispatcher_config_is_valid() -> None:
+@pytest.mark.parametrize("listfile", ["dispatcher.list", ONE_HOST_LIST.name])
+def test_kamailio_dispatcher_config_is_valid(listfile: str) -> None:
     require_peer("kamailio")
-    result = check_config(
-        DISPATCHER_CFG, (f'DISPATCHER_LIST="{DEPLOY / "kamailio" / "dispatcher.list"}"',)
-    )
+    result = check_config(DISPATCHER_CFG, (f'DISPATCHER_LIST="{DEPLOY / "kamailio" / listfile}"',))
     assert result.returncode == 0 and "config file ok" in result.stderr, result.stderr[-3000:]
     entries = [
         ln.split()
-        for ln in (DEPLOY / "kamailio" / "dispatcher.list").read_text().splitlines()
+        for ln in (DEPLOY / "kamailio" / listfile).read_text().splitlines()
         if ln.strip() and not ln.startswith("#")
     ]
     assert len(entries) >= 2 and {e[0] for e in entries} == {"1"}

@@ -1,9 +1,15 @@
-"""Scale-out: two gateway instances behind Kamailio's dispatcher (deploy/kamailio/kamailio.cfg).
+"""Scale-out on one host: the shipped one-process-per-core set behind Kamailio's dispatcher.
 
-The deploy configuration is used as shipped, only its listen address, dispatcher list and
-control socket overridden with -A (as the file documents). Round robin gives each instance a
-share of the calls; once one instance is stopped (SIGTERM: drain, unregister, exit 0) every new
-call is answered by the other one: a 503 or no answer at all makes the failure_route mark the
+Everything comes from deploy/ as an operator installs it (tests/tools/one_host.py renders it):
+deploy/kamailio/kamailio.cfg as shipped, only its listen address and control socket overridden
+with -A (as the file documents), in front of deploy/kamailio/dispatcher-one-host.list; two
+gateway processes, each started as sip-realtime-gateway@.service starts it: the shared
+deploy/systemd/instances/gateway.toml plus its instance-N.env (SIP port, RTP range, control
+port). The documentation address 192.0.2.10 and the production ports are mapped to free
+loopback ones; the only test settings on top are echo media (no voice backend), the control
+token variable and, in one test, a ring delay. Round robin gives each instance a share of the
+calls; once one instance is stopped (SIGTERM: drain, exit 0) or killed, every new call is
+answered by the other one: a 503 or no answer at all makes the failure_route mark the
 instance inactive and try the next.
 """
 
@@ -16,8 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.tools.control import TEST_CONTROL_TOKEN_ENV
-from tests.tools.gateway_process import LOOPBACK, GatewayProcess, launch_gateway
+from tests.tools.gateway_process import LOOPBACK, GatewayProcess, launch_gateway, merge_config
 from tests.tools.kamailio import Kamailio
+from tests.tools.one_host import render
 from tests.tools.peers import require_peer
 from tests.tools.ports import InteropPorts, free_port_block
 from tests.tools.process import ManagedProcess
@@ -27,29 +34,55 @@ from tests.tools.wait import wait_until
 pytestmark = pytest.mark.interop
 
 
-def _start_gateway(
-    name: str,
-    sip_port: int,
-    rtp: tuple[int, int],
-    control_port: int,
+def _start_instances(
+    base: int,
     tmp_path: Path,
     procs: list[ManagedProcess],
-    answer_delay_ms: int = 0,
-) -> GatewayProcess:
-    config = {
-        "sip": {"host": LOOPBACK, "port": sip_port, "transports": ["udp"]},
-        "media": {"rtp_port_min": rtp[0], "rtp_port_max": rtp[1], "echo": True},
-        "calls": {"answer_delay_ms": answer_delay_ms},
-        "control": {"port": control_port, "token_env": TEST_CONTROL_TOKEN_ENV},
-        "shutdown": {"drain_timeout_s": 10},
-        "log": {"level": "INFO", "format": "json"},
-    }
-    return launch_gateway(name, config, tmp_path, ports=InteropPorts(sip_port), processes=procs)
+    answer_delay_ms: tuple[int, int] = (0, 0),
+) -> tuple[GatewayProcess, GatewayProcess, list[str]]:
+    """Both shipped instances on distinct SIP ports (base, base + 8), RTP ranges (20 ports
+    each from a second block: a released port is quarantined for 30 s, and these instances take
+    up to six calls each within that time) and control ports; returns them and the rendered
+    dispatcher destinations."""
+    rtp = free_port_block()
+    shipped = render(
+        sip_ports=[base, base + 8],
+        rtp_ranges=[(rtp, rtp + 19), (rtp + 20, rtp + 39)],
+        control_ports=[base + 32, base + 33],
+    )
+    gateways = []
+    for n, (instance, delay) in enumerate(zip(shipped.instances, answer_delay_ms, strict=True), 1):
+        config = merge_config(
+            shipped.config,
+            {
+                "media": {"echo": True},
+                "calls": {"answer_delay_ms": delay},
+                "control": {"token_env": TEST_CONTROL_TOKEN_ENV},
+            },
+        )
+        gateways.append(
+            launch_gateway(
+                f"gw{n}",
+                config,
+                tmp_path,
+                ports=InteropPorts(instance.sip_port),
+                processes=procs,
+                env=instance.env,
+            )
+        )
+    gw1, gw2 = gateways
+    # The rendered files really gave the two processes distinct ports and ranges.
+    for gw, instance in zip(gateways, shipped.instances, strict=True):
+        started = gw.wait_event("gateway.started")
+        assert started["port"] == instance.sip_port, started
+        assert started["rtp_ports"] == f"{instance.rtp[0]}-{instance.rtp[1]}", started
+    assert shipped.destinations == [f"{LOOPBACK}:{base}", f"{LOOPBACK}:{base + 8}"]
+    return gw1, gw2, shipped.destinations
 
 
 def _start_dispatcher(
     port: int,
-    targets: list[int],
+    destinations: list[str],
     tmp_path: Path,
     procs: list[ManagedProcess],
     defines: tuple[str, ...] = (),
@@ -57,7 +90,7 @@ def _start_dispatcher(
     kamailio = Kamailio.dispatcher(
         tmp_path / "dispatcher",
         port,
-        [f"{LOOPBACK}:{p}" for p in targets],
+        destinations,
         procs,
         defines=('DS_ALG="4"', *defines),  # round robin: the spread is deterministic
     )
@@ -82,16 +115,9 @@ def test_two_gateways_share_calls_and_fail_over(
     sipp: Sipp, ports: InteropPorts, interop_processes: list[ManagedProcess], tmp_path: Path
 ) -> None:
     require_peer("kamailio")
-    base = ports.base
-    # RTP ports come from a second block: a released port is quarantined for 30 s, and these
-    # instances take up to six calls each within that time.
-    rtp = free_port_block()
-    gw1 = _start_gateway("gw1", base, (rtp, rtp + 19), base + 32, tmp_path, interop_processes)
-    gw2 = _start_gateway(
-        "gw2", base + 8, (rtp + 20, rtp + 39), base + 33, tmp_path, interop_processes
-    )
+    gw1, gw2, destinations = _start_instances(ports.base, tmp_path, interop_processes)
     kam_port = ports.kamailio_sip
-    kamailio = _start_dispatcher(kam_port, [base, base + 8], tmp_path, interop_processes)
+    kamailio = _start_dispatcher(kam_port, destinations, tmp_path, interop_processes)
 
     # Both up: round robin spreads two calls, one each (the first call also proves Kamailio
     # is listening: SIPp retransmits the INVITE until it is).
@@ -146,13 +172,9 @@ def test_dead_instance_fails_over_before_probing_notices(
     """
     require_peer("kamailio")
     base = ports.base
-    rtp = free_port_block()
-    gw1 = _start_gateway("gw1", base, (rtp, rtp + 19), base + 32, tmp_path, interop_processes)
-    gw2 = _start_gateway(
-        "gw2", base + 8, (rtp + 20, rtp + 39), base + 33, tmp_path, interop_processes
-    )
+    gw1, gw2, destinations = _start_instances(base, tmp_path, interop_processes)
     kam_port = ports.kamailio_sip
-    kamailio = _start_dispatcher(kam_port, [base, base + 8], tmp_path, interop_processes)
+    kamailio = _start_dispatcher(kam_port, destinations, tmp_path, interop_processes)
 
     # Both up and both used (round robin): the next pick is gw1 again.
     _call(sipp, kam_port, ports)
@@ -226,16 +248,12 @@ def test_instance_killed_while_ringing_fails_over(
     """
     require_peer("kamailio")
     base = ports.base
-    rtp = free_port_block()
-    gw1 = _start_gateway(
-        "gw1", base, (rtp, rtp + 19), base + 32, tmp_path, interop_processes, answer_delay_ms=2500
-    )
-    gw2 = _start_gateway(
-        "gw2", base + 8, (rtp + 20, rtp + 39), base + 33, tmp_path, interop_processes
+    gw1, gw2, destinations = _start_instances(
+        base, tmp_path, interop_processes, answer_delay_ms=(2500, 0)
     )
     kam_port = ports.kamailio_sip
     kamailio = _start_dispatcher(
-        kam_port, [base, base + 8], tmp_path, interop_processes, ("FR_INV_TIMER=5000",)
+        kam_port, destinations, tmp_path, interop_processes, ("FR_INV_TIMER=5000",)
     )
 
     # Both up and both used, the slow ringer included (its 2.5 s ring is within the timer).

@@ -239,3 +239,41 @@ def test_every_end_cause_the_code_produces_has_a_label() -> None:
     assert _value(m, "srg_calls_total", route="r", outcome="no_answer") == 1
     assert _value(m, "srg_calls_total", route="r", outcome="rtp_timeout") == 1
     assert _value(m, "srg_calls_total", route="r", outcome="other") == 0
+
+
+def test_process_gauges_follow_descriptors_tasks_and_memory() -> None:
+    """srg_process_open_fds / srg_asyncio_tasks / srg_process_resident_memory_bytes are read at
+    scrape time: a descriptor opened, a task started and memory touched show at the next scrape,
+    and go back when released (what the soak compares before and after its calls)."""
+    import asyncio
+    import os
+
+    m = Metrics()
+    fds0 = _value(m, "srg_process_open_fds")
+    assert fds0 == len(os.listdir("/proc/self/fd")) - 1
+    opened = [os.open(os.devnull, os.O_RDONLY) for _ in range(5)]
+    try:
+        assert _value(m, "srg_process_open_fds") == fds0 + 5
+    finally:
+        for fd in opened:
+            os.close(fd)
+    assert _value(m, "srg_process_open_fds") == fds0
+    assert _value(m, "srg_asyncio_tasks") == 0  # scraped outside an event loop
+
+    async def scrape_with_tasks() -> tuple[float, float]:
+        base = _value(m, "srg_asyncio_tasks")  # this coroutine's own task
+        gate = asyncio.Event()
+        tasks = [asyncio.create_task(gate.wait()) for _ in range(3)]
+        busy = _value(m, "srg_asyncio_tasks")
+        gate.set()
+        await asyncio.gather(*tasks)
+        assert _value(m, "srg_asyncio_tasks") == base
+        return base, busy
+
+    base, busy = asyncio.run(scrape_with_tasks())
+    assert (base, busy) == (1, 4)
+
+    rss0 = _value(m, "srg_process_resident_memory_bytes")
+    ballast = b"\x01" * (64 << 20)  # 64 MiB written, so resident (not calloc's lazy zeros)
+    assert _value(m, "srg_process_resident_memory_bytes") >= rss0 + (60 << 20)
+    assert len(ballast) == 64 << 20

@@ -1,0 +1,136 @@
+"""A/B micro-benchmark: the jitter buffer of this tree against the one of a git revision.
+
+The per-packet pattern `gateway/media/stream.py` runs: `push(packet, arrival)`, then
+`pop_ready(arrival + 1 ms)` (release on arrival), and every 20 ms the clock tick's
+`pop_ready(now)`. Input: 20 ms PCMU packets with 0-`--jitter-ms` of random extra transit (so
+some packets overtake others) and `--loss` of them dropped. Both implementations get the same
+packets; their frames (payload, media time, concealed) and statistics must be identical, then
+they are timed in alternating rounds (A B, B A, ...) of `--packets` each, so both see the
+same machine load: on a shared machine compare the ratio, not the absolute figures.
+
+    .venv/bin/python bench/jitter_ab.py                     # HEAD vs the working tree
+    .venv/bin/python bench/jitter_ab.py --rev 90beef1 --rounds 20 --jitter-ms 30
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib.util
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway.media import jitter as current  # noqa: E402
+from gateway.media.rtp import RtpPacket  # noqa: E402
+
+PTIME_S = 0.020
+SAMPLES = 160
+
+
+def load_revision(rev: str) -> ModuleType:
+    """gateway/media/jitter.py as of `rev`, as a module of its own."""
+    source = subprocess.run(
+        ["git", "show", f"{rev}:gateway/media/jitter.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    spec = importlib.util.spec_from_loader(f"jitter_{rev}", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    exec(compile(source, f"{rev}:gateway/media/jitter.py", "exec"), module.__dict__)
+    return module
+
+
+def make_input(count: int, jitter_ms: float, loss: float, seed: int) -> list[tuple[float, Any]]:
+    """(arrival, packet) in arrival order; the payload tags its sequence number."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(count):
+        if rng.random() < loss:
+            continue
+        payload = bytes([i & 0x7F]) * SAMPLES
+        packet = RtpPacket(
+            0, (1000 + i) & 0xFFFF, (5000 + i * SAMPLES) & 0xFFFFFFFF, 0x1234, payload
+        )
+        events.append((1.0 + i * PTIME_S + rng.uniform(0, jitter_ms / 1000), packet))
+    events.sort(key=lambda e: e[0])
+    return events
+
+
+def drive(module: ModuleType, events: list[tuple[float, Any]], keep: bool) -> tuple[list, Any]:
+    jb = module.JitterBuffer()
+    frames: list = []
+    next_tick = events[0][0] + PTIME_S
+    for arrival, packet in events:
+        while next_tick <= arrival:
+            out = jb.pop_ready(next_tick)
+            if keep:
+                frames.extend(out)
+            next_tick += PTIME_S
+        jb.push(packet, arrival)
+        out = jb.pop_ready(arrival + 0.001)
+        if keep:
+            frames.extend(out)
+    return frames, jb.stats
+
+
+def time_once(module: ModuleType, events: list[tuple[float, Any]]) -> float:
+    """Process CPU µs per packet for one pass."""
+    start = time.process_time_ns()
+    drive(module, events, keep=False)
+    return (time.process_time_ns() - start) / 1000 / len(events)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rev", default="HEAD", help="the 'before' revision (default HEAD)")
+    parser.add_argument("--packets", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--jitter-ms", type=float, default=5.0)
+    parser.add_argument("--loss", type=float, default=0.001)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    before = load_revision(args.rev)
+    events = make_input(args.packets, args.jitter_ms, args.loss, args.seed)
+    frames_a, stats_a = drive(before, events, keep=True)
+    frames_b, stats_b = drive(current, events, keep=True)
+    same_frames = [tuple(f) for f in frames_a] == [tuple(f) for f in frames_b]
+    same_stats = dataclasses.asdict(stats_a) == dataclasses.asdict(stats_b)
+    if not (same_frames and same_stats):
+        sys.exit(f"jitter_ab: outputs differ (frames {same_frames}, stats {same_stats})")
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    for r in range(args.rounds):
+        order = (("before", before), ("after", current))
+        for name, module in order if r % 2 == 0 else reversed(order):
+            times[name].append(time_once(module, events))
+    load = os.getloadavg()[0]
+    print(
+        f"jitter_ab: {len(events)} packets x {args.rounds} rounds, jitter 0-{args.jitter_ms:g} ms, "
+        f"loss {args.loss:g}; before = {args.rev}, after = working tree; load {load:.2f}; "
+        f"identical frames ({len(frames_a)}) and statistics"
+    )
+    print("| µs CPU per packet (push + 2 pop_ready) | best | median |")
+    print("|---|---|---|")
+    for name, values in times.items():
+        print(f"| {name} | {min(values):.3f} | {statistics.median(values):.3f} |")
+    ratio = statistics.median(a / b for a, b in zip(times["after"], times["before"], strict=True))
+    print(f"after / before, median of the paired rounds: {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
