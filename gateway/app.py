@@ -212,6 +212,7 @@ class Gateway:
             registrations=len(self.config.registrations),
             echo=self.config.media.echo,
             realtime=self.endpoint.redacted() if self.endpoint else None,
+            live=self.live_endpoint.redacted() if self.live_endpoint else None,
             simulator=self.simulator is not None,
             routes=self.routes.names,
             control=self.control.url if self.control is not None else None,

@@ -38,6 +38,10 @@ from gateway import voice as v
 from gateway.live import events as le
 
 FRAME = 160  # 20 ms of G.711 at 8000 Hz
+# Hostile-server bounds: the text kept per turn, and the function calls awaiting a result
+# (the oldest is forgotten beyond it; its late result is then discarded as stale).
+MAX_TURN_CHARS = 16_000
+MAX_PENDING_CALLS = 32
 REPLY_END_SILENCE_MS = 600
 VOICED_LEVEL = 512  # |sample| (16-bit linear) above which a sample is not silence
 VOICED_MIN_SAMPLES = 16  # of 160: 10 % of a frame above the level makes it speech
@@ -116,6 +120,15 @@ class _Text:
     item_id: str
     parts: list[str] = field(default_factory=list)
     reported: str | None = None  # the text last reported as final
+    size: int = 0
+
+    def add(self, delta: str) -> bool:
+        """Keep `delta` unless the turn already holds MAX_TURN_CHARS (then False)."""
+        if self.size + len(delta) > MAX_TURN_CHARS:
+            return False
+        self.parts.append(delta)
+        self.size += len(delta)
+        return True
 
     @property
     def text(self) -> str:
@@ -152,6 +165,8 @@ class LiveTranslator:
                 if delegation_id is not None and delegation_id != self.delegation:
                     self._supersede(delegation_id)
                 self.pending[call_id] = delegation_id
+                if len(self.pending) > MAX_PENDING_CALLS:
+                    del self.pending[next(iter(self.pending))]
                 arguments, error = parse_arguments(event.arguments)
                 if error is not None:
                     return v.ToolCallInvalid(call_id, name, event.arguments, error)
@@ -229,9 +244,10 @@ class LiveTranslator:
             self._bot = _Text(self._next("live_bot"))
             self._last_bot_item = self._bot.item_id
             reports: list[v.VoiceEvent] = [*self._close_caller(), v.BotTurn(self._bot.item_id)]
-            self._bot.parts.append(delta)
+            self._bot.add(delta)
             return [*reports, v.BotTranscript(self._bot.item_id, delta, final=False)]
-        self._bot.parts.append(delta)
+        if not self._bot.add(delta):
+            return None
         return v.BotTranscript(self._bot.item_id, delta, final=False)
 
     def _final_bot_text(self) -> list[v.VoiceEvent]:
@@ -249,7 +265,7 @@ class LiveTranslator:
                 self._bot = None  # the bot's turn is over: its late text is in
             self._caller = _Text(self._next("live_caller"))
             reports.append(v.CallerTurn(self._caller.item_id, self._last_bot_item))
-        self._caller.parts.append(delta)
+        self._caller.add(delta)
         return reports or None
 
     def _close_caller(self) -> list[v.VoiceEvent]:

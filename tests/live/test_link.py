@@ -213,3 +213,21 @@ def test_connection_lost_mid_reply_ends_the_reply_first() -> None:
     lost = reports(link, le.ConnectionLost("gone", 1006))
     assert kinds(lost) == ["BotAudioDone", "BotReplyDone", "ConnectionLost"]
     assert lost[1] == v.BotReplyDone(reply_id, v.REPLY_COMPLETED)
+
+
+def test_a_hostile_server_cannot_grow_turn_text_or_pending_calls() -> None:
+    from gateway.live.translate import MAX_PENDING_CALLS, MAX_TURN_CHARS
+
+    link = LiveLink(responses_mode=True)
+    reports(link, le.OutputAudio(tone(40)))
+    for _ in range(2000):
+        reports(link, le.OutputTranscript("x" * 100, 0, 0))
+        reports(link, le.InputTranscript("y" * 100, 0, 0))
+    assert link.translator._bot is not None and link.translator._bot.size <= MAX_TURN_CHARS
+    assert link.translator._caller is not None
+    assert link.translator._caller.size <= MAX_TURN_CHARS
+    for i in range(500):
+        reports(link, le.FunctionCall("d1", f"c{i}", "lookup", "{}"))
+    assert len(link.translator.pending) == MAX_PENDING_CALLS
+    assert link.return_tool_result("c0", "{}") == []  # forgotten: stale
+    assert link.return_tool_result("c499", "{}")[0]["type"] == "response.item.create"
