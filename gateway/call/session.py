@@ -224,7 +224,10 @@ class CallSession(VoiceSessions, VoiceEvents):
     def on_ack(self, caller_sends: bool = True) -> None:
         """The ACK (inbound) or the callee's answer (outbound). `caller_sends` False (our
         direction is sendonly/inactive): no RTP will ever come, so audio time starts now."""
-        if not caller_sends:
+        if not caller_sends or self._shallow_playout:
+            # GPT-Live's session clock moves only with input audio (gpt-live-protocol.md
+            # section 4): from the ACK on, silence stands in for RTP a caller has not sent yet,
+            # or the greeting and the digits are never placed and the session expires idle.
             self.start_input()
         self.dispatch(m.Ack())
 
