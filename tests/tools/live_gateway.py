@@ -75,8 +75,14 @@ class LiveSimulatorThread(SimulatorThread):
 
         return self.call(drop)
 
-    def wait_live(self, what: str, predicate: Callable[[], bool], timeout: float = 10.0) -> float:
-        return self.wait_until(what, predicate, timeout)
+    def wait_live(
+        self, what: str, predicate: Callable[[list[LiveSession]], bool], timeout: float = 10.0
+    ) -> float:
+        """Poll `predicate(sessions)` on the simulator's loop (it must not call back into this
+        thread object: that would wait on the loop it runs on) until true."""
+        return self.wait_until(
+            what, lambda: predicate(list(self.sim.live_sessions.values())), timeout
+        )
 
 
 def output_audio(server_events: list[Recorded]) -> bytes:
