@@ -91,13 +91,18 @@ def live_endpoint_for(config: GatewayConfig, simulator: Any = None) -> WsEndpoin
         return None
 
 
+BUILTIN_SIMULATOR_TOKEN = "sk-builtin-simulator"  # not a secret: the local simulator's
+
+
 def _live_endpoint(config: GatewayConfig, simulator: Any) -> WsEndpoint:
     rt = config.realtime
     if simulator is not None:
         url = getattr(simulator, "live_url", None)
         if url is None:  # a simulator without the attribute: the same server, the Live path
             url = str(simulator.url).split("/v1/", 1)[0] + "/v1/live/sessions"
-        return WsEndpoint(url)
+        # Its GPT-Live handshake wants a Bearer token as OpenAI's does (any value; there is no
+        # key in this mode): without one every call got 401 -> 503.
+        return WsEndpoint(url, {"Authorization": f"Bearer {BUILTIN_SIMULATOR_TOKEN}"})
     key = rt.api_key.reveal()
     if rt.provider == "azure":
         if not key:
