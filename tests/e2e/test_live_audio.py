@@ -157,3 +157,43 @@ def test_live_baresip_caller_hears_its_utterance_back(
         where = locate(audio, packets)
         print(f"\nutterance {index + 1}: {len(audio) // 8} ms, on the wire at {where}")
         assert where is not None, f"the echo of utterance {index + 1} is not on the wire"
+
+
+def test_live_run_without_a_key_uses_the_built_in_simulator(
+    gateway: Callable[..., GatewayProcess],
+    sipp: Sipp,
+    tshark: Capture,
+    utterances: Utterances,
+    ports: InteropPorts,
+    tmp_path: Path,
+) -> None:
+    """As a user first runs it: `run` with `api = "live"`, no key and no URL serves GPT-Live
+    calls from the simulator inside the gateway process (defaults otherwise, uvloop): the call
+    is answered and the caller's speech comes back verbatim."""
+    _needs_raw_socket()
+    gw = gateway({"realtime": {"api": "live"}}, echo=False)
+    started = gw.wait_event("gateway.started")
+    print(f"\ngateway.started: { ({k: started.get(k) for k in ('api', 'live', 'simulator')}) }")
+    pcap = tmp_path / "caller.pcap"
+    play_ms = write_caller_pcap(pcap, silence_ms(600) + utterances.hello + silence_ms(1500))
+    tshark.start()
+    result = sipp.run(
+        "uac_codec_play_bye.xml",
+        timeout_s=30,
+        substitutions={
+            "PCAP": str(pcap),
+            "PLAY_MS": str(play_ms + len(utterances.hello) // 8 + 1500),
+            "PT": "0",
+            "CODEC": "PCMU",
+        },
+    )
+    tshark.stop()
+    assert result.rc == 0, result.describe()
+    call_id = gw.wait_event("call.offered")["call_id"]
+    ended = gw.wait_event("call.ended", call_id=call_id)
+    assert ended["cause"] == "remote_bye", ended
+    print(f"playout_trimmed_bytes={ended['playout_trimmed_bytes']}")
+    packets = gateway_rtp(read_udp(tshark.pcap), ports, ports.sipp_media)
+    where = locate(utterances.hello, packets)
+    print(f"the caller's speech on the wire from the gateway at {where}")
+    assert where is not None, "the built-in simulator's echo is not on the wire"
