@@ -27,7 +27,7 @@ Billing safety (issue 9): audio time starts with the caller's first RTP (the fir
 jitter buffer releases), or with the ACK when the negotiated direction says the caller will
 never send (we are sendonly/inactive). Before that nothing is appended, silence included: a
 call that never sends media (an INVITE flood, a caller that never ACKs and is ended at Timer
-H) costs no Realtime audio. And audio handed on never runs ahead of real time by more than
+H) costs no voice-session audio. And audio handed on never runs ahead of real time by more than
 `input_burst_s`: a caller (or anyone on its latched source) sending faster than real time
 gets the excess dropped and counted (`input_rate_dropped_bytes`), not billed.
 """
@@ -62,11 +62,11 @@ HOLD_FILL_AFTER_S = 0.25
 INPUT_BURST_S = 0.2  # default credit of caller audio ahead of real time (media.input_burst_ms)
 SAMPLE_RATE = 8000
 # GPT-Live streams its output in real time, about 100 ms per delta (reference section 4): the
-# playout queue holds at most the newest delta plus this much (80 ms), the oldest excess is
+# playout queue holds at most the newest delta plus this much (60 ms), the oldest excess is
 # dropped (SessionStats.playout_trimmed_bytes). Within the 40-100 ms shallow buffer the
 # reference advises, and what lets the caller stop hearing the model within 100 ms of its last
 # non-silent audio (issue 12).
-LIVE_PLAYOUT_SLACK_BYTES = 640
+LIVE_PLAYOUT_SLACK_BYTES = 480
 # The caller's side of the conversation must survive a rollover or reconnect, and the only
 # text of it the gateway can get is the service's input transcription: when the operator has
 # not configured a transcription model, this one is turned on for replay only (its
@@ -190,7 +190,7 @@ class CallSession(VoiceSessions, VoiceEvents):
         # The loop's clock, bound once: asyncio.get_running_loop() costs a getpid() syscall
         # per call on CPython 3.11 (4 % of the gateway's CPU at 100 calls, docs/benchmarks.md).
         self._now: Callable[[], float] | None = None
-        self._audio_samples = 0  # caller audio handed to the Realtime buffer (incl. fill)
+        self._audio_samples = 0  # caller audio handed to the voice session (incl. fill)
         self._silence = queue.silence_frame
         self._closed = False
         # A late offer's codec, with its session config and playout queue, until SwitchCodec.
@@ -259,7 +259,7 @@ class CallSession(VoiceSessions, VoiceEvents):
         return now()
 
     def on_audio(self, frames: list[Frame]) -> None:
-        """Inbound caller audio (concealed frames included), straight to the Realtime buffer,
+        """Inbound caller audio (concealed frames included), straight to the voice session,
         never more than real time + `input_burst_s` since audio time began."""
         if not frames:
             return
@@ -561,7 +561,7 @@ class CallSession(VoiceSessions, VoiceEvents):
             log_event(
                 log,
                 "realtime.event_dropped",
-                "no Realtime session to send to",
+                "no voice session to send to",
                 level=logging.WARNING,
                 call_id=self.call_id,
                 type=event.get("type"),
@@ -665,7 +665,13 @@ class CallSession(VoiceSessions, VoiceEvents):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._closing:
-            await asyncio.wait(list(self._closing), timeout=5.0)
+            # Graceful closes (GPT-Live waits for session.closed up to 12 s): past 5 s they are
+            # cancelled, and each still closes its socket on the way out.
+            _, pending = await asyncio.wait(list(self._closing), timeout=5.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=3.0)
         if client is not None:
             await client.close()
 
