@@ -520,7 +520,10 @@ def on_dtmf(ctx: CallContext, ev: Dtmf) -> Result:
             ctx = _to(ctx, State.TRANSFERRING)
             return ctx, [note, *barge, SendRefer(uri), Note("transfer.started", {"target": uri})]
     actions: list[Action] = [note]
-    if ctx.policy.dtmf_barge_in and (ctx.playout_busy or ev.playout):
+    # A continuous-output backend's reply keeps its (discarded) item pending after a first
+    # barge-in until the reply's silence ends it: only audio still queued is interrupted again.
+    heard_items = ev.playout if not ctx.policy.continuous_output else ()
+    if ctx.policy.dtmf_barge_in and (ctx.playout_busy or heard_items):
         ctx, more = _barge_in(ctx, ev.playout, "dtmf")
         ctx = _to(ctx, State.LISTENING if ctx.state is State.BOT_SPEAKING else ctx.state)
         actions += more

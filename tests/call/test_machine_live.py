@@ -120,3 +120,12 @@ def test_caller_heard_restarts_the_idle_watchdog_without_barge_in() -> None:
     ctx, actions = m.step(speaking(policy), m.CallerHeard())
     assert actions == []  # the bot is speaking: no flush, no stop, nothing sent
     assert ctx.state is m.State.BOT_SPEAKING
+
+
+def test_later_digits_do_not_barge_in_again_on_the_same_silenced_reply() -> None:
+    ctx = speaking()
+    playing = (m.PlayoutItem("live_bot_2", 400),)
+    ctx, actions = m.step(ctx, m.Dtmf("1", "rfc4733", playing))
+    assert m.FlushPlayout() in actions  # the first digit interrupts the bot locally
+    ctx, actions = m.step(ctx, m.Dtmf("2", "rfc4733", playing))
+    assert m.FlushPlayout() not in actions  # nothing queued any more: nothing to interrupt
