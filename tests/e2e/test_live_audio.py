@@ -33,6 +33,14 @@ from tests.tools.wire import gateway_rtp, is_silent, level_dbfs, locate
 
 pytestmark = pytest.mark.interop
 
+# What a failure here has so far always been (on a loaded machine): the shallow GPT-Live
+# playout keeps no jitter margin, so a delta that comes late leaves an idle frame inside the
+# speech, and the late delta with the next one overflows the bound and is trimmed.
+_PLAYOUT_JITTER = (
+    " (call.ended playout_trimmed_bytes={}: a delta that came late shows as an idle frame "
+    "inside the echo, two that came together as trimmed bytes)"
+)
+
 
 def _needs_raw_socket() -> None:
     import os
@@ -80,6 +88,7 @@ def test_live_caller_hears_its_utterance_back_byte_for_byte(
     assert gw.wait_event("call.answered", call_id=call_id)["codec"] == codec
     ended = gw.wait_event("call.ended", call_id=call_id)
     assert ended["cause"] == "remote_bye", ended
+    jitter = _PLAYOUT_JITTER.format(ended["playout_trimmed_bytes"])
 
     assert sim.live_count() == 1
     started = sim.live_client_events(0)[0].event
@@ -97,7 +106,7 @@ def test_live_caller_hears_its_utterance_back_byte_for_byte(
     packets = gateway_rtp(datagrams, ports, ports.sipp_media)
     assert packets, "no RTP from the gateway in the capture"
     where = locate(heard, packets)
-    assert where is not None, "the echo is not on the wire verbatim"
+    assert where is not None, "the echo is not on the wire verbatim" + jitter
     assert level_dbfs(heard, codec) > -30.0
     assert all(p.rtp.payload_type == PAYLOAD_TYPE[codec] for p in packets)
     # Nothing was transcoded: every wire payload byte is an output-track byte, in track order.
@@ -144,7 +153,8 @@ def test_live_baresip_caller_hears_its_utterance_back(
     tshark.stop()
     assert "Call established" in result.log, result.log[-3000:]
     call_id = gw.wait_event("call.offered")["call_id"]
-    gw.wait_event("call.ended", call_id=call_id, timeout=15)
+    ended = gw.wait_event("call.ended", call_id=call_id, timeout=15)
+    jitter = _PLAYOUT_JITTER.format(ended["playout_trimmed_bytes"])
     heard = sim.live(0, lambda s: [u.audio for u in s.utterances])
     assert heard, "the simulator heard no utterance"
     track = output_audio(sim.live_server_events(0))
@@ -156,7 +166,7 @@ def test_live_baresip_caller_hears_its_utterance_back(
         assert audio in track
         where = locate(audio, packets)
         print(f"\nutterance {index + 1}: {len(audio) // 8} ms, on the wire at {where}")
-        assert where is not None, f"the echo of utterance {index + 1} is not on the wire"
+        assert where is not None, f"the echo of utterance {index + 1} is not on the wire{jitter}"
 
 
 def test_live_run_without_a_key_uses_the_built_in_simulator(
