@@ -102,6 +102,7 @@ class LiveClient(WebSocketLink):
         self.started: le.SessionStarted | None = None
         self.closed: le.SessionClosed | None = None  # session.closed, once seen
         self.usage_seconds: float | None = None  # the latest cumulative usage snapshot
+        self.frames_after_closed = 0  # dropped: nothing follows session.closed
         self._close_wait_s = close_wait_s
 
     @property
@@ -114,6 +115,9 @@ class LiveClient(WebSocketLink):
         return self.started.expires_at if self.started is not None else None
 
     def _parse(self, data: bytes) -> Any:
+        if self.closed is not None:
+            self.frames_after_closed += 1  # session.closed is the session's last word
+            return None
         event = self.parser.parse(data)
         if isinstance(event, le.UsageUpdated):
             self.usage_seconds = event.seconds
