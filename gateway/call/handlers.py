@@ -91,6 +91,10 @@ from gateway.voice import LOST_CONTENT, LOST_REMOTE_HANGUP
 # Helpers shared by handlers
 
 
+# Custom (HTTP) tools running at once in one call; further calls get an error result.
+MAX_RUNNING_TOOLS = 8
+
+
 def _to(ctx: CallContext, state: State, **changes: Any) -> CallContext:
     return replace(ctx, state=state, **changes)
 
@@ -475,6 +479,13 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
         ctx, more = _reply_after_result(ctx)
         return ctx, [note, SendDigits(digits), ReturnToolResult(ev.call_id, '{"ok": true}'), *more]
+    if ev.call_id in ctx.pending_tool_calls:
+        return ctx, [note]  # the same call again (a repeated event): it runs once
+    if len(ctx.pending_tool_calls) >= MAX_RUNNING_TOOLS:
+        # A flood of calls (a hostile or looping backend) does not become a flood of HTTP
+        # requests: the excess is refused, the model is told why.
+        output = '{"ok": false, "error": "too many tool calls at once"}'
+        return ctx, [note, ReturnToolResult(ev.call_id, output)]
     ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls | {ev.call_id})
     return ctx, [note, RunTool(ev.call_id, ev.name, ev.arguments)]
 
