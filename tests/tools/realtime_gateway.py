@@ -24,6 +24,7 @@ import pytest
 
 from gateway.realtime.simulator import Recorded, SimSession, Simulator, SimulatorOptions
 from tests.realtime.validate import check_client_event
+from tests.tools import live_audit
 from tests.tools.control import TEST_CONTROL_TOKEN_ENV
 from tests.tools.gateway_process import (
     GATEWAY_START_TIMEOUT_S,
@@ -49,10 +50,11 @@ T = TypeVar("T")
 class SimulatorThread:
     """A `Simulator` served from a background thread; all access goes through its loop."""
 
-    def __init__(self, options: SimulatorOptions) -> None:
+    def __init__(self, options: SimulatorOptions, live_options: Any = None) -> None:
+        """`live_options`: a LiveSimulatorOptions for the GPT-Live side (tests/tools/live_gateway.py)."""
         self.options = options
         self.loop = asyncio.new_event_loop()
-        self.sim = Simulator("127.0.0.1", 0, options)  # port 0: the OS picks
+        self.sim = Simulator("127.0.0.1", 0, options, live_options)  # port 0: the OS picks
         self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
         self._stopped = False
 
@@ -92,6 +94,14 @@ class SimulatorThread:
     def client_events(self, session: int) -> list[Recorded]:
         """Client events of the `session`-th session (0-based), in arrival order."""
         return self.call(lambda: list(list(self.sim.sessions.values())[session].client_events))
+
+    def all_live_client_events(self) -> list[dict[str, Any]]:
+        """Every client event of every GPT-Live session (the same server's /v1/live/sessions)."""
+        return self.call(
+            lambda: [
+                r.event for s in self.sim.live_sessions.values() for r in list(s.client_events)
+            ]
+        )
 
     def server_events(self, session: int) -> list[Recorded]:
         return self.call(lambda: list(list(self.sim.sessions.values())[session].server_events))
@@ -150,13 +160,22 @@ def simulators() -> Iterator[Callable[..., SimulatorThread]]:
 
     yield factory
     records: list[Recorded] = []
+    live_events: list[dict[str, Any]] = []
     for thread in started:
         records += thread.all_client_events()
+        # The same process serves GPT-Live: a gateway routed there (api = "live") is checked
+        # against openai.types.live (tests/tools/live_audit.py, issue 12).
+        live_events += thread.all_live_client_events()
         thread.stop()
     problems = invalid_client_events(records)
     assert not problems, (
         f"{len(problems)} of {len(records)} client events fail the GA schema:\n"
         + "\n".join(problems[:10])
+    )
+    live_problems = live_audit.check_records("e2e simulator", live_events)
+    assert not live_problems, (
+        f"{len(live_problems)} of {len(live_events)} GPT-Live client events fail "
+        "openai.types.live:\n" + "\n".join(live_problems[:10])
     )
 
 
@@ -177,9 +196,14 @@ def realtime_gateways(
     started: list[GatewayProcess] = []
 
     def start(
-        realtime_url: str, config: dict[str, Any] | None = None, *, sip_host: str = LOOPBACK
+        realtime_url: str,
+        config: dict[str, Any] | None = None,
+        *,
+        sip_host: str = LOOPBACK,
+        env: dict[str, str] | None = None,
     ) -> GatewayProcess:
-        """`sip_host`: bind SIP elsewhere than loopback (a veth address, tests/tools/netns.py)."""
+        """`sip_host`: bind SIP elsewhere than loopback (a veth address, tests/tools/netns.py).
+        `env`: extra environment variables (e.g. the API key a GPT-Live endpoint needs)."""
         index = next(counter)
         rtp_min, rtp_max = ports.gateway_rtp
         base: dict[str, Any] = {
@@ -206,7 +230,7 @@ def realtime_gateways(
             cli_args=cli_args,
             # The control API's fixed default port (8080) would collide between gateways of
             # parallel test runs; 0 = any free port. Builds without a control API ignore it.
-            env={"SRG_CONTROL_PORT": "0"},
+            env={"SRG_CONTROL_PORT": "0", **(env or {})},
             cwd=GATEWAY_ROOT,
             process_name=f"gateway{index}",
             wait_started=False,
