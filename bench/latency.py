@@ -98,6 +98,7 @@ from gateway.media.ports import PortAllocator
 from gateway.media.stream import RtpStream, StreamConfig
 from gateway.observe.logs import configure_logging
 from gateway.realtime import events as rte
+from gateway.realtime.backend import RealtimeBackend
 from gateway.realtime.client import Endpoint, RealtimeClient
 
 perf = time.perf_counter
@@ -716,7 +717,7 @@ class BenchCall:
             settings,
             self,
             queue,
-            client_factory=lambda endpoint: BenchClient(endpoint, probe),
+            backend=RealtimeBackend(client_factory=lambda endpoint: BenchClient(endpoint, probe)),
         )
         self.session = session
 
@@ -907,6 +908,7 @@ async def run_gateway(
             endpoint=Endpoint.custom(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"),
             config=session_config_for(config, "PCMU", "Latency benchmark."),
             policy=call_policy_for(config),
+            backend=RealtimeBackend(),
         )
         clock = shared_clock(loop)
         allocator = PortAllocator(*rtp_range)

@@ -33,7 +33,7 @@ from gateway.admission import (
 from gateway.call.call import REASON_ACK_TIMEOUT, CallServices, LiveCall
 from gateway.call.causes import EndCause
 from gateway.call.outbound import place_call
-from gateway.call_settings import call_services_for, endpoint_for, use_simulator
+from gateway.call_settings import call_services_for, endpoint_for, live_endpoint_for, use_simulator
 from gateway.caller_id import CallerIdRefused, caller_id_for
 from gateway.config import (
     ConfigError,
@@ -114,6 +114,7 @@ class Gateway:
         # Realtime: the endpoint calls connect to, and the built-in simulator when it serves.
         self.simulator: Any = None
         self.endpoint: Endpoint | None = None
+        self.live_endpoint: Any = None  # GPT-Live, for routes with realtime.api = "live"
 
     @property
     def realtime_mode(self) -> bool:
@@ -211,6 +212,7 @@ class Gateway:
             registrations=len(self.config.registrations),
             echo=self.config.media.echo,
             realtime=self.endpoint.redacted() if self.endpoint else None,
+            live=self.live_endpoint.redacted() if self.live_endpoint else None,
             simulator=self.simulator is not None,
             routes=self.routes.names,
             control=self.control.url if self.control is not None else None,
@@ -236,6 +238,7 @@ class Gateway:
             await self.simulator.start()
             simulator_url = self.simulator.url
         self.endpoint = endpoint_for(self.config, simulator_url)
+        self.live_endpoint = live_endpoint_for(self.config, self.simulator)
 
     async def stop(self, drain_timeout: float | None = None) -> None:
         """Drain and stop: refuse new calls (503, /readyz false), let answered calls end on
@@ -502,6 +505,7 @@ class Gateway:
                 families=self._media_families,
                 advertised_host=self.ua.advertised_host,
                 endpoint=self.endpoint if self.realtime_mode else None,
+                live_endpoint=self.live_endpoint,
                 spawn=self._spawn_owned,
                 ended=self._forget,
             )

@@ -1,4 +1,9 @@
-"""From the gateway configuration to one call's Realtime settings (session, policy, tools).
+"""From the gateway configuration to one call's voice settings (backend, session, policy, tools).
+
+`[realtime] api` chooses the voice backend per route: "realtime" (the Realtime GA API,
+gateway/realtime/) or "live" (GPT-Live, gateway/live/). Both are built here, above the call:
+gateway/call/session.py gets a `VoiceBackend`, an endpoint and a session configuration it does
+not look into.
 
 Kept apart from `app.py` so the mapping (which config key becomes which `session.update` field,
 which tools the model is offered) can be read and tested on its own. Routes (gateway/routes.py)
@@ -19,9 +24,15 @@ from gateway.call.machine import CallPolicy, DigitAction, DtmfMode
 from gateway.call.session import SessionSettings
 from gateway.call.tools import HttpTool, builtin_tool_definitions, http_tool_definition
 from gateway.config import DEFAULT_REALTIME_URL, CallsConfig, ConfigError, GatewayConfig
+from gateway.live import protocol as live_protocol
+from gateway.live.backend import LiveBackend
+from gateway.live.client import DEFAULT_LIVE_URL, live_endpoint_azure, live_endpoint_openai
 from gateway.media.leg import LegSettings
 from gateway.realtime import protocol
+from gateway.realtime.backend import RealtimeBackend
 from gateway.realtime.client import Endpoint
+from gateway.realtime.models import DEFAULT_MODEL
+from gateway.wsock import Endpoint as WsEndpoint
 from sip.sdp import SUPPORTED_CODECS, CodecPrefs
 
 CODEC_FORMATS = {"PCMU": "audio/pcmu", "PCMA": "audio/pcma"}
@@ -58,6 +69,57 @@ def endpoint_for(config: GatewayConfig, simulator_url: str | None = None) -> End
     # with the model added when the URL has no query, and the key when there is one.
     url = rt.url if "?" in rt.url else f"{rt.url}?model={quote(rt.model, safe='')}"
     return Endpoint.custom(url, {"Authorization": f"Bearer {key}"} if key else None)
+
+
+def uses_live(config: GatewayConfig) -> bool:
+    """Some calls go to GPT-Live: the global [realtime] api or a route's."""
+    if config.realtime.api == "live":
+        return True
+    return any(route.realtime.get("api") == "live" for route in config.routes)
+
+
+def live_endpoint_for(config: GatewayConfig, simulator: Any = None) -> WsEndpoint | None:
+    """The GPT-Live endpoint. With the built-in simulator: its `live_url` (the same process
+    serves both APIs, each at its own path). When no route uses api = "live" a missing key is
+    no error (None), so a reload that moves a route to GPT-Live finds the endpoint ready
+    whenever one can be built."""
+    try:
+        return _live_endpoint(config, simulator)
+    except ConfigError:
+        if uses_live(config):
+            raise
+        return None
+
+
+def _live_endpoint(config: GatewayConfig, simulator: Any) -> WsEndpoint:
+    rt = config.realtime
+    if simulator is not None:
+        url = getattr(simulator, "live_url", None)
+        if url is None:  # a simulator without the attribute: the same server, the Live path
+            url = str(simulator.url).split("/v1/", 1)[0] + "/v1/live/sessions"
+        return WsEndpoint(url)
+    key = rt.api_key.reveal()
+    if rt.provider == "azure":
+        if not key:
+            raise ConfigError(
+                f"realtime.api_key_env: {rt.api_key_env} is not set (Azure needs a key)"
+            )
+        return live_endpoint_azure(rt.url, key)
+    if rt.url == DEFAULT_REALTIME_URL:
+        if not key:
+            raise ConfigError(
+                f"realtime.api_key_env: {rt.api_key_env} is not set and realtime.simulator = "
+                f"{rt.simulator!r}"
+            )
+        return live_endpoint_openai(key, DEFAULT_LIVE_URL)
+    # Any other URL (a proxy, a local simulator): used as written (Live takes no query).
+    return WsEndpoint(rt.url, {"Authorization": f"Bearer {key}"} if key else {})
+
+
+def live_model(config: GatewayConfig) -> str:
+    """realtime.model for api = "live": the Realtime default means "not set" -> gpt-live-1."""
+    model = config.realtime.model
+    return live_protocol.DEFAULT_LIVE_MODEL if model == DEFAULT_MODEL else model
 
 
 def instructions_for(config: GatewayConfig) -> str:
@@ -152,8 +214,44 @@ def session_config_for(
     )
 
 
+def live_session_config_for(
+    config: GatewayConfig, codec: str, instructions: str
+) -> live_protocol.LiveSessionConfig:
+    """session.start for a call whose RTP codec is `codec`: that G.711 law, both ways. The
+    tools (built-ins and HTTP tools) go to Responses delegation; the Realtime-only keys are
+    refused by the configuration's validation (gateway/config/per_call.py)."""
+    rt = config.realtime
+    targets = [t.name for t in config.calls.transfer_targets]
+    definitions = builtin_tool_definitions(targets)
+    definitions += [http_tool_definition(tool) for tool in http_tools_for(config).values()]
+    tools = tuple(
+        live_protocol.LiveFunctionTool(d["name"], d["description"], d["parameters"])
+        for d in definitions
+    )
+    return live_protocol.LiveSessionConfig(
+        model=live_model(config),
+        audio_format=live_protocol.format_for_codec(codec),
+        voice=rt.voice,
+        instructions=instructions,
+        tools=tools,
+        delegation_model=rt.delegation_model,
+        delegation_instructions=rt.delegation_instructions,
+        tool_choice=rt.tool_choice,
+        max_output_tokens=rt.max_output_tokens or None,
+        reasoning_effort=rt.reasoning_effort or None,
+    )
+
+
+def voice_config_for(config: GatewayConfig, codec: str, instructions: str) -> Any:
+    """The session configuration of the route's backend for `codec`."""
+    if config.realtime.api == "live":
+        return live_session_config_for(config, codec, instructions)
+    return session_config_for(config, codec, instructions)
+
+
 def call_policy_for(config: GatewayConfig) -> CallPolicy:
     calls, rt = config.calls, config.realtime
+    live = rt.api == "live"
     return CallPolicy(
         greeting=rt.greeting or None,
         server_interrupts=rt.interrupt_response,
@@ -173,13 +271,18 @@ def call_policy_for(config: GatewayConfig) -> CallPolicy:
         failed_response_transfer=calls.failed_response_transfer,
         idle_prompt_s=calls.idle_prompt_s,
         idle_prompts_max=calls.idle_prompts_max,
+        continuous_output=live,
         **_spoken_texts(calls),
     )
 
 
+REALTIME_BACKEND = RealtimeBackend()
+LIVE_BACKEND = LiveBackend()
+
+
 def session_settings_for(
     config: GatewayConfig,
-    endpoint: Endpoint,
+    endpoint: WsEndpoint,
     codec: str,
     instructions: str,
     *,
@@ -187,10 +290,12 @@ def session_settings_for(
     callee: str,
     input_burst_s: float,
 ) -> SessionSettings:
-    """Everything one call's voice session needs, from its route's configuration."""
+    """Everything one call's voice session needs, from its route's configuration; `endpoint`
+    is the one of the route's api."""
+    live = config.realtime.api == "live"
     return SessionSettings(
         endpoint=endpoint,
-        config=session_config_for(config, codec, instructions),
+        config=voice_config_for(config, codec, instructions),
         policy=call_policy_for(config),
         http_tools=http_tools_for(config),
         caller=caller,
@@ -199,6 +304,7 @@ def session_settings_for(
         reconnect_window_s=config.realtime.reconnect_window_s,
         input_burst_s=input_burst_s,
         replay_transcription_model=config.calls.replay_transcription_model,
+        backend=LIVE_BACKEND if live else REALTIME_BACKEND,
     )
 
 
@@ -221,9 +327,11 @@ def call_services_for(
     endpoint: Endpoint | None,
     spawn: Callable[[Coroutine[Any, Any, None]], None],
     ended: Callable[[Any], None],
+    live_endpoint: WsEndpoint | None = None,
 ) -> CallServices:
     """What each new call gets from the process: shared objects and the configuration's values
-    (gateway/call never reads the configuration). `endpoint` None: echo test, no session."""
+    (gateway/call never reads the configuration). `endpoint` None: echo test, no session.
+    `live_endpoint`: for routes with api = "live"."""
     media = config.media
     prefs = CodecPrefs(codecs=config.sip.codecs)
     codec = prefs.codecs[0]
@@ -233,9 +341,14 @@ def call_services_for(
         route: Any, codec: str, instructions: str, caller: str, callee: str
     ) -> SessionSettings:
         assert endpoint is not None
+        chosen: WsEndpoint = endpoint
+        if route.config.realtime.api == "live":
+            if live_endpoint is None:
+                raise ConfigError(f"route {route.name!r}: api = live has no endpoint")
+            chosen = live_endpoint
         return session_settings_for(
             route.config,
-            endpoint,
+            chosen,
             codec,
             instructions,
             caller=caller,
@@ -243,8 +356,8 @@ def call_services_for(
             input_burst_s=input_burst_s,
         )
 
-    def session_config(route: Any, codec: str, instructions: str) -> protocol.SessionConfig:
-        return session_config_for(route.config, codec, instructions)
+    def session_config(route: Any, codec: str, instructions: str) -> Any:
+        return voice_config_for(route.config, codec, instructions)
 
     return CallServices(
         loop=loop,

@@ -19,8 +19,8 @@ layer and every backend import this module, it imports neither.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 # --------------------------------------------------------------------------------------------
@@ -143,10 +143,12 @@ class BotReplyDone:
 
 @dataclass(frozen=True, slots=True)
 class UsageReported:
-    """Token counts (<kind>_tokens) a backend reports on their own, not with a reply (GPT-Live's
-    session usage updates); Realtime reports them with the reply (`BotReplyDone.usage`)."""
+    """Usage a backend reports on its own, not with a reply: token counts (<kind>_tokens), or
+    GPT-Live's session seconds (`session_seconds`: a cumulative snapshot, the latest replaces
+    the previous, never summed). Realtime reports tokens with the reply (`BotReplyDone.usage`)."""
 
-    usage: Mapping[str, int]
+    usage: Mapping[str, int] = field(default_factory=dict)
+    session_seconds: float | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -194,11 +196,21 @@ class VoiceError:
     kind: VoiceErrorKind = VoiceErrorKind.OTHER
 
 
+# The backend ended the session on purpose and a new one must not be opened
+# (`ConnectionLost.final`): its safety filter (GPT-Live `session.closed{reason: content}`), or
+# a graceful remote end (`remote_hangup`). The call maps these onto its end causes.
+LOST_CONTENT = "content"
+LOST_REMOTE_HANGUP = "remote_hangup"
+
+
 @dataclass(frozen=True, slots=True)
 class ConnectionLost:
-    """The connection to the backend went away; the call decides whether to reconnect."""
+    """The connection to the backend went away; the call decides whether to reconnect.
+    `final` (LOST_CONTENT, LOST_REMOTE_HANGUP): the backend ended the conversation itself,
+    reconnecting would only start it again: the call ends."""
 
     reason: str
+    final: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,9 +250,9 @@ VoiceEvent = (
 class VoiceLink(Protocol):
     """One voice backend's wire form of the call's requests, and of its reports.
 
-    The requests return the client events to send, in order. A backend without some of the
-    operations (no cancel or truncate: its output is continuous) returns fewer events; the
-    machine's decisions do not change.
+    The requests return the client events to send, in order (none, one or several). A backend
+    without some of the operations (no cancel or truncate: its output is continuous) returns
+    fewer events; the machine's decisions do not change.
     """
 
     def stop_bot_audio(
@@ -250,24 +262,102 @@ class VoiceLink(Protocol):
         item (item id, ms the caller heard; 0: none of it) match what was heard."""
         ...
 
-    def request_reply(self, instructions: str | None) -> dict[str, Any]: ...
+    def request_reply(self, instructions: str | None) -> list[dict[str, Any]]: ...
 
-    def add_text(self, text: str, role: str) -> dict[str, Any]: ...
+    def add_text(self, text: str, role: str) -> list[dict[str, Any]]: ...
 
-    def return_tool_result(self, call_id: str, output: str) -> dict[str, Any]: ...
+    def return_tool_result(self, call_id: str, output: str) -> list[dict[str, Any]]:
+        """The result's events; none when the call is stale (the conversation moved on and
+        the backend no longer waits for it)."""
+        ...
 
     def replay(self, turns: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         """Events that give a fresh session the conversation so far, (role, text) per turn
         (role "user", "assistant" or "system"), after a reconnect or a rollover."""
         ...
 
-    def translate(self, server_event: Any) -> VoiceEvent | None:
-        """A backend server event as the call's report, or None when it reports nothing the
-        call acts on."""
+    def translate(self, server_event: Any) -> VoiceEvent | list[VoiceEvent] | None:
+        """A backend server event as the call's report (several, in order, when one event
+        means more than one thing: GPT-Live's first audio of a reply starts it), or None when
+        it reports nothing the call acts on."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------
+# The connection to a backend, as the call session uses it
+
+
+class VoiceSetupError(Exception):
+    """A voice session could not be opened or configured (the call answers 503)."""
+
+
+class VoiceConnection(Protocol):
+    """One open session of a voice backend (Realtime: a RealtimeClient behind an adapter;
+    GPT-Live: a LiveClient). Owner: the call session, which must `await close()`."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    def append_audio(self, audio: bytes) -> bool: ...  # False: dropped (queue full), counted
+
+    def send(self, event: dict[str, Any]) -> None: ...  # raises when the link is gone
+
+    def set_event_sink(self, sink: Callable[[Any], None]) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def seconds_left(self) -> float | None:
+        """Seconds until the backend ends this session by itself, when it said (GPT-Live's
+        `expires_at`); None: the call's configured cap applies."""
+        ...
+
+    async def switch_codec(self, config: Any, timeout: float) -> bool:  # noqa: ASYNC109
+        """Change the G.711 law in place (`config`: the backend's session configuration for
+        the new law); False when the backend cannot (GPT-Live: the format is immutable, the
+        call opens a new session instead). Raises VoiceSetupError when refused."""
+        ...
+
+
+class VoiceBackend(Protocol):
+    """A voice backend as the call session needs it: how to open a session, its link, and
+    what the call must know of its behaviour. Built above the call (gateway/call_settings.py)
+    and handed down in the session settings, so the call imports no backend."""
+
+    name: str  # "realtime" | "live"
+
+    async def open(
+        self,
+        endpoint: Any,
+        config: Any,
+        history: Sequence[tuple[str, str]],
+        timeout: float,  # noqa: ASYNC109
+    ) -> VoiceConnection:
+        """Connect and configure (GPT-Live: start, seeded with `history`); raises
+        VoiceSetupError. A backend that replays history with events instead (Realtime) gets
+        them from its link's `replay`."""
+        ...
+
+    def new_link(self, config: Any) -> VoiceLink:
+        """The link for one session (a stateful backend gets a fresh one per session)."""
+        ...
+
+    def describe(self, endpoint: Any) -> str:
+        """The endpoint for logs (never a secret)."""
+        ...
+
+    def audio_format(self, config: Any) -> str:
+        """The configured G.711 format, for the connected log line."""
+        ...
+
+    def with_replay_transcription(self, config: Any, model: str) -> tuple[Any, bool]:
+        """`config` with caller transcription turned on for replay when it is off (Realtime);
+        (config, True) when the caller's transcripts are then for replay only."""
         ...
 
 
 __all__ = [
+    "LOST_CONTENT",
+    "LOST_REMOTE_HANGUP",
     "REPLY_CANCELLED",
     "REPLY_COMPLETED",
     "REPLY_FAILED",
@@ -288,9 +378,12 @@ __all__ = [
     "ToolCall",
     "ToolCallInvalid",
     "UsageReported",
+    "VoiceBackend",
+    "VoiceConnection",
     "VoiceError",
     "VoiceErrorKind",
     "VoiceEvent",
     "VoiceLink",
     "VoiceNote",
+    "VoiceSetupError",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.tools import live_audit
 from tests.tools.baresip import Baresip
 from tests.tools.capture import Capture
 from tests.tools.control import TEST_CONTROL_TOKEN_ENV
@@ -31,6 +32,28 @@ from tests.tools.sipp import Sipp
 # Still imported from here by suites outside tests/tools' owners (tests/sip, tests/realtime,
 # tests/test_softphone.py); new code imports tests.tools.peers.
 __all__ = ["require_peer"]
+
+
+# ---------------------------------------------------------------------------------------------
+# GPT-Live: every client event the gateway builds in this process, and every one a `run`
+# subprocess sent to a simulator fixture, validates against openai.types.live (issue 12).
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    live_audit.install()
+
+
+@pytest.fixture(autouse=True)
+def _live_client_events_valid() -> Iterator[None]:
+    """Fail the test (at teardown) whose code built a GPT-Live client event the SDK rejects."""
+    before = live_audit.problem_count()
+    yield
+    new = live_audit.problems[before:]
+    assert not new, "GPT-Live client events fail openai.types.live:\n" + "\n".join(new[:10])
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    terminalreporter.write_line(live_audit.summary())
 
 
 @pytest.fixture

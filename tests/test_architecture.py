@@ -80,6 +80,8 @@ MACHINE_IO = (
     "gateway.observe",
     "gateway.media.stream",
     "gateway.realtime.client",
+    "gateway.live.client",
+    "gateway.wsock",
     "sip.transport",
     "sip.useragent",
 )
@@ -152,6 +154,53 @@ RULES: tuple[Rule, ...] = (
         "the call talks to a voice service through its link, never to a simulator",
     ),
     Rule("gateway.realtime", "gateway.call", "the voice backends are below the call object"),
+    # GPT-Live (issue 12), the second voice backend: the same place in the house as Realtime.
+    Rule(
+        "gateway.media",
+        "gateway.live",
+        "media and the voice backends do not know each other; the call object connects them",
+    ),
+    Rule(
+        "gateway.live",
+        "gateway.media",
+        "media and the voice backends do not know each other; the call object connects them",
+        allowed=(("gateway.live.simulator*", "gateway.media.g711"),),
+    ),
+    Rule("gateway.live", "gateway.call", "the voice backends are below the call object"),
+    # Issue 12: the call runs whichever backend its settings carry (gateway/voice.py
+    # VoiceBackend, chosen in gateway/call_settings.py); no module of the call names one.
+    *(
+        Rule(
+            "gateway.call",
+            backend,
+            "the call session gets its voice backend in its settings; it imports none",
+        )
+        for backend in ("gateway.realtime", "gateway.live")
+    ),
+    Rule("gateway.live", "gateway.realtime", "the voice backends do not know each other"),
+    Rule(
+        "gateway.realtime",
+        "gateway.live",
+        "the voice backends do not know each other",
+        # One simulator process serves both APIs, each at its own path (issue 12): the server
+        # and its command line route to the GPT-Live simulator; no backend code is involved.
+        allowed=(
+            ("gateway.realtime.simulator.server", "gateway.live.simulator*"),
+            ("gateway.realtime.simulator.cli", "gateway.live.simulator*"),
+        ),
+    ),
+    # The WebSocket machinery both backends share (gateway/wsock.py) sits below both.
+    *(
+        Rule("gateway.wsock", above, "the shared WebSocket link is below both voice backends")
+        for above in (
+            "gateway.call",
+            "gateway.realtime",
+            "gateway.live",
+            "gateway.media",
+            "gateway.observe",
+            "gateway.voice",
+        )
+    ),
     # The voice link's vocabulary (gateway/voice.py) sits below the call and every backend.
     *(
         Rule(
@@ -159,13 +208,20 @@ RULES: tuple[Rule, ...] = (
             above,
             "the voice vocabulary is below the call and the backends; it imports neither",
         )
-        for above in ("gateway.call", "gateway.realtime", "gateway.media", "gateway.observe", "sip")
+        for above in (
+            "gateway.call",
+            "gateway.realtime",
+            "gateway.live",
+            "gateway.media",
+            "gateway.observe",
+            "sip",
+        )
     ),
     # The machine and what feeds it speak in call terms; only a backend's link knows its wire.
     *(
         Rule(
             decider,
-            "gateway.realtime",
+            backend,
             "the machine decides on the voice link's reports (gateway/voice.py), not on one "
             "backend's wire events",
         )
@@ -179,6 +235,7 @@ RULES: tuple[Rule, ...] = (
             "gateway.call.voice_events",
             "gateway.call.conversation",
         )
+        for backend in ("gateway.realtime", "gateway.live")
     ),
     Rule(
         "gateway",
@@ -598,6 +655,8 @@ def test_checker_keeps_the_machine_and_the_voice_vocabulary_backend_neutral(
     assert set(found) == {
         ("gateway.voice", "gateway.realtime.events"),
         ("gateway.call.handlers", "gateway.realtime.events"),
+        # Issue 12: the session gets its backend in its settings.
+        ("gateway.call.session", "gateway.realtime.link"),
     }
 
 

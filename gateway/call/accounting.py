@@ -65,6 +65,10 @@ def on_session_event(live: LiveCall, kind: str, fields: dict[str, Any]) -> None:
         metrics.add_tokens(fields)
         if record is not None:
             record.add_usage(fields)
+    elif kind == "voice_seconds":
+        metrics.add_voice_seconds(fields["seconds"])
+        if record is not None:
+            record.add_voice_seconds(fields["seconds"])
     elif kind == "transcript" and record is not None:
         record.add_transcript(now, fields["speaker"], fields["text"])
     elif kind == "reconnect":
@@ -133,6 +137,8 @@ def session_summary(session: Any) -> dict[str, Any]:
         "input_rate_dropped_bytes": st.input_rate_dropped_bytes,
         "playout_overflow_bytes": st.playout_overflow_bytes,
         "usage": dict(st.usage),
+        "voice_seconds": round(st.voice_seconds, 3),
+        "playout_trimmed_bytes": st.playout_trimmed_bytes,
     }
 
 

@@ -34,6 +34,11 @@ class EndCause(enum.StrEnum):
     DTMF_HANGUP = "dtmf_hangup"  # a digit configured as hangup (calls.digit_actions)
     DRAIN_TIMEOUT = "drain_timeout"  # the last words did not finish within drain_timeout_s
     IDLE_CALLER = "idle_caller"  # the inactivity watchdog's polite hang-up
+    # The voice backend ended the session itself and must not be reconnected (GPT-Live
+    # session.closed reasons, issue 12): its safety filter (`content`), or a graceful
+    # remote end (`remote_hangup`).
+    VOICE_CONTENT_FILTER = "voice_content_filter"
+    VOICE_ENDED = "voice_ended"
 
 
 # The SIP user agent's end reasons (sip/useragent.py) as end causes.
@@ -84,6 +89,8 @@ BYE_REASONS: dict[EndCause, ByeReason] = {
     EndCause.DTMF_HANGUP: ByeReason(200, "caller pressed hangup digit"),
     EndCause.DRAIN_TIMEOUT: ByeReason(200, "drain timeout"),
     EndCause.IDLE_CALLER: ByeReason(200, "idle caller"),
+    EndCause.VOICE_CONTENT_FILTER: ByeReason(200, "voice session ended by content filter"),
+    EndCause.VOICE_ENDED: ByeReason(200, "voice session ended"),
 }
 
 

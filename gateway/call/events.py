@@ -44,7 +44,11 @@ class Start:
 
 @dataclass(frozen=True, slots=True)
 class SessionReady:
-    """The voice session is open and confirmed the call's G.711 law (Realtime: session.updated)."""
+    """The voice session is open and confirmed the call's G.711 law (Realtime: session.updated;
+    GPT-Live: session.started). `cap_s`: seconds until the backend ends the session by itself,
+    when it said (GPT-Live's `expires_at`); None: the policy's `session_cap_s`."""
+
+    cap_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +121,7 @@ class ReferResult:
 
 @dataclass(frozen=True, slots=True)
 class Reconnected:
-    pass
+    cap_s: float | None = None  # as SessionReady's, for the new session
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +140,7 @@ class SessionCapNear:
 
 @dataclass(frozen=True, slots=True)
 class RolledOver:
-    pass
+    cap_s: float | None = None  # as SessionReady's, for the new session
 
 
 @dataclass(frozen=True, slots=True)

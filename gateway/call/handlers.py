@@ -84,6 +84,7 @@ from gateway.call.events import (
     VoiceErrorKind,
 )
 from gateway.call.policy import DtmfMode
+from gateway.voice import LOST_CONTENT, LOST_REMOTE_HANGUP
 
 # --------------------------------------------------------------------------------------------
 # Helpers shared by handlers
@@ -117,6 +118,14 @@ def _request_reply(ctx: CallContext, instructions: str | None = None) -> Result:
     # Tool outputs still owed (several calls in one reply): one reply request once the last
     # output is in, never one per output.
     return replace(ctx, reply_wanted=True), []
+
+
+def _reply_after_result(ctx: CallContext) -> Result:
+    """After a tool result: ask for the reply that uses it. A continuous-output backend
+    (GPT-Live) continues by itself once its results are in: nothing to ask."""
+    if ctx.policy.continuous_output:
+        return ctx, []
+    return _request_reply(ctx)
 
 
 def _barge_in(ctx: CallContext, playout: tuple[PlayoutItem, ...], trigger: str) -> Result:
@@ -206,12 +215,20 @@ def on_start(ctx: CallContext, ev: Start) -> Result:
     ]
 
 
+def _cap_timer(ctx: CallContext, cap_s: float | None) -> list[Action]:
+    """The rollover timer of a new session: the policy's cap, or the backend's own expiry
+    (GPT-Live's expires_at) when it said. The margin never takes more than half of a short
+    session (a simulated expiry of seconds still rolls over before it, not at once)."""
+    if cap_s is None:
+        cap = ctx.policy.session_cap_s - ctx.policy.rollover_margin_s
+    else:
+        cap = cap_s - min(ctx.policy.rollover_margin_s, cap_s / 2)
+    return [StartTimer("session_cap", cap)] if cap > 0 else []
+
+
 def on_session_ready(ctx: CallContext, ev: SessionReady) -> Result:
     ctx = _to(ctx, State.ANSWERING, session_connected=True)
-    actions: list[Action] = [CancelTimer(T_SETUP), Answer()]
-    cap = ctx.policy.session_cap_s - ctx.policy.rollover_margin_s
-    if cap > 0:
-        actions.append(StartTimer("session_cap", cap))
+    actions: list[Action] = [CancelTimer(T_SETUP), Answer(), *_cap_timer(ctx, ev.cap_s)]
     return ctx, actions
 
 
@@ -404,6 +421,8 @@ def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
     if ctx.state in (State.CALLER_SPEAKING, State.TRANSFERRING):
         return ctx, []
     if ctx.state is State.ENDING:
+        if ctx.policy.continuous_output and ctx.reply_id is not None:
+            return ctx, []  # between two deltas of the last words: their reply's end decides
         return _bye(ctx, ctx.end_after_playout or EndCause.LOCAL_BYE)
     if ctx.reply_id is None:
         return _after_playout(ctx)
@@ -414,6 +433,12 @@ def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
 def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
     note = Note("tool.called", {"name": ev.name, "tool_call_id": ev.call_id})
     if ev.name == "end_call":
+        if ctx.policy.continuous_output:
+            # GPT-Live speaks its goodbye after the result (reference 6): answer the call,
+            # then BYE once that reply has played out, at most goodbye_timeout_s from now.
+            ctx = _to(ctx, State.ENDING, end_after_playout=EndCause.END_CALL)
+            result = ReturnToolResult(ev.call_id, '{"status": "ending"}')
+            return ctx, [note, result, StartTimer(T_DRAIN, ctx.policy.goodbye_timeout_s)]
         # Say goodbye first: the BYE waits for the current reply and its playout.
         ctx = replace(ctx, end_after_playout=EndCause.END_CALL)
         if ctx.state is State.CALLER_SPEAKING or (not ctx.playout_busy and ctx.reply_id is None):
@@ -425,7 +450,7 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
         if uri is None:
             allowed = ", ".join(sorted(ctx.policy.transfer_targets)) or "none configured"
             output = f'{{"ok": false, "error": "unknown transfer target {target_name!r}; allowed: {allowed}"}}'
-            ctx, more = _request_reply(ctx)
+            ctx, more = _reply_after_result(ctx)
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
         ctx = replace(ctx, transfer_after_playout=uri, transfer_call_id=ev.call_id)
         if not ctx.playout_busy and ctx.reply_id is None:
@@ -436,9 +461,9 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
         bad = [d for d in digits if d not in "0123456789*#ABCD"]
         if not digits or bad:
             output = f'{{"ok": false, "error": "invalid digits {digits!r}"}}'
-            ctx, more = _request_reply(ctx)
+            ctx, more = _reply_after_result(ctx)
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
-        ctx, more = _request_reply(ctx)
+        ctx, more = _reply_after_result(ctx)
         return ctx, [note, SendDigits(digits), ReturnToolResult(ev.call_id, '{"ok": true}'), *more]
     ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls | {ev.call_id})
     return ctx, [note, RunTool(ev.call_id, ev.name, ev.arguments)]
@@ -451,7 +476,7 @@ def on_tool_result(ctx: CallContext, ev: ToolResult) -> Result:
         # The backend's VAD will answer the caller's turn with the result in context; a reply
         # requested now would collide with that automatic one.
         return ctx, actions
-    ctx, more = _request_reply(ctx)
+    ctx, more = _reply_after_result(ctx)
     return ctx, actions + more
 
 
@@ -515,7 +540,7 @@ def on_refer_result(ctx: CallContext, ev: ReferResult) -> Result:
                 call_id, f'{{"ok": false, "error": "transfer failed: SIP {ev.status}"}}'
             )
         )
-        ctx, more = _request_reply(ctx)
+        ctx, more = _reply_after_result(ctx)
         actions += more
     return ctx, actions
 
@@ -525,7 +550,20 @@ def on_bye_while_transferring(ctx: CallContext, ev: CallerBye) -> Result:
     return _end(ctx, "caller hangup during transfer", [])
 
 
+# A backend's deliberate end of its session (gateway/voice.py ConnectionLost.final).
+_FINAL_CAUSES = {
+    LOST_CONTENT: EndCause.VOICE_CONTENT_FILTER,
+    LOST_REMOTE_HANGUP: EndCause.VOICE_ENDED,
+}
+
+
 def on_connection_lost(ctx: CallContext, ev: ConnectionLost) -> Result:
+    if ev.final is not None:
+        # The backend ended the conversation (its content filter, a remote hang-up): a new
+        # session would only start it again. BYE with the matching cause.
+        note = Note("realtime.lost", {"reason": ev.reason})
+        cause = _FINAL_CAUSES.get(ev.final, EndCause.VOICE_ENDED)
+        return _bye(replace(ctx, session_connected=False), cause, (note,))
     # Audio already received keeps playing (the caller hears the end of the sentence); the
     # interrupted reply is forgotten and the conversation is replayed as text in a new session.
     ctx = replace(
@@ -540,9 +578,12 @@ def on_connection_lost(ctx: CallContext, ev: ConnectionLost) -> Result:
 
 def on_reconnected(ctx: CallContext, ev: Reconnected) -> Result:
     ctx = replace(ctx, session_connected=True)
+    # A backend that says when the new session expires gets its rollover timer re-armed.
+    actions = _cap_timer(ctx, ev.cap_s) if ev.cap_s is not None else []
     if ctx.reply_wanted:
-        return _request_reply(ctx)
-    return ctx, []  # the session logs realtime.reconnected with the attempt and reason
+        ctx, more = _request_reply(ctx)
+        return ctx, actions + more
+    return ctx, actions  # the session logs realtime.reconnected with the attempt and reason
 
 
 # The end cause (and Reason text) when the voice session cannot be kept up: 503 tells the PBX's
@@ -564,8 +605,7 @@ def on_session_cap_near(ctx: CallContext, ev: SessionCapNear) -> Result:
 def on_rolled_over(ctx: CallContext, ev: RolledOver) -> Result:
     # The new session gets a fresh cap; the old one's replies are gone.
     ctx = replace(ctx, rollover_pending=False, reply_id=None, session_connected=True)
-    cap = ctx.policy.session_cap_s - ctx.policy.rollover_margin_s
-    return ctx, [StartTimer("session_cap", cap), Note("realtime.rolled_over")]
+    return ctx, [*_cap_timer(ctx, ev.cap_s), Note("realtime.rolled_over")]
 
 
 def on_connecting_lost(ctx: CallContext, ev: ConnectionLost) -> Result:

@@ -220,7 +220,8 @@ _row(SESSION_LIVE, SessionFailed, on_session_failed, State.ENDED)
 _row(SESSION_LIVE, VoiceError, on_voice_error)
 _row(SESSION_LIVE, BotReplyStarted, on_bot_reply_started)
 _row(SESSION_LIVE, BotAudioDone, on_bot_audio_done)
-_row(SESSION_LIVE, ConnectionLost, on_connection_lost)
+# A lost connection reconnects in place; one the backend ended on purpose ends the call.
+_row(SESSION_LIVE, ConnectionLost, on_connection_lost, *SESSION_LIVE, State.ENDED)
 _row(SESSION_LIVE, Reconnected, on_reconnected)
 _row(SESSION_LIVE, ReconnectBudgetSpent, on_reconnect_budget_spent, State.ENDED)
 _row(SESSION_LIVE, RolledOver, on_rolled_over)
@@ -277,7 +278,7 @@ _row(
     State.ENDED,
     State.TRANSFERRING,
 )
-_row({State.ENDING}, PlayoutDrained, on_playout_drained, State.ENDED)
+_row({State.ENDING}, PlayoutDrained, on_playout_drained, State.ENDED, State.ENDING)
 _row({State.TRANSFERRING}, PlayoutDrained, on_playout_drained, State.TRANSFERRING, State.LISTENING)
 _row(
     {State.ANSWERING, *ACTIVE},

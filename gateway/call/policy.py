@@ -63,6 +63,13 @@ class CallPolicy:
     idle_goodbye_instructions: str = (
         "The caller is not answering. Say a short, polite goodbye; the call will end."
     )
+    # The backend streams one continuous real-time track and decides itself when to speak
+    # (GPT-Live): the playout queue runs empty between deltas, so an empty queue alone does
+    # not end the bot's words (the reply's end does); a tool result continues the backend by
+    # itself (no reply request after it); end_call returns a result and waits for the
+    # goodbye the backend then speaks, at most `goodbye_timeout_s`.
+    continuous_output: bool = False
+    goodbye_timeout_s: float = 8.0
 
 
 __all__ = [

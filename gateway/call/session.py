@@ -1,16 +1,20 @@
-"""One call's bridge to Realtime: runs the state machine and executes its actions.
+"""One call's bridge to its voice backend: runs the state machine and executes its actions.
 
 The call object (`gateway/call/call.py`) owns SIP and media for a call; this object owns the
-Realtime session(s) and the per-call brain. Everything flows through `gateway.call.machine.step`:
+voice session(s) and the per-call brain. Everything flows through `gateway.call.machine.step`:
 
     call (SIP, RTP) --on_ack / on_sip_ended / on_dtmf / on_rtp_timeout / on_output_tick--> step
-    RealtimeClient events --link.translate (gateway/voice.py reports)--> _on_report --> step
+    connection events --link.translate (gateway/voice.py reports)--> _on_report ------> step
     timers (setup, digits, drain, session cap) -----------------------------------------> step
     step -> actions -> CallControl (answer, reject, BYE, REFER), PlayoutQueue,
-                       link (voice actions as client events) -> RealtimeClient
+                       link (voice actions as client events) -> the connection
+
+The backend (Realtime GA or GPT-Live) comes in the settings (`SessionSettings.backend`, a
+`gateway.voice.VoiceBackend` chosen in gateway/call_settings.py): this module imports neither
+backend. It opens connections (`VoiceConnection`) and a link per connection through it.
 
 Two paths skip the machine because they carry audio, not decisions: inbound RTP audio goes
-straight to `input_audio_buffer.append` (`on_audio`), and the machine's `EnqueueAudio` actions
+straight to the connection's append (`on_audio`), and the machine's `EnqueueAudio` actions
 put model audio into the playout queue that the shared media clock drains.
 
 Audio time must keep running for the server's VAD and idle timers even when no RTP arrives (the
@@ -32,7 +36,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import time
 from collections import deque
@@ -45,13 +48,11 @@ from gateway.call.causes import EndCause
 from gateway.call.conversation import Conversation, Turn
 from gateway.call.tools import HttpTool, call_http_tool
 from gateway.call.voice_events import VoiceEvents
+from gateway.call.voice_sessions import RECONNECT_BUDGET, RECONNECT_WINDOW_S, VoiceSessions
 from gateway.media.jitter import Frame
 from gateway.media.playout import FRAME_BYTES, PlayoutQueue
 from gateway.observe.logs import log_event
-from gateway.realtime import protocol
-from gateway.realtime.client import Endpoint, RealtimeClient, RealtimeError
-from gateway.realtime.link import RealtimeLink
-from gateway.voice import VoiceLink
+from gateway.voice import VoiceBackend, VoiceConnection, VoiceLink, VoiceSetupError
 
 log = logging.getLogger("gateway.call")
 
@@ -60,12 +61,12 @@ log = logging.getLogger("gateway.call")
 HOLD_FILL_AFTER_S = 0.25
 INPUT_BURST_S = 0.2  # default credit of caller audio ahead of real time (media.input_burst_ms)
 SAMPLE_RATE = 8000
-# Reconnects per call: at most `reconnect_budget` attempts in any `reconnect_window_s` (the
-# realtime config keys); the n-th attempt within the window waits RECONNECT_BACKOFF_S[n-2] (the
-# last value from then on), so a service that drops every session is not hammered.
-RECONNECT_BUDGET = 3
-RECONNECT_WINDOW_S = 60.0
-RECONNECT_BACKOFF_S = (0.2, 1.0, 3.0)
+# GPT-Live streams its output in real time, about 100 ms per delta (reference section 4): the
+# playout queue holds at most the newest delta plus this much (80 ms), the oldest excess is
+# dropped (SessionStats.playout_trimmed_bytes). Within the 40-100 ms shallow buffer the
+# reference advises, and what lets the caller stop hearing the model within 100 ms of its last
+# non-silent audio (issue 12).
+LIVE_PLAYOUT_SLACK_BYTES = 640
 # The caller's side of the conversation must survive a rollover or reconnect, and the only
 # text of it the gateway can get is the service's input transcription: when the operator has
 # not configured a transcription model, this one is turned on for replay only (its
@@ -106,7 +107,11 @@ class SessionStats:
     appends_dropped: int = 0
     input_rate_dropped_bytes: int = 0  # caller audio beyond real time + input_burst_s
     playout_overflow_bytes: int = 0  # bot audio beyond the playout queue's bound
+    playout_trimmed_bytes: int = 0  # GPT-Live: oldest bot audio beyond the shallow bound
     usage: dict[str, int] = field(default_factory=dict)
+    # Backend-reported session seconds (GPT-Live), summed over the call's sessions (each
+    # session's latest cumulative snapshot).
+    voice_seconds: float = 0.0
 
 
 # Observer hook: `observe(kind, fields)` for what metrics and the call record need, with these
@@ -119,8 +124,8 @@ Observer = Callable[[str, dict[str, Any]], None]
 
 @dataclass
 class SessionSettings:
-    endpoint: Endpoint
-    config: protocol.SessionConfig
+    endpoint: Any  # the backend's endpoint (gateway.wsock.Endpoint)
+    config: Any  # the backend's session configuration for the call's G.711 law
     policy: m.CallPolicy
     http_tools: Mapping[str, HttpTool] = field(default_factory=dict)
     caller: str = ""
@@ -129,9 +134,12 @@ class SessionSettings:
     reconnect_window_s: float = RECONNECT_WINDOW_S
     input_burst_s: float = INPUT_BURST_S
     replay_transcription_model: str = REPLAY_TRANSCRIPTION_MODEL  # "" = off
+    # The voice backend (gateway.realtime.backend.RealtimeBackend, gateway.live.backend.
+    # LiveBackend): required; chosen above the call (gateway/call_settings.py).
+    backend: VoiceBackend | None = None
 
 
-class CallSession(VoiceEvents):
+class CallSession(VoiceSessions, VoiceEvents):
     """Owner of the per-call tasks; `close()` cancels every one of them."""
 
     def __init__(
@@ -142,10 +150,15 @@ class CallSession(VoiceEvents):
         queue: PlayoutQueue,
         *,
         on_ended: Callable[[str], None] | None = None,
-        client_factory: Callable[[Endpoint], RealtimeClient] = RealtimeClient,
         observe: Observer | None = None,
+        backend: VoiceBackend | None = None,
     ) -> None:
+        """`backend` overrides the settings' (bench/latency.py observes its connections)."""
         self.call_id = call_id
+        chosen = backend or settings.backend
+        if chosen is None:
+            raise ValueError("SessionSettings.backend: no voice backend given")
+        self.backend: VoiceBackend = chosen
         # Caller transcripts only for replay (the operator did not ask for transcription).
         self._replay_only_transcripts = False
         settings.config = self._with_replay_transcription(settings.config, settings)
@@ -153,15 +166,15 @@ class CallSession(VoiceEvents):
         self.control = control
         self.queue = queue
         self.on_ended = on_ended
-        self._client_factory = client_factory
         self.ctx = m.CallContext(settings.policy)
         self.stats = SessionStats()
         self.conversation = Conversation()
-        self.link: VoiceLink = RealtimeLink()  # the voice backend's wire form of the actions
+        # The voice backend's wire form of the actions; a fresh one per connection.
+        self.link: VoiceLink = self.backend.new_link(settings.config)
         self.transitions: list[tuple[float, str]] = [(time.time(), self.ctx.state.value)]
-        self._client: RealtimeClient | None = None
+        self._client: VoiceConnection | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._closing: set[asyncio.Task[Any]] = set()  # Realtime clients being closed
+        self._closing: set[asyncio.Task[Any]] = set()  # connections being closed
         self._reconnecting = False
         self._reconnect_times: deque[float] = deque()  # loop times of attempts in the window
         self._backoff_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests: fake
@@ -172,6 +185,8 @@ class CallSession(VoiceEvents):
         self._audio_t0: float | None = None
         self._input_burst = int(settings.input_burst_s * SAMPLE_RATE)
         self._overflow_logged: set[str] = set()
+        self._voice_seconds: dict[int, float] = {}  # per connection: its latest snapshot
+        self._shallow_playout = settings.policy.continuous_output
         # The loop's clock, bound once: asyncio.get_running_loop() costs a getpid() syscall
         # per call on CPython 3.11 (4 % of the gateway's CPU at 100 calls, docs/benchmarks.md).
         self._now: Callable[[], float] | None = None
@@ -179,7 +194,7 @@ class CallSession(VoiceEvents):
         self._silence = queue.silence_frame
         self._closed = False
         # A late offer's codec, with its session config and playout queue, until SwitchCodec.
-        self._codec_switch: tuple[str, protocol.SessionConfig, PlayoutQueue] | None = None
+        self._codec_switch: tuple[str, Any, PlayoutQueue] | None = None
         self._ended_reported = False
         self._observe = observe
         # speech_stopped -> first audio delta: what the caller feels as "the bot is slow".
@@ -194,13 +209,12 @@ class CallSession(VoiceEvents):
     def _partial_transcripts(self) -> dict[str, list[str]]:
         return self.conversation.partial
 
-    def _with_replay_transcription(
-        self, config: protocol.SessionConfig, settings: SessionSettings
-    ) -> protocol.SessionConfig:
-        if config.transcription_model or not settings.replay_transcription_model:
-            return config
-        self._replay_only_transcripts = True
-        return dataclasses.replace(config, transcription_model=settings.replay_transcription_model)
+    def _with_replay_transcription(self, config: Any, settings: SessionSettings) -> Any:
+        config, replay_only = self.backend.with_replay_transcription(
+            config, settings.replay_transcription_model
+        )
+        self._replay_only_transcripts = self._replay_only_transcripts or replay_only
+        return config
 
     # -- inputs from the application -----------------------------------------------------------
 
@@ -210,7 +224,10 @@ class CallSession(VoiceEvents):
     def on_ack(self, caller_sends: bool = True) -> None:
         """The ACK (inbound) or the callee's answer (outbound). `caller_sends` False (our
         direction is sendonly/inactive): no RTP will ever come, so audio time starts now."""
-        if not caller_sends:
+        if not caller_sends or self._shallow_playout:
+            # GPT-Live's session clock moves only with input audio (gpt-live-protocol.md
+            # section 4): from the ACK on, silence stands in for RTP a caller has not sent yet,
+            # or the greeting and the digits are never placed and the session expires idle.
             self.start_input()
         self.dispatch(m.Ack())
 
@@ -298,6 +315,17 @@ class CallSession(VoiceEvents):
             self._audio_samples += frames * FRAME_BYTES
             self._append(self._silence * frames)
 
+    def _session_seconds(self, seconds: float) -> None:
+        """The current session's cumulative usage: its latest value replaces the previous one
+        (reference section 10); the call's total adds each session's latest."""
+        key = id(self._client)
+        previous = self._voice_seconds.get(key, 0.0)
+        if seconds <= previous:
+            return
+        self._voice_seconds[key] = seconds
+        self.stats.voice_seconds = sum(self._voice_seconds.values())
+        self._emit("voice_seconds", seconds=seconds - previous)
+
     def _playout_overflow(self, item_id: str, dropped: int) -> None:
         self.stats.playout_overflow_bytes += dropped
         if item_id not in self._overflow_logged:
@@ -333,18 +361,18 @@ class CallSession(VoiceEvents):
         except Exception:  # observability must never take the call down
             log.exception("observer failed", extra={"call_id": self.call_id})
 
-    def on_codec_answered(
-        self, codec: str, config: protocol.SessionConfig, queue: PlayoutQueue
-    ) -> None:
+    def on_codec_answered(self, codec: str, config: Any, queue: PlayoutQueue) -> None:
         """Late offer: the ACK's answer chose `codec`; `config` and `queue` are the session
         configuration and playout queue for it, used when the machine says SwitchCodec."""
         self._codec_switch = (codec, config, queue)
         self.dispatch(m.CodecAnswered(codec))
 
-    def set_codec(self, config: protocol.SessionConfig, queue: PlayoutQueue) -> None:
-        """Switch the session's G.711 law (one session.update) and the playout queue, so audio
-        still passes through untranscoded."""
-        changed = config.input_format != self.settings.config.input_format
+    def set_codec(self, config: Any, queue: PlayoutQueue) -> None:
+        """Switch the session's G.711 law (Realtime: one session.update; GPT-Live: a new
+        session, its format is immutable) and the playout queue, so audio still passes
+        through untranscoded."""
+        fmt = self.backend.audio_format
+        changed = fmt(config) != fmt(self.settings.config)
         config = self._with_replay_transcription(config, self.settings)
         self.settings.config = config
         self.queue = queue
@@ -353,11 +381,14 @@ class CallSession(VoiceEvents):
         if changed and client is not None and client.connected:
             self._spawn(self._reconfigure(client, config))
 
-    async def _reconfigure(self, client: RealtimeClient, config: protocol.SessionConfig) -> None:
+    async def _reconfigure(self, client: VoiceConnection, config: Any) -> None:
         try:
-            await client.configure(config, timeout=self.settings.policy.setup_timeout_s)
-        except RealtimeError as exc:
+            switched = await client.switch_codec(config, self.settings.policy.setup_timeout_s)
+        except VoiceSetupError as exc:
             self.dispatch(m.SessionFailed(f"codec switch refused: {exc}"))
+            return
+        if not switched and not await self._swap_to_new_session():
+            self.dispatch(m.SessionFailed("codec switch: no session with the new format"))
 
     def _append(self, payload: bytes) -> None:
         client = self._client
@@ -408,6 +439,12 @@ class CallSession(VoiceEvents):
             case m.EnqueueAudio(item_id, audio):
                 if self.queue.enqueue(item_id, audio) is False:  # dropped by the bound
                     self._playout_overflow(item_id, len(audio))
+                elif self._shallow_playout:
+                    # A real-time track (GPT-Live): at most this delta plus LIVE_PLAYOUT_SLACK
+                    # waits, so the caller stops hearing the model as soon as it falls silent.
+                    excess = self.queue.queued_bytes - len(audio) - LIVE_PLAYOUT_SLACK_BYTES
+                    if excess > 0:
+                        self.stats.playout_trimmed_bytes += self.queue.drop_oldest(excess)
                 self._playout_nonempty = True
             case m.EndOfAudio(item_id):
                 self.queue.end_of_item(item_id)
@@ -422,12 +459,15 @@ class CallSession(VoiceEvents):
                 for item in items:
                     self._forget_unheard(item.item_id, item.heard_ms)
             case m.RequestReply(instructions):
-                self._send(self.link.request_reply(instructions))
+                for event in self.link.request_reply(instructions):
+                    self._send(event)
             case m.AddText(text, role):
-                self._send(self.link.add_text(text, role))
+                for event in self.link.add_text(text, role):
+                    self._send(event)
                 self.conversation.append(Turn(role, text))
             case m.ReturnToolResult(call_id, output):
-                self._send(self.link.return_tool_result(call_id, output))
+                for event in self.link.return_tool_result(call_id, output):
+                    self._send(event)
             case m.RunTool(call_id, name, arguments):
                 self._spawn(self._run_tool(call_id, name, arguments))
             case m.SendDigits(digits):
@@ -457,7 +497,13 @@ class CallSession(VoiceEvents):
             case m.Reject(status, reason, retry_after_s):
                 self.control.reject(status, reason, retry_after_s)
             case m.SendBye(cause, text):
-                self.control.hangup(cause, text)
+                client = self._client
+                if self._shallow_playout and client is not None and client.connected:
+                    # GPT-Live: session.close, its session.closed (bounded), then the BYE.
+                    self._client = None
+                    self._closing.add(self._spawn(self._close_then_hangup(client, cause, text)))
+                else:
+                    self.control.hangup(cause, text)
             case m.SendRefer(target_uri):
                 self._spawn(self._refer(target_uri))
             case m.SwitchCodec(codec):
@@ -478,6 +524,12 @@ class CallSession(VoiceEvents):
                     self._emit("idle", source=_IDLE_NOTES[event])
             case _:
                 raise TypeError(f"unknown action {action!r}")
+
+    async def _close_then_hangup(self, client: Any, cause: EndCause, text: str) -> None:
+        try:
+            await client.close()
+        finally:
+            self.control.hangup(cause, text)
 
     def _forget_unheard(self, item_id: str, heard_ms: int) -> None:
         """A barge-in's bookkeeping of one bot item: statistics, observer, the conversation
@@ -538,159 +590,6 @@ class CallSession(VoiceEvents):
             self.dispatch(factory())
 
         self._timers[name] = asyncio.get_running_loop().call_later(seconds, fire)
-
-    # -- Realtime sessions ---------------------------------------------------------------------
-
-    async def _connect(self) -> RealtimeClient:
-        client = self._client_factory(self.settings.endpoint)
-        try:
-            await client.connect(timeout=self.settings.policy.setup_timeout_s)
-            # Any error during setup fails it at once (503 + Retry-After), not only one that
-            # names a session parameter: nothing else has been sent that could have caused it.
-            await client.configure(
-                self.settings.config,
-                timeout=self.settings.policy.setup_timeout_s,
-                any_error=True,
-            )
-        except BaseException:
-            await client.close()
-            raise
-        return client
-
-    def _attach(self, client: RealtimeClient) -> None:
-        self._client = client
-        # Events are handled where the client reads the socket (no task hop per event:
-        # delta -> playout and speech_started -> flush are latency paths, docs/benchmarks.md).
-        client.set_event_sink(lambda event: self._on_client_event(client, event))
-
-    async def _open_session(self) -> None:
-        started = time.monotonic()
-        try:
-            client = await self._connect()
-        except (RealtimeError, OSError) as exc:
-            log_event(
-                log,
-                "realtime.setup_failed",
-                str(exc),
-                level=logging.WARNING,
-                call_id=self.call_id,
-                url=self.settings.endpoint.redacted(),
-            )
-            self.dispatch(m.SessionFailed(str(exc)))
-            return
-        if self._closed or self.ctx.state is m.State.ENDED:
-            await client.close()
-            return
-        self._attach(client)
-        connect_s = time.monotonic() - started
-        self._emit("connected", connect_s=connect_s)
-        log_event(
-            log,
-            "realtime.connected",
-            call_id=self.call_id,
-            connect_ms=round(connect_s * 1000, 1),
-            input_format=self.settings.config.input_format,
-        )
-        self.dispatch(m.SessionReady())
-
-    async def _swap_to_new_session(self) -> bool:
-        try:
-            client = await self._connect()
-        except (RealtimeError, OSError) as exc:
-            log_event(
-                log,
-                "realtime.connect_failed",
-                str(exc),
-                level=logging.WARNING,
-                call_id=self.call_id,
-            )
-            return False
-        if self._closed or self.ctx.state is m.State.ENDED:
-            await client.close()
-            return True
-        for event in self.link.replay(self.conversation.replay_turns()):
-            client.send(event)
-        old = self._client
-        self._attach(client)  # from here on the old client's events are ignored
-        if old is not None:
-            await old.close()
-        return True
-
-    async def _reconnect(self, reason: str) -> None:
-        if self._reconnecting:
-            return  # one replacement session at a time, however many losses are reported
-        self._reconnecting = True
-        try:
-            await self._reconnect_attempts(reason)
-        finally:
-            self._reconnecting = False
-
-    async def _reconnect_attempts(self, reason: str) -> None:
-        attempt = 0
-        while not self._closed:
-            delay = self._next_reconnect_delay()
-            if delay is None:
-                budget = self.settings.reconnect_budget
-                window = self.settings.reconnect_window_s
-                log_event(
-                    log,
-                    "realtime.reconnect_budget_spent",
-                    f"{budget} reconnects in {window:g} s used up; ending the call",
-                    level=logging.WARNING,
-                    call_id=self.call_id,
-                    reason=reason,
-                    budget=budget,
-                    window_s=window,
-                )
-                self.dispatch(m.ReconnectBudgetSpent(reason))
-                return
-            if delay > 0:
-                await self._backoff_sleep(delay)
-                if self._closed or self.ctx.state is m.State.ENDED:
-                    return
-            attempt += 1
-            self._reconnect_times.append(self._loop_time())
-            if await self._swap_to_new_session():
-                self.stats.reconnects += 1
-                self._emit("reconnect", attempt=attempt)
-                log_event(
-                    log,
-                    "realtime.reconnected",
-                    call_id=self.call_id,
-                    attempt=attempt,
-                    reason=reason,
-                )
-                self.dispatch(m.Reconnected())
-                return
-
-    def _next_reconnect_delay(self) -> float | None:
-        """Seconds to wait before the next reconnect attempt, or None when the budget of
-        attempts within the window is spent."""
-        now = self._loop_time()
-        times = self._reconnect_times
-        while times and now - times[0] >= self.settings.reconnect_window_s:
-            times.popleft()
-        used = len(times)
-        if used >= self.settings.reconnect_budget:
-            return None
-        if used == 0:
-            return 0.0
-        return RECONNECT_BACKOFF_S[min(used - 1, len(RECONNECT_BACKOFF_S) - 1)]
-
-    async def _rollover(self) -> None:
-        if await self._swap_to_new_session():
-            self.stats.rollovers += 1
-            self.dispatch(m.RolledOver())
-        else:
-            # The old session still works until its cap; the expiry error then reconnects.
-            log_event(log, "realtime.rollover_failed", level=logging.WARNING, call_id=self.call_id)
-
-    def _on_client_event(self, client: RealtimeClient, event: Any) -> None:
-        if self._client is not client:
-            return  # replaced by a newer session: its events are not ours anymore
-        translated = self._translate(event)
-        if translated is not None:
-            self.dispatch(translated)
 
     def _playout_snapshot(self) -> tuple[m.PlayoutItem, ...]:
         return tuple(

@@ -58,9 +58,26 @@ class VoiceEvents:
         self._emit(note.kind, event=note.event, **note.fields)
 
     def _translate(self, server_event: Any) -> m.Event | None:
-        """A server event of the voice backend -> the machine's event (or None)."""
+        """A server event of the voice backend -> the machine's event (or None); the last one
+        when the backend reports several (see `_reports`)."""
+        events = self._reports(server_event)
+        return events[-1] if events else None
+
+    def _reports(self, server_event: Any) -> list[m.Event]:
+        """A server event of the voice backend -> the machine's events, in order (a backend
+        may report several for one event: GPT-Live's first audio of a reply starts it)."""
         report = self.link.translate(server_event)
-        return None if report is None else self._on_report(report)
+        if report is None:
+            return []
+        if not isinstance(report, list):
+            event = self._on_report(report)
+            return [] if event is None else [event]
+        events = []
+        for one in report:
+            event = self._on_report(one)
+            if event is not None:
+                events.append(event)
+        return events
 
     def _on_report(self, report: v.VoiceEvent) -> m.Event | None:
         match report:
@@ -94,8 +111,13 @@ class VoiceEvents:
                         error=report.error,
                     )
                 return report
-            case v.UsageReported(usage=usage):
-                self._add_usage(usage)
+            case v.UsageReported(usage=usage, session_seconds=seconds):
+                if usage:
+                    self._add_usage(usage)
+                if seconds is not None:
+                    # A cumulative snapshot (GPT-Live): the latest replaces the previous;
+                    # a new session after a rollover or reconnect starts from 0 again.
+                    self._session_seconds(seconds)
             case v.CallerSilenceTimeout(item_id=item_id):
                 self._emit("idle", source="server")
                 self.conversation.place(Turn("user", "", item_id), None)
@@ -138,6 +160,9 @@ class VoiceEvents:
             case v.VoiceNote():
                 self._log_note(report)
         return None
+
+    def _session_seconds(self, seconds: float) -> None:
+        raise NotImplementedError
 
     def _add_usage(self, usage: Mapping[str, int]) -> None:
         for name in ("input_tokens", "output_tokens", "total_tokens"):

@@ -52,8 +52,65 @@ def route_config(config: GatewayConfig, index: int) -> GatewayConfig:
     return result
 
 
+# [realtime] keys with no GPT-Live counterpart (reference section 11): turn-taking, VAD,
+# speech speed, transcription and truncation settings, MCP servers the Realtime service calls.
+# Set (to anything but the default) with api = "live" they are configuration errors.
+REALTIME_ONLY_KEYS = (
+    "turn_detection",
+    "eagerness",
+    "vad_threshold",
+    "prefix_padding_ms",
+    "silence_duration_ms",
+    "idle_timeout_ms",
+    "create_response",
+    "interrupt_response",
+    "noise_reduction",
+    "transcription_model",
+    "transcription_language",
+    "transcription_prompt",
+    "speed",
+    "truncation",
+    "truncation_retention_ratio",
+    "mcp_servers",
+)
+LIVE_ONLY_KEYS = ("delegation_model", "delegation_instructions")
+_LIVE_MODELS = re.compile(r"gpt-live[A-Za-z0-9._-]*")
+
+
+def _validate_api(rt: RealtimeConfig) -> None:
+    check_choice("realtime.api", rt.api, ("realtime", "live"))
+    default = RealtimeConfig()
+    wrong = REALTIME_ONLY_KEYS if rt.api == "live" else LIVE_ONLY_KEYS
+    for key in wrong:
+        if getattr(rt, key) != getattr(default, key):
+            other = "realtime" if rt.api == "live" else "live"
+            raise ConfigError(
+                f"realtime.{key}: a {other}-only setting, not used with api = {rt.api!r} "
+                f"(remove it, or use api = {other!r})"
+            )
+    if rt.api != "live":
+        return
+    if rt.model != default.model and not _LIVE_MODELS.fullmatch(rt.model):
+        raise ConfigError(
+            f"realtime.model: {rt.model!r} is not a GPT-Live model (gpt-live-1, gpt-live-1.1); "
+            "leave it unset for gpt-live-1"
+        )
+    if rt.tool_choice.startswith("mcp:"):
+        raise ConfigError("realtime.tool_choice: mcp:<server> needs api = 'realtime'")
+    if 0 < rt.max_output_tokens < 16:
+        raise ConfigError(
+            f"realtime.max_output_tokens: {rt.max_output_tokens} is below 16, the Responses "
+            "backend's minimum with api = 'live'"
+        )
+    if not re.fullmatch(r"[A-Za-z0-9._:-]{1,128}", rt.delegation_model):
+        raise ConfigError(f"realtime.delegation_model: {rt.delegation_model!r} is not a model id")
+    if len(rt.delegation_instructions) > 64_000:
+        raise ConfigError("realtime.delegation_instructions: longer than 64000 characters")
+
+
 def validate_realtime(config: GatewayConfig) -> None:
     rt = config.realtime
+    _validate_api(rt)
     check_choice("realtime.provider", rt.provider, ("openai", "azure", "custom"))
     check_choice("realtime.simulator", rt.simulator, ("auto", "always", "never"))
     check_choice("realtime.turn_detection", rt.turn_detection, ("semantic_vad", "server_vad"))
@@ -114,7 +171,8 @@ def _validate_session_fields(rt: RealtimeConfig) -> None:
         )
     if rt.reasoning_effort:
         check_choice("realtime.reasoning_effort", rt.reasoning_effort, REASONING_EFFORTS)
-        if takes_reasoning(rt.model) is False:
+        # With api = "live" the effort is the delegation backend's, not the voice model's.
+        if rt.api != "live" and takes_reasoning(rt.model) is False:
             raise ConfigError(
                 f"realtime.reasoning_effort: model {rt.model!r} does not take reasoning "
                 "(a gpt-realtime-2 model does); remove the key or change realtime.model"

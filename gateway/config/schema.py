@@ -295,6 +295,10 @@ class McpServerConfig:
 
 @dataclass(frozen=True)
 class RealtimeConfig:
+    # The voice API (issue 12), per route too: "realtime" (Realtime GA) or "live" (GPT-Live,
+    # wss://api.openai.com/v1/live/sessions; model gpt-live-1 unless `model` is set; the
+    # Realtime-only keys below are refused with it, gateway/config/per_call.py).
+    api: str = "realtime"
     url: str = DEFAULT_REALTIME_URL
     # gateway/realtime/models.py: not deprecated in the SDK; `run`/`check` warn 60 days before
     # a configured model's announced shutdown.
@@ -344,6 +348,10 @@ class RealtimeConfig:
     truncation_retention_ratio: float = 0.8
     reasoning_effort: str = ""  # "" = model default; minimal|low|medium|high|xhigh
     mcp_servers: tuple[McpServerConfig, ...] = ()
+    # api = "live": the Responses model the tools are delegated to, and its own prompt
+    # (the tool rules; `instructions` is the voice model's).
+    delegation_model: str = "gpt-5-mini"
+    delegation_instructions: str = ""
 
 
 @dataclass(frozen=True)

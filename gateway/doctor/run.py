@@ -10,6 +10,7 @@ from gateway.doctor.exposure import (
     check_exposure,
     check_media_safety,
 )
+from gateway.doctor.live import check_live
 from gateway.doctor.models import check_model
 from gateway.doctor.ports import (
     check_descriptors,
@@ -61,6 +62,7 @@ async def run_checks(
     results += await check_addresses(config, timeout)
     if realtime:
         results.append(await check_realtime(config, timeout))
+        results += await check_live(config, timeout)
     else:
         results.append(CheckResult("Realtime API", Status.SKIP, "not checked (--skip-realtime)"))
     if registrations:

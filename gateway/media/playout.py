@@ -246,6 +246,24 @@ class PlayoutQueue:
         self._in_talkspurt = False
         return report
 
+    def drop_oldest(self, nbytes: int) -> int:
+        """Drop up to `nbytes` of the oldest queued audio, unplayed (counted in
+        `stats.dropped_bytes`); returns the bytes dropped. For a backend that streams in real
+        time (GPT-Live): its queue is kept shallow so that when the model falls silent the
+        caller stops hearing it at once; audio that piles up beyond that is stale."""
+        dropped = 0
+        chunks = self._chunks
+        while chunks and dropped < nbytes:
+            chunk = chunks[0]
+            take = min(chunk.remaining, nbytes - dropped)
+            chunk.offset += take
+            dropped += take
+            if chunk.remaining == 0:
+                chunks.popleft()
+        self._queued -= dropped
+        self.stats.dropped_bytes += dropped
+        return dropped
+
     def pause_for_dtmf(self) -> None:
         self._paused = True
 

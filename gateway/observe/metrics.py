@@ -58,6 +58,10 @@ OUTCOMES = frozenset(
         "drain_timeout",
         # The inactivity watchdog's polite hang-up (calls.idle_prompt_s, issue 10).
         "idle_caller",
+        # GPT-Live ended the session itself (issue 12): session.closed{content} (its safety
+        # filter) / {remote_hangup}; the call ends instead of reconnecting.
+        "voice_content_filter",
+        "voice_ended",
     }
 )
 DTMF_SOURCES = frozenset({"rfc4733", "info", "inband"})
@@ -321,6 +325,12 @@ class Metrics:
             ["kind"],
             registry=r,
         )
+        self.voice_seconds = Counter(
+            p + "voice_session_seconds",
+            "Voice session seconds the backend reported (GPT-Live session.usage.updated: "
+            "billed per second, silence included).",
+            registry=r,
+        )
         self.registration_up = Gauge(
             p + "registration_up",
             "1 while a registration is confirmed by its registrar, else 0.",
@@ -381,6 +391,10 @@ class Metrics:
 
     def dtmf_dropped_digit(self, source: str) -> None:
         self.dtmf_dropped.labels(source=_bounded(source, DTMF_SOURCES)).inc()
+
+    def add_voice_seconds(self, seconds: float) -> None:
+        if seconds > 0:
+            self.voice_seconds.inc(seconds)
 
     def realtime_reconnect(self) -> None:
         self.realtime_reconnects.inc()

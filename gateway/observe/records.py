@@ -103,6 +103,7 @@ class CallRecord:
         self._mcp: list[dict[str, Any]] = []
         self._rtp: dict[str, Any] = {}
         self._usage: dict[str, int] = dict.fromkeys(USAGE_KEYS, 0)
+        self._voice_seconds = 0.0
         self._finished: dict[str, Any] | None = None
 
     # -- collecting --------------------------------------------------------------------------
@@ -171,6 +172,11 @@ class CallRecord:
         """Stream counters at hangup (packets in/out, lost, jitter_ms, late, concealed...)."""
         self._rtp = dict(stats)
 
+    def add_voice_seconds(self, seconds: float) -> None:
+        """Backend-reported session seconds (GPT-Live), in `usage.session_seconds`."""
+        if seconds > 0:
+            self._voice_seconds += seconds
+
     def add_usage(self, usage: Mapping[str, Any]) -> None:
         """Add one response's token usage (kinds as in USAGE_KEYS, `_tokens` suffix allowed)."""
         for key, count in usage.items():
@@ -210,6 +216,8 @@ class CallRecord:
             "rtp": dict(self._rtp),
             "usage": dict(self._usage),
         }
+        if self._voice_seconds:
+            self._finished["usage"]["session_seconds"] = round(self._voice_seconds, 3)
         return self._finished
 
     def write(self, directory: str | Path) -> Path | None:

@@ -1,29 +1,9 @@
 """One Realtime WebSocket session (GA): connect, configure, stream audio, receive typed events.
 
-Reading and writing are apart (one task doing both would let a large inbound frame block
-outbound audio, reference section 8.8): server messages are handled by the socket's read
-callback, frames go out synchronously or through a writer task. Outbound frames go through one
-ordered queue so that control events keep their order relative to audio (session.update
-before the first append, function_call_output before response.create). When the queue is full
-only audio appends are dropped (and counted); control events are never dropped.
-
-Fast path (per-call CPU, docs/benchmarks.md): when nothing is queued and the TCP write buffer is
-below its high-water mark, a frame is framed here and written to the connection's transport
-synchronously, by the caller (the 20 ms clock tick that released the audio). That is what
-`ws.send` ends up doing too, minus a writer-task wakeup, an async context manager, a `drain()`
-and one `getrandom()` syscall per frame for the mask. Order is kept: the fast path is only taken
-when the queue is empty and the writer holds no frame; otherwise the frame queues and the writer
-task sends it with `ws.send` (flow control: it waits for `drain()`). Only unfragmented text
-frames on an OPEN connection without extensions go this way (compression is off, and websockets'
-sans-I/O protocol keeps no per-frame state for outgoing data frames besides fragmentation).
-
-Inbound (same reason): a complete server message is parsed and handed on from the socket's read
-callback (`_CallbackConnection.process_event`), not queued for a reader task's `recv()`. That
-saves a task wakeup, a future and websockets' message assembler per event, and, more to the
-point, the wait for the reader task's turn on a busy loop, which was most of the delta ->
-playout and speech_started -> flush latency at 100 calls (docs/benchmarks.md). Reading never
-blocked writing, before or now: both run on the one event loop, and writes are synchronous or
-left to the writer task.
+The socket machinery (the ordered outbound queue with its synchronous fast path, server
+messages handled in the read callback, the lost-connection event) is gateway/wsock.py's
+`WebSocketLink`, shared with the GPT-Live client; this module adds what is Realtime's: the
+endpoint, `session.created`, `session.update` and its confirmation, the append frame.
 
 Reconnect/replay policy is not here: the call session decides. It gets `ConnectionLost` from
 `events()` and can build a fresh `RealtimeClient` from the same `Endpoint` and `SessionConfig`.
@@ -32,130 +12,24 @@ Reconnect/replay policy is not here: the call session decides. It gets `Connecti
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import functools
 import logging
-import os
-import re
-import struct
-from collections import deque
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
-from typing import Any, cast
-from urllib.parse import quote, urlsplit
-
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
-from websockets.frames import DATA_OPCODES, Frame, Opcode
-from websockets.protocol import State
-
-try:  # the C helper websockets itself uses to mask frames; its pure-Python twin otherwise
-    from websockets.speedups import apply_mask
-except ImportError:  # pragma: no cover (websockets built without its C extension)
-    from websockets.utils import apply_mask
+from typing import Any
+from urllib.parse import quote
 
 from gateway.realtime import events as ev
 from gateway.realtime import protocol
+from gateway.wsock import _CLOSE_SENTINEL as _CLOSE_SENTINEL
+from gateway.wsock import DEFAULT_QUEUE_FRAMES, WebSocketLink, azure_host
+from gateway.wsock import ClientStats as ClientStats
+from gateway.wsock import Endpoint as WsEndpoint
+from gateway.wsock import _MaskKeys as _MaskKeys
+from gateway.wsock import masked_text_frame as masked_text_frame
 
 __all__ = ["ClientStats", "Endpoint", "RealtimeClient", "RealtimeError", "open_session"]
 
 log = logging.getLogger(__name__)
 
 MAX_FRAME = 16 * 1024 * 1024  # conversation.item.retrieved carries whole audio items
-DEFAULT_QUEUE_FRAMES = 250  # 5 s of 20 ms appends
-DEFAULT_WRITE_HIGH = 32 * 1024  # websockets' default write_limit, when the transport cannot tell
-
-
-_USERINFO_PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")
-_CREDENTIAL_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:key|token|secret|sig|pass|auth)[^=&#]*=)[^&#]*")
-
-_MASK_POOL_BYTES = 4096
-_HEAD16 = struct.Struct("!BBH")
-_HEAD64 = struct.Struct("!BBQ")
-
-
-class _MaskKeys:
-    """Client masking keys (RFC 6455 5.3: unpredictable, from a strong entropy source).
-
-    websockets draws each key with `secrets.token_bytes(4)`, one getrandom() syscall per frame
-    (6 % of the gateway's CPU at 100 calls, docs/benchmarks.md). The same source (os.urandom)
-    read 4 KiB at a time gives 1024 keys per syscall, each used once."""
-
-    __slots__ = ("_pool", "_pos")
-
-    def __init__(self) -> None:
-        self._pool = b""
-        self._pos = 0
-
-    def next(self) -> bytes:
-        pos = self._pos
-        if pos >= len(self._pool):
-            self._pool = os.urandom(_MASK_POOL_BYTES)
-            pos = 0
-        self._pos = pos + 4
-        return self._pool[pos : pos + 4]
-
-
-_mask_keys = _MaskKeys()
-
-
-def masked_text_frame(payload: bytes, mask: bytes) -> bytes:
-    """One client-to-server text frame, FIN set, no extension (RFC 6455 5.2): the bytes
-    websockets' `Frame(TEXT, payload).serialize(mask=True)` produces with that mask."""
-    length = len(payload)
-    if length < 126:
-        head = bytes((0x81, 0x80 | length))
-    elif length < 65536:
-        head = _HEAD16.pack(0x81, 0x80 | 126, length)
-    else:
-        head = _HEAD64.pack(0x81, 0x80 | 127, length)
-    return b"".join((head, mask, apply_mask(payload, mask)))
-
-
-class _CallbackConnection(ClientConnection):
-    """websockets' client connection, handing each complete data message to `on_message` from
-    the read callback (the `recv()` queue is not used) and the close to `on_closed`.
-
-    `process_event` is websockets' documented extension point ("overridden in subclasses");
-    control frames, the handshake and the close handshake stay websockets' own. Fragmented
-    messages are joined here; websockets' protocol has already enforced `max_size` on the
-    whole message."""
-
-    def __init__(
-        self,
-        *args: Any,
-        on_message: Callable[[bytes], None],
-        on_closed: Callable[[ConnectionClosed], None],
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(*args, **kwargs)
-        self._on_message = on_message
-        self._on_closed = on_closed
-        self._fragments: list[bytes] = []
-
-    def process_event(self, event: Any) -> None:
-        if self.response is None or not isinstance(event, Frame):
-            super().process_event(event)  # the handshake response
-            return
-        if event.opcode not in DATA_OPCODES:
-            super().process_event(event)  # ping/pong/close: websockets' own handling
-            return
-        if event.opcode is not Opcode.CONT:
-            self._fragments = []
-        if not event.fin:
-            self._fragments.append(bytes(event.data))
-            return
-        if self._fragments:
-            self._fragments.append(bytes(event.data))
-            data = b"".join(self._fragments)
-            self._fragments = []
-        else:
-            data = bytes(event.data)
-        self._on_message(data)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        super().connection_lost(exc)
-        self._on_closed(self.protocol.close_exc)
 
 
 class RealtimeError(Exception):
@@ -168,12 +42,10 @@ class RealtimeError(Exception):
         self.error = error
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(WsEndpoint):
     """Where to connect and which headers to send. Never an `OpenAI-Beta` header (GA only)."""
 
-    url: str
-    headers: dict[str, str] = field(default_factory=dict, repr=False)  # secrets: never printed
+    __slots__ = ()
 
     @classmethod
     def openai(
@@ -186,41 +58,15 @@ class Endpoint:
     @classmethod
     def azure(cls, resource_or_host: str, deployment: str, api_key: str) -> Endpoint:
         """Azure OpenAI GA (v1) endpoint: `api-key` header, no `api-version` query."""
-        host = resource_or_host
-        if "://" in host:
-            host = urlsplit(host).netloc
-        if "." not in host:
-            host = f"{host}.openai.azure.com"
-        url = f"wss://{host}/openai/v1/realtime?model={quote(deployment, safe='')}"
+        url = f"wss://{azure_host(resource_or_host)}/openai/v1/realtime?model={quote(deployment, safe='')}"
         return cls(url, {"api-key": api_key})
 
-    @classmethod
-    def custom(cls, url: str, headers: dict[str, str] | None = None) -> Endpoint:
-        return cls(url, dict(headers or {}))
 
-    def redacted(self) -> str:
-        """URL for logs: headers carry the secrets and are never logged; a password in the
-        userinfo or a key/token query parameter (Azure accepts `?api-key=`) is masked too."""
-        url = _USERINFO_PASSWORD.sub(r"\1***@", self.url)
-        return _CREDENTIAL_QUERY.sub(r"\1***", url)
-
-
-@dataclass(slots=True)
-class ClientStats:
-    frames_sent: int = 0
-    frames_written_sync: int = 0  # of frames_sent: framed and written at once, not via ws.send
-    audio_bytes_queued: int = 0
-    appends_dropped: int = 0
-    audio_bytes_dropped: int = 0
-    events_received: int = 0
-
-
-_CLOSE_SENTINEL = object()
-
-
-class RealtimeClient:
+class RealtimeClient(WebSocketLink):
     """Owner: the call session. It must `await close()`; that closes the socket and cancels the
     writer."""
+
+    label = "realtime"
 
     def __init__(
         self,
@@ -236,105 +82,60 @@ class RealtimeClient:
         """`write_through=False` sends every frame through the writer task and `ws.send`
         (no fast path): the plain documented API, should a websockets release change the
         connection attributes the fast path uses; also lets tests fill the queue."""
+        super().__init__(
+            send_queue_frames=send_queue_frames,
+            max_size=max_size,
+            ping_interval=ping_interval,
+            ping_timeout=ping_timeout,
+            open_timeout=open_timeout,
+            write_through=write_through,
+        )
         self.endpoint = endpoint
-        self.stats = ClientStats()
         self.parser = protocol.ServerEventParser()
         self.session: ev.SessionCreated | None = None
         self.effective_session: dict[str, Any] | None = None
-        self._queue_limit = send_queue_frames
-        self._max_size = max_size
-        self._ping_interval = ping_interval
-        self._ping_timeout = ping_timeout
-        self._open_timeout = open_timeout
-        self._ws: ClientConnection | None = None
-        self._outbound: deque[bytes] = deque()
-        self._outbound_ready = asyncio.Event()
-        self._inbound: asyncio.Queue[Any] = asyncio.Queue()
-        self._sink: Callable[[Any], None] | None = None  # see set_event_sink
-        self._waiters: list[tuple[Any, asyncio.Future[Any]]] = []
-        self._tasks: list[asyncio.Task[None]] = []
-        self._lost: ev.ConnectionLost | None = None
-        self._closing = False
-        self._event_seq = 0
-        self._writer_busy = False  # the writer holds a popped frame (awaiting ws.send)
-        self._write_through = write_through
-        self._write_high = DEFAULT_WRITE_HIGH
+
+    def _parse(self, data: bytes) -> Any:
+        return self.parser.parse(data)
+
+    def _error(self, message: str) -> Exception:
+        return RealtimeError(message)
+
+    def _lost_event(self, reason: str, code: int | None) -> ev.ConnectionLost:
+        return ev.ConnectionLost(reason, code)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
-    @property
-    def connected(self) -> bool:
-        return self._ws is not None and self._lost is None and not self._closing
-
     async def connect(self, timeout: float = 10.0) -> ev.SessionCreated:  # noqa: ASYNC109 (every wait in the API is bounded)
         """Open the socket and wait for `session.created` (always the server's first event)."""
-        factory = functools.partial(
-            _CallbackConnection, on_message=self._on_message, on_closed=self._connection_lost
+        ws = await self._open_socket(
+            self.endpoint.url, self.endpoint.headers, timeout, self.endpoint.redacted()
         )
-        try:
-            self._ws = await asyncio.wait_for(
-                connect(
-                    self.endpoint.url,
-                    create_connection=cast(type[ClientConnection], factory),
-                    additional_headers=self.endpoint.headers,
-                    compression=None,  # deflate costs 13x CPU for ~37 % on base64 audio
-                    max_size=self._max_size,
-                    ping_interval=self._ping_interval,
-                    ping_timeout=self._ping_timeout,
-                    open_timeout=self._open_timeout,
-                    proxy=None,
-                ),
-                timeout,
-            )
-        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            raise RealtimeError(f"cannot connect to {self.endpoint.redacted()}: {exc!r}") from exc
         try:
             event = await asyncio.wait_for(self._inbound.get(), timeout)
         except TimeoutError as exc:
-            await self._ws.close()
+            await ws.close()
             raise RealtimeError(
                 f"no session.created from {self.endpoint.redacted()}: {exc!r}"
             ) from exc
         if isinstance(event, ev.ConnectionLost):
-            await self._ws.close()
+            await ws.close()
             raise RealtimeError(
                 f"no session.created from {self.endpoint.redacted()}: {event.reason}"
             )
         if isinstance(event, ev.ErrorEvent):
-            await self._ws.close()
+            await ws.close()
             raise RealtimeError("server refused the session", event)
         if not isinstance(event, ev.SessionCreated):
-            await self._ws.close()
+            await ws.close()
             raise RealtimeError(f"expected session.created first, got {event!r}")
         self.session = event
-        try:
-            # The same bound `drain()` applies in ws.send: above it, frames wait in the queue.
-            self._write_high = int(self._ws.transport.get_write_buffer_limits()[1])
-            if self._ws.protocol.extensions or not isinstance(
-                self._ws.protocol.expect_continuation_frame, bool
-            ):
-                self._write_through = False  # frames need an extension's encoding: ws.send
-        except (AttributeError, NotImplementedError, TypeError, ValueError, IndexError):
-            self._write_through = False  # not the connection we know: plain ws.send only
-        self._tasks = [asyncio.create_task(self._writer(), name="realtime-writer")]
+        self._start_writer()
         return event
 
     async def close(self) -> None:
         """Close the socket and cancel the writer. Safe to call more than once."""
-        if self._closing:
-            return
-        self._closing = True
-        ws = self._ws
-        if ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 2.0)
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        self._fail_waiters(RealtimeError("client closed"))
-        self._inbound.put_nowait(_CLOSE_SENTINEL)
+        await self._close_socket()
 
     # -- outbound ----------------------------------------------------------------------------
 
@@ -344,53 +145,7 @@ class RealtimeClient:
 
     def append_audio(self, audio: bytes) -> bool:
         """Queue G.711 bytes; returns False (and counts) when dropped on a full queue."""
-        if len(self._outbound) >= self._queue_limit:
-            self.stats.appends_dropped += 1
-            self.stats.audio_bytes_dropped += len(audio)
-            return False
-        self._enqueue(protocol.input_audio_append(audio))
-        self.stats.audio_bytes_queued += len(audio)
-        return True
-
-    def _enqueue(self, frame: bytes) -> None:
-        ws = self._ws
-        if ws is None or self._lost is not None or self._closing:
-            raise RealtimeError("realtime session is not connected")
-        if (
-            self._write_through
-            and not self._outbound
-            and not self._writer_busy
-            and self._write_now(ws, frame)
-        ):
-            return
-        self._outbound.append(frame)
-        self._outbound_ready.set()
-
-    def _write_now(self, ws: ClientConnection, frame: bytes) -> bool:
-        """Frame and write `frame` now if the socket takes it without waiting; False otherwise
-        (the frame must then be queued or go through ws.send)."""
-        transport = ws.transport
-        proto = ws.protocol
-        if (
-            proto.state is not State.OPEN
-            or proto.expect_continuation_frame
-            or transport.is_closing()
-            or transport.get_write_buffer_size() > self._write_high
-        ):
-            return False
-        try:
-            transport.write(masked_text_frame(frame, _mask_keys.next()))
-        except Exception as exc:  # a transport that refuses a write: the link is unusable
-            self._mark_lost(ev.ConnectionLost(f"realtime write failed: {exc!r}", None))
-            transport.abort()
-            return True
-        self.stats.frames_sent += 1
-        self.stats.frames_written_sync += 1
-        return True
-
-    def next_event_id(self, prefix: str = "gw") -> str:
-        self._event_seq += 1
-        return f"{prefix}_{self._event_seq}"
+        return self._append_frame(protocol.input_audio_append(audio), len(audio))
 
     async def configure(
         self,
@@ -444,157 +199,6 @@ class RealtimeClient:
             )
         self.effective_session = result.session
         return result
-
-    # -- inbound -----------------------------------------------------------------------------
-
-    def set_event_sink(self, sink: Callable[[Any], None]) -> None:
-        """Deliver every server event by calling `sink(event)` from the read callback, in order,
-        instead of through `events()` / `next_event()` (which then see nothing more).
-
-        Why: no task hop per event (the consumer's own reader task), which is what the
-        delta -> playout and speech_started -> flush paths wait for on a busy loop
-        (docs/benchmarks.md). Events already received are handed over first, synchronously.
-        `ConnectionLost` comes last, from a fresh loop callback (never from inside a send, so a
-        consumer's handler is not re-entered). Exceptions raised by `sink` are logged and
-        swallowed: a consumer bug must not take the connection down."""
-        while not self._inbound.empty():
-            item = self._inbound.get_nowait()
-            if item is _CLOSE_SENTINEL:
-                self._inbound.put_nowait(item)
-                break
-            self._deliver(sink, item)
-        self._sink = sink
-
-    def _deliver(self, sink: Callable[[Any], None], event: Any) -> None:
-        try:
-            sink(event)
-        except Exception:
-            log.exception("realtime event handler failed on %s", type(event).__name__)
-
-    async def events(self) -> AsyncIterator[ev.ServerEvent | ev.ConnectionLost]:
-        """Every server event in order; ends after `ConnectionLost` or after `close()`."""
-        while True:
-            if self._inbound.empty() and (self._lost is not None or self._closing):
-                return  # ConnectionLost (or close) was already delivered
-            item = await self._inbound.get()
-            if item is _CLOSE_SENTINEL:
-                return
-            yield item
-            if isinstance(item, ev.ConnectionLost):
-                return
-
-    async def next_event(self, timeout: float) -> ev.ServerEvent | ev.ConnectionLost:  # noqa: ASYNC109 (every wait in the API is bounded)
-        """One event (for tests and simple consumers); raises TimeoutError."""
-        item = await asyncio.wait_for(self._inbound.get(), timeout)
-        if item is _CLOSE_SENTINEL:
-            self._inbound.put_nowait(item)
-            raise RealtimeError("client closed")
-        return item
-
-    async def wait_for(self, predicate: Any, timeout: float) -> Any:  # noqa: ASYNC109 (every wait in the API is bounded)
-        """Wait for a server event matching `predicate` (it is still delivered by events())."""
-        return await asyncio.wait_for(self._wait_for(predicate), timeout)
-
-    def _wait_for(self, predicate: Any) -> asyncio.Future[Any]:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self._lost is not None:
-            future.set_exception(RealtimeError(f"connection lost: {self._lost.reason}"))
-            return future
-        self._waiters.append((predicate, future))
-        return future
-
-    def _fail_waiters(self, exc: Exception) -> None:
-        for _, future in self._waiters:
-            if not future.done():
-                future.set_exception(exc)
-        self._waiters.clear()
-
-    def _on_message(self, data: bytes) -> None:
-        """One complete server message, from the socket's read callback (in order)."""
-        if self._lost is not None or self._closing:
-            return  # late frames of a connection we have given up on
-        try:
-            event = self.parser.parse(data)
-            if event is None:
-                return
-            self.stats.events_received += 1
-            if self._waiters:
-                self._resolve_waiters(event)
-            sink = self._sink
-            if sink is not None:
-                self._deliver(sink, event)
-            else:
-                self._inbound.put_nowait(event)
-        except Exception as exc:  # a bug here must not leave events() waiting forever
-            self._mark_lost(ev.ConnectionLost(f"realtime reader failed: {exc!r}", None))
-            ws = self._ws
-            if ws is not None:
-                task = asyncio.get_running_loop().create_task(ws.close(1011, "client error"))
-                self._tasks.append(task)
-
-    def _resolve_waiters(self, event: Any) -> None:
-        remaining = []
-        for predicate, future in self._waiters:
-            if future.done():
-                continue
-            if predicate(event):
-                future.set_result(event)
-            else:
-                remaining.append((predicate, future))
-        self._waiters = remaining
-
-    def _connection_lost(self, exc: ConnectionClosed) -> None:
-        if self._lost is not None or self._closing:
-            return
-        frame = exc.rcvd or exc.sent
-        code = frame.code if frame is not None else 1006
-        reason = (frame.reason if frame is not None else "") or f"connection closed ({code})"
-        self._mark_lost(ev.ConnectionLost(reason, code))
-
-    def _mark_lost(self, lost: ev.ConnectionLost) -> None:
-        if self._lost is not None or self._closing:
-            return
-        self._lost = lost
-        reason = lost.reason
-        self._fail_waiters(RealtimeError(f"connection lost: {reason}"))
-        self._outbound.clear()
-        self._outbound_ready.set()
-        sink = self._sink
-        if sink is not None:
-            # _mark_lost may run inside a send (a failed write): deliver from a fresh callback.
-            asyncio.get_running_loop().call_soon(self._deliver, sink, lost)
-        else:
-            self._inbound.put_nowait(lost)
-
-    async def _writer(self) -> None:
-        assert self._ws is not None
-        ws = self._ws
-        try:
-            while True:
-                await self._outbound_ready.wait()
-                self._outbound_ready.clear()
-                outbound = self._outbound
-                while outbound:
-                    frame = outbound.popleft()
-                    # Everything queued goes out in this wakeup: synchronously while the
-                    # socket takes it, else through ws.send, which waits for drain().
-                    if self._write_through and self._write_now(ws, frame):
-                        if self._lost is not None:
-                            return
-                        continue
-                    self._writer_busy = True
-                    try:
-                        await ws.send(frame, text=True)
-                    finally:
-                        self._writer_busy = False
-                    self.stats.frames_sent += 1
-                if self._lost is not None:
-                    return
-        except ConnectionClosed as exc:
-            self._connection_lost(exc)
-        except Exception as exc:  # never leave the call believing audio still flows
-            self._mark_lost(ev.ConnectionLost(f"realtime writer failed: {exc!r}", None))
-            await ws.close(1011, "client error")
 
 
 async def open_session(

@@ -29,14 +29,14 @@ class RealtimeLink:
                 events.append(protocol.item_delete(item_id))
         return events
 
-    def request_reply(self, instructions: str | None) -> dict[str, Any]:
-        return protocol.response_create(instructions)
+    def request_reply(self, instructions: str | None) -> list[dict[str, Any]]:
+        return [protocol.response_create(instructions)]
 
-    def add_text(self, text: str, role: str) -> dict[str, Any]:
-        return protocol.user_text_message(text, "system" if role == "system" else "user")
+    def add_text(self, text: str, role: str) -> list[dict[str, Any]]:
+        return [protocol.user_text_message(text, "system" if role == "system" else "user")]
 
-    def return_tool_result(self, call_id: str, output: str) -> dict[str, Any]:
-        return protocol.function_call_output(call_id, output)
+    def return_tool_result(self, call_id: str, output: str) -> list[dict[str, Any]]:
+        return [protocol.function_call_output(call_id, output)]
 
     def replay(self, turns: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
         """The conversation so far as text items: the bot's as assistant output text, the rest

@@ -21,6 +21,7 @@ from gateway.media.jitter import Frame
 from gateway.media.playout import FrameKind, PlayoutQueue
 from gateway.observe.logs import record_fields
 from gateway.realtime import protocol
+from gateway.realtime.backend import RealtimeBackend
 from gateway.realtime.client import Endpoint
 from gateway.realtime.simulator import Simulator, ToolCallRule
 from tests.realtime.conftest import silence, speech_like
@@ -92,7 +93,12 @@ async def make_session() -> AsyncIterator[Callable[..., Any]]:
         # `speak` hands whole utterances over at once, far faster than real time (no clock
         # here); the real-time bound on caller audio is tested on its own below.
         settings = SessionSettings(
-            endpoint, config, m.CallPolicy(**policy), input_burst_s=input_burst_s, **budget
+            endpoint,
+            config,
+            m.CallPolicy(**policy),
+            input_burst_s=input_burst_s,
+            backend=RealtimeBackend(),
+            **budget,
         )
         session = CallSession("call-1", settings, control, queue)
         sessions.append(session)
@@ -420,6 +426,7 @@ def test_mcp_events_are_logged_and_observed(caplog: pytest.LogCaptureFixture) ->
         Endpoint.custom("ws://127.0.0.1:9"),
         protocol.SessionConfig(),
         m.CallPolicy(),
+        backend=RealtimeBackend(),
     )
     session = CallSession(
         "call-mcp",
@@ -445,7 +452,10 @@ def test_usage_reported_with_a_reply_or_on_its_own_is_counted_once_each() -> Non
 
     seen: list[tuple[str, dict[str, Any]]] = []
     settings = SessionSettings(
-        Endpoint.custom("ws://127.0.0.1:9"), protocol.SessionConfig(), m.CallPolicy()
+        Endpoint.custom("ws://127.0.0.1:9"),
+        protocol.SessionConfig(),
+        m.CallPolicy(),
+        backend=RealtimeBackend(),
     )
     session = CallSession(
         "call-usage",

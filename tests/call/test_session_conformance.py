@@ -19,6 +19,7 @@ from gateway.call import machine as m
 from gateway.call.session import REPLAY_TRANSCRIPTION_MODEL, CallSession, SessionSettings
 from gateway.media.playout import PlayoutQueue
 from gateway.realtime import protocol
+from gateway.realtime.backend import RealtimeBackend
 from gateway.realtime.client import Endpoint
 from gateway.realtime.simulator import Simulator, ToolCallRule
 from tests.call.test_session import FakeControl, speak, tick, until
@@ -46,7 +47,11 @@ async def make_call() -> AsyncIterator[Callable[..., Any]]:
             turn_detection=protocol.ServerVad(silence_duration_ms=300), tools=TOOLS
         )
         settings = SessionSettings(
-            Endpoint.custom(sim.url), config, m.CallPolicy(**policy), input_burst_s=3600.0
+            Endpoint.custom(sim.url),
+            config,
+            m.CallPolicy(**policy),
+            input_burst_s=3600.0,
+            backend=RealtimeBackend(),
         )
 
         def observe(kind: str, fields: dict[str, Any]) -> None:

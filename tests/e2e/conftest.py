@@ -12,3 +12,7 @@ from tests.tools.realtime_fixtures import (  # noqa: F401  fixtures, registered 
     sim_factory,
     utterances,
 )
+from tests.tools.live_gateway import (  # noqa: F401  fixtures, registered by import
+    live_gateway,
+    live_sim_factory,
+)

@@ -252,3 +252,18 @@ def test_default_bound_is_two_minutes_of_audio() -> None:
     assert not q.enqueue("long", b"\x01" * 160)
     with pytest.raises(ValueError, match="max_queued_bytes"):
         PlayoutQueue(max_queued_bytes=0)
+
+
+def test_drop_oldest_keeps_the_newest_audio_unplayed() -> None:
+    """A real-time backend's shallow queue (GPT-Live): the oldest excess goes, unplayed."""
+    q = PlayoutQueue()
+    q.enqueue("a", b"\x01" * 300)
+    q.enqueue("b", b"\x02" * 300)
+    assert q.drop_oldest(400) == 400
+    assert q.queued_bytes == 200
+    assert q.played_bytes("a") == 0 and q.played_bytes("b") == 0
+    assert q.stats.dropped_bytes == 400
+    frame = q.next_frame()
+    assert frame is not None and frame.payload == b"\x02" * 160
+    assert q.drop_oldest(1000) == 40  # never more than is queued
+    assert q.queued_bytes == 0

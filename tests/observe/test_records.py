@@ -224,3 +224,15 @@ def test_mcp_activity_is_recorded() -> None:
             "status": "failed",
         }
     ]
+
+
+def test_voice_session_seconds_go_into_usage_only_when_reported() -> None:
+    """GPT-Live's session seconds (issue 12): summed over the call's sessions into
+    usage.session_seconds; a Realtime call's usage has no such key."""
+    r = CallRecord("x", started_at=T0)
+    assert "session_seconds" not in r.finish("remote_bye")["usage"]
+    r = CallRecord("y", started_at=T0)
+    r.add_voice_seconds(15.0)
+    r.add_voice_seconds(16.25)
+    r.add_voice_seconds(-3)  # never negative
+    assert r.finish("remote_bye")["usage"]["session_seconds"] == 31.25

@@ -49,10 +49,11 @@ T = TypeVar("T")
 class SimulatorThread:
     """A `Simulator` served from a background thread; all access goes through its loop."""
 
-    def __init__(self, options: SimulatorOptions) -> None:
+    def __init__(self, options: SimulatorOptions, live_options: Any = None) -> None:
+        """`live_options`: a LiveSimulatorOptions for the GPT-Live side (tests/tools/live_gateway.py)."""
         self.options = options
         self.loop = asyncio.new_event_loop()
-        self.sim = Simulator("127.0.0.1", 0, options)  # port 0: the OS picks
+        self.sim = Simulator("127.0.0.1", 0, options, live_options)  # port 0: the OS picks
         self._thread = threading.Thread(target=self._run, name="simulator", daemon=True)
         self._stopped = False
 
@@ -177,9 +178,14 @@ def realtime_gateways(
     started: list[GatewayProcess] = []
 
     def start(
-        realtime_url: str, config: dict[str, Any] | None = None, *, sip_host: str = LOOPBACK
+        realtime_url: str,
+        config: dict[str, Any] | None = None,
+        *,
+        sip_host: str = LOOPBACK,
+        env: dict[str, str] | None = None,
     ) -> GatewayProcess:
-        """`sip_host`: bind SIP elsewhere than loopback (a veth address, tests/tools/netns.py)."""
+        """`sip_host`: bind SIP elsewhere than loopback (a veth address, tests/tools/netns.py).
+        `env`: extra environment variables (e.g. the API key a GPT-Live endpoint needs)."""
         index = next(counter)
         rtp_min, rtp_max = ports.gateway_rtp
         base: dict[str, Any] = {
@@ -206,7 +212,7 @@ def realtime_gateways(
             cli_args=cli_args,
             # The control API's fixed default port (8080) would collide between gateways of
             # parallel test runs; 0 = any free port. Builds without a control API ignore it.
-            env={"SRG_CONTROL_PORT": "0"},
+            env={"SRG_CONTROL_PORT": "0", **(env or {})},
             cwd=GATEWAY_ROOT,
             process_name=f"gateway{index}",
             wait_started=False,

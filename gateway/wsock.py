@@ -1,0 +1,514 @@
+"""The WebSocket machinery both voice backends share (Realtime GA, gateway/realtime/client.py;
+GPT-Live, gateway/live/client.py): one socket, one ordered outbound queue with a synchronous
+fast path, server messages handled in the socket's read callback. Nothing here knows a wire
+format: a subclass parses messages (`_parse`) and names its errors and its lost-connection
+event (`_error`, `_lost_event`).
+
+Reading and writing are apart (one task doing both would let a large inbound frame block
+outbound audio, reference section 8.8): server messages are handled by the socket's read
+callback, frames go out synchronously or through a writer task. Outbound frames go through one
+ordered queue so that control events keep their order relative to audio. When the queue is
+full only audio appends are dropped (and counted); control events are never dropped.
+
+Fast path (per-call CPU, docs/benchmarks.md): when nothing is queued and the TCP write buffer is
+below its high-water mark, a frame is framed here and written to the connection's transport
+synchronously, by the caller (the 20 ms clock tick that released the audio). That is what
+`ws.send` ends up doing too, minus a writer-task wakeup, an async context manager, a `drain()`
+and one `getrandom()` syscall per frame for the mask. Order is kept: the fast path is only taken
+when the queue is empty and the writer holds no frame; otherwise the frame queues and the writer
+task sends it with `ws.send` (flow control: it waits for `drain()`). Only unfragmented text
+frames on an OPEN connection without extensions go this way (compression is off, and websockets'
+sans-I/O protocol keeps no per-frame state for outgoing data frames besides fragmentation).
+
+Inbound (same reason): a complete server message is parsed and handed on from the socket's read
+callback (`_CallbackConnection.process_event`), not queued for a reader task's `recv()`. That
+saves a task wakeup, a future and websockets' message assembler per event, and the wait for the
+reader task's turn on a busy loop, which was most of the delta -> playout and speech_started ->
+flush latency at 100 calls (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import os
+import re
+import struct
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.frames import DATA_OPCODES, Frame, Opcode
+from websockets.protocol import State
+
+try:  # the C helper websockets itself uses to mask frames; its pure-Python twin otherwise
+    from websockets.speedups import apply_mask
+except ImportError:  # pragma: no cover (websockets built without its C extension)
+    from websockets.utils import apply_mask
+
+__all__ = ["ClientStats", "Endpoint", "WebSocketLink", "azure_host", "masked_text_frame"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_QUEUE_FRAMES = 250  # 5 s of 20 ms appends
+DEFAULT_WRITE_HIGH = 32 * 1024  # websockets' default write_limit, when the transport cannot tell
+
+_USERINFO_PASSWORD = re.compile(r"(//[^/@:]*:)[^/@]*@")
+_CREDENTIAL_QUERY = re.compile(r"(?i)([?&][^=&#]*(?:key|token|secret|sig|pass|auth)[^=&#]*=)[^&#]*")
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where to connect and which headers to send (the headers carry the secrets)."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # secrets: never printed
+
+    @classmethod
+    def custom(cls, url: str, headers: dict[str, str] | None = None) -> Any:
+        return cls(url, dict(headers or {}))
+
+    def redacted(self) -> str:
+        """URL for logs: headers carry the secrets and are never logged; a password in the
+        userinfo or a key/token query parameter (Azure accepts `?api-key=`) is masked too."""
+        url = _USERINFO_PASSWORD.sub(r"\1***@", self.url)
+        return _CREDENTIAL_QUERY.sub(r"\1***", url)
+
+
+def azure_host(resource_or_host: str) -> str:
+    """`myres`, `myres.openai.azure.com` or `https://myres.openai.azure.com/...` -> the host."""
+    host = resource_or_host
+    if "://" in host:
+        host = urlsplit(host).netloc
+    if "." not in host:
+        host = f"{host}.openai.azure.com"
+    return host
+
+
+_MASK_POOL_BYTES = 4096
+_HEAD16 = struct.Struct("!BBH")
+_HEAD64 = struct.Struct("!BBQ")
+
+
+class _MaskKeys:
+    """Client masking keys (RFC 6455 5.3: unpredictable, from a strong entropy source).
+
+    websockets draws each key with `secrets.token_bytes(4)`, one getrandom() syscall per frame
+    (6 % of the gateway's CPU at 100 calls, docs/benchmarks.md). The same source (os.urandom)
+    read 4 KiB at a time gives 1024 keys per syscall, each used once."""
+
+    __slots__ = ("_pool", "_pos")
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._pos = 0
+
+    def next(self) -> bytes:
+        pos = self._pos
+        if pos >= len(self._pool):
+            self._pool = os.urandom(_MASK_POOL_BYTES)
+            pos = 0
+        self._pos = pos + 4
+        return self._pool[pos : pos + 4]
+
+
+_mask_keys = _MaskKeys()
+
+
+def masked_text_frame(payload: bytes, mask: bytes) -> bytes:
+    """One client-to-server text frame, FIN set, no extension (RFC 6455 5.2): the bytes
+    websockets' `Frame(TEXT, payload).serialize(mask=True)` produces with that mask."""
+    length = len(payload)
+    if length < 126:
+        head = bytes((0x81, 0x80 | length))
+    elif length < 65536:
+        head = _HEAD16.pack(0x81, 0x80 | 126, length)
+    else:
+        head = _HEAD64.pack(0x81, 0x80 | 127, length)
+    return b"".join((head, mask, apply_mask(payload, mask)))
+
+
+class _CallbackConnection(ClientConnection):
+    """websockets' client connection, handing each complete data message to `on_message` from
+    the read callback (the `recv()` queue is not used) and the close to `on_closed`.
+
+    `process_event` is websockets' documented extension point ("overridden in subclasses");
+    control frames, the handshake and the close handshake stay websockets' own. Fragmented
+    messages are joined here; websockets' protocol has already enforced `max_size` on the
+    whole message."""
+
+    def __init__(
+        self,
+        *args: Any,
+        on_message: Callable[[bytes], None],
+        on_closed: Callable[[ConnectionClosed], None],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._on_message = on_message
+        self._on_closed = on_closed
+        self._fragments: list[bytes] = []
+
+    def process_event(self, event: Any) -> None:
+        if self.response is None or not isinstance(event, Frame):
+            super().process_event(event)  # the handshake response
+            return
+        if event.opcode not in DATA_OPCODES:
+            super().process_event(event)  # ping/pong/close: websockets' own handling
+            return
+        if event.opcode is not Opcode.CONT:
+            self._fragments = []
+        if not event.fin:
+            self._fragments.append(bytes(event.data))
+            return
+        if self._fragments:
+            self._fragments.append(bytes(event.data))
+            data = b"".join(self._fragments)
+            self._fragments = []
+        else:
+            data = bytes(event.data)
+        self._on_message(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        self._on_closed(self.protocol.close_exc)
+
+
+@dataclass(slots=True)
+class ClientStats:
+    frames_sent: int = 0
+    frames_written_sync: int = 0  # of frames_sent: framed and written at once, not via ws.send
+    audio_bytes_queued: int = 0
+    appends_dropped: int = 0
+    audio_bytes_dropped: int = 0
+    events_received: int = 0
+
+
+_CLOSE_SENTINEL = object()
+
+
+class WebSocketLink:
+    """One client WebSocket of a voice backend. Owner: the call session, which must `await
+    close()` (the subclass's); `_close_socket()` closes the socket and cancels the writer.
+
+    A subclass provides `_parse(bytes) -> event | None`, `_error(message) -> Exception` (the
+    backend's setup/usage error) and `_lost_event(reason, code)` (its ConnectionLost value);
+    `label` names the backend in error texts ("realtime", "live")."""
+
+    label = "websocket"
+
+    def __init__(
+        self,
+        *,
+        send_queue_frames: int = DEFAULT_QUEUE_FRAMES,
+        max_size: int,
+        ping_interval: float | None = 20.0,
+        ping_timeout: float | None = 20.0,
+        open_timeout: float = 10.0,
+        write_through: bool = True,
+    ) -> None:
+        self.stats = ClientStats()
+        self._queue_limit = send_queue_frames
+        self._max_size = max_size
+        self._ping_interval = ping_interval
+        self._ping_timeout = ping_timeout
+        self._open_timeout = open_timeout
+        self._ws: ClientConnection | None = None
+        self._outbound: deque[bytes] = deque()
+        self._outbound_ready = asyncio.Event()
+        self._inbound: asyncio.Queue[Any] = asyncio.Queue()
+        self._sink: Callable[[Any], None] | None = None  # see set_event_sink
+        self._waiters: list[tuple[Any, asyncio.Future[Any]]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._lost: Any = None  # the subclass's ConnectionLost, once lost
+        self._closing = False
+        self._event_seq = 0
+        self._writer_busy = False  # the writer holds a popped frame (awaiting ws.send)
+        self._write_through = write_through
+        self._write_high = DEFAULT_WRITE_HIGH
+
+    # -- what a backend provides -------------------------------------------------------------
+
+    def _parse(self, data: bytes) -> Any:
+        raise NotImplementedError
+
+    def _error(self, message: str) -> Exception:
+        return ConnectionError(message)
+
+    def _lost_event(self, reason: str, code: int | None) -> Any:
+        raise NotImplementedError
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None and self._lost is None and not self._closing
+
+    async def _open_socket(
+        self,
+        url: str,
+        headers: dict[str, str],
+        timeout: float,  # noqa: ASYNC109 (every wait in the API is bounded)
+        redacted_url: str,
+    ) -> ClientConnection:
+        factory = functools.partial(
+            _CallbackConnection, on_message=self._on_message, on_closed=self._connection_lost
+        )
+        try:
+            self._ws = await asyncio.wait_for(
+                connect(
+                    url,
+                    create_connection=cast(type[ClientConnection], factory),
+                    additional_headers=headers,
+                    compression=None,  # deflate costs 13x CPU for ~37 % on base64 audio
+                    max_size=self._max_size,
+                    ping_interval=self._ping_interval,
+                    ping_timeout=self._ping_timeout,
+                    open_timeout=self._open_timeout,
+                    proxy=None,
+                ),
+                timeout,
+            )
+        except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
+            raise self._error(f"cannot connect to {redacted_url}: {exc!r}") from exc
+        return self._ws
+
+    def _start_writer(self) -> None:
+        """Once the handshake is over: the fast path's bounds, and the writer task."""
+        ws = self._ws
+        assert ws is not None
+        try:
+            # The same bound `drain()` applies in ws.send: above it, frames wait in the queue.
+            self._write_high = int(ws.transport.get_write_buffer_limits()[1])
+            if ws.protocol.extensions or not isinstance(
+                ws.protocol.expect_continuation_frame, bool
+            ):
+                self._write_through = False  # frames need an extension's encoding: ws.send
+        except (AttributeError, NotImplementedError, TypeError, ValueError, IndexError):
+            self._write_through = False  # not the connection we know: plain ws.send only
+        self._tasks = [asyncio.create_task(self._writer(), name=f"{self.label}-writer")]
+
+    async def _close_socket(self) -> None:
+        """Close the socket and cancel the writer. Safe to call more than once."""
+        if self._closing:
+            return
+        self._closing = True
+        ws = self._ws
+        if ws is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(), 2.0)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._fail_waiters(self._error("client closed"))
+        self._inbound.put_nowait(_CLOSE_SENTINEL)
+
+    # -- outbound ----------------------------------------------------------------------------
+
+    def _append_frame(self, frame: bytes, audio_bytes: int) -> bool:
+        """Queue an audio frame; False (and counted) when dropped on a full queue."""
+        if len(self._outbound) >= self._queue_limit:
+            self.stats.appends_dropped += 1
+            self.stats.audio_bytes_dropped += audio_bytes
+            return False
+        self._enqueue(frame)
+        self.stats.audio_bytes_queued += audio_bytes
+        return True
+
+    def _enqueue(self, frame: bytes) -> None:
+        ws = self._ws
+        if ws is None or self._lost is not None or self._closing:
+            raise self._error(f"{self.label} session is not connected")
+        if (
+            self._write_through
+            and not self._outbound
+            and not self._writer_busy
+            and self._write_now(ws, frame)
+        ):
+            return
+        self._outbound.append(frame)
+        self._outbound_ready.set()
+
+    def _write_now(self, ws: ClientConnection, frame: bytes) -> bool:
+        """Frame and write `frame` now if the socket takes it without waiting; False otherwise
+        (the frame must then be queued or go through ws.send)."""
+        transport = ws.transport
+        proto = ws.protocol
+        if (
+            proto.state is not State.OPEN
+            or proto.expect_continuation_frame
+            or transport.is_closing()
+            or transport.get_write_buffer_size() > self._write_high
+        ):
+            return False
+        try:
+            transport.write(masked_text_frame(frame, _mask_keys.next()))
+        except Exception as exc:  # a transport that refuses a write: the link is unusable
+            self._mark_lost(self._lost_event(f"{self.label} write failed: {exc!r}", None))
+            transport.abort()
+            return True
+        self.stats.frames_sent += 1
+        self.stats.frames_written_sync += 1
+        return True
+
+    def next_event_id(self, prefix: str = "gw") -> str:
+        self._event_seq += 1
+        return f"{prefix}_{self._event_seq}"
+
+    # -- inbound -----------------------------------------------------------------------------
+
+    def set_event_sink(self, sink: Callable[[Any], None]) -> None:
+        """Deliver every server event by calling `sink(event)` from the read callback, in order,
+        instead of through `events()` / `next_event()` (which then see nothing more).
+
+        Why: no task hop per event (the consumer's own reader task), which is what the
+        delta -> playout and speech_started -> flush paths wait for on a busy loop
+        (docs/benchmarks.md). Events already received are handed over first, synchronously.
+        The lost-connection event comes last, from a fresh loop callback (never from inside a
+        send, so a consumer's handler is not re-entered). Exceptions raised by `sink` are
+        logged and swallowed: a consumer bug must not take the connection down."""
+        while not self._inbound.empty():
+            item = self._inbound.get_nowait()
+            if item is _CLOSE_SENTINEL:
+                self._inbound.put_nowait(item)
+                break
+            self._deliver(sink, item)
+        self._sink = sink
+
+    def _deliver(self, sink: Callable[[Any], None], event: Any) -> None:
+        try:
+            sink(event)
+        except Exception:
+            log.exception("%s event handler failed on %s", self.label, type(event).__name__)
+
+    async def events(self) -> AsyncIterator[Any]:
+        """Every server event in order; ends after the lost-connection event or `close()`."""
+        while True:
+            if self._inbound.empty() and (self._lost is not None or self._closing):
+                return  # the lost-connection event (or close) was already delivered
+            item = await self._inbound.get()
+            if item is _CLOSE_SENTINEL:
+                return
+            yield item
+            if item is self._lost:
+                return
+
+    async def next_event(self, timeout: float) -> Any:  # noqa: ASYNC109 (every wait in the API is bounded)
+        """One event (for tests and simple consumers); raises TimeoutError."""
+        item = await asyncio.wait_for(self._inbound.get(), timeout)
+        if item is _CLOSE_SENTINEL:
+            self._inbound.put_nowait(item)
+            raise self._error("client closed")
+        return item
+
+    async def wait_for(self, predicate: Any, timeout: float) -> Any:  # noqa: ASYNC109 (every wait in the API is bounded)
+        """Wait for a server event matching `predicate` (it is still delivered by events())."""
+        return await asyncio.wait_for(self._wait_for(predicate), timeout)
+
+    def _wait_for(self, predicate: Any) -> asyncio.Future[Any]:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self._lost is not None:
+            future.set_exception(self._error(f"connection lost: {self._lost.reason}"))
+            return future
+        self._waiters.append((predicate, future))
+        return future
+
+    def _fail_waiters(self, exc: Exception) -> None:
+        for _, future in self._waiters:
+            if not future.done():
+                future.set_exception(exc)
+        self._waiters.clear()
+
+    def _on_message(self, data: bytes) -> None:
+        """One complete server message, from the socket's read callback (in order)."""
+        if self._lost is not None or self._closing:
+            return  # late frames of a connection we have given up on
+        try:
+            event = self._parse(data)
+            if event is None:
+                return
+            self.stats.events_received += 1
+            if self._waiters:
+                self._resolve_waiters(event)
+            sink = self._sink
+            if sink is not None:
+                self._deliver(sink, event)
+            else:
+                self._inbound.put_nowait(event)
+        except Exception as exc:  # a bug here must not leave events() waiting forever
+            self._mark_lost(self._lost_event(f"{self.label} reader failed: {exc!r}", None))
+            ws = self._ws
+            if ws is not None:
+                task = asyncio.get_running_loop().create_task(ws.close(1011, "client error"))
+                self._tasks.append(task)
+
+    def _resolve_waiters(self, event: Any) -> None:
+        remaining = []
+        for predicate, future in self._waiters:
+            if future.done():
+                continue
+            if predicate(event):
+                future.set_result(event)
+            else:
+                remaining.append((predicate, future))
+        self._waiters = remaining
+
+    def _connection_lost(self, exc: ConnectionClosed) -> None:
+        if self._lost is not None or self._closing:
+            return
+        frame = exc.rcvd or exc.sent
+        code = frame.code if frame is not None else 1006
+        reason = (frame.reason if frame is not None else "") or f"connection closed ({code})"
+        self._mark_lost(self._lost_event(reason, code))
+
+    def _mark_lost(self, lost: Any) -> None:
+        if self._lost is not None or self._closing:
+            return
+        self._lost = lost
+        self._fail_waiters(self._error(f"connection lost: {lost.reason}"))
+        self._outbound.clear()
+        self._outbound_ready.set()
+        sink = self._sink
+        if sink is not None:
+            # _mark_lost may run inside a send (a failed write): deliver from a fresh callback.
+            asyncio.get_running_loop().call_soon(self._deliver, sink, lost)
+        else:
+            self._inbound.put_nowait(lost)
+
+    async def _writer(self) -> None:
+        assert self._ws is not None
+        ws = self._ws
+        try:
+            while True:
+                await self._outbound_ready.wait()
+                self._outbound_ready.clear()
+                outbound = self._outbound
+                while outbound:
+                    frame = outbound.popleft()
+                    # Everything queued goes out in this wakeup: synchronously while the
+                    # socket takes it, else through ws.send, which waits for drain().
+                    if self._write_through and self._write_now(ws, frame):
+                        if self._lost is not None:
+                            return
+                        continue
+                    self._writer_busy = True
+                    try:
+                        await ws.send(frame, text=True)
+                    finally:
+                        self._writer_busy = False
+                    self.stats.frames_sent += 1
+                if self._lost is not None:
+                    return
+        except ConnectionClosed as exc:
+            self._connection_lost(exc)
+        except Exception as exc:  # never leave the call believing audio still flows
+            self._mark_lost(self._lost_event(f"{self.label} writer failed: {exc!r}", None))
+            await ws.close(1011, "client error")

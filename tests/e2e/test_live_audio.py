@@ -1,0 +1,159 @@
+"""End to end in GPT-Live mode (`[realtime] api = "live"`), audio: the caller's utterance comes
+back from the simulator byte for byte on the wire, with SIPp (each G.711 law) and with baresip.
+
+Evidence: the tshark capture (what went on the wire) and the simulator's recorded events (the
+utterance it heard and the output track it sent). GPT-Live sends one continuous track, silence
+included, so the echo is found verbatim inside the gateway's outbound RTP payloads.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.tools.baresip import Baresip
+from tests.tools.caller_audio import (
+    PAYLOAD_TYPE,
+    Utterances,
+    silence_ms,
+    ulaw_to_alaw,
+    write_caller_pcap,
+)
+from tests.tools.capture import Capture
+from tests.tools.gateway_process import LOOPBACK, GatewayProcess
+from tests.tools.live_gateway import LiveSimulatorThread, client_types, output_audio
+from tests.tools.pcap import read_udp
+from tests.tools.ports import InteropPorts
+from tests.tools.rtp import analyse_streams
+from tests.tools.sipp import Sipp
+from tests.tools.wire import gateway_rtp, level_dbfs, locate
+
+pytestmark = pytest.mark.interop
+
+
+def _needs_raw_socket() -> None:
+    import os
+
+    if os.geteuid() != 0:
+        pytest.skip("SIPp play_pcap_audio needs a raw socket (root or CAP_NET_RAW)")
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+def test_live_caller_hears_its_utterance_back_byte_for_byte(
+    codec: str,
+    live_sim_factory: Callable[..., LiveSimulatorThread],
+    live_gateway: Callable[..., GatewayProcess],
+    sipp: Sipp,
+    tshark: Capture,
+    utterances: Utterances,
+    ports: InteropPorts,
+    tmp_path: Path,
+) -> None:
+    """The caller offers one law, so the GPT-Live session runs in it (audio/pcmu or audio/pcma,
+    8000 Hz): the simulator echoes the utterance it heard and those bytes reach the wire."""
+    _needs_raw_socket()
+    sim = live_sim_factory()
+    gw = live_gateway(sim)
+    pcap = tmp_path / "caller.pcap"
+    speech = utterances.hello if codec == "PCMU" else ulaw_to_alaw(utterances.hello)
+    play_ms = write_caller_pcap(
+        pcap, silence_ms(600, codec) + speech + silence_ms(1500, codec), codec=codec
+    )
+    tshark.start()
+    result = sipp.run(
+        "uac_codec_play_bye.xml",
+        timeout_s=30,
+        substitutions={
+            "PCAP": str(pcap),
+            # The echo starts after 500 ms of silence ends the utterance and lasts as long.
+            "PLAY_MS": str(play_ms + len(speech) // 8 + 1500),
+            "PT": str(PAYLOAD_TYPE[codec]),
+            "CODEC": codec,
+        },
+    )
+    tshark.stop()
+    assert result.rc == 0, result.describe()
+    call_id = gw.wait_event("call.offered")["call_id"]
+    assert gw.wait_event("call.answered", call_id=call_id)["codec"] == codec
+    ended = gw.wait_event("call.ended", call_id=call_id)
+    assert ended["cause"] == "remote_bye", ended
+
+    assert sim.live_count() == 1
+    started = sim.live_client_events(0)[0].event
+    assert started["type"] == "session.start"
+    fmt = started["session"]["audio"]["format"]
+    assert fmt == {"type": f"audio/{codec.lower()}", "rate": 8000}, fmt
+    utterances_heard = sim.live(0, lambda s: list(s.utterances))
+    assert len(utterances_heard) == 1, utterances_heard
+    heard = utterances_heard[0].audio
+    track = output_audio(sim.live_server_events(0))
+    assert heard in track, "the simulator did not send the utterance back"
+    print(f"\nutterance heard: {len(heard) // 8} ms; output track sent: {len(track) // 8} ms")
+
+    datagrams = read_udp(tshark.pcap)
+    packets = gateway_rtp(datagrams, ports, ports.sipp_media)
+    assert packets, "no RTP from the gateway in the capture"
+    where = locate(heard, packets)
+    assert where is not None, "the echo is not on the wire verbatim"
+    assert level_dbfs(heard, codec) > -30.0
+    assert all(p.rtp.payload_type == PAYLOAD_TYPE[codec] for p in packets)
+    # Nothing was transcoded: every wire payload byte is an output-track byte, in track order.
+    wire = b"".join(p.rtp.payload for p in packets)
+    assert heard in wire
+    low, high = ports.gateway_rtp
+    streams = [
+        s
+        for s in analyse_streams(datagrams)
+        if low <= s.src[1] <= high and s.dst[1] == ports.sipp_media
+    ]
+    assert len(streams) == 1, [s.summary() for s in streams]
+    print(streams[0].summary())
+    assert streams[0].seq_errors == 0, streams[0].summary()
+    assert set(streams[0].audio_payload_sizes) == {160}, streams[0].summary()
+    assert 19.5 <= streams[0].interval_ms_mean <= 20.5, streams[0].summary()
+    # GPT-Live has no commit, response or truncate: only audio, then the close.
+    client = sim.live_client_events(0)
+    assert client_types(client) == ["session.start", "session.close"], client_types(client)
+    appended = sum(
+        len(base64.b64decode(r.event["audio"]))
+        for r in client
+        if r.type == "session.input_audio.append" and r.event["audio"]
+    )
+    assert appended >= play_ms * 8 * 0.9, (appended, play_ms)
+
+
+def test_live_baresip_caller_hears_its_utterance_back(
+    live_sim_factory: Callable[..., LiveSimulatorThread],
+    live_gateway: Callable[..., GatewayProcess],
+    baresip: Baresip,
+    tshark: Capture,
+    ports: InteropPorts,
+    utterances: Utterances,
+) -> None:
+    """baresip (libre's RTP stack and timing) speaks a sentence; the simulator's echo of what it
+    heard goes back to baresip verbatim."""
+    sim = live_sim_factory()
+    gw = live_gateway(sim)
+    tshark.start()
+    result = baresip.call(
+        f"sip:gateway@{LOOPBACK}:{ports.gateway_sip}", audio_wav=utterances.hello_wav, duration_s=7
+    )
+    tshark.stop()
+    assert "Call established" in result.log, result.log[-3000:]
+    call_id = gw.wait_event("call.offered")["call_id"]
+    gw.wait_event("call.ended", call_id=call_id, timeout=15)
+    heard = sim.live(0, lambda s: [u.audio for u in s.utterances])
+    assert heard, "the simulator heard no utterance"
+    track = output_audio(sim.live_server_events(0))
+    low, high = ports.baresip_rtp
+    datagrams = read_udp(tshark.pcap)
+    packets = [p for port in range(low, high + 1) for p in gateway_rtp(datagrams, ports, port)]
+    assert packets, "no RTP from the gateway to baresip"
+    for index, audio in enumerate(heard):
+        assert audio in track
+        where = locate(audio, packets)
+        print(f"\nutterance {index + 1}: {len(audio) // 8} ms, on the wire at {where}")
+        assert where is not None, f"the echo of utterance {index + 1} is not on the wire"

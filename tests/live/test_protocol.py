@@ -1,0 +1,144 @@
+"""Every GPT-Live client event we build validates against openai.types.live, strictly."""
+
+from __future__ import annotations
+
+import base64
+
+import orjson
+import pytest
+
+from gateway.live import protocol as lp
+from tests.live.validate import check_live_client_event, live_client_event_ok
+
+TOOLS = (
+    lp.LiveFunctionTool("end_call", "End the call."),
+    lp.LiveFunctionTool(
+        "lookup",
+        "Look up an order.",
+        {"type": "object", "properties": {"order": {"type": "string"}}},
+    ),
+)
+
+
+def test_validator_rejects_unknown_keys_and_types() -> None:
+    assert not live_client_event_ok({"type": "session.close", "bogus": 1})
+    assert not live_client_event_ok({"type": "response.cancel"})  # a Realtime event
+    assert not live_client_event_ok({"type": "conversation.item.truncate", "item_id": "x"})
+    start = lp.session_start(lp.LiveSessionConfig())
+    start["session"]["speed"] = 1.0  # a Realtime-only setting
+    assert not live_client_event_ok(start)
+    start = lp.session_start(lp.LiveSessionConfig())
+    start["session"]["audio"]["format"]["extra"] = True  # nested unknown key
+    assert not live_client_event_ok(start)
+
+
+@pytest.mark.parametrize("codec", ["PCMU", "PCMA"])
+def test_session_start_carries_the_call_law_at_8000(codec: str) -> None:
+    config = lp.LiveSessionConfig(
+        audio_format=lp.format_for_codec(codec), voice="cedar", instructions="Be brief."
+    )
+    event = lp.session_start(config, event_id="start_1")
+    check_live_client_event(event)
+    session = event["session"]
+    assert session["audio"]["format"] == {"type": f"audio/{codec.lower()}", "rate": 8000}
+    assert session["audio"]["output"] == {"voice": "cedar"}
+    assert session["model"] == "gpt-live-1"
+    assert session["store"] is False
+    assert "delegation" not in session  # no tools: client delegation (omitted)
+    assert config.law == codec
+
+
+def test_format_for_codec_refuses_anything_but_g711() -> None:
+    with pytest.raises(ValueError, match=r"G\.711"):
+        lp.format_for_codec("opus")
+
+
+def test_tools_go_to_responses_delegation() -> None:
+    config = lp.LiveSessionConfig(
+        tools=TOOLS,
+        delegation_instructions="Use the tools.",
+        max_output_tokens=256,
+        reasoning_effort="low",
+    )
+    event = lp.session_start(config)
+    check_live_client_event(event)
+    delegation = event["session"]["delegation"]
+    assert delegation["type"] == "responses"
+    responses = delegation["responses"]
+    assert responses["model"] == lp.DEFAULT_DELEGATION_MODEL
+    assert responses["parallel_tool_calls"] is False
+    assert [t["name"] for t in responses["tools"]] == ["end_call", "lookup"]
+    assert responses["tools"][0]["type"] == "function"
+    assert responses["instructions"] == "Use the tools."
+    assert responses["reasoning"] == {"effort": "low"}
+    assert "tools" not in event["session"]  # no top-level tools in Live
+
+
+def test_tool_choice_forms() -> None:
+    for choice, wire in (("required", "required"), ("function:lookup", None)):
+        event = lp.session_start(lp.LiveSessionConfig(tools=TOOLS, tool_choice=choice))
+        check_live_client_event(event)
+        got = event["session"]["delegation"]["responses"]["tool_choice"]
+        assert got == (wire or {"type": "function", "name": "lookup"})
+
+
+def test_history_becomes_initial_items_by_role() -> None:
+    history = [("user", "Hello"), ("assistant", "Hi, how can I help?"), ("system", "VIP caller")]
+    event = lp.session_start(lp.LiveSessionConfig(), history)
+    check_live_client_event(event)
+    items = event["session"]["input"]
+    assert [i["role"] for i in items] == ["user", "assistant", "developer"]
+    assert items[1]["content"] == [{"type": "output_text", "text": "Hi, how can I help?"}]
+    assert items[0]["content"] == [{"type": "input_text", "text": "Hello"}]
+
+
+def test_history_is_trimmed_oldest_first_to_the_limits() -> None:
+    many = [("user", f"turn {i}") for i in range(300)]
+    items = lp.initial_items(many)
+    assert len(items) == lp.MAX_INPUT_MESSAGES
+    assert items[-1]["content"][0]["text"] == "turn 299"
+    assert items[0]["content"][0]["text"] == f"turn {300 - lp.MAX_INPUT_MESSAGES}"
+    long = [("user", "x" * 15000), ("assistant", "y" * 15000), ("user", "last")]
+    items = lp.initial_items(long)
+    # 8192 tokens at 3 chars each hold one 15000-char turn (5004 tokens), not two.
+    assert [i["content"][0]["text"][:1] for i in items] == ["y", "l"]
+    assert lp.initial_items([("user", "")]) == []
+
+
+def test_audio_append_fast_path_is_the_documented_event() -> None:
+    audio = bytes(range(160))
+    frame = lp.input_audio_append(audio)
+    check_live_client_event(frame)
+    event = orjson.loads(frame)
+    assert event == {
+        "type": "session.input_audio.append",
+        "audio": base64.b64encode(audio).decode(),
+    }
+
+
+def test_appends_and_responses_events_validate() -> None:
+    events = [
+        lp.instructions_append("Greet the caller."),
+        lp.thinking_append("The caller pressed 4 2 #", event_id="dtmf_1"),
+        lp.commentary_append("Say the order shipped."),
+        lp.function_call_output("call_1", '{"ok": true}'),
+        lp.user_message("Keypad input: 4 2 #"),
+        lp.response_create(),
+        lp.session_close(event_id="close_1"),
+        lp.session_update_tools(lp.LiveSessionConfig(tools=TOOLS)),
+    ]
+    for event in events:
+        check_live_client_event(event)
+    assert events[0]["delegation_id"] is None  # required and nullable: sent as null
+    assert "delegation_id" not in events[5]
+
+
+def test_append_is_cut_to_the_500_token_cap() -> None:
+    event = lp.instructions_append("z" * 10_000)
+    check_live_client_event(event)
+    assert len(event["content"]) == lp.MAX_APPEND_CHARS
+
+
+def test_session_update_needs_responses_mode() -> None:
+    with pytest.raises(ValueError):
+        lp.session_update_tools(lp.LiveSessionConfig())

@@ -1,0 +1,311 @@
+"""CallSession with the GPT-Live backend against the in-test Live server (tests/tools/
+fake_live.py): setup, greeting, replies cut by silence, tools through delegation, end_call,
+DTMF, reconnect and rollover seeded with the conversation, session.closed reasons, usage, the
+shallow playout queue. Every client event the session sends is validated against
+openai.types.live by the server."""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from gateway.call import machine as m
+from gateway.call.causes import EndCause, bye_reason
+from gateway.call.session import LIVE_PLAYOUT_SLACK_BYTES, CallSession, SessionSettings
+from gateway.live import protocol as lp
+from gateway.live.backend import LiveBackend
+from gateway.live.translate import REPLY_END_SILENCE_MS
+from gateway.media import g711
+from gateway.media.jitter import Frame
+from gateway.media.playout import PlayoutQueue
+from gateway.wsock import Endpoint
+from tests.call.test_session import FakeControl, tick, until
+from tests.tools.fake_live import FakeLive, fake_live
+
+TOOLS = (lp.LiveFunctionTool("end_call"), lp.LiveFunctionTool("lookup"))
+
+
+def tone(ms: int, law: str = "PCMU") -> bytes:
+    pcm = b"".join(
+        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(ms * 8)
+    )
+    return g711.encode(law, pcm)
+
+
+def silence(ms: int) -> bytes:
+    return b"\xff" * (ms * 8)
+
+
+Live = tuple[CallSession, FakeControl, PlayoutQueue, FakeLive]
+
+
+@pytest.fixture
+async def live_call() -> AsyncIterator[Callable[..., Any]]:
+    sessions: list[CallSession] = []
+    servers: list[Any] = []
+
+    async def factory(
+        *,
+        tools: tuple[lp.LiveFunctionTool, ...] = TOOLS,
+        answer: bool = True,
+        server_options: dict[str, Any] | None = None,
+        **policy: Any,
+    ) -> Live:
+        manager = fake_live(**(server_options or {}))
+        server = await manager.__aenter__()
+        servers.append(manager)
+        control = FakeControl()
+        queue = PlayoutQueue()
+        config = lp.LiveSessionConfig(tools=tools, instructions="Be brief.")
+        policy.setdefault("continuous_output", True)
+        settings = SessionSettings(
+            Endpoint(server.url),
+            config,
+            m.CallPolicy(**policy),
+            input_burst_s=3600.0,
+            backend=LiveBackend(),
+        )
+        session = CallSession("call-live", settings, control, queue)
+        sessions.append(session)
+        session.start()
+        if answer:
+            await until(lambda: "answer" in control.names() or "reject" in control.names())
+            if "answer" in control.names():
+                session.on_ack()
+                session.on_audio([Frame(silence(20), 0)])  # audio time starts: appends flow
+        return session, control, queue, server
+
+    yield factory
+    for session in sessions:
+        await session.close()
+    for manager in servers:
+        await manager.__aexit__(None, None, None)
+
+
+async def test_setup_sends_session_start_and_answers_after_started(live_call: Any) -> None:
+    session, control, _, server = await live_call()
+    start = server.of_type("session.start")[0]["session"]
+    assert start["audio"]["format"] == {"type": "audio/pcmu", "rate": 8000}
+    assert start["delegation"]["type"] == "responses"
+    assert control.names()[0] == "answer"
+    assert session.ctx.state is m.State.LISTENING
+    await server.wait(lambda: server.of_type("session.input_audio.append"))
+
+
+async def test_an_error_before_started_rejects_with_503(live_call: Any) -> None:
+    refuse = {"type": "invalid_request_error", "code": "unknown_parameter", "message": "bad"}
+    session, control, _, _ = await live_call(server_options={"refuse": refuse}, retry_after_s=7)
+    assert control.calls[0] == ("reject", (503, 7))
+    assert session.ctx.state is m.State.ENDED
+
+
+async def test_greeting_is_an_instructions_append_after_the_ack(live_call: Any) -> None:
+    _, _, _, server = await live_call(greeting="Greet the caller.")
+    await server.wait(lambda: server.of_type("session.instructions.append"))
+    append = server.of_type("session.instructions.append")[0]
+    assert append == {
+        "type": "session.instructions.append",
+        "content": "Greet the caller.",
+        "delegation_id": None,
+    }
+
+
+async def test_a_reply_plays_byte_for_byte_and_ends_on_silence(live_call: Any) -> None:
+    session, _, queue, server = await live_call()
+    speech = tone(100)
+    await server.audio(silence(100))  # silence outside a reply: dropped
+    await server.audio(speech)
+    await until(lambda: session.ctx.state is m.State.BOT_SPEAKING)
+    assert session.ctx.reply_id is not None
+    played = b""
+    for _ in range(5):
+        frame = queue.next_frame()
+        assert frame is not None
+        played += frame.payload
+        session.on_output_tick()
+    assert played == speech
+    await server.audio(silence(REPLY_END_SILENCE_MS))
+    await until(lambda: session.ctx.reply_id is None)
+    tick(session, queue, REPLY_END_SILENCE_MS // 20 + 2)
+    assert session.ctx.state is m.State.LISTENING
+
+
+async def test_the_playout_queue_stays_shallow(live_call: Any) -> None:
+    session, _, queue, server = await live_call()
+    for _ in range(5):  # 500 ms arriving at once: the oldest excess is dropped
+        await server.audio(tone(100))
+    await until(lambda: session.stats.playout_trimmed_bytes > 0)
+    assert queue.queued_bytes <= 800 + LIVE_PLAYOUT_SLACK_BYTES
+
+
+async def test_tool_call_result_goes_back_then_response_create(
+    live_call: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session, _, _, server = await live_call()
+
+    async def fake_tool(*args: Any, **kwargs: Any) -> str:
+        return '{"ok": true, "status": "shipped"}'
+
+    monkeypatch.setattr("gateway.call.session.call_http_tool", fake_tool)
+    session.settings.http_tools = {"lookup": object()}  # type: ignore[dict-item]
+    await server.delegation("item_1")
+    await server.function_call("call_1", "lookup", '{"order": "42"}')
+    await server.wait(lambda: server.of_type("response.create"))
+    output = server.of_type("response.item.create")[0]["item"]
+    assert output == {
+        "type": "function_call_output",
+        "call_id": "call_1",
+        "output": '{"ok": true, "status": "shipped"}',
+    }
+    # No reply request of our own after the result: the backend continues by itself.
+    assert not server.of_type("session.instructions.append")
+
+
+async def test_end_call_answers_then_byes_after_the_goodbye(live_call: Any) -> None:
+    session, control, queue, server = await live_call()
+    await server.function_call("call_end", "end_call", "{}")
+    await server.wait(lambda: server.of_type("response.create"))
+    assert server.of_type("response.item.create")[0]["item"]["output"] == '{"status": "ending"}'
+    assert session.ctx.state is m.State.ENDING
+    await server.audio(tone(100))  # the goodbye
+    await until(lambda: session.ctx.reply_id is not None)
+    tick(session, queue, 8)  # the queue runs empty between deltas: no BYE yet
+    assert "hangup" not in control.names()
+    await server.audio(silence(REPLY_END_SILENCE_MS))
+    await until(lambda: session.ctx.reply_id is None)
+    tick(session, queue, REPLY_END_SILENCE_MS // 20 + 2)
+    await until(lambda: "hangup" in control.names())
+    # session.close went out and was answered before the BYE.
+    assert server.types()[-1] == "session.close"
+    assert control.calls[-1] == ("hangup", bye_reason(EndCause.END_CALL).text)
+
+
+async def test_dtmf_reaches_the_model_as_text(live_call: Any) -> None:
+    session, _, _, server = await live_call(inter_digit_timeout_s=0.05)
+    session.on_dtmf("4", "rfc4733")
+    session.on_dtmf("2", "rfc4733")
+    session.on_dtmf("#", "rfc4733")
+    await server.wait(lambda: server.of_type("session.thinking.append"))
+    thinking = server.of_type("session.thinking.append")[0]
+    assert thinking["content"] == "The caller pressed 4 2 #"
+    # Responses mode: the digits as user data for the backend too, then a reply request.
+    await server.wait(lambda: server.of_type("session.instructions.append"))
+    assert server.of_type("response.item.create")[0]["item"]["role"] == "user"
+
+
+async def test_dropped_socket_opens_a_new_session_seeded_with_the_conversation(
+    live_call: Any,
+) -> None:
+    session, _, queue, server = await live_call()
+    await server.transcript("input", "What are your hours?")
+    await server.audio(tone(60))
+    await until(lambda: session.ctx.reply_id is not None)
+    await server.transcript("output", "We open at nine.")
+    await server.audio(silence(REPLY_END_SILENCE_MS))
+    await until(lambda: session.ctx.reply_id is None)
+    tick(session, queue, 40)
+    assert session.ctx.state is m.State.LISTENING
+    server.connections[0].transport.abort()
+    await until(lambda: session.stats.reconnects == 1)
+    starts = server.of_type("session.start")
+    assert len(starts) == 2
+    history = starts[1]["session"]["input"]
+    assert [(i["role"], i["content"][0]["text"]) for i in history] == [
+        ("user", "What are your hours?"),
+        ("assistant", "We open at nine."),
+    ]
+    assert session.ctx.state is m.State.LISTENING
+    await server.audio(tone(60), connection=1)  # the next turn works on the new session
+    await until(lambda: session.ctx.state is m.State.BOT_SPEAKING)
+
+
+async def test_content_close_ends_the_call_without_reconnecting(live_call: Any) -> None:
+    session, control, _, server = await live_call()
+    await server.closed("content")
+    await until(lambda: "hangup" in control.names())
+    assert session.ctx.hangup_cause == bye_reason(EndCause.VOICE_CONTENT_FILTER).text
+    assert len(server.of_type("session.start")) == 1
+
+
+async def test_expired_close_reconnects(live_call: Any) -> None:
+    session, _, _, server = await live_call()
+    await server.closed("expired")
+    await until(lambda: session.stats.reconnects == 1)
+    assert len(server.of_type("session.start")) == 2
+
+
+async def test_rollover_before_expires_at(live_call: Any) -> None:
+    session, _, _, server = await live_call(
+        server_options={"expires_in_s": 2}, rollover_margin_s=300.0
+    )
+    # cap 2 s, margin capped at half of it: the rollover opens a new session after ~1 s.
+    await server.wait(lambda: len(server.of_type("session.start")) == 2, within=10)
+    await until(lambda: session.stats.rollovers == 1)
+    assert server.of_type("session.close")  # the old one closed gracefully
+
+
+async def test_usage_seconds_keep_the_latest_snapshot(live_call: Any) -> None:
+    session, _, _, server = await live_call()
+    await server.usage(15.0)
+    await server.usage(30.5)
+    await until(lambda: session.stats.voice_seconds == 30.5)
+
+
+async def test_a_late_offer_codec_switch_opens_a_session_in_the_other_law(
+    live_call: Any,
+) -> None:
+    session, _, _, server = await live_call()
+    config = lp.LiveSessionConfig(audio_format="audio/pcma", tools=TOOLS)
+    session.on_codec_answered("PCMA", config, PlayoutQueue("PCMA"))
+    await server.wait(lambda: len(server.of_type("session.start")) == 2)
+    second = server.of_type("session.start")[1]["session"]["audio"]["format"]
+    assert second == {"type": "audio/pcma", "rate": 8000}
+
+
+async def test_usage_seconds_reach_the_metrics_and_the_record() -> None:
+    """The observer gets the increase of each session's latest snapshot (never the sum of
+    snapshots); accounting turns it into srg_voice_session_seconds_total and the record."""
+    from gateway.call import accounting
+    from gateway.observe.metrics import Metrics
+    from gateway.observe.records import CallRecord
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+    settings = SessionSettings(
+        Endpoint("ws://127.0.0.1:9"),
+        lp.LiveSessionConfig(),
+        m.CallPolicy(continuous_output=True),
+        backend=LiveBackend(),
+    )
+    session = CallSession(
+        "call-usage",
+        settings,
+        FakeControl(),
+        PlayoutQueue(),
+        observe=lambda k, f: seen.append((k, f)),
+    )
+    from gateway import voice as v
+
+    session._on_report(v.UsageReported(session_seconds=15.0))
+    session._on_report(v.UsageReported(session_seconds=30.0))
+    session._on_report(v.UsageReported(session_seconds=30.0))  # unchanged: nothing new
+    increases = [f["seconds"] for k, f in seen if k == "voice_seconds"]
+    assert increases == [15.0, 15.0]
+    assert session.stats.voice_seconds == 30.0
+
+    class Live:
+        pass
+
+    live = Live()
+    live.services = Live()  # type: ignore[attr-defined]
+    live.services.metrics = Metrics()  # type: ignore[attr-defined]
+    live.record = CallRecord("c", started_at=0.0)  # type: ignore[attr-defined]
+    for kind, fields in seen:
+        accounting.on_session_event(live, kind, fields)
+    assert live.record.finish("remote_bye")["usage"]["session_seconds"] == 30.0  # type: ignore[attr-defined]
+    body = live.services.metrics.render()[0]  # type: ignore[attr-defined]
+    text = body.decode() if isinstance(body, bytes) else body
+    assert "srg_voice_session_seconds_total 30.0" in text
