@@ -71,6 +71,9 @@ def endpoint_for(config: GatewayConfig, simulator_url: str | None = None) -> End
     return Endpoint.custom(url, {"Authorization": f"Bearer {key}"} if key else None)
 
 
+SIMULATOR_TOKEN = "simulator"
+
+
 def uses_live(config: GatewayConfig) -> bool:
     """Some calls go to GPT-Live: the global [realtime] api or a route's."""
     if config.realtime.api == "live":
@@ -97,7 +100,9 @@ def _live_endpoint(config: GatewayConfig, simulator: Any) -> WsEndpoint:
         url = getattr(simulator, "live_url", None)
         if url is None:  # a simulator without the attribute: the same server, the Live path
             url = str(simulator.url).split("/v1/", 1)[0] + "/v1/live/sessions"
-        return WsEndpoint(url)
+        # The simulator wants a Bearer token as the service does (reference section 12); any
+        # will do, and this one is no secret.
+        return WsEndpoint(url, {"Authorization": f"Bearer {SIMULATOR_TOKEN}"})
     key = rt.api_key.reveal()
     if rt.provider == "azure":
         if not key:

@@ -55,6 +55,13 @@ class CallerSpeechStopped:
 
 
 @dataclass(frozen=True, slots=True)
+class CallerHeard:
+    """The backend heard the caller speak, and that is all it says (GPT-Live: a fragment of
+    the input transcript; the model yields by itself, so this is no barge-in). The caller is
+    there: the call's inactivity watchdog counts from here."""
+
+
+@dataclass(frozen=True, slots=True)
 class CallerSilenceTimeout:
     """The backend's own inactivity timer fired; it answers the silence itself (a re-prompt).
     `item_id` is the (silent) caller turn it committed for it."""
@@ -227,7 +234,8 @@ class VoiceNote:
 
 
 VoiceEvent = (
-    CallerSpeechStarted
+    CallerHeard
+    | CallerSpeechStarted
     | CallerSpeechStopped
     | CallerSilenceTimeout
     | CallerTurn
@@ -368,6 +376,7 @@ __all__ = [
     "BotReplyStarted",
     "BotTranscript",
     "BotTurn",
+    "CallerHeard",
     "CallerSilenceTimeout",
     "CallerSpeechStarted",
     "CallerSpeechStopped",

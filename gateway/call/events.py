@@ -23,6 +23,7 @@ from gateway.voice import (
     BotAudioDone,
     BotReplyDone,
     BotReplyStarted,
+    CallerHeard,
     CallerSilenceTimeout,
     CallerSpeechStarted,
     CallerSpeechStopped,
@@ -208,6 +209,7 @@ Event = (
     | DrainTimeout
     | IdleTimeout
     | CallerSilenceTimeout
+    | CallerHeard
     | OperatorHangup
     | OperatorSay
     | HoldChanged
@@ -422,6 +424,7 @@ __all__ = [
     "BotReplyStarted",
     "CallerBye",
     "CallerCancel",
+    "CallerHeard",
     "CallerSilenceTimeout",
     "CallerSpeechStarted",
     "CallerSpeechStopped",

@@ -33,6 +33,7 @@ from gateway.call.events import (
     BotReplyStarted,
     CallerBye,
     CallerCancel,
+    CallerHeard,
     CallerSilenceTimeout,
     CallerSpeechStarted,
     CallerSpeechStopped,
@@ -326,6 +327,15 @@ def on_idle_timeout(ctx: CallContext, ev: IdleTimeout) -> Result:
     note = Note("call.idle_prompt", {"prompt": ctx.idle_prompts})
     ctx, more = _request_reply(ctx, ctx.policy.idle_prompt_instructions or None)
     return ctx, [note, *more]
+
+
+def on_caller_heard(ctx: CallContext, ev: CallerHeard) -> Result:
+    """The caller speaks (a backend that reports only that, GPT-Live): not idle. The watchdog
+    restarts while nobody else speaks; the bot's reply disarms it as usual."""
+    ctx = replace(ctx, idle_prompts=0)
+    if ctx.state is State.LISTENING:
+        return ctx, _arm_idle(ctx)
+    return ctx, []
 
 
 def on_caller_silence_timeout(ctx: CallContext, ev: CallerSilenceTimeout) -> Result:

@@ -68,6 +68,7 @@ from gateway.call.events import (  # noqa: F401  re-exported: m.Start, m.SendBye
     BotReplyStarted,
     CallerBye,
     CallerCancel,
+    CallerHeard,
     CallerSilenceTimeout,
     CallerSpeechStarted,
     CallerSpeechStopped,
@@ -142,6 +143,7 @@ from gateway.call.handlers import (  # noqa: F401  re-exported for tests
     on_bot_reply_started,
     on_bye_while_transferring,
     on_caller_bye,
+    on_caller_heard,
     on_caller_silence_timeout,
     on_caller_speech_started,
     on_caller_speech_stopped,
@@ -307,6 +309,8 @@ _row(ACTIVE, IdleTimeout, on_idle_timeout, *ACTIVE, State.ENDING)
 _row(SESSION_LIVE - ACTIVE, IdleTimeout, _ignore)
 _row(ACTIVE, CallerSilenceTimeout, on_caller_silence_timeout, *ACTIVE, State.ENDING)
 _row(SESSION_LIVE - ACTIVE, CallerSilenceTimeout, _ignore)
+_row(ACTIVE, CallerHeard, on_caller_heard)
+_row(SESSION_LIVE - ACTIVE, CallerHeard, _ignore)
 _row(ACTIVE | {State.TRANSFERRING}, DrainTimeout, _ignore)
 # The operator (control API): hang up an answered call now; a message for the model while the
 # session lives (in CONNECTING only an outbound call is answered before its session is ready).

@@ -62,11 +62,11 @@ HOLD_FILL_AFTER_S = 0.25
 INPUT_BURST_S = 0.2  # default credit of caller audio ahead of real time (media.input_burst_ms)
 SAMPLE_RATE = 8000
 # GPT-Live streams its output in real time, about 100 ms per delta (reference section 4): the
-# playout queue holds at most the newest delta plus this much (80 ms), the oldest excess is
+# playout queue holds at most the newest delta plus this much (60 ms), the oldest excess is
 # dropped (SessionStats.playout_trimmed_bytes). Within the 40-100 ms shallow buffer the
 # reference advises, and what lets the caller stop hearing the model within 100 ms of its last
 # non-silent audio (issue 12).
-LIVE_PLAYOUT_SLACK_BYTES = 640
+LIVE_PLAYOUT_SLACK_BYTES = 480
 # The caller's side of the conversation must survive a rollover or reconnect, and the only
 # text of it the gateway can get is the service's input transcription: when the operator has
 # not configured a transcription model, this one is turned on for replay only (its
@@ -665,7 +665,13 @@ class CallSession(VoiceSessions, VoiceEvents):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         if self._closing:
-            await asyncio.wait(list(self._closing), timeout=5.0)
+            # Graceful closes (GPT-Live waits for session.closed up to 12 s): past 5 s they are
+            # cancelled, and each still closes its socket on the way out.
+            _, pending = await asyncio.wait(list(self._closing), timeout=5.0)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=3.0)
         if client is not None:
             await client.close()
 

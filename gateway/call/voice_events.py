@@ -92,7 +92,7 @@ class VoiceEvents:
             case v.CallerSpeechStopped():
                 self._speech_stopped_at = time.monotonic()
                 return report
-            case v.BotReplyStarted() | v.BotAudioDone():
+            case v.BotReplyStarted() | v.BotAudioDone() | v.CallerHeard():
                 return report
             case v.BotReplyDone(reply_id=reply_id, status=status, usage=usage):
                 if usage is not None:

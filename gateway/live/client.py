@@ -184,14 +184,15 @@ class LiveClient(WebSocketLink):
     async def close(self) -> None:
         """session.close -> session.closed (bounded) -> the socket. Safe to call more than once;
         a link already lost is just closed."""
-        if self.connected and self.started is not None and self.closed is None:
-            try:
+        try:
+            if self.connected and self.started is not None and self.closed is None:
                 waiter = self._wait_for(lambda event: isinstance(event, le.SessionClosed))
                 self.send(lp.session_close(self.next_event_id("close")))
                 await asyncio.wait_for(waiter, self._close_wait_s)
-            except (TimeoutError, LiveError) as exc:
-                log.info("live session %s closed without session.closed: %r", self.session_id, exc)
-        await self._close_socket()
+        except (TimeoutError, LiveError) as exc:
+            log.info("live session %s closed without session.closed: %r", self.session_id, exc)
+        finally:  # cancelled while waiting too: the socket and the writer never outlive us
+            await self._close_socket()
 
     # -- outbound ----------------------------------------------------------------------------
 

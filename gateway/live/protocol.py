@@ -69,6 +69,9 @@ class LiveSessionConfig:
     max_output_tokens: int | None = None  # the backend's, per delegated response (>= 16)
     reasoning_effort: str | None = None
     store: bool = False
+    # Append a "Delegation policy" naming the tools to the voice model's instructions: GPT-Live
+    # delegates only what its instructions tell it to (reference section 6, PROMPT/MIG).
+    delegation_policy: bool = True
 
     @property
     def responses_mode(self) -> bool:
@@ -107,8 +110,11 @@ class LiveSessionConfig:
             },
             "store": self.store,
         }
-        if self.instructions:
-            session["instructions"] = self.instructions
+        instructions = self.instructions
+        if self.tools and self.delegation_policy:
+            instructions = f"{instructions}\n\n{delegation_policy(self.tools)}".strip()
+        if instructions:
+            session["instructions"] = instructions
         items = initial_items(history)
         if items:
             session["input"] = items
@@ -116,6 +122,19 @@ class LiveSessionConfig:
         if delegation is not None:
             session["delegation"] = delegation
         return session
+
+
+def delegation_policy(tools: Sequence[LiveFunctionTool]) -> str:
+    """The voice model's side of the tools: when to delegate (the backend model then picks the
+    tool). One line per tool, from its description."""
+    lines = [
+        "Delegation policy: delegate the task when the caller's request needs one of these "
+        "actions; keep talking naturally while it runs, and say the result in your own words."
+    ]
+    for tool in tools:
+        description = " ".join(tool.description.split())[:200]
+        lines.append(f"- {tool.name}: {description}" if description else f"- {tool.name}")
+    return "\n".join(lines)
 
 
 def _tool_choice(choice: str) -> str | dict[str, str]:

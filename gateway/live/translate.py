@@ -52,6 +52,9 @@ _ERROR_KINDS = {
 }
 
 
+_HEARD = v.CallerHeard()
+
+
 def _ulaw_linear(byte: int) -> int:
     u = ~byte & 0xFF
     magnitude = (((u & 0x0F) << 3) + 0x84) << ((u & 0x70) >> 4)
@@ -121,6 +124,7 @@ class _Text:
     parts: list[str] = field(default_factory=list)
     reported: str | None = None  # the text last reported as final
     size: int = 0
+    spoken: bool = False  # a reply's audio carries it (else only its transcript came so far)
 
     def add(self, delta: str) -> bool:
         """Keep `delta` unless the turn already holds MAX_TURN_CHARS (then False)."""
@@ -213,11 +217,16 @@ class LiveTranslator:
         reports: list[v.VoiceEvent] = []
         for kind, data in steps:
             if kind == "start":
-                reports += self._boundary()
                 self._reply_id = self._next("live_reply")
-                self._bot = _Text(self._next("live_bot"))
-                self._last_bot_item = self._bot.item_id
-                reports += [v.BotReplyStarted(self._reply_id), v.BotTurn(self._bot.item_id)]
+                if self._bot is not None and not self._bot.spoken:
+                    # Its transcript came first: this reply speaks that item (already placed).
+                    reports += [*self._close_caller(), v.BotReplyStarted(self._reply_id)]
+                else:
+                    reports += self._boundary()
+                    self._bot = _Text(self._next("live_bot"))
+                    self._last_bot_item = self._bot.item_id
+                    reports += [v.BotReplyStarted(self._reply_id), v.BotTurn(self._bot.item_id)]
+                self._bot.spoken = True
             elif kind == "audio" and self._reply_id is not None and self._bot is not None:
                 reports.append(v.BotAudio(self._reply_id, self._bot.item_id, data))
             elif kind == "end":
@@ -257,7 +266,7 @@ class LiveTranslator:
         bot.reported = bot.text
         return [v.BotTranscript(bot.item_id, bot.text, final=True)]
 
-    def _caller_transcript(self, delta: str) -> list[v.VoiceEvent] | None:
+    def _caller_transcript(self, delta: str) -> list[v.VoiceEvent]:
         reports: list[v.VoiceEvent] = []
         if self._caller is None:
             if self._reply_id is None:
@@ -266,7 +275,8 @@ class LiveTranslator:
             self._caller = _Text(self._next("live_caller"))
             reports.append(v.CallerTurn(self._caller.item_id, self._last_bot_item))
         self._caller.add(delta)
-        return reports or None
+        reports.append(_HEARD)
+        return reports
 
     def _close_caller(self) -> list[v.VoiceEvent]:
         caller, self._caller = self._caller, None

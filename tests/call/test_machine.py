@@ -74,6 +74,7 @@ SAMPLE_EVENTS: dict[type, object] = {
     m.DrainTimeout: m.DrainTimeout(),
     m.IdleTimeout: m.IdleTimeout(),
     m.CallerSilenceTimeout: m.CallerSilenceTimeout(),
+    m.CallerHeard: m.CallerHeard(),
     m.OperatorHangup: m.OperatorHangup(),
     m.OperatorSay: m.OperatorSay("The taxi is here."),
     m.HoldChanged: m.HoldChanged(True, "sendonly"),

@@ -110,3 +110,13 @@ def test_the_backends_expiry_sets_the_rollover_timer() -> None:
     ctx = replace(listening(), rollover_pending=True)
     _, actions = m.step(ctx, m.RolledOver(cap_s=60.0))
     assert m.StartTimer("session_cap", 30.0) in actions
+
+
+def test_caller_heard_restarts_the_idle_watchdog_without_barge_in() -> None:
+    policy = replace(LIVE, idle_prompt_s=10.0)
+    ctx = replace(listening(policy), idle_prompts=1)
+    ctx, actions = m.step(ctx, m.CallerHeard())
+    assert actions == [m.StartTimer(m.T_IDLE, 10.0)] and ctx.idle_prompts == 0
+    ctx, actions = m.step(speaking(policy), m.CallerHeard())
+    assert actions == []  # the bot is speaking: no flush, no stop, nothing sent
+    assert ctx.state is m.State.BOT_SPEAKING

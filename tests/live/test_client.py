@@ -137,3 +137,16 @@ async def test_close_is_bounded_when_the_server_never_answers() -> None:
         await client.close()
         assert client.closed is None
         assert server.types()[-1] == "session.close"
+
+
+async def test_a_cancelled_close_still_closes_the_socket() -> None:
+    async with fake_live(answer_close=False) as server:
+        client = LiveClient(Endpoint(server.url), lp.LiveSessionConfig(), close_wait_s=30)
+        await client.open(timeout=5)
+        task = asyncio.ensure_future(client.close())
+        await server.wait(lambda: server.of_type("session.close"))
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        assert not client.connected
+        await server.wait(lambda: server.connections[0].state.name == "CLOSED")

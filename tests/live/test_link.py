@@ -87,9 +87,9 @@ def test_a_reply_can_start_and_end_inside_one_delta() -> None:
 def test_transcripts_bot_and_caller() -> None:
     link = LiveLink()
     caller = reports(link, le.InputTranscript("Hello", 0, 200))
-    assert kinds(caller) == ["CallerTurn"]
+    assert kinds(caller) == ["CallerTurn", "CallerHeard"]  # the idle watchdog restarts
     caller_item = caller[0].item_id
-    assert reports(link, le.InputTranscript(" there", 200, 400)) == []
+    assert reports(link, le.InputTranscript(" there", 200, 400)) == [v.CallerHeard()]
     start = reports(link, le.OutputAudio(tone(40)))
     # The reply starting closes the caller's turn: its text is final now.
     assert kinds(start) == ["CallerTranscript", "BotReplyStarted", "BotTurn", "BotAudio"]
@@ -231,3 +231,15 @@ def test_a_hostile_server_cannot_grow_turn_text_or_pending_calls() -> None:
     assert len(link.translator.pending) == MAX_PENDING_CALLS
     assert link.return_tool_result("c0", "{}") == []  # forgotten: stale
     assert link.return_tool_result("c499", "{}")[0]["type"] == "response.item.create"
+
+
+def test_a_transcript_ahead_of_the_audio_is_the_same_bot_item() -> None:
+    link = LiveLink()
+    first = reports(link, le.OutputTranscript("Hello", 0, 200))
+    assert kinds(first) == ["BotTurn", "BotTranscript"]
+    item_id = first[0].item_id
+    start = reports(link, le.OutputAudio(tone(40)))
+    assert kinds(start) == ["BotReplyStarted", "BotAudio"]  # no second BotTurn
+    assert start[1].item_id == item_id
+    end = reports(link, le.OutputAudio(silence(REPLY_END_SILENCE_MS)))
+    assert v.BotTranscript(item_id, "Hello", final=True) in end

@@ -140,6 +140,7 @@ def test_endpoints_openai_azure_simulator(tmp_path: Path) -> None:
 
     endpoint = live_endpoint_for(load(tmp_path, '[realtime]\napi = "live"\n'), Sim())
     assert endpoint is not None and endpoint.url == "ws://127.0.0.1:4321/v1/live/sessions"
+    assert endpoint.headers == {"Authorization": "Bearer simulator"}  # it wants a token
 
     class LiveSim(Sim):
         live_url = "ws://127.0.0.1:4321/v1/live/sessions?x"

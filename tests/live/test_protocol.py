@@ -142,3 +142,15 @@ def test_append_is_cut_to_the_500_token_cap() -> None:
 def test_session_update_needs_responses_mode() -> None:
     with pytest.raises(ValueError):
         lp.session_update_tools(lp.LiveSessionConfig())
+
+
+def test_a_delegation_policy_names_the_tools_in_the_instructions() -> None:
+    event = lp.session_start(lp.LiveSessionConfig(instructions="Be brief.", tools=TOOLS))
+    check_live_client_event(event)
+    text = event["session"]["instructions"]
+    assert text.startswith("Be brief.\n\nDelegation policy:")
+    assert "- end_call: End the call." in text and "- lookup: Look up an order." in text
+    plain = lp.session_start(lp.LiveSessionConfig(instructions="Be brief."))
+    assert plain["session"]["instructions"] == "Be brief."  # no tools, no policy
+    off = lp.LiveSessionConfig(instructions="Mine.", tools=TOOLS, delegation_policy=False)
+    assert lp.session_start(off)["session"]["instructions"] == "Mine."
