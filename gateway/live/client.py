@@ -102,7 +102,9 @@ class LiveClient(WebSocketLink):
         self.started: le.SessionStarted | None = None
         self.closed: le.SessionClosed | None = None  # session.closed, once seen
         self.usage_seconds: float | None = None  # the latest cumulative usage snapshot
+        self.events_after_close = 0  # server events after session.closed: dropped
         self._close_wait_s = close_wait_s
+        self._problems_logged: set[str] = set()
 
     @property
     def session_id(self) -> str | None:
@@ -114,7 +116,16 @@ class LiveClient(WebSocketLink):
         return self.started.expires_at if self.started is not None else None
 
     def _parse(self, data: bytes) -> Any:
+        if self.closed is not None:
+            # session.closed is the session's last event (reference 10): whatever follows is
+            # not acted on (a function call from a closed session must not end the call).
+            self.events_after_close += 1
+            self._log_problem("after session.closed", "event after session.closed: dropped")
+            return None
+        malformed = self.parser.malformed
         event = self.parser.parse(data)
+        if self.parser.malformed != malformed:
+            self._log_problem(self.parser.problem.partition(" ")[0], self.parser.problem)
         if isinstance(event, le.UsageUpdated):
             self.usage_seconds = event.seconds
         elif isinstance(event, le.SessionClosed):
@@ -122,6 +133,22 @@ class LiveClient(WebSocketLink):
             if event.seconds is not None:
                 self.usage_seconds = event.seconds
         return event
+
+    def _log_problem(self, key: str, problem: str) -> None:
+        """One warning per kind of bad server input per session (a flood logs once; the
+        counts are in `parser.malformed` and `events_after_close`)."""
+        if key in self._problems_logged or len(self._problems_logged) >= 16:
+            return
+        self._problems_logged.add(key)
+        log.warning(
+            "live.server_event_malformed: %s (session %s); further ones are counted",
+            problem,
+            self.session_id,
+            extra={
+                "event": "live.server_event_malformed",
+                "fields": {"problem": problem, "session_id": self.session_id},
+            },
+        )
 
     def _error(self, message: str) -> Exception:
         return LiveError(message)
