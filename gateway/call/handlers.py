@@ -83,6 +83,7 @@ from gateway.call.events import (
     UnheardItem,
     VoiceError,
     VoiceErrorKind,
+    tool_error,
 )
 from gateway.call.policy import DtmfMode
 from gateway.voice import LOST_CONTENT, LOST_REMOTE_HANGUP
@@ -459,7 +460,7 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
         uri = ctx.policy.transfer_targets.get(target_name)
         if uri is None:
             allowed = ", ".join(sorted(ctx.policy.transfer_targets)) or "none configured"
-            output = f'{{"ok": false, "error": "unknown transfer target {target_name!r}; allowed: {allowed}"}}'
+            output = tool_error(f"unknown transfer target {target_name!r}; allowed: {allowed}")
             ctx, more = _reply_after_result(ctx)
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
         ctx = replace(ctx, transfer_after_playout=uri, transfer_call_id=ev.call_id)
@@ -470,7 +471,7 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
         digits = str(ev.arguments.get("digits", ""))
         bad = [d for d in digits if d not in "0123456789*#ABCD"]
         if not digits or bad:
-            output = f'{{"ok": false, "error": "invalid digits {digits!r}"}}'
+            output = tool_error(f"invalid digits {digits!r}")
             ctx, more = _reply_after_result(ctx)
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
         ctx, more = _reply_after_result(ctx)
@@ -545,11 +546,7 @@ def on_refer_result(ctx: CallContext, ev: ReferResult) -> Result:
     call_id = ctx.transfer_call_id
     ctx = _to(ctx, _idle_state(ctx), transfer_call_id=None)
     if call_id is not None:
-        actions.append(
-            ReturnToolResult(
-                call_id, f'{{"ok": false, "error": "transfer failed: SIP {ev.status}"}}'
-            )
-        )
+        actions.append(ReturnToolResult(call_id, tool_error(f"transfer failed: SIP {ev.status}")))
         ctx, more = _reply_after_result(ctx)
         actions += more
     return ctx, actions

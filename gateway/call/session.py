@@ -46,6 +46,7 @@ from typing import Any, ClassVar, Protocol
 from gateway.call import machine as m
 from gateway.call.causes import EndCause
 from gateway.call.conversation import Conversation, Turn
+from gateway.call.events import tool_error
 from gateway.call.tools import HttpTool, call_http_tool
 from gateway.call.voice_events import VoiceEvents
 from gateway.call.voice_sessions import RECONNECT_BUDGET, RECONNECT_WINDOW_S, VoiceSessions
@@ -611,7 +612,7 @@ class CallSession(VoiceSessions, VoiceEvents):
         tool = self.settings.http_tools.get(name)
         started = time.monotonic()
         if tool is None:
-            output = f'{{"ok": false, "error": "unknown tool {name}"}}'
+            output = tool_error(f"unknown tool {name}")
         else:
             output = await call_http_tool(
                 tool,
