@@ -476,6 +476,14 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
         ctx, more = _reply_after_result(ctx)
         return ctx, [note, SendDigits(digits), ReturnToolResult(ev.call_id, '{"ok": true}'), *more]
+    if ev.call_id in ctx.pending_tool_calls:
+        return ctx, [note]  # the same call again: its one run answers it
+    if len(ctx.pending_tool_calls) >= ctx.policy.max_tools_in_flight:
+        limit = ctx.policy.max_tools_in_flight
+        refused = Note("tool.refused", {"name": ev.name, "tool_call_id": ev.call_id})
+        output = tool_error(f"too many tool calls at once ({limit} running); try again later")
+        ctx, more = _reply_after_result(ctx)
+        return ctx, [note, refused, ReturnToolResult(ev.call_id, output), *more]
     ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls | {ev.call_id})
     return ctx, [note, RunTool(ev.call_id, ev.name, ev.arguments)]
 
