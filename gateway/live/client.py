@@ -47,6 +47,10 @@ MAX_FRAME = 4 * 1024 * 1024
 # session.close -> session.closed: the service drains for at most about 10 s (reference 10,
 # PC); the documentation's example waits 15 s.
 CLOSE_WAIT_S = 12.0
+# The longest session an `expires_at` may announce and be believed (the maximum duration is
+# not documented, reference 2; "2 hours connected" is quoted for SIP): beyond it, the call's
+# own session cap applies.
+MAX_EXPIRES_IN_S = 24 * 3600.0
 
 
 def live_endpoint_openai(api_key: str, url: str = DEFAULT_LIVE_URL) -> Endpoint:
@@ -204,9 +208,28 @@ class LiveClient(WebSocketLink):
         return event
 
     def seconds_left(self) -> float | None:
-        """Seconds until `expires_at` by this host's clock, when the service said."""
+        """Seconds until `expires_at` by this host's clock, when the service said something
+        usable: an `expires_at` already past or more than MAX_EXPIRES_IN_S away (a hostile
+        or broken server, or a clock far off) is ignored with a warning, and the call's own
+        session cap applies instead (a timer in the past would roll over at once, one in
+        centuries never)."""
         expires_at = self.expires_at
-        return None if expires_at is None else expires_at - time.time()
+        if expires_at is None:
+            return None
+        left = expires_at - time.time()
+        if 0 < left <= MAX_EXPIRES_IN_S:
+            return left
+        log.warning(
+            "live.expires_at_ignored: session %s expires_at %s is %.0f s from now",
+            self.session_id,
+            expires_at,
+            left,
+            extra={
+                "event": "live.expires_at_ignored",
+                "fields": {"session_id": self.session_id, "seconds_left": round(left)},
+            },
+        )
+        return None
 
     async def close(self) -> None:
         """session.close -> session.closed (bounded) -> the socket. Safe to call more than once;

@@ -257,8 +257,10 @@ def function_call_output(call_id: str, output: str, event_id: str | None = None)
 
 
 def user_message(text: str, event_id: str | None = None) -> dict[str, Any]:
-    """A user message for the Responses backend (typed input such as keypad digits)."""
-    item = {"type": "message", "role": "user", "content": [{"type": "input_text", "text": text}]}
+    """A user message for the Responses backend (typed input such as keypad digits), cut
+    as an append is: the same text goes to the model as a thinking append."""
+    part = {"type": "input_text", "text": text[:MAX_APPEND_CHARS]}
+    item = {"type": "message", "role": "user", "content": [part]}
     return _with_id({"type": "response.item.create", "item": item}, event_id)
 
 
