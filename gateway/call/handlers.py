@@ -488,6 +488,15 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
     return ctx, [note, RunTool(ev.call_id, ev.name, ev.arguments)]
 
 
+def on_tool_call_while_leaving(ctx: CallContext, ev: ToolCall) -> Result:
+    """A tool call while the call ends or is being transferred: not run (no second BYE or
+    REFER, no HTTP call for a call that is going away), answered with an error so that the
+    backend is not left waiting for it (a failed transfer returns the call to the model)."""
+    note = Note("tool.refused", {"name": ev.name, "tool_call_id": ev.call_id})
+    doing = "ending" if ctx.state is State.ENDING else "being transferred"
+    return ctx, [note, ReturnToolResult(ev.call_id, tool_error(f"the call is {doing}"))]
+
+
 def on_tool_result(ctx: CallContext, ev: ToolResult) -> Result:
     ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls - {ev.call_id})
     actions: list[Action] = [ReturnToolResult(ev.call_id, ev.output)]
