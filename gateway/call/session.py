@@ -573,7 +573,10 @@ class CallSession(VoiceSessions, VoiceEvents):
     # -- timers -------------------------------------------------------------------------------
 
     _TIMER_EVENTS: ClassVar[dict[str, Callable[[], m.Event]]] = {
-        m.T_SETUP: lambda: m.SessionFailed("no session.updated in time"),
+        # Backend-neutral: Realtime waits for session.updated, GPT-Live for session.started.
+        m.T_SETUP: lambda: m.SessionFailed(
+            "the voice session was not ready within realtime.setup_timeout_s"
+        ),
         m.T_DIGITS: m.DigitTimeout,
         m.T_DRAIN: m.DrainTimeout,
         m.T_IDLE: m.IdleTimeout,
