@@ -382,13 +382,12 @@ async def test_session_started_with_another_format_fails_setup_with_503(
 async def test_session_started_never_arriving_is_a_503_within_the_setup_timeout(
     live_call: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
-    loop = asyncio.get_running_loop()
-    started = loop.time()
     session, control, _, server = await live_call(
         server_options={"silent": True}, setup_timeout_s=0.5, retry_after_s=5
     )
     assert control.calls[0] == ("reject", (503, 5))
-    assert loop.time() - started < 5  # bounded by the setup timeout, not the client's 10 s
+    # Ended by the setup timer (not the client's own 10 s wait), the cause names the key.
+    assert "setup_timeout_s" in (session.ctx.hangup_cause or "")
     assert session.ctx.state is m.State.ENDED
     await until(lambda: all(c.state.name == "CLOSED" for c in server.connections))
 
@@ -562,7 +561,7 @@ async def test_end_call_while_a_transfer_is_running_does_not_cut_the_transfer(
     live_call: Any,
 ) -> None:
     control = SlowReferControl()
-    session, _, queue, server = await live_call(control=control)
+    session, _, _, server = await live_call(control=control)
     await server.delegation("item_1")
     await server.function_call("call_t", "transfer_call", '{"target": "sales"}')
     await until(lambda: "refer" in control.names())
@@ -585,7 +584,7 @@ async def test_a_failed_transfer_with_an_end_call_meanwhile_does_not_stall_the_b
     end_call's result (GPT-Live refuses a partial batch)."""
     control = SlowReferControl()
     control.refer_status = 486
-    session, _, queue, server = await live_call(control=control)
+    session, _, _, server = await live_call(control=control)
     await server.delegation("item_1")
     await server.function_call("call_t", "transfer_call", '{"target": "sales"}')
     await until(lambda: "refer" in control.names())
@@ -692,7 +691,7 @@ async def test_a_tiny_expires_at_cannot_make_a_rollover_storm(
     """Every session claims to expire in 1-2 s: rollovers share the reconnect budget, so the
     gateway opens at most budget + 1 sessions in the window however often it is told."""
     budget = 3
-    session, control, _, server = await live_call(
+    session, _, _, server = await live_call(
         server_options={"expires_in_s": 2},
         settings_options={"reconnect_budget": budget, "reconnect_window_s": 60},
     )
