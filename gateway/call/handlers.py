@@ -92,6 +92,10 @@ from gateway.voice import LOST_CONTENT, LOST_REMOTE_HANGUP
 # Helpers shared by handlers
 
 
+# Custom (HTTP) tools running at once in one call; further calls get an error result.
+MAX_RUNNING_TOOLS = 8
+
+
 def _to(ctx: CallContext, state: State, **changes: Any) -> CallContext:
     return replace(ctx, state=state, **changes)
 
@@ -477,13 +481,12 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
         ctx, more = _reply_after_result(ctx)
         return ctx, [note, SendDigits(digits), ReturnToolResult(ev.call_id, '{"ok": true}'), *more]
     if ev.call_id in ctx.pending_tool_calls:
-        return ctx, [note]  # the same call again: its one run answers it
-    if len(ctx.pending_tool_calls) >= ctx.policy.max_tools_in_flight:
-        limit = ctx.policy.max_tools_in_flight
-        refused = Note("tool.refused", {"name": ev.name, "tool_call_id": ev.call_id})
-        output = tool_error(f"too many tool calls at once ({limit} running); try again later")
-        ctx, more = _reply_after_result(ctx)
-        return ctx, [note, refused, ReturnToolResult(ev.call_id, output), *more]
+        return ctx, [note]  # the same call again (a repeated event): it runs once
+    if len(ctx.pending_tool_calls) >= MAX_RUNNING_TOOLS:
+        # A flood of calls (a hostile or looping backend) does not become a flood of HTTP
+        # requests: the excess is refused, the model is told why.
+        output = '{"ok": false, "error": "too many tool calls at once"}'
+        return ctx, [note, ReturnToolResult(ev.call_id, output)]
     ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls | {ev.call_id})
     return ctx, [note, RunTool(ev.call_id, ev.name, ev.arguments)]
 
@@ -538,7 +541,10 @@ def on_dtmf(ctx: CallContext, ev: Dtmf) -> Result:
             ctx = _to(ctx, State.TRANSFERRING)
             return ctx, [note, *barge, SendRefer(uri), Note("transfer.started", {"target": uri})]
     actions: list[Action] = [note]
-    if ctx.policy.dtmf_barge_in and (ctx.playout_busy or ev.playout):
+    # A continuous-output backend's reply keeps its (discarded) item pending after a first
+    # barge-in until the reply's silence ends it: only audio still queued is interrupted again.
+    heard_items = ev.playout if not ctx.policy.continuous_output else ()
+    if ctx.policy.dtmf_barge_in and (ctx.playout_busy or heard_items):
         ctx, more = _barge_in(ctx, ev.playout, "dtmf")
         ctx = _to(ctx, State.LISTENING if ctx.state is State.BOT_SPEAKING else ctx.state)
         actions += more

@@ -70,10 +70,6 @@ class CallPolicy:
     # goodbye the backend then speaks, at most `goodbye_timeout_s`.
     continuous_output: bool = False
     goodbye_timeout_s: float = 8.0
-    # HTTP tool runs in flight per call; a call beyond it is answered at once with an error
-    # (a hostile or confused voice service sending hundreds of function calls must not make
-    # the gateway flood the operator's tool server). Models call a few tools at a time.
-    max_tools_in_flight: int = 8
 
 
 __all__ = [

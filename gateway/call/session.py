@@ -27,7 +27,7 @@ Billing safety (issue 9): audio time starts with the caller's first RTP (the fir
 jitter buffer releases), or with the ACK when the negotiated direction says the caller will
 never send (we are sendonly/inactive). Before that nothing is appended, silence included: a
 call that never sends media (an INVITE flood, a caller that never ACKs and is ended at Timer
-H) costs no Realtime audio. And audio handed on never runs ahead of real time by more than
+H) costs no voice-session audio. And audio handed on never runs ahead of real time by more than
 `input_burst_s`: a caller (or anyone on its latched source) sending faster than real time
 gets the excess dropped and counted (`input_rate_dropped_bytes`), not billed.
 """
@@ -191,7 +191,7 @@ class CallSession(VoiceSessions, VoiceEvents):
         # The loop's clock, bound once: asyncio.get_running_loop() costs a getpid() syscall
         # per call on CPython 3.11 (4 % of the gateway's CPU at 100 calls, docs/benchmarks.md).
         self._now: Callable[[], float] | None = None
-        self._audio_samples = 0  # caller audio handed to the Realtime buffer (incl. fill)
+        self._audio_samples = 0  # caller audio handed to the voice session (incl. fill)
         self._silence = queue.silence_frame
         self._closed = False
         # A late offer's codec, with its session config and playout queue, until SwitchCodec.
@@ -260,7 +260,7 @@ class CallSession(VoiceSessions, VoiceEvents):
         return now()
 
     def on_audio(self, frames: list[Frame]) -> None:
-        """Inbound caller audio (concealed frames included), straight to the Realtime buffer,
+        """Inbound caller audio (concealed frames included), straight to the voice session,
         never more than real time + `input_burst_s` since audio time began."""
         if not frames:
             return
@@ -562,7 +562,7 @@ class CallSession(VoiceSessions, VoiceEvents):
             log_event(
                 log,
                 "realtime.event_dropped",
-                "no Realtime session to send to",
+                "no voice session to send to",
                 level=logging.WARNING,
                 call_id=self.call_id,
                 type=event.get("type"),

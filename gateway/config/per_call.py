@@ -95,6 +95,13 @@ def _validate_api(rt: RealtimeConfig) -> None:
             f"realtime.model: {rt.model!r} is not a GPT-Live model (gpt-live-1, gpt-live-1.1); "
             "leave it unset for gpt-live-1"
         )
+    # The service takes at most 16,384 instruction tokens (reference section 2); at 3
+    # characters a token this inline text could not fit (instructions_file is read at start).
+    if len(rt.instructions) > 16_384 * 3:
+        raise ConfigError(
+            f"realtime.instructions: {len(rt.instructions)} characters, over GPT-Live's "
+            "16,384-token limit"
+        )
     if rt.tool_choice.startswith("mcp:"):
         raise ConfigError("realtime.tool_choice: mcp:<server> needs api = 'realtime'")
     if 0 < rt.max_output_tokens < 16:

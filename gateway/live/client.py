@@ -106,7 +106,7 @@ class LiveClient(WebSocketLink):
         self.started: le.SessionStarted | None = None
         self.closed: le.SessionClosed | None = None  # session.closed, once seen
         self.usage_seconds: float | None = None  # the latest cumulative usage snapshot
-        self.events_after_close = 0  # server events after session.closed: dropped
+        self.frames_after_closed = 0  # dropped: nothing follows session.closed
         self._close_wait_s = close_wait_s
         self._problems_logged: set[str] = set()
 
@@ -121,9 +121,9 @@ class LiveClient(WebSocketLink):
 
     def _parse(self, data: bytes) -> Any:
         if self.closed is not None:
-            # session.closed is the session's last event (reference 10): whatever follows is
-            # not acted on (a function call from a closed session must not end the call).
-            self.events_after_close += 1
+            # session.closed is the session's last word (reference 10): a function call from
+            # a closed session must not end the call, its late audio must not play.
+            self.frames_after_closed += 1
             self._log_problem("after session.closed", "event after session.closed: dropped")
             return None
         malformed = self.parser.malformed

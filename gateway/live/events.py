@@ -27,6 +27,7 @@ MAX_AUDIO_BYTES = 64 * 1024
 MAX_TEXT_CHARS = 4096
 MAX_ARGUMENTS_CHARS = 64 * 1024
 MAX_ID_CHARS = 256
+MAX_USAGE_SECONDS = 10_000_000.0  # ~115 days: a usage snapshot above it is not believed
 
 CLOSE_REASONS = frozenset(
     {"close_requested", "expired", "content", "remote_hangup", "connection_lost"}
@@ -269,12 +270,17 @@ def _error(data: dict[str, Any]) -> ErrorEvent:
 def _closed(data: dict[str, Any]) -> SessionClosed:
     reason = data.get("reason")
     usage = data.get("usage")
-    seconds = _number(usage.get("seconds")) if isinstance(usage, dict) else None
+    seconds = _seconds(usage.get("seconds")) if isinstance(usage, dict) else None
     return SessionClosed(reason if reason in CLOSE_REASONS else "unknown", seconds)
 
 
+def _seconds(value: Any) -> float | None:
+    seconds = _number(value)
+    return seconds if seconds is not None and seconds <= MAX_USAGE_SECONDS else None
+
+
 def _usage(data: dict[str, Any]) -> UsageUpdated:
-    seconds = _number(_dict(data, "usage").get("seconds"))
+    seconds = _seconds(_dict(data, "usage").get("seconds"))
     if seconds is None:
         raise _Malformed("usage.seconds")
     return UsageUpdated(seconds)

@@ -274,8 +274,8 @@ def function_call_output(call_id: str, output: str, event_id: str | None = None)
 
 
 def user_message(text: str, event_id: str | None = None) -> dict[str, Any]:
-    """A user message for the Responses backend (typed input such as keypad digits), cut
-    as an append is: the same text goes to the model as a thinking append."""
+    """A user message for the Responses backend (typed input such as keypad digits); cut like
+    an append (operator texts can be long; the same text goes out as a thinking append)."""
     part = {"type": "input_text", "text": cut_to_append(text)}
     item = {"type": "message", "role": "user", "content": [part]}
     return _with_id({"type": "response.item.create", "item": item}, event_id)

@@ -88,7 +88,9 @@ class ReplySegmenter:
         self.silence_run = 0  # bytes of silence since the reply's last speech
 
     def voiced(self, frame: bytes) -> bool:
-        return frame.translate(self._loud).count(1) >= VOICED_MIN_SAMPLES * len(frame) // FRAME
+        # A short piece (a delta of odd size) needs its share of loud samples, at least one.
+        need = max(1, VOICED_MIN_SAMPLES * len(frame) // FRAME)
+        return frame.translate(self._loud).count(1) >= need
 
     def split(self, audio: bytes) -> list[tuple[str, bytes]]:
         """("start", b"") / ("audio", bytes) / ("end", b"") steps for one delta, in order."""

@@ -120,3 +120,27 @@ def test_caller_heard_restarts_the_idle_watchdog_without_barge_in() -> None:
     ctx, actions = m.step(speaking(policy), m.CallerHeard())
     assert actions == []  # the bot is speaking: no flush, no stop, nothing sent
     assert ctx.state is m.State.BOT_SPEAKING
+
+
+def test_later_digits_do_not_barge_in_again_on_the_same_silenced_reply() -> None:
+    ctx = speaking()
+    playing = (m.PlayoutItem("live_bot_2", 400),)
+    ctx, actions = m.step(ctx, m.Dtmf("1", "rfc4733", playing))
+    assert m.FlushPlayout() in actions  # the first digit interrupts the bot locally
+    ctx, actions = m.step(ctx, m.Dtmf("2", "rfc4733", playing))
+    assert m.FlushPlayout() not in actions  # nothing queued any more: nothing to interrupt
+
+
+def test_a_flood_of_tool_calls_runs_at_most_a_few_and_each_once() -> None:
+    from gateway.call.handlers import MAX_RUNNING_TOOLS
+
+    for policy in (LIVE, m.CallPolicy()):
+        ctx = listening(policy)
+        runs = refused = 0
+        for i in range(50):
+            ctx, actions = m.step(ctx, m.ToolCall(f"c{i}", "lookup", {}))
+            runs += sum(isinstance(a, m.RunTool) for a in actions)
+            refused += sum(isinstance(a, m.ReturnToolResult) for a in actions)
+        assert runs == MAX_RUNNING_TOOLS and refused == 50 - MAX_RUNNING_TOOLS
+        _, actions = m.step(ctx, m.ToolCall("c0", "lookup", {}))  # the same call id again
+        assert not any(isinstance(a, (m.RunTool, m.ReturnToolResult)) for a in actions)

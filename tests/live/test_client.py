@@ -150,3 +150,20 @@ async def test_a_cancelled_close_still_closes_the_socket() -> None:
             await task
         assert not client.connected
         await server.wait(lambda: server.connections[0].state.name == "CLOSED")
+
+
+async def test_nothing_after_session_closed_reaches_the_sink() -> None:
+    async with fake_live() as server:
+        client = LiveClient(Endpoint(server.url), lp.LiveSessionConfig())
+        await client.open(timeout=5)
+        seen: list[object] = []
+        client.set_event_sink(seen.append)
+        await server.closed("expired")
+        await server.audio(b"\x01" * 160)  # a server that keeps talking after its last word
+        await server.usage(99.0)
+        await server.transcript("output", "late")
+        await server.send_raw('{"type": "error", "error": {"message": "after"}}')
+        await async_wait_until(lambda: client.frames_after_closed == 4, 5, "4 frames dropped")
+        assert [type(e) for e in seen] == [le.SessionClosed]
+        assert client.usage_seconds == 1.0  # the final usage, not a later snapshot
+        await client.close()

@@ -199,3 +199,14 @@ def test_bad_close_reason_and_error_shapes_still_parse_safely() -> None:
     assert isinstance(err, le.ErrorEvent) and err.code is None
     long = parse({"type": "error", "error": {"message": "m" * 100_000}})
     assert isinstance(long, le.ErrorEvent) and len(long.message) == le.MAX_TEXT_CHARS
+
+
+def test_absurd_usage_is_not_believed() -> None:
+    parser = le.LiveEventParser()
+    assert (
+        parser.parse(orjson.dumps({"type": "session.usage.updated", "usage": {"seconds": 1e12}}))
+        is None
+    )
+    assert parser.malformed == 1
+    closed = parse({"type": "session.closed", "reason": "expired", "usage": {"seconds": 1e12}})
+    assert closed == le.SessionClosed("expired", None)

@@ -243,3 +243,11 @@ def test_a_transcript_ahead_of_the_audio_is_the_same_bot_item() -> None:
     assert start[1].item_id == item_id
     end = reports(link, le.OutputAudio(silence(REPLY_END_SILENCE_MS)))
     assert v.BotTranscript(item_id, "Hello", final=True) in end
+
+
+@pytest.mark.parametrize("size", [1, 7, 161, 333])
+def test_odd_sized_silent_deltas_start_no_reply(size: int) -> None:
+    link = LiveLink()
+    assert reports(link, le.OutputAudio(silence(1)[:1] * size)) == []
+    out = reports(link, le.OutputAudio(tone(40)[:size]))
+    assert kinds(out)[:2] == ["BotReplyStarted", "BotTurn"] or size < 4

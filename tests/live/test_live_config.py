@@ -91,6 +91,10 @@ def test_api_defaults_to_realtime(tmp_path: Path) -> None:
         ('[realtime]\napi = "live"\nmodel = "gpt-realtime-mini"\n', "realtime.model"),
         ('[realtime]\napi = "live"\nmax_output_tokens = 8\n', "realtime.max_output_tokens"),
         ('[realtime]\ndelegation_instructions = "x"\n', "realtime.delegation_instructions"),
+        (
+            '[realtime]\napi = "live"\ninstructions = "' + "x" * 50_000 + '"\n',
+            "realtime.instructions",
+        ),
     ],
 )
 def test_keys_of_the_other_api_are_errors_naming_the_key(

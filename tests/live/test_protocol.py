@@ -154,3 +154,10 @@ def test_a_delegation_policy_names_the_tools_in_the_instructions() -> None:
     assert plain["session"]["instructions"] == "Be brief."  # no tools, no policy
     off = lp.LiveSessionConfig(instructions="Mine.", tools=TOOLS, delegation_policy=False)
     assert lp.session_start(off)["session"]["instructions"] == "Mine."
+
+
+def test_user_message_is_cut_like_an_append() -> None:
+    event = lp.user_message('"}]} injected ' * 1000)
+    check_live_client_event(event)
+    text = event["item"]["content"][0]["text"]
+    assert len(text) == lp.MAX_APPEND_CHARS and text.startswith('"}]} injected')

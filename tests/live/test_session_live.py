@@ -309,3 +309,34 @@ async def test_usage_seconds_reach_the_metrics_and_the_record() -> None:
     body = live.services.metrics.render()[0]  # type: ignore[attr-defined]
     text = body.decode() if isinstance(body, bytes) else body
     assert "srg_voice_session_seconds_total 30.0" in text
+
+
+async def test_silence_keeps_the_live_input_running_through_a_hold(live_call: Any) -> None:
+    """GPT-Live's clock moves only while input arrives (reference section 2): when the caller's
+    RTP stops (hold, outage) the session appends silence, so the session does not expire."""
+    session, _, _, server = await live_call()
+    clock = [0.0]
+    session._now = lambda: clock[0]  # a fake loop clock for the hold-fill arithmetic
+    session._audio_t0 = 0.0
+    session._audio_samples = 0
+    before = len(server.of_type("session.input_audio.append"))
+    for step in range(1, 31):  # 3 s without a single RTP packet, ticked every 100 ms
+        clock[0] = step * 0.1
+        session.on_output_tick()
+    expected = int((3.0 - 0.25) * 8000) // 160 * 160  # all but HOLD_FILL_AFTER_S, in frames
+    await server.wait(
+        lambda: (
+            sum(
+                len(e["audio"]) * 3 // 4
+                for e in server.of_type("session.input_audio.append")[before:]
+            )
+            >= expected
+        )
+    )
+    import base64
+
+    sent = b"".join(
+        base64.b64decode(e["audio"]) for e in server.of_type("session.input_audio.append")[before:]
+    )
+    assert set(sent) == {0xFF}  # u-law silence, the call's law
+    assert session.stats.silence_filled_bytes == expected
