@@ -109,50 +109,6 @@ RULES: tuple[Rule, ...] = (
         allowed=(("gateway.realtime.simulator*", "gateway.media.g711"),),
     ),
     Rule("gateway.media", "gateway.call", "media is below the call object"),
-    # The simulators' shared pieces (gateway/sim_shared/: G.711 helpers, VAD, schema checks)
-    # sit below both simulators and know neither, nor any backend or the call.
-    *(
-        Rule(
-            "gateway.sim_shared",
-            other,
-            "the simulators' shared pieces are below both simulators; they know neither",
-            allowed=(("gateway.sim_shared", "gateway.media.g711"),),
-        )
-        for other in ("gateway.realtime", "gateway.live", "gateway.call", "gateway.media")
-    ),
-    # The GPT-Live simulator (issue 12) stands beside the Realtime one: it shares
-    # gateway/sim_shared/, reaches media only for G.711, and knows neither the Realtime
-    # backend nor the call. Only the server that routes both paths in one process
-    # (gateway/realtime/simulator/server.py) imports it.
-    Rule(
-        "gateway.live.simulator",
-        "gateway.realtime",
-        "the two simulators do not import each other; shared pieces live in gateway/sim_shared",
-    ),
-    Rule(
-        "gateway.live.simulator",
-        "gateway.media",
-        "the simulator reaches media only for G.711",
-        allowed=(("gateway.live.simulator", "gateway.media.g711"),),
-    ),
-    Rule("gateway.live.simulator", "gateway.call", "the simulator is below the call object"),
-    Rule(
-        "gateway.realtime",
-        "gateway.live.simulator",
-        "the two simulators do not import each other",
-        allowed=(
-            # One process serves both APIs, each at its own path: the server routes a
-            # connection to the Realtime or the GPT-Live session by its path, and the
-            # `simulator` command reads both simulators' options.
-            ("gateway.realtime.simulator.server", "gateway.live.simulator*"),
-            ("gateway.realtime.simulator.cli", "gateway.live.simulator*"),
-        ),
-    ),
-    Rule(
-        "gateway.call",
-        "gateway.live.simulator",
-        "the call talks to a voice service through its link, never to a simulator",
-    ),
     Rule("gateway.realtime", "gateway.call", "the voice backends are below the call object"),
     # GPT-Live (issue 12), the second voice backend: the same place in the house as Realtime.
     Rule(
@@ -188,13 +144,7 @@ RULES: tuple[Rule, ...] = (
         "gateway.realtime",
         "gateway.live",
         "the voice backends do not know each other",
-        # One simulator process serves both APIs, each at its own path (issue 12): the server
-        # and its command line route to the GPT-Live simulator; no backend code is involved.
-        allowed=(
-            ("gateway.realtime.simulator.server", "gateway.live.simulator*"),
-            ("gateway.realtime.simulator.cli", "gateway.live.simulator*"),
-            ("gateway.realtime.simulator*", "gateway.live*"),
-        ),
+        allowed=(("gateway.realtime.simulator*", "gateway.live*"),),
     ),
     # The WebSocket machinery both backends share (gateway/wsock.py) sits below both.
     *(
@@ -664,34 +614,6 @@ def test_checker_keeps_the_machine_and_the_voice_vocabulary_backend_neutral(
         ("gateway.call.handlers", "gateway.realtime.events"),
         # Issue 12: the session gets its backend in its settings.
         ("gateway.call.session", "gateway.realtime.link"),
-    }
-
-
-def test_checker_keeps_the_simulators_apart(tmp_path: Path) -> None:
-    graph = _fake_tree(
-        tmp_path,
-        {
-            "gateway/sim_shared/vad.py": "from gateway.media.g711 import ulaw\n",  # allowed
-            "gateway/sim_shared/audio.py": "from gateway.realtime.simulator import items\n",
-            "gateway/live/simulator/session.py": (
-                "from gateway.sim_shared import vad\nfrom gateway.realtime.simulator import items\n"
-            ),
-            "gateway/live/simulator/sounds.py": "from gateway.media import g711, jitter\n",
-            "gateway/realtime/simulator/server.py": "from gateway.live.simulator import session\n",
-            "gateway/realtime/simulator/items.py": "from gateway.live.simulator import track\n",
-            "gateway/call/session.py": "from gateway.live.simulator import session\n",
-            "gateway/media/g711.py": "",
-            "gateway/media/jitter.py": "",
-            "gateway/live/simulator/track.py": "",
-        },
-    )
-    found = violations(graph)
-    assert set(found) == {
-        ("gateway.sim_shared.audio", "gateway.realtime.simulator.items"),
-        ("gateway.live.simulator.session", "gateway.realtime.simulator.items"),
-        ("gateway.live.simulator.sounds", "gateway.media.jitter"),
-        ("gateway.realtime.simulator.items", "gateway.live.simulator.track"),
-        ("gateway.call.session", "gateway.live.simulator.session"),
     }
 
 

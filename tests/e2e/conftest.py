@@ -7,12 +7,12 @@ and the bridged gateway; caller_audio.py; wire.py).
 
 from __future__ import annotations
 
+from tests.tools.live_gateway import (  # noqa: F401  fixtures, registered by import
+    live_gateway,
+    live_sim_factory,
+)
 from tests.tools.realtime_fixtures import (  # noqa: F401  fixtures, registered by import
     realtime_gateway,
     sim_factory,
     utterances,
-)
-from tests.tools.live_gateway import (  # noqa: F401  fixtures, registered by import
-    live_gateway,
-    live_sim_factory,
 )

@@ -29,9 +29,17 @@ from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
 from tests.tools.rtp import analyse_streams
 from tests.tools.sipp import Sipp
-from tests.tools.wire import gateway_rtp, level_dbfs, locate
+from tests.tools.wire import gateway_rtp, is_silent, level_dbfs, locate
 
 pytestmark = pytest.mark.interop
+
+# What a failure here has so far always been (on a loaded machine): the shallow GPT-Live
+# playout keeps no jitter margin, so a delta that comes late leaves an idle frame inside the
+# speech, and the late delta with the next one overflows the bound and is trimmed.
+_PLAYOUT_JITTER = (
+    " (call.ended playout_trimmed_bytes={}: a delta that came late shows as an idle frame "
+    "inside the echo, two that came together as trimmed bytes)"
+)
 
 
 def _needs_raw_socket() -> None:
@@ -80,6 +88,7 @@ def test_live_caller_hears_its_utterance_back_byte_for_byte(
     assert gw.wait_event("call.answered", call_id=call_id)["codec"] == codec
     ended = gw.wait_event("call.ended", call_id=call_id)
     assert ended["cause"] == "remote_bye", ended
+    jitter = _PLAYOUT_JITTER.format(ended["playout_trimmed_bytes"])
 
     assert sim.live_count() == 1
     started = sim.live_client_events(0)[0].event
@@ -97,7 +106,7 @@ def test_live_caller_hears_its_utterance_back_byte_for_byte(
     packets = gateway_rtp(datagrams, ports, ports.sipp_media)
     assert packets, "no RTP from the gateway in the capture"
     where = locate(heard, packets)
-    assert where is not None, "the echo is not on the wire verbatim"
+    assert where is not None, "the echo is not on the wire verbatim" + jitter
     assert level_dbfs(heard, codec) > -30.0
     assert all(p.rtp.payload_type == PAYLOAD_TYPE[codec] for p in packets)
     # Nothing was transcoded: every wire payload byte is an output-track byte, in track order.
@@ -144,7 +153,8 @@ def test_live_baresip_caller_hears_its_utterance_back(
     tshark.stop()
     assert "Call established" in result.log, result.log[-3000:]
     call_id = gw.wait_event("call.offered")["call_id"]
-    gw.wait_event("call.ended", call_id=call_id, timeout=15)
+    ended = gw.wait_event("call.ended", call_id=call_id, timeout=15)
+    jitter = _PLAYOUT_JITTER.format(ended["playout_trimmed_bytes"])
     heard = sim.live(0, lambda s: [u.audio for u in s.utterances])
     assert heard, "the simulator heard no utterance"
     track = output_audio(sim.live_server_events(0))
@@ -156,4 +166,60 @@ def test_live_baresip_caller_hears_its_utterance_back(
         assert audio in track
         where = locate(audio, packets)
         print(f"\nutterance {index + 1}: {len(audio) // 8} ms, on the wire at {where}")
-        assert where is not None, f"the echo of utterance {index + 1} is not on the wire"
+        assert where is not None, f"the echo of utterance {index + 1} is not on the wire{jitter}"
+
+
+def test_live_run_without_a_key_uses_the_built_in_simulator(
+    gateway: Callable[..., GatewayProcess],
+    sipp: Sipp,
+    tshark: Capture,
+    utterances: Utterances,
+    ports: InteropPorts,
+    tmp_path: Path,
+) -> None:
+    """As a user first runs it: `run` with `api = "live"`, no key and no URL serves GPT-Live
+    calls from the simulator inside the gateway process (defaults otherwise, uvloop): the call
+    is answered and the caller's speech comes back verbatim."""
+    _needs_raw_socket()
+    gw = gateway({"realtime": {"api": "live"}}, echo=False)
+    started = gw.wait_event("gateway.started")
+    print(f"\ngateway.started: { ({k: started.get(k) for k in ('api', 'live', 'simulator')}) }")
+    pcap = tmp_path / "caller.pcap"
+    play_ms = write_caller_pcap(pcap, silence_ms(600) + utterances.hello + silence_ms(1500))
+    tshark.start()
+    result = sipp.run(
+        "uac_codec_play_bye.xml",
+        timeout_s=30,
+        substitutions={
+            "PCAP": str(pcap),
+            "PLAY_MS": str(play_ms + len(utterances.hello) // 8 + 1500),
+            "PT": "0",
+            "CODEC": "PCMU",
+        },
+    )
+    tshark.stop()
+    assert result.rc == 0, result.describe()
+    call_id = gw.wait_event("call.offered")["call_id"]
+    ended = gw.wait_event("call.ended", call_id=call_id)
+    assert ended["cause"] == "remote_bye", ended
+    print(f"playout_trimmed_bytes={ended['playout_trimmed_bytes']}")
+    packets = gateway_rtp(read_udp(tshark.pcap), ports, ports.sipp_media)
+    # Every 20 ms frame of the speech is on the wire verbatim and in order. Not as one run:
+    # here the simulator shares the gateway's event loop, so a delta can come a tick late and
+    # the shallow playout (no jitter margin, see the report of issue 12's e2e work) plays one
+    # idle frame inside the echo; those inserted frames are counted and must be silence.
+    wire = [p.rtp.payload for p in packets]
+    hello = utterances.hello
+    frames = [hello[i : i + 160] for i in range(0, len(hello) - 159, 160)]
+    start = next((k for k, payload in enumerate(wire) if payload == frames[0]), None)
+    assert start is not None, "the built-in simulator's echo is not on the wire"
+    position, inserted = start, []
+    for frame in frames:
+        while position < len(wire) and wire[position] != frame:
+            inserted.append(wire[position])
+            position += 1
+        assert position < len(wire), "a frame of the speech is missing from the echo"
+        position += 1
+    print(f"the speech on the wire from packet {start}; {len(inserted)} frame(s) inserted")
+    assert all(is_silent(frame) for frame in inserted), "the echo differs from the speech"
+    assert len(inserted) <= 3, len(inserted)

@@ -24,6 +24,7 @@ import pytest
 
 from gateway.realtime.simulator import Recorded, SimSession, Simulator, SimulatorOptions
 from tests.realtime.validate import check_client_event
+from tests.tools import live_audit
 from tests.tools.control import TEST_CONTROL_TOKEN_ENV
 from tests.tools.gateway_process import (
     GATEWAY_START_TIMEOUT_S,
@@ -94,6 +95,14 @@ class SimulatorThread:
         """Client events of the `session`-th session (0-based), in arrival order."""
         return self.call(lambda: list(list(self.sim.sessions.values())[session].client_events))
 
+    def all_live_client_events(self) -> list[dict[str, Any]]:
+        """Every client event of every GPT-Live session (the same server's /v1/live/sessions)."""
+        return self.call(
+            lambda: [
+                r.event for s in self.sim.live_sessions.values() for r in list(s.client_events)
+            ]
+        )
+
     def server_events(self, session: int) -> list[Recorded]:
         return self.call(lambda: list(list(self.sim.sessions.values())[session].server_events))
 
@@ -151,13 +160,22 @@ def simulators() -> Iterator[Callable[..., SimulatorThread]]:
 
     yield factory
     records: list[Recorded] = []
+    live_events: list[dict[str, Any]] = []
     for thread in started:
         records += thread.all_client_events()
+        # The same process serves GPT-Live: a gateway routed there (api = "live") is checked
+        # against openai.types.live (tests/tools/live_audit.py, issue 12).
+        live_events += thread.all_live_client_events()
         thread.stop()
     problems = invalid_client_events(records)
     assert not problems, (
         f"{len(problems)} of {len(records)} client events fail the GA schema:\n"
         + "\n".join(problems[:10])
+    )
+    live_problems = live_audit.check_records("e2e simulator", live_events)
+    assert not live_problems, (
+        f"{len(live_problems)} of {len(live_events)} GPT-Live client events fail "
+        "openai.types.live:\n" + "\n".join(live_problems[:10])
     )
 
 
