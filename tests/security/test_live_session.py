@@ -28,6 +28,7 @@ import pytest
 
 from gateway.call import machine as m
 from gateway.call.causes import EndCause, bye_reason
+from gateway.call.conversation import MAX_TURNS
 from gateway.call.handlers import MAX_RUNNING_TOOLS
 from gateway.call.session import LIVE_PLAYOUT_SLACK_BYTES, CallSession, SessionSettings
 from gateway.live import events as le
@@ -283,6 +284,22 @@ async def test_megabytes_of_transcript_are_bounded_per_turn(live_call: Any) -> N
     texts = [turn.text for turn in session.conversation.turns]
     assert texts and max(len(text) for text in texts) <= 16_000
     await next_turn_plays(session, queue, server)
+
+
+async def test_alternating_transcript_fragments_keep_a_bounded_conversation(
+    live_call: Any,
+) -> None:
+    """A fragment of caller text, one of bot text, again and again (a few bytes each): every
+    pair is a new turn. The conversation kept for replays stays bounded (each new turn was
+    searched for across all kept: unbounded, 20,000 pairs held the shared loop for 30 s)."""
+    session, _, queue, server = await live_call()
+    for _ in range(3000):
+        await server.transcript("input", "hi ")
+        await server.transcript("output", "yo ")
+    await server.wait(lambda: not server.connections[0].transport.get_write_buffer_size())
+    await until(lambda: len(session.conversation.turns) == MAX_TURNS, within=20)
+    await next_turn_plays(session, queue, server)
+    assert len(session.conversation.turns) <= MAX_TURNS
 
 
 async def test_odd_sized_deltas_play_byte_for_byte(live_call: Any) -> None:
