@@ -44,6 +44,8 @@ FRAME = 160  # 20 ms of G.711 at 8000 Hz
 MAX_TURN_CHARS = 16_000
 MAX_PENDING_CALLS = 32
 MAX_SUPERSEDED = 64
+MAX_ERRORS_REPORTED = 20  # error events logged per session; the rest counted
+MAX_ERROR_CHARS = 500  # of an error's message, in the log line
 REPLY_END_SILENCE_MS = 600
 VOICED_LEVEL = 512  # |sample| (16-bit linear) above which a sample is not silence
 VOICED_MIN_SAMPLES = 16  # of 160: 10 % of a frame above the level makes it speech
@@ -160,6 +162,7 @@ class LiveTranslator:
         # function call of one of them is stale.
         self._superseded: dict[str, None] = {}
         self.stale_calls = 0
+        self.errors = 0  # error events of this session; those past MAX_ERRORS_REPORTED counted
 
     def _next(self, prefix: str) -> str:
         self._seq += 1
@@ -192,7 +195,7 @@ class LiveTranslator:
                 return v.UsageReported(session_seconds=seconds)
             case le.ErrorEvent(code=code, message=message):
                 kind = _ERROR_KINDS.get(code or "", v.VoiceErrorKind.OTHER)
-                return v.VoiceError(code or "", message, kind)
+                return self._error(v.VoiceError(code or "", message[:MAX_ERROR_CHARS], kind))
             case le.SessionClosed(reason=reason, seconds=seconds):
                 reports = self._boundary()
                 if seconds is not None:
@@ -203,6 +206,24 @@ class LiveTranslator:
                 return reports
             case le.ConnectionLost(reason=reason):
                 return [*self._boundary(), *self._end_reply(), v.ConnectionLost(reason)]
+        return None
+
+    def _error(self, error: v.VoiceError) -> v.VoiceEvent | None:
+        """Each error is a log line at the call: a server sending errors without end must not
+        flood the log. The first MAX_ERRORS_REPORTED of a session are reported, then one note
+        says the rest are only counted; errors the call acts on (expiry) always pass."""
+        self.errors += 1
+        if self.errors <= MAX_ERRORS_REPORTED or error.kind is not v.VoiceErrorKind.OTHER:
+            return error
+        if self.errors == MAX_ERRORS_REPORTED + 1:
+            return v.VoiceNote(
+                "live",
+                "live.errors_suppressed",
+                f"more than {MAX_ERRORS_REPORTED} error events in this session: "
+                "further ones are not logged",
+                logging.WARNING,
+                {"errors": self.errors},
+            )
         return None
 
     def _stale_call(self, delegation_id: str, call_id: str, name: str) -> v.VoiceNote:
