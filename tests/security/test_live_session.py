@@ -302,6 +302,26 @@ async def test_alternating_transcript_fragments_keep_a_bounded_conversation(
     assert len(session.conversation.turns) <= MAX_TURNS
 
 
+async def test_an_error_flood_logs_a_bounded_number_of_lines(
+    live_call: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """2,000 error events of 3,000 characters: 20 logged (messages cut), then one warning that
+    the rest are not; the call goes on."""
+    from gateway.live.translate import MAX_ERROR_CHARS, MAX_ERRORS_REPORTED
+
+    session, _, queue, server = await live_call()
+    error = {"type": "invalid_request_error", "code": "x", "message": "m" * 3000}
+    for _ in range(2000):
+        await server.send_raw(orjson.dumps({"type": "error", "event_id": "e", "error": error}))
+    await server.usage(5.0)  # after the flood: all of it was read
+    await until(lambda: session.stats.voice_seconds == 5.0)
+    lines = [r for r in caplog.records if getattr(r, "event", None) == "realtime.error"]
+    assert len(lines) == MAX_ERRORS_REPORTED
+    assert all(len(r.getMessage()) <= MAX_ERROR_CHARS for r in lines)
+    assert len(logged(caplog, "live.errors_suppressed")) == 1
+    await next_turn_plays(session, queue, server)
+
+
 async def test_odd_sized_deltas_play_byte_for_byte(live_call: Any) -> None:
     session, _, queue, server = await live_call()
     speech = tone(201)[8:]  # 200 ms starting on a loud sample (a 1-byte piece must be speech)
