@@ -581,13 +581,19 @@ async def test_tool_calls_after_the_call_ended_do_nothing(
 ) -> None:
     session, control, _, server = await live_call(server_options={"answer_close": False})
     runs = await _lookup_tool(monkeypatch, session)
+    client = client_of(session)
     session.on_sip_ended("bye")
     assert session.ctx.state is m.State.ENDED
     sent = len(server.received)
-    if server.connections[0].state.name == "OPEN":
-        await server.function_call("call_late", "lookup", "{}")
-        await server.function_call("call_late2", "end_call", "{}")
-        await server.function_call("call_late3", "transfer_call", '{"target": "sales"}')
+    # The session is still closing (this server never answers session.close): the socket is
+    # open and the server can still send.
+    await server.wait(lambda: server.of_type("session.close"))
+    assert server.connections[0].state.name == "OPEN"
+    await server.function_call("call_late", "lookup", "{}")
+    await server.function_call("call_late2", "end_call", "{}")
+    await server.function_call("call_late3", "transfer_call", '{"target": "sales"}')
+    await server.usage(7.0)
+    await until(lambda: client.usage_seconds == 7.0)  # the client read all of them
     await session.close()
     assert runs == []
     assert "refer" not in control.names() and "hangup" not in control.names()
