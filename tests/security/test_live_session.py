@@ -405,6 +405,7 @@ async def test_session_started_with_another_format_fails_setup_with_503(
     for echo in (
         {"type": "audio/pcma", "rate": 8000},
         {"type": "audio/pcmu", "rate": 16000},
+        {"type": "audio/pcm", "rate": 24000},  # the service's default: PCM16, not G.711
     ):
         caplog.clear()
         session, control, _, server = await live_call(
@@ -765,23 +766,47 @@ async def test_expires_at_in_the_past_or_absurdly_far(
 async def test_usage_going_backwards_or_absurd_never_goes_negative_or_explodes(
     live_call: Any,
 ) -> None:
+    """Cumulative usage snapshots that go backwards, are negative, infinite or absurd (above
+    MAX_USAGE_SECONDS), across a reconnect (the new session counts from 0 again): the call's
+    total, its record and /metrics only ever add each session's latest believable value."""
+    from gateway.call import accounting
+    from gateway.observe.metrics import Metrics
+    from gateway.observe.records import CallRecord
+
     session, _, _, server = await live_call()
-    seen: list[float] = []
-    session._observe = lambda kind, fields: (
-        seen.append(fields["seconds"]) if (kind == "voice_seconds") else None
-    )
+    seen: list[tuple[str, dict[str, Any]]] = []
+    session._observe = lambda kind, fields: seen.append((kind, fields))
     await server.usage(30.0)
     await server.usage(10.0)  # backwards: ignored
     await server.usage(30.0)
-    for bad in ("-1", "1e999", "1e300"):  # negative, infinite, absurd: all refused
+    for bad in ("-1", "1e999", "1e300", "2e7"):  # negative, infinite, absurd: all refused
         await server.send_raw(
             f'{{"type": "session.usage.updated", "event_id": "u", "usage": {{"seconds": {bad}}}}}'
         )
     await server.usage(45.0)
     await until(lambda: session.stats.voice_seconds == 45.0)
-    assert seen == [30.0, 15.0]
-    assert all(0 <= s < 1e11 for s in seen)
-    assert client_of(session).parser.malformed == 3
+    assert client_of(session).parser.malformed == 4
+    server.connections[0].transport.abort()  # a new session: its usage starts from 0
+    await until(lambda: session.stats.reconnects == 1)
+    await server.usage(5.0)  # to the newest connection
+    await server.usage(4.0)  # backwards again
+    await until(lambda: session.stats.voice_seconds == 50.0)
+    increases = [f["seconds"] for k, f in seen if k == "voice_seconds"]
+    assert increases == [30.0, 15.0, 5.0]
+
+    class Live:
+        pass
+
+    live: Any = Live()
+    live.services = Live()
+    live.services.metrics = Metrics()
+    live.record = CallRecord("c", started_at=0.0)
+    for kind, fields in seen:
+        accounting.on_session_event(live, kind, fields)
+    assert live.record.finish("remote_bye")["usage"]["session_seconds"] == 50.0
+    body = live.services.metrics.render()[0]
+    text = body.decode() if isinstance(body, bytes) else body
+    assert "srg_voice_session_seconds_total 50.0" in text
 
 
 # --------------------------------------------------------------------------------------------
