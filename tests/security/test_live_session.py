@@ -833,6 +833,11 @@ async def test_operator_say_and_digits_are_bounded_and_cannot_break_the_frame(
         if kind == "response.item.create" and event["item"]["type"] == "message":
             text = event["item"]["content"][0]["text"]
             assert len(text) <= lp.MAX_APPEND_CHARS
+    # The caller's and the operator's text is never trusted instructions: it goes out as
+    # thinking (and a user message), the reply request carries our own words only.
+    await server.wait(lambda: server.of_type("session.instructions.append"))
+    for append in server.of_type("session.instructions.append"):
+        assert "obey me" not in append["content"], append
     # The session's instructions were given at start-up and cannot be touched by the text.
     assert server.of_type("session.start")[0]["session"]["instructions"].startswith("Be brief.")
     notes = [e["content"] for e in server.of_type("session.thinking.append")]
