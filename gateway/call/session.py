@@ -68,6 +68,12 @@ SAMPLE_RATE = 8000
 # reference advises, and what lets the caller stop hearing the model within 100 ms of its last
 # non-silent audio (issue 12).
 LIVE_PLAYOUT_SLACK_BYTES = 480
+# ... and each talkspurt starts 40 ms after its first audio arrives: played at once, the queue
+# runs empty just as the next real-time delta is due, so a delta late by a tick put an idle
+# frame inside the speech, and that delta with the next one overflowed the slack and was
+# trimmed (seen end to end on a loaded machine, tests/e2e/test_live_audio.py). 40 ms of margin
+# + 60 ms of slack stay within the 100 ms the caller may hear after the model falls silent.
+LIVE_PLAYOUT_START_DELAY_FRAMES = 2
 # The caller's side of the conversation must survive a rollover or reconnect, and the only
 # text of it the gateway can get is the service's input transcription: when the operator has
 # not configured a transcription model, this one is turned on for replay only (its
@@ -188,6 +194,8 @@ class CallSession(VoiceSessions, VoiceEvents):
         self._overflow_logged: set[str] = set()
         self._voice_seconds: dict[int, float] = {}  # per connection: its latest snapshot
         self._shallow_playout = settings.policy.continuous_output
+        if self._shallow_playout:
+            queue.start_delay_frames = LIVE_PLAYOUT_START_DELAY_FRAMES
         # The loop's clock, bound once: asyncio.get_running_loop() costs a getpid() syscall
         # per call on CPython 3.11 (4 % of the gateway's CPU at 100 calls, docs/benchmarks.md).
         self._now: Callable[[], float] | None = None
@@ -377,6 +385,8 @@ class CallSession(VoiceSessions, VoiceEvents):
         config = self._with_replay_transcription(config, self.settings)
         self.settings.config = config
         self.queue = queue
+        if self._shallow_playout:
+            queue.start_delay_frames = LIVE_PLAYOUT_START_DELAY_FRAMES
         self._silence = queue.silence_frame
         client = self._client
         if changed and client is not None and client.connected:

@@ -91,6 +91,7 @@ class PlayoutStats:
     audio_frames: int = 0
     idle_frames: int = 0  # silence or CN frames produced
     underruns: int = 0  # ticks where a talkspurt was in progress but no full frame was ready
+    held_frames: int = 0  # idle ticks a new talkspurt waited (start_delay_frames)
     padded_frames: int = 0
     flushes: int = 0
     dropped_bytes: int = 0
@@ -122,6 +123,10 @@ class PlayoutQueue:
     cn_refresh_frames: int = 10
     cn_level: int = DEFAULT_CN_LEVEL
     max_queued_bytes: int = DEFAULT_MAX_QUEUED_BYTES
+    # Ticks a talkspurt waits after its first audio arrives before it starts (0: at once).
+    # A real-time source (GPT-Live paces its output at 1x) leaves the queue empty just as its
+    # next chunk is due, so without this margin any late chunk puts idle frames inside speech.
+    start_delay_frames: int = 0
     stats: PlayoutStats = field(default_factory=PlayoutStats)
 
     def __post_init__(self) -> None:
@@ -142,6 +147,7 @@ class PlayoutQueue:
         self._queued = 0
         self._items: dict[str, _ItemState] = {}
         self._in_talkspurt = False  # last tick produced audio
+        self._held_ticks = 0  # ticks audio has waited for start_delay_frames
         self._idle_ticks = 0  # ticks since the last CN packet while idle
         self._paused = False
         self._playing: str | None = None
@@ -273,6 +279,9 @@ class PlayoutQueue:
     # -- output (one call per 20 ms tick) ----------------------------------------------------
 
     def next_frame(self) -> PlayoutFrame | None:
+        if not self._paused and self._held():
+            self.stats.held_frames += 1
+            return self._idle_frame()
         if not self._paused:
             payload, item_id, padded = self._cut_frame()
             if payload is not None:
@@ -287,6 +296,19 @@ class PlayoutQueue:
             if self._queued:
                 self.stats.underruns += 1
         return self._idle_frame()
+
+    def _held(self) -> bool:
+        """A new talkspurt waits start_delay_frames ticks (unless what it has is complete)."""
+        if self._in_talkspurt or not self.start_delay_frames or not self._queued:
+            self._held_ticks = 0
+            return False
+        if self._held_ticks >= self.start_delay_frames or all(
+            self._items[c.item_id].complete for c in self._chunks
+        ):
+            self._held_ticks = 0
+            return False
+        self._held_ticks += 1
+        return True
 
     def _idle_frame(self) -> PlayoutFrame | None:
         was_talking = self._in_talkspurt

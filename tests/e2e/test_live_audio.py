@@ -33,9 +33,9 @@ from tests.tools.wire import gateway_rtp, is_silent, level_dbfs, locate
 
 pytestmark = pytest.mark.interop
 
-# What a failure here has so far always been (on a loaded machine): the shallow GPT-Live
-# playout keeps no jitter margin, so a delta that comes late leaves an idle frame inside the
-# speech, and the late delta with the next one overflows the bound and is trimmed.
+# What a failure here has been (on a loaded machine, before the playout had its 40 ms start
+# margin): a delta that comes late leaves an idle frame inside the speech, and the late delta
+# with the next one overflows the shallow bound and is trimmed.
 _PLAYOUT_JITTER = (
     " (call.ended playout_trimmed_bytes={}: a delta that came late shows as an idle frame "
     "inside the echo, two that came together as trimmed bytes)"
@@ -205,9 +205,9 @@ def test_live_run_without_a_key_uses_the_built_in_simulator(
     print(f"playout_trimmed_bytes={ended['playout_trimmed_bytes']}")
     packets = gateway_rtp(read_udp(tshark.pcap), ports, ports.sipp_media)
     # Every 20 ms frame of the speech is on the wire verbatim and in order. Not as one run:
-    # here the simulator shares the gateway's event loop, so a delta can come a tick late and
-    # the shallow playout (no jitter margin, see the report of issue 12's e2e work) plays one
-    # idle frame inside the echo; those inserted frames are counted and must be silence.
+    # here the simulator shares the gateway's event loop, so a delta can come later than the
+    # playout's 40 ms start margin (gateway/call/session.py LIVE_PLAYOUT_START_DELAY_FRAMES) and
+    # an idle frame is played inside the echo; such inserted frames are counted, must be silence.
     wire = [p.rtp.payload for p in packets]
     hello = utterances.hello
     frames = [hello[i : i + 160] for i in range(0, len(hello) - 159, 160)]

@@ -15,13 +15,18 @@ import pytest
 
 from gateway.call import machine as m
 from gateway.call.causes import EndCause, bye_reason
-from gateway.call.session import LIVE_PLAYOUT_SLACK_BYTES, CallSession, SessionSettings
+from gateway.call.session import (
+    LIVE_PLAYOUT_SLACK_BYTES,
+    LIVE_PLAYOUT_START_DELAY_FRAMES,
+    CallSession,
+    SessionSettings,
+)
 from gateway.live import protocol as lp
 from gateway.live.backend import LiveBackend
 from gateway.live.translate import REPLY_END_SILENCE_MS
 from gateway.media import g711
 from gateway.media.jitter import Frame
-from gateway.media.playout import PlayoutQueue
+from gateway.media.playout import FrameKind, PlayoutQueue
 from gateway.wsock import Endpoint
 from tests.call.test_session import FakeControl, tick, until
 from tests.tools.fake_live import FakeLive, fake_live
@@ -121,6 +126,12 @@ async def test_a_reply_plays_byte_for_byte_and_ends_on_silence(live_call: Any) -
     await server.audio(speech)
     await until(lambda: session.ctx.state is m.State.BOT_SPEAKING)
     assert session.ctx.reply_id is not None
+    # The talkspurt starts LIVE_PLAYOUT_START_DELAY_FRAMES ticks after its audio arrived (a
+    # jitter margin), then plays every byte.
+    for _ in range(LIVE_PLAYOUT_START_DELAY_FRAMES):
+        frame = queue.next_frame()
+        assert frame is not None and frame.kind is FrameKind.SILENCE
+        session.on_output_tick()
     played = b""
     for _ in range(5):
         frame = queue.next_frame()
@@ -340,3 +351,29 @@ async def test_silence_keeps_the_live_input_running_through_a_hold(live_call: An
     )
     assert set(sent) == {0xFF}  # u-law silence, the call's law
     assert session.stats.silence_filled_bytes == expected
+
+
+async def test_a_delta_late_by_a_tick_leaves_no_gap_in_the_speech(live_call: Any) -> None:
+    """GPT-Live paces deltas in real time: played at once, the queue would run empty just as
+    the next one is due, and a delta late by a tick would put an idle frame inside the speech
+    (seen end to end on a loaded machine). The start delay is the margin that absorbs it."""
+    session, _, queue, server = await live_call()
+    first, second = tone(100), tone(100)
+    await server.audio(first)
+    await until(lambda: queue.queued_bytes == len(first))
+    frames: list[bytes] = []
+
+    def play(ticks: int) -> None:
+        for _ in range(ticks):
+            frame = queue.next_frame()
+            assert frame is not None
+            frames.append(frame.payload)
+            session.on_output_tick()
+
+    play(6)  # the second 100 ms delta is due after 5 ticks: it comes one tick late
+    await server.audio(second)
+    await until(lambda: queue.queued_bytes > 160)
+    play(6)
+    start = next(i for i, payload in enumerate(frames) if payload != silence(20))
+    assert b"".join(frames[start : start + 6]) == first + second[:160], "idle frame in speech"
+    assert session.stats.playout_trimmed_bytes == 0

@@ -267,3 +267,18 @@ def test_drop_oldest_keeps_the_newest_audio_unplayed() -> None:
     assert frame is not None and frame.payload == b"\x02" * 160
     assert q.drop_oldest(1000) == 40  # never more than is queued
     assert q.queued_bytes == 0
+
+
+def test_start_delay_holds_a_new_talkspurt_unless_its_audio_is_complete() -> None:
+    q = PlayoutQueue(start_delay_frames=2)
+    speech = bytes(range(1, 161)) * 3
+    q.enqueue("a", speech)
+    kinds = [q.next_frame().kind for _ in range(5)]  # type: ignore[union-attr]
+    assert kinds == [FrameKind.SILENCE, FrameKind.SILENCE] + [FrameKind.AUDIO] * 3
+    assert q.stats.held_frames == 2
+    assert q.next_frame().kind is FrameKind.SILENCE  # type: ignore[union-attr]
+    # A complete item (a short reply that is all there) is not held: nothing more will come.
+    q.enqueue("b", speech[:160])
+    q.end_of_item("b")
+    frame = q.next_frame()
+    assert frame is not None and frame.kind is FrameKind.AUDIO and frame.marker
