@@ -732,6 +732,22 @@ async def test_a_server_ending_every_session_at_once_spends_the_budget_then_bye(
     assert logged(caplog, "realtime.reconnect_budget_spent")
 
 
+async def test_a_service_refusing_every_new_session_spends_the_budget_then_bye(
+    live_call: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    budget = 3
+    session, control, _, server = await live_call(
+        settings_options={"reconnect_budget": budget, "reconnect_window_s": 60}
+    )
+    server.refuse = {"type": "server_error", "code": None, "message": "overloaded"}
+    server.connections[0].transport.abort()
+    await until(lambda: "hangup" in control.names())
+    assert session.ctx.hangup_cause == bye_reason(EndCause.VOICE_SESSION_UNAVAILABLE).text
+    assert len(server.of_type("session.start")) == 1 + budget  # no attempt past the budget
+    failures = logged(caplog, "realtime.connect_failed")
+    assert len(failures) == budget and "overloaded" in failures[0].getMessage()
+
+
 async def test_a_tiny_expires_at_cannot_make_a_rollover_storm(
     live_call: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
