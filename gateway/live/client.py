@@ -129,7 +129,7 @@ class LiveClient(WebSocketLink):
         malformed = self.parser.malformed
         event = self.parser.parse(data)
         if self.parser.malformed != malformed:
-            self._log_problem(self.parser.problem.partition(" ")[0], self.parser.problem)
+            self._log_problem(self.parser.problem, self.parser.problem)
         if isinstance(event, le.UsageUpdated):
             self.usage_seconds = event.seconds
         elif isinstance(event, le.SessionClosed):
