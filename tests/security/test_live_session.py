@@ -227,7 +227,11 @@ async def test_garbage_frames_are_dropped_counted_and_logged_and_the_call_surviv
     # The error with a string body is still an error event (logged, never fatal).
     assert session.ctx.state is m.State.LISTENING
     assert client_of(session).connected
-    assert logged(caplog, "live.server_event_malformed"), "no log line names the bad frames"
+    problems = [r.fields["problem"] for r in logged(caplog, "live.server_event_malformed")]  # type: ignore[attr-defined]
+    # One line per kind of problem (not per frame), each naming it.
+    assert "not JSON" in problems and "not an object with a string type" in problems, problems
+    assert "session.output_audio.delta: bad delta" in problems, problems
+    assert len(problems) == len(set(problems)) < len(hostile)
     await next_turn_plays(session, queue, server)
 
 
