@@ -12,6 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 REPLAY_MAX_ITEMS = 40  # conversation items replayed into a new session (most recent)
+# Turns kept (the oldest dropped beyond it): far more than a replay takes, and a bound on what a
+# hostile voice service can make us keep and search. Without it, a server alternating caller
+# and bot transcript fragments (a few bytes each, GPT-Live) made a new turn per fragment and
+# each one was searched for across all: 20,000 alternations took 32 s of the event loop that
+# every call shares.
+MAX_TURNS = 256
 
 
 @dataclass
@@ -29,6 +35,12 @@ class Conversation:
 
     def append(self, turn: Turn) -> None:
         self.turns.append(turn)
+        self._bound()
+
+    def _bound(self) -> None:
+        excess = len(self.turns) - MAX_TURNS
+        if excess > 0:
+            del self.turns[:excess]
 
     def place(self, turn: Turn, previous_item_id: str | None) -> None:
         """Put a conversation item's turn where the service put the item: right after
@@ -40,20 +52,23 @@ class Conversation:
             for index in range(len(self.turns) - 1, -1, -1):
                 if self.turns[index].item_id == previous_item_id:
                     self.turns.insert(index + 1, turn)
+                    self._bound()
                     return
-        self.turns.append(turn)
+        self.append(turn)
 
     def fill(self, role: str, text: str, item_id: str) -> None:
         for turn in self.turns:
             if turn.item_id == item_id:
                 turn.text = text
                 return
-        self.turns.append(Turn(role, text, item_id))  # an item we did not see added
+        self.append(Turn(role, text, item_id))  # an item we did not see added
 
     def delete(self, item_id: str) -> None:
         self.turns = [t for t in self.turns if t.item_id != item_id]
 
     def bot_delta(self, item_id: str, delta: str) -> None:
+        if item_id not in self.partial and len(self.partial) >= MAX_TURNS:
+            del self.partial[next(iter(self.partial))]  # the oldest unfinished item
         self.partial.setdefault(item_id, []).append(delta)
 
     def bot_done(self, item_id: str, transcript: str) -> None:
@@ -83,4 +98,4 @@ class Conversation:
         return [(turn.role, turn.text) for turn in spoken[-REPLAY_MAX_ITEMS:]]
 
 
-__all__ = ["REPLAY_MAX_ITEMS", "Conversation", "Turn"]
+__all__ = ["MAX_TURNS", "REPLAY_MAX_ITEMS", "Conversation", "Turn"]

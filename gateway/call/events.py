@@ -13,6 +13,7 @@ here: every backend reports in those words, so the machine's table is the same f
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +102,13 @@ class PlayoutDrained:
 class ToolResult:
     call_id: str
     output: str
+
+
+def tool_error(message: str) -> str:
+    """A failed tool's output for the model, `{"ok": false, "error": message}`, always valid
+    JSON: the message often quotes what the model sent (a tool name, a transfer target,
+    digits), which a hostile server can fill with quotes and braces."""
+    return json.dumps({"ok": False, "error": message})
 
 
 @dataclass(frozen=True, slots=True)
@@ -475,4 +483,5 @@ __all__ = [
     "UnheardItem",
     "VoiceError",
     "VoiceErrorKind",
+    "tool_error",
 ]

@@ -83,6 +83,7 @@ from gateway.call.events import (
     UnheardItem,
     VoiceError,
     VoiceErrorKind,
+    tool_error,
 )
 from gateway.call.policy import DtmfMode
 from gateway.voice import LOST_CONTENT, LOST_REMOTE_HANGUP
@@ -463,7 +464,7 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
         uri = ctx.policy.transfer_targets.get(target_name)
         if uri is None:
             allowed = ", ".join(sorted(ctx.policy.transfer_targets)) or "none configured"
-            output = f'{{"ok": false, "error": "unknown transfer target {target_name!r}; allowed: {allowed}"}}'
+            output = tool_error(f"unknown transfer target {target_name!r}; allowed: {allowed}")
             ctx, more = _reply_after_result(ctx)
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
         ctx = replace(ctx, transfer_after_playout=uri, transfer_call_id=ev.call_id)
@@ -474,7 +475,7 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
         digits = str(ev.arguments.get("digits", ""))
         bad = [d for d in digits if d not in "0123456789*#ABCD"]
         if not digits or bad:
-            output = f'{{"ok": false, "error": "invalid digits {digits!r}"}}'
+            output = tool_error(f"invalid digits {digits!r}")
             ctx, more = _reply_after_result(ctx)
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
         ctx, more = _reply_after_result(ctx)
@@ -488,6 +489,15 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
         return ctx, [note, ReturnToolResult(ev.call_id, output)]
     ctx = replace(ctx, pending_tool_calls=ctx.pending_tool_calls | {ev.call_id})
     return ctx, [note, RunTool(ev.call_id, ev.name, ev.arguments)]
+
+
+def on_tool_call_while_leaving(ctx: CallContext, ev: ToolCall) -> Result:
+    """A tool call while the call ends or is being transferred: not run (no second BYE or
+    REFER, no HTTP call for a call that is going away), answered with an error so that the
+    backend is not left waiting for it (a failed transfer returns the call to the model)."""
+    note = Note("tool.refused", {"name": ev.name, "tool_call_id": ev.call_id})
+    doing = "ending" if ctx.state is State.ENDING else "being transferred"
+    return ctx, [note, ReturnToolResult(ev.call_id, tool_error(f"the call is {doing}"))]
 
 
 def on_tool_result(ctx: CallContext, ev: ToolResult) -> Result:
@@ -559,11 +569,7 @@ def on_refer_result(ctx: CallContext, ev: ReferResult) -> Result:
     call_id = ctx.transfer_call_id
     ctx = _to(ctx, _idle_state(ctx), transfer_call_id=None)
     if call_id is not None:
-        actions.append(
-            ReturnToolResult(
-                call_id, f'{{"ok": false, "error": "transfer failed: SIP {ev.status}"}}'
-            )
-        )
+        actions.append(ReturnToolResult(call_id, tool_error(f"transfer failed: SIP {ev.status}")))
         ctx, more = _reply_after_result(ctx)
         actions += more
     return ctx, actions

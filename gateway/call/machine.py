@@ -171,6 +171,7 @@ from gateway.call.handlers import (  # noqa: F401  re-exported for tests
     on_setup_failed,
     on_start,
     on_tool_call,
+    on_tool_call_while_leaving,
     on_tool_result,
     on_voice_error,
 )
@@ -292,7 +293,9 @@ _row(
     State.ENDED,
     State.TRANSFERRING,
 )
-_row({State.ENDING, State.TRANSFERRING}, ToolCall, _ignore)  # the call is going away
+# The call is going away: nothing is run, but the call is answered (a backend that waits for
+# every result of its batch, GPT-Live's, would otherwise wait forever if the transfer fails).
+_row({State.ENDING, State.TRANSFERRING}, ToolCall, on_tool_call_while_leaving)
 _row(ACTIVE, Dtmf, on_dtmf, *ACTIVE, State.ENDED, State.TRANSFERRING)
 _row({State.ANSWERING, State.ENDING, State.TRANSFERRING}, Dtmf, _ignore)
 _row(

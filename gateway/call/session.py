@@ -46,6 +46,7 @@ from typing import Any, ClassVar, Protocol
 from gateway.call import machine as m
 from gateway.call.causes import EndCause
 from gateway.call.conversation import Conversation, Turn
+from gateway.call.events import tool_error
 from gateway.call.tools import HttpTool, call_http_tool
 from gateway.call.voice_events import VoiceEvents
 from gateway.call.voice_sessions import RECONNECT_BUDGET, RECONNECT_WINDOW_S, VoiceSessions
@@ -582,7 +583,10 @@ class CallSession(VoiceSessions, VoiceEvents):
     # -- timers -------------------------------------------------------------------------------
 
     _TIMER_EVENTS: ClassVar[dict[str, Callable[[], m.Event]]] = {
-        m.T_SETUP: lambda: m.SessionFailed("no session.updated in time"),
+        # Backend-neutral: Realtime waits for session.updated, GPT-Live for session.started.
+        m.T_SETUP: lambda: m.SessionFailed(
+            "the voice session was not ready within realtime.setup_timeout_s"
+        ),
         m.T_DIGITS: m.DigitTimeout,
         m.T_DRAIN: m.DrainTimeout,
         m.T_IDLE: m.IdleTimeout,
@@ -621,7 +625,7 @@ class CallSession(VoiceSessions, VoiceEvents):
         tool = self.settings.http_tools.get(name)
         started = time.monotonic()
         if tool is None:
-            output = f'{{"ok": false, "error": "unknown tool {name}"}}'
+            output = tool_error(f"unknown tool {name}")
         else:
             output = await call_http_tool(
                 tool,

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from gateway import voice as v
 from gateway.call import machine as m
 from gateway.call.conversation import Turn
+from gateway.call.events import tool_error
 from gateway.observe.logs import log_event
 
 if TYPE_CHECKING:
@@ -131,7 +132,7 @@ class VoiceEvents:
             case v.ToolCallInvalid(call_id=call_id, name=name, arguments_text=raw, error=error):
                 self.stats.tool_calls += 1
                 self._emit_tool(name, call_id, raw, "error", None, error)
-                return m.ToolResult(call_id, f'{{"ok": false, "error": "{error}"}}')
+                return m.ToolResult(call_id, tool_error(error))
             case v.ToolCall(call_id=call_id, name=name, arguments=arguments):
                 self.stats.tool_calls += 1
                 if name not in self.settings.http_tools:

@@ -41,6 +41,7 @@ class VoiceSessions:
     conversation: Conversation
     link: VoiceLink
     _client: VoiceConnection | None
+    _closing: set[asyncio.Task[Any]]  # connections being closed (CallSession.close awaits them)
     _closed: bool
     _reconnecting: bool
     _reconnect_times: deque[float]
@@ -130,7 +131,11 @@ class VoiceSessions:
         old = self._client
         self._attach(client, link)  # from here on the old client's events are ignored
         if old is not None:
-            await old.close()
+            # Closed in a task of its own (a graceful GPT-Live close waits up to 12 s for
+            # session.closed): awaited here, a loss of the new session reported meanwhile
+            # found the reconnect still running and was dropped, leaving the call on a dead
+            # session.
+            self._closing.add(self._spawn(old.close()))
         return True
 
     async def _reconnect(self, reason: str) -> None:
@@ -195,6 +200,21 @@ class VoiceSessions:
         return RECONNECT_BACKOFF_S[min(used - 1, len(RECONNECT_BACKOFF_S) - 1)]
 
     async def _rollover(self) -> None:
+        # Rollovers spend the reconnect budget too: a service announcing an expiry seconds
+        # away in every session (a hostile or broken expires_at) must not make the call open
+        # sessions in a loop. Past the budget the session runs until the service ends it.
+        if self._next_reconnect_delay() is None:
+            log_event(
+                log,
+                "realtime.rollover_skipped",
+                "reconnect budget spent: no new session before the expiry",
+                level=logging.WARNING,
+                call_id=self.call_id,
+                budget=self.settings.reconnect_budget,
+                window_s=self.settings.reconnect_window_s,
+            )
+            return
+        self._reconnect_times.append(self._loop_time())
         if await self._swap_to_new_session():
             self.stats.rollovers += 1
             self.dispatch(m.RolledOver(self._seconds_left()))

@@ -47,6 +47,10 @@ MAX_FRAME = 4 * 1024 * 1024
 # session.close -> session.closed: the service drains for at most about 10 s (reference 10,
 # PC); the documentation's example waits 15 s.
 CLOSE_WAIT_S = 12.0
+# The longest session an `expires_at` may announce and be believed (the maximum duration is
+# not documented, reference 2; "2 hours connected" is quoted for SIP): beyond it, the call's
+# own session cap applies.
+MAX_EXPIRES_IN_S = 24 * 3600.0
 
 
 def live_endpoint_openai(api_key: str, url: str = DEFAULT_LIVE_URL) -> Endpoint:
@@ -104,6 +108,7 @@ class LiveClient(WebSocketLink):
         self.usage_seconds: float | None = None  # the latest cumulative usage snapshot
         self.frames_after_closed = 0  # dropped: nothing follows session.closed
         self._close_wait_s = close_wait_s
+        self._problems_logged: set[str] = set()
 
     @property
     def session_id(self) -> str | None:
@@ -116,9 +121,15 @@ class LiveClient(WebSocketLink):
 
     def _parse(self, data: bytes) -> Any:
         if self.closed is not None:
-            self.frames_after_closed += 1  # session.closed is the session's last word
+            # session.closed is the session's last word (reference 10): a function call from
+            # a closed session must not end the call, its late audio must not play.
+            self.frames_after_closed += 1
+            self._log_problem("after session.closed", "event after session.closed: dropped")
             return None
+        malformed = self.parser.malformed
         event = self.parser.parse(data)
+        if self.parser.malformed != malformed:
+            self._log_problem(self.parser.problem, self.parser.problem)
         if isinstance(event, le.UsageUpdated):
             self.usage_seconds = event.seconds
         elif isinstance(event, le.SessionClosed):
@@ -126,6 +137,22 @@ class LiveClient(WebSocketLink):
             if event.seconds is not None:
                 self.usage_seconds = event.seconds
         return event
+
+    def _log_problem(self, key: str, problem: str) -> None:
+        """One warning per kind of bad server input per session (a flood logs once; the
+        counts are in `parser.malformed` and `events_after_close`)."""
+        if key in self._problems_logged or len(self._problems_logged) >= 16:
+            return
+        self._problems_logged.add(key)
+        log.warning(
+            "live.server_event_malformed: %s (session %s); further ones are counted",
+            problem,
+            self.session_id,
+            extra={
+                "event": "live.server_event_malformed",
+                "fields": {"problem": problem, "session_id": self.session_id},
+            },
+        )
 
     def _error(self, message: str) -> Exception:
         return LiveError(message)
@@ -181,9 +208,28 @@ class LiveClient(WebSocketLink):
         return event
 
     def seconds_left(self) -> float | None:
-        """Seconds until `expires_at` by this host's clock, when the service said."""
+        """Seconds until `expires_at` by this host's clock, when the service said something
+        usable: an `expires_at` already past or more than MAX_EXPIRES_IN_S away (a hostile
+        or broken server, or a clock far off) is ignored with a warning, and the call's own
+        session cap applies instead (a timer in the past would roll over at once, one in
+        centuries never)."""
         expires_at = self.expires_at
-        return None if expires_at is None else expires_at - time.time()
+        if expires_at is None:
+            return None
+        left = expires_at - time.time()
+        if 0 < left <= MAX_EXPIRES_IN_S:
+            return left
+        log.warning(
+            "live.expires_at_ignored: session %s expires_at %s is %.0f s from now",
+            self.session_id,
+            expires_at,
+            left,
+            extra={
+                "event": "live.expires_at_ignored",
+                "fields": {"session_id": self.session_id, "seconds_left": round(left)},
+            },
+        )
+        return None
 
     async def close(self) -> None:
         """session.close -> session.closed (bounded) -> the socket. Safe to call more than once;

@@ -325,15 +325,20 @@ class LiveEventParser:
     def __init__(self) -> None:
         self.ignored: Counter[str] = Counter()
         self.malformed = 0
+        # What was wrong with the last malformed frame ("not JSON", "<type>: <field>"), for
+        # the client's log line; never the frame itself (it may be megabytes).
+        self.problem = ""
 
     def parse(self, frame: bytes | str) -> LiveServerEvent | None:
         try:
             data = orjson.loads(frame)
         except orjson.JSONDecodeError:
             self.malformed += 1
+            self.problem = "not JSON"
             return None
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             self.malformed += 1
+            self.problem = "not an object with a string type"
             return None
         kind: str = data["type"]
         parser = _PARSERS.get(kind)
@@ -344,8 +349,9 @@ class LiveEventParser:
             return None
         try:
             return parser(data)
-        except (_Malformed, KeyError, TypeError, ValueError, AttributeError):
+        except (_Malformed, KeyError, TypeError, ValueError, AttributeError) as exc:
             self.malformed += 1
+            self.problem = f"{kind}: bad {exc.args[0] if exc.args else type(exc).__name__}"[:200]
             return None
 
 

@@ -32,7 +32,8 @@ MAX_INPUT_TOKENS = 8192
 _CHARS_PER_TOKEN = 3
 _TOKENS_PER_MESSAGE = 4
 # One append holds at most 500 tokens (reference section 7); longer texts are cut.
-MAX_APPEND_CHARS = 500 * _CHARS_PER_TOKEN
+MAX_APPEND_TOKENS = 500
+MAX_APPEND_CHARS = MAX_APPEND_TOKENS * _CHARS_PER_TOKEN
 
 LiveFormat = Literal["audio/pcmu", "audio/pcma"]
 
@@ -221,10 +222,26 @@ def input_audio_append(audio: bytes) -> bytes:
     return b"".join((_APPEND_PREFIX, binascii.b2a_base64(audio, newline=False), _APPEND_SUFFIX))
 
 
+def cut_to_append(text: str) -> str:
+    """`text` cut to fit one append (MAX_APPEND_TOKENS). ASCII is estimated at 3 characters
+    per token; any other character at half its UTF-8 length (CJK 1.5 tokens, emoji 2): text
+    in other scripts takes more tokens per character, and the 3-per-token estimate would let
+    a caller's or operator's non-Latin text past the service's cap (the append refused)."""
+    text = text[:MAX_APPEND_CHARS]
+    if text.isascii():
+        return text
+    budget = MAX_APPEND_TOKENS * 6  # in sixths of a token: ASCII 2, other chars 3 per byte
+    for index, char in enumerate(text):
+        budget -= 2 if char < "\x80" else 3 * len(char.encode())
+        if budget < 0:
+            return text[:index]
+    return text
+
+
 def _append(kind: str, content: str, delegation_id: str | None, event_id: str | None) -> dict:
     event = {
         "type": f"session.{kind}.append",
-        "content": content[:MAX_APPEND_CHARS],
+        "content": cut_to_append(content),
         "delegation_id": delegation_id,  # required, nullable: null = session-wide
     }
     return _with_id(event, event_id)
@@ -258,8 +275,8 @@ def function_call_output(call_id: str, output: str, event_id: str | None = None)
 
 def user_message(text: str, event_id: str | None = None) -> dict[str, Any]:
     """A user message for the Responses backend (typed input such as keypad digits); cut like
-    an append (operator texts can be long)."""
-    part = {"type": "input_text", "text": text[:MAX_APPEND_CHARS]}
+    an append (operator texts can be long; the same text goes out as a thinking append)."""
+    part = {"type": "input_text", "text": cut_to_append(text)}
     item = {"type": "message", "role": "user", "content": [part]}
     return _with_id({"type": "response.item.create", "item": item}, event_id)
 
@@ -286,6 +303,7 @@ __all__ = [
     "LiveFunctionTool",
     "LiveSessionConfig",
     "commentary_append",
+    "cut_to_append",
     "encode",
     "format_for_codec",
     "function_call_output",

@@ -31,6 +31,7 @@ only delay the next reply.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,9 @@ FRAME = 160  # 20 ms of G.711 at 8000 Hz
 # (the oldest is forgotten beyond it; its late result is then discarded as stale).
 MAX_TURN_CHARS = 16_000
 MAX_PENDING_CALLS = 32
+MAX_SUPERSEDED = 64
+MAX_ERRORS_REPORTED = 20  # error events logged per session; the rest counted
+MAX_ERROR_CHARS = 500  # of an error's message, in the log line
 REPLY_END_SILENCE_MS = 600
 VOICED_LEVEL = 512  # |sample| (16-bit linear) above which a sample is not silence
 VOICED_MIN_SAMPLES = 16  # of 160: 10 % of a frame above the level makes it speech
@@ -154,6 +158,11 @@ class LiveTranslator:
         # Function calls owed a result: call id -> delegation id. `delegation` is the newest.
         self.pending: dict[str, str | None] = {}
         self.delegation: str | None = None
+        # Delegations a newer one superseded (the newest MAX_SUPERSEDED, oldest first): a
+        # function call of one of them is stale.
+        self._superseded: dict[str, None] = {}
+        self.stale_calls = 0
+        self.errors = 0  # error events of this session; those past MAX_ERRORS_REPORTED counted
 
     def _next(self, prefix: str) -> str:
         self._seq += 1
@@ -168,6 +177,8 @@ class LiveTranslator:
             case le.InputTranscript(delta=delta):
                 return self._caller_transcript(delta)
             case le.FunctionCall(delegation_id=delegation_id, call_id=call_id, name=name):
+                if delegation_id is not None and delegation_id in self._superseded:
+                    return self._stale_call(delegation_id, call_id, name)
                 if delegation_id is not None and delegation_id != self.delegation:
                     self._supersede(delegation_id)
                 self.pending[call_id] = delegation_id
@@ -184,7 +195,7 @@ class LiveTranslator:
                 return v.UsageReported(session_seconds=seconds)
             case le.ErrorEvent(code=code, message=message):
                 kind = _ERROR_KINDS.get(code or "", v.VoiceErrorKind.OTHER)
-                return v.VoiceError(code or "", message, kind)
+                return self._error(v.VoiceError(code or "", message[:MAX_ERROR_CHARS], kind))
             case le.SessionClosed(reason=reason, seconds=seconds):
                 reports = self._boundary()
                 if seconds is not None:
@@ -197,9 +208,46 @@ class LiveTranslator:
                 return [*self._boundary(), *self._end_reply(), v.ConnectionLost(reason)]
         return None
 
+    def _error(self, error: v.VoiceError) -> v.VoiceEvent | None:
+        """Each error is a log line at the call: a server sending errors without end must not
+        flood the log. The first MAX_ERRORS_REPORTED of a session are reported, then one note
+        says the rest are only counted; errors the call acts on (expiry) always pass."""
+        self.errors += 1
+        if self.errors <= MAX_ERRORS_REPORTED or error.kind is not v.VoiceErrorKind.OTHER:
+            return error
+        if self.errors == MAX_ERRORS_REPORTED + 1:
+            return v.VoiceNote(
+                "live",
+                "live.errors_suppressed",
+                f"more than {MAX_ERRORS_REPORTED} error events in this session: "
+                "further ones are not logged",
+                logging.WARNING,
+                {"errors": self.errors},
+            )
+        return None
+
+    def _stale_call(self, delegation_id: str, call_id: str, name: str) -> v.VoiceNote:
+        """A function call of a delegation a newer one superseded (its backend work goes on
+        after the conversation moved on, reference 6): not executed (an end_call or a
+        transfer decided for a conversation that moved on must not end this one), no result
+        sent (the delegation's result would be discarded as stale anyway)."""
+        self.stale_calls += 1
+        return v.VoiceNote(
+            "live",
+            "live.stale_function_call",
+            f"function call {name[:64]!r} of superseded delegation {delegation_id}: not executed",
+            logging.WARNING,
+            {"delegation_id": delegation_id, "tool_call_id": call_id, "name": name[:64]},
+        )
+
     def _supersede(self, delegation_id: str) -> None:
         """A newer delegation supersedes the older ones: their calls are stale now (speech
         that moved on does not cancel backend work, reference 6: version each task)."""
+        if self.delegation is not None and self.delegation != delegation_id:
+            self._superseded[self.delegation] = None
+            while len(self._superseded) > MAX_SUPERSEDED:
+                del self._superseded[next(iter(self._superseded))]
+        self._superseded.pop(delegation_id, None)
         self.delegation = delegation_id
         self.pending = {
             call: owner
