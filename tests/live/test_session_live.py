@@ -6,6 +6,7 @@ openai.types.live by the server."""
 
 from __future__ import annotations
 
+import base64
 import math
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -433,3 +434,28 @@ async def test_a_refused_transfer_tells_the_model_and_keeps_the_call(live_call: 
     assert len(server.of_type("response.item.create")) == 1  # no second output for the call
     assert session.ctx.state is m.State.LISTENING
     assert "hangup" not in control.names() and "session.close" not in server.types()
+
+
+async def test_silence_keeps_flowing_until_the_close_completes(live_call: Any) -> None:
+    """Reference 6: after NOTIFY 200, session.close, and silence until session.closed (the
+    session clock moves only with input); the BYE waits for session.closed."""
+    _, control, _, server = await live_call(
+        tools=XFER_TOOLS,
+        transfer_targets={"operator": OPERATOR},
+        goodbye_timeout_s=0.05,
+        server_options={"answer_close": False},
+    )
+    await server.function_call("call_x", "transfer_call", '{"target": "operator"}')
+    await server.wait(lambda: "session.close" in server.types())
+
+    def appends_after_close() -> list[dict[str, Any]]:
+        at = next(i for i, e in enumerate(server.received) if e["type"] == "session.close")
+        return [e for e in server.received[at:] if e["type"] == "session.input_audio.append"]
+
+    await server.wait(lambda: len(appends_after_close()) >= 3)
+    silent_frame = base64.b64encode(silence(20)).decode()
+    assert {e["audio"] for e in appends_after_close()} == {silent_frame}
+    assert "hangup" not in control.names()  # session.closed not seen yet
+    await server.closed("close_requested")
+    await until(lambda: "hangup" in control.names())
+    assert control.calls[-1] == ("hangup", bye_reason(EndCause.TRANSFERRED).text)
