@@ -237,3 +237,11 @@ def test_realtime_transfer_is_unchanged() -> None:
     ]
     ctx, actions = m.step(ctx, m.ReferResult(603))
     assert m.ReturnToolResult("x1", '{"ok": false, "error": "transfer failed: SIP 603"}') in actions
+
+
+def test_after_a_failed_transfer_the_model_may_transfer_again() -> None:
+    ctx, _ = m.step(announcing(), m.DrainTimeout())
+    ctx, _ = m.step(ctx, m.ReferResult(503))
+    ctx, actions = m.step(ctx, m.ToolCall("x3", "transfer_call", {"target": "operator"}))
+    assert ctx.state is m.State.TRANSFERRING
+    assert m.ReturnToolResult("x3", TRANSFERRING_RESULT) in actions
