@@ -245,3 +245,20 @@ def test_after_a_failed_transfer_the_model_may_transfer_again() -> None:
     ctx, actions = m.step(ctx, m.ToolCall("x3", "transfer_call", {"target": "operator"}))
     assert ctx.state is m.State.TRANSFERRING
     assert m.ReturnToolResult("x3", TRANSFERRING_RESULT) in actions
+
+
+def test_a_model_repeating_transfer_call_gets_one_refer() -> None:
+    """A looping or hostile backend: every repeat is answered with an error, the REFER goes
+    out once, and the goodbye timer is not restarted by the repeats."""
+    ctx = announcing()
+    refers = 0
+    for n in range(20):
+        ctx, actions = m.step(ctx, m.ToolCall(f"r{n}", "transfer_call", {"target": "operator"}))
+        assert not any(isinstance(a, (m.SendRefer, m.StartTimer)) for a in actions)
+    ctx, actions = m.step(ctx, m.DrainTimeout())
+    refers += sum(isinstance(a, m.SendRefer) for a in actions)
+    for n in range(5):
+        ctx, actions = m.step(ctx, m.ToolCall(f"s{n}", "transfer_call", {"target": "operator"}))
+        refers += sum(isinstance(a, m.SendRefer) for a in actions)
+    ctx, actions = m.step(ctx, m.DrainTimeout())
+    assert refers == 1 and actions == []
