@@ -219,7 +219,14 @@ def test_live_transfer_call_sends_refer_that_the_caller_accepts(
     assert notify[0].time < close_sent < closed_at < bye[0].time, "BYE before session.closed"
 
 
+@pytest.mark.parametrize(
+    ("scenario", "status"),
+    [("uac_play_refuse_refer.xml", 603), ("uac_play_refer_notify_503.xml", 503)],
+    ids=["refer-603", "notify-503"],
+)
 def test_live_transfer_refused_by_the_caller_tells_the_model_and_keeps_the_call(
+    scenario: str,
+    status: int,
     live_sim_factory: Callable[..., LiveSimulatorThread],
     live_gateway: Callable[..., GatewayProcess],
     sipp: Sipp,
@@ -227,8 +234,8 @@ def test_live_transfer_refused_by_the_caller_tells_the_model_and_keeps_the_call(
     ports: InteropPorts,
     tmp_path: Path,
 ) -> None:
-    """The caller answers the REFER with 603: the call's output ("transferring") is already
-    given, so the model learns of the failure as a thinking append and is asked to tell the
+    """The caller answers the REFER with 603, or accepts it and reports 503 in the final
+    NOTIFY: the call's output ("transferring") is already given, so the model learns of the failure as a thinking append and is asked to tell the
     caller (an instructions append); the call goes on until the caller hangs up."""
     operator = f"sip:op@127.0.0.1:{ports.base + 35}"
     sim = live_sim_factory(
@@ -238,14 +245,14 @@ def test_live_transfer_refused_by_the_caller_tells_the_model_and_keeps_the_call(
     pcap = tmp_path / "caller.pcap"
     write_caller_pcap(pcap, silence_ms(600) + utterances.hello + silence_ms(1500))
     result = sipp.run(
-        "uac_play_refuse_refer.xml",
+        scenario,
         timeout_s=40,
         substitutions={"PCAP": str(pcap), "REFER_TIMEOUT_MS": "20000", "PLAY_MS": "3000"},
     )
     assert result.rc == 0, result.describe()
     call_id = gw.wait_event("call.offered")["call_id"]
     failed = gw.wait_event("transfer.failed", call_id=call_id)
-    assert failed["status"] == 603, failed
+    assert failed["status"] == status, failed
     ended = gw.wait_event("call.ended", call_id=call_id)
     assert ended["cause"] == "remote_bye", ended  # the caller hung up; the gateway did not
 
@@ -256,7 +263,7 @@ def test_live_transfer_refused_by_the_caller_tells_the_model_and_keeps_the_call(
     types = client_types(sim.live_client_events(0))
     print(f"\nclient events: {types}")
     thinking = [e["content"] for e in client if e["type"] == "session.thinking.append"]
-    assert "The transfer failed (SIP 603)." in thinking, thinking
+    assert f"The transfer failed (SIP {status})." in thinking, thinking
     told = types.index("session.thinking.append")
     assert types.index("response.create") < told
     assert types[told + 1] == "session.instructions.append", types
