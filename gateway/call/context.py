@@ -27,7 +27,9 @@ class State(enum.Enum):
     LISTENING = "listening"  # active: nobody speaking, bot audio fully played
     CALLER_SPEAKING = "caller_speaking"  # active: the backend says the caller talks
     BOT_SPEAKING = "bot_speaking"  # active: bot audio queued or being played
-    TRANSFERRING = "transferring"  # REFER sent, following the NOTIFYs
+    # REFER sent, following the NOTIFYs (GPT-Live: first the model's announcement plays out,
+    # while `transfer_after_playout` holds the target)
+    TRANSFERRING = "transferring"
     ENDING = "ending"  # draining the last bot audio before BYE
     ENDED = "ended"
 

@@ -7,6 +7,7 @@ may lead to, is the transition table in gateway/call/machine.py.
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
@@ -95,6 +96,15 @@ from gateway.voice import LOST_CONTENT, LOST_REMOTE_HANGUP
 # Custom (HTTP) tools running at once in one call; further calls get an error result.
 MAX_RUNNING_TOOLS = 8
 
+# What GPT-Live is asked to say when the REFER was refused or its NOTIFY reported a failure.
+TRANSFER_FAILED_INSTRUCTIONS = (
+    "The transfer did not go through. Tell the caller briefly and offer to help another way."
+)
+
+
+def _json_str(text: str) -> str:
+    return json.dumps(text)
+
 
 def _to(ctx: CallContext, state: State, **changes: Any) -> CallContext:
     return replace(ctx, state=state, **changes)
@@ -178,8 +188,10 @@ def _after_playout(ctx: CallContext) -> Result:
         return _bye(ctx, ctx.end_after_playout)
     if ctx.transfer_after_playout is not None:
         target = ctx.transfer_after_playout
+        # A live announcement ran under the goodbye timer (on_tool_call): it is over.
+        announced = [CancelTimer(T_DRAIN)] if ctx.state is State.TRANSFERRING else []
         ctx = _to(ctx, State.TRANSFERRING, transfer_after_playout=None)
-        return ctx, [SendRefer(target), Note("transfer.started", {"target": target})]
+        return ctx, [*announced, SendRefer(target), Note("transfer.started", {"target": target})]
     if ctx.rollover_pending and ctx.reply_id is None:
         return _to(ctx, State.LISTENING, rollover_pending=False), [Rollover()]
     return _to(ctx, State.LISTENING), _arm_idle(ctx)
@@ -407,7 +419,8 @@ def on_bot_reply_done(ctx: CallContext, ev: BotReplyDone) -> Result:
         ctx = replace(ctx, failed_retries=0)
     if ctx.reply_wanted:
         ctx, actions = _request_reply(ctx)
-    if ctx.playout_busy or ctx.state is State.TRANSFERRING:
+    announcing = ctx.state is State.TRANSFERRING and ctx.transfer_after_playout is not None
+    if ctx.playout_busy or (ctx.state is State.TRANSFERRING and not announcing):
         return ctx, actions  # PlayoutDrained finishes the turn
     waiting = ctx.end_after_playout is not None or ctx.transfer_after_playout is not None
     if waiting or ctx.state in (State.ENDING, State.BOT_SPEAKING) or ctx.rollover_pending:
@@ -433,6 +446,12 @@ def _recover_failed_reply(ctx: CallContext) -> Result | None:
 
 def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
     ctx = replace(ctx, playout_busy=False)
+    if ctx.state is State.TRANSFERRING and ctx.transfer_after_playout is not None:
+        # GPT-Live announcing the transfer: as the goodbye of end_call, an empty queue between
+        # two deltas is not the end of the announcement; its reply's end (or none) is.
+        if ctx.reply_id is not None:
+            return ctx, []
+        return _after_playout(ctx)
     if ctx.state in (State.CALLER_SPEAKING, State.TRANSFERRING):
         return ctx, []
     if ctx.state is State.ENDING:
@@ -467,6 +486,17 @@ def on_tool_call(ctx: CallContext, ev: ToolCall) -> Result:
             output = tool_error(f"unknown transfer target {target_name!r}; allowed: {allowed}")
             ctx, more = _reply_after_result(ctx)
             return ctx, [note, ReturnToolResult(ev.call_id, output), *more]
+        if ctx.policy.continuous_output:
+            # GPT-Live (reference 6): answer the call at once (a call left without output
+            # blocks the model's later calls) so the model announces the transfer; REFER once
+            # that announcement has played out, at most goodbye_timeout_s from now.
+            output = f'{{"status": "transferring", "target": {_json_str(target_name)}}}'
+            ctx = _to(
+                ctx, State.TRANSFERRING, transfer_after_playout=uri, transfer_call_id=ev.call_id
+            )
+            timer = StartTimer(T_DRAIN, ctx.policy.goodbye_timeout_s)
+            announcing = Note("transfer.announcing", {"target": uri})
+            return ctx, [note, ReturnToolResult(ev.call_id, output), announcing, timer]
         ctx = replace(ctx, transfer_after_playout=uri, transfer_call_id=ev.call_id)
         if not ctx.playout_busy and ctx.reply_id is None:
             return _after_playout(ctx)
@@ -568,11 +598,24 @@ def on_refer_result(ctx: CallContext, ev: ReferResult) -> Result:
     actions: list[Action] = [note]
     call_id = ctx.transfer_call_id
     ctx = _to(ctx, _idle_state(ctx), transfer_call_id=None)
-    if call_id is not None:
+    if call_id is not None and ctx.policy.continuous_output:
+        # GPT-Live: the call already has its output ("transferring"); a second one would be
+        # refused. The model learns of the failure as context, then is asked to say so.
+        actions.append(AddText(f"The transfer failed (SIP {ev.status}).", "system"))
+        ctx, more = _request_reply(ctx, TRANSFER_FAILED_INSTRUCTIONS)
+        actions += more
+    elif call_id is not None:
         actions.append(ReturnToolResult(call_id, tool_error(f"transfer failed: SIP {ev.status}")))
         ctx, more = _reply_after_result(ctx)
         actions += more
     return ctx, actions
+
+
+def on_transfer_announce_timeout(ctx: CallContext, ev: DrainTimeout) -> Result:
+    """The live announcement did not end in time (goodbye_timeout_s): REFER now."""
+    if ctx.transfer_after_playout is None:
+        return ctx, []  # REFER already sent: the NOTIFYs decide
+    return _after_playout(ctx)
 
 
 def on_bye_while_transferring(ctx: CallContext, ev: CallerBye) -> Result:

@@ -23,6 +23,7 @@ handler stays inside its declared targets, so the table can be read against the 
     LISTENING/CALLER_SPEAKING --BotAudio--> BOT_SPEAKING --PlayoutDrained--> LISTENING
     any live state --end_call / max duration--> ENDING --PlayoutDrained--> ENDED (BYE)
     any live state --transfer_call--> TRANSFERRING --ReferResult 2xx--> ENDED (BYE)
+      (GPT-Live: result "transferring" first; REFER once the announcement played out)
     any live state --RtpTimeout--> ENDING (drain) --PlayoutDrained--> ENDED (BYE, cause=408)
     any state --CallerBye / CallerCancel / SessionFailed--> ENDED
     any live state --ReconnectBudgetSpent--> ENDED (BYE, Reason cause=503)
@@ -173,6 +174,7 @@ from gateway.call.handlers import (  # noqa: F401  re-exported for tests
     on_tool_call,
     on_tool_call_while_leaving,
     on_tool_result,
+    on_transfer_announce_timeout,
     on_voice_error,
 )
 from gateway.call.policy import CallPolicy as CallPolicy
@@ -314,7 +316,9 @@ _row(ACTIVE, CallerSilenceTimeout, on_caller_silence_timeout, *ACTIVE, State.END
 _row(SESSION_LIVE - ACTIVE, CallerSilenceTimeout, _ignore)
 _row(ACTIVE, CallerHeard, on_caller_heard)
 _row(SESSION_LIVE - ACTIVE, CallerHeard, _ignore)
-_row(ACTIVE | {State.TRANSFERRING}, DrainTimeout, _ignore)
+_row(ACTIVE, DrainTimeout, _ignore)
+# GPT-Live's transfer announcement is capped by the goodbye timer: REFER when it fires.
+_row({State.TRANSFERRING}, DrainTimeout, on_transfer_announce_timeout)
 # The operator (control API): hang up an answered call now; a message for the model while the
 # session lives (in CONNECTING only an outbound call is answered before its session is ready).
 _row(SESSION_LIVE | {State.CONNECTING}, OperatorHangup, on_operator_hangup, State.ENDED)

@@ -537,10 +537,25 @@ class CallSession(VoiceSessions, VoiceEvents):
                 raise TypeError(f"unknown action {action!r}")
 
     async def _close_then_hangup(self, client: Any, cause: EndCause, text: str) -> None:
+        # GPT-Live's session clock moves only while input audio arrives (reference section 2)
+        # and its close drains output work first: silence keeps it going until session.closed
+        # (section 6, transfer_call: "keep sending silence until the close completes").
+        filler = self._spawn(self._silence_until_closed(client))
         try:
             await client.close()
         finally:
+            filler.cancel()
             self.control.hangup(cause, text)
+
+    async def _silence_until_closed(self, client: Any) -> None:
+        loop = asyncio.get_running_loop()
+        due = loop.time()
+        frame_s = FRAME_BYTES / SAMPLE_RATE
+        while client.connected:  # checked right before: the append cannot find it gone
+            if client.append_audio(self._silence):
+                self.stats.silence_filled_bytes += len(self._silence)
+            due += frame_s
+            await asyncio.sleep(max(0.0, due - loop.time()))  # paced like the media clock
 
     def _forget_unheard(self, item_id: str, heard_ms: int) -> None:
         """A barge-in's bookkeeping of one bot item: statistics, observer, the conversation

@@ -144,3 +144,121 @@ def test_a_flood_of_tool_calls_runs_at_most_a_few_and_each_once() -> None:
         assert runs == MAX_RUNNING_TOOLS and refused == 50 - MAX_RUNNING_TOOLS
         _, actions = m.step(ctx, m.ToolCall("c0", "lookup", {}))  # the same call id again
         assert not any(isinstance(a, (m.RunTool, m.ReturnToolResult)) for a in actions)
+
+
+# -- transfer_call (reference 6: result, announcement, REFER, NOTIFY 200, session.close, BYE)
+
+XFER = replace(LIVE, transfer_targets={"operator": "sip:op@192.0.2.9"})
+TRANSFERRING_RESULT = '{"status": "transferring", "target": "operator"}'
+
+
+def announcing(ctx: m.CallContext | None = None) -> m.CallContext:
+    ctx, _ = m.step(
+        ctx or listening(XFER), m.ToolCall("x1", "transfer_call", {"target": "operator"})
+    )
+    return ctx
+
+
+def test_transfer_call_answers_transferring_at_once_and_defers_the_refer() -> None:
+    ctx, actions = m.step(
+        listening(XFER), m.ToolCall("x1", "transfer_call", {"target": "operator"})
+    )
+    assert ctx.state is m.State.TRANSFERRING
+    assert m.ReturnToolResult("x1", TRANSFERRING_RESULT) in actions
+    assert m.StartTimer(m.T_DRAIN, XFER.goodbye_timeout_s) in actions
+    assert not any(isinstance(a, m.SendRefer) for a in actions)
+
+
+def test_the_refer_waits_for_the_announcement_to_end_and_play_out() -> None:
+    ctx = announcing()
+    ctx, _ = m.step(ctx, m.BotReplyStarted("r"))
+    ctx, _ = m.step(ctx, m.BotAudio("r", "b", b"\x01" * 800))
+    ctx, actions = m.step(ctx, m.PlayoutDrained())  # between two deltas
+    assert actions == [] and ctx.transfer_after_playout is not None
+    ctx, _ = m.step(ctx, m.BotAudio("r", "b", b"\x01" * 800))
+    ctx, actions = m.step(ctx, m.BotReplyDone("r", "completed"))  # ended by silence
+    assert not any(isinstance(a, m.SendRefer) for a in actions)  # still queued
+    ctx, actions = m.step(ctx, m.PlayoutDrained())
+    assert ctx.state is m.State.TRANSFERRING
+    assert actions[:2] == [m.CancelTimer(m.T_DRAIN), m.SendRefer("sip:op@192.0.2.9")]
+
+
+def test_an_announcement_already_played_refers_at_its_reply_end() -> None:
+    ctx = announcing()
+    ctx, _ = m.step(ctx, m.BotReplyStarted("r"))
+    ctx, actions = m.step(ctx, m.BotReplyDone("r", "completed"))
+    assert m.SendRefer("sip:op@192.0.2.9") in actions
+
+
+def test_the_goodbye_timer_caps_the_announcement() -> None:
+    ctx = announcing()
+    ctx, _ = m.step(ctx, m.BotReplyStarted("r"))
+    ctx, actions = m.step(ctx, m.DrainTimeout())
+    assert ctx.state is m.State.TRANSFERRING
+    assert m.SendRefer("sip:op@192.0.2.9") in actions
+    ctx, actions = m.step(ctx, m.DrainTimeout())  # a late second firing: nothing twice
+    assert actions == []
+
+
+def test_a_successful_transfer_closes_the_session_then_byes() -> None:
+    ctx, _ = m.step(announcing(), m.DrainTimeout())
+    ctx, actions = m.step(ctx, m.ReferResult(200))
+    assert ctx.state is m.State.ENDED
+    assert m.SendBye(EndCause.TRANSFERRED) in actions
+    assert not any(isinstance(a, m.ReturnToolResult) for a in actions)  # answered already
+
+
+def test_a_failed_transfer_tells_the_model_and_keeps_the_call() -> None:
+    ctx, _ = m.step(announcing(), m.DrainTimeout())
+    ctx, actions = m.step(ctx, m.ReferResult(603))
+    assert ctx.state is m.State.LISTENING
+    assert not any(isinstance(a, (m.ReturnToolResult, m.SendBye)) for a in actions)
+    assert m.AddText("The transfer failed (SIP 603).", "system") in actions
+    assert any(isinstance(a, m.RequestReply) and a.instructions for a in actions)
+
+
+def test_a_tool_call_during_the_transfer_gets_an_output() -> None:
+    ctx, actions = m.step(announcing(), m.ToolCall("x2", "lookup", {}))
+    assert ctx.state is m.State.TRANSFERRING
+    assert [a for a in actions if isinstance(a, m.ReturnToolResult)] == [
+        m.ReturnToolResult("x2", '{"ok": false, "error": "the call is being transferred"}')
+    ]
+
+
+def test_realtime_transfer_is_unchanged() -> None:
+    policy = replace(m.CallPolicy(), transfer_targets=XFER.transfer_targets)
+    ctx, actions = m.step(
+        listening(policy), m.ToolCall("x1", "transfer_call", {"target": "operator"})
+    )
+    assert ctx.state is m.State.TRANSFERRING
+    assert actions == [
+        m.SendRefer("sip:op@192.0.2.9"),
+        m.Note("transfer.started", {"target": "sip:op@192.0.2.9"}),
+    ]
+    ctx, actions = m.step(ctx, m.ReferResult(603))
+    assert m.ReturnToolResult("x1", '{"ok": false, "error": "transfer failed: SIP 603"}') in actions
+
+
+def test_after_a_failed_transfer_the_model_may_transfer_again() -> None:
+    ctx, _ = m.step(announcing(), m.DrainTimeout())
+    ctx, _ = m.step(ctx, m.ReferResult(503))
+    ctx, actions = m.step(ctx, m.ToolCall("x3", "transfer_call", {"target": "operator"}))
+    assert ctx.state is m.State.TRANSFERRING
+    assert m.ReturnToolResult("x3", TRANSFERRING_RESULT) in actions
+
+
+def test_a_model_repeating_transfer_call_gets_one_refer() -> None:
+    """A looping or hostile backend: every repeat is answered with an error, the REFER goes
+    out once, and the goodbye timer is not restarted by the repeats."""
+    ctx = announcing()
+    refers = 0
+    for n in range(20):
+        ctx, actions = m.step(ctx, m.ToolCall(f"r{n}", "transfer_call", {"target": "operator"}))
+        assert not any(isinstance(a, (m.SendRefer, m.StartTimer)) for a in actions)
+    ctx, actions = m.step(ctx, m.DrainTimeout())
+    refers += sum(isinstance(a, m.SendRefer) for a in actions)
+    for n in range(5):
+        ctx, actions = m.step(ctx, m.ToolCall(f"s{n}", "transfer_call", {"target": "operator"}))
+        refers += sum(isinstance(a, m.SendRefer) for a in actions)
+    ctx, actions = m.step(ctx, m.DrainTimeout())
+    assert refers == 1 and actions == []

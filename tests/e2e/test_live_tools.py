@@ -117,6 +117,9 @@ def test_live_end_call_sends_bye_after_the_final_words_and_the_closed_session(
     assert not [p for p in packets[where.last + 1 :] if not is_silent(p.rtp.payload)]
 
 
+ANNOUNCE_MS = 1500  # the Live model's announcement after the "transferring" result
+
+
 def test_live_transfer_call_sends_refer_that_the_caller_accepts(
     live_sim_factory: Callable[..., LiveSimulatorThread],
     live_gateway: Callable[..., GatewayProcess],
@@ -126,11 +129,21 @@ def test_live_transfer_call_sends_refer_that_the_caller_accepts(
     ports: InteropPorts,
     tmp_path: Path,
 ) -> None:
-    """The backend calls transfer_call(operator): REFER (gateway -> caller), 202, NOTIFY 200,
-    BYE, the scenario of tests/e2e/test_tools.py."""
+    """The backend calls transfer_call(operator). In the order of the reference (section 6):
+    function_call_output {"status": "transferring"} + response.create at once, the model's
+    announcement plays out whole, then REFER (gateway -> caller), 202, NOTIFY 200, then
+    session.close -> session.closed, then BYE (the scenario of tests/e2e/test_tools.py)."""
     operator = f"sip:op@127.0.0.1:{ports.base + 35}"
     sim = live_sim_factory(
-        tool_calls=(LiveToolCallRule("transfer_call", {"target": "operator"}, on_utterance=1),)
+        tool_calls=(
+            LiveToolCallRule(
+                "transfer_call",
+                {"target": "operator"},
+                on_utterance=1,
+                continuation_text="I am transferring you now.",
+            ),
+        ),
+        continuation_ms=ANNOUNCE_MS,
     )
     gw = live_gateway(sim, {"calls": {"transfer_targets": [{"name": "operator", "uri": operator}]}})
     pcap = tmp_path / "caller.pcap"
@@ -142,6 +155,7 @@ def test_live_transfer_call_sends_refer_that_the_caller_accepts(
         substitutions={"PCAP": str(pcap), "REFER_TIMEOUT_MS": "20000", "BYE_TIMEOUT_MS": "15000"},
     )
     tshark.stop()
+    wall_offset = time.time() - time.monotonic()
     assert result.rc == 0, result.describe()
     assert f"Refer-To: {operator}" in result.logs, result.logs
     call_id = gw.wait_event("call.offered")["call_id"]
@@ -149,6 +163,7 @@ def test_live_transfer_call_sends_refer_that_the_caller_accepts(
     print(f"\ncall.ended: cause={ended['cause']} hangup_cause={ended.get('hangup_cause')}")
     assert ended["cause"] == "transferred", ended
 
+    # The model's view: the delegated call, its result at once, then (after the NOTIFY) close.
     server = sim.live_server_events(0)
     calls = [
         r.event["event"]["item"]
@@ -160,14 +175,25 @@ def test_live_transfer_call_sends_refer_that_the_caller_accepts(
     assert [(c["name"], json.loads(c["arguments"])) for c in calls] == [
         ("transfer_call", {"target": "operator"})
     ]
-    # The gateway answers transfer_call only when the REFER fails (as with Realtime); a
-    # transfer that succeeds ends the session with session.close instead.
-    assert _function_outputs(sim) == []
+    outputs = _function_outputs(sim)
+    assert [o["call_id"] for o in outputs] == [calls[0]["call_id"]], outputs
+    assert json.loads(outputs[0]["output"]) == {"status": "transferring", "target": "operator"}
     types = client_types(sim.live_client_events(0))
     print(f"client events: {types}")
-    assert types == ["session.start", "session.close"], types
-    closed = [r.event["reason"] for r in server if r.type == "session.closed"]
-    assert closed == ["close_requested"], closed
+    assert types == [
+        "session.start",
+        "response.item.create",
+        "response.create",
+        "session.close",
+    ], types
+    closed = [r for r in server if r.type == "session.closed"]
+    assert [r.event["reason"] for r in closed] == ["close_requested"], closed
+    client = sim.live_client_events(0)
+    output_sent = next(r.t for r in client if r.type == "response.item.create") + wall_offset
+    close_sent = next(r.t for r in client if r.type == "session.close") + wall_offset
+    closed_at = closed[0].t + wall_offset
+
+    # The wire's view: the announcement whole, then REFER / 202 / NOTIFY, then the BYE.
     datagrams = read_udp(tshark.pcap)
     refer = sip_messages(datagrams, "REFER ")
     accepted = sip_messages(datagrams, "SIP/2.0 202")
@@ -178,3 +204,67 @@ def test_live_transfer_call_sends_refer_that_the_caller_accepts(
     assert refer[0].time < accepted[0].time < notify[0].time < bye[0].time
     assert bye[0].src[1] == ports.gateway_sip
     assert b"Referred-By:" in refer[0].payload
+    announcement = sim.live(0, lambda s: s.tone(ANNOUNCE_MS, FINAL_WORDS_HZ))
+    packets = gateway_rtp(datagrams, ports, ports.sipp_media)
+    where = locate(announcement, packets)
+    assert where is not None, "the transfer announcement did not play out whole"
+    last_words = packets[where.last].time
+    print(
+        f"function_call_output {output_sent:.3f}, last announcement packet {last_words:.3f}, "
+        f"REFER {refer[0].time:.3f}, NOTIFY {notify[0].time:.3f}, session.close {close_sent:.3f}, "
+        f"session.closed {closed_at:.3f}, BYE {bye[0].time:.3f}"
+    )
+    assert output_sent < packets[where.first].time, "announcement before the result"
+    assert last_words < refer[0].time, "REFER sent before the announcement played out"
+    assert notify[0].time < close_sent < closed_at < bye[0].time, "BYE before session.closed"
+
+
+@pytest.mark.parametrize(
+    ("scenario", "status"),
+    [("uac_play_refuse_refer.xml", 603), ("uac_play_refer_notify_503.xml", 503)],
+    ids=["refer-603", "notify-503"],
+)
+def test_live_transfer_refused_by_the_caller_tells_the_model_and_keeps_the_call(
+    scenario: str,
+    status: int,
+    live_sim_factory: Callable[..., LiveSimulatorThread],
+    live_gateway: Callable[..., GatewayProcess],
+    sipp: Sipp,
+    utterances: Utterances,
+    ports: InteropPorts,
+    tmp_path: Path,
+) -> None:
+    """The caller answers the REFER with 603, or accepts it and reports 503 in the final
+    NOTIFY: the call's output ("transferring") is already given, so the model learns of the failure as a thinking append and is asked to tell the
+    caller (an instructions append); the call goes on until the caller hangs up."""
+    operator = f"sip:op@127.0.0.1:{ports.base + 35}"
+    sim = live_sim_factory(
+        tool_calls=(LiveToolCallRule("transfer_call", {"target": "operator"}, on_utterance=1),)
+    )
+    gw = live_gateway(sim, {"calls": {"transfer_targets": [{"name": "operator", "uri": operator}]}})
+    pcap = tmp_path / "caller.pcap"
+    write_caller_pcap(pcap, silence_ms(600) + utterances.hello + silence_ms(1500))
+    result = sipp.run(
+        scenario,
+        timeout_s=40,
+        substitutions={"PCAP": str(pcap), "REFER_TIMEOUT_MS": "20000", "PLAY_MS": "3000"},
+    )
+    assert result.rc == 0, result.describe()
+    call_id = gw.wait_event("call.offered")["call_id"]
+    failed = gw.wait_event("transfer.failed", call_id=call_id)
+    assert failed["status"] == status, failed
+    ended = gw.wait_event("call.ended", call_id=call_id)
+    assert ended["cause"] == "remote_bye", ended  # the caller hung up; the gateway did not
+
+    outputs = _function_outputs(sim)
+    assert len(outputs) == 1, outputs  # no second output for the same call
+    assert json.loads(outputs[0]["output"])["status"] == "transferring"
+    client = [r.event for r in sim.live_client_events(0)]
+    types = client_types(sim.live_client_events(0))
+    print(f"\nclient events: {types}")
+    thinking = [e["content"] for e in client if e["type"] == "session.thinking.append"]
+    assert f"The transfer failed (SIP {status})." in thinking, thinking
+    told = types.index("session.thinking.append")
+    assert types.index("response.create") < told
+    assert types[told + 1] == "session.instructions.append", types
+    assert types[-1] == "session.close", types  # only once the caller left

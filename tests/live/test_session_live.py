@@ -6,6 +6,7 @@ openai.types.live by the server."""
 
 from __future__ import annotations
 
+import base64
 import math
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -377,3 +378,84 @@ async def test_a_delta_late_by_a_tick_leaves_no_gap_in_the_speech(live_call: Any
     start = next(i for i, payload in enumerate(frames) if payload != silence(20))
     assert b"".join(frames[start : start + 6]) == first + second[:160], "idle frame in speech"
     assert session.stats.playout_trimmed_bytes == 0
+
+
+XFER_TOOLS = (*TOOLS, lp.LiveFunctionTool("transfer_call"))
+OPERATOR = "sip:operator@192.0.2.9"
+
+
+async def test_transfer_answers_then_refers_after_the_announcement_then_closes_and_byes(
+    live_call: Any,
+) -> None:
+    session, control, queue, server = await live_call(
+        tools=XFER_TOOLS, transfer_targets={"operator": OPERATOR}
+    )
+    await server.function_call("call_x", "transfer_call", '{"target": "operator"}')
+    await server.wait(lambda: server.of_type("response.create"))
+    output = server.of_type("response.item.create")[0]["item"]
+    assert output == {
+        "type": "function_call_output",
+        "call_id": "call_x",
+        "output": '{"status": "transferring", "target": "operator"}',
+    }
+    assert session.ctx.state is m.State.TRANSFERRING
+    await server.audio(tone(100))  # "I'm transferring you now"
+    await until(lambda: session.ctx.reply_id is not None)
+    tick(session, queue, 8)  # the queue runs empty between deltas: no REFER yet
+    assert "refer" not in control.names()
+    await server.audio(silence(REPLY_END_SILENCE_MS))
+    await until(lambda: session.ctx.reply_id is None)
+    assert "refer" not in control.names()  # the announcement's tail is still queued
+    tick(session, queue, REPLY_END_SILENCE_MS // 20 + 2)
+    await until(lambda: "hangup" in control.names())
+    # REFER (NOTIFY 2xx from the fake), then session.close answered, then the BYE.
+    assert ("refer", OPERATOR) in control.calls
+    assert control.calls[-1] == ("hangup", bye_reason(EndCause.TRANSFERRED).text)
+    assert control.names().index("refer") < control.names().index("hangup")
+    types = server.types()
+    assert types[-1] == "session.close"
+    assert types.index("response.item.create") < types.index("session.close")
+
+
+async def test_a_refused_transfer_tells_the_model_and_keeps_the_call(live_call: Any) -> None:
+    session, control, _, server = await live_call(
+        tools=XFER_TOOLS, transfer_targets={"operator": OPERATOR}, goodbye_timeout_s=0.05
+    )
+    control.refer_status = 603
+    await server.function_call("call_x", "transfer_call", '{"target": "operator"}')
+    # The model stays silent: the goodbye timer caps the wait for its announcement.
+    await until(lambda: "refer" in control.names())
+    await server.wait(lambda: server.of_type("session.instructions.append"))
+    thinking = [e["content"] for e in server.of_type("session.thinking.append")]
+    assert "The transfer failed (SIP 603)." in thinking
+    assert server.of_type("session.instructions.append")[-1]["content"].startswith(
+        "The transfer did not go through."
+    )
+    assert len(server.of_type("response.item.create")) == 1  # no second output for the call
+    assert session.ctx.state is m.State.LISTENING
+    assert "hangup" not in control.names() and "session.close" not in server.types()
+
+
+async def test_silence_keeps_flowing_until_the_close_completes(live_call: Any) -> None:
+    """Reference 6: after NOTIFY 200, session.close, and silence until session.closed (the
+    session clock moves only with input); the BYE waits for session.closed."""
+    _, control, _, server = await live_call(
+        tools=XFER_TOOLS,
+        transfer_targets={"operator": OPERATOR},
+        goodbye_timeout_s=0.05,
+        server_options={"answer_close": False},
+    )
+    await server.function_call("call_x", "transfer_call", '{"target": "operator"}')
+    await server.wait(lambda: "session.close" in server.types())
+
+    def appends_after_close() -> list[dict[str, Any]]:
+        at = next(i for i, e in enumerate(server.received) if e["type"] == "session.close")
+        return [e for e in server.received[at:] if e["type"] == "session.input_audio.append"]
+
+    await server.wait(lambda: len(appends_after_close()) >= 3)
+    silent_frame = base64.b64encode(silence(20)).decode()
+    assert {e["audio"] for e in appends_after_close()} == {silent_frame}
+    assert "hangup" not in control.names()  # session.closed not seen yet
+    await server.closed("close_requested")
+    await until(lambda: "hangup" in control.names())
+    assert control.calls[-1] == ("hangup", bye_reason(EndCause.TRANSFERRED).text)

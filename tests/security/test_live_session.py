@@ -612,7 +612,8 @@ async def test_end_call_while_a_transfer_is_running_does_not_cut_the_transfer(
     live_call: Any,
 ) -> None:
     control = SlowReferControl()
-    session, _, _, server = await live_call(control=control)
+    # No announcement comes: the REFER goes out when the goodbye wait runs out (live order).
+    session, _, _, server = await live_call(control=control, goodbye_timeout_s=0.05)
     await server.delegation("item_1")
     await server.function_call("call_t", "transfer_call", '{"target": "sales"}')
     await until(lambda: "refer" in control.names())
@@ -635,26 +636,31 @@ async def test_a_failed_transfer_with_an_end_call_meanwhile_does_not_stall_the_b
     end_call's result (GPT-Live refuses a partial batch)."""
     control = SlowReferControl()
     control.refer_status = 486
-    session, _, _, server = await live_call(control=control)
+    session, _, _, server = await live_call(control=control, goodbye_timeout_s=0.05)
     await server.delegation("item_1")
     await server.function_call("call_t", "transfer_call", '{"target": "sales"}')
     await until(lambda: "refer" in control.names())
     await server.function_call("call_e", "end_call", "{}")
     await until(lambda: session.stats.tool_calls == 2)  # the end_call reached the machine
     control.release.set()
-    await server.wait(lambda: server.of_type("response.create"))
+    await server.wait(lambda: server.of_type("session.thinking.append"))
     outputs = {
         o["item"]["call_id"]: o["item"]["output"] for o in server.of_type("response.item.create")
     }
-    # The end_call was not run (no BYE during a transfer) but answered at once; the failed
-    # transfer goes back to the model; then, every call answered, the backend continues.
+    # The transfer was answered at once (GPT-Live order: the result, the announcement, then
+    # the REFER); the end_call was not run (no BYE during a transfer) but answered at once; the
+    # failure reaches the model as context, since its call already has an output. Every call
+    # has its output and the backend was told to continue after the last one.
+    assert orjson.loads(outputs["call_t"]) == {"status": "transferring", "target": "sales"}
     assert orjson.loads(outputs["call_e"]) == {
         "ok": False,
         "error": "the call is being transferred",
     }
-    assert orjson.loads(outputs["call_t"])["ok"] is False
-    assert server.types()[-1] == "response.create"
-    assert len(server.of_type("response.create")) == 1
+    thinking = [e["content"] for e in server.of_type("session.thinking.append")]
+    assert "The transfer failed (SIP 486)." in thinking
+    types = server.types()
+    last_output = max(i for i, t in enumerate(types) if t == "response.item.create")
+    assert "response.create" in types[last_output:]
     assert "hangup" not in control.names()
     assert session.ctx.state is m.State.LISTENING
 
