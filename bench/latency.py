@@ -71,9 +71,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import orjson
 
 from bench._procstat import cpu_times, proc_cpu_s, steal_pct
+from bench.latency_live import BenchLiveBackend, LiteLive, LiveProbe, live_settings
 from bench.latency_peers import (
     SETUP_BATCH,
     SETUP_BUDGET_S,
+    LiteRealtime,
     ServerOptions,
     run_callers,
     run_server,
@@ -93,6 +95,12 @@ from gateway.realtime.backend import RealtimeBackend
 from gateway.realtime.client import Endpoint
 
 perf = time.perf_counter
+
+
+def rss_bytes() -> int:
+    """This process's resident set now (/proc/self/statm: pages)."""
+    with open("/proc/self/statm", "rb") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _helper(role: str, *args: str) -> list[str]:
@@ -134,6 +142,7 @@ async def run_gateway(
     gc_mode: str = "on",
     measure_at: float | None = None,
     samples_out: str | None = None,
+    api: str = "realtime",
 ) -> dict[str, Any]:
     loop = asyncio.get_running_loop()
     settle_heap()  # as `sip-realtime-gateway run` does once it is up, before any call
@@ -149,6 +158,8 @@ async def run_gateway(
             str(server_opts.barge_after_s),
             "--lifetime",
             lifetime,
+            "--api",
+            api,
         ),
         stdout=asyncio.subprocess.PIPE,
     )
@@ -157,13 +168,20 @@ async def run_gateway(
     bench_calls: list[BenchCall] = []
     try:
         port = int((await _read_line(server, 10)).split()[1])
-        config = GatewayConfig()
-        settings = SessionSettings(
-            endpoint=Endpoint.custom(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"),
-            config=session_config_for(config, "PCMU", "Latency benchmark."),
-            policy=call_policy_for(config),
-            backend=RealtimeBackend(),
-        )
+        probe_factory: Any = None
+        backend_factory: Any = None
+        if api == "live":
+            settings = live_settings(port)
+            probe_factory, backend_factory = LiveProbe, BenchLiveBackend
+        else:
+            config = GatewayConfig()
+            settings = SessionSettings(
+                endpoint=Endpoint.custom(f"ws://127.0.0.1:{port}/v1/realtime?model=gpt-realtime"),
+                config=session_config_for(config, "PCMU", "Latency benchmark."),
+                policy=call_policy_for(config),
+                backend=RealtimeBackend(),
+            )
+        rss_before_calls = rss_bytes()
         clock = shared_clock(loop)
         allocator = PortAllocator(*rtp_range)
         setup_started = perf()
@@ -171,7 +189,10 @@ async def run_gateway(
             if perf() - setup_started > SETUP_BUDGET_S:
                 break  # the machine cannot set up more calls in time: measure those we have
             count = min(calls, first + SETUP_BATCH) - first
-            batch = [BenchCall(first + i, rec, clock) for i in range(count)]
+            batch = [
+                BenchCall(first + i, rec, clock, probe_factory, backend_factory)
+                for i in range(count)
+            ]
             bench_calls += batch
             for call in batch:
                 await call.open(allocator, settings)
@@ -225,6 +246,7 @@ async def run_gateway(
         await asyncio.sleep(seconds)
         rec.measuring = False
         usage1 = resource.getrusage(resource.RUSAGE_SELF)
+        rss_end = rss_bytes()
         lateness = LatenessStats()
         lateness.bucket_counts = [
             b - a for a, b in zip(buckets0, clock.stats.bucket_counts, strict=True)
@@ -275,7 +297,17 @@ async def run_gateway(
         "loop": type(loop).__module__.split(".")[0],
         "setup_s": round(setup_s, 1),
         "seconds": round(wall, 2),
+        "api": api,
         "cpu_pct": round(100 * cpu / wall, 1),
+        # The gateway process's CPU per answered call per 20 ms packet time (issue 14's unit).
+        "cpu_us_per_call_per_20ms": round(cpu / wall * 0.020 * 1e6 / max(1, len(answered)), 1),
+        "rss_mib": round(rss_end / 2**20, 1),
+        # RSS grown since before the first call, per answered call (the calls' own memory).
+        "rss_kib_per_call": round((rss_end - rss_before_calls) / 1024 / max(1, len(answered)), 1),
+        "unmatched_deltas": sum(getattr(c.probe, "unmatched", 0) for c in bench_calls),
+        "playout_trimmed_bytes": sum(
+            c.session.stats.playout_trimmed_bytes for c in bench_calls if c.session
+        ),
         "server_cpu_pct": round(100 * server_cpu / wall, 1),
         "callers_cpu_pct": round(100 * callers_cpu / wall, 1),
         "load_before": [round(x, 2) for x in load0],
@@ -290,19 +322,7 @@ async def run_gateway(
         "window_ms": window_ms,
         "problems": problems,
         "warnings": warnings,
-        "rx_to_written": summary(s.rx_to_written),
-        "hold": summary(s.hold),
-        "release_to_written": summary(s.release_to_written),
-        "delta_to_packet": summary(s.delta_to_packet),
-        "delta_to_queued": summary(s.delta_to_queued),
-        "queued_to_packet": summary(s.queued_to_packet),
-        "speech_to_last_bot": summary(s.speech_to_last_bot),
-        "speech_to_flush": summary(s.speech_to_flush),
-        "sent_delta_to_queued": summary(s.sent_delta_to_queued),
-        "sent_delta_to_packet": summary(s.sent_delta_to_packet),
-        "sent_speech_to_last_bot": summary(s.sent_speech_to_last_bot),
-        "rtp_socket_wait": summary(s.rtp_socket_wait),
-        "event_socket_wait": summary(s.event_socket_wait),
+        **{name: summary(getattr(s, name)) for name in SAMPLE_LISTS},
         "bot_packets_after_speech_max": max(s.bot_packets_after_speech, default=0),
         # The clock's slot timers, late by at most this (histogram bucket bounds, ms): how
         # long the loop was busy (or the process descheduled) when a tick was due.
@@ -388,6 +408,11 @@ SAMPLE_LISTS = (
     "sent_speech_to_last_bot",
     "rtp_socket_wait",
     "event_socket_wait",
+    "pacing_deviation",
+    "steady_delta_to_packet",
+    "steady_delta_to_queued",
+    "steady_queued_to_packet",
+    "steady_sent_delta_to_packet",
 )
 
 
@@ -419,8 +444,13 @@ def merge_workers(
         "inbound_reordered",
     ):
         merged[key] = round(sum(p[key] for p in parts), 1)
-    for key in ("cpu_pct", "server_cpu_pct", "callers_cpu_pct"):
+    for key in ("cpu_pct", "server_cpu_pct", "callers_cpu_pct", "rss_mib"):
         merged[key] = round(sum(p[key] for p in parts), 1)
+    for key in ("unmatched_deltas", "playout_trimmed_bytes"):
+        merged[key] = sum(p[key] for p in parts)
+    answered = max(1, merged["answered"])
+    for key in ("cpu_us_per_call_per_20ms", "rss_kib_per_call"):  # weighted by calls
+        merged[key] = round(sum(p[key] * p["answered"] for p in parts) / answered, 1)
     for key in (
         "setup_s",
         "steal_pct",
@@ -455,6 +485,31 @@ ROWS = (
     ("speech_to_flush", "3a. speech_started read -> playout flushed", ""),
     ("rtp_socket_wait", "4a. RTP written by the caller -> read by the gateway", ""),
     ("event_socket_wait", "4b. server event written -> read by the gateway", ""),
+    ("pacing_deviation", "5. RTP send interval - 20 ms (absolute)", "p99 <= 2 ms"),
+)
+
+# --api live: the same paths where GPT-Live has them (bench/latency_live.py says what each
+# figure means); no speech_started and no flush, so 3 is timed from the model's output.
+ROWS_LIVE = (
+    ("rx_to_written", "1. RTP read -> session.input_audio.append written (total)", ""),
+    ("hold", "1a. of which jitter-buffer hold (read -> released)", "by design"),
+    ("release_to_written", "1b. of which released -> append written", "<= 1 ms"),
+    ("sent_delta_to_packet", "2. reply's first delta written by the server -> its first RTP", ""),
+    ("sent_delta_to_queued", "2a. of which written by the server -> in playout queue", "<= 2 ms"),
+    ("delta_to_queued", "2a'. of 2a: read from the socket -> in playout queue", ""),
+    ("queued_to_packet", "2b. of which 40 ms start delay + wait for the 20 ms frame", "by design"),
+    ("steady_sent_delta_to_packet", "2s. later delta written -> its first RTP (steady)", ""),
+    ("steady_delta_to_queued", "2s-a. of which read -> in playout queue", ""),
+    ("steady_queued_to_packet", "2s-b. of which behind queued audio + frame wait", "by design"),
+    (
+        "sent_speech_to_last_bot",
+        "3. model's last non-silent byte (server clock) -> last non-silent RTP",
+        "<= 100 ms",
+    ),
+    ("speech_to_last_bot", "3'. the same byte, read clock -> last non-silent RTP", ""),
+    ("rtp_socket_wait", "4a. RTP written by the caller -> read by the gateway", ""),
+    ("event_socket_wait", "4b. server event written -> read by the gateway", ""),
+    ("pacing_deviation", "5. RTP send interval - 20 ms (absolute)", "p99 <= 2 ms"),
 )
 
 
@@ -483,6 +538,7 @@ def run_workers(args: argparse.Namespace, n: int) -> dict[str, Any] | None:
             cmd += ["--seconds", str(args.seconds), "--warmup", str(args.warmup)]
             cmd += ["--loop", args.loop, "--period", str(args.period), "--cpu", str(args.cpu)]
             cmd += ["--gc", args.gc, "--barge-after", str(args.barge_after)]
+            cmd += ["--api", args.api]
             cmd += ["--helper-nice", str(args.helper_nice)]
             cmd += ["--caller-phase", args.caller_phase]
             cmd += ["--release", args.release, "--jitter-ms", str(args.jitter_ms)]
@@ -578,6 +634,13 @@ def main() -> None:
         default=0.0,
         help="injected network jitter: each caller packet is sent 0..J ms late (uniform)",
     )
+    parser.add_argument(
+        "--api",
+        choices=["realtime", "live"],
+        default="realtime",
+        help="the voice backend the calls use, as [realtime] api: realtime (GA) or live "
+        "(GPT-Live: its own stand-in server and figures, bench/latency_live.py)",
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--measure-at", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--samples-out", default=None, help=argparse.SUPPRESS)
@@ -594,7 +657,8 @@ def main() -> None:
     if args.role is not None and args.helper_nice > 0:
         os.nice(args.helper_nice)
     if args.role == "server":
-        _run("uvloop", run_server(server_opts, args.lifetime))
+        protocol = LiteLive if args.api == "live" else LiteRealtime
+        _run("uvloop", run_server(server_opts, args.lifetime, protocol))
         return
     if args.role == "callers":
         ports = json.loads(sys.stdin.readline())
@@ -629,6 +693,7 @@ def main() -> None:
                 args.gc,
                 args.measure_at,
                 args.samples_out,
+                args.api,
             ),
         )
         raw = result.pop("_raw")
@@ -643,6 +708,7 @@ def main() -> None:
         f"loop={args.loop} seconds={args.seconds} warmup={args.warmup} period={args.period} "
         f"barge_after={args.barge_after} gateway_cpu={args.cpu if pin else 'any'} gc={args.gc} "
         f"cpus={os.cpu_count()} workers={args.workers} helper_nice={args.helper_nice} "
+        f"api={args.api} "
         f"caller_phase={args.caller_phase} release={args.release} jitter_ms={args.jitter_ms:g}"
     )
     results = []
@@ -654,17 +720,19 @@ def main() -> None:
     print("| calls | metric | n | p50 ms | p99 ms | max ms | target (p99) |")
     print("|---|---|---|---|---|---|---|")
     for r in results:
-        for key, label, target in ROWS:
+        for key, label, target in ROWS_LIVE if args.api == "live" else ROWS:
             m = r[key]
             print(
                 f"| {r['calls']} | {label} | {m['n']} | {m['p50_ms']} | {m['p99_ms']} | "
                 f"{m['max_ms']} | {target} |"
             )
     print()
+    live = args.api == "live"
+    after = "the model fell silent" if live else "speech_started"
     print(
         "| calls (answered) | gateway CPU % | server CPU % | callers CPU % | load avg (1 min) before/after "
-        "| CPU steal % | appended B/s (expected) | appends dropped | bot pkts after speech_started (max) "
-        "| barge-ins not flushed | clock late p50/p99 ms | preempted /s | setup s "
+        f"| CPU steal % | appended B/s (expected) | appends dropped | bot pkts after {after} (max) "
+        f"| barge-ins not flushed{' (no flush in live)' if live else ''} | clock late p50/p99 ms | preempted /s | setup s "
         "| inbound late / concealed / reordered | jitter window ms (mean at end) | warnings |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
@@ -680,6 +748,18 @@ def main() -> None:
             f"{r['inbound_late']} / {r['inbound_concealed']} / {r['inbound_reordered']} | "
             f"{r['window_ms']} | "
             f"{r['warnings'] or ''}{' problems: ' + str(r['problems']) if r['problems'] else ''} |"
+        )
+    print()
+    print(
+        "| calls (answered) | gateway CPU us per call per 20 ms | gateway RSS MiB "
+        "| RSS KiB per call | playout trimmed B | tagged deltas never on the wire |"
+    )
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        print(
+            f"| {r['calls']} ({r['answered']}) | {r['cpu_us_per_call_per_20ms']} | "
+            f"{r['rss_mib']} | {r['rss_kib_per_call']} | {r['playout_trimmed_bytes']} | "
+            f"{r['unmatched_deltas']} |"
         )
     if args.json:
         for r in results:

@@ -74,6 +74,10 @@ class ServerStats:
 class LiteRealtime(asyncio.Protocol):
     """One client connection: handshake, session.update -> session.updated, timed turns."""
 
+    # Text frames up to this size are parsed once the session is configured (0: none; the
+    # appends are never parsed, so the server keeps up with 25 000 of them per second).
+    control_frame_max = 0
+
     def __init__(
         self, options: ServerOptions, stats: ServerStats, conn_id: int, go: asyncio.Event
     ) -> None:
@@ -135,18 +139,21 @@ class LiteRealtime(asyncio.Protocol):
                 b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept.encode() + b"\r\n\r\n"
             )
             self.open = True
-            self.send(
-                {
-                    "type": "session.created",
-                    "session": {
-                        "id": f"sess_{self.conn_id}",
-                        "object": "realtime.session",
-                        "type": "realtime",
-                        "model": "gpt-realtime",
-                    },
-                }
-            )
+            self._on_open()
         self._read_frames()
+
+    def _on_open(self) -> None:
+        self.send(
+            {
+                "type": "session.created",
+                "session": {
+                    "id": f"sess_{self.conn_id}",
+                    "object": "realtime.session",
+                    "type": "realtime",
+                    "model": "gpt-realtime",
+                },
+            }
+        )
 
     def _read_frames(self) -> None:
         buf = self.buf
@@ -175,7 +182,7 @@ class LiteRealtime(asyncio.Protocol):
             if opcode == 0x1:
                 self.stats.text_frames += 1
                 self.stats.text_bytes += length
-                if not self.configured:
+                if not self.configured or length <= self.control_frame_max:
                     self._control(unmask(bytes(buf[start:end]), bytes(buf[mask_at:start])))
             elif opcode == 0x9 and self.transport is not None:  # ping -> pong, same payload
                 payload = unmask(bytes(buf[start:end]), bytes(buf[mask_at:start]))
@@ -284,14 +291,18 @@ class LiteRealtime(asyncio.Protocol):
             await asyncio.sleep(max(0.05, rest))
 
 
-async def run_server(options: ServerOptions, lifetime_s: float) -> None:
+async def run_server(
+    options: ServerOptions,
+    lifetime_s: float,
+    protocol: type[LiteRealtime] = LiteRealtime,
+) -> None:
     loop = asyncio.get_running_loop()
     stats = ServerStats()
     ids = iter(range(1, 1 << 30))
     go = asyncio.Event()
     loop.add_signal_handler(signal.SIGUSR1, go.set)
     server = await loop.create_server(
-        lambda: LiteRealtime(options, stats, next(ids), go), "127.0.0.1", 0, backlog=1024
+        lambda: protocol(options, stats, next(ids), go), "127.0.0.1", 0, backlog=1024
     )
     port = server.sockets[0].getsockname()[1]
     print(f"PORT {port}", flush=True)

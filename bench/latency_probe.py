@@ -56,6 +56,12 @@ class Samples:
     sent_speech_to_last_bot: array[float] = field(default_factory=_floats)
     rtp_socket_wait: array[float] = field(default_factory=_floats)
     event_socket_wait: array[float] = field(default_factory=_floats)
+    pacing_deviation: array[float] = field(default_factory=_floats)
+    # GPT-Live: a reply's later deltas (steady state), as delta_to_* are its first delta.
+    steady_delta_to_packet: array[float] = field(default_factory=_floats)
+    steady_delta_to_queued: array[float] = field(default_factory=_floats)
+    steady_queued_to_packet: array[float] = field(default_factory=_floats)
+    steady_sent_delta_to_packet: array[float] = field(default_factory=_floats)
     bot_packets_after_speech: list[int] = field(default_factory=list)
     not_flushed: int = 0  # barge-ins where the bot audio stopped without a flush
 
@@ -198,21 +204,18 @@ def _server_sent(message: bytes) -> float:
     return int(message[message.rindex(b"_", start, end) + 1 : end]) / 1e9
 
 
-class BenchClient(RealtimeClient):
-    """The product client, observed: when append frames are written, when events arrive."""
+class ObservedLink:
+    """Mixed into a product voice client (gateway/wsock.py `WebSocketLink`): stamps when append
+    frames are written and when server messages are read. `self._probe` is the call's probe."""
 
-    def __init__(self, endpoint: Endpoint, probe: CallProbe) -> None:
-        super().__init__(endpoint)
-        self._probe = probe
-        self._received_at = 0.0
-        self._sent_at = 0.0
+    _probe: CallProbe
+    _received_at = 0.0
+    _sent_at = 0.0
 
-    async def connect(self, timeout: float = 10.0) -> rte.SessionCreated:  # noqa: ASYNC109
-        created = await super().connect(timeout)
-        ws = self._ws
-        assert ws is not None
+    def _time_sends(self, ws: Any) -> None:
+        """The writer's path (a frame that had to queue): `ws.send` returned = written."""
         probe = self._probe
-        send, parse = ws.send, self.parser.parse
+        send = ws.send
         marks = probe.marks
 
         async def timed_send(message: Any, text: bool | None = None) -> None:
@@ -221,14 +224,7 @@ class BenchClient(RealtimeClient):
             if mark is not None:
                 probe.on_frame_written(mark)
 
-        def observed_parse(frame: bytes | str) -> Any:
-            event = parse(frame)
-            probe.on_server_event(event, self._received_at, self._sent_at)
-            return event
-
-        ws.send = timed_send  # type: ignore[method-assign]
-        self.parser.parse = observed_parse  # type: ignore[method-assign]
-        return created
+        ws.send = timed_send
 
     def _on_message(self, data: bytes) -> None:
         # The product reads each message in the socket's read callback: stamp it there.
@@ -236,16 +232,16 @@ class BenchClient(RealtimeClient):
         self._sent_at = _server_sent(data)
         if self._probe.rec.measuring:
             self._probe.rec.samples.event_socket_wait.append(now - self._sent_at)
-        super()._on_message(data)
+        super()._on_message(data)  # type: ignore[misc]
 
     def _enqueue(self, frame: bytes) -> None:
         # Mark before the product code runs: the frame may be written synchronously in there.
         self._probe.on_append_queued(frame)
-        super()._enqueue(frame)
+        super()._enqueue(frame)  # type: ignore[misc]
 
     def _write_now(self, ws: Any, frame: bytes) -> bool:
         # The product's fast path (framed and written without ws.send): stamp it here.
-        written = super()._write_now(ws, frame)
+        written: bool = super()._write_now(ws, frame)  # type: ignore[misc]
         if written:
             mark = self._probe.marks.pop(id(frame), None)
             if mark is not None:
@@ -253,16 +249,53 @@ class BenchClient(RealtimeClient):
         return written
 
 
+class BenchClient(ObservedLink, RealtimeClient):
+    """The product Realtime client, observed."""
+
+    def __init__(self, endpoint: Endpoint, probe: CallProbe) -> None:
+        super().__init__(endpoint)
+        self._probe = probe
+
+    async def connect(self, timeout: float = 10.0) -> rte.SessionCreated:  # noqa: ASYNC109
+        created = await super().connect(timeout)
+        assert self._ws is not None
+        self._time_sends(self._ws)
+        parse = self.parser.parse
+
+        def observed_parse(frame: bytes | str) -> Any:
+            event = parse(frame)
+            self._probe.on_server_event(event, self._received_at, self._sent_at)
+            return event
+
+        self.parser.parse = observed_parse  # type: ignore[method-assign]
+        return created
+
+
+def _realtime_backend(probe: CallProbe) -> RealtimeBackend:
+    return RealtimeBackend(client_factory=lambda endpoint: BenchClient(endpoint, probe))
+
+
 class BenchCall:
     """One call wired like gateway/call/call.py (`open_media`, `start_session`, and the media
     leg's `start_output`)."""
 
-    def __init__(self, index: int, rec: Recorder, clock: MediaClock) -> None:
+    def __init__(
+        self,
+        index: int,
+        rec: Recorder,
+        clock: MediaClock,
+        probe_factory: Callable[[Recorder, PlayoutQueue], CallProbe] | None = None,
+        backend_factory: Callable[[Any], Any] | None = None,
+    ) -> None:
+        """`probe_factory(rec, queue)` and `backend_factory(probe)`: the voice backend's
+        observed form (default: Realtime, `CallProbe` and `BenchClient`)."""
         self.index = index
         self.clock = clock
+        self.rec = rec
         self.stream = RtpStream(StreamConfig(codec="PCMU", payload_type=0))
         self.queue = PlayoutQueue(codec="PCMU", idle_policy=IdlePolicy.SILENCE)
-        self.probe = CallProbe(rec, self.queue)
+        self.probe = (probe_factory or CallProbe)(rec, self.queue)
+        self.backend_factory = backend_factory or _realtime_backend
         self.output: CallOutput | None = None
         self.session: CallSession | None = None
         self.answered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -284,9 +317,10 @@ class BenchCall:
         queue = self.queue
         enqueue, flush = queue.enqueue, queue.flush
 
-        def observed_enqueue(item_id: str, g711: bytes) -> None:
-            enqueue(item_id, g711)
+        def observed_enqueue(item_id: str, g711: bytes) -> bool:
+            queued = enqueue(item_id, g711)
             probe.on_enqueue(g711)
+            return queued
 
         def observed_flush() -> FlushReport:
             report = flush()
@@ -300,7 +334,7 @@ class BenchCall:
             settings,
             self,
             queue,
-            backend=RealtimeBackend(client_factory=lambda endpoint: BenchClient(endpoint, probe)),
+            backend=self.backend_factory(probe),
         )
         self.session = session
 
@@ -364,8 +398,16 @@ class BenchCall:
         stream, probe = self.stream, self.probe
         send_frame = stream.send_frame
 
+        rec = self.rec
+        last_sent = [0.0]
+
         def observed_send(payload: bytes, marker: bool) -> None:
             send_frame(payload, marker)
+            now = perf()
+            if rec.measuring and last_sent[0]:
+                # Pacing: how far this packet's send is from 20 ms after the previous one's.
+                rec.samples.pacing_deviation.append(abs(now - last_sent[0] - 0.020))
+            last_sent[0] = now
             probe.on_packet_sent(payload)
 
         assert self.session is not None
@@ -417,6 +459,7 @@ def summary(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
     return {
         "n": len(ordered),
+        "min_ms": round((ordered[0] if ordered else float("nan")) * 1000, 3),
         "p50_ms": round(percentile(ordered, 0.50) * 1000, 3),
         "p99_ms": round(percentile(ordered, 0.99) * 1000, 3),
         "max_ms": round((ordered[-1] if ordered else float("nan")) * 1000, 3),
