@@ -103,6 +103,16 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
+def _take_events(path: str) -> list[dict[str, Any]]:
+    """The server's recorded client events (run_server's events_out); the file is removed."""
+    events: list[dict[str, Any]] = []
+    with contextlib.suppress(OSError, ValueError):
+        events = json.loads(Path(path).read_text() or "[]")
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+    return events
+
+
 def _helper(role: str, *args: str) -> list[str]:
     cmd = [sys.executable, __file__, "--role", role, "--cpu", str(HELPER_PIN[0])]
     return [*cmd, "--helper-nice", str(HELPER_NICE[0]), *args]
@@ -149,6 +159,8 @@ async def run_gateway(
     log_file = tempfile.NamedTemporaryFile("w+", prefix="latency-bench-", suffix=".log")
     configure_logging("INFO", "json", log_file)  # the product's log path, to a file
     lifetime = str(seconds + warmup + SETUP_BUDGET_S + 120)
+    events_fd, events_path = tempfile.mkstemp(prefix="latency-bench-events-", suffix=".json")
+    os.close(events_fd)
     server = await asyncio.create_subprocess_exec(
         *_helper(
             "server",
@@ -160,6 +172,8 @@ async def run_gateway(
             lifetime,
             "--api",
             api,
+            "--events-out",
+            events_path,
         ),
         stdout=asyncio.subprocess.PIPE,
     )
@@ -268,6 +282,7 @@ async def run_gateway(
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.gather(*(c.close() for c in bench_calls)), 30)
         await _stop(server)
+    client_events = _take_events(events_path)
     problems: dict[str, int] = {}
     for call in bench_calls:
         if call.problem:
@@ -304,6 +319,8 @@ async def run_gateway(
         "rss_mib": round(rss_end / 2**20, 1),
         # RSS grown since before the first call, per answered call (the calls' own memory).
         "rss_kib_per_call": round((rss_end - rss_before_calls) / 1024 / max(1, len(answered)), 1),
+        # A few client control events of each type as the server got them (live mode).
+        "client_events": client_events if api == "live" else [],
         "unmatched_deltas": sum(getattr(c.probe, "unmatched", 0) for c in bench_calls),
         "playout_trimmed_bytes": sum(
             c.session.stats.playout_trimmed_bytes for c in bench_calls if c.session
@@ -642,6 +659,7 @@ def main() -> None:
         "(GPT-Live: its own stand-in server and figures, bench/latency_live.py)",
     )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--events-out", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--measure-at", type=float, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--samples-out", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -658,7 +676,7 @@ def main() -> None:
         os.nice(args.helper_nice)
     if args.role == "server":
         protocol = LiteLive if args.api == "live" else LiteRealtime
-        _run("uvloop", run_server(server_opts, args.lifetime, protocol))
+        _run("uvloop", run_server(server_opts, args.lifetime, protocol, args.events_out))
         return
     if args.role == "callers":
         ports = json.loads(sys.stdin.readline())

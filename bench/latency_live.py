@@ -36,7 +36,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 
@@ -68,6 +68,10 @@ class LiteLive(LiteRealtime):
 
     # session.close (and the greeting's instructions) are short; an append is ~270 bytes.
     control_frame_max = 160
+    # A few client control events of each type, as sent (run_server's events_out): the bench's
+    # test validates them against openai.types.live.
+    recorded: ClassVar[list[dict[str, Any]]] = []
+    RECORD_PER_TYPE = 4
 
     def _on_open(self) -> None:
         pass  # GPT-Live: the client speaks first (session.start)
@@ -78,6 +82,10 @@ class LiteLive(LiteRealtime):
         except orjson.JSONDecodeError:
             return
         kind = event.get("type")
+        if isinstance(event, dict) and isinstance(kind, str):
+            same = sum(1 for seen in self.recorded if seen.get("type") == kind)
+            if same < self.RECORD_PER_TYPE:
+                self.recorded.append(event)
         if kind == "session.start" and not self.configured:
             session = event.get("session") or {}
             started = {

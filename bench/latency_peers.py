@@ -291,11 +291,19 @@ class LiteRealtime(asyncio.Protocol):
             await asyncio.sleep(max(0.05, rest))
 
 
+def _write_events(path: str, events: list[Any]) -> None:
+    with open(path, "w") as out:
+        json.dump(events, out)
+
+
 async def run_server(
     options: ServerOptions,
     lifetime_s: float,
     protocol: type[LiteRealtime] = LiteRealtime,
+    events_out: str | None = None,
 ) -> None:
+    """`events_out`: where to write, at the end, the client control events the protocol kept
+    (`recorded`: LiteLive keeps a few of each type, for tests to validate)."""
     loop = asyncio.get_running_loop()
     stats = ServerStats()
     ids = iter(range(1, 1 << 30))
@@ -311,6 +319,8 @@ async def run_server(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), lifetime_s)  # bounded even if the parent dies
     server.close()
+    if events_out:
+        _write_events(events_out, getattr(protocol, "recorded", []))
     print(json.dumps(stats.__dict__), file=sys.stderr, flush=True)
 
 

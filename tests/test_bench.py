@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from tests.tools import live_audit
 from tests.tools.peers import require_peer
 from tests.tools.ports import free_port_block
 
@@ -127,6 +128,11 @@ def test_latency_bench_live_short_run_has_every_figure_and_packets_flowed() -> N
     # to the deltas that carried it (asserted above: sent_delta_to_packet and the steady one).
     assert result["rx_to_written"]["n"] >= 100, result["rx_to_written"]
     assert result["cpu_us_per_call_per_20ms"] > 0 and result["rss_mib"] > 0, result
+    # The control events the stand-in got (session.start, session.close) are the product's:
+    # they validate against openai.types.live with unknown keys rejected (the suite's audit).
+    events = result["client_events"]
+    assert {e["type"] for e in events} >= {"session.start", "session.close"}, events
+    assert live_audit.check_records("bench/latency.py --api live", events) == []
 
 
 def test_flood_bench_short_run_call_completes_and_fds_return() -> None:
