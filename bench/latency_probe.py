@@ -66,6 +66,28 @@ class Samples:
     not_flushed: int = 0  # barge-ins where the bot audio stopped without a flush
 
 
+SAMPLE_LISTS = (
+    "rx_to_written",
+    "hold",
+    "release_to_written",
+    "delta_to_packet",
+    "delta_to_queued",
+    "queued_to_packet",
+    "speech_to_last_bot",
+    "speech_to_flush",
+    "sent_delta_to_queued",
+    "sent_delta_to_packet",
+    "sent_speech_to_last_bot",
+    "rtp_socket_wait",
+    "event_socket_wait",
+    "pacing_deviation",
+    "steady_delta_to_packet",
+    "steady_delta_to_queued",
+    "steady_queued_to_packet",
+    "steady_sent_delta_to_packet",
+)
+
+
 class Recorder:
     def __init__(self) -> None:
         self.measuring = False
