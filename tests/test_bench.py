@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+from tests.tools import live_audit
 from tests.tools.peers import require_peer
 from tests.tools.ports import free_port_block
 
@@ -81,6 +82,57 @@ def test_latency_bench_short_run_keeps_every_append_and_flushes_every_barge_in()
     assert abs(result["append_bytes_per_s"] - 5 * 8000) <= 5 * 8000 * 0.05, result
     for key in ("release_to_written", "sent_delta_to_queued", "sent_speech_to_last_bot"):
         assert result[key]["n"] > 0, (key, result[key])
+
+
+def test_latency_bench_live_short_run_has_every_figure_and_packets_flowed() -> None:
+    """`--api live --calls 1 --seconds 3 --json` through the CLI (the table and the JSON line):
+    GPT-Live sessions answered through the product LiveClient, caller audio appended at the
+    real-time rate, every live path sampled, no duration negative where causality forbids it
+    (the barge-in figure may be down to -20 ms by its convention, bench/latency_live.py)."""
+    proc = subprocess.run(
+        [
+            *(sys.executable, str(ROOT / "bench" / "latency.py"), "--api", "live"),
+            *("--calls", "1", "--seconds", "3", "--warmup", "1", "--json"),
+            *("--period", "1.0", "--barge-after", "0.4"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "api=live" in proc.stdout and "session.input_audio.append" in proc.stdout
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["api"] == "live" and result["answered"] == 1, result
+    assert not result["problems"] and not result["warnings"], result
+    assert result["appends_dropped"] == 0, result
+    assert abs(result["append_bytes_per_s"] - 8000) <= 8000 * 0.05, result
+    for key in (
+        "rx_to_written",
+        "hold",
+        "release_to_written",
+        "sent_delta_to_packet",
+        "sent_delta_to_queued",
+        "queued_to_packet",
+        "steady_sent_delta_to_packet",
+        "steady_queued_to_packet",
+        "rtp_socket_wait",
+        "event_socket_wait",
+        "pacing_deviation",
+    ):
+        figure = result[key]
+        assert figure["n"] > 0 and figure["min_ms"] >= 0, (key, figure)
+    barge = result["sent_speech_to_last_bot"]
+    assert barge["n"] > 0 and barge["min_ms"] >= -20, barge
+    # Packets flowed both ways: caller RTP appended (3 s of 20 ms packets), bot RTP matched
+    # to the deltas that carried it (asserted above: sent_delta_to_packet and the steady one).
+    assert result["rx_to_written"]["n"] >= 100, result["rx_to_written"]
+    assert result["cpu_us_per_call_per_20ms"] > 0 and result["rss_mib"] > 0, result
+    # The control events the stand-in got (session.start, session.close) are the product's:
+    # they validate against openai.types.live with unknown keys rejected (the suite's audit).
+    events = result["client_events"]
+    assert {e["type"] for e in events} >= {"session.start", "session.close"}, events
+    assert live_audit.check_records("bench/latency.py --api live", events) == []
 
 
 def test_flood_bench_short_run_call_completes_and_fds_return() -> None:
