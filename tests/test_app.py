@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import gc
 import logging
 import re
 import struct
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+import weakref
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +25,9 @@ from gateway.config import (
     RegistrationConfig,
     SipConfig,
 )
+from gateway.heap import EndedCallCollector
 from tests.tools.eventlog import EventLog, captured_events
+from tests.tools.wait import async_wait_until
 
 TIMEOUT = 10.0
 
@@ -252,6 +256,36 @@ async def test_answers_invite_with_valid_sdp(harness: Harness, events: EventLog)
     assert ended["cause"] == "remote_bye"
     assert ended["duration_s"] >= 0
     assert harness.gateway.active_calls == 0
+
+
+async def test_an_ended_call_is_freed_by_the_collection_scheduled_after_it(
+    harness: Harness, events: EventLog
+) -> None:
+    """A LiveCall's objects are reference cycles (gateway/heap.py): the gateway schedules the
+    full collection that frees them when the call ends, instead of leaving them to CPython's
+    oldest generation for minutes (the soak's RSS growth, issue 14)."""
+    scheduled: list[Callable[[], None]] = []
+    harness.gateway.heap.close()
+    harness.gateway.heap = EndedCallCollector(lambda _d, run: scheduled.append(run) or NoTimer())
+    uac = harness.uac
+    final = await uac.invite(offer_sdp(harness.rtp_port))
+    assert status_of(final) == 200
+    uac.ack(final)
+    await events.wait("call.answered", call_id=uac.call_id)
+    live = weakref.ref(harness.gateway.calls[uac.call_id])
+    gc.collect(1)  # what lived through a call is in the oldest generation, as in production
+    uac.send(uac.request("BYE"))
+    assert status_of(await uac.final_response("BYE")) == 200
+    await events.wait("call.ended", call_id=uac.call_id)
+    await async_wait_until(lambda: not harness.gateway._owned_tasks, TIMEOUT, "clean-ups done")
+    assert len(scheduled) == 1, "the end of the call schedules one full collection"
+    scheduled.pop()()
+    assert live() is None, gc.get_referrers(live())
+
+
+class NoTimer:
+    def cancel(self) -> None:
+        pass
 
 
 async def test_g729_only_offer_gets_488(harness: Harness, events: EventLog) -> None:
