@@ -191,7 +191,9 @@ def test_control_api_originates_a_call_to_a_sipp_uas(
         for d in read_udp(pcap)
         if d.dst[1] == ports.sipp_media and low <= d.src[1] <= high and len(d.payload) == 172
     ]
-    assert len(to_uas) > 50
+    # The greeting is 1 s (50 frames); the hang-up follows its playout at once, so on a busy
+    # machine the capture may hold just those 50.
+    assert len(to_uas) >= 50
     loud = [d for d in to_uas if len(set(d.payload[12:])) > 8]  # not a silence frame
     # The simulator's default reply is 1 s of audio: ~50 frames.
     assert len(loud) >= 25, f"{len(loud)} non-silent packets of {len(to_uas)}"
