@@ -28,6 +28,16 @@ options.py), so that it is not what limits how many calls this machine can take;
     .venv/bin/python bench/sipp_load.py                     # 50 and 100 calls
     .venv/bin/python bench/sipp_load.py --calls 200 --rate 25 --window 20
     .venv/bin/python bench/sipp_load.py --calls 100 --simulator-load
+    .venv/bin/python bench/sipp_load.py --api live --calls 100 [--simulator-load]
+
+With `--api live` the gateway's calls go to GPT-Live (`[realtime] api = "live"`, issue 12): the
+same simulator process serves /v1/live/sessions (its defaults: one output delta every 100 ms,
+continuous output with silence between replies; `--simulator-load` puts its live side in load
+mode too), and the gateway is pointed at that path with `--realtime-url` and a dummy key, the
+way `run` points itself at its built-in simulator. The same figures are printed, with one
+difference: GPT-Live has no speech-stopped event (the model decides when to speak), so
+`srg_response_latency_seconds` gets no observations in live mode and its column reads "-"
+(the "response n" column says how many turns it counted).
 """
 
 from __future__ import annotations
@@ -61,6 +71,11 @@ SCENARIO = ROOT / "bench" / "sipp" / "uac_load.xml"
 SILENCE_ULAW = b"\xff"
 HOST = "127.0.0.1"
 SETTLE_S = 3.0
+APIS = ("realtime", "live")
+# The key the gateway sends the simulator in live mode (its handshake wants a Bearer token, any
+# will do): the name of the environment variable realtime.api_key_env points at, and its value.
+LIVE_KEY_ENV = "BENCH_LIVE_KEY"
+LIVE_KEY = "bench"
 TICKS_PER_S = 50  # 20 ms frames
 
 
@@ -176,6 +191,9 @@ class Result:
     response_p50_ms: float | None
     response_p95_ms: float | None
     outcomes: dict[str, float]
+    api: str = "realtime"
+    clock_late_p50_ms: float | None = None
+    response_count: int = 0  # srg_response_latency_seconds observations (none in live mode)
     gateway_rss_idle_mb: float = 0.0  # before the first call
     gateway_rss_loaded_mb: float = 0.0  # at the end of the window, every call up
     simulator_rss_mb: float = 0.0
@@ -257,7 +275,11 @@ class Product:
         rate: float,
         simulator_load: bool = False,
         simulator_profile: Path | None = None,
+        api: str = "realtime",
     ) -> None:
+        if api not in APIS:
+            raise ValueError(f"api must be one of {', '.join(APIS)}, not {api!r}")
+        self.api = api
         self.work = work
         self.ports = ports
         self.max_calls = max_calls
@@ -288,8 +310,19 @@ class Product:
             f"[sip]\ninvite_rate_per_source = {max(self.rate * 2, 5.0)}\n"
             f"invite_burst_per_source = {self.max_calls}\n"
             f"max_calls_per_source = {self.max_calls}\n"
+            + (
+                f'[realtime]\napi = "live"\napi_key_env = "{LIVE_KEY_ENV}"\n'
+                if self.api == "live"
+                else ""
+            )
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SRG_"))}
+        voice_url = f"ws://{HOST}:{ports.simulator}/v1/realtime?model=gpt-realtime"
+        if self.api == "live":
+            # The simulator's GPT-Live path (it takes no query); a URL other than the default
+            # is used as written, with the key as a Bearer token (gateway/call_settings.py).
+            voice_url = f"ws://{HOST}:{ports.simulator}/v1/live/sessions"
+            env[LIVE_KEY_ENV] = LIVE_KEY
         python = sys.executable
         profile = (
             ["-m", "cProfile", "-o", str(self.simulator_profile)] if self.simulator_profile else []
@@ -313,8 +346,7 @@ class Product:
                 "--sip-host", HOST, "--sip-port", str(ports.gateway_sip),
                 "--rtp-ports", f"{ports.rtp[0]}-{ports.rtp[1]}",
                 "--max-calls", str(self.max_calls),
-                "--realtime-url",
-                f"ws://{HOST}:{ports.simulator}/v1/realtime?model=gpt-realtime",
+                "--realtime-url", voice_url,
                 "--log-format", "json",
             ],
             cwd=ROOT,
@@ -369,11 +401,13 @@ def run_one(
     port_base: int | None = None,
     simulator_load: bool = False,
     simulator_profile: Path | None = None,
+    api: str = "realtime",
 ) -> Result:
     """One measured run of `calls` concurrent calls; `port_base` starts a block of
     `ports_needed(calls)` free loopback ports (found here when None). `simulator_load` runs the
     simulator with `--load` (its cheap load mode); `simulator_profile` runs it under cProfile,
-    writing the profile there when it stops."""
+    writing the profile there when it stops; `api` is the voice API the gateway's calls use
+    ("realtime" or "live")."""
     ramp_s = calls / rate
     hold_ms = int((ramp_s + SETTLE_S + window_s + 10) * 1000)
     scenario = write_scenario(work, hold_ms)
@@ -390,6 +424,7 @@ def run_one(
         rate=rate,
         simulator_load=simulator_load,
         simulator_profile=simulator_profile,
+        api=api,
     ) as product:
         gateway, simulator = product.gateway, product.simulator
         assert gateway is not None and simulator is not None
@@ -463,6 +498,10 @@ def run_one(
         before, "srg_rtp_packets_total", 'direction="out"'
     )
     clock = quantile(m0, m1, "srg_pacer_lateness_seconds", 0.99)
+    clock50 = quantile(m0, m1, "srg_pacer_lateness_seconds", 0.50)
+    responses = total(after, "srg_response_latency_seconds_count") - total(
+        before, "srg_response_latency_seconds_count"
+    )
     p50 = quantile(before, after, "srg_response_latency_seconds", 0.50)
     p95 = quantile(before, after, "srg_response_latency_seconds", 0.95)
     return Result(
@@ -484,6 +523,9 @@ def run_one(
         concealed=total(after, "srg_rtp_concealed_frames_total")
         - total(before, "srg_rtp_concealed_frames_total"),
         clock_late_p99_ms=None if clock is None else clock * 1000,
+        clock_late_p50_ms=None if clock50 is None else clock50 * 1000,
+        response_count=int(responses),
+        api=api,
         response_p50_ms=None if p50 is None else p50 * 1000,
         response_p95_ms=None if p95 is None else p95 * 1000,
         outcomes={k: v for k, v in outcomes.items() if v},
@@ -503,6 +545,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", type=int, nargs="+", default=[50, 100])
+    parser.add_argument(
+        "--api",
+        choices=APIS,
+        default="realtime",
+        help='the voice API of the calls: Realtime GA, or GPT-Live ([realtime] api = "live")',
+    )
     parser.add_argument("--rate", type=float, default=20.0, help="new calls per second")
     parser.add_argument("--window", type=float, default=15.0, help="measured seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -529,7 +577,7 @@ def main() -> None:
     print(
         f"rate={args.rate}/s window={args.window}s cpus={os.cpu_count()} "
         f"load={load[0]:.2f} python={sys.version.split()[0]} "
-        f"simulator={'--load' if args.simulator_load else 'default'}"
+        f"simulator={'--load' if args.simulator_load else 'default'} api={args.api}"
     )
     results = []
     for n in args.calls:
@@ -546,6 +594,7 @@ def main() -> None:
                     sipp,
                     simulator_load=args.simulator_load,
                     simulator_profile=profile,
+                    api=args.api,
                 )
             )
         except Exception as exc:  # one N failing must not hide the others
@@ -557,9 +606,9 @@ def main() -> None:
     print()
     print(
         "| calls | ok / failed | gateway CPU % | µs CPU per call per 20 ms | calls per core "
-        "at that cost | RTP in / out per call per s | lost / late / concealed | clock late p99 "
-        "ms | response p50 / p95 ms | simulator CPU % | SIPp CPU % | steal % | gateway RSS MB "
-        "idle / loaded | RSS per call KiB | simulator RSS MB | problem |"
+        "at that cost | RTP in / out per call per s | lost / late / concealed | clock late p50 "
+        "/ p99 ms | response p50 / p95 ms (n) | simulator CPU % | SIPp CPU % | steal % | "
+        "gateway RSS MB idle / loaded | RSS per call KiB | simulator RSS MB | problem |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
@@ -567,8 +616,10 @@ def main() -> None:
             f"| {r.calls} | {r.ok} / {r.failed} | {r.gateway_cpu_pct} | "
             f"{r.us_per_call_tick:.0f} | {r.calls_per_core:.0f} | "
             f"{r.rtp_in_per_call_s} / {r.rtp_out_per_call_s} | "
-            f"{r.lost:g} / {r.late:g} / {r.concealed:g} | {_fmt(r.clock_late_p99_ms)} | "
-            f"{_fmt(r.response_p50_ms)} / {_fmt(r.response_p95_ms)} | {r.simulator_cpu_pct} | "
+            f"{r.lost:g} / {r.late:g} / {r.concealed:g} | "
+            f"{_fmt(r.clock_late_p50_ms)} / {_fmt(r.clock_late_p99_ms)} | "
+            f"{_fmt(r.response_p50_ms)} / {_fmt(r.response_p95_ms)} ({r.response_count}) | "
+            f"{r.simulator_cpu_pct} | "
             f"{r.sipp_cpu_pct} | {r.steal_pct} | {r.gateway_rss_idle_mb} / "
             f"{r.gateway_rss_loaded_mb} | {r.rss_per_call_kib:.0f} | {r.simulator_rss_mb} | "
             f"{r.problem or ''} |"

@@ -10,6 +10,8 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
+import pytest
+
 from tests.tools.peers import require_peer
 from tests.tools.ports import free_port_block
 
@@ -25,14 +27,28 @@ def _load(name: str) -> ModuleType:
     return module
 
 
-def test_sipp_load_small_run_answers_every_call(tmp_path: Path) -> None:
-    """10 SIPp calls through `sip-realtime-gateway run` + simulator: all answered and ended by
-    the caller's BYE, 50 RTP packets per second each way, nothing lost."""
+@pytest.mark.parametrize("api", ["realtime", "live"])
+def test_sipp_load_small_run_answers_every_call(tmp_path: Path, api: str) -> None:
+    """10 SIPp calls through `sip-realtime-gateway run` + simulator, with each voice API: all
+    answered and ended by the caller's BYE, 50 RTP packets per second each way (in live mode
+    too: the gateway's clock sends silence while the model is silent), nothing lost."""
     require_peer("sipp", "espeak-ng", "sox")
     sipp_load = _load("sipp_load")
     base = free_port_block(sipp_load.ports_needed(10))
-    result = sipp_load.run_one(10, 20.0, 2.0, tmp_path, "sipp", port_base=base)
+    result = sipp_load.run_one(10, 20.0, 2.0, tmp_path, "sipp", port_base=base, api=api)
     assert result.problem == "", result
+    assert result.api == api
+    # Every call's voice session used the API asked for (the gateway logs it per call).
+    connected = [
+        json.loads(line)
+        for line in (tmp_path / "gateway.log").read_text().splitlines()
+        if '"realtime.connected"' in line
+    ]
+    assert len(connected) == 10 and {c.get("api", "realtime") for c in connected} == {api}
+    if api == "realtime":
+        # Turns were timed (caller speech stopped -> bot audio); GPT-Live has no speech-stopped
+        # event, so the histogram is empty there (docs/benchmarks.md says so).
+        assert result.response_count > 0, result
     assert (result.ok, result.failed) == (10, 0), result.outcomes
     assert 49.0 <= result.rtp_in_per_call_s <= 51.0, result
     assert 49.0 <= result.rtp_out_per_call_s <= 51.0, result
@@ -41,6 +57,13 @@ def test_sipp_load_small_run_answers_every_call(tmp_path: Path) -> None:
     # RSS from the gateway's srg_process_resident_memory_bytes, the simulator's from /proc.
     assert result.gateway_rss_idle_mb > 10 and result.gateway_rss_loaded_mb > 10, result
     assert result.simulator_rss_mb > 10, result
+
+
+def test_sipp_load_product_refuses_an_unknown_api(tmp_path: Path) -> None:
+    sipp_load = _load("sipp_load")
+    ports = sipp_load.ProductPorts(1, 2, 3, (4, 5))
+    with pytest.raises(ValueError, match="api must be one of realtime, live"):
+        sipp_load.Product(tmp_path, ports, max_calls=1, rate=1.0, api="legacy")
 
 
 def test_sipp_load_metrics_parsing() -> None:
