@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -55,6 +56,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +165,33 @@ def quantile(
     return bounds[-1]
 
 
+def answered_seconds(log_path: Path) -> tuple[float, int]:
+    """(seconds, calls): the SIP-answered time of the calls in a gateway JSON log, each call's
+    `sip.call.answered` (2xx sent) to its `sip.call.ended` (BYE), and how many calls had both.
+    Not `srg_call_duration_seconds`: that runs to the end of the call's teardown, which with
+    GPT-Live includes the voice session's graceful close after the BYE (`session.close` ->
+    `session.closed`, the service draining the reply in progress, gateway/live/client.py), a
+    time without RTP; SIP time means the same for both APIs."""
+    answered: dict[str, datetime] = {}
+    seconds, calls = 0.0, 0
+    with log_path.open("rb") as log:
+        for line in log:
+            if b'"sip.call.' not in line:
+                continue
+            try:
+                entry = json.loads(line)
+                event, call_id = entry["event"], entry["call_id"]
+                at = datetime.fromisoformat(entry["ts"])
+            except (ValueError, KeyError, TypeError):
+                continue
+            if event == "sip.call.answered":
+                answered[call_id] = at
+            elif event == "sip.call.ended" and call_id in answered:
+                seconds += (at - answered.pop(call_id)).total_seconds()
+                calls += 1
+    return seconds, calls
+
+
 def fetch_metrics(port: int) -> dict[tuple[str, str], float]:
     with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5) as reply:
         return parse_metrics(reply.read().decode())
@@ -194,6 +223,9 @@ class Result:
     api: str = "realtime"
     clock_late_p50_ms: float | None = None
     response_count: int = 0  # srg_response_latency_seconds observations (none in live mode)
+    # Mean time per call from the BYE to the end of its teardown (srg_call_duration_seconds
+    # minus the SIP-answered time): the voice session's close, the call slot still held.
+    teardown_ms: float | None = None
     gateway_rss_idle_mb: float = 0.0  # before the first call
     gateway_rss_loaded_mb: float = 0.0  # at the end of the window, every call up
     simulator_rss_mb: float = 0.0
@@ -332,6 +364,7 @@ class Product:
                 python, *profile, "-m", "gateway", "simulator",
                 "--host", HOST, "--port", str(ports.simulator),
                 *(["--load"] if self.simulator_load else []),
+                *self._live_flags(),
             ],
             cwd=ROOT,
             env=env,
@@ -355,6 +388,15 @@ class Product:
             stderr=self._log,
         )  # fmt: skip
         _wait_port(ports.control, 20)
+
+    def _live_flags(self) -> list[str]:
+        """The simulator's GPT-Live knobs for a load run, pinned so that a change of its
+        defaults does not move the figures: one output delta every 100 ms (what the service was
+        observed to send, gateway/live/simulator/options.py), so the gateway receives 10
+        deltas per call per second, speech or silence. The rest stay at their defaults, which a
+        load run does not reach: input is continuous (idle expiry 30 s), sessions last an hour,
+        no faults. `--load` already puts the live side in load mode."""
+        return ["--live-delta-ms", "100"] if self.api == "live" else []
 
     def metrics(self) -> dict[tuple[str, str], float]:
         return fetch_metrics(self.ports.control)
@@ -476,8 +518,14 @@ def run_one(
             if not problem and active_end < calls:
                 problem = f"{calls - active_end:.0f} calls ended during the window"
             sipp_rc = sipp_proc.wait(timeout=hold_ms / 1000 + ramp_s + 90)
-            time.sleep(1.0)  # last BYEs counted
+            # Every call accounted: a call is counted once its teardown is over, which with
+            # GPT-Live is after the voice session's graceful close (up to CLOSE_WAIT_S, 12 s,
+            # gateway/live/client.py).
+            deadline = time.monotonic() + 20
             after = product.metrics()
+            while total(after, "srg_calls_active") > 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                after = product.metrics()
         finally:
             _stop(sipp_proc)
     outcomes = by_label(after, "srg_calls_total", "outcome")
@@ -487,10 +535,13 @@ def run_one(
     if sipp_rc != 0 and not problem:
         problem = f"sipp exited {sipp_rc} (see sipp_errors.log)"
     # RTP counters are added once per call at hangup (never per packet): rates over the
-    # calls' whole answered time.
-    call_s = total(after, "srg_call_duration_seconds_sum") - total(
+    # calls' whole SIP-answered time (answered_seconds says why not the call duration metric).
+    call_s, timed_calls = answered_seconds(work / "gateway.log")
+    duration_s = total(after, "srg_call_duration_seconds_sum") - total(
         before, "srg_call_duration_seconds_sum"
     )
+    if timed_calls != calls and not problem:
+        problem = f"{timed_calls} of {calls} calls answered and ended in the gateway log"
     rtp_in = total(after, "srg_rtp_packets_total", 'direction="in"') - total(
         before, "srg_rtp_packets_total", 'direction="in"'
     )
@@ -525,6 +576,7 @@ def run_one(
         clock_late_p99_ms=None if clock is None else clock * 1000,
         clock_late_p50_ms=None if clock50 is None else clock50 * 1000,
         response_count=int(responses),
+        teardown_ms=round((duration_s - call_s) / timed_calls * 1000) if timed_calls else None,
         api=api,
         response_p50_ms=None if p50 is None else p50 * 1000,
         response_p95_ms=None if p95 is None else p95 * 1000,
@@ -625,7 +677,10 @@ def main() -> None:
             f"{r.problem or ''} |"
         )
     for r in results:
-        print(f"calls={r.calls} outcomes: {r.outcomes}")
+        print(
+            f"calls={r.calls} outcomes: {r.outcomes}; teardown after BYE "
+            f"{_fmt(r.teardown_ms)} ms per call (call duration metric - SIP answered time)"
+        )
 
 
 if __name__ == "__main__":
