@@ -165,31 +165,44 @@ def quantile(
     return bounds[-1]
 
 
-def answered_seconds(log_path: Path) -> tuple[float, int]:
-    """(seconds, calls): the SIP-answered time of the calls in a gateway JSON log, each call's
-    `sip.call.answered` (2xx sent) to its `sip.call.ended` (BYE), and how many calls had both.
-    Not `srg_call_duration_seconds`: that runs to the end of the call's teardown, which with
-    GPT-Live includes the voice session's graceful close after the BYE (`session.close` ->
-    `session.closed`, the service draining the reply in progress, gateway/live/client.py), a
-    time without RTP; SIP time means the same for both APIs."""
+@dataclass
+class LogFigures:
+    """What the bench reads from the gateway's JSON log rather than its /metrics."""
+
+    answered_s: float = 0.0  # SIP-answered time of the calls, summed (see `log_figures`)
+    calls: int = 0  # calls with both ends of that time in the log
+    trimmed_bytes: int = 0  # bot audio trimmed from the playout queue (call records), summed
+
+
+def log_figures(log_path: Path) -> LogFigures:
+    """Each call's SIP-answered time, `sip.call.answered` (2xx sent) to its `sip.call.ended`
+    (BYE), summed, and the `playout_trimmed_bytes` of the `call.ended` records (bot audio the
+    shallow live queue dropped: no metric counts it). Not `srg_call_duration_seconds` for the
+    time: that runs to the end of the call's teardown, which with GPT-Live includes the voice
+    session's graceful close after the BYE (`session.close` -> `session.closed`, the service
+    draining the reply in progress, gateway/live/client.py), a time without RTP; SIP time means
+    the same for both APIs. Lines that are not such JSON records are skipped."""
+    figures = LogFigures()
     answered: dict[str, datetime] = {}
-    seconds, calls = 0.0, 0
     with log_path.open("rb") as log:
         for line in log:
-            if b'"sip.call.' not in line:
+            if b'"sip.call.' not in line and b'"call.ended"' not in line:
                 continue
             try:
                 entry = json.loads(line)
                 event, call_id = entry["event"], entry["call_id"]
+                if event == "call.ended":
+                    figures.trimmed_bytes += int(entry.get("playout_trimmed_bytes") or 0)
+                    continue
                 at = datetime.fromisoformat(entry["ts"])
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue
             if event == "sip.call.answered":
                 answered[call_id] = at
             elif event == "sip.call.ended" and call_id in answered:
-                seconds += (at - answered.pop(call_id)).total_seconds()
-                calls += 1
-    return seconds, calls
+                figures.answered_s += (at - answered.pop(call_id)).total_seconds()
+                figures.calls += 1
+    return figures
 
 
 def fetch_metrics(port: int) -> dict[tuple[str, str], float]:
@@ -226,6 +239,7 @@ class Result:
     # Mean time per call from the BYE to the end of its teardown (srg_call_duration_seconds
     # minus the SIP-answered time): the voice session's close, the call slot still held.
     teardown_ms: float | None = None
+    trimmed_ms_per_call: float = 0.0  # bot audio trimmed from the playout queue, ms per call
     gateway_rss_idle_mb: float = 0.0  # before the first call
     gateway_rss_loaded_mb: float = 0.0  # at the end of the window, every call up
     simulator_rss_mb: float = 0.0
@@ -535,8 +549,9 @@ def run_one(
     if sipp_rc != 0 and not problem:
         problem = f"sipp exited {sipp_rc} (see sipp_errors.log)"
     # RTP counters are added once per call at hangup (never per packet): rates over the
-    # calls' whole SIP-answered time (answered_seconds says why not the call duration metric).
-    call_s, timed_calls = answered_seconds(work / "gateway.log")
+    # calls' whole SIP-answered time (log_figures says why not the call duration metric).
+    logged = log_figures(work / "gateway.log")
+    call_s, timed_calls = logged.answered_s, logged.calls
     duration_s = total(after, "srg_call_duration_seconds_sum") - total(
         before, "srg_call_duration_seconds_sum"
     )
@@ -577,6 +592,7 @@ def run_one(
         clock_late_p50_ms=None if clock50 is None else clock50 * 1000,
         response_count=int(responses),
         teardown_ms=round((duration_s - call_s) / timed_calls * 1000) if timed_calls else None,
+        trimmed_ms_per_call=round(logged.trimmed_bytes / 8 / calls, 1),
         api=api,
         response_p50_ms=None if p50 is None else p50 * 1000,
         response_p95_ms=None if p95 is None else p95 * 1000,
@@ -679,7 +695,8 @@ def main() -> None:
     for r in results:
         print(
             f"calls={r.calls} outcomes: {r.outcomes}; teardown after BYE "
-            f"{_fmt(r.teardown_ms)} ms per call (call duration metric - SIP answered time)"
+            f"{_fmt(r.teardown_ms)} ms per call (call duration metric - SIP answered time); "
+            f"bot audio trimmed from playout {r.trimmed_ms_per_call:g} ms per call"
         )
 
 

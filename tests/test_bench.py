@@ -66,9 +66,9 @@ def test_sipp_load_product_refuses_an_unknown_api(tmp_path: Path) -> None:
         sipp_load.Product(tmp_path, ports, max_calls=1, rate=1.0, api="legacy")
 
 
-def test_sipp_load_answered_seconds_from_the_gateway_log(tmp_path: Path) -> None:
-    """SIP-answered time per call (2xx -> BYE); other lines, a call never answered, one still
-    up and lines that are not JSON are ignored."""
+def test_sipp_load_figures_from_the_gateway_log(tmp_path: Path) -> None:
+    """SIP-answered time per call (2xx -> BYE) and the bot audio trimmed per call record; other
+    lines, a call never answered, one still up and lines that are not JSON are ignored."""
     sipp_load = _load("sipp_load")
     lines = [
         '{"ts":"2026-12-06T07:00:00.000Z","event":"sip.call.answered","call_id":"a"}',
@@ -77,14 +77,20 @@ def test_sipp_load_answered_seconds_from_the_gateway_log(tmp_path: Path) -> None
         'not json "sip.call.ended"',
         '{"ts":"2026-12-06T07:00:09.000Z","event":"sip.call.ended","call_id":"z"}',
         '{"ts":"2026-12-06T07:00:10.250Z","event":"sip.call.ended","call_id":"a"}',
-        '{"ts":"2026-12-06T07:00:11.000Z","event":"call.ended","call_id":"a"}',
+        '{"ts":"2026-12-06T07:00:11.000Z","event":"call.ended","call_id":"a",'
+        '"playout_trimmed_bytes":800}',
+        '{"ts":"2026-12-06T07:00:21.000Z","event":"call.ended","call_id":"b",'
+        '"playout_trimmed_bytes":160}',
+        '{"ts":"2026-12-06T07:00:22.000Z","event":"call.ended","call_id":"x"}',
+        '{"event":"sip.call.ended"}',
         '{"ts":"2026-12-06T07:00:20.500Z","event":"sip.call.ended","call_id":"b"}',
     ]
     log = tmp_path / "gateway.log"
     log.write_text("\n".join(lines) + "\n")
-    seconds, calls = sipp_load.answered_seconds(log)
-    assert calls == 2
-    assert abs(seconds - 30.25) < 1e-9
+    figures = sipp_load.log_figures(log)
+    assert figures.calls == 2
+    assert abs(figures.answered_s - 30.25) < 1e-9
+    assert figures.trimmed_bytes == 960
 
 
 def test_sipp_load_metrics_parsing() -> None:
