@@ -12,10 +12,12 @@ core could carry at that cost. SIPp and the simulator are not counted (they stan
 and OpenAI, elsewhere in production).
 
 Also printed, from the gateway's own /metrics (deltas over the run): RTP packets in/out per
-second of answered call (50/s each way expected: SIPp sends 50, the gateway sends 50, bot
-audio or silence), loss/late/concealed inbound frames, the media clock's lateness
-p99 (histogram bucket bound), `srg_response_latency_seconds` p50/p95 (caller stopped speaking
--> first bot RTP: simulator + gateway, the delay a caller feels) and how calls ended.
+second of SIP-answered call (50/s each way expected: SIPp sends 50, the gateway sends 50, bot
+audio or silence; the answered time comes from the gateway's JSON log, `log_figures`),
+loss/late/concealed inbound frames, the media clock's lateness p50/p99 (histogram bucket
+bounds), `srg_response_latency_seconds` p50/p95 and its count (caller stopped speaking ->
+first bot audio: simulator + gateway, the delay a caller feels) and how calls ended; from the
+log, per call, the teardown after the BYE and the bot audio trimmed from the playout queue.
 
 Needs sipp, espeak-ng and sox (`make peers` installs them) and root or CAP_NET_RAW for SIPp's
 play_pcap_audio. Loopback only; every process it starts is stopped at the end.
@@ -36,8 +38,8 @@ continuous output with silence between replies; `--simulator-load` puts its live
 mode too), and the gateway is pointed at that path with `--realtime-url` and a dummy key, the
 way `run` points itself at its built-in simulator. The same figures are printed, with one
 difference: GPT-Live has no speech-stopped event (the model decides when to speak), so
-`srg_response_latency_seconds` gets no observations in live mode and its column reads "-"
-(the "response n" column says how many turns it counted).
+`srg_response_latency_seconds` gets no observations in live mode and its column reads
+"- / - (0)" (the number in brackets is how many turns it counted).
 """
 
 from __future__ import annotations
@@ -237,7 +239,7 @@ class Result:
     clock_late_p50_ms: float | None = None
     response_count: int = 0  # srg_response_latency_seconds observations (none in live mode)
     # Mean time per call from the BYE to the end of its teardown (srg_call_duration_seconds
-    # minus the SIP-answered time): the voice session's close, the call slot still held.
+    # minus the SIP-answered time): the voice session's close, the call still counted active.
     teardown_ms: float | None = None
     trimmed_ms_per_call: float = 0.0  # bot audio trimmed from the playout queue, ms per call
     gateway_rss_idle_mb: float = 0.0  # before the first call
