@@ -12,10 +12,12 @@ core could carry at that cost. SIPp and the simulator are not counted (they stan
 and OpenAI, elsewhere in production).
 
 Also printed, from the gateway's own /metrics (deltas over the run): RTP packets in/out per
-second of answered call (50/s each way expected: SIPp sends 50, the gateway sends 50, bot
-audio or silence), loss/late/concealed inbound frames, the media clock's lateness
-p99 (histogram bucket bound), `srg_response_latency_seconds` p50/p95 (caller stopped speaking
--> first bot RTP: simulator + gateway, the delay a caller feels) and how calls ended.
+second of SIP-answered call (50/s each way expected: SIPp sends 50, the gateway sends 50, bot
+audio or silence; the answered time comes from the gateway's JSON log, `log_figures`),
+loss/late/concealed inbound frames, the media clock's lateness p50/p99 (histogram bucket
+bounds), `srg_response_latency_seconds` p50/p95 and its count (caller stopped speaking ->
+first bot audio: simulator + gateway, the delay a caller feels) and how calls ended; from the
+log, per call, the teardown after the BYE and the bot audio trimmed from the playout queue.
 
 Needs sipp, espeak-ng and sox (`make peers` installs them) and root or CAP_NET_RAW for SIPp's
 play_pcap_audio. Loopback only; every process it starts is stopped at the end.
@@ -28,12 +30,23 @@ options.py), so that it is not what limits how many calls this machine can take;
     .venv/bin/python bench/sipp_load.py                     # 50 and 100 calls
     .venv/bin/python bench/sipp_load.py --calls 200 --rate 25 --window 20
     .venv/bin/python bench/sipp_load.py --calls 100 --simulator-load
+    .venv/bin/python bench/sipp_load.py --api live --calls 100 [--simulator-load]
+
+With `--api live` the gateway's calls go to GPT-Live (`[realtime] api = "live"`, issue 12): the
+same simulator process serves /v1/live/sessions (its defaults: one output delta every 100 ms,
+continuous output with silence between replies; `--simulator-load` puts its live side in load
+mode too), and the gateway is pointed at that path with `--realtime-url` and a dummy key, the
+way `run` points itself at its built-in simulator. The same figures are printed, with one
+difference: GPT-Live has no speech-stopped event (the model decides when to speak), so
+`srg_response_latency_seconds` gets no observations in live mode and its column reads
+"- / - (0)" (the number in brackets is how many turns it counted).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -45,6 +58,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +75,11 @@ SCENARIO = ROOT / "bench" / "sipp" / "uac_load.xml"
 SILENCE_ULAW = b"\xff"
 HOST = "127.0.0.1"
 SETTLE_S = 3.0
+APIS = ("realtime", "live")
+# The key the gateway sends the simulator in live mode (its handshake wants a Bearer token, any
+# will do): the name of the environment variable realtime.api_key_env points at, and its value.
+LIVE_KEY_ENV = "BENCH_LIVE_KEY"
+LIVE_KEY = "bench"
 TICKS_PER_S = 50  # 20 ms frames
 
 
@@ -148,6 +167,46 @@ def quantile(
     return bounds[-1]
 
 
+@dataclass
+class LogFigures:
+    """What the bench reads from the gateway's JSON log rather than its /metrics."""
+
+    answered_s: float = 0.0  # SIP-answered time of the calls, summed (see `log_figures`)
+    calls: int = 0  # calls with both ends of that time in the log
+    trimmed_bytes: int = 0  # bot audio trimmed from the playout queue (call records), summed
+
+
+def log_figures(log_path: Path) -> LogFigures:
+    """Each call's SIP-answered time, `sip.call.answered` (2xx sent) to its `sip.call.ended`
+    (BYE), summed, and the `playout_trimmed_bytes` of the `call.ended` records (bot audio the
+    shallow live queue dropped: no metric counts it). Not `srg_call_duration_seconds` for the
+    time: that runs to the end of the call's teardown, which with GPT-Live includes the voice
+    session's graceful close after the BYE (`session.close` -> `session.closed`, the service
+    draining the reply in progress, gateway/live/client.py), a time without RTP; SIP time means
+    the same for both APIs. Lines that are not such JSON records are skipped."""
+    figures = LogFigures()
+    answered: dict[str, datetime] = {}
+    with log_path.open("rb") as log:
+        for line in log:
+            if b'"sip.call.' not in line and b'"call.ended"' not in line:
+                continue
+            try:
+                entry = json.loads(line)
+                event, call_id = entry["event"], entry["call_id"]
+                if event == "call.ended":
+                    figures.trimmed_bytes += int(entry.get("playout_trimmed_bytes") or 0)
+                    continue
+                at = datetime.fromisoformat(entry["ts"])
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+            if event == "sip.call.answered":
+                answered[call_id] = at
+            elif event == "sip.call.ended" and call_id in answered:
+                figures.answered_s += (at - answered.pop(call_id)).total_seconds()
+                figures.calls += 1
+    return figures
+
+
 def fetch_metrics(port: int) -> dict[tuple[str, str], float]:
     with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5) as reply:
         return parse_metrics(reply.read().decode())
@@ -176,6 +235,13 @@ class Result:
     response_p50_ms: float | None
     response_p95_ms: float | None
     outcomes: dict[str, float]
+    api: str = "realtime"
+    clock_late_p50_ms: float | None = None
+    response_count: int = 0  # srg_response_latency_seconds observations (none in live mode)
+    # Mean time per call from the BYE to the end of its teardown (srg_call_duration_seconds
+    # minus the SIP-answered time): the voice session's close, the call still counted active.
+    teardown_ms: float | None = None
+    trimmed_ms_per_call: float = 0.0  # bot audio trimmed from the playout queue, ms per call
     gateway_rss_idle_mb: float = 0.0  # before the first call
     gateway_rss_loaded_mb: float = 0.0  # at the end of the window, every call up
     simulator_rss_mb: float = 0.0
@@ -257,7 +323,11 @@ class Product:
         rate: float,
         simulator_load: bool = False,
         simulator_profile: Path | None = None,
+        api: str = "realtime",
     ) -> None:
+        if api not in APIS:
+            raise ValueError(f"api must be one of {', '.join(APIS)}, not {api!r}")
+        self.api = api
         self.work = work
         self.ports = ports
         self.max_calls = max_calls
@@ -288,8 +358,19 @@ class Product:
             f"[sip]\ninvite_rate_per_source = {max(self.rate * 2, 5.0)}\n"
             f"invite_burst_per_source = {self.max_calls}\n"
             f"max_calls_per_source = {self.max_calls}\n"
+            + (
+                f'[realtime]\napi = "live"\napi_key_env = "{LIVE_KEY_ENV}"\n'
+                if self.api == "live"
+                else ""
+            )
         )
         env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "SRG_"))}
+        voice_url = f"ws://{HOST}:{ports.simulator}/v1/realtime?model=gpt-realtime"
+        if self.api == "live":
+            # The simulator's GPT-Live path (it takes no query); a URL other than the default
+            # is used as written, with the key as a Bearer token (gateway/call_settings.py).
+            voice_url = f"ws://{HOST}:{ports.simulator}/v1/live/sessions"
+            env[LIVE_KEY_ENV] = LIVE_KEY
         python = sys.executable
         profile = (
             ["-m", "cProfile", "-o", str(self.simulator_profile)] if self.simulator_profile else []
@@ -299,6 +380,7 @@ class Product:
                 python, *profile, "-m", "gateway", "simulator",
                 "--host", HOST, "--port", str(ports.simulator),
                 *(["--load"] if self.simulator_load else []),
+                *self._live_flags(),
             ],
             cwd=ROOT,
             env=env,
@@ -313,8 +395,7 @@ class Product:
                 "--sip-host", HOST, "--sip-port", str(ports.gateway_sip),
                 "--rtp-ports", f"{ports.rtp[0]}-{ports.rtp[1]}",
                 "--max-calls", str(self.max_calls),
-                "--realtime-url",
-                f"ws://{HOST}:{ports.simulator}/v1/realtime?model=gpt-realtime",
+                "--realtime-url", voice_url,
                 "--log-format", "json",
             ],
             cwd=ROOT,
@@ -323,6 +404,15 @@ class Product:
             stderr=self._log,
         )  # fmt: skip
         _wait_port(ports.control, 20)
+
+    def _live_flags(self) -> list[str]:
+        """The simulator's GPT-Live knobs for a load run, pinned so that a change of its
+        defaults does not move the figures: one output delta every 100 ms (what the service was
+        observed to send, gateway/live/simulator/options.py), so the gateway receives 10
+        deltas per call per second, speech or silence. The rest stay at their defaults, which a
+        load run does not reach: input is continuous (idle expiry 30 s), sessions last an hour,
+        no faults. `--load` already puts the live side in load mode."""
+        return ["--live-delta-ms", "100"] if self.api == "live" else []
 
     def metrics(self) -> dict[tuple[str, str], float]:
         return fetch_metrics(self.ports.control)
@@ -369,11 +459,13 @@ def run_one(
     port_base: int | None = None,
     simulator_load: bool = False,
     simulator_profile: Path | None = None,
+    api: str = "realtime",
 ) -> Result:
     """One measured run of `calls` concurrent calls; `port_base` starts a block of
     `ports_needed(calls)` free loopback ports (found here when None). `simulator_load` runs the
     simulator with `--load` (its cheap load mode); `simulator_profile` runs it under cProfile,
-    writing the profile there when it stops."""
+    writing the profile there when it stops; `api` is the voice API the gateway's calls use
+    ("realtime" or "live")."""
     ramp_s = calls / rate
     hold_ms = int((ramp_s + SETTLE_S + window_s + 10) * 1000)
     scenario = write_scenario(work, hold_ms)
@@ -390,6 +482,7 @@ def run_one(
         rate=rate,
         simulator_load=simulator_load,
         simulator_profile=simulator_profile,
+        api=api,
     ) as product:
         gateway, simulator = product.gateway, product.simulator
         assert gateway is not None and simulator is not None
@@ -441,8 +534,14 @@ def run_one(
             if not problem and active_end < calls:
                 problem = f"{calls - active_end:.0f} calls ended during the window"
             sipp_rc = sipp_proc.wait(timeout=hold_ms / 1000 + ramp_s + 90)
-            time.sleep(1.0)  # last BYEs counted
+            # Every call accounted: a call is counted once its teardown is over, which with
+            # GPT-Live is after the voice session's graceful close (up to CLOSE_WAIT_S, 12 s,
+            # gateway/live/client.py).
+            deadline = time.monotonic() + 20
             after = product.metrics()
+            while total(after, "srg_calls_active") > 0 and time.monotonic() < deadline:
+                time.sleep(0.2)
+                after = product.metrics()
         finally:
             _stop(sipp_proc)
     outcomes = by_label(after, "srg_calls_total", "outcome")
@@ -452,10 +551,14 @@ def run_one(
     if sipp_rc != 0 and not problem:
         problem = f"sipp exited {sipp_rc} (see sipp_errors.log)"
     # RTP counters are added once per call at hangup (never per packet): rates over the
-    # calls' whole answered time.
-    call_s = total(after, "srg_call_duration_seconds_sum") - total(
+    # calls' whole SIP-answered time (log_figures says why not the call duration metric).
+    logged = log_figures(work / "gateway.log")
+    call_s, timed_calls = logged.answered_s, logged.calls
+    duration_s = total(after, "srg_call_duration_seconds_sum") - total(
         before, "srg_call_duration_seconds_sum"
     )
+    if timed_calls != calls and not problem:
+        problem = f"{timed_calls} of {calls} calls answered and ended in the gateway log"
     rtp_in = total(after, "srg_rtp_packets_total", 'direction="in"') - total(
         before, "srg_rtp_packets_total", 'direction="in"'
     )
@@ -463,6 +566,10 @@ def run_one(
         before, "srg_rtp_packets_total", 'direction="out"'
     )
     clock = quantile(m0, m1, "srg_pacer_lateness_seconds", 0.99)
+    clock50 = quantile(m0, m1, "srg_pacer_lateness_seconds", 0.50)
+    responses = total(after, "srg_response_latency_seconds_count") - total(
+        before, "srg_response_latency_seconds_count"
+    )
     p50 = quantile(before, after, "srg_response_latency_seconds", 0.50)
     p95 = quantile(before, after, "srg_response_latency_seconds", 0.95)
     return Result(
@@ -484,6 +591,11 @@ def run_one(
         concealed=total(after, "srg_rtp_concealed_frames_total")
         - total(before, "srg_rtp_concealed_frames_total"),
         clock_late_p99_ms=None if clock is None else clock * 1000,
+        clock_late_p50_ms=None if clock50 is None else clock50 * 1000,
+        response_count=int(responses),
+        teardown_ms=round((duration_s - call_s) / timed_calls * 1000) if timed_calls else None,
+        trimmed_ms_per_call=round(logged.trimmed_bytes / 8 / calls, 1),
+        api=api,
         response_p50_ms=None if p50 is None else p50 * 1000,
         response_p95_ms=None if p95 is None else p95 * 1000,
         outcomes={k: v for k, v in outcomes.items() if v},
@@ -503,6 +615,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--calls", type=int, nargs="+", default=[50, 100])
+    parser.add_argument(
+        "--api",
+        choices=APIS,
+        default="realtime",
+        help='the voice API of the calls: Realtime GA, or GPT-Live ([realtime] api = "live")',
+    )
     parser.add_argument("--rate", type=float, default=20.0, help="new calls per second")
     parser.add_argument("--window", type=float, default=15.0, help="measured seconds")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
@@ -529,7 +647,7 @@ def main() -> None:
     print(
         f"rate={args.rate}/s window={args.window}s cpus={os.cpu_count()} "
         f"load={load[0]:.2f} python={sys.version.split()[0]} "
-        f"simulator={'--load' if args.simulator_load else 'default'}"
+        f"simulator={'--load' if args.simulator_load else 'default'} api={args.api}"
     )
     results = []
     for n in args.calls:
@@ -546,6 +664,7 @@ def main() -> None:
                     sipp,
                     simulator_load=args.simulator_load,
                     simulator_profile=profile,
+                    api=args.api,
                 )
             )
         except Exception as exc:  # one N failing must not hide the others
@@ -557,9 +676,9 @@ def main() -> None:
     print()
     print(
         "| calls | ok / failed | gateway CPU % | µs CPU per call per 20 ms | calls per core "
-        "at that cost | RTP in / out per call per s | lost / late / concealed | clock late p99 "
-        "ms | response p50 / p95 ms | simulator CPU % | SIPp CPU % | steal % | gateway RSS MB "
-        "idle / loaded | RSS per call KiB | simulator RSS MB | problem |"
+        "at that cost | RTP in / out per call per s | lost / late / concealed | clock late p50 "
+        "/ p99 ms | response p50 / p95 ms (n) | simulator CPU % | SIPp CPU % | steal % | "
+        "gateway RSS MB idle / loaded | RSS per call KiB | simulator RSS MB | problem |"
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
@@ -567,14 +686,20 @@ def main() -> None:
             f"| {r.calls} | {r.ok} / {r.failed} | {r.gateway_cpu_pct} | "
             f"{r.us_per_call_tick:.0f} | {r.calls_per_core:.0f} | "
             f"{r.rtp_in_per_call_s} / {r.rtp_out_per_call_s} | "
-            f"{r.lost:g} / {r.late:g} / {r.concealed:g} | {_fmt(r.clock_late_p99_ms)} | "
-            f"{_fmt(r.response_p50_ms)} / {_fmt(r.response_p95_ms)} | {r.simulator_cpu_pct} | "
+            f"{r.lost:g} / {r.late:g} / {r.concealed:g} | "
+            f"{_fmt(r.clock_late_p50_ms)} / {_fmt(r.clock_late_p99_ms)} | "
+            f"{_fmt(r.response_p50_ms)} / {_fmt(r.response_p95_ms)} ({r.response_count}) | "
+            f"{r.simulator_cpu_pct} | "
             f"{r.sipp_cpu_pct} | {r.steal_pct} | {r.gateway_rss_idle_mb} / "
             f"{r.gateway_rss_loaded_mb} | {r.rss_per_call_kib:.0f} | {r.simulator_rss_mb} | "
             f"{r.problem or ''} |"
         )
     for r in results:
-        print(f"calls={r.calls} outcomes: {r.outcomes}")
+        print(
+            f"calls={r.calls} outcomes: {r.outcomes}; teardown after BYE "
+            f"{_fmt(r.teardown_ms)} ms per call (call duration metric - SIP answered time); "
+            f"bot audio trimmed from playout {r.trimmed_ms_per_call:g} ms per call"
+        )
 
 
 if __name__ == "__main__":
