@@ -196,3 +196,10 @@ def test_playout_ab_runs_and_finds_both_revisions_identical() -> None:
     return different frames or statistics for the same script."""
     out = _run_ab("playout_ab.py", "--ticks", "3000", "--idle-policy", "comfort_noise")
     assert "identical frames and statistics" in out
+
+
+def test_clock_ab_runs_and_finds_both_revisions_identical() -> None:
+    """bench/clock_ab.py (issue 14) exits non-zero when HEAD's and this tree's MediaClock run
+    different ticks (call, frame, deadline) or count different statistics."""
+    out = _run_ab("clock_ab.py", "--calls", "30", "--seconds", "2", "--late-ms", "50")
+    assert "identical ticks" in out
