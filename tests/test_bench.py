@@ -216,3 +216,40 @@ def test_jitter_ab_runs_and_finds_both_implementations_identical() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
     assert "identical frames" in result.stdout
+
+
+def _run_ab(script: str, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / script), "--rounds", "2", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_stream_ab_runs_and_finds_both_revisions_identical() -> None:
+    """bench/stream_ab.py (issue 14) exits non-zero when HEAD's and this tree's RtpStream hand on
+    different frames or digits, or snapshot() differs, on the same datagrams."""
+    out = _run_ab("stream_ab.py", "--packets", "600", "--jitter-ms", "30", "--dtmf-every", "7")
+    assert "identical frames and digits" in out and "after / before" in out
+
+
+def test_wsock_ab_runs_and_finds_the_written_frames_identical() -> None:
+    """bench/wsock_ab.py (issue 14) exits non-zero when HEAD's and this tree's append fast path
+    write different bytes with the same masking keys."""
+    out = _run_ab("wsock_ab.py", "--appends", "2000")
+    assert "identical frames written" in out
+
+
+def test_playout_ab_runs_and_finds_both_revisions_identical() -> None:
+    """bench/playout_ab.py (issue 14) exits non-zero when HEAD's and this tree's PlayoutQueue
+    return different frames or statistics for the same script."""
+    out = _run_ab("playout_ab.py", "--ticks", "3000", "--idle-policy", "comfort_noise")
+    assert "identical frames and statistics" in out
+
+
+def test_clock_ab_runs_and_finds_both_revisions_identical() -> None:
+    """bench/clock_ab.py (issue 14) exits non-zero when HEAD's and this tree's MediaClock run
+    different ticks (call, frame, deadline) or count different statistics."""
+    out = _run_ab("clock_ab.py", "--calls", "30", "--seconds", "2", "--late-ms", "50")
+    assert "identical ticks" in out

@@ -356,11 +356,18 @@ class JitterBuffer:
 
     def pop_ready(self, now: float) -> list[Frame]:
         """Frames due at `now`, in order and contiguous in media time."""
-        out = self._ready
-        self._ready = []
-        buffer = self._buffer
         # Everything with a timestamp up to `due` is due: one float computation per call.
         due = (now - self._base - self._delay) * self._rate
+        out = self._ready
+        if not out:
+            next_ts = self._next_ts
+            if next_ts is not None and next_ts > due:
+                # Nothing due (most clock ticks on a clean link: release on arrival took the
+                # frame already): the loop below would break at once and the underrun mark
+                # needs next_ts <= due, so skip the list swap, min() and the checks.
+                return []
+        self._ready = []
+        buffer = self._buffer
         while buffer:
             head = min(buffer)
             next_ts = self._next_ts

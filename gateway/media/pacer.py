@@ -245,7 +245,8 @@ class MediaClock:
             return
         now = self._loop.time()
         first = slot.frame
-        lateness = now - self.deadline(first, index)
+        first_deadline = self.deadline(first, index)
+        lateness = now - first_deadline
         self.stats.observe(lateness)
         # Frames due now: deadline <= now. A timer may fire a hair early (uvloop rounds to 1 ms);
         # that still counts as the one frame it was armed for.
@@ -266,11 +267,13 @@ class MediaClock:
         members = slot.members
         stats = self.stats
         for frame in range(run_from, first + due):
-            deadline = self.deadline(frame, index)
+            # The usual wakeup runs one frame, the one whose deadline was computed above.
+            deadline = first_deadline if frame == first else self.deadline(frame, index)
+            ticks = 0  # counted here, added once per frame: one stats store per frame, not per call
             for reg in members:
                 if not reg.active:
                     continue
-                stats.ticks += 1
+                ticks += 1
                 try:
                     reg.tick(frame, deadline)
                 except Exception:
@@ -278,6 +281,7 @@ class MediaClock:
                     if not reg.error_logged:
                         reg.error_logged = True
                         log.exception("media clock tick failed (slot %d, frame %d)", index, frame)
+            stats.ticks += ticks
 
 
 _shared: weakref.WeakKeyDictionary[Any, MediaClock] = weakref.WeakKeyDictionary()

@@ -279,6 +279,13 @@ class PlayoutQueue:
     # -- output (one call per 20 ms tick) ----------------------------------------------------
 
     def next_frame(self) -> PlayoutFrame | None:
+        if not self._queued:
+            # Nothing to play (the bot is silent: most ticks of a call). What the path below
+            # would do, without its two calls and a tuple: `_held` resets its count (when not
+            # paused), `_cut_frame` finds nothing, and no underrun is counted.
+            if not self._paused:
+                self._held_ticks = 0
+            return self._idle_frame()
         if not self._paused and self._held():
             self.stats.held_frames += 1
             return self._idle_frame()

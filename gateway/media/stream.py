@@ -59,7 +59,7 @@ from gateway.media.jitter import (
 from gateway.media.latch import FOREIGN, SourceLatch
 from gateway.media.negotiated import NegotiatedMedia
 from gateway.media.ports import PortAllocator
-from gateway.media.rtp import RtpDecodeError, decode_rtp, encode_rtp_header
+from gateway.media.rtp import RtpDecodeError, RtpPacket, decode_rtp, encode_rtp_header
 from gateway.media.srtp import SrtpAuthError, SrtpError, SrtpReplayError, SrtpSession
 from gateway.media.stats import ReceptionStats, StreamStats
 
@@ -434,41 +434,23 @@ class RtpStream:
                 return
         self._activity_since = now
         self._timed_out = False
-        pt = packet.payload_type
-        if pt != self.config.payload_type:
-            reception = self._reception
-            if reception is not None and reception.ssrc == packet.ssrc:
-                # Events and CN share the audio's sequence space when sent from one SSRC.
-                reception.on_packet(packet.sequence_number, packet.timestamp, now, timing=False)
-        if pt == self.config.telephone_event_pt and self.dtmf is not None:
-            stats.dtmf_packets += 1
-            digits = self.dtmf.feed(
-                packet.payload,
-                packet.timestamp,
-                packet.marker,
-                packet.sequence_number,
-                packet.ssrc,
-                now,
-            )
-            if digits:
-                self._deliver_dtmf(digits)
+        config = self.config
+        if packet.payload_type != config.payload_type:
+            # Not audio (the per-packet case skips all of this with the one compare above).
+            self._receive_other(packet, now)
             return
-        if pt == CN_PAYLOAD_TYPE:
-            return  # RFC 3389: the peer is silent; the jitter buffer fills the gap later
-        if pt != self.config.payload_type:
-            stats.dropped_unknown_pt += 1
-            return
+        payload = packet.payload
+        size = len(payload)
         capacity = self._rate_capacity
         if capacity > 0:
             # Token bucket of real time, inlined (every packet): samples = payload bytes (G.711).
             tokens = self._rate_tokens
             last = self._rate_at
             if last is not None and now > last:
-                tokens += (now - last) * self.config.clock_rate
+                tokens += (now - last) * config.clock_rate
                 if tokens > capacity:
                     tokens = capacity
             self._rate_at = now
-            size = len(packet.payload)
             if tokens < size:
                 self._rate_tokens = tokens
                 stats.dropped_rate += 1
@@ -488,7 +470,7 @@ class RtpStream:
                         self._lost_retired_sources += max(previous_source.lost, 0)
                     self._previous_reception = reception
                 reception = self._reception = ReceptionStats(
-                    packet.ssrc, packet.sequence_number, self.config.clock_rate
+                    packet.ssrc, packet.sequence_number, config.clock_rate
                 )
         reception.on_packet(packet.sequence_number, packet.timestamp, now)
         previous = self._last_audio_rx
@@ -498,7 +480,7 @@ class RtpStream:
                 stats.largest_gap_ms = gap_ms
         self._last_audio_rx = now
         stats.packets_received += 1
-        stats.bytes_received += len(packet.payload)
+        stats.bytes_received += size
         jitter = self.jitter
         jitter.push(packet, now)
         # Release on arrival (issue 14): on a clean link packet n becomes due as packet n+1
@@ -510,6 +492,31 @@ class RtpStream:
                 self.on_audio(frames)
             except Exception:
                 self._log_callback_error("on_audio")
+
+    def _receive_other(self, packet: RtpPacket, now: float) -> None:
+        """A packet from the accepted source that is not the audio PT: RFC 4733, CN or unknown."""
+        stats = self.stats
+        reception = self._reception
+        if reception is not None and reception.ssrc == packet.ssrc:
+            # Events and CN share the audio's sequence space when sent from one SSRC.
+            reception.on_packet(packet.sequence_number, packet.timestamp, now, timing=False)
+        pt = packet.payload_type
+        if pt == self.config.telephone_event_pt and self.dtmf is not None:
+            stats.dtmf_packets += 1
+            digits = self.dtmf.feed(
+                packet.payload,
+                packet.timestamp,
+                packet.marker,
+                packet.sequence_number,
+                packet.ssrc,
+                now,
+            )
+            if digits:
+                self._deliver_dtmf(digits)
+            return
+        if pt == CN_PAYLOAD_TYPE:
+            return  # RFC 3389: the peer is silent; the jitter buffer fills the gap later
+        stats.dropped_unknown_pt += 1
 
     def _deliver_dtmf(self, digits: list[DtmfDigit]) -> None:
         if self.on_dtmf is None:

@@ -371,3 +371,25 @@ def test_buffer_is_bounded() -> None:
     assert jb.buffered_ms == 8 * 20
     with pytest.raises(ValueError, match="max_packets"):
         JitterBuffer(max_packets=0)
+
+
+def test_nothing_due_returns_a_fresh_list_and_still_marks_the_underrun() -> None:
+    """The nothing-due fast path of pop_ready (issue 14) hands out a list the caller owns (a
+    later flush must not land in it) and does not skip the underrun mark once time passes."""
+    jb = JitterBuffer(min_delay_ms=20)
+    jb.push(pkt(1, 0, tagged(1)), 1.000)
+    first = jb.pop_ready(1.005)  # due at 1.020: nothing yet
+    assert first == []
+    released = jb.pop_ready(1.020)
+    assert [f.payload for f in released] == [tagged(1)]
+    early = jb.pop_ready(1.030)  # next slot (1.040) not due: fast path, no underrun yet
+    assert early == [] and early is not first and jb.stats.underruns == 0
+    jb.push(pkt(2, 160, tagged(2), ssrc=2), 1.031)  # SSRC change flushes into the ready list
+    assert early == [] and first == []
+    jb.pop_ready(1.040)  # whatever it releases, the lists handed out before stay empty
+    assert early == [] and first == []
+    jb2 = JitterBuffer(min_delay_ms=20)
+    jb2.push(pkt(1, 0, tagged(1)), 1.000)
+    assert len(jb2.pop_ready(1.020)) == 1
+    assert jb2.pop_ready(1.035) == [] and jb2.stats.underruns == 0
+    assert jb2.pop_ready(1.040) == [] and jb2.stats.underruns == 1  # ran dry at its slot

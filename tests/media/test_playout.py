@@ -282,3 +282,30 @@ def test_start_delay_holds_a_new_talkspurt_unless_its_audio_is_complete() -> Non
     q.end_of_item("b")
     frame = q.next_frame()
     assert frame is not None and frame.kind is FrameKind.AUDIO and frame.marker
+
+
+def test_an_empty_queue_restarts_the_start_delay_but_a_dtmf_pause_does_not() -> None:
+    """The empty-queue fast path of next_frame (issue 14) does what the full path did: an idle
+    tick restarts the hold count of the next talkspurt, an idle tick during a DTMF pause keeps
+    it, and neither counts an underrun."""
+    speech = bytes(range(1, 161)) * 3
+    q = PlayoutQueue(start_delay_frames=2)
+    q.enqueue("a", speech)
+    assert q.next_frame().kind is FrameKind.SILENCE  # type: ignore[union-attr]  # held 1 of 2
+    q.flush()
+    assert q.next_frame().kind is FrameKind.SILENCE  # type: ignore[union-attr]  # empty: restart
+    q.enqueue("b", speech)
+    kinds = [q.next_frame().kind for _ in range(3)]  # type: ignore[union-attr]
+    assert kinds == [FrameKind.SILENCE, FrameKind.SILENCE, FrameKind.AUDIO]  # held 2 again
+
+    q = PlayoutQueue(start_delay_frames=2)
+    q.enqueue("a", speech)
+    assert q.next_frame().kind is FrameKind.SILENCE  # type: ignore[union-attr]  # held 1 of 2
+    q.flush()
+    q.pause_for_dtmf()
+    assert q.next_frame().kind is FrameKind.SILENCE  # type: ignore[union-attr]  # paused: kept
+    q.resume_after_dtmf()
+    q.enqueue("b", speech)
+    kinds = [q.next_frame().kind for _ in range(2)]  # type: ignore[union-attr]
+    assert kinds == [FrameKind.SILENCE, FrameKind.AUDIO]  # only the second held tick is left
+    assert q.stats.underruns == 0

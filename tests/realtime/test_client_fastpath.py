@@ -243,3 +243,23 @@ async def test_server_close_reason_reaches_the_sink(port_block):
         )
         event = await asyncio.wait_for(lost, T)
         assert event.code == 4000 and event.reason == "session expired"
+
+
+def test_mask_keys_use_each_pool_byte_once_in_order(monkeypatch) -> None:
+    """Issue 14 split the pool with one struct call: the keys are still the pool's consecutive
+    4-byte pieces, each used once, and a drained pool draws a fresh one."""
+    from gateway import wsock
+
+    pools = [bytes((n, i % 256, i // 256, 7)) for n in (1, 2) for i in range(1024)]
+    draws = iter([b"".join(pools[:1024]), b"".join(pools[1024:])])
+    calls: list[int] = []
+
+    def urandom(size: int) -> bytes:
+        calls.append(size)
+        return next(draws)
+
+    monkeypatch.setattr(wsock.os, "urandom", urandom)
+    keys = _MaskKeys()
+    drawn = [keys.next() for _ in range(1025)]
+    assert drawn == pools[:1025]
+    assert calls == [4096, 4096]

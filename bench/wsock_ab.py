@@ -1,0 +1,134 @@
+"""A/B micro-benchmark: the audio append fast path of gateway/wsock.py, this tree against a git
+revision.
+
+What `RealtimeClient.append_audio` runs per 20 ms of caller audio on an idle socket:
+`protocol.input_audio_append(160 bytes)` (the JSON text, the same code for both), then
+`WebSocketLink._append_frame` -> `_enqueue` -> `_write_now` (checks, masking key, RFC 6455
+framing and masking, `transport.write`). The transport is a stand-in that keeps (or drops) the
+bytes, so the figures are the Python cost without the TCP send syscall. Both revisions draw
+their masking keys from the same seeded stand-in for `os.urandom`, so the bytes they write
+must be identical; then they are timed in alternating rounds (A B, B A, ...) so both see the
+same machine load: on a shared machine compare the ratio, not the absolute figures.
+
+    .venv/bin/python bench/wsock_ab.py                      # HEAD vs the working tree
+    .venv/bin/python bench/wsock_ab.py --rev 1f2d1ce --rounds 20
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from websockets.protocol import State  # noqa: E402
+
+from gateway import wsock as current  # noqa: E402
+from gateway.realtime import protocol  # noqa: E402
+
+
+def load_revision(rev: str) -> ModuleType:
+    """gateway/wsock.py as of `rev`, as a module of its own."""
+    source = subprocess.run(
+        ["git", "show", f"{rev}:gateway/wsock.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    spec = importlib.util.spec_from_loader(f"wsock_{rev}", loader=None)
+    assert spec is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    exec(compile(source, f"{rev}:gateway/wsock.py", "exec"), module.__dict__)
+    return module
+
+
+class _Transport:
+    __slots__ = ("written",)
+
+    def __init__(self, keep: bool) -> None:
+        self.written: list[bytes] | None = [] if keep else None
+
+    def write(self, data: bytes) -> None:
+        if self.written is not None:
+            self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def drive(module: ModuleType, chunks: list[bytes], seed: int, keep: bool) -> list[bytes]:
+    rng = random.Random(seed)
+    module.os = SimpleNamespace(urandom=rng.randbytes)  # the module's own `os` name only
+    module._mask_keys = module._MaskKeys()
+    link: Any = module.WebSocketLink(max_size=1 << 24)
+    transport = _Transport(keep)
+    link._ws = SimpleNamespace(
+        transport=transport,
+        protocol=SimpleNamespace(state=State.OPEN, expect_continuation_frame=False),
+    )
+    append_frame = link._append_frame
+    encode = protocol.input_audio_append
+    for chunk in chunks:
+        append_frame(encode(chunk), 160)
+    if link.stats.frames_written_sync != len(chunks):
+        sys.exit(f"wsock_ab: {module.__name__} did not take the fast path for every append")
+    module.os = os
+    return transport.written or []
+
+
+def time_once(module: ModuleType, chunks: list[bytes], seed: int) -> float:
+    """Process CPU µs per append for one pass."""
+    start = time.process_time_ns()
+    drive(module, chunks, seed, keep=False)
+    return (time.process_time_ns() - start) / 1000 / len(chunks)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rev", default="HEAD", help="the 'before' revision (default HEAD)")
+    parser.add_argument("--appends", type=int, default=50000)
+    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    before = load_revision(args.rev)
+    rng = random.Random(args.seed)
+    chunks = [rng.randbytes(160) for _ in range(args.appends)]
+    if drive(before, chunks, args.seed, True) != drive(current, chunks, args.seed, True):
+        sys.exit("wsock_ab: the written frames differ")
+    times: dict[str, list[float]] = {"before": [], "after": []}
+    for r in range(args.rounds):
+        order = (("before", before), ("after", current))
+        for name, module in order if r % 2 == 0 else reversed(order):
+            times[name].append(time_once(module, chunks, args.seed))
+    load = os.getloadavg()[0]
+    print(
+        f"wsock_ab: {args.appends} appends of 160 bytes x {args.rounds} rounds; before = "
+        f"{args.rev}, after = working tree; load {load:.2f}; identical frames written"
+    )
+    print("| µs CPU per append (JSON + framing, no syscall) | best | median |")
+    print("|---|---|---|")
+    for name, values in times.items():
+        print(f"| {name} | {min(values):.3f} | {statistics.median(values):.3f} |")
+    ratio = statistics.median(a / b for a, b in zip(times["after"], times["before"], strict=True))
+    print(f"after / before, median of the paired rounds: {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
