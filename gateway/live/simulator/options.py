@@ -14,6 +14,8 @@ from typing import Any
 
 import orjson
 
+from gateway.sim_shared.options import plain_values
+
 
 @dataclass(frozen=True, slots=True)
 class LiveToolCallRule:
@@ -114,26 +116,14 @@ class LiveSimulatorOptions:
     @classmethod
     def from_mapping(cls, options: dict[str, Any]) -> LiveSimulatorOptions:
         """Options from plain data; unknown keys and bad values are a ValueError naming them."""
-        unknown = sorted(set(options) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown live simulator option(s): {', '.join(unknown)}")
-        values = dict(options)
-        rules = []
-        for index, rule in enumerate(values.get("tool_calls") or ()):
-            if isinstance(rule, LiveToolCallRule):
-                rules.append(rule)
-                continue
-            if not isinstance(rule, dict) or "name" not in rule:
-                raise ValueError(f"live.tool_calls[{index}] must be a table with at least a name")
-            extra = sorted(set(rule) - set(LiveToolCallRule.__dataclass_fields__))
-            if extra:
-                raise ValueError(f"live.tool_calls[{index}]: unknown field(s) {', '.join(extra)}")
-            rules.append(LiveToolCallRule(**rule))
-        if "tool_calls" in values:
-            values["tool_calls"] = tuple(rules)
-        for key in ("transcripts", "append_ack_ms"):
-            if key in values:
-                values[key] = tuple(values[key])
+        values = plain_values(
+            options,
+            cls.__dataclass_fields__,
+            LiveToolCallRule,
+            ("transcripts", "append_ack_ms"),
+            "live simulator",
+            "live.tool_calls",
+        )
         options_ = cls(**values)
         options_.check()
         return options_
