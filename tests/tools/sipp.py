@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.tools.caller_audio import PAYLOAD_TYPE
 from tests.tools.gateway_process import LOOPBACK, REPO_ROOT
 from tests.tools.peers import require_peer, which_peer
 from tests.tools.ports import InteropPorts
@@ -203,3 +204,32 @@ def captured_media_call(
     call_id: str = gateway.wait_event("call.offered")["call_id"]
     gateway.wait_event("call.ended", call_id=call_id)
     return call_id
+
+
+def codec_play_call(
+    sipp: Sipp,
+    tshark: Any,
+    pcap: Path,
+    play_ms: int,
+    codec: str = "PCMU",
+    timeout_s: float = 30,
+    **run_kwargs: Any,
+) -> SippResult:
+    """One SIPp call (uac_codec_play_bye.xml) that offers `codec` only, plays `pcap` and hangs
+    up after `play_ms`, captured by `tshark` (tests.tools.capture.Capture) from start to end.
+    Asserts SIPp succeeded; returns its result (`run_kwargs` go to Sipp.run, e.g. transport)."""
+    tshark.start()
+    result = sipp.run(
+        "uac_codec_play_bye.xml",
+        timeout_s=timeout_s,
+        substitutions={
+            "PCAP": str(pcap),
+            "PLAY_MS": str(play_ms),
+            "PT": str(PAYLOAD_TYPE[codec]),
+            "CODEC": codec,
+        },
+        **run_kwargs,
+    )
+    tshark.stop()
+    assert result.rc == 0, result.describe()
+    return result
