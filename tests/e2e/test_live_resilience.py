@@ -20,7 +20,7 @@ from tests.tools.gateway_process import GatewayProcess
 from tests.tools.live_gateway import LiveSimulatorThread, output_audio
 from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
-from tests.tools.sipp import Sipp
+from tests.tools.sipp import Sipp, captured_media_call
 from tests.tools.wire import gateway_rtp, locate, one_paced_gateway_stream
 
 pytestmark = [
@@ -146,15 +146,7 @@ def test_live_rollover_before_expires_at_seeds_the_next_session_and_audio_keeps_
     pcap = tmp_path / "caller.pcap"
     # The question comes after the first rollover (about 4 s into the call).
     play_ms = write_caller_pcap(pcap, _two_turns_with_room(utterances, 1500))
-    tshark.start()
-    result = sipp.run(
-        "uac_media_dtmf.xml",
-        timeout_s=40,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms)},
-    )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
+    call_id = captured_media_call(sipp, tshark, gw, pcap, play_ms, 40)
     ended = gw.wait_event("call.ended", call_id=call_id)
     sessions = sim.live_count()
     reasons = [sim.live(i, lambda s: s.close_reason) for i in range(sessions)]

@@ -115,3 +115,20 @@ def one_paced_gateway_stream(
         assert set(stream.audio_payload_sizes) == {160}, stream.summary()
     assert 19.5 <= stream.interval_ms_mean <= 20.5, stream.summary()
     return stream
+
+
+def transfer_on_the_wire(
+    datagrams: list[UdpDatagram], ports: InteropPorts
+) -> tuple[UdpDatagram, UdpDatagram, UdpDatagram, UdpDatagram]:
+    """The first REFER, 202, NOTIFY and BYE of a blind transfer the gateway made (RFC 3515),
+    asserted present, in that order, REFER (with Referred-By) and BYE sent by the gateway."""
+    refer = sip_messages(datagrams, "REFER ")
+    accepted = sip_messages(datagrams, "SIP/2.0 202")
+    notify = sip_messages(datagrams, "NOTIFY ")
+    bye = sip_messages(datagrams, "BYE ")
+    assert refer and accepted and notify and bye, "missing REFER/202/NOTIFY/BYE in the capture"
+    assert refer[0].src[1] == ports.gateway_sip
+    assert refer[0].time < accepted[0].time < notify[0].time < bye[0].time
+    assert bye[0].src[1] == ports.gateway_sip
+    assert b"Referred-By:" in refer[0].payload
+    return refer[0], accepted[0], notify[0], bye[0]
