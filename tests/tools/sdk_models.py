@@ -39,3 +39,25 @@ def event_dict(event: dict[str, Any] | bytes | str) -> dict[str, Any]:
         event = orjson.loads(event)
     assert isinstance(event, dict), f"event is not a JSON object: {event!r}"
     return event
+
+
+def validated(
+    adapter: pydantic.TypeAdapter[Any],
+    data: dict[str, Any],
+    what: str,
+    schema: str,
+    strict: bool | None = None,
+    allowed_extra: frozenset[str] | None = frozenset(),
+) -> pydantic.BaseModel:
+    """`data` validated by `adapter` (`strict` as pydantic's), then refused if it has keys the
+    schema does not define, bar `allowed_extra` (None: extra keys not checked). AssertionError
+    names `what` ("client event"), its type and `schema` ("the GA schema")."""
+    kind = data.get("type")
+    try:
+        model = adapter.validate_python(data, strict=strict)
+    except pydantic.ValidationError as exc:
+        raise AssertionError(f"{what} {kind!r} fails {schema}: {exc}") from exc
+    if allowed_extra is not None:
+        extra = [key for key in unknown_keys(model) if key not in allowed_extra]
+        assert not extra, f"{what} {kind!r} has unknown keys: {extra}"
+    return model
