@@ -8,6 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import orjson
+
 
 def plain_values(
     options: dict[str, Any],
@@ -42,3 +44,11 @@ def plain_values(
         if key in values:
             values[key] = tuple(values[key])
     return values
+
+
+def arguments_json(arguments: str | dict[str, Any]) -> str:
+    """A tool-call rule's arguments as the JSON string the service sends (a string is sent as
+    written, so a test can send bad JSON)."""
+    if isinstance(arguments, str):
+        return arguments
+    return orjson.dumps(arguments).decode()

@@ -12,9 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from gateway.sim_shared.options import plain_values
+from gateway.sim_shared.options import arguments_json, plain_values
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +39,7 @@ class LiveToolCallRule:
         return bool(self.when_text_contains) and self.when_text_contains.lower() in text.lower()
 
     def arguments_json(self) -> str:
-        if isinstance(self.arguments, str):
-            return self.arguments
-        return orjson.dumps(self.arguments).decode()
+        return arguments_json(self.arguments)
 
 
 @dataclass(frozen=True, slots=True)

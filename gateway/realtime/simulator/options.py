@@ -8,9 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from gateway.sim_shared.options import plain_values
+from gateway.sim_shared.options import arguments_json, plain_values
 
 SESSION_LIMIT_S = 3600.0
 RESPONSE_OUTCOMES = ("completed", "failed", "incomplete", "incomplete_silent")
@@ -36,9 +34,7 @@ class ToolCallRule:
         return bool(self.when_text_contains) and self.when_text_contains.lower() in text.lower()
 
     def arguments_json(self) -> str:
-        if isinstance(self.arguments, str):
-            return self.arguments
-        return orjson.dumps(self.arguments).decode()
+        return arguments_json(self.arguments)
 
 
 @dataclass(frozen=True, slots=True)
