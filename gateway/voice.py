@@ -19,6 +19,7 @@ layer and every backend import this module, it imports neither.
 from __future__ import annotations
 
 import enum
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -181,6 +182,18 @@ class ToolCallInvalid:
     name: str
     arguments_text: str
     error: str
+
+
+def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
+    """A tool call's `arguments` JSON string (both backends send one) -> (dict, error). Bad JSON
+    is an error for the model: it becomes a ToolCallInvalid."""
+    try:
+        value = json.loads(raw) if raw.strip() else {}
+    except ValueError as exc:
+        return {}, f"arguments are not valid JSON: {exc}"
+    if not isinstance(value, dict):
+        return {}, "arguments must be a JSON object"
+    return value, None
 
 
 # --------------------------------------------------------------------------------------------

@@ -30,13 +30,13 @@ only delay the next reply.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from gateway import voice as v
 from gateway.live import events as le
+from gateway.voice import parse_arguments
 
 FRAME = 160  # 20 ms of G.711 at 8000 Hz
 # Hostile-server bounds: the text kept per turn, and the function calls awaiting a result
@@ -338,17 +338,6 @@ class LiveTranslator:
         """A turn boundary (a reply starts, the session ends): the open caller turn's text and
         the last bot item's late text are final now."""
         return [*self._final_bot_text(), *self._close_caller()]
-
-
-def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
-    """The backend's `arguments` JSON string -> (dict, error). Bad JSON is an error for it."""
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
-        return {}, f"arguments are not valid JSON: {exc}"
-    if not isinstance(value, dict):
-        return {}, "arguments must be a JSON object"
-    return value, None
 
 
 __all__ = [

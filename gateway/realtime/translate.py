@@ -20,12 +20,12 @@ Everything else reports nothing.
 from __future__ import annotations
 
 import dataclasses
-import json
 from typing import Any
 
 from gateway import voice as v
 from gateway.realtime import events as rte
 from gateway.realtime.mcp import McpEvent, mcp_record
+from gateway.voice import parse_arguments
 
 # Error codes with a meaning for the call (docs/realtime-protocol.md): the rest are logged.
 _ERROR_KINDS = {
@@ -83,17 +83,6 @@ def translate(event: Any) -> v.VoiceEvent | None:
                 return None
             return v.VoiceNote("mcp", record.event, record.message, record.level, record.fields)
     return None
-
-
-def parse_arguments(raw: str) -> tuple[dict[str, Any], str | None]:
-    """The model's `arguments` JSON string -> (dict, error). Bad JSON is an error for the model."""
-    try:
-        value = json.loads(raw) if raw.strip() else {}
-    except ValueError as exc:
-        return {}, f"arguments are not valid JSON: {exc}"
-    if not isinstance(value, dict):
-        return {}, "arguments must be a JSON object"
-    return value, None
 
 
 def _usage(usage: rte.Usage | None) -> dict[str, int] | None:

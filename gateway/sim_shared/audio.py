@@ -8,7 +8,10 @@ tests/realtime/test_simulator_audio.py), the one import of the simulators into m
 
 from __future__ import annotations
 
+import base64
+import binascii
 import warnings
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +24,15 @@ with warnings.catch_warnings():
 
 BYTES_PER_MS = {"audio/pcmu": 8, "audio/pcma": 8, "audio/pcm": 48}
 G711_CODEC = {"audio/pcmu": g711.PCMU, "audio/pcma": g711.PCMA}
+
+
+def decode_audio(value: Any) -> bytes | None:
+    """A client event's base64 `audio`, strictly decoded; None when it is not base64 (both
+    services answer that with an error event, each in its own words)."""
+    try:
+        return base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
 
 
 def to_pcm16(audio: bytes, fmt: str) -> np.ndarray:

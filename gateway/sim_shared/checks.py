@@ -10,7 +10,7 @@ invalid_value; invalid_type is ASSUMED wording). The checks stay readable by a p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container, Sequence
 from typing import Any
 
 
@@ -197,3 +197,30 @@ def c_either(*checks: Check) -> Check:
 
 def typed(name: str, **optional: Check) -> Check:
     return c_obj({"type": c_enum(name)}, optional)
+
+
+def envelope_problem(event: Any, known: Container[str], supported: Sequence[str]) -> Invalid | None:
+    """The checks before a client event's own schema, worded alike by both services: an object,
+    with a string `type` that is one of `known` (a dict or set: this runs on every input audio
+    append); `supported` lists the types in the service's order for the error message."""
+    if not isinstance(event, dict):
+        return Invalid(
+            "invalid_type",
+            f"Invalid type for event: expected an object, but got {kind_of(event)} instead.",
+            None,
+        )
+    if "type" not in event:
+        return Invalid("missing_required_parameter", "Missing required parameter: 'type'.", "type")
+    kind = event["type"]
+    if not isinstance(kind, str):  # a list or object here must not reach the dict lookups
+        return Invalid(
+            "invalid_type",
+            f"Invalid type for 'type': expected a string, but got {kind_of(kind)} instead.",
+            "type",
+        )
+    if kind not in known:
+        listed = ", ".join(f"'{t}'" for t in supported)
+        return Invalid(
+            "invalid_value", f"Invalid value: '{kind}'. Supported values are: {listed}.", "type"
+        )
+    return None

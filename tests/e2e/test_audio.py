@@ -33,9 +33,16 @@ from tests.tools.gateway_process import LOOPBACK, GatewayProcess
 from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
 from tests.tools.realtime_gateway import SimulatorThread
-from tests.tools.rtp import analyse_streams
-from tests.tools.sipp import Sipp, captured_media_call
-from tests.tools.wire import gateway_rtp, is_silent, iso_to_epoch, level_dbfs, locate, reply_audio
+from tests.tools.sipp import Sipp, captured_media_call, codec_play_call
+from tests.tools.wire import (
+    gateway_rtp,
+    is_silent,
+    iso_to_epoch,
+    level_dbfs,
+    locate,
+    one_paced_gateway_stream,
+    reply_audio,
+)
 
 pytestmark = pytest.mark.interop
 
@@ -86,19 +93,7 @@ def test_caller_speaks_and_hears_the_bot(
         pcap, silence_ms(600, codec) + speech + silence_ms(1500, codec), codec=codec
     )
     reply_ms_expected = len(utterances.hello) // 8 + PREFIX_MS + SILENCE_MS
-    tshark.start()
-    result = sipp.run(
-        "uac_codec_play_bye.xml",
-        timeout_s=30,
-        substitutions={
-            "PCAP": str(pcap),
-            "PLAY_MS": str(play_ms + reply_ms_expected + 500),
-            "PT": str(PAYLOAD_TYPE[codec]),
-            "CODEC": codec,
-        },
-    )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
+    codec_play_call(sipp, tshark, pcap, play_ms + reply_ms_expected + 500, codec)
     call_id = gw.wait_event("call.offered")["call_id"]
     ended = gw.wait_event("call.ended", call_id=call_id)
     assert ended["cause"] == "remote_bye", ended
@@ -155,17 +150,7 @@ def test_caller_speaks_and_hears_the_bot(
     assert appended_ms <= span_ms + 2 * FRAME_MS
     assert appended_ms >= span_ms - (HOLD_FILL_AFTER_S * 1000 + 2 * FRAME_MS)
     # The whole outbound stream: one SSRC, no sequence errors, 20 ms frames throughout.
-    low, high = ports.gateway_rtp
-    streams = [
-        s
-        for s in analyse_streams(datagrams)
-        if low <= s.src[1] <= high and s.dst[1] == ports.sipp_media
-    ]
-    assert len(streams) == 1, [s.summary() for s in streams]
-    print(streams[0].summary())
-    assert streams[0].seq_errors == 0, streams[0].summary()
-    assert set(streams[0].audio_payload_sizes) == {160}, streams[0].summary()
-    assert 19.5 <= streams[0].interval_ms_mean <= 20.5, streams[0].summary()
+    one_paced_gateway_stream(datagrams, ports)
 
 
 def test_baresip_caller_hears_the_bot(

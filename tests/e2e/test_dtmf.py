@@ -20,7 +20,7 @@ from tests.tools.gateway_process import GatewayProcess
 from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
 from tests.tools.realtime_gateway import SimulatorThread
-from tests.tools.sipp import Sipp, captured_media_call
+from tests.tools.sipp import Sipp, captured_media_call, digits_call
 from tests.tools.wire import gateway_rtp, is_silent, iso_to_epoch, reply_audio
 
 pytestmark = pytest.mark.interop
@@ -69,16 +69,14 @@ def test_rfc4733_digits_reach_the_model_as_text(
     gw = realtime_gateway(sim.url)
     pcap = tmp_path / "digits.pcap"
     play_ms = write_caller_pcap(pcap, silence_ms(600), DIGITS)
-    result = sipp.run(
+    call_id = digits_call(
+        sipp,
+        gw,
         "uac_media_dtmf.xml",
-        timeout_s=30,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms + 1500)},
+        {"PCAP": str(pcap), "PLAY_MS": str(play_ms + 1500)},
+        DIGITS,
+        "rfc4733",
     )
-    assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
-    digits = gw.wait_events("dtmf.received", len(DIGITS), call_id=call_id)
-    assert "".join(d["digit"] for d in digits) == DIGITS
-    assert {d["source"] for d in digits} == {"rfc4733"}
     ended = gw.wait_event("call.ended", call_id=call_id)
     rtp = ended["rtp"]
     print(
@@ -98,16 +96,9 @@ def test_sip_info_digits_reach_the_model_as_text(
 ) -> None:
     sim = sim_factory()
     gw = realtime_gateway(sim.url)
-    result = sipp.run(
-        "uac_info_dtmf.xml",
-        timeout_s=30,
-        substitutions={"LEAD_MS": "800", "TAIL_MS": "1500"},
+    call_id = digits_call(
+        sipp, gw, "uac_info_dtmf.xml", {"LEAD_MS": "800", "TAIL_MS": "1500"}, DIGITS, "info"
     )
-    assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
-    digits = gw.wait_events("dtmf.received", len(DIGITS), call_id=call_id)
-    assert "".join(d["digit"] for d in digits) == DIGITS
-    assert {d["source"] for d in digits} == {"info"}
     gw.wait_event("call.ended", call_id=call_id)
     _assert_digits_reached_the_model(sim)
 

@@ -27,9 +27,8 @@ from tests.tools.gateway_process import LOOPBACK, GatewayProcess
 from tests.tools.live_gateway import LiveSimulatorThread, client_types, output_audio
 from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
-from tests.tools.rtp import analyse_streams
-from tests.tools.sipp import Sipp
-from tests.tools.wire import gateway_rtp, is_silent, level_dbfs, locate
+from tests.tools.sipp import Sipp, codec_play_call
+from tests.tools.wire import gateway_rtp, is_silent, level_dbfs, locate, one_paced_gateway_stream
 
 pytestmark = pytest.mark.interop
 
@@ -70,20 +69,8 @@ def test_live_caller_hears_its_utterance_back_byte_for_byte(
     play_ms = write_caller_pcap(
         pcap, silence_ms(600, codec) + speech + silence_ms(1500, codec), codec=codec
     )
-    tshark.start()
-    result = sipp.run(
-        "uac_codec_play_bye.xml",
-        timeout_s=30,
-        substitutions={
-            "PCAP": str(pcap),
-            # The echo starts after 500 ms of silence ends the utterance and lasts as long.
-            "PLAY_MS": str(play_ms + len(speech) // 8 + 1500),
-            "PT": str(PAYLOAD_TYPE[codec]),
-            "CODEC": codec,
-        },
-    )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
+    # The echo starts after 500 ms of silence ends the utterance and lasts as long.
+    codec_play_call(sipp, tshark, pcap, play_ms + len(speech) // 8 + 1500, codec)
     call_id = gw.wait_event("call.offered")["call_id"]
     assert gw.wait_event("call.answered", call_id=call_id)["codec"] == codec
     ended = gw.wait_event("call.ended", call_id=call_id)
@@ -112,17 +99,7 @@ def test_live_caller_hears_its_utterance_back_byte_for_byte(
     # Nothing was transcoded: every wire payload byte is an output-track byte, in track order.
     wire = b"".join(p.rtp.payload for p in packets)
     assert heard in wire
-    low, high = ports.gateway_rtp
-    streams = [
-        s
-        for s in analyse_streams(datagrams)
-        if low <= s.src[1] <= high and s.dst[1] == ports.sipp_media
-    ]
-    assert len(streams) == 1, [s.summary() for s in streams]
-    print(streams[0].summary())
-    assert streams[0].seq_errors == 0, streams[0].summary()
-    assert set(streams[0].audio_payload_sizes) == {160}, streams[0].summary()
-    assert 19.5 <= streams[0].interval_ms_mean <= 20.5, streams[0].summary()
+    one_paced_gateway_stream(datagrams, ports)
     # GPT-Live has no commit, response or truncate: only audio, then the close.
     client = sim.live_client_events(0)
     assert client_types(client) == ["session.start", "session.close"], client_types(client)
@@ -186,19 +163,7 @@ def test_live_run_without_a_key_uses_the_built_in_simulator(
     print(f"\ngateway.started: { ({k: started.get(k) for k in ('api', 'live', 'simulator')}) }")
     pcap = tmp_path / "caller.pcap"
     play_ms = write_caller_pcap(pcap, silence_ms(600) + utterances.hello + silence_ms(1500))
-    tshark.start()
-    result = sipp.run(
-        "uac_codec_play_bye.xml",
-        timeout_s=30,
-        substitutions={
-            "PCAP": str(pcap),
-            "PLAY_MS": str(play_ms + len(utterances.hello) // 8 + 1500),
-            "PT": "0",
-            "CODEC": "PCMU",
-        },
-    )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
+    codec_play_call(sipp, tshark, pcap, play_ms + len(utterances.hello) // 8 + 1500)
     call_id = gw.wait_event("call.offered")["call_id"]
     ended = gw.wait_event("call.ended", call_id=call_id)
     assert ended["cause"] == "remote_bye", ended

@@ -19,7 +19,7 @@ import pytest
 from tests.tools.caller_audio import silence_ms, write_caller_pcap
 from tests.tools.gateway_process import GatewayProcess
 from tests.tools.live_gateway import LiveSimulatorThread, client_types
-from tests.tools.sipp import Sipp
+from tests.tools.sipp import Sipp, digits_call
 
 pytestmark = pytest.mark.interop
 
@@ -60,16 +60,14 @@ def test_live_rfc4733_digits_reach_the_model_as_text(
     pcap = tmp_path / "digits.pcap"
     # The append is placed 0.6-1 s of input audio after it was sent: keep the call up past it.
     play_ms = write_caller_pcap(pcap, silence_ms(600), DIGITS)
-    result = sipp.run(
+    call_id = digits_call(
+        sipp,
+        gw,
         "uac_media_dtmf.xml",
-        timeout_s=30,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms + 2000)},
+        {"PCAP": str(pcap), "PLAY_MS": str(play_ms + 2000)},
+        DIGITS,
+        "rfc4733",
     )
-    assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
-    digits = gw.wait_events("dtmf.received", len(DIGITS), call_id=call_id)
-    assert "".join(d["digit"] for d in digits) == DIGITS
-    assert {d["source"] for d in digits} == {"rfc4733"}
     gw.wait_event("call.ended", call_id=call_id)
     _assert_digits_reached_the_model(sim)
 
@@ -81,15 +79,8 @@ def test_live_sip_info_digits_reach_the_model_as_text(
 ) -> None:
     sim = live_sim_factory()
     gw = live_gateway(sim)
-    result = sipp.run(
-        "uac_info_dtmf.xml",
-        timeout_s=30,
-        substitutions={"LEAD_MS": "800", "TAIL_MS": "2000"},
+    call_id = digits_call(
+        sipp, gw, "uac_info_dtmf.xml", {"LEAD_MS": "800", "TAIL_MS": "2000"}, DIGITS, "info"
     )
-    assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
-    digits = gw.wait_events("dtmf.received", len(DIGITS), call_id=call_id)
-    assert "".join(d["digit"] for d in digits) == DIGITS
-    assert {d["source"] for d in digits} == {"info"}
     gw.wait_event("call.ended", call_id=call_id)
     _assert_digits_reached_the_model(sim)

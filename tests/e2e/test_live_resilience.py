@@ -20,9 +20,8 @@ from tests.tools.gateway_process import GatewayProcess
 from tests.tools.live_gateway import LiveSimulatorThread, output_audio
 from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
-from tests.tools.rtp import analyse_streams
-from tests.tools.sipp import Sipp
-from tests.tools.wire import gateway_rtp, locate
+from tests.tools.sipp import Sipp, captured_media_call
+from tests.tools.wire import gateway_rtp, locate, one_paced_gateway_stream
 
 pytestmark = [
     pytest.mark.interop,
@@ -77,16 +76,7 @@ def _assert_echoes_on_the_wire(
         where = locate(audio, packets)
         print(f"session {index + 1}: {len(audio) // 8} ms utterance echoed, on the wire at {where}")
         assert where is not None, f"session {index + 1}'s echo is not on the wire"
-    low, high = ports.gateway_rtp
-    streams = [
-        s
-        for s in analyse_streams(datagrams)
-        if low <= s.src[1] <= high and s.dst[1] == ports.sipp_media
-    ]
-    assert len(streams) == 1, [s.summary() for s in streams]
-    print(streams[0].summary())
-    assert streams[0].seq_errors == 0, streams[0].summary()
-    assert 19.5 <= streams[0].interval_ms_mean <= 20.5, streams[0].summary()
+    one_paced_gateway_stream(datagrams, ports, frames_of_160=False)
 
 
 def test_live_websocket_killed_mid_call_then_a_seeded_session_takes_the_next_turn(
@@ -156,15 +146,7 @@ def test_live_rollover_before_expires_at_seeds_the_next_session_and_audio_keeps_
     pcap = tmp_path / "caller.pcap"
     # The question comes after the first rollover (about 4 s into the call).
     play_ms = write_caller_pcap(pcap, _two_turns_with_room(utterances, 1500))
-    tshark.start()
-    result = sipp.run(
-        "uac_media_dtmf.xml",
-        timeout_s=40,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms)},
-    )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
-    call_id = gw.wait_event("call.offered")["call_id"]
+    call_id = captured_media_call(sipp, tshark, gw, pcap, play_ms, 40)
     ended = gw.wait_event("call.ended", call_id=call_id)
     sessions = sim.live_count()
     reasons = [sim.live(i, lambda s: s.close_reason) for i in range(sessions)]

@@ -23,8 +23,8 @@ from tests.tools.gateway_process import GatewayProcess
 from tests.tools.live_gateway import LiveSimulatorThread, client_types
 from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
-from tests.tools.sipp import Sipp
-from tests.tools.wire import gateway_rtp, is_silent, locate, sip_messages
+from tests.tools.sipp import Sipp, captured_run
+from tests.tools.wire import gateway_rtp, is_silent, locate, sip_messages, transfer_on_the_wire
 
 pytestmark = [
     pytest.mark.interop,
@@ -62,15 +62,10 @@ def test_live_end_call_sends_bye_after_the_final_words_and_the_closed_session(
     gw = live_gateway(sim)
     pcap = tmp_path / "caller.pcap"
     write_caller_pcap(pcap, silence_ms(600) + utterances.hello + silence_ms(800))
-    tshark.start()
-    result = sipp.run(
-        "uac_play_wait_bye.xml",
-        timeout_s=40,
-        substitutions={"PCAP": str(pcap), "BYE_TIMEOUT_MS": "25000"},
+    result = captured_run(
+        sipp, tshark, "uac_play_wait_bye.xml", 40, {"PCAP": str(pcap), "BYE_TIMEOUT_MS": "25000"}
     )
-    tshark.stop()
     wall_offset = time.time() - time.monotonic()
-    assert result.rc == 0, result.describe()
     assert 'SIP;cause=200;text="end_call"' in result.logs, result.logs  # the BYE's Reason
     call_id = gw.wait_event("call.offered")["call_id"]
     assert gw.wait_event("call.hangup", call_id=call_id)["cause"] == "end_call"
@@ -148,15 +143,14 @@ def test_live_transfer_call_sends_refer_that_the_caller_accepts(
     gw = live_gateway(sim, {"calls": {"transfer_targets": [{"name": "operator", "uri": operator}]}})
     pcap = tmp_path / "caller.pcap"
     write_caller_pcap(pcap, silence_ms(600) + utterances.hello + silence_ms(1500))
-    tshark.start()
-    result = sipp.run(
+    result = captured_run(
+        sipp,
+        tshark,
         "uac_play_accept_refer.xml",
-        timeout_s=40,
-        substitutions={"PCAP": str(pcap), "REFER_TIMEOUT_MS": "20000", "BYE_TIMEOUT_MS": "15000"},
+        40,
+        {"PCAP": str(pcap), "REFER_TIMEOUT_MS": "20000", "BYE_TIMEOUT_MS": "15000"},
     )
-    tshark.stop()
     wall_offset = time.time() - time.monotonic()
-    assert result.rc == 0, result.describe()
     assert f"Refer-To: {operator}" in result.logs, result.logs
     call_id = gw.wait_event("call.offered")["call_id"]
     ended = gw.wait_event("call.ended", call_id=call_id)
@@ -195,15 +189,7 @@ def test_live_transfer_call_sends_refer_that_the_caller_accepts(
 
     # The wire's view: the announcement whole, then REFER / 202 / NOTIFY, then the BYE.
     datagrams = read_udp(tshark.pcap)
-    refer = sip_messages(datagrams, "REFER ")
-    accepted = sip_messages(datagrams, "SIP/2.0 202")
-    notify = sip_messages(datagrams, "NOTIFY ")
-    bye = sip_messages(datagrams, "BYE ")
-    assert refer and accepted and notify and bye, "missing REFER/202/NOTIFY/BYE in the capture"
-    assert refer[0].src[1] == ports.gateway_sip
-    assert refer[0].time < accepted[0].time < notify[0].time < bye[0].time
-    assert bye[0].src[1] == ports.gateway_sip
-    assert b"Referred-By:" in refer[0].payload
+    refer, _, notify, bye = transfer_on_the_wire(datagrams, ports)
     announcement = sim.live(0, lambda s: s.tone(ANNOUNCE_MS, FINAL_WORDS_HZ))
     packets = gateway_rtp(datagrams, ports, ports.sipp_media)
     where = locate(announcement, packets)
@@ -211,12 +197,12 @@ def test_live_transfer_call_sends_refer_that_the_caller_accepts(
     last_words = packets[where.last].time
     print(
         f"function_call_output {output_sent:.3f}, last announcement packet {last_words:.3f}, "
-        f"REFER {refer[0].time:.3f}, NOTIFY {notify[0].time:.3f}, session.close {close_sent:.3f}, "
-        f"session.closed {closed_at:.3f}, BYE {bye[0].time:.3f}"
+        f"REFER {refer.time:.3f}, NOTIFY {notify.time:.3f}, session.close {close_sent:.3f}, "
+        f"session.closed {closed_at:.3f}, BYE {bye.time:.3f}"
     )
     assert output_sent < packets[where.first].time, "announcement before the result"
-    assert last_words < refer[0].time, "REFER sent before the announcement played out"
-    assert notify[0].time < close_sent < closed_at < bye[0].time, "BYE before session.closed"
+    assert last_words < refer.time, "REFER sent before the announcement played out"
+    assert notify.time < close_sent < closed_at < bye.time, "BYE before session.closed"
 
 
 @pytest.mark.parametrize(

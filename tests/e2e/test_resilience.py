@@ -20,7 +20,7 @@ from tests.tools.gateway_process import GatewayProcess
 from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
 from tests.tools.realtime_gateway import SimulatorThread
-from tests.tools.sipp import Sipp
+from tests.tools.sipp import Sipp, captured_run
 from tests.tools.wire import gateway_rtp, locate, reply_audio
 
 pytestmark = [
@@ -178,14 +178,9 @@ def test_rollover_before_the_session_cap_keeps_the_call(
         },
     )
     pcap, play_ms = _two_turn_pcap(tmp_path, utterances, SECOND_TURN_AT_MS)
-    tshark.start()
-    result = sipp.run(
-        "uac_media_dtmf.xml",
-        timeout_s=60,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms)},
+    captured_run(
+        sipp, tshark, "uac_media_dtmf.xml", 60, {"PCAP": str(pcap), "PLAY_MS": str(play_ms)}
     )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
     call_id = _call_ended_by_the_caller(gw)
     rolled = gw.wait_event("realtime.rolled_over", call_id=call_id)
     assert not gw.find("realtime.lost", call_id=call_id)
@@ -222,14 +217,9 @@ def test_session_expired_by_the_server_reconnects_once(
     sim = sim_factory(session_max_s=SERVER_CAP_S, transcripts=TRANSCRIPTS)
     gw = realtime_gateway(sim.url, {"realtime": TRANSCRIBE})
     pcap, play_ms = _two_turn_pcap(tmp_path, utterances, AFTER_EXPIRY_TURN_AT_MS)
-    tshark.start()
-    result = sipp.run(
-        "uac_media_dtmf.xml",
-        timeout_s=40,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms)},
+    captured_run(
+        sipp, tshark, "uac_media_dtmf.xml", 40, {"PCAP": str(pcap), "PLAY_MS": str(play_ms)}
     )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
     call_id = _call_ended_by_the_caller(gw)
     expired = [r for r in sim.server_events(0) if r.type == "error" and "expired" in str(r.event)]
     assert expired, "the simulator never expired the first session"

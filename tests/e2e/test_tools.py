@@ -16,8 +16,15 @@ from tests.tools.gateway_process import GatewayProcess
 from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
 from tests.tools.realtime_gateway import SimulatorThread
-from tests.tools.sipp import Sipp
-from tests.tools.wire import gateway_rtp, is_silent, locate, reply_audio, sip_messages
+from tests.tools.sipp import Sipp, captured_run
+from tests.tools.wire import (
+    gateway_rtp,
+    is_silent,
+    locate,
+    reply_audio,
+    sip_messages,
+    transfer_on_the_wire,
+)
 
 pytestmark = [
     pytest.mark.interop,
@@ -50,14 +57,9 @@ def test_end_call_sends_bye_after_the_playout(
     )
     pcap = tmp_path / "digits.pcap"
     write_caller_pcap(pcap, silence_ms(800), "1#")
-    tshark.start()
-    result = sipp.run(
-        "uac_play_wait_bye.xml",
-        timeout_s=30,
-        substitutions={"PCAP": str(pcap), "BYE_TIMEOUT_MS": "15000"},
+    result = captured_run(
+        sipp, tshark, "uac_play_wait_bye.xml", 30, {"PCAP": str(pcap), "BYE_TIMEOUT_MS": "15000"}
     )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
     assert 'SIP;cause=200;text="end_call"' in result.logs, result.logs  # the BYE's Reason
     call_id = gw.wait_event("call.offered")["call_id"]
     hangup = gw.wait_event("call.hangup", call_id=call_id)
@@ -108,18 +110,13 @@ def test_transfer_call_sends_refer_that_the_caller_accepts(
     )
     pcap = tmp_path / "caller.pcap"
     write_caller_pcap(pcap, silence_ms(600) + utterances.hello + silence_ms(1500))
-    tshark.start()
-    result = sipp.run(
+    result = captured_run(
+        sipp,
+        tshark,
         "uac_play_accept_refer.xml",
-        timeout_s=30,
-        substitutions={
-            "PCAP": str(pcap),
-            "REFER_TIMEOUT_MS": "15000",
-            "BYE_TIMEOUT_MS": "10000",
-        },
+        30,
+        {"PCAP": str(pcap), "REFER_TIMEOUT_MS": "15000", "BYE_TIMEOUT_MS": "10000"},
     )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
     assert f"Refer-To: {operator}" in result.logs, result.logs
     call_id = gw.wait_event("call.offered")["call_id"]
     ended = gw.wait_event("call.ended", call_id=call_id)
@@ -133,15 +130,7 @@ def test_transfer_call_sends_refer_that_the_caller_accepts(
     ]
     # On the wire, in order: REFER (gateway -> caller), 202, NOTIFY 200 sipfrag, BYE.
     datagrams = read_udp(tshark.pcap)
-    refer = sip_messages(datagrams, "REFER ")
-    accepted = sip_messages(datagrams, "SIP/2.0 202")
-    notify = sip_messages(datagrams, "NOTIFY ")
-    bye = sip_messages(datagrams, "BYE ")
-    assert refer and accepted and notify and bye, "missing REFER/202/NOTIFY/BYE in the capture"
-    assert refer[0].src[1] == ports.gateway_sip
-    assert refer[0].time < accepted[0].time < notify[0].time < bye[0].time
-    assert bye[0].src[1] == ports.gateway_sip
-    assert b"Referred-By:" in refer[0].payload
+    transfer_on_the_wire(datagrams, ports)
 
 
 def test_refused_transfer_is_reported_to_the_model_and_the_call_goes_on(

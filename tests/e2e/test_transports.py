@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from tests.tools import rawsip
-from tests.tools.caller_audio import PAYLOAD_TYPE, Utterances, silence_ms, write_caller_pcap
+from tests.tools.caller_audio import Utterances, silence_ms, write_caller_pcap
 from tests.tools.capture import Capture
 from tests.tools.control import auth_header
 from tests.tools.gateway_process import GatewayProcess
@@ -32,7 +32,7 @@ from tests.tools.pcap import read_udp
 from tests.tools.ports import InteropPorts
 from tests.tools.raw_uac import rtp
 from tests.tools.realtime_gateway import SimulatorThread
-from tests.tools.sipp import Sipp
+from tests.tools.sipp import Sipp, codec_play_call
 from tests.tools.wire import gateway_rtp, locate, reply_audio
 
 pytestmark = pytest.mark.interop
@@ -70,20 +70,7 @@ def test_sipp_call_over_tcp_with_audio_both_ways(
     pcap = tmp_path / "caller.pcap"
     play_ms = write_caller_pcap(pcap, silence_ms(600) + utterances.hello + silence_ms(1500))
     reply_ms_expected = len(utterances.hello) // 8 + PREFIX_MS + SILENCE_MS
-    tshark.start()
-    result = sipp.run(
-        "uac_codec_play_bye.xml",
-        transport="tcp",
-        timeout_s=30,
-        substitutions={
-            "PCAP": str(pcap),
-            "PLAY_MS": str(play_ms + reply_ms_expected + 500),
-            "PT": str(PAYLOAD_TYPE["PCMU"]),
-            "CODEC": "PCMU",
-        },
-    )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
+    result = codec_play_call(sipp, tshark, pcap, play_ms + reply_ms_expected + 500, transport="tcp")
     # Every SIP message of the call went over TCP (SIPp's own trace of what it sent/received).
     assert "SIP/2.0/TCP" in result.messages and "SIP/2.0/UDP" not in result.messages
     for start_line in ("INVITE sip:", "SIP/2.0 200 OK", "ACK sip:", "BYE sip:"):

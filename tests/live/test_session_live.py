@@ -7,8 +7,6 @@ openai.types.live by the server."""
 from __future__ import annotations
 
 import base64
-import math
-import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -25,25 +23,13 @@ from gateway.call.session import (
 from gateway.live import protocol as lp
 from gateway.live.backend import LiveBackend
 from gateway.live.translate import REPLY_END_SILENCE_MS
-from gateway.media import g711
-from gateway.media.jitter import Frame
 from gateway.media.playout import FrameKind, PlayoutQueue
 from gateway.wsock import Endpoint
 from tests.call.test_session import FakeControl, tick, until
 from tests.tools.fake_live import FakeLive, fake_live
+from tests.tools.live_call import begin_live_call, live_session, silence, tone
 
 TOOLS = (lp.LiveFunctionTool("end_call"), lp.LiveFunctionTool("lookup"))
-
-
-def tone(ms: int, law: str = "PCMU") -> bytes:
-    pcm = b"".join(
-        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(ms * 8)
-    )
-    return g711.encode(law, pcm)
-
-
-def silence(ms: int) -> bytes:
-    return b"\xff" * (ms * 8)
 
 
 Live = tuple[CallSession, FakeControl, PlayoutQueue, FakeLive]
@@ -66,23 +52,9 @@ async def live_call() -> AsyncIterator[Callable[..., Any]]:
         servers.append(manager)
         control = FakeControl()
         queue = PlayoutQueue()
-        config = lp.LiveSessionConfig(tools=tools, instructions="Be brief.")
-        policy.setdefault("continuous_output", True)
-        settings = SessionSettings(
-            Endpoint(server.url),
-            config,
-            m.CallPolicy(**policy),
-            input_burst_s=3600.0,
-            backend=LiveBackend(),
-        )
-        session = CallSession("call-live", settings, control, queue)
+        session = live_session(server.url, "call-live", control, queue, tools, policy)
         sessions.append(session)
-        session.start()
-        if answer:
-            await until(lambda: "answer" in control.names() or "reject" in control.names())
-            if "answer" in control.names():
-                session.on_ack()
-                session.on_audio([Frame(silence(20), 0)])  # audio time starts: appends flow
+        await begin_live_call(session, control, answer)
         return session, control, queue, server
 
     yield factory

@@ -9,44 +9,22 @@ rejected recursively (the SDK models allow extras; the Live service rejects unkn
 
 from __future__ import annotations
 
-import typing
 from typing import Any
 
-import orjson
 import pydantic
 from openai.types.live import ClientEvent, ServerEvent
 
-from tests.realtime.validate import unknown_keys
+from tests.tools.sdk_models import event_dict, tagged_adapter, validated
 
-
-def _adapter(alias: Any) -> pydantic.TypeAdapter[Any]:
-    union = typing.get_args(alias)[0]
-    return pydantic.TypeAdapter(typing.Annotated[union, pydantic.Field(discriminator="type")])
-
-
-CLIENT = _adapter(ClientEvent)
-SERVER = _adapter(ServerEvent)
-
-
-def _as_dict(event: dict[str, Any] | bytes | str) -> dict[str, Any]:
-    if isinstance(event, bytes | str):
-        event = orjson.loads(event)
-    assert isinstance(event, dict), f"event is not a JSON object: {event!r}"
-    return event
+CLIENT = tagged_adapter(ClientEvent)
+SERVER = tagged_adapter(ServerEvent)
 
 
 def check_live_client_event(event: dict[str, Any] | bytes | str) -> pydantic.BaseModel:
     """Validate one client event (dict or JSON frame); AssertionError names the problem."""
-    data = _as_dict(event)
-    try:
-        model = CLIENT.validate_python(data, strict=True)
-    except pydantic.ValidationError as exc:
-        raise AssertionError(
-            f"live client event {data.get('type')!r} fails openai.types.live: {exc}"
-        ) from exc
-    extra = unknown_keys(model)
-    assert not extra, f"live client event {data.get('type')!r} has unknown keys: {extra}"
-    return model
+    return validated(
+        CLIENT, event_dict(event), "live client event", "openai.types.live", strict=True
+    )
 
 
 def live_client_event_ok(event: dict[str, Any] | bytes | str) -> bool:
@@ -59,13 +37,4 @@ def live_client_event_ok(event: dict[str, Any] | bytes | str) -> bool:
 
 def check_live_server_event(event: dict[str, Any] | bytes | str) -> pydantic.BaseModel:
     """Validate a server event a test server sends (so tests speak the real protocol)."""
-    data = _as_dict(event)
-    try:
-        model = SERVER.validate_python(data)
-    except pydantic.ValidationError as exc:
-        raise AssertionError(
-            f"live server event {data.get('type')!r} fails openai.types.live: {exc}"
-        ) from exc
-    extra = unknown_keys(model)
-    assert not extra, f"live server event {data.get('type')!r} has unknown keys: {extra}"
-    return model
+    return validated(SERVER, event_dict(event), "live server event", "openai.types.live")

@@ -5,14 +5,13 @@ errors naming the option."""
 from __future__ import annotations
 
 import argparse
-import asyncio
-import sys
 
 import orjson
 
 from gateway.live.simulator.options import LiveSimulatorOptions, LiveToolCallRule
 from gateway.realtime.simulator.cli import add_arguments, options_from_args
 from tests.live_simulator.raw_client import RawLiveClient
+from tests.tools.simulator_process import listening_line, simulator_process
 
 
 def _args(*argv: str) -> argparse.Namespace:
@@ -22,23 +21,9 @@ def _args(*argv: str) -> argparse.Namespace:
 
 
 async def test_the_command_prints_both_urls_and_serves_gpt_live() -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "simulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        "--live-delta-ms",
-        "20",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        realtime = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
-        live = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+    async with simulator_process("--live-delta-ms", "20") as proc:
+        realtime = await listening_line(proc)
+        live = await listening_line(proc)
         assert realtime.startswith("realtime simulator listening on ws://127.0.0.1:")
         assert live.startswith("GPT-Live simulator listening on ws://127.0.0.1:")
         url = live.split()[-1]
@@ -55,9 +40,6 @@ async def test_the_command_prints_both_urls_and_serves_gpt_live() -> None:
             assert len(chunk) == 2 * 160  # --live-delta-ms 20: 160 bytes of u-law per delta
         finally:
             await ws.close()
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
 
 
 def test_live_flags_and_script_become_live_options(tmp_path) -> None:

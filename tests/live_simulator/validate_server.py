@@ -12,55 +12,28 @@ belongs to the live client's tests).
 
 from __future__ import annotations
 
-import typing
 from typing import Any
 
-import orjson
 import pydantic
 from openai.types.live import ClientEvent, ServerEvent
 from openai.types.responses import ResponseStreamEvent
 
+from tests.tools.sdk_models import event_dict, tagged_adapter, unknown_keys, validated
 
-def _adapter(alias: Any) -> pydantic.TypeAdapter[Any]:
-    union = typing.get_args(alias)[0]
-    return pydantic.TypeAdapter(typing.Annotated[union, pydantic.Field(discriminator="type")])
-
-
-CLIENT = _adapter(ClientEvent)
-SERVER = _adapter(ServerEvent)
-RESPONSES = _adapter(ResponseStreamEvent)
-
-
-def unknown_keys(model: pydantic.BaseModel, path: str = "$") -> list[str]:
-    found = [f"{path}.{key}" for key in (model.__pydantic_extra__ or {})]
-    for key, value in model:
-        for element in value if isinstance(value, list) else [value]:
-            if isinstance(element, pydantic.BaseModel):
-                found += unknown_keys(element, f"{path}.{key}")
-    return found
-
-
-def _as_dict(event: dict[str, Any] | bytes | str) -> dict[str, Any]:
-    if isinstance(event, bytes | str):
-        event = orjson.loads(event)
-    assert isinstance(event, dict), f"event is not a JSON object: {event!r}"
-    return event
+CLIENT = tagged_adapter(ClientEvent)
+SERVER = tagged_adapter(ServerEvent)
+RESPONSES = tagged_adapter(ResponseStreamEvent)
 
 
 def check_server_event(event: dict[str, Any] | bytes | str) -> pydantic.BaseModel:
     """Validate one server event strictly; AssertionError names the problem."""
-    data = _as_dict(event)
+    data = event_dict(event)
     kind = data.get("type")
     assert not str(kind).startswith("transport."), f"{kind} never appears on a primary socket"
     if kind == "session.output_audio.delta":
         # Primary socket: no timing fields, no event_id (gpt-live-protocol.md section 3b).
         assert set(data) == {"type", "delta"}, f"output audio delta carries {sorted(data)}"
-    try:
-        model = SERVER.validate_python(data)
-    except pydantic.ValidationError as exc:
-        raise AssertionError(f"server event {kind!r} fails openai.types.live: {exc}") from exc
-    extra = unknown_keys(model)
-    assert not extra, f"server event {kind!r} has unknown keys: {extra}"
+    model = validated(SERVER, data, "server event", "openai.types.live")
     if kind == "response.event":
         nested = data["event"]
         try:

@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import sys
 
 import pytest
 
 from gateway.realtime import events as ev
 from gateway.realtime import protocol as p
 from gateway.realtime.client import Endpoint, RealtimeError, open_session
+from tests.tools.simulator_process import listening_line, simulator_process
 
 
 async def test_cli_serves_sessions():
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "gateway",
-        "simulator",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+    async with simulator_process() as proc:
+        line = await listening_line(proc)
         assert "ws://127.0.0.1:" in line, line
         url = line.split()[-1]
         client = await open_session(
@@ -39,9 +27,6 @@ async def test_cli_serves_sessions():
             assert error.code == "response_cancel_not_active"
         finally:
             await client.close()
-    finally:
-        proc.terminate()
-        await asyncio.wait_for(proc.wait(), 10)
 
 
 async def test_open_session_closes_on_refused_config(sim):

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import struct
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -30,17 +29,14 @@ from gateway.call import machine as m
 from gateway.call.causes import EndCause, bye_reason
 from gateway.call.conversation import MAX_TURNS
 from gateway.call.handlers import MAX_RUNNING_TOOLS
-from gateway.call.session import LIVE_PLAYOUT_SLACK_BYTES, CallSession, SessionSettings
+from gateway.call.session import LIVE_PLAYOUT_SLACK_BYTES, CallSession
 from gateway.live import events as le
 from gateway.live import protocol as lp
-from gateway.live.backend import LiveBackend
 from gateway.live.translate import REPLY_END_SILENCE_MS
-from gateway.media import g711
-from gateway.media.jitter import Frame
 from gateway.media.playout import FrameKind, PlayoutQueue
-from gateway.wsock import Endpoint
 from tests.call.test_session import FakeControl, tick, until
 from tests.tools.fake_live import FakeLive, fake_live
+from tests.tools.live_call import begin_live_call, live_session, silence, tone
 
 TOOLS = (
     lp.LiveFunctionTool("end_call"),
@@ -49,17 +45,6 @@ TOOLS = (
     lp.LiveFunctionTool("lookup"),
 )
 DELTA = 800  # 100 ms of G.711, the service's delta size (reference section 4)
-
-
-def tone(ms: int, law: str = "PCMU") -> bytes:
-    pcm = b"".join(
-        struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 8000))) for i in range(ms * 8)
-    )
-    return g711.encode(law, pcm)
-
-
-def silence(ms: int) -> bytes:
-    return b"\xff" * (ms * 8)
 
 
 class SlowReferControl(FakeControl):
@@ -99,26 +84,13 @@ async def live_call(caplog: pytest.LogCaptureFixture) -> AsyncIterator[Callable[
         servers.append((manager, server))
         control = control or FakeControl()
         queue = PlayoutQueue()
-        config = lp.LiveSessionConfig(tools=TOOLS, instructions="Be brief.")
-        policy.setdefault("continuous_output", True)
         policy.setdefault("transfer_targets", {"sales": "sip:sales@127.0.0.1"})
-        settings = SessionSettings(
-            Endpoint(server.url),
-            config,
-            m.CallPolicy(**policy),
-            input_burst_s=3600.0,
-            backend=LiveBackend(),
-            **(settings_options or {}),
+        session = live_session(
+            server.url, "call-hostile", control, queue, TOOLS, policy, **(settings_options or {})
         )
-        session = CallSession("call-hostile", settings, control, queue)
         session._backoff_sleep = _no_sleep  # the budget counts attempts, not seconds
         sessions.append(session)
-        session.start()
-        if answer:
-            await until(lambda: "answer" in control.names() or "reject" in control.names())
-            if "answer" in control.names():
-                session.on_ack()
-                session.on_audio([Frame(silence(20), 0)])
+        await begin_live_call(session, control, answer)
         return session, control, queue, server
 
     yield factory

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from tests.tools.caller_audio import PAYLOAD_TYPE
 from tests.tools.gateway_process import LOOPBACK, REPO_ROOT
 from tests.tools.peers import require_peer, which_peer
 from tests.tools.ports import InteropPorts
@@ -181,6 +182,23 @@ class Sipp:
         return self.start(scenario, target, **kwargs).wait()
 
 
+def captured_run(
+    sipp: Sipp,
+    tshark: Any,
+    scenario: str,
+    timeout_s: float,
+    substitutions: dict[str, str],
+    **run_kwargs: Any,
+) -> SippResult:
+    """One SIPp UAC run of `scenario` captured by `tshark` (tests.tools.capture.Capture) from
+    start to end. Asserts SIPp succeeded; returns its result (`run_kwargs` go to Sipp.run)."""
+    tshark.start()
+    result = sipp.run(scenario, timeout_s=timeout_s, substitutions=substitutions, **run_kwargs)
+    tshark.stop()
+    assert result.rc == 0, result.describe()
+    return result
+
+
 def captured_media_call(
     sipp: Sipp,
     tshark: Any,
@@ -192,14 +210,53 @@ def captured_media_call(
     """One SIPp call (uac_media_dtmf.xml) that plays `pcap` and keeps the call up `play_ms`,
     captured by `tshark` (tests.tools.capture.Capture) from start to end. Asserts SIPp
     succeeded and waits for the gateway's `call.ended`; returns the call's Call-ID."""
-    tshark.start()
-    result = sipp.run(
-        "uac_media_dtmf.xml",
-        timeout_s=timeout_s,
-        substitutions={"PCAP": str(pcap), "PLAY_MS": str(play_ms)},
+    captured_run(
+        sipp, tshark, "uac_media_dtmf.xml", timeout_s, {"PCAP": str(pcap), "PLAY_MS": str(play_ms)}
     )
-    tshark.stop()
-    assert result.rc == 0, result.describe()
     call_id: str = gateway.wait_event("call.offered")["call_id"]
     gateway.wait_event("call.ended", call_id=call_id)
+    return call_id
+
+
+def codec_play_call(
+    sipp: Sipp,
+    tshark: Any,
+    pcap: Path,
+    play_ms: int,
+    codec: str = "PCMU",
+    timeout_s: float = 30,
+    **run_kwargs: Any,
+) -> SippResult:
+    """One SIPp call (uac_codec_play_bye.xml) that offers `codec` only, plays `pcap` and hangs
+    up after `play_ms`, captured by `tshark` from start to end. Asserts SIPp succeeded; returns
+    its result (`run_kwargs` go to Sipp.run, e.g. transport)."""
+    substitutions = {
+        "PCAP": str(pcap),
+        "PLAY_MS": str(play_ms),
+        "PT": str(PAYLOAD_TYPE[codec]),
+        "CODEC": codec,
+    }
+    return captured_run(
+        sipp, tshark, "uac_codec_play_bye.xml", timeout_s, substitutions, **run_kwargs
+    )
+
+
+def digits_call(
+    sipp: Sipp,
+    gateway: Any,
+    scenario: str,
+    substitutions: dict[str, str],
+    digits: str,
+    source: str,
+) -> str:
+    """One SIPp call that sends `digits` (uac_media_dtmf.xml: RFC 4733 events in its pcap;
+    uac_info_dtmf.xml: SIP INFO). Asserts SIPp succeeded and the gateway logged each digit, in
+    order, as from `source` ("rfc4733" or "info"); returns the Call-ID (the call may still be
+    ending)."""
+    result = sipp.run(scenario, timeout_s=30, substitutions=substitutions)
+    assert result.rc == 0, result.describe()
+    call_id: str = gateway.wait_event("call.offered")["call_id"]
+    received = gateway.wait_events("dtmf.received", len(digits), call_id=call_id)
+    assert "".join(d["digit"] for d in received) == digits
+    assert {d["source"] for d in received} == {source}
     return call_id

@@ -13,7 +13,7 @@ from gateway.realtime.simulator import Recorded
 from tests.tools.caller_audio import SILENCE_BYTE
 from tests.tools.pcap import UdpDatagram
 from tests.tools.ports import InteropPorts
-from tests.tools.rtp import RtpHeader, parse_rtp
+from tests.tools.rtp import RtpHeader, StreamStats, analyse_streams, parse_rtp
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,3 +93,42 @@ def level_dbfs(g711: bytes, codec: str = "PCMU") -> float:
     pcm = np.frombuffer(decode(codec, g711), dtype="<i2").astype(np.float64)
     rms = float(np.sqrt(np.mean(pcm * pcm))) if len(pcm) else 0.0
     return 20 * float(np.log10(rms / 32768.0 + 1e-12))
+
+
+def one_paced_gateway_stream(
+    datagrams: list[UdpDatagram], ports: InteropPorts, frames_of_160: bool = True
+) -> StreamStats:
+    """The gateway's one RTP stream to SIPp's media port in the capture, asserted paced: no
+    sequence errors, a mean interval of 20 ms and (unless `frames_of_160` is False) every audio
+    payload one 20 ms G.711 frame. Printed for the report."""
+    low, high = ports.gateway_rtp
+    streams = [
+        s
+        for s in analyse_streams(datagrams)
+        if low <= s.src[1] <= high and s.dst[1] == ports.sipp_media
+    ]
+    assert len(streams) == 1, [s.summary() for s in streams]
+    stream = streams[0]
+    print(stream.summary())
+    assert stream.seq_errors == 0, stream.summary()
+    if frames_of_160:
+        assert set(stream.audio_payload_sizes) == {160}, stream.summary()
+    assert 19.5 <= stream.interval_ms_mean <= 20.5, stream.summary()
+    return stream
+
+
+def transfer_on_the_wire(
+    datagrams: list[UdpDatagram], ports: InteropPorts
+) -> tuple[UdpDatagram, UdpDatagram, UdpDatagram, UdpDatagram]:
+    """The first REFER, 202, NOTIFY and BYE of a blind transfer the gateway made (RFC 3515),
+    asserted present, in that order, REFER (with Referred-By) and BYE sent by the gateway."""
+    refer = sip_messages(datagrams, "REFER ")
+    accepted = sip_messages(datagrams, "SIP/2.0 202")
+    notify = sip_messages(datagrams, "NOTIFY ")
+    bye = sip_messages(datagrams, "BYE ")
+    assert refer and accepted and notify and bye, "missing REFER/202/NOTIFY/BYE in the capture"
+    assert refer[0].src[1] == ports.gateway_sip
+    assert refer[0].time < accepted[0].time < notify[0].time < bye[0].time
+    assert bye[0].src[1] == ports.gateway_sip
+    assert b"Referred-By:" in refer[0].payload
+    return refer[0], accepted[0], notify[0], bye[0]

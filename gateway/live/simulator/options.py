@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+from gateway.sim_shared.options import arguments_json, plain_values
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +39,7 @@ class LiveToolCallRule:
         return bool(self.when_text_contains) and self.when_text_contains.lower() in text.lower()
 
     def arguments_json(self) -> str:
-        if isinstance(self.arguments, str):
-            return self.arguments
-        return orjson.dumps(self.arguments).decode()
+        return arguments_json(self.arguments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,26 +112,14 @@ class LiveSimulatorOptions:
     @classmethod
     def from_mapping(cls, options: dict[str, Any]) -> LiveSimulatorOptions:
         """Options from plain data; unknown keys and bad values are a ValueError naming them."""
-        unknown = sorted(set(options) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown live simulator option(s): {', '.join(unknown)}")
-        values = dict(options)
-        rules = []
-        for index, rule in enumerate(values.get("tool_calls") or ()):
-            if isinstance(rule, LiveToolCallRule):
-                rules.append(rule)
-                continue
-            if not isinstance(rule, dict) or "name" not in rule:
-                raise ValueError(f"live.tool_calls[{index}] must be a table with at least a name")
-            extra = sorted(set(rule) - set(LiveToolCallRule.__dataclass_fields__))
-            if extra:
-                raise ValueError(f"live.tool_calls[{index}]: unknown field(s) {', '.join(extra)}")
-            rules.append(LiveToolCallRule(**rule))
-        if "tool_calls" in values:
-            values["tool_calls"] = tuple(rules)
-        for key in ("transcripts", "append_ack_ms"):
-            if key in values:
-                values[key] = tuple(values[key])
+        values = plain_values(
+            options,
+            cls.__dataclass_fields__,
+            LiveToolCallRule,
+            ("transcripts", "append_ack_ms"),
+            "live simulator",
+            "live.tool_calls",
+        )
         options_ = cls(**values)
         options_.check()
         return options_

@@ -37,8 +37,8 @@ from gateway.sim_shared.checks import (
     c_obj,
     c_str,
     c_tagged,
+    envelope_problem,
     join,
-    kind_of,
     typed,
 )
 
@@ -414,27 +414,11 @@ def _triggers_problem(triggers: list[dict[str, Any]]) -> Invalid | None:
 
 def validate_client_event(event: Any) -> Invalid | None:
     """None when the event is acceptable, else the error the service would send."""
-    if not isinstance(event, dict):
-        return Invalid(
-            "invalid_type",
-            f"Invalid type for event: expected an object, but got {kind_of(event)} instead.",
-            None,
-        )
-    if "type" not in event:
-        return Invalid("missing_required_parameter", "Missing required parameter: 'type'.", "type")
+    problem = envelope_problem(event, _EVENT_CHECKS, CLIENT_EVENT_TYPES)
+    if problem is not None:
+        return problem
     kind = event["type"]
-    if not isinstance(kind, str):
-        return Invalid(
-            "invalid_type",
-            f"Invalid type for 'type': expected a string, but got {kind_of(kind)} instead.",
-            "type",
-        )
-    check = _EVENT_CHECKS.get(kind)
-    if check is None:
-        supported = ", ".join(f"'{t}'" for t in CLIENT_EVENT_TYPES)
-        return Invalid(
-            "invalid_value", f"Invalid value: '{kind}'. Supported values are: {supported}.", "type"
-        )
+    check = _EVENT_CHECKS[kind]
     try:
         if kind == "session.update":
             _check_immutable(event.get("session"))

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import contextlib
 import random
 import time
@@ -47,6 +46,7 @@ from gateway.live.simulator.sounds import (
     tone,
 )
 from gateway.live.simulator.track import FRAGMENT_MS, OutputTrack
+from gateway.sim_shared.audio import decode_audio
 from gateway.sim_shared.records import Recorded, new_id
 
 _HANDLER_NAMES = {kind: "on_" + kind.replace(".", "_") for kind in EVENT_FIELDS}
@@ -366,18 +366,23 @@ class LiveSession(Delegation):
 
     # -- input audio and the session clock ----------------------------------------------------
 
-    async def on_session_input_audio_append(
-        self, event: dict[str, Any], event_id: str | None
-    ) -> None:
-        try:
-            audio = base64.b64decode(event["audio"], validate=True)
-        except (binascii.Error, ValueError):
+    async def _audio_or_error(self, event: dict[str, Any], event_id: str | None) -> bytes | None:
+        """The event's base64 `audio`, or None after answering it with invalid_audio."""
+        audio = decode_audio(event["audio"])
+        if audio is None:
             await self.send_error(
                 "invalid_audio",
                 "Invalid 'audio': expected base64-encoded audio.",
                 "audio",
                 event_id,
             )
+        return audio
+
+    async def on_session_input_audio_append(
+        self, event: dict[str, Any], event_id: str | None
+    ) -> None:
+        audio = await self._audio_or_error(event, event_id)
+        if audio is None:
             return
         if not audio:
             await self.send_error(  # AZR: an append must not be empty; wording ASSUMED
@@ -642,15 +647,8 @@ class LiveSession(Delegation):
     async def on_session_output_audio_fixture_play(
         self, event: dict[str, Any], event_id: str | None
     ) -> None:
-        try:
-            clip = base64.b64decode(event["audio"], validate=True)
-        except (binascii.Error, ValueError):
-            await self.send_error(
-                "invalid_audio",
-                "Invalid 'audio': expected base64-encoded audio.",
-                "audio",
-                event_id,
-            )
+        clip = await self._audio_or_error(event, event_id)
+        if clip is None:
             return
         problem = None
         if not clip or len(clip) % 2:

@@ -7,12 +7,10 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from gateway.realtime.simulator.items import Item, new_id
-from gateway.sim_shared.audio import BYTES_PER_MS
+from gateway.sim_shared.audio import BYTES_PER_MS, decode_audio
 from gateway.sim_shared.vad import (
     FRAME_MS,
     STARTED,
@@ -27,9 +25,8 @@ class InputAudio:
     async def on_input_audio_buffer_append(
         self, event: dict[str, Any], event_id: str | None
     ) -> None:
-        try:
-            audio = base64.b64decode(event["audio"], validate=True)
-        except (binascii.Error, ValueError):
+        audio = decode_audio(event["audio"])
+        if audio is None:
             await self.send_error(
                 "invalid_value",
                 "Invalid 'audio'. Expected base64-encoded audio.",

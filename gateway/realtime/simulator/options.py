@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
+from gateway.sim_shared.options import arguments_json, plain_values
 
 SESSION_LIMIT_S = 3600.0
 RESPONSE_OUTCOMES = ("completed", "failed", "incomplete", "incomplete_silent")
@@ -34,9 +34,7 @@ class ToolCallRule:
         return bool(self.when_text_contains) and self.when_text_contains.lower() in text.lower()
 
     def arguments_json(self) -> str:
-        if isinstance(self.arguments, str):
-            return self.arguments
-        return orjson.dumps(self.arguments).decode()
+        return arguments_json(self.arguments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,26 +101,14 @@ class SimulatorOptions:
     def from_mapping(cls, options: dict[str, Any]) -> SimulatorOptions:
         """Options from plain data (CLI `--script` JSON, TOML config): lists become tuples and
         `tool_calls` entries are dicts of ToolCallRule fields. Unknown keys are a ValueError."""
-        unknown = sorted(set(options) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise ValueError(f"unknown simulator option(s): {', '.join(unknown)}")
-        values = dict(options)
-        rules = []
-        for index, rule in enumerate(values.get("tool_calls") or ()):
-            if isinstance(rule, ToolCallRule):
-                rules.append(rule)
-                continue
-            if not isinstance(rule, dict) or "name" not in rule:
-                raise ValueError(f"tool_calls[{index}] must be a table with at least a name")
-            extra = sorted(set(rule) - set(ToolCallRule.__dataclass_fields__))
-            if extra:
-                raise ValueError(f"tool_calls[{index}]: unknown field(s) {', '.join(extra)}")
-            rules.append(ToolCallRule(**rule))
-        if "tool_calls" in values:
-            values["tool_calls"] = tuple(rules)
-        for key in ("transcripts", "delta_sizes", "response_outcomes"):
-            if key in values:
-                values[key] = tuple(values[key])
+        values = plain_values(
+            options,
+            cls.__dataclass_fields__,
+            ToolCallRule,
+            ("transcripts", "delta_sizes", "response_outcomes"),
+            "simulator",
+            "tool_calls",
+        )
         if values.get("reply_format", "audio/pcmu") not in ("audio/pcmu", "audio/pcma"):
             raise ValueError("reply_format must be audio/pcmu or audio/pcma")
         options = cls(**values)

@@ -26,8 +26,8 @@ from gateway.sim_shared.checks import (
     c_obj,
     c_str,
     c_tagged,
+    envelope_problem,
     join,
-    kind_of,
     typed,
 )
 
@@ -286,26 +286,10 @@ _EVENT_CHECKS: dict[str, Check] = {
 
 def validate_client_event(event: Any) -> Invalid | None:
     """None when the event is acceptable, else the error the service would send."""
-    if not isinstance(event, dict):
-        return Invalid(
-            "invalid_type",
-            f"Invalid type for event: expected an object, but got {kind_of(event)} instead.",
-            None,
-        )
-    if "type" not in event:
-        return Invalid("missing_required_parameter", "Missing required parameter: 'type'.", "type")
+    problem = envelope_problem(event, _EVENT_CHECKS, CLIENT_EVENT_TYPES)
+    if problem is not None:
+        return problem
     kind = event["type"]
-    if not isinstance(kind, str):  # a list or object here must not reach the dict lookups
-        return Invalid(
-            "invalid_type",
-            f"Invalid type for 'type': expected a string, but got {kind_of(kind)} instead.",
-            "type",
-        )
-    if kind not in EVENT_FIELDS:
-        supported = ", ".join(f"'{t}'" for t in CLIENT_EVENT_TYPES)
-        return Invalid(
-            "invalid_value", f"Invalid value: '{kind}'. Supported values are: {supported}.", "type"
-        )
     try:
         _EVENT_CHECKS[kind](event, "")
         if kind == "response.create" and "response" in event:
