@@ -13,24 +13,30 @@ import asyncio
 import gc
 import re
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import orjson
 import pytest
 
 from gateway.config import (
     CallsConfig,
     ControlConfig,
+    DigitActionConfig,
     GatewayConfig,
     MediaConfig,
     RealtimeConfig,
     Secret,
     SipConfig,
+    TransferTargetConfig,
 )
 from gateway.realtime.simulator import Simulator, SimulatorOptions
 from gateway.serve import Gateway
 from tests.test_app import TIMEOUT, EventLog, Uac, _Proto, header, offer_sdp, status_of
+from tests.test_product import Uas, http, running_product
 from tests.tools.eventlog import captured_events
 from tests.tools.wait import async_wait_until
 
@@ -60,16 +66,35 @@ class RefcountOnly:
         """Collect what the set-up (start-up, the simulator) left: not the call's."""
         self.collect()
 
-    def cyclic_garbage(self) -> list[str]:
-        """The types of what only the cyclic collector could free since `mark()`."""
+    def cyclic_garbage(self, *, tcp_self_cycles: int = 0) -> list[str]:
+        """The types of what only the cyclic collector could free since `mark()`.
+
+        `tcp_self_cycles`: closed TCP transports allowed to be left as CPython 3.11 leaves
+        every one of them (`_read_ready_cb`, a bound method of itself: python/cpython#100348),
+        with what only they refer to: the control API's HTTP connections, which are not the
+        call's (gateway/wsock.py clears the voice link's own)."""
         gc.set_debug(gc.DEBUG_SAVEALL)
         try:
             self.collect()
         finally:
             gc.set_debug(0)
-        garbage = [f"{type(o).__module__}.{type(o).__qualname__}" for o in gc.garbage]
+        garbage = list(gc.garbage)
         gc.garbage.clear()
-        return garbage
+        transports = [o for o in garbage if type(o).__name__ == "_SelectorSocketTransport"]
+        assert len(transports) <= tcp_self_cycles, f"{len(transports)} closed TCP transports"
+        excluded: set[int] = set()
+        for transport in transports:
+            if getattr(transport, "_read_ready_cb", None) is None:
+                continue  # not the 3.11 self-cycle: counted as garbage below
+            pending = [transport]
+            while pending:
+                obj = pending.pop()
+                if id(obj) not in excluded:
+                    excluded.add(id(obj))
+                    pending += [r for r in gc.get_referents(obj) if any(r is g for g in garbage)]
+        return [
+            f"{type(o).__module__}.{type(o).__qualname__}" for o in garbage if id(o) not in excluded
+        ]
 
 
 @pytest.fixture
@@ -143,7 +168,7 @@ class CallRefs:
         return "\n".join(parts)
 
 
-async def wait_freed(refs: CallRefs, refcount: RefcountOnly) -> None:
+async def wait_freed(refs: CallRefs, refcount: RefcountOnly, tcp_self_cycles: int = 0) -> None:
     """The call's objects die by refcount once the gateway's clean-up tasks are done (the
     collector is off), and the call left nothing for the collector either."""
     try:
@@ -152,7 +177,8 @@ async def wait_freed(refs: CallRefs, refcount: RefcountOnly) -> None:
         pytest.fail(f"freed only by the cyclic collector: {refs.alive()}\n{refs.report()}")
     assert not gc.isenabled()
     assert refcount.collections == [], "freed without any gc.collect()"
-    assert refcount.cyclic_garbage() == [], "the call left reference cycles"
+    garbage = refcount.cyclic_garbage(tcp_self_cycles=tcp_self_cycles)
+    assert not garbage, f"the call left reference cycles: {Counter(garbage).most_common()}"
 
 
 def voice_config(api: str, sim: Simulator) -> RealtimeConfig:
@@ -295,6 +321,87 @@ async def test_a_call_cancelled_while_ringing_is_freed_by_refcount(
         assert "CANCEL" in header(message, "CSeq") or status_of(message) == 487
         ended = await events.wait("call.ended", call_id=uac.call_id)
         assert ended["cause"] == "cancelled"
+        await settle(gateway)
+        await wait_freed(refs, no_cyclic_gc)
+    finally:
+        await asyncio.wait_for(gateway.stop(drain_timeout=0), TIMEOUT)
+
+
+async def test_an_outbound_call_hung_up_by_the_operator_is_freed_by_refcount(
+    port_block: int, tmp_path: Path, events: EventLog, no_cyclic_gc: RefcountOnly
+) -> None:
+    """Originated through the control API (with the call record the product writes), hung
+    up with DELETE /calls/{id}."""
+    options = SimulatorOptions(transcripts=("hello",), reply_text="Hi.")
+    async with running_product(port_block, tmp_path, options) as product:
+        product.gateway.heap._collect = gc.collect
+        loop = asyncio.get_running_loop()
+        uas = Uas(port_block + 5)
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: uas, local_addr=("127.0.0.1", port_block + 4)
+        )
+        rtp_transport, _ = await loop.create_datagram_endpoint(
+            _Proto, local_addr=("127.0.0.1", port_block + 5)
+        )
+        try:
+            no_cyclic_gc.mark()
+            status, body = await http(
+                product.api,
+                "POST",
+                "/calls",
+                {"to": f"sip:alice@127.0.0.1:{port_block + 4}", "instructions": "Remind Alice."},
+            )
+            assert status == 202, body
+            call_id = orjson.loads(body)["call_id"]
+            await asyncio.wait_for(uas.got_ack.wait(), TIMEOUT)
+            await events.wait("realtime.connected", call_id=call_id)
+            refs = CallRefs(product.gateway, call_id)
+            assert len(refs.refs) == 5
+            path = f"/calls/{call_id.replace('@', '%40')}"
+            status, _ = await http(product.api, "DELETE", path)
+            assert status == 204
+            await asyncio.wait_for(uas.got_bye.wait(), TIMEOUT)
+            ended = await events.wait("call.ended", call_id=call_id)
+            assert ended["cause"] == "local_bye"
+            await settle(product.gateway)
+            # Two control API requests: each one's client and server transports.
+            await wait_freed(refs, no_cyclic_gc, tcp_self_cycles=4)
+        finally:
+            transport.close()
+            rtp_transport.close()
+
+
+async def test_a_call_transferred_by_refer_is_freed_by_refcount(
+    port_block: int, simulator: Simulator, uac: Uac, events: EventLog, no_cyclic_gc: RefcountOnly
+) -> None:
+    """A digit action transfers the caller (REFER, 202, NOTIFY 200, then our BYE)."""
+    calls: dict[str, Any] = {
+        "transfer_targets": (TransferTargetConfig("operator", "sip:op@127.0.0.1:9"),),
+        "digit_actions": (DigitActionConfig("9", "transfer", "operator"),),
+    }
+    gateway = await start(port_block, voice_config("realtime", simulator), **calls)
+    try:
+        no_cyclic_gc.mark()
+        final = await uac.invite(offer_sdp(port_block + 2))
+        assert status_of(final) == 200
+        uac.ack(final)
+        await events.wait("realtime.connected", call_id=uac.call_id)
+        refs = CallRefs(gateway, uac.call_id)
+        assert len(refs.refs) == 5
+        uac.send(uac.request("INFO", b"Signal=9\r\nDuration=160\r\n", "application/dtmf-relay"))
+        refer = await uac.expect_request("REFER")
+        assert "sip:op@127.0.0.1:9" in header(refer, "Refer-To")
+        uac.respond(refer, 202, "Accepted")
+        notify = uac.request("NOTIFY", b"SIP/2.0 200 OK\r\n", "message/sipfrag;version=2.0")
+        notify = notify.replace(
+            b"Max-Forwards: 70\r\n",
+            b"Max-Forwards: 70\r\nEvent: refer\r\nSubscription-State: terminated;reason=noresource\r\n",
+        )
+        uac.send(notify)
+        bye = await uac.expect_request("BYE")
+        uac.respond(bye, 200, "OK")
+        ended = await events.wait("call.ended", call_id=uac.call_id)
+        assert ended["cause"] == "transferred", ended
         await settle(gateway)
         await wait_freed(refs, no_cyclic_gc)
     finally:
