@@ -41,6 +41,16 @@ from tests.tools.eventlog import captured_events
 from tests.tools.wait import async_wait_until
 
 
+@pytest.fixture(params=["asyncio", "uvloop"])
+def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
+    """Both loops: `run` uses uvloop (gateway/cli.py), whose transports are not asyncio's."""
+    if request.param == "uvloop":
+        import uvloop
+
+        return uvloop.EventLoopPolicy()
+    return asyncio.DefaultEventLoopPolicy()
+
+
 @pytest.fixture
 def events() -> Iterator[EventLog]:
     import logging
@@ -242,7 +252,9 @@ async def test_a_call_ended_by_bye_is_freed_by_refcount(
     events: EventLog,
     no_cyclic_gc: RefcountOnly,
     api: str,
+    event_loop_policy: asyncio.AbstractEventLoopPolicy,
 ) -> None:
+    loop = "uvloop" if "uvloop" in type(event_loop_policy).__module__ else "asyncio"
     gateway = await start(port_block, voice_config(api, simulator))
     try:
         no_cyclic_gc.mark()
@@ -251,6 +263,8 @@ async def test_a_call_ended_by_bye_is_freed_by_refcount(
         uac.ack(final)
         await events.wait("call.answered", call_id=uac.call_id)
         refs = CallRefs(gateway, uac.call_id)
+        loop_module = type(asyncio.get_running_loop()).__module__
+        assert loop_module.startswith("uvloop") == (loop == "uvloop"), loop_module
         assert {"LiveCall", "CallSession", "MediaLeg", "RtpStream"} <= set(refs.refs)
         assert len(refs.refs) == 5, "the voice client is live"
         uac.send(uac.request("BYE"))
@@ -371,15 +385,21 @@ async def test_an_outbound_call_hung_up_by_the_operator_is_freed_by_refcount(
             rtp_transport.close()
 
 
+@pytest.mark.parametrize("api", ["realtime", "live"])
 async def test_a_call_transferred_by_refer_is_freed_by_refcount(
-    port_block: int, simulator: Simulator, uac: Uac, events: EventLog, no_cyclic_gc: RefcountOnly
+    port_block: int,
+    simulator: Simulator,
+    uac: Uac,
+    events: EventLog,
+    no_cyclic_gc: RefcountOnly,
+    api: str,
 ) -> None:
     """A digit action transfers the caller (REFER, 202, NOTIFY 200, then our BYE)."""
     calls: dict[str, Any] = {
         "transfer_targets": (TransferTargetConfig("operator", "sip:op@127.0.0.1:9"),),
         "digit_actions": (DigitActionConfig("9", "transfer", "operator"),),
     }
-    gateway = await start(port_block, voice_config("realtime", simulator), **calls)
+    gateway = await start(port_block, voice_config(api, simulator), **calls)
     try:
         no_cyclic_gc.mark()
         final = await uac.invite(offer_sdp(port_block + 2))
