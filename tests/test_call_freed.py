@@ -60,9 +60,9 @@ def events() -> Iterator[EventLog]:
 
 
 class RefcountOnly:
-    """The cyclic collector off (restored after the test), explicit collections (the one
-    gateway/heap.py may schedule included) recorded instead of run, and a way to see what a
-    call left for the collector: `mark()` before the call, `cyclic_garbage()` after it."""
+    """The cyclic collector off (restored after the test), explicit collections recorded
+    instead of run, and a way to see what a call left for the collector: `mark()` before the
+    call, `cyclic_garbage()` after it."""
 
     def __init__(self) -> None:
         self.collect = gc.collect  # the real one, for mark() and cyclic_garbage() only
@@ -209,8 +209,6 @@ async def start(port_block: int, realtime: RealtimeConfig, **calls: Any) -> Gate
     )
     gateway = Gateway(config)
     await asyncio.wait_for(gateway.start(), TIMEOUT)
-    # Its scheduled collection (gateway/heap.py) bound gc.collect before the fixture patched it.
-    gateway.heap._collect = gc.collect
     return gateway
 
 
@@ -348,7 +346,6 @@ async def test_an_outbound_call_hung_up_by_the_operator_is_freed_by_refcount(
     up with DELETE /calls/{id}."""
     options = SimulatorOptions(transcripts=("hello",), reply_text="Hi.")
     async with running_product(port_block, tmp_path, options) as product:
-        product.gateway.heap._collect = gc.collect
         loop = asyncio.get_running_loop()
         uas = Uas(port_block + 5)
         transport, _ = await loop.create_datagram_endpoint(
