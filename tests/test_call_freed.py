@@ -1,7 +1,8 @@
 """An ended call is freed by reference counting alone (issue 14): when a call ends, its teardown
 breaks the reference cycles between its objects (the media leg's callbacks into the call and
-its session, the session's `control`, the WebSocket link's callbacks into the voice client), so
-the whole call goes the moment the gateway drops it, with the cyclic collector switched off.
+its session, the session's `control`, the WebSocket link's callbacks into the voice client, the
+UA's call and its INVITE transaction), so the whole call goes the moment the gateway drops it,
+with the cyclic collector switched off.
 
 Each test runs a real call through the in-process Gateway and simulator with `gc.disable()`,
 holds only weak references to the call's objects, ends the call and waits for them to die
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import heapq
+import logging
 import re
 import weakref
 from collections import Counter
@@ -56,8 +58,6 @@ def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLo
 
 @pytest.fixture
 def events() -> Iterator[EventLog]:
-    import logging
-
     with captured_events(logging.INFO) as handler:
         yield handler
 
@@ -358,7 +358,6 @@ async def test_a_call_cancelled_while_ringing_is_freed_by_refcount(
             statuses.add(status_of(message))
             if status_of(message) == 487:
                 uac.ack(message)
-        assert "CANCEL" in header(message, "CSeq") or status_of(message) == 487
         ended = await events.wait("call.ended", call_id=uac.call_id)
         assert ended["cause"] == "cancelled"
         await settle(gateway)
