@@ -45,7 +45,6 @@ from gateway.config import (
 from gateway.config.redact import configured_secrets
 from gateway.config.reload import changed_keys, reload_plan
 from gateway.control_failure import ControlFailure
-from gateway.heap import EndedCallCollector
 from gateway.limits import limit_counts, sip_limits, transport_options
 from gateway.media.pacer import MediaClock, shared_clock
 from gateway.media.ports import PortAllocator, pair_count, pairs_needed, range_shortfall
@@ -112,7 +111,6 @@ class Gateway:
         self.clock: MediaClock | None = None
         self._owned_tasks: set[asyncio.Task[Any]] = set()
         self.calls: dict[str, LiveCall] = {}
-        self.heap = EndedCallCollector()  # ended calls are cycles: collected soon after
         self._call_services: CallServices | None = None
         self._media_ip: str | None = None
         self._media_families: MediaFamilies | None = None
@@ -304,7 +302,6 @@ class Gateway:
         if self.simulator is not None:
             await self.simulator.stop()
             self.simulator = None
-        self.heap.close()
         # The shared clock is per event loop and may serve other gateways in the same loop
         # (tests); it stops firing by itself once no call is registered.
         if self._started:
@@ -523,7 +520,6 @@ class Gateway:
 
     def _forget(self, live: LiveCall) -> None:
         self.calls.pop(live.call_id, None)
-        self.heap.call_ended()
         if not self.active_calls:
             self._drained.set()
 

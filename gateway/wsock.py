@@ -182,6 +182,27 @@ class _CallbackConnection(ClientConnection):
     def connection_lost(self, exc: Exception | None) -> None:
         super().connection_lost(exc)
         self._on_closed(self.protocol.close_exc)
+        # CPython 3.11's socket transport keeps a bound method of itself (`_read_ready_cb`)
+        # until it is collected, a cycle that holds it and what it refers to until a full
+        # collection; 3.12 drops it on close (python/cpython#100348). The transport never
+        # reads again after connection_lost (issue 14: an ended call freed by refcount).
+        transport = self.transport
+        if getattr(transport, "_read_ready_cb", None) is not None:
+            transport._read_ready_cb = None  # type: ignore[attr-defined]
+
+    def forget_callbacks(self) -> None:
+        """Its owner has closed: late frames and the close go nowhere (and the owner is not
+        kept alive by this connection)."""
+        self._on_message = _ignore_message
+        self._on_closed = _ignore_closed
+
+
+def _ignore_message(data: bytes) -> None:
+    pass
+
+
+def _ignore_closed(exc: ConnectionClosed | None) -> None:
+    pass
 
 
 @dataclass(slots=True)
@@ -280,7 +301,12 @@ class WebSocketLink:
                 timeout,
             )
         except (OSError, InvalidHandshake, InvalidURI, TimeoutError) as exc:
-            raise self._error(f"cannot connect to {redacted_url}: {exc!r}") from exc
+            # The cause keeps its message, not its traceback: that traceback runs through
+            # asyncio.wait_for's frame, which holds the failed task, which holds the cause (a
+            # cycle that kept this client until a full collection: issue 14).
+            raise self._error(f"cannot connect to {redacted_url}: {exc!r}") from (
+                exc.with_traceback(None)
+            )
         return self._ws
 
     def _start_writer(self) -> None:
@@ -314,6 +340,13 @@ class WebSocketLink:
                 await task
         self._fail_waiters(self._error("client closed"))
         self._inbound.put_nowait(_CLOSE_SENTINEL)
+        # The connection's callbacks are our bound methods and the sink is the consumer's
+        # (the call session's): cycles that kept every ended call until a full collection
+        # (issue 14). Dropped, a closed link and its consumer go by reference counting.
+        self._sink = None
+        self._tasks = []
+        if isinstance(ws, _CallbackConnection):
+            ws.forget_callbacks()
 
     # -- outbound ----------------------------------------------------------------------------
 

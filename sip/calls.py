@@ -137,8 +137,11 @@ class ClientTxn:
         if self.finished:
             return
         self.finished = True
-        if self.on_final is not None:
-            self.on_final(resp)
+        # Called once: dropped, as `on_provisional` is when the UA forgets the transaction
+        # (both are closures over the call, which keeps this transaction: a cycle otherwise).
+        on_final, self.on_final = self.on_final, None
+        if on_final is not None:
+            on_final(resp)
 
 
 class CallState:

@@ -684,6 +684,13 @@ class UaCore(InviteServer, InviteClient, DialogServer, UasGuard):
     def _forget(self, txn: ServerTxn | ClientTxn) -> None:
         self._txns.pop(id(txn.machine), None)
         self._layer.remove(txn.machine)
+        # A call keeps its INVITE transaction, which refers back to it (the server side's
+        # `call`, the client side's provisional callback): without this the pair is a cycle
+        # that outlives the call until a full collection. `on_final` goes when it has run.
+        if isinstance(txn, ServerTxn):
+            txn.call = None
+        else:
+            txn.on_provisional = None
 
     @property
     def next_deadline(self) -> float | None:

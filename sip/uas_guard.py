@@ -144,7 +144,9 @@ class UasGuard:
         evicted = self._layer.evict_completed()
         if evicted is None:
             return False
-        self._txns.pop(id(evicted), None)
+        wrapper = self._txns.pop(id(evicted), None)
+        if isinstance(wrapper, ServerTxn):
+            wrapper.call = None  # see UaCore._forget
         self.counters.transactions_evicted += 1
         return True
 

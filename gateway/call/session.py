@@ -99,6 +99,33 @@ class CallControl(Protocol):
     def stop_media(self) -> None: ...
 
 
+class _EndedControl:
+    """A closed session's control: the call is over, nothing more is asked of it. Swapped in
+    by `close()` so the session no longer refers to the call that owns it (a reference cycle
+    that kept every ended call until a full collection: issue 14)."""
+
+    def answer(self) -> None:
+        pass
+
+    def reject(self, status: int, reason: str, retry_after_s: int | None) -> None:
+        pass
+
+    def hangup(self, cause: EndCause, text: str = "") -> None:
+        pass
+
+    async def refer(self, target_uri: str) -> int:
+        return 481  # Call/Transaction Does Not Exist: the call has ended
+
+    def send_digits(self, digits: str) -> None:
+        raise ValueError("the call has ended")
+
+    def stop_media(self) -> None:
+        pass
+
+
+ENDED_CONTROL = _EndedControl()
+
+
 @dataclass
 class SessionStats:
     audio_appended_bytes: int = 0
@@ -687,22 +714,30 @@ class CallSession(VoiceSessions, VoiceEvents):
             handle.cancel()
         self._timers.clear()
         client, self._client = self._client, None
-        tasks = [t for t in self._tasks if t not in self._closing]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        if self._closing:
-            # Graceful closes (GPT-Live waits for session.closed up to 12 s): past 5 s they are
-            # cancelled, and each still closes its socket on the way out.
-            _, pending = await asyncio.wait(list(self._closing), timeout=5.0)
-            for task in pending:
+        try:
+            tasks = [t for t in self._tasks if t not in self._closing]
+            for task in tasks:
                 task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=3.0)
-        if client is not None:
-            await client.close()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+            if self._closing:
+                # Graceful closes (GPT-Live waits for session.closed up to 12 s): past 5 s
+                # they are cancelled, and each still closes its socket on the way out.
+                _, pending = await asyncio.wait(list(self._closing), timeout=5.0)
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    await asyncio.wait(pending, timeout=3.0)
+            if client is not None:
+                await client.close()
+        finally:
+            # Every reference back into the call (its control, its observer, its end
+            # callback) goes, even when the close is cancelled, so the ended call is freed by
+            # reference counting (issue 14).
+            self.control = ENDED_CONTROL
+            self._observe = None
+            self.on_ended = None
 
 
 _IDLE_NOTES = {"call.idle_prompt": "prompt", "call.idle_hangup": "hangup"}

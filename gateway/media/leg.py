@@ -218,11 +218,30 @@ class MediaLeg:
                 queue.enqueue("echo", frame.payload)
 
     def close(self, cause: str) -> StreamStats:
-        """Stop sending, RTCP BYE, close sockets, release the port; return the statistics."""
-        if self.output is not None:
-            self.output.stop()
+        """Stop sending, RTCP BYE, close sockets, release the port; return the statistics.
+
+        Then drop every callback into the owner (its call and voice session) and the output,
+        whose recording sender refers back to this leg: those references are cycles, and an
+        ended call must be freed by reference counting the moment its owner lets it go, not
+        by a later full collection (issue 14, docs/benchmarks.md). The recorder stays: the
+        owner accounts it after close."""
+        output, self.output = self.output, None
+        if output is not None:
+            output.stop()
         self.stream.close(reason=cause)
+        self.on_audio = None
+        self.after_tick = None
+        self._on_dtmf = _ignore_digit
+        self._clock_sample = _no_clock
         return self.stream.snapshot()
+
+
+def _ignore_digit(digit: str, duration_ms: int | None, source: str) -> None:
+    """A closed leg's digit sink: a late in-band digit goes nowhere."""
+
+
+def _no_clock() -> int:
+    return 0
 
 
 def rtp_summary(stats: StreamStats) -> dict[str, Any]:

@@ -274,6 +274,13 @@ class RtpStream:
         if self._allocator is not None and self.local_port is not None:
             self._allocator.release(self.local_port)
             self._allocator = None
+        # The owner's callbacks are (bound methods of) objects that own this stream: dropped,
+        # so the ended call is freed by reference counting (issue 14). A datagram still queued
+        # for the closed transport finds `_closed` and no callbacks.
+        self.on_audio = None
+        self.on_dtmf = None
+        self.on_timeout = None
+        self.output_tick = None
 
     @property
     def closed(self) -> bool:
