@@ -670,6 +670,9 @@ class LiveCall:
         if self.ended:
             return
         self.ended = True
+        # The call's length ends with SIP, not with the teardown below (a GPT-Live session's
+        # graceful close waits for the service to drain: seconds after the BYE).
+        ended_at = self.services.loop.time()
         current = asyncio.current_task()
         for task in list(self.timers):
             if task is not current:
@@ -688,8 +691,7 @@ class LiveCall:
                 "call cleanup failed",
                 extra={"event": "call.cleanup_failed", "fields": {"call_id": self.call_id}},
             )
-        now = self.services.loop.time()
-        duration = now - self.answered_at if self.answered_at is not None else 0.0
+        duration = ended_at - self.answered_at if self.answered_at is not None else 0.0
         fields: dict[str, Any] = {
             "call_id": self.call_id,
             "cause": str(cause),
