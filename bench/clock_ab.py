@@ -17,11 +17,8 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import heapq
-import importlib.util
 import os
 import random
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,24 +28,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import ab  # noqa: E402
 from gateway.media import pacer as current  # noqa: E402
-
-
-def load_revision(rev: str) -> ModuleType:
-    """gateway/media/pacer.py as of `rev`, as a module of its own."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:gateway/media/pacer.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    spec = importlib.util.spec_from_loader(f"pacer_{rev}", loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    exec(compile(source, f"{rev}:gateway/media/pacer.py", "exec"), module.__dict__)
-    return module
 
 
 class _Handle:
@@ -132,28 +113,19 @@ def main() -> None:
     parser.add_argument("--late-ms", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    before = load_revision(args.rev)
+    before = ab.load_revision(args.rev, "gateway/media/pacer.py")
     ticks_a, stats_a = drive(before, args, True)
     ticks_b, stats_b = drive(current, args, True)
     if ticks_a != ticks_b or stats_a != stats_b:
         sys.exit(f"clock_ab: ticks {ticks_a == ticks_b}, statistics {stats_a == stats_b}")
-    times: dict[str, list[float]] = {"before": [], "after": []}
-    for r in range(args.rounds):
-        order = (("before", before), ("after", current))
-        for name, module in order if r % 2 == 0 else reversed(order):
-            times[name].append(time_once(module, args))
+    times = ab.alternate(args.rounds, before, current, lambda module: time_once(module, args))
     load = os.getloadavg()[0]
     print(
         f"clock_ab: {args.calls} calls x {args.seconds:g} virtual s x {args.rounds} rounds, "
         f"wakeups 0-{args.late_ms:g} ms late; before = {args.rev}, after = working tree; "
         f"load {load:.2f}; identical ticks ({len(ticks_a)}) and statistics"
     )
-    print("| µs CPU per call tick (clock share, empty tick) | best | median |")
-    print("|---|---|---|")
-    for name, values in times.items():
-        print(f"| {name} | {min(values):.3f} | {statistics.median(values):.3f} |")
-    ratio = statistics.median(a / b for a, b in zip(times["after"], times["before"], strict=True))
-    print(f"after / before, median of the paired rounds: {ratio:.3f}")
+    ab.print_times("µs CPU per call tick (clock share, empty tick)", times)
 
 
 if __name__ == "__main__":

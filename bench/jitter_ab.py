@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import os
 import random
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,28 +27,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import ab  # noqa: E402
 from gateway.media import jitter as current  # noqa: E402
 from gateway.media.rtp import RtpPacket  # noqa: E402
 
 PTIME_S = 0.020
 SAMPLES = 160
-
-
-def load_revision(rev: str) -> ModuleType:
-    """gateway/media/jitter.py as of `rev`, as a module of its own."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:gateway/media/jitter.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    spec = importlib.util.spec_from_loader(f"jitter_{rev}", loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    exec(compile(source, f"{rev}:gateway/media/jitter.py", "exec"), module.__dict__)
-    return module
 
 
 def make_input(count: int, jitter_ms: float, loss: float, seed: int) -> list[tuple[float, Any]]:
@@ -105,7 +86,7 @@ def main() -> None:
     parser.add_argument("--loss", type=float, default=0.001)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    before = load_revision(args.rev)
+    before = ab.load_revision(args.rev, "gateway/media/jitter.py")
     events = make_input(args.packets, args.jitter_ms, args.loss, args.seed)
     frames_a, stats_a = drive(before, events, keep=True)
     frames_b, stats_b = drive(current, events, keep=True)
@@ -113,23 +94,14 @@ def main() -> None:
     same_stats = dataclasses.asdict(stats_a) == dataclasses.asdict(stats_b)
     if not (same_frames and same_stats):
         sys.exit(f"jitter_ab: outputs differ (frames {same_frames}, stats {same_stats})")
-    times: dict[str, list[float]] = {"before": [], "after": []}
-    for r in range(args.rounds):
-        order = (("before", before), ("after", current))
-        for name, module in order if r % 2 == 0 else reversed(order):
-            times[name].append(time_once(module, events))
+    times = ab.alternate(args.rounds, before, current, lambda module: time_once(module, events))
     load = os.getloadavg()[0]
     print(
         f"jitter_ab: {len(events)} packets x {args.rounds} rounds, jitter 0-{args.jitter_ms:g} ms, "
         f"loss {args.loss:g}; before = {args.rev}, after = working tree; load {load:.2f}; "
         f"identical frames ({len(frames_a)}) and statistics"
     )
-    print("| µs CPU per packet (push + 2 pop_ready) | best | median |")
-    print("|---|---|---|")
-    for name, values in times.items():
-        print(f"| {name} | {min(values):.3f} | {statistics.median(values):.3f} |")
-    ratio = statistics.median(a / b for a, b in zip(times["after"], times["before"], strict=True))
-    print(f"after / before, median of the paired rounds: {ratio:.3f}")
+    ab.print_times("µs CPU per packet (push + 2 pop_ready)", times)
 
 
 if __name__ == "__main__":

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import os
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,26 +25,10 @@ from types import ModuleType
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import ab  # noqa: E402
 from gateway.media import playout as current  # noqa: E402
 
 FRAME = 160
-
-
-def load_revision(rev: str) -> ModuleType:
-    """gateway/media/playout.py as of `rev`, as a module of its own."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:gateway/media/playout.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    spec = importlib.util.spec_from_loader(f"playout_{rev}", loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    exec(compile(source, f"{rev}:gateway/media/playout.py", "exec"), module.__dict__)
-    return module
 
 
 def drive(module: ModuleType, args: argparse.Namespace, keep: bool) -> tuple[list, dict]:
@@ -96,14 +77,10 @@ def main() -> None:
     parser.add_argument("--silence-frames", type=int, default=150, help="then silent ticks")
     parser.add_argument("--idle-policy", default="silence", choices=("silence", "comfort_noise"))
     args = parser.parse_args()
-    before = load_revision(args.rev)
+    before = ab.load_revision(args.rev, "gateway/media/playout.py")
     if drive(before, args, True) != drive(current, args, True):
         sys.exit("playout_ab: frames or statistics differ")
-    times: dict[str, list[float]] = {"before": [], "after": []}
-    for r in range(args.rounds):
-        order = (("before", before), ("after", current))
-        for name, module in order if r % 2 == 0 else reversed(order):
-            times[name].append(time_once(module, args))
+    times = ab.alternate(args.rounds, before, current, lambda module: time_once(module, args))
     load = os.getloadavg()[0]
     print(
         f"playout_ab: {args.ticks} ticks x {args.rounds} rounds, bot speaks "
@@ -111,12 +88,7 @@ def main() -> None:
         f"{args.idle_policy}; before = {args.rev}, after = working tree; load {load:.2f}; "
         "identical frames and statistics"
     )
-    print("| µs CPU per tick (enqueue share + next_frame) | best | median |")
-    print("|---|---|---|")
-    for name, values in times.items():
-        print(f"| {name} | {min(values):.3f} | {statistics.median(values):.3f} |")
-    ratio = statistics.median(a / b for a, b in zip(times["after"], times["before"], strict=True))
-    print(f"after / before, median of the paired rounds: {ratio:.3f}")
+    ab.print_times("µs CPU per tick (enqueue share + next_frame)", times)
 
 
 if __name__ == "__main__":

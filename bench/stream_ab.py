@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib.util
 import os
 import random
-import statistics
 import struct
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,6 +30,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import ab  # noqa: E402
 from gateway.media import stream as current  # noqa: E402
 from gateway.media.rtp import RtpPacket  # noqa: E402
 
@@ -41,23 +39,6 @@ SAMPLES = 160
 PEER = ("127.0.0.1", 40000)
 TE_PT = 101
 _EVENT = struct.Struct("!BBH")  # RFC 4733 2.3: event, E|R|volume, duration
-
-
-def load_revision(rev: str) -> ModuleType:
-    """gateway/media/stream.py as of `rev`, as a module of its own."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:gateway/media/stream.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    spec = importlib.util.spec_from_loader(f"stream_{rev}", loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    exec(compile(source, f"{rev}:gateway/media/stream.py", "exec"), module.__dict__)
-    return module
 
 
 def make_input(
@@ -121,7 +102,7 @@ def main() -> None:
     parser.add_argument("--dtmf-every", type=int, default=500, help="0: no event packets")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    before = load_revision(args.rev)
+    before = ab.load_revision(args.rev, "gateway/media/stream.py")
     events = make_input(args.packets, args.jitter_ms, args.loss, args.dtmf_every, args.seed)
     out_a, stats_a = drive(before, events, keep=True)
     out_b, stats_b = drive(current, events, keep=True)
@@ -129,11 +110,7 @@ def main() -> None:
     same_stats = dataclasses.asdict(stats_a) == dataclasses.asdict(stats_b)
     if not (same_out and same_stats):
         sys.exit(f"stream_ab: outputs differ (frames/digits {same_out}, stats {same_stats})")
-    times: dict[str, list[float]] = {"before": [], "after": []}
-    for r in range(args.rounds):
-        order = (("before", before), ("after", current))
-        for name, module in order if r % 2 == 0 else reversed(order):
-            times[name].append(time_once(module, events))
+    times = ab.alternate(args.rounds, before, current, lambda module: time_once(module, events))
     load = os.getloadavg()[0]
     print(
         f"stream_ab: {len(events)} datagrams x {args.rounds} rounds, jitter 0-{args.jitter_ms:g} ms, "
@@ -141,12 +118,7 @@ def main() -> None:
         f"after = working tree; load {load:.2f}; identical frames and digits ({len(out_a)}) "
         "and statistics"
     )
-    print("| µs CPU per datagram (receive_rtp + ticks) | best | median |")
-    print("|---|---|---|")
-    for name, values in times.items():
-        print(f"| {name} | {min(values):.3f} | {statistics.median(values):.3f} |")
-    ratio = statistics.median(a / b for a, b in zip(times["after"], times["before"], strict=True))
-    print(f"after / before, median of the paired rounds: {ratio:.3f}")
+    ab.print_times("µs CPU per datagram (receive_rtp + ticks)", times)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,8 @@ same machine load: on a shared machine compare the ratio, not the absolute figur
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import random
-import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -33,25 +30,9 @@ sys.path.insert(0, str(ROOT))
 
 from websockets.protocol import State  # noqa: E402
 
+from bench import ab  # noqa: E402
 from gateway import wsock as current  # noqa: E402
 from gateway.realtime import protocol  # noqa: E402
-
-
-def load_revision(rev: str) -> ModuleType:
-    """gateway/wsock.py as of `rev`, as a module of its own."""
-    source = subprocess.run(
-        ["git", "show", f"{rev}:gateway/wsock.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    spec = importlib.util.spec_from_loader(f"wsock_{rev}", loader=None)
-    assert spec is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    exec(compile(source, f"{rev}:gateway/wsock.py", "exec"), module.__dict__)
-    return module
 
 
 class _Transport:
@@ -107,27 +88,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
-    before = load_revision(args.rev)
+    before = ab.load_revision(args.rev, "gateway/wsock.py")
     rng = random.Random(args.seed)
     chunks = [rng.randbytes(160) for _ in range(args.appends)]
     if drive(before, chunks, args.seed, True) != drive(current, chunks, args.seed, True):
         sys.exit("wsock_ab: the written frames differ")
-    times: dict[str, list[float]] = {"before": [], "after": []}
-    for r in range(args.rounds):
-        order = (("before", before), ("after", current))
-        for name, module in order if r % 2 == 0 else reversed(order):
-            times[name].append(time_once(module, chunks, args.seed))
+    times = ab.alternate(
+        args.rounds, before, current, lambda module: time_once(module, chunks, args.seed)
+    )
     load = os.getloadavg()[0]
     print(
         f"wsock_ab: {args.appends} appends of 160 bytes x {args.rounds} rounds; before = "
         f"{args.rev}, after = working tree; load {load:.2f}; identical frames written"
     )
-    print("| µs CPU per append (JSON + framing, no syscall) | best | median |")
-    print("|---|---|---|")
-    for name, values in times.items():
-        print(f"| {name} | {min(values):.3f} | {statistics.median(values):.3f} |")
-    ratio = statistics.median(a / b for a, b in zip(times["after"], times["before"], strict=True))
-    print(f"after / before, median of the paired rounds: {ratio:.3f}")
+    ab.print_times("µs CPU per append (JSON + framing, no syscall)", times)
 
 
 if __name__ == "__main__":
