@@ -122,12 +122,9 @@ def live_endpoint_for(config: GatewayConfig, simulator: Any = None) -> WsEndpoin
 def _live_endpoint(config: GatewayConfig, simulator: Any) -> WsEndpoint:
     rt = config.realtime
     if simulator is not None:
-        url = getattr(simulator, "live_url", None)
-        if url is None:  # a simulator without the attribute: the same server, the Live path
-            url = str(simulator.url).split("/v1/", 1)[0] + "/v1/live/sessions"
         # The simulator wants a Bearer token as the service does (reference section 12); any
         # will do, and this one is no secret.
-        return WsEndpoint(url, {"Authorization": f"Bearer {SIMULATOR_TOKEN}"})
+        return WsEndpoint(simulator.live_url, {"Authorization": f"Bearer {SIMULATOR_TOKEN}"})
     key = rt.api_key.reveal()
     if rt.provider == "azure":
         if not key:

@@ -139,18 +139,13 @@ def test_endpoints_openai_azure_simulator(tmp_path: Path) -> None:
     assert endpoint.url == "wss://myres.openai.azure.com/openai/v1/live/sessions"
     assert endpoint.headers == {"api-key": "k"}
 
-    class Sim:  # before the simulator has `live_url`: its own server, the Live path
+    class LiveSim:  # the built-in simulator: the same server serves the Live path
         url = "ws://127.0.0.1:4321/v1/realtime"
-
-    endpoint = live_endpoint_for(load(tmp_path, '[realtime]\napi = "live"\n'), Sim())
-    assert endpoint is not None and endpoint.url == "ws://127.0.0.1:4321/v1/live/sessions"
-    assert endpoint.headers == {"Authorization": "Bearer simulator"}  # it wants a token
-
-    class LiveSim(Sim):
         live_url = "ws://127.0.0.1:4321/v1/live/sessions?x"
 
     endpoint = live_endpoint_for(load(tmp_path, '[realtime]\napi = "live"\n'), LiveSim())
     assert endpoint is not None and endpoint.url == LiveSim.live_url
+    assert endpoint.headers == {"Authorization": "Bearer simulator"}  # it wants a token
 
 
 def test_a_live_route_without_a_key_or_simulator_is_an_error(tmp_path: Path) -> None:
