@@ -174,18 +174,20 @@ class LogFigures:
     answered_s: float = 0.0  # SIP-answered time of the calls, summed (see `log_figures`)
     calls: int = 0  # calls with both ends of that time in the log
     trimmed_bytes: int = 0  # bot audio trimmed from the playout queue (call records), summed
+    teardown_s: float = 0.0  # `sip.call.ended` (BYE) -> `call.ended` (teardown over), summed
+    torn_down: int = 0  # calls with both ends of that time in the log
 
 
 def log_figures(log_path: Path) -> LogFigures:
     """Each call's SIP-answered time, `sip.call.answered` (2xx sent) to its `sip.call.ended`
     (BYE), summed, and the `playout_trimmed_bytes` of the `call.ended` records (bot audio the
-    shallow live queue dropped: no metric counts it). Not `srg_call_duration_seconds` for the
-    time: that runs to the end of the call's teardown, which with GPT-Live includes the voice
-    session's graceful close after the BYE (`session.close` -> `session.closed`, the service
-    draining the reply in progress, gateway/live/client.py), a time without RTP; SIP time means
-    the same for both APIs. Lines that are not such JSON records are skipped."""
+    shallow live queue dropped: no metric counts it), and each call's teardown after its BYE
+    (`sip.call.ended` -> `call.ended`: with GPT-Live the voice session's graceful close,
+    `session.close` -> `session.closed`, the service draining the reply in progress,
+    gateway/live/client.py). Lines that are not such JSON records are skipped."""
     figures = LogFigures()
     answered: dict[str, datetime] = {}
+    sip_ended: dict[str, datetime] = {}
     with log_path.open("rb") as log:
         for line in log:
             if b'"sip.call.' not in line and b'"call.ended"' not in line:
@@ -193,10 +195,9 @@ def log_figures(log_path: Path) -> LogFigures:
             try:
                 entry = json.loads(line)
                 event, call_id = entry["event"], entry["call_id"]
+                at = datetime.fromisoformat(entry["ts"])
                 if event == "call.ended":
                     figures.trimmed_bytes += int(entry.get("playout_trimmed_bytes") or 0)
-                    continue
-                at = datetime.fromisoformat(entry["ts"])
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
             if event == "sip.call.answered":
@@ -204,6 +205,10 @@ def log_figures(log_path: Path) -> LogFigures:
             elif event == "sip.call.ended" and call_id in answered:
                 figures.answered_s += (at - answered.pop(call_id)).total_seconds()
                 figures.calls += 1
+                sip_ended[call_id] = at
+            elif event == "call.ended" and call_id in sip_ended:
+                figures.teardown_s += (at - sip_ended.pop(call_id)).total_seconds()
+                figures.torn_down += 1
     return figures
 
 
@@ -238,8 +243,8 @@ class Result:
     api: str = "realtime"
     clock_late_p50_ms: float | None = None
     response_count: int = 0  # srg_response_latency_seconds observations (none in live mode)
-    # Mean time per call from the BYE to the end of its teardown (srg_call_duration_seconds
-    # minus the SIP-answered time): the voice session's close, the call still counted active.
+    # Mean time per call from the BYE to the end of its teardown (`sip.call.ended` ->
+    # `call.ended` in the gateway's log): the voice session's close, the call still active.
     teardown_ms: float | None = None
     trimmed_ms_per_call: float = 0.0  # bot audio trimmed from the playout queue, ms per call
     gateway_rss_idle_mb: float = 0.0  # before the first call
@@ -554,9 +559,6 @@ def run_one(
     # calls' whole SIP-answered time (log_figures says why not the call duration metric).
     logged = log_figures(work / "gateway.log")
     call_s, timed_calls = logged.answered_s, logged.calls
-    duration_s = total(after, "srg_call_duration_seconds_sum") - total(
-        before, "srg_call_duration_seconds_sum"
-    )
     if timed_calls != calls and not problem:
         problem = f"{timed_calls} of {calls} calls answered and ended in the gateway log"
     rtp_in = total(after, "srg_rtp_packets_total", 'direction="in"') - total(
@@ -593,7 +595,9 @@ def run_one(
         clock_late_p99_ms=None if clock is None else clock * 1000,
         clock_late_p50_ms=None if clock50 is None else clock50 * 1000,
         response_count=int(responses),
-        teardown_ms=round((duration_s - call_s) / timed_calls * 1000) if timed_calls else None,
+        teardown_ms=(
+            round(logged.teardown_s / logged.torn_down * 1000) if logged.torn_down else None
+        ),
         trimmed_ms_per_call=round(logged.trimmed_bytes / 8 / calls, 1),
         api=api,
         response_p50_ms=None if p50 is None else p50 * 1000,
@@ -697,7 +701,7 @@ def main() -> None:
     for r in results:
         print(
             f"calls={r.calls} outcomes: {r.outcomes}; teardown after BYE "
-            f"{_fmt(r.teardown_ms)} ms per call (call duration metric - SIP answered time); "
+            f"{_fmt(r.teardown_ms)} ms per call (sip.call.ended -> call.ended in the gateway's log); "
             f"bot audio trimmed from playout {r.trimmed_ms_per_call:g} ms per call"
         )
 
