@@ -66,6 +66,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench._procstat import cpu_times, proc_cpu_s, steal_pct  # noqa: E402
+from bench.rtp_sink import RtpSink  # noqa: E402
 from tests.tools.media import make_test_media  # noqa: E402
 from tests.tools.pcap import write_udp_pcap  # noqa: E402
 from tests.tools.ports import free_port_block  # noqa: E402
@@ -230,6 +231,7 @@ class Result:
     gateway_cpu_pct: float
     simulator_cpu_pct: float
     sipp_cpu_pct: float
+    sink_cpu_pct: float  # bench/rtp_sink.py: the phones' RTP receive side (0 without it)
     steal_pct: float
     rtp_in_per_call_s: float
     rtp_out_per_call_s: float
@@ -250,6 +252,9 @@ class Result:
     gateway_rss_idle_mb: float = 0.0  # before the first call
     gateway_rss_loaded_mb: float = 0.0  # at the end of the window, every call up
     simulator_rss_mb: float = 0.0
+    # What the phones received (bench/rtp_sink.py: every call but the first, whose port SIPp
+    # holds), RTP packets per call per second of SIP-answered time; None without the sink.
+    sink_rtp_per_call_s: float | None = None
     problem: str = ""
 
     @property
@@ -465,12 +470,14 @@ def run_one(
     simulator_load: bool = False,
     simulator_profile: Path | None = None,
     api: str = "realtime",
+    sink: bool = True,
 ) -> Result:
     """One measured run of `calls` concurrent calls; `port_base` starts a block of
     `ports_needed(calls)` free loopback ports (found here when None). `simulator_load` runs the
     simulator with `--load` (its cheap load mode); `simulator_profile` runs it under cProfile,
     writing the profile there when it stops; `api` is the voice API the gateway's calls use
-    ("realtime" or "live")."""
+    ("realtime" or "live"); `sink` receives the gateway's RTP on the phones' ports
+    (bench/rtp_sink.py) instead of leaving them closed."""
     ramp_s = calls / rate
     hold_ms = int((ramp_s + SETTLE_S + window_s + 10) * 1000)
     scenario = write_scenario(work, hold_ms)
@@ -480,15 +487,19 @@ def run_one(
     media_base = rtp_low + 2 * calls + 20
     ports = ProductPorts(gw_sip, sim_port, control, (rtp_low, rtp_low + 2 * calls + 19))
     sipp_proc = None
-    with Product(
-        work,
-        ports,
-        max_calls=calls + 10,
-        rate=rate,
-        simulator_load=simulator_load,
-        simulator_profile=simulator_profile,
-        api=api,
-    ) as product:
+    phones = RtpSink(work, HOST, media_base, calls) if sink else contextlib.nullcontext(None)
+    with (
+        phones as rtp_sink,
+        Product(
+            work,
+            ports,
+            max_calls=calls + 10,
+            rate=rate,
+            simulator_load=simulator_load,
+            simulator_profile=simulator_profile,
+            api=api,
+        ) as product,
+    ):
         gateway, simulator = product.gateway, product.simulator
         assert gateway is not None and simulator is not None
         try:
@@ -522,15 +533,17 @@ def run_one(
             problem = "" if active >= calls else f"only {active:.0f} of {calls} calls came up"
             time.sleep(SETTLE_S)
             m0 = product.metrics()
-            cpu0 = [proc_cpu_s(p.pid) for p in (gateway, simulator, sipp_proc)]
+            pids = [p.pid for p in (gateway, simulator, sipp_proc)]
+            if rtp_sink is not None:
+                pids.append(rtp_sink.pid)
+            cpu0 = [proc_cpu_s(pid) for pid in pids]
             machine0 = cpu_times()
             wall0 = time.monotonic()
             time.sleep(window_s)
             wall = time.monotonic() - wall0
-            cpu = [
-                proc_cpu_s(p.pid) - c
-                for p, c in zip((gateway, simulator, sipp_proc), cpu0, strict=True)
-            ]
+            cpu = [proc_cpu_s(pid) - c for pid, c in zip(pids, cpu0, strict=True)]
+            if rtp_sink is None:
+                cpu.append(0.0)
             steal = steal_pct(machine0, cpu_times())
             m1 = product.metrics()
             rss_loaded = total(m1, "srg_process_resident_memory_bytes")
@@ -549,6 +562,9 @@ def run_one(
                 after = product.metrics()
         finally:
             _stop(sipp_proc)
+            if rtp_sink is not None:
+                rtp_sink.stop()
+    sink_packets = rtp_sink.counts().get("packets") if rtp_sink is not None else None
     outcomes = by_label(after, "srg_calls_total", "outcome")
     for key, value in by_label(before, "srg_calls_total", "outcome").items():
         outcomes[key] = outcomes.get(key, 0.0) - value
@@ -583,6 +599,12 @@ def run_one(
         gateway_cpu_pct=round(100 * cpu[0] / wall, 1),
         simulator_cpu_pct=round(100 * cpu[1] / wall, 1),
         sipp_cpu_pct=round(100 * cpu[2] / wall, 1),
+        sink_cpu_pct=round(100 * cpu[3] / wall, 1),
+        sink_rtp_per_call_s=(
+            round(sink_packets / (call_s * (calls - 1) / calls), 1)
+            if sink_packets is not None and call_s > 0 and calls > 1
+            else None
+        ),
         steal_pct=steal,
         rtp_in_per_call_s=round(rtp_in / call_s, 1) if call_s > 0 else 0.0,
         rtp_out_per_call_s=round(rtp_out / call_s, 1) if call_s > 0 else 0.0,
@@ -640,6 +662,12 @@ def main() -> None:
         help="run the simulator under cProfile and write its profile to FILE (with --calls N, "
         "the last N's run)",
     )
+    parser.add_argument(
+        "--no-sink",
+        action="store_true",
+        help="leave the phones' RTP ports closed, as before bench/rtp_sink.py (every packet the "
+        "gateway sends then costs it an ICMP port unreachable): for comparing with old figures",
+    )
     args = parser.parse_args()
     sipp = shutil.which("sipp")
     missing = [b for b in ("sipp", "espeak-ng", "sox") if shutil.which(b) is None]
@@ -651,7 +679,8 @@ def main() -> None:
     print(
         f"rate={args.rate}/s window={args.window}s cpus={os.cpu_count()} "
         f"load={load[0]:.2f} python={sys.version.split()[0]} "
-        f"simulator={'--load' if args.simulator_load else 'default'} api={args.api}"
+        f"simulator={'--load' if args.simulator_load else 'default'} api={args.api} "
+        f"rtp_sink={'no' if args.no_sink else 'yes'}"
     )
     results = []
     for n in args.calls:
@@ -669,6 +698,7 @@ def main() -> None:
                     simulator_load=args.simulator_load,
                     simulator_profile=profile,
                     api=args.api,
+                    sink=not args.no_sink,
                 )
             )
         except Exception as exc:  # one N failing must not hide the others
@@ -681,10 +711,11 @@ def main() -> None:
     print(
         "| calls | ok / failed | gateway CPU % | µs CPU per call per 20 ms | calls per core "
         "at that cost | RTP in / out per call per s | lost / late / concealed | clock late p50 "
-        "/ p99 ms | response p50 / p95 ms (n) | simulator CPU % | SIPp CPU % | steal % | "
+        "/ p99 ms | response p50 / p95 ms (n) | simulator CPU % | SIPp CPU % | RTP sink CPU % | "
+        "RTP received by the phones per call per s | steal % | "
         "gateway RSS MB idle / loaded | RSS per call KiB | simulator RSS MB | problem |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(
             f"| {r.calls} | {r.ok} / {r.failed} | {r.gateway_cpu_pct} | "
@@ -694,7 +725,8 @@ def main() -> None:
             f"{_fmt(r.clock_late_p50_ms)} / {_fmt(r.clock_late_p99_ms)} | "
             f"{_fmt(r.response_p50_ms)} / {_fmt(r.response_p95_ms)} ({r.response_count}) | "
             f"{r.simulator_cpu_pct} | "
-            f"{r.sipp_cpu_pct} | {r.steal_pct} | {r.gateway_rss_idle_mb} / "
+            f"{r.sipp_cpu_pct} | {r.sink_cpu_pct} | {_fmt(r.sink_rtp_per_call_s)} | "
+            f"{r.steal_pct} | {r.gateway_rss_idle_mb} / "
             f"{r.gateway_rss_loaded_mb} | {r.rss_per_call_kib:.0f} | {r.simulator_rss_mb} | "
             f"{r.problem or ''} |"
         )

@@ -54,6 +54,9 @@ def test_sipp_load_small_run_answers_every_call(tmp_path: Path, api: str) -> Non
     assert 49.0 <= result.rtp_in_per_call_s <= 51.0, result
     assert 49.0 <= result.rtp_out_per_call_s <= 51.0, result
     assert result.lost == 0 and result.late == 0, result
+    # The phones' ports are open (bench/rtp_sink.py) and got the gateway's 50 packets/s.
+    assert result.sink_rtp_per_call_s is not None, result
+    assert 48.0 <= result.sink_rtp_per_call_s <= 51.0, result
     assert result.gateway_cpu_pct > 0 and result.us_per_call_tick > 0
     # RSS from the gateway's srg_process_resident_memory_bytes, the simulator's from /proc.
     assert result.gateway_rss_idle_mb > 10 and result.gateway_rss_loaded_mb > 10, result
@@ -183,6 +186,25 @@ def test_latency_bench_live_short_run_has_every_figure_and_packets_flowed() -> N
     events = result["client_events"]
     assert {e["type"] for e in events} >= {"session.start", "session.close"}, events
     assert live_audit.check_records("bench/latency.py --api live", events) == []
+
+
+def test_io_floor_runs_and_every_datagram_flows() -> None:
+    """bench/io_floor.py (the I/O alone: one receive, one TCP write and one send per call per
+    20 ms): a short run prints its row with 50 datagrams per call per second each way."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "io_floor.py"), "--calls", "5", "--window", "2"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    row = [line for line in proc.stdout.splitlines() if line.startswith("| 5 |")]
+    assert len(row) == 1, proc.stdout
+    cells = [c.strip() for c in row[0].strip("|").split("|")]
+    rate_in, rate_out = (float(x) for x in cells[3].split(" / "))
+    assert 45.0 <= rate_in <= 51.0 and 45.0 <= rate_out <= 51.0, row
+    assert float(cells[2]) > 0, row
 
 
 def test_flood_bench_short_run_call_completes_and_fds_return() -> None:
