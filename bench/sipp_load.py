@@ -107,6 +107,15 @@ def _stop(proc: subprocess.Popen[Any] | None, grace: float = 10.0) -> None:
         proc.wait(timeout=5)
 
 
+def lower_priority(pid: int, nice: int) -> None:
+    """Run a load generator (SIPp, the simulator, the RTP sink) `nice` steps below the
+    gateway: in production the phones and the voice service are other machines, so here they
+    must not take the CPU the gateway's clock needs (0: the same priority)."""
+    if nice > 0:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, pid, os.getpriority(os.PRIO_PROCESS, pid) + nice)
+
+
 def _wait_port(port: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -334,6 +343,7 @@ class Product:
         simulator_load: bool = False,
         simulator_profile: Path | None = None,
         api: str = "realtime",
+        generators_nice: int = 0,
     ) -> None:
         if api not in APIS:
             raise ValueError(f"api must be one of {', '.join(APIS)}, not {api!r}")
@@ -344,6 +354,7 @@ class Product:
         self.rate = rate
         self.simulator_load = simulator_load
         self.simulator_profile = simulator_profile
+        self.generators_nice = generators_nice
         self.simulator: subprocess.Popen[bytes] | None = None
         self.gateway: subprocess.Popen[bytes] | None = None
         self._log: Any = None
@@ -397,6 +408,7 @@ class Product:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
+        lower_priority(self.simulator.pid, self.generators_nice)
         _wait_port(ports.simulator, 20)
         self._log = (work / "gateway.log").open("wb")
         self.gateway = subprocess.Popen(
@@ -471,13 +483,15 @@ def run_one(
     simulator_profile: Path | None = None,
     api: str = "realtime",
     sink: bool = True,
+    generators_nice: int = 0,
 ) -> Result:
     """One measured run of `calls` concurrent calls; `port_base` starts a block of
     `ports_needed(calls)` free loopback ports (found here when None). `simulator_load` runs the
     simulator with `--load` (its cheap load mode); `simulator_profile` runs it under cProfile,
     writing the profile there when it stops; `api` is the voice API the gateway's calls use
     ("realtime" or "live"); `sink` receives the gateway's RTP on the phones' ports
-    (bench/rtp_sink.py) instead of leaving them closed."""
+    (bench/rtp_sink.py) instead of leaving them closed; `generators_nice` runs SIPp, the
+    simulator and the sink that many nice steps below the gateway."""
     ramp_s = calls / rate
     hold_ms = int((ramp_s + SETTLE_S + window_s + 10) * 1000)
     scenario = write_scenario(work, hold_ms)
@@ -498,6 +512,7 @@ def run_one(
             simulator_load=simulator_load,
             simulator_profile=simulator_profile,
             api=api,
+            generators_nice=generators_nice,
         ) as product,
     ):
         gateway, simulator = product.gateway, product.simulator
@@ -522,6 +537,9 @@ def run_one(
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
+            lower_priority(sipp_proc.pid, generators_nice)
+            if rtp_sink is not None:
+                lower_priority(rtp_sink.pid, generators_nice)
             # All calls up?
             deadline = time.monotonic() + ramp_s + 30
             active = 0.0
@@ -668,6 +686,14 @@ def main() -> None:
         help="leave the phones' RTP ports closed, as before bench/rtp_sink.py (every packet the "
         "gateway sends then costs it an ICMP port unreachable): for comparing with old figures",
     )
+    parser.add_argument(
+        "--generators-nice",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run SIPp, the simulator and the RTP sink N nice steps below the gateway (they "
+        "stand for other machines; on this one they compete with the gateway's clock)",
+    )
     args = parser.parse_args()
     sipp = shutil.which("sipp")
     missing = [b for b in ("sipp", "espeak-ng", "sox") if shutil.which(b) is None]
@@ -675,12 +701,14 @@ def main() -> None:
         sys.exit(f"sipp_load: missing {', '.join(missing)} (make peers installs them)")
     if any(n < 1 for n in args.calls) or args.rate <= 0 or args.window <= 0:
         sys.exit("sipp_load: --calls, --rate and --window must be positive")
+    if not 0 <= args.generators_nice <= 19:
+        sys.exit("sipp_load: --generators-nice must be 0..19")
     load = os.getloadavg()
     print(
         f"rate={args.rate}/s window={args.window}s cpus={os.cpu_count()} "
         f"load={load[0]:.2f} python={sys.version.split()[0]} "
         f"simulator={'--load' if args.simulator_load else 'default'} api={args.api} "
-        f"rtp_sink={'no' if args.no_sink else 'yes'}"
+        f"rtp_sink={'no' if args.no_sink else 'yes'} generators_nice={args.generators_nice}"
     )
     results = []
     for n in args.calls:
@@ -699,6 +727,7 @@ def main() -> None:
                     simulator_profile=profile,
                     api=args.api,
                     sink=not args.no_sink,
+                    generators_nice=args.generators_nice,
                 )
             )
         except Exception as exc:  # one N failing must not hide the others
