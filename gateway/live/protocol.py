@@ -31,6 +31,8 @@ MAX_INPUT_MESSAGES = 128
 MAX_INPUT_TOKENS = 8192
 _CHARS_PER_TOKEN = 3
 _TOKENS_PER_MESSAGE = 4
+# A cut turn shorter than this is not worth a message (initial_items).
+_MIN_CUT_CHARS = 60
 # One append holds at most 500 tokens (reference section 7); longer texts are cut.
 MAX_APPEND_TOKENS = 500
 MAX_APPEND_CHARS = MAX_APPEND_TOKENS * _CHARS_PER_TOKEN
@@ -161,16 +163,25 @@ def _estimated_tokens(text: str) -> int:
 
 def initial_items(history: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """(role, text) turns as `InitialItem`s, newest kept: at most MAX_INPUT_MESSAGES and about
-    MAX_INPUT_TOKENS (the oldest are dropped first). Roles: "assistant" (our bot), "system"
-    (a developer message: operator texts, digits notes), anything else "user"."""
+    MAX_INPUT_TOKENS (the oldest are dropped first). The turn that crosses the token budget is
+    cut to its end (the words nearest the present), marked with a leading "…", rather than
+    dropped with everything before it: one long turn, even the newest, must not leave the new
+    session with no history at all. Roles: "assistant" (our bot), "system" (a developer
+    message: operator texts, digits notes), anything else "user"."""
     items: list[dict[str, Any]] = []
     budget = MAX_INPUT_TOKENS
     for role, text in reversed(history):
         if not text:
             continue
-        cost = _estimated_tokens(text)
-        if cost > budget or len(items) >= MAX_INPUT_MESSAGES:
+        if len(items) >= MAX_INPUT_MESSAGES:
             break
+        cost = _estimated_tokens(text)
+        if cost > budget:
+            keep = (budget - _TOKENS_PER_MESSAGE) * _CHARS_PER_TOKEN - 1  # 1 for the mark
+            if keep < _MIN_CUT_CHARS:
+                break
+            text = "…" + text[-keep:]
+            cost = budget
         budget -= cost
         if role == "assistant":
             part: dict[str, Any] = {"type": "output_text", "text": text}
@@ -179,6 +190,8 @@ def initial_items(history: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
             kind = "developer" if role == "system" else "user"
             part = {"type": "input_text", "text": text}
             items.append({"type": "message", "role": kind, "content": [part]})
+        if budget <= 0:
+            break
     items.reverse()
     return items
 

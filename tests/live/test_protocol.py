@@ -98,11 +98,35 @@ def test_history_is_trimmed_oldest_first_to_the_limits() -> None:
     assert len(items) == lp.MAX_INPUT_MESSAGES
     assert items[-1]["content"][0]["text"] == "turn 299"
     assert items[0]["content"][0]["text"] == f"turn {300 - lp.MAX_INPUT_MESSAGES}"
-    long = [("user", "x" * 15000), ("assistant", "y" * 15000), ("user", "last")]
+    long = [("old", "o" * 50), ("user", "ab" * 7500), ("assistant", "y" * 15000), ("user", "last")]
     items = lp.initial_items(long)
-    # 8192 tokens at 3 chars each hold one 15000-char turn (5004 tokens), not two.
-    assert [i["content"][0]["text"][:1] for i in items] == ["y", "l"]
+    # 8192 tokens at 3 chars each hold one 15000-char turn (5004 tokens) and "last" (5): the
+    # turn before them is cut to its end to fill the rest, marked, and older ones dropped.
+    texts = [i["content"][0]["text"] for i in items]
+    assert [t[:1] for t in texts] == ["…", "y", "l"]
+    assert texts[0].endswith("abab") and set(texts[0][1:]) == {"a", "b"}
+    assert len(texts[0]) == (lp.MAX_INPUT_TOKENS - 5004 - 5 - 4) * 3
+    assert sum(len(t) // 3 + 4 for t in texts) <= lp.MAX_INPUT_TOKENS
     assert lp.initial_items([("user", "")]) == []
+
+
+def test_one_turn_over_the_whole_budget_is_cut_not_dropped() -> None:
+    """A single turn longer than the whole budget (a long monologue before a reconnect) used to
+    leave the new session with no history; its end is kept instead."""
+    items = lp.initial_items([("user", "w" * 40000 + "the end")])
+    assert len(items) == 1
+    text = items[0]["content"][0]["text"]
+    assert text.startswith("…") and text.endswith("the end")
+    assert len(text) // 3 + 4 <= lp.MAX_INPUT_TOKENS
+    event = lp.session_start(lp.LiveSessionConfig(), [("user", "w" * 40000)])
+    check_live_client_event(event)
+
+
+def test_a_cut_too_small_to_matter_is_dropped() -> None:
+    # Leaves 8192 - 8180 = 12 tokens: fewer than 60 characters, so the older turn goes.
+    fill = "z" * ((lp.MAX_INPUT_TOKENS - 12 - 4) * 3)
+    items = lp.initial_items([("user", "older turn " * 100), ("assistant", fill)])
+    assert [i["role"] for i in items] == ["assistant"]
 
 
 def test_audio_append_fast_path_is_the_documented_event() -> None:
