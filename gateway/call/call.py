@@ -678,19 +678,20 @@ class LiveCall:
             if task is not current:
                 task.cancel()
         stats: dict[str, Any] = {}
-        try:
-            if self.session is not None:
+        # Media first: SIP is over, so RTP ports, sockets and the clock slot go now, not after
+        # a GPT-Live close that waits seconds for the service to drain (its silence appends are
+        # generated, not read from RTP). Each step alone: one failing must not keep the other.
+        if self.media is not None:
+            try:
+                stats.update(rtp_summary(self.media.close(cause)))
+            except Exception:
+                self._cleanup_failed("media")
+        if self.session is not None:
+            try:
                 await self.session.close()
                 stats.update(accounting.session_summary(self.session))
-            if self.media is not None:
-                stats.update(rtp_summary(self.media.close(cause)))
-        except Exception:
-            # Whatever failed while tearing down, the call is still accounted below (metrics,
-            # record, call.ended): a gauge that never goes down hides every later problem.
-            log.exception(
-                "call cleanup failed",
-                extra={"event": "call.cleanup_failed", "fields": {"call_id": self.call_id}},
-            )
+            except Exception:
+                self._cleanup_failed("voice session")
         duration = ended_at - self.answered_at if self.answered_at is not None else 0.0
         fields: dict[str, Any] = {
             "call_id": self.call_id,
@@ -705,6 +706,14 @@ class LiveCall:
         accounting.account_ended(self, str(cause), duration, stats)
         log_event(log, "call.ended", f"call ended ({cause})", **fields)
         self.services.ended(self)
+
+    def _cleanup_failed(self, what: str) -> None:
+        # The call is still accounted (metrics, record, call.ended) whatever failed.
+        log.exception(
+            "call cleanup failed (%s)",
+            what,
+            extra={"event": "call.cleanup_failed", "fields": {"call_id": self.call_id}},
+        )
 
     # -- session.CallControl: what the voice session's machine asks of the call --------------------
     def answer(self) -> None:
