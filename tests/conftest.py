@@ -180,7 +180,7 @@ def baresip(
 
 @pytest.fixture
 def tshark(tmp_path: Path, ports: InteropPorts, interop_processes: list[ManagedProcess]) -> Capture:
-    require_peer("tshark")
+    require_peer("tshark", "dumpcap")  # dumpcap captures, tshark dissects (both wireshark's)
     work = tmp_path / "capture"
     work.mkdir()
     return Capture(work, ports.all, interop_processes)
