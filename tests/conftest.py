@@ -26,7 +26,13 @@ from tests.tools.gateway_process import LOOPBACK, GatewayProcess, launch_gateway
 from tests.tools.media import MediaFiles, make_test_media
 from tests.tools.peers import require_peer
 from tests.tools.ports import InteropPorts, free_port_block
-from tests.tools.process import LOG_TAIL_LINES, ManagedProcess, attached_logs, tail
+from tests.tools.process import (
+    LOG_TAIL_LINES,
+    TEARDOWN_STOP_S,
+    ManagedProcess,
+    attached_logs,
+    tail,
+)
 from tests.tools.sipp import Sipp
 
 # Still imported from here by suites outside tests/tools' owners (tests/sip, tests/realtime,
@@ -84,12 +90,13 @@ def ports(port_block: int) -> InteropPorts:
 
 @pytest.fixture
 def interop_processes(request: pytest.FixtureRequest) -> Iterator[list[ManagedProcess]]:
-    """Every process a test starts; all are stopped, newest first, at teardown."""
+    """Every process a test starts; all are stopped, newest first, at teardown (SIGTERM, then
+    SIGKILL after TEARDOWN_STOP_S)."""
     processes: list[ManagedProcess] = []
     request.node.interop_logs = []
     yield processes
     for process in reversed(processes):
-        process.stop()
+        process.stop(timeout=TEARDOWN_STOP_S)
 
 
 @pytest.fixture(scope="session")
@@ -173,7 +180,7 @@ def baresip(
 
 @pytest.fixture
 def tshark(tmp_path: Path, ports: InteropPorts, interop_processes: list[ManagedProcess]) -> Capture:
-    require_peer("tshark")
+    require_peer("tshark", "dumpcap")  # dumpcap captures, tshark dissects (both wireshark's)
     work = tmp_path / "capture"
     work.mkdir()
     return Capture(work, ports.all, interop_processes)

@@ -235,9 +235,9 @@ async def start(port_block: int, realtime: RealtimeConfig, **calls: Any) -> Gate
 
 
 def short_sip_timers(gateway: Gateway) -> None:
-    """T1 = 25 ms: the UA forgets a call's transactions 1.6 s (64 x T1) after its end."""
+    """T1 = 10 ms: the UA forgets a call's transactions 0.64 s (64 x T1) after its end."""
     assert gateway.ua is not None
-    gateway.ua.timers = TimerConfig(t1=0.025)
+    gateway.ua.timers = TimerConfig(t1=0.01)
 
 
 @pytest.fixture

@@ -26,7 +26,9 @@ pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="SIPp play_pcap_audio needs a raw socket"),
 ]
 
-BOT_REPLY_MS = 6000
+# The answer streams near real time (pace 1.1: about 3.6 s of generation for 4 s of audio); the
+# caller talks over it about 1.5 s in, while it is still generating, as the test needs.
+BOT_REPLY_MS = 4000
 BARGE_GAP_MS = 2000
 FRAME_MS = 20
 LATE_DELTAS = 3
@@ -41,7 +43,7 @@ def test_barge_in_with_late_deltas_in_real_time_mode(
     ports: InteropPorts,
     tmp_path: Path,
 ) -> None:
-    """The simulator streams the 6 s answer near real time (as the service does), so it is
+    """The simulator streams the 4 s answer near real time (as the service does), so it is
     still generating when the caller talks over it 2 s in; the server cancels it
     (interrupt_response) but deltas already in flight still arrive after speech_started.
     The gateway must drop them by response id: after the barge-in the caller hears only the
@@ -140,7 +142,7 @@ def test_an_idle_caller_is_prompted_then_hung_up_on_with_bye(
     assert byes, "no BYE from the gateway"
 
 
-GREETING_MS = 6000
+GREETING_MS = 4000  # still generating (pace 1.1) when the digit comes 1.5 s into the call
 
 
 def test_dtmf_barge_in_cancels_before_truncating_while_deltas_still_stream(

@@ -152,9 +152,12 @@ def test_websocket_killed_mid_call_next_turn_still_works(
     _assert_second_turn_answered_on_the_wire(sim, tshark, ports, dropped_at, gw)
 
 
-SESSION_CAP_S = 30
-ROLLOVER_MARGIN_S = 10
-SECOND_TURN_AT_MS = 23_000  # after the rollover (cap - margin = 20 s), before the cap
+# The first turn (hello from 0.6 s, its answer) is over by about 5 s; the rollover may start at
+# cap - margin = 9 s at a silence; the second turn comes after it, before the cap, and the call
+# (about 16 s) ends before the new session reaches its own rollover point (9 s after it opened).
+SESSION_CAP_S = 15
+ROLLOVER_MARGIN_S = 6
+SECOND_TURN_AT_MS = 10_500
 
 
 def test_rollover_before_the_session_cap_keeps_the_call(

@@ -3,6 +3,7 @@ real-peer tests lay their parties out inside one block."""
 
 from __future__ import annotations
 
+import os
 import random
 import socket
 from dataclasses import dataclass
@@ -12,6 +13,22 @@ from dataclasses import dataclass
 _PORT_RANGE = (20000, 60000)
 _BLOCK = 40
 _handed_out: set[int] = set()
+
+
+def _worker_range() -> tuple[int, int]:
+    """This process's share of _PORT_RANGE. Under pytest-xdist each worker (PYTEST_XDIST_WORKER
+    gwN of PYTEST_XDIST_WORKER_COUNT) draws from its own slice, so two workers never hand out
+    the same block (a block checked free by one could be bound a moment later by the other's
+    gateway). The variables reach the gateway and bench subprocesses a test starts, so they
+    stay in their test's slice too."""
+    low, high = _PORT_RANGE
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
+    if not worker.startswith("gw") or not worker[2:].isdigit() or count <= 1:
+        return low, high
+    share = (high - low) // count
+    index = int(worker[2:]) % count
+    return low + index * share, low + (index + 1) * share
 
 
 def _port_free(port: int) -> bool:
@@ -29,8 +46,9 @@ def _port_free(port: int) -> bool:
 def free_port_block(size: int = _BLOCK) -> int:
     """Return the first port of `size` consecutive ports free on 127.0.0.1 (UDP and TCP)."""
     rng = random.Random()
+    low, high = _worker_range()
     for _ in range(200):
-        base = rng.randrange(_PORT_RANGE[0], _PORT_RANGE[1] - size, 2)
+        base = rng.randrange(low, high - size, 2)
         block = range(base, base + size)
         if any(p in _handed_out for p in block):
             continue

@@ -12,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-STOP_TIMEOUT_S = 12.0  # the gateway drains calls for up to 10 s (--drain-timeout default)
+STOP_TIMEOUT_S = 12.0  # a test's own stop(): time for the gateway to drain and exit
+# A fixture's teardown, once the test is over: how the process exits is not what any test is
+# about then (none reads the return code), so a gateway still draining a call the test left up
+# (the default drain is 30 s, and a BYE to a caller that is gone waits for Timer F) is killed
+# after this instead of holding the suite for STOP_TIMEOUT_S. Tests of the drain itself
+# (tests/interop/test_drain.py, test_dispatcher.py) stop and wait for the process in the test.
+TEARDOWN_STOP_S = 2.0
 LOG_TAIL_LINES = 80
 
 
