@@ -9,7 +9,7 @@ ARGS   ?=
 # namespaces tests/security uses as foreign hosts). Installed when missing.
 PEER_PKGS := sip-tester baresip-core kamailio kamailio-tls-modules tshark sox libsox-fmt-all \
              espeak-ng iproute2
-PEER_BINS := sipp baresip kamailio tshark sox espeak-ng ip
+PEER_BINS := sipp baresip kamailio tshark dumpcap sox espeak-ng ip
 # Files of peers that are not commands (Kamailio's TLS module: SIP over TLS interop, issue 13).
 PEER_FILES := /usr/lib/*/kamailio/modules/tls.so
 
