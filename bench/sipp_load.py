@@ -484,6 +484,7 @@ def run_one(
     api: str = "realtime",
     sink: bool = True,
     generators_nice: int = 0,
+    margin_s: float = 10.0,
 ) -> Result:
     """One measured run of `calls` concurrent calls; `port_base` starts a block of
     `ports_needed(calls)` free loopback ports (found here when None). `simulator_load` runs the
@@ -491,9 +492,10 @@ def run_one(
     writing the profile there when it stops; `api` is the voice API the gateway's calls use
     ("realtime" or "live"); `sink` receives the gateway's RTP on the phones' ports
     (bench/rtp_sink.py) instead of leaving them closed; `generators_nice` runs SIPp, the
-    simulator and the sink that many nice steps below the gateway."""
+    simulator and the sink that many nice steps below the gateway; `margin_s` is how long each
+    call holds beyond the ramp, the settling and the window (slow call set-up eats into it)."""
     ramp_s = calls / rate
-    hold_ms = int((ramp_s + SETTLE_S + window_s + 10) * 1000)
+    hold_ms = int((ramp_s + SETTLE_S + window_s + margin_s) * 1000)
     scenario = write_scenario(work, hold_ms)
     base = free_port_block(ports_needed(calls)) if port_base is None else port_base
     gw_sip, sim_port, control, sipp_sip = base, base + 1, base + 2, base + 3
