@@ -58,6 +58,7 @@ from gateway.signalling_tls import SignallingTls
 from gateway.webhooks import Webhooks
 from sip.admission import Admission
 from sip.registration import REGISTERED, RegistrationClient
+from sip.timers import TimerConfig
 from sip.tls import TlsError
 from sip.transport import Transport
 from sip.uac_auth import bind_hops
@@ -152,6 +153,7 @@ class Gateway:
             self.transport,
             advertised_host=sip.advertised_host or None,
             user_agent=sip.user_agent,
+            timers=TimerConfig(t1=sip.timer_t1_ms / 1000),
             max_calls=sip.max_calls,
             admission=Admission(admission_policy(sip)),
             inbound_auth=inbound_auth(sip),

@@ -571,6 +571,9 @@ def test_rtp_port_quarantine_default_zero_and_env(tmp_path: Path) -> None:
         ("[sip]\ntcp_message_deadline_s = 0\n", "sip.tcp_message_deadline_s: 0.0 must be > 0"),
         ("[sip]\ntcp_max_header_bytes = 100\n", "sip.tcp_max_header_bytes: 100 is not in"),
         ("[sip]\ntcp_max_body_bytes = 70000\n", "sip.tcp_max_body_bytes: 70000 is not in"),
+        ("[sip]\ntimer_t1_ms = 50\n", "sip.timer_t1_ms: 50 is not in 100-5000"),
+        ("[sip]\ntimer_t1_ms = 60000\n", "sip.timer_t1_ms: 60000 is not in 100-5000"),
+        ("[sip]\ntimer_t1_ms = 0\n", "sip.timer_t1_ms: 0 is not in 100-5000"),
     ],
 )
 def test_sip_limit_errors_name_the_key(tmp_path: Path, toml: str, needle: str) -> None:
@@ -781,3 +784,27 @@ def test_settings_protocols_name_fields_of_the_config_section(
         wanted = typing.get_type_hints(vars(protocol)[name].fget)["return"]
         if isinstance(wanted, type) and not getattr(wanted, "_is_protocol", False):
             assert hints[name] == wanted, f"{protocol_name}.{name}: {wanted} != {hints[name]}"
+
+
+async def test_sip_timer_t1_reaches_the_user_agent(tmp_path: Path, port_block: int) -> None:
+    """sip.timer_t1_ms is RFC 3261's T1 for every transaction of the process (500 ms unless
+    set; also from SRG_SIP_TIMER_T1_MS): Timer H, B and F are 64 x T1."""
+    import asyncio
+
+    from gateway.serve import Gateway
+
+    assert load_config(None, env={}).sip.timer_t1_ms == 500
+    assert load_config(None, env={"SRG_SIP_TIMER_T1_MS": "250"}).sip.timer_t1_ms == 250
+    toml = (
+        f'[sip]\nhost = "127.0.0.1"\nport = {port_block}\ntransports = ["udp"]\n'
+        "timer_t1_ms = 200\n"
+        f"[media]\nrtp_port_min = {port_block + 10}\nrtp_port_max = {port_block + 19}\n"
+        "[control]\nenabled = false\n"
+    )
+    gateway = Gateway(load_config(write(tmp_path, toml), env={}))
+    await asyncio.wait_for(gateway.start(), 10)
+    try:
+        assert gateway.ua is not None
+        assert gateway.ua.timers.t1 == 0.2 and gateway.ua.timers.timeout == pytest.approx(12.8)
+    finally:
+        await asyncio.wait_for(gateway.stop(drain_timeout=0), 10)

@@ -134,6 +134,10 @@ class SipConfig:
     tcp_message_deadline_s: float = 10.0
     tcp_max_header_bytes: int = 16384
     tcp_max_body_bytes: int = 32768
+    # RFC 3261 T1 (the round-trip estimate every transaction timer derives from: retransmits
+    # from T1, give-ups such as Timer B/F/H at 64 x T1). 500 ms is the RFC's default; a closed
+    # low-latency network may lower it, a long satellite path raise it.
+    timer_t1_ms: int = 500
     tls: TlsConfig = field(default_factory=TlsConfig)
 
 

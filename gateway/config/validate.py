@@ -34,6 +34,11 @@ from gateway.config.schema import (
     SipConfig,
 )
 
+# sip.timer_t1_ms bounds: below 100 ms retransmissions flood a path with any real delay; above
+# 5 s a lost INVITE response waits minutes for Timer H (64 x T1).
+MIN_T1_MS = 100
+MAX_T1_MS = 5000
+
 
 def _validate_admission(sip: SipConfig) -> None:
     if not 0 < sip.invite_rate_per_source <= 10000:
@@ -92,6 +97,11 @@ def _validate_sip_limits(sip: SipConfig) -> None:
             raise ConfigError(f"sip.{key}: {getattr(sip, key)} must be at least 1")
     if not sip.tcp_message_deadline_s > 0:
         raise ConfigError(f"sip.tcp_message_deadline_s: {sip.tcp_message_deadline_s} must be > 0")
+    if not MIN_T1_MS <= sip.timer_t1_ms <= MAX_T1_MS:
+        raise ConfigError(
+            f"sip.timer_t1_ms: {sip.timer_t1_ms} is not in {MIN_T1_MS}-{MAX_T1_MS} "
+            "(RFC 3261 T1 in milliseconds; 500 is the default)"
+        )
     # 65535 is the cap on a whole message (sip.transport DEFAULT_MAX_MESSAGE).
     for key, low in (("tcp_max_header_bytes", 1024), ("tcp_max_body_bytes", 0)):
         value = getattr(sip, key)
