@@ -38,6 +38,23 @@ async def test_open_session_closes_on_refused_config(sim):
     await asyncio.wait_for(session.closed.wait(), 5)
 
 
+def test_cli_freezes_its_start_up_heap():
+    """`simulator` freezes what start-up allocated (the SDK's models among it) before serving,
+    so that full collections walk only the sessions' objects (issue 14)."""
+    import gc
+
+    from gateway.realtime.simulator.cli import settle_heap
+    from gateway.realtime.simulator.sdk import cached_sdk_validator
+
+    cached_sdk_validator()
+    try:
+        frozen = settle_heap()
+        assert frozen == gc.get_freeze_count() > 10_000
+        assert gc.get_count()[0] == 0  # collected first: no start-up garbage frozen with it
+    finally:
+        gc.unfreeze()
+
+
 def test_cli_rejects_missing_reply_file(capsys):
     from gateway.cli import main
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +71,5 @@ class Response:
     output: list[Item] = field(default_factory=list)
     cancel_reason: str | None = None
     done: bool = False
-    task: asyncio.Task[None] | None = None
     outcome: str = "completed"  # RESPONSE_OUTCOMES
     late_deltas_sent: int = 0  # deltas sent after the cancel (in flight, as on the service)

@@ -66,7 +66,11 @@ class Responses:
         deferred, self._deferred_transcriptions = self._deferred_transcriptions, []
         for completed in deferred:
             await self.send(completed)
-        response.task = self.spawn(self._generate(response, params or {}))
+        # The task is not kept in the Response: cancelled when the session ends, it would hold
+        # its coroutine's frames (through its CancelledError), and they the session, a cycle
+        # that kept every session ended during a response, with all its conversation audio,
+        # until a full collection (issue 14, tests/realtime/test_simulator_freed.py).
+        self.spawn(self._generate(response, params or {}))
 
     def _response_wire(
         self, response: Response, status: str, usage: dict[str, Any] | None = None
