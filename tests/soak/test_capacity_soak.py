@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.rtp_sink import RtpSink
 from bench.sipp_load import (
     Product,
     ProductPorts,
@@ -101,7 +102,8 @@ def test_calls_held_for_minutes_fail_none_and_leak_nothing(tmp_path: Path) -> No
     pairs = CALLS * (1 + math.ceil(QUARANTINE_S / HOLD_S)) + 10
     assert pairs >= pairs_needed(CALLS, QUARANTINE_S, min_call_s=HOLD_S)
     # gateway SIP, simulator, control, SIPp SIP | RTP range | SIPp media: -mp + 4 x call number
-    # (mod 10000), sent from a raw socket, never bound.
+    # (mod 10000), sent from a raw socket; bench/rtp_sink.py binds and drains them (the phones'
+    # receive side: without it every RTP packet drew an ICMP port unreachable).
     media_span = 4 * min(total_calls, 2500) + 8
     base = free_port_block(4 + 2 * pairs + media_span)
     ports = ProductPorts(base, base + 1, base + 2, (base + 4, base + 4 + 2 * pairs - 1))
@@ -109,7 +111,11 @@ def test_calls_held_for_minutes_fail_none_and_leak_nothing(tmp_path: Path) -> No
     scenario = write_scenario(tmp_path, int(HOLD_S * 1000))
     samples: list[Sample] = []
 
-    with Product(tmp_path, ports, max_calls=CALLS + 10, rate=RATE, simulator_load=True) as product:
+    phones = RtpSink(tmp_path, "127.0.0.1", media_base, min(total_calls, 2500))
+    with (
+        phones,
+        Product(tmp_path, ports, max_calls=CALLS + 10, rate=RATE, simulator_load=True) as product,
+    ):
         assert product.simulator is not None
         simulator_pid = product.simulator.pid
 
@@ -170,6 +176,7 @@ def test_calls_held_for_minutes_fail_none_and_leak_nothing(tmp_path: Path) -> No
             interval=0.5,
         )
         after = product.metrics()
+    received = phones.counts()
 
     outcomes = by_label(after, "srg_calls_total", "outcome")
     for key, value in by_label(before, "srg_calls_total", "outcome").items():
@@ -201,12 +208,14 @@ def test_calls_held_for_minutes_fail_none_and_leak_nothing(tmp_path: Path) -> No
             "warm": asdict(warm),
             "simulator_warm": asdict(sim_warm),
             "last_full": asdict(last),
+            "rtp_received_by_the_phones": received,
         },
     )
     print(report)
 
     assert sipp_rc == 0, errors
     assert outcomes == {"remote_bye": total_calls}, outcomes
+    assert received.get("packets", 0) > 0, f"the phones received no RTP: {received}"
     # The span measured is the soak asked for: from minute 1 to (about) its end.
     assert last.t - warm.t >= (MINUTES * 60 - WARMUP_S) * 0.9, (warm, last)
     growth = (last.gateway_rss - warm.gateway_rss) / warm.gateway_rss
