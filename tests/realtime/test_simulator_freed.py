@@ -33,7 +33,7 @@ from websockets.exceptions import ConnectionClosed
 from gateway.live.simulator.options import LiveSimulatorOptions
 from gateway.realtime.simulator import Simulator, SimulatorOptions
 from tests.realtime.conftest import silence, speech_like
-from tests.test_call_freed import RefcountOnly, _holders
+from tests.tools.refcount import RefcountOnly, collector_off, holders, loop_policy
 from tests.tools.wait import async_wait_until
 
 T = 10.0  # bound of every wait, never a timing assertion
@@ -46,26 +46,13 @@ ENDS = ["close", "client_drop", "simulator_drop", "close_mid_output", "client_dr
 
 @pytest.fixture(params=["asyncio", "uvloop"])
 def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
-    if request.param == "uvloop":
-        import uvloop
-
-        return uvloop.EventLoopPolicy()
-    return asyncio.DefaultEventLoopPolicy()
+    return loop_policy(request.param)
 
 
 @pytest.fixture
 def refcount_only(monkeypatch: pytest.MonkeyPatch) -> Iterator[RefcountOnly]:
     """The cyclic collector off for the test (restored after), `gc.collect` recorded, not run."""
-    was = gc.isenabled()
-    refcount = RefcountOnly()
-    refcount.collect()
-    monkeypatch.setattr(gc, "collect", refcount.record)
-    gc.disable()
-    try:
-        yield refcount
-    finally:
-        if was:
-            gc.enable()
+    yield from collector_off(monkeypatch)
 
 
 @pytest.fixture
@@ -216,7 +203,7 @@ async def test_a_finished_session_is_freed_without_the_collector(
 
     def report() -> str:
         obj = ref()
-        return f"the {api} session ({end}) still held by:\n{_holders(obj) if obj else '?'}"
+        return f"the {api} session ({end}) still held by:\n{holders(obj) if obj else '?'}"
 
     await async_wait_until(lambda: ref() is None, T, report)
     assert _gateway_garbage(refcount_only) == []
