@@ -210,6 +210,9 @@ async def test_a_finished_session_is_freed_without_the_collector(
     assert refcount_only.collections == []  # nothing asked for a collection meanwhile
 
 
+# One loop: what the simulator's own lines keep does not depend on it (tracemalloc counts
+# Python allocations), and uvloop is the loop `simulator --load` and `run` use.
+@pytest.mark.parametrize("event_loop_policy", ["uvloop"], indirect=True)
 async def test_memory_stays_flat_over_sessions_beyond_keep_sessions(
     simulator: Callable[..., Awaitable[Simulator]], refcount_only: RefcountOnly
 ) -> None:
