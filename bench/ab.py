@@ -6,15 +6,73 @@ paired after/before ratios: on a shared machine, compare the ratio, not the abso
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
+import random
 import statistics
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from gateway.media.rtp import RtpPacket
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+PTIME_S = 0.020
+SAMPLES = 160  # 20 ms of G.711
+
+
+def parser(doc: str | None) -> argparse.ArgumentParser:
+    """The command line every A/B bench takes: `--rev` (the 'before' revision) and `--rounds`;
+    each adds its own input options."""
+    parser = argparse.ArgumentParser(
+        description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rev", default="HEAD", help="the 'before' revision (default HEAD)")
+    parser.add_argument("--rounds", type=int, default=12)
+    return parser
+
+
+def jittered_packets(
+    count: int,
+    jitter_ms: float,
+    loss: float,
+    seed: int,
+    event: Callable[[int], bytes] | None = None,
+) -> list[tuple[float, RtpPacket]]:
+    """(arrival, packet) in arrival order: 20 ms PCMU packets whose payload tags their sequence
+    number, each with 0-`jitter_ms` of random extra transit (so some overtake others), `loss`
+    of them dropped. `event(i)`, when given, returns the RFC 4733 payload (PT 101, marker set)
+    that replaces packet i, or b"" to keep its audio."""
+    rng = random.Random(seed)
+    events = []
+    for i in range(count):
+        if rng.random() < loss:
+            continue
+        ts = (5000 + i * SAMPLES) & 0xFFFFFFFF
+        seq = (1000 + i) & 0xFFFF
+        digit = event(i) if event is not None else b""
+        if digit:
+            packet = RtpPacket(101, seq, ts, 0x1234, digit, marker=True)
+        else:
+            packet = RtpPacket(0, seq, ts, 0x1234, bytes([i & 0x7F]) * SAMPLES)
+        events.append((1.0 + i * PTIME_S + rng.uniform(0, jitter_ms / 1000), packet))
+    events.sort(key=lambda e: e[0])
+    return events
+
+
+def cpu_us_per_item(run: Callable[[], Any], items: int) -> float:
+    """Process CPU µs per item for one call of `run`."""
+    start = time.process_time_ns()
+    run()
+    return (time.process_time_ns() - start) / 1000 / items
 
 
 def load_revision(rev: str, path: str) -> ModuleType:

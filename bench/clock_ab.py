@@ -103,13 +103,9 @@ def time_once(module: ModuleType, args: argparse.Namespace) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rev", default="HEAD", help="the 'before' revision (default HEAD)")
+    parser = ab.parser(__doc__)
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=20.0, help="virtual seconds per pass")
-    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--late-ms", type=float, default=2.0)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()

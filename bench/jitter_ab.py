@@ -14,12 +14,9 @@ same machine load: on a shared machine compare the ratio, not the absolute figur
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
-import random
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -29,26 +26,8 @@ sys.path.insert(0, str(ROOT))
 
 from bench import ab  # noqa: E402
 from gateway.media import jitter as current  # noqa: E402
-from gateway.media.rtp import RtpPacket  # noqa: E402
 
-PTIME_S = 0.020
-SAMPLES = 160
-
-
-def make_input(count: int, jitter_ms: float, loss: float, seed: int) -> list[tuple[float, Any]]:
-    """(arrival, packet) in arrival order; the payload tags its sequence number."""
-    rng = random.Random(seed)
-    events = []
-    for i in range(count):
-        if rng.random() < loss:
-            continue
-        payload = bytes([i & 0x7F]) * SAMPLES
-        packet = RtpPacket(
-            0, (1000 + i) & 0xFFFF, (5000 + i * SAMPLES) & 0xFFFFFFFF, 0x1234, payload
-        )
-        events.append((1.0 + i * PTIME_S + rng.uniform(0, jitter_ms / 1000), packet))
-    events.sort(key=lambda e: e[0])
-    return events
+PTIME_S = ab.PTIME_S
 
 
 def drive(module: ModuleType, events: list[tuple[float, Any]], keep: bool) -> tuple[list, Any]:
@@ -68,33 +47,27 @@ def drive(module: ModuleType, events: list[tuple[float, Any]], keep: bool) -> tu
     return frames, jb.stats
 
 
-def time_once(module: ModuleType, events: list[tuple[float, Any]]) -> float:
-    """Process CPU µs per packet for one pass."""
-    start = time.process_time_ns()
-    drive(module, events, keep=False)
-    return (time.process_time_ns() - start) / 1000 / len(events)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rev", default="HEAD", help="the 'before' revision (default HEAD)")
+    parser = ab.parser(__doc__)
     parser.add_argument("--packets", type=int, default=20000)
-    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--jitter-ms", type=float, default=5.0)
     parser.add_argument("--loss", type=float, default=0.001)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     before = ab.load_revision(args.rev, "gateway/media/jitter.py")
-    events = make_input(args.packets, args.jitter_ms, args.loss, args.seed)
+    events = ab.jittered_packets(args.packets, args.jitter_ms, args.loss, args.seed)
     frames_a, stats_a = drive(before, events, keep=True)
     frames_b, stats_b = drive(current, events, keep=True)
     same_frames = [tuple(f) for f in frames_a] == [tuple(f) for f in frames_b]
     same_stats = dataclasses.asdict(stats_a) == dataclasses.asdict(stats_b)
     if not (same_frames and same_stats):
         sys.exit(f"jitter_ab: outputs differ (frames {same_frames}, stats {same_stats})")
-    times = ab.alternate(args.rounds, before, current, lambda module: time_once(module, events))
+    times = ab.alternate(
+        args.rounds,
+        before,
+        current,
+        lambda module: ab.cpu_us_per_item(lambda: drive(module, events, False), len(events)),
+    )
     load = os.getloadavg()[0]
     print(
         f"jitter_ab: {len(events)} packets x {args.rounds} rounds, jitter 0-{args.jitter_ms:g} ms, "

@@ -67,12 +67,8 @@ def time_once(module: ModuleType, args: argparse.Namespace) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rev", default="HEAD", help="the 'before' revision (default HEAD)")
+    parser = ab.parser(__doc__)
     parser.add_argument("--ticks", type=int, default=50000)
-    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--speech-frames", type=int, default=100, help="ticks the bot speaks")
     parser.add_argument("--silence-frames", type=int, default=150, help="then silent ticks")
     parser.add_argument("--idle-policy", default="silence", choices=("silence", "comfort_noise"))

@@ -16,13 +16,10 @@ machine compare the ratio, not the absolute figures.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import os
-import random
 import struct
 import sys
-import time
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -32,34 +29,26 @@ sys.path.insert(0, str(ROOT))
 
 from bench import ab  # noqa: E402
 from gateway.media import stream as current  # noqa: E402
-from gateway.media.rtp import RtpPacket  # noqa: E402
 
-PTIME_S = 0.020
-SAMPLES = 160
+PTIME_S = ab.PTIME_S
 PEER = ("127.0.0.1", 40000)
-TE_PT = 101
+TE_PT = 101  # the payload type ab.jittered_packets gives event packets
 _EVENT = struct.Struct("!BBH")  # RFC 4733 2.3: event, E|R|volume, duration
 
 
 def make_input(
     count: int, jitter_ms: float, loss: float, dtmf_every: int, seed: int
 ) -> list[tuple[float, bytes]]:
-    """(arrival, datagram) in arrival order."""
-    rng = random.Random(seed)
-    events = []
-    for i in range(count):
-        if rng.random() < loss:
-            continue
-        ts = (5000 + i * SAMPLES) & 0xFFFFFFFF
-        seq = (1000 + i) & 0xFFFF
+    """(arrival, datagram) in arrival order; every `dtmf_every`th packet an RFC 4733 end
+    packet of digit 5 in the same sequence space."""
+
+    def event(i: int) -> bytes:
         if dtmf_every and i % dtmf_every == dtmf_every - 1:
-            payload = _EVENT.pack(5, 0x80 | 10, SAMPLES)  # digit 5, end bit set
-            packet = RtpPacket(TE_PT, seq, ts, 0x1234, payload, marker=True)
-        else:
-            packet = RtpPacket(0, seq, ts, 0x1234, bytes([i & 0x7F]) * SAMPLES)
-        events.append((1.0 + i * PTIME_S + rng.uniform(0, jitter_ms / 1000), packet.encode()))
-    events.sort(key=lambda e: e[0])
-    return events
+            return _EVENT.pack(5, 0x80 | 10, ab.SAMPLES)  # digit 5, end bit set
+        return b""
+
+    packets = ab.jittered_packets(count, jitter_ms, loss, seed, event)
+    return [(arrival, packet.encode()) for arrival, packet in packets]
 
 
 def drive(module: ModuleType, events: list[tuple[float, bytes]], keep: bool) -> tuple[list, Any]:
@@ -83,20 +72,9 @@ def drive(module: ModuleType, events: list[tuple[float, bytes]], keep: bool) -> 
     return [tuple(f) for f in frames] + [(d.digit,) for d in digits], stream.snapshot()
 
 
-def time_once(module: ModuleType, events: list[tuple[float, bytes]]) -> float:
-    """Process CPU µs per packet for one pass."""
-    start = time.process_time_ns()
-    drive(module, events, keep=False)
-    return (time.process_time_ns() - start) / 1000 / len(events)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rev", default="HEAD", help="the 'before' revision (default HEAD)")
+    parser = ab.parser(__doc__)
     parser.add_argument("--packets", type=int, default=20000)
-    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--jitter-ms", type=float, default=5.0)
     parser.add_argument("--loss", type=float, default=0.001)
     parser.add_argument("--dtmf-every", type=int, default=500, help="0: no event packets")
@@ -110,7 +88,12 @@ def main() -> None:
     same_stats = dataclasses.asdict(stats_a) == dataclasses.asdict(stats_b)
     if not (same_out and same_stats):
         sys.exit(f"stream_ab: outputs differ (frames/digits {same_out}, stats {same_stats})")
-    times = ab.alternate(args.rounds, before, current, lambda module: time_once(module, events))
+    times = ab.alternate(
+        args.rounds,
+        before,
+        current,
+        lambda module: ab.cpu_us_per_item(lambda: drive(module, events, False), len(events)),
+    )
     load = os.getloadavg()[0]
     print(
         f"stream_ab: {len(events)} datagrams x {args.rounds} rounds, jitter 0-{args.jitter_ms:g} ms, "

@@ -16,7 +16,6 @@ same machine load: on a shared machine compare the ratio, not the absolute figur
 
 from __future__ import annotations
 
-import argparse
 import os
 import random
 import sys
@@ -80,12 +79,8 @@ def time_once(module: ModuleType, chunks: list[bytes], seed: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--rev", default="HEAD", help="the 'before' revision (default HEAD)")
+    parser = ab.parser(__doc__)
     parser.add_argument("--appends", type=int, default=50000)
-    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
     before = ab.load_revision(args.rev, "gateway/wsock.py")
