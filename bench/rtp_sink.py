@@ -129,9 +129,7 @@ def main() -> None:
             while True:
                 try:
                     n = recv_into(buf)
-                except (BlockingIOError, InterruptedError):
-                    break
-                except OSError:
+                except OSError:  # drained (BlockingIOError) or the socket failed: next one
                     break
                 if key.data:
                     rtcp_packets += 1

@@ -5,23 +5,20 @@ RTP ports, sockets or clock slot. The call is still counted until that close end
 from __future__ import annotations
 
 import asyncio
-import logging
-from collections.abc import Iterator
 
 import pytest
 
 from gateway.call.session import CallSession
 from gateway.realtime.simulator import Simulator
 from tests.test_app import TIMEOUT, EventLog, Uac, offer_sdp, status_of
-from tests.test_call_freed import simulator, start, uac, voice_config  # noqa: F401 (fixtures)
-from tests.tools.eventlog import captured_events
+from tests.test_call_freed import (  # noqa: F401 (fixtures)
+    events,
+    simulator,
+    start,
+    uac,
+    voice_config,
+)
 from tests.tools.wait import async_wait_until
-
-
-@pytest.fixture
-def events() -> Iterator[EventLog]:
-    with captured_events(logging.INFO) as handler:
-        yield handler
 
 
 @pytest.mark.parametrize("api", ["realtime", "live"])
@@ -29,7 +26,7 @@ async def test_media_is_released_while_the_voice_session_still_closes(
     port_block: int,
     simulator: Simulator,  # noqa: F811
     uac: Uac,  # noqa: F811
-    events: EventLog,
+    events: EventLog,  # noqa: F811
     api: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
