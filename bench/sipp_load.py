@@ -582,8 +582,7 @@ def run_one(
                 after = product.metrics()
         finally:
             _stop(sipp_proc)
-            if rtp_sink is not None:
-                rtp_sink.stop()
+    # The `with` stopped the sink, which then wrote what it received.
     sink_packets = rtp_sink.counts().get("packets") if rtp_sink is not None else None
     outcomes = by_label(after, "srg_calls_total", "outcome")
     for key, value in by_label(before, "srg_calls_total", "outcome").items():
