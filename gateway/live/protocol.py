@@ -24,18 +24,26 @@ DEFAULT_LIVE_MODEL = "gpt-live-1"
 DEFAULT_DELEGATION_MODEL = "gpt-5-mini"
 G711_RATE = 8000  # openai.types.live.audio_format: "G.711 audio uses 8000 Hz"
 LIVE_FORMATS = ("audio/pcmu", "audio/pcma")
+# Token estimates, one rule for every limit below (`text_cost`, in sixths of a token so that
+# it stays in integers): an ASCII character is 1/3 of a token (2 sixths: a conservative bound
+# for English and most European text), any other character half a token per UTF-8 byte (3
+# sixths per byte: CJK 1.5 tokens, emoji 2). Text in other scripts takes more tokens per
+# character, and 3 characters per token would let non-Latin text past the service's caps.
+_SIXTHS = 6
+_ASCII_SIXTHS = 2
+_OTHER_SIXTHS_PER_BYTE = 3
 # Start-up history limits (reference section 2, `input`): 128 messages and 8,192 rendered
-# tokens by default. Tokens are estimated at 3 characters each (a conservative bound for
-# English and most European text), plus 4 per message for its framing.
+# tokens by default, plus 4 tokens per message for its framing.
 MAX_INPUT_MESSAGES = 128
 MAX_INPUT_TOKENS = 8192
-_CHARS_PER_TOKEN = 3
 _TOKENS_PER_MESSAGE = 4
+_CUT_MARK = "…"  # leads a turn cut to its end (initial_items)
 # A cut turn shorter than this is not worth a message (initial_items).
 _MIN_CUT_CHARS = 60
-# One append holds at most 500 tokens (reference section 7); longer texts are cut.
+# One append holds at most 500 tokens (reference section 7); longer texts are cut. No text of
+# more than MAX_APPEND_CHARS characters fits (all ASCII, 3 per token).
 MAX_APPEND_TOKENS = 500
-MAX_APPEND_CHARS = MAX_APPEND_TOKENS * _CHARS_PER_TOKEN
+MAX_APPEND_CHARS = MAX_APPEND_TOKENS * _SIXTHS // _ASCII_SIXTHS
 
 LiveFormat = Literal["audio/pcmu", "audio/pcma"]
 
@@ -157,8 +165,47 @@ def format_for_codec(codec: str) -> LiveFormat:
     raise ValueError(f"GPT-Live takes G.711 only (PCMU, PCMA), not {codec!r}")
 
 
-def _estimated_tokens(text: str) -> int:
-    return len(text) // _CHARS_PER_TOKEN + _TOKENS_PER_MESSAGE
+def text_cost(text: str) -> int:
+    """`text`'s estimated tokens, in sixths of a token (see _SIXTHS above)."""
+    ascii_chars = len(text.encode("ascii", "ignore"))
+    other_bytes = len(text.encode("utf-8", "surrogatepass")) - ascii_chars
+    return ascii_chars * _ASCII_SIXTHS + other_bytes * _OTHER_SIXTHS_PER_BYTE
+
+
+def _char_cost(char: str) -> int:
+    if char < "\x80":
+        return _ASCII_SIXTHS
+    return len(char.encode("utf-8", "surrogatepass")) * _OTHER_SIXTHS_PER_BYTE
+
+
+def _head_within(text: str, budget: int) -> str:
+    """The longest start of `text` whose cost is at most `budget` sixths."""
+    if len(text) * _ASCII_SIXTHS <= budget and text.isascii():
+        return text
+    text = text[: budget // _ASCII_SIXTHS]  # no character costs less than an ASCII one
+    for index, char in enumerate(text):
+        budget -= _char_cost(char)
+        if budget < 0:
+            return text[:index]
+    return text
+
+
+def _tail_within(text: str, budget: int) -> str:
+    """The longest end of `text` whose cost is at most `budget` sixths."""
+    if budget <= 0:
+        return ""
+    text = text[-(budget // _ASCII_SIXTHS) :]
+    if text.isascii():
+        return text
+    for index in range(len(text) - 1, -1, -1):
+        budget -= _char_cost(text[index])
+        if budget < 0:
+            return text[index + 1 :]
+    return text
+
+
+def _message_tokens(text: str) -> int:
+    return -(-text_cost(text) // _SIXTHS) + _TOKENS_PER_MESSAGE
 
 
 def initial_items(history: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
@@ -175,12 +222,13 @@ def initial_items(history: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
             continue
         if len(items) >= MAX_INPUT_MESSAGES:
             break
-        cost = _estimated_tokens(text)
+        cost = _message_tokens(text)
         if cost > budget:
-            keep = (budget - _TOKENS_PER_MESSAGE) * _CHARS_PER_TOKEN - 1  # 1 for the mark
-            if keep < _MIN_CUT_CHARS:
+            room = (budget - _TOKENS_PER_MESSAGE) * _SIXTHS - text_cost(_CUT_MARK)
+            tail = _tail_within(text, room)
+            if len(tail) < _MIN_CUT_CHARS:
                 break
-            text = "…" + text[-keep:]
+            text = _CUT_MARK + tail
             cost = budget
         budget -= cost
         if role == "assistant":
@@ -236,19 +284,9 @@ def input_audio_append(audio: bytes) -> bytes:
 
 
 def cut_to_append(text: str) -> str:
-    """`text` cut to fit one append (MAX_APPEND_TOKENS). ASCII is estimated at 3 characters
-    per token; any other character at half its UTF-8 length (CJK 1.5 tokens, emoji 2): text
-    in other scripts takes more tokens per character, and the 3-per-token estimate would let
-    a caller's or operator's non-Latin text past the service's cap (the append refused)."""
-    text = text[:MAX_APPEND_CHARS]
-    if text.isascii():
-        return text
-    budget = MAX_APPEND_TOKENS * 6  # in sixths of a token: ASCII 2, other chars 3 per byte
-    for index, char in enumerate(text):
-        budget -= 2 if char < "\x80" else 3 * len(char.encode())
-        if budget < 0:
-            return text[:index]
-    return text
+    """`text` cut to fit one append (MAX_APPEND_TOKENS, estimated by `text_cost`): a caller's
+    or operator's text past the service's cap would have the append refused."""
+    return _head_within(text, MAX_APPEND_TOKENS * _SIXTHS)
 
 
 def _append(kind: str, content: str, delegation_id: str | None, event_id: str | None) -> dict:
@@ -327,6 +365,7 @@ __all__ = [
     "session_close",
     "session_start",
     "session_update_tools",
+    "text_cost",
     "thinking_append",
     "user_message",
 ]

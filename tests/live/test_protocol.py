@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import base64
+import math
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway.live import protocol as lp
 from tests.live.validate import check_live_client_event, live_client_event_ok
@@ -105,8 +108,10 @@ def test_history_is_trimmed_oldest_first_to_the_limits() -> None:
     texts = [i["content"][0]["text"] for i in items]
     assert [t[:1] for t in texts] == ["…", "y", "l"]
     assert texts[0].endswith("abab") and set(texts[0][1:]) == {"a", "b"}
-    assert len(texts[0]) == (lp.MAX_INPUT_TOKENS - 5004 - 5 - 4) * 3
-    assert sum(len(t) // 3 + 4 for t in texts) <= lp.MAX_INPUT_TOKENS
+    # "last" is 8/6 of a token, rounded up, + 4; the mark "…" (3 UTF-8 bytes) 1.5 tokens.
+    room = (lp.MAX_INPUT_TOKENS - 5004 - 6 - 4) * 6 - 9
+    assert len(texts[0]) == 1 + room // 2
+    assert sum(oracle_tokens(t) for t in texts) <= lp.MAX_INPUT_TOKENS
     assert lp.initial_items([("user", "")]) == []
 
 
@@ -117,9 +122,74 @@ def test_one_turn_over_the_whole_budget_is_cut_not_dropped() -> None:
     assert len(items) == 1
     text = items[0]["content"][0]["text"]
     assert text.startswith("…") and text.endswith("the end")
-    assert len(text) // 3 + 4 <= lp.MAX_INPUT_TOKENS
+    assert oracle_tokens(text) <= lp.MAX_INPUT_TOKENS
     event = lp.session_start(lp.LiveSessionConfig(), [("user", "w" * 40000)])
     check_live_client_event(event)
+
+
+def oracle_tokens(text: str) -> int:
+    """The service-side bound the estimates must respect, written out independently of
+    gateway/live/protocol.py: ASCII 3 characters per token, other text 2 UTF-8 bytes per token,
+    4 tokens per message."""
+    ascii_chars = sum(1 for c in text if c < "\x80")
+    other_bytes = sum(len(c.encode("utf-8", "surrogatepass")) for c in text if c >= "\x80")
+    return math.ceil(ascii_chars / 3 + other_bytes / 2) + 4
+
+
+@pytest.mark.parametrize(
+    "turn",
+    ["中文对话" * 1500, "😀" * 6000, "Привет, мир. " * 1200, "日本語 and English " * 900],
+    ids=["cjk", "emoji", "cyrillic", "mixed"],
+)
+def test_non_latin_history_stays_within_the_token_budget(turn: str) -> None:
+    """Two such turns are 2 x 2000-6000 characters: 3 characters per token would take both
+    whole (under 8192 "tokens") while they hold 2-3 times that. The estimate counts UTF-8
+    bytes outside ASCII, so the newest is kept (cut to its end if it alone is over) and the
+    total stays under the budget."""
+    items = lp.initial_items([("user", turn), ("assistant", turn + " end")])
+    texts = [i["content"][0]["text"] for i in items]
+    assert sum(oracle_tokens(t) for t in texts) <= lp.MAX_INPUT_TOKENS
+    assert texts[-1].endswith(" end") and items[-1]["role"] == "assistant"
+    originals = (turn, turn + " end")
+    for text in texts:  # each kept whole, or its end kept behind the mark
+        assert text in originals or (
+            text[0] == "…" and any(o.endswith(text[1:]) for o in originals)
+        )
+    check_live_client_event(lp.session_start(lp.LiveSessionConfig(), [("user", turn)] * 2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["user", "assistant", "system"]), st.text(max_size=12000)),
+        max_size=6,
+    )
+)
+def test_any_history_stays_within_the_token_budget(history: list[tuple[str, str]]) -> None:
+    items = lp.initial_items(history)
+    texts = [i["content"][0]["text"] for i in items]
+    assert sum(oracle_tokens(t) for t in texts) <= lp.MAX_INPUT_TOKENS
+    originals = [t for _, t in history if t]
+    for text in texts[1:]:
+        assert text in originals  # only the oldest kept turn may be cut
+    if texts and texts[0] not in originals:
+        assert texts[0][0] == "…" and any(o.endswith(texts[0][1:]) for o in originals)
+        assert len(texts[0]) > 60
+    if originals:
+        newest = originals[-1]
+        assert texts and (texts[-1] == newest or newest.endswith(texts[-1][1:]))
+
+
+@given(st.text(max_size=4000))
+def test_any_append_stays_within_its_cap(text: str) -> None:
+    cut = lp.cut_to_append(text)
+    assert text.startswith(cut)
+    assert oracle_tokens(cut) - 4 <= lp.MAX_APPEND_TOKENS
+    if cut != text:  # nothing shorter than needed: one more character would cross the cap
+        longer = text[: len(cut) + 1]
+        ascii_chars = sum(1 for c in longer if c < "\x80")
+        other_bytes = len(longer.encode("utf-8", "surrogatepass")) - ascii_chars
+        assert ascii_chars / 3 + other_bytes / 2 > lp.MAX_APPEND_TOKENS
 
 
 def test_a_cut_too_small_to_matter_is_dropped() -> None:
