@@ -484,6 +484,7 @@ def run_one(
     api: str = "realtime",
     sink: bool = True,
     generators_nice: int = 0,
+    sink_mode: str = "hold",
     margin_s: float = 10.0,
 ) -> Result:
     """One measured run of `calls` concurrent calls; `port_base` starts a block of
@@ -491,7 +492,8 @@ def run_one(
     simulator with `--load` (its cheap load mode); `simulator_profile` runs it under cProfile,
     writing the profile there when it stops; `api` is the voice API the gateway's calls use
     ("realtime" or "live"); `sink` receives the gateway's RTP on the phones' ports
-    (bench/rtp_sink.py) instead of leaving them closed; `generators_nice` runs SIPp, the
+    (bench/rtp_sink.py, in `sink_mode`: "hold" counts them without reading, "drain" reads
+    each) instead of leaving them closed; `generators_nice` runs SIPp, the
     simulator and the sink that many nice steps below the gateway; `margin_s` is how long each
     call holds beyond the ramp, the settling and the window (slow call set-up eats into it)."""
     ramp_s = calls / rate
@@ -503,7 +505,11 @@ def run_one(
     media_base = rtp_low + 2 * calls + 20
     ports = ProductPorts(gw_sip, sim_port, control, (rtp_low, rtp_low + 2 * calls + 19))
     sipp_proc = None
-    phones = RtpSink(work, HOST, media_base, calls) if sink else contextlib.nullcontext(None)
+    phones = (
+        RtpSink(work, HOST, media_base, calls, mode=sink_mode)
+        if sink
+        else contextlib.nullcontext(None)
+    )
     with (
         phones as rtp_sink,
         Product(
@@ -688,6 +694,14 @@ def main() -> None:
         "gateway sends then costs it an ICMP port unreachable): for comparing with old figures",
     )
     parser.add_argument(
+        "--sink-mode",
+        choices=("hold", "drain"),
+        default="hold",
+        help="hold (default): the phones' ports are bound and counted by the kernel, not read "
+        "(a remote phone's wakeups are not the gateway's CPU); drain: a process reads every "
+        "packet, as before 2026-12-06 13:00 UTC (bench/rtp_sink.py)",
+    )
+    parser.add_argument(
         "--generators-nice",
         type=int,
         default=0,
@@ -709,7 +723,8 @@ def main() -> None:
         f"rate={args.rate}/s window={args.window}s cpus={os.cpu_count()} "
         f"load={load[0]:.2f} python={sys.version.split()[0]} "
         f"simulator={'--load' if args.simulator_load else 'default'} api={args.api} "
-        f"rtp_sink={'no' if args.no_sink else 'yes'} generators_nice={args.generators_nice}"
+        f"rtp_sink={'no' if args.no_sink else args.sink_mode} "
+        f"generators_nice={args.generators_nice}"
     )
     results = []
     for n in args.calls:
@@ -729,6 +744,7 @@ def main() -> None:
                     api=args.api,
                     sink=not args.no_sink,
                     generators_nice=args.generators_nice,
+                    sink_mode=args.sink_mode,
                 )
             )
         except Exception as exc:  # one N failing must not hide the others
