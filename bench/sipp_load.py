@@ -344,7 +344,11 @@ class Product:
         simulator_profile: Path | None = None,
         api: str = "realtime",
         generators_nice: int = 0,
+        gateway_env: dict[str, str] | None = None,
     ) -> None:
+        """`gateway_env`: variables for the gateway's process only (SRG_* settings such as
+        SRG_MEDIA_APPEND_MS, or SRG_PURE_PYTHON), on top of the environment without the
+        caller's own SRG_*/OPENAI_* (so a shell's settings never leak into a run)."""
         if api not in APIS:
             raise ValueError(f"api must be one of {', '.join(APIS)}, not {api!r}")
         self.api = api
@@ -355,6 +359,7 @@ class Product:
         self.simulator_load = simulator_load
         self.simulator_profile = simulator_profile
         self.generators_nice = generators_nice
+        self.gateway_env = dict(gateway_env or {})
         self.simulator: subprocess.Popen[bytes] | None = None
         self.gateway: subprocess.Popen[bytes] | None = None
         self._log: Any = None
@@ -421,7 +426,7 @@ class Product:
                 "--log-format", "json",
             ],
             cwd=ROOT,
-            env=env,
+            env={**env, **self.gateway_env},
             stdout=subprocess.DEVNULL,
             stderr=self._log,
         )  # fmt: skip
@@ -486,6 +491,7 @@ def run_one(
     generators_nice: int = 0,
     sink_mode: str = "hold",
     margin_s: float = 10.0,
+    gateway_env: dict[str, str] | None = None,
 ) -> Result:
     """One measured run of `calls` concurrent calls; `port_base` starts a block of
     `ports_needed(calls)` free loopback ports (found here when None). `simulator_load` runs the
@@ -521,6 +527,7 @@ def run_one(
             simulator_profile=simulator_profile,
             api=api,
             generators_nice=generators_nice,
+            gateway_env=gateway_env,
         ) as product,
     ):
         gateway, simulator = product.gateway, product.simulator
@@ -694,6 +701,14 @@ def main() -> None:
         "gateway sends then costs it an ICMP port unreachable): for comparing with old figures",
     )
     parser.add_argument(
+        "--gateway-env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an environment variable for the gateway only, e.g. SRG_MEDIA_APPEND_MS=40 or "
+        "SRG_PURE_PYTHON=1 (repeatable; the shell's own SRG_* never reach the gateway)",
+    )
+    parser.add_argument(
         "--sink-mode",
         choices=("hold", "drain"),
         default="hold",
@@ -718,6 +733,12 @@ def main() -> None:
         sys.exit("sipp_load: --calls, --rate and --window must be positive")
     if not 0 <= args.generators_nice <= 19:
         sys.exit("sipp_load: --generators-nice must be 0..19")
+    gateway_env = {}
+    for item in args.gateway_env:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            sys.exit(f"sipp_load: --gateway-env wants KEY=VALUE, got {item!r}")
+        gateway_env[key] = value
     load = os.getloadavg()
     print(
         f"rate={args.rate}/s window={args.window}s cpus={os.cpu_count()} "
@@ -725,6 +746,7 @@ def main() -> None:
         f"simulator={'--load' if args.simulator_load else 'default'} api={args.api} "
         f"rtp_sink={'no' if args.no_sink else args.sink_mode} "
         f"generators_nice={args.generators_nice}"
+        + (f" gateway_env={gateway_env}" if gateway_env else "")
     )
     results = []
     for n in args.calls:
@@ -745,6 +767,7 @@ def main() -> None:
                     sink=not args.no_sink,
                     generators_nice=args.generators_nice,
                     sink_mode=args.sink_mode,
+                    gateway_env=gateway_env,
                 )
             )
         except Exception as exc:  # one N failing must not hide the others

@@ -316,6 +316,7 @@ def session_settings_for(
     caller: str,
     callee: str,
     input_burst_s: float,
+    append_s: float = 0.02,
 ) -> SessionSettings:
     """Everything one call's voice session needs, from its route's configuration; `endpoint`
     is the one of the route's api."""
@@ -330,6 +331,7 @@ def session_settings_for(
         reconnect_budget=config.realtime.reconnect_budget,
         reconnect_window_s=config.realtime.reconnect_window_s,
         input_burst_s=input_burst_s,
+        append_s=append_s,
         replay_transcription_model=config.calls.replay_transcription_model,
         backend=LIVE_BACKEND if live else REALTIME_BACKEND,
     )
@@ -363,6 +365,7 @@ def call_services_for(
     prefs = CodecPrefs(codecs=config.sip.codecs)
     codec = prefs.codecs[0]
     input_burst_s = media.input_burst_ms / 1000.0
+    append_s = media.append_ms / 1000.0
 
     def session_settings(
         route: Any, codec: str, instructions: str, caller: str, callee: str
@@ -381,6 +384,7 @@ def call_services_for(
             caller=caller,
             callee=callee,
             input_burst_s=input_burst_s,
+            append_s=append_s,
         )
 
     def session_config(route: Any, codec: str, instructions: str) -> Any:

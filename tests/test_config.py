@@ -479,6 +479,9 @@ def test_admission_env_overrides() -> None:
     [
         ("[media]\nrtp_latch_packets = 0\n", "media.rtp_latch_packets: 0 is not in 1-50"),
         ("[media]\ninput_burst_ms = 5\n", "media.input_burst_ms: 5 is not in 20-5000 ms"),
+        ("[media]\nappend_ms = 10\n", "media.append_ms: 10 is not in 20-100 ms"),
+        ("[media]\nappend_ms = 101\n", "media.append_ms: 101 is not in 20-100 ms"),
+        ('[media]\nappend_ms = "40"\n', "media.append_ms"),
         ("[media]\nplayout_max_s = 0\n", "media.playout_max_s: 0 is not in 1-3600 s"),
         ('[media]\nrtp_latch_any_host = "yes"\n', "media.rtp_latch_any_host"),
         (
@@ -546,6 +549,39 @@ def test_jitter_bounds_default_and_reach_the_call_leg(tmp_path: Path) -> None:
     leg = MediaLeg(leg_settings, None, on_dtmf=lambda digit, ms, source: None)
     assert (leg.stream.config.jitter_min_ms, leg.stream.config.jitter_max_ms) == (40.0, 80.0)
     assert leg.stream.jitter.target_ms == 40.0
+
+
+def test_append_ms_default_env_and_reaches_the_voice_session(tmp_path: Path) -> None:
+    """media.append_ms (issue 14): 20 (each packet at once) by default; what is configured is
+    the session's append size."""
+    from gateway.call_settings import call_services_for
+    from gateway.realtime.client import Endpoint
+
+    assert load_config(None, env={}).media.append_ms == 20
+    assert load_config(None, env={"SRG_MEDIA_APPEND_MS": "60"}).media.append_ms == 60
+    config = load_config(write(tmp_path, "[media]\nappend_ms = 40\n"), env={})
+    services = call_services_for(
+        config,
+        loop=None,
+        metrics=None,
+        webhooks=None,
+        ports=None,
+        clock=None,
+        families=None,
+        advertised_host="127.0.0.1",
+        endpoint=Endpoint.custom("ws://127.0.0.1:9/v1/realtime"),
+        spawn=lambda coro: None,
+        ended=lambda call: None,
+    )
+
+    class Route:
+        pass
+
+    route = Route()
+    route.config = config  # type: ignore[attr-defined]
+    assert services.session_settings is not None
+    settings = services.session_settings(route, "PCMU", "Be brief.", "100", "200")
+    assert settings.append_s == 0.04
 
 
 def test_rtp_port_quarantine_default_zero_and_env(tmp_path: Path) -> None:

@@ -30,6 +30,8 @@ call that never sends media (an INVITE flood, a caller that never ACKs and is en
 H) costs no voice-session audio. And audio handed on never runs ahead of real time by more than
 `input_burst_s`: a caller (or anyone on its latched source) sending faster than real time
 gets the excess dropped and counted (`input_rate_dropped_bytes`), not billed.
+
+Appends: one per packet, or per `append_s` of audio (media.append_ms; gateway/call/gather.py).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from gateway.call import machine as m
 from gateway.call.causes import EndCause
 from gateway.call.conversation import Conversation, Turn
 from gateway.call.events import tool_error
+from gateway.call.gather import AudioGather
 from gateway.call.tools import HttpTool, call_http_tool
 from gateway.call.voice_events import VoiceEvents
 from gateway.call.voice_sessions import RECONNECT_BUDGET, RECONNECT_WINDOW_S, VoiceSessions
@@ -167,6 +170,7 @@ class SessionSettings:
     reconnect_budget: int = RECONNECT_BUDGET  # attempts per window; 0 = never reconnect
     reconnect_window_s: float = RECONNECT_WINDOW_S
     input_burst_s: float = INPUT_BURST_S
+    append_s: float = 0.02  # caller audio per append, at least (media.append_ms)
     replay_transcription_model: str = REPLAY_TRANSCRIPTION_MODEL  # "" = off
     # The voice backend (gateway.realtime.backend.RealtimeBackend, gateway.live.backend.
     # LiveBackend): required; chosen above the call (gateway/call_settings.py).
@@ -218,6 +222,8 @@ class CallSession(VoiceSessions, VoiceEvents):
         # of a call whose caller never sends. None until then: nothing is appended.
         self._audio_t0: float | None = None
         self._input_burst = int(settings.input_burst_s * SAMPLE_RATE)
+        append_bytes = int(settings.append_s * SAMPLE_RATE)
+        self._gather = AudioGather(append_bytes) if append_bytes > FRAME_BYTES else None
         self._overflow_logged: set[str] = set()
         self._voice_seconds: dict[int, float] = {}  # per connection: its latest snapshot
         self._shallow_playout = settings.policy.continuous_output
@@ -342,6 +348,8 @@ class CallSession(VoiceSessions, VoiceEvents):
         if self._audio_t0 is None:
             return  # no caller audio yet: nothing to keep running, nothing billed
         now = self._loop_time()
+        if self._gather is not None and self._gather.due(now):
+            self._send_gathered()
         behind = (now - self._audio_t0 - HOLD_FILL_AFTER_S) * SAMPLE_RATE - self._audio_samples
         if behind >= FRAME_BYTES:
             # Keep audio time running (server VAD and idle timeouts count audio, not wall
@@ -407,6 +415,7 @@ class CallSession(VoiceSessions, VoiceEvents):
         """Switch the session's G.711 law (Realtime: one session.update; GPT-Live: a new
         session, its format is immutable) and the playout queue, so audio still passes
         through untranscoded."""
+        self._send_gathered()  # caller audio in the old law goes before the switch
         fmt = self.backend.audio_format
         changed = fmt(config) != fmt(self.settings.config)
         config = self._with_replay_transcription(config, self.settings)
@@ -432,6 +441,25 @@ class CallSession(VoiceSessions, VoiceEvents):
         client = self._client
         if client is None or not client.connected or self.ctx.state is m.State.ENDED:
             return  # before setup, or reconnecting: the new session starts a fresh buffer
+        gather = self._gather
+        if gather is not None:
+            gathered = gather.add(client, payload, self._loop_time)
+            if gathered is None:
+                return
+            payload = gathered
+        self._send_append(client, payload)
+
+    def _send_gathered(self) -> None:
+        """Append what is gathered now (it waited long enough, or the codec changes)."""
+        gather = self._gather
+        if gather is None or not gather.nbytes:
+            return
+        owner, payload = gather.owner, gather.take()
+        client = self._client
+        if client is not None and client is owner and client.connected:
+            self._send_append(client, payload)
+
+    def _send_append(self, client: VoiceConnection, payload: bytes) -> None:
         if client.append_audio(payload):
             self.stats.audio_appended_bytes += len(payload)
         else:

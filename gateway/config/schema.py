@@ -181,6 +181,11 @@ class MediaConfig:
     rtp_latch_any_host: bool = False
     # Caller audio handed to Realtime never runs ahead of real time by more than this.
     input_burst_ms: int = 200
+    # Caller audio goes to the voice session in appends of at least this much (ms). 20 = each
+    # packet at once (the least latency); 40-100 send one WebSocket frame per that much audio,
+    # which saves CPU per call (docs/deployment.md, capacity) and delays what the model hears by
+    # up to that much less 20 ms.
+    append_ms: int = 20
     # Inbound jitter buffer (gateway/media/jitter.py): the hold follows the measured jitter and
     # reordering between these bounds. 20 = one packet time: a clean link waits no longer.
     jitter_min_ms: float = 20.0

@@ -65,6 +65,8 @@ def _validate_media_bounds(media: MediaConfig) -> None:
         raise ConfigError(f"media.rtp_latch_packets: {media.rtp_latch_packets} is not in 1-50")
     if not 20 <= media.input_burst_ms <= 5000:
         raise ConfigError(f"media.input_burst_ms: {media.input_burst_ms} is not in 20-5000 ms")
+    if not 20 <= media.append_ms <= 100:
+        raise ConfigError(f"media.append_ms: {media.append_ms} is not in 20-100 ms")
     if not 0 <= media.rtp_port_quarantine_s <= 600:
         raise ConfigError(
             f"media.rtp_port_quarantine_s: {media.rtp_port_quarantine_s:g} is not in 0-600 s "
