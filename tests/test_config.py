@@ -513,9 +513,11 @@ def test_media_safety_defaults_and_env() -> None:
     assert (media.rtp_latch_packets, media.input_burst_ms) == (5, 300)
 
 
-def _leg_settings(config: GatewayConfig, call_services_for: Any) -> Any:
-    """The media settings the process lends each call (only the values matter here)."""
-    services = call_services_for(
+def _services(config: GatewayConfig, endpoint: Any = None) -> Any:
+    """What the process lends each call (only the configured values matter here)."""
+    from gateway.call_settings import call_services_for
+
+    return call_services_for(
         config,
         loop=None,
         metrics=None,
@@ -524,17 +526,15 @@ def _leg_settings(config: GatewayConfig, call_services_for: Any) -> Any:
         clock=None,
         families=None,
         advertised_host="127.0.0.1",
-        endpoint=None,
+        endpoint=endpoint,
         spawn=lambda coro: None,
         ended=lambda call: None,
     )
-    return services.leg
 
 
 def test_jitter_bounds_default_and_reach_the_call_leg(tmp_path: Path) -> None:
     """media.jitter_min_ms / jitter_max_ms (issue 14): 20 / 200 ms by default, and what is
     configured is what each call's jitter buffer holds to."""
-    from gateway.call_settings import call_services_for
     from gateway.media.leg import MediaLeg
 
     media = load_config(None, env={}).media
@@ -544,7 +544,7 @@ def test_jitter_bounds_default_and_reach_the_call_leg(tmp_path: Path) -> None:
     )
     env = {"SRG_MEDIA_JITTER_MIN_MS": "30"}
     assert load_config(None, env=env).media.jitter_min_ms == 30.0
-    leg_settings = _leg_settings(config, call_services_for)
+    leg_settings = _services(config).leg
     assert (leg_settings.jitter_min_ms, leg_settings.jitter_max_ms) == (40.0, 80.0)
     leg = MediaLeg(leg_settings, None, on_dtmf=lambda digit, ms, source: None)
     assert (leg.stream.config.jitter_min_ms, leg.stream.config.jitter_max_ms) == (40.0, 80.0)
@@ -554,25 +554,12 @@ def test_jitter_bounds_default_and_reach_the_call_leg(tmp_path: Path) -> None:
 def test_append_ms_default_env_and_reaches_the_voice_session(tmp_path: Path) -> None:
     """media.append_ms (issue 14): 20 (each packet at once) by default; what is configured is
     the session's append size."""
-    from gateway.call_settings import call_services_for
     from gateway.realtime.client import Endpoint
 
     assert load_config(None, env={}).media.append_ms == 20
     assert load_config(None, env={"SRG_MEDIA_APPEND_MS": "60"}).media.append_ms == 60
     config = load_config(write(tmp_path, "[media]\nappend_ms = 40\n"), env={})
-    services = call_services_for(
-        config,
-        loop=None,
-        metrics=None,
-        webhooks=None,
-        ports=None,
-        clock=None,
-        families=None,
-        advertised_host="127.0.0.1",
-        endpoint=Endpoint.custom("ws://127.0.0.1:9/v1/realtime"),
-        spawn=lambda coro: None,
-        ended=lambda call: None,
-    )
+    services = _services(config, Endpoint.custom("ws://127.0.0.1:9/v1/realtime"))
 
     class Route:
         pass
