@@ -66,6 +66,7 @@ of samples handed on before it, so it never has holes or overlaps, even across S
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -112,7 +113,10 @@ class JitterStats:
     underruns: int = 0
 
 
-class JitterBuffer:
+class PyJitterBuffer:
+    """The pure-Python jitter buffer. `JitterBuffer` (below) is the compiled twin in
+    `_jitter.c` when it is built and not switched off, else this class."""
+
     def __init__(
         self,
         codec: str = PCMU,
@@ -131,6 +135,8 @@ class JitterBuffer:
             )
         if max_packets < 1:
             raise ValueError(f"jitter buffer needs max_packets >= 1, got {max_packets}")
+        if not 1 <= clock_rate <= 1_000_000:
+            raise ValueError(f"jitter buffer needs 1 <= clock_rate <= 1000000, got {clock_rate}")
         self._max_packets = max_packets
         self._silence = bytes((silence_byte(codec),))
         self._rate = clock_rate
@@ -451,3 +457,40 @@ class JitterBuffer:
             next_ts = self._next_ts
         self._buffer.clear()
         self._next_ts = None
+
+
+# -- the implementation in use -------------------------------------------------------------------
+# As websockets ships its C speedups: `_jitter.c` is an optional extension (setup.py); where it is
+# built it replaces the pure class, which stays importable as `PyJitterBuffer` and is used where
+# the extension is missing (a machine without a compiler) or when SRG_PURE_PYTHON=1 is set.
+# tests/media/test_jitter_parity.py holds the two to identical output on the same input.
+PURE_PYTHON_ENV = "SRG_PURE_PYTHON"
+JitterBuffer: type[PyJitterBuffer] = PyJitterBuffer
+IMPLEMENTATION = "python"  # what `run` logs and `check` reports: "c" or "python"
+IMPLEMENTATION_REASON = "the extension gateway.media._jitter is not built"
+
+
+def _bind_extension() -> type[PyJitterBuffer] | None:
+    """The compiled class, bound to this module's Frame/JitterStats, or None when not built."""
+    try:
+        from gateway.media import _jitter  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _jitter._bind(Frame, JitterStats, silence_byte)
+    return _jitter.JitterBuffer  # type: ignore[no-any-return]
+
+
+def _select() -> None:
+    global JitterBuffer, IMPLEMENTATION, IMPLEMENTATION_REASON
+    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+        IMPLEMENTATION_REASON = f"{PURE_PYTHON_ENV} is set"
+        return
+    extension = _bind_extension()
+    if extension is None:
+        return
+    JitterBuffer = extension
+    IMPLEMENTATION = "c"
+    IMPLEMENTATION_REASON = "compiled extension gateway.media._jitter"
+
+
+_select()
