@@ -597,6 +597,17 @@ accept(JitterBuffer *self, const Packet *p, double arrival, int64_t ahead)
         stats[ST_OVERFLOW]++;
         return 0;
     }
+    if (self->ts_ref - ext_ts > self->max_gap || ext_ts - self->ts_end > self->max_gap) {
+        /* Far from the stream's timestamps and not a forward jump in sequence (jitter.py). */
+        if (ahead > 0) {
+            stats[ST_RESYNCS]++;
+            if (restart(self, p, arrival) < 0)
+                return -1;
+            return accept(self, p, arrival, 0);
+        }
+        stats[ST_INVALID]++;
+        return 0;
+    }
     Py_ssize_t start = self->start;
     if (buffer_reserve(self) < 0)
         return -1;

@@ -55,6 +55,11 @@ loss because it waits for packets rather than time, see docs):
   (its gaps filled), sequence and timestamp state restart from the new source, and `media_time`
   carries on. Stragglers from the previous SSRC are dropped as late. A sequence jump of more than
   3000 (RFC 3550 A.1 MAX_DROPOUT) is believed only when the next packet confirms it.
+- A packet whose timestamp is more than `max_gap_ms` from the stream's (before the newest
+  in-order packet or after its end) is only believed as a forward step in sequence (a jump:
+  re-anchor, as above); anything else is dropped as invalid. Buffered, one such packet (an older
+  sequence number with a timestamp 2**31 ahead) pulled `base` back by days and made `pop_ready`
+  conceal the whole distance: 13 million silence frames, 2 GB and 30 s of CPU from one datagram.
 
 - Bounded: at most `max_packets` (default 256, over 2 s of 10 ms packets, ten times what the
   200 ms window ever holds) are buffered; a packet beyond that is dropped and counted
@@ -106,7 +111,7 @@ class JitterStats:
     duplicates: int = 0
     late: int = 0
     reordered: int = 0
-    invalid: int = 0  # empty/oversized payloads, unconfirmed sequence jumps
+    invalid: int = 0  # empty/oversized payloads, unconfirmed sequence jumps, far-off timestamps
     resyncs: int = 0  # discontinuities within one SSRC (sequence or timestamp jumps)
     overflow: int = 0  # dropped because `max_packets` were already buffered
     ssrc_changes: int = 0
@@ -310,6 +315,18 @@ class PyJitterBuffer:
             return
         if len(self._buffer) >= self._max_packets:
             stats.overflow += 1
+            return
+        if self._ts_ref - ext_ts > self._max_gap or ext_ts - self._ts_end > self._max_gap:
+            # More than max_gap from the stream's timestamps although not a forward jump in
+            # sequence (handled above): buffered, it would pull `base` back by up to 2**31
+            # samples and make pop_ready conceal the whole distance (one packet, hours of
+            # silence frames). Forward in sequence it is a timestamp reset; else hostile.
+            if ahead > 0:
+                stats.resyncs += 1
+                self._restart(packet, arrival)
+                self._accept(packet, arrival, 0)
+                return
+            stats.invalid += 1
             return
         if ahead < 0:
             stats.reordered += 1
