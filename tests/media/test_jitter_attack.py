@@ -224,3 +224,14 @@ def test_pure_python_switch(value: str, expected: str) -> None:
 PRINT_SELECTION = (
     "from gateway.media import jitter; print(jitter.IMPLEMENTATION, jitter.JitterBuffer.__name__)"
 )
+
+
+def test_check_reports_the_jitter_buffer_in_use() -> None:
+    from gateway.doctor.run import check_jitter_buffer
+
+    result = check_jitter_buffer()
+    assert result.name == "jitter buffer"
+    if jitter.IMPLEMENTATION == "c":
+        assert result.message == "compiled (gateway.media._jitter)"
+    else:
+        assert result.message == f"pure Python: {jitter.IMPLEMENTATION_REASON}"
