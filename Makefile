@@ -20,7 +20,7 @@ PEER_FILES := /usr/lib/*/kamailio/modules/tls.so
 # tests both jitter buffers; `make install BUILD_EXTENSION=` falls back to pure Python instead.
 BUILD_EXTENSION ?= yes
 
-$(VENV)/.installed: pyproject.toml setup.py gateway/media/_jitter.c | compiler
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard gateway/media/_jitter*.[ch]) | compiler
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	SRG_BUILD_EXTENSION=$(BUILD_EXTENSION) $(PIP) install -q -e .

@@ -12,13 +12,15 @@ from setuptools import Extension, setup
 
 build = os.environ.get("SRG_BUILD_EXTENSION", "").lower()
 # No fused multiply-add: the C buffer must round exactly as the Python one (tests compare them).
-compile_args = [] if sys.platform == "win32" else ["-ffp-contract=off"]
+# Hidden visibility: the jb_* functions shared by its two files are not exported (only PyInit).
+compile_args = [] if sys.platform == "win32" else ["-ffp-contract=off", "-fvisibility=hidden"]
 ext_modules = []
 if build != "no":
     ext_modules.append(
         Extension(
             "gateway.media._jitter",
-            sources=["gateway/media/_jitter.c"],
+            sources=["gateway/media/_jitter.c", "gateway/media/_jitter_core.c"],
+            depends=["gateway/media/_jitter.h"],
             extra_compile_args=compile_args,
             optional=build != "yes",
         )
