@@ -10,13 +10,20 @@
 
 # ---- build stage: turn the source tree into a wheel (plus wheels of every dependency) ----------
 FROM python:3.12-slim AS build
+# gcc builds the compiled jitter buffer (gateway/media/_jitter.c; the image has the Python
+# headers). Only this stage has a compiler: the runtime stage installs the built wheel.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # Copy only what the build needs, so editing docs or tests does not invalidate the layer cache.
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY sip ./sip
 COPY gateway ./gateway
+# SRG_BUILD_EXTENSION=yes: a failed compile fails the image build instead of shipping the
+# slower pure-Python buffer unnoticed.
 RUN pip install --no-cache-dir --upgrade pip \
- && pip wheel --no-cache-dir --wheel-dir /wheels .
+ && SRG_BUILD_EXTENSION=yes pip wheel --no-cache-dir --wheel-dir /wheels .
 
 # ---- runtime stage: slim Python, the wheels, no compiler, no source tree ----------------------
 FROM python:3.12-slim AS runtime

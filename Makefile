@@ -13,12 +13,17 @@ PEER_BINS := sipp baresip kamailio tshark dumpcap sox espeak-ng ip
 # Files of peers that are not commands (Kamailio's TLS module: SIP over TLS interop, issue 13).
 PEER_FILES := /usr/lib/*/kamailio/modules/tls.so
 
-.PHONY: run test soak lint format venv install install-test peers bench clean
+.PHONY: run test soak lint format venv install install-test peers compiler bench clean
 
-$(VENV)/.installed: pyproject.toml
+# The compiled jitter buffer (gateway/media/_jitter.c) needs a C compiler and the Python headers.
+# BUILD_EXTENSION=yes (the default here) makes a failed compile an error, so `make test` always
+# tests both jitter buffers; `make install BUILD_EXTENSION=` falls back to pure Python instead.
+BUILD_EXTENSION ?= yes
+
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard gateway/media/_jitter*.[ch]) | compiler
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e .
+	SRG_BUILD_EXTENSION=$(BUILD_EXTENSION) $(PIP) install -q -e .
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
@@ -27,6 +32,18 @@ $(VENV)/.installed-test: $(VENV)/.installed pyproject.toml
 
 venv install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
+
+## Install gcc and the Python headers (Debian) when missing: the compiled jitter buffer needs them.
+compiler:
+	@missing=""; command -v cc >/dev/null 2>&1 || missing="gcc libc6-dev"; \
+	$(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+	  || missing="$$missing python3-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing build tools for the compiled jitter buffer:$$missing"; \
+	  SUDO=""; [ "$$(id -u)" = 0 ] || SUDO="sudo"; \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 ## Start the gateway. Without OPENAI_API_KEY it runs against the built-in Realtime simulator.
 run: $(VENV)/.installed
@@ -66,4 +83,4 @@ bench: $(VENV)/.installed-test
 	@for f in bench/[!_]*.py; do echo "== $$f"; $(PY) $$f; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info gateway/media/_jitter.*.so

@@ -10,6 +10,12 @@ same machine load: on a shared machine compare the ratio, not the absolute figur
 
     .venv/bin/python bench/jitter_ab.py                     # HEAD vs the working tree
     .venv/bin/python bench/jitter_ab.py --rev 90beef1 --rounds 20 --jitter-ms 30
+    .venv/bin/python bench/jitter_ab.py --c-vs-python       # compiled vs pure, this tree
+
+Between revisions both sides run the pure-Python class (`PyJitterBuffer` where the revision
+has it): that is the code a revision of jitter.py changes. `--c-vs-python` instead times the
+working tree's pure class (before) against the compiled gateway.media._jitter (after), the two
+implementations `JitterBuffer` chooses between (issue 14).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import dataclasses
 import os
 import sys
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,17 +53,38 @@ def drive(module: ModuleType, events: list[tuple[float, Any]], keep: bool) -> tu
     return frames, jb.stats
 
 
+def pure(module: ModuleType) -> Any:
+    """The module's pure-Python class under the name `drive` uses."""
+    return SimpleNamespace(JitterBuffer=getattr(module, "PyJitterBuffer", module.JitterBuffer))
+
+
 def main() -> None:
     parser = ab.parser(__doc__)
     parser.add_argument("--packets", type=int, default=20000)
     parser.add_argument("--jitter-ms", type=float, default=5.0)
     parser.add_argument("--loss", type=float, default=0.001)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--c-vs-python",
+        action="store_true",
+        help="time the compiled buffer against the pure one of this tree (no --rev)",
+    )
     args = parser.parse_args()
-    before = ab.load_revision(args.rev, "gateway/media/jitter.py")
+    if args.c_vs_python:
+        compiled = current._bind_extension()
+        if compiled is None:
+            sys.exit("jitter_ab: gateway.media._jitter is not built (make install)")
+        before: Any = pure(current)
+        after: Any = SimpleNamespace(JitterBuffer=compiled)
+        sides = "before = pure Python (PyJitterBuffer), after = compiled (gateway.media._jitter)"
+    else:
+        before = pure(ab.load_revision(args.rev, "gateway/media/jitter.py"))
+        current._bind_extension()  # the revision's module may have bound its own Frame type
+        after = pure(current)
+        sides = f"before = {args.rev}, after = working tree (pure-Python classes)"
     events = ab.jittered_packets(args.packets, args.jitter_ms, args.loss, args.seed)
     frames_a, stats_a = drive(before, events, keep=True)
-    frames_b, stats_b = drive(current, events, keep=True)
+    frames_b, stats_b = drive(after, events, keep=True)
     same_frames = [tuple(f) for f in frames_a] == [tuple(f) for f in frames_b]
     same_stats = dataclasses.asdict(stats_a) == dataclasses.asdict(stats_b)
     if not (same_frames and same_stats):
@@ -65,13 +92,13 @@ def main() -> None:
     times = ab.alternate(
         args.rounds,
         before,
-        current,
+        after,
         lambda module: ab.cpu_us_per_item(lambda: drive(module, events, False), len(events)),
     )
     load = os.getloadavg()[0]
     print(
         f"jitter_ab: {len(events)} packets x {args.rounds} rounds, jitter 0-{args.jitter_ms:g} ms, "
-        f"loss {args.loss:g}; before = {args.rev}, after = working tree; load {load:.2f}; "
+        f"loss {args.loss:g}; {sides}; load {load:.2f}; "
         f"identical frames ({len(frames_a)}) and statistics"
     )
     ab.print_times("µs CPU per packet (push + 2 pop_ready)", times)

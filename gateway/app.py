@@ -46,6 +46,7 @@ from gateway.config.redact import configured_secrets
 from gateway.config.reload import changed_keys, reload_plan
 from gateway.control_failure import ControlFailure
 from gateway.limits import limit_counts, sip_limits, transport_options
+from gateway.media import jitter
 from gateway.media.pacer import MediaClock, shared_clock
 from gateway.media.ports import PortAllocator, pair_count, pairs_needed, range_shortfall
 from gateway.media_address import MediaFamilies, sdp_address
@@ -222,6 +223,7 @@ class Gateway:
             sdp_address=self._media_ip or "local address towards each caller",
             media_families=self._media_families.names,
             rtp_ports=f"{self.config.media.rtp_port_min}-{self.config.media.rtp_port_max}",
+            jitter_buffer=jitter.IMPLEMENTATION,  # "c" or "python" (docs/deployment.md)
             registrations=len(self.config.registrations),
             echo=self.config.media.echo,
             realtime=self.endpoint.redacted() if self.endpoint else None,

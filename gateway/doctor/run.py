@@ -22,6 +22,7 @@ from gateway.doctor.realtime import check_realtime
 from gateway.doctor.registrations import check_registrations
 from gateway.doctor.results import DEFAULT_TIMEOUT_S, CheckResult, Status
 from gateway.doctor.tls import check_registration_tls, check_tls_files
+from gateway.media import jitter
 
 
 def check_config(config: GatewayConfig, source: str = "") -> CheckResult:
@@ -41,6 +42,20 @@ def check_config(config: GatewayConfig, source: str = "") -> CheckResult:
         Status.OK,
         f"valid{where}: SIP {config.sip.host}:{config.sip.port} "
         f"({', '.join(config.sip.transports)}), {regs} registration{'s' if regs != 1 else ''}",
+    )
+
+
+def check_jitter_buffer() -> CheckResult:
+    """Which inbound jitter buffer this install runs (issue 14): the compiled one, or the pure
+    Python fallback (a build without a compiler, or SRG_PURE_PYTHON set). Both are correct; the
+    compiled one costs less CPU per packet, so this informs rather than warns."""
+    if jitter.IMPLEMENTATION == "c":
+        return CheckResult("jitter buffer", Status.OK, "compiled (gateway.media._jitter)")
+    return CheckResult(
+        "jitter buffer",
+        Status.OK,
+        f"pure Python: {jitter.IMPLEMENTATION_REASON}",
+        "for less CPU per call install gcc and the Python headers and reinstall (make install)",
     )
 
 
@@ -76,6 +91,7 @@ async def run_checks(
     results.append(check_admission(config))
     results += check_exposure(config)
     results += check_media_safety(config)
+    results.append(check_jitter_buffer())
     results.append(check_descriptors(config))
     results += check_model(config)
     results.append(check_port_quarantine(config))

@@ -55,6 +55,11 @@ loss because it waits for packets rather than time, see docs):
   (its gaps filled), sequence and timestamp state restart from the new source, and `media_time`
   carries on. Stragglers from the previous SSRC are dropped as late. A sequence jump of more than
   3000 (RFC 3550 A.1 MAX_DROPOUT) is believed only when the next packet confirms it.
+- A packet whose timestamp is more than `max_gap_ms` from the stream's (before the newest
+  in-order packet or after its end) is only believed as a forward step in sequence (a jump:
+  re-anchor, as above); anything else is dropped as invalid. Buffered, one such packet (an older
+  sequence number with a timestamp 2**31 ahead) pulled `base` back by days and made `pop_ready`
+  conceal the whole distance: 13 million silence frames, 2 GB and 30 s of CPU from one datagram.
 
 - Bounded: at most `max_packets` (default 256, over 2 s of 10 ms packets, ten times what the
   200 ms window ever holds) are buffered; a packet beyond that is dropped and counted
@@ -66,6 +71,7 @@ of samples handed on before it, so it never has holes or overlaps, even across S
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -105,14 +111,17 @@ class JitterStats:
     duplicates: int = 0
     late: int = 0
     reordered: int = 0
-    invalid: int = 0  # empty/oversized payloads, unconfirmed sequence jumps
+    invalid: int = 0  # empty/oversized payloads, unconfirmed sequence jumps, far-off timestamps
     resyncs: int = 0  # discontinuities within one SSRC (sequence or timestamp jumps)
     overflow: int = 0  # dropped because `max_packets` were already buffered
     ssrc_changes: int = 0
     underruns: int = 0
 
 
-class JitterBuffer:
+class PyJitterBuffer:
+    """The pure-Python jitter buffer. `JitterBuffer` (below) is the compiled twin in
+    `_jitter.c` when it is built and not switched off, else this class."""
+
     def __init__(
         self,
         codec: str = PCMU,
@@ -131,6 +140,8 @@ class JitterBuffer:
             )
         if max_packets < 1:
             raise ValueError(f"jitter buffer needs max_packets >= 1, got {max_packets}")
+        if not 1 <= clock_rate <= 1_000_000:
+            raise ValueError(f"jitter buffer needs 1 <= clock_rate <= 1000000, got {clock_rate}")
         self._max_packets = max_packets
         self._silence = bytes((silence_byte(codec),))
         self._rate = clock_rate
@@ -305,6 +316,18 @@ class JitterBuffer:
         if len(self._buffer) >= self._max_packets:
             stats.overflow += 1
             return
+        if self._ts_ref - ext_ts > self._max_gap or ext_ts - self._ts_end > self._max_gap:
+            # More than max_gap from the stream's timestamps although not a forward jump in
+            # sequence (handled above): buffered, it would pull `base` back by up to 2**31
+            # samples and make pop_ready conceal the whole distance (one packet, hours of
+            # silence frames). Forward in sequence it is a timestamp reset; else hostile.
+            if ahead > 0:
+                stats.resyncs += 1
+                self._restart(packet, arrival)
+                self._accept(packet, arrival, 0)
+                return
+            stats.invalid += 1
+            return
         if ahead < 0:
             stats.reordered += 1
             if not self._underrun:  # else the schedule re-anchors below: no need measured
@@ -451,3 +474,40 @@ class JitterBuffer:
             next_ts = self._next_ts
         self._buffer.clear()
         self._next_ts = None
+
+
+# -- the implementation in use -------------------------------------------------------------------
+# As websockets ships its C speedups: `_jitter.c` is an optional extension (setup.py); where it is
+# built it replaces the pure class, which stays importable as `PyJitterBuffer` and is used where
+# the extension is missing (a machine without a compiler) or when SRG_PURE_PYTHON=1 is set.
+# tests/media/test_jitter_parity.py holds the two to identical output on the same input.
+PURE_PYTHON_ENV = "SRG_PURE_PYTHON"
+JitterBuffer: type[PyJitterBuffer] = PyJitterBuffer
+IMPLEMENTATION = "python"  # what `run` logs and `check` reports: "c" or "python"
+IMPLEMENTATION_REASON = "the extension gateway.media._jitter is not built"
+
+
+def _bind_extension() -> type[PyJitterBuffer] | None:
+    """The compiled class, bound to this module's Frame/JitterStats, or None when not built."""
+    try:
+        from gateway.media import _jitter  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    _jitter._bind(Frame, JitterStats, silence_byte)
+    return _jitter.JitterBuffer  # type: ignore[no-any-return]
+
+
+def _select() -> None:
+    global JitterBuffer, IMPLEMENTATION, IMPLEMENTATION_REASON
+    if os.environ.get(PURE_PYTHON_ENV, "") not in ("", "0"):
+        IMPLEMENTATION_REASON = f"{PURE_PYTHON_ENV} is set"
+        return
+    extension = _bind_extension()
+    if extension is None:
+        return
+    JitterBuffer = extension
+    IMPLEMENTATION = "c"
+    IMPLEMENTATION_REASON = "compiled extension gateway.media._jitter"
+
+
+_select()

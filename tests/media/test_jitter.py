@@ -10,8 +10,15 @@ import pytest
 
 from gateway.media.jitter import Frame, JitterBuffer
 from gateway.media.rtp import RtpPacket
+from tests.media.jitter_impls import IMPLEMENTATIONS, implementation
 
 TICK = 0.020
+
+
+@pytest.fixture(autouse=True, params=IMPLEMENTATIONS)
+def jitter_implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here runs against the pure class and the compiled one (issue 14)."""
+    monkeypatch.setitem(globals(), "JitterBuffer", implementation(request.param))
 
 
 def pkt(seq: int, ts: int, payload: bytes, ssrc: int = 1) -> RtpPacket:
@@ -393,3 +400,23 @@ def test_nothing_due_returns_a_fresh_list_and_still_marks_the_underrun() -> None
     assert len(jb2.pop_ready(1.020)) == 1
     assert jb2.pop_ready(1.035) == [] and jb2.stats.underruns == 0
     assert jb2.pop_ready(1.040) == [] and jb2.stats.underruns == 1  # ran dry at its slot
+
+
+def test_a_packet_with_a_far_off_timestamp_cannot_make_hours_of_silence() -> None:
+    """An older sequence number with a timestamp 2**31 ahead (or behind) is dropped as invalid:
+    buffered, it moved the schedule back by days and pop_ready concealed the distance (13
+    million frames from one datagram). A forward step in sequence with it re-anchors."""
+    for far in (2**31 - 1, -(2**31) + 1, 9000, -9000):
+        jb = JitterBuffer()
+        jb.push(pkt(100, 1000, tagged(0)), 0.0)
+        jb.push(pkt(99, 1000 + far, tagged(1)), 0.001)
+        assert jb.stats.invalid == 1
+        frames = jb.pop_ready(1e12)
+        assert [f.payload for f in frames] == [tagged(0)]
+    jb = JitterBuffer()
+    jb.push(pkt(100, 1000, tagged(0)), 0.0)
+    jb.push(pkt(101, 1000 - 9000, tagged(1)), 0.001)  # forward in sequence, timestamps reset
+    assert jb.stats.resyncs == 1 and jb.stats.invalid == 0
+    frames = jb.pop_ready(1e12)
+    assert [f.payload for f in frames] == [tagged(0), tagged(1)]
+    assert sum(f.samples for f in frames) == 320

@@ -18,8 +18,15 @@ from gateway.media.jitter import (
     JitterBuffer,
 )
 from gateway.media.rtp import RtpPacket
+from tests.media.jitter_impls import IMPLEMENTATIONS, implementation
 
 TICK = 0.020
+
+
+@pytest.fixture(autouse=True, params=IMPLEMENTATIONS)
+def jitter_implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test here runs against the pure class and the compiled one (issue 14)."""
+    monkeypatch.setitem(globals(), "JitterBuffer", implementation(request.param))
 
 
 def pkt(seq: int, ts: int, payload: bytes, ssrc: int = 1) -> RtpPacket:

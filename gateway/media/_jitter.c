@@ -1,0 +1,488 @@
+/* gateway.media._jitter, part 2 of 2: the JitterBuffer type (constructor, push, pop_ready,
+ * properties) and the module. The logic it calls is in _jitter_core.c; read _jitter.h first. */
+#include "_jitter.h"
+
+/* -- the type --------------------------------------------------------------------------------- */
+
+static int
+JitterBuffer_init(JitterBuffer *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"codec",         "min_delay_ms", "max_delay_ms",
+                             "jitter_factor", "max_gap_ms",   "max_packet_ms",
+                             "clock_rate",    "max_packets",  NULL};
+    PyObject *codec = NULL, *min_obj = NULL, *max_obj = NULL, *factor_obj = NULL;
+    PyObject *gap_obj = NULL, *packet_obj = NULL, *rate_obj = NULL, *packets_obj = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O$OOOOOOO:JitterBuffer", kwlist, &codec,
+                                     &min_obj, &max_obj, &factor_obj, &gap_obj, &packet_obj,
+                                     &rate_obj, &packets_obj))
+        return -1;
+    double min_delay_ms = DEFAULT_MIN_DELAY_MS, max_delay_ms = DEFAULT_MAX_DELAY_MS;
+    double factor = DEFAULT_JITTER_FACTOR, max_gap_ms = DEFAULT_MAX_GAP_MS;
+    double max_packet_ms = DEFAULT_MAX_PACKET_MS;
+    int64_t max_packets = DEFAULT_MAX_PACKETS, rate = 8000;
+    if ((min_obj && jb_as_double(min_obj, "min_delay_ms", &min_delay_ms) < 0) ||
+        (max_obj && jb_as_double(max_obj, "max_delay_ms", &max_delay_ms) < 0) ||
+        (factor_obj && jb_as_double(factor_obj, "jitter_factor", &factor) < 0) ||
+        (gap_obj && jb_as_double(gap_obj, "max_gap_ms", &max_gap_ms) < 0) ||
+        (packet_obj && jb_as_double(packet_obj, "max_packet_ms", &max_packet_ms) < 0))
+        return -1;
+    if (!(0 <= min_delay_ms && min_delay_ms <= max_delay_ms)) {
+        PyObject *lo = min_obj ? PyObject_Str(min_obj) : PyUnicode_FromString("20.0");
+        PyObject *hi = max_obj ? PyObject_Str(max_obj) : PyUnicode_FromString("200.0");
+        if (lo && hi)
+            PyErr_Format(PyExc_ValueError,
+                         "jitter buffer needs 0 <= min_delay_ms <= max_delay_ms, got %U/%U", lo,
+                         hi);
+        Py_XDECREF(lo);
+        Py_XDECREF(hi);
+        return -1;
+    }
+    int overflow = 0;
+    if (packets_obj) {
+        if (!PyLong_Check(packets_obj)) {
+            PyErr_Format(PyExc_TypeError, "max_packets must be an int, not %.100s",
+                         Py_TYPE(packets_obj)->tp_name);
+            return -1;
+        }
+        long long value = PyLong_AsLongLongAndOverflow(packets_obj, &overflow);
+        if (value == -1 && PyErr_Occurred())
+            return -1;
+        max_packets = overflow > 0 ? INT64_MAX : overflow < 0 ? INT64_MIN : (int64_t)value;
+    }
+    if (max_packets < 1) {
+        PyErr_Format(PyExc_ValueError, "jitter buffer needs max_packets >= 1, got %S", packets_obj);
+        return -1;
+    }
+    if (rate_obj) {
+        if (!PyLong_Check(rate_obj)) {
+            PyErr_Format(PyExc_TypeError, "clock_rate must be an int, not %.100s",
+                         Py_TYPE(rate_obj)->tp_name);
+            return -1;
+        }
+        long long value = PyLong_AsLongLongAndOverflow(rate_obj, &overflow);
+        if (value == -1 && PyErr_Occurred())
+            return -1;
+        rate = overflow ? 0 : (int64_t)value;
+        if (!(1 <= rate && rate <= 1000000)) {
+            PyErr_Format(PyExc_ValueError,
+                         "jitter buffer needs 1 <= clock_rate <= 1000000, got %S", rate_obj);
+            return -1;
+        }
+    }
+    unsigned char silence;
+    PyObject *default_codec = NULL;
+    if (codec == NULL) {
+        codec = default_codec = PyUnicode_FromString("PCMU");
+        if (codec == NULL)
+            return -1;
+    }
+    int rc = jb_lookup_silence(codec, &silence);
+    Py_XDECREF(default_codec);
+    if (rc < 0)
+        return -1;
+    int64_t max_gap, max_packet;
+    if (jb_py_int(max_gap_ms * (double)rate / 1000.0, &max_gap) < 0 ||
+        jb_py_int(max_packet_ms * (double)rate / 1000.0, &max_packet) < 0)
+        return -1;
+
+    /* __init__ may run again on an existing object: start from scratch. */
+    jb_buffer_clear(self);
+    Py_CLEAR(self->probe);
+    PyObject *ready = PyList_New(0);
+    if (ready == NULL)
+        return -1;
+    Py_XSETREF(self->ready, ready);
+    self->max_packets = max_packets;
+    self->silence = silence;
+    self->rate = rate;
+    self->min_delay = min_delay_ms / 1000.0;
+    self->max_delay = max_delay_ms / 1000.0;
+    self->factor = factor;
+    self->max_gap = max_gap;
+    self->max_packet = max_packet;
+    self->delay = self->min_delay;
+    self->reorder_need = 0.0;
+    self->floor_ = self->min_delay;
+    self->target = self->min_delay;
+    self->has_transit = 0;
+    self->transit = 0.0;
+    self->jitter = 0.0;
+    self->media_time = 0;
+    self->frame_samples = rate / 50; /* 20 ms until a packet says otherwise */
+    self->has_ssrc = 0;
+    self->has_previous_ssrc = 0;
+    self->ssrc = self->previous_ssrc = 0;
+    self->probe_arrival = 0.0;
+    jb_reset_source_state(self, 0, 0, 0, 0.0);
+    memset(self->stats, 0, sizeof(self->stats));
+    return 0;
+}
+
+static int
+JitterBuffer_traverse(JitterBuffer *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->ready);
+    Py_VISIT(self->probe);
+    return 0;
+}
+
+static int
+JitterBuffer_clear(JitterBuffer *self)
+{
+    Py_CLEAR(self->ready);
+    Py_CLEAR(self->probe);
+    return 0;
+}
+
+static void
+JitterBuffer_dealloc(JitterBuffer *self)
+{
+    PyObject_GC_UnTrack(self);
+    JitterBuffer_clear(self);
+    if (self->buf != NULL) {
+        jb_buffer_clear(self);
+        PyMem_Free(self->buf);
+        self->buf = NULL;
+    }
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+JitterBuffer_set_codec(JitterBuffer *self, PyObject *codec)
+{
+    unsigned char silence;
+    if (jb_lookup_silence(codec, &silence) < 0)
+        return NULL;
+    self->silence = silence;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+JitterBuffer_push(JitterBuffer *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "push() takes 2 arguments (packet, arrival), %zd given",
+                     nargs);
+        return NULL;
+    }
+    if (self->ready == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "JitterBuffer.__init__ was not called");
+        return NULL;
+    }
+    double arrival;
+    if (jb_as_double(args[1], "arrival", &arrival) < 0)
+        return NULL;
+    Packet p;
+    if (jb_read_packet(args[0], &p) < 0)
+        return NULL;
+    int64_t *stats = self->stats;
+    int rc = 0;
+    stats[ST_PUSHED]++;
+    if (p.size == 0 || p.size > self->max_packet) {
+        stats[ST_INVALID]++;
+        goto done;
+    }
+    if (!self->has_ssrc || p.ssrc != self->ssrc) {
+        if (self->has_ssrc) {
+            if (self->has_previous_ssrc && p.ssrc == self->previous_ssrc) {
+                stats[ST_LATE]++; /* in flight from the source we already switched away from */
+                goto done;
+            }
+            if (jb_flush_buffered(self) < 0) {
+                rc = -1;
+                goto done;
+            }
+            self->previous_ssrc = self->ssrc;
+            self->has_previous_ssrc = 1;
+            stats[ST_SSRC_CHANGES]++;
+        }
+        jb_start_source(self, &p, arrival);
+    }
+    int64_t ahead = ((p.seq - self->highest_seq_raw + 0x8000) & 0xFFFF) - 0x8000;
+    if (ahead > MAX_DROPOUT || ahead < -MAX_MISORDER) {
+        PyObject *probe = self->probe;
+        int confirmed = 0;
+        Packet q;
+        if (probe != NULL) {
+            Py_INCREF(probe);
+            if (jb_read_packet(probe, &q) < 0) {
+                Py_DECREF(probe);
+                rc = -1;
+                goto done;
+            }
+            if (p.seq == ((q.seq + 1) & 0xFFFF)) {
+                /* RFC 3550 A.1: two sequential packets after a jump: the sender restarted. */
+                confirmed = 1;
+                double probe_arrival = self->probe_arrival;
+                stats[ST_RESYNCS]++;
+                if (jb_restart(self, &q, probe_arrival) < 0 || jb_accept(self, &q, probe_arrival, 0) < 0)
+                    rc = -1;
+                ahead = ((p.seq - self->highest_seq_raw + 0x8000) & 0xFFFF) - 0x8000;
+            }
+            Py_DECREF(q.payload);
+            Py_DECREF(probe);
+            if (rc < 0)
+                goto done;
+        }
+        if (!confirmed) {
+            Py_INCREF(args[0]);
+            Py_XSETREF(self->probe, args[0]);
+            self->probe_arrival = arrival;
+            stats[ST_INVALID]++;
+            goto done;
+        }
+    }
+    rc = jb_accept(self, &p, arrival, ahead);
+done:
+    Py_DECREF(p.payload);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+JitterBuffer_pop_ready(JitterBuffer *self, PyObject *now_obj)
+{
+    double now;
+    if (jb_as_double(now_obj, "now", &now) < 0)
+        return NULL;
+    if (self->ready == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "JitterBuffer.__init__ was not called");
+        return NULL;
+    }
+    /* Everything with a timestamp up to `due` is due: one float computation per call. */
+    double due = (now - self->base - self->delay) * (double)self->rate;
+    if (PyList_GET_SIZE(self->ready) == 0 && self->has_next_ts && (double)self->next_ts > due)
+        return PyList_New(0); /* nothing due: most clock ticks on a clean link */
+    PyObject *fresh = PyList_New(0);
+    if (fresh == NULL)
+        return NULL;
+    PyObject *out = self->ready;
+    self->ready = fresh;
+    while (self->count) {
+        int64_t head = self->buf[self->start].ts;
+        int64_t next_ts = self->has_next_ts ? self->next_ts : head;
+        if ((double)next_ts > due)
+            break;
+        if (head == next_ts) {
+            Entry e = jb_buffer_pop_head(self);
+            int rc = jb_append_frame(out, e.payload, self->media_time, 0);
+            Py_DECREF(e.payload);
+            if (rc < 0)
+                goto error;
+            self->media_time += e.size;
+            self->next_ts = head + e.size;
+            self->has_next_ts = 1;
+            self->stats[ST_RELEASED_FRAMES]++;
+            if (self->reorder_need != 0.0)
+                jb_decay_reorder_need(self);
+            if (self->delay > self->target) {
+                double delay = self->delay - DECAY_PER_FRAME;
+                self->delay = delay > self->target ? delay : self->target;
+            }
+        }
+        else if (head < next_ts) {
+            Entry e = jb_buffer_pop_head(self);
+            int rc = jb_release(self, e.payload, e.size, head, next_ts, out);
+            Py_DECREF(e.payload);
+            if (rc < 0)
+                goto error;
+            if (self->reorder_need != 0.0)
+                jb_decay_reorder_need(self);
+            if (self->delay > self->target) {
+                double delay = self->delay - DECAY_PER_FRAME; /* max(target, delay - decay) */
+                self->delay = delay > self->target ? delay : self->target;
+            }
+        }
+        else {
+            int64_t step = self->frame_samples;
+            if (head - next_ts < step)
+                step = head - next_ts;
+            if (step <= 0) /* unreachable: frame_samples > 0 once a packet was taken */
+                step = head - next_ts;
+            if (jb_conceal(self, step, out) < 0)
+                goto error;
+            self->next_ts = next_ts + step;
+            self->has_next_ts = 1;
+        }
+    }
+    if (!self->count && !self->underrun && self->has_next_ts) {
+        if ((double)self->next_ts <= due) {
+            self->underrun = 1;
+            self->stats[ST_UNDERRUNS]++;
+        }
+    }
+    return out;
+error:
+    Py_DECREF(out);
+    return NULL;
+}
+
+static PyObject *
+JitterBuffer_get_delay_ms(JitterBuffer *self, void *closure)
+{
+    return PyFloat_FromDouble(self->delay * 1000.0);
+}
+
+static PyObject *
+JitterBuffer_get_target_ms(JitterBuffer *self, void *closure)
+{
+    return PyFloat_FromDouble(self->target * 1000.0);
+}
+
+static PyObject *
+JitterBuffer_get_next_due(JitterBuffer *self, void *closure)
+{
+    if (self->count == 0)
+        Py_RETURN_NONE;
+    int64_t ts = self->has_next_ts ? self->next_ts : self->buf[self->start].ts;
+    return PyFloat_FromDouble(self->base + (double)ts / (double)self->rate + self->delay);
+}
+
+static PyObject *
+JitterBuffer_get_jitter_ms(JitterBuffer *self, void *closure)
+{
+    return PyFloat_FromDouble(self->jitter * 1000.0 / (double)self->rate);
+}
+
+static PyObject *
+JitterBuffer_get_buffered_ms(JitterBuffer *self, void *closure)
+{
+    int64_t samples = 0;
+    Py_ssize_t end = self->start + self->count;
+    for (Py_ssize_t i = self->start; i < end; i++)
+        samples += self->buf[i].size;
+    return PyFloat_FromDouble((double)samples * 1000.0 / (double)self->rate);
+}
+
+static PyObject *
+JitterBuffer_get_media_time(JitterBuffer *self, void *closure)
+{
+    return PyLong_FromLongLong(self->media_time);
+}
+
+static PyObject *
+JitterBuffer_get_stats(JitterBuffer *self, void *closure)
+{
+    if (jb_stats_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "gateway.media._jitter is not bound (import jitter.py)");
+        return NULL;
+    }
+    PyObject *args = PyTuple_New(ST_COUNT);
+    if (args == NULL)
+        return NULL;
+    for (int i = 0; i < ST_COUNT; i++) {
+        PyObject *value = PyLong_FromLongLong(self->stats[i]);
+        if (value == NULL) {
+            Py_DECREF(args);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(args, i, value);
+    }
+    PyObject *stats = PyObject_Call(jb_stats_type, args, NULL);
+    Py_DECREF(args);
+    return stats;
+}
+
+static PyMethodDef JitterBuffer_methods[] = {
+    {"set_codec", (PyCFunction)JitterBuffer_set_codec, METH_O,
+     "The codec changed (answer, re-INVITE): jb_conceal with its silence byte from now on."},
+    {"push", (PyCFunction)(void (*)(void))JitterBuffer_push, METH_FASTCALL,
+     "push(packet, arrival): add one audio packet."},
+    {"pop_ready", (PyCFunction)JitterBuffer_pop_ready, METH_O,
+     "pop_ready(now) -> list[Frame]: frames due at `now`, in order and contiguous."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef JitterBuffer_getset[] = {
+    {"delay_ms", (getter)JitterBuffer_get_delay_ms, NULL, NULL, NULL},
+    {"target_ms", (getter)JitterBuffer_get_target_ms, NULL, NULL, NULL},
+    {"next_due", (getter)JitterBuffer_get_next_due, NULL, NULL, NULL},
+    {"jitter_ms", (getter)JitterBuffer_get_jitter_ms, NULL, NULL, NULL},
+    {"buffered_ms", (getter)JitterBuffer_get_buffered_ms, NULL, NULL, NULL},
+    {"media_time", (getter)JitterBuffer_get_media_time, NULL, NULL, NULL},
+    {"stats", (getter)JitterBuffer_get_stats, NULL,
+     "A JitterStats with the counts so far (a new object per access).", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject JitterBufferType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "gateway.media._jitter.JitterBuffer",
+    .tp_doc = "The inbound jitter buffer of gateway/media/jitter.py, compiled.",
+    .tp_basicsize = sizeof(JitterBuffer),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)JitterBuffer_init,
+    .tp_dealloc = (destructor)JitterBuffer_dealloc,
+    .tp_traverse = (traverseproc)JitterBuffer_traverse,
+    .tp_clear = (inquiry)JitterBuffer_clear,
+    .tp_methods = JitterBuffer_methods,
+    .tp_getset = JitterBuffer_getset,
+};
+
+/* -- module ----------------------------------------------------------------------------------- */
+
+static PyObject *
+module_bind(PyObject *module, PyObject *args)
+{
+    PyObject *frame, *stats, *silence;
+    if (!PyArg_ParseTuple(args, "O!OO:_bind", &PyType_Type, &frame, &stats, &silence))
+        return NULL;
+    PyTypeObject *type = (PyTypeObject *)frame;
+    /* A NamedTuple: a tuple subclass without instance dict or extra slots. */
+    if (!PyType_IsSubtype(type, &PyTuple_Type) ||
+        type->tp_basicsize != PyTuple_Type.tp_basicsize ||
+        type->tp_itemsize != PyTuple_Type.tp_itemsize) {
+        PyErr_SetString(PyExc_TypeError, "_bind needs a NamedTuple type for Frame");
+        return NULL;
+    }
+    if (!PyCallable_Check(stats) || !PyCallable_Check(silence)) {
+        PyErr_SetString(PyExc_TypeError, "_bind needs callables for JitterStats, silence_byte");
+        return NULL;
+    }
+    Py_INCREF(frame);
+    Py_XSETREF(jb_frame_type, type);
+    Py_INCREF(stats);
+    Py_XSETREF(jb_stats_type, stats);
+    Py_INCREF(silence);
+    Py_XSETREF(jb_silence_byte_func, silence);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"_bind", module_bind, METH_VARARGS,
+     "_bind(Frame, JitterStats, silence_byte): the Python types the buffer builds (jitter.py)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef jitter_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "gateway.media._jitter",
+    .m_doc = "Compiled jitter buffer; use gateway.media.jitter.JitterBuffer, not this module.",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__jitter(void)
+{
+    if (PyType_Ready(&JitterBufferType) < 0)
+        return NULL;
+    jb_str_sequence_number = PyUnicode_InternFromString("sequence_number");
+    jb_str_timestamp = PyUnicode_InternFromString("timestamp");
+    jb_str_ssrc = PyUnicode_InternFromString("ssrc");
+    jb_str_payload = PyUnicode_InternFromString("payload");
+    if (!jb_str_sequence_number || !jb_str_timestamp || !jb_str_ssrc || !jb_str_payload)
+        return NULL;
+    PyObject *module = PyModule_Create(&jitter_module);
+    if (module == NULL)
+        return NULL;
+    Py_INCREF(&JitterBufferType);
+    if (PyModule_AddObject(module, "JitterBuffer", (PyObject *)&JitterBufferType) < 0) {
+        Py_DECREF(&JitterBufferType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

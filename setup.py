@@ -1,0 +1,29 @@
+"""The optional compiled jitter buffer (gateway/media/_jitter.c), built the way websockets builds
+its C speedups: everything else about the package is in pyproject.toml.
+
+SRG_BUILD_EXTENSION=yes makes a failed compile an error (CI, the Docker image); =no skips the
+extension; unset, a machine without a compiler still installs and runs the pure-Python buffer.
+"""
+
+import os
+import sys
+
+from setuptools import Extension, setup
+
+build = os.environ.get("SRG_BUILD_EXTENSION", "").lower()
+# No fused multiply-add: the C buffer must round exactly as the Python one (tests compare them).
+# Hidden visibility: the jb_* functions shared by its two files are not exported (only PyInit).
+compile_args = [] if sys.platform == "win32" else ["-ffp-contract=off", "-fvisibility=hidden"]
+ext_modules = []
+if build != "no":
+    ext_modules.append(
+        Extension(
+            "gateway.media._jitter",
+            sources=["gateway/media/_jitter.c", "gateway/media/_jitter_core.c"],
+            depends=["gateway/media/_jitter.h"],
+            extra_compile_args=compile_args,
+            optional=build != "yes",
+        )
+    )
+
+setup(ext_modules=ext_modules)

@@ -1,0 +1,48 @@
+"""Both jitter buffer implementations, for tests that run against each (issue 14): the pure
+class `PyJitterBuffer` and the compiled `gateway.media._jitter.JitterBuffer`.
+
+Where the extension is not built the compiled cases skip locally and fail under CI=true (as a
+missing real peer does): `make test` builds it, so CI must test both paths.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+
+from gateway.media import jitter
+from gateway.media.jitter import PyJitterBuffer
+
+try:
+    from gateway.media._jitter import JitterBuffer as CJitterBuffer  # type: ignore[import-not-found]
+except ImportError as error:  # not built: pure path only
+    CJitterBuffer = None
+    IMPORT_ERROR: str = str(error)
+else:
+    IMPORT_ERROR = ""
+    # jitter.py binds the types the C buffer builds; with SRG_PURE_PYTHON set it does not.
+    jitter._bind_extension()
+
+ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_extension() -> type[Any]:
+    """The compiled class; skip (locally) or fail (CI=true) when it is not built."""
+    if CJitterBuffer is None:
+        message = (
+            "gateway.media._jitter is not built (run `make install` or "
+            f"`python setup.py build_ext --inplace`): {IMPORT_ERROR}"
+        )
+        if ON_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return CJitterBuffer
+
+
+IMPLEMENTATIONS = ["python", "c"]
+
+
+def implementation(name: str) -> type[Any]:
+    return PyJitterBuffer if name == "python" else require_extension()
