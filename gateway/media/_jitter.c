@@ -109,6 +109,10 @@ JitterBuffer_init(JitterBuffer *self, PyObject *args, PyObject *kwargs)
     self->jitter = 0.0;
     self->media_time = 0;
     self->frame_samples = rate / 50; /* 20 ms until a packet says otherwise */
+    self->min_conceal = rate / 100 > 1 ? rate / 100 : 1; /* jitter.py _min_conceal: 10 ms */
+    self->credit = (double)max_gap;
+    self->credit_at = 0.0;
+    self->has_credit_at = 0;
     self->has_ssrc = 0;
     self->has_previous_ssrc = 0;
     self->ssrc = self->previous_ssrc = 0;
@@ -300,6 +304,13 @@ JitterBuffer_pop_ready(JitterBuffer *self, PyObject *now_obj)
                 step = head - next_ts;
             if (step <= 0) /* unreachable: frame_samples > 0 once a packet was taken */
                 step = head - next_ts;
+            if (!jb_take_credit(self, step, 1, now)) {
+                /* More concealment than real time allows: the rest of the gap is skipped. */
+                self->stats[ST_CONCEAL_SKIPPED]++;
+                self->next_ts = head;
+                self->has_next_ts = 1;
+                continue;
+            }
             if (jb_conceal(self, step, out) < 0)
                 goto error;
             self->next_ts = next_ts + step;

@@ -67,6 +67,7 @@ enum {
     ST_OVERFLOW,
     ST_SSRC_CHANGES,
     ST_UNDERRUNS,
+    ST_CONCEAL_SKIPPED,
     ST_COUNT /* the fields of jitter.JitterStats, in order */
 };
 
@@ -104,7 +105,10 @@ typedef struct {
     Entry *buf;
     Py_ssize_t start, count, cap;
     PyObject *ready; /* list of Frame */
-    int64_t media_time, frame_samples;
+    int64_t media_time, frame_samples, min_conceal;
+    /* jitter.py _take_credit: concealment credit in samples, refilled by real time */
+    double credit, credit_at;
+    int has_credit_at;
     int has_ssrc, has_previous_ssrc;
     int64_t ssrc, previous_ssrc;
     PyObject *probe; /* RtpPacket or NULL */
@@ -135,6 +139,7 @@ int jb_release(JitterBuffer *self, PyObject *payload, Py_ssize_t size, int64_t t
 int jb_flush_buffered(JitterBuffer *self);
 int jb_restart(JitterBuffer *self, const Packet *p, double arrival);
 void jb_decay_reorder_need(JitterBuffer *self);
+int jb_take_credit(JitterBuffer *self, int64_t samples, int has_now, double now);
 int jb_accept(JitterBuffer *self, const Packet *p, double arrival, int64_t ahead);
 
 #endif /* SRG_JITTER_H */

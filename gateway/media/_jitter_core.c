@@ -425,6 +425,32 @@ jb_raise_reorder_need(JitterBuffer *self, double need)
     }
 }
 
+/* jitter.py _take_credit: spend `samples` of concealment credit, refilled by the real time since
+ * the last refill (none without `now`), at most max_gap; 0 when there is not enough. */
+int
+jb_take_credit(JitterBuffer *self, int64_t samples, int has_now, double now)
+{
+    double credit = self->credit;
+    if (has_now) {
+        if (!self->has_credit_at) {
+            self->credit_at = now;
+            self->has_credit_at = 1;
+        }
+        else if (now > self->credit_at) {
+            credit += (now - self->credit_at) * (double)self->rate;
+            if (credit > (double)self->max_gap)
+                credit = (double)self->max_gap;
+            self->credit_at = now;
+        }
+    }
+    if (credit < (double)samples) {
+        self->credit = credit;
+        return 0;
+    }
+    self->credit = credit - (double)samples;
+    return 1;
+}
+
 void
 jb_decay_reorder_need(JitterBuffer *self)
 {
@@ -521,7 +547,8 @@ jb_accept(JitterBuffer *self, const Packet *p, double arrival, int64_t ahead)
             self->ts_ref_raw = p->ts;
             if (ext_ts + size > self->ts_end)
                 self->ts_end = ext_ts + size;
-            self->frame_samples = size;
+            /* jitter.py: never below 10 ms (1-sample packets with gaps: one frame per sample) */
+            self->frame_samples = size > self->min_conceal ? size : self->min_conceal;
         }
     }
     self->recent[slot] = seq;

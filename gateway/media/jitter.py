@@ -60,6 +60,13 @@ loss because it waits for packets rather than time, see docs):
   re-anchor, as above); anything else is dropped as invalid. Buffered, one such packet (an older
   sequence number with a timestamp 2**31 ahead) pulled `base` back by days and made `pop_ready`
   conceal the whole distance: 13 million silence frames, 2 GB and 30 s of CPU from one datagram.
+- Concealment never runs ahead of real time: it spends a credit of samples that refills at the
+  clock rate (at most `max_gap`), and a gap that needs more is left unfilled (`conceal_skipped`);
+  honest loss never conceals more than the time that passed. It also steps at least 10 ms, not
+  the last packet's duration: 1-sample packets, each jumping its timestamp just under
+  `max_gap`, had each gap concealed one sample per frame (~7000 frames per datagram, 14 million
+  and 12 s of CPU for one second of them; with the stream's rate bound, at least 5 ms of audio
+  per packet, and these two: ~300 frames a second).
 
 - Bounded: at most `max_packets` (default 256, over 2 s of 10 ms packets, ten times what the
   200 ms window ever holds) are buffered; a packet beyond that is dropped and counted
@@ -116,6 +123,7 @@ class JitterStats:
     overflow: int = 0  # dropped because `max_packets` were already buffered
     ssrc_changes: int = 0
     underruns: int = 0
+    conceal_skipped: int = 0  # gaps left unfilled: more concealment than real time allows
 
 
 class PyJitterBuffer:
@@ -161,6 +169,11 @@ class PyJitterBuffer:
         self._ready: list[Frame] = []
         self._media_time = 0
         self._frame_samples = clock_rate // 50  # 20 ms until a packet says otherwise
+        self._min_conceal = max(clock_rate // 100, 1)  # the shortest concealment step: 10 ms
+        # Concealment never runs ahead of real time: a credit of samples that refills at the
+        # clock rate up to max_gap (see _conceal_credit_for).
+        self._credit = float(self._max_gap)
+        self._credit_at: float | None = None
         self._ssrc: int | None = None
         self._previous_ssrc: int | None = None
         self._probe: tuple[RtpPacket, float] | None = None
@@ -342,7 +355,10 @@ class PyJitterBuffer:
                 self._ts_ref_raw = packet.timestamp
                 if ext_ts + size > self._ts_end:
                     self._ts_end = ext_ts + size
-                self._frame_samples = size
+                # Concealment steps follow the packets' duration, but never below 10 ms: a
+                # sender of 1-sample packets with timestamp gaps would otherwise have each gap
+                # concealed one sample per frame (thousands of frames per datagram).
+                self._frame_samples = size if size > self._min_conceal else self._min_conceal
         self._recent[seq & (_RECENT_SEQS - 1)] = seq
         self._buffer[ext_ts] = payload
         self._jitter.update(ext_ts, arrival)
@@ -419,6 +435,12 @@ class PyJitterBuffer:
                     self._delay = max(self._target, self._delay - _DECAY_PER_FRAME)
             else:
                 step = min(self._frame_samples, head - next_ts)
+                if not self._take_credit(step, now):
+                    # More concealment than real time allows (a sender whose timestamps run
+                    # ahead): the rest of this gap is skipped, not filled.
+                    self.stats.conceal_skipped += 1
+                    self._next_ts = head
+                    continue
                 self._conceal(step, out)
                 self._next_ts = next_ts + step
         if not buffer and not self._underrun and self._next_ts is not None:
@@ -426,6 +448,28 @@ class PyJitterBuffer:
                 self._underrun = True
                 self.stats.underruns += 1
         return out
+
+    def _take_credit(self, samples: int, now: float | None) -> bool:
+        """Spend `samples` of concealment credit, refilled by the real time since the last
+        refill (none when `now` is None), at most max_gap; False when there is not enough.
+        Loss never conceals more than the time that passed, so a legitimate stream always has
+        the credit; a sender whose timestamps run ahead of real time (gaps of up to max_gap in
+        every datagram) would otherwise have the buffer conceal up to a second per packet."""
+        credit = self._credit
+        at = self._credit_at
+        if now is not None:
+            if at is None:
+                self._credit_at = now
+            elif now > at:
+                credit += (now - at) * self._rate
+                if credit > self._max_gap:
+                    credit = float(self._max_gap)
+                self._credit_at = now
+        if credit < samples:
+            self._credit = credit
+            return False
+        self._credit = credit - samples
+        return True
 
     def _decay_reorder_need(self) -> None:
         need = self._reorder_need - _DECAY_PER_FRAME

@@ -25,6 +25,8 @@ latched source; off, always to the SDP's address (the inbound check is the same)
 
 Rate: audio packets from the latched source pass a token bucket of real time (8000 samples/s)
 with `rate_burst_ms` of credit; a flood beyond that is dropped and counted (`dropped_rate`).
+Each packet costs its samples, at least 5 ms' worth: 1-byte packets cannot bring 8000
+datagrams a second within the budget.
 
 SRTP (RFC 3711, issue 13): with `srtp` set (a gateway.media.srtp.SrtpSession, keyed from the
 SDP's a=crypto lines), every datagram is unprotected before anything else looks at it, so a
@@ -186,6 +188,9 @@ class RtpStream:
         )
         # Inbound rate bound (token bucket, in samples).
         self._rate_capacity = self.config.rate_burst_ms * self.config.clock_rate / 1000.0
+        # Each packet costs at least 5 ms of audio: tiny packets (1 byte of G.711 each) cannot
+        # multiply the per-packet work up to 8000 datagrams a second within the byte budget.
+        self._rate_min_cost = max(self.config.clock_rate // 200, 1)
         self._rate_tokens = self._rate_capacity
         self._rate_at: float | None = None
         # Inbound state.
@@ -458,11 +463,12 @@ class RtpStream:
                 if tokens > capacity:
                     tokens = capacity
             self._rate_at = now
-            if tokens < size:
+            cost = size if size > self._rate_min_cost else self._rate_min_cost
+            if tokens < cost:
                 self._rate_tokens = tokens
                 stats.dropped_rate += 1
                 return
-            self._rate_tokens = tokens - size
+            self._rate_tokens = tokens - cost
         reception = self._reception
         if reception is None or reception.ssrc != packet.ssrc:
             previous_source = self._previous_reception

@@ -235,3 +235,50 @@ def test_check_reports_the_jitter_buffer_in_use() -> None:
         assert result.message == "compiled (gateway.media._jitter)"
     else:
         assert result.message == f"pure Python: {jitter.IMPLEMENTATION_REASON}"
+
+
+def test_timestamps_running_ahead_of_real_time_conceal_no_more_than_real_time(
+    buffer_class: type[Any],
+) -> None:
+    """A sender of 1-sample packets whose every timestamp jumps just under max_gap (1 s)
+    ahead: each gap used to be concealed one sample per frame, ~7000 frames per datagram (one
+    second of such datagrams: 14 million frames, 12 s of CPU in Python). Concealment now steps
+    at least 10 ms and never runs ahead of real time: the rest of a gap is skipped, counted."""
+    jb = buffer_class()
+    now, ts, frames, concealed_samples = 0.0, 0, 0, 0
+    for seq in range(2000):  # 10 s at 200 packets/s, what the stream's rate bound lets through
+        jb.push(RtpPacket(0, seq, ts & 0xFFFFFFFF, 1, b"\xff"), now)
+        out = jb.pop_ready(now + 0.5)
+        frames += len(out)
+        concealed_samples += sum(len(f.payload) for f in out if f.concealed)
+        ts += 7000
+        now += 0.005
+    assert concealed_samples <= (10.0 + 1.0) * 8000  # real time, plus the max_gap credit
+    assert frames <= 2000 + (10.0 + 1.0) * 100  # the packets, plus 10 ms steps of that
+    assert jb.stats.conceal_skipped > 1000
+
+
+def test_loss_is_still_concealed_whole(buffer_class: type[Any]) -> None:
+    """The credit never shortens honest concealment: a real-time sender losing 40 % of its
+    packets for 10 s, then everything for 900 ms: every missing packet is filled."""
+    jb = buffer_class()
+    frames: list[Frame] = []
+    lost = 0
+    for n in range(550):
+        if (n < 500 and n % 5 in (1, 3)) or 500 <= n < 545:
+            lost += 1
+            continue
+        arrival = n * 0.02
+        jb.push(RtpPacket(0, n, n * 160, 1, b"\x01" * 160), arrival)
+        frames += jb.pop_ready(arrival + 0.001)
+    frames += jb.pop_ready(550 * 0.02 + 1.0)
+    assert jb.stats.conceal_skipped == 0
+    assert (
+        jb.stats.concealed_samples
+        == lost * 160
+        == sum(len(f.payload) for f in frames if f.concealed)
+    )
+    assert b"".join(f.payload for f in frames) == b"".join(
+        (b"\xff" if f.concealed else b"\x01") * len(f.payload) for f in frames
+    )
+    assert sum(len(f.payload) for f in frames) == 550 * 160  # continuous, nothing skipped

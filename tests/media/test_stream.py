@@ -486,6 +486,19 @@ def test_inbound_rate_is_bounded_by_real_time() -> None:
     assert stream.stats.dropped_rate == sent - passed
 
 
+def test_tiny_packets_cost_at_least_5_ms_each() -> None:
+    """1-byte packets (1 sample of G.711 each) at 8000 a second fit a budget counted in bytes
+    alone: one call could then make the gateway handle 8000 datagrams a second. Each costs at
+    least 5 ms of audio: 200 a second (plus the credit) pass."""
+    stream, _, _, _ = make_stream(PEER, rate_burst_ms=200)
+    for i in range(16000):  # 2 s at 8000 packets/s
+        stream.receive_rtp(audio(i, i, payload=b"\xff"), PEER, i / 8000)
+    passed = stream.stats.packets_received
+    # 2 s of real time + 200 ms credit, at 40 samples a packet: 440.
+    assert 430 <= passed <= 441
+    assert stream.stats.dropped_rate == 16000 - passed
+
+
 def test_rate_bound_lets_a_burst_after_a_stall_through() -> None:
     stream, _, _, _ = make_stream(PEER)  # default: 1 s of credit
     for i in range(50):
