@@ -73,6 +73,12 @@ log = logging.getLogger("gateway.control")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
+# After an error response to a request not read to its end (RFC 9112 9.6, "lingering close"):
+# half-close, then read and discard what the client still sends, at most this long and this
+# much, before closing. Closing with unread input makes the kernel send a TCP reset, which can
+# destroy the response in the client's socket before the client has read it.
+LINGER_S = 2.0
+LINGER_MAX_BYTES = 65536
 
 _REASONS = {
     200: "OK",
@@ -417,6 +423,7 @@ class ControlServer:
                 request = await self._read_request(reader, first)
             except _HttpError as exc:
                 await self._send(writer, error_response(exc.status, exc.message), False)
+                await _linger(reader, writer)
                 return
             response = await self._respond(request)
             keep_alive = (
@@ -690,6 +697,25 @@ def _quote(call_id: str) -> str:
     from urllib.parse import quote
 
     return quote(call_id, safe="@.-_~!*'()+:")
+
+
+async def _linger(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Half-close and drain the client's input for up to LINGER_S / LINGER_MAX_BYTES (see
+    LINGER_S); the caller closes the connection after."""
+    with contextlib.suppress(Exception):
+        if writer.can_write_eof():
+            writer.write_eof()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + LINGER_S
+        received = 0
+        while received < LINGER_MAX_BYTES:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            chunk = await asyncio.wait_for(reader.read(4096), remaining)
+            if not chunk:
+                return
+            received += len(chunk)
 
 
 __all__ = [

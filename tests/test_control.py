@@ -481,6 +481,35 @@ async def test_incomplete_request_times_out(target: FakeTarget) -> None:
             writer.close()
 
 
+async def test_an_error_response_survives_input_the_server_did_not_read(
+    target: FakeTarget,
+) -> None:
+    """A client still sending after a bad request: closed at once, the server's socket answers
+    that input with a TCP reset, which destroys the 400 in the client's socket if the client
+    has not read it yet. The server half-closes and drains first (lingering close): the client
+    reads the whole response, then a clean end of stream."""
+    async with ControlServer(target, "127.0.0.1", 0) as srv:
+        for _ in range(10):
+            reader, writer = await asyncio.open_connection("127.0.0.1", srv.port)
+
+            async def keep_sending(writer: asyncio.StreamWriter = writer) -> None:
+                with contextlib.suppress(ConnectionError):
+                    writer.write(b"BAD\r\n\r\n")
+                    for _ in range(100):  # still sending while the server answers and closes
+                        writer.write(b"x" * 100)
+                        await asyncio.sleep(0.001)
+
+            sending = asyncio.create_task(keep_sending())
+            try:
+                await sending
+                reply = await read_reply(reader)
+                assert reply.status == 400
+                assert await asyncio.wait_for(reader.read(), 5) == b""
+            finally:
+                sending.cancel()
+                writer.close()
+
+
 async def test_incomplete_body_times_out(target: FakeTarget) -> None:
     limits = Limits(body_timeout=0.2)
     async with ControlServer(target, "127.0.0.1", 0, limits=limits) as srv:
