@@ -33,6 +33,12 @@ def test_workers_and_passes_get_disjoint_slices(monkeypatch: pytest.MonkeyPatch,
     assert slices[0][0] == low and slices[0][1] == slices[1][0] and slices[1][1] == high
 
 
+def test_the_overlapped_passes_ranges_do_not_meet() -> None:
+    from tests.tools.two_passes import _HIGH, _LOW, _SPLIT
+
+    assert ports._PORT_RANGE[0] <= _LOW < _SPLIT < _HIGH <= ports._PORT_RANGE[1]
+
+
 def test_a_block_comes_from_this_workers_slice(monkeypatch: pytest.MonkeyPatch) -> None:
     low, high = _range(monkeypatch, "40000-44000", "gw1", "2")
     base = ports.free_port_block(10)

@@ -15,7 +15,8 @@ can fall in one pass only); without arguments (the whole suite, as CI runs it) b
 run tests. When neither pass selected a test the exit code is 5, as pytest's would be.
 
 SRG_TEST_WORKERS sets the number of workers of the parallel pass (default 2; 0 runs it without
-xdist, in one process).
+xdist, in one process). SRG_TEST_OVERLAP=1 runs the parallel pass at idle CPU priority beside the
+serial pass instead of before it (`run_overlapped`).
 """
 
 from __future__ import annotations
@@ -23,16 +24,22 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+from tests.tools.ports import PORT_RANGE_ENV
 
 NOT_SOAK = "not soak"
 NO_TESTS = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
 OUTCOME = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b")
 SUMMARY = re.compile(r"\bin \d+(\.\d+)?s\b")
+# SRG_TEST_OVERLAP=1: the two passes' port ranges (tests/tools/ports.py), disjoint.
+_LOW, _SPLIT, _HIGH = 20000, 46000, 60000
 
 
 @dataclass
@@ -102,12 +109,13 @@ def total_line(results: Sequence[PassResult]) -> str:
     return "total: " + ", ".join(parts)
 
 
-def run_pass(name: str, command: list[str]) -> PassResult:
-    print(f"== make test, {name} pass: {' '.join(command[1:])}", flush=True)
+def run_pass(name: str, command: list[str], env: dict[str, str] | None = None) -> PassResult:
+    """Run one pass in the foreground, its output streamed."""
+    print(f"== make test, {name} pass: {shlex.join(command[1:])}", flush=True)
     started = time.monotonic()
     tail: list[str] = []
     with subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
     ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
@@ -118,6 +126,48 @@ def run_pass(name: str, command: list[str]) -> PassResult:
     return PassResult(name, code, time.monotonic() - started, parse_counts(tail))
 
 
+def _idle_priority() -> None:
+    """In the child: run only on CPU time nothing else wants (SCHED_IDLE: a waking task of any
+    normal priority preempts it at once), else at the lowest nice."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        os.nice(19)
+
+
+def run_overlapped(commands: list[tuple[str, list[str]]]) -> list[PassResult]:
+    """SRG_TEST_OVERLAP=1: the parallel pass runs under SCHED_IDLE in the background while the
+    serial pass runs in the foreground (the real-time tests wait on the network and on timers
+    most of the time; the idle pass takes only the CPU they leave). Disjoint port ranges."""
+    (bg_name, bg_command), (fg_name, fg_command) = commands
+    with tempfile.TemporaryFile("w+") as log:
+        print(f"== make test, {bg_name} pass at idle priority (output at the end): "
+              f"{shlex.join(bg_command[1:])}", flush=True)  # fmt: skip
+        started = time.monotonic()
+        background = subprocess.Popen(
+            bg_command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, PORT_RANGE_ENV: f"{_LOW}-{_SPLIT}"},
+            preexec_fn=_idle_priority,
+        )
+        try:
+            foreground = run_pass(
+                fg_name, fg_command, env={**os.environ, PORT_RANGE_ENV: f"{_SPLIT}-{_HIGH}"}
+            )
+            code = background.wait()
+        finally:
+            if background.poll() is None:
+                background.kill()
+                background.wait()
+        seconds = time.monotonic() - started
+        log.seek(0)
+        lines = log.readlines()
+    print(f"== make test, {bg_name} pass output:", flush=True)
+    sys.stdout.writelines(lines)
+    return [PassResult(bg_name, code, seconds, parse_counts(lines[-20:])), foreground]
+
+
 def main(argv: Sequence[str]) -> int:
     workers = int(os.environ.get("SRG_TEST_WORKERS") or 2)
     if workers > 0 and importlib.util.find_spec("xdist") is None:
@@ -126,12 +176,16 @@ def main(argv: Sequence[str]) -> int:
     if sys.stdout.isatty() and not any(a.startswith("--color") for a in argv):
         argv = ["--color=yes", *argv]  # the passes write into a pipe: keep the colours
     exitfirst = any(a in ("-x", "--exitfirst") for a in argv)
+    commands = pass_commands(argv, workers)
     results: list[PassResult] = []
-    for name, command in pass_commands(argv, workers):
-        if exitfirst and results and results[-1].code not in (0, NO_TESTS):
-            print(f"== make test: {name} pass not run (-x, the {results[-1].name} pass failed)")
-            break
-        results.append(run_pass(name, command))
+    if os.environ.get("SRG_TEST_OVERLAP") == "1":
+        results = run_overlapped(commands)
+    else:
+        for name, command in commands:
+            if exitfirst and results and results[-1].code not in (0, NO_TESTS):
+                print(f"== make test: {name} pass not run (-x, the {results[-1].name} pass failed)")
+                break
+            results.append(run_pass(name, command))
     code = combined_code(results, selection_given=any(a != "--color=yes" for a in argv))
     for result in results:
         counts = ", ".join(f"{n} {w}" for w, n in result.counts.items()) or "no summary"
