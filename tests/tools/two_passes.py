@@ -160,6 +160,7 @@ def run_overlapped(commands: list[tuple[str, list[str]]]) -> list[PassResult]:
             if background.poll() is None:
                 background.kill()
                 background.wait()
+        # Its own duration is in its closing line; this is until the slower pass ended.
         seconds = time.monotonic() - started
         log.seek(0)
         lines = log.readlines()
