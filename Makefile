@@ -62,9 +62,12 @@ peers:
 	  $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(PEER_PKGS); \
 	fi
 
-## Install everything the tests need (venv + Debian peers), then run the whole suite.
+## Install everything the tests need (venv + Debian peers), then run the whole suite in two
+## passes (tests/tools/two_passes.py): the tests that are not real-time on 2 pytest-xdist workers,
+## then the `realtime` ones (gateway processes, real peers, timing; tests/tools/serial.py) one at
+## a time, alone. Both must pass. ARGS go to both passes (`make test ARGS="tests/live -k barge"`).
 test: $(VENV)/.installed-test peers
-	PATH="$$PATH:/usr/sbin:/sbin" $(PY) -m pytest -m "not soak" $(ARGS)
+	PATH="$$PATH:/usr/sbin:/sbin" $(PY) -m tests.tools.two_passes $(ARGS)
 
 ## Long soak tests only.
 soak: $(VENV)/.installed-test peers

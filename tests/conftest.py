@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.tools import live_audit
+from tests.tools import live_audit, serial
 from tests.tools.baresip import Baresip
 from tests.tools.capture import Capture
 from tests.tools.control import TEST_CONTROL_TOKEN_ENV
@@ -47,6 +47,7 @@ __all__ = ["require_peer"]
 
 def pytest_configure(config: pytest.Config) -> None:
     live_audit.install()
+    serial.install_guard()
 
 
 @pytest.fixture(autouse=True)
@@ -60,6 +61,55 @@ def _live_client_events_valid() -> Iterator[None]:
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.write_line(live_audit.summary())
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """A pytest-xdist worker hands its audit to the controller, which prints the totals."""
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        with live_audit._lock:
+            workeroutput["live_audit"] = {
+                "counts": dict(live_audit.counts),
+                "problems": list(live_audit.problems),
+            }
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist (controller): add a finished worker's audit to this process's totals."""
+    audit = getattr(node, "workeroutput", {}).get("live_audit")
+    if audit:
+        with live_audit._lock:
+            live_audit.counts.update(audit["counts"])
+            live_audit.problems.extend(audit["problems"])
+
+
+# ---------------------------------------------------------------------------------------------
+# `make test`'s two passes: the `realtime` tests run serially (tests/tools/serial.py)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    serial.mark_realtime(items)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item) -> Iterator[None]:
+    serial.guard.item = item  # whose subprocesses the guard is checking
+    try:
+        yield
+    finally:
+        serial.guard.item = None
+
+
+@pytest.fixture(autouse=True)
+def _realtime_classified() -> Iterator[None]:
+    """Fail the test (at teardown) that started a real-time process outside the serial pass
+    (the guard also raises in the thread that started it)."""
+    before = serial.violation_count()
+    yield
+    new = serial.violations_since(before)
+    assert not new, "\n".join(new)
 
 
 @pytest.fixture

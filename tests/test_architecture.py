@@ -654,3 +654,90 @@ def test_checker_reports_long_files(tmp_path: Path) -> None:
 )
 def test_patterns(name: str, pattern: str, expected: bool) -> None:
     assert matches(name, pattern) is expected
+
+
+# --------------------------------------------------------------------------------------------
+# `make test`'s serial pass: what tests/tools/serial.py names must exist (or a renamed test or
+# fixture would silently move to the parallel pass), and its guard must know the commands.
+
+
+def _defined_functions(path: Path) -> set[str]:
+    """`function` and `Class::function` of every function defined at the top of `path`."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            names.add(node.name)
+        elif isinstance(node, ast.ClassDef):
+            names.update(
+                f"{node.name}::{item.name}"
+                for item in node.body
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef)
+            )
+    return names
+
+
+def test_serial_pass_tables_name_existing_tests_and_fixtures() -> None:
+    from tests.tools import serial
+
+    missing = [d for d in serial.REALTIME_DIRS if not (ROOT / d).is_dir()]
+    for key in serial.REALTIME_TESTS:
+        path, _, function = key.partition("::")
+        if not (ROOT / path).is_file():
+            missing.append(key)
+        elif function and function not in _defined_functions(ROOT / path):
+            missing.append(key)
+    for module, name in serial.REALTIME_FIXTURES:
+        path = ROOT / (module.replace(".", "/") + ".py")
+        if not path.is_file() or name not in _defined_functions(path):
+            missing.append(f"{module}.{name}")
+    assert not missing, "tests/tools/serial.py names what no longer exists: " + ", ".join(missing)
+
+
+@pytest.mark.parametrize(
+    ("argv", "realtime"),
+    [
+        (["/x/.venv/bin/python", "-m", "gateway", "run", "--config", "g.toml"], True),
+        (["python3.11", "-m", "gateway", "simulator", "--port", "0"], True),
+        (["python", "-m", "gateway", "call", "sip:100@127.0.0.1"], True),
+        (["python", "-m", "gateway", "run", "--help"], False),
+        (["python", "-m", "gateway", "--version"], False),
+        (["python", "-m", "gateway", "check", "--config", "g.toml"], False),
+        (["sip-realtime-gateway", "run"], True),
+        (["python", "-m", "tests.tools.netns", "uac", "10.0.0.1", "5080"], True),
+        (["python", "-c", "print(1)"], False),
+        (["/usr/bin/sipp", "127.0.0.1:5080", "-sf", "uac.xml"], True),
+        (["/usr/sbin/kamailio", "-c", "-f", "k.cfg"], True),
+        ("dumpcap -i lo -w x.pcap", True),
+        (["baresip", "-f", "dir"], True),
+        (["ip", "netns", "add", "t"], True),
+        (["sox", "in.wav", "out.ul"], False),
+        (["espeak-ng", "-w", "x.wav", "hello"], False),
+        (["python", "/r/bench/latency.py", "--one"], True),
+        (["python", "/r/bench/new_load_bench.py"], True),  # a new bench is real-time until listed
+        (["python", "/r/bench/jitter_ab.py", "--rounds", "2"], False),
+        (["git", "show", "HEAD:gateway/media/jitter.py"], False),
+    ],
+)
+def test_serial_pass_guard_classifies_commands(argv: list[str] | str, realtime: bool) -> None:
+    from tests.tools import serial
+
+    assert serial.realtime_command(argv) is realtime
+
+
+def test_serial_pass_guard_stops_a_parallel_test_starting_a_peer(
+    request: pytest.FixtureRequest,
+) -> None:
+    import subprocess
+
+    from tests.tools import serial
+
+    assert subprocess.Popen.__init__.__name__ == "checked_init", "guard not installed"
+    guard = serial._Guard()  # not the session's: its violations would fail this test
+    guard.item = request.node  # a test of the parallel pass
+    guard.check(["python", "-c", "pass"])
+    with pytest.raises(serial.RealtimeMisclassified, match="add it to REALTIME_TESTS"):
+        guard.check(["sipp", "127.0.0.1:5080"])
+    request.node.add_marker(serial.MARK)
+    guard.check(["sipp", "127.0.0.1:5080"])  # a test of the serial pass may
+    assert len(guard.violations) == 1

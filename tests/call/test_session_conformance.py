@@ -247,6 +247,9 @@ async def test_a_failed_response_is_answered_by_a_retry_and_counted(
     retry = simulated.client_events_of("response.create")[0]
     assert retry["response"]["instructions"] == m.CallPolicy().failed_response_instructions
     await until(lambda: queue.queued_bytes > 0)  # the caller hears the retried answer
+    # The simulator has sent the retry's response.done, but the call may still be reading it
+    # (its deltas come first): wait for the second response_done before reading the statuses.
+    await until(lambda: sum(kind == "response_done" for kind, _ in observed) >= 2)
     statuses = [f["status"] for kind, f in observed if kind == "response_done"]
     assert statuses == ["failed", "completed"]
     assert "hangup" not in control.names()

@@ -15,13 +15,30 @@ _BLOCK = 40
 _handed_out: set[int] = set()
 
 
+# Two pytest runs at once (`make test`'s passes overlapped, tests/tools/two_passes.py) are given
+# disjoint ranges in this variable, "LOW-HIGH"; pytest-xdist's workers then split their run's.
+PORT_RANGE_ENV = "SRG_TEST_PORT_RANGE"
+
+
+def _run_range() -> tuple[int, int]:
+    value = os.environ.get(PORT_RANGE_ENV, "")
+    if not value:
+        return _PORT_RANGE
+    low_text, _, high_text = value.partition("-")
+    if low_text.isdigit() and high_text.isdigit():
+        low, high = int(low_text), int(high_text)
+        if 1024 <= low < high <= 65535 and high - low >= 4 * _BLOCK:
+            return low, high
+    raise ValueError(f"{PORT_RANGE_ENV}={value!r}: want LOW-HIGH within 1024-65535, 160+ ports")
+
+
 def _worker_range() -> tuple[int, int]:
-    """This process's share of _PORT_RANGE. Under pytest-xdist each worker (PYTEST_XDIST_WORKER
-    gwN of PYTEST_XDIST_WORKER_COUNT) draws from its own slice, so two workers never hand out
-    the same block (a block checked free by one could be bound a moment later by the other's
-    gateway). The variables reach the gateway and bench subprocesses a test starts, so they
-    stay in their test's slice too."""
-    low, high = _PORT_RANGE
+    """This process's share of the run's range (_PORT_RANGE, or SRG_TEST_PORT_RANGE). Under
+    pytest-xdist each worker (PYTEST_XDIST_WORKER gwN of PYTEST_XDIST_WORKER_COUNT) draws from
+    its own slice, so two workers never hand out the same block (a block checked free by one
+    could be bound a moment later by the other's gateway). The variables reach the gateway and
+    bench subprocesses a test starts, so they stay in their test's slice too."""
+    low, high = _run_range()
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1)
     if not worker.startswith("gw") or not worker[2:].isdigit() or count <= 1:
