@@ -63,11 +63,14 @@ peers:
 	fi
 
 ## Install everything the tests need (venv + Debian peers), then run the whole suite in two
-## passes (tests/tools/two_passes.py): the tests that are not real-time on 2 pytest-xdist workers,
-## then the `realtime` ones (gateway processes, real peers, timing; tests/tools/serial.py) one at
-## a time, alone. Both must pass. ARGS go to both passes (`make test ARGS="tests/live -k barge"`).
+## passes (tests/tools/two_passes.py): the `realtime` tests (gateway processes, real peers,
+## timing; tests/tools/serial.py) one at a time, and beside them, at idle CPU priority (SCHED_IDLE:
+## only the CPU they leave), the rest on 2 pytest-xdist workers. Both must pass. ARGS go to both
+## passes (`make test ARGS="tests/live -k barge"`); TEST_OVERLAP=0 runs the passes one after the
+## other (the real-time tests then alone on the machine: ~1000 s instead of ~820 s here).
+TEST_OVERLAP ?= 1
 test: $(VENV)/.installed-test peers
-	PATH="$$PATH:/usr/sbin:/sbin" $(PY) -m tests.tools.two_passes $(ARGS)
+	PATH="$$PATH:/usr/sbin:/sbin" SRG_TEST_OVERLAP=$(TEST_OVERLAP) $(PY) -m tests.tools.two_passes $(ARGS)
 
 ## Long soak tests only.
 soak: $(VENV)/.installed-test peers
