@@ -72,6 +72,9 @@ REALTIME_TESTS: dict[str, str] = {
     "tests/sip/test_auth.py::test_sipp_answers_our_challenge": "SIPp registers with our digest",
     "tests/sip/test_auth.py::test_sipp_registrar_verifies_our_authorization": "SIPp as registrar",
     "tests/sip/test_sdp.py::test_baresip_offer_and_our_answer": "baresip calls our UAS",
+    "tests/test_rtp_sink.py::test_the_sink_counts_what_the_phones_were_sent": (
+        "bench/rtp_sink.py as a process, fed on loopback"
+    ),
     "tests/test_bench.py::test_flood_bench_short_run_call_completes_and_fds_return": (
         "bench/flood.py: a call through `gateway run` under a flood"
     ),
