@@ -159,6 +159,9 @@ class StreamStats:
     late: int = 0  # arrived after their playout slot (concealed already): dropped
     concealed: int = 0  # silence frames inserted for missing audio
     concealed_ms: float = 0.0
+    # gaps left unfilled: filling them would have run ahead of real time (timestamps jumping
+    # faster than the clock, jitter.py: a misbehaving or hostile sender)
+    concealment_skipped: int = 0
     jitter_ms: float = 0.0  # A.8 interarrival jitter of the current source
     largest_gap_ms: float = 0.0  # longest time between two accepted inbound packets
     ssrc_changes: int = 0

@@ -715,6 +715,7 @@ class RtpStream:
         stats.concealed = jb.concealed_frames
         stats.concealed_ms = jb.concealed_samples * 1000.0 / self.config.clock_rate
         stats.sequence_resyncs = jb.resyncs
+        stats.concealment_skipped = jb.conceal_skipped
         stats.jitter_overflow = jb.overflow
         stats.relatched = max(self.latch.latches - 1, 0)
         return stats

@@ -282,3 +282,21 @@ def test_loss_is_still_concealed_whole(buffer_class: type[Any]) -> None:
         (b"\xff" if f.concealed else b"\x01") * len(f.payload) for f in frames
     )
     assert sum(len(f.payload) for f in frames) == 550 * 160  # continuous, nothing skipped
+
+
+def test_the_calls_rtp_statistics_show_skipped_concealment() -> None:
+    """What the buffer left unfilled reaches the stream's snapshot (call records, call.ended)."""
+    from gateway.media.stream import RtpStream
+
+    stream = RtpStream()
+    stream.set_remote(("192.0.2.10", 40000))
+    now, ts = 0.0, 0
+    for seq in range(400):
+        packet = RtpPacket(0, seq, ts & 0xFFFFFFFF, 1, b"\xff" * 40).encode()
+        stream.receive_rtp(packet, ("192.0.2.10", 40000), now)
+        stream.tick(now + 0.5)
+        ts += 7000
+        now += 0.005
+    snapshot = stream.snapshot()
+    assert snapshot.concealment_skipped == stream.jitter.stats.conceal_skipped > 100
+    assert snapshot.as_dict()["concealment_skipped"] == snapshot.concealment_skipped
