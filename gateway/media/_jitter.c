@@ -304,7 +304,7 @@ JitterBuffer_pop_ready(JitterBuffer *self, PyObject *now_obj)
                 step = head - next_ts;
             if (step <= 0) /* unreachable: frame_samples > 0 once a packet was taken */
                 step = head - next_ts;
-            if (!jb_take_credit(self, step, 1, now)) {
+            if (!jb_take_credit(self, step, now)) {
                 /* More concealment than real time allows: the rest of the gap is skipped. */
                 self->stats[ST_CONCEAL_SKIPPED]++;
                 self->next_ts = head;

@@ -139,7 +139,7 @@ int jb_release(JitterBuffer *self, PyObject *payload, Py_ssize_t size, int64_t t
 int jb_flush_buffered(JitterBuffer *self);
 int jb_restart(JitterBuffer *self, const Packet *p, double arrival);
 void jb_decay_reorder_need(JitterBuffer *self);
-int jb_take_credit(JitterBuffer *self, int64_t samples, int has_now, double now);
+int jb_take_credit(JitterBuffer *self, int64_t samples, double now);
 int jb_accept(JitterBuffer *self, const Packet *p, double arrival, int64_t ahead);
 
 #endif /* SRG_JITTER_H */

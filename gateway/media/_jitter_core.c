@@ -426,22 +426,20 @@ jb_raise_reorder_need(JitterBuffer *self, double need)
 }
 
 /* jitter.py _take_credit: spend `samples` of concealment credit, refilled by the real time since
- * the last refill (none without `now`), at most max_gap; 0 when there is not enough. */
+ * the last refill, at most max_gap; 0 when there is not enough. */
 int
-jb_take_credit(JitterBuffer *self, int64_t samples, int has_now, double now)
+jb_take_credit(JitterBuffer *self, int64_t samples, double now)
 {
     double credit = self->credit;
-    if (has_now) {
-        if (!self->has_credit_at) {
-            self->credit_at = now;
-            self->has_credit_at = 1;
-        }
-        else if (now > self->credit_at) {
-            credit += (now - self->credit_at) * (double)self->rate;
-            if (credit > (double)self->max_gap)
-                credit = (double)self->max_gap;
-            self->credit_at = now;
-        }
+    if (!self->has_credit_at) {
+        self->credit_at = now;
+        self->has_credit_at = 1;
+    }
+    else if (now > self->credit_at) {
+        credit += (now - self->credit_at) * (double)self->rate;
+        if (credit > (double)self->max_gap)
+            credit = (double)self->max_gap;
+        self->credit_at = now;
     }
     if (credit < (double)samples) {
         self->credit = credit;

@@ -171,7 +171,7 @@ class PyJitterBuffer:
         self._frame_samples = clock_rate // 50  # 20 ms until a packet says otherwise
         self._min_conceal = max(clock_rate // 100, 1)  # the shortest concealment step: 10 ms
         # Concealment never runs ahead of real time: a credit of samples that refills at the
-        # clock rate up to max_gap (see _conceal_credit_for).
+        # clock rate up to max_gap (see _take_credit).
         self._credit = float(self._max_gap)
         self._credit_at: float | None = None
         self._ssrc: int | None = None
@@ -449,22 +449,21 @@ class PyJitterBuffer:
                 self.stats.underruns += 1
         return out
 
-    def _take_credit(self, samples: int, now: float | None) -> bool:
+    def _take_credit(self, samples: int, now: float) -> bool:
         """Spend `samples` of concealment credit, refilled by the real time since the last
-        refill (none when `now` is None), at most max_gap; False when there is not enough.
+        refill, at most max_gap; False when there is not enough.
         Loss never conceals more than the time that passed, so a legitimate stream always has
         the credit; a sender whose timestamps run ahead of real time (gaps of up to max_gap in
         every datagram) would otherwise have the buffer conceal up to a second per packet."""
         credit = self._credit
         at = self._credit_at
-        if now is not None:
-            if at is None:
-                self._credit_at = now
-            elif now > at:
-                credit += (now - at) * self._rate
-                if credit > self._max_gap:
-                    credit = float(self._max_gap)
-                self._credit_at = now
+        if at is None:
+            self._credit_at = now
+        elif now > at:
+            credit += (now - at) * self._rate
+            if credit > self._max_gap:
+                credit = float(self._max_gap)
+            self._credit_at = now
         if credit < samples:
             self._credit = credit
             return False
