@@ -21,7 +21,7 @@ from urllib.parse import quote
 
 from gateway.call.call import CallServices
 from gateway.call.machine import CallPolicy, DigitAction, DtmfMode
-from gateway.call.session import SessionSettings
+from gateway.call.session import APPEND_S, SessionSettings
 from gateway.call.srtp import SrtpSettings
 from gateway.call.tools import HttpTool, builtin_tool_definitions, http_tool_definition
 from gateway.config import (
@@ -316,7 +316,7 @@ def session_settings_for(
     caller: str,
     callee: str,
     input_burst_s: float,
-    append_s: float = 0.02,
+    append_s: float = APPEND_S,
 ) -> SessionSettings:
     """Everything one call's voice session needs, from its route's configuration; `endpoint`
     is the one of the route's api."""

@@ -64,6 +64,7 @@ log = logging.getLogger("gateway.call")
 # more than this, the caller's RTP has stopped (hold, outage) and silence keeps it running.
 HOLD_FILL_AFTER_S = 0.25
 INPUT_BURST_S = 0.2  # default credit of caller audio ahead of real time (media.input_burst_ms)
+APPEND_S = 0.02  # default caller audio per append: each packet at once (media.append_ms)
 SAMPLE_RATE = 8000
 # GPT-Live streams its output in real time, about 100 ms per delta (reference section 4): the
 # playout queue holds at most the newest delta plus this much (60 ms), the oldest excess is
@@ -170,7 +171,7 @@ class SessionSettings:
     reconnect_budget: int = RECONNECT_BUDGET  # attempts per window; 0 = never reconnect
     reconnect_window_s: float = RECONNECT_WINDOW_S
     input_burst_s: float = INPUT_BURST_S
-    append_s: float = 0.02  # caller audio per append, at least (media.append_ms)
+    append_s: float = APPEND_S  # caller audio per append, at least
     replay_transcription_model: str = REPLAY_TRANSCRIPTION_MODEL  # "" = off
     # The voice backend (gateway.realtime.backend.RealtimeBackend, gateway.live.backend.
     # LiveBackend): required; chosen above the call (gateway/call_settings.py).
