@@ -5,21 +5,22 @@ sent to a connection it was not gathered for, and sent before a codec switch."""
 from __future__ import annotations
 
 import base64
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
-from gateway.call import machine as m
 from gateway.call.gather import AudioGather
-from gateway.call.session import CallSession, SessionSettings
 from gateway.media.jitter import Frame
 from gateway.media.playout import PlayoutQueue
 from gateway.realtime import protocol
-from gateway.realtime.backend import RealtimeBackend
-from gateway.realtime.client import Endpoint
 from gateway.realtime.simulator import Simulator
-from tests.call.test_session import FakeControl, FakeTime, until
+from tests.call.test_session import (  # noqa: F401 (the make_session fixture)
+    FakeTime,
+    answered,
+    make_session,
+    until,
+)
 
 # -- AudioGather alone --------------------------------------------------------------------------
 
@@ -66,36 +67,6 @@ def test_gather_needs_a_positive_size() -> None:
 
 # -- through the call session and the simulator --------------------------------------------------
 
-Made = tuple[CallSession, FakeControl, PlayoutQueue]
-
-
-@pytest.fixture
-async def gathered_session(sim: Simulator) -> AsyncIterator[Callable[..., Any]]:
-    sessions: list[CallSession] = []
-
-    async def factory(append_s: float) -> Made:
-        control = FakeControl()
-        queue = PlayoutQueue()
-        config = protocol.SessionConfig(turn_detection=protocol.ServerVad())
-        settings = SessionSettings(
-            Endpoint.custom(sim.url),
-            config,
-            m.CallPolicy(),
-            input_burst_s=3600.0,
-            append_s=append_s,
-            backend=RealtimeBackend(),
-        )
-        session = CallSession("call-gather", settings, control, queue)
-        sessions.append(session)
-        session.start()
-        await until(lambda: "answer" in control.names())
-        session.on_ack()
-        return session, control, queue
-
-    yield factory
-    for session in sessions:
-        await session.close()
-
 
 def appended(simulated: Any) -> list[bytes]:
     return [
@@ -105,9 +76,10 @@ def appended(simulated: Any) -> list[bytes]:
 
 
 async def test_40_ms_appends_carry_every_byte_in_order(
-    sim: Simulator, gathered_session: Callable[..., Any]
+    sim: Simulator,
+    make_session: Callable[..., Any],  # noqa: F811
 ) -> None:
-    session, _, _ = await gathered_session(0.04)
+    session, _, _ = await answered(sim, make_session, append_s=0.04)
     session._now = clock = FakeTime()
     audio = bytes(range(256)) * 25  # 6400 bytes: 40 packets of 20 ms
     for i in range(0, len(audio), 160):
@@ -121,11 +93,12 @@ async def test_40_ms_appends_carry_every_byte_in_order(
 
 
 async def test_the_tick_sends_what_waited_an_appends_length(
-    sim: Simulator, gathered_session: Callable[..., Any]
+    sim: Simulator,
+    make_session: Callable[..., Any],  # noqa: F811
 ) -> None:
     """The caller's RTP stops one packet into a 60 ms append: that packet goes out on the
     first tick 60 ms after it came, not when hold-filling resumes audio 250 ms later."""
-    session, _, _ = await gathered_session(0.06)
+    session, _, _ = await answered(sim, make_session, append_s=0.06)
     session._now = clock = FakeTime()
     session.on_audio([Frame(b"\x01" * 160, 0)])
     simulated = await sim.wait_session()
@@ -140,9 +113,10 @@ async def test_the_tick_sends_what_waited_an_appends_length(
 
 
 async def test_audio_gathered_for_a_lost_connection_is_not_sent_to_the_next(
-    sim: Simulator, gathered_session: Callable[..., Any]
+    sim: Simulator,
+    make_session: Callable[..., Any],  # noqa: F811
 ) -> None:
-    session, _, _ = await gathered_session(0.04)
+    session, _, _ = await answered(sim, make_session, append_s=0.04)
     session._now = FakeTime()
     session.on_audio([Frame(b"\x02" * 160, 0)])  # half an append, for the first connection
     first = session._client
@@ -167,9 +141,10 @@ async def test_audio_gathered_for_a_lost_connection_is_not_sent_to_the_next(
 
 
 async def test_a_codec_switch_sends_the_old_laws_audio_first(
-    sim: Simulator, gathered_session: Callable[..., Any]
+    sim: Simulator,
+    make_session: Callable[..., Any],  # noqa: F811
 ) -> None:
-    session, _, _ = await gathered_session(0.1)
+    session, _, _ = await answered(sim, make_session, append_s=0.1)
     session._now = FakeTime()
     session.on_audio([Frame(b"\x05" * 160, 0)])
     simulated = await sim.wait_session()
@@ -186,9 +161,10 @@ async def test_a_codec_switch_sends_the_old_laws_audio_first(
 
 
 async def test_20_ms_appends_each_packet_at_once(
-    sim: Simulator, gathered_session: Callable[..., Any]
+    sim: Simulator,
+    make_session: Callable[..., Any],  # noqa: F811
 ) -> None:
-    session, _, _ = await gathered_session(0.02)
+    session, _, _ = await answered(sim, make_session, append_s=0.02)
     assert session._gather is None  # the default path: no gathering at all
     session._now = FakeTime()
     session.on_audio([Frame(b"\x06" * 160, 0)])

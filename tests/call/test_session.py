@@ -88,7 +88,9 @@ async def make_session() -> AsyncIterator[Callable[..., Any]]:
         )
         endpoint = Endpoint.custom(url or (simulator.url if simulator else ""))
         budget = {
-            k: policy.pop(k) for k in ("reconnect_budget", "reconnect_window_s") if k in policy
+            k: policy.pop(k)
+            for k in ("reconnect_budget", "reconnect_window_s", "append_s")
+            if k in policy
         }
         # `speak` hands whole utterances over at once, far faster than real time (no clock
         # here); the real-time bound on caller audio is tested on its own below.
