@@ -289,3 +289,36 @@ def test_a_flood_from_the_callers_own_source_is_cut_to_real_time(
     dropped = ended["rtp"]["dropped_rate"] * 160 + ended["input_rate_dropped_bytes"]
     assert dropped > 0
     assert ended["audio_appended_bytes"] == appended
+
+
+# -- 5. Timestamps running ahead of real time from the latched source --------------------------
+
+
+def test_tiny_packets_with_timestamp_gaps_conceal_no_more_than_real_time(
+    realtime_gateway: Callable[..., Any], sim_factory: Callable[..., SimulatorThread]
+) -> None:
+    """The caller's own source sends 1-byte packets whose timestamps each jump just under a
+    second. Before: each gap was concealed one sample per frame (~7000 frames per datagram), so
+    a few thousand datagrams stalled the whole process for seconds. Now the rate bound charges
+    each at least 5 ms, concealment steps 10 ms and never runs ahead of real time: the call ends
+    on the BYE with at most its real time (+ 1 s of credit) concealed."""
+    sim = sim_factory()
+    gw = realtime_gateway(sim.url, gateway_config())
+    caller_rtp = RtpSink(CALLER_IP)
+    try:
+        uac, media = call_up(gw, caller_rtp)
+        first_packet = time.monotonic()
+        seq = send_paced(caller_rtp, media, 1, 25, 0x5EED, bytes([CALLER_BYTE]) * 160)
+        ts = seq * 160
+        for i in range(4000):  # as fast as the socket takes them
+            caller_rtp.send(rtp(seq + i, ts, 0x5EED, b"\xff"), media)
+            ts += 7000
+        uac.bye()
+        bye_sent = time.monotonic()
+        ended = gw.wait_event("call.ended", timeout=15)
+    finally:
+        caller_rtp.close()
+    rtp_stats = ended["rtp"]
+    call_ms = (bye_sent - first_packet) * 1000
+    assert rtp_stats["concealed_ms"] <= call_ms + 1000 + 20, (rtp_stats, call_ms)
+    assert rtp_stats["dropped_rate"] > 0 and rtp_stats["concealment_skipped"] > 0, rtp_stats
