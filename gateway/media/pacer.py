@@ -81,6 +81,9 @@ DEFAULT_SLOTS = 20
 DEFAULT_MAX_CATCHUP = 3
 
 TickFn = Callable[[int, float], None]
+# Module constants: one global load per tick instead of a class attribute lookup.
+_AUDIO = FrameKind.AUDIO
+_SILENCE = FrameKind.SILENCE
 
 
 class TimerHandle(Protocol):
@@ -88,9 +91,11 @@ class TimerHandle(Protocol):
 
 
 class TickHost(Protocol):
-    """An object whose own clock callback runs `output_tick` after its work (RtpStream)."""
+    """An object whose own clock callback runs `output_tick` after its work, then
+    `after_tick` (RtpStream)."""
 
     output_tick: TickFn | None
+    after_tick: Callable[[], None] | None
 
 
 class ClockLoop(Protocol):
@@ -326,6 +331,10 @@ class CallOutput:
         self._send_cn = send_comfort_noise
         self._advance = advance
         self.dtmf = dtmf_sender if dtmf_sender is not None else Rfc4733Sender()
+        # Digits may be under way (queued through `send_digits`): only then does the tick ask
+        # the sender, and on the first tick it is idle again the playout resumes. Most ticks of
+        # a call have no DTMF and skip both questions (issue 14: two property calls per tick).
+        self._dtmf_busy = self.dtmf.active
         self._last_frame: int | None = None
         self._force_marker = False
         self._silence = queue.silence_frame
@@ -349,16 +358,8 @@ class CallOutput:
         if self._registration is not None:
             self._registration.cancel()
             self._registration = None
-        tick = self.tick
-        if after is None:
-            host.output_tick = tick
-        else:
-
-            def tick_then(frame_index: int, deadline: float) -> None:
-                tick(frame_index, deadline)
-                after()
-
-            host.output_tick = tick_then
+        host.output_tick = self.tick
+        host.after_tick = after  # the host calls it after `output_tick` (no wrapper frame)
         self._host = host
 
     def stop(self) -> None:
@@ -368,6 +369,7 @@ class CallOutput:
         host = self._host
         if host is not None:
             host.output_tick = None
+            host.after_tick = None
             self._host = None
 
     def send_digits(self, digits: str) -> None:
@@ -376,6 +378,7 @@ class CallOutput:
         if self._send_event is None:
             raise ValueError("peer did not negotiate telephone-event: cannot send RFC 4733 DTMF")
         self.dtmf.queue_digits(digits)
+        self._dtmf_busy = True
 
     def tick(self, frame_index: int, deadline: float) -> None:
         last = self._last_frame
@@ -389,23 +392,26 @@ class CallOutput:
             self._force_marker = True
         self._last_frame = frame_index
 
-        dtmf = self.dtmf
-        if dtmf.active:
-            self.queue.pause_for_dtmf()
-            packet = dtmf.next_packet()
-            if packet is not None and self._send_event is not None:
-                self.stats.event_packets += 1
-                self._send_event(packet.payload, packet.marker, packet.timestamp_offset)
-                # Audio after the event starts a new talkspurt.
-                self._force_marker = True
+        if self._dtmf_busy:
+            dtmf = self.dtmf
+            if dtmf.active:
+                self.queue.pause_for_dtmf()
+                packet = dtmf.next_packet()
+                if packet is not None and self._send_event is not None:
+                    self.stats.event_packets += 1
+                    self._send_event(packet.payload, packet.marker, packet.timestamp_offset)
+                    # Audio after the event starts a new talkspurt.
+                    self._force_marker = True
+                    return
+                # Between digits: keep the stream alive with silence, audio stays held. The
+                # marker stays pending for the audio that follows (silence does not start a
+                # talkspurt).
+                self.stats.idle_frames += 1
+                self._send_frame(self._silence, False)
                 return
-            # Between digits: keep the stream alive with silence, audio stays held. The marker
-            # stays pending for the audio that follows (silence does not start a talkspurt).
-            self.stats.idle_frames += 1
-            self._send_frame(self._silence, False)
-            return
-        if self.queue.paused:
-            self.queue.resume_after_dtmf()
+            self._dtmf_busy = False
+            if self.queue.paused:
+                self.queue.resume_after_dtmf()
 
         frame = self.queue.next_frame()
         if frame is None:
@@ -413,18 +419,23 @@ class CallOutput:
             if self._advance is not None:
                 self._advance(FRAME_SAMPLES)
             return
+        kind = frame.kind
+        if kind is _AUDIO:
+            self.stats.audio_frames += 1
+            if self._force_marker:
+                self._force_marker = False
+                self._send_frame(frame.payload, True)
+            else:
+                self._send_frame(frame.payload, frame.marker)
+            return
         marker = frame.marker or self._force_marker
         self._force_marker = False
-        kind = frame.kind
-        if kind is FrameKind.AUDIO:
-            self.stats.audio_frames += 1
+        if kind is _SILENCE:
+            self.stats.idle_frames += 1
             self._send_frame(frame.payload, marker)
-        elif kind is FrameKind.COMFORT_NOISE and self._send_cn is not None:
+        elif self._send_cn is not None:  # comfort noise, and the peer takes RFC 3389
             self.stats.cn_frames += 1
             self._send_cn(frame.payload)
-        elif kind is FrameKind.COMFORT_NOISE:
-            self.stats.idle_frames += 1
-            self._send_frame(self._silence, marker)
         else:
             self.stats.idle_frames += 1
-            self._send_frame(frame.payload, marker)
+            self._send_frame(self._silence, marker)

@@ -211,6 +211,7 @@ class RtpStream:
         self._next_rtcp = 0.0
         self._registration: ClockRegistration | None = None
         self.output_tick: Callable[[int, float], None] | None = None  # see CallOutput.ride
+        self.after_tick: Callable[[], None] | None = None  # runs after output_tick (ride)
         self._callback_error_logged = False
         self._closed = False
         self.srtp: SrtpSession | None = None  # set when the call negotiated SRTP
@@ -286,6 +287,7 @@ class RtpStream:
         self.on_dtmf = None
         self.on_timeout = None
         self.output_tick = None
+        self.after_tick = None
 
     @property
     def closed(self) -> bool:
@@ -545,8 +547,12 @@ class RtpStream:
         self.tick(loop.time() if loop is not None else deadline)
         output_tick = self.output_tick
         if output_tick is not None and not self._closed:
-            # The call's outbound tick (CallOutput.ride): same clock callback, after release.
+            # The call's outbound tick (CallOutput.ride): same clock callback, after release,
+            # then the session's hook right after the frame went out.
             output_tick(frame_index, deadline)
+            after = self.after_tick
+            if after is not None:
+                after()
 
     def tick(self, now: float) -> None:
         """The periodic work: release audio, DTMF end timeouts, inactivity, RTCP."""

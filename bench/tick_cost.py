@@ -1,0 +1,166 @@
+"""Per-call CPU of the outbound 20 ms tick, at scale: `--calls` calls ticked round-robin.
+
+What the shared media clock runs per call per 20 ms (gateway/media/pacer.py): the stream's
+clock callback (`RtpStream._on_clock`: inbound release, RFC 4733 end timeouts, inactivity,
+RTCP), the call's output tick (`CallOutput.tick`: a playout frame, or DTMF), the RTP header and
+the send, then the session's per-tick hook. Every call has its own RtpStream, PlayoutQueue and
+CallOutput wired as `MediaLeg.start_output` wires them; the transport's `sendto` only counts
+(the syscall is not what this measures: `bench/io_floor.py` does). Half the calls are "talking"
+(the bot's audio arrives in 100 ms deltas, 2 s replies with 1 s pauses), half are silent, the
+phases staggered.
+
+Ticking many calls round-robin, not one call in a hot loop, keeps the per-call objects out of
+the CPU's caches as in the running gateway (at 100 calls the hot-loop figure is the lower).
+
+    .venv/bin/python bench/tick_cost.py [--calls 100] [--seconds 20] [--rounds 5]
+    .venv/bin/python bench/tick_cost.py --root /path/to/other/checkout   # the same, that tree
+
+Prints the median over rounds of CPU µs per call per tick (time.process_time), and the
+frames each call sent (which must not differ between two trees for the same arguments).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Transport:
+    """A datagram transport that counts what it is given."""
+
+    __slots__ = ("bytes", "packets")
+
+    def __init__(self) -> None:
+        self.packets = 0
+        self.bytes = 0
+
+    def sendto(self, data: bytes, addr: Any = None) -> None:
+        self.packets += 1
+        self.bytes += len(data)
+
+    def close(self) -> None:
+        pass
+
+
+class _Loop:
+    __slots__ = ("now",)
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def time(self) -> float:
+        return self.now
+
+
+def _calls(n: int, loop: _Loop) -> list[tuple[Any, Any, Any, _Transport]]:
+    from gateway.media.pacer import CallOutput
+    from gateway.media.playout import PlayoutQueue
+    from gateway.media.stream import RtpStream, StreamConfig
+
+    calls = []
+    for _ in range(n):
+        stream = RtpStream(StreamConfig(telephone_event_pt=101))
+        transport = _Transport()
+        stream._loop = loop  # type: ignore[assignment]
+        stream._rtp_transport = transport  # type: ignore[assignment]
+        stream._next_rtcp = loop.now + 5.0
+        stream.set_remote(("127.0.0.1", 40000))
+        queue = PlayoutQueue()
+        output = CallOutput(
+            queue,
+            stream.send_frame,
+            send_event=stream.send_event,
+            send_comfort_noise=stream.send_comfort_noise,
+            advance=stream.advance,
+        )
+        hook = _Hook(queue)
+        output.ride(stream, after=hook)
+        calls.append((stream, queue, hook, transport))
+    return calls
+
+
+class _Hook:
+    """The session's per-tick hook, reduced to what it reads each tick (gateway/call/session.py
+    `on_output_tick`: drained playout; no caller audio here, so it returns there)."""
+
+    __slots__ = ("drained", "nonempty", "queue")
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+        self.nonempty = False
+        self.drained = 0
+
+    def __call__(self) -> None:
+        if self.nonempty and self.queue.queued_bytes == 0:
+            self.nonempty = False
+            self.drained += 1
+
+
+DELTA = bytes(range(256)) * 3 + bytes(32)  # 800 bytes: 100 ms of G.711
+REPLY_TICKS = 100  # 2 s
+PAUSE_TICKS = 50  # 1 s
+
+
+def run(calls: int, ticks: int) -> tuple[float, int, int]:
+    loop = _Loop()
+    built = _calls(calls, loop)
+    cycle = REPLY_TICKS + PAUSE_TICKS
+    sent = 0
+    cpu = 0.0
+    clock = time.process_time
+    for tick in range(ticks):
+        # The bot's deltas (outside the timed part: that is the events path, not the tick).
+        for i, (_stream, queue, hook, _t) in enumerate(built):
+            if i % 2:
+                continue  # a silent call
+            phase = (tick + i * 7) % cycle
+            if phase < REPLY_TICKS and phase % 5 == 0:
+                item = f"item_{(tick + i * 7) // cycle}"
+                queue.enqueue(item, DELTA)
+                hook.nonempty = True
+                if phase == REPLY_TICKS - 5:
+                    queue.end_of_item(item)
+        loop.now += 0.020
+        deadline = loop.now
+        start = clock()
+        for stream, _q, _h, _t in built:
+            stream._on_clock(tick, deadline)
+        cpu += clock() - start
+    for _s, _q, _h, transport in built:
+        sent += transport.packets
+    bytes_sent = sum(t.bytes for _s, _q, _h, t in built)
+    return cpu / (calls * ticks) * 1e6, sent, bytes_sent
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=20.0, help="media time per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to import")
+    args = parser.parse_args()
+    sys.path.insert(0, str(args.root.resolve()))
+    import gateway.media.jitter as jitter
+
+    ticks = int(args.seconds / 0.020)
+    results = [run(args.calls, ticks) for _ in range(args.rounds)]
+    figures = [r[0] for r in results]
+    print(
+        f"root={args.root.resolve()} jitter={jitter.IMPLEMENTATION} calls={args.calls} "
+        f"ticks={ticks} rounds={args.rounds} python={sys.version.split()[0]}"
+    )
+    print(
+        f"µs CPU per call per tick: median {statistics.median(figures):.2f} "
+        f"(min {min(figures):.2f}, max {max(figures):.2f}); "
+        f"packets sent {results[0][1]}, bytes {results[0][2]}"
+    )
+
+
+if __name__ == "__main__":
+    main()
