@@ -1,5 +1,6 @@
-"""The optional compiled jitter buffer (gateway/media/_jitter.c), built the way websockets builds
-its C speedups: everything else about the package is in pyproject.toml.
+"""The optional compiled speedups, built the way websockets builds its own: the jitter buffer
+(gateway/media/_jitter.c) and the WebSocket append frames (gateway/_wsframe.c). Everything else
+about the package is in pyproject.toml.
 
 SRG_BUILD_EXTENSION=yes makes a failed compile an error (CI, the Docker image); =no skips the
 extension; unset, a machine without a compiler still installs and runs the pure-Python buffer.
@@ -21,6 +22,15 @@ if build != "no":
             "gateway.media._jitter",
             sources=["gateway/media/_jitter.c", "gateway/media/_jitter_core.c"],
             depends=["gateway/media/_jitter.h"],
+            extra_compile_args=compile_args,
+            optional=build != "yes",
+        )
+    )
+    # The voice session's audio append frames (gateway/wsock.py has the pure twins).
+    ext_modules.append(
+        Extension(
+            "gateway._wsframe",
+            sources=["gateway/_wsframe.c"],
             extra_compile_args=compile_args,
             optional=build != "yes",
         )

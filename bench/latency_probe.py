@@ -261,6 +261,24 @@ class ObservedLink:
         self._probe.on_append_queued(frame)
         super()._enqueue(frame)  # type: ignore[misc]
 
+    def _append_audio(self, prefix: bytes, audio: bytes, suffix: bytes) -> bool:
+        # Audio appends: written at once (the fast path: stamp now), or queued as text that
+        # the writer sends later (`_write_now` or ws.send stamp it by its id).
+        stats: Any = self.stats  # type: ignore[attr-defined]
+        written_before = stats.frames_written_sync
+        outbound: Any = self._outbound  # type: ignore[attr-defined]
+        queued_before = len(outbound)
+        taken: bool = super()._append_audio(prefix, audio, suffix)  # type: ignore[misc]
+        probe = self._probe
+        if stats.frames_written_sync > written_before:
+            mark = probe.pending
+            probe.pending = None
+            if mark is not None:
+                probe.on_frame_written(mark)
+        elif len(outbound) > queued_before:
+            probe.on_append_queued(outbound[-1])
+        return taken
+
     def _write_now(self, ws: Any, frame: bytes) -> bool:
         # The product's fast path (framed and written without ws.send): stamp it here.
         written: bool = super()._write_now(ws, frame)  # type: ignore[misc]

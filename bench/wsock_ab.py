@@ -2,9 +2,9 @@
 revision.
 
 What `RealtimeClient.append_audio` runs per 20 ms of caller audio on an idle socket:
-`protocol.input_audio_append(160 bytes)` (the JSON text, the same code for both), then
-`WebSocketLink._append_frame` -> `_enqueue` -> `_write_now` (checks, masking key, RFC 6455
-framing and masking, `transport.write`). The transport is a stand-in that keeps (or drops) the
+`WebSocketLink._append_audio` (checks, masking key, the JSON text's base64 and the RFC 6455
+framing and masking in one step, `transport.write`); a revision before it is driven through
+`protocol.input_audio_append` + `_append_frame` -> `_enqueue` -> `_write_now`. The transport is a stand-in that keeps (or drops) the
 bytes, so the figures are the Python cost without the TCP send syscall. Both revisions draw
 their masking keys from the same seeded stand-in for `os.urandom`, so the bytes they write
 must be identical; then they are timed in alternating rounds (A B, B A, ...) so both see the
@@ -61,10 +61,16 @@ def drive(module: ModuleType, chunks: list[bytes], seed: int, keep: bool) -> lis
         transport=transport,
         protocol=SimpleNamespace(state=State.OPEN, expect_continuation_frame=False),
     )
-    append_frame = link._append_frame
-    encode = protocol.input_audio_append
-    for chunk in chunks:
-        append_frame(encode(chunk), 160)
+    if hasattr(link, "_append_audio"):  # the parts framed in one step (gateway/_wsframe.c)
+        append_audio = link._append_audio
+        prefix, suffix = protocol.INPUT_AUDIO_APPEND_PARTS
+        for chunk in chunks:
+            append_audio(prefix, chunk, suffix)
+    else:  # a revision before it: the JSON text, then the frame
+        append_frame = link._append_frame
+        encode = protocol.input_audio_append
+        for chunk in chunks:
+            append_frame(encode(chunk), 160)
     if link.stats.frames_written_sync != len(chunks):
         sys.exit(f"wsock_ab: {module.__name__} did not take the fast path for every append")
     module.os = os

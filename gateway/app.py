@@ -22,6 +22,7 @@ import os
 from collections.abc import Coroutine
 from typing import Any
 
+from gateway import wsock
 from gateway.admission import (
     AdmissionCollector,
     admission_policy,
@@ -224,6 +225,7 @@ class Gateway:
             media_families=self._media_families.names,
             rtp_ports=f"{self.config.media.rtp_port_min}-{self.config.media.rtp_port_max}",
             jitter_buffer=jitter.IMPLEMENTATION,  # "c" or "python" (docs/deployment.md)
+            ws_frames=wsock.FRAME_IMPLEMENTATION,  # the same for the audio append frames
             registrations=len(self.config.registrations),
             echo=self.config.media.echo,
             realtime=self.endpoint.redacted() if self.endpoint else None,

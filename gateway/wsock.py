@@ -30,6 +30,7 @@ flush latency at 100 calls (docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
+import binascii
 import contextlib
 import functools
 import logging
@@ -52,7 +53,14 @@ try:  # the C helper websockets itself uses to mask frames; its pure-Python twin
 except ImportError:  # pragma: no cover (websockets built without its C extension)
     from websockets.utils import apply_mask
 
-__all__ = ["ClientStats", "Endpoint", "WebSocketLink", "azure_host", "masked_text_frame"]
+__all__ = [
+    "ClientStats",
+    "Endpoint",
+    "WebSocketLink",
+    "azure_host",
+    "masked_b64_text_frame",
+    "masked_text_frame",
+]
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +132,13 @@ class _MaskKeys:
 _mask_keys = _MaskKeys()
 
 
-def masked_text_frame(payload: bytes, mask: bytes) -> bytes:
+def py_masked_text_frame(payload: bytes, mask: bytes) -> bytes:
     """One client-to-server text frame, FIN set, no extension (RFC 6455 5.2): the bytes
     websockets' `Frame(TEXT, payload).serialize(mask=True)` produces with that mask."""
+    if type(mask) is not bytes:
+        raise TypeError(f"mask must be bytes, not {type(mask).__name__}")
+    if len(mask) != 4:
+        raise ValueError(f"mask must be 4 bytes, got {len(mask)}")
     length = len(payload)
     # Header and key in one pack, then one concatenation (no tuple, no join).
     if length < 126:
@@ -136,6 +148,35 @@ def masked_text_frame(payload: bytes, mask: bytes) -> bytes:
     else:
         head = _HEAD64_MASKED.pack(0x81, 0x80 | 127, length, mask)
     return head + apply_mask(payload, mask)
+
+
+def py_masked_b64_text_frame(prefix: bytes, data: bytes, suffix: bytes, mask: bytes) -> bytes:
+    """The masked text frame of `prefix + base64(data) + suffix` (the voice backends' audio
+    append: the JSON around the base64 audio)."""
+    return py_masked_text_frame(
+        b"".join((prefix, binascii.b2a_base64(data, newline=False), suffix)), mask
+    )
+
+
+# The compiled twins (gateway/_wsframe.c: one allocation per frame, the base64 text never a
+# Python object; issue 14), used when built unless SRG_PURE_PYTHON is set, like the jitter
+# buffer (gateway/media/jitter.py). tests/test_wsframe_parity.py holds both to the same bytes.
+masked_text_frame = py_masked_text_frame
+masked_b64_text_frame = py_masked_b64_text_frame
+FRAME_IMPLEMENTATION = "python"  # what `run` logs and `check` reports: "c" or "python"
+FRAME_IMPLEMENTATION_REASON = "the extension gateway._wsframe is not built"
+if os.environ.get("SRG_PURE_PYTHON", "") not in ("", "0"):  # as gateway/media/jitter.py reads it
+    FRAME_IMPLEMENTATION_REASON = "SRG_PURE_PYTHON is set"
+else:
+    try:
+        from gateway import _wsframe
+    except ImportError:  # not built (no compiler where it was installed): the pure twins
+        pass
+    else:
+        masked_text_frame = _wsframe.masked_text_frame
+        masked_b64_text_frame = _wsframe.masked_b64_text_frame
+        FRAME_IMPLEMENTATION = "c"
+        FRAME_IMPLEMENTATION_REASON = "compiled extension gateway._wsframe"
 
 
 class _CallbackConnection(ClientConnection):
@@ -350,14 +391,29 @@ class WebSocketLink:
 
     # -- outbound ----------------------------------------------------------------------------
 
-    def _append_frame(self, frame: bytes, audio_bytes: int) -> bool:
-        """Queue an audio frame; False (and counted) when dropped on a full queue."""
+    def _append_audio(self, prefix: bytes, audio: bytes, suffix: bytes) -> bool:
+        """Queue the audio append whose text is `prefix + base64(audio) + suffix`; False (and
+        counted) when dropped on a full queue. On the fast path (the per-packet one) the wire
+        frame is built from the parts in one step; the text itself only when it has to queue."""
+        stats = self.stats
         if len(self._outbound) >= self._queue_limit:
-            self.stats.appends_dropped += 1
-            self.stats.audio_bytes_dropped += audio_bytes
+            stats.appends_dropped += 1
+            stats.audio_bytes_dropped += len(audio)
             return False
-        self._enqueue(frame)
-        self.stats.audio_bytes_queued += audio_bytes
+        ws = self._ws
+        if ws is None or self._lost is not None or self._closing:
+            raise self._error(f"{self.label} session is not connected")
+        if self._write_through and not self._outbound and not self._writer_busy:
+            transport = self._writable(ws)
+            if transport is not None:
+                self._write_wire(
+                    transport, masked_b64_text_frame(prefix, audio, suffix, _mask_keys.next())
+                )
+                stats.audio_bytes_queued += len(audio)
+                return True
+        self._outbound.append(b"".join((prefix, binascii.b2a_base64(audio, newline=False), suffix)))
+        self._outbound_ready.set()
+        stats.audio_bytes_queued += len(audio)
         return True
 
     def _enqueue(self, frame: bytes) -> None:
@@ -377,6 +433,15 @@ class WebSocketLink:
     def _write_now(self, ws: ClientConnection, frame: bytes) -> bool:
         """Frame and write `frame` now if the socket takes it without waiting; False otherwise
         (the frame must then be queued or go through ws.send)."""
+        transport = self._writable(ws)
+        if transport is None:
+            return False
+        self._write_wire(transport, masked_text_frame(frame, _mask_keys.next()))
+        return True
+
+    def _writable(self, ws: ClientConnection) -> Any:
+        """The connection's transport when a frame may be written to it now (open, not inside
+        a fragmented message, below the write buffer's high-water mark), else None."""
         transport = ws.transport
         proto = ws.protocol
         if (
@@ -385,16 +450,20 @@ class WebSocketLink:
             or transport.is_closing()
             or transport.get_write_buffer_size() > self._write_high
         ):
-            return False
+            return None
+        return transport
+
+    def _write_wire(self, transport: Any, wire: bytes) -> None:
+        """Write one framed message; a transport that refuses it loses the link."""
         try:
-            transport.write(masked_text_frame(frame, _mask_keys.next()))
+            transport.write(wire)
         except Exception as exc:  # a transport that refuses a write: the link is unusable
             self._mark_lost(self._lost_event(f"{self.label} write failed: {exc!r}", None))
             transport.abort()
-            return True
-        self.stats.frames_sent += 1
-        self.stats.frames_written_sync += 1
-        return True
+            return
+        stats = self.stats
+        stats.frames_sent += 1
+        stats.frames_written_sync += 1
 
     def next_event_id(self, prefix: str = "gw") -> str:
         self._event_seq += 1

@@ -277,3 +277,15 @@ def test_clock_ab_runs_and_finds_both_revisions_identical() -> None:
     different ticks (call, frame, deadline) or count different statistics."""
     out = _run_ab("clock_ab.py", "--calls", "30", "--seconds", "2", "--late-ms", "50")
     assert "identical ticks" in out
+
+
+def test_tick_cost_runs_and_every_call_sends_a_frame_every_tick() -> None:
+    """bench/tick_cost.py (issue 14): every call's tick sends one packet (speech or silence)."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "tick_cost.py"),
+         "--calls", "10", "--seconds", "1", "--rounds", "2"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "packets sent 500," in result.stdout, result.stdout
+    assert "µs CPU per call per tick: median" in result.stdout

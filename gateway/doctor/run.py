@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gateway import wsock
 from gateway.config import ConfigError, GatewayConfig, validate
 from gateway.doctor.addresses import check_addresses
 from gateway.doctor.exposure import (
@@ -59,6 +60,19 @@ def check_jitter_buffer() -> CheckResult:
     )
 
 
+def check_ws_frames() -> CheckResult:
+    """Which builder of the voice session's audio append frames this install runs (issue 14):
+    compiled (gateway._wsframe) or the pure-Python twins, as for the jitter buffer."""
+    if wsock.FRAME_IMPLEMENTATION == "c":
+        return CheckResult("websocket frames", Status.OK, "compiled (gateway._wsframe)")
+    return CheckResult(
+        "websocket frames",
+        Status.OK,
+        f"pure Python: {wsock.FRAME_IMPLEMENTATION_REASON}",
+        "for less CPU per call install gcc and the Python headers and reinstall (make install)",
+    )
+
+
 async def run_checks(
     config: GatewayConfig,
     *,
@@ -92,6 +106,7 @@ async def run_checks(
     results += check_exposure(config)
     results += check_media_safety(config)
     results.append(check_jitter_buffer())
+    results.append(check_ws_frames())
     results.append(check_descriptors(config))
     results += check_model(config)
     results.append(check_port_quarantine(config))

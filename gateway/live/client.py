@@ -252,4 +252,5 @@ class LiveClient(WebSocketLink):
 
     def append_audio(self, audio: bytes) -> bool:
         """Queue G.711 bytes; returns False (and counts) when dropped on a full queue."""
-        return self._append_frame(lp.input_audio_append(audio), len(audio))
+        prefix, suffix = lp.INPUT_AUDIO_APPEND_PARTS
+        return self._append_audio(prefix, audio, suffix)

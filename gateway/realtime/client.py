@@ -145,7 +145,8 @@ class RealtimeClient(WebSocketLink):
 
     def append_audio(self, audio: bytes) -> bool:
         """Queue G.711 bytes; returns False (and counts) when dropped on a full queue."""
-        return self._append_frame(protocol.input_audio_append(audio), len(audio))
+        prefix, suffix = protocol.INPUT_AUDIO_APPEND_PARTS
+        return self._append_audio(prefix, audio, suffix)
 
     async def configure(
         self,

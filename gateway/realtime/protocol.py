@@ -262,6 +262,9 @@ def session_update(config: SessionConfig, event_id: str | None = None) -> dict[s
 # never needs JSON escaping, so the frame is prefix + b64 + suffix without a JSON encoder.
 _APPEND_PREFIX = b'{"type":"input_audio_buffer.append","audio":"'
 _APPEND_SUFFIX = b'"}'
+# The append's JSON text is PREFIX + base64(audio) + SUFFIX: the link builds the wire frame
+# from the parts (gateway/wsock.py `_append_audio`); `input_audio_append` is the same text.
+INPUT_AUDIO_APPEND_PARTS = (_APPEND_PREFIX, _APPEND_SUFFIX)
 
 
 def input_audio_append(audio: bytes) -> bytes:

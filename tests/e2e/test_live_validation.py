@@ -6,8 +6,11 @@ it. (The other files of tests/e2e/test_live_*.py exercise it on every real call.
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from gateway.live import protocol as lp
+from gateway.live.client import LiveClient, LiveError
+from gateway.wsock import Endpoint
 from tests.tools import live_audit
 
 
@@ -23,11 +26,29 @@ def _take_new_problems(before: int) -> list[str]:
 def test_the_gateway_frame_builders_are_audited() -> None:
     assert getattr(lp.encode, "__live_audit__", False)
     assert getattr(lp.input_audio_append, "__live_audit__", False)
+    assert getattr(LiveClient.append_audio, "__live_audit__", False)
     source = "in-process gateway.live.protocol.input_audio_append"
     count = live_audit.counts[source]
     frame = lp.input_audio_append(b"\xff" * 160)
     assert orjson.loads(frame)["type"] == "session.input_audio.append"
     assert live_audit.counts[source] == count + 1
+
+
+def test_the_clients_audio_append_is_audited_and_can_fail(monkeypatch) -> None:
+    """The audio append a GPT-Live client sends is validated as it is sent (the link frames its
+    parts in one step, never through input_audio_append), and a broken one is caught."""
+    source = "in-process gateway.live.client.append_audio"
+    client = LiveClient(Endpoint("ws://127.0.0.1:9/v1/live"), lp.LiveSessionConfig())
+    count = live_audit.counts[source]
+    with pytest.raises(LiveError, match="not connected"):  # audited first, then refused
+        client.append_audio(b"\xff" * 160)
+    assert live_audit.counts[source] == count + 1
+    before = live_audit.problem_count()
+    monkeypatch.setattr(lp, "INPUT_AUDIO_APPEND_PARTS", (b'{"type":"bogus","audio":"', b'"}'))
+    with pytest.raises(LiveError):
+        client.append_audio(b"\xff" * 160)
+    new = _take_new_problems(before)
+    assert len(new) == 1 and source in new[0], new
 
 
 def test_an_invalid_event_built_in_process_is_recorded_as_a_problem() -> None:

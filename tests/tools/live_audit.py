@@ -3,9 +3,11 @@ in live mode, across the whole test suite, validates against `openai.types.live`
 keys rejected).
 
 Two ways a gateway's GPT-Live client events reach a test, and both are checked here:
-- in the test process (tests/live, tests/call, the doctor's tests): every event leaves through
-  `gateway.live.protocol.encode` (control events) or `gateway.live.protocol.input_audio_append`
-  (the audio fast path), which `install()` wraps so each frame is validated as it is built;
+- in the test process (tests/live, tests/call, the doctor's tests): every control event leaves
+  through `gateway.live.protocol.encode` and every audio append through
+  `gateway.live.client.LiveClient.append_audio` (the link frames its parts in one step), which
+  `install()` wraps so each is validated as it is built or sent (`input_audio_append`, the
+  same text, is wrapped too);
 - from a `sip-realtime-gateway run` subprocess: they arrive at a simulator in the test process,
   whose fixture (tests/tools/live_gateway.py) validates every recorded client event at teardown
   through `check_records`.
@@ -16,6 +18,7 @@ invalid event (at its teardown, naming the event), and prints the totals at the 
 
 from __future__ import annotations
 
+import binascii
 import functools
 import threading
 from collections import Counter
@@ -63,17 +66,43 @@ def _audited(source: str, build: Any) -> Any:
     return wrapper
 
 
+def _audited_append(append_audio: Any) -> Any:
+    """LiveClient.append_audio, auditing the append it sends: the link frames the text
+    `prefix + base64(audio) + suffix` from `INPUT_AUDIO_APPEND_PARTS` in one step
+    (gateway/wsock.py `_append_audio`, its C twin held to the same bytes by
+    tests/test_wsframe_parity.py), which is the text `input_audio_append` builds."""
+    from gateway.live import protocol
+
+    source = "in-process gateway.live.client.append_audio"
+
+    @functools.wraps(append_audio)
+    def wrapper(self: Any, audio: bytes) -> Any:
+        prefix, suffix = protocol.INPUT_AUDIO_APPEND_PARTS
+        problem = _check(prefix + binascii.b2a_base64(audio, newline=False) + suffix)
+        with _lock:
+            counts[source] += 1
+            if problem is not None:
+                problems.append(f"{source}: {problem}")
+        return append_audio(self, audio)
+
+    wrapper.__live_audit__ = True  # type: ignore[attr-defined]
+    return wrapper
+
+
 def install() -> None:
-    """Wrap the gateway's two GPT-Live frame builders (idempotent)."""
+    """Wrap the gateway's GPT-Live frame builders and its audio append (idempotent)."""
     global _installed
     if _installed:
         return
     from gateway.live import protocol
+    from gateway.live.client import LiveClient
 
     for name in ("encode", "input_audio_append"):
         original = getattr(protocol, name)
         if not getattr(original, "__live_audit__", False):
             setattr(protocol, name, _audited(f"in-process gateway.live.protocol.{name}", original))
+    if not getattr(LiveClient.append_audio, "__live_audit__", False):
+        LiveClient.append_audio = _audited_append(LiveClient.append_audio)  # type: ignore[method-assign]
     _installed = True
 
 

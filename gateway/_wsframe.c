@@ -1,0 +1,232 @@
+/* gateway._wsframe: client WebSocket text frames built in one allocation (issue 14).
+ *
+ * The pure-Python twins are in gateway/wsock.py (`py_masked_text_frame`,
+ * `py_masked_b64_text_frame`); tests/test_wsframe_parity.py checks that both produce the same
+ * bytes for any input. What the two functions build (RFC 6455 5.2, 5.3):
+ *
+ *   masked_text_frame(payload, mask)
+ *       FIN + text opcode, the MASK bit, the payload length (7, 7+16 or 7+64 bits), the 4-byte
+ *       masking key, then payload XOR key.
+ *   masked_b64_text_frame(prefix, data, suffix, mask)
+ *       the same frame for the payload prefix + base64(data) + suffix (standard alphabet, '='
+ *       padding, no newline: binascii.b2a_base64(data, newline=False)). The voice backends'
+ *       audio append is one such payload: `{"type":"input_audio_buffer.append","audio":"` +
+ *       base64 + `"}`. Built here, the base64 text is never a Python object of its own.
+ *
+ * The mask must be bytes of exactly 4 (TypeError, ValueError); the other arguments may be any
+ * object with a simple buffer (bytes, bytearray, memoryview), as b"".join takes. Nothing is
+ * kept between calls. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* Header length for a masked frame of `length` payload bytes (2 + extended length + key). */
+static Py_ssize_t
+header_size(Py_ssize_t length)
+{
+    return length < 126 ? 6 : length < 65536 ? 8 : 14;
+}
+
+static void
+write_header(unsigned char *out, Py_ssize_t length, const unsigned char *mask)
+{
+    out[0] = 0x81; /* FIN, text */
+    if (length < 126) {
+        out[1] = (unsigned char)(0x80 | length);
+        out += 2;
+    }
+    else if (length < 65536) {
+        out[1] = 0x80 | 126;
+        out[2] = (unsigned char)(length >> 8);
+        out[3] = (unsigned char)length;
+        out += 4;
+    }
+    else {
+        uint64_t n = (uint64_t)length;
+        out[1] = 0x80 | 127;
+        for (int i = 0; i < 8; i++)
+            out[2 + i] = (unsigned char)(n >> (56 - 8 * i));
+        out += 10;
+    }
+    memcpy(out, mask, 4);
+}
+
+/* XOR `n` bytes in place with the key, the key's phase starting at 0. */
+static void
+apply_mask(unsigned char *data, Py_ssize_t n, const unsigned char *mask)
+{
+    uint64_t key8;
+    unsigned char key[8] = {mask[0], mask[1], mask[2], mask[3], mask[0], mask[1], mask[2], mask[3]};
+    memcpy(&key8, key, 8);
+    Py_ssize_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        uint64_t word;
+        memcpy(&word, data + i, 8);
+        word ^= key8;
+        memcpy(data + i, &word, 8);
+    }
+    for (; i < n; i++)
+        data[i] ^= mask[i & 3];
+}
+
+static Py_ssize_t
+b64_size(Py_ssize_t n)
+{
+    return (n + 2) / 3 * 4;
+}
+
+static void
+b64_encode(unsigned char *out, const unsigned char *in, Py_ssize_t n)
+{
+    Py_ssize_t i = 0;
+    for (; i + 3 <= n; i += 3) {
+        uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8) | in[i + 2];
+        out[0] = B64[v >> 18];
+        out[1] = B64[(v >> 12) & 63];
+        out[2] = B64[(v >> 6) & 63];
+        out[3] = B64[v & 63];
+        out += 4;
+    }
+    if (n - i == 1) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        out[0] = B64[v >> 18];
+        out[1] = B64[(v >> 12) & 63];
+        out[2] = '=';
+        out[3] = '=';
+    }
+    else if (n - i == 2) {
+        uint32_t v = ((uint32_t)in[i] << 16) | ((uint32_t)in[i + 1] << 8);
+        out[0] = B64[v >> 18];
+        out[1] = B64[(v >> 12) & 63];
+        out[2] = B64[(v >> 6) & 63];
+        out[3] = '=';
+    }
+}
+
+static int
+get_mask(PyObject *obj, const unsigned char **mask)
+{
+    if (!PyBytes_CheckExact(obj)) {
+        PyErr_Format(PyExc_TypeError, "mask must be bytes, not %.100s", Py_TYPE(obj)->tp_name);
+        return -1;
+    }
+    if (PyBytes_GET_SIZE(obj) != 4) {
+        PyErr_Format(PyExc_ValueError, "mask must be 4 bytes, got %zd", PyBytes_GET_SIZE(obj));
+        return -1;
+    }
+    *mask = (const unsigned char *)PyBytes_AS_STRING(obj);
+    return 0;
+}
+
+/* Frame `payload_size` bytes that `fill` writes into the frame's payload area, then mask them. */
+static PyObject *
+frame_of(Py_ssize_t payload_size, const unsigned char *mask, const Py_buffer *parts, int count,
+         const Py_buffer *b64_input)
+{
+    Py_ssize_t head = header_size(payload_size);
+    if (payload_size > PY_SSIZE_T_MAX - head)
+        return PyErr_NoMemory();
+    PyObject *frame = PyBytes_FromStringAndSize(NULL, head + payload_size);
+    if (frame == NULL)
+        return NULL;
+    unsigned char *out = (unsigned char *)PyBytes_AS_STRING(frame);
+    write_header(out, payload_size, mask);
+    unsigned char *body = out + head;
+    unsigned char *cursor = body;
+    /* parts[0], then base64(b64_input) when given, then parts[1] (count == 2). */
+    memcpy(cursor, parts[0].buf, (size_t)parts[0].len);
+    cursor += parts[0].len;
+    if (b64_input != NULL) {
+        b64_encode(cursor, (const unsigned char *)b64_input->buf, b64_input->len);
+        cursor += b64_size(b64_input->len);
+    }
+    if (count == 2) {
+        memcpy(cursor, parts[1].buf, (size_t)parts[1].len);
+        cursor += parts[1].len;
+    }
+    apply_mask(body, payload_size, mask);
+    return frame;
+}
+
+static PyObject *
+wsframe_masked_text_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "masked_text_frame() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    const unsigned char *mask;
+    if (get_mask(args[1], &mask) < 0)
+        return NULL;
+    Py_buffer payload;
+    if (PyObject_GetBuffer(args[0], &payload, PyBUF_SIMPLE) < 0)
+        return NULL;
+    PyObject *frame = frame_of(payload.len, mask, &payload, 1, NULL);
+    PyBuffer_Release(&payload);
+    return frame;
+}
+
+static PyObject *
+wsframe_masked_b64_text_frame(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 4) {
+        PyErr_Format(PyExc_TypeError, "masked_b64_text_frame() takes 4 arguments (%zd given)",
+                     nargs);
+        return NULL;
+    }
+    const unsigned char *mask;
+    if (get_mask(args[3], &mask) < 0)
+        return NULL;
+    /* parts[0] = prefix, parts[1] = suffix, data between them as base64. */
+    Py_buffer parts[2], data;
+    if (PyObject_GetBuffer(args[0], &parts[0], PyBUF_SIMPLE) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[2], &parts[1], PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&parts[0]);
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[1], &data, PyBUF_SIMPLE) < 0) {
+        PyBuffer_Release(&parts[0]);
+        PyBuffer_Release(&parts[1]);
+        return NULL;
+    }
+    PyObject *frame = NULL;
+    if (data.len > PY_SSIZE_T_MAX / 4 - 3 || parts[0].len > PY_SSIZE_T_MAX / 4 ||
+        parts[1].len > PY_SSIZE_T_MAX / 4)
+        PyErr_NoMemory();
+    else
+        frame = frame_of(parts[0].len + b64_size(data.len) + parts[1].len, mask, parts, 2, &data);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&parts[0]);
+    PyBuffer_Release(&parts[1]);
+    return frame;
+}
+
+static PyMethodDef module_methods[] = {
+    {"masked_text_frame", (PyCFunction)(void (*)(void))wsframe_masked_text_frame, METH_FASTCALL,
+     "masked_text_frame(payload, mask) -> bytes: one masked client text frame (FIN set)."},
+    {"masked_b64_text_frame", (PyCFunction)(void (*)(void))wsframe_masked_b64_text_frame,
+     METH_FASTCALL,
+     "masked_b64_text_frame(prefix, data, suffix, mask) -> bytes: the masked client text frame "
+     "of prefix + base64(data) + suffix."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef wsframe_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "gateway._wsframe",
+    .m_doc = "Client WebSocket text frames in one allocation (pure twins in gateway/wsock.py).",
+    .m_size = 0,
+    .m_methods = module_methods,
+};
+
+PyMODINIT_FUNC
+PyInit__wsframe(void)
+{
+    return PyModuleDef_Init(&wsframe_module);
+}
