@@ -48,6 +48,7 @@ from __future__ import annotations
 import math
 import struct
 from collections import OrderedDict, deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -129,6 +130,9 @@ class Rfc4733Receiver:
         self.clock_rate = clock_rate
         self.end_timeout = end_timeout
         self._open: dict[int, _OpenEvent] = {}
+        # The same dict, read-only for callers: empty when no event waits for its end, so a
+        # periodic caller tests it before asking `next_deadline` (a property, issue 14).
+        self.open_events: Mapping[int, object] = self._open
         # (ssrc, event timestamp) -> when it was reported. Retransmitted ends arrive within
         # ~60 ms (RFC 4733 2.5.1.4); an identical event seen again after `dedup_window` is a new
         # key press from a sender that replays fixed packets (SIPp playing one pcap twice).

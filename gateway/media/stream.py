@@ -564,9 +564,11 @@ class RtpStream:
                 self.on_audio(frames)
             except Exception:
                 self._log_callback_error("on_audio")
-        if self.dtmf is not None and self.dtmf.next_deadline is not None:
-            if now >= self.dtmf.next_deadline:
-                digits = self.dtmf.poll(now)
+        dtmf = self.dtmf
+        if dtmf is not None and dtmf.open_events:
+            deadline = dtmf.next_deadline
+            if deadline is not None and now >= deadline:
+                digits = dtmf.poll(now)
                 if digits:
                     self._deliver_dtmf(digits)
         timeout = self.config.inactivity_timeout_s
