@@ -19,7 +19,11 @@ if build != "no":
     ext_modules.append(
         Extension(
             "gateway.media._jitter",
-            sources=["gateway/media/_jitter.c", "gateway/media/_jitter_core.c"],
+            sources=[
+                "gateway/media/_jitter.c",
+                "gateway/media/_jitter_core.c",
+                "gateway/media/_inbound.c",
+            ],
             depends=["gateway/media/_jitter.h"],
             extra_compile_args=compile_args,
             optional=build != "yes",

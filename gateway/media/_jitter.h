@@ -111,7 +111,8 @@ typedef struct {
     int has_credit_at;
     int has_ssrc, has_previous_ssrc;
     int64_t ssrc, previous_ssrc;
-    PyObject *probe; /* RtpPacket or NULL */
+    int has_probe; /* an unconfirmed sequence jump: the packet (payload owned) and its arrival */
+    Packet probe;
     double probe_arrival;
     int64_t highest_seq, highest_seq_raw, ts_ref, ts_ref_raw, ts_end;
     double base;
@@ -121,6 +122,16 @@ typedef struct {
     int64_t stats[ST_COUNT];
     int64_t recent[RECENT_SEQS];
 } JitterBuffer;
+
+/* _jitter.c: the type (for the compiled inbound path, _inbound.c, which pushes and pops without
+ * Python calls) and push/pop_ready on a decoded packet and a C time. */
+extern PyTypeObject jb_buffer_type;
+int jb_push(JitterBuffer *self, const Packet *p, double arrival);
+PyObject *jb_pop_ready(JitterBuffer *self, double now);
+
+/* _inbound.c: the compiled inbound path (InboundPath) and its binding to inbound.py. */
+PyObject *ib_bind(PyObject *module, PyObject *args);
+int ib_add_type(PyObject *module);
 
 /* _jitter_core.c: the buffer's logic, one function per function of jitter.py. */
 int jb_as_double(PyObject *obj, const char *name, double *out);
@@ -133,6 +144,7 @@ void jb_buffer_clear(JitterBuffer *self);
 void jb_reset_source_state(JitterBuffer *self, int64_t seq, int64_t raw_ts, int64_t ext_ts,
                            double arrival);
 void jb_start_source(JitterBuffer *self, const Packet *p, double arrival);
+void jb_clear_probe(JitterBuffer *self);
 int jb_conceal(JitterBuffer *self, int64_t samples, PyObject *out);
 int jb_release(JitterBuffer *self, PyObject *payload, Py_ssize_t size, int64_t ts,
                int64_t next_ts, PyObject *out);
