@@ -1,4 +1,5 @@
-"""The optional compiled jitter buffer (gateway/media/_jitter.c), built the way websockets builds
+"""The optional compiled jitter buffer and inbound RTP path (gateway/media/_jitter.c,
+_jitter_core.c, _inbound.c: one extension, gateway.media._jitter), built the way websockets builds
 its C speedups: everything else about the package is in pyproject.toml.
 
 SRG_BUILD_EXTENSION=yes makes a failed compile an error (CI, the Docker image); =no skips the
@@ -24,7 +25,7 @@ if build != "no":
                 "gateway/media/_jitter_core.c",
                 "gateway/media/_inbound.c",
             ],
-            depends=["gateway/media/_jitter.h"],
+            depends=["gateway/media/_jitter.h"],  # shared by the three files
             extra_compile_args=compile_args,
             optional=build != "yes",
         )

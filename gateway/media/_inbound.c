@@ -777,15 +777,22 @@ ib_bind(PyObject *module, PyObject *args)
     PyMemberDef *members[F_COUNT];
     for (int i = 0; i < F_COUNT; i++) {
         /* A slots dataclass: each field is a member descriptor holding an object. */
-        PyObject *descr = PyDict_GetItemString(((PyTypeObject *)stats)->tp_dict, ib_field_names[i]);
-        if (descr == NULL || !Py_IS_TYPE(descr, &PyMemberDescr_Type) ||
-            ((PyMemberDescrObject *)descr)->d_member->type != T_OBJECT_EX ||
-            (((PyMemberDescrObject *)descr)->d_member->flags & READONLY)) {
+        PyObject *descr = PyObject_GetAttrString(stats, ib_field_names[i]);
+        if (descr == NULL)
+            PyErr_Clear();
+        int slot = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                   PyDescr_TYPE(descr) == (PyTypeObject *)stats &&
+                   ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX &&
+                   !(((PyMemberDescrObject *)descr)->d_member->flags & READONLY);
+        if (slot)
+            members[i] = ((PyMemberDescrObject *)descr)->d_member;
+        /* The type (held below) keeps its descriptors and their PyMemberDef alive. */
+        Py_XDECREF(descr);
+        if (!slot) {
             PyErr_Format(PyExc_TypeError, "_bind_inbound: StreamStats.%s is not a writable slot",
                          ib_field_names[i]);
             return NULL;
         }
-        members[i] = ((PyMemberDescrObject *)descr)->d_member;
     }
     memcpy(ib_member, members, sizeof(members));
     Py_INCREF(decode);
