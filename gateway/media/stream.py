@@ -1,6 +1,7 @@
 """The per-call RTP endpoint: one RTP/RTCP socket pair, latching, jitter buffer, RTCP, stats.
 
-Inbound: datagram -> `decode_rtp` -> source check (symmetric RTP latching) -> payload-type routing:
+Inbound (one call per datagram into `inbound.py`, compiled in `_inbound.c` where built): datagram
+-> `decode_rtp` -> source check (symmetric RTP latching) -> payload-type routing:
 telephone-event packets go to the RFC 4733 receiver (`on_dtmf(digit)`), comfort noise only counts
 as activity, audio goes to the jitter buffer, and whatever the buffer then has due goes to
 `on_audio(frames)` at once (release on arrival: on a clean link packet n leaves as packet n+1
@@ -52,6 +53,7 @@ from typing import TYPE_CHECKING, Any
 from gateway.media import rtcp
 from gateway.media.dtmf import DtmfDigit, Rfc4733Receiver
 from gateway.media.g711 import PCMA, PCMU
+from gateway.media.inbound import RELEASE_SLACK_S as RELEASE_SLACK_S  # moved there
 from gateway.media.inbound import InboundPath
 from gateway.media.jitter import (
     DEFAULT_MAX_DELAY_MS,
