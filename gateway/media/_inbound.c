@@ -7,8 +7,8 @@
  * tests/media/test_inbound_parity.py holds the two to identical results.
  *
  * What stays Python, called from here only off the common path: SourceLatch.check_rtp (a source
- * that is not the latched one), decode_rtp (to hand a packet of another payload type to the
- * stream, or to push into a pure-Python jitter buffer), ReportBlock (every ~5 s).
+ * that is not the latched one), RtpPacket or decode_rtp (to hand a packet of another payload type
+ * to the stream, or to push into a pure-Python jitter buffer), ReportBlock (every ~5 s).
  *
  * Exactness, beyond _jitter.h's rules: times are doubles (a Python int time beyond 2**53 would
  * round; times come from loop.time()). The StreamStats counters are read and written through
@@ -43,6 +43,7 @@ static const char *ib_field_names[F_COUNT] = {
 
 /* Bound by _bind_inbound() from inbound.py. */
 static PyObject *ib_decode_rtp = NULL; /* rtp.decode_rtp */
+static PyObject *ib_packet_type = NULL; /* rtp.RtpPacket */
 static PyObject *ib_report_block = NULL; /* rtcp.ReportBlock */
 static PyTypeObject *ib_stats_type = NULL; /* stats.StreamStats */
 static PyObject *ib_foreign = NULL; /* latch.FOREIGN */
@@ -626,7 +627,12 @@ Inbound_receive(Inbound *self, PyObject *const *args, Py_ssize_t nargs)
         if (self->has_reception && self->reception.ssrc == ssrc)
             /* Events and CN share the audio's sequence space when sent from one SSRC. */
             ib_on_packet(&self->reception, seq, ts, now, 0);
-        return PyObject_CallOneArg(ib_decode_rtp, data);
+        if (first != 0x80)
+            return PyObject_CallOneArg(ib_decode_rtp, data); /* CSRC, extension or padding */
+        /* decode_rtp's fast path: RtpPacket(pt, seq, ts, ssrc, data[12:], marker) */
+        return PyObject_CallFunction(ib_packet_type, "LLLLy#O", (long long)pt, (long long)seq,
+                                     (long long)ts, (long long)ssrc, (const char *)b + 12,
+                                     size - 12, second > 0x7F ? Py_True : Py_False);
     }
 
     /* the token bucket of real time: samples = payload bytes (G.711) */
@@ -766,12 +772,14 @@ static PyTypeObject InboundType = {
 PyObject *
 ib_bind(PyObject *module, PyObject *args)
 {
-    PyObject *decode, *report_block, *stats, *foreign, *slack;
-    if (!PyArg_ParseTuple(args, "OOO!OO!:_bind_inbound", &decode, &report_block, &PyType_Type,
-                          &stats, &foreign, &PyFloat_Type, &slack))
+    PyObject *decode, *packet_type, *report_block, *stats, *foreign, *slack;
+    if (!PyArg_ParseTuple(args, "OOOO!OO!:_bind_inbound", &decode, &packet_type, &report_block,
+                          &PyType_Type, &stats, &foreign, &PyFloat_Type, &slack))
         return NULL;
-    if (!PyCallable_Check(decode) || !PyCallable_Check(report_block)) {
-        PyErr_SetString(PyExc_TypeError, "_bind_inbound needs callables for decode_rtp, ReportBlock");
+    if (!PyCallable_Check(decode) || !PyCallable_Check(packet_type) ||
+        !PyCallable_Check(report_block)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "_bind_inbound needs callables for decode_rtp, RtpPacket, ReportBlock");
         return NULL;
     }
     PyMemberDef *members[F_COUNT];
@@ -797,6 +805,8 @@ ib_bind(PyObject *module, PyObject *args)
     memcpy(ib_member, members, sizeof(members));
     Py_INCREF(decode);
     Py_XSETREF(ib_decode_rtp, decode);
+    Py_INCREF(packet_type);
+    Py_XSETREF(ib_packet_type, packet_type);
     Py_INCREF(report_block);
     Py_XSETREF(ib_report_block, report_block);
     Py_INCREF(stats);

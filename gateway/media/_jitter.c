@@ -469,7 +469,8 @@ static PyMethodDef module_methods[] = {
     {"_bind", module_bind, METH_VARARGS,
      "_bind(Frame, JitterStats, silence_byte): the Python types the buffer builds (jitter.py)."},
     {"_bind_inbound", ib_bind, METH_VARARGS,
-     "_bind_inbound(decode_rtp, ReportBlock, StreamStats, FOREIGN, RELEASE_SLACK_S): what the "
+     "_bind_inbound(decode_rtp, RtpPacket, ReportBlock, StreamStats, FOREIGN, RELEASE_SLACK_S): "
+     "what the "
      "inbound path calls, builds and updates (inbound.py)."},
     {NULL, NULL, 0, NULL},
 };

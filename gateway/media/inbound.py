@@ -29,7 +29,7 @@ from gateway.media import jitter as _jitter_module
 from gateway.media.jitter import Frame
 from gateway.media.latch import FOREIGN, SourceLatch
 from gateway.media.rtcp import ReportBlock
-from gateway.media.rtp import RtpDecodeError, decode_rtp
+from gateway.media.rtp import RtpDecodeError, RtpPacket, decode_rtp
 from gateway.media.stats import ReceptionStats, StreamStats
 
 if TYPE_CHECKING:
@@ -196,7 +196,7 @@ def _bind_extension() -> type[PyInboundPath] | None:
         return None
     if not hasattr(_jitter, "InboundPath"):
         return None  # an extension built before the inbound path was compiled
-    _jitter._bind_inbound(decode_rtp, ReportBlock, StreamStats, FOREIGN, RELEASE_SLACK_S)
+    _jitter._bind_inbound(decode_rtp, RtpPacket, ReportBlock, StreamStats, FOREIGN, RELEASE_SLACK_S)
     return _jitter.InboundPath  # type: ignore[no-any-return]
 
 

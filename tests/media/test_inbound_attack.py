@@ -184,7 +184,7 @@ def test_rebinding_other_types_is_refused_not_a_crash() -> None:
         packets_received = 0
 
     with pytest.raises(TypeError):
-        _jitter._bind_inbound(len, dict, NotStats, 2, 0.001)
+        _jitter._bind_inbound(len, dict, dict, NotStats, 2, 0.001)
     from dataclasses import dataclass
 
     @dataclass(slots=True)
@@ -199,7 +199,7 @@ def test_rebinding_other_types_is_refused_not_a_crash() -> None:
         ssrc_changes: int = 0
 
     try:
-        _jitter._bind_inbound(len, dict, OtherStats, 2, 0.001)
+        _jitter._bind_inbound(len, dict, dict, OtherStats, 2, 0.001)
         with pytest.raises(TypeError):  # its stats were laid out by the other type
             path.receive(audio(1), PEER, 0.0, implementation("c")())
     finally:
