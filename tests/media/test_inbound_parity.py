@@ -27,7 +27,9 @@ from hypothesis import strategies as st
 from gateway.media import rtcp
 from gateway.media.dtmf import DtmfDigit
 from gateway.media.jitter import Frame, PyJitterBuffer
+from gateway.media.latch import SourceLatch
 from gateway.media.rtp import RtpPacket
+from gateway.media.stats import StreamStats
 from gateway.media.stream import RtpStream, StreamConfig
 from tests.media.jitter_impls import implementation, inbound_implementation
 
@@ -327,6 +329,50 @@ def test_the_compiled_path_with_a_pure_buffer_gives_identical_results(
     """The compiled path pushes into a buffer that is not the compiled one through its Python
     methods (a test, or a stream whose buffer was replaced)."""
     run_both(ops, buffers=("python", "python"))
+
+
+def run_paths(ops: list[tuple[Any, ...]]) -> None:
+    """The two InboundPath classes alone (no stream around them): identical return values
+    (frames, the RtpPacket of another payload type with every field, None), counters, latch
+    state and report blocks after every operation."""
+    sides = []
+    for name in ("python", "c"):
+        config = StreamConfig(telephone_event_pt=DTMF_PT, rate_burst_ms=200.0)
+        stats, latch = StreamStats(), SourceLatch()
+        latch.set_sdp(PEER, (PEER[0], PEER[1] + 1))
+        buffer = implementation(name)(config.codec, clock_rate=config.clock_rate)
+        sides.append(
+            (config, stats, latch, buffer, inbound_implementation(name)(config, stats, latch))
+        )
+    for index, op in enumerate(ops):
+        results = []
+        for config, _, latch, buffer, path in sides:
+            if op[0] == "rtp":
+                results.append(call(lambda p=path, b=buffer, o=op: p.receive(o[1], o[2], o[3], b)))
+            elif op[0] == "tick":
+                results.append(call(lambda b=buffer, o=op: b.pop_ready(o[1])))
+            elif op[0] == "report":
+                results.append(call(lambda p=path, o=op: p.report_block(o[1])))
+            elif op[0] == "move":
+                latch.set_sdp(op[1], (op[1][0], op[1][1] + 1))
+            elif op[0] == "codec":
+                config.payload_type = op[2]
+        where = f"op {index} {op[0]}"
+        if results:
+            assert same(results[0], results[1]), f"{where}: {results[0]!r} != {results[1]!r}"
+        (_, left, left_latch, _, left_path), (_, right, right_latch, _, right_path) = sides
+        assert same(left, right), f"{where}: {left} != {right}"
+        assert left_latch.latched == right_latch.latched, where
+        assert same(
+            (left_path.lost, left_path.jitter_ms, left_path.source_ssrc),
+            (right_path.lost, right_path.jitter_ms, right_path.source_ssrc),
+        ), where
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_the_paths_alone_return_identical_values(ops: list[tuple[Any, ...]]) -> None:
+    run_paths(ops)
 
 
 @settings(max_examples=200, deadline=None)
