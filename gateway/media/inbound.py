@@ -186,6 +186,9 @@ class PyInboundPath:
 # The compiled twin lives in the jitter buffer's extension (it pushes into the compiled buffer
 # without Python calls), so one switch selects both: jitter.IMPLEMENTATION.
 InboundPath: type[PyInboundPath] = PyInboundPath
+# "c" or "python"; differs from jitter.IMPLEMENTATION only with an extension built from sources
+# older than _inbound.c (then the buffer is compiled and this path pure).
+IMPLEMENTATION = "python"
 
 
 def _bind_extension() -> type[PyInboundPath] | None:
@@ -201,12 +204,13 @@ def _bind_extension() -> type[PyInboundPath] | None:
 
 
 def _select() -> None:
-    global InboundPath
+    global InboundPath, IMPLEMENTATION
     if _jitter_module.IMPLEMENTATION != "c":
         return
     compiled = _bind_extension()
     if compiled is not None:
         InboundPath = compiled
+        IMPLEMENTATION = "c"
 
 
 _select()

@@ -289,6 +289,7 @@ def test_the_stream_uses_the_compiled_path_unless_switched_off() -> None:
     compiled = inbound_implementation("c")
     forced = os.environ.get(jitter.PURE_PYTHON_ENV, "") not in ("", "0")
     assert inbound.InboundPath is (PyInboundPath if forced else compiled)
+    assert inbound.IMPLEMENTATION == jitter.IMPLEMENTATION == ("python" if forced else "c")
     assert type(RtpStream()._inbound) is inbound.InboundPath
 
 
