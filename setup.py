@@ -1,5 +1,5 @@
-"""The optional compiled jitter buffer and inbound RTP path (gateway/media/_jitter.c,
-_jitter_core.c, _inbound.c: one extension, gateway.media._jitter), built the way websockets builds
+"""The optional compiled jitter buffer and inbound RTP path (gateway/media/_jitter*.c,
+_inbound*.c: one extension, gateway.media._jitter), built the way websockets builds
 its C speedups: everything else about the package is in pyproject.toml.
 
 SRG_BUILD_EXTENSION=yes makes a failed compile an error (CI, the Docker image); =no skips the
@@ -24,8 +24,9 @@ if build != "no":
                 "gateway/media/_jitter.c",
                 "gateway/media/_jitter_core.c",
                 "gateway/media/_inbound.c",
+                "gateway/media/_inbound_reception.c",
             ],
-            depends=["gateway/media/_jitter.h"],  # shared by the three files
+            depends=["gateway/media/_jitter.h", "gateway/media/_inbound.h"],
             extra_compile_args=compile_args,
             optional=build != "yes",
         )

@@ -6,11 +6,12 @@
  * against each other (tests/media/test_jitter_parity.py) for identical frames, statistics and
  * properties on the same input.
  *
- * Four files: this header (the state, the rules below), _jitter_core.c (the logic, mirroring
- * jitter.py function by function: read the behaviour there, in its module docstring),
- * _jitter.c (the Python type and module) and _inbound.c (the compiled inbound path of
- * inbound.py, which pushes into this buffer through jb_push/jb_pop_ready without Python calls;
- * its names are prefixed ib_). Names are prefixed jb_ (they are not static).
+ * This header (the state, the rules below), _jitter_core.c (the logic, mirroring jitter.py
+ * function by function: read the behaviour there, in its module docstring), _jitter.c (the
+ * Python type and module); and the compiled inbound path of inbound.py, which pushes into this
+ * buffer through jb_push/jb_pop_ready without Python calls: _inbound.h, _inbound.c (its type)
+ * and _inbound_reception.c (RFC 3550 reception statistics), names prefixed ib_. Names here are
+ * prefixed jb_ (they are not static).
  * Exactness rules that keep the two identical:
  * - The same floating-point operations in the same order, on doubles (Python floats). Python's
  *   int / int true division equals (double)a / (double)b while |a|, |b| < 2**53; the build uses
