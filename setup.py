@@ -1,5 +1,6 @@
 """The optional compiled speedups, built the way websockets builds its own: the jitter buffer
-(gateway/media/_jitter.c) and the WebSocket append frames (gateway/_wsframe.c). Everything else
+and the inbound RTP path (gateway/media/_jitter*.c, _inbound*.c: one extension,
+gateway.media._jitter) and the WebSocket append frames (gateway/_wsframe.c). Everything else
 about the package is in pyproject.toml.
 
 SRG_BUILD_EXTENSION=yes makes a failed compile an error (CI, the Docker image); =no skips the
@@ -20,8 +21,13 @@ if build != "no":
     ext_modules.append(
         Extension(
             "gateway.media._jitter",
-            sources=["gateway/media/_jitter.c", "gateway/media/_jitter_core.c"],
-            depends=["gateway/media/_jitter.h"],
+            sources=[
+                "gateway/media/_jitter.c",
+                "gateway/media/_jitter_core.c",
+                "gateway/media/_inbound.c",
+                "gateway/media/_inbound_reception.c",
+            ],
+            depends=["gateway/media/_jitter.h", "gateway/media/_inbound.h"],
             extra_compile_args=compile_args,
             optional=build != "yes",
         )

@@ -1,13 +1,15 @@
 """Per-packet CPU cost of the RTP media path, in microseconds.
 
 Inbound:  decode_rtp + JitterBuffer.push + pop_ready (the buffer alone, no sockets), and the full
-          RtpStream.receive_rtp path (latching check, routing, RFC 3550 stats, buffer) + tick.
+          RtpStream.receive_rtp path (latching check, routing, RFC 3550 stats, buffer) + tick,
+          with the implementation in use (compiled where built) and with the pure-Python inbound
+          path and jitter buffer (`--pure` measures only those inbound lines, pure).
 Outbound: RtpStream.send_frame (header pack + transport.sendto on a real loopback UDP socket to a
           sink socket), on uvloop and on the stock asyncio loop.
 SRTP:     what SRTP adds per packet each way (gateway/media/srtp.py over libsrtp): protect_rtp of
           the same 172-byte packet, and unprotect_rtp of the protected packets, per suite.
 
-    .venv/bin/python bench/rtp_packet_cost.py [--packets 50000]
+    .venv/bin/python bench/rtp_packet_cost.py [--packets 50000] [--pure]
 
 Times chunks of 1000 packets and reports the best chunk (the cost of our code) and the median
 chunk (including preemption by whatever else runs on the machine).
@@ -25,7 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from gateway.media.jitter import JitterBuffer
+from gateway.media import jitter
+from gateway.media.inbound import PyInboundPath
+from gateway.media.jitter import JitterBuffer, PyJitterBuffer
 from gateway.media.ports import PortAllocator
 from gateway.media.rtp import RtpPacket, decode_rtp
 from gateway.media.srtp import SrtpSession
@@ -51,9 +55,9 @@ def _summary(chunk_seconds: list[float]) -> tuple[float, float]:
     return per_packet[0], per_packet[len(per_packet) // 2]
 
 
-def bench_buffer(n: int) -> tuple[float, float]:
+def bench_buffer(n: int, pure: bool = False) -> tuple[float, float]:
     raw = _wire_packets(n)
-    jb = JitterBuffer()
+    jb = PyJitterBuffer() if pure else JitterBuffer()
     chunks = []
     clock = time.perf_counter
     for base in range(0, n - CHUNK + 1, CHUNK):
@@ -74,8 +78,9 @@ def _srtp_pair() -> tuple[SrtpSession, SrtpSession]:
     return SrtpSession(ours, theirs, suite), SrtpSession(theirs, ours, suite)
 
 
-def bench_stream_receive(n: int, srtp: bool = False) -> tuple[float, float]:
-    """The full inbound path; `srtp`: as in an SRTP call (stream.srtp set, SRTP on the wire)."""
+def bench_stream_receive(n: int, srtp: bool = False, pure: bool = False) -> tuple[float, float]:
+    """The full inbound path; `srtp`: as in an SRTP call (stream.srtp set, SRTP on the wire);
+    `pure`: with the pure-Python inbound path and jitter buffer (as SRG_PURE_PYTHON=1 runs)."""
     raw = _wire_packets(n)
     released = [0]
     peer_srtp, our_srtp = _srtp_pair()
@@ -85,7 +90,11 @@ def bench_stream_receive(n: int, srtp: bool = False) -> tuple[float, float]:
     def on_audio(frames: list) -> None:
         released[0] += len(frames)
 
-    stream = RtpStream(StreamConfig(rtcp_interval_s=1e9), on_audio=on_audio)
+    config = StreamConfig(rtcp_interval_s=1e9)
+    stream = RtpStream(config, on_audio=on_audio)
+    if pure:
+        stream.jitter = PyJitterBuffer(config.codec, clock_rate=config.clock_rate)
+        stream._inbound = PyInboundPath(config, stream.stats, stream.latch)
     stream.srtp = our_srtp if srtp else None
     peer = ("127.0.0.1", 40000)
     stream.set_remote(peer)  # as in a call: the SDP named the peer (strict latching, latch.py)
@@ -170,14 +179,30 @@ def bench_srtp(n: int, suite: str) -> tuple[tuple[float, float], tuple[float, fl
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--packets", type=int, default=50_000)
+    parser.add_argument(
+        "--pure", action="store_true", help="only the inbound lines, pure-Python implementations"
+    )
     args = parser.parse_args()
     n = max(args.packets, CHUNK)
 
-    rows: list[tuple[str, tuple[float, float]]] = [
-        ("inbound  decode + jitter push + pop_ready", bench_buffer(n)),
-        ("inbound  RtpStream.receive_rtp + tick (full path)", bench_stream_receive(n)),
-        ("inbound  the same, SRTP call (unprotect first)", bench_stream_receive(n, srtp=True)),
+    in_use = f"{jitter.IMPLEMENTATION}: {type(RtpStream()._inbound).__name__}"
+    rows: list[tuple[str, tuple[float, float]]] = []
+    if not args.pure:
+        rows += [
+            (
+                f"inbound  decode + jitter push + pop_ready ({jitter.IMPLEMENTATION})",
+                bench_buffer(n),
+            ),
+            (f"inbound  RtpStream.receive_rtp + tick ({in_use})", bench_stream_receive(n)),
+            ("inbound  the same, SRTP call (unprotect first)", bench_stream_receive(n, srtp=True)),
+        ]
+    rows += [
+        ("inbound  decode + jitter push + pop_ready (python)", bench_buffer(n, pure=True)),
+        ("inbound  RtpStream.receive_rtp + tick (python)", bench_stream_receive(n, pure=True)),
     ]
+    if args.pure:
+        _print(n, rows)
+        return
     try:
         import uvloop
 
@@ -199,10 +224,14 @@ def main() -> None:
         protect, unprotect = bench_srtp(n, suite)
         rows.append((f"SRTP protect_rtp   ({suite})", protect))
         rows.append((f"SRTP unprotect_rtp ({suite})", unprotect))
+    _print(n, rows)
+
+
+def _print(n: int, rows: list[tuple[str, tuple[float, float]]]) -> None:
     print(f"python {sys.version.split()[0]}, {n} packets of 172 B in chunks of {CHUNK}")
-    print(f"  {'':<52} {'best':>7} {'median':>7}  us/packet")
+    print(f"  {'':<62} {'best':>7} {'median':>7}  us/packet")
     for name, (best, median) in rows:
-        print(f"  {name:<52} {best:7.2f} {median:7.2f}")
+        print(f"  {name:<62} {best:7.2f} {median:7.2f}")
 
 
 if __name__ == "__main__":

@@ -87,7 +87,7 @@ JitterBuffer_init(JitterBuffer *self, PyObject *args, PyObject *kwargs)
 
     /* __init__ may run again on an existing object: start from scratch. */
     jb_buffer_clear(self);
-    Py_CLEAR(self->probe);
+    jb_clear_probe(self);
     PyObject *ready = PyList_New(0);
     if (ready == NULL)
         return -1;
@@ -126,7 +126,6 @@ static int
 JitterBuffer_traverse(JitterBuffer *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->ready);
-    Py_VISIT(self->probe);
     return 0;
 }
 
@@ -134,7 +133,7 @@ static int
 JitterBuffer_clear(JitterBuffer *self)
 {
     Py_CLEAR(self->ready);
-    Py_CLEAR(self->probe);
+    jb_clear_probe(self);
     return 0;
 }
 
@@ -161,6 +160,62 @@ JitterBuffer_set_codec(JitterBuffer *self, PyObject *codec)
     Py_RETURN_NONE;
 }
 
+/* push() on a decoded packet (p->payload borrowed): 0, or -1 with an exception set. */
+int
+jb_push(JitterBuffer *self, const Packet *p, double arrival)
+{
+    int64_t *stats = self->stats;
+    stats[ST_PUSHED]++;
+    if (p->size == 0 || p->size > self->max_packet) {
+        stats[ST_INVALID]++;
+        return 0;
+    }
+    if (!self->has_ssrc || p->ssrc != self->ssrc) {
+        if (self->has_ssrc) {
+            if (self->has_previous_ssrc && p->ssrc == self->previous_ssrc) {
+                stats[ST_LATE]++; /* in flight from the source we already switched away from */
+                return 0;
+            }
+            if (jb_flush_buffered(self) < 0)
+                return -1;
+            self->previous_ssrc = self->ssrc;
+            self->has_previous_ssrc = 1;
+            stats[ST_SSRC_CHANGES]++;
+        }
+        jb_start_source(self, p, arrival);
+    }
+    int64_t ahead = ((p->seq - self->highest_seq_raw + 0x8000) & 0xFFFF) - 0x8000;
+    if (ahead > MAX_DROPOUT || ahead < -MAX_MISORDER) {
+        if (self->has_probe && p->seq == ((self->probe.seq + 1) & 0xFFFF)) {
+            /* RFC 3550 A.1: two sequential packets after a jump: the sender restarted. */
+            Packet q = self->probe;
+            double probe_arrival = self->probe_arrival;
+            Py_INCREF(q.payload); /* restarting clears the probe */
+            stats[ST_RESYNCS]++;
+            int rc = 0;
+            if (jb_restart(self, &q, probe_arrival) < 0 ||
+                jb_accept(self, &q, probe_arrival, 0) < 0)
+                rc = -1;
+            Py_DECREF(q.payload);
+            if (rc < 0)
+                return -1;
+            ahead = ((p->seq - self->highest_seq_raw + 0x8000) & 0xFFFF) - 0x8000;
+        }
+        else {
+            /* Kept as a copy of its fields (jitter.py keeps the packet object; the two differ
+             * only if in-process code mutates a packet after pushing it). */
+            Py_INCREF(p->payload);
+            jb_clear_probe(self);
+            self->probe = *p;
+            self->has_probe = 1;
+            self->probe_arrival = arrival;
+            stats[ST_INVALID]++;
+            return 0;
+        }
+    }
+    return jb_accept(self, p, arrival, ahead);
+}
+
 static PyObject *
 JitterBuffer_push(JitterBuffer *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -179,81 +234,17 @@ JitterBuffer_push(JitterBuffer *self, PyObject *const *args, Py_ssize_t nargs)
     Packet p;
     if (jb_read_packet(args[0], &p) < 0)
         return NULL;
-    int64_t *stats = self->stats;
-    int rc = 0;
-    stats[ST_PUSHED]++;
-    if (p.size == 0 || p.size > self->max_packet) {
-        stats[ST_INVALID]++;
-        goto done;
-    }
-    if (!self->has_ssrc || p.ssrc != self->ssrc) {
-        if (self->has_ssrc) {
-            if (self->has_previous_ssrc && p.ssrc == self->previous_ssrc) {
-                stats[ST_LATE]++; /* in flight from the source we already switched away from */
-                goto done;
-            }
-            if (jb_flush_buffered(self) < 0) {
-                rc = -1;
-                goto done;
-            }
-            self->previous_ssrc = self->ssrc;
-            self->has_previous_ssrc = 1;
-            stats[ST_SSRC_CHANGES]++;
-        }
-        jb_start_source(self, &p, arrival);
-    }
-    int64_t ahead = ((p.seq - self->highest_seq_raw + 0x8000) & 0xFFFF) - 0x8000;
-    if (ahead > MAX_DROPOUT || ahead < -MAX_MISORDER) {
-        PyObject *probe = self->probe;
-        int confirmed = 0;
-        Packet q;
-        if (probe != NULL) {
-            Py_INCREF(probe);
-            if (jb_read_packet(probe, &q) < 0) {
-                Py_DECREF(probe);
-                rc = -1;
-                goto done;
-            }
-            if (p.seq == ((q.seq + 1) & 0xFFFF)) {
-                /* RFC 3550 A.1: two sequential packets after a jump: the sender restarted. */
-                confirmed = 1;
-                double probe_arrival = self->probe_arrival;
-                stats[ST_RESYNCS]++;
-                if (jb_restart(self, &q, probe_arrival) < 0 || jb_accept(self, &q, probe_arrival, 0) < 0)
-                    rc = -1;
-                ahead = ((p.seq - self->highest_seq_raw + 0x8000) & 0xFFFF) - 0x8000;
-            }
-            Py_DECREF(q.payload);
-            Py_DECREF(probe);
-            if (rc < 0)
-                goto done;
-        }
-        if (!confirmed) {
-            Py_INCREF(args[0]);
-            Py_XSETREF(self->probe, args[0]);
-            self->probe_arrival = arrival;
-            stats[ST_INVALID]++;
-            goto done;
-        }
-    }
-    rc = jb_accept(self, &p, arrival, ahead);
-done:
+    int rc = jb_push(self, &p, arrival);
     Py_DECREF(p.payload);
     if (rc < 0)
         return NULL;
     Py_RETURN_NONE;
 }
 
-static PyObject *
-JitterBuffer_pop_ready(JitterBuffer *self, PyObject *now_obj)
+/* pop_ready(now) on a C time: a new list, or NULL with an exception set. */
+PyObject *
+jb_pop_ready(JitterBuffer *self, double now)
 {
-    double now;
-    if (jb_as_double(now_obj, "now", &now) < 0)
-        return NULL;
-    if (self->ready == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "JitterBuffer.__init__ was not called");
-        return NULL;
-    }
     /* Everything with a timestamp up to `due` is due: one float computation per call. */
     double due = (now - self->base - self->delay) * (double)self->rate;
     if (PyList_GET_SIZE(self->ready) == 0 && self->has_next_ts && (double)self->next_ts > due)
@@ -327,6 +318,19 @@ JitterBuffer_pop_ready(JitterBuffer *self, PyObject *now_obj)
 error:
     Py_DECREF(out);
     return NULL;
+}
+
+static PyObject *
+JitterBuffer_pop_ready(JitterBuffer *self, PyObject *now_obj)
+{
+    double now;
+    if (jb_as_double(now_obj, "now", &now) < 0)
+        return NULL;
+    if (self->ready == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "JitterBuffer.__init__ was not called");
+        return NULL;
+    }
+    return jb_pop_ready(self, now);
 }
 
 static PyObject *
@@ -417,7 +421,7 @@ static PyGetSetDef JitterBuffer_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
-static PyTypeObject JitterBufferType = {
+PyTypeObject jb_buffer_type = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "gateway.media._jitter.JitterBuffer",
     .tp_doc = "The inbound jitter buffer of gateway/media/jitter.py, compiled.",
@@ -464,6 +468,10 @@ module_bind(PyObject *module, PyObject *args)
 static PyMethodDef module_methods[] = {
     {"_bind", module_bind, METH_VARARGS,
      "_bind(Frame, JitterStats, silence_byte): the Python types the buffer builds (jitter.py)."},
+    {"_bind_inbound", ib_bind, METH_VARARGS,
+     "_bind_inbound(decode_rtp, RtpPacket, ReportBlock, StreamStats, FOREIGN, RELEASE_SLACK_S): "
+     "what the "
+     "inbound path calls, builds and updates (inbound.py)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -478,7 +486,7 @@ static struct PyModuleDef jitter_module = {
 PyMODINIT_FUNC
 PyInit__jitter(void)
 {
-    if (PyType_Ready(&JitterBufferType) < 0)
+    if (PyType_Ready(&jb_buffer_type) < 0)
         return NULL;
     jb_str_sequence_number = PyUnicode_InternFromString("sequence_number");
     jb_str_timestamp = PyUnicode_InternFromString("timestamp");
@@ -489,9 +497,13 @@ PyInit__jitter(void)
     PyObject *module = PyModule_Create(&jitter_module);
     if (module == NULL)
         return NULL;
-    Py_INCREF(&JitterBufferType);
-    if (PyModule_AddObject(module, "JitterBuffer", (PyObject *)&JitterBufferType) < 0) {
-        Py_DECREF(&JitterBufferType);
+    Py_INCREF(&jb_buffer_type);
+    if (PyModule_AddObject(module, "JitterBuffer", (PyObject *)&jb_buffer_type) < 0) {
+        Py_DECREF(&jb_buffer_type);
+        Py_DECREF(module);
+        return NULL;
+    }
+    if (ib_add_type(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

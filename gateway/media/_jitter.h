@@ -6,9 +6,12 @@
  * against each other (tests/media/test_jitter_parity.py) for identical frames, statistics and
  * properties on the same input.
  *
- * Three files: this header (the state, the rules below), _jitter_core.c (the logic, mirroring
- * jitter.py function by function: read the behaviour there, in its module docstring) and
- * _jitter.c (the Python type and module). Names are prefixed jb_ (they are not static).
+ * This header (the state, the rules below), _jitter_core.c (the logic, mirroring jitter.py
+ * function by function: read the behaviour there, in its module docstring), _jitter.c (the
+ * Python type and module); and the compiled inbound path of inbound.py, which pushes into this
+ * buffer through jb_push/jb_pop_ready without Python calls: _inbound.h, _inbound.c (its type)
+ * and _inbound_reception.c (RFC 3550 reception statistics), names prefixed ib_. Names here are
+ * prefixed jb_ (they are not static).
  * Exactness rules that keep the two identical:
  * - The same floating-point operations in the same order, on doubles (Python floats). Python's
  *   int / int true division equals (double)a / (double)b while |a|, |b| < 2**53; the build uses
@@ -111,7 +114,8 @@ typedef struct {
     int has_credit_at;
     int has_ssrc, has_previous_ssrc;
     int64_t ssrc, previous_ssrc;
-    PyObject *probe; /* RtpPacket or NULL */
+    int has_probe; /* an unconfirmed sequence jump: the packet (payload owned) and its arrival */
+    Packet probe;
     double probe_arrival;
     int64_t highest_seq, highest_seq_raw, ts_ref, ts_ref_raw, ts_end;
     double base;
@@ -121,6 +125,16 @@ typedef struct {
     int64_t stats[ST_COUNT];
     int64_t recent[RECENT_SEQS];
 } JitterBuffer;
+
+/* _jitter.c: the type (for the compiled inbound path, _inbound.c, which pushes and pops without
+ * Python calls) and push/pop_ready on a decoded packet and a C time. */
+extern PyTypeObject jb_buffer_type;
+int jb_push(JitterBuffer *self, const Packet *p, double arrival);
+PyObject *jb_pop_ready(JitterBuffer *self, double now);
+
+/* _inbound.c: the compiled inbound path (InboundPath) and its binding to inbound.py. */
+PyObject *ib_bind(PyObject *module, PyObject *args);
+int ib_add_type(PyObject *module);
 
 /* _jitter_core.c: the buffer's logic, one function per function of jitter.py. */
 int jb_as_double(PyObject *obj, const char *name, double *out);
@@ -133,6 +147,7 @@ void jb_buffer_clear(JitterBuffer *self);
 void jb_reset_source_state(JitterBuffer *self, int64_t seq, int64_t raw_ts, int64_t ext_ts,
                            double arrival);
 void jb_start_source(JitterBuffer *self, const Packet *p, double arrival);
+void jb_clear_probe(JitterBuffer *self);
 int jb_conceal(JitterBuffer *self, int64_t samples, PyObject *out);
 int jb_release(JitterBuffer *self, PyObject *payload, Py_ssize_t size, int64_t ts,
                int64_t next_ts, PyObject *out);

@@ -295,11 +295,20 @@ jb_reset_source_state(JitterBuffer *self, int64_t seq, int64_t raw_ts, int64_t e
 }
 
 void
+jb_clear_probe(JitterBuffer *self)
+{
+    if (self->has_probe) {
+        self->has_probe = 0;
+        Py_CLEAR(self->probe.payload);
+    }
+}
+
+void
 jb_start_source(JitterBuffer *self, const Packet *p, double arrival)
 {
     self->ssrc = p->ssrc;
     self->has_ssrc = 1;
-    Py_CLEAR(self->probe);
+    jb_clear_probe(self);
     self->has_transit = 0; /* InterarrivalJitter.restart */
     jb_reset_source_state(self, p->seq, p->ts, 0, arrival);
 }

@@ -523,7 +523,8 @@ class PyJitterBuffer:
 # As websockets ships its C speedups: `_jitter.c` is an optional extension (setup.py); where it is
 # built it replaces the pure class, which stays importable as `PyJitterBuffer` and is used where
 # the extension is missing (a machine without a compiler) or when SRG_PURE_PYTHON=1 is set.
-# tests/media/test_jitter_parity.py holds the two to identical output on the same input.
+# tests/media/test_jitter_parity.py holds the two to identical output on the same input. The same
+# extension holds the compiled inbound path (_inbound.c, inbound.py), selected by this switch too.
 PURE_PYTHON_ENV = "SRG_PURE_PYTHON"
 JitterBuffer: type[PyJitterBuffer] = PyJitterBuffer
 IMPLEMENTATION = "python"  # what `run` logs and `check` reports: "c" or "python"

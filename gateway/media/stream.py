@@ -1,6 +1,7 @@
 """The per-call RTP endpoint: one RTP/RTCP socket pair, latching, jitter buffer, RTCP, stats.
 
-Inbound: datagram -> `decode_rtp` -> source check (symmetric RTP latching) -> payload-type routing:
+Inbound (one call per datagram into `inbound.py`, compiled in `_inbound.c` where built): datagram
+-> `decode_rtp` -> source check (symmetric RTP latching) -> payload-type routing:
 telephone-event packets go to the RFC 4733 receiver (`on_dtmf(digit)`), comfort noise only counts
 as activity, audio goes to the jitter buffer, and whatever the buffer then has due goes to
 `on_audio(frames)` at once (release on arrival: on a clean link packet n leaves as packet n+1
@@ -52,18 +53,20 @@ from typing import TYPE_CHECKING, Any
 from gateway.media import rtcp
 from gateway.media.dtmf import DtmfDigit, Rfc4733Receiver
 from gateway.media.g711 import PCMA, PCMU
+from gateway.media.inbound import RELEASE_SLACK_S as RELEASE_SLACK_S  # moved there
+from gateway.media.inbound import InboundPath
 from gateway.media.jitter import (
     DEFAULT_MAX_DELAY_MS,
     DEFAULT_MIN_DELAY_MS,
     Frame,
     JitterBuffer,
 )
-from gateway.media.latch import FOREIGN, SourceLatch
+from gateway.media.latch import SourceLatch
 from gateway.media.negotiated import NegotiatedMedia
 from gateway.media.ports import PortAllocator
-from gateway.media.rtp import RtpDecodeError, RtpPacket, decode_rtp, encode_rtp_header
+from gateway.media.rtp import RtpPacket, encode_rtp_header
 from gateway.media.srtp import SrtpAuthError, SrtpError, SrtpReplayError, SrtpSession
-from gateway.media.stats import ReceptionStats, StreamStats
+from gateway.media.stats import StreamStats
 
 if TYPE_CHECKING:
     from gateway.media.pacer import ClockRegistration, MediaClock
@@ -71,9 +74,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CN_PAYLOAD_TYPE = 13  # RFC 3389 comfort noise, static PT
-# A frame due within this much of a packet's arrival leaves with it: uvloop's loop.time() has
-# 1 ms resolution, so "due exactly now" would otherwise wait for the next tick.
-RELEASE_SLACK_S = 0.001
 STATIC_PT = {PCMU: 0, PCMA: 8}
 _BIND_ATTEMPTS = 50
 # Stock asyncio's datagram transport calls recvfrom(256 KiB) per datagram: 38 us instead of
@@ -186,18 +186,9 @@ class RtpStream:
             signalling_host=self.config.signalling_host,
             any_host=self.config.latch_any_host,
         )
-        # Inbound rate bound (token bucket, in samples).
-        self._rate_capacity = self.config.rate_burst_ms * self.config.clock_rate / 1000.0
-        # Each packet costs at least 5 ms of audio: tiny packets (1 byte of G.711 each) cannot
-        # multiply the per-packet work up to 8000 datagrams a second within the byte budget.
-        self._rate_min_cost = max(self.config.clock_rate // 200, 1)
-        self._rate_tokens = self._rate_capacity
-        self._rate_at: float | None = None
-        # Inbound state.
-        self._reception: ReceptionStats | None = None
-        self._previous_reception: ReceptionStats | None = None  # the source before an SSRC change
-        self._lost_retired_sources = 0  # A.3 loss of the sources before that
-        self._last_audio_rx: float | None = None
+        # Inbound state: rate bound, RFC 3550 reception statistics, counters (inbound.py; the
+        # compiled twin where the extension is built).
+        self._inbound = InboundPath(self.config, self.stats, self.latch)
         self._activity_since = 0.0
         self._timed_out = False
         self._may_send = True
@@ -424,97 +415,31 @@ class RtpStream:
 
     def receive_rtp(self, data: bytes, addr: Any, now: float) -> None:
         """One datagram from the RTP socket (public so tests can feed it with a fake clock)."""
-        stats = self.stats
         if self.srtp is not None:
             try:
                 data = self.srtp.unprotect_rtp(data)
             except SrtpError as exc:
                 self._srtp_dropped(exc)
                 return
-        try:
-            packet = decode_rtp(data)
-        except RtpDecodeError:
-            stats.dropped_malformed += 1
-            return
-        latched = self.latch.latched
-        if latched is None or latched[1] != addr[1] or latched[0] != addr[0]:
-            # Not the latched source (the per-packet case is the compare above, inlined).
-            verdict = self.latch.check_rtp(addr, packet.ssrc, packet.sequence_number)
-            if verdict:
-                if verdict == FOREIGN:
-                    stats.dropped_foreign_source += 1
-                else:
-                    stats.dropped_probation += 1
-                return
+        # Decode, source check, routing, rate bound, statistics, jitter buffer: one call.
+        result = self._inbound.receive(data, addr, now, self.jitter)
+        if result is None:
+            return  # malformed, or not the accepted source (counted)
         self._activity_since = now
         self._timed_out = False
-        config = self.config
-        if packet.payload_type != config.payload_type:
-            # Not audio (the per-packet case skips all of this with the one compare above).
-            self._receive_other(packet, now)
+        if result.__class__ is list:
+            if result and self.on_audio is not None:
+                try:
+                    self.on_audio(result)
+                except Exception:
+                    self._log_callback_error("on_audio")
             return
-        payload = packet.payload
-        size = len(payload)
-        capacity = self._rate_capacity
-        if capacity > 0:
-            # Token bucket of real time, inlined (every packet): samples = payload bytes (G.711).
-            tokens = self._rate_tokens
-            last = self._rate_at
-            if last is not None and now > last:
-                tokens += (now - last) * config.clock_rate
-                if tokens > capacity:
-                    tokens = capacity
-            self._rate_at = now
-            cost = size if size > self._rate_min_cost else self._rate_min_cost
-            if tokens < cost:
-                self._rate_tokens = tokens
-                stats.dropped_rate += 1
-                return
-            self._rate_tokens = tokens - cost
-        reception = self._reception
-        if reception is None or reception.ssrc != packet.ssrc:
-            previous_source = self._previous_reception
-            if previous_source is not None and previous_source.ssrc == packet.ssrc:
-                # In flight from the source we just left: account it there, no switch back
-                # (the jitter buffer drops it as late).
-                reception = previous_source
-            else:
-                if reception is not None:
-                    stats.ssrc_changes += 1
-                    if previous_source is not None:
-                        self._lost_retired_sources += max(previous_source.lost, 0)
-                    self._previous_reception = reception
-                reception = self._reception = ReceptionStats(
-                    packet.ssrc, packet.sequence_number, config.clock_rate
-                )
-        reception.on_packet(packet.sequence_number, packet.timestamp, now)
-        previous = self._last_audio_rx
-        if previous is not None:
-            gap_ms = (now - previous) * 1000.0
-            if gap_ms > stats.largest_gap_ms:
-                stats.largest_gap_ms = gap_ms
-        self._last_audio_rx = now
-        stats.packets_received += 1
-        stats.bytes_received += size
-        jitter = self.jitter
-        jitter.push(packet, now)
-        # Release on arrival (issue 14): on a clean link packet n becomes due as packet n+1
-        # arrives, so waiting for the clock tick would add up to one more packet time of hold.
-        # The tick still releases what a stalled or reordering link leaves due.
-        frames = jitter.pop_ready(now + RELEASE_SLACK_S)
-        if frames and self.on_audio is not None:
-            try:
-                self.on_audio(frames)
-            except Exception:
-                self._log_callback_error("on_audio")
+        self._receive_other(result, now)
 
     def _receive_other(self, packet: RtpPacket, now: float) -> None:
-        """A packet from the accepted source that is not the audio PT: RFC 4733, CN or unknown."""
+        """A packet from the accepted source that is not the audio PT: RFC 4733, CN or unknown
+        (already counted in the reception statistics by the inbound path)."""
         stats = self.stats
-        reception = self._reception
-        if reception is not None and reception.ssrc == packet.ssrc:
-            # Events and CN share the audio's sequence space when sent from one SSRC.
-            reception.on_packet(packet.sequence_number, packet.timestamp, now, timing=False)
         pt = packet.payload_type
         if pt == self.config.telephone_event_pt and self.dtmf is not None:
             stats.dtmf_packets += 1
@@ -605,8 +530,9 @@ class RtpStream:
         """The compound we send: SR (or RR when we sent nothing since the last report), SDES
         CNAME (6.1 requires it in every compound), and BYE when closing."""
         blocks = []
-        if self._reception is not None:
-            blocks.append(self._reception.report_block(now))
+        block = self._inbound.report_block(now)
+        if block is not None:
+            blocks.append(block)
         packets: list[rtcp.RtcpPacket] = []
         if self._sent_since_report:
             rtp_ts = self._last_send_ts
@@ -674,8 +600,9 @@ class RtpStream:
         stats.rtcp_received += 1
         for packet in packets:
             if isinstance(packet, rtcp.SenderReport):
-                if self._reception is not None and packet.ssrc == self._reception.ssrc:
-                    self._reception.on_sender_report(rtcp.ntp_middle32(packet.ntp_timestamp), now)
+                self._inbound.on_sender_report(
+                    packet.ssrc, rtcp.ntp_middle32(packet.ntp_timestamp), now
+                )
                 self._read_blocks(packet.reports)
             elif isinstance(packet, rtcp.ReceiverReport):
                 self._read_blocks(packet.reports)
@@ -710,13 +637,11 @@ class RtpStream:
         """Bring derived counters (loss, jitter, buffer counts) up to date and return them."""
         stats = self.stats
         jb = self.jitter.stats
-        lost = self._lost_retired_sources
-        if self._previous_reception is not None:
-            lost += max(self._previous_reception.lost, 0)
-        if self._reception is not None:
-            lost += max(self._reception.lost, 0)
-            stats.jitter_ms = self._reception.jitter.jitter_ms
-        stats.lost = lost
+        inbound = self._inbound
+        stats.lost = inbound.lost
+        jitter_ms = inbound.jitter_ms
+        if jitter_ms is not None:
+            stats.jitter_ms = jitter_ms
         stats.duplicated = jb.duplicates
         stats.reordered = jb.reordered
         stats.late = jb.late

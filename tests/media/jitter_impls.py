@@ -46,3 +46,31 @@ IMPLEMENTATIONS = ["python", "c"]
 
 def implementation(name: str) -> type[Any]:
     return PyJitterBuffer if name == "python" else require_extension()
+
+
+# -- the inbound path (gateway/media/inbound.py and its compiled twin, _inbound.c) ---------------
+
+
+def inbound_implementation(name: str) -> type[Any]:
+    """PyInboundPath, or the compiled InboundPath (skip locally / fail under CI when not built)."""
+    from gateway.media.inbound import PyInboundPath, _bind_extension
+
+    if name == "python":
+        return PyInboundPath
+    require_extension()
+    compiled = _bind_extension()
+    if compiled is None:
+        message = "gateway.media._jitter was built without the inbound path (_inbound.c)"
+        if ON_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return compiled
+
+
+def use_stream_implementation(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    """Make every RtpStream built from now on use one implementation of both compiled pieces:
+    the jitter buffer and the inbound path (as the product does: SRG_PURE_PYTHON switches both)."""
+    from gateway.media import stream
+
+    monkeypatch.setattr(stream, "JitterBuffer", implementation(name))
+    monkeypatch.setattr(stream, "InboundPath", inbound_implementation(name))

@@ -19,12 +19,22 @@ from gateway.media.pacer import CallOutput, MediaClock, PlayoutQueue
 from gateway.media.ports import PortAllocator
 from gateway.media.rtp import RtpPacket, decode_rtp, encode_rtp_header
 from gateway.media.stream import NoFreePortError, RtpStream, StreamConfig
+from tests.media.jitter_impls import IMPLEMENTATIONS, use_stream_implementation
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from aiortc import rtp as aio
 
 HOST = "127.0.0.1"
+
+
+@pytest.fixture(autouse=True, params=IMPLEMENTATIONS)
+def stream_implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the pure and with the compiled inbound path and jitter buffer."""
+    use_stream_implementation(monkeypatch, request.param)
+    return str(request.param)
+
+
 WAIT = 2.0
 
 

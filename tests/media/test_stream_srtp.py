@@ -6,14 +6,24 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from gateway.media import rtcp
 from gateway.media.rtp import RtpPacket, decode_rtp
 from gateway.media.srtp import SrtpSession
 from gateway.media.stream import RtpStream, StreamConfig
 from sip.sdp_crypto import SUITES, SrtpKey
+from tests.media.jitter_impls import IMPLEMENTATIONS, use_stream_implementation
 
 PEER = ("127.0.0.1", 40000)
 SUITE = "AES_CM_128_HMAC_SHA1_80"
+
+
+@pytest.fixture(autouse=True, params=IMPLEMENTATIONS)
+def stream_implementation(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test here runs with the pure and with the compiled inbound path and jitter buffer."""
+    use_stream_implementation(monkeypatch, request.param)
+    return str(request.param)
 
 
 class FakeTransport:
