@@ -36,6 +36,11 @@ class State(enum.Enum):
     ENDING = "ending"  # draining the last bot audio before BYE
     ENDED = "ended"
 
+    # Members are singletons compared by identity: the identity hash agrees with that, and
+    # it is a C slot, where Enum's own `__hash__` is a Python call (hash of the name) paid by
+    # every `step` (the (state, event type) key of TRANSITIONS, the targets check).
+    __hash__ = object.__hash__
+
 
 ACTIVE = frozenset({State.LISTENING, State.CALLER_SPEAKING, State.BOT_SPEAKING})
 # States where the voice session exists and its reports must be handled.

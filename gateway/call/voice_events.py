@@ -73,6 +73,11 @@ class VoiceEvents:
         if not isinstance(report, list):
             event = self._on_report(report)
             return [] if event is None else [event]
+        return self._reports_of(report)
+
+    def _reports_of(self, report: list[v.VoiceEvent]) -> list[m.Event]:
+        """Several reports of one server event as machine events: every report is taken
+        (its snapshot included) before any is dispatched."""
         events = []
         for one in report:
             event = self._on_report(one)

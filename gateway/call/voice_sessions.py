@@ -47,6 +47,8 @@ class VoiceSessions:
     _reconnect_times: deque[float]
     _backoff_sleep: Callable[[float], Awaitable[None]]
     _reports: Callable[[Any], list[m.Event]]  # VoiceEvents'
+    _reports_of: Callable[[list[Any]], list[m.Event]]  # VoiceEvents'
+    _on_report: Callable[[Any], m.Event | None]  # VoiceEvents'
 
     def dispatch(self, event: m.Event) -> None:
         raise NotImplementedError
@@ -229,5 +231,14 @@ class VoiceSessions:
     def _on_client_event(self, client: VoiceConnection, event: Any) -> None:
         if self._client is not client:
             return  # replaced by a newer session: its events are not ours anymore
-        for translated in self._reports(event):
+        report = self.link.translate(event)
+        if report is None:
+            return
+        if type(report) is list:
+            for translated in self._reports_of(report):
+                self.dispatch(translated)
+            return
+        # One report (every Realtime event, each audio delta): no list built per event.
+        translated = self._on_report(report)
+        if translated is not None:
             self.dispatch(translated)
