@@ -35,9 +35,13 @@ _ERROR_KINDS = {
 
 
 def translate(event: Any) -> v.VoiceEvent | None:
+    # Most frequent first (a case is an isinstance test): audio and transcript deltas are
+    # most of a session's events.
     match event:
         case rte.AudioDelta(response_id=response_id, item_id=item_id, audio=audio):
             return v.BotAudio(response_id, item_id, audio)
+        case rte.TranscriptDelta(item_id=item_id, delta=delta):
+            return v.BotTranscript(item_id, delta, final=False)
         case rte.SpeechStarted(audio_start_ms=audio_ms):
             return v.CallerSpeechStarted(audio_ms=audio_ms)
         case rte.SpeechStopped(audio_end_ms=audio_ms):
@@ -70,8 +74,6 @@ def translate(event: Any) -> v.VoiceEvent | None:
             return v.VoiceError(code or "", message, kind)
         case rte.ConnectionLost(reason=reason):
             return v.ConnectionLost(reason)
-        case rte.TranscriptDelta(item_id=item_id, delta=delta):
-            return v.BotTranscript(item_id, delta, final=False)
         case rte.TranscriptDone(item_id=item_id, transcript=transcript):
             return v.BotTranscript(item_id, transcript, final=True)
         case rte.InputTranscriptionCompleted(item_id=item_id, transcript=transcript):
