@@ -28,6 +28,7 @@ median over rounds. "per call per 20 ms" is the stream's total CPU divided by it
 
     .venv/bin/python bench/event_cost.py                      # this tree
     .venv/bin/python bench/event_cost.py --rev HEAD~4         # that revision, then this tree
+    .venv/bin/python bench/event_cost.py --rev A --after B    # two revisions
     .venv/bin/python bench/event_cost.py --json               # one JSON object
 
 With `--rev` the revision's tree is exported (`git archive`) to a temporary directory and the
@@ -41,6 +42,7 @@ import argparse
 import asyncio
 import base64
 import gc
+import hashlib
 import itertools
 import json
 import os
@@ -284,7 +286,12 @@ def _timer_cost_ns() -> float:
     return statistics.median(samples) / 2
 
 
-async def _one_call(stream: list[tuple[int, str, bytes]], timer_ns: float) -> dict[str, Any]:
+async def _one_call(
+    stream: list[tuple[int, str, bytes]], timer_ns: float, logged: list[Any]
+) -> dict[str, Any]:
+    """Replay `stream` as one call. What the call did (client events sent, log records,
+    bot audio played, states) goes into the result's `fingerprint`, so two revisions can be
+    shown to behave the same on the stream."""
     from websockets.protocol import State
 
     from gateway.call import accounting
@@ -297,6 +304,8 @@ async def _one_call(stream: list[tuple[int, str, bytes]], timer_ns: float) -> di
     from gateway.realtime.client import Endpoint, RealtimeClient
 
     clients: list[RealtimeClient] = []
+    sent: list[str] = []
+    played = hashlib.sha256()
 
     class Backend(RealtimeBackend):
         async def open(self, endpoint: Any, config: Any, history: Any, timeout: float) -> Any:  # noqa: ASYNC109
@@ -306,7 +315,15 @@ async def _one_call(stream: list[tuple[int, str, bytes]], timer_ns: float) -> di
                 protocol=SimpleNamespace(state=State.OPEN, expect_continuation_frame=False),
             )
             clients.append(client)
-            return RealtimeConnection(client)
+            connection = RealtimeConnection(client)
+            send = connection.send
+
+            def recorded_send(event: dict[str, Any]) -> None:
+                sent.append(json.dumps(event, sort_keys=True))
+                send(event)
+
+            connection.send = recorded_send  # type: ignore[method-assign]
+            return connection
 
     metrics = Metrics()
     live = SimpleNamespace(services=SimpleNamespace(metrics=metrics), record=None)
@@ -334,6 +351,7 @@ async def _one_call(stream: list[tuple[int, str, bytes]], timer_ns: float) -> di
     if not getattr(control, "answered", False):
         raise SystemExit("event_cost: the bench call was not answered")
     session.on_ack()
+    logged.clear()  # setup lines carry timings (connect_ms); the fingerprint starts here
     on_message = clients[0]._on_message
     clock = time.process_time_ns
     next_frame = queue.next_frame
@@ -344,7 +362,9 @@ async def _one_call(stream: list[tuple[int, str, bytes]], timer_ns: float) -> di
     for at_ms, kind, data in stream:
         while now_ms + TICK_MS <= at_ms:
             now_ms += TICK_MS
-            next_frame()
+            frame = next_frame()
+            if frame is not None:
+                played.update(frame.payload)
             tick()
         start = clock()
         on_message(data)
@@ -358,7 +378,11 @@ async def _one_call(stream: list[tuple[int, str, bytes]], timer_ns: float) -> di
         "illegal_events": stats.illegal_events,
         "malformed": clients[0].parser.malformed,
         "state": session.ctx.state.value,
-        "played_bytes_total": sum(len(d) for _, k, d in stream if k == DELTA),
+        "fingerprint": hashlib.sha256(
+            repr(
+                (sent, logged, played.hexdigest(), [state for _, state in session.transitions])
+            ).encode()
+        ).hexdigest(),
     }
     await session.close()
     return result
@@ -372,23 +396,26 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
 
     devnull = open(os.devnull, "w")  # open for the process's lifetime
     configure_logging("INFO", "json", devnull)
-    lines: list[int] = [0]
+    logged: list[Any] = []
 
-    class Count(logging.Filter):
+    class Record(logging.Filter):
+        """Counts the lines and keeps what they say (not when) for the fingerprint."""
+
         def filter(self, record: logging.LogRecord) -> bool:
-            lines[0] += 1
+            logged.append((record.levelname, getattr(record, "event", None), record.msg))
+            logged.append(getattr(record, "fields", None))
             return True
 
-    logging.getLogger().handlers[0].addFilter(Count())
+    logging.getLogger().handlers[0].addFilter(Record())
     stream = call_stream(args.seconds, args.barge_ins, args.delta_ms)
     timer_ns = _timer_cost_ns()
-    asyncio.run(_one_call(stream, timer_ns))  # warm-up: first-call costs are not the figure
+    asyncio.run(_one_call(stream, timer_ns, []))  # warm-up: first-call costs are not the figure
     rounds = []
     for _ in range(args.rounds):
         gc.collect()
-        before = lines[0]
-        result = asyncio.run(_one_call(stream, timer_ns))
-        result["log_lines"] = lines[0] - before
+        logged.clear()
+        result = asyncio.run(_one_call(stream, timer_ns, logged))
+        result["log_lines"] = len(logged) // 2
         rounds.append(result)
     return {"timer_ns": timer_ns, "seconds": args.seconds, "rounds": rounds}
 
@@ -415,6 +442,7 @@ def summarise(rounds: list[dict[str, Any]], seconds: float) -> dict[str, Any]:
         "barge_ins": rounds[0]["barge_ins"],
         "illegal_events": rounds[0]["illegal_events"],
         "malformed": rounds[0]["malformed"],
+        "fingerprints": sorted({r["fingerprint"] for r in rounds}),
     }
 
 
@@ -481,6 +509,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rev", help="also measure this git revision (A/B, alternating)")
+    parser.add_argument("--after", help="with --rev: this revision instead of the working tree")
     parser.add_argument("--rounds", type=int, default=9, help="calls replayed per side")
     parser.add_argument("--seconds", type=float, default=40.0, help="length of the call")
     parser.add_argument("--barge-ins", type=int, default=7, help="interrupted replies per call")
@@ -497,10 +526,15 @@ def main() -> int:
     sides: dict[str, list[dict[str, Any]]] = {}
     ratios: list[float] = []
     tmp: Path | None = None
+    exported: list[Path] = []
     try:
         if args.rev:
             tmp = export_revision(args.rev)
-            trees = {f"before ({args.rev})": tmp, "after (this tree)": ROOT}
+            after: Path = ROOT
+            if args.after:
+                after = export_revision(args.after)
+                exported.append(after)
+            trees = {f"before ({args.rev})": tmp, f"after ({args.after or 'this tree'})": after}
         else:
             trees = {"this tree": ROOT}
         # Alternate the sides, a few calls per child: A B, B A, ...
@@ -520,12 +554,20 @@ def main() -> int:
                 before_ns, after_ns = (pair[name] for name in trees)
                 ratios.append(after_ns / before_ns)
     finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        for path in [tmp, *exported]:
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)
     named = {name: summarise(rounds, args.seconds) for name, rounds in sides.items()}
     for name, figures in named.items():
         if figures["illegal_events"] or figures["malformed"]:
             raise SystemExit(f"event_cost: {name}: the stream did not go through cleanly")
+    fingerprints = {fp for figures in named.values() for fp in figures["fingerprints"]}
+    if len(fingerprints) != 1:
+        seen = {name: figures["fingerprints"] for name, figures in named.items()}
+        raise SystemExit(
+            "event_cost: the calls did not all do the same (client events sent, log lines, "
+            f"audio played, states): {seen}"
+        )
     if args.json:
         print(json.dumps(named, indent=1))
         return 0
@@ -537,6 +579,10 @@ def main() -> int:
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
     )
     print_table(named)
+    print(
+        "identical client events, log lines, played audio and states on every call"
+        + (" of both sides" if len(named) == 2 else "")
+    )
     if ratios:
         print(
             f"after / before (µs per call), median of {len(ratios)} paired children: "

@@ -165,7 +165,15 @@ GATEWAY_OFFLINE = frozenset({"check"})
 # bench/*.py run as a script: real-time (they start gateways, peers, paced streams) but these
 # A/B comparisons, which feed both revisions the same packets in one process as fast as they go.
 BENCH_OFFLINE = frozenset(
-    {"ab.py", "clock_ab.py", "jitter_ab.py", "playout_ab.py", "stream_ab.py", "wsock_ab.py"}
+    {
+        "ab.py",
+        "clock_ab.py",
+        "event_cost.py",
+        "jitter_ab.py",
+        "playout_ab.py",
+        "stream_ab.py",
+        "wsock_ab.py",
+    }
 )
 # Modules run with `python -m` that start a real-time process.
 REALTIME_MODULES = frozenset({"tests.tools.netns"})
