@@ -475,11 +475,13 @@ def _child_cmd(tree: Path, args: argparse.Namespace, rounds: int) -> list[str]:
     ]  # fmt: skip
 
 
-def _run(tree: Path, args: argparse.Namespace, rounds: int) -> dict[str, Any]:
+def _run(
+    tree: Path, args: argparse.Namespace, rounds: int, prefix: tuple[str, ...] = ()
+) -> dict[str, Any]:
     # The same string hashes on both sides: dict and set layouts do not differ by chance.
     env = {**os.environ, "PYTHONHASHSEED": "0"}
     done = subprocess.run(
-        _child_cmd(tree, args, rounds),
+        [*prefix, *_child_cmd(tree, args, rounds)],
         cwd=tree,
         env=env,
         capture_output=True,
@@ -489,6 +491,25 @@ def _run(tree: Path, args: argparse.Namespace, rounds: int) -> dict[str, Any]:
     if done.returncode != 0:
         raise SystemExit(f"event_cost: the child for {tree} failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout)
+
+
+def callgrind_instructions(tree: Path, args: argparse.Namespace, calls: int) -> float:
+    """Instructions per replayed call, counted by valgrind's callgrind: blind to the machine's
+    load, where CPU time on a shared machine is not. Two children under callgrind, one
+    replaying 1 call and one 1 + `calls` (the same warm-up and start-up in both): the
+    difference, per call."""
+    counts = []
+    for rounds in (1, 1 + calls):
+        with tempfile.TemporaryDirectory(prefix="event_cost_cg_") as out:
+            prefix = (
+                "valgrind", "--tool=callgrind", "--cache-sim=no",
+                f"--callgrind-out-file={out}/cg.out",
+            )  # fmt: skip
+            _run(tree, args, rounds, prefix)
+            with open(f"{out}/cg.out") as data:
+                totals = [line for line in data if line.startswith(("summary:", "totals:"))]
+            counts.append(int(totals[-1].split()[1]))
+    return (counts[1] - counts[0]) / calls
 
 
 def export_revision(rev: str) -> Path:
@@ -515,6 +536,13 @@ def main() -> int:
     parser.add_argument("--barge-ins", type=int, default=7, help="interrupted replies per call")
     parser.add_argument("--delta-ms", type=int, default=100, help="audio per output delta")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--callgrind",
+        type=int,
+        metavar="CALLS",
+        help="instead of timing, count the instructions of CALLS replayed calls per side "
+        "under valgrind (load-blind; about a minute per side)",
+    )
     parser.add_argument("--verbose", action="store_true", help="each child's figure on stderr")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--tree", type=Path, default=ROOT, help=argparse.SUPPRESS)
@@ -537,6 +565,20 @@ def main() -> int:
             trees = {f"before ({args.rev})": tmp, f"after ({args.after or 'this tree'})": after}
         else:
             trees = {"this tree": ROOT}
+        if args.callgrind:
+            ticks = args.seconds * 1000 / TICK_MS
+            counted = {}
+            for name, tree in trees.items():
+                per_call = callgrind_instructions(tree, args, args.callgrind)
+                counted[name] = per_call
+                print(
+                    f"{name}: {per_call / 1e6:.2f} M instructions per call, "
+                    f"{per_call / ticks / 1000:.1f} k per call per 20 ms (callgrind)"
+                )
+            if len(counted) == 2:
+                before_count, after_count = counted.values()
+                print(f"after / before (instructions): {after_count / before_count:.3f}")
+            return 0
         # Alternate the sides, a few calls per child: A B, B A, ...
         per_child = 3
         for r in range((args.rounds + per_child - 1) // per_child):
