@@ -9,6 +9,7 @@ a replaced connection's events are ignored from the moment the new one is attach
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -78,7 +79,8 @@ class VoiceSessions:
         self.link = link or self.backend.new_link(self.settings.config)
         # Events are handled where the client reads the socket (no task hop per event:
         # delta -> playout and speech_started -> flush are latency paths, docs/benchmarks.md).
-        client.set_event_sink(lambda event: self._on_client_event(client, event))
+        # A partial, not a lambda: one Python frame less per event.
+        client.set_event_sink(functools.partial(self._on_client_event, client))
 
     async def _open_session(self) -> None:
         started = time.monotonic()
