@@ -289,3 +289,12 @@ def test_tick_cost_runs_and_every_call_sends_a_frame_every_tick() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "packets sent 500," in result.stdout, result.stdout
     assert "µs CPU per call per tick: median" in result.stdout
+
+
+def test_event_cost_runs_and_both_revisions_do_the_same_with_the_stream() -> None:
+    """bench/event_cost.py (issue 14) exits non-zero when a stream event is refused (malformed,
+    illegal in its state) or when HEAD's and this tree's calls differ in what they send, log,
+    play or the states they pass through on the same server events."""
+    out = _run_ab("event_cost.py", "--rev", "HEAD", "--seconds", "12", "--barge-ins", "2")
+    assert "identical client events, log lines, played audio and states" in out
+    assert "response.output_audio.delta" in out and "µs per call per 20 ms" in out

@@ -2,14 +2,17 @@
 
 `CallContext` is immutable: each `step` (gateway/call/machine.py) returns a new one. It holds the
 state plus the few facts the decisions need (the bot reply being generated, the bytes received
-per bot item, what waits for playout to drain...).
+per bot item, what waits for playout to drain...). The handlers derive each new context with
+`replace` (below), not `dataclasses.replace`: a bot audio delta does it on every delta, and the
+generic function cost 7x more (bench/event_cost.py, docs/benchmarks.md "Issue 14, the voice
+events").
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from gateway.call.causes import EndCause
@@ -33,6 +36,11 @@ class State(enum.Enum):
     ENDING = "ending"  # draining the last bot audio before BYE
     ENDED = "ended"
 
+    # Members are singletons compared by identity: the identity hash agrees with that, and
+    # it is a C slot, where Enum's own `__hash__` is a Python call (hash of the name) paid by
+    # every `step` (the (state, event type) key of TRANSITIONS, the targets check).
+    __hash__ = object.__hash__
+
 
 ACTIVE = frozenset({State.LISTENING, State.CALLER_SPEAKING, State.BOT_SPEAKING})
 # States where the voice session exists and its reports must be handled.
@@ -43,7 +51,9 @@ LIVE = SESSION_LIVE | {State.OFFERED, State.CONNECTING}
 # Context
 
 
-@dataclass(frozen=True, slots=True)
+# Frozen, not slotted: a copy is then one dict update (`replace`), where a slotted class needs
+# a read and a write per field (22 of them).
+@dataclass(frozen=True)
 class CallContext:
     policy: CallPolicy
     state: State = State.OFFERED
@@ -69,6 +79,26 @@ class CallContext:
     on_hold: bool = False  # the caller put us on hold (re-INVITE): nobody to prompt
 
 
+_FIELDS = frozenset(f.name for f in fields(CallContext))
+_new = object.__new__
+
+
+def replace(ctx: CallContext, **changes: Any) -> CallContext:
+    """A new context: `ctx` with `changes` (what `dataclasses.replace` does, for this class).
+
+    The old context is never touched: its attribute dict is copied into the new object, then
+    the changes are written there (the frozen `__setattr__` is for everyone else). A name that
+    is not a field raises TypeError, as `dataclasses.replace` does."""
+    if not _FIELDS.issuperset(changes):
+        unknown = sorted(set(changes) - _FIELDS)
+        raise TypeError(f"CallContext has no field {unknown[0]!r}")
+    new = _new(CallContext)
+    attributes = new.__dict__
+    attributes.update(ctx.__dict__)
+    attributes.update(changes)
+    return new
+
+
 class IllegalTransition(Exception):
     def __init__(self, state: State, event: object) -> None:
         super().__init__(f"event {type(event).__name__} is not allowed in state {state.value}")
@@ -89,4 +119,5 @@ __all__ = [
     "IllegalTransition",
     "Result",
     "State",
+    "replace",
 ]

@@ -8,7 +8,6 @@ may lead to, is the transition table in gateway/call/machine.py.
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from typing import Any
 
 from gateway.call.causes import EndCause, bye_reason
@@ -17,6 +16,7 @@ from gateway.call.context import (
     CallContext,
     Result,
     State,
+    replace,
 )
 from gateway.call.events import (
     T_DIGITS,

@@ -73,6 +73,11 @@ class VoiceEvents:
         if not isinstance(report, list):
             event = self._on_report(report)
             return [] if event is None else [event]
+        return self._reports_of(report)
+
+    def _reports_of(self, report: list[v.VoiceEvent]) -> list[m.Event]:
+        """Several reports of one server event as machine events: every report is taken
+        (its snapshot included) before any is dispatched."""
         events = []
         for one in report:
             event = self._on_report(one)
@@ -81,6 +86,7 @@ class VoiceEvents:
         return events
 
     def _on_report(self, report: v.VoiceEvent) -> m.Event | None:
+        # Most frequent first (a case is an isinstance test): bot audio and transcript pieces.
         match report:
             case v.BotAudio():
                 if self._speech_stopped_at is not None:
@@ -88,6 +94,8 @@ class VoiceEvents:
                     self._speech_stopped_at = None
                     self._emit("response_latency", seconds=latency)
                 return report
+            case v.BotTranscript(item_id=item_id, text=text, final=False):
+                self.conversation.bot_delta(item_id, text)
             case v.CallerSpeechStarted():
                 return dataclasses.replace(report, playout=self._playout_snapshot())
             case v.CallerSpeechStopped():
@@ -144,8 +152,6 @@ class VoiceEvents:
             case v.ConnectionLost():
                 self.conversation.keep_partial()
                 return report
-            case v.BotTranscript(item_id=item_id, text=text, final=False):
-                self.conversation.bot_delta(item_id, text)
             case v.BotTranscript(item_id=item_id, text=text, final=True):
                 self.conversation.bot_done(item_id, text)
                 self._emit("transcript", speaker="bot", text=text)

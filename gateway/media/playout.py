@@ -166,8 +166,10 @@ class PlayoutQueue:
                 self.stats.overflow_items += 1
             self.stats.overflow_bytes += len(g711)
             return False
-        state = self._items.setdefault(item_id, _ItemState())
-        if state.complete:
+        state = self._items.get(item_id)  # not setdefault: no _ItemState built per delta
+        if state is None:
+            state = self._items[item_id] = _ItemState()
+        elif state.complete:
             # The model does not send audio after `response.output_audio.done`; if it does,
             # the item is reopened rather than losing audio.
             state.complete = False

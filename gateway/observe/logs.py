@@ -32,6 +32,9 @@ _RECORD_ATTRS = frozenset(
     vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None)).keys()
 ) | {"message", "asctime", "event", "fields", "taskName"}
 
+# How many attributes a record of `log_event` has (those of any LogRecord, `event`, `fields`).
+_LOG_EVENT_ATTRS = len(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) + 2
+
 # Field names whose values are never written, whatever their type.
 _SECRET_NAMES = ("password", "secret", "api_key", "apikey", "authorization", "token")
 REDACTED = "***"
@@ -148,10 +151,16 @@ def _clean(name: str, value: Any) -> Any:
 def record_fields(record: logging.LogRecord) -> dict[str, Any]:
     """Structured fields of a record: `log_event` fields plus any plain `extra=` keys."""
     fields: dict[str, Any] = {}
-    for key, value in vars(record).items():
-        if key not in _RECORD_ATTRS and not key.startswith("_"):
-            fields[key] = _clean(key, value)
-    given = getattr(record, "fields", None)
+    attributes = record.__dict__
+    # A `log_event` record holds the LogRecord attributes plus `event` and `fields`, nothing
+    # else: then there is no `extra=` key to look for among the ~20 attributes.
+    if not (
+        len(attributes) == _LOG_EVENT_ATTRS and "fields" in attributes and "event" in attributes
+    ):
+        for key, value in attributes.items():
+            if key not in _RECORD_ATTRS and not key.startswith("_"):
+                fields[key] = _clean(key, value)
+    given = attributes.get("fields")
     if isinstance(given, dict):
         for key, value in given.items():
             fields[str(key)] = _clean(str(key), value)
@@ -228,10 +237,13 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: TextIO | N
     root.setLevel(level.upper())
     # Neither format writes the process, thread or multiprocessing names, so the records need
     # not look them up (a getpid() syscall and two more calls per record; the logging docs'
-    # "Optimization" section). Source file and line are kept: exceptions use them.
+    # "Optimization" section). Nor do they write the caller's source file, line or function:
+    # `_srcfile = None` (the same section) spares the stack walk that finds them (a fifth of
+    # a line's cost, bench/event_cost.py); exceptions keep their whole traceback either way.
     logging.logProcesses = False
     logging.logThreads = False
     logging.logMultiprocessing = False
+    logging._srcfile = None  # type: ignore[attr-defined]
     # asyncio's own debug chatter is not part of the contract, nor are websockets' lines per
     # connection (the built-in simulator logs every session open/close at INFO); their
     # warnings and errors still come through. At DEBUG everything is let through.

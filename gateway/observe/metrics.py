@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import (
@@ -422,9 +423,12 @@ class Metrics:
         self.sip_limits = _SipLimits()
         r.register(self.sip_limits)
         r.register(_ProcessGauges())
-        for kind in TOKEN_KINDS:
-            # Pre-create so dashboards show 0 instead of "no data" before the first call.
-            self.tokens.labels(kind=kind)
+        # Pre-created so dashboards show 0 instead of "no data" before the first call; kept,
+        # since `labels()` costs a lock and a few µs per call and usage comes with every
+        # response (bench/event_cost.py). Children of the other bounded labels counted per
+        # voice event are kept once made (`_child`).
+        self._tokens_by_kind = {kind: self.tokens.labels(kind=kind) for kind in TOKEN_KINDS}
+        self._children: dict[tuple[str, str], Any] = {}
         self._init_media_safety(p, r)
 
     # -- calls -------------------------------------------------------------------------------
@@ -451,8 +455,16 @@ class Metrics:
     def observe_response_latency(self, seconds: float) -> None:
         self.response_latency.observe(seconds)
 
+    def _child(self, metric: Any, label: str, value: str) -> Any:
+        """`metric.labels(label=value)`, made once: `value` is already bounded (`_bounded`)."""
+        key = (metric._name, value)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(**{label: value})
+        return child
+
     def barge_in(self, action: str) -> None:
-        self.barge_ins.labels(action=_bounded(action, BARGE_IN_ACTIONS)).inc()
+        self._child(self.barge_ins, "action", _bounded(action, BARGE_IN_ACTIONS)).inc()
 
     def dtmf_digit(self, source: str) -> None:
         self.dtmf_digits.labels(source=_bounded(source, DTMF_SOURCES)).inc()
@@ -476,10 +488,11 @@ class Metrics:
         Also accepts the field names of `gateway.realtime.events.Usage`
         (`input_audio_tokens`, `cached_tokens`, ...), so `dataclasses.asdict(usage)` works.
         """
+        children = self._tokens_by_kind
         for key, count in usage.items():
-            kind = key.removesuffix("_tokens")
-            if kind in TOKEN_KINDS and isinstance(count, int) and count > 0:
-                self.tokens.labels(kind=kind).inc(count)
+            child = children.get(key.removesuffix("_tokens"))
+            if child is not None and isinstance(count, int) and count > 0:
+                child.inc(count)
 
     # -- media -------------------------------------------------------------------------------
 
@@ -557,10 +570,10 @@ class Metrics:
                 self.audio_dropped.labels(reason=_bounded(reason, AUDIO_DROP_REASONS)).inc(count)
 
     def realtime_response(self, status: str) -> None:
-        self.realtime_responses.labels(status=_bounded(status, RESPONSE_STATUSES)).inc()
+        self._child(self.realtime_responses, "status", _bounded(status, RESPONSE_STATUSES)).inc()
 
     def idle_event(self, source: str) -> None:
-        self.idle_events.labels(source=_bounded(source, IDLE_SOURCES)).inc()
+        self._child(self.idle_events, "source", _bounded(source, IDLE_SOURCES)).inc()
 
     def observe_pacer_lateness(self, seconds: float) -> None:
         """One wakeup by hand (tests, a clock of another kind); the gateway's own clock is

@@ -92,6 +92,9 @@ class RealtimeClient(WebSocketLink):
         )
         self.endpoint = endpoint
         self.parser = protocol.ServerEventParser()
+        # The read callback calls `_parse` per message: the parser's own bound method, not
+        # a method that calls it.
+        self._parse = self.parser.parse  # type: ignore[method-assign]
         self.session: ev.SessionCreated | None = None
         self.effective_session: dict[str, Any] | None = None
 

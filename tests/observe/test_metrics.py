@@ -277,3 +277,24 @@ def test_process_gauges_follow_descriptors_tasks_and_memory() -> None:
     ballast = b"\x01" * (64 << 20)  # 64 MiB written, so resident (not calloc's lazy zeros)
     assert _value(m, "srg_process_resident_memory_bytes") >= rss0 + (60 << 20)
     assert len(ballast) == 64 << 20
+
+
+def test_counts_per_voice_event_accumulate_per_registry() -> None:
+    """The children of bounded labels are kept once made (issue 14: labels() per event cost a
+    lock and a few µs): every count lands on its series, each Metrics keeps its own, and a
+    series appears only once counted, as before."""
+    a, b = Metrics(), Metrics()
+    for _ in range(3):
+        a.barge_in("truncate")
+        a.realtime_response("cancelled")
+        a.idle_event("server")
+        a.add_tokens({"output_audio_tokens": 5, "total_tokens": 99})
+    a.barge_in("no such action")
+    b.barge_in("truncate")
+    assert _value(a, "srg_barge_ins_total", action="truncate") == 3
+    assert _value(a, "srg_barge_ins_total", action="other") == 1
+    assert _value(a, "srg_realtime_responses_total", status="cancelled") == 3
+    assert _value(a, "srg_idle_events_total", source="server") == 3
+    assert _value(a, "srg_realtime_tokens_total", kind="output_audio") == 15
+    assert _value(b, "srg_barge_ins_total", action="truncate") == 1
+    assert ("srg_barge_ins_total", (("action", "delete"),)) not in _samples(a)

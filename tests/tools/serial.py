@@ -169,6 +169,7 @@ BENCH_OFFLINE = frozenset(
     {
         "ab.py",
         "clock_ab.py",
+        "event_cost.py",
         "jitter_ab.py",
         "playout_ab.py",
         "stream_ab.py",
