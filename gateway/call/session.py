@@ -525,6 +525,10 @@ class CallSession(VoiceSessions, VoiceEvents):
                     self._send(event)
                 for item in items:
                     self._forget_unheard(item.item_id, item.heard_ms)
+                    # Cut: the queue forgets it (flushed above), or, as its discarded reply is
+                    # never completed, it stays "playing" and every later turn of the caller
+                    # would barge in on it and truncate it again.
+                    self.queue.forget(item.item_id)
             case m.RequestReply(instructions):
                 for event in self.link.request_reply(instructions):
                     self._send(event)

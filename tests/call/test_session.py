@@ -193,6 +193,41 @@ async def test_barge_in_truncates_at_the_bytes_played(
     assert not simulated.client_events_of("response.cancel")  # tail: nothing to cancel
 
 
+async def test_a_later_turn_does_not_barge_in_on_an_item_already_cut(
+    sim_factory: Callable[..., Any], make_session: Callable[..., Any]
+) -> None:
+    """The item a barge-in cut is forgotten by the playout queue: the caller's next turn must
+    not truncate it a second time (nor count a second barge-in for it). Before, the cut item
+    stayed the queue's playing item, never complete (its reply was discarded), so every later
+    speech_started sent the same conversation.item.truncate again."""
+    # Deltas paced in real time: the reply is still streaming when the caller talks over it,
+    # so its audio.done comes after the barge-in, for a discarded reply.
+    sim = await sim_factory(realtime_pace=1.0, default_reply_ms=3000)
+    session, _, queue = await answered(sim, make_session)
+    speak(session, silence(200) + speech_like(800) + silence(600))
+    await until(lambda: session.ctx.reply_id is not None and queue.queued_bytes >= 4000)
+    first = next(iter(session.ctx.received_bytes))
+    tick(session, queue, 10)
+    speak(session, speech_like(600, seed=2) + silence(800))  # barge-in, then the turn ends
+    simulated = await sim.wait_session()
+    await until(lambda: len(simulated.client_events_of("conversation.item.truncate")) == 1)
+    assert first not in queue.pending_items()
+    await until(lambda: session.ctx.state is not m.State.CALLER_SPEAKING)
+    speak(session, speech_like(600, seed=3))  # the caller's next turn
+    await until(lambda: session.ctx.state is m.State.CALLER_SPEAKING)
+    # Whatever the session sent on that speech_started precedes these appends on the socket.
+    sent = len(simulated.client_events_of("input_audio_buffer.append"))
+    speak(session, silence(200))
+    await until(lambda: len(simulated.client_events_of("input_audio_buffer.append")) > sent)
+    cut = [
+        e["item_id"]
+        for kind in ("conversation.item.truncate", "conversation.item.delete")
+        for e in simulated.client_events_of(kind)
+    ]
+    assert cut.count(first) == 1, cut
+    assert session.stats.truncates + session.stats.deletes == len(cut)
+
+
 async def test_dtmf_digits_reach_the_model_as_text(
     sim: Simulator, make_session: Callable[..., Any]
 ) -> None:
