@@ -211,6 +211,33 @@ def test_turn_completes_when_playout_drains_after_response_done() -> None:
     assert ctx.state is State.LISTENING
 
 
+def test_drained_items_are_forgotten_and_a_long_call_keeps_its_bookkeeping_bounded() -> None:
+    """Issue 14: received_bytes is copied on every audio delta; items complete and played out
+    are dropped from it (and from audio_done_items) when playout drains, so a long call's
+    deltas do not cost more as its turns pile up. An item still streaming is kept."""
+    ctx = answered()
+    for turn in range(200):
+        reply, item = f"resp_{turn}", f"item_{turn}"
+        ctx, _ = run(
+            ctx,
+            BotReplyStarted(reply),
+            BotAudio(reply, item, b"\xff" * 800),
+            BotAudioDone(reply, item),
+            BotReplyDone(reply, "completed"),
+            PlayoutDrained(),
+        )
+        assert ctx.state is State.LISTENING
+        assert not ctx.received_bytes and not ctx.audio_done_items
+    # Drained between two deltas of a reply still streaming: its count survives.
+    ctx, _ = run(ctx, BotReplyStarted("resp_x"), BotAudio("resp_x", "item_x", b"\xff" * 800))
+    ctx, _ = m.step(ctx, PlayoutDrained())
+    ctx, _ = m.step(ctx, BotAudio("resp_x", "item_x", b"\xff" * 400))
+    assert ctx.received_bytes == {"item_x": 1200}
+    # ... and a barge-in still truncates it at what was received.
+    ctx, actions = m.step(ctx, CallerSpeechStarted((PlayoutItem("item_x", 1600),)))
+    assert truncated(actions) == {"item_x": 150}  # 1200 bytes received / 8
+
+
 # ---- barge-in ---------------------------------------------------------------------------
 
 
