@@ -273,7 +273,9 @@ def test_no_reference_is_leaked() -> None:
     del path, transport, stats, latch, payload, error
     gc.collect()
     after = [sys.getrefcount(x) for x in watched]
-    assert after == before, [(i, b, a) for i, (b, a) in enumerate(zip(before, after)) if a != b]
+    assert after == before, [
+        (i, b, a) for i, (b, a) in enumerate(zip(before, after, strict=True)) if a != b
+    ]
 
 
 def test_the_stream_is_freed_by_reference_counting(name: str, monkeypatch: Any) -> None:
