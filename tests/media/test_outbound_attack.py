@@ -50,6 +50,9 @@ class Transport:
             raise self.raises
         self.sent.append((data, addr))
 
+    def close(self) -> None:
+        pass
+
 
 def make_path(name: str, **config: Any) -> tuple[Any, StreamStats, Transport]:
     cls = outbound_implementation(name)
@@ -372,3 +375,24 @@ def test_pure_python_switch(value: str, expected: str) -> None:
         cwd=Path(__file__).resolve().parents[2],
     ).stdout.split()
     assert out == [expected]
+
+
+def test_the_pacer_calls_the_outbound_path_directly(name: str, monkeypatch: Any) -> None:
+    """MediaLeg.start_output hands CallOutput the outbound path's own methods (no Python frame
+    of the stream in between); a recorded call wraps only send_frame."""
+    from gateway.media.leg import LegSettings, MediaLeg
+
+    use_stream_implementation(monkeypatch, name)
+    leg = MediaLeg(LegSettings(), None, on_dtmf=lambda digit, ms, source: None)
+    leg.queue = leg.new_queue("PCMU")
+    leg.start_output()
+    output, path = leg.output, leg.stream._outbound
+    assert output is not None and type(path) is outbound_implementation(name)
+    for sender in (output._send_frame, output._send_event, output._send_cn, output._advance):
+        assert sender.__self__ is path  # type: ignore[union-attr]
+    transport = Transport()
+    leg.stream._rtp_transport = transport  # type: ignore[assignment]
+    leg.stream.set_remote(PEER)
+    output.tick(0, 0.0)
+    assert len(transport.sent) == 1 and leg.stream.stats.packets_sent == 1
+    leg.stream.close()
