@@ -1,6 +1,6 @@
 """The optional compiled speedups, built the way websockets builds its own: the jitter buffer
-and the inbound RTP path (gateway/media/_jitter*.c, _inbound*.c: one extension,
-gateway.media._jitter) and the WebSocket append frames (gateway/_wsframe.c). Everything else
+and the inbound and outbound RTP paths (gateway/media/_jitter*.c, _inbound*.c, _outbound.c:
+one extension, gateway.media._jitter) and the WebSocket append frames (gateway/_wsframe.c). Everything else
 about the package is in pyproject.toml.
 
 SRG_BUILD_EXTENSION=yes makes a failed compile an error (CI, the Docker image); =no skips the
@@ -26,6 +26,7 @@ if build != "no":
                 "gateway/media/_jitter_core.c",
                 "gateway/media/_inbound.c",
                 "gateway/media/_inbound_reception.c",
+                "gateway/media/_outbound.c",
             ],
             depends=["gateway/media/_jitter.h", "gateway/media/_inbound.h"],
             extra_compile_args=compile_args,

@@ -4,8 +4,10 @@ Inbound:  decode_rtp + JitterBuffer.push + pop_ready (the buffer alone, no socke
           RtpStream.receive_rtp path (latching check, routing, RFC 3550 stats, buffer) + tick,
           with the implementation in use (compiled where built) and with the pure-Python inbound
           path and jitter buffer (`--pure` measures only those inbound lines, pure).
-Outbound: RtpStream.send_frame (header pack + transport.sendto on a real loopback UDP socket to a
-          sink socket), on uvloop and on the stock asyncio loop.
+Outbound: RtpStream.send_frame (the outbound path's: header + payload, transport.sendto on a real
+          loopback UDP socket to a sink socket, counters), on uvloop and on the stock asyncio
+          loop, with the implementation in use (compiled where built) and with the pure-Python
+          outbound path (outbound.py PyOutboundPath) on uvloop.
 SRTP:     what SRTP adds per packet each way (gateway/media/srtp.py over libsrtp): protect_rtp of
           the same 172-byte packet, and unprotect_rtp of the protected packets, per suite.
 
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gateway.media import jitter
 from gateway.media.inbound import PyInboundPath
 from gateway.media.jitter import JitterBuffer, PyJitterBuffer
+from gateway.media.outbound import PyOutboundPath
 from gateway.media.ports import PortAllocator
 from gateway.media.rtp import RtpPacket, decode_rtp
 from gateway.media.srtp import SrtpSession
@@ -111,13 +114,17 @@ def bench_stream_receive(n: int, srtp: bool = False, pure: bool = False) -> tupl
     return _summary(chunks)
 
 
-async def _bench_send(n: int, srtp: bool = False) -> tuple[float, float]:
+async def _bench_send(n: int, srtp: bool = False, pure: bool = False) -> tuple[float, float]:
     sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sink.bind(("127.0.0.1", 0))
     sink.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
     sink.setblocking(False)
     alloc = PortAllocator(30000, 60000)
     stream = RtpStream()
+    if pure:
+        out = PyOutboundPath(stream.config, stream.stats, stream.latch, 0x1234, 0, 0)
+        stream._outbound = out  # before open(), which hands it the transport and clock
+        stream.send_frame = out.send_frame
     stream.srtp = _srtp_pair()[1] if srtp else None
     await stream.open(alloc, "127.0.0.1")
     stream.set_remote(sink.getsockname())
@@ -144,10 +151,13 @@ async def _bench_send(n: int, srtp: bool = False) -> tuple[float, float]:
 
 
 def bench_send(
-    n: int, loop_factory: Callable[[], asyncio.AbstractEventLoop], srtp: bool = False
+    n: int,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop],
+    srtp: bool = False,
+    pure: bool = False,
 ) -> tuple[float, float]:
     with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(_bench_send(n, srtp))
+        return runner.run(_bench_send(n, srtp, pure))
 
 
 def bench_srtp(n: int, suite: str) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -186,6 +196,7 @@ def main() -> None:
     n = max(args.packets, CHUNK)
 
     in_use = f"{jitter.IMPLEMENTATION}: {type(RtpStream()._inbound).__name__}"
+    out_use = type(RtpStream()._outbound).__name__
     rows: list[tuple[str, tuple[float, float]]] = []
     if not args.pure:
         rows += [
@@ -207,7 +218,10 @@ def main() -> None:
         import uvloop
 
         rows.append(
-            ("outbound send_frame: encode + sendto (uvloop)", bench_send(n, uvloop.new_event_loop))
+            (
+                f"outbound send_frame: encode + sendto (uvloop, {out_use})",
+                bench_send(n, uvloop.new_event_loop),
+            )
         )
         rows.append(
             (
@@ -215,10 +229,19 @@ def main() -> None:
                 bench_send(n, uvloop.new_event_loop, srtp=True),
             )
         )
+        rows.append(
+            (
+                "outbound send_frame: encode + sendto (uvloop, python)",
+                bench_send(n, uvloop.new_event_loop, pure=True),
+            )
+        )
     except ImportError:
         print("uvloop not installed: skipping the uvloop send figure")
     rows.append(
-        ("outbound send_frame: encode + sendto (asyncio)", bench_send(n, asyncio.new_event_loop))
+        (
+            f"outbound send_frame: encode + sendto (asyncio, {out_use})",
+            bench_send(n, asyncio.new_event_loop),
+        )
     )
     for suite in ("AES_CM_128_HMAC_SHA1_80", "AEAD_AES_128_GCM"):
         protect, unprotect = bench_srtp(n, suite)

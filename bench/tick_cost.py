@@ -69,6 +69,9 @@ def _calls(n: int, loop: _Loop) -> list[tuple[Any, Any, Any, _Transport]]:
         transport = _Transport()
         stream._loop = loop  # type: ignore[assignment]
         stream._rtp_transport = transport  # type: ignore[assignment]
+        outbound = getattr(stream, "_outbound", None)  # trees from issue 14's outbound path on
+        if outbound is not None:
+            outbound.clock = loop.time  # what RtpStream.open sets (no socket here)
         stream._next_rtcp = loop.now + 5.0
         stream.set_remote(("127.0.0.1", 40000))
         queue = PlayoutQueue()
@@ -148,11 +151,19 @@ def main() -> None:
     sys.path.insert(0, str(args.root.resolve()))
     import gateway.media.jitter as jitter
 
+    try:
+        from gateway.media import outbound
+
+        outbound_impl = outbound.IMPLEMENTATION
+    except ImportError:  # a tree from before the outbound path (stream.py sends itself)
+        outbound_impl = "python (in stream.py)"
+
     ticks = int(args.seconds / 0.020)
     results = [run(args.calls, ticks) for _ in range(args.rounds)]
     figures = [r[0] for r in results]
     print(
-        f"root={args.root.resolve()} jitter={jitter.IMPLEMENTATION} calls={args.calls} "
+        f"root={args.root.resolve()} jitter={jitter.IMPLEMENTATION} "
+        f"outbound={outbound_impl} calls={args.calls} "
         f"ticks={ticks} rounds={args.rounds} python={sys.version.split()[0]}"
     )
     print(

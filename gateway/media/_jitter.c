@@ -472,6 +472,9 @@ static PyMethodDef module_methods[] = {
      "_bind_inbound(decode_rtp, RtpPacket, ReportBlock, StreamStats, FOREIGN, RELEASE_SLACK_S): "
      "what the "
      "inbound path calls, builds and updates (inbound.py)."},
+    {"_bind_outbound", ob_bind, METH_VARARGS,
+     "_bind_outbound(StreamStats, SrtpError, CN_PAYLOAD_TYPE): what the outbound path updates "
+     "and catches (outbound.py)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -503,7 +506,7 @@ PyInit__jitter(void)
         Py_DECREF(module);
         return NULL;
     }
-    if (ib_add_type(module) < 0) {
+    if (ib_add_type(module) < 0 || ob_add_type(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -136,6 +136,10 @@ PyObject *jb_pop_ready(JitterBuffer *self, double now);
 PyObject *ib_bind(PyObject *module, PyObject *args);
 int ib_add_type(PyObject *module);
 
+/* _outbound.c: the compiled outbound path (OutboundPath) and its binding to outbound.py. */
+PyObject *ob_bind(PyObject *module, PyObject *args);
+int ob_add_type(PyObject *module);
+
 /* _jitter_core.c: the buffer's logic, one function per function of jitter.py. */
 int jb_as_double(PyObject *obj, const char *name, double *out);
 int jb_read_packet(PyObject *packet, Packet *p);

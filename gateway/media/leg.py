@@ -150,6 +150,9 @@ class MediaLeg:
         if self.output is not None or self.queue is None:
             return
         stream = self.stream
+        # The stream's senders are its outbound path's own methods (outbound.py, compiled where
+        # built): the pacer's tick calls them with no Python frame in between. Only a recorded
+        # call wraps send_frame (in Python).
         send_frame = stream.send_frame
         if self.recorder is not None:
             send_frame = self._recording_sender(send_frame)

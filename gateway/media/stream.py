@@ -11,10 +11,11 @@ timer for all calls instead of one per call; measurements section 5), releases w
 reorder left due, and runs RFC 4733 end timeouts, the inactivity check and, every ~5 s, an RTCP
 report.
 
-Outbound: the pacer's `CallOutput` calls `send_frame` / `send_event` / `send_comfort_noise` /
-`advance` once per 20 ms tick; the stream stamps continuous sequence numbers and timestamps from
-random initial values (RFC 3550 5.1). Received DTMF has no path to the sending side, so it can
-never be echoed back to the peer.
+Outbound (`outbound.py`, compiled in `_outbound.c` where built): the pacer's `CallOutput` calls
+`send_frame` / `send_event` / `send_comfort_noise` / `advance` once per 20 ms tick; they are the
+outbound path's own methods (no stream frame in between), which stamp continuous sequence
+numbers and timestamps from random initial values (RFC 3550 5.1), send and count. Received DTMF
+has no path to the sending side, so it can never be echoed back to the peer.
 
 Latching (strict, `latch.py`): RTP from the SDP's address is accepted at once; another source
 (NAT, an SBC that puts a private address in its SDP: the #1 cause of one-way audio) only after
@@ -63,8 +64,10 @@ from gateway.media.jitter import (
 )
 from gateway.media.latch import SourceLatch
 from gateway.media.negotiated import NegotiatedMedia
+from gateway.media.outbound import CN_PAYLOAD_TYPE as CN_PAYLOAD_TYPE  # moved there
+from gateway.media.outbound import OutboundPath
 from gateway.media.ports import PortAllocator
-from gateway.media.rtp import RtpPacket, encode_rtp_header
+from gateway.media.rtp import RtpPacket
 from gateway.media.srtp import SrtpAuthError, SrtpError, SrtpReplayError, SrtpSession
 from gateway.media.stats import StreamStats
 
@@ -73,7 +76,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CN_PAYLOAD_TYPE = 13  # RFC 3389 comfort noise, static PT
 STATIC_PT = {PCMU: 0, PCMA: 8}
 _BIND_ATTEMPTS = 50
 # Stock asyncio's datagram transport calls recvfrom(256 KiB) per datagram: 38 us instead of
@@ -170,15 +172,7 @@ class RtpStream:
             self.dtmf = Rfc4733Receiver(
                 self.config.telephone_event_pt, clock_rate=self.config.clock_rate
             )
-        # Outbound state (RFC 3550 5.1: random initial values).
-        self.ssrc = random.getrandbits(32)
-        self._seq = random.getrandbits(16)
-        self._ts = random.getrandbits(32)
-        self._sent_since_report = False
-        self._last_send_time: float | None = None
-        self._last_send_ts = self._ts
         # Addresses.
-        self.remote_rtp: Address | None = None
         self.remote_rtcp: Address | None = None
         self._rtcp_source: Address | None = None  # where accepted RTCP came from
         self.latch = SourceLatch(
@@ -189,13 +183,28 @@ class RtpStream:
         # Inbound state: rate bound, RFC 3550 reception statistics, counters (inbound.py; the
         # compiled twin where the extension is built).
         self._inbound = InboundPath(self.config, self.stats, self.latch)
+        # Outbound state: SSRC, sequence number and media timestamp (RFC 3550 5.1: random
+        # initial values), what the next SR needs, the send address, direction, transport and
+        # SRTP session (outbound.py; the compiled twin where the extension is built). Its
+        # methods are the stream's: the pacer calls them with no stream frame in between.
+        out = OutboundPath(
+            self.config,
+            self.stats,
+            self.latch,
+            random.getrandbits(32),
+            random.getrandbits(16),
+            random.getrandbits(32),
+        )
+        self._outbound = out
+        self.send_frame = out.send_frame
+        self.send_event = out.send_event
+        self.send_comfort_noise = out.send_comfort_noise
+        self.advance = out.advance
         self._activity_since = 0.0
         self._timed_out = False
-        self._may_send = True
         self._expect_media = True
         # I/O.
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._rtp_transport: asyncio.DatagramTransport | None = None
         self._rtcp_transport: asyncio.DatagramTransport | None = None
         self._allocator: PortAllocator | None = None
         self.local_port: int | None = None
@@ -205,7 +214,7 @@ class RtpStream:
         self.after_tick: Callable[[], None] | None = None  # runs after output_tick (ride)
         self._callback_error_logged = False
         self._closed = False
-        self.srtp: SrtpSession | None = None  # set when the call negotiated SRTP
+        self._srtp: SrtpSession | None = None  # see the `srtp` property
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -238,6 +247,7 @@ class RtpStream:
                 if hasattr(transport, "max_size"):
                     transport.max_size = _RECV_SIZE  # type: ignore[attr-defined]
             self._rtp_transport = rtp_transport
+            self._outbound.clock = loop.time
             self._rtcp_transport = rtcp_transport
             self._allocator = allocator
             self.local_port = port
@@ -308,7 +318,7 @@ class RtpStream:
         on resume the timeout counts from `now` (default: the loop's time)."""
         if direction not in ("sendrecv", "sendonly", "recvonly", "inactive"):
             raise ValueError(f"unknown media direction {direction!r}")
-        self._may_send = direction in ("sendrecv", "sendonly")
+        self._outbound.may_send = direction in ("sendrecv", "sendonly")
         expect = direction in ("sendrecv", "recvonly") and not on_hold
         if expect and not self._expect_media:
             if now is None and self._loop is not None:
@@ -346,65 +356,49 @@ class RtpStream:
     def send_address(self) -> Address | None:
         """Where RTP goes: the latched source when latching is on and latched, else the SDP;
         nowhere while the SDP gives no address (hold with c=0.0.0.0)."""
-        remote = self.remote_rtp
-        if remote is None:
-            return None
-        if self.config.latching:
-            return self.latch.latched or remote
-        return remote
+        return self._outbound.send_address
 
-    # -- outbound (called by pacer.CallOutput, once per 20 ms tick) ---------------------------
+    # -- state the outbound path holds (outbound.py) -----------------------------------------
 
-    def send_frame(
-        self,
-        payload: bytes,
-        marker: bool = False,
-        pt: int | None = None,
-        timestamp_step: int = 160,
-    ) -> None:
-        self._send(self.config.payload_type if pt is None else pt, marker, self._ts, payload)
-        self._ts = (self._ts + timestamp_step) & 0xFFFFFFFF
+    @property
+    def ssrc(self) -> int:
+        """Our SSRC (RTP and RTCP)."""
+        return self._outbound.ssrc
 
-    def send_event(self, payload: bytes, marker: bool, timestamp_offset: int) -> None:
-        """RFC 4733 packet: all packets of one event carry its start timestamp (2.3.5)."""
-        pt = self.config.telephone_event_pt
-        if pt is not None:
-            self._send(pt, marker, (self._ts - timestamp_offset) & 0xFFFFFFFF, payload)
-        self._ts = (self._ts + 160) & 0xFFFFFFFF
+    @property
+    def remote_rtp(self) -> Address | None:
+        """The SDP's RTP address (None: unknown or held); see `set_remote`."""
+        return self._outbound.remote_rtp
 
-    def send_comfort_noise(self, payload: bytes) -> None:
-        self._send(CN_PAYLOAD_TYPE, False, self._ts, payload)
-        self._ts = (self._ts + 160) & 0xFFFFFFFF
+    @remote_rtp.setter
+    def remote_rtp(self, rtp: Address | None) -> None:
+        self._outbound.remote_rtp = rtp
 
-    def advance(self, samples: int) -> None:
-        """Nothing sent this tick: keep the timestamp locked to time (RFC 3550 5.1)."""
-        self._ts = (self._ts + samples) & 0xFFFFFFFF
+    @property
+    def srtp(self) -> SrtpSession | None:
+        """The call's SRTP session (set when the call negotiated SRTP), both directions."""
+        return self._srtp
 
-    def _send(self, pt: int, marker: bool, timestamp: int, payload: bytes) -> None:
-        transport = self._rtp_transport
-        addr = self.remote_rtp
-        if transport is None or addr is None or not self._may_send:
-            return
-        if self.config.latching:
-            addr = self.latch.latched or addr
-        packet = encode_rtp_header(pt, marker, self._seq, timestamp, self.ssrc) + payload
-        try:
-            if self.srtp is not None:
-                packet = self.srtp.protect_rtp(packet)
-            transport.sendto(packet, addr)
-        except (OSError, ValueError, SrtpError):
-            # ValueError: uvloop's answer to an address of the other family (or a name); the
-            # gateway never answers such an offer (gateway/media_address.py), but a send
-            # failure must stay a counter, never an exception in the shared clock's tick.
-            self.stats.send_errors += 1
-            return
-        self._seq = (self._seq + 1) & 0xFFFF
-        self.stats.packets_sent += 1
-        self.stats.bytes_sent += len(payload)
-        self._sent_since_report = True
-        self._last_send_ts = timestamp
-        if self._loop is not None:
-            self._last_send_time = self._loop.time()
+    @srtp.setter
+    def srtp(self, session: SrtpSession | None) -> None:
+        self._srtp = session
+        self._outbound.srtp = session
+
+    @property
+    def _rtp_transport(self) -> asyncio.DatagramTransport | None:
+        return self._outbound.transport  # type: ignore[no-any-return]
+
+    @_rtp_transport.setter
+    def _rtp_transport(self, transport: asyncio.DatagramTransport | None) -> None:
+        self._outbound.transport = transport
+
+    # -- outbound: send_frame, send_event, send_comfort_noise, advance -----------------------
+    # Bound in __init__ to the outbound path's methods (outbound.py documents them), called by
+    # pacer.CallOutput once per 20 ms tick.
+    send_frame: Callable[..., None]
+    send_event: Callable[[bytes, bool, int], None]
+    send_comfort_noise: Callable[[bytes], None]
+    advance: Callable[[int], None]
 
     # -- inbound -----------------------------------------------------------------------------
 
@@ -415,9 +409,10 @@ class RtpStream:
 
     def receive_rtp(self, data: bytes, addr: Any, now: float) -> None:
         """One datagram from the RTP socket (public so tests can feed it with a fake clock)."""
-        if self.srtp is not None:
+        srtp = self._srtp
+        if srtp is not None:
             try:
-                data = self.srtp.unprotect_rtp(data)
+                data = srtp.unprotect_rtp(data)
             except SrtpError as exc:
                 self._srtp_dropped(exc)
                 return
@@ -534,14 +529,17 @@ class RtpStream:
         if block is not None:
             blocks.append(block)
         packets: list[rtcp.RtcpPacket] = []
-        if self._sent_since_report:
-            rtp_ts = self._last_send_ts
-            if self._last_send_time is not None:
-                elapsed = max(0.0, now - self._last_send_time)
+        out = self._outbound
+        ssrc = out.ssrc
+        if out.sent_since_report:
+            rtp_ts = out.last_send_ts
+            last_send_time = out.last_send_time
+            if last_send_time is not None:
+                elapsed = max(0.0, now - last_send_time)
                 rtp_ts = (rtp_ts + int(elapsed * self.config.clock_rate)) & 0xFFFFFFFF
             packets.append(
                 rtcp.SenderReport(
-                    ssrc=self.ssrc,
+                    ssrc=ssrc,
                     ntp_timestamp=rtcp.ntp_timestamp(self._wallclock()),
                     rtp_timestamp=rtp_ts,
                     packet_count=self.stats.packets_sent,
@@ -550,15 +548,15 @@ class RtpStream:
                 )
             )
         else:
-            packets.append(rtcp.ReceiverReport(self.ssrc, blocks))
-        self._sent_since_report = False
+            packets.append(rtcp.ReceiverReport(ssrc, blocks))
+        out.sent_since_report = False
         packets.append(
             rtcp.SourceDescription(
-                [rtcp.SdesChunk(self.ssrc, [(rtcp.SDES_CNAME, self.config.cname.encode())])]
+                [rtcp.SdesChunk(ssrc, [(rtcp.SDES_CNAME, self.config.cname.encode())])]
             )
         )
         if bye_reason is not None:
-            packets.append(rtcp.Bye([self.ssrc], bye_reason.encode()[:255]))
+            packets.append(rtcp.Bye([ssrc], bye_reason.encode()[:255]))
         return rtcp.encode_compound(packets)
 
     def _send_rtcp(self, now: float, bye_reason: str | None = None) -> None:
@@ -568,8 +566,9 @@ class RtpStream:
             return
         try:
             report = self.build_report(now, bye_reason)
-            if self.srtp is not None:
-                report = self.srtp.protect_rtcp(report)
+            srtp = self._srtp
+            if srtp is not None:
+                report = srtp.protect_rtcp(report)
             transport.sendto(report, addr)
         except (OSError, ValueError, SrtpError):  # as in _send
             self.stats.send_errors += 1
@@ -582,9 +581,10 @@ class RtpStream:
 
     def receive_rtcp(self, data: bytes, addr: Any, now: float) -> None:
         stats = self.stats
-        if self.srtp is not None:
+        srtp = self._srtp
+        if srtp is not None:
             try:
-                data = self.srtp.unprotect_rtcp(data)
+                data = srtp.unprotect_rtcp(data)
             except SrtpError as exc:
                 self._srtp_dropped(exc)
                 return

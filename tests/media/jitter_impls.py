@@ -1,5 +1,6 @@
 """Both jitter buffer implementations, for tests that run against each (issue 14): the pure
-class `PyJitterBuffer` and the compiled `gateway.media._jitter.JitterBuffer`.
+class `PyJitterBuffer` and the compiled `gateway.media._jitter.JitterBuffer`; likewise the
+inbound (inbound.py) and outbound (outbound.py) RTP paths.
 
 Where the extension is not built the compiled cases skip locally and fail under CI=true (as a
 missing real peer does): `make test` builds it, so CI must test both paths.
@@ -67,10 +68,28 @@ def inbound_implementation(name: str) -> type[Any]:
     return compiled
 
 
+def outbound_implementation(name: str) -> type[Any]:
+    """PyOutboundPath, or the compiled OutboundPath (skip locally / fail under CI when not built)."""
+    from gateway.media.outbound import PyOutboundPath, _bind_extension
+
+    if name == "python":
+        return PyOutboundPath
+    require_extension()
+    compiled = _bind_extension()
+    if compiled is None:
+        message = "gateway.media._jitter was built without the outbound path (_outbound.c)"
+        if ON_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return compiled
+
+
 def use_stream_implementation(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    """Make every RtpStream built from now on use one implementation of both compiled pieces:
-    the jitter buffer and the inbound path (as the product does: SRG_PURE_PYTHON switches both)."""
+    """Make every RtpStream built from now on use one implementation of every compiled piece:
+    the jitter buffer, the inbound and the outbound path (as the product does: SRG_PURE_PYTHON
+    switches them all)."""
     from gateway.media import stream
 
     monkeypatch.setattr(stream, "JitterBuffer", implementation(name))
     monkeypatch.setattr(stream, "InboundPath", inbound_implementation(name))
+    monkeypatch.setattr(stream, "OutboundPath", outbound_implementation(name))

@@ -408,8 +408,8 @@ def test_sequence_wrap_on_send() -> None:
     transport = FakeTransport()
     stream._rtp_transport = transport
     stream.set_remote(PEER)
-    stream._seq = 65535
-    stream._ts = 0xFFFFFFFF - 100
+    stream._outbound.seq = 65535
+    stream._outbound.ts = 0xFFFFFFFF - 100
     stream.send_frame(b"\xff" * 160)
     stream.send_frame(b"\xff" * 160)
     a, b = (decode_rtp(d) for d, _ in transport.sent)
