@@ -24,6 +24,7 @@ from websockets.frames import Frame, Opcode
 from gateway import wsock
 from gateway.live import protocol as live_protocol
 from gateway.realtime import protocol as realtime_protocol
+from tests.realtime.test_client_fastpath import _unframe as unframe
 
 try:
     from gateway import _wsframe  # type: ignore[attr-defined]
@@ -49,27 +50,6 @@ def compiled() -> Any:
 # Lengths around the three header forms (7-bit, 16-bit, 64-bit) and the 8-byte masking stride.
 LENGTHS = [0, 1, 2, 3, 4, 7, 8, 9, 125, 126, 127, 65535, 65536, 65537]
 masks = st.binary(min_size=4, max_size=4)
-
-
-def unframe(data: bytes) -> Frame:
-    """One client frame read by websockets' own parser, as a server reads it."""
-    offset = 0
-
-    def read_exact(n: int) -> Any:
-        nonlocal offset
-        chunk = data[offset : offset + n]
-        offset += n
-        if False:  # pragma: no cover (a generator that never needs more data)
-            yield
-        return chunk
-
-    gen = Frame.parse(read_exact, mask=True)
-    try:
-        next(gen)
-    except StopIteration as stop:
-        assert offset == len(data), "bytes after the frame"
-        return stop.value
-    raise AssertionError("frame incomplete")
 
 
 @pytest.mark.parametrize("length", LENGTHS)

@@ -46,30 +46,37 @@ def check_config(config: GatewayConfig, source: str = "") -> CheckResult:
     )
 
 
-def check_jitter_buffer() -> CheckResult:
-    """Which inbound jitter buffer this install runs (issue 14): the compiled one, or the pure
-    Python fallback (a build without a compiler, or SRG_PURE_PYTHON set). Both are correct; the
-    compiled one costs less CPU per packet, so this informs rather than warns."""
-    if jitter.IMPLEMENTATION == "c":
-        return CheckResult("jitter buffer", Status.OK, "compiled (gateway.media._jitter)")
+def _compiled_check(name: str, implementation: str, reason: str, module: str) -> CheckResult:
+    """Which implementation of a compiled speedup this install runs (issue 14): the compiled one,
+    or the pure-Python fallback (a build without a compiler, or SRG_PURE_PYTHON set). Both are
+    correct; the compiled one costs less CPU per packet, so this informs rather than warns."""
+    if implementation == "c":
+        return CheckResult(name, Status.OK, f"compiled ({module})")
     return CheckResult(
-        "jitter buffer",
+        name,
         Status.OK,
-        f"pure Python: {jitter.IMPLEMENTATION_REASON}",
+        f"pure Python: {reason}",
         "for less CPU per call install gcc and the Python headers and reinstall (make install)",
     )
 
 
+def check_jitter_buffer() -> CheckResult:
+    """The inbound jitter buffer (and the RTP paths compiled with it)."""
+    return _compiled_check(
+        "jitter buffer",
+        jitter.IMPLEMENTATION,
+        jitter.IMPLEMENTATION_REASON,
+        "gateway.media._jitter",
+    )
+
+
 def check_ws_frames() -> CheckResult:
-    """Which builder of the voice session's audio append frames this install runs (issue 14):
-    compiled (gateway._wsframe) or the pure-Python twins, as for the jitter buffer."""
-    if wsock.FRAME_IMPLEMENTATION == "c":
-        return CheckResult("websocket frames", Status.OK, "compiled (gateway._wsframe)")
-    return CheckResult(
+    """The builder of the voice session's audio append frames."""
+    return _compiled_check(
         "websocket frames",
-        Status.OK,
-        f"pure Python: {wsock.FRAME_IMPLEMENTATION_REASON}",
-        "for less CPU per call install gcc and the Python headers and reinstall (make install)",
+        wsock.FRAME_IMPLEMENTATION,
+        wsock.FRAME_IMPLEMENTATION_REASON,
+        "gateway._wsframe",
     )
 
 

@@ -33,7 +33,7 @@ enum {
     F_SSRC_CHANGES,
     F_COUNT
 };
-static const char *ib_field_names[F_COUNT] = {
+static const char *const ib_field_names[F_COUNT] = {
     "packets_received",   "bytes_received",         "largest_gap_ms",      "dropped_rate",
     "dropped_malformed",  "dropped_foreign_source", "dropped_probation",   "ssrc_changes",
 };
@@ -626,25 +626,8 @@ ib_bind(PyObject *module, PyObject *args)
         return NULL;
     }
     PyMemberDef *members[F_COUNT];
-    for (int i = 0; i < F_COUNT; i++) {
-        /* A slots dataclass: each field is a member descriptor holding an object. */
-        PyObject *descr = PyObject_GetAttrString(stats, ib_field_names[i]);
-        if (descr == NULL)
-            PyErr_Clear();
-        int slot = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
-                   PyDescr_TYPE(descr) == (PyTypeObject *)stats &&
-                   ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX &&
-                   !(((PyMemberDescrObject *)descr)->d_member->flags & READONLY);
-        if (slot)
-            members[i] = ((PyMemberDescrObject *)descr)->d_member;
-        /* The type (held below) keeps its descriptors and their PyMemberDef alive. */
-        Py_XDECREF(descr);
-        if (!slot) {
-            PyErr_Format(PyExc_TypeError, "_bind_inbound: StreamStats.%s is not a writable slot",
-                         ib_field_names[i]);
-            return NULL;
-        }
-    }
+    if (jb_stats_members(stats, ib_field_names, F_COUNT, members, "_bind_inbound") < 0)
+        return NULL;
     memcpy(ib_member, members, sizeof(members));
     Py_INCREF(decode);
     Py_XSETREF(ib_decode_rtp, decode);

@@ -140,6 +140,13 @@ int ib_add_type(PyObject *module);
 PyObject *ob_bind(PyObject *module, PyObject *args);
 int ob_add_type(PyObject *module);
 
+/* _jitter_core.c: the StreamStats fields a path updates in place (inbound, outbound): each must
+ * be a writable object slot of the `stats` type; `out[i]` gets the member of `names[i]`. -1
+ * with TypeError (naming `who` and the field) otherwise. */
+struct PyMemberDef;
+int jb_stats_members(PyObject *stats, const char *const *names, int count,
+                     struct PyMemberDef **out, const char *who);
+
 /* _jitter_core.c: the buffer's logic, one function per function of jitter.py. */
 int jb_as_double(PyObject *obj, const char *name, double *out);
 int jb_read_packet(PyObject *packet, Packet *p);

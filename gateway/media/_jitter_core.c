@@ -3,6 +3,7 @@
  * the release and concealment of pop_ready). The Python type and module are in _jitter.c; the
  * rules that keep this identical to the pure class are in _jitter.h. */
 #include "_jitter.h"
+#include <structmember.h>
 
 PyTypeObject *jb_frame_type = NULL;
 PyObject *jb_stats_type = NULL;
@@ -578,5 +579,31 @@ jb_accept(JitterBuffer *self, const Packet *p, double arrival, int64_t ahead)
     self->target = target;
     if (target > self->delay)
         self->delay = target;
+    return 0;
+}
+
+int
+jb_stats_members(PyObject *stats, const char *const *names, int count, PyMemberDef **out,
+                 const char *who)
+{
+    for (int i = 0; i < count; i++) {
+        /* A slots dataclass: each field is a member descriptor holding an object. */
+        PyObject *descr = PyObject_GetAttrString(stats, names[i]);
+        if (descr == NULL)
+            PyErr_Clear();
+        int slot = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
+                   PyDescr_TYPE(descr) == (PyTypeObject *)stats &&
+                   ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX &&
+                   !(((PyMemberDescrObject *)descr)->d_member->flags & READONLY);
+        if (slot)
+            out[i] = ((PyMemberDescrObject *)descr)->d_member;
+        /* The type (held by the caller) keeps its descriptors and their PyMemberDef alive. */
+        Py_XDECREF(descr);
+        if (!slot) {
+            PyErr_Format(PyExc_TypeError, "%s: StreamStats.%s is not a writable slot", who,
+                         names[i]);
+            return -1;
+        }
+    }
     return 0;
 }

@@ -21,7 +21,7 @@
 #include <structmember.h>
 
 enum { F_PACKETS_SENT, F_BYTES_SENT, F_SEND_ERRORS, F_COUNT };
-static const char *ob_field_names[F_COUNT] = {"packets_sent", "bytes_sent", "send_errors"};
+static const char *const ob_field_names[F_COUNT] = {"packets_sent", "bytes_sent", "send_errors"};
 
 /* Bound by _bind_outbound() from outbound.py. */
 static PyTypeObject *ob_stats_type = NULL; /* stats.StreamStats */
@@ -652,25 +652,8 @@ ob_bind(PyObject *module, PyObject *args)
         return NULL;
     }
     PyMemberDef *members[F_COUNT];
-    for (int i = 0; i < F_COUNT; i++) {
-        /* A slots dataclass: each field is a member descriptor holding an object. */
-        PyObject *descr = PyObject_GetAttrString(stats, ob_field_names[i]);
-        if (descr == NULL)
-            PyErr_Clear();
-        int slot = descr != NULL && Py_IS_TYPE(descr, &PyMemberDescr_Type) &&
-                   PyDescr_TYPE(descr) == (PyTypeObject *)stats &&
-                   ((PyMemberDescrObject *)descr)->d_member->type == T_OBJECT_EX &&
-                   !(((PyMemberDescrObject *)descr)->d_member->flags & READONLY);
-        if (slot)
-            members[i] = ((PyMemberDescrObject *)descr)->d_member;
-        /* The type (held below) keeps its descriptors and their PyMemberDef alive. */
-        Py_XDECREF(descr);
-        if (!slot) {
-            PyErr_Format(PyExc_TypeError, "_bind_outbound: StreamStats.%s is not a writable slot",
-                         ob_field_names[i]);
-            return NULL;
-        }
-    }
+    if (jb_stats_members(stats, ob_field_names, F_COUNT, members, "_bind_outbound") < 0)
+        return NULL;
     PyObject *caught = PyTuple_Pack(3, PyExc_OSError, PyExc_ValueError, srtp_error);
     if (caught == NULL)
         return NULL;

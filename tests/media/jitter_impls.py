@@ -52,36 +52,35 @@ def implementation(name: str) -> type[Any]:
 # -- the inbound path (gateway/media/inbound.py and its compiled twin, _inbound.c) ---------------
 
 
-def inbound_implementation(name: str) -> type[Any]:
-    """PyInboundPath, or the compiled InboundPath (skip locally / fail under CI when not built)."""
-    from gateway.media.inbound import PyInboundPath, _bind_extension
-
+def _compiled_path(name: str, module: Any, pure: type[Any], source: str) -> type[Any]:
+    """`pure`, or the compiled twin from `module._bind_extension()` (skip locally / fail under
+    CI when the extension is not built, or was built without `source`)."""
     if name == "python":
-        return PyInboundPath
+        return pure
     require_extension()
-    compiled = _bind_extension()
+    compiled = module._bind_extension()
     if compiled is None:
-        message = "gateway.media._jitter was built without the inbound path (_inbound.c)"
+        message = f"gateway.media._jitter was built without {source}"
         if ON_CI:
             pytest.fail(message)
         pytest.skip(message)
-    return compiled
+    return compiled  # type: ignore[no-any-return]
+
+
+def inbound_implementation(name: str) -> type[Any]:
+    """PyInboundPath, or the compiled InboundPath (skip locally / fail under CI when not built)."""
+    from gateway.media import inbound
+
+    return _compiled_path(name, inbound, inbound.PyInboundPath, "the inbound path (_inbound.c)")
 
 
 def outbound_implementation(name: str) -> type[Any]:
     """PyOutboundPath, or the compiled OutboundPath (skip locally / fail under CI when not built)."""
-    from gateway.media.outbound import PyOutboundPath, _bind_extension
+    from gateway.media import outbound
 
-    if name == "python":
-        return PyOutboundPath
-    require_extension()
-    compiled = _bind_extension()
-    if compiled is None:
-        message = "gateway.media._jitter was built without the outbound path (_outbound.c)"
-        if ON_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return compiled
+    return _compiled_path(
+        name, outbound, outbound.PyOutboundPath, "the outbound path (_outbound.c)"
+    )
 
 
 def use_stream_implementation(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
