@@ -95,30 +95,7 @@ ib_config_int(Inbound *self, PyObject *name, const char *label, int64_t *out)
 static int
 ib_count(Inbound *self, int field, int64_t delta)
 {
-    PyMemberDef *member = ib_member[field];
-    PyObject *old = PyMember_GetOne((const char *)self->stats, member);
-    if (old == NULL)
-        return -1;
-    PyObject *updated = NULL;
-    if (PyLong_CheckExact(old)) {
-        int overflow = 0;
-        long long value = PyLong_AsLongLongAndOverflow(old, &overflow);
-        if (!overflow && !(value == -1 && PyErr_Occurred()) && value < ((int64_t)1 << 62))
-            updated = PyLong_FromLongLong(value + delta);
-    }
-    if (updated == NULL && !PyErr_Occurred()) {
-        PyObject *step = PyLong_FromLongLong(delta);
-        if (step != NULL) {
-            updated = PyNumber_InPlaceAdd(old, step);
-            Py_DECREF(step);
-        }
-    }
-    Py_DECREF(old);
-    if (updated == NULL)
-        return -1;
-    int rc = PyMember_SetOne((char *)self->stats, member, updated);
-    Py_DECREF(updated);
-    return rc;
+    return jb_stats_add(self->stats, ib_member[field], (long long)delta);
 }
 
 /* `a != b` as a Python `if` reads it: 1, 0, or -1 with an exception. */

@@ -58,22 +58,9 @@ ib_on_packet(Reception *r, int64_t seq, int64_t rtp_timestamp, double arrival, i
     r->received++;
     if (!timing)
         return;
-    /* InterarrivalJitter.update (A.8), as in _jitter_core.c jb_jitter_update */
-    double transit = arrival * (double)r->clock_rate - (double)rtp_timestamp;
-    double previous = r->transit;
-    int had = r->has_transit;
-    r->transit = transit;
-    r->has_transit = 1;
-    if (!had)
-        return;
-    double d = transit - previous;
-    if (d > 2147483648.0)
-        d -= 4294967296.0;
-    else if (d < -2147483648.0)
-        d += 4294967296.0;
-    if (d < 0)
-        d = -d;
-    r->jitter += (d - r->jitter) / 16.0;
+    /* InterarrivalJitter.update (A.8): the same arithmetic as the jitter buffer's own. */
+    jb_a8_update(&r->transit, &r->has_transit, &r->jitter, (double)r->clock_rate, rtp_timestamp,
+                 arrival);
 }
 
 int64_t

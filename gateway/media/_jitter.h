@@ -146,6 +146,12 @@ int ob_add_type(PyObject *module);
 struct PyMemberDef;
 int jb_stats_members(PyObject *stats, const char *const *names, int count,
                      struct PyMemberDef **out, const char *who);
+/* stats.<member> += delta, as Python does it (any number type the field holds). */
+int jb_stats_add(PyObject *stats, struct PyMemberDef *member, long long delta);
+/* RFC 3550 A.8 (stats.py InterarrivalJitter.update): J += (|D(i-1,i)| - J) / 16 in timestamp
+ * units, the transit difference taken modulo 2**32; the first packet only records its transit. */
+void jb_a8_update(double *transit_state, int *has_transit, double *jitter, double clock_rate,
+                  int64_t rtp_timestamp, double arrival);
 
 /* _jitter_core.c: the buffer's logic, one function per function of jitter.py. */
 int jb_as_double(PyObject *obj, const char *name, double *out);

@@ -259,14 +259,15 @@ jb_buffer_clear(JitterBuffer *self)
 
 /* -- state ------------------------------------------------------------------------------------ */
 
-static void
-jb_jitter_update(JitterBuffer *self, int64_t rtp_timestamp, double arrival)
+void
+jb_a8_update(double *transit_state, int *has_transit, double *jitter, double clock_rate,
+             int64_t rtp_timestamp, double arrival)
 {
-    double transit = arrival * (double)self->rate - (double)rtp_timestamp;
-    double previous = self->transit;
-    int had = self->has_transit;
-    self->transit = transit;
-    self->has_transit = 1;
+    double transit = arrival * clock_rate - (double)rtp_timestamp;
+    double previous = *transit_state;
+    int had = *has_transit;
+    *transit_state = transit;
+    *has_transit = 1;
     if (!had)
         return;
     double d = transit - previous;
@@ -276,7 +277,14 @@ jb_jitter_update(JitterBuffer *self, int64_t rtp_timestamp, double arrival)
         d += 4294967296.0;
     if (d < 0)
         d = -d;
-    self->jitter += (d - self->jitter) / 16.0;
+    *jitter += (d - *jitter) / 16.0;
+}
+
+static void
+jb_jitter_update(JitterBuffer *self, int64_t rtp_timestamp, double arrival)
+{
+    jb_a8_update(&self->transit, &self->has_transit, &self->jitter, (double)self->rate,
+                 rtp_timestamp, arrival);
 }
 
 void
@@ -606,4 +614,34 @@ jb_stats_members(PyObject *stats, const char *const *names, int count, PyMemberD
         }
     }
     return 0;
+}
+
+int
+jb_stats_add(PyObject *stats, PyMemberDef *member, long long delta)
+{
+    PyObject *old = PyMember_GetOne((const char *)stats, member);
+    if (old == NULL)
+        return -1;
+    PyObject *updated = NULL;
+    if (PyLong_CheckExact(old)) {
+        int overflow = 0;
+        long long value = PyLong_AsLongLongAndOverflow(old, &overflow);
+        if (!overflow && !(value == -1 && PyErr_Occurred()) && value < ((int64_t)1 << 62) &&
+            value > -((int64_t)1 << 62) && delta < ((int64_t)1 << 62) &&
+            delta > -((int64_t)1 << 62))
+            updated = PyLong_FromLongLong(value + delta);
+    }
+    if (updated == NULL && !PyErr_Occurred()) {
+        PyObject *step = PyLong_FromLongLong(delta);
+        if (step != NULL) {
+            updated = PyNumber_InPlaceAdd(old, step);
+            Py_DECREF(step);
+        }
+    }
+    Py_DECREF(old);
+    if (updated == NULL)
+        return -1;
+    int rc = PyMember_SetOne((char *)stats, member, updated);
+    Py_DECREF(updated);
+    return rc;
 }

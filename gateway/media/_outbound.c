@@ -120,31 +120,7 @@ ob_count(Outbound *self, int field, Py_ssize_t delta)
         PyErr_SetString(PyExc_TypeError, "OutboundPath's stats are not the bound StreamStats");
         return -1;
     }
-    PyMemberDef *member = ob_member[field];
-    PyObject *old = PyMember_GetOne((const char *)self->stats, member);
-    if (old == NULL)
-        return -1;
-    PyObject *updated = NULL;
-    if (PyLong_CheckExact(old)) {
-        int overflow = 0;
-        long long value = PyLong_AsLongLongAndOverflow(old, &overflow);
-        if (!overflow && !(value == -1 && PyErr_Occurred()) && value < ((int64_t)1 << 62) &&
-            value > -((int64_t)1 << 62))
-            updated = PyLong_FromLongLong(value + (long long)delta);
-    }
-    if (updated == NULL && !PyErr_Occurred()) {
-        PyObject *step = PyLong_FromSsize_t(delta);
-        if (step != NULL) {
-            updated = PyNumber_InPlaceAdd(old, step);
-            Py_DECREF(step);
-        }
-    }
-    Py_DECREF(old);
-    if (updated == NULL)
-        return -1;
-    int rc = PyMember_SetOne((char *)self->stats, member, updated);
-    Py_DECREF(updated);
-    return rc;
+    return jb_stats_add(self->stats, ob_member[field], (long long)delta);
 }
 
 /* Where to send: a new reference, Py_None when nowhere, NULL with an exception. */
