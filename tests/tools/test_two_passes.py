@@ -11,8 +11,10 @@ from tests.tools.two_passes import (
     NO_TESTS,
     PassResult,
     combined_code,
+    main,
     parse_counts,
     pass_commands,
+    problem_lines,
     total_line,
 )
 
@@ -86,3 +88,38 @@ def test_a_marker_expression_of_the_caller_replaces_not_soak_in_both_passes() ->
     assert serial[serial.index("-m", 3) + 1] == "(interop or soak) and realtime"
     assert parallel[-1] == serial[-1] == "tests/x.py"
     assert parallel.count("-m") == serial.count("-m") == 2  # `python -m pytest` and one -m
+
+
+def test_the_failing_tests_are_picked_from_the_short_summary_with_colours_removed() -> None:
+    lines = [
+        "tests/a.py::test_x FAILED in the progress line, not a summary\n",
+        "\x1b[31mFAILED\x1b[0m tests/b.py::test_y - assert 1 == 2\n",
+        "ERROR tests/c.py::test_z - RuntimeError: teardown\n",
+        "SKIPPED [1] tests/d.py:74: root writes anywhere\n",
+    ]
+    assert problem_lines(lines) == [
+        "FAILED tests/b.py::test_y - assert 1 == 2",
+        "ERROR tests/c.py::test_z - RuntimeError: teardown",
+    ]
+
+
+def test_the_closing_lines_name_each_pass_s_failures(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CI log keeps only the tail: the overlapped parallel pass's output comes last, so a
+    serial test's error must be named again in the closing lines (it was not: a CI run said
+    "1 errors" and nothing else)."""
+    serial_output = [
+        "ERROR tests/e2e/test_x.py::test_call - OSError: port busy",
+        "= 169 passed, 1 error in 700.00s =",
+    ]
+    fake = [sys.executable, "-c", f"print({chr(10).join(serial_output)!r})"]
+    monkeypatch.setattr(
+        "tests.tools.two_passes.pass_commands", lambda args, workers: [("serial", fake)]
+    )
+    monkeypatch.delenv("SRG_TEST_OVERLAP", raising=False)
+    assert main(["tests/x.py"]) == 0  # python -c exits 0: only the lines matter here
+    closing = capsys.readouterr().out.splitlines()[-3:]
+    assert closing[0].startswith("== serial pass: exit 0, 169 passed, 1 errors")
+    assert closing[1] == "   ERROR tests/e2e/test_x.py::test_call - OSError: port busy"
+    assert closing[2] == "total: 169 passed, 0 failed, 1 errors"

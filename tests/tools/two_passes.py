@@ -36,8 +36,12 @@ from tests.tools.ports import PORT_RANGE_ENV
 
 NOT_SOAK = "not soak"
 NO_TESTS = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
+MAX_PROBLEMS = 30  # failures repeated in the closing lines, per pass
 OUTCOME = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)\b")
 SUMMARY = re.compile(r"\bin \d+(\.\d+)?s\b")
+# pytest's short summary lines of a test that did not pass (-ra in pyproject.toml's addopts).
+PROBLEM = re.compile(r"^(FAILED|ERROR|XPASS) ")
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # SRG_TEST_OVERLAP=1: the two passes' port ranges (tests/tools/ports.py), disjoint.
 _LOW, _SPLIT, _HIGH = 20000, 46000, 60000
 
@@ -48,6 +52,19 @@ class PassResult:
     code: int
     seconds: float
     counts: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+
+
+def problem_lines(lines: Sequence[str]) -> list[str]:
+    """pytest's short summary lines of the tests that failed or errored, colours removed, so
+    that the closing lines of `make test` name them whichever pass printed them (the overlapped
+    parallel pass's output comes last, and a CI log's tail would show only that)."""
+    found = []
+    for line in lines:
+        plain = ANSI.sub("", line).rstrip()
+        if PROBLEM.match(plain):
+            found.append(plain[:400])
+    return found
 
 
 def split_marker(args: Sequence[str]) -> tuple[str, list[str]]:
@@ -114,6 +131,7 @@ def run_pass(name: str, command: list[str], env: dict[str, str] | None = None) -
     print(f"== make test, {name} pass: {shlex.join(command[1:])}", flush=True)
     started = time.monotonic()
     tail: list[str] = []
+    problems: list[str] = []
     with subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
     ) as proc:
@@ -121,9 +139,10 @@ def run_pass(name: str, command: list[str], env: dict[str, str] | None = None) -
         for line in proc.stdout:
             sys.stdout.write(line)
             tail = [*tail[-19:], line]
+            problems += problem_lines([line])
         code = proc.wait()
     sys.stdout.flush()
-    return PassResult(name, code, time.monotonic() - started, parse_counts(tail))
+    return PassResult(name, code, time.monotonic() - started, parse_counts(tail), problems)
 
 
 def _idle_priority() -> None:
@@ -166,7 +185,10 @@ def run_overlapped(commands: list[tuple[str, list[str]]]) -> list[PassResult]:
         lines = log.readlines()
     print(f"== make test, {bg_name} pass output:", flush=True)
     sys.stdout.writelines(lines)
-    return [PassResult(bg_name, code, seconds, parse_counts(lines[-20:])), foreground]
+    background_result = PassResult(
+        bg_name, code, seconds, parse_counts(lines[-20:]), problem_lines(lines)
+    )
+    return [background_result, foreground]
 
 
 def main(argv: Sequence[str]) -> int:
@@ -191,6 +213,10 @@ def main(argv: Sequence[str]) -> int:
     for result in results:
         counts = ", ".join(f"{n} {w}" for w, n in result.counts.items()) or "no summary"
         print(f"== {result.name} pass: exit {result.code}, {counts}, {result.seconds:.0f} s")
+        for problem in result.problems[:MAX_PROBLEMS]:
+            print(f"   {problem}")
+        if len(result.problems) > MAX_PROBLEMS:
+            print(f"   ... and {len(result.problems) - MAX_PROBLEMS} more (above)")
     print(total_line(results), flush=True)
     return code
 
