@@ -25,7 +25,7 @@ from tests.tools.control import TEST_CONTROL_TOKEN_ENV
 from tests.tools.gateway_process import LOOPBACK, GatewayProcess, launch_gateway, merge_config
 from tests.tools.media import MediaFiles, make_test_media
 from tests.tools.peers import require_peer
-from tests.tools.ports import InteropPorts, free_port_block
+from tests.tools.ports import InteropPorts, free_port_block, release_port_block
 from tests.tools.process import (
     LOG_TAIL_LINES,
     TEARDOWN_STOP_S,
@@ -113,9 +113,12 @@ def _realtime_classified() -> Iterator[None]:
 
 
 @pytest.fixture
-def port_block() -> int:
-    """First port of a block of 40 free consecutive loopback ports for this test."""
-    return free_port_block()
+def port_block() -> Iterator[int]:
+    """First port of a block of 40 free consecutive loopback ports for this test, drawn again
+    only after it (the run's ranges then never run dry)."""
+    base = free_port_block()
+    yield base
+    release_port_block(base)
 
 
 @pytest.hookimpl(hookwrapper=True)

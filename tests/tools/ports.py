@@ -9,10 +9,44 @@ import socket
 from dataclasses import dataclass
 
 # Ports are drawn from a high range, in blocks, so tests never collide with a PBX on 5060
-# or with each other. Every port in a block is checked free for both UDP and TCP.
-_PORT_RANGE = (20000, 60000)
+# or with each other. Every port in a block is checked free for both UDP and TCP. The range
+# leaves out the kernel's ephemeral ports (ip_local_port_range, 32768-60999 by default): a
+# socket bound to port 0 or a connect() anywhere on the machine (thousands of them while the
+# parallel pass runs beside the serial one) could otherwise take a port of a block between
+# its check and the gateway's bind, and the test would fail to start its gateway.
+_SPAN = (20000, 65536)
+_DEFAULT_EPHEMERAL = (32768, 60999)
 _BLOCK = 40
 _handed_out: set[int] = set()
+
+
+def ephemeral_range(path: str = "/proc/sys/net/ipv4/ip_local_port_range") -> tuple[int, int]:
+    """The kernel's ephemeral port range, both ends included (Linux; the default elsewhere)."""
+    try:
+        with open(path) as f:
+            low, high = (int(x) for x in f.read().split())
+    except (OSError, ValueError):
+        return _DEFAULT_EPHEMERAL
+    return low, high
+
+
+def quiet_ranges(ephemeral: tuple[int, int] | None = None) -> list[tuple[int, int]]:
+    """The parts of _SPAN (LOW-HIGH, HIGH excluded) that the kernel never hands out as
+    ephemeral ports, largest first; those too small for four blocks are left out."""
+    low, high = _SPAN
+    e_low, e_high = ephemeral or ephemeral_range()
+    parts = [(low, min(high, e_low)), (max(low, e_high + 1), high)]
+    parts = [(a, b) for a, b in parts if b - a >= 4 * _BLOCK]
+    return sorted(parts, key=lambda part: part[1] - part[0], reverse=True)
+
+
+def _default_range() -> tuple[int, int]:
+    """The largest quiet range; the whole span when the ephemeral range covers it all."""
+    quiet = quiet_ranges()
+    return quiet[0] if quiet else _SPAN
+
+
+_PORT_RANGE = _default_range()
 
 
 # Two pytest runs at once (`make test`'s passes overlapped, tests/tools/two_passes.py) are given
@@ -27,9 +61,11 @@ def _run_range() -> tuple[int, int]:
     low_text, _, high_text = value.partition("-")
     if low_text.isdigit() and high_text.isdigit():
         low, high = int(low_text), int(high_text)
-        if 1024 <= low < high <= 65535 and high - low >= 4 * _BLOCK:
+        if 1024 <= low < high <= 65536 and high - low >= 4 * _BLOCK:
             return low, high
-    raise ValueError(f"{PORT_RANGE_ENV}={value!r}: want LOW-HIGH within 1024-65535, 160+ ports")
+    raise ValueError(
+        f"{PORT_RANGE_ENV}={value!r}: want LOW-HIGH (HIGH excluded) within 1024-65536, 160+ ports"
+    )
 
 
 def _worker_range() -> tuple[int, int]:
@@ -72,7 +108,13 @@ def free_port_block(size: int = _BLOCK) -> int:
         if all(_port_free(p) for p in block):
             _handed_out.update(block)
             return base
-    raise RuntimeError("no free port block found on 127.0.0.1")
+    raise RuntimeError(f"no free block of {size} ports found on 127.0.0.1 in {low}-{high}")
+
+
+def release_port_block(base: int, size: int = _BLOCK) -> None:
+    """The test that drew this block has ended (its processes stopped): it may be drawn again
+    (it is checked free again then)."""
+    _handed_out.difference_update(range(base, base + size))
 
 
 @dataclass(frozen=True)

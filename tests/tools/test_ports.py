@@ -33,10 +33,51 @@ def test_workers_and_passes_get_disjoint_slices(monkeypatch: pytest.MonkeyPatch,
     assert slices[0][0] == low and slices[0][1] == slices[1][0] and slices[1][1] == high
 
 
-def test_the_overlapped_passes_ranges_do_not_meet() -> None:
-    from tests.tools.two_passes import _HIGH, _LOW, _SPLIT
+@pytest.mark.parametrize(
+    ("ephemeral", "parallel", "serial"),
+    [
+        ((32768, 60999), "20000-32768", "61000-65536"),  # Linux's default
+        ((32768, 65535), "20000-28512", "28512-32768"),  # nothing above it
+        ((49152, 65535), "20000-39435", "39435-49152"),  # the IANA range
+        ((10000, 30000), "30001-53691", "53691-65536"),
+    ],
+)
+def test_the_overlapped_passes_ranges_do_not_meet_nor_touch_the_ephemeral_ports(
+    ephemeral: tuple[int, int], parallel: str, serial: str
+) -> None:
+    """A port bound to 0 or a connect() anywhere on the machine takes an ephemeral port: a
+    test's block must never contain one, or its gateway may fail to bind (make test's serial
+    pass errored once at setup, with the parallel pass binding ports beside it)."""
+    from tests.tools.two_passes import overlapped_ranges
 
-    assert ports._PORT_RANGE[0] <= _LOW < _SPLIT < _HIGH <= ports._PORT_RANGE[1]
+    ranges = overlapped_ranges(ports.quiet_ranges(ephemeral))
+    assert ranges == (parallel, serial)
+    spans = [tuple(int(x) for x in r.split("-")) for r in ranges]
+    (a_low, a_high), (b_low, b_high) = spans
+    assert a_high <= b_low or b_high <= a_low
+    for low, high in spans:
+        assert high <= ephemeral[0] or low > ephemeral[1]
+        assert ports.PORT_RANGE_ENV and high - low >= 40 * 4
+
+
+def test_the_default_range_is_the_largest_quiet_one() -> None:
+    low, high = ports._PORT_RANGE
+    e_low, e_high = ports.ephemeral_range()
+    assert high <= e_low or low > e_high
+    assert ports.quiet_ranges((20000, 65535)) == []  # all ephemeral: the default is the span
+
+
+def test_a_released_block_can_be_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    _range(monkeypatch, "40000-40200", "", "")
+    drawn = {ports.free_port_block(40) for _ in range(3)}
+    with pytest.raises(RuntimeError, match="no free block of 40 ports"):
+        for _ in range(3):  # at most four blocks of 40 fit in 200 ports
+            drawn.add(ports.free_port_block(40))
+    for base in drawn:
+        ports.release_port_block(base, 40)
+    again = ports.free_port_block(40)
+    ports.release_port_block(again, 40)
+    assert 40000 <= again <= 40160
 
 
 def test_a_block_comes_from_this_workers_slice(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tests.tools.ports import PORT_RANGE_ENV
+from tests.tools.ports import PORT_RANGE_ENV, quiet_ranges
 
 NOT_SOAK = "not soak"
 NO_TESTS = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
@@ -42,8 +42,23 @@ SUMMARY = re.compile(r"\bin \d+(\.\d+)?s\b")
 # pytest's short summary lines of a test that did not pass (-ra in pyproject.toml's addopts).
 PROBLEM = re.compile(r"^(FAILED|ERROR|XPASS) ")
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
-# SRG_TEST_OVERLAP=1: the two passes' port ranges (tests/tools/ports.py), disjoint.
-_LOW, _SPLIT, _HIGH = 20000, 46000, 60000
+# SRG_TEST_OVERLAP=1: the serial pass's share of the ports when both passes draw from one
+# quiet range (tests/tools/ports.py).
+_SERIAL_SHARE = 1 / 3
+_SERIAL_MIN_PORTS = 1000
+
+
+def overlapped_ranges(quiet: Sequence[tuple[int, int]]) -> tuple[str, str]:
+    """SRG_TEST_PORT_RANGE of the parallel and the serial pass overlapped: disjoint, and outside
+    the kernel's ephemeral ports (`quiet`: ports.quiet_ranges()). The parallel pass takes the
+    largest quiet range; the serial pass, one test at a time, the second when it is big enough
+    (61000-65535 beside 20000-32767 with Linux's default), else a third of the first."""
+    (low, high), *rest = quiet
+    if rest and rest[0][1] - rest[0][0] >= _SERIAL_MIN_PORTS:
+        (s_low, s_high) = rest[0]
+        return f"{low}-{high}", f"{s_low}-{s_high}"
+    split = high - int((high - low) * _SERIAL_SHARE)
+    return f"{low}-{split}", f"{split}-{high}"
 
 
 @dataclass
@@ -159,6 +174,8 @@ def run_overlapped(commands: list[tuple[str, list[str]]]) -> list[PassResult]:
     serial pass runs in the foreground (the real-time tests wait on the network and on timers
     most of the time; the idle pass takes only the CPU they leave). Disjoint port ranges."""
     (bg_name, bg_command), (fg_name, fg_command) = commands
+    quiet = quiet_ranges() or [(20000, 60000)]
+    bg_ports, fg_ports = overlapped_ranges(quiet)
     with tempfile.TemporaryFile("w+") as log:
         print(f"== make test, {bg_name} pass at idle priority (output at the end): "
               f"{shlex.join(bg_command[1:])}", flush=True)  # fmt: skip
@@ -167,13 +184,11 @@ def run_overlapped(commands: list[tuple[str, list[str]]]) -> list[PassResult]:
             bg_command,
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, PORT_RANGE_ENV: f"{_LOW}-{_SPLIT}"},
+            env={**os.environ, PORT_RANGE_ENV: bg_ports},
             preexec_fn=_idle_priority,
         )
         try:
-            foreground = run_pass(
-                fg_name, fg_command, env={**os.environ, PORT_RANGE_ENV: f"{_SPLIT}-{_HIGH}"}
-            )
+            foreground = run_pass(fg_name, fg_command, env={**os.environ, PORT_RANGE_ENV: fg_ports})
             code = background.wait()
         finally:
             if background.poll() is None:
