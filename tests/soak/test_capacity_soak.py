@@ -10,7 +10,7 @@ What it asserts:
 - no failed call: SIPp exits 0 and every call the gateway ended, ended by the caller's BYE;
 - the gateway's RSS grows less than 5 % from the end of the first minute (warm-up) to the last
   sample with every call up (`srg_process_resident_memory_bytes`);
-- the simulator's RSS (from /proc) grows less than 1 KiB per call ended from when its memory
+- the simulator's RSS (from /proc) grows less than 4 KiB per call ended from when its memory
   is at its full size to the end (less than 10 % in a run too short for that: under
   SIMULATOR_PER_CALL_MIN calls): it holds the conversation audio of the live calls and of the
   last `keep_sessions` (50) finished ones, so its full size comes once that many calls have
@@ -62,7 +62,13 @@ SAMPLE_S = 10.0
 WARMUP_S = 60.0
 GATEWAY_RSS_GROWTH = 0.05
 SIMULATOR_RSS_GROWTH = 0.10  # runs too short for the per-call bound below
-SIMULATOR_RSS_PER_CALL = 1024  # bytes per call ended: a leak of 1 KiB per call fails
+# Bytes of RSS per call ended. Four full soaks measured 876, 942, 1167 and 1239 B per call
+# over 800 calls (0.3-0.4 % of the 236 MB working set) while the simulator's traced Python
+# memory stayed flat (41.82 MB over 1100 in-process sessions): allocator steps, not objects
+# kept. 4 KiB is three times that noise and 800 times under the retention this guards against
+# (3.2 MiB per call: every session's audio kept); what the simulator's own code keeps per
+# session is bounded to 768 B, by tracemalloc, in tests/realtime/test_simulator_freed.py.
+SIMULATOR_RSS_PER_CALL = 4096
 # Calls ended within the span measured for the per-call bound to apply: the allocator grows
 # the RSS in steps of 0.1-0.4 MB after warm-up (short runs, 10:08-10:19 UTC), under 1 KiB per
 # call only over this many.
