@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import (
@@ -135,10 +135,26 @@ class _PacerLatency:
         self.source: Callable[[], LatenessStats | None] = lambda: None
         self.by_hand = LatenessStats()
 
-    def describe(self) -> Iterator[HistogramMetricFamily]:
-        yield HistogramMetricFamily(self.NAME, self.DOC)
+    # The late-tick policy's two outcomes (pacer.py): per-call frames sent at once because the
+    # wakeup came late, and per-call frames never sent because it came more than `max_catchup`
+    # frames late (the caller hears a gap). Either rising means the process is overloaded.
+    FRAMES: ClassVar[dict[str, tuple[str, str]]] = {
+        "pacer_catchup_frames": (
+            "catchup_frames",
+            "Per-call frames sent late, in a catch-up burst.",
+        ),
+        "pacer_skipped_frames": (
+            "skipped_frames",
+            "Per-call frames skipped: the clock was too late.",
+        ),
+    }
 
-    def collect(self) -> Iterator[HistogramMetricFamily]:
+    def describe(self) -> Iterator[HistogramMetricFamily | CounterMetricFamily]:
+        yield HistogramMetricFamily(self.NAME, self.DOC)
+        for name, (_, doc) in self.FRAMES.items():
+            yield CounterMetricFamily(PREFIX + name, doc)
+
+    def collect(self) -> Iterator[HistogramMetricFamily | CounterMetricFamily]:
         counts = list(self.by_hand.bucket_counts)
         total_sum = self.by_hand.sum_lateness
         stats = self.source()
@@ -150,6 +166,9 @@ class _PacerLatency:
             seen += count
             cumulative.append(("+Inf" if bound == float("inf") else repr(bound), seen))
         yield HistogramMetricFamily(self.NAME, self.DOC, buckets=cumulative, sum_value=total_sum)
+        for name, (attribute, doc) in self.FRAMES.items():
+            value = getattr(self.by_hand, attribute) + (getattr(stats, attribute) if stats else 0)
+            yield CounterMetricFamily(PREFIX + name, doc, value=value)
 
     def observe(self, seconds: float) -> None:
         self.by_hand.observe(seconds)

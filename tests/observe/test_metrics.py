@@ -169,6 +169,20 @@ def test_pacer_lateness_is_read_from_the_clock_at_scrape_time() -> None:
     assert _value(m, "srg_pacer_lateness_seconds_count") == 1001
 
 
+def test_the_clock_s_skipped_and_catch_up_frames_are_counted_at_scrape_time() -> None:
+    """An overloaded process shows in these two before callers complain of gaps."""
+    from gateway.media.pacer import LatenessStats
+
+    m = Metrics()
+    assert _value(m, "srg_pacer_skipped_frames_total") == 0
+    stats = LatenessStats()
+    m.read_pacer_from(lambda: stats)
+    stats.skipped_frames += 7
+    stats.catchup_frames += 3
+    assert _value(m, "srg_pacer_skipped_frames_total") == 7
+    assert _value(m, "srg_pacer_catchup_frames_total") == 3
+
+
 def test_pacer_scrape_cost_does_not_grow_with_wakeups() -> None:
     """A scrape reads ten buckets: the same work after 10 or 10 million wakeups."""
     from gateway.media.pacer import LatenessStats
