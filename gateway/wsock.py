@@ -662,10 +662,13 @@ class WebSocketLink:
             if self._waiters:
                 self._resolve_waiters(event)
             sink = self._sink
-            if sink is not None:
-                self._deliver(sink, event)
-            else:
+            if sink is None:
                 self._inbound.put_nowait(event)
+                return
+            try:  # `_deliver`, inline: one Python call less per server event (issue 14)
+                sink(event)
+            except Exception:
+                log.exception("%s event handler failed on %s", self.label, type(event).__name__)
         except Exception as exc:  # a bug here must not leave events() waiting forever
             self._mark_lost(self._lost_event(f"{self.label} reader failed: {exc!r}", None))
             ws = self._ws
