@@ -274,6 +274,11 @@ class _CallbackConnection(ClientConnection):
         self._on_closed = on_closed
         self._fragments: list[bytes] = []
         self._read_fast = True  # cleared by tests to compare with websockets' parse alone
+        self._read_synced = False
+        # websockets' limit on a message that is not a continuation (Protocol.parse).
+        proto = self.protocol
+        limits = [x for x in (proto.max_message_size, proto.max_fragment_size) if x is not None]
+        self._read_limit = min(limits) if limits else NO_LIMIT
 
     def _at_frame_start(self) -> bool:
         """websockets' parser holds no part of a frame and would take the next one as a
@@ -299,22 +304,22 @@ class _CallbackConnection(ClientConnection):
             outer, parser = parser, inner
 
     def data_received(self, data: bytes) -> None:
-        if self._read_fast and self._at_frame_start():
-            proto = self.protocol
-            limit = proto.max_message_size
-            if proto.max_fragment_size is not None:
-                limit = (
-                    proto.max_fragment_size
-                    if limit is None
-                    else min(limit, proto.max_fragment_size)
-                )
-            messages, used = read_text_messages(data, NO_LIMIT if limit is None else limit)
+        # `_read_synced`: the last bytes were all read here, so websockets' parser is still
+        # where `_at_frame_start` found it; only the state can have moved since (a close).
+        if (
+            self._read_fast
+            and self.protocol.state is State.OPEN
+            and (self._read_synced or self._at_frame_start())
+        ):
+            messages, used = read_text_messages(data, self._read_limit)
             for message in messages:
                 self._on_message(message)  # read per message: a handler may forget us
             if used == len(data):
+                self._read_synced = True
                 return
             if used:
                 data = data[used:]
+        self._read_synced = False
         super().data_received(data)
 
     def process_event(self, event: Any) -> None:

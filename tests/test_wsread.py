@@ -448,3 +448,30 @@ def test_the_product_reads_with_the_compiled_scan_when_built() -> None:
         pytest.skip("not built, or SRG_PURE_PYTHON")
     assert wsock.read_text_messages is compiled().read_text_messages
     assert wsock.READ_IMPLEMENTATION == "c"
+
+
+def test_after_our_close_the_bytes_go_to_websockets_as_without_the_fast_path() -> None:
+    """A chunk read wholly here leaves the next one to be read here too, unless the state
+    moved meanwhile: after the client sent its close, websockets reads (and the outcome is
+    the one without the fast path)."""
+
+    async def run(fast: bool) -> Reader:
+        reader, handshake = connect(fast)
+        fed: list[int] = []
+        reader.conn.data_received(handshake)
+        reader.conn.data_received(raw_frame(FIN | TEXT, b"one"))
+        fed.append(len(reader.fed_to_websockets))
+        with mock.patch.object(websockets.frames.secrets, "token_bytes", lambda n: b"\x00" * n):
+            reader.conn.protocol.send_close(1000, "done")
+            chunk = raw_frame(FIN | TEXT, b"two") + raw_frame(FIN | CLOSE, struct.pack("!H", 1000))
+            reader.conn.data_received(chunk)
+        fed.append(len(reader.fed_to_websockets))
+        if fast:  # the chunk after the close went to websockets, whole
+            assert fed[1] == fed[0] + 1 and reader.fed_to_websockets[-1] == chunk
+        return reader
+
+    fast = asyncio.run(run(True))
+    slow = asyncio.run(run(False))
+    assert fast.messages == [b"one", b"two"]
+    assert outcome(fast) == outcome(slow)
+    assert fast.conn.protocol.close_rcvd.code == 1000  # the close handshake completed
