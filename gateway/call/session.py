@@ -59,8 +59,6 @@ from gateway.observe.logs import log_event
 from gateway.voice import VoiceBackend, VoiceConnection, VoiceLink, VoiceSetupError
 
 log = logging.getLogger("gateway.call")
-# The level of `call.state` between the active states (see `dispatch`).
-_TURN_LEVEL = logging.DEBUG
 
 # Audio time may trail real time by the jitter buffer's delay (at most 200 ms); when it trails by
 # more than this, the caller's RTP has stopped (hold, outage) and silence keeps it running.
@@ -485,20 +483,10 @@ class CallSession(VoiceSessions, VoiceEvents):
         state = self.ctx.state
         if state is not before:
             self.transitions.append((time.time(), state.value))
-            # The turn-taking moves (listening, caller_speaking, bot_speaking among each other:
-            # three or four a turn, two thirds of a call's lines) are DEBUG; the call record's
-            # timeline keeps every one, `barge_in` says when the caller cut in. Setup, transfer,
-            # ending and ended stay INFO (issue 14: ~12 µs a line at 100 calls).
-            level = _TURN_LEVEL if (state in m.ACTIVE and before in m.ACTIVE) else logging.INFO
-            if log.isEnabledFor(level):
-                log_event(
-                    log,
-                    "call.state",
-                    level=level,
-                    call_id=self.call_id,
-                    state=state.value,
-                    previous=before.value,
-                )
+            # Turn-taking moves (3-4 a turn) are DEBUG: the record's timeline keeps them (issue 14).
+            level = logging.DEBUG if state in m.ACTIVE and before in m.ACTIVE else logging.INFO
+            log_event(log, "call.state", level=level, call_id=self.call_id, state=state.value,
+                      previous=before.value)  # fmt: skip
         for action in actions:
             try:
                 self._execute(action)
