@@ -253,8 +253,8 @@ class _CallbackConnection(ClientConnection):
 
     The read fast path (`data_received`, issue 14): websockets parses each frame with a
     generator per read (header, length, payload) and an event list; for a server's common
-    frame, a whole unfragmented text frame, that was ~3.5 µs of its ~5 µs per message
-    (bench/wsread_cost.py). When websockets' parser is waiting at a frame boundary (the
+    frame, a whole unfragmented text frame, that is ~4.5 µs of CPU a message where the path
+    below takes ~0.6 µs (bench/wsread_cost.py, docs/benchmarks.md). When websockets' parser is waiting at a frame boundary (the
     connection OPEN, its buffer empty, no fragmented message under way, no extension, no
     debug logging), the complete common frames at the start of the received bytes are
     handed to `on_message` here (`read_text_messages`), in order, and the rest of the bytes,
