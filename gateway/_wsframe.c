@@ -207,6 +207,85 @@ wsframe_masked_b64_text_frame(PyObject *module, PyObject *const *args, Py_ssize_
     return frame;
 }
 
+/* ---- The read side (issue 14): complete server text frames without websockets' parser ----
+ *
+ *   read_text_messages(data, max_size) -> (list of bytes, int)
+ *       The payloads of the complete frames at the start of `data` that are FIN + text, RSV bits
+ *       clear (first byte 0x81), unmasked, with a payload of at most max_size bytes, and the
+ *       offset of the first byte not taken: the first frame of any other form, or cut by the
+ *       end of `data`. From there the bytes are websockets' (gateway/wsock.py
+ *       `_CallbackConnection.data_received`). The pure twin is gateway/wsock.py
+ *       `py_read_text_messages`; tests/test_wsread.py holds both to the same results. */
+
+static PyObject *
+wsframe_read_text_messages(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)module;
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "read_text_messages() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    Py_ssize_t max_size = PyLong_AsSsize_t(args[1]);
+    if (max_size == -1 && PyErr_Occurred())
+        return NULL;
+    if (max_size < 0) {
+        PyErr_Format(PyExc_ValueError, "max_size must be >= 0, got %zd", max_size);
+        return NULL;
+    }
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    const unsigned char *data = (const unsigned char *)view.buf;
+    Py_ssize_t end = view.len, pos = 0;
+    PyObject *messages = PyList_New(0);
+    if (messages == NULL)
+        goto error;
+    while (end - pos >= 2 && data[pos] == 0x81) {
+        uint64_t length = data[pos + 1];
+        Py_ssize_t start;
+        if (length < 126) {
+            start = pos + 2;
+        }
+        else if (length == 126) {
+            if (end - pos < 4)
+                break;
+            length = ((uint64_t)data[pos + 2] << 8) | data[pos + 3];
+            start = pos + 4;
+        }
+        else if (length == 127) {
+            if (end - pos < 10)
+                break;
+            length = 0;
+            for (int i = 0; i < 8; i++)
+                length = (length << 8) | data[pos + 2 + i];
+            start = pos + 10;
+        }
+        else {
+            break; /* the mask bit: websockets refuses it */
+        }
+        if (length > (uint64_t)max_size || length > (uint64_t)(end - start))
+            break;
+        PyObject *message =
+            PyBytes_FromStringAndSize((const char *)data + start, (Py_ssize_t)length);
+        if (message == NULL)
+            goto error;
+        int failed = PyList_Append(messages, message);
+        Py_DECREF(message);
+        if (failed < 0)
+            goto error;
+        pos = start + (Py_ssize_t)length;
+    }
+    PyBuffer_Release(&view);
+    PyObject *result = Py_BuildValue("(Nn)", messages, pos);
+    return result; /* Py_BuildValue's N steals the list, also on failure */
+error:
+    Py_XDECREF(messages);
+    PyBuffer_Release(&view);
+    return NULL;
+}
+
+/* ---- end of the read side ---- */
+
 static PyMethodDef module_methods[] = {
     {"masked_text_frame", (PyCFunction)(void (*)(void))wsframe_masked_text_frame, METH_FASTCALL,
      "masked_text_frame(payload, mask) -> bytes: one masked client text frame (FIN set)."},
@@ -214,13 +293,17 @@ static PyMethodDef module_methods[] = {
      METH_FASTCALL,
      "masked_b64_text_frame(prefix, data, suffix, mask) -> bytes: the masked client text frame "
      "of prefix + base64(data) + suffix."},
+    {"read_text_messages", (PyCFunction)(void (*)(void))wsframe_read_text_messages, METH_FASTCALL,
+     "read_text_messages(data, max_size) -> (list, int): the payloads of the complete unmasked "
+     "FIN text frames at the start of data, and the offset of the first byte not taken."},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef wsframe_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "gateway._wsframe",
-    .m_doc = "Client WebSocket text frames in one allocation (pure twins in gateway/wsock.py).",
+    .m_doc = "Client WebSocket text frames in one allocation, server text frames read without "
+              "websockets' parser (pure twins in gateway/wsock.py).",
     .m_size = 0,
     .m_methods = module_methods,
 };

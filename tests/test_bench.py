@@ -298,3 +298,17 @@ def test_event_cost_runs_and_both_revisions_do_the_same_with_the_stream() -> Non
     out = _run_ab("event_cost.py", "--rev", "HEAD", "--seconds", "12", "--barge-ins", "2")
     assert "identical client events, log lines, played audio and states" in out
     assert "response.output_audio.delta" in out and "µs per call per 20 ms" in out
+
+
+def test_event_cost_from_the_socket_runs_and_both_revisions_do_the_same() -> None:
+    """bench/event_cost.py --wire (issue 14): the same, each message framed and fed to a real
+    connection's read callback (the read fast path on this tree)."""
+    out = _run_ab("event_cost.py", "--rev", "HEAD", "--seconds", "12", "--barge-ins", "2", "--wire")
+    assert "from the socket (--wire)" in out
+    assert "identical client events, log lines, played audio and states" in out
+
+
+def test_wsread_cost_runs_and_every_way_reads_every_message() -> None:
+    """bench/wsread_cost.py (issue 14) fails when a way of reading loses a message."""
+    out = _run_ab("wsread_cost.py", "--messages", "400", "--per-chunk", "4")
+    assert "websockets" in out and "fast, pure" in out and "µs per message" in out

@@ -99,6 +99,23 @@ def replace(ctx: CallContext, **changes: Any) -> CallContext:
     return new
 
 
+def with_bot_audio(
+    ctx: CallContext, state: State, received_bytes: Mapping[str, int], reply_audio: bool
+) -> CallContext:
+    """`replace(ctx, state=state, received_bytes=received_bytes, playout_busy=True,
+    reply_audio=reply_audio)`, written out: the audio delta's copy (10 to 50 a second per
+    call) without the keyword dict and the field-name check, ~0.3-0.5 µs of replace's ~1.1-1.4
+    (issue 14; tests/call/test_context_purity.py holds the two equal)."""
+    new = _new(CallContext)
+    attributes = new.__dict__
+    attributes.update(ctx.__dict__)
+    attributes["state"] = state
+    attributes["received_bytes"] = received_bytes
+    attributes["playout_busy"] = True
+    attributes["reply_audio"] = reply_audio
+    return new
+
+
 class IllegalTransition(Exception):
     def __init__(self, state: State, event: object) -> None:
         super().__init__(f"event {type(event).__name__} is not allowed in state {state.value}")
@@ -120,4 +137,5 @@ __all__ = [
     "Result",
     "State",
     "replace",
+    "with_bot_audio",
 ]

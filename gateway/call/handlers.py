@@ -17,6 +17,7 @@ from gateway.call.context import (
     Result,
     State,
     replace,
+    with_bot_audio,
 )
 from gateway.call.events import (
     T_DIGITS,
@@ -376,13 +377,7 @@ def on_bot_audio(ctx: CallContext, ev: BotAudio) -> Result:
     state = State.BOT_SPEAKING if ctx.state is not State.CALLER_SPEAKING else ctx.state
     if ctx.state in (State.ENDING, State.TRANSFERRING):
         state = ctx.state
-    ctx = replace(
-        ctx,
-        state=state,
-        received_bytes=received,
-        playout_busy=True,
-        reply_audio=ctx.reply_audio or ev.reply_id == ctx.reply_id,
-    )
+    ctx = with_bot_audio(ctx, state, received, ctx.reply_audio or ev.reply_id == ctx.reply_id)
     return ctx, [EnqueueAudio(ev.item_id, ev.audio)]
 
 

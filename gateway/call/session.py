@@ -480,15 +480,13 @@ class CallSession(VoiceSessions, VoiceEvents):
                 log, "call.illegal_event", str(exc), level=logging.WARNING, call_id=self.call_id
             )
             return
-        if self.ctx.state is not before:
-            self.transitions.append((time.time(), self.ctx.state.value))
-            log_event(
-                log,
-                "call.state",
-                call_id=self.call_id,
-                state=self.ctx.state.value,
-                previous=before.value,
-            )
+        state = self.ctx.state
+        if state is not before:
+            self.transitions.append((time.time(), state.value))
+            # Turn-taking moves (3-4 a turn) are DEBUG: the record's timeline keeps them (issue 14).
+            level = logging.DEBUG if state in m.ACTIVE and before in m.ACTIVE else logging.INFO
+            log_event(log, "call.state", level=level, call_id=self.call_id, state=state.value,
+                      previous=before.value)  # fmt: skip
         for action in actions:
             try:
                 self._execute(action)

@@ -47,7 +47,9 @@ BOT_FRAMES = BOT_REPLY_MS // 20
 
 @pytest.fixture
 def events() -> Iterator[EventLog]:
-    with captured_events(logging.INFO) as handler:
+    # DEBUG: `call.state` between the active states (bot_speaking, awaited below) is a DEBUG
+    # line since issue 14 (gateway/call/session.py `dispatch`).
+    with captured_events(logging.DEBUG) as handler:
         yield handler
 
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gateway.call import machine as m
-from gateway.call.context import CallContext, replace
+from gateway.call.context import CallContext, replace, with_bot_audio
 from gateway.call.machine import (
     Ack,
     BotAudio,
@@ -49,6 +49,29 @@ def test_replace_copies_and_changes_without_touching_the_old_context() -> None:
 def test_replace_refuses_an_unknown_field() -> None:
     with pytest.raises(TypeError, match="no field 'stat'"):
         replace(CallContext(CallPolicy()), stat=State.ENDED)
+
+
+@pytest.mark.parametrize("state", [State.BOT_SPEAKING, State.CALLER_SPEAKING, State.ENDING])
+@pytest.mark.parametrize("reply_audio", [False, True])
+def test_the_audio_deltas_copy_is_replace_written_out(state: State, reply_audio: bool) -> None:
+    old = CallContext(
+        CallPolicy(), state=State.LISTENING, reply_id="r", received_bytes={"item_1": 800}
+    )
+    before = _snapshot(old)
+    received = {"item_1": 1600, "item_2": 8}
+    new = with_bot_audio(old, state, received, reply_audio)
+    assert _snapshot(old) == before
+    assert new == replace(
+        old, state=state, received_bytes=received, playout_busy=True, reply_audio=reply_audio
+    )
+    assert (
+        new.__dict__
+        == replace(
+            old, state=state, received_bytes=received, playout_busy=True, reply_audio=reply_audio
+        ).__dict__
+    )
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        new.state = State.LISTENING  # type: ignore[misc]
 
 
 def _answered() -> CallContext:

@@ -9,6 +9,7 @@ against openai.types.realtime by the fixture at teardown.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -170,6 +171,33 @@ async def test_caller_turn_gets_the_bot_reply_and_playout_drains(
     assert session.ctx.state is m.State.BOT_SPEAKING
     tick(session, queue, received // 160 + 3)
     assert session.ctx.state is m.State.LISTENING
+
+
+async def test_turn_taking_states_are_debug_lines_setup_and_end_info(
+    sim: Simulator, make_session: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Issue 14: `call.state` between listening, caller_speaking and bot_speaking (three or
+    four a turn) is DEBUG; the setup states and the end are INFO; the call record's timeline
+    (`transitions`) keeps every state either way."""
+    with caplog.at_level(logging.DEBUG, logger="gateway.call"):
+        session, _, queue = await answered(sim, make_session)
+        speak(session, silence(200) + speech_like(800) + silence(600))
+        await until(lambda: session.ctx.reply_id is None and queue.queued_bytes > 0)
+        tick(session, queue, sum(session.ctx.received_bytes.values()) // 160 + 3)
+        assert session.ctx.state is m.State.LISTENING
+        session.on_sip_ended("bye")
+    lines = [
+        (r.levelno, record_fields(r)["previous"], record_fields(r)["state"])
+        for r in caplog.records
+        if getattr(r, "event", "") == "call.state" and "previous" in record_fields(r)
+    ]
+    turn = {"listening", "caller_speaking", "bot_speaking"}
+    assert {state for _, _, state in lines} >= turn | {"connecting", "answering", "ended"}
+    for level, previous, state in lines:
+        expected = logging.DEBUG if previous in turn and state in turn else logging.INFO
+        assert level == expected, (previous, state, logging.getLevelName(level))
+    timeline = [state for _, state in session.transitions]
+    assert timeline == ["offered"] + [state for _, _, state in lines]
 
 
 async def test_barge_in_truncates_at_the_bytes_played(

@@ -1,7 +1,9 @@
-"""The audio delta's fast path (gateway/realtime/protocol.py `ServerEventParser.parse`, issue 14)
-against the generic parse of the same event (`parse_server_event`, `_audio_delta`): the same
-event for every valid delta, the same refusal (None, counted in `malformed`, nothing raised)
-for every hostile one: wrong types, missing fields, bad base64, non-ASCII text, huge deltas."""
+"""The audio delta's fast path (gateway/realtime/protocol.py `ServerEventParser.parse` calls
+`_audio_delta` at once, issue 14) against the generic parse of the same event
+(`parse_server_event`): the same event for every valid delta, the same refusal (None, counted
+in `malformed`, nothing raised) for every hostile one: wrong types, missing fields, bad
+base64, non-ASCII text, huge deltas. Both reach the one `_audio_delta`; what this holds is
+that the parser catches every error it raises (an uncaught one would lose the link)."""
 
 from __future__ import annotations
 

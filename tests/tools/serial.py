@@ -164,7 +164,8 @@ PEER_BINARIES = frozenset({"sipp", "baresip", "kamailio", "tshark", "dumpcap", "
 GATEWAY_OFFLINE = frozenset({"check"})
 # bench/*.py run as a script: real-time (they start gateways, peers, paced streams) but these
 # A/B comparisons, which feed both revisions the same packets in one process as fast as they go,
-# and tick_cost.py, which ticks calls on a virtual clock in one process.
+# tick_cost.py, which ticks calls on a virtual clock in one process, and wsread_cost.py, which
+# feeds frames to connections in one process with no socket.
 BENCH_OFFLINE = frozenset(
     {
         "ab.py",
@@ -175,6 +176,7 @@ BENCH_OFFLINE = frozenset(
         "stream_ab.py",
         "tick_cost.py",
         "wsock_ab.py",
+        "wsread_cost.py",
     }
 )
 # Modules run with `python -m` that start a real-time process.
