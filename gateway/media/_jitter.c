@@ -1,6 +1,6 @@
 /* gateway.media._jitter, part 2 of 2: the JitterBuffer type (constructor, push, pop_ready,
  * properties) and the module. The logic it calls is in _jitter_core.c; read _jitter.h first. */
-#include "_jitter.h"
+#include "_playout.h"
 
 /* -- the type --------------------------------------------------------------------------------- */
 
@@ -445,13 +445,8 @@ module_bind(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!OO:_bind", &PyType_Type, &frame, &stats, &silence))
         return NULL;
     PyTypeObject *type = (PyTypeObject *)frame;
-    /* A NamedTuple: a tuple subclass without instance dict or extra slots. */
-    if (!PyType_IsSubtype(type, &PyTuple_Type) ||
-        type->tp_basicsize != PyTuple_Type.tp_basicsize ||
-        type->tp_itemsize != PyTuple_Type.tp_itemsize) {
-        PyErr_SetString(PyExc_TypeError, "_bind needs a NamedTuple type for Frame");
+    if (jb_check_named_tuple(type, "_bind", "Frame") < 0)
         return NULL;
-    }
     if (!PyCallable_Check(stats) || !PyCallable_Check(silence)) {
         PyErr_SetString(PyExc_TypeError, "_bind needs callables for JitterStats, silence_byte");
         return NULL;
@@ -475,6 +470,11 @@ static PyMethodDef module_methods[] = {
     {"_bind_outbound", ob_bind, METH_VARARGS,
      "_bind_outbound(StreamStats, SrtpError, CN_PAYLOAD_TYPE): what the outbound path updates "
      "and catches (outbound.py)."},
+    {"_bind_playout", pq_bind, METH_VARARGS,
+     "_bind_playout(PlayoutFrame, FlushReport, PlayoutStats, IdlePolicy members, FrameKind "
+     "members, default codec, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_CN_LEVEL) (playout.py)."},
+    {"_bind_tick", ct_bind, METH_VARARGS,
+     "_bind_tick(CallOutputStats, Rfc4733Sender): what the compiled tick builds (pacer.py)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -506,7 +506,8 @@ PyInit__jitter(void)
         Py_DECREF(module);
         return NULL;
     }
-    if (ib_add_type(module) < 0 || ob_add_type(module) < 0) {
+    if (ib_add_type(module) < 0 || ob_add_type(module) < 0 || pq_add_type(module) < 0 ||
+        ct_add_type(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -153,6 +153,11 @@ int jb_stats_add(PyObject *stats, struct PyMemberDef *member, long long delta);
 void jb_a8_update(double *transit_state, int *has_transit, double *jitter, double clock_rate,
                   int64_t rtp_timestamp, double arrival);
 
+/* _jitter_core.c: NamedTuples built without Python code (jitter.Frame, playout.PlayoutFrame):
+ * the check at bind time (-1 with TypeError naming `who` and `what`), then type(*items). */
+int jb_check_named_tuple(PyTypeObject *type, const char *who, const char *what);
+PyObject *jb_make_tuple(PyTypeObject *type, PyObject *const *items, Py_ssize_t n);
+
 /* _jitter_core.c: the buffer's logic, one function per function of jitter.py. */
 int jb_as_double(PyObject *obj, const char *name, double *out);
 int jb_read_packet(PyObject *packet, Packet *p);

@@ -17,7 +17,7 @@
  * an int is a TypeError (as the pure class's `&` gives), raised at the same point; ssrc, seq,
  * ts and last_send_ts only take ints in their wire range (32/16/32/32 bits); config, stats and
  * latch cannot be replaced after construction. Names: ob_. */
-#include "_jitter.h"
+#include "_playout.h"
 #include <structmember.h>
 
 enum { F_PACKETS_SENT, F_BYTES_SENT, F_SEND_ERRORS, F_COUNT };
@@ -461,16 +461,8 @@ Outbound_send_comfort_noise(Outbound *self, PyObject *const *args, Py_ssize_t na
     PyObject *names[1] = {ob_str_payload};
     PyObject *a[1];
     if (ob_parse("send_comfort_noise", args, nargs, kwnames, names, 1, 1, a) < 0 ||
-        ob_ready(self) < 0)
+        ob_send_cn_c((PyObject *)self, a[0]) < 0)
         return NULL;
-    PyObject *pt = PyLong_FromLong(ob_cn_pt);
-    if (pt == NULL)
-        return NULL;
-    int rc = ob_send(self, pt, NULL, self->ts, a[0]);
-    Py_DECREF(pt);
-    if (rc < 0)
-        return NULL;
-    self->ts += 160;
     Py_RETURN_NONE;
 }
 
@@ -608,6 +600,65 @@ static PyTypeObject OutboundType = {
     .tp_members = Outbound_members,
     .tp_getset = Outbound_getset,
 };
+
+/* -- the senders for a C caller (the compiled CallOutput tick, _tick.c) ------------------------ */
+
+PyObject *
+ob_sender_of(PyObject *callable, int which)
+{
+    if (callable == NULL || !PyCFunction_Check(callable))
+        return NULL;
+    PyObject *self = PyCFunction_GET_SELF(callable);
+    if (self == NULL || Py_TYPE(self) != &OutboundType)
+        return NULL;
+    PyCFunction want = which == OB_SEND_FRAME ? (PyCFunction)(void (*)(void))Outbound_send_frame
+                       : which == OB_SEND_CN
+                           ? (PyCFunction)(void (*)(void))Outbound_send_comfort_noise
+                           : (PyCFunction)(void (*)(void))Outbound_advance;
+    return PyCFunction_GET_FUNCTION(callable) == want ? self : NULL;
+}
+
+/* send_frame(payload, marker): the payload type from the config, timestamp step 160. */
+int
+ob_send_frame_c(PyObject *path, PyObject *payload, int marker)
+{
+    Outbound *self = (Outbound *)path;
+    if (ob_ready(self) < 0)
+        return -1;
+    PyObject *pt = PyObject_GetAttr(self->config, ob_str_payload_type);
+    if (pt == NULL)
+        return -1;
+    int rc = ob_send(self, pt, marker ? Py_True : Py_False, self->ts, payload);
+    Py_DECREF(pt);
+    if (rc < 0)
+        return -1;
+    self->ts += 160;
+    return 0;
+}
+
+int
+ob_send_cn_c(PyObject *path, PyObject *payload)
+{
+    Outbound *self = (Outbound *)path;
+    if (ob_ready(self) < 0)
+        return -1;
+    PyObject *pt = PyLong_FromLong(ob_cn_pt);
+    if (pt == NULL)
+        return -1;
+    int rc = ob_send(self, pt, NULL, self->ts, payload);
+    Py_DECREF(pt);
+    if (rc < 0)
+        return -1;
+    self->ts += 160;
+    return 0;
+}
+
+int
+ob_advance_c(PyObject *path, uint32_t samples)
+{
+    ((Outbound *)path)->ts += samples;
+    return 0;
+}
 
 /* -- module ----------------------------------------------------------------------------------- */
 

@@ -1,0 +1,231 @@
+"""The playout queue and the outbound tick under hostile use (issue 14): wrong types from
+in-process code are exceptions, never a crash; huge chunks are refused by the bound, empty ones
+cost nothing; no reference to a chunk, an item id or a frame is leaked; a million enqueues and
+ticks leave the process's memory flat; an exception from any sender reaches the clock (which
+counts it) and leaves the output usable; the product selects the compiled pieces unless
+SRG_PURE_PYTHON is set."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from typing import Any
+
+import pytest
+
+from gateway.media import jitter, pacer, playout
+from gateway.media.pacer import MediaClock
+from gateway.media.playout import FRAME_BYTES, FrameKind, IdlePolicy
+from tests.media.jitter_impls import (
+    IMPLEMENTATIONS,
+    output_implementation,
+    playout_implementation,
+    rss_bytes,
+    run_with_switch,
+)
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def name(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+def test_wrong_types_are_exceptions(name: str) -> None:
+    queue = playout_implementation(name)()
+    for chunk in (None, 1.5, object(), "text"):
+        with pytest.raises(TypeError):
+            queue.enqueue("item", chunk)
+    with pytest.raises(ValueError):
+        queue.enqueue("", b"\x00")
+    with pytest.raises(TypeError):
+        queue.start_delay_frames = "3"  # the compiled queue refuses it here, the pure one ...
+        queue.enqueue("item", b"\x00" * 400)
+        queue.next_frame()  # ... where it compares it
+    queue = playout_implementation(name)()
+    assert queue.queued_bytes == 0 and queue.next_frame().kind is FrameKind.SILENCE
+
+
+def test_the_compiled_queue_refuses_what_only_the_pure_one_duck_types() -> None:
+    queue = playout_implementation("c")()
+    for item_id in (5, None, b"item"):
+        with pytest.raises(TypeError):
+            queue.enqueue(item_id, b"\x00")
+        with pytest.raises(TypeError):
+            queue.end_of_item(item_id)
+    for chunk in (5, [1, 2, 3]):
+        with pytest.raises(TypeError):
+            queue.enqueue("item", chunk)
+    for nbytes in ("5", 1.5, None):
+        with pytest.raises(TypeError):
+            queue.drop_oldest(nbytes)
+    with pytest.raises(TypeError):
+        queue.idle_policy = "silence"
+    with pytest.raises(OverflowError):
+        playout_implementation("c")(max_queued_bytes=1 << 70)
+    with pytest.raises(AttributeError):
+        queue.codec = "PCMA"
+    with pytest.raises(RuntimeError):
+        queue.__init__()  # once only
+    bare = playout_implementation("c").__new__(playout_implementation("c"))
+    with pytest.raises(RuntimeError):
+        bare.next_frame()  # __init__ never ran: an exception, not a crash
+    assert queue.queued_bytes == 0 and queue.drop_oldest(1 << 80) == 0
+
+
+def test_huge_and_empty_chunks(name: str) -> None:
+    queue = playout_implementation(name)(max_queued_bytes=8000)
+    assert queue.enqueue("huge", bytes(50 << 20)) is False  # over the bound: dropped
+    assert queue.enqueue("huge", b"\x01" * 160) is False  # and the rest of that item too
+    assert queue.queued_bytes == 0
+    for _ in range(100_000):
+        assert queue.enqueue("quiet", b"") is True
+    assert queue.queued_bytes == 0 and queue.pending_items() == []
+    assert queue.enqueue("fits", bytes(range(256)) * 31 + bytes(64)) is True  # 8000 bytes
+    frames = [queue.next_frame() for _ in range(50)]
+    assert all(f.kind is FrameKind.AUDIO and len(f.payload) == FRAME_BYTES for f in frames)
+    stats = queue.stats
+    assert stats.overflow_items == 1 and stats.overflow_bytes == (50 << 20) + 160
+    assert queue.played_bytes("fits") == 8000 and queue.played_bytes("huge") == 0
+
+
+def test_no_reference_is_leaked(name: str) -> None:
+    queue = playout_implementation(name)(idle_policy=IdlePolicy.COMFORT_NOISE)
+    chunk = bytes(range(256)) * 2
+    item = "".join(["item", "_leak"])  # not interned: its own count
+    base_chunk, base_item = sys.getrefcount(chunk), sys.getrefcount(item)
+    for _ in range(1000):
+        queue.enqueue(item, chunk)
+        queue.end_of_item(item)
+        for _ in range(4):
+            queue.next_frame()
+        queue.pending_items()
+        queue.flush()
+        queue.forget(item)
+    queue.enqueue("other", b"\x02" * 160)  # the last item played: kept until the next one
+    queue.next_frame()
+    assert sys.getrefcount(chunk) == base_chunk
+    assert sys.getrefcount(item) == base_item
+    queue.enqueue(item, chunk)
+    assert sys.getrefcount(item) > base_item
+    del queue
+    assert sys.getrefcount(chunk) == base_chunk and sys.getrefcount(item) == base_item
+
+
+def test_a_million_enqueues_leave_memory_flat(name: str) -> None:
+    queue = playout_implementation(name)(start_delay_frames=1)
+    delta = bytes(range(200))
+    count = 1_000_000 if name == "c" else 200_000  # the pure class takes ~5x the time
+
+    def run(n: int) -> None:
+        for i in range(n):
+            item = f"item_{i // 10}"
+            queue.enqueue(item, delta)
+            queue.next_frame()
+            if i % 10 == 9:
+                queue.end_of_item(item)
+                while queue.queued_bytes:
+                    queue.next_frame()
+                queue.forget(item)
+
+    run(50_000)  # warm up allocators and freelists
+    gc.collect()
+    before = rss_bytes()
+    run(count)
+    gc.collect()
+    grown = rss_bytes() - before
+    assert queue.stats.audio_frames > count
+    assert grown < 4 << 20, f"RSS grew by {grown} bytes over {count} enqueues"
+
+
+class Wire:
+    def __init__(self) -> None:
+        self.frames = 0
+        self.raises: BaseException | None = None
+
+    def send_frame(self, payload: bytes, marker: bool) -> None:
+        self.frames += 1
+        if self.raises is not None:
+            raise self.raises
+
+
+class FakeLoop:
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.timers: list[Any] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_at(self, when: float, callback: Any, *args: Any) -> Any:
+        self.timers.append((when, callback, args))
+        return self
+
+    def cancel(self) -> None:
+        pass
+
+
+def test_an_exception_from_a_sender_reaches_the_clock_and_the_output_goes_on(name: str) -> None:
+    loop = FakeLoop()
+    clock = MediaClock(loop, slots=1)  # type: ignore[arg-type]
+    wires = [Wire(), Wire()]
+    queues = [playout_implementation(name)() for _ in wires]
+    outputs = [
+        output_implementation(name)(q, w.send_frame) for q, w in zip(queues, wires, strict=True)
+    ]
+    for output in outputs:
+        output.start(clock)
+    wires[0].raises = OSError("boom")
+    queues[0].enqueue("item", b"\x01" * 800)
+    for _ in range(3):
+        when, callback, args = loop.timers.pop()
+        loop.now = when
+        callback(*args)
+    assert clock.stats.tick_errors == 3 and wires[1].frames == 3  # the other call went on
+    wires[0].raises = None
+    when, callback, args = loop.timers.pop()
+    loop.now = when
+    callback(*args)
+    assert wires[0].frames == 4 and outputs[0].stats.audio_frames == 4
+    assert queues[0].played_bytes("item") == 640  # each raising tick still took its frame
+
+
+def test_the_compiled_tick_refuses_bad_arguments() -> None:
+    queue = playout_implementation("c")()
+    cls = output_implementation("c")
+    with pytest.raises(AttributeError):
+        cls(object(), print)  # a queue without silence_frame
+    output = cls(queue, Wire().send_frame)
+    for index in ("1", 1.5, None):
+        with pytest.raises(TypeError):
+            output.tick(index, 0.0)
+    with pytest.raises(OverflowError):
+        output.tick(1 << 60, 0.0)
+    with pytest.raises(TypeError):
+        output.tick(1)
+    with pytest.raises(RuntimeError):
+        cls.__new__(cls).tick(0, 0.0)  # __init__ never ran
+    output.tick(0, 0.0)
+    assert output.stats.idle_frames == 1
+
+
+def test_the_product_uses_the_compiled_tick_unless_switched_off() -> None:
+    compiled_queue, compiled_output = playout_implementation("c"), output_implementation("c")
+    forced = os.environ.get(jitter.PURE_PYTHON_ENV, "") not in ("", "0")
+    assert playout.PlayoutQueue is (playout.PyPlayoutQueue if forced else compiled_queue)
+    assert pacer.CallOutput is (pacer.PyCallOutput if forced else pacer.CallOutput)
+    assert playout.IMPLEMENTATION == pacer.IMPLEMENTATION == ("python" if forced else "c")
+    assert forced or issubclass(compiled_output, pacer._OutputControl)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("1", ["PyPlayoutQueue", "PyCallOutput"]), ("", ["PlayoutQueue", "CallOutput"])],
+)
+def test_pure_python_switch(value: str, expected: list[str]) -> None:
+    playout_implementation("c")
+    code = (
+        "from gateway.media import pacer, playout; "
+        "print(playout.PlayoutQueue.__name__, pacer.CallOutput.__name__)"
+    )
+    assert run_with_switch(code, value) == expected
