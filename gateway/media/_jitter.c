@@ -489,25 +489,19 @@ static struct PyModuleDef jitter_module = {
 PyMODINIT_FUNC
 PyInit__jitter(void)
 {
-    if (PyType_Ready(&jb_buffer_type) < 0)
-        return NULL;
-    jb_str_sequence_number = PyUnicode_InternFromString("sequence_number");
-    jb_str_timestamp = PyUnicode_InternFromString("timestamp");
-    jb_str_ssrc = PyUnicode_InternFromString("ssrc");
-    jb_str_payload = PyUnicode_InternFromString("payload");
-    if (!jb_str_sequence_number || !jb_str_timestamp || !jb_str_ssrc || !jb_str_payload)
+    static const JbName names[] = {
+        {&jb_str_sequence_number, "sequence_number"},
+        {&jb_str_timestamp, "timestamp"},
+        {&jb_str_ssrc, "ssrc"},
+        {&jb_str_payload, "payload"},
+    };
+    if (jb_intern(names, sizeof(names) / sizeof(names[0])) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&jitter_module);
     if (module == NULL)
         return NULL;
-    Py_INCREF(&jb_buffer_type);
-    if (PyModule_AddObject(module, "JitterBuffer", (PyObject *)&jb_buffer_type) < 0) {
-        Py_DECREF(&jb_buffer_type);
-        Py_DECREF(module);
-        return NULL;
-    }
-    if (ib_add_type(module) < 0 || ob_add_type(module) < 0 || pq_add_type(module) < 0 ||
-        ct_add_type(module) < 0) {
+    if (jb_add_type(module, &jb_buffer_type, "JitterBuffer") < 0 || ib_add_type(module) < 0 ||
+        ob_add_type(module) < 0 || pq_add_type(module) < 0 || ct_add_type(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -158,6 +158,30 @@ void jb_a8_update(double *transit_state, int *has_transit, double *jitter, doubl
 int jb_check_named_tuple(PyTypeObject *type, const char *who, const char *what);
 PyObject *jb_make_tuple(PyTypeObject *type, PyObject *const *items, Py_ssize_t n);
 
+/* _jitter_core.c: what every Python type of the extension needs (InboundPath, OutboundPath,
+ * PlayoutQueue, CallOutputCore):
+ * - jb_intern: intern each `text` into its `slot` (attribute names read per packet), -1 on error;
+ * - jb_add_type: PyType_Ready, then module.<name> = type;
+ * - jb_counters: type(*values) for a dataclass of int counters read as a snapshot (stats);
+ * - jb_set_flag / JB_FLAG_ATTR: a char flag's getter and setter (any truth value; no delete). */
+typedef struct {
+    PyObject **slot;
+    const char *text;
+} JbName;
+int jb_intern(const JbName *names, size_t count);
+int jb_add_type(PyObject *module, PyTypeObject *type, const char *name);
+PyObject *jb_counters(PyObject *type, const long long *values, int count);
+int jb_set_flag(char *field, PyObject *value, const char *name);
+#define JB_FLAG_ATTR(Type, prefix, name, field)                                                \
+    static PyObject *prefix##_get_##name(Type *self, void *closure)                            \
+    {                                                                                          \
+        return PyBool_FromLong(self->field);                                                   \
+    }                                                                                          \
+    static int prefix##_set_##name(Type *self, PyObject *value, void *closure)                 \
+    {                                                                                          \
+        return jb_set_flag(&self->field, value, #name);                                        \
+    }
+
 /* _jitter_core.c: the buffer's logic, one function per function of jitter.py. */
 int jb_as_double(PyObject *obj, const char *name, double *out);
 int jb_read_packet(PyObject *packet, Packet *p);

@@ -663,3 +663,65 @@ jb_stats_add(PyObject *stats, PyMemberDef *member, long long delta)
     Py_DECREF(updated);
     return rc;
 }
+
+/* -- the Python types' shared boilerplate ------------------------------------------------------ */
+
+int
+jb_intern(const JbName *names, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        *names[i].slot = PyUnicode_InternFromString(names[i].text);
+        if (*names[i].slot == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+int
+jb_add_type(PyObject *module, PyTypeObject *type, const char *name)
+{
+    if (PyType_Ready(type) < 0)
+        return -1;
+    Py_INCREF(type);
+    if (PyModule_AddObject(module, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *
+jb_counters(PyObject *type, const long long *values, int count)
+{
+    PyObject *args[16] = {NULL};
+    if (count > 16) {
+        PyErr_SetString(PyExc_SystemError, "jb_counters: too many counters");
+        return NULL;
+    }
+    for (int i = 0; i < count; i++) {
+        args[i] = PyLong_FromLongLong(values[i]);
+        if (args[i] == NULL) {
+            while (i--)
+                Py_DECREF(args[i]);
+            return NULL;
+        }
+    }
+    PyObject *result = PyObject_Vectorcall(type, args, (size_t)count, NULL);
+    for (int i = 0; i < count; i++)
+        Py_DECREF(args[i]);
+    return result;
+}
+
+int
+jb_set_flag(char *field, PyObject *value, const char *name)
+{
+    if (value == NULL) {
+        PyErr_Format(PyExc_TypeError, "cannot delete %s", name);
+        return -1;
+    }
+    int truth = PyObject_IsTrue(value);
+    if (truth < 0)
+        return -1;
+    *field = (char)truth;
+    return 0;
+}

@@ -498,25 +498,8 @@ OB_UINT_ATTR(seq, "seq", 0xFFFFull, uint16_t)
 OB_UINT_ATTR(ts, "ts", 0xFFFFFFFFull, uint32_t)
 OB_UINT_ATTR(last_send_ts, "last_send_ts", 0xFFFFFFFFull, uint32_t)
 
-#define OB_BOOL_ATTR(field)                                                                    \
-    static PyObject *Outbound_get_##field(Outbound *self, void *closure)                        \
-    {                                                                                          \
-        return PyBool_FromLong(self->field);                                                   \
-    }                                                                                          \
-    static int Outbound_set_##field(Outbound *self, PyObject *value, void *closure)            \
-    {                                                                                          \
-        if (value == NULL) {                                                                   \
-            PyErr_SetString(PyExc_TypeError, "cannot delete " #field);                          \
-            return -1;                                                                         \
-        }                                                                                      \
-        int truth = PyObject_IsTrue(value);                                                    \
-        if (truth < 0)                                                                         \
-            return -1;                                                                         \
-        self->field = (char)truth;                                                             \
-        return 0;                                                                              \
-    }
-OB_BOOL_ATTR(may_send)
-OB_BOOL_ATTR(sent_since_report)
+JB_FLAG_ATTR(Outbound, Outbound, may_send, may_send)
+JB_FLAG_ATTR(Outbound, Outbound, sent_since_report, sent_since_report)
 
 static PyObject *
 Outbound_get_last_send_time(Outbound *self, void *closure)
@@ -618,6 +601,20 @@ ob_sender_of(PyObject *callable, int which)
     return PyCFunction_GET_FUNCTION(callable) == want ? self : NULL;
 }
 
+/* ob_send at the current timestamp, which then moves one frame on; takes `pt`'s reference. */
+static int
+ob_send_tick(Outbound *self, PyObject *pt, PyObject *marker, PyObject *payload)
+{
+    if (pt == NULL)
+        return -1;
+    int rc = ob_send(self, pt, marker, self->ts, payload);
+    Py_DECREF(pt);
+    if (rc < 0)
+        return -1;
+    self->ts += 160;
+    return 0;
+}
+
 /* send_frame(payload, marker): the payload type from the config, timestamp step 160. */
 int
 ob_send_frame_c(PyObject *path, PyObject *payload, int marker)
@@ -625,15 +622,8 @@ ob_send_frame_c(PyObject *path, PyObject *payload, int marker)
     Outbound *self = (Outbound *)path;
     if (ob_ready(self) < 0)
         return -1;
-    PyObject *pt = PyObject_GetAttr(self->config, ob_str_payload_type);
-    if (pt == NULL)
-        return -1;
-    int rc = ob_send(self, pt, marker ? Py_True : Py_False, self->ts, payload);
-    Py_DECREF(pt);
-    if (rc < 0)
-        return -1;
-    self->ts += 160;
-    return 0;
+    return ob_send_tick(self, PyObject_GetAttr(self->config, ob_str_payload_type),
+                        marker ? Py_True : Py_False, payload);
 }
 
 int
@@ -642,15 +632,7 @@ ob_send_cn_c(PyObject *path, PyObject *payload)
     Outbound *self = (Outbound *)path;
     if (ob_ready(self) < 0)
         return -1;
-    PyObject *pt = PyLong_FromLong(ob_cn_pt);
-    if (pt == NULL)
-        return -1;
-    int rc = ob_send(self, pt, NULL, self->ts, payload);
-    Py_DECREF(pt);
-    if (rc < 0)
-        return -1;
-    self->ts += 160;
-    return 0;
+    return ob_send_tick(self, PyLong_FromLong(ob_cn_pt), NULL, payload);
 }
 
 int
@@ -695,12 +677,7 @@ ob_bind(PyObject *module, PyObject *args)
 int
 ob_add_type(PyObject *module)
 {
-    if (PyType_Ready(&OutboundType) < 0)
-        return -1;
-    struct {
-        PyObject **slot;
-        const char *text;
-    } names[] = {
+    static const JbName names[] = {
         {&ob_str_payload_type, "payload_type"},
         {&ob_str_telephone_event_pt, "telephone_event_pt"},
         {&ob_str_latching, "latching"},
@@ -714,15 +691,7 @@ ob_add_type(PyObject *module)
         {&ob_str_timestamp_offset, "timestamp_offset"},
         {&ob_str_samples, "samples"},
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        *names[i].slot = PyUnicode_InternFromString(names[i].text);
-        if (*names[i].slot == NULL)
-            return -1;
-    }
-    Py_INCREF(&OutboundType);
-    if (PyModule_AddObject(module, "OutboundPath", (PyObject *)&OutboundType) < 0) {
-        Py_DECREF(&OutboundType);
+    if (jb_intern(names, sizeof(names) / sizeof(names[0])) < 0)
         return -1;
-    }
-    return 0;
+    return jb_add_type(module, &OutboundType, "OutboundPath");
 }

@@ -29,8 +29,58 @@ typedef struct {
     long long cn_refresh, cn_level, max_queued, start_delay;
     long long held_ticks, idle_ticks;
     char in_talkspurt, paused;
-    long long stats[9]; /* playout.PlayoutStats, in field order */
+    long long stats[9]; /* playout.PlayoutStats, in field order (S_*) */
 } PlayoutQueue;
+
+
+/* _playout.c (the queue's logic) and _playout_type.c (its Python type) share these. */
+enum {
+    S_AUDIO,
+    S_IDLE,
+    S_UNDERRUNS,
+    S_HELD,
+    S_PADDED,
+    S_FLUSHES,
+    S_DROPPED,
+    S_OVERFLOW_BYTES,
+    S_OVERFLOW_ITEMS,
+    S_COUNT /* the fields of playout.PlayoutStats, in order */
+};
+
+typedef struct {
+    PyObject_HEAD
+    int64_t played;
+    char complete;
+} PqItem;
+
+typedef struct PqChunk {
+    PyObject *item_id; /* str, owned */
+    PqItem *state; /* owned */
+    PyObject *data; /* bytes, owned */
+    Py_ssize_t offset;
+} Chunk;
+
+/* Bound by _bind_playout() from playout.py (_playout_type.c). */
+extern PyObject *pq_frame_type, *pq_report_type, *pq_stats_type, *pq_default_codec;
+extern PyObject *pq_policy[3], *pq_kind[3]; /* IdlePolicy / FrameKind members, in enum order */
+extern long long pq_default_max_queued;
+extern long pq_default_cn_level;
+extern PyTypeObject pq_item_type;
+Chunk *pq_chunk(PlayoutQueue *self, Py_ssize_t i);
+void pq_clear_chunks(PlayoutQueue *self);
+/* The methods, `self` initialised (the type's wrappers check it). */
+PyObject *PQ_enqueue(PlayoutQueue *self, PyObject *const *args, Py_ssize_t nargs);
+PyObject *PQ_next_frame(PlayoutQueue *self, PyObject *arg);
+PyObject *PQ_end_of_item(PlayoutQueue *self, PyObject *arg);
+PyObject *PQ_end_of_response(PlayoutQueue *self, PyObject *arg);
+PyObject *PQ_played_bytes(PlayoutQueue *self, PyObject *arg);
+PyObject *PQ_is_complete(PlayoutQueue *self, PyObject *arg);
+PyObject *PQ_pending_items(PlayoutQueue *self, PyObject *arg);
+PyObject *PQ_forget(PlayoutQueue *self, PyObject *arg);
+PyObject *PQ_flush(PlayoutQueue *self, PyObject *arg);
+PyObject *PQ_drop_oldest(PlayoutQueue *self, PyObject *arg);
+PyObject *PQ_pause_for_dtmf(PlayoutQueue *self, PyObject *arg);
+PyObject *PQ_resume_after_dtmf(PlayoutQueue *self, PyObject *arg);
 
 extern PyTypeObject pq_queue_type;
 /* One tick's frame: the kind; for PQ_AUDIO a new reference to the payload in *payload and the

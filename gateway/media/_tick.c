@@ -378,39 +378,11 @@ CT_dealloc(CallOutputCore *self)
 static PyObject *
 CT_get_stats(CallOutputCore *self, void *closure)
 {
-    PyObject *values[C_COUNT];
-    for (int i = 0; i < C_COUNT; i++) {
-        values[i] = PyLong_FromLongLong(self->stats[i]);
-        if (values[i] == NULL) {
-            while (i--)
-                Py_DECREF(values[i]);
-            return NULL;
-        }
-    }
-    PyObject *stats = PyObject_Vectorcall(ct_stats_type, values, C_COUNT, NULL);
-    for (int i = 0; i < C_COUNT; i++)
-        Py_DECREF(values[i]);
-    return stats;
+    return jb_counters(ct_stats_type, self->stats, C_COUNT);
 }
 
-#define CT_FLAG(name, field)                                                                   \
-    static PyObject *CT_get_##name(CallOutputCore *self, void *closure)                        \
-    {                                                                                          \
-        return PyBool_FromLong(self->field);                                                   \
-    }                                                                                          \
-    static int CT_set_##name(CallOutputCore *self, PyObject *value, void *closure)             \
-    {                                                                                          \
-        int truth = value == NULL ? -1 : PyObject_IsTrue(value);                               \
-        if (truth < 0) {                                                                       \
-            if (!PyErr_Occurred())                                                             \
-                PyErr_SetString(PyExc_TypeError, "cannot delete " #name);                      \
-            return -1;                                                                         \
-        }                                                                                      \
-        self->field = (char)truth;                                                             \
-        return 0;                                                                              \
-    }
-CT_FLAG(dtmf_busy, dtmf_busy)
-CT_FLAG(force_marker, force_marker)
+JB_FLAG_ATTR(CallOutputCore, CT, dtmf_busy, dtmf_busy)
+JB_FLAG_ATTR(CallOutputCore, CT, force_marker, force_marker)
 
 static PyObject *
 CT_get_last_frame(CallOutputCore *self, void *closure)
@@ -487,10 +459,7 @@ ct_bind(PyObject *module, PyObject *args)
 int
 ct_add_type(PyObject *module)
 {
-    struct {
-        PyObject **slot;
-        const char *text;
-    } names[] = {
+    static const JbName names[] = {
         {&ct_str_active, "active"},
         {&ct_str_next_packet, "next_packet"},
         {&ct_str_pause_for_dtmf, "pause_for_dtmf"},
@@ -503,17 +472,7 @@ ct_add_type(PyObject *module)
         {&ct_str_timestamp_offset, "timestamp_offset"},
         {&ct_str_silence_frame, "silence_frame"},
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        *names[i].slot = PyUnicode_InternFromString(names[i].text);
-        if (*names[i].slot == NULL)
-            return -1;
-    }
-    if (PyType_Ready(&ct_type) < 0)
+    if (jb_intern(names, sizeof(names) / sizeof(names[0])) < 0)
         return -1;
-    Py_INCREF(&ct_type);
-    if (PyModule_AddObject(module, "CallOutputCore", (PyObject *)&ct_type) < 0) {
-        Py_DECREF(&ct_type);
-        return -1;
-    }
-    return 0;
+    return jb_add_type(module, &ct_type, "CallOutputCore");
 }

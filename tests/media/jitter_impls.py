@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,15 @@ def output_implementation(name: str) -> type[Any]:
 
 
 # -- shared by the attack tests -----------------------------------------------------------------
+
+
+def outcome(step: Callable[[], Any]) -> tuple[str, Any]:
+    """("ok", what `step()` returned) or ("raised", the exception's type): the parity tests
+    compare both implementations' answers to a step, exceptions included."""
+    try:
+        return ("ok", step())
+    except Exception as error:
+        return ("raised", type(error))
 
 
 def rss_bytes() -> int:

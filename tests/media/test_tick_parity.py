@@ -24,6 +24,7 @@ from gateway.media.playout import IdlePolicy
 from gateway.media.stream import RtpStream, StreamConfig
 from tests.media.jitter_impls import (
     outbound_implementation,
+    outcome,
     output_implementation,
     playout_implementation,
 )
@@ -116,11 +117,8 @@ def apply(side: Side, op: tuple[Any, ...]) -> Any:
     raise AssertionError(op)
 
 
-def run(side: Side, op: tuple[Any, ...]) -> Any:
-    try:
-        return ("ok", apply(side, op))
-    except Exception as error:  # the exception type is part of the behaviour
-        return ("raised", type(error))
+def run(side: Any, op: tuple[Any, ...]) -> Any:
+    return outcome(lambda: apply(side, op))
 
 
 operations = st.one_of(
