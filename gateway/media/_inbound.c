@@ -226,13 +226,7 @@ Inbound_clear(Inbound *self)
     return 0;
 }
 
-static void
-Inbound_dealloc(Inbound *self)
-{
-    PyObject_GC_UnTrack(self);
-    Inbound_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
+JB_GC_DEALLOC(Inbound, Inbound)
 
 /* The audio path after the rate bound: statistics, counters, jitter buffer. */
 static PyObject *
@@ -573,16 +567,9 @@ static PyGetSetDef Inbound_getset[] = {
 };
 
 static PyTypeObject InboundType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gateway.media._jitter.InboundPath",
-    .tp_doc = "The inbound RTP path of gateway/media/inbound.py, compiled.",
-    .tp_basicsize = sizeof(Inbound),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Inbound_init,
-    .tp_dealloc = (destructor)Inbound_dealloc,
-    .tp_traverse = (traverseproc)Inbound_traverse,
-    .tp_clear = (inquiry)Inbound_clear,
+    JB_TYPE_SLOTS(Inbound, Inbound, "InboundPath",
+                  "The inbound RTP path of gateway/media/inbound.py, compiled.",
+                  0),
     .tp_methods = Inbound_methods,
     .tp_getset = Inbound_getset,
 };

@@ -422,16 +422,9 @@ static PyGetSetDef JitterBuffer_getset[] = {
 };
 
 PyTypeObject jb_buffer_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gateway.media._jitter.JitterBuffer",
-    .tp_doc = "The inbound jitter buffer of gateway/media/jitter.py, compiled.",
-    .tp_basicsize = sizeof(JitterBuffer),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)JitterBuffer_init,
-    .tp_dealloc = (destructor)JitterBuffer_dealloc,
-    .tp_traverse = (traverseproc)JitterBuffer_traverse,
-    .tp_clear = (inquiry)JitterBuffer_clear,
+    JB_TYPE_SLOTS(JitterBuffer, JitterBuffer, "JitterBuffer",
+                  "The inbound jitter buffer of gateway/media/jitter.py, compiled.",
+                  0),
     .tp_methods = JitterBuffer_methods,
     .tp_getset = JitterBuffer_getset,
 };

@@ -182,6 +182,23 @@ int jb_set_flag(char *field, PyObject *value, const char *name);
         return jb_set_flag(&self->field, value, #name);                                        \
     }
 
+/* Every type of the extension is a GC type with prefix_init/_dealloc/_traverse/_clear:
+ * JB_TYPE_SLOTS fills those slots of its PyTypeObject (the type adds its tables);
+ * JB_GC_DEALLOC defines prefix_dealloc for a type whose clear releases everything. */
+#define JB_TYPE_SLOTS(Type, prefix, name, doc, flags)                                          \
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway.media._jitter." name, .tp_doc = doc,     \
+    .tp_basicsize = sizeof(Type), .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | (flags), \
+    .tp_new = PyType_GenericNew, .tp_init = (initproc)prefix##_init,                           \
+    .tp_dealloc = (destructor)prefix##_dealloc, .tp_traverse = (traverseproc)prefix##_traverse, \
+    .tp_clear = (inquiry)prefix##_clear
+#define JB_GC_DEALLOC(Type, prefix)                                                            \
+    static void prefix##_dealloc(Type *self)                                                   \
+    {                                                                                          \
+        PyObject_GC_UnTrack(self);                                                             \
+        prefix##_clear(self);                                                                  \
+        Py_TYPE(self)->tp_free((PyObject *)self);                                              \
+    }
+
 /* _jitter_core.c: the buffer's logic, one function per function of jitter.py. */
 int jb_as_double(PyObject *obj, const char *name, double *out);
 int jb_read_packet(PyObject *packet, Packet *p);

@@ -383,13 +383,7 @@ Outbound_clear(Outbound *self)
     return 0;
 }
 
-static void
-Outbound_dealloc(Outbound *self)
-{
-    PyObject_GC_UnTrack(self);
-    Outbound_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
+JB_GC_DEALLOC(Outbound, Outbound)
 
 static int
 ob_ready(Outbound *self)
@@ -569,16 +563,9 @@ static PyMethodDef Outbound_methods[] = {
 };
 
 static PyTypeObject OutboundType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gateway.media._jitter.OutboundPath",
-    .tp_doc = "The outbound RTP path of gateway/media/outbound.py, compiled.",
-    .tp_basicsize = sizeof(Outbound),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Outbound_init,
-    .tp_dealloc = (destructor)Outbound_dealloc,
-    .tp_traverse = (traverseproc)Outbound_traverse,
-    .tp_clear = (inquiry)Outbound_clear,
+    JB_TYPE_SLOTS(Outbound, Outbound, "OutboundPath",
+                  "The outbound RTP path of gateway/media/outbound.py, compiled.",
+                  0),
     .tp_methods = Outbound_methods,
     .tp_members = Outbound_members,
     .tp_getset = Outbound_getset,

@@ -308,16 +308,9 @@ static PyMethodDef PQ_methods[] = {
 };
 
 PyTypeObject pq_queue_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gateway.media._jitter.PlayoutQueue",
-    .tp_doc = "The playout queue of gateway/media/playout.py, compiled.",
-    .tp_basicsize = sizeof(PlayoutQueue),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)PQ_init,
-    .tp_dealloc = (destructor)PQ_dealloc,
-    .tp_traverse = (traverseproc)PQ_traverse,
-    .tp_clear = (inquiry)PQ_clear,
+    JB_TYPE_SLOTS(PlayoutQueue, PQ, "PlayoutQueue",
+                  "The playout queue of gateway/media/playout.py, compiled.",
+                  0),
     .tp_methods = PQ_methods,
     .tp_getset = PQ_getset,
 };

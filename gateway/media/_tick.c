@@ -123,8 +123,9 @@ ct_dtmf(CallOutputCore *self)
                 args[1] = PyObject_GetAttr(packet, ct_str_marker);
             if (args[1] != NULL)
                 args[2] = PyObject_GetAttr(packet, ct_str_timestamp_offset);
-            int rc = args[2] == NULL ? -1
-                                     : ct_done(PyObject_Vectorcall(self->send_event, args, 3, NULL));
+            int rc = -1;
+            if (args[2] != NULL)
+                rc = ct_done(PyObject_Vectorcall(self->send_event, args, 3, NULL));
             for (int i = 0; i < 3; i++)
                 Py_XDECREF(args[i]);
             Py_DECREF(packet);
@@ -366,14 +367,8 @@ CT_clear(CallOutputCore *self)
     return 0;
 }
 
-static void
-CT_dealloc(CallOutputCore *self)
-{
-    /* For a Python subclass (pacer.CallOutput) subtype_dealloc drops the type's reference. */
-    PyObject_GC_UnTrack(self);
-    CT_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
+/* For a Python subclass (pacer.CallOutput) subtype_dealloc drops the type's reference. */
+JB_GC_DEALLOC(CallOutputCore, CT)
 
 static PyObject *
 CT_get_stats(CallOutputCore *self, void *closure)
@@ -419,16 +414,9 @@ static PyMethodDef CT_methods[] = {
 };
 
 static PyTypeObject ct_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gateway.media._jitter.CallOutputCore",
-    .tp_doc = "The per-tick core of gateway/media/pacer.py CallOutput, compiled.",
-    .tp_basicsize = sizeof(CallOutputCore),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)CT_init,
-    .tp_dealloc = (destructor)CT_dealloc,
-    .tp_traverse = (traverseproc)CT_traverse,
-    .tp_clear = (inquiry)CT_clear,
+    JB_TYPE_SLOTS(CallOutputCore, CT, "CallOutputCore",
+                  "The per-tick core of gateway/media/pacer.py CallOutput, compiled.",
+                  Py_TPFLAGS_BASETYPE),
     .tp_methods = CT_methods,
     .tp_members = CT_members,
     .tp_getset = CT_getset,
