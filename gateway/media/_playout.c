@@ -13,7 +13,8 @@
  * (idle ones are built once per queue, as the pure class does for silence).
  *
  * Deliberate differences from the pure class, on input only in-process code can construct:
- * item ids given to enqueue/end_of_item must be str, chunks must support the buffer protocol
+ * item ids given to enqueue/end_of_item must be exactly str (a subclass's __eq__ could run
+ * Python code in the middle of a scan of the chunks; queries with another type find nothing), chunks must support the buffer protocol
  * (the pure class's bytes() also takes an int or a list of ints), numbers must be ints within
  * 64 bits; codec, cn_refresh_frames, cn_level and max_queued_bytes cannot be changed after
  * construction (idle_policy and start_delay_frames can).
@@ -102,15 +103,22 @@ pq_remaining(const Chunk *c)
     return PyBytes_GET_SIZE(c->data) - c->offset;
 }
 
-/* 1 when some queued chunk belongs to item_id, 0 when none, -1 with an exception. */
+/* item_id == id for an item id the queue holds (always an exact str: no Python code runs, so
+ * nothing can change the queue during a scan); an object of another type is never equal. */
+static int
+pq_same_id(PyObject *held, PyObject *item_id)
+{
+    return held == item_id ||
+           (PyUnicode_CheckExact(item_id) && PyUnicode_Compare(held, item_id) == 0);
+}
+
+/* 1 when some queued chunk belongs to item_id, else 0. */
 static int
 pq_has_chunk_of(PlayoutQueue *self, PyObject *item_id)
 {
-    for (Py_ssize_t i = 0; i < self->count; i++) {
-        int eq = PyObject_RichCompareBool(pq_chunk(self, i)->item_id, item_id, Py_EQ);
-        if (eq != 0)
-            return eq;
-    }
+    for (Py_ssize_t i = 0; i < self->count; i++)
+        if (pq_same_id(pq_chunk(self, i)->item_id, item_id))
+            return 1;
     return 0;
 }
 
@@ -294,7 +302,7 @@ PQ_next_frame(PlayoutQueue *self, PyObject *unused)
 static int
 pq_check_item_id(PyObject *item_id, int nonempty)
 {
-    if (!PyUnicode_Check(item_id)) {
+    if (!PyUnicode_CheckExact(item_id)) {
         PyErr_Format(PyExc_TypeError, "item_id must be a str, not %.100s",
                      Py_TYPE(item_id)->tp_name);
         return -1;
@@ -479,10 +487,7 @@ PQ_forget(PlayoutQueue *self, PyObject *item_id)
     if (self->overflowed != NULL && PySet_Discard(self->overflowed, item_id) < 0)
         return NULL;
     if (self->playing != NULL) {
-        int eq = PyObject_RichCompareBool(self->playing, item_id, Py_EQ);
-        if (eq < 0)
-            return NULL;
-        if (eq)
+        if (pq_same_id(self->playing, item_id))
             Py_CLEAR(self->playing);
     }
     Py_RETURN_NONE;

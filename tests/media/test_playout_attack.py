@@ -73,6 +73,32 @@ def test_the_compiled_queue_refuses_what_only_the_pure_one_duck_types() -> None:
     assert queue.queued_bytes == 0 and queue.drop_oldest(1 << 80) == 0
 
 
+class Sneaky(str):
+    """An item id whose comparison flushes the queue being scanned."""
+
+    queue: Any = None
+
+    def __eq__(self, other: object) -> bool:
+        if self.queue is not None:
+            self.queue.flush()
+        return False
+
+    __hash__ = str.__hash__
+
+
+def test_item_ids_that_run_code_cannot_change_the_queue_under_a_scan() -> None:
+    queue = playout_implementation("c")()
+    sneaky = Sneaky("item")
+    with pytest.raises(TypeError):
+        queue.enqueue(sneaky, b"\x01" * 400)  # only exact str ids are kept
+    for n in range(50):
+        queue.enqueue(f"item_{n}", b"\x01" * 100)
+    sneaky.queue = queue
+    queue.forget(sneaky)  # compared with 50 chunks: never by running its __eq__
+    assert queue.played_bytes(sneaky) == 0 and not queue.is_complete(sneaky)
+    assert queue.queued_bytes == 5000 and len(queue.pending_items()) == 50
+
+
 def test_huge_and_empty_chunks(name: str) -> None:
     queue = playout_implementation(name)(max_queued_bytes=8000)
     assert queue.enqueue("huge", bytes(50 << 20)) is False  # over the bound: dropped
