@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import logging
 import weakref
 from collections.abc import Callable
@@ -463,19 +464,23 @@ class PyCallOutput(_OutputControl):
 # Its `stats` is a new CallOutputStats of its counters on every read.
 
 
-def _bind_extension() -> type[PyCallOutput] | None:
-    """The compiled class (its core with `_OutputControl` mixed in), or None."""
-    core = _jitter_module.compiled_twin(
-        "CallOutputCore", "_bind_tick", CallOutputStats, Rfc4733Sender
-    )
-    if core is None:
-        return None
+@functools.cache
+def _with_control(core: type[Any]) -> type[PyCallOutput]:
+    """The compiled core with `_OutputControl` mixed in: one class per core (tests bind again)."""
 
     class CallOutput(_OutputControl, core):  # type: ignore[misc, valid-type]
         __doc__ = PyCallOutput.__doc__
         __qualname__ = "CallOutput"
 
     return CallOutput  # type: ignore[return-value]
+
+
+def _bind_extension() -> type[PyCallOutput] | None:
+    """The compiled class (its core with `_OutputControl` mixed in), or None."""
+    core = _jitter_module.compiled_twin(
+        "CallOutputCore", "_bind_tick", CallOutputStats, Rfc4733Sender
+    )
+    return None if core is None else _with_control(core)
 
 
 # "c" or "python"
