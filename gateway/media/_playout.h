@@ -30,6 +30,10 @@ typedef struct {
     long long held_ticks, idle_ticks;
     char in_talkspurt, paused;
     long long stats[9]; /* playout.PlayoutStats, in field order (S_*) */
+    /* Instance attributes, as the pure dataclass has (a bench or test replaces a method on
+     * one queue): NULL until the first is set; while set, the compiled tick calls the queue's
+     * next_frame through Python so that a replacement is seen. */
+    PyObject *dict;
 } PlayoutQueue;
 
 

@@ -2,6 +2,7 @@
  * the queue's logic and the rules it keeps): construction, the attributes, the method table and
  * the binding to playout.py. Names: pq_, PQ_. */
 #include "_playout.h"
+#include <stddef.h>
 
 /* -- construction ----------------------------------------------------------------------------- */
 
@@ -24,12 +25,28 @@ pq_int_arg(PyObject *value, const char *name, long long *out)
     return 0;
 }
 
+/* The index of an IdlePolicy member; by value when it is another copy of the enum (a second
+ * import of playout.py, as bench/playout_ab.py makes of another revision, rebinds this
+ * module to its own classes). */
 static int
 pq_policy_index(PyObject *policy)
 {
     for (int i = 0; i < 3; i++)
         if (policy == pq_policy[i])
             return i;
+    PyObject *value = PyObject_GetAttrString(policy, "value");
+    if (value == NULL)
+        PyErr_Clear();
+    for (int i = 0; value != NULL && i < 3; i++) {
+        PyObject *bound = PyObject_GetAttrString(pq_policy[i], "value");
+        int eq = bound == NULL ? -1 : PyObject_RichCompareBool(value, bound, Py_EQ);
+        Py_XDECREF(bound);
+        if (eq != 0) {
+            Py_DECREF(value);
+            return eq < 0 ? -1 : i;
+        }
+    }
+    Py_XDECREF(value);
     PyErr_Format(PyExc_TypeError, "idle_policy must be an IdlePolicy, not %.100s",
                  Py_TYPE(policy)->tp_name);
     return -1;
@@ -134,6 +151,7 @@ PQ_traverse(PlayoutQueue *self, visitproc visit, void *arg)
     Py_VISIT(self->items);
     Py_VISIT(self->overflowed);
     Py_VISIT(self->codec);
+    Py_VISIT(self->dict);
     for (Py_ssize_t i = 0; i < self->count; i++)
         Py_VISIT(pq_chunk(self, i)->item_id);
     return 0;
@@ -152,6 +170,7 @@ PQ_clear(PlayoutQueue *self)
     Py_CLEAR(self->silence_frame);
     Py_CLEAR(self->silence_playout);
     Py_CLEAR(self->cn_playout);
+    Py_CLEAR(self->dict);
     return 0;
 }
 
@@ -313,6 +332,7 @@ PyTypeObject pq_queue_type = {
                   0),
     .tp_methods = PQ_methods,
     .tp_getset = PQ_getset,
+    .tp_dictoffset = offsetof(PlayoutQueue, dict),
 };
 
 /* -- module ----------------------------------------------------------------------------------- */

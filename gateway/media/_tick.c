@@ -227,7 +227,7 @@ CT_tick(CallOutputCore *self, PyObject *const *args, Py_ssize_t nargs)
 
     PyObject *payload = NULL, *marker_obj = NULL;
     int kind, marker = 0;
-    if (self->pq != NULL) {
+    if (self->pq != NULL && self->pq->dict == NULL) {
         kind = pq_next(self->pq, &payload, &marker);
         if (kind == PQ_SILENCE)
             payload = Py_NewRef(self->pq->silence_frame);

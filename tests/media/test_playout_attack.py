@@ -102,6 +102,24 @@ def test_item_ids_that_run_code_cannot_change_the_queue_under_a_scan() -> None:
     assert queue.queued_bytes == 5000 and len(queue.pending_items()) == 50
 
 
+def test_idle_policies_of_another_copy_of_the_module_are_taken_by_value() -> None:
+    """bench/playout_ab.py imports another revision's playout.py, whose IdlePolicy is another
+    class (and whose import rebinds the extension to it): members are matched by value."""
+    import enum
+
+    class OtherIdlePolicy(enum.Enum):
+        SILENCE = "silence"
+        COMFORT_NOISE = "comfort_noise"
+        NOTHING = "nothing"
+        LOUD = "loud"
+
+    cls = playout_implementation("c")
+    assert cls(idle_policy=OtherIdlePolicy.NOTHING).idle_policy is IdlePolicy.NOTHING
+    for bad in (OtherIdlePolicy.LOUD, "nothing", None):
+        with pytest.raises(TypeError):
+            cls(idle_policy=bad)
+
+
 def test_huge_and_empty_chunks(name: str) -> None:
     queue = playout_implementation(name)(max_queued_bytes=8000)
     assert queue.enqueue("huge", bytes(50 << 20)) is False  # over the bound: dropped
@@ -249,6 +267,29 @@ def test_an_exception_from_a_sender_reaches_the_clock_and_the_output_goes_on(nam
     callback(*args)
     assert wires[0].frames == 4 and outputs[0].stats.audio_frames == 4
     assert queues[0].played_bytes("item") == 640  # each raising tick still took its frame
+
+
+def test_a_method_replaced_on_one_queue_is_what_the_tick_calls(name: str) -> None:
+    """Instance attributes, as on the pure dataclass (bench/latency_probe.py observes a queue by
+    replacing its methods): the compiled tick then takes its frame through Python."""
+    queue = playout_implementation(name)()
+    wire = Wire()
+    output = output_implementation(name)(queue, wire.send_frame)
+    output.tick(0, 0.0)
+    seen: list[Any] = []
+    next_frame = queue.next_frame
+
+    def observed() -> Any:
+        frame = next_frame()
+        seen.append(frame)
+        return frame
+
+    queue.next_frame = observed
+    queue.enqueue("item", b"\x01" * 320)
+    output.tick(1, 0.0)
+    output.tick(2, 0.0)
+    assert [f.kind for f in seen] == [FrameKind.AUDIO, FrameKind.AUDIO]
+    assert wire.frames == 3 and output.stats.audio_frames == 2
 
 
 def test_the_compiled_tick_refuses_bad_arguments() -> None:
