@@ -1,7 +1,7 @@
-"""The optional compiled speedups, built the way websockets builds its own: the jitter buffer
-and the inbound and outbound RTP paths (gateway/media/_jitter*.c, _inbound*.c, _outbound.c:
-one extension, gateway.media._jitter) and the WebSocket append frames (gateway/_wsframe.c). Everything else
-about the package is in pyproject.toml.
+"""The optional compiled speedups, built the way websockets builds its own: the jitter buffer,
+the inbound and outbound RTP paths and the outbound tick (gateway/media/_jitter*.c, _inbound*.c,
+_outbound.c, _playout*.c, _tick.c: one extension, gateway.media._jitter) and the WebSocket append
+frames (gateway/_wsframe.c). Everything else about the package is in pyproject.toml.
 
 SRG_BUILD_EXTENSION=yes makes a failed compile an error (CI, the Docker image); =no skips the
 extension; unset, a machine without a compiler still installs and runs the pure-Python buffer.
@@ -27,8 +27,15 @@ if build != "no":
                 "gateway/media/_inbound.c",
                 "gateway/media/_inbound_reception.c",
                 "gateway/media/_outbound.c",
+                "gateway/media/_playout.c",
+                "gateway/media/_playout_type.c",
+                "gateway/media/_tick.c",
             ],
-            depends=["gateway/media/_jitter.h", "gateway/media/_inbound.h"],
+            depends=[
+                "gateway/media/_jitter.h",
+                "gateway/media/_inbound.h",
+                "gateway/media/_playout.h",
+            ],
             extra_compile_args=compile_args,
             optional=build != "yes",
         )

@@ -158,12 +158,19 @@ def main() -> None:
     except ImportError:  # a tree from before the outbound path (stream.py sends itself)
         outbound_impl = "python (in stream.py)"
 
+    try:
+        from gateway.media import pacer, playout
+
+        tick_impl = f"playout={playout.IMPLEMENTATION} tick={pacer.IMPLEMENTATION}"
+    except AttributeError:  # a tree from before the compiled tick
+        tick_impl = "playout=python tick=python"
+
     ticks = int(args.seconds / 0.020)
     results = [run(args.calls, ticks) for _ in range(args.rounds)]
     figures = [r[0] for r in results]
     print(
         f"root={args.root.resolve()} jitter={jitter.IMPLEMENTATION} "
-        f"outbound={outbound_impl} calls={args.calls} "
+        f"outbound={outbound_impl} {tick_impl} calls={args.calls} "
         f"ticks={ticks} rounds={args.rounds} python={sys.version.split()[0]}"
     )
     print(

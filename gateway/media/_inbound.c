@@ -226,13 +226,7 @@ Inbound_clear(Inbound *self)
     return 0;
 }
 
-static void
-Inbound_dealloc(Inbound *self)
-{
-    PyObject_GC_UnTrack(self);
-    Inbound_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
+JB_GC_DEALLOC(Inbound, Inbound)
 
 /* The audio path after the rate bound: statistics, counters, jitter buffer. */
 static PyObject *
@@ -573,16 +567,9 @@ static PyGetSetDef Inbound_getset[] = {
 };
 
 static PyTypeObject InboundType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gateway.media._jitter.InboundPath",
-    .tp_doc = "The inbound RTP path of gateway/media/inbound.py, compiled.",
-    .tp_basicsize = sizeof(Inbound),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Inbound_init,
-    .tp_dealloc = (destructor)Inbound_dealloc,
-    .tp_traverse = (traverseproc)Inbound_traverse,
-    .tp_clear = (inquiry)Inbound_clear,
+    JB_TYPE_SLOTS(Inbound, Inbound, "InboundPath",
+                  "The inbound RTP path of gateway/media/inbound.py, compiled.",
+                  0),
     .tp_methods = Inbound_methods,
     .tp_getset = Inbound_getset,
 };
@@ -625,24 +612,18 @@ ib_bind(PyObject *module, PyObject *args)
 int
 ib_add_type(PyObject *module)
 {
-    if (PyType_Ready(&InboundType) < 0)
-        return -1;
-    ib_str_latched = PyUnicode_InternFromString("latched");
-    ib_str_check_rtp = PyUnicode_InternFromString("check_rtp");
-    ib_str_payload_type = PyUnicode_InternFromString("payload_type");
-    ib_str_clock_rate = PyUnicode_InternFromString("clock_rate");
-    ib_str_rate_burst_ms = PyUnicode_InternFromString("rate_burst_ms");
-    ib_str_push = PyUnicode_InternFromString("push");
-    ib_str_pop_ready = PyUnicode_InternFromString("pop_ready");
+    static const JbName names[] = {
+        {&ib_str_latched, "latched"},
+        {&ib_str_check_rtp, "check_rtp"},
+        {&ib_str_payload_type, "payload_type"},
+        {&ib_str_clock_rate, "clock_rate"},
+        {&ib_str_rate_burst_ms, "rate_burst_ms"},
+        {&ib_str_push, "push"},
+        {&ib_str_pop_ready, "pop_ready"},
+    };
     ib_one = PyLong_FromLong(1);
     ib_zero = PyLong_FromLong(0);
-    if (!ib_str_latched || !ib_str_check_rtp || !ib_str_payload_type || !ib_str_clock_rate ||
-        !ib_str_rate_burst_ms || !ib_str_push || !ib_str_pop_ready || !ib_one || !ib_zero)
+    if (!ib_one || !ib_zero || jb_intern(names, sizeof(names) / sizeof(names[0])) < 0)
         return -1;
-    Py_INCREF(&InboundType);
-    if (PyModule_AddObject(module, "InboundPath", (PyObject *)&InboundType) < 0) {
-        Py_DECREF(&InboundType);
-        return -1;
-    }
-    return 0;
+    return jb_add_type(module, &InboundType, "InboundPath");
 }

@@ -1,6 +1,6 @@
 /* gateway.media._jitter, part 2 of 2: the JitterBuffer type (constructor, push, pop_ready,
  * properties) and the module. The logic it calls is in _jitter_core.c; read _jitter.h first. */
-#include "_jitter.h"
+#include "_playout.h"
 
 /* -- the type --------------------------------------------------------------------------------- */
 
@@ -422,16 +422,9 @@ static PyGetSetDef JitterBuffer_getset[] = {
 };
 
 PyTypeObject jb_buffer_type = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gateway.media._jitter.JitterBuffer",
-    .tp_doc = "The inbound jitter buffer of gateway/media/jitter.py, compiled.",
-    .tp_basicsize = sizeof(JitterBuffer),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)JitterBuffer_init,
-    .tp_dealloc = (destructor)JitterBuffer_dealloc,
-    .tp_traverse = (traverseproc)JitterBuffer_traverse,
-    .tp_clear = (inquiry)JitterBuffer_clear,
+    JB_TYPE_SLOTS(JitterBuffer, JitterBuffer, "JitterBuffer",
+                  "The inbound jitter buffer of gateway/media/jitter.py, compiled.",
+                  0),
     .tp_methods = JitterBuffer_methods,
     .tp_getset = JitterBuffer_getset,
 };
@@ -445,13 +438,8 @@ module_bind(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!OO:_bind", &PyType_Type, &frame, &stats, &silence))
         return NULL;
     PyTypeObject *type = (PyTypeObject *)frame;
-    /* A NamedTuple: a tuple subclass without instance dict or extra slots. */
-    if (!PyType_IsSubtype(type, &PyTuple_Type) ||
-        type->tp_basicsize != PyTuple_Type.tp_basicsize ||
-        type->tp_itemsize != PyTuple_Type.tp_itemsize) {
-        PyErr_SetString(PyExc_TypeError, "_bind needs a NamedTuple type for Frame");
+    if (jb_check_named_tuple(type, "_bind", "Frame") < 0)
         return NULL;
-    }
     if (!PyCallable_Check(stats) || !PyCallable_Check(silence)) {
         PyErr_SetString(PyExc_TypeError, "_bind needs callables for JitterStats, silence_byte");
         return NULL;
@@ -475,6 +463,11 @@ static PyMethodDef module_methods[] = {
     {"_bind_outbound", ob_bind, METH_VARARGS,
      "_bind_outbound(StreamStats, SrtpError, CN_PAYLOAD_TYPE): what the outbound path updates "
      "and catches (outbound.py)."},
+    {"_bind_playout", pq_bind, METH_VARARGS,
+     "_bind_playout(PlayoutFrame, FlushReport, PlayoutStats, IdlePolicy members, FrameKind "
+     "members, default codec, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_CN_LEVEL) (playout.py)."},
+    {"_bind_tick", ct_bind, METH_VARARGS,
+     "_bind_tick(CallOutputStats, Rfc4733Sender): what the compiled tick builds (pacer.py)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -489,24 +482,19 @@ static struct PyModuleDef jitter_module = {
 PyMODINIT_FUNC
 PyInit__jitter(void)
 {
-    if (PyType_Ready(&jb_buffer_type) < 0)
-        return NULL;
-    jb_str_sequence_number = PyUnicode_InternFromString("sequence_number");
-    jb_str_timestamp = PyUnicode_InternFromString("timestamp");
-    jb_str_ssrc = PyUnicode_InternFromString("ssrc");
-    jb_str_payload = PyUnicode_InternFromString("payload");
-    if (!jb_str_sequence_number || !jb_str_timestamp || !jb_str_ssrc || !jb_str_payload)
+    static const JbName names[] = {
+        {&jb_str_sequence_number, "sequence_number"},
+        {&jb_str_timestamp, "timestamp"},
+        {&jb_str_ssrc, "ssrc"},
+        {&jb_str_payload, "payload"},
+    };
+    if (jb_intern(names, sizeof(names) / sizeof(names[0])) < 0)
         return NULL;
     PyObject *module = PyModule_Create(&jitter_module);
     if (module == NULL)
         return NULL;
-    Py_INCREF(&jb_buffer_type);
-    if (PyModule_AddObject(module, "JitterBuffer", (PyObject *)&jb_buffer_type) < 0) {
-        Py_DECREF(&jb_buffer_type);
-        Py_DECREF(module);
-        return NULL;
-    }
-    if (ib_add_type(module) < 0 || ob_add_type(module) < 0) {
+    if (jb_add_type(module, &jb_buffer_type, "JitterBuffer") < 0 || ib_add_type(module) < 0 ||
+        ob_add_type(module) < 0 || pq_add_type(module) < 0 || ct_add_type(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

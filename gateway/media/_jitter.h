@@ -153,6 +153,52 @@ int jb_stats_add(PyObject *stats, struct PyMemberDef *member, long long delta);
 void jb_a8_update(double *transit_state, int *has_transit, double *jitter, double clock_rate,
                   int64_t rtp_timestamp, double arrival);
 
+/* _jitter_core.c: NamedTuples built without Python code (jitter.Frame, playout.PlayoutFrame):
+ * the check at bind time (-1 with TypeError naming `who` and `what`), then type(*items). */
+int jb_check_named_tuple(PyTypeObject *type, const char *who, const char *what);
+PyObject *jb_make_tuple(PyTypeObject *type, PyObject *const *items, Py_ssize_t n);
+
+/* _jitter_core.c: what every Python type of the extension needs (InboundPath, OutboundPath,
+ * PlayoutQueue, CallOutputCore):
+ * - jb_intern: intern each `text` into its `slot` (attribute names read per packet), -1 on error;
+ * - jb_add_type: PyType_Ready, then module.<name> = type;
+ * - jb_counters: type(*values) for a dataclass of int counters read as a snapshot (stats);
+ * - jb_set_flag / JB_FLAG_ATTR: a char flag's getter and setter (any truth value; no delete). */
+typedef struct {
+    PyObject **slot;
+    const char *text;
+} JbName;
+int jb_intern(const JbName *names, size_t count);
+int jb_add_type(PyObject *module, PyTypeObject *type, const char *name);
+PyObject *jb_counters(PyObject *type, const long long *values, int count);
+int jb_set_flag(char *field, PyObject *value, const char *name);
+#define JB_FLAG_ATTR(Type, prefix, name, field)                                                \
+    static PyObject *prefix##_get_##name(Type *self, void *closure)                            \
+    {                                                                                          \
+        return PyBool_FromLong(self->field);                                                   \
+    }                                                                                          \
+    static int prefix##_set_##name(Type *self, PyObject *value, void *closure)                 \
+    {                                                                                          \
+        return jb_set_flag(&self->field, value, #name);                                        \
+    }
+
+/* Every type of the extension is a GC type with prefix_init/_dealloc/_traverse/_clear:
+ * JB_TYPE_SLOTS fills those slots of its PyTypeObject (the type adds its tables);
+ * JB_GC_DEALLOC defines prefix_dealloc for a type whose clear releases everything. */
+#define JB_TYPE_SLOTS(Type, prefix, name, doc, flags)                                          \
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "gateway.media._jitter." name, .tp_doc = doc,     \
+    .tp_basicsize = sizeof(Type), .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | (flags), \
+    .tp_new = PyType_GenericNew, .tp_init = (initproc)prefix##_init,                           \
+    .tp_dealloc = (destructor)prefix##_dealloc, .tp_traverse = (traverseproc)prefix##_traverse, \
+    .tp_clear = (inquiry)prefix##_clear
+#define JB_GC_DEALLOC(Type, prefix)                                                            \
+    static void prefix##_dealloc(Type *self)                                                   \
+    {                                                                                          \
+        PyObject_GC_UnTrack(self);                                                             \
+        prefix##_clear(self);                                                                  \
+        Py_TYPE(self)->tp_free((PyObject *)self);                                              \
+    }
+
 /* _jitter_core.c: the buffer's logic, one function per function of jitter.py. */
 int jb_as_double(PyObject *obj, const char *name, double *out);
 int jb_read_packet(PyObject *packet, Packet *p);

@@ -130,41 +130,59 @@ jb_lookup_silence(PyObject *codec, unsigned char *out)
 
 /* -- frames ----------------------------------------------------------------------------------- */
 
-/* Frame(payload, media_time, concealed) without running Python code: a tuple of the Frame
- * type, filled as tuple.__new__ fills a subclass instance. Steals nothing. */
+int
+jb_check_named_tuple(PyTypeObject *type, const char *who, const char *what)
+{
+    /* A NamedTuple: a tuple subclass without instance dict or extra slots. */
+    if (!PyType_IsSubtype(type, &PyTuple_Type) ||
+        type->tp_basicsize != PyTuple_Type.tp_basicsize ||
+        type->tp_itemsize != PyTuple_Type.tp_itemsize) {
+        PyErr_Format(PyExc_TypeError, "%s needs a NamedTuple type for %s", who, what);
+        return -1;
+    }
+    return 0;
+}
+
+/* type(*items) for a NamedTuple type without running Python code: a tuple of that type,
+ * filled as tuple.__new__ fills a subclass instance. Steals nothing. */
+PyObject *
+jb_make_tuple(PyTypeObject *type, PyObject *const *items, Py_ssize_t n)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    /* 3.14 keeps more state in a tuple (a cached hash): go through tuple's own tp_new. */
+    PyObject *values = PyTuple_New(n);
+    if (values == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(values, i, Py_NewRef(items[i]));
+    PyObject *args = PyTuple_Pack(1, values);
+    Py_DECREF(values);
+    if (args == NULL)
+        return NULL;
+    PyObject *tuple = PyTuple_Type.tp_new(type, args, NULL);
+    Py_DECREF(args);
+    return tuple;
+#else
+    PyObject *tuple = type->tp_alloc(type, n);
+    if (tuple == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(tuple, i, Py_NewRef(items[i]));
+    return tuple;
+#endif
+}
+
+/* Frame(payload, media_time, concealed). */
 static PyObject *
 jb_make_frame(PyObject *payload, int64_t media_time, int concealed)
 {
     PyObject *time = PyLong_FromLongLong(media_time);
     if (time == NULL)
         return NULL;
-    PyObject *flag = concealed ? Py_True : Py_False;
-#if PY_VERSION_HEX >= 0x030E0000
-    /* 3.14 keeps more state in a tuple (a cached hash): go through tuple's own tp_new. */
-    PyObject *items = PyTuple_Pack(3, payload, time, flag);
+    PyObject *items[3] = {payload, time, concealed ? Py_True : Py_False};
+    PyObject *frame = jb_make_tuple(jb_frame_type, items, 3);
     Py_DECREF(time);
-    if (items == NULL)
-        return NULL;
-    PyObject *args = PyTuple_Pack(1, items);
-    Py_DECREF(items);
-    if (args == NULL)
-        return NULL;
-    PyObject *frame = PyTuple_Type.tp_new(jb_frame_type, args, NULL);
-    Py_DECREF(args);
     return frame;
-#else
-    PyObject *frame = jb_frame_type->tp_alloc(jb_frame_type, 3);
-    if (frame == NULL) {
-        Py_DECREF(time);
-        return NULL;
-    }
-    Py_INCREF(payload);
-    PyTuple_SET_ITEM(frame, 0, payload);
-    PyTuple_SET_ITEM(frame, 1, time);
-    Py_INCREF(flag);
-    PyTuple_SET_ITEM(frame, 2, flag);
-    return frame;
-#endif
 }
 
 int
@@ -644,4 +662,66 @@ jb_stats_add(PyObject *stats, PyMemberDef *member, long long delta)
     int rc = PyMember_SetOne((char *)stats, member, updated);
     Py_DECREF(updated);
     return rc;
+}
+
+/* -- the Python types' shared boilerplate ------------------------------------------------------ */
+
+int
+jb_intern(const JbName *names, size_t count)
+{
+    for (size_t i = 0; i < count; i++) {
+        *names[i].slot = PyUnicode_InternFromString(names[i].text);
+        if (*names[i].slot == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+int
+jb_add_type(PyObject *module, PyTypeObject *type, const char *name)
+{
+    if (PyType_Ready(type) < 0)
+        return -1;
+    Py_INCREF(type);
+    if (PyModule_AddObject(module, name, (PyObject *)type) < 0) {
+        Py_DECREF(type);
+        return -1;
+    }
+    return 0;
+}
+
+PyObject *
+jb_counters(PyObject *type, const long long *values, int count)
+{
+    PyObject *args[16] = {NULL};
+    if (count > 16) {
+        PyErr_SetString(PyExc_SystemError, "jb_counters: too many counters");
+        return NULL;
+    }
+    for (int i = 0; i < count; i++) {
+        args[i] = PyLong_FromLongLong(values[i]);
+        if (args[i] == NULL) {
+            while (i--)
+                Py_DECREF(args[i]);
+            return NULL;
+        }
+    }
+    PyObject *result = PyObject_Vectorcall(type, args, (size_t)count, NULL);
+    for (int i = 0; i < count; i++)
+        Py_DECREF(args[i]);
+    return result;
+}
+
+int
+jb_set_flag(char *field, PyObject *value, const char *name)
+{
+    if (value == NULL) {
+        PyErr_Format(PyExc_TypeError, "cannot delete %s", name);
+        return -1;
+    }
+    int truth = PyObject_IsTrue(value);
+    if (truth < 0)
+        return -1;
+    *field = (char)truth;
+    return 0;
 }

@@ -17,7 +17,7 @@
  * an int is a TypeError (as the pure class's `&` gives), raised at the same point; ssrc, seq,
  * ts and last_send_ts only take ints in their wire range (32/16/32/32 bits); config, stats and
  * latch cannot be replaced after construction. Names: ob_. */
-#include "_jitter.h"
+#include "_playout.h"
 #include <structmember.h>
 
 enum { F_PACKETS_SENT, F_BYTES_SENT, F_SEND_ERRORS, F_COUNT };
@@ -383,13 +383,7 @@ Outbound_clear(Outbound *self)
     return 0;
 }
 
-static void
-Outbound_dealloc(Outbound *self)
-{
-    PyObject_GC_UnTrack(self);
-    Outbound_clear(self);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
+JB_GC_DEALLOC(Outbound, Outbound)
 
 static int
 ob_ready(Outbound *self)
@@ -461,16 +455,8 @@ Outbound_send_comfort_noise(Outbound *self, PyObject *const *args, Py_ssize_t na
     PyObject *names[1] = {ob_str_payload};
     PyObject *a[1];
     if (ob_parse("send_comfort_noise", args, nargs, kwnames, names, 1, 1, a) < 0 ||
-        ob_ready(self) < 0)
+        ob_send_cn_c((PyObject *)self, a[0]) < 0)
         return NULL;
-    PyObject *pt = PyLong_FromLong(ob_cn_pt);
-    if (pt == NULL)
-        return NULL;
-    int rc = ob_send(self, pt, NULL, self->ts, a[0]);
-    Py_DECREF(pt);
-    if (rc < 0)
-        return NULL;
-    self->ts += 160;
     Py_RETURN_NONE;
 }
 
@@ -506,25 +492,8 @@ OB_UINT_ATTR(seq, "seq", 0xFFFFull, uint16_t)
 OB_UINT_ATTR(ts, "ts", 0xFFFFFFFFull, uint32_t)
 OB_UINT_ATTR(last_send_ts, "last_send_ts", 0xFFFFFFFFull, uint32_t)
 
-#define OB_BOOL_ATTR(field)                                                                    \
-    static PyObject *Outbound_get_##field(Outbound *self, void *closure)                        \
-    {                                                                                          \
-        return PyBool_FromLong(self->field);                                                   \
-    }                                                                                          \
-    static int Outbound_set_##field(Outbound *self, PyObject *value, void *closure)            \
-    {                                                                                          \
-        if (value == NULL) {                                                                   \
-            PyErr_SetString(PyExc_TypeError, "cannot delete " #field);                          \
-            return -1;                                                                         \
-        }                                                                                      \
-        int truth = PyObject_IsTrue(value);                                                    \
-        if (truth < 0)                                                                         \
-            return -1;                                                                         \
-        self->field = (char)truth;                                                             \
-        return 0;                                                                              \
-    }
-OB_BOOL_ATTR(may_send)
-OB_BOOL_ATTR(sent_since_report)
+JB_FLAG_ATTR(Outbound, Outbound, may_send, may_send)
+JB_FLAG_ATTR(Outbound, Outbound, sent_since_report, sent_since_report)
 
 static PyObject *
 Outbound_get_last_send_time(Outbound *self, void *closure)
@@ -594,20 +563,71 @@ static PyMethodDef Outbound_methods[] = {
 };
 
 static PyTypeObject OutboundType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "gateway.media._jitter.OutboundPath",
-    .tp_doc = "The outbound RTP path of gateway/media/outbound.py, compiled.",
-    .tp_basicsize = sizeof(Outbound),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
-    .tp_new = PyType_GenericNew,
-    .tp_init = (initproc)Outbound_init,
-    .tp_dealloc = (destructor)Outbound_dealloc,
-    .tp_traverse = (traverseproc)Outbound_traverse,
-    .tp_clear = (inquiry)Outbound_clear,
+    JB_TYPE_SLOTS(Outbound, Outbound, "OutboundPath",
+                  "The outbound RTP path of gateway/media/outbound.py, compiled.",
+                  0),
     .tp_methods = Outbound_methods,
     .tp_members = Outbound_members,
     .tp_getset = Outbound_getset,
 };
+
+/* -- the senders for a C caller (the compiled CallOutput tick, _tick.c) ------------------------ */
+
+PyObject *
+ob_sender_of(PyObject *callable, int which)
+{
+    if (callable == NULL || !PyCFunction_Check(callable))
+        return NULL;
+    PyObject *self = PyCFunction_GET_SELF(callable);
+    if (self == NULL || Py_TYPE(self) != &OutboundType)
+        return NULL;
+    PyCFunction want = which == OB_SEND_FRAME ? (PyCFunction)(void (*)(void))Outbound_send_frame
+                       : which == OB_SEND_CN
+                           ? (PyCFunction)(void (*)(void))Outbound_send_comfort_noise
+                           : (PyCFunction)(void (*)(void))Outbound_advance;
+    return PyCFunction_GET_FUNCTION(callable) == want ? self : NULL;
+}
+
+/* ob_send at the current timestamp, which then moves one frame on; takes `pt`'s reference. */
+static int
+ob_send_tick(Outbound *self, PyObject *pt, PyObject *marker, PyObject *payload)
+{
+    if (pt == NULL)
+        return -1;
+    int rc = ob_send(self, pt, marker, self->ts, payload);
+    Py_DECREF(pt);
+    if (rc < 0)
+        return -1;
+    self->ts += 160;
+    return 0;
+}
+
+/* send_frame(payload, marker): the payload type from the config, timestamp step 160. */
+int
+ob_send_frame_c(PyObject *path, PyObject *payload, int marker)
+{
+    Outbound *self = (Outbound *)path;
+    if (ob_ready(self) < 0)
+        return -1;
+    return ob_send_tick(self, PyObject_GetAttr(self->config, ob_str_payload_type),
+                        marker ? Py_True : Py_False, payload);
+}
+
+int
+ob_send_cn_c(PyObject *path, PyObject *payload)
+{
+    Outbound *self = (Outbound *)path;
+    if (ob_ready(self) < 0)
+        return -1;
+    return ob_send_tick(self, PyLong_FromLong(ob_cn_pt), NULL, payload);
+}
+
+int
+ob_advance_c(PyObject *path, uint32_t samples)
+{
+    ((Outbound *)path)->ts += samples;
+    return 0;
+}
 
 /* -- module ----------------------------------------------------------------------------------- */
 
@@ -644,12 +664,7 @@ ob_bind(PyObject *module, PyObject *args)
 int
 ob_add_type(PyObject *module)
 {
-    if (PyType_Ready(&OutboundType) < 0)
-        return -1;
-    struct {
-        PyObject **slot;
-        const char *text;
-    } names[] = {
+    static const JbName names[] = {
         {&ob_str_payload_type, "payload_type"},
         {&ob_str_telephone_event_pt, "telephone_event_pt"},
         {&ob_str_latching, "latching"},
@@ -663,15 +678,7 @@ ob_add_type(PyObject *module)
         {&ob_str_timestamp_offset, "timestamp_offset"},
         {&ob_str_samples, "samples"},
     };
-    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-        *names[i].slot = PyUnicode_InternFromString(names[i].text);
-        if (*names[i].slot == NULL)
-            return -1;
-    }
-    Py_INCREF(&OutboundType);
-    if (PyModule_AddObject(module, "OutboundPath", (PyObject *)&OutboundType) < 0) {
-        Py_DECREF(&OutboundType);
+    if (jb_intern(names, sizeof(names) / sizeof(names[0])) < 0)
         return -1;
-    }
-    return 0;
+    return jb_add_type(module, &OutboundType, "OutboundPath");
 }

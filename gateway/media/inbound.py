@@ -185,32 +185,20 @@ class PyInboundPath:
 # -- the implementation in use -------------------------------------------------------------------
 # The compiled twin lives in the jitter buffer's extension (it pushes into the compiled buffer
 # without Python calls), so one switch selects both: jitter.IMPLEMENTATION.
-InboundPath: type[PyInboundPath] = PyInboundPath
-# "c" or "python"; differs from jitter.IMPLEMENTATION only with an extension built from sources
-# older than _inbound.c (then the buffer is compiled and this path pure).
-IMPLEMENTATION = "python"
-
-
 def _bind_extension() -> type[PyInboundPath] | None:
     """The compiled class, bound to the Python objects it builds and updates, or None."""
-    try:
-        from gateway.media import _jitter  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    if not hasattr(_jitter, "InboundPath"):
-        return None  # an extension built before the inbound path was compiled
-    _jitter._bind_inbound(decode_rtp, RtpPacket, ReportBlock, StreamStats, FOREIGN, RELEASE_SLACK_S)
-    return _jitter.InboundPath  # type: ignore[no-any-return]
+    return _jitter_module.compiled_twin(  # type: ignore[no-any-return]
+        "InboundPath",
+        "_bind_inbound",
+        decode_rtp,
+        RtpPacket,
+        ReportBlock,
+        StreamStats,
+        FOREIGN,
+        RELEASE_SLACK_S,
+    )
 
 
-def _select() -> None:
-    global InboundPath, IMPLEMENTATION
-    if _jitter_module.IMPLEMENTATION != "c":
-        return
-    compiled = _bind_extension()
-    if compiled is not None:
-        InboundPath = compiled
-        IMPLEMENTATION = "c"
-
-
-_select()
+# "c" or "python"; differs from jitter.IMPLEMENTATION only with an extension built from sources
+# older than _inbound.c (then the buffer is compiled and this path pure).
+InboundPath, IMPLEMENTATION = _jitter_module.select_twin(PyInboundPath, _bind_extension)

@@ -79,12 +79,15 @@ of samples handed on before it, so it never has holes or overlaps, even across S
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from gateway.media.g711 import PCMU, silence_byte
 from gateway.media.rtp import RtpPacket, seq_delta
 from gateway.media.stats import MAX_DROPOUT, MAX_MISORDER, InterarrivalJitter
+
+T = TypeVar("T")
 
 DEFAULT_MIN_DELAY_MS = 20.0  # one 20 ms packet time; see the module docstring
 DEFAULT_MAX_DELAY_MS = 200.0
@@ -524,21 +527,33 @@ class PyJitterBuffer:
 # built it replaces the pure class, which stays importable as `PyJitterBuffer` and is used where
 # the extension is missing (a machine without a compiler) or when SRG_PURE_PYTHON=1 is set.
 # tests/media/test_jitter_parity.py holds the two to identical output on the same input. The same
-# extension holds the compiled inbound path (_inbound.c, inbound.py), selected by this switch too.
+# extension holds the other compiled twins (the RTP paths, the playout queue, the pacer's tick),
+# bound by `compiled_twin` and selected by this switch too (`select_twin`).
 PURE_PYTHON_ENV = "SRG_PURE_PYTHON"
 JitterBuffer: type[PyJitterBuffer] = PyJitterBuffer
 IMPLEMENTATION = "python"  # what `run` logs and `check` reports: "c" or "python"
 IMPLEMENTATION_REASON = "the extension gateway.media._jitter is not built"
 
 
-def _bind_extension() -> type[PyJitterBuffer] | None:
-    """The compiled class, bound to this module's Frame/JitterStats, or None when not built."""
+def compiled_twin(name: str, bind: str, *bind_args: Any) -> Any | None:
+    """The extension's `name`, after `_jitter.<bind>(*bind_args)` handed it the Python objects it
+    builds, reads or updates; None when the extension is not built, or was built from sources
+    older than `name`."""
     try:
         from gateway.media import _jitter  # type: ignore[attr-defined]
     except ImportError:
         return None
-    _jitter._bind(Frame, JitterStats, silence_byte)
-    return _jitter.JitterBuffer  # type: ignore[no-any-return]
+    if not hasattr(_jitter, name):
+        return None
+    getattr(_jitter, bind)(*bind_args)
+    return getattr(_jitter, name)
+
+
+def _bind_extension() -> type[PyJitterBuffer] | None:
+    """The compiled class, bound to this module's Frame/JitterStats, or None when not built."""
+    return compiled_twin(  # type: ignore[no-any-return]
+        "JitterBuffer", "_bind", Frame, JitterStats, silence_byte
+    )
 
 
 def _select() -> None:
@@ -555,3 +570,19 @@ def _select() -> None:
 
 
 _select()
+
+
+# -- the other compiled pieces of the same extension --------------------------------------------
+# The inbound and outbound RTP paths (inbound.py, outbound.py), the playout queue (playout.py)
+# and the pacer's tick (pacer.py) have their compiled twins in this extension too, selected by
+# the same switch: one helper binds and selects each.
+
+
+def select_twin(pure: T, bind: Callable[[], T | None]) -> tuple[T, str]:
+    """(the implementation in use, "c" or "python"): the compiled twin from `bind()` when the
+    jitter buffer is compiled (so SRG_PURE_PYTHON switches every piece) and the twin is built,
+    else `pure`."""
+    if IMPLEMENTATION != "c":
+        return pure, "python"
+    compiled = bind()
+    return (pure, "python") if compiled is None else (compiled, "c")

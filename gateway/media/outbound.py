@@ -160,32 +160,13 @@ class PyOutboundPath:
 # -- the implementation in use -------------------------------------------------------------------
 # The compiled twin lives in the jitter buffer's extension, so one switch selects both:
 # jitter.IMPLEMENTATION (SRG_PURE_PYTHON forces the pure classes).
-OutboundPath: type[PyOutboundPath] = PyOutboundPath
-# "c" or "python"; "python" with the compiled buffer only with an extension built from sources
-# older than _outbound.c.
-IMPLEMENTATION = "python"
-
-
 def _bind_extension() -> type[PyOutboundPath] | None:
     """The compiled class, bound to the Python types it reads and updates, or None."""
-    try:
-        from gateway.media import _jitter  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    if not hasattr(_jitter, "OutboundPath"):
-        return None  # an extension built before the outbound path was compiled
-    _jitter._bind_outbound(StreamStats, SrtpError, CN_PAYLOAD_TYPE)
-    return _jitter.OutboundPath  # type: ignore[no-any-return]
+    return _jitter_module.compiled_twin(  # type: ignore[no-any-return]
+        "OutboundPath", "_bind_outbound", StreamStats, SrtpError, CN_PAYLOAD_TYPE
+    )
 
 
-def _select() -> None:
-    global OutboundPath, IMPLEMENTATION
-    if _jitter_module.IMPLEMENTATION != "c":
-        return
-    compiled = _bind_extension()
-    if compiled is not None:
-        OutboundPath = compiled
-        IMPLEMENTATION = "c"
-
-
-_select()
+# "c" or "python"; "python" with the compiled buffer only with an extension built from sources
+# older than _outbound.c.
+OutboundPath, IMPLEMENTATION = _jitter_module.select_twin(PyOutboundPath, _bind_extension)

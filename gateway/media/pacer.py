@@ -46,12 +46,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import functools
 import logging
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from gateway.media import jitter as _jitter_module
 from gateway.media.dtmf import Rfc4733Sender
 from gateway.media.playout import (
     FRAME_SAMPLES,
@@ -71,6 +73,7 @@ __all__ = [
     "MediaClock",
     "PlayoutFrame",
     "PlayoutQueue",
+    "PyCallOutput",
     "shared_clock",
 ]
 
@@ -312,35 +315,16 @@ class CallOutputStats:
     nothing_ticks: int = 0
 
 
-class CallOutput:
-    """One call's outbound tick: DTMF event packets, else playout audio/idle frames."""
+class _OutputControl:
+    """What a call does with its output besides the tick (both implementations share it)."""
 
-    def __init__(
-        self,
-        queue: PlayoutQueue,
-        send_frame: Callable[[bytes, bool], None],
-        *,
-        send_event: Callable[[bytes, bool, int], None] | None = None,
-        send_comfort_noise: Callable[[bytes], None] | None = None,
-        advance: Callable[[int], None] | None = None,
-        dtmf_sender: Rfc4733Sender | None = None,
-    ) -> None:
-        self.queue = queue
-        self._send_frame = send_frame
-        self._send_event = send_event
-        self._send_cn = send_comfort_noise
-        self._advance = advance
-        self.dtmf = dtmf_sender if dtmf_sender is not None else Rfc4733Sender()
-        # Digits may be under way (queued through `send_digits`): only then does the tick ask
-        # the sender, and on the first tick it is idle again the playout resumes. Most ticks of
-        # a call have no DTMF and skip both questions (issue 14: two property calls per tick).
-        self._dtmf_busy = self.dtmf.active
-        self._last_frame: int | None = None
-        self._force_marker = False
-        self._silence = queue.silence_frame
-        self.stats = CallOutputStats()
-        self._registration: ClockRegistration | None = None
-        self._host: TickHost | None = None
+    # Set by `start` / `ride` (class defaults: the compiled core has no such fields).
+    _registration: ClockRegistration | None = None
+    _host: TickHost | None = None
+    tick: TickFn
+    dtmf: Rfc4733Sender
+    _send_event: Callable[[bytes, bool, int], None] | None
+    _dtmf_busy: bool
 
     def start(self, clock: MediaClock) -> ClockRegistration:
         if self._registration is not None and self._registration.active:
@@ -379,6 +363,36 @@ class CallOutput:
             raise ValueError("peer did not negotiate telephone-event: cannot send RFC 4733 DTMF")
         self.dtmf.queue_digits(digits)
         self._dtmf_busy = True
+
+
+class PyCallOutput(_OutputControl):
+    """One call's outbound tick: DTMF event packets, else playout audio/idle frames. The pure
+    class; `CallOutput` (below) is the compiled twin when built."""
+
+    def __init__(
+        self,
+        queue: PlayoutQueue,
+        send_frame: Callable[[bytes, bool], None],
+        *,
+        send_event: Callable[[bytes, bool, int], None] | None = None,
+        send_comfort_noise: Callable[[bytes], None] | None = None,
+        advance: Callable[[int], None] | None = None,
+        dtmf_sender: Rfc4733Sender | None = None,
+    ) -> None:
+        self.queue = queue
+        self._send_frame = send_frame
+        self._send_event = send_event
+        self._send_cn = send_comfort_noise
+        self._advance = advance
+        self.dtmf = dtmf_sender if dtmf_sender is not None else Rfc4733Sender()
+        # Digits may be under way (queued through `send_digits`): only then does the tick ask
+        # the sender, and on the first tick it is idle again the playout resumes. Most ticks of
+        # a call have no DTMF and skip both questions (issue 14: two property calls per tick).
+        self._dtmf_busy = self.dtmf.active
+        self._last_frame: int | None = None
+        self._force_marker = False
+        self._silence = queue.silence_frame
+        self.stats = CallOutputStats()
 
     def tick(self, frame_index: int, deadline: float) -> None:
         last = self._last_frame
@@ -439,3 +453,35 @@ class CallOutput:
         else:
             self.stats.idle_frames += 1
             self._send_frame(self._silence, marker)
+
+
+# -- the implementation in use -------------------------------------------------------------------
+# `_tick.c` in the extension gateway.media._jitter is the compiled twin of PyCallOutput.tick
+# (issue 14): with the compiled PlayoutQueue and the compiled outbound path's own senders (what
+# MediaLeg.start_output passes) a tick makes no Python call; anything else is called as the pure
+# tick calls it. Selected with the jitter buffer (SRG_PURE_PYTHON forces pure);
+# tests/media/test_tick_parity.py holds the two to identical sends, counters and queue states.
+# Its `stats` is a new CallOutputStats of its counters on every read.
+
+
+@functools.cache
+def _with_control(core: type[Any]) -> type[PyCallOutput]:
+    """The compiled core with `_OutputControl` mixed in: one class per core (tests bind again)."""
+
+    class CallOutput(_OutputControl, core):  # type: ignore[misc, valid-type]
+        __doc__ = PyCallOutput.__doc__
+        __qualname__ = "CallOutput"
+
+    return CallOutput  # type: ignore[return-value]
+
+
+def _bind_extension() -> type[PyCallOutput] | None:
+    """The compiled class (its core with `_OutputControl` mixed in), or None."""
+    core = _jitter_module.compiled_twin(
+        "CallOutputCore", "_bind_tick", CallOutputStats, Rfc4733Sender
+    )
+    return None if core is None else _with_control(core)
+
+
+# "c" or "python"
+CallOutput, IMPLEMENTATION = _jitter_module.select_twin(PyCallOutput, _bind_extension)

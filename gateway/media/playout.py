@@ -43,6 +43,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
+from gateway.media import jitter as _jitter_module
 from gateway.media.g711 import PCMU, silence_byte
 
 FRAME_SAMPLES = 160  # 20 ms at 8 kHz
@@ -117,7 +118,9 @@ class _ItemState:
 
 
 @dataclass
-class PlayoutQueue:
+class PyPlayoutQueue:
+    """The pure-Python queue; `PlayoutQueue` (below) is the compiled twin when built."""
+
     codec: str = PCMU
     idle_policy: IdlePolicy = IdlePolicy.SILENCE
     cn_refresh_frames: int = 10
@@ -375,3 +378,30 @@ class PlayoutQueue:
             if chunk.offset == len(chunk.data):
                 chunks.popleft()
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+# -- the implementation in use -------------------------------------------------------------------
+# `_playout.c` in the extension gateway.media._jitter is the compiled twin of PyPlayoutQueue (the
+# whole queue state in one C struct: issue 14), selected with the jitter buffer (SRG_PURE_PYTHON
+# forces pure); tests/media/test_playout_parity.py holds the two to identical frames, reports,
+# statistics and queries. Its `stats` is a new PlayoutStats of its counters on every read.
+
+
+def _bind_extension() -> type[PyPlayoutQueue] | None:
+    """The compiled class, bound to the Python types it builds, or None."""
+    return _jitter_module.compiled_twin(  # type: ignore[no-any-return]
+        "PlayoutQueue",
+        "_bind_playout",
+        PlayoutFrame,
+        FlushReport,
+        PlayoutStats,
+        (IdlePolicy.SILENCE, IdlePolicy.COMFORT_NOISE, IdlePolicy.NOTHING),
+        (FrameKind.AUDIO, FrameKind.SILENCE, FrameKind.COMFORT_NOISE),
+        PCMU,
+        DEFAULT_MAX_QUEUED_BYTES,
+        DEFAULT_CN_LEVEL,
+    )
+
+
+# "c" or "python"
+PlayoutQueue, IMPLEMENTATION = _jitter_module.select_twin(PyPlayoutQueue, _bind_extension)

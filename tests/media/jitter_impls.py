@@ -9,6 +9,10 @@ missing real peer does): `make test` builds it, so CI must test both paths.
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -92,3 +96,52 @@ def use_stream_implementation(monkeypatch: pytest.MonkeyPatch, name: str) -> Non
     monkeypatch.setattr(stream, "JitterBuffer", implementation(name))
     monkeypatch.setattr(stream, "InboundPath", inbound_implementation(name))
     monkeypatch.setattr(stream, "OutboundPath", outbound_implementation(name))
+
+
+# -- the outbound tick (gateway/media/playout.py, pacer.py and their twins, _playout.c, _tick.c) --
+
+
+def playout_implementation(name: str) -> type[Any]:
+    """PyPlayoutQueue, or the compiled PlayoutQueue (skip locally / fail under CI when not built)."""
+    from gateway.media import playout
+
+    return _compiled_path(name, playout, playout.PyPlayoutQueue, "the playout queue (_playout.c)")
+
+
+def output_implementation(name: str) -> type[Any]:
+    """PyCallOutput, or the compiled CallOutput (skip locally / fail under CI when not built)."""
+    from gateway.media import pacer
+
+    playout_implementation(name)  # the compiled tick needs the queue's binding
+    return _compiled_path(name, pacer, pacer.PyCallOutput, "the pacer's tick (_tick.c)")
+
+
+# -- shared by the attack tests -----------------------------------------------------------------
+
+
+def outcome(step: Callable[[], Any]) -> tuple[str, Any]:
+    """("ok", what `step()` returned) or ("raised", the exception's type): the parity tests
+    compare both implementations' answers to a step, exceptions included."""
+    try:
+        return ("ok", step())
+    except Exception as error:
+        return ("raised", type(error))
+
+
+def rss_bytes() -> int:
+    """The process's resident memory (Linux), for the "a million X leave memory flat" tests."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def run_with_switch(code: str, value: str) -> list[str]:
+    """The words `code` prints in a fresh interpreter with SRG_PURE_PYTHON=`value` (the switch
+    is read at import, so only a new process shows what the product selects)."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, jitter.PURE_PYTHON_ENV: value},
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout.split()

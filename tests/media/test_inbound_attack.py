@@ -9,9 +9,7 @@ import gc
 import math
 import os
 import random
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,15 +25,12 @@ from tests.media.jitter_impls import (
     IMPLEMENTATIONS,
     implementation,
     inbound_implementation,
+    rss_bytes,
+    run_with_switch,
     use_stream_implementation,
 )
 
 PEER = ("127.0.0.1", 40000)
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def audio(seq: int, size: int = 160, ssrc: int = 9, pt: int = 0) -> bytes:
@@ -296,16 +291,6 @@ def test_the_stream_uses_the_compiled_path_unless_switched_off() -> None:
 @pytest.mark.parametrize(("value", "expected"), [("1", "PyInboundPath"), ("", "InboundPath")])
 def test_pure_python_switch(value: str, expected: str) -> None:
     inbound_implementation("c")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from gateway.media.stream import RtpStream; print(type(RtpStream()._inbound).__name__)",
-        ],
-        env={**os.environ, jitter.PURE_PYTHON_ENV: value},
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[2],
-    ).stdout.split()
+    code = "from gateway.media.stream import RtpStream; print(type(RtpStream()._inbound).__name__)"
+    out = run_with_switch(code, value)
     assert out == [expected]

@@ -7,9 +7,7 @@ from __future__ import annotations
 import gc
 import math
 import os
-import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,17 +15,18 @@ import pytest
 from gateway.media import jitter
 from gateway.media.jitter import Frame, PyJitterBuffer
 from gateway.media.rtp import RtpPacket
-from tests.media.jitter_impls import IMPLEMENTATIONS, implementation, require_extension
+from tests.media.jitter_impls import (
+    IMPLEMENTATIONS,
+    implementation,
+    require_extension,
+    rss_bytes,
+    run_with_switch,
+)
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
 def buffer_class(request: pytest.FixtureRequest) -> type[Any]:
     return implementation(request.param)
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def test_wrong_types_are_exceptions_and_change_nothing() -> None:
@@ -208,15 +207,7 @@ def test_the_extension_is_built_and_selected() -> None:
 @pytest.mark.parametrize(("value", "expected"), [("1", "python"), ("0", "c"), ("", "c")])
 def test_pure_python_switch(value: str, expected: str) -> None:
     require_extension()
-    env = {**os.environ, jitter.PURE_PYTHON_ENV: value}
-    out = subprocess.run(
-        [sys.executable, "-c", PRINT_SELECTION],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[2],
-    ).stdout.split()
+    out = run_with_switch(PRINT_SELECTION, value)
     assert out[0] == expected
     assert out[1] == ("PyJitterBuffer" if expected == "python" else "JitterBuffer")
 

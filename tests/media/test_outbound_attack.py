@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import gc
 import os
-import subprocess
 import sys
 import weakref
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,16 +26,13 @@ from sip.sdp_crypto import SUITES, SrtpKey
 from tests.media.jitter_impls import (
     IMPLEMENTATIONS,
     outbound_implementation,
+    rss_bytes,
+    run_with_switch,
     use_stream_implementation,
 )
 
 PEER = ("127.0.0.1", 40000)
 SUITE = "AES_CM_128_HMAC_SHA1_80"
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 class Transport:
@@ -362,18 +357,8 @@ def test_the_stream_uses_the_compiled_path_unless_switched_off() -> None:
 @pytest.mark.parametrize(("value", "expected"), [("1", "PyOutboundPath"), ("", "OutboundPath")])
 def test_pure_python_switch(value: str, expected: str) -> None:
     outbound_implementation("c")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from gateway.media.stream import RtpStream; print(type(RtpStream()._outbound).__name__)",
-        ],
-        env={**os.environ, jitter.PURE_PYTHON_ENV: value},
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=Path(__file__).resolve().parents[2],
-    ).stdout.split()
+    code = "from gateway.media.stream import RtpStream; print(type(RtpStream()._outbound).__name__)"
+    out = run_with_switch(code, value)
     assert out == [expected]
 
 
