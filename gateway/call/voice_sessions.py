@@ -84,9 +84,8 @@ class VoiceSessions:
         neither asks `connected` (the link's appender answers None when it is not) nor reads
         the state (every way into ENDED closes the session: CloseSession clears it here)."""
         self._client = client
-        self._appender = (
-            None if client is None or self._gather is not None else (client.audio_appender)
-        )
+        gathering = self._gather is not None
+        self._appender = None if client is None or gathering else client.audio_appender
 
     def _attach(self, client: VoiceConnection, link: VoiceLink | None = None) -> None:
         self._set_client(client)
