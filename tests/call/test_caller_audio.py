@@ -340,3 +340,15 @@ def test_a_leg_whose_audio_nobody_wants_wires_nothing() -> None:
     leg.on_audio = sink
     assert leg.stream.on_audio is None
     leg.close("test")
+
+
+async def test_an_echo_leg_is_wired_when_it_opens(port_block: int) -> None:
+    """Echo mode has no owner: the leg's own `_on_inbound_audio` consumes the audio, wired at
+    open (no setter runs for it)."""
+    from gateway.media.ports import PortAllocator
+
+    leg = MediaLeg(LegSettings(echo=True), None, lambda *a: None)
+    assert leg.stream.on_audio is None
+    await leg.open(PortAllocator(port_block, port_block + 9, quarantine_s=0), "127.0.0.1")
+    assert leg.stream.on_audio == leg._on_inbound_audio
+    leg.close("test")
