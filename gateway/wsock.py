@@ -33,12 +33,13 @@ import asyncio
 import binascii
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import re
 import struct
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -114,19 +115,17 @@ class _MaskKeys:
     (6 % of the gateway's CPU at 100 calls, docs/benchmarks.md). The same source (os.urandom)
     read 4 KiB at a time gives 1024 keys per syscall, each used once. The pool is split into
     its keys in one C call and handed out by an iterator (issue 14: ~40 ns a key instead of
-    ~140 ns for slicing per draw, bench/wsock_ab.py)."""
+    ~140 ns for slicing per draw, bench/wsock_ab.py). The refill is part of the iterator too
+    (`repeat` -> `os.urandom` -> the split -> `chain`, all C): `next` is the chain's own
+    `__next__`, so a draw runs no Python frame (one less per audio frame: bench/append_cost.py,
+    docs/benchmarks.md)."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("next",)
 
     def __init__(self) -> None:
-        self._keys: Iterator[bytes] = iter(())
-
-    def next(self) -> bytes:
-        key = next(self._keys, None)
-        if key is None:
-            self._keys = iter(_SPLIT_MASK_POOL.unpack(os.urandom(_MASK_POOL_BYTES)))
-            key = next(self._keys)
-        return key
+        pools = map(os.urandom, itertools.repeat(_MASK_POOL_BYTES))
+        keys = itertools.chain.from_iterable(map(_SPLIT_MASK_POOL.unpack, pools))
+        self.next: Callable[[], bytes] = keys.__next__
 
 
 _mask_keys = _MaskKeys()
