@@ -298,3 +298,11 @@ def test_event_cost_runs_and_both_revisions_do_the_same_with_the_stream() -> Non
     out = _run_ab("event_cost.py", "--rev", "HEAD", "--seconds", "12", "--barge-ins", "2")
     assert "identical client events, log lines, played audio and states" in out
     assert "response.output_audio.delta" in out and "µs per call per 20 ms" in out
+
+
+def test_append_cost_runs_and_both_revisions_write_the_same_appends() -> None:
+    """bench/append_cost.py (issue 14) exits non-zero when a timed round did not write one append
+    per call, or when HEAD's and this tree's calls write different appends for the same RTP."""
+    out = _run_ab("append_cost.py", "--rev", "HEAD", "--calls", "5", "--children", "2")
+    assert "identical appends written on every child of both sides" in out
+    assert "append chain" in out

@@ -164,10 +164,13 @@ PEER_BINARIES = frozenset({"sipp", "baresip", "kamailio", "tshark", "dumpcap", "
 GATEWAY_OFFLINE = frozenset({"check"})
 # bench/*.py run as a script: real-time (they start gateways, peers, paced streams) but these
 # A/B comparisons, which feed both revisions the same packets in one process as fast as they go,
-# and tick_cost.py, which ticks calls on a virtual clock in one process.
+# and tick_cost.py and append_cost.py, which drive calls on a virtual clock in one process
+# (append_cost.py binds its legs' RTP sockets inside the kernel's ephemeral range, where no
+# port block is drawn, and sends nothing on them).
 BENCH_OFFLINE = frozenset(
     {
         "ab.py",
+        "append_cost.py",
         "clock_ab.py",
         "event_cost.py",
         "jitter_ab.py",
