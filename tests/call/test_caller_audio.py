@@ -24,7 +24,14 @@ from gateway.media.playout import PlayoutQueue
 from gateway.realtime import protocol
 from gateway.realtime.backend import RealtimeBackend, RealtimeConnection
 from gateway.realtime.client import Endpoint, RealtimeClient, RealtimeError
-from tests.call.test_session import FakeControl, FakeTime
+from gateway.realtime.simulator import Simulator
+from tests.call.test_session import (  # noqa: F401 (the make_session fixture)
+    FakeControl,
+    FakeTime,
+    answered,
+    make_session,
+    until,
+)
 
 
 class Transport:
@@ -302,6 +309,47 @@ async def test_the_appender_follows_the_attached_client() -> None:
     assert call.transport.written == []
     await call.session.close()
     assert call.session._appender is None
+
+
+async def test_a_real_connection_dropped_between_two_frames_gets_nothing(
+    sim: Simulator,
+    make_session: Any,  # noqa: F811
+) -> None:
+    """Through a real socket: the service drops the session; until a new one is attached the
+    session still holds the old connection's appender, which sends nothing and raises
+    nothing (the link knows it is lost)."""
+    session, _, _ = await answered(sim, make_session)
+    session._now = clock = FakeTime()
+    held = asyncio.Event()
+
+    async def no_reconnect(reason: str) -> None:  # keep the lost connection attached
+        await held.wait()
+
+    session._reconnect = no_reconnect  # type: ignore[method-assign]
+    client = session._client
+    assert client is not None and session._appender is not None
+    simulated = await sim.wait_session()
+    clock.now += 0.02
+    session.on_audio([Frame(b"\x01" * 160, 0)])
+    await until(lambda: len(simulated.client_events_of("input_audio_buffer.append")) == 1)
+    sim.drop_session(simulated.id)
+    await until(lambda: not client.connected)
+    assert session._client is client
+    sent = client.client.stats.frames_sent  # type: ignore[attr-defined]
+    clock.now += 0.02
+    session.on_audio([Frame(b"\x02" * 160, 160)])
+    assert client.client.stats.frames_sent == sent  # type: ignore[attr-defined]
+    assert session.stats.audio_appended_bytes == 160 and session.stats.appends_dropped == 0
+    held.set()
+
+
+def test_the_appender_of_a_client_never_connected_sends_nothing() -> None:
+    client = RealtimeClient(Endpoint.custom("ws://127.0.0.1:9/v1/realtime"))
+    appender = client.audio_appender
+    assert appender(b"\x00" * 160) is None  # no exception on the per-frame path
+    with pytest.raises(RealtimeError, match="not connected"):
+        client.append_audio(b"\x00" * 160)  # the public call still says so
+    assert client.stats.frames_sent == 0 and not client._outbound
 
 
 # -- the media leg's wiring -------------------------------------------------------------------
