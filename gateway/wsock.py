@@ -479,7 +479,9 @@ class WebSocketLink:
 
     def _writable(self, ws: ClientConnection) -> Any:
         """The connection's transport when a frame may be written to it now (open, not inside
-        a fragmented message, below the write buffer's high-water mark), else None."""
+        a fragmented message, below the write buffer's high-water mark), else None. The
+        writer's test; `_send_text` inlines the same one (keep them in step:
+        tests/call/test_caller_audio.py and tests/realtime/test_client_fastpath.py pin both)."""
         transport = ws.transport
         proto = ws.protocol
         if (
