@@ -261,14 +261,17 @@ class ObservedLink:
         self._probe.on_append_queued(frame)
         super()._enqueue(frame)  # type: ignore[misc]
 
-    def _append_audio(self, prefix: bytes, audio: bytes, suffix: bytes) -> bool:
-        # Audio appends: written at once (the fast path: stamp now), or queued as text that
-        # the writer sends later (`_write_now` or ws.send stamp it by its id).
+    def _send_text(self, prefix: bytes, suffix: bytes, audio: bytes = b"") -> bool | None:
+        # Audio appends (the session's appender binds this method): written at once (the
+        # fast path: stamp now), or queued as text that the writer sends later (`_write_now`
+        # or ws.send stamp it by its id). Control events were marked by `_enqueue`.
+        if not audio:
+            return super()._send_text(prefix, suffix, audio)  # type: ignore[misc,no-any-return]
         stats: Any = self.stats  # type: ignore[attr-defined]
         written_before = stats.frames_written_sync
         outbound: Any = self._outbound  # type: ignore[attr-defined]
         queued_before = len(outbound)
-        taken: bool = super()._append_audio(prefix, audio, suffix)  # type: ignore[misc]
+        taken: bool | None = super()._send_text(prefix, suffix, audio)  # type: ignore[misc]
         probe = self._probe
         if stats.frames_written_sync > written_before:
             mark = probe.pending

@@ -1,10 +1,11 @@
 """A/B micro-benchmark: the audio append fast path of gateway/wsock.py, this tree against a git
 revision.
 
-What `RealtimeClient.append_audio` runs per 20 ms of caller audio on an idle socket:
-`WebSocketLink._append_audio` (checks, masking key, the JSON text's base64 and the RFC 6455
-framing and masking in one step, `transport.write`); a revision before it is driven through
-`protocol.input_audio_append` + `_append_frame` -> `_enqueue` -> `_write_now`. The transport is a stand-in that keeps (or drops) the
+What the call session's appender runs per 20 ms of caller audio on an idle socket:
+`WebSocketLink._send_text` with the append's parts bound (checks, masking key, the JSON
+text's base64 and the RFC 6455 framing and masking in one step, `transport.write`); older
+revisions through `_append_audio(prefix, audio, suffix)`, or `protocol.input_audio_append` +
+`_append_frame` -> `_enqueue` -> `_write_now`. The transport is a stand-in that keeps (or drops) the
 bytes, so the figures are the Python cost without the TCP send syscall. Both revisions draw
 their masking keys from the same seeded stand-in for `os.urandom`, so the bytes they write
 must be identical; then they are timed in alternating rounds (A B, B A, ...) so both see the
@@ -16,6 +17,7 @@ same machine load: on a shared machine compare the ratio, not the absolute figur
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import sys
@@ -61,7 +63,12 @@ def drive(module: ModuleType, chunks: list[bytes], seed: int, keep: bool) -> lis
         transport=transport,
         protocol=SimpleNamespace(state=State.OPEN, expect_continuation_frame=False),
     )
-    if hasattr(link, "_append_audio"):  # the parts framed in one step (gateway/_wsframe.c)
+    if hasattr(link, "_send_text"):  # the session's appender: the parts bound (i14-append)
+        prefix, suffix = protocol.INPUT_AUDIO_APPEND_PARTS
+        appender = functools.partial(link._send_text, prefix, suffix)
+        for chunk in chunks:
+            appender(chunk)
+    elif hasattr(link, "_append_audio"):  # the parts framed in one step (gateway/_wsframe.c)
         append_audio = link._append_audio
         prefix, suffix = protocol.INPUT_AUDIO_APPEND_PARTS
         for chunk in chunks:

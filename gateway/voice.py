@@ -321,6 +321,14 @@ class VoiceConnection(Protocol):
 
     def append_audio(self, audio: bytes) -> bool: ...  # False: dropped (queue full), counted
 
+    @property
+    def audio_appender(self) -> Callable[[bytes], bool | None]:
+        """The per-frame form of append_audio (the call session's hot path, issue 14): True
+        sent or queued, False dropped (queue full, counted), None not connected (nothing sent,
+        no exception): the link's own check, so the session need not ask `connected` per
+        frame. The session reads it once per attached connection."""
+        ...
+
     def send(self, event: dict[str, Any]) -> None: ...  # raises when the link is gone
 
     def set_event_sink(self, sink: Callable[[Any], None]) -> None: ...

@@ -33,13 +33,14 @@ import asyncio
 import binascii
 import contextlib
 import functools
+import itertools
 import logging
 import os
 import re
 import struct
 import sys
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -116,19 +117,17 @@ class _MaskKeys:
     (6 % of the gateway's CPU at 100 calls, docs/benchmarks.md). The same source (os.urandom)
     read 4 KiB at a time gives 1024 keys per syscall, each used once. The pool is split into
     its keys in one C call and handed out by an iterator (issue 14: ~40 ns a key instead of
-    ~140 ns for slicing per draw, bench/wsock_ab.py)."""
+    ~140 ns for slicing per draw, bench/wsock_ab.py). The refill is part of the iterator too
+    (`repeat` -> `os.urandom` -> the split -> `chain`, all C): `next` is the chain's own
+    `__next__`, so a draw runs no Python frame (one less per audio frame: bench/append_cost.py,
+    docs/benchmarks.md)."""
 
-    __slots__ = ("_keys",)
+    __slots__ = ("next",)
 
     def __init__(self) -> None:
-        self._keys: Iterator[bytes] = iter(())
-
-    def next(self) -> bytes:
-        key = next(self._keys, None)
-        if key is None:
-            self._keys = iter(_SPLIT_MASK_POOL.unpack(os.urandom(_MASK_POOL_BYTES)))
-            key = next(self._keys)
-        return key
+        pools = map(os.urandom, itertools.repeat(_MASK_POOL_BYTES))
+        keys = itertools.chain.from_iterable(map(_SPLIT_MASK_POOL.unpack, pools))
+        self.next: Callable[[], bytes] = keys.__next__
 
 
 _mask_keys = _MaskKeys()
@@ -379,6 +378,7 @@ class ClientStats:
 
 
 _CLOSE_SENTINEL = object()
+_OPEN = State.OPEN
 
 
 class WebSocketLink:
@@ -390,6 +390,9 @@ class WebSocketLink:
     `label` names the backend in error texts ("realtime", "live")."""
 
     label = "websocket"
+    # The backend's audio append as text: PREFIX + base64(audio) + SUFFIX (its protocol
+    # module's INPUT_AUDIO_APPEND_PARTS).
+    audio_parts: tuple[bytes, bytes] = (b"", b"")
 
     def __init__(
         self,
@@ -513,44 +516,79 @@ class WebSocketLink:
 
     # -- outbound ----------------------------------------------------------------------------
 
-    def _append_audio(self, prefix: bytes, audio: bytes, suffix: bytes) -> bool:
-        """Queue the audio append whose text is `prefix + base64(audio) + suffix`; False (and
-        counted) when dropped on a full queue. On the fast path (the per-packet one) the wire
-        frame is built from the parts in one step; the text itself only when it has to queue."""
-        stats = self.stats
-        if len(self._outbound) >= self._queue_limit:
+    def _send_text(self, prefix: bytes, suffix: bytes, audio: bytes = b"") -> bool | None:
+        """Send the text message `prefix + base64(audio) + suffix` (a control event: `prefix`
+        alone, no audio). True: written, or queued for the writer in order; False: an audio
+        append dropped on a full queue (counted; control events are never dropped); None: the
+        link is not connected, nothing sent.
+
+        The one copy of the outbound checks, for appends and control events alike. Written at
+        once, framed in one step from the parts (the per-packet case: the base64 text is never
+        a Python object), only when nothing is queued, the writer holds no frame and the
+        connection takes it now (`_writable`'s test, inlined here: issue 14, two Python frames
+        less per packet, docs/benchmarks.md); otherwise the text queues for the writer. A
+        backend binds its append parts once (`audio_appender`): the call session calls that
+        with each frame of caller audio."""
+        ws = self._ws
+        if ws is None or self._lost is not None or self._closing:
+            return None
+        outbound = self._outbound
+        if audio and len(outbound) >= self._queue_limit:
+            stats = self.stats
             stats.appends_dropped += 1
             stats.audio_bytes_dropped += len(audio)
             return False
-        ws = self._ws
-        if ws is None or self._lost is not None or self._closing:
-            raise self._error(f"{self.label} session is not connected")
-        if self._write_through and not self._outbound and not self._writer_busy:
-            transport = self._writable(ws)
-            if transport is not None:
-                self._write_wire(
-                    transport, masked_b64_text_frame(prefix, audio, suffix, _mask_keys.next())
-                )
-                stats.audio_bytes_queued += len(audio)
+        if self._write_through and not outbound and not self._writer_busy:
+            transport = ws.transport
+            proto = ws.protocol
+            if (
+                proto.state is _OPEN
+                and not proto.expect_continuation_frame
+                and not transport.is_closing()
+                and transport.get_write_buffer_size() <= self._write_high
+            ):
+                wire = masked_b64_text_frame(prefix, audio, suffix, _mask_keys.next())
+                try:
+                    transport.write(wire)
+                except Exception as exc:  # a transport that refuses a write: link unusable
+                    self._write_refused(transport, exc)
+                else:
+                    stats = self.stats
+                    stats.frames_sent += 1
+                    stats.frames_written_sync += 1
+                if audio:
+                    self.stats.audio_bytes_queued += len(audio)
                 return True
-        self._outbound.append(b"".join((prefix, binascii.b2a_base64(audio, newline=False), suffix)))
+        if audio:
+            outbound.append(prefix + binascii.b2a_base64(audio, newline=False) + suffix)
+            self.stats.audio_bytes_queued += len(audio)
+        else:
+            outbound.append(prefix + suffix if suffix else prefix)
         self._outbound_ready.set()
-        stats.audio_bytes_queued += len(audio)
         return True
 
-    def _enqueue(self, frame: bytes) -> None:
-        ws = self._ws
-        if ws is None or self._lost is not None or self._closing:
+    @property
+    def audio_appender(self) -> Callable[[bytes], bool | None]:
+        """What the call session calls with each frame of caller audio: `_send_text` with this
+        backend's parts bound (a partial: no Python frame of its own). True sent or queued,
+        False dropped on a full queue (counted), None not connected (nothing sent). A new one
+        per read, held by the caller only: kept by the link, it would be a reference cycle
+        (the link freed only by a full collection, tests/test_call_freed.py)."""
+        return functools.partial(self._send_text, *self.audio_parts)
+
+    def append_audio(self, audio: bytes) -> bool:
+        """Send G.711 bytes as the backend's audio append; False (and counted) when dropped on
+        a full queue; raises the backend's error when the link is not connected."""
+        prefix, suffix = self.audio_parts
+        sent = self._send_text(prefix, suffix, audio)
+        if sent is None:
             raise self._error(f"{self.label} session is not connected")
-        if (
-            self._write_through
-            and not self._outbound
-            and not self._writer_busy
-            and self._write_now(ws, frame)
-        ):
-            return
-        self._outbound.append(frame)
-        self._outbound_ready.set()
+        return sent
+
+    def _enqueue(self, frame: bytes) -> None:
+        """A control event's text: never dropped; raises when the link is not connected."""
+        if self._send_text(frame, b"") is None:
+            raise self._error(f"{self.label} session is not connected")
 
     def _write_now(self, ws: ClientConnection, frame: bytes) -> bool:
         """Frame and write `frame` now if the socket takes it without waiting; False otherwise
@@ -563,11 +601,13 @@ class WebSocketLink:
 
     def _writable(self, ws: ClientConnection) -> Any:
         """The connection's transport when a frame may be written to it now (open, not inside
-        a fragmented message, below the write buffer's high-water mark), else None."""
+        a fragmented message, below the write buffer's high-water mark), else None. The
+        writer's test; `_send_text` inlines the same one (keep them in step:
+        tests/call/test_caller_audio.py and tests/realtime/test_client_fastpath.py pin both)."""
         transport = ws.transport
         proto = ws.protocol
         if (
-            proto.state is not State.OPEN
+            proto.state is not _OPEN
             or proto.expect_continuation_frame
             or transport.is_closing()
             or transport.get_write_buffer_size() > self._write_high
@@ -580,12 +620,15 @@ class WebSocketLink:
         try:
             transport.write(wire)
         except Exception as exc:  # a transport that refuses a write: the link is unusable
-            self._mark_lost(self._lost_event(f"{self.label} write failed: {exc!r}", None))
-            transport.abort()
+            self._write_refused(transport, exc)
             return
         stats = self.stats
         stats.frames_sent += 1
         stats.frames_written_sync += 1
+
+    def _write_refused(self, transport: Any, exc: Exception) -> None:
+        self._mark_lost(self._lost_event(f"{self.label} write failed: {exc!r}", None))
+        transport.abort()
 
     def next_event_id(self, prefix: str = "gw") -> str:
         self._event_seq += 1

@@ -312,3 +312,11 @@ def test_wsread_cost_runs_and_every_way_reads_every_message() -> None:
     """bench/wsread_cost.py (issue 14) fails when a way of reading loses a message."""
     out = _run_ab("wsread_cost.py", "--messages", "400", "--per-chunk", "4")
     assert "websockets" in out and "fast, pure" in out and "µs per message" in out
+
+
+def test_append_cost_runs_and_both_revisions_write_the_same_appends() -> None:
+    """bench/append_cost.py (issue 14) exits non-zero when a timed round did not write one append
+    per call, or when HEAD's and this tree's calls write different appends for the same RTP."""
+    out = _run_ab("append_cost.py", "--rev", "HEAD", "--calls", "5", "--children", "2")
+    assert "identical appends written on every child of both sides" in out
+    assert "append chain" in out

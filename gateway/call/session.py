@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
 from gateway.call import machine as m
+from gateway.call.caller_audio import SAMPLE_RATE, CallerAudio
 from gateway.call.causes import EndCause
 from gateway.call.conversation import Conversation, Turn
 from gateway.call.events import tool_error
@@ -53,7 +54,6 @@ from gateway.call.gather import AudioGather
 from gateway.call.tools import HttpTool, call_http_tool
 from gateway.call.voice_events import VoiceEvents
 from gateway.call.voice_sessions import RECONNECT_BUDGET, RECONNECT_WINDOW_S, VoiceSessions
-from gateway.media.jitter import Frame
 from gateway.media.playout import FRAME_BYTES, PlayoutQueue
 from gateway.observe.logs import log_event
 from gateway.voice import VoiceBackend, VoiceConnection, VoiceLink, VoiceSetupError
@@ -65,7 +65,6 @@ log = logging.getLogger("gateway.call")
 HOLD_FILL_AFTER_S = 0.25
 INPUT_BURST_S = 0.2  # default credit of caller audio ahead of real time (media.input_burst_ms)
 APPEND_S = 0.02  # default caller audio per append: each packet at once (media.append_ms)
-SAMPLE_RATE = 8000
 # GPT-Live streams its output in real time, about 100 ms per delta (reference section 4): the
 # playout queue holds at most the newest delta plus this much (60 ms), the oldest excess is
 # dropped (SessionStats.playout_trimmed_bytes). Within the 40-100 ms shallow buffer the
@@ -178,7 +177,7 @@ class SessionSettings:
     backend: VoiceBackend | None = None
 
 
-class CallSession(VoiceSessions, VoiceEvents):
+class CallSession(CallerAudio, VoiceSessions, VoiceEvents):
     """Owner of the per-call tasks; `close()` cancels every one of them."""
 
     def __init__(
@@ -212,6 +211,7 @@ class CallSession(VoiceSessions, VoiceEvents):
         self.link: VoiceLink = self.backend.new_link(settings.config)
         self.transitions: list[tuple[float, str]] = [(time.time(), self.ctx.state.value)]
         self._client: VoiceConnection | None = None
+        self._appender: Callable[[bytes], bool | None] | None = None  # see _set_client
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: set[asyncio.Task[Any]] = set()  # connections being closed
         self._reconnecting = False
@@ -296,50 +296,11 @@ class CallSession(VoiceSessions, VoiceEvents):
         self.dispatch(m.AckTimeout())
 
     def _loop_time(self) -> float:
-        now = self._now
-        if now is None:
-            now = self._now = asyncio.get_running_loop().time
-        return now()
+        return (self._now or self._bind_clock())()
 
-    def on_audio(self, frames: list[Frame]) -> None:
-        """Inbound caller audio (concealed frames included), straight to the voice session,
-        never more than real time + `input_burst_s` since audio time began."""
-        if not frames:
-            return
-        if self._audio_t0 is None:
-            self._audio_t0 = self._loop_time()  # the caller's first RTP starts audio time
-        elapsed = (self._loop_time() - self._audio_t0) * SAMPLE_RATE
-        surplus = self._audio_samples - elapsed  # audio time ahead of real time
-        if len(frames) == 1 and not frames[0].concealed:
-            payload = frames[0].payload
-            if surplus + len(payload) > self._input_burst:
-                self.stats.input_rate_dropped_bytes += len(payload)
-                return
-        else:
-            payload = self._bounded_frames(frames, surplus)
-            if not payload:
-                return
-        self._audio_samples += len(payload)
-        self._append(payload)
-
-    def _bounded_frames(self, frames: list[Frame], surplus: float) -> bytes:
-        """Drop concealed frames for time that hold-filling already covered (after an outage
-        shorter than a second the jitter buffer fills the gap itself once RTP resumes, and the
-        same stretch of time must not reach the model twice), and any frame that would put
-        audio time more than the burst ahead of real time."""
-        parts = []
-        burst = self._input_burst
-        for frame in frames:
-            size = len(frame.payload)
-            if frame.concealed and surplus >= 0:
-                self.stats.fill_overlap_dropped_bytes += size
-                continue
-            if surplus + size > burst:
-                self.stats.input_rate_dropped_bytes += size
-                continue
-            surplus += size
-            parts.append(frame.payload)
-        return b"".join(parts)
+    def _bind_clock(self) -> Callable[[], float]:
+        now = self._now = asyncio.get_running_loop().time
+        return now
 
     def on_output_tick(self) -> None:
         """Called after every outbound 20 ms tick: detects drained playout, fills hold gaps."""
@@ -438,34 +399,6 @@ class CallSession(VoiceSessions, VoiceEvents):
         if not switched and not await self._swap_to_new_session():
             self.dispatch(m.SessionFailed("codec switch: no session with the new format"))
 
-    def _append(self, payload: bytes) -> None:
-        client = self._client
-        if client is None or not client.connected or self.ctx.state is m.State.ENDED:
-            return  # before setup, or reconnecting: the new session starts a fresh buffer
-        gather = self._gather
-        if gather is not None:
-            gathered = gather.add(client, payload, self._loop_time)
-            if gathered is None:
-                return
-            payload = gathered
-        self._send_append(client, payload)
-
-    def _send_gathered(self) -> None:
-        """Append what is gathered now (it waited long enough, or the codec changes)."""
-        gather = self._gather
-        if gather is None or not gather.nbytes:
-            return
-        owner, payload = gather.owner, gather.take()
-        client = self._client
-        if client is not None and client is owner and client.connected:
-            self._send_append(client, payload)
-
-    def _send_append(self, client: VoiceConnection, payload: bytes) -> None:
-        if client.append_audio(payload):
-            self.stats.audio_appended_bytes += len(payload)
-        else:
-            self.stats.appends_dropped += 1
-
     # -- the machine -------------------------------------------------------------------------
 
     def dispatch(self, event: m.Event) -> None:
@@ -553,7 +486,8 @@ class CallSession(VoiceSessions, VoiceEvents):
             case m.OpenSession():
                 self._spawn(self._open_session())
             case m.CloseSession():
-                client, self._client = self._client, None
+                client = self._client
+                self._set_client(None)
                 if client is not None:
                     # Not cancelled by close(): a half-closed client would leak its tasks.
                     self._closing.add(self._spawn(client.close()))
@@ -569,7 +503,7 @@ class CallSession(VoiceSessions, VoiceEvents):
                 client = self._client
                 if self._shallow_playout and client is not None and client.connected:
                     # GPT-Live: session.close, its session.closed (bounded), then the BYE.
-                    self._client = None
+                    self._set_client(None)
                     self._closing.add(self._spawn(self._close_then_hangup(client, cause, text)))
                 else:
                     self.control.hangup(cause, text)
@@ -744,7 +678,8 @@ class CallSession(VoiceSessions, VoiceEvents):
         for handle in self._timers.values():
             handle.cancel()
         self._timers.clear()
-        client, self._client = self._client, None
+        client = self._client
+        self._set_client(None)
         try:
             tasks = [t for t in self._tasks if t not in self._closing]
             for task in tasks:

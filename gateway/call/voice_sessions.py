@@ -42,6 +42,10 @@ class VoiceSessions:
     conversation: Conversation
     link: VoiceLink
     _client: VoiceConnection | None
+    # The attached client's per-frame appender (`VoiceConnection.audio_appender`), or None:
+    # no client, or caller audio is gathered first (session._append's slow path).
+    _appender: Callable[[bytes], bool | None] | None
+    _gather: Any  # gather.AudioGather | None
     _closing: set[asyncio.Task[Any]]  # connections being closed (CallSession.close awaits them)
     _closed: bool
     _reconnecting: bool
@@ -72,8 +76,17 @@ class VoiceSessions:
             self.settings.policy.setup_timeout_s,
         )
 
-    def _attach(self, client: VoiceConnection, link: VoiceLink | None = None) -> None:
+    def _set_client(self, client: VoiceConnection | None) -> None:
+        """The one place the attached client changes (attach, CloseSession, a GPT-Live BYE,
+        close), so the appender caller audio goes to changes with it: per frame the session
+        neither asks `connected` (the link's appender answers None when it is not) nor reads
+        the state (every way into ENDED closes the session: CloseSession clears it here)."""
         self._client = client
+        gathering = self._gather is not None
+        self._appender = None if client is None or gathering else client.audio_appender
+
+    def _attach(self, client: VoiceConnection, link: VoiceLink | None = None) -> None:
+        self._set_client(client)
         self.link = link or self.backend.new_link(self.settings.config)
         # Events are handled where the client reads the socket (no task hop per event:
         # delta -> playout and speech_started -> flush are latency paths, docs/benchmarks.md).

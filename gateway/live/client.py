@@ -80,6 +80,7 @@ class LiveClient(WebSocketLink):
     """Owner: the call session. It must `await close()`."""
 
     label = "live"
+    audio_parts = lp.INPUT_AUDIO_APPEND_PARTS
 
     def __init__(
         self,
@@ -249,8 +250,3 @@ class LiveClient(WebSocketLink):
     def send(self, event: dict[str, Any]) -> None:
         """Queue a control event; never dropped (raises LiveError when the link is gone)."""
         self._enqueue(lp.encode(event))
-
-    def append_audio(self, audio: bytes) -> bool:
-        """Queue G.711 bytes; returns False (and counts) when dropped on a full queue."""
-        prefix, suffix = lp.INPUT_AUDIO_APPEND_PARTS
-        return self._append_audio(prefix, audio, suffix)

@@ -76,7 +76,9 @@ class MediaLeg:
         self.settings = settings
         self._on_dtmf = on_dtmf
         self._clock_sample = clock_sample
-        self.on_audio: Callable[[list[Frame]], None] | None = None  # the voice session's input
+        self._owner_audio: Callable[[list[Frame]], None] | None = None  # see `on_audio`
+        self._recorder: Any = None
+        self._closed = False
         self.stream = RtpStream(
             StreamConfig(
                 codec=settings.codec,
@@ -98,17 +100,52 @@ class MediaLeg:
         self.output: CallOutput | None = None  # our outbound 20 ms tick, from answer on
         self.inband: InbandDtmfDetector | None = None
         self.after_tick: Any = None  # the voice session's per-tick hook (drain detection)
-        self.recorder: Any = None  # a Recorder, from answer on
         self.caller_offset: int | None = None  # media clock samples minus the caller's media_time
         self.last_bot_sample = -1
 
     async def open(self, ports: PortAllocator, bind_host: str) -> int:
         """Bind the RTP/RTCP pair (NoFreePortError when the range is exhausted)."""
-        s = self.settings
         self.rtp_port = await self.stream.open(ports, bind_host)
-        if s.echo or s.inband_dtmf or s.wants_audio:
-            self.stream.on_audio = self._on_inbound_audio
+        self._wire_audio()
         return self.rtp_port
+
+    @property
+    def on_audio(self) -> Callable[[list[Frame]], None] | None:
+        """The owner's input for the caller's audio (the voice session's `on_audio`)."""
+        return self._owner_audio
+
+    @on_audio.setter
+    def on_audio(self, sink: Callable[[list[Frame]], None] | None) -> None:
+        self._owner_audio = sink
+        self._wire_audio()
+
+    @property
+    def recorder(self) -> Any:
+        """A Recorder, from answer on (None: the call is not recorded)."""
+        return self._recorder
+
+    @recorder.setter
+    def recorder(self, recorder: Any) -> None:
+        self._recorder = recorder
+        self._wire_audio()
+
+    def _wire_audio(self) -> None:
+        """Point the stream's released audio at its consumer. When the leg has nothing of its
+        own to do with it (no in-band DTMF detector, no recorder), straight at the owner: one
+        Python frame less per packet (issue 14, docs/benchmarks.md); otherwise at
+        `_on_inbound_audio`, which detects, records, then hands on (or echoes). Rewired
+        whenever one of them changes (`on_audio`, `recorder`, `apply` creating the
+        detector); never after close (a bound method of the leg in the stream is a cycle)."""
+        if self._closed:
+            return
+        s = self.settings
+        owner = self._owner_audio
+        if not (s.echo or s.inband_dtmf or s.wants_audio):
+            self.stream.on_audio = None  # nobody consumes the caller's audio
+        elif owner is not None and self.inband is None and self._recorder is None:
+            self.stream.on_audio = owner
+        else:
+            self.stream.on_audio = self._on_inbound_audio
 
     def start(self, clock: MediaClock) -> None:
         """Inbound release on the shared clock: the gateway starts it at bind time (so early
@@ -142,6 +179,7 @@ class MediaLeg:
             self.queue = self.new_queue(media.codec)
         if self.inband is None and self.settings.inband_dtmf:
             self.inband = InbandDtmfDetector()
+            self._wire_audio()
 
     def start_output(self, send_events: bool = True) -> None:
         """Start sending (silence/CN/echo) on the shared clock: keeps NATs and PBX RTP
@@ -200,7 +238,7 @@ class MediaLeg:
                 pcm = g711.decode(media.codec, frame.payload)
                 for digit in self.inband.feed(pcm):
                     self._on_dtmf(digit.digit, digit.duration_ms, "inband")
-        recorder = self.recorder
+        recorder = self._recorder
         if recorder is not None and frames:
             # Both channels sit on the shared media clock: the caller's contiguous media_time
             # is anchored to the clock once, at the first frame after the answer.
@@ -208,8 +246,9 @@ class MediaLeg:
                 self.caller_offset = self._clock_sample() - frames[0].media_time
             for frame in frames:
                 recorder.caller(frame.media_time + self.caller_offset, frame.payload)
-        if self.on_audio is not None:
-            self.on_audio(frames)
+        owner = self._owner_audio
+        if owner is not None:
+            owner(frames)
             return
         queue = self.queue
         if self.settings.echo and queue is not None and self.output is not None:
@@ -231,8 +270,9 @@ class MediaLeg:
         output, self.output = self.output, None
         if output is not None:
             output.stop()
+        self._closed = True
         self.stream.close(reason=cause)
-        self.on_audio = None
+        self._owner_audio = None
         self.after_tick = None
         self._on_dtmf = _ignore_digit
         self._clock_sample = _no_clock

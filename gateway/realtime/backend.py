@@ -23,6 +23,7 @@ class RealtimeConnection:
     def __init__(self, client: RealtimeClient) -> None:
         self.client = client
         self.append_audio = client.append_audio
+        self.audio_appender = client.audio_appender
         self.send = client.send
         self.set_event_sink = client.set_event_sink
 

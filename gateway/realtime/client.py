@@ -67,6 +67,7 @@ class RealtimeClient(WebSocketLink):
     writer."""
 
     label = "realtime"
+    audio_parts = protocol.INPUT_AUDIO_APPEND_PARTS
 
     def __init__(
         self,
@@ -145,11 +146,6 @@ class RealtimeClient(WebSocketLink):
     def send(self, event: dict[str, Any]) -> None:
         """Queue a control event; never dropped (raises RealtimeError when the link is gone)."""
         self._enqueue(protocol.encode(event))
-
-    def append_audio(self, audio: bytes) -> bool:
-        """Queue G.711 bytes; returns False (and counts) when dropped on a full queue."""
-        prefix, suffix = protocol.INPUT_AUDIO_APPEND_PARTS
-        return self._append_audio(prefix, audio, suffix)
 
     async def configure(
         self,

@@ -26,7 +26,7 @@ def _take_new_problems(before: int) -> list[str]:
 def test_the_gateway_frame_builders_are_audited() -> None:
     assert getattr(lp.encode, "__live_audit__", False)
     assert getattr(lp.input_audio_append, "__live_audit__", False)
-    assert getattr(LiveClient.append_audio, "__live_audit__", False)
+    assert getattr(LiveClient._send_text, "__live_audit__", False)
     source = "in-process gateway.live.protocol.input_audio_append"
     count = live_audit.counts[source]
     frame = lp.input_audio_append(b"\xff" * 160)
@@ -44,7 +44,9 @@ def test_the_clients_audio_append_is_audited_and_can_fail(monkeypatch) -> None:
         client.append_audio(b"\xff" * 160)
     assert live_audit.counts[source] == count + 1
     before = live_audit.problem_count()
-    monkeypatch.setattr(lp, "INPUT_AUDIO_APPEND_PARTS", (b'{"type":"bogus","audio":"', b'"}'))
+    # The parts are the class's, bound into each client's appender at construction.
+    monkeypatch.setattr(LiveClient, "audio_parts", (b'{"type":"bogus","audio":"', b'"}'))
+    client = LiveClient(Endpoint("ws://127.0.0.1:9/v1/live"), lp.LiveSessionConfig())
     with pytest.raises(LiveError):
         client.append_audio(b"\xff" * 160)
     new = _take_new_problems(before)

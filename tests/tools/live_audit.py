@@ -5,8 +5,8 @@ keys rejected).
 Two ways a gateway's GPT-Live client events reach a test, and both are checked here:
 - in the test process (tests/live, tests/call, the doctor's tests): every control event leaves
   through `gateway.live.protocol.encode` and every audio append through
-  `gateway.live.client.LiveClient.append_audio` (the link frames its parts in one step), which
-  `install()` wraps so each is validated as it is built or sent (`input_audio_append`, the
+  `gateway.live.client.LiveClient._send_text` (what `append_audio` and the session's
+  `audio_appender` call; the link frames its parts in one step), which `install()` wraps so each is validated as it is built or sent (`input_audio_append`, the
   same text, is wrapped too);
 - from a `sip-realtime-gateway run` subprocess: they arrive at a simulator in the test process,
   whose fixture (tests/tools/live_gateway.py) validates every recorded client event at teardown
@@ -66,24 +66,24 @@ def _audited(source: str, build: Any) -> Any:
     return wrapper
 
 
-def _audited_append(append_audio: Any) -> Any:
-    """LiveClient.append_audio, auditing the append it sends: the link frames the text
+def _audited_send_text(send_text: Any) -> Any:
+    """LiveClient._send_text (what `append_audio` and the call session's `audio_appender`
+    call), auditing each audio append it sends: the link frames the text
     `prefix + base64(audio) + suffix` from `INPUT_AUDIO_APPEND_PARTS` in one step
-    (gateway/wsock.py `_append_audio`, its C twin held to the same bytes by
-    tests/test_wsframe_parity.py), which is the text `input_audio_append` builds."""
-    from gateway.live import protocol
-
+    (gateway/wsock.py `_send_text`, its C twin held to the same bytes by
+    tests/test_wsframe_parity.py), which is the text `input_audio_append` builds. Control
+    events (no audio part) are audited where they are encoded."""
     source = "in-process gateway.live.client.append_audio"
 
-    @functools.wraps(append_audio)
-    def wrapper(self: Any, audio: bytes) -> Any:
-        prefix, suffix = protocol.INPUT_AUDIO_APPEND_PARTS
-        problem = _check(prefix + binascii.b2a_base64(audio, newline=False) + suffix)
-        with _lock:
-            counts[source] += 1
-            if problem is not None:
-                problems.append(f"{source}: {problem}")
-        return append_audio(self, audio)
+    @functools.wraps(send_text)
+    def wrapper(self: Any, prefix: bytes, suffix: bytes, audio: bytes = b"") -> Any:
+        if audio:
+            problem = _check(prefix + binascii.b2a_base64(audio, newline=False) + suffix)
+            with _lock:
+                counts[source] += 1
+                if problem is not None:
+                    problems.append(f"{source}: {problem}")
+        return send_text(self, prefix, suffix, audio)
 
     wrapper.__live_audit__ = True  # type: ignore[attr-defined]
     return wrapper
@@ -101,8 +101,10 @@ def install() -> None:
         original = getattr(protocol, name)
         if not getattr(original, "__live_audit__", False):
             setattr(protocol, name, _audited(f"in-process gateway.live.protocol.{name}", original))
-    if not getattr(LiveClient.append_audio, "__live_audit__", False):
-        LiveClient.append_audio = _audited_append(LiveClient.append_audio)  # type: ignore[method-assign]
+    if not getattr(LiveClient._send_text, "__live_audit__", False):
+        # On LiveClient only (the Realtime client inherits WebSocketLink's own); bound per
+        # client at construction (`audio_appender`), so installed before any client exists.
+        LiveClient._send_text = _audited_send_text(LiveClient._send_text)  # type: ignore[method-assign]
     _installed = True
 
 

@@ -164,11 +164,14 @@ PEER_BINARIES = frozenset({"sipp", "baresip", "kamailio", "tshark", "dumpcap", "
 GATEWAY_OFFLINE = frozenset({"check"})
 # bench/*.py run as a script: real-time (they start gateways, peers, paced streams) but these
 # A/B comparisons, which feed both revisions the same packets in one process as fast as they go,
-# tick_cost.py, which ticks calls on a virtual clock in one process, and wsread_cost.py, which
-# feeds frames to connections in one process with no socket.
+# tick_cost.py and append_cost.py, which drive calls on a virtual clock in one process
+# (append_cost.py binds its legs' RTP sockets inside the kernel's ephemeral range, where no
+# port block is drawn, and sends nothing on them), and wsread_cost.py, which feeds frames to
+# connections in one process with no socket.
 BENCH_OFFLINE = frozenset(
     {
         "ab.py",
+        "append_cost.py",
         "clock_ab.py",
         "event_cost.py",
         "jitter_ab.py",
