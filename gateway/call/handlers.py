@@ -440,17 +440,12 @@ def _recover_failed_reply(ctx: CallContext) -> Result | None:
 
 
 def on_playout_drained(ctx: CallContext, ev: PlayoutDrained) -> Result:
+    # Items whose audio is complete and now played out: no barge-in can cut them any more, so
+    # their bookkeeping goes (received_bytes is copied on every audio delta: kept for the whole
+    # call it made each delta cost more the longer the call, issue 14). Once per drain.
     done = ctx.audio_done_items
-    if done:
-        # Items whose audio is complete and now played out: no barge-in can cut them any more,
-        # so their bookkeeping goes (received_bytes is copied on every audio delta: kept for
-        # the whole call it made each delta cost more the longer the call, issue 14).
-        received = {k: v for k, v in ctx.received_bytes.items() if k not in done}
-        ctx = replace(
-            ctx, playout_busy=False, received_bytes=received, audio_done_items=frozenset()
-        )
-    else:
-        ctx = replace(ctx, playout_busy=False)
+    received = {k: v for k, v in ctx.received_bytes.items() if k not in done}
+    ctx = replace(ctx, playout_busy=False, received_bytes=received, audio_done_items=frozenset())
     if ctx.state is State.TRANSFERRING and ctx.transfer_after_playout is not None:
         # GPT-Live announcing the transfer: as the goodbye of end_call, an empty queue between
         # two deltas is not the end of the announcement; its reply's end (or none) is.
