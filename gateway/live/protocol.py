@@ -277,7 +277,7 @@ def session_update_tools(config: LiveSessionConfig, event_id: str | None = None)
 _APPEND_PREFIX = b'{"type":"session.input_audio.append","audio":"'
 _APPEND_SUFFIX = b'"}'
 # The append's JSON text is PREFIX + base64(audio) + SUFFIX: the link builds the wire frame
-# from the parts (gateway/wsock.py `_append_audio`); `input_audio_append` is the same text.
+# from the parts (gateway/wsock.py `_send_text`); `input_audio_append` is the same text.
 INPUT_AUDIO_APPEND_PARTS = (_APPEND_PREFIX, _APPEND_SUFFIX)
 
 

@@ -263,7 +263,7 @@ def session_update(config: SessionConfig, event_id: str | None = None) -> dict[s
 _APPEND_PREFIX = b'{"type":"input_audio_buffer.append","audio":"'
 _APPEND_SUFFIX = b'"}'
 # The append's JSON text is PREFIX + base64(audio) + SUFFIX: the link builds the wire frame
-# from the parts (gateway/wsock.py `_append_audio`); `input_audio_append` is the same text.
+# from the parts (gateway/wsock.py `_send_text`); `input_audio_append` is the same text.
 INPUT_AUDIO_APPEND_PARTS = (_APPEND_PREFIX, _APPEND_SUFFIX)
 
 
