@@ -46,6 +46,8 @@ PyTypeObject pq_item_type = {
 
 /* -- the ring of chunks ----------------------------------------------------------------------- */
 
+#define PQ_MIN_CAP 8 /* slots: the ring's first size, and the least it shrinks to */
+
 Chunk *
 pq_chunk(PlayoutQueue *self, Py_ssize_t i)
 {
@@ -56,7 +58,7 @@ static int
 pq_push_chunk(PlayoutQueue *self, PyObject *item_id, PqItem *state, PyObject *data)
 {
     if (self->count == self->cap) {
-        Py_ssize_t cap = self->cap ? self->cap * 2 : 8;
+        Py_ssize_t cap = self->cap ? self->cap * 2 : PQ_MIN_CAP;
         Chunk *ring = PyMem_Malloc((size_t)cap * sizeof(Chunk));
         if (ring == NULL) {
             PyErr_NoMemory();
@@ -78,6 +80,25 @@ pq_push_chunk(PlayoutQueue *self, PyObject *item_id, PqItem *state, PyObject *da
     return 0;
 }
 
+/* The ring halves once it is a quarter full: a burst of tiny chunks (a server sending one-byte
+ * deltas, up to max_queued_bytes of them) must not keep its peak size for the rest of the call.
+ * A failed allocation keeps the larger ring, which still works. */
+static void
+pq_shrink(PlayoutQueue *self)
+{
+    Py_ssize_t cap = self->cap / 2;
+    Chunk *ring = PyMem_Malloc((size_t)cap * sizeof(Chunk));
+    if (ring == NULL)
+        return;
+    for (Py_ssize_t i = 0; i < self->count; i++)
+        ring[i] = *pq_chunk(self, i);
+    PyMem_Free(self->ring);
+    self->ring = ring;
+    self->cap = cap;
+    self->head = 0;
+}
+
+/* Callers hold no Chunk pointer across this (it may move the ring). */
 static void
 pq_pop_chunk(PlayoutQueue *self)
 {
@@ -85,6 +106,8 @@ pq_pop_chunk(PlayoutQueue *self)
     PyObject *item_id = c->item_id, *state = (PyObject *)c->state, *data = c->data;
     self->head = (self->head + 1) & (self->cap - 1);
     self->count--;
+    if (self->cap > PQ_MIN_CAP && self->count <= self->cap / 4)
+        pq_shrink(self);
     Py_DECREF(item_id);
     Py_DECREF(state);
     Py_DECREF(data);
@@ -474,6 +497,8 @@ error:
 PyObject *
 PQ_forget(PlayoutQueue *self, PyObject *item_id)
 {
+    if (!PyUnicode_CheckExact(item_id))
+        Py_RETURN_NONE; /* the queue holds exact str ids only: another type names nothing */
     int queued = pq_has_chunk_of(self, item_id);
     if (queued < 0)
         return NULL;

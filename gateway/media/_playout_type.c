@@ -223,6 +223,8 @@ PQr_enqueue(PlayoutQueue *self, PyObject *const *args, Py_ssize_t nargs)
 static PyObject *
 PQ_get_stats(PlayoutQueue *self, void *closure)
 {
+    if (pq_ready(self) < 0) /* __init__ checked that the type is bound */
+        return NULL;
     return jb_counters(pq_stats_type, self->stats, S_COUNT);
 }
 
@@ -285,6 +287,8 @@ PQ_set_idle_policy(PlayoutQueue *self, PyObject *value, void *closure)
         PyErr_SetString(PyExc_TypeError, "cannot delete idle_policy");
         return -1;
     }
+    if (pq_ready(self) < 0) /* the policies are bound by then */
+        return -1;
     int index = pq_policy_index(value);
     if (index < 0)
         return -1;

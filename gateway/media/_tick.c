@@ -373,6 +373,10 @@ JB_GC_DEALLOC(CallOutputCore, CT)
 static PyObject *
 CT_get_stats(CallOutputCore *self, void *closure)
 {
+    if (self->queue == NULL) { /* __init__ checked that the type is bound */
+        PyErr_SetString(PyExc_RuntimeError, "CallOutput.__init__ was not called");
+        return NULL;
+    }
     return jb_counters(ct_stats_type, self->stats, C_COUNT);
 }
 

@@ -8,8 +8,11 @@ SRG_PURE_PYTHON is set."""
 from __future__ import annotations
 
 import gc
+import inspect
 import os
+import subprocess
 import sys
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -27,6 +30,12 @@ from tests.media.jitter_impls import (
     use_stream_implementation,
 )
 from tests.tools.refcount import RefcountOnly
+
+
+def _source(touch: Any) -> str:
+    """The lambda's text, from its parametrize line."""
+    text = inspect.getsource(touch).strip().rstrip(",")
+    return text[text.index("lambda") :]
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
@@ -100,6 +109,77 @@ def test_item_ids_that_run_code_cannot_change_the_queue_under_a_scan() -> None:
     queue.forget(sneaky)  # compared with 50 chunks: never by running its __eq__
     assert queue.played_bytes(sneaky) == 0 and not queue.is_complete(sneaky)
     assert queue.queued_bytes == 5000 and len(queue.pending_items()) == 50
+
+
+class _PlainSubclass(str):
+    """Equal to the str it was made from, and hashed the same."""
+
+
+def test_forget_with_an_equal_str_subclass_forgets_nothing() -> None:
+    """The compiled queue holds exact str ids: an id of another type names nothing, also in
+    forget (it found no chunk of an equal subclass, then deleted the item's state by dict
+    lookup while its audio was still queued: played_bytes fell to 0)."""
+    queue = playout_implementation("c")()
+    queue.enqueue("item", b"\x01" * 480)
+    queue.next_frame()
+    queue.next_frame()
+    queue.forget(_PlainSubclass("item"))
+    assert queue.played_bytes("item") == 320 and queue.queued_bytes == 160
+
+
+@pytest.mark.parametrize(
+    "touch",
+    [
+        lambda q: q.stats,
+        lambda q: setattr(q, "idle_policy", IdlePolicy.SILENCE),
+        lambda q: q.next_frame(),
+    ],
+)
+def test_a_queue_never_initialised_is_an_error_not_a_crash(touch: Any) -> None:
+    """Run in a child: before the fix the first two read unbound C globals (a segfault)."""
+    code = (
+        "import sys; from gateway.media import _jitter\n"
+        "from gateway.media.playout import IdlePolicy\n"
+        "q = _jitter.PlayoutQueue.__new__(_jitter.PlayoutQueue)\n"
+        f"touch = {_source(touch)}\n"
+        "try:\n    touch(q)\nexcept RuntimeError as exc:\n    print('refused:', exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "refused: PlayoutQueue.__init__ was not called" in result.stdout
+
+
+def test_a_call_output_never_initialised_is_an_error_not_a_crash() -> None:
+    code = (
+        "from gateway.media import _jitter\n"
+        "o = _jitter.CallOutputCore.__new__(_jitter.CallOutputCore)\n"
+        "try:\n    o.stats\nexcept RuntimeError as exc:\n    print('refused:', exc)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "refused: CallOutput.__init__ was not called" in result.stdout
+
+
+def test_the_ring_gives_back_what_a_burst_of_tiny_chunks_took() -> None:
+    """A server sending one-byte deltas grows the compiled queue's ring to one slot per chunk;
+    once they are played out (or flushed) the ring shrinks again (it kept its peak for the rest
+    of the call). Measured with tracemalloc, which sees PyMem_Malloc."""
+    queue = playout_implementation("c")(max_queued_bytes=1 << 20)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(200_000):
+            queue.enqueue("item", b"\x01")
+        peak_ring = tracemalloc.get_traced_memory()[0] - base
+        queue.end_of_item("item")
+        while queue.queued_bytes > 100_000:
+            queue.next_frame()  # played out, partly
+        queue.flush()  # the rest
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+    assert peak_ring > 200_000 * 32, peak_ring  # the chunks and their ring were traced
+    assert held < 64 << 10, f"{held} bytes still held after the queue emptied"
 
 
 def test_idle_policies_of_another_copy_of_the_module_are_taken_by_value() -> None:
