@@ -272,11 +272,15 @@ class _CallbackConnection(ClientConnection):
         self._on_message = on_message
         self._on_closed = on_closed
         self._fragments: list[bytes] = []
-        self._read_fast = True  # cleared by tests to compare with websockets' parse alone
         self._read_synced = False
-        # websockets' limit on a message that is not a continuation (Protocol.parse).
+        # websockets' limit on a message that is not a continuation (Protocol.parse). The fast
+        # path reads websockets' protocol state by the names of websockets >= 16 (pyproject.toml);
+        # under any other layout it stays off and websockets parses everything, as before.
         proto = self.protocol
-        limits = [x for x in (proto.max_message_size, proto.max_fragment_size) if x is not None]
+        names = ("max_message_size", "max_fragment_size", "current_size")
+        self._read_fast = all(hasattr(proto, name) for name in names)  # tests clear it too
+        limits = [getattr(proto, name, None) for name in names[:2]]
+        limits = [x for x in limits if x is not None]
         self._read_limit = min(limits) if limits else NO_LIMIT
 
     def _at_frame_start(self) -> bool:

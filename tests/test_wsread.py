@@ -96,6 +96,7 @@ def frames(draw: Any) -> bytes:
                 "text", "text", "text", "text", "binary", "nonminimal", "fragmented",
                 "ping", "pong", "close", "masked", "rsv", "opcode", "oversized",
                 "long_control", "stray_cont", "unfinished_control", "bad_close",
+                "unfinished_data",
             )
         )
     )  # fmt: skip
@@ -115,6 +116,11 @@ def frames(draw: Any) -> bytes:
                 out += raw_frame(FIN | PING, draw(st.binary(max_size=8)))
             out += raw_frame((FIN if i == len(parts) - 1 else 0) | CONT, part)
         return out
+    if kind == "unfinished_data":
+        # A data fragment without FIN, then a whole text frame where a continuation is due: a
+        # protocol error websockets must see (the fast path must not take the text frame).
+        opcode = draw(st.sampled_from((TEXT, BINARY)))
+        return raw_frame(opcode, draw(text_payloads)) + raw_frame(FIN | TEXT, draw(text_payloads))
     if kind == "ping":
         return raw_frame(FIN | PING, draw(st.binary(max_size=125)))
     if kind == "pong":
@@ -475,3 +481,14 @@ def test_after_our_close_the_bytes_go_to_websockets_as_without_the_fast_path() -
     assert fast.messages == [b"one", b"two"]
     assert outcome(fast) == outcome(slow)
     assert fast.conn.protocol.close_rcvd.code == 1000  # the close handshake completed
+
+
+async def test_a_websockets_without_the_names_of_16_leaves_the_fast_path_off() -> None:
+    """websockets 15.x called these max_size and cur_size: the connection must not fail there
+    (an AttributeError escaped the connect before), it reads through websockets alone."""
+    protocol = ClientProtocol(parse_uri("ws://127.0.0.1/"), max_size=MAX_SIZE)
+    del protocol.current_size  # as on 15.x
+    conn = wsock._CallbackConnection(
+        protocol, on_message=lambda m: None, on_closed=lambda exc: None, ping_interval=None
+    )
+    assert conn._read_fast is False
