@@ -101,7 +101,7 @@ def free_port_block(size: int = _BLOCK) -> int:
     rng = random.Random()
     low, high = _worker_range()
     for _ in range(200):
-        base = rng.randrange(low, high - size, 2)
+        base = rng.randrange(low + (low & 1), high - size, 2)  # even: RTP bases (RFC 3550 11)
         block = range(base, base + size)
         if any(p in _handed_out for p in block):
             continue

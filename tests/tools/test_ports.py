@@ -93,3 +93,13 @@ def test_a_bad_range_is_an_error_naming_the_variable(
     monkeypatch.setenv(ports.PORT_RANGE_ENV, value)
     with pytest.raises(ValueError, match=ports.PORT_RANGE_ENV):
         ports._worker_range()
+
+
+def test_blocks_start_on_even_ports_whatever_the_range(monkeypatch: pytest.MonkeyPatch) -> None:
+    """InteropPorts puts RTP at even offsets of the block (RFC 3550 11): an odd LOW (a quiet
+    range after an ephemeral range ending on an even port) must not make odd bases."""
+    _range(monkeypatch, "40001-40401", "", "")
+    bases = [ports.free_port_block(40) for _ in range(5)]
+    for base in bases:
+        ports.release_port_block(base, 40)
+    assert all(base % 2 == 0 and 40001 <= base for base in bases), bases
