@@ -65,10 +65,10 @@ SAMPLE_S = 10.0
 WARMUP_S = 60.0
 GATEWAY_RSS_GROWTH = 0.05
 SIMULATOR_RSS_GROWTH = 0.10  # runs too short for the per-call bound below
-# Bytes of RSS per call ended. Four full soaks measured 876, 942, 1167 and 1239 B per call
-# over 800 calls (0.3-0.4 % of the 236 MB working set) while the simulator's traced Python
-# memory stayed flat (41.82 MB over 1100 in-process sessions): allocator steps, not objects
-# kept. 4 KiB is three times that noise and 800 times under the retention this guards against
+# Bytes of RSS per call ended. Five full soaks measured 865 to 1350 B per call over 800 calls
+# (0.3-0.5 % of the 236 MB working set) while the simulator's traced Python memory stayed flat
+# (41.82 MB over 1100 in-process sessions): allocator steps, not objects kept. 4 KiB is three
+# times that noise and 800 times under the retention this guards against
 # (3.2 MiB per call: every session's audio kept); what the simulator's own code keeps per
 # session is bounded to 768 B, by tracemalloc, in tests/realtime/test_simulator_freed.py.
 SIMULATOR_RSS_PER_CALL = 4096
