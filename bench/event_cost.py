@@ -58,6 +58,10 @@ from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._wsconn import handshaken_connection, server_frame  # noqa: E402
+
 TICK_MS = 20
 BYTES_PER_MS = 8  # G.711
 
@@ -286,56 +290,6 @@ def _timer_cost_ns() -> float:
     return statistics.median(samples) / 2
 
 
-def server_frame(payload: bytes) -> bytes:
-    """An unmasked text frame, FIN set, as a server writes it (RFC 6455 5.2)."""
-    n = len(payload)
-    if n < 126:
-        return bytes([0x81, n]) + payload
-    if n < 65536:
-        return bytes([0x81, 126]) + n.to_bytes(2, "big") + payload
-    return bytes([0x81, 127]) + n.to_bytes(8, "big") + payload
-
-
-class _ReadTransport(_Transport):
-    def set_write_buffer_limits(self, high: Any = None, low: Any = None) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-
-def _wire_connection(on_message: Any) -> Any:
-    """The client's websockets connection (gateway/wsock.py `_CallbackConnection`) after a
-    real handshake answered by websockets' server side, reading into `on_message`."""
-    from websockets.client import ClientProtocol
-    from websockets.server import ServerProtocol
-    from websockets.uri import parse_uri
-
-    from gateway.wsock import _CallbackConnection
-
-    protocol = ClientProtocol(parse_uri("ws://127.0.0.1/"), max_size=16 * 2**20)
-    conn = _CallbackConnection(
-        protocol,
-        on_message=on_message,
-        on_closed=lambda exc: None,
-        ping_interval=None,
-        ping_timeout=None,
-    )
-    conn.connection_made(_ReadTransport())
-    protocol.send_request(protocol.connect())
-    server = ServerProtocol()
-    server.receive_data(b"".join(protocol.data_to_send()))
-    server.send_response(server.accept(server.events_received()[0]))
-    conn.data_received(b"".join(server.data_to_send()))
-    return conn
-
-
 async def _one_call(
     stream: list[tuple[int, str, bytes]], timer_ns: float, logged: list[Any], wire: bool = False
 ) -> dict[str, Any]:
@@ -407,7 +361,7 @@ async def _one_call(
         # From the socket: each message framed as the server sends it and handed to a real
         # connection's read callback (websockets' parse, or the read fast path where the
         # tree has it), which calls the client's `_on_message`.
-        on_message = _wire_connection(on_message).data_received
+        on_message = handshaken_connection(on_message).data_received
         stream = [(at_ms, kind, server_frame(data)) for at_ms, kind, data in stream]
     clock = time.process_time_ns
     next_frame = queue.next_frame

@@ -22,7 +22,6 @@ import base64
 import json
 import os
 import statistics
-import struct
 import sys
 import time
 from pathlib import Path
@@ -31,31 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from websockets.client import ClientProtocol  # noqa: E402
-from websockets.server import ServerProtocol  # noqa: E402
-from websockets.uri import parse_uri  # noqa: E402
-
+from bench._wsconn import handshaken_connection, server_frame  # noqa: E402
 from gateway import wsock  # noqa: E402
-
-
-class _Transport:
-    def write(self, data: bytes) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return False
-
-    def set_write_buffer_limits(self, high: Any = None, low: Any = None) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
 
 
 def delta_frame(audio_ms: int) -> bytes:
@@ -71,32 +47,7 @@ def delta_frame(audio_ms: int) -> bytes:
         },
         separators=(",", ":"),
     ).encode()
-    n = len(payload)
-    if n < 126:
-        head = bytes([0x81, n])
-    elif n < 65536:
-        head = bytes([0x81, 126]) + struct.pack("!H", n)
-    else:
-        head = bytes([0x81, 127]) + struct.pack("!Q", n)
-    return head + payload
-
-
-def connection(counter: list[int]) -> Any:
-    protocol = ClientProtocol(parse_uri("ws://127.0.0.1/"), max_size=16 * 2**20)
-    conn = wsock._CallbackConnection(
-        protocol,
-        on_message=lambda message: counter.append(1),
-        on_closed=lambda exc: None,
-        ping_interval=None,
-        ping_timeout=None,
-    )
-    conn.connection_made(_Transport())  # type: ignore[arg-type]
-    protocol.send_request(protocol.connect())
-    server = ServerProtocol()
-    server.receive_data(b"".join(protocol.data_to_send()))
-    server.send_response(server.accept(server.events_received()[0]))
-    conn.data_received(b"".join(server.data_to_send()))
-    return conn
+    return server_frame(payload)
 
 
 def one_round(ways: dict[str, Any], chunk: bytes, frames: int, messages: int) -> dict[str, float]:
@@ -120,7 +71,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     ways: dict[str, Any] = {}
     for name in ("websockets", "fast, pure", "fast, compiled"):
         counter: list[int] = []
-        conn = connection(counter)
+        conn = handshaken_connection(lambda message, counter=counter: counter.append(1))
         conn._read_fast = name != "websockets"
         ways[name] = (conn, counter)
     scans = {"fast, pure": wsock.py_read_text_messages, "fast, compiled": wsock.read_text_messages}
