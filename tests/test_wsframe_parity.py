@@ -38,9 +38,10 @@ ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def compiled() -> Any:
-    if _wsframe is None:
-        message = f"gateway._wsframe is not built (run `make install`): {IMPORT_ERROR}"
+def compiled(function: str = "masked_text_frame") -> Any:
+    """gateway._wsframe with `function` (skip locally / fail under CI when it is not built)."""
+    if _wsframe is None or not hasattr(_wsframe, function):
+        message = f"gateway._wsframe.{function} is not built (run `make install`): {IMPORT_ERROR}"
         if ON_CI:
             pytest.fail(message)
         pytest.skip(message)

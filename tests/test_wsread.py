@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import os
 import struct
 import sys
 from dataclasses import dataclass, field
@@ -37,26 +36,14 @@ from websockets.server import ServerProtocol
 from websockets.uri import parse_uri
 
 from gateway import wsock
+from tests.test_wsframe_parity import _wsframe
+from tests.test_wsframe_parity import compiled as compiled_wsframe
 
-try:
-    from gateway import _wsframe  # type: ignore[attr-defined]
-except ImportError as error:
-    _wsframe = None
-    IMPORT_ERROR = str(error)
-else:
-    IMPORT_ERROR = ""
-
-ON_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 MAX_SIZE = 300  # the connections' max_size in these tests
 
 
 def compiled() -> Any:
-    if _wsframe is None or not hasattr(_wsframe, "read_text_messages"):
-        message = f"gateway._wsframe.read_text_messages is not built (make install): {IMPORT_ERROR}"
-        if ON_CI:
-            pytest.fail(message)
-        pytest.skip(message)
-    return _wsframe
+    return compiled_wsframe("read_text_messages")
 
 
 # -- raw server frames --------------------------------------------------------------------------
