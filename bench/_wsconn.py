@@ -8,31 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-
-class ReadTransport:
-    """What websockets' connection asks of its transport; writes (a barge-in's cancel and
-    truncate, pongs) go nowhere."""
-
-    def write(self, data: bytes) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def set_write_buffer_limits(self, high: Any = None, low: Any = None) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
+from bench._standins import StandInTransport
 
 
 def server_frame(payload: bytes) -> bytes:
@@ -61,7 +37,7 @@ def handshaken_connection(on_message: Any, max_size: int = 16 * 2**20) -> Any:
         ping_interval=None,
         ping_timeout=None,
     )
-    conn.connection_made(ReadTransport())
+    conn.connection_made(StandInTransport())
     protocol.send_request(protocol.connect())
     server = ServerProtocol()
     server.receive_data(b"".join(protocol.data_to_send()))

@@ -42,6 +42,10 @@ from types import SimpleNamespace
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench._standins import StandInControl  # noqa: E402
+
 PAYLOAD = bytes(range(160))
 
 
@@ -57,28 +61,6 @@ class _Transport:
 
     def get_write_buffer_size(self) -> int:
         return 0
-
-
-class _Control:
-    answered = False
-
-    def answer(self) -> None:
-        self.answered = True
-
-    def reject(self, status: int, reason: str, retry_after_s: int | None) -> None:
-        pass
-
-    def hangup(self, cause: Any, text: str = "") -> None:
-        pass
-
-    async def refer(self, target_uri: str) -> int:
-        return 202
-
-    def send_digits(self, digits: str) -> None:
-        pass
-
-    def stop_media(self) -> None:
-        pass
 
 
 def _unmasked_text(wire: bytes) -> bytes:
@@ -133,7 +115,7 @@ async def _calls(n: int, clock: SimpleNamespace) -> list[tuple[Any, Any, _Transp
             m.CallPolicy(),
             backend=Backend(),
         )
-        control = _Control()
+        control = StandInControl()
         assert leg.queue is not None
         session = CallSession(f"bench-{i}", settings, control, leg.queue)  # type: ignore[arg-type]
         session._now = lambda: clock.now

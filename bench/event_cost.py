@@ -60,6 +60,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._standins import StandInControl, StandInTransport  # noqa: E402
 from bench._wsconn import handshaken_connection, server_frame  # noqa: E402
 
 TICK_MS = 20
@@ -242,39 +243,6 @@ def call_stream(
 # -- one call ---------------------------------------------------------------------------------
 
 
-class _Transport:
-    """Takes what the client writes (a barge-in's cancel/truncate), as bench/wsock_ab.py's."""
-
-    def write(self, data: bytes) -> None:
-        pass
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-
-class _Control:
-    def answer(self) -> None:
-        self.answered = True
-
-    def reject(self, status: int, reason: str, retry_after_s: int | None) -> None:
-        pass
-
-    def hangup(self, cause: Any, text: str = "") -> None:
-        pass
-
-    async def refer(self, target_uri: str) -> int:
-        return 202
-
-    def send_digits(self, digits: str) -> None:
-        pass
-
-    def stop_media(self) -> None:
-        pass
-
-
 def _timer_cost_ns() -> float:
     clock = time.process_time_ns
     samples = []
@@ -315,7 +283,7 @@ async def _one_call(
         async def open(self, endpoint: Any, config: Any, history: Any, timeout: float) -> Any:  # noqa: ASYNC109
             client = RealtimeClient(endpoint)
             client._ws = SimpleNamespace(  # type: ignore[assignment]
-                transport=_Transport(),
+                transport=StandInTransport(),
                 protocol=SimpleNamespace(state=State.OPEN, expect_continuation_frame=False),
             )
             clients.append(client)
@@ -338,7 +306,7 @@ async def _one_call(
         m.CallPolicy(),
         backend=Backend(),
     )
-    control = _Control()
+    control = StandInControl()
     queue = PlayoutQueue()
     session = CallSession(
         "bench-call",
@@ -349,10 +317,10 @@ async def _one_call(
     )
     session.start()
     for _ in range(100):
-        if getattr(control, "answered", False):
+        if control.answered:
             break
         await asyncio.sleep(0)
-    if not getattr(control, "answered", False):
+    if not control.answered:
         raise SystemExit("event_cost: the bench call was not answered")
     session.on_ack()
     logged.clear()  # setup lines carry timings (connect_ms); the fingerprint starts here
