@@ -54,22 +54,29 @@ pq_chunk(PlayoutQueue *self, Py_ssize_t i)
     return &self->ring[(self->head + i) & (self->cap - 1)];
 }
 
+/* The ring moved to `cap` slots (a power of two holding `count`), its chunks in order from 0;
+ * -1 (no exception set) when the allocation fails, the ring unchanged. */
+static int
+pq_resize(PlayoutQueue *self, Py_ssize_t cap)
+{
+    Chunk *ring = PyMem_Malloc((size_t)cap * sizeof(Chunk));
+    if (ring == NULL)
+        return -1;
+    for (Py_ssize_t i = 0; i < self->count; i++)
+        ring[i] = *pq_chunk(self, i);
+    PyMem_Free(self->ring);
+    self->ring = ring;
+    self->cap = cap;
+    self->head = 0;
+    return 0;
+}
+
 static int
 pq_push_chunk(PlayoutQueue *self, PyObject *item_id, PqItem *state, PyObject *data)
 {
-    if (self->count == self->cap) {
-        Py_ssize_t cap = self->cap ? self->cap * 2 : PQ_MIN_CAP;
-        Chunk *ring = PyMem_Malloc((size_t)cap * sizeof(Chunk));
-        if (ring == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        for (Py_ssize_t i = 0; i < self->count; i++)
-            ring[i] = *pq_chunk(self, i);
-        PyMem_Free(self->ring);
-        self->ring = ring;
-        self->cap = cap;
-        self->head = 0;
+    if (self->count == self->cap && pq_resize(self, self->cap ? self->cap * 2 : PQ_MIN_CAP) < 0) {
+        PyErr_NoMemory();
+        return -1;
     }
     Chunk *c = pq_chunk(self, self->count);
     c->item_id = Py_NewRef(item_id);
@@ -80,24 +87,6 @@ pq_push_chunk(PlayoutQueue *self, PyObject *item_id, PqItem *state, PyObject *da
     return 0;
 }
 
-/* The ring halves once it is a quarter full: a burst of tiny chunks (a server sending one-byte
- * deltas, up to max_queued_bytes of them) must not keep its peak size for the rest of the call.
- * A failed allocation keeps the larger ring, which still works. */
-static void
-pq_shrink(PlayoutQueue *self)
-{
-    Py_ssize_t cap = self->cap / 2;
-    Chunk *ring = PyMem_Malloc((size_t)cap * sizeof(Chunk));
-    if (ring == NULL)
-        return;
-    for (Py_ssize_t i = 0; i < self->count; i++)
-        ring[i] = *pq_chunk(self, i);
-    PyMem_Free(self->ring);
-    self->ring = ring;
-    self->cap = cap;
-    self->head = 0;
-}
-
 /* Callers hold no Chunk pointer across this (it may move the ring). */
 static void
 pq_pop_chunk(PlayoutQueue *self)
@@ -106,8 +95,11 @@ pq_pop_chunk(PlayoutQueue *self)
     PyObject *item_id = c->item_id, *state = (PyObject *)c->state, *data = c->data;
     self->head = (self->head + 1) & (self->cap - 1);
     self->count--;
+    /* The ring halves once it is a quarter full: a burst of tiny chunks (a server sending
+     * one-byte deltas, up to max_queued_bytes of them) must not keep its peak size for the rest
+     * of the call. A failed allocation keeps the larger ring, which still works. */
     if (self->cap > PQ_MIN_CAP && self->count <= self->cap / 4)
-        pq_shrink(self);
+        (void)pq_resize(self, self->cap / 2);
     Py_DECREF(item_id);
     Py_DECREF(state);
     Py_DECREF(data);
