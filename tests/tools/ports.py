@@ -40,13 +40,13 @@ def quiet_ranges(ephemeral: tuple[int, int] | None = None) -> list[tuple[int, in
     return sorted(parts, key=lambda part: part[1] - part[0], reverse=True)
 
 
-def _default_range() -> tuple[int, int]:
+def default_range() -> tuple[int, int]:
     """The largest quiet range; the whole span when the ephemeral range covers it all."""
     quiet = quiet_ranges()
     return quiet[0] if quiet else _SPAN
 
 
-_PORT_RANGE = _default_range()
+_PORT_RANGE = default_range()
 
 
 # Two pytest runs at once (`make test`'s passes overlapped, tests/tools/two_passes.py) are given

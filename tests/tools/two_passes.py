@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from tests.tools.ports import PORT_RANGE_ENV, quiet_ranges
+from tests.tools.ports import PORT_RANGE_ENV, default_range, quiet_ranges
 
 NOT_SOAK = "not soak"
 NO_TESTS = 5  # pytest.ExitCode.NO_TESTS_COLLECTED
@@ -174,8 +174,7 @@ def run_overlapped(commands: list[tuple[str, list[str]]]) -> list[PassResult]:
     serial pass runs in the foreground (the real-time tests wait on the network and on timers
     most of the time; the idle pass takes only the CPU they leave). Disjoint port ranges."""
     (bg_name, bg_command), (fg_name, fg_command) = commands
-    quiet = quiet_ranges() or [(20000, 60000)]
-    bg_ports, fg_ports = overlapped_ranges(quiet)
+    bg_ports, fg_ports = overlapped_ranges(quiet_ranges() or [default_range()])
     with tempfile.TemporaryFile("w+") as log:
         print(f"== make test, {bg_name} pass at idle priority (output at the end): "
               f"{shlex.join(bg_command[1:])}", flush=True)  # fmt: skip
