@@ -9,13 +9,14 @@ ends with a BYE carrying `Reason: SIP;cause=503;text="voice session unavailable"
 
 from __future__ import annotations
 
+import asyncio
 import urllib.request
 from collections.abc import Callable
 
 import pytest
 
 from tests.tools.control import auth_header
-from tests.tools.gateway_process import GatewayProcess
+from tests.tools.gateway_process import LOOPBACK, GatewayProcess
 from tests.tools.realtime_gateway import SimulatorThread
 from tests.tools.sipp import Sipp
 
@@ -52,3 +53,61 @@ def test_reconnect_storm_ends_the_call_with_bye_and_a_503_reason(
     with urllib.request.urlopen(request, timeout=5) as response:
         metrics = response.read().decode()
     assert 'outcome="voice_session_unavailable"' in metrics
+
+
+# Frames a hostile (or broken) voice service can send, each refused by the read side of the
+# link: the compiled read fast path (gateway/wsock.py `read_text_messages`) stops at them and
+# hands the bytes to websockets, which fails the connection (1002, 1009) with these reasons.
+HOSTILE_FRAMES = {
+    "masked": [bytes([0x81, 0x80 | 2]) + b"\x01\x02\x03\x04" + bytes([0x7B ^ 1, 0x7D ^ 2])],
+    "oversized": [bytes([0x81, 127]) + (1 << 40).to_bytes(8, "big") + b"{}"],
+    # A text fragment without FIN, read on its own, then a whole text frame where the
+    # continuation is due: the fast path must leave the second read to websockets.
+    "fragment_then_text": [bytes([0x01, 2]) + b"{}", bytes([0x81, 2]) + b"{}"],
+}
+
+
+async def _send_raw(sim: SimulatorThread, writes: list[bytes]) -> None:
+    """Each write straight onto the first session's socket, the next only once the gateway has
+    read it (a ping after it answered: the pong comes back after the bytes before it)."""
+    ws = sim.sim.sessions[next(iter(sim.sim.sessions))].ws
+    *first, last = writes
+    for data in first:
+        ws.transport.write(data)
+        await asyncio.wait_for(await ws.ping(), 5)
+    ws.transport.write(last)  # the one the link fails on: no pong will come
+
+
+CLOSE_REASONS = {
+    "masked": "incorrect masking",
+    "oversized": "exceeds limit",
+    "fragment_then_text": "expected a continuation frame",
+}
+
+
+@pytest.mark.parametrize("kind", list(HOSTILE_FRAMES))
+def test_a_hostile_frame_from_the_voice_service_loses_the_link_not_the_call(
+    sim_factory: Callable[..., SimulatorThread],
+    realtime_gateway: Callable[..., GatewayProcess],
+    sipp: Sipp,
+    kind: str,
+) -> None:
+    """Through `run`: the session's link is lost with websockets' close reason, the call
+    reconnects to a new session and goes on until the caller hangs up, nothing delivered of
+    the hostile frame, the gateway still serving."""
+    sim = sim_factory()
+    gw = realtime_gateway(sim.url)
+    call = sipp.start("uac_call.xml", f"{LOOPBACK}:{gw.ports.gateway_sip}", hold_ms=8000)
+    try:
+        call_id = gw.wait_event("realtime.connected", timeout=15)["call_id"]
+        asyncio.run_coroutine_threadsafe(_send_raw(sim, HOSTILE_FRAMES[kind]), sim.loop).result(10)
+        lost = gw.wait_event("realtime.lost", call_id=call_id)
+        assert CLOSE_REASONS[kind] in str(lost.get("reason")), lost
+        gw.wait_event("realtime.reconnected", call_id=call_id)
+    finally:
+        result = call.wait()
+    assert result.rc == 0, result.describe()
+    ended = gw.wait_event("call.ended", call_id=call_id)
+    assert ended["cause"] == "remote_bye", ended
+    assert sim.session_count() == 2
+    assert not gw.find("realtime.error", call_id=call_id)  # nothing of the frame was parsed
