@@ -44,13 +44,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from gateway.media import jitter as _jitter_module
 from gateway.media import rtcp
 from gateway.media.dtmf import DtmfDigit, Rfc4733Receiver
 from gateway.media.g711 import PCMA, PCMU
@@ -143,7 +145,92 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
         self._stream.stats.send_errors += 1
 
 
-class RtpStream:
+class TickWatchLike(Protocol):
+    def has_work(self, time: Callable[[], float] | None) -> bool: ...
+
+
+class PyStreamTick:
+    """The stream's clock callback (pure): what one 20 ms tick does for one call.
+
+    `_on_clock` = `tick(now)` (release what a stall or a reorder left due, RFC 4733 end
+    timeouts, inactivity, RTCP), then the call's output tick (`CallOutput.ride`), then the
+    session's hook when its `tick_watch` says it has work (every tick without a watch).
+    Python work is in RtpStream's `_release`, `_dtmf_due`, `_timeout_due`, `_rtcp_due`; the
+    checks that decide whether it is due read the fields below. `StreamTickCore` in
+    `_clock.c` is the compiled twin (the base of RtpStream where built): the media clock's
+    slot wakeup (`pacer.run_slot`) then runs these ticks with no Python frame in the common
+    case (issue 14; tests/media/test_clock_parity.py holds the two to the same calls)."""
+
+    # The state the tick reads has one owner: these fields (C fields in the compiled twin).
+    jitter: Any
+    output_tick: Callable[[int, float], None] | None  # see CallOutput.ride
+    after_tick: Callable[[], None] | None  # runs after output_tick (ride)
+    tick_watch: TickWatchLike | None  # when after_tick has work (None: every tick)
+    _time: Callable[[], float] | None  # the loop's time (None: no loop, `deadline` stands in)
+    _activity_since: float  # last accepted RTP (the receive side writes it)
+    _next_rtcp: float
+    _dtmf_deadline: float  # the RFC 4733 receiver's next end deadline, inf when none is open
+    _inactivity_timeout: float  # config.inactivity_timeout_s, 0 disables
+    _timed_out: bool
+    _expect_media: bool
+    _closed: bool
+
+    def _release(self, frames: list[Frame]) -> None:
+        raise NotImplementedError
+
+    def _dtmf_due(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _timeout_due(self) -> None:
+        raise NotImplementedError
+
+    def _rtcp_due(self, now: float) -> None:
+        raise NotImplementedError
+
+    def _on_clock(self, frame_index: int, deadline: float) -> None:
+        time_fn = self._time
+        self.tick(time_fn() if time_fn is not None else deadline)
+        output_tick = self.output_tick
+        if output_tick is not None and not self._closed:
+            # The call's outbound tick (CallOutput.ride): same clock callback, after release,
+            # then the session's hook right after the frame went out, when it has work.
+            output_tick(frame_index, deadline)
+            after = self.after_tick
+            if after is not None:
+                watch = self.tick_watch
+                if watch is None or watch.has_work(time_fn):
+                    after()
+
+    def tick(self, now: float) -> None:
+        """The periodic work: release audio, DTMF end timeouts, inactivity, RTCP."""
+        if self._closed:
+            return
+        frames = self.jitter.pop_ready(now)
+        if frames:
+            self._release(frames)
+        if now >= self._dtmf_deadline:
+            self._dtmf_due(now)
+        timeout = self._inactivity_timeout
+        if (
+            timeout > 0
+            and self._expect_media
+            and not self._timed_out
+            and now - self._activity_since >= timeout
+        ):
+            self._timed_out = True
+            self._timeout_due()
+        if now >= self._next_rtcp:
+            self._rtcp_due(now)
+
+
+# "c" or "python": the compiled StreamTickCore when the extension is built (SRG_PURE_PYTHON
+# forces pure).
+StreamTick, TICK_IMPLEMENTATION = _jitter_module.select_twin(
+    PyStreamTick, lambda: _jitter_module.compiled_twin("StreamTickCore", "_bind_clock")
+)
+
+
+class RtpStream(StreamTick):  # type: ignore[valid-type, misc]
     """One call's RTP/RTCP endpoint. Create, `await open(...)`, `close()` when the call ends."""
 
     def __init__(
@@ -156,6 +243,18 @@ class RtpStream:
         wallclock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config if config is not None else StreamConfig()
+        # The tick's state (PyStreamTick documents it) first: properties below write it.
+        self._closed = False
+        self._time = None
+        self.output_tick = None
+        self.after_tick = None
+        self.tick_watch = None
+        self._activity_since = 0.0
+        self._timed_out = False
+        self._expect_media = True
+        self._next_rtcp = 0.0
+        self._dtmf_deadline = math.inf
+        self._inactivity_timeout = self.config.inactivity_timeout_s
         self.on_audio = on_audio
         self.on_dtmf = on_dtmf
         self.on_timeout = on_timeout
@@ -167,7 +266,7 @@ class RtpStream:
             max_delay_ms=self.config.jitter_max_ms,
             clock_rate=self.config.clock_rate,
         )
-        self.dtmf: Rfc4733Receiver | None = None
+        self.dtmf = None
         if self.config.telephone_event_pt is not None:
             self.dtmf = Rfc4733Receiver(
                 self.config.telephone_event_pt, clock_rate=self.config.clock_rate
@@ -200,20 +299,13 @@ class RtpStream:
         self.send_event = out.send_event
         self.send_comfort_noise = out.send_comfort_noise
         self.advance = out.advance
-        self._activity_since = 0.0
-        self._timed_out = False
-        self._expect_media = True
         # I/O.
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = None
         self._rtcp_transport: asyncio.DatagramTransport | None = None
         self._allocator: PortAllocator | None = None
         self.local_port: int | None = None
-        self._next_rtcp = 0.0
         self._registration: ClockRegistration | None = None
-        self.output_tick: Callable[[int, float], None] | None = None  # see CallOutput.ride
-        self.after_tick: Callable[[], None] | None = None  # runs after output_tick (ride)
         self._callback_error_logged = False
-        self._closed = False
         self._srtp: SrtpSession | None = None  # see the `srtp` property
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -289,10 +381,38 @@ class RtpStream:
         self.on_timeout = None
         self.output_tick = None
         self.after_tick = None
+        self.tick_watch = None
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop_object
+
+    @_loop.setter
+    def _loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        # The tick reads the loop's time through `_time` (one attribute, a C field where built).
+        self._loop_object = loop
+        self._time = loop.time if loop is not None else None
+
+    @property
+    def dtmf(self) -> Rfc4733Receiver | None:
+        """The RFC 4733 receiver (None: telephone-event not negotiated)."""
+        return self._dtmf_receiver
+
+    @dtmf.setter
+    def dtmf(self, receiver: Rfc4733Receiver | None) -> None:
+        self._dtmf_receiver = receiver
+        self._refresh_dtmf_deadline()
+
+    def _refresh_dtmf_deadline(self) -> None:
+        """What the tick compares with: the receiver's next end deadline while an event is
+        open, else never. Called wherever the receiver's open events change (feed, poll)."""
+        dtmf = self._dtmf_receiver
+        deadline = dtmf.next_deadline if dtmf is not None and dtmf.open_events else None
+        self._dtmf_deadline = math.inf if deadline is None else deadline
 
     # -- negotiation -------------------------------------------------------------------------
 
@@ -446,6 +566,7 @@ class RtpStream:
                 packet.ssrc,
                 now,
             )
+            self._refresh_dtmf_deadline()
             if digits:
                 self._deliver_dtmf(digits)
             return
@@ -462,51 +583,36 @@ class RtpStream:
             except Exception:
                 self._log_callback_error("on_dtmf")
 
-    def _on_clock(self, frame_index: int, deadline: float) -> None:
-        loop = self._loop
-        self.tick(loop.time() if loop is not None else deadline)
-        output_tick = self.output_tick
-        if output_tick is not None and not self._closed:
-            # The call's outbound tick (CallOutput.ride): same clock callback, after release,
-            # then the session's hook right after the frame went out.
-            output_tick(frame_index, deadline)
-            after = self.after_tick
-            if after is not None:
-                after()
+    # -- the tick's Python work (PyStreamTick / StreamTickCore call these when it is due) -----
 
-    def tick(self, now: float) -> None:
-        """The periodic work: release audio, DTMF end timeouts, inactivity, RTCP."""
-        if self._closed:
-            return
-        frames = self.jitter.pop_ready(now)
-        if frames and self.on_audio is not None:
+    def _release(self, frames: list[Frame]) -> None:
+        """Frames the jitter buffer released at a tick (a stall or a reorder left them due)."""
+        if self.on_audio is not None:
             try:
                 self.on_audio(frames)
             except Exception:
                 self._log_callback_error("on_audio")
+
+    def _dtmf_due(self, now: float) -> None:
+        """An RFC 4733 event is open and its end deadline passed."""
         dtmf = self.dtmf
-        if dtmf is not None and dtmf.open_events:
-            deadline = dtmf.next_deadline
-            if deadline is not None and now >= deadline:
-                digits = dtmf.poll(now)
-                if digits:
-                    self._deliver_dtmf(digits)
-        timeout = self.config.inactivity_timeout_s
-        if (
-            timeout > 0
-            and self._expect_media
-            and not self._timed_out
-            and now - self._activity_since >= timeout
-        ):
-            self._timed_out = True
-            if self.on_timeout is not None:
-                try:
-                    self.on_timeout()
-                except Exception:
-                    self._log_callback_error("on_timeout")
-        if now >= self._next_rtcp:
-            self._send_rtcp(now)
-            self._schedule_rtcp(now)
+        if dtmf is not None:
+            digits = dtmf.poll(now)
+            self._refresh_dtmf_deadline()
+            if digits:
+                self._deliver_dtmf(digits)
+
+    def _timeout_due(self) -> None:
+        """No RTP for inactivity_timeout_s while we expect media (`_timed_out` is already set)."""
+        if self.on_timeout is not None:
+            try:
+                self.on_timeout()
+            except Exception:
+                self._log_callback_error("on_timeout")
+
+    def _rtcp_due(self, now: float) -> None:
+        self._send_rtcp(now)
+        self._schedule_rtcp(now)
 
     def _log_callback_error(self, name: str) -> None:
         # Once per stream: a consumer bug must not flood the log at 50 packets a second.
