@@ -296,9 +296,7 @@ class MediaClock:
         self.stats.tick_errors += 1
         if not reg.error_logged:
             reg.error_logged = True
-            log.error(
-                "media clock tick failed (slot %d, frame %d)", index, frame, exc_info=exc
-            )
+            log.error("media clock tick failed (slot %d, frame %d)", index, frame, exc_info=exc)
 
 
 def _py_run_slot(
