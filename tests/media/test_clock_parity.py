@@ -66,7 +66,6 @@ class Member:
         self.world = world
         self.index = index
         log = world.log
-        name = world.name
         config = StreamConfig(
             telephone_event_pt=101, inactivity_timeout_s=timeout, rtcp_interval_s=rtcp_s
         )
@@ -100,10 +99,14 @@ class Member:
         self.seq = 1000
         self.ts = 5000
         self.raise_in: set[str] = set()
+        self.close_in: set[str] = set()  # callbacks that close their own stream
         self.cancel_on_hook: list[Any] = []
         self.close_clock_on_hook = False
 
     def _maybe_raise(self, where: str) -> None:
+        if where in self.close_in:
+            self.close_in.discard(where)
+            self.stream.close("closed from its own " + where)
         if where in self.raise_in:
             self.raise_in.discard(where)
             raise Boom(where)
@@ -146,7 +149,9 @@ class Member:
             seq = self.seq + (seq_step if i == 0 else 1)
             self.ts += 160 * (seq - self.seq)
             self.seq = seq
-            packet = RtpPacket(0, seq & 0xFFFF, self.ts & 0xFFFFFFFF, 0x1234, bytes([seq & 0xFF]) * 160)
+            packet = RtpPacket(
+                0, seq & 0xFFFF, self.ts & 0xFFFFFFFF, 0x1234, bytes([seq & 0xFF]) * 160
+            )
             self.stream.receive_rtp(packet.encode(), PEER, self.world.loop.now)
 
     def dtmf_open(self) -> None:
@@ -233,6 +238,8 @@ def run(name: str, steps: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
                 member.watch.audio_t0 = loop.now
             elif kind == "raise":
                 member.raise_in.add(step[2])
+            elif kind == "close_on":
+                member.close_in.add(step[2])
             elif kind == "plain_raise":
                 world.plain_raise.add(step[1] % max(len(world.regs), 1))
             elif kind == "cancel_other" and world.regs:
@@ -276,13 +283,16 @@ STEPS = st.one_of(
     st.tuples(st.just("stall"), st.sampled_from([1, 2, 3, 4, 7])),
     st.tuples(st.just("cancel"), member_step),
     st.tuples(st.just("close"), member_step),
-    st.tuples(st.just("rtp"), member_step, st.sampled_from([1, 1, 2, 3, -1, 30]), st.integers(1, 4)),
+    st.tuples(
+        st.just("rtp"), member_step, st.sampled_from([1, 1, 2, 3, -1, 30]), st.integers(1, 4)
+    ),
     st.tuples(st.just("dtmf"), member_step),
     st.tuples(st.just("enqueue"), member_step, st.sampled_from([80, 128, 250])),
     st.tuples(st.just("end"), member_step),
     st.tuples(st.just("flush"), member_step),
     st.tuples(st.just("t0"), member_step),
     st.tuples(st.just("raise"), member_step, st.sampled_from(["audio", "timeout", "hook"])),
+    st.tuples(st.just("close_on"), member_step, st.sampled_from(["audio", "timeout", "hook"])),
     st.tuples(st.just("plain_raise"), member_step),
     st.tuples(st.just("cancel_other"), member_step, member_step),
     st.tuples(st.just("close_other"), member_step, member_step),
@@ -344,3 +354,64 @@ def test_a_scripted_run_exercises_every_branch(monkeypatch: pytest.MonkeyPatch) 
         assert clock["tick_errors"] == 2 and clock["skipped_frames"] > 0
         assert result["outputs"][0]["gap_frames"] > 0
     assert run("c", steps, monkeypatch) == run("python", steps, monkeypatch)
+
+
+class ExactLoop:
+    """A loop whose time is set by the test (values exact in binary: boundaries compare equal)."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def time(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize("name", ["python", "c"])
+def test_inactivity_and_hold_fill_boundaries_are_inclusive(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`now - activity >= timeout` times out; `behind >= frame` calls the hook (the pure
+    checks, to the bit): both at exact equality."""
+    use_stream_implementation(monkeypatch, name)
+    loop = ExactLoop(1024.0)
+    calls: list[str] = []
+    stream = stream_class(name)(
+        StreamConfig(inactivity_timeout_s=0.25, rtcp_interval_s=1e9),
+        on_timeout=lambda: calls.append("timeout"),
+    )
+    stream._loop = loop
+    stream._next_rtcp = 1e9
+    stream._activity_since = 1023.75  # exactly 0.25 s before now
+    queue = playout_implementation(name)()
+    output = output_implementation(name)(queue, lambda payload, marker: None)
+    watch = watch_implementation(name)(queue, fill_after_s=0.25, sample_rate=8000, frame_bytes=160)
+    output.ride(stream, after=lambda: calls.append("hook"), watch=watch)
+    watch.audio_t0 = 1023.25
+    watch.audio_samples = 3841  # behind = (0.75 - 0.25) * 8000 - 3841 = 159: no work
+    stream._on_clock(0, 1024.0)
+    assert calls == ["timeout"]
+    watch.audio_samples = 3840  # behind = 160 exactly: the hook has work
+    stream._on_clock(1, 1024.02)
+    assert calls == ["timeout", "hook"]
+
+
+@pytest.mark.parametrize("name", ["python", "c"])
+def test_a_stream_closed_by_its_own_callback_sends_nothing_more(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """on_timeout closes the stream mid-tick: no output tick, no hook (the pure `_closed`
+    check before the output)."""
+    use_stream_implementation(monkeypatch, name)
+    loop = ExactLoop(1024.0)
+    sent: list[bytes] = []
+    stream = stream_class(name)(StreamConfig(inactivity_timeout_s=0.25, rtcp_interval_s=1e9))
+    stream.on_timeout = lambda: stream.close("timeout")
+    stream._loop = loop
+    stream._next_rtcp = 1e9
+    stream._activity_since = 1000.0
+    queue = playout_implementation(name)()
+    output = output_implementation(name)(queue, lambda payload, marker: sent.append(payload))
+    hooks: list[int] = []
+    output.ride(stream, after=lambda: hooks.append(1))
+    stream._on_clock(0, 1024.0)
+    assert stream.closed and sent == [] and hooks == []
