@@ -210,3 +210,51 @@ def test_100k_register_unregister_cycles_keep_rss_flat(impl: str) -> None:
     growth = _rss_kib() - before
     assert growth < 1024, f"RSS grew {growth} KiB over 10^5 register/unregister cycles"
     assert clock.registrations == 1
+
+
+def test_the_compiled_wakeup_runs_no_python_frame_per_call_in_the_common_case(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The point of issue 14's compiled wakeup: with every piece compiled and nothing for
+    Python to do (no frames released, no DTMF open, no inactivity, RTCP not due, the hook's
+    watch quiet), the Python frames of a slot wakeup do not grow with its members."""
+    use_stream_implementation(monkeypatch, "c")
+    monkeypatch.setattr(pacer, "run_slot", run_slot_implementation("c"))
+    import time
+    import types
+
+    def frames_per_wakeup(members: int) -> int:
+        loop = FakeLoop()
+        clock = MediaClock(loop, slots=1)  # type: ignore[arg-type]
+        sent: dict[bytes, Any] = {}
+        for _ in range(members):
+            stream = stream_class("c")(StreamConfig(rtcp_interval_s=1e9, inactivity_timeout_s=0))
+            stream._loop = types.SimpleNamespace(time=time.monotonic)
+            stream._rtp_transport = types.SimpleNamespace(sendto=sent.__setitem__)  # C
+            stream._outbound.clock = time.monotonic
+            stream._next_rtcp = 1e12
+            stream.set_remote(("192.0.2.1", 40000))
+            queue = playout_implementation("c")()
+            output = output_implementation("c")(queue, stream.send_frame, advance=stream.advance)
+            watch = watch_implementation("c")(
+                queue, fill_after_s=0.25, sample_rate=8000, frame_bytes=160
+            )
+            output.ride(stream, after=lambda: None, watch=watch)
+            stream.start(clock)
+        loop.run_until(loop.now + 0.1)  # warm up
+        calls = 0
+
+        def profile(frame: Any, event: str, arg: Any) -> None:
+            nonlocal calls
+            if event == "call":
+                calls += 1
+
+        sys.setprofile(profile)
+        try:
+            loop.run_until(loop.now + PERIOD)
+        finally:
+            sys.setprofile(None)
+        assert sent
+        return calls
+
+    assert frames_per_wakeup(1) == frames_per_wakeup(20)
