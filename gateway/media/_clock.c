@@ -103,7 +103,9 @@ tw_has_work(TickWatch *self, PyObject *time_fn)
                 return 1;
         }
         else {
+            Py_INCREF(queue); /* its getattr may run code that replaces watch.queue */
             PyObject *queued = PyObject_GetAttr(queue, sc_str_queued_bytes);
+            Py_DECREF(queue);
             if (queued == NULL)
                 return -1;
             PyObject *zero = PyLong_FromLong(0);

@@ -187,9 +187,6 @@ def stream_class(name: str) -> type[Any]:
     base = stream.PyStreamTick if name == "python" else _clock_piece(name, "StreamTickCore")
     if stream.RtpStream.__bases__ == (base,):
         return stream.RtpStream
-    namespace = {
-        key: value
-        for key, value in vars(stream.RtpStream).items()
-        if key not in ("__dict__", "__weakref__")
-    }
+    slots = set(stream.RtpStream.__slots__)
+    namespace = {key: value for key, value in vars(stream.RtpStream).items() if key not in slots}
     return type("RtpStream", (base,), namespace)
