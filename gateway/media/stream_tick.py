@@ -59,7 +59,7 @@ class PyStreamTick:
     _activity_since: float  # last accepted RTP (the receive side writes it)
     _next_rtcp: float
     _dtmf_deadline: float  # the RFC 4733 receiver's next end deadline, inf when none is open
-    _inactivity_timeout: float  # config.inactivity_timeout_s, 0 disables
+    _inactivity_timeout: float  # config.inactivity_timeout_s as constructed, 0 disables
     _timed_out: bool
     _expect_media: bool
     _closed: bool

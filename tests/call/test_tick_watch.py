@@ -47,13 +47,16 @@ class Sink:
         pass
 
 
-def build(name: str, watched: bool, clock: Clock) -> tuple[Any, CallSession, list[Any]]:
+def build(
+    name: str, watched: bool, clock: Clock, append_s: float = 0.02
+) -> tuple[Any, CallSession, list[Any]]:
     queue = playout_implementation(name)()
     settings = SessionSettings(
         Endpoint.custom("ws://127.0.0.1:9"),
         protocol.SessionConfig(),
         m.CallPolicy(),
         backend=RealtimeBackend(),
+        append_s=append_s,
     )
     session = CallSession("call-watch", settings, FakeControl(), queue)
     session._now = clock.time
@@ -79,9 +82,11 @@ STEP = st.one_of(
 )
 
 
-def play(name: str, watched: bool, steps: list[tuple[Any, ...]]) -> list[Any]:
+def play(
+    name: str, watched: bool, steps: list[tuple[Any, ...]], append_s: float = 0.02
+) -> list[Any]:
     clock = Clock()
-    stream, session, record = build(name, watched, clock)
+    stream, session, record = build(name, watched, clock, append_s)
     trace: list[Any] = []
     frame = 0
     item = 0
@@ -122,15 +127,16 @@ def play(name: str, watched: bool, steps: list[tuple[Any, ...]]) -> list[Any]:
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(steps=st.lists(STEP, min_size=1, max_size=60))
+@given(steps=st.lists(STEP, min_size=1, max_size=60), append_s=st.sampled_from([0.02, 0.1]))
 def test_the_watched_hook_does_what_the_hook_on_every_tick_does(
-    name: str, steps: list[tuple[Any, ...]], monkeypatch: pytest.MonkeyPatch
+    name: str, steps: list[tuple[Any, ...]], append_s: float, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """append_s 0.1: the session gathers appends (the watch then calls the hook always)."""
     with monkeypatch.context() as patch:
         use_stream_implementation(patch, name)
         patch.setattr(session_module, "TickWatch", watch_implementation(name))
         steps = [*steps, *[("tick", 0.02)] * 30]
-        assert play(name, True, steps) == play(name, False, steps)
+        assert play(name, True, steps, append_s) == play(name, False, steps, append_s)
 
 
 @pytest.mark.parametrize("name", ["python", "c"])
