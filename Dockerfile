@@ -11,7 +11,7 @@
 # ---- build stage: turn the source tree into a wheel (plus wheels of every dependency) ----------
 FROM python:3.12-slim AS build
 # gcc builds the compiled speedups (gateway/media/_jitter.c, _inbound.c, _outbound.c, _playout*.c,
-# _tick.c, gateway/_wsframe.c; the image has the Python headers). Only this stage has a compiler: the
+# _tick.c, _clock.c, gateway/_wsframe.c; the image has the Python headers). Only this stage has a compiler: the
 # runtime stage installs the built wheel.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev \

@@ -16,13 +16,13 @@ PEER_FILES := /usr/lib/*/kamailio/modules/tls.so
 .PHONY: run test soak lint format venv install install-test peers compiler bench clean
 
 # The compiled jitter buffer, inbound and outbound paths and outbound tick (gateway/media/_jitter.c,
-# _inbound.c, _outbound.c, _playout*.c, _tick.c) and the WebSocket frame builder
+# _inbound.c, _outbound.c, _playout*.c, _tick.c, _clock.c) and the WebSocket frame builder
 # (gateway/_wsframe.c) need a C compiler and the Python headers.
 # BUILD_EXTENSION=yes (the default here) makes a failed compile an error, so `make test` always
 # tests both jitter buffers; `make install BUILD_EXTENSION=` falls back to pure Python instead.
 BUILD_EXTENSION ?= yes
 
-$(VENV)/.installed: pyproject.toml setup.py $(wildcard gateway/media/_jitter*.[ch] gateway/media/_inbound*.[ch] gateway/media/_outbound*.[ch] gateway/media/_playout*.[ch] gateway/media/_tick.c) gateway/_wsframe.c | compiler
+$(VENV)/.installed: pyproject.toml setup.py $(wildcard gateway/media/_jitter*.[ch] gateway/media/_inbound*.[ch] gateway/media/_outbound*.[ch] gateway/media/_playout*.[ch] gateway/media/_tick.c gateway/media/_clock.c) gateway/_wsframe.c | compiler
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	SRG_BUILD_EXTENSION=$(BUILD_EXTENSION) $(PIP) install -q -e .

@@ -1,6 +1,6 @@
 """The optional compiled speedups, built the way websockets builds its own: the jitter buffer,
 the inbound and outbound RTP paths and the outbound tick (gateway/media/_jitter*.c, _inbound*.c,
-_outbound.c, _playout*.c, _tick.c: one extension, gateway.media._jitter) and the WebSocket append
+_outbound.c, _playout*.c, _tick.c, _clock.c: one extension, gateway.media._jitter) and the WebSocket append
 frames (gateway/_wsframe.c). Everything else about the package is in pyproject.toml.
 
 SRG_BUILD_EXTENSION=yes makes a failed compile an error (CI, the Docker image); =no skips the
@@ -30,6 +30,7 @@ if build != "no":
                 "gateway/media/_playout.c",
                 "gateway/media/_playout_type.c",
                 "gateway/media/_tick.c",
+                "gateway/media/_clock.c",
             ],
             depends=[
                 "gateway/media/_jitter.h",

@@ -12,7 +12,14 @@ phases staggered.
 Ticking many calls round-robin, not one call in a hot loop, keeps the per-call objects out of
 the CPU's caches as in the running gateway (at 100 calls the hot-loop figure is the lower).
 
-    .venv/bin/python bench/tick_cost.py [--calls 100] [--seconds 20] [--rounds 5]
+`--clock` times the whole slot wakeup instead: every stream registered on one MediaClock (a
+fake loop, 20 slots as in the product), each 20 ms every slot's timer callback is run
+(`MediaClock._fire`: lateness statistics, the member loop, each member's tick). That is what
+issue 14's compiled slot wakeup (gateway/media/_clock.c) changes; without `--clock` the bench
+calls each stream's `_on_clock` from a Python loop, as before. Where the tree has a TickWatch
+(issue 14), the hook rides behind one, as gateway/call/call.py wires the session's.
+
+    .venv/bin/python bench/tick_cost.py [--calls 100] [--seconds 20] [--rounds 5] [--clock]
     .venv/bin/python bench/tick_cost.py --root /path/to/other/checkout   # the same, that tree
 
 Prints the median over rounds of CPU µs per call per tick (time.process_time), and the
@@ -48,17 +55,45 @@ class _Transport:
         pass
 
 
+class _Handle:
+    __slots__ = ("args", "callback", "cancelled")
+
+    def __init__(self, callback: Any, args: tuple[Any, ...]) -> None:
+        self.callback = callback
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
 class _Loop:
-    __slots__ = ("now",)
+    """time(), and call_at() for the clock: the armed timers, run by `fire_all`."""
+
+    __slots__ = ("now", "timers")
 
     def __init__(self) -> None:
         self.now = 1000.0
+        self.timers: list[_Handle] = []
 
     def time(self) -> float:
         return self.now
 
+    def call_at(self, when: float, callback: Any, *args: Any) -> _Handle:
+        handle = _Handle(callback, args)
+        self.timers.append(handle)
+        return handle
+
+    def fire_all(self) -> None:
+        """Run every armed slot timer once (each re-arms itself for the next frame)."""
+        timers, self.timers = self.timers, []
+        for handle in timers:
+            if not handle.cancelled:
+                handle.callback(*handle.args)
+
 
 def _calls(n: int, loop: _Loop) -> list[tuple[Any, Any, Any, _Transport]]:
+    from gateway.media import pacer
     from gateway.media.pacer import CallOutput
     from gateway.media.playout import PlayoutQueue
     from gateway.media.stream import RtpStream, StreamConfig
@@ -82,8 +117,14 @@ def _calls(n: int, loop: _Loop) -> list[tuple[Any, Any, Any, _Transport]]:
             send_comfort_noise=stream.send_comfort_noise,
             advance=stream.advance,
         )
-        hook = _Hook(queue)
-        output.ride(stream, after=hook)
+        watch_type = getattr(pacer, "TickWatch", None)  # trees from issue 14's clock on
+        if watch_type is None:
+            hook = _Hook(queue, None)
+            output.ride(stream, after=hook)
+        else:
+            watch = watch_type(queue, fill_after_s=0.25, sample_rate=8000, frame_bytes=160)
+            hook = _Hook(queue, watch)
+            output.ride(stream, after=hook, watch=watch)
         calls.append((stream, queue, hook, transport))
     return calls
 
@@ -92,17 +133,26 @@ class _Hook:
     """The session's per-tick hook, reduced to what it reads each tick (gateway/call/session.py
     `on_output_tick`: drained playout; no caller audio here, so it returns there)."""
 
-    __slots__ = ("drained", "nonempty", "queue")
+    __slots__ = ("drained", "queue", "state")
 
-    def __init__(self, queue: Any) -> None:
+    def __init__(self, queue: Any, watch: Any) -> None:
         self.queue = queue
-        self.nonempty = False
+        # Where the session keeps `playout_nonempty`: its TickWatch (issue 14), or itself.
+        self.state = watch if watch is not None else _Flag()
         self.drained = 0
 
     def __call__(self) -> None:
-        if self.nonempty and self.queue.queued_bytes == 0:
-            self.nonempty = False
+        state = self.state
+        if state.playout_nonempty and self.queue.queued_bytes == 0:
+            state.playout_nonempty = False
             self.drained += 1
+
+
+class _Flag:
+    __slots__ = ("playout_nonempty",)
+
+    def __init__(self) -> None:
+        self.playout_nonempty = False
 
 
 DELTA = bytes(range(256)) * 3 + bytes(32)  # 800 bytes: 100 ms of G.711
@@ -110,9 +160,15 @@ REPLY_TICKS = 100  # 2 s
 PAUSE_TICKS = 50  # 1 s
 
 
-def run(calls: int, ticks: int) -> tuple[float, int, int]:
+def run(calls: int, ticks: int, via_clock: bool = False) -> tuple[float, int, int]:
     loop = _Loop()
     built = _calls(calls, loop)
+    if via_clock:
+        from gateway.media.pacer import MediaClock
+
+        media_clock = MediaClock(loop)  # type: ignore[arg-type]
+        for stream, _q, _h, _t in built:
+            stream.start(media_clock)
     cycle = REPLY_TICKS + PAUSE_TICKS
     sent = 0
     cpu = 0.0
@@ -126,14 +182,17 @@ def run(calls: int, ticks: int) -> tuple[float, int, int]:
             if phase < REPLY_TICKS and phase % 5 == 0:
                 item = f"item_{(tick + i * 7) // cycle}"
                 queue.enqueue(item, DELTA)
-                hook.nonempty = True
+                hook.state.playout_nonempty = True
                 if phase == REPLY_TICKS - 5:
                     queue.end_of_item(item)
         loop.now += 0.020
         deadline = loop.now
         start = clock()
-        for stream, _q, _h, _t in built:
-            stream._on_clock(tick, deadline)
+        if via_clock:
+            loop.fire_all()
+        else:
+            for stream, _q, _h, _t in built:
+                stream._on_clock(tick, deadline)
         cpu += clock() - start
     for _s, _q, _h, transport in built:
         sent += transport.packets
@@ -147,6 +206,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="media time per round")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--root", type=Path, default=ROOT, help="the checkout to import")
+    parser.add_argument(
+        "--clock", action="store_true", help="time the whole slot wakeup (MediaClock._fire)"
+    )
     args = parser.parse_args()
     sys.path.insert(0, str(args.root.resolve()))
     import gateway.media.jitter as jitter
@@ -166,12 +228,13 @@ def main() -> None:
         tick_impl = "playout=python tick=python"
 
     ticks = int(args.seconds / 0.020)
-    results = [run(args.calls, ticks) for _ in range(args.rounds)]
+    results = [run(args.calls, ticks, args.clock) for _ in range(args.rounds)]
     figures = [r[0] for r in results]
     print(
         f"root={args.root.resolve()} jitter={jitter.IMPLEMENTATION} "
         f"outbound={outbound_impl} {tick_impl} calls={args.calls} "
-        f"ticks={ticks} rounds={args.rounds} python={sys.version.split()[0]}"
+        f"ticks={ticks} rounds={args.rounds} clock={'slot wakeup' if args.clock else 'per stream'} "
+        f"python={sys.version.split()[0]}"
     )
     print(
         f"µs CPU per call per tick: median {statistics.median(figures):.2f} "

@@ -334,7 +334,7 @@ class LiveCall:
             observe=lambda kind, fields: accounting.on_session_event(self, kind, fields),
         )
         self.session = session
-        media.after_tick = session.on_output_tick
+        media.after_tick, media.tick_watch = session.on_output_tick, session.tick_watch
         media.on_audio = session.on_audio
         session.start()
 

@@ -43,6 +43,7 @@ class CallerAudio:
     _gather: AudioGather | None
     _audio_t0: float | None
     _audio_samples: int
+    tick_watch: Any  # gateway.media.pacer.TickWatch: audio_t0, audio_samples
     _input_burst: int
     _now: Callable[[], float] | None
 
@@ -62,10 +63,13 @@ class CallerAudio:
         if not frames:
             return
         now = (self._now or self._bind_clock())()
-        t0 = self._audio_t0
+        # The audio-time numbers live in the session's tick watch (the media clock reads them
+        # to decide when hold fill is due): read and written there, no property frame.
+        watch = self.tick_watch
+        t0 = watch.audio_t0
         if t0 is None:
-            t0 = self._audio_t0 = now  # the caller's first RTP starts audio time
-        surplus = self._audio_samples - (now - t0) * SAMPLE_RATE  # audio time ahead of real
+            t0 = watch.audio_t0 = now  # the caller's first RTP starts audio time
+        surplus = watch.audio_samples - (now - t0) * SAMPLE_RATE  # audio time ahead of real
         if len(frames) == 1 and not frames[0].concealed:
             payload = frames[0].payload
             size = len(payload)
@@ -77,7 +81,7 @@ class CallerAudio:
             size = len(payload)
             if not size:
                 return
-        self._audio_samples += size
+        watch.audio_samples += size
         append = self._appender
         if append is None:
             self._append(payload)  # gathering, or no client to append to

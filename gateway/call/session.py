@@ -54,6 +54,7 @@ from gateway.call.gather import AudioGather
 from gateway.call.tools import HttpTool, call_http_tool
 from gateway.call.voice_events import VoiceEvents
 from gateway.call.voice_sessions import RECONNECT_BUDGET, RECONNECT_WINDOW_S, VoiceSessions
+from gateway.media.pacer import TickWatch
 from gateway.media.playout import FRAME_BYTES, PlayoutQueue
 from gateway.observe.logs import log_event
 from gateway.voice import VoiceBackend, VoiceConnection, VoiceLink, VoiceSetupError
@@ -218,13 +219,19 @@ class CallSession(CallerAudio, VoiceSessions, VoiceEvents):
         self._reconnect_times: deque[float] = deque()  # loop times of attempts in the window
         self._backoff_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep  # tests: fake
         self._timers: dict[str, asyncio.TimerHandle] = {}
-        self._playout_nonempty = False
-        # Loop time at which the call's audio time began: the first caller audio, or the ACK
-        # of a call whose caller never sends. None until then: nothing is appended.
-        self._audio_t0: float | None = None
+        # What on_output_tick reads, kept where the media clock reads it too: the clock calls
+        # the hook only on ticks it has work (issue 14; gateway/media/pacer.py PyTickWatch).
+        # `_playout_nonempty`, `_audio_t0` (loop time at which the call's audio time began:
+        # the first caller audio, or the ACK of a call whose caller never sends; None until
+        # then: nothing is appended) and `_audio_samples` (caller audio handed to the voice
+        # session, fill included) are properties over it.
+        self.tick_watch = TickWatch(
+            queue, fill_after_s=HOLD_FILL_AFTER_S, sample_rate=SAMPLE_RATE, frame_bytes=FRAME_BYTES
+        )
         self._input_burst = int(settings.input_burst_s * SAMPLE_RATE)
         append_bytes = int(settings.append_s * SAMPLE_RATE)
         self._gather = AudioGather(append_bytes) if append_bytes > FRAME_BYTES else None
+        self.tick_watch.always = self._gather is not None  # the hook checks gathering per tick
         self._overflow_logged: set[str] = set()
         self._voice_seconds: dict[int, float] = {}  # per connection: its latest snapshot
         self._shallow_playout = settings.policy.continuous_output
@@ -233,7 +240,6 @@ class CallSession(CallerAudio, VoiceSessions, VoiceEvents):
         # The loop's clock, bound once: asyncio.get_running_loop() costs a getpid() syscall
         # per call on CPython 3.11 (4 % of the gateway's CPU at 100 calls, docs/benchmarks.md).
         self._now: Callable[[], float] | None = None
-        self._audio_samples = 0  # caller audio handed to the voice session (incl. fill)
         self._silence = queue.silence_frame
         self._closed = False
         # A late offer's codec, with its session config and playout queue, until SwitchCodec.
@@ -242,6 +248,30 @@ class CallSession(CallerAudio, VoiceSessions, VoiceEvents):
         self._observe = observe
         # speech_stopped -> first audio delta: what the caller feels as "the bot is slow".
         self._speech_stopped_at: float | None = None
+
+    @property
+    def _playout_nonempty(self) -> bool:
+        return bool(self.tick_watch.playout_nonempty)
+
+    @_playout_nonempty.setter
+    def _playout_nonempty(self, value: bool) -> None:
+        self.tick_watch.playout_nonempty = value
+
+    @property  # type: ignore[override]
+    def _audio_t0(self) -> float | None:
+        return self.tick_watch.audio_t0  # type: ignore[no-any-return]
+
+    @_audio_t0.setter
+    def _audio_t0(self, value: float | None) -> None:
+        self.tick_watch.audio_t0 = value
+
+    @property  # type: ignore[override]
+    def _audio_samples(self) -> int:
+        return self.tick_watch.audio_samples  # type: ignore[no-any-return]
+
+    @_audio_samples.setter
+    def _audio_samples(self, value: int) -> None:
+        self.tick_watch.audio_samples = value
 
     @property
     def history(self) -> list[Turn]:
@@ -303,7 +333,9 @@ class CallSession(CallerAudio, VoiceSessions, VoiceEvents):
         return now
 
     def on_output_tick(self) -> None:
-        """Called after every outbound 20 ms tick: detects drained playout, fills hold gaps."""
+        """Called after an outbound 20 ms tick: detects drained playout, fills hold gaps.
+        The media clock calls it on the ticks `tick_watch` says it has work (every tick
+        without the watch); on any other tick it would do nothing."""
         if self._playout_nonempty and self.queue.queued_bytes == 0:
             self._playout_nonempty = False
             self.dispatch(m.PlayoutDrained())
@@ -383,6 +415,7 @@ class CallSession(CallerAudio, VoiceSessions, VoiceEvents):
         config = self._with_replay_transcription(config, self.settings)
         self.settings.config = config
         self.queue = queue
+        self.tick_watch.queue = queue
         if self._shallow_playout:
             queue.start_delay_frames = LIVE_PLAYOUT_START_DELAY_FRAMES
         self._silence = queue.silence_frame

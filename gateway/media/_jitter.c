@@ -468,6 +468,11 @@ static PyMethodDef module_methods[] = {
      "members, default codec, DEFAULT_MAX_QUEUED_BYTES, DEFAULT_CN_LEVEL) (playout.py)."},
     {"_bind_tick", ct_bind, METH_VARARGS,
      "_bind_tick(CallOutputStats, Rfc4733Sender): what the compiled tick builds (pacer.py)."},
+    {"_bind_clock", sc_bind, METH_NOARGS,
+     "_bind_clock(): the compiled slot wakeup needs nothing bound (pacer.py, stream.py)."},
+    {"run_slot", (PyCFunction)(void (*)(void))sc_run_slot, METH_FASTCALL,
+     "run_slot(members, run_from, stop, first, first_deadline, epoch, period, offset, stats, "
+     "on_error, index): the member loop of one slot wakeup (pacer.py _py_run_slot)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -494,7 +499,8 @@ PyInit__jitter(void)
     if (module == NULL)
         return NULL;
     if (jb_add_type(module, &jb_buffer_type, "JitterBuffer") < 0 || ib_add_type(module) < 0 ||
-        ob_add_type(module) < 0 || pq_add_type(module) < 0 || ct_add_type(module) < 0) {
+        ob_add_type(module) < 0 || pq_add_type(module) < 0 || ct_add_type(module) < 0 ||
+        sc_add_types(module) < 0) {
         Py_DECREF(module);
         return NULL;
     }

@@ -99,6 +99,15 @@ int pq_add_type(PyObject *module);
 /* _tick.c */
 PyObject *ct_bind(PyObject *module, PyObject *args);
 int ct_add_type(PyObject *module);
+/* The CallOutputCore whose bound `tick` `callable` is (borrowed), or NULL; and that core's tick
+ * of one frame (what CallOutputCore.tick(frame_index, deadline) does), 0 or -1. */
+PyObject *ct_core_of(PyObject *callable);
+int ct_tick_c(PyObject *core, long long frame_index);
+/* _clock.c: the per-stream tick (StreamTickCore), the session's tick watch (TickWatch) and
+ * the slot wakeup's member loop (run_slot). */
+PyObject *sc_bind(PyObject *module, PyObject *args);
+PyObject *sc_run_slot(PyObject *module, PyObject *const *args, Py_ssize_t nargs);
+int sc_add_types(PyObject *module);
 
 /* _outbound.c: the outbound path's senders for a C caller. `ob_sender_of(callable, which)` is
  * the OutboundPath whose bound method `callable` is (which: OB_SEND_FRAME, OB_SEND_CN,

@@ -181,37 +181,20 @@ ct_python_frame(CallOutputCore *self, PyObject **payload, PyObject **marker)
     return kind;
 }
 
-static PyObject *
-CT_tick(CallOutputCore *self, PyObject *const *args, Py_ssize_t nargs)
+static PyObject *CT_tick(CallOutputCore *self, PyObject *const *args, Py_ssize_t nargs);
+
+/* The tick's work for an initialised core (CT_tick checked its arguments; the clock's C caller,
+ * _clock.c, calls it directly for a bound `tick` it recognised with ct_core_of). */
+static int
+ct_tick_frame(CallOutputCore *self, long long frame_index)
 {
-    if (nargs != 2) {
-        PyErr_Format(PyExc_TypeError, "tick() takes 2 arguments (%zd given)", nargs);
-        return NULL;
-    }
-    if (self->queue == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "CallOutput.__init__ was not called");
-        return NULL;
-    }
-    if (!PyLong_Check(args[0])) {
-        PyErr_Format(PyExc_TypeError, "frame_index must be an int, not %.100s",
-                     Py_TYPE(args[0])->tp_name);
-        return NULL;
-    }
-    int overflow = 0;
-    long long frame_index = PyLong_AsLongLongAndOverflow(args[0], &overflow);
-    if (frame_index == -1 && PyErr_Occurred())
-        return NULL;
-    if (overflow || frame_index > FRAME_LIMIT || frame_index < -FRAME_LIMIT) {
-        PyErr_SetString(PyExc_OverflowError, "frame_index out of range");
-        return NULL;
-    }
     if (self->has_last && frame_index > self->last_frame + 1) {
         /* The clock skipped frames (loop was blocked): timestamps stay locked to time, and the
          * next packet is marked so the peer's jitter buffer resynchronises (RFC 3551 4.1). */
         long long skipped = frame_index - self->last_frame - 1;
         self->stats[C_GAPS] += skipped;
         if (self->advance != NULL && ct_advance(self, skipped * 160) < 0)
-            return NULL;
+            return -1;
         self->force_marker = 1;
     }
     self->last_frame = frame_index;
@@ -220,9 +203,9 @@ CT_tick(CallOutputCore *self, PyObject *const *args, Py_ssize_t nargs)
     if (self->dtmf_busy) {
         int handled = ct_dtmf(self);
         if (handled < 0)
-            return NULL;
+            return -1;
         if (handled)
-            Py_RETURN_NONE;
+            return 0;
     }
 
     PyObject *payload = NULL, *marker_obj = NULL;
@@ -245,7 +228,7 @@ CT_tick(CallOutputCore *self, PyObject *const *args, Py_ssize_t nargs)
     }
     if (kind < 0) {
         Py_XDECREF(payload);
-        return NULL;
+        return -1;
     }
     int rc = 0;
     if (kind == PQ_NONE) {
@@ -278,7 +261,34 @@ CT_tick(CallOutputCore *self, PyObject *const *args, Py_ssize_t nargs)
         }
     }
     Py_XDECREF(payload);
-    if (rc < 0)
+    return rc < 0 ? -1 : 0;
+}
+
+static PyObject *
+CT_tick(CallOutputCore *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2) {
+        PyErr_Format(PyExc_TypeError, "tick() takes 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (self->queue == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "CallOutput.__init__ was not called");
+        return NULL;
+    }
+    if (!PyLong_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "frame_index must be an int, not %.100s",
+                     Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    int overflow = 0;
+    long long frame_index = PyLong_AsLongLongAndOverflow(args[0], &overflow);
+    if (frame_index == -1 && PyErr_Occurred())
+        return NULL;
+    if (overflow || frame_index > FRAME_LIMIT || frame_index < -FRAME_LIMIT) {
+        PyErr_SetString(PyExc_OverflowError, "frame_index out of range");
+        return NULL;
+    }
+    if (ct_tick_frame(self, frame_index) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -425,6 +435,31 @@ static PyTypeObject ct_type = {
     .tp_members = CT_members,
     .tp_getset = CT_getset,
 };
+
+/* -- for the clock's C caller (_clock.c) ------------------------------------------------------ */
+
+PyObject *
+ct_core_of(PyObject *callable)
+{
+    if (!PyCFunction_Check(callable) ||
+        PyCFunction_GET_FUNCTION(callable) != (PyCFunction)(void (*)(void))CT_tick)
+        return NULL;
+    PyObject *core = PyCFunction_GET_SELF(callable);
+    if (core == NULL || !PyObject_TypeCheck(core, &ct_type) ||
+        ((CallOutputCore *)core)->queue == NULL)
+        return NULL;
+    return core;
+}
+
+int
+ct_tick_c(PyObject *core, long long frame_index)
+{
+    if (frame_index > FRAME_LIMIT || frame_index < -FRAME_LIMIT) {
+        PyErr_SetString(PyExc_OverflowError, "frame_index out of range");
+        return -1;
+    }
+    return ct_tick_frame((CallOutputCore *)core, frame_index);
+}
 
 /* -- module ----------------------------------------------------------------------------------- */
 

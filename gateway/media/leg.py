@@ -100,6 +100,7 @@ class MediaLeg:
         self.output: CallOutput | None = None  # our outbound 20 ms tick, from answer on
         self.inband: InbandDtmfDetector | None = None
         self.after_tick: Any = None  # the voice session's per-tick hook (drain detection)
+        self.tick_watch: Any = None  # when that hook has work (pacer.TickWatch; None: always)
         self.caller_offset: int | None = None  # media clock samples minus the caller's media_time
         self.last_bot_sample = -1
 
@@ -203,8 +204,9 @@ class MediaLeg:
         )
         # One clock callback per call per 20 ms: the stream's (already running for inbound
         # release) runs this output's tick, then the session's hook, which hears every tick
-        # right after the frame went out (drained playout, hold-gap filling).
-        self.output.ride(stream, after=self.after_tick)
+        # right after the frame went out (drained playout, hold-gap filling) on the ticks its
+        # watch says it has work.
+        self.output.ride(stream, after=self.after_tick, watch=self.tick_watch)
 
     def stop_output(self) -> None:
         if self.output is not None:
@@ -274,6 +276,7 @@ class MediaLeg:
         self.stream.close(reason=cause)
         self._owner_audio = None
         self.after_tick = None
+        self.tick_watch = None
         self._on_dtmf = _ignore_digit
         self._clock_sample = _no_clock
         return self.stream.snapshot()

@@ -74,6 +74,9 @@ __all__ = [
     "PlayoutFrame",
     "PlayoutQueue",
     "PyCallOutput",
+    "PyTickWatch",
+    "TickWatch",
+    "run_slot",
     "shared_clock",
 ]
 
@@ -99,6 +102,7 @@ class TickHost(Protocol):
 
     output_tick: TickFn | None
     after_tick: Callable[[], None] | None
+    tick_watch: Any
 
 
 class ClockLoop(Protocol):
@@ -272,24 +276,61 @@ class MediaClock:
             slot.handle = self._loop.call_at(
                 self.deadline(slot.frame, index) - self.lead, self._fire, index
             )
-        members = slot.members
-        stats = self.stats
-        for frame in range(run_from, first + due):
-            # The usual wakeup runs one frame, the one whose deadline was computed above.
-            deadline = first_deadline if frame == first else self.deadline(frame, index)
-            ticks = 0  # counted here, added once per frame: one stats store per frame, not per call
-            for reg in members:
-                if not reg.active:
-                    continue
-                ticks += 1
-                try:
-                    reg.tick(frame, deadline)
-                except Exception:
-                    stats.tick_errors += 1
-                    if not reg.error_logged:
-                        reg.error_logged = True
-                        log.exception("media clock tick failed (slot %d, frame %d)", index, frame)
-            stats.ticks += ticks
+        # Every member's tick for each due frame: one C call for the wakeup where built.
+        run_slot(
+            slot.members,
+            run_from,
+            first + due,
+            first,
+            first_deadline,
+            self.epoch,
+            self.period,
+            slot.offset,
+            self.stats,
+            self._tick_failed,
+            index,
+        )
+
+    def _tick_failed(self, index: int, reg: ClockRegistration, frame: int, exc: Exception) -> None:
+        """A member's tick raised: counted, logged once per registration, never propagated."""
+        self.stats.tick_errors += 1
+        if not reg.error_logged:
+            reg.error_logged = True
+            log.error("media clock tick failed (slot %d, frame %d)", index, frame, exc_info=exc)
+
+
+def _py_run_slot(
+    members: tuple[ClockRegistration, ...],
+    run_from: int,
+    stop: int,
+    first: int,
+    first_deadline: float,
+    epoch: float,
+    period: float,
+    offset: float,
+    stats: LatenessStats,
+    on_error: Callable[[int, ClockRegistration, int, Exception], None],
+    index: int,
+) -> None:
+    """The member loop of one slot wakeup (pure): frames `run_from` up to `stop`, each
+    member's tick in registration order, skipping members cancelled meanwhile (by another
+    member's tick, or the clock closed from one). `run_slot` in `_clock.c` is the compiled
+    twin: a member that is an RtpStream built on the compiled StreamTickCore runs its whole
+    tick (release, DTMF, inactivity, RTCP, output tick, the session's hook when it has work)
+    with no Python frame unless there is Python work (stream.py PyStreamTick)."""
+    for frame in range(run_from, stop):
+        # The usual wakeup runs one frame, the one whose deadline the clock computed.
+        deadline = first_deadline if frame == first else epoch + frame * period + offset
+        ticks = 0  # counted here, added once per frame: one stats store per frame, not per call
+        for reg in members:
+            if not reg.active:
+                continue
+            ticks += 1
+            try:
+                reg.tick(frame, deadline)
+            except Exception as exc:
+                on_error(index, reg, frame, exc)
+        stats.ticks += ticks
 
 
 _shared: weakref.WeakKeyDictionary[Any, MediaClock] = weakref.WeakKeyDictionary()
@@ -332,18 +373,25 @@ class _OutputControl:
         self._registration = clock.register(self.tick)
         return self._registration
 
-    def ride(self, host: TickHost, after: Callable[[], None] | None = None) -> None:
+    def ride(
+        self,
+        host: TickHost,
+        after: Callable[[], None] | None = None,
+        watch: TickWatch | None = None,
+    ) -> None:
         """Run this output from `host`'s clock callback instead of a registration of its own.
 
         Why: a call's RtpStream already has a clock registration (inbound release); one
         callback per call per 20 ms doing inbound release, then this tick, then `after` (the
         session's per-tick hook) costs less than two or three registrations and wrapped
-        senders (docs/benchmarks.md). `after` runs once per tick, after the frame went out."""
+        senders (docs/benchmarks.md). `after` runs after the frame went out: on every tick,
+        or, with a `watch` (the session's TickWatch), on the ticks its `has_work` says."""
         if self._registration is not None:
             self._registration.cancel()
             self._registration = None
         host.output_tick = self.tick
         host.after_tick = after  # the host calls it after `output_tick` (no wrapper frame)
+        host.tick_watch = watch
         self._host = host
 
     def stop(self) -> None:
@@ -354,6 +402,7 @@ class _OutputControl:
         if host is not None:
             host.output_tick = None
             host.after_tick = None
+            host.tick_watch = None
             self._host = None
 
     def send_digits(self, digits: str) -> None:
@@ -485,3 +534,64 @@ def _bind_extension() -> type[PyCallOutput] | None:
 
 # "c" or "python"
 CallOutput, IMPLEMENTATION = _jitter_module.select_twin(PyCallOutput, _bind_extension)
+
+
+class PyTickWatch:
+    """What the clock reads to decide that a session's per-tick hook has work (pure).
+
+    The hook (`CallSession.on_output_tick`) has work on a tick when the playout just drained
+    (`playout_nonempty` and the queue empty), when hold fill is due (audio time started at
+    `audio_t0` trails real time: `(now - audio_t0 - fill_after_s) * sample_rate -
+    audio_samples >= frame_bytes`, the hook's own test), or always (`always`: the session
+    gathers appends, whose timing the hook checks). The session keeps these numbers current
+    where they change; the hook still decides, so a tick it is not called on is one on which
+    it would have done nothing. `TickWatch` is the compiled twin (`_clock.c`) when built."""
+
+    __slots__ = (
+        "always",
+        "audio_samples",
+        "audio_t0",
+        "fill_after_s",
+        "frame_bytes",
+        "playout_nonempty",
+        "queue",
+        "sample_rate",
+    )
+
+    def __init__(
+        self, queue: Any, *, fill_after_s: float, sample_rate: float, frame_bytes: int
+    ) -> None:
+        self.queue = queue
+        self.fill_after_s = fill_after_s
+        self.sample_rate = sample_rate
+        self.frame_bytes = frame_bytes
+        self.playout_nonempty = False
+        self.audio_t0: float | None = None
+        self.audio_samples = 0
+        self.always = False
+
+    def has_work(self, time: Callable[[], float] | None) -> bool:
+        """`time`: the stream's loop time (None: no loop; the hook decides)."""
+        if self.always:
+            return True
+        if self.playout_nonempty and self.queue.queued_bytes == 0:
+            return True
+        t0 = self.audio_t0
+        if t0 is None:
+            return False
+        if time is None:
+            return True
+        behind = (time() - t0 - self.fill_after_s) * self.sample_rate - self.audio_samples
+        return bool(behind >= self.frame_bytes)
+
+
+def _bind_clock(name: str) -> Any:
+    return _jitter_module.compiled_twin(name, "_bind_clock")
+
+
+TickWatch, WATCH_IMPLEMENTATION = _jitter_module.select_twin(
+    PyTickWatch, lambda: _bind_clock("TickWatch")
+)
+run_slot, RUN_SLOT_IMPLEMENTATION = _jitter_module.select_twin(
+    _py_run_slot, lambda: _bind_clock("run_slot")
+)

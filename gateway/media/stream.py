@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import socket
 import time
@@ -70,6 +71,9 @@ from gateway.media.ports import PortAllocator
 from gateway.media.rtp import RtpPacket
 from gateway.media.srtp import SrtpAuthError, SrtpError, SrtpReplayError, SrtpSession
 from gateway.media.stats import StreamStats
+from gateway.media.stream_tick import TICK_IMPLEMENTATION as TICK_IMPLEMENTATION
+from gateway.media.stream_tick import PyStreamTick as PyStreamTick  # moved there
+from gateway.media.stream_tick import StreamTick
 
 if TYPE_CHECKING:
     from gateway.media.pacer import ClockRegistration, MediaClock
@@ -143,8 +147,39 @@ class _RtcpProtocol(asyncio.DatagramProtocol):
         self._stream.stats.send_errors += 1
 
 
-class RtpStream:
+class RtpStream(StreamTick):  # type: ignore[valid-type, misc]
     """One call's RTP/RTCP endpoint. Create, `await open(...)`, `close()` when the call ends."""
+
+    # Slots: the per-packet path reads these, and an instance dict of a class built on a C
+    # base is a split-keys dict that CPython 3.11 does not specialise attribute loads for
+    # (4 loads measured 112 ns against 35 ns). `__dict__` stays for anything else.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_allocator",
+        "_callback_error_logged",
+        "_dtmf_receiver",
+        "_inbound",
+        "_loop_object",
+        "_outbound",
+        "_registration",
+        "_rtcp_source",
+        "_rtcp_transport",
+        "_srtp",
+        "_wallclock",
+        "advance",
+        "config",
+        "latch",
+        "local_port",
+        "on_audio",
+        "on_dtmf",
+        "on_timeout",
+        "remote_rtcp",
+        "send_comfort_noise",
+        "send_event",
+        "send_frame",
+        "stats",
+    )
 
     def __init__(
         self,
@@ -156,6 +191,18 @@ class RtpStream:
         wallclock: Callable[[], float] = time.time,
     ) -> None:
         self.config = config if config is not None else StreamConfig()
+        # The tick's state (PyStreamTick documents it) first: properties below write it.
+        self._closed = False
+        self._time = None
+        self.output_tick = None
+        self.after_tick = None
+        self.tick_watch = None
+        self._activity_since = 0.0
+        self._timed_out = False
+        self._expect_media = True
+        self._next_rtcp = 0.0
+        self._dtmf_deadline = math.inf
+        self._inactivity_timeout = self.config.inactivity_timeout_s
         self.on_audio = on_audio
         self.on_dtmf = on_dtmf
         self.on_timeout = on_timeout
@@ -167,7 +214,7 @@ class RtpStream:
             max_delay_ms=self.config.jitter_max_ms,
             clock_rate=self.config.clock_rate,
         )
-        self.dtmf: Rfc4733Receiver | None = None
+        self.dtmf = None
         if self.config.telephone_event_pt is not None:
             self.dtmf = Rfc4733Receiver(
                 self.config.telephone_event_pt, clock_rate=self.config.clock_rate
@@ -200,20 +247,13 @@ class RtpStream:
         self.send_event = out.send_event
         self.send_comfort_noise = out.send_comfort_noise
         self.advance = out.advance
-        self._activity_since = 0.0
-        self._timed_out = False
-        self._expect_media = True
         # I/O.
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop = None
         self._rtcp_transport: asyncio.DatagramTransport | None = None
         self._allocator: PortAllocator | None = None
         self.local_port: int | None = None
-        self._next_rtcp = 0.0
         self._registration: ClockRegistration | None = None
-        self.output_tick: Callable[[int, float], None] | None = None  # see CallOutput.ride
-        self.after_tick: Callable[[], None] | None = None  # runs after output_tick (ride)
         self._callback_error_logged = False
-        self._closed = False
         self._srtp: SrtpSession | None = None  # see the `srtp` property
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -289,10 +329,38 @@ class RtpStream:
         self.on_timeout = None
         self.output_tick = None
         self.after_tick = None
+        self.tick_watch = None
 
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def _loop(self) -> asyncio.AbstractEventLoop | None:
+        return self._loop_object
+
+    @_loop.setter
+    def _loop(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        # The tick reads the loop's time through `_time` (one attribute, a C field where built).
+        self._loop_object = loop
+        self._time = loop.time if loop is not None else None
+
+    @property
+    def dtmf(self) -> Rfc4733Receiver | None:
+        """The RFC 4733 receiver (None: telephone-event not negotiated)."""
+        return self._dtmf_receiver
+
+    @dtmf.setter
+    def dtmf(self, receiver: Rfc4733Receiver | None) -> None:
+        self._dtmf_receiver = receiver
+        self._refresh_dtmf_deadline()
+
+    def _refresh_dtmf_deadline(self) -> None:
+        """What the tick compares with: the receiver's next end deadline while an event is
+        open, else never. Called wherever the receiver's open events change (feed, poll)."""
+        dtmf = self._dtmf_receiver
+        deadline = dtmf.next_deadline if dtmf is not None and dtmf.open_events else None
+        self._dtmf_deadline = math.inf if deadline is None else deadline
 
     # -- negotiation -------------------------------------------------------------------------
 
@@ -446,6 +514,7 @@ class RtpStream:
                 packet.ssrc,
                 now,
             )
+            self._refresh_dtmf_deadline()
             if digits:
                 self._deliver_dtmf(digits)
             return
@@ -462,51 +531,36 @@ class RtpStream:
             except Exception:
                 self._log_callback_error("on_dtmf")
 
-    def _on_clock(self, frame_index: int, deadline: float) -> None:
-        loop = self._loop
-        self.tick(loop.time() if loop is not None else deadline)
-        output_tick = self.output_tick
-        if output_tick is not None and not self._closed:
-            # The call's outbound tick (CallOutput.ride): same clock callback, after release,
-            # then the session's hook right after the frame went out.
-            output_tick(frame_index, deadline)
-            after = self.after_tick
-            if after is not None:
-                after()
+    # -- the tick's Python work (PyStreamTick / StreamTickCore call these when it is due) -----
 
-    def tick(self, now: float) -> None:
-        """The periodic work: release audio, DTMF end timeouts, inactivity, RTCP."""
-        if self._closed:
-            return
-        frames = self.jitter.pop_ready(now)
-        if frames and self.on_audio is not None:
+    def _release(self, frames: list[Frame]) -> None:
+        """Frames the jitter buffer released at a tick (a stall or a reorder left them due)."""
+        if self.on_audio is not None:
             try:
                 self.on_audio(frames)
             except Exception:
                 self._log_callback_error("on_audio")
+
+    def _dtmf_due(self, now: float) -> None:
+        """An RFC 4733 event is open and its end deadline passed."""
         dtmf = self.dtmf
-        if dtmf is not None and dtmf.open_events:
-            deadline = dtmf.next_deadline
-            if deadline is not None and now >= deadline:
-                digits = dtmf.poll(now)
-                if digits:
-                    self._deliver_dtmf(digits)
-        timeout = self.config.inactivity_timeout_s
-        if (
-            timeout > 0
-            and self._expect_media
-            and not self._timed_out
-            and now - self._activity_since >= timeout
-        ):
-            self._timed_out = True
-            if self.on_timeout is not None:
-                try:
-                    self.on_timeout()
-                except Exception:
-                    self._log_callback_error("on_timeout")
-        if now >= self._next_rtcp:
-            self._send_rtcp(now)
-            self._schedule_rtcp(now)
+        if dtmf is not None:
+            digits = dtmf.poll(now)
+            self._refresh_dtmf_deadline()
+            if digits:
+                self._deliver_dtmf(digits)
+
+    def _timeout_due(self) -> None:
+        """No RTP for inactivity_timeout_s while we expect media (`_timed_out` is already set)."""
+        if self.on_timeout is not None:
+            try:
+                self.on_timeout()
+            except Exception:
+                self._log_callback_error("on_timeout")
+
+    def _rtcp_due(self, now: float) -> None:
+        self._send_rtcp(now)
+        self._schedule_rtcp(now)
 
     def _log_callback_error(self, name: str) -> None:
         # Once per stream: a consumer bug must not flood the log at 50 packets a second.

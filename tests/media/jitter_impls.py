@@ -145,3 +145,48 @@ def run_with_switch(code: str, value: str) -> list[str]:
         check=True,
         cwd=Path(__file__).resolve().parents[2],
     ).stdout.split()
+
+
+# -- the clock's slot wakeup (gateway/media/pacer.py, stream.py and their twins, _clock.c) -------
+
+
+def _clock_piece(name: str, attribute: str) -> Any:
+    """The compiled `attribute` of the extension (skip locally / fail under CI when not built,
+    or built without _clock.c)."""
+    require_extension()
+    from gateway.media import _jitter  # type: ignore[attr-defined]
+
+    piece = getattr(_jitter, attribute, None)
+    if piece is None:
+        message = "gateway.media._jitter was built without the clock (_clock.c)"
+        if ON_CI:
+            pytest.fail(message)
+        pytest.skip(message)
+    return piece
+
+
+def run_slot_implementation(name: str) -> Callable[..., None]:
+    """pacer._py_run_slot, or the compiled run_slot."""
+    from gateway.media import pacer
+
+    return pacer._py_run_slot if name == "python" else _clock_piece(name, "run_slot")
+
+
+def watch_implementation(name: str) -> type[Any]:
+    """pacer.PyTickWatch, or the compiled TickWatch."""
+    from gateway.media import pacer
+
+    return pacer.PyTickWatch if name == "python" else _clock_piece(name, "TickWatch")
+
+
+def stream_class(name: str) -> type[Any]:
+    """RtpStream on the pure tick (stream.PyStreamTick) or on the compiled StreamTickCore: the
+    same class body over either base (the product picks one at import)."""
+    from gateway.media import stream
+
+    base = stream.PyStreamTick if name == "python" else _clock_piece(name, "StreamTickCore")
+    if stream.RtpStream.__bases__ == (base,):
+        return stream.RtpStream
+    slots = set(stream.RtpStream.__slots__)
+    namespace = {key: value for key, value in vars(stream.RtpStream).items() if key not in slots}
+    return type("RtpStream", (base,), namespace)
