@@ -16,6 +16,7 @@ from typing import Any, Literal
 
 import orjson
 
+from gateway.audio_b64 import b64decode_strict
 from gateway.realtime import events as ev
 from gateway.realtime.mcp import MCP_EVENT_TYPES, MCP_ITEM_EVENTS, McpEvent, is_mcp_event
 
@@ -463,7 +464,7 @@ def _audio_delta(d: dict[str, Any]) -> ev.AudioDelta:
             "response.output_audio.delta: response_id, item_id and delta must be strings, "
             "output_index and content_index ints"
         )
-    audio = binascii.a2b_base64(delta, strict_mode=True)
+    audio = b64decode_strict(delta)  # compiled when built (gateway/_wsframe.c)
     return ev.AudioDelta(response_id, item_id, output_index, content_index, audio)
 
 
