@@ -505,7 +505,8 @@ def callgrind_instructions(tree: Path, args: argparse.Namespace, calls: int) -> 
 
 def export_revision(rev: str) -> Path:
     """`rev`'s tree in a temporary directory, with this tree's compiled extensions (not in
-    git) so both sides import the same jitter buffer."""
+    git) so both sides import the same jitter buffer and WebSocket read path (a revision
+    that does not call a newer function of gateway._wsframe is not changed by its presence)."""
     target = Path(tempfile.mkdtemp(prefix="event_cost_"))
     archive = subprocess.run(
         ["git", "archive", rev], cwd=ROOT, check=True, capture_output=True
@@ -513,6 +514,8 @@ def export_revision(rev: str) -> Path:
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     for built in (ROOT / "gateway" / "media").glob("_*.so"):
         shutil.copy2(built, target / "gateway" / "media" / built.name)
+    for built in (ROOT / "gateway").glob("_*.so"):
+        shutil.copy2(built, target / "gateway" / built.name)
     return target
 
 
