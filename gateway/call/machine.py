@@ -52,6 +52,7 @@ from gateway.call.context import Handler as Handler
 from gateway.call.context import IllegalTransition as IllegalTransition
 from gateway.call.context import Result as Result
 from gateway.call.context import State as State
+from gateway.call.context import with_bot_audio
 from gateway.call.events import (  # noqa: F401  re-exported: m.Start, m.SendBye...
     BUILTIN_TOOLS,
     T_DIGITS,
@@ -333,6 +334,37 @@ for _event in Event.__args__:  # type: ignore[attr-defined]
     TRANSITIONS.setdefault((State.ENDED, _event), Transition(_ignore, frozenset({State.ENDED})))
 
 
+# The bot audio delta that decides nothing (issue 14). Most deltas of a reply arrive while
+# its earlier audio is still queued: the state stays, playout is already busy, the reply has
+# already produced audio; all `on_bot_audio` does then is count the item's bytes and queue
+# them. In these states it keeps the state (BOT_SPEAKING is its own target; CALLER_SPEAKING,
+# ENDING and TRANSFERRING are kept), checked against the table below.
+_STEADY_AUDIO_STATES = frozenset(
+    {State.BOT_SPEAKING, State.CALLER_SPEAKING, State.ENDING, State.TRANSFERRING}
+)
+
+
+def steady_bot_audio(ctx: CallContext, event: BotAudio) -> CallContext | None:
+    """`step(ctx, event)` for a bot audio delta that moves nothing the machine decides on: the
+    new context (only the item's `received_bytes` grew; the one action is
+    `EnqueueAudio(event.item_id, event.audio)`), else None and the caller `step`s. None for
+    the first audio of a reply or after a drain (state, `playout_busy` or `reply_audio`
+    move) and for audio of a discarded reply (dropped by `on_bot_audio`). The session's
+    shortcut for the 10-50 deltas a second of a reply (no event dispatch, no action value);
+    tests/call/test_machine.py holds it equal to `step` on every state and flag."""
+    if (
+        ctx.state not in _STEADY_AUDIO_STATES
+        or not ctx.playout_busy
+        or not ctx.reply_audio
+        or event.reply_id in ctx.discard_reply_ids
+    ):
+        return None
+    received = dict(ctx.received_bytes)
+    item_id = event.item_id
+    received[item_id] = received.get(item_id, 0) + len(event.audio)
+    return with_bot_audio(ctx, ctx.state, received, True)
+
+
 def step(ctx: CallContext, event: Event) -> Result:
     """Apply one event. Raises IllegalTransition for a (state, event) the table does not allow."""
     transition = TRANSITIONS.get((ctx.state, type(event)))
@@ -345,3 +377,10 @@ def step(ctx: CallContext, event: Event) -> Result:
             f"not in the table's targets {sorted(s.value for s in transition.targets)}"
         )
     return new_ctx, actions
+
+
+# `steady_bot_audio` stands for `on_bot_audio` in its states only while the table says so.
+for _state in _STEADY_AUDIO_STATES:
+    _transition = TRANSITIONS[(_state, BotAudio)]
+    if _transition.handler is not on_bot_audio or _state not in _transition.targets:
+        raise AssertionError(f"steady_bot_audio does not match the table in {_state.value}")
