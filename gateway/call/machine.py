@@ -334,35 +334,31 @@ for _event in Event.__args__:  # type: ignore[attr-defined]
     TRANSITIONS.setdefault((State.ENDED, _event), Transition(_ignore, frozenset({State.ENDED})))
 
 
-# The bot audio delta that decides nothing (issue 14). Most deltas of a reply arrive while
-# its earlier audio is still queued: the state stays, playout is already busy, the reply has
-# already produced audio; all `on_bot_audio` does then is count the item's bytes and queue
-# them. In these states it keeps the state (BOT_SPEAKING is its own target; CALLER_SPEAKING,
-# ENDING and TRANSFERRING are kept), checked against the table below.
+# The bot audio delta that moves no state (issue 14): in these states `on_bot_audio` keeps
+# the state (BOT_SPEAKING is its own target; CALLER_SPEAKING, ENDING and TRANSFERRING are
+# kept, checked against the table below), so all it decides is the context (the item's bytes,
+# playout busy, whether the reply has audio) and the one `EnqueueAudio`.
 _STEADY_AUDIO_STATES = frozenset(
     {State.BOT_SPEAKING, State.CALLER_SPEAKING, State.ENDING, State.TRANSFERRING}
 )
 
 
 def steady_bot_audio(ctx: CallContext, event: BotAudio) -> CallContext | None:
-    """`step(ctx, event)` for a bot audio delta that moves nothing the machine decides on: the
-    new context (only the item's `received_bytes` grew; the one action is
-    `EnqueueAudio(event.item_id, event.audio)`), else None and the caller `step`s. None for
-    the first audio of a reply or after a drain (state, `playout_busy` or `reply_audio`
-    move) and for audio of a discarded reply (dropped by `on_bot_audio`). The session's
-    shortcut for the 10-50 deltas a second of a reply (no event dispatch, no action value);
-    tests/call/test_machine.py holds it equal to `step` on every state and flag."""
-    if (
-        ctx.state not in _STEADY_AUDIO_STATES
-        or not ctx.playout_busy
-        or not ctx.reply_audio
-        or event.reply_id in ctx.discard_reply_ids
-    ):
+    """`step(ctx, event)` for a bot audio delta that moves no state: the new context (the one
+    action is `EnqueueAudio(event.item_id, event.audio)`), else None and the caller `step`s:
+    in LISTENING or ANSWERING (a reply's first audio moves the call to BOT_SPEAKING) and for
+    audio of a discarded reply (dropped by `on_bot_audio`, no action). The session's shortcut
+    for the 10-50 deltas a second of a reply (no event dispatch, no table lookup, no action
+    value); tests/call/test_bot_audio_shortcut.py holds it equal to `step` on every state and
+    flag, and answering exactly where `step` keeps the state and queues the audio."""
+    if ctx.state not in _STEADY_AUDIO_STATES or event.reply_id in ctx.discard_reply_ids:
         return None
     received = dict(ctx.received_bytes)
     item_id = event.item_id
     received[item_id] = received.get(item_id, 0) + len(event.audio)
-    return with_bot_audio(ctx, ctx.state, received, True)
+    return with_bot_audio(
+        ctx, ctx.state, received, ctx.reply_audio or event.reply_id == ctx.reply_id
+    )
 
 
 def step(ctx: CallContext, event: Event) -> Result:

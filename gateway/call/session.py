@@ -433,10 +433,11 @@ class CallSession(CallerAudio, VoiceSessions, VoiceEvents):
                 self.on_ended(self.ctx.hangup_cause or "ended")
 
     def _bot_audio(self, event: m.BotAudio) -> None:
-        """`dispatch(event)` for a bot audio delta (issue 14). The delta that decides nothing
-        (`m.steady_bot_audio`: the reply's audio already playing, the state kept) goes
-        straight to the playout queue with its context; any other (a reply's first audio,
-        the first after a drain, audio of a discarded reply, an illegal one) is dispatched."""
+        """`dispatch(event)` for a bot audio delta (issue 14). A delta that moves no state
+        (`m.steady_bot_audio`: the call already speaking, or the caller, or ending, or
+        transferring) goes straight to the playout queue with the context `step` would give;
+        any other (a reply's first audio in LISTENING, audio of a discarded reply, an illegal
+        one) is dispatched: the state line, the transitions and the actions as ever."""
         if self._closed:
             return
         ctx = m.steady_bot_audio(self.ctx, event)

@@ -250,8 +250,8 @@ class VoiceSessions:
             return  # replaced by a newer session: its events are not ours anymore
         report = self.link.translate(event)
         if type(report) is BotAudio:
-            # Most of a session's events: no report dispatch, and when the machine's
-            # decisions do not move, no event dispatch either (`_bot_audio`, issue 14).
+            # Most of a session's events: no report dispatch, and when the delta moves no
+            # state, no event dispatch either (`_bot_audio`, issue 14).
             if self._speech_stopped_at is not None:
                 self._response_latency()
             self._bot_audio(report)

@@ -1,7 +1,9 @@
 """The bot audio delta's shortcut (issue 14): `m.steady_bot_audio` and `CallSession._bot_audio`.
 
-A delta that decides nothing (its reply's audio already playing, the state kept) goes to the
-playout queue without an event dispatch or action values; every other delta is `step`ped. What
+A delta that moves no state (the call already speaking, or the caller, or ending, or
+transferring) goes to the playout queue with the context `step` would give, without an event
+dispatch or action values; every other delta (a reply's first audio in LISTENING, a discarded
+reply's) is `step`ped. What
 a shortcut could break is pinned here: it is `step` wherever it applies (every state and flag),
 the first audio of a reply still moves the machine, audio after a barge-in and late audio of a
 cancelled reply are dropped, and the ids (reply, item) and byte counts the barge-in's truncate
@@ -62,7 +64,7 @@ def contexts() -> list[CallContext]:
 
 @pytest.mark.parametrize("reply_id", ["r1", "r2"])
 @pytest.mark.parametrize("item_id", ["i1", "i2"])
-def test_the_shortcut_is_step_where_it_applies_and_applies_where_step_decides_nothing(
+def test_the_shortcut_is_step_and_applies_exactly_where_step_keeps_the_state(
     reply_id: str, item_id: str
 ) -> None:
     event = v.BotAudio(reply_id, item_id, AUDIO)
@@ -71,18 +73,13 @@ def test_the_shortcut_is_step_where_it_applies_and_applies_where_step_decides_no
         before = dict(ctx.__dict__)
         received_before = dict(ctx.received_bytes)
         stepped, actions = m.step(ctx, event)
-        changed = {k for k in ctx.__dict__ if ctx.__dict__[k] != stepped.__dict__[k]}
-        decides_nothing = changed <= {"received_bytes"} and actions == [
-            m.EnqueueAudio(item_id, AUDIO)
-        ]
+        steady = stepped.state is ctx.state and actions == [m.EnqueueAudio(item_id, AUDIO)]
         short = m.steady_bot_audio(ctx, event)
         if short is None:
-            # Not taken only where the delta may move something, or (conservatively) where
-            # it comes with no audio of the reply yet counted (`reply_audio` false).
-            assert not decides_nothing or not ctx.reply_audio, (ctx.state, ctx, event)
+            assert not steady, (ctx.state, ctx, event)  # a state move, or a dropped delta
             continue
         taken += 1
-        assert decides_nothing, (ctx, event)
+        assert steady, (ctx, event)
         assert short.__dict__ == stepped.__dict__
         assert short.received_bytes[item_id] == received_before.get(item_id, 0) + len(AUDIO)
         # Pure: the old context and its byte counts are untouched.
@@ -100,7 +97,10 @@ def test_the_first_audio_of_a_reply_and_audio_of_a_discarded_one_are_not_short()
     )
     assert m.steady_bot_audio(playing, v.BotAudio("r1", "i1", AUDIO)) is not None
     drained = replace(playing, playout_busy=False)
-    assert m.steady_bot_audio(drained, v.BotAudio("r1", "i1", AUDIO)) is None
+    after_drain = m.steady_bot_audio(drained, v.BotAudio("r1", "i1", AUDIO))
+    assert after_drain is not None and after_drain.playout_busy
+    answering = replace(playing, state=m.State.ANSWERING, playout_busy=False, reply_audio=False)
+    assert m.steady_bot_audio(answering, v.BotAudio("r1", "i1", AUDIO)) is None
     cut = replace(playing, state=m.State.CALLER_SPEAKING, discard_reply_ids=frozenset({"r0"}))
     assert m.steady_bot_audio(cut, v.BotAudio("r0", "i0", AUDIO)) is None
     assert m.step(cut, v.BotAudio("r0", "i0", AUDIO)) == (cut, [])
@@ -217,16 +217,23 @@ async def test_the_first_delta_of_a_reply_moves_the_machine_the_next_go_short(ca
     assert session.ctx.state is m.State.BOT_SPEAKING
 
 
-async def test_the_first_delta_after_a_drain_is_stepped(call: Call) -> None:
+async def test_the_first_delta_after_a_drain_marks_playout_busy_again(call: Call) -> None:
+    """Paced in real time the queue drains between two deltas: the next one keeps the state
+    (short) but playout is busy again, so the next drain is seen and the reply's end waits
+    for it."""
     session, queue = call.session, call.queue
     call.reply("resp_1", "item_1")
     call.delta("resp_1", "item_1")
     tick(session, queue, len(AUDIO) // 160 + 1)  # played out: PlayoutDrained
-    assert not session.ctx.playout_busy
+    assert not session.ctx.playout_busy and session.ctx.state is m.State.BOT_SPEAKING
     call.dispatched.clear()
     call.delta("resp_1", "item_1")
-    assert [type(e) for e in call.dispatched] == [v.BotAudio]
+    assert call.dispatched == []  # short
     assert session.ctx.playout_busy
+    call.server(rte.ResponseDone("resp_1", "completed", None, None, None))
+    assert session.ctx.state is m.State.BOT_SPEAKING  # the audio still plays
+    tick(session, queue, len(AUDIO) // 160 + 1)
+    assert session.ctx.state is m.State.LISTENING and not session.ctx.playout_busy
 
 
 async def test_a_delta_after_a_barge_in_is_dropped_and_the_truncate_is_at_the_heard_bytes(
