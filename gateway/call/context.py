@@ -90,8 +90,8 @@ def replace(ctx: CallContext, **changes: Any) -> CallContext:
     """A new context: `ctx` with `changes` (what `dataclasses.replace` does, for this class).
 
     The old context is never touched: its attribute dict is copied, the changes are written in
-    the copy, and the copy becomes the new object's (the frozen `__setattr__` is for everyone else). A name that
-    is not a field raises TypeError, as `dataclasses.replace` does."""
+    the copy, and the copy becomes the new object's (the frozen `__setattr__` is for everyone
+    else). A name that is not a field raises TypeError, as `dataclasses.replace` does."""
     if not _FIELDS.issuperset(changes):
         unknown = sorted(set(changes) - _FIELDS)
         raise TypeError(f"CallContext has no field {unknown[0]!r}")
