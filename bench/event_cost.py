@@ -3,9 +3,10 @@ from the bytes of a WebSocket message to the playout queue, for one call.
 
 The path is the product's: `RealtimeClient._on_message` (what gateway/wsock.py's read callback
 calls with each complete message) -> `ServerEventParser.parse` -> the event sink
-`CallSession._on_client_event` -> `RealtimeLink.translate` -> `VoiceEvents._on_report` ->
-`CallSession.dispatch` -> `machine.step` -> `CallSession._execute` -> `PlayoutQueue.enqueue`,
-with the product's JSON logging (to /dev/null) and its metrics observer
+`CallSession._on_client_event` -> `RealtimeLink.translate` -> (an audio delta that moves no
+state: `CallSession._bot_audio` -> `machine.steady_bot_audio`; any other event:
+`VoiceEvents._on_report` -> `CallSession.dispatch` -> `machine.step` -> `CallSession._execute`)
+-> `PlayoutQueue.enqueue`, with the product's JSON logging (to /dev/null) and its metrics observer
 (gateway/call/accounting.py `on_session_event` on a real `Metrics`). What the call sends back
 (a barge-in's truncate) goes through the client's synchronous write path into a stand-in
 transport, as bench/wsock_ab.py does; no socket, no event loop iteration per event.
