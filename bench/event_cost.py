@@ -3,9 +3,10 @@ from the bytes of a WebSocket message to the playout queue, for one call.
 
 The path is the product's: `RealtimeClient._on_message` (what gateway/wsock.py's read callback
 calls with each complete message) -> `ServerEventParser.parse` -> the event sink
-`CallSession._on_client_event` -> `RealtimeLink.translate` -> `VoiceEvents._on_report` ->
-`CallSession.dispatch` -> `machine.step` -> `CallSession._execute` -> `PlayoutQueue.enqueue`,
-with the product's JSON logging (to /dev/null) and its metrics observer
+`CallSession._on_client_event` -> `RealtimeLink.translate` -> (an audio delta that moves no
+state: `CallSession._bot_audio` -> `machine.steady_bot_audio`; any other event:
+`VoiceEvents._on_report` -> `CallSession.dispatch` -> `machine.step` -> `CallSession._execute`)
+-> `PlayoutQueue.enqueue`, with the product's JSON logging (to /dev/null) and its metrics observer
 (gateway/call/accounting.py `on_session_event` on a real `Metrics`). What the call sends back
 (a barge-in's truncate) goes through the client's synchronous write path into a stand-in
 transport, as bench/wsock_ab.py does; no socket, no event loop iteration per event.
@@ -122,8 +123,12 @@ def call_stream(
     speech_ms: int = 1500,
     reply_ms: int = 2400,
     words: int = 12,
+    burst_ms: int | None = None,
 ) -> list[tuple[int, str, bytes]]:
-    """One call's server events: (virtual ms, type, JSON bytes), in order."""
+    """One call's server events: (virtual ms, type, JSON bytes), in order. `burst_ms`: a
+    reply's deltas `burst_ms` apart (the whole reply, then its done events, as the service
+    and the simulator's default send them, far faster than real time), the caller's
+    interruption at the same point of the playout as paced; None: paced in real time."""
     ids = _ids = _Ids()
     out: list[tuple[int, str, bytes]] = []
     seq = itertools.count(1)
@@ -175,21 +180,30 @@ def call_stream(
                  "part": {"type": "audio", "transcript": ""}})  # fmt: skip
         interrupted = barged < barge_ins and (turn * barge_ins) // turns > barged
         played_ms = reply_ms // 2 if interrupted else reply_ms
+        # Bursts: the whole reply is sent (and done) before the caller cuts in.
+        sent_ms = reply_ms if burst_ms is not None else played_ms
         text = [f"word{i}" for i in range(words)]
         spoken: list[str] = []
         offset = 0
         start = t
-        while offset < played_ms:
-            chunk = min(delta_ms, played_ms - offset)
+        at = start
+        while offset < sent_ms:
+            chunk = min(delta_ms, sent_ms - offset)
+            at = start + offset if burst_ms is None else start + burst_ms * (offset // delta_ms)
             audio = bytes([0x7F - (offset // 20) % 64]) * (chunk * BYTES_PER_MS)
-            send(start + offset, {"type": DELTA, **ids_,
-                                  "delta": base64.b64encode(audio).decode()})  # fmt: skip
+            send(at, {"type": DELTA, **ids_, "delta": base64.b64encode(audio).decode()})
             if len(spoken) < len(text):
                 word = text[len(spoken)]
-                send(start + offset, {"type": "response.output_audio_transcript.delta", **ids_,
-                                      "delta": ("" if not spoken else " ") + word})  # fmt: skip
+                send(at, {"type": "response.output_audio_transcript.delta", **ids_,
+                          "delta": ("" if not spoken else " ") + word})  # fmt: skip
                 spoken.append(word)
             offset += chunk
+        if burst_ms is not None:
+            # The reply ends right after its last delta; the interruption (a truncate of
+            # the item being heard, nothing left to cancel) comes after its done events.
+            t = at
+            cut = interrupted
+            interrupted = False
         if interrupted:
             barged += 1
             t = start + played_ms
@@ -198,7 +212,7 @@ def call_stream(
                      "item_id": next_item})  # fmt: skip
             status = "cancelled"
         else:
-            t = start + played_ms
+            t = start + played_ms if burst_ms is None else at
             status = "completed"
         transcript = " ".join(spoken)
         send(t, {"type": "response.output_audio.done", **ids_})
@@ -223,6 +237,14 @@ def call_stream(
             {"name": "requests", "limit": 1000, "remaining": 999, "reset_seconds": 0.06},
             {"name": "tokens", "limit": 40000, "remaining": 39940, "reset_seconds": 0.5}]})  # fmt: skip
         previous = bot_item
+        if burst_ms is not None:
+            t = start + played_ms
+            if cut:
+                barged += 1
+                interrupted = True
+                next_item = ids.new("item")
+                send(t, {"type": "input_audio_buffer.speech_started", "audio_start_ms": audio_ms,
+                         "item_id": next_item})  # fmt: skip
         if interrupted:
             # The interrupting speech is the next turn: it already started.
             t += speech_ms
@@ -393,7 +415,7 @@ def run_child(args: argparse.Namespace) -> dict[str, Any]:
             return True
 
     logging.getLogger().handlers[0].addFilter(Record())
-    stream = call_stream(args.seconds, args.barge_ins, args.delta_ms)
+    stream = call_stream(args.seconds, args.barge_ins, args.delta_ms, burst_ms=args.burst_ms)
     timer_ns = _timer_cost_ns()
     asyncio.run(
         _one_call(stream, timer_ns, [], args.wire)
@@ -460,6 +482,7 @@ def _child_cmd(tree: Path, args: argparse.Namespace, rounds: int) -> list[str]:
         sys.executable, str(Path(__file__).resolve()), "--child", "--tree", str(tree),
         "--rounds", str(rounds), "--seconds", str(args.seconds),
         "--barge-ins", str(args.barge_ins), "--delta-ms", str(args.delta_ms),
+        *(["--burst-ms", str(args.burst_ms)] if args.burst_ms is not None else []),
         *(["--wire"] if args.wire else []),
     ]  # fmt: skip
 
@@ -505,7 +528,8 @@ def callgrind_instructions(tree: Path, args: argparse.Namespace, calls: int) -> 
 
 def export_revision(rev: str) -> Path:
     """`rev`'s tree in a temporary directory, with this tree's compiled extensions (not in
-    git) so both sides import the same jitter buffer."""
+    git) so both sides import the same jitter buffer and WebSocket read path (a revision
+    that does not call a newer function of gateway._wsframe is not changed by its presence)."""
     target = Path(tempfile.mkdtemp(prefix="event_cost_"))
     archive = subprocess.run(
         ["git", "archive", rev], cwd=ROOT, check=True, capture_output=True
@@ -513,6 +537,8 @@ def export_revision(rev: str) -> Path:
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
     for built in (ROOT / "gateway" / "media").glob("_*.so"):
         shutil.copy2(built, target / "gateway" / "media" / built.name)
+    for built in (ROOT / "gateway").glob("_*.so"):
+        shutil.copy2(built, target / "gateway" / built.name)
     return target
 
 
@@ -526,6 +552,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=40.0, help="length of the call")
     parser.add_argument("--barge-ins", type=int, default=7, help="interrupted replies per call")
     parser.add_argument("--delta-ms", type=int, default=100, help="audio per output delta")
+    parser.add_argument(
+        "--burst-ms",
+        type=int,
+        metavar="MS",
+        help="send each reply's deltas MS apart, far faster than real time, as the service "
+        "and the simulator's default (2 ms) do, instead of paced in real time: the playout "
+        "queue then holds the reply's audio between deltas",
+    )
     parser.add_argument(
         "--wire",
         action="store_true",
@@ -571,7 +605,9 @@ def main() -> int:
                 print(f"{name}: {per_call / 1e6:.3f} M instructions per round (callgrind)")
             if len(counted) == 2:
                 before_count, after_count = counted.values()
-                events = len(call_stream(args.seconds, args.barge_ins, args.delta_ms))
+                events = len(
+                    call_stream(args.seconds, args.barge_ins, args.delta_ms, burst_ms=args.burst_ms)
+                )
                 saved = before_count - after_count
                 print(
                     f"after - before: {-saved / 1e6:+.3f} M instructions per call, "
@@ -616,7 +652,9 @@ def main() -> int:
     load = os.getloadavg()
     print(
         f"bench/event_cost.py: one {args.seconds:.0f} s call, {args.barge_ins} barge-ins, "
-        f"{args.delta_ms} ms per delta; {args.rounds} calls per side; "
+        f"{args.delta_ms} ms per delta"
+        f"{f', sent {args.burst_ms} ms apart' if args.burst_ms is not None else ''}; "
+        f"{args.rounds} calls per side; "
         f"{'from the socket (--wire); ' if args.wire else ''}"
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; load average "
         f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"

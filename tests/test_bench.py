@@ -308,6 +308,17 @@ def test_event_cost_from_the_socket_runs_and_both_revisions_do_the_same() -> Non
     assert "identical client events, log lines, played audio and states" in out
 
 
+def test_event_cost_in_bursts_runs_and_both_revisions_do_the_same() -> None:
+    """bench/event_cost.py --burst-ms (issue 14): each reply's deltas far faster than real
+    time, as the service sends them (the playout queue holds the reply between deltas, where
+    the call session's bot audio shortcut applies): the same calls on both sides."""
+    out = _run_ab(
+        "event_cost.py", "--rev", "HEAD", "--seconds", "12", "--barge-ins", "2", "--burst-ms", "2"
+    )
+    assert "sent 2 ms apart" in out
+    assert "identical client events, log lines, played audio and states" in out
+
+
 def test_wsread_cost_runs_and_every_way_reads_every_message() -> None:
     """bench/wsread_cost.py (issue 14) fails when a way of reading loses a message."""
     out = _run_ab("wsread_cost.py", "--messages", "400", "--per-chunk", "4")

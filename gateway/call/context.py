@@ -81,21 +81,24 @@ class CallContext:
 
 _FIELDS = frozenset(f.name for f in fields(CallContext))
 _new = object.__new__
+# The new context's attribute dict is a copy of the old one's (`dict.copy`, one block copy,
+# ~0.2 µs less than filling an empty dict key by key), set past the frozen `__setattr__`.
+_set_attributes = object.__setattr__
 
 
 def replace(ctx: CallContext, **changes: Any) -> CallContext:
     """A new context: `ctx` with `changes` (what `dataclasses.replace` does, for this class).
 
-    The old context is never touched: its attribute dict is copied into the new object, then
-    the changes are written there (the frozen `__setattr__` is for everyone else). A name that
-    is not a field raises TypeError, as `dataclasses.replace` does."""
+    The old context is never touched: its attribute dict is copied, the changes are written in
+    the copy, and the copy becomes the new object's (the frozen `__setattr__` is for everyone
+    else). A name that is not a field raises TypeError, as `dataclasses.replace` does."""
     if not _FIELDS.issuperset(changes):
         unknown = sorted(set(changes) - _FIELDS)
         raise TypeError(f"CallContext has no field {unknown[0]!r}")
-    new = _new(CallContext)
-    attributes = new.__dict__
-    attributes.update(ctx.__dict__)
+    attributes = ctx.__dict__.copy()
     attributes.update(changes)
+    new = _new(CallContext)
+    _set_attributes(new, "__dict__", attributes)
     return new
 
 
@@ -106,13 +109,13 @@ def with_bot_audio(
     reply_audio=reply_audio)`, written out: the audio delta's copy (10 to 50 a second per
     call) without the keyword dict and the field-name check, ~0.3-0.5 µs of replace's ~1.1-1.4
     (issue 14; tests/call/test_context_purity.py holds the two equal)."""
-    new = _new(CallContext)
-    attributes = new.__dict__
-    attributes.update(ctx.__dict__)
+    attributes = ctx.__dict__.copy()
     attributes["state"] = state
     attributes["received_bytes"] = received_bytes
     attributes["playout_busy"] = True
     attributes["reply_audio"] = reply_audio
+    new = _new(CallContext)
+    _set_attributes(new, "__dict__", attributes)
     return new
 
 

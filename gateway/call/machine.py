@@ -52,6 +52,7 @@ from gateway.call.context import Handler as Handler
 from gateway.call.context import IllegalTransition as IllegalTransition
 from gateway.call.context import Result as Result
 from gateway.call.context import State as State
+from gateway.call.context import with_bot_audio
 from gateway.call.events import (  # noqa: F401  re-exported: m.Start, m.SendBye...
     BUILTIN_TOOLS,
     T_DIGITS,
@@ -333,6 +334,33 @@ for _event in Event.__args__:  # type: ignore[attr-defined]
     TRANSITIONS.setdefault((State.ENDED, _event), Transition(_ignore, frozenset({State.ENDED})))
 
 
+# The bot audio delta that moves no state (issue 14): in these states `on_bot_audio` keeps
+# the state (BOT_SPEAKING is its own target; CALLER_SPEAKING, ENDING and TRANSFERRING are
+# kept, checked against the table below), so all it decides is the context (the item's bytes,
+# playout busy, whether the reply has audio) and the one `EnqueueAudio`.
+_STEADY_AUDIO_STATES = frozenset(
+    {State.BOT_SPEAKING, State.CALLER_SPEAKING, State.ENDING, State.TRANSFERRING}
+)
+
+
+def steady_bot_audio(ctx: CallContext, event: BotAudio) -> CallContext | None:
+    """`step(ctx, event)` for a bot audio delta that moves no state: the new context (the one
+    action is `EnqueueAudio(event.item_id, event.audio)`), else None and the caller `step`s:
+    in LISTENING or ANSWERING (a reply's first audio moves the call to BOT_SPEAKING) and for
+    audio of a discarded reply (dropped by `on_bot_audio`, no action). The session's shortcut
+    for the 10-50 deltas a second of a reply (no event dispatch, no table lookup, no action
+    value); tests/call/test_bot_audio_shortcut.py holds it equal to `step` on every state and
+    flag, and answering exactly where `step` keeps the state and queues the audio."""
+    if ctx.state not in _STEADY_AUDIO_STATES or event.reply_id in ctx.discard_reply_ids:
+        return None
+    received = dict(ctx.received_bytes)
+    item_id = event.item_id
+    received[item_id] = received.get(item_id, 0) + len(event.audio)
+    return with_bot_audio(
+        ctx, ctx.state, received, ctx.reply_audio or event.reply_id == ctx.reply_id
+    )
+
+
 def step(ctx: CallContext, event: Event) -> Result:
     """Apply one event. Raises IllegalTransition for a (state, event) the table does not allow."""
     transition = TRANSITIONS.get((ctx.state, type(event)))
@@ -345,3 +373,10 @@ def step(ctx: CallContext, event: Event) -> Result:
             f"not in the table's targets {sorted(s.value for s in transition.targets)}"
         )
     return new_ctx, actions
+
+
+# `steady_bot_audio` stands for `on_bot_audio` in its states only while the table says so.
+for _state in _STEADY_AUDIO_STATES:
+    _transition = TRANSITIONS[(_state, BotAudio)]
+    if _transition.handler is not on_bot_audio or _state not in _transition.targets:
+        raise AssertionError(f"steady_bot_audio does not match the table in {_state.value}")

@@ -465,18 +465,39 @@ class CallSession(CallerAudio, VoiceSessions, VoiceEvents):
             if self.on_ended is not None:
                 self.on_ended(self.ctx.hangup_cause or "ended")
 
+    def _bot_audio(self, event: m.BotAudio) -> None:
+        """`dispatch(event)` for a bot audio delta (issue 14). A delta that moves no state
+        (`m.steady_bot_audio`: the call already speaking, or the caller, or ending, or
+        transferring) goes straight to the playout queue with the context `step` would give;
+        any other (a reply's first audio in LISTENING, audio of a discarded reply, an illegal
+        one) is dispatched: the state line, the transitions and the actions as ever."""
+        if self._closed:
+            return
+        ctx = m.steady_bot_audio(self.ctx, event)
+        if ctx is None:
+            self.dispatch(event)
+            return
+        self.ctx = ctx
+        try:
+            self._enqueue_bot_audio(event.item_id, event.audio)
+        except Exception:  # as in dispatch: an action must never take the call down with it
+            log.exception("action EnqueueAudio failed", extra={"call_id": self.call_id})
+
+    def _enqueue_bot_audio(self, item_id: str, audio: bytes) -> None:
+        if self.queue.enqueue(item_id, audio) is False:  # dropped by the bound
+            self._playout_overflow(item_id, len(audio))
+        elif self._shallow_playout:
+            # A real-time track (GPT-Live): at most this delta plus LIVE_PLAYOUT_SLACK
+            # waits, so the caller stops hearing the model as soon as it falls silent.
+            excess = self.queue.queued_bytes - len(audio) - LIVE_PLAYOUT_SLACK_BYTES
+            if excess > 0:
+                self.stats.playout_trimmed_bytes += self.queue.drop_oldest(excess)
+        self._playout_nonempty = True
+
     def _execute(self, action: m.Action) -> None:
         match action:
             case m.EnqueueAudio(item_id, audio):
-                if self.queue.enqueue(item_id, audio) is False:  # dropped by the bound
-                    self._playout_overflow(item_id, len(audio))
-                elif self._shallow_playout:
-                    # A real-time track (GPT-Live): at most this delta plus LIVE_PLAYOUT_SLACK
-                    # waits, so the caller stops hearing the model as soon as it falls silent.
-                    excess = self.queue.queued_bytes - len(audio) - LIVE_PLAYOUT_SLACK_BYTES
-                    if excess > 0:
-                        self.stats.playout_trimmed_bytes += self.queue.drop_oldest(excess)
-                self._playout_nonempty = True
+                self._enqueue_bot_audio(item_id, audio)
             case m.EndOfAudio(item_id):
                 self.queue.end_of_item(item_id)
             case m.FlushPlayout():

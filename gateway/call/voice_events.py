@@ -64,7 +64,10 @@ class VoiceEvents:
         starts it); then every report is taken (its snapshot included) before any is
         dispatched. The one translation both `_translate` and the session's event sink
         (`VoiceSessions._on_client_event`) use."""
-        report = self.link.translate(server_event)
+        return self._report_events(self.link.translate(server_event))
+
+    def _report_events(self, report: Any) -> m.Event | list[m.Event] | None:
+        """`_machine_events` of the link's translation (`report`: one report, a list, None)."""
         if report is None:
             return None
         if type(report) is not list:
@@ -89,9 +92,7 @@ class VoiceEvents:
         match report:
             case v.BotAudio():
                 if self._speech_stopped_at is not None:
-                    latency = time.monotonic() - self._speech_stopped_at
-                    self._speech_stopped_at = None
-                    self._emit("response_latency", seconds=latency)
+                    self._response_latency()
                 return report
             case v.BotTranscript(item_id=item_id, text=text, final=False):
                 self.conversation.bot_delta(item_id, text)
@@ -169,6 +170,16 @@ class VoiceEvents:
             case v.VoiceNote():
                 self._log_note(report)
         return None
+
+    def _response_latency(self) -> None:
+        """The first bot audio after the caller stopped: how long the caller waited."""
+        if self._speech_stopped_at is not None:
+            latency = time.monotonic() - self._speech_stopped_at
+            self._speech_stopped_at = None
+            self._emit("response_latency", seconds=latency)
+
+    def _bot_audio(self, report: v.BotAudio) -> None:
+        raise NotImplementedError
 
     def _session_seconds(self, seconds: float) -> None:
         raise NotImplementedError

@@ -19,7 +19,7 @@ from typing import Any
 from gateway.call import machine as m
 from gateway.call.conversation import Conversation
 from gateway.observe.logs import log_event
-from gateway.voice import VoiceBackend, VoiceConnection, VoiceLink, VoiceSetupError
+from gateway.voice import BotAudio, VoiceBackend, VoiceConnection, VoiceLink, VoiceSetupError
 
 log = logging.getLogger("gateway.call")
 
@@ -52,6 +52,10 @@ class VoiceSessions:
     _reconnect_times: deque[float]
     _backoff_sleep: Callable[[float], Awaitable[None]]
     _machine_events: Callable[[Any], m.Event | list[m.Event] | None]  # VoiceEvents'
+    _report_events: Callable[[Any], m.Event | list[m.Event] | None]  # VoiceEvents'
+    _speech_stopped_at: float | None  # VoiceEvents'
+    _response_latency: Callable[[], None]  # VoiceEvents'
+    _bot_audio: Callable[[BotAudio], None]  # CallSession's (dispatch's shortcut)
 
     def dispatch(self, event: m.Event) -> None:
         raise NotImplementedError
@@ -244,7 +248,15 @@ class VoiceSessions:
     def _on_client_event(self, client: VoiceConnection, event: Any) -> None:
         if self._client is not client:
             return  # replaced by a newer session: its events are not ours anymore
-        events = self._machine_events(event)
+        report = self.link.translate(event)
+        if type(report) is BotAudio:
+            # Most of a session's events: no report dispatch, and when the delta moves no
+            # state, no event dispatch either (`_bot_audio`, issue 14).
+            if self._speech_stopped_at is not None:
+                self._response_latency()
+            self._bot_audio(report)
+            return
+        events = self._report_events(report)
         if events is None:
             return
         if type(events) is list:

@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from gateway.audio_b64 import b64decode_strict
+
 MAX_AUDIO_BYTES = 64 * 1024
 MAX_TEXT_CHARS = 4096
 MAX_ARGUMENTS_CHARS = 64 * 1024
@@ -205,7 +207,7 @@ def _audio(data: dict[str, Any]) -> OutputAudio:
     if not isinstance(text, str) or len(text) > (MAX_AUDIO_BYTES * 4) // 3 + 4:
         raise _Malformed("delta")
     try:
-        return OutputAudio(binascii.a2b_base64(text, strict_mode=True))
+        return OutputAudio(b64decode_strict(text))  # compiled when built (gateway/_wsframe.c)
     except (binascii.Error, ValueError) as exc:
         raise _Malformed("delta") from exc
 

@@ -95,12 +95,25 @@ class ReplySegmenter:
         return frame.translate(self._loud).count(1) >= need
 
     def split(self, audio: bytes) -> list[tuple[str, bytes]]:
-        """("start", b"") / ("audio", bytes) / ("end", b"") steps for one delta, in order."""
+        """("start", b"") / ("audio", bytes) / ("end", b"") steps for one delta, in order.
+
+        Per delta (issue 14): the loud samples marked once (`marks`), each frame's counted in
+        place, no slice per frame; inside a reply whose end cannot fall in this delta (the
+        silence so far plus the whole delta is short of the end), one audio step and only the
+        trailing frames read (`_trailing_silence`). tests/live/test_link.py holds it to the
+        frame-by-frame reading (`voiced` on each slice) on arbitrary audio."""
+        n = len(audio)
+        marks = audio.translate(self._loud)
+        if self.in_reply and self.silence_run + n < self._end_silence:
+            self.silence_run = self._trailing_silence(marks, n, self.silence_run)
+            return [("audio", audio)] if n else []
+        count = marks.count
         steps: list[tuple[str, bytes]] = []
         start = 0  # first byte of the audio not yet handed on (inside a reply)
-        for pos in range(0, len(audio), FRAME):
-            frame = audio[pos : pos + FRAME]
-            if self.voiced(frame):
+        for pos in range(0, n, FRAME):
+            end = pos + FRAME if pos + FRAME < n else n
+            # A short piece (a delta of odd size) needs its share of loud samples, at least one.
+            if count(1, pos, end) >= (VOICED_MIN_SAMPLES * (end - pos) // FRAME or 1):
                 if not self.in_reply:
                     self.in_reply = True
                     steps.append(("start", b""))
@@ -108,20 +121,34 @@ class ReplySegmenter:
                 self.silence_run = 0
                 continue
             if not self.in_reply:
-                start = pos + len(frame)
+                start = end
                 continue
-            self.silence_run += len(frame)
+            self.silence_run += end - pos
             if self.silence_run >= self._end_silence:
-                end = pos + len(frame)
                 if end > start:
                     steps.append(("audio", audio[start:end]))
                 steps.append(("end", b""))
                 self.in_reply = False
                 self.silence_run = 0
                 start = end
-        if self.in_reply and len(audio) > start:
+        if self.in_reply and n > start:
             steps.append(("audio", audio[start:]))
         return steps
+
+    @staticmethod
+    def _trailing_silence(marks: bytes, n: int, run: int) -> int:
+        """The silence run after `n` bytes whose loud samples are `marks`, from `run` before
+        them: the bytes after the last voiced frame, or `run + n` when none is voiced."""
+        count = marks.count
+        silent = 0
+        pos = ((n - 1) // FRAME) * FRAME if n else 0
+        while pos >= 0 and n:
+            end = pos + FRAME if pos + FRAME < n else n
+            if count(1, pos, end) >= (VOICED_MIN_SAMPLES * (end - pos) // FRAME or 1):
+                return silent
+            silent += end - pos
+            pos -= FRAME
+        return run + n
 
 
 @dataclass

@@ -92,7 +92,8 @@ class RealtimeClient(WebSocketLink):
             write_through=write_through,
         )
         self.endpoint = endpoint
-        self.parser = protocol.ServerEventParser()
+        self.parser = protocol.ServerEventParser(self._log_problem)
+        self._problems_logged: set[str] = set()
         # The read callback calls `_parse` per message: the parser's own bound method, not
         # a method that calls it.
         self._parse = self.parser.parse  # type: ignore[method-assign]
@@ -101,6 +102,24 @@ class RealtimeClient(WebSocketLink):
 
     def _parse(self, data: bytes) -> Any:
         return self.parser.parse(data)
+
+    def _log_problem(self, problem: str) -> None:
+        """One warning per kind of bad server frame per session, naming it (a malformed
+        frame, an unknown type); a flood logs at most 16 kinds, the rest is counted in
+        `parser.malformed` and `parser.unknown_types`. Good frames never come here."""
+        if problem in self._problems_logged or len(self._problems_logged) >= 16:
+            return
+        self._problems_logged.add(problem)
+        session_id = self.session.session_id if self.session is not None else None
+        log.warning(
+            "realtime.server_event_rejected: %s (session %s); further ones are counted",
+            problem,
+            session_id,
+            extra={
+                "event": "realtime.server_event_rejected",
+                "fields": {"problem": problem, "session_id": session_id},
+            },
+        )
 
     def _error(self, message: str) -> Exception:
         return RealtimeError(message)

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import binascii
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import orjson
 
+from gateway.audio_b64 import b64decode_strict
 from gateway.realtime import events as ev
 from gateway.realtime.mcp import MCP_EVENT_TYPES, MCP_ITEM_EVENTS, McpEvent, is_mcp_event
 
@@ -389,12 +391,20 @@ _MCP_CANDIDATES = MCP_EVENT_TYPES | set(MCP_ITEM_EVENTS.values())
 AUDIO_DELTA = "response.output_audio.delta"
 
 
-class ServerEventParser:
-    """Frames in, typed events out. Counts what it could not use instead of logging per frame."""
+MAX_UNKNOWN_TYPES = 64  # distinct unknown types counted; a longer type is cut to 64 characters
 
-    def __init__(self) -> None:
+
+class ServerEventParser:
+    """Frames in, typed events out. Counts what it could not use instead of logging per frame;
+    `on_problem(problem)` (the client's, bounded) hears each one, named (`not JSON`,
+    `<type>: <what was wrong>`, `unknown type '<type>'`), never the frame itself (it may be
+    megabytes). Good frames never call it."""
+
+    def __init__(self, on_problem: Callable[[str], None] | None = None) -> None:
         self.unknown_types: Counter[str] = Counter()
         self.malformed = 0
+        self.problem = ""  # what was wrong with the last malformed frame
+        self.on_problem = on_problem
 
     def parse(self, frame: bytes | str) -> ev.ServerEvent | None:
         """Return the typed event, or None (counted in `malformed`) for a frame we cannot read.
@@ -405,25 +415,43 @@ class ServerEventParser:
         try:
             data = orjson.loads(frame)
         except orjson.JSONDecodeError:
-            self.malformed += 1
-            return None
+            return self._malformed("not JSON")
         if type(data) is dict and data.get("type") == AUDIO_DELTA:
             try:
                 return _audio_delta(data)
-            except (TypeError, binascii.Error, ValueError):  # ValueError: non-ASCII text
-                self.malformed += 1
-                return None
+            except (TypeError, binascii.Error, ValueError) as exc:  # ValueError: non-ASCII
+                return self._malformed(f"{AUDIO_DELTA}: {_describe(exc)}")
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-            self.malformed += 1
-            return None
+            return self._malformed("not an object with a string type")
         try:
             event = parse_server_event(data)
-        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error):
-            self.malformed += 1
-            return None
+        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+            return self._malformed(f"{data['type'][:64]}: {_describe(exc)}")
         if isinstance(event, ev.UnknownEvent):
-            self.unknown_types[event.type] += 1
+            kind = event.type[:64]
+            # Bounded: a hostile server sending random types must not grow the counter forever.
+            if kind in self.unknown_types or len(self.unknown_types) < MAX_UNKNOWN_TYPES:
+                self.unknown_types[kind] += 1
+            if self.on_problem is not None:
+                self.on_problem(f"unknown type {kind!r}")
         return event
+
+    def _malformed(self, problem: str) -> None:
+        self.malformed += 1
+        self.problem = problem[:200]
+        if self.on_problem is not None:
+            self.on_problem(self.problem)
+        return None
+
+
+def _describe(exc: BaseException) -> str:
+    """What was wrong, from our own checks' exceptions: a missing key's name, a type or
+    base64 error's message (ours or binascii's: no frame content in them)."""
+    if isinstance(exc, KeyError):
+        return f"missing {exc.args[0]!r}" if exc.args else "missing field"
+    if isinstance(exc, binascii.Error):
+        return f"bad base64 ({exc})"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def parse_server_event(data: dict[str, Any]) -> ev.ServerEvent:
@@ -463,7 +491,7 @@ def _audio_delta(d: dict[str, Any]) -> ev.AudioDelta:
             "response.output_audio.delta: response_id, item_id and delta must be strings, "
             "output_index and content_index ints"
         )
-    audio = binascii.a2b_base64(delta, strict_mode=True)
+    audio = b64decode_strict(delta)  # compiled when built (gateway/_wsframe.c)
     return ev.AudioDelta(response_id, item_id, output_index, content_index, audio)
 
 

@@ -26,6 +26,9 @@ from gateway.realtime import events as rte
 from gateway.realtime.mcp import McpEvent, mcp_record
 from gateway.voice import parse_arguments
 
+_AUDIO_DELTA = rte.AudioDelta
+_BOT_AUDIO = v.BotAudio
+
 # Error codes with a meaning for the call (docs/realtime-protocol.md): the rest are logged.
 _ERROR_KINDS = {
     "response_cancel_not_active": v.VoiceErrorKind.NOTHING_TO_STOP,
@@ -35,11 +38,13 @@ _ERROR_KINDS = {
 
 
 def translate(event: Any) -> v.VoiceEvent | None:
-    # Most frequent first (a case is an isinstance test): audio and transcript deltas are
-    # most of a session's events.
+    # The audio delta, most of a session's events, by its exact type (no pattern match:
+    # ~0.2 µs a delta, issue 14); then the most frequent first (a case is an isinstance test).
+    if type(event) is _AUDIO_DELTA:
+        return _BOT_AUDIO(event.response_id, event.item_id, event.audio)
     match event:
         case rte.AudioDelta(response_id=response_id, item_id=item_id, audio=audio):
-            return v.BotAudio(response_id, item_id, audio)
+            return v.BotAudio(response_id, item_id, audio)  # a subclass, if ever
         case rte.TranscriptDelta(item_id=item_id, delta=delta):
             return v.BotTranscript(item_id, delta, final=False)
         case rte.SpeechStarted(audio_start_ms=audio_ms):

@@ -4,14 +4,17 @@ client events (each validated against openai.types.live)."""
 from __future__ import annotations
 
 import math
+import random
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import voice as v
 from gateway.live import events as le
 from gateway.live.link import DEFAULT_REPLY_INSTRUCTIONS, LiveLink
-from gateway.live.translate import REPLY_END_SILENCE_MS, ReplySegmenter
+from gateway.live.translate import FRAME, REPLY_END_SILENCE_MS, ReplySegmenter
 from gateway.media import g711
 from tests.live.validate import check_live_client_event
 
@@ -48,6 +51,60 @@ def test_segmenter_voiced_and_silent_frames(law: str) -> None:
     assert seg.voiced(tone(20, law))
     assert not seg.voiced(silence(20, law))
     assert not seg.voiced(tone(20, law, amplitude=200))  # low-level noise is silence
+
+
+def reference_split(seg: ReplySegmenter, audio: bytes) -> list[tuple[str, bytes]]:
+    """The segmenter's reading frame by frame (`voiced` on each slice), as it was before
+    issue 14 made `split` mark the delta once and skip deltas no reply end can fall in."""
+    steps: list[tuple[str, bytes]] = []
+    start = 0
+    for pos in range(0, len(audio), FRAME):
+        frame = audio[pos : pos + FRAME]
+        if seg.voiced(frame):
+            if not seg.in_reply:
+                seg.in_reply = True
+                steps.append(("start", b""))
+                start = pos
+            seg.silence_run = 0
+            continue
+        if not seg.in_reply:
+            start = pos + len(frame)
+            continue
+        seg.silence_run += len(frame)
+        if seg.silence_run >= seg._end_silence:
+            end = pos + len(frame)
+            if end > start:
+                steps.append(("audio", audio[start:end]))
+            steps.append(("end", b""))
+            seg.in_reply = False
+            seg.silence_run = 0
+            start = end
+    if seg.in_reply and len(audio) > start:
+        steps.append(("audio", audio[start:]))
+    return steps
+
+
+# Samples: u-law/A-law silence and speech levels, so frames land on both sides of the count.
+_LEVELS = [0xFF, 0x7F, 0xD5, 0x55, 0x00, 0x80, 0x10, 0x90, 0xA0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.sampled_from(["PCMU", "PCMA"]),
+    st.sampled_from([20, 60, 200, REPLY_END_SILENCE_MS]),
+    st.lists(
+        st.tuples(st.integers(0, 1300), st.floats(0, 1), st.integers(0, 2**32 - 1)),
+        max_size=8,
+    ),
+)
+def test_split_reads_as_frame_by_frame(law: str, end_ms: int, deltas: list) -> None:
+    fast, slow = ReplySegmenter(law, end_ms), ReplySegmenter(law, end_ms)
+    for length, loud, seed in deltas:
+        rng = random.Random(seed)
+        quiet = _LEVELS[0] if law == "PCMU" else _LEVELS[2]
+        audio = bytes(rng.choice(_LEVELS) if rng.random() < loud else quiet for _ in range(length))
+        assert fast.split(audio) == reference_split(slow, audio)
+        assert (fast.in_reply, fast.silence_run) == (slow.in_reply, slow.silence_run)
 
 
 def test_silence_outside_a_reply_is_dropped() -> None:

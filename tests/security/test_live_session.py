@@ -349,14 +349,15 @@ async def test_output_faster_than_real_time_keeps_the_playout_queue_shallow(
     plus the slack; every byte beyond it is counted as trimmed."""
     session, _, queue, server = await live_call()
     depths: list[int] = []
-    execute = session._execute
+    # Every delta's audio is queued here, stepped (`_execute`'s EnqueueAudio) or not (the
+    # session's shortcut for a delta that moves no state, issue 14).
+    enqueue = session._enqueue_bot_audio
 
-    def measured(action: m.Action) -> None:
-        execute(action)
-        if isinstance(action, m.EnqueueAudio):
-            depths.append(queue.queued_bytes)
+    def measured(item_id: str, audio: bytes) -> None:
+        enqueue(item_id, audio)
+        depths.append(queue.queued_bytes)
 
-    session._execute = measured  # type: ignore[method-assign]
+    session._enqueue_bot_audio = measured  # type: ignore[method-assign]
     sent = 0
     for _ in range(100):
         await server.audio(tone(100))
