@@ -102,7 +102,7 @@ class StreamConfig:
     telephone_event_pt: int | None = None  # RFC 4733 PT from the SDP, None when not negotiated
     clock_rate: int = 8000
     latching: bool = True
-    inactivity_timeout_s: float = 30.0  # 0 disables
+    inactivity_timeout_s: float = 30.0  # 0 disables; read once, when the stream is built
     rtcp_interval_s: float = 5.0  # RFC 3550 6.2 minimum; randomised 0.5-1.5x per report
     latch_packets: int = 3  # in-sequence packets before a source not in the SDP is learned
     latch_any_host: bool = False  # learn sources on any host (not only SDP/signalling host)

@@ -78,7 +78,9 @@ class PyStreamTick:
 
     def _on_clock(self, frame_index: int, deadline: float) -> None:
         time_fn = self._time
-        self.tick(time_fn() if time_fn is not None else deadline)
+        # The class's own tick, as the compiled twin calls its own: a subclass that overrides
+        # `tick` does not change what the clock runs (review of i14-clock).
+        PyStreamTick.tick(self, time_fn() if time_fn is not None else deadline)
         output_tick = self.output_tick
         if output_tick is not None and not self._closed:
             # The call's outbound tick (CallOutput.ride): same clock callback, after release,

@@ -47,6 +47,20 @@ class Sink:
         pass
 
 
+class Client:
+    """A connected voice client that records each append: when (s after the start) and bytes."""
+
+    connected = True
+
+    def __init__(self, clock: Clock) -> None:
+        self.clock = clock
+        self.sent: list[tuple[float, int]] = []
+
+    def append_audio(self, payload: bytes) -> bool:
+        self.sent.append((round(self.clock.now - 2000.0, 6), len(payload)))
+        return True
+
+
 def build(
     name: str, watched: bool, clock: Clock, append_s: float = 0.02
 ) -> tuple[Any, CallSession, list[Any]]:
@@ -60,6 +74,9 @@ def build(
     )
     session = CallSession("call-watch", settings, FakeControl(), queue)
     session._now = clock.time
+    # Appends reach a client (the slow path: no link appender), so gathering really gathers
+    # and the trace holds when each append went out.
+    session._client = Client(clock)  # type: ignore[assignment]
     record: list[Any] = []
     session.dispatch = lambda event: record.append(type(event).__name__)  # type: ignore[method-assign]
     stream = stream_class(name)(StreamConfig(rtcp_interval_s=1e9, inactivity_timeout_s=0))
@@ -104,6 +121,7 @@ def play(
                     session._audio_samples,
                     session._playout_nonempty,
                     session.queue.queued_bytes,
+                    tuple(session._client.sent),  # type: ignore[union-attr]
                 )
             )
         elif kind == "enqueue":
@@ -168,3 +186,50 @@ def test_playout_drained_on_the_tick_the_last_frame_went_out_and_fill_at_its_mom
     assert first == pytest.approx(session_module.HOLD_FILL_AFTER_S + 0.02, abs=0.021)
     before = [filled for at, filled in fills if at < first]
     assert set(before) == {0}
+
+
+@pytest.mark.parametrize("name", ["python", "c"])
+def test_gathered_appends_leave_when_due_not_when_hold_fill_starts(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """media.append_ms 100: one caller frame, then silence. The gathered append is due 100 ms
+    after its first frame; the watch must call the hook for it (`always`), not wait for the
+    hold fill that starts HOLD_FILL_AFTER_S later."""
+    use_stream_implementation(monkeypatch, name)
+    monkeypatch.setattr(session_module, "TickWatch", watch_implementation(name))
+    clock = Clock()
+    stream, session, _ = build(name, True, clock, append_s=0.1)
+    session.on_audio([Frame(b"\x7f" * 160, 0)])
+    client = session._client
+    for frame in range(40):
+        clock.now += 0.02
+        stream._on_clock(frame, clock.now)
+        if client.sent:  # type: ignore[union-attr]
+            break
+    assert client.sent[:1] == [(pytest.approx(0.1, abs=0.021), 160)]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("name", ["python", "c"])
+@pytest.mark.parametrize("watched", [True, False])
+def test_a_codec_switch_moves_the_watch_to_the_new_queue(
+    name: str, watched: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A late-offer codec switch (`CallSession.set_codec`) gives the session a new playout
+    queue; the output then plays that one. The watch must follow, or the drain of the new
+    queue never reaches the machine."""
+    use_stream_implementation(monkeypatch, name)
+    monkeypatch.setattr(session_module, "TickWatch", watch_implementation(name))
+    clock = Clock()
+    stream, session, record = build(name, watched, clock)
+    session._execute(m.EnqueueAudio("greeting", b"\x55" * 480))  # into the old queue
+    new_queue = playout_implementation(name)()
+    session.set_codec(protocol.SessionConfig(), new_queue)
+    output = output_implementation(name)(new_queue, stream.send_frame, advance=stream.advance)
+    output.ride(stream, after=session.on_output_tick, watch=session.tick_watch if watched else None)
+    session._execute(m.EnqueueAudio("reply", b"\x55" * 480))  # into the new one
+    drained = []
+    for frame in range(6):
+        clock.now += 0.02
+        stream._on_clock(frame, clock.now)
+        drained.append(record.count("PlayoutDrained"))
+    assert drained == [0, 0, 1, 1, 1, 1]

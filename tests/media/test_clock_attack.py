@@ -258,3 +258,37 @@ def test_the_compiled_wakeup_runs_no_python_frame_per_call_in_the_common_case(
         return calls
 
     assert frames_per_wakeup(1) == frames_per_wakeup(20)
+
+
+def test_a_digit_ended_by_its_timeout_leaves_no_python_call_per_tick(impl: str) -> None:
+    """An RFC 4733 event whose end packets never come ends on the receiver's timeout; after
+    that the tick must not keep calling into Python (`_dtmf_due`) until the next event: the
+    stream refreshes its cached deadline after each poll."""
+    import math
+    import struct
+
+    from gateway.media.rtp import RtpPacket
+
+    base = stream_class(impl)
+    polls: list[float] = []
+
+    class Counting(base):  # type: ignore[misc, valid-type]
+        __slots__ = ()
+
+        def _dtmf_due(self, now: float) -> None:
+            polls.append(now)
+            super()._dtmf_due(now)
+
+    digits: list[Any] = []
+    config = StreamConfig(telephone_event_pt=101, rtcp_interval_s=1e9, inactivity_timeout_s=0)
+    stream = Counting(config, on_dtmf=digits.append)
+    stream._next_rtcp = 1e12
+    stream.set_remote(("192.0.2.1", 40000))
+    event = RtpPacket(101, 1, 160, 0x1234, struct.pack("!BBH", 5, 10, 400), marker=True)
+    stream.receive_rtp(event.encode(), ("192.0.2.1", 40000), 10.0)
+    assert stream._dtmf_deadline < math.inf  # the event is open
+    for tick in range(100):  # 2 s of ticks
+        stream.tick(10.0 + PERIOD * (tick + 1))
+    assert [d.digit for d in digits] == ["5"]
+    assert stream._dtmf_deadline == math.inf
+    assert len(polls) == 1  # the one poll that ended the digit
