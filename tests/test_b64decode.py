@@ -65,7 +65,14 @@ CASES = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("text", CASES, ids=repr)
+def _case_id(text: Any) -> str:
+    """A stable id: the same on every xdist worker (a memoryview's repr holds its address)."""
+    if isinstance(text, memoryview):
+        return f"memoryview({bytes(text)!r})"
+    return repr(text)
+
+
+@pytest.mark.parametrize("text", CASES, ids=_case_id)
 def test_compiled_matches_binascii_on_every_path(text: Any) -> None:
     same(text)
 
