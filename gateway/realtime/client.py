@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 from urllib.parse import quote
 
@@ -24,10 +25,30 @@ from gateway.wsock import ClientStats as ClientStats
 from gateway.wsock import Endpoint as WsEndpoint
 from gateway.wsock import _MaskKeys as _MaskKeys
 from gateway.wsock import masked_text_frame as masked_text_frame
+from sip.admission import TokenBucket
 
 __all__ = ["ClientStats", "Endpoint", "RealtimeClient", "RealtimeError", "open_session"]
 
 log = logging.getLogger(__name__)
+
+_REJECTED_LOG_BURST = 20  # realtime.server_event_rejected lines a minute, all sessions together
+
+
+class _LogBudget:
+    """A process-wide token bucket for one kind of warning; what it holds back is counted."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.bucket = TokenBucket(per_minute / 60.0, per_minute)
+        self.suppressed = 0
+
+    def take(self) -> bool:
+        if self.bucket.take(time.monotonic()):
+            return True
+        self.suppressed += 1
+        return False
+
+
+_rejected_log_budget = _LogBudget(_REJECTED_LOG_BURST)
 
 MAX_FRAME = 16 * 1024 * 1024  # conversation.item.retrieved carries whole audio items
 
@@ -106,10 +127,14 @@ class RealtimeClient(WebSocketLink):
     def _log_problem(self, problem: str) -> None:
         """One warning per kind of bad server frame per session, naming it (a malformed
         frame, an unknown type); a flood logs at most 16 kinds, the rest is counted in
-        `parser.malformed` and `parser.unknown_types`. Good frames never come here."""
+        `parser.malformed` and `parser.unknown_types`. Good frames never come here. Across
+        the process, at most `_REJECTED_LOG_BURST` such lines a minute (a hostile service
+        reached by every call must not flood the log either); the rest are counted."""
         if problem in self._problems_logged or len(self._problems_logged) >= 16:
             return
         self._problems_logged.add(problem)
+        if not _rejected_log_budget.take():
+            return
         session_id = self.session.session_id if self.session is not None else None
         log.warning(
             "realtime.server_event_rejected: %s (session %s); further ones are counted",

@@ -450,7 +450,9 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, KeyError):
         return f"missing {exc.args[0]!r}" if exc.args else "missing field"
     if isinstance(exc, binascii.Error):
-        return f"bad base64 ({exc})"
+        # binascii's message counts the characters: one kind of problem whatever the length
+        # (the client logs each kind once per session).
+        return "bad base64"
     return f"{type(exc).__name__}: {exc}"
 
 
@@ -495,11 +497,22 @@ def _audio_delta(d: dict[str, Any]) -> ev.AudioDelta:
     return ev.AudioDelta(response_id, item_id, output_index, content_index, audio)
 
 
+MAX_ID_CHARS = 256  # a server's session id or model name longer than this is malformed
+
+
 def _session_created(d: dict[str, Any]) -> ev.SessionCreated:
+    """The session's id and model are logged (the client's warnings name the session): a
+    string of at most MAX_ID_CHARS each, or the event is malformed (TypeError)."""
     session = d["session"]
-    return ev.SessionCreated(
-        session.get("id", ""), session.get("model"), session, d.get("event_id", "")
-    )
+    if not isinstance(session, dict):
+        raise TypeError("session.created: session must be an object")
+    session_id = session.get("id", "")
+    model = session.get("model")
+    if type(session_id) is not str or len(session_id) > MAX_ID_CHARS:
+        raise TypeError(f"session.created: id must be a string of at most {MAX_ID_CHARS}")
+    if model is not None and (type(model) is not str or len(model) > MAX_ID_CHARS):
+        raise TypeError(f"session.created: model must be a string of at most {MAX_ID_CHARS}")
+    return ev.SessionCreated(session_id, model, session, d.get("event_id", ""))
 
 
 def _error(d: dict[str, Any]) -> ev.ErrorEvent:

@@ -14,12 +14,21 @@ import orjson
 import pytest
 
 from gateway.observe.logs import record_fields
+from gateway.realtime import client as client_module
 from gateway.realtime import events as ev
 from gateway.realtime import protocol as p
 from gateway.realtime.client import Endpoint, RealtimeClient
 
 DELTA = {"type": p.AUDIO_DELTA, "response_id": "resp_1", "item_id": "item_1",
          "output_index": 0, "content_index": 0, "delta": base64.b64encode(bytes(800)).decode()}  # fmt: skip
+
+
+@pytest.fixture(autouse=True)
+def fresh_log_budget(monkeypatch: pytest.MonkeyPatch) -> client_module._LogBudget:
+    """The process-wide budget of these warnings, fresh for each test (other tests spend it)."""
+    budget = client_module._LogBudget(client_module._REJECTED_LOG_BURST)
+    monkeypatch.setattr(client_module, "_rejected_log_budget", budget)
+    return budget
 
 
 def client() -> RealtimeClient:
@@ -97,3 +106,72 @@ def test_a_flood_of_kinds_is_bounded(caplog: pytest.LogCaptureFixture) -> None:
     assert len(rejected(caplog)) == 16
     assert len(c.parser.unknown_types) == p.MAX_UNKNOWN_TYPES
     assert all(len(kind) <= 64 for kind in c.parser.unknown_types)
+
+
+def test_bad_base64_is_one_kind_whatever_its_length(caplog: pytest.LogCaptureFixture) -> None:
+    """binascii's message counts the characters: every length must not be a new kind, or 16
+    bad deltas would spend the session's lines and hide a later, different problem."""
+    c = client()
+    with caplog.at_level(logging.WARNING):
+        for n in range(1, 40):
+            c._on_message(orjson.dumps({**DELTA, "delta": "QUJD" * n + "Q"}))
+        c._on_message(orjson.dumps({"type": "input_audio_buffer.speech_started"}))
+    assert rejected(caplog) == [f"{p.AUDIO_DELTA}: bad base64", "input_audio_buffer.speech_started: missing 'audio_start_ms'"]  # fmt: skip
+    assert c.parser.malformed == 40
+
+
+@pytest.mark.parametrize(
+    "session",
+    [
+        {"id": "sess_" + "x\nforged line " * 100_000},
+        {"id": {"k": [1, 2]}},
+        {"id": "sess_1", "model": "m" * 300},
+        {"id": "sess_1", "model": 7},
+        "not an object",
+    ],
+    ids=[
+        "huge id with newlines",
+        "id not a string",
+        "huge model",
+        "model not a string",
+        "no object",
+    ],
+)
+def test_a_hostile_session_created_is_malformed_and_never_logged(
+    session: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The session's id names the session in every later warning: a server that makes it a
+    megabyte with newlines (log forging), or not a string, gets a malformed event instead."""
+    frame = orjson.dumps({"type": "session.created", "event_id": "e", "session": session})
+    assert client().parser.parse(frame) is None  # what connect() reads first: no session
+    c = client()
+    with caplog.at_level(logging.WARNING):
+        c._on_message(frame)
+        for n in range(3):
+            c._on_message(orjson.dumps({**DELTA, "delta": "Q" * (4 * n + 1)}))
+    assert rejected(caplog)[0].startswith("session.created: ")
+    assert all(len(r.getMessage()) < 400 for r in caplog.records)
+    assert "forged" not in caplog.text
+
+
+def test_the_session_id_names_the_session_in_each_warning(caplog: pytest.LogCaptureFixture) -> None:
+    c = client()
+    created = c.parser.parse(orjson.dumps({"type": "session.created", "event_id": "e", "session": {"id": "sess_9", "model": "gpt-realtime"}}))  # fmt: skip
+    assert isinstance(created, ev.SessionCreated)
+    c.session = created  # as connect() keeps it
+    with caplog.at_level(logging.WARNING):
+        c._on_message(b"not json")
+    records = [r for r in caplog.records if getattr(r, "event", "") == "realtime.server_event_rejected"]  # fmt: skip
+    assert [record_fields(r)["session_id"] for r in records] == ["sess_9"]
+
+
+def test_the_warnings_of_all_sessions_together_are_bounded(
+    fresh_log_budget: client_module._LogBudget, caplog: pytest.LogCaptureFixture
+) -> None:
+    """One bad frame on each of 200 sessions (a hostile service reached by every call): at
+    most the process's burst of lines, the rest counted."""
+    with caplog.at_level(logging.WARNING):
+        for _ in range(200):
+            client()._on_message(b"not json")
+    assert len(rejected(caplog)) == client_module._REJECTED_LOG_BURST
+    assert fresh_log_budget.suppressed == 200 - client_module._REJECTED_LOG_BURST
