@@ -311,7 +311,9 @@ def test_event_cost_from_the_socket_runs_and_both_revisions_do_the_same() -> Non
 def test_event_cost_in_bursts_runs_and_both_revisions_do_the_same() -> None:
     """bench/event_cost.py --burst-ms (issue 14): each reply's deltas far faster than real
     time, as the service sends them (the playout queue holds the reply between deltas, where
-    the call session's bot audio shortcut applies): the same calls on both sides."""
+    the call session's bot audio shortcut applies): the same calls on both sides. Against
+    HEAD this checks the bench's harness (its two sides and its comparison), not a change:
+    the comparison of a change is `--rev <its base>`, as docs/benchmarks.md records."""
     out = _run_ab(
         "event_cost.py", "--rev", "HEAD", "--seconds", "12", "--barge-ins", "2", "--burst-ms", "2"
     )

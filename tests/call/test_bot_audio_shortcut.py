@@ -15,13 +15,17 @@ with a stand-in connection that records what the call sends.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gateway import voice as v
 from gateway.call import machine as m
+from gateway.call.causes import EndCause
 from gateway.call.context import CallContext, replace
 from gateway.call.session import CallSession, SessionSettings
 from gateway.media.playout import PlayoutQueue
@@ -86,6 +90,42 @@ def test_the_shortcut_is_step_and_applies_exactly_where_step_keeps_the_state(
         assert ctx.__dict__ == before and dict(ctx.received_bytes) == received_before
         assert short.received_bytes is not ctx.received_bytes
     assert taken > 0
+
+
+def _bool_fields() -> list[str]:
+    return [f.name for f in dataclasses.fields(CallContext) if f.type in ("bool", bool)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_the_shortcut_is_step_whatever_the_other_fields_hold(data: st.DataObject) -> None:
+    """`contexts()` varies what `on_bot_audio` reads today; this varies every flag and the
+    fields a later handler might read too (cancelling, on_hold, end/transfer after playout,
+    audio_done_items...), so the shortcut cannot fall out of step with `step` unseen."""
+    states = [s for s in m.State if (s, v.BotAudio) in m.TRANSITIONS]
+    flags = {name: data.draw(st.booleans(), label=name) for name in _bool_fields()}
+    ctx = CallContext(
+        m.CallPolicy(),
+        state=data.draw(st.sampled_from(states), label="state"),
+        reply_id=data.draw(st.sampled_from([None, "r1", "r2"]), label="reply_id"),
+        discard_reply_ids=frozenset(data.draw(st.sets(st.sampled_from(["r1", "r2"])))),
+        received_bytes=data.draw(st.sampled_from([{}, {"i1": 800}]), label="received"),
+        audio_done_items=frozenset(data.draw(st.sets(st.sampled_from(["i1", "i2"])))),
+        end_after_playout=data.draw(st.sampled_from([None, *EndCause]), label="end_after"),
+        transfer_after_playout=data.draw(st.sampled_from([None, "sip:x@y"]), label="xfer"),
+        pending_tool_calls=frozenset(data.draw(st.sets(st.sampled_from(["t1"])))),
+        **flags,
+    )
+    event = v.BotAudio(
+        data.draw(st.sampled_from(["r1", "r2"])), data.draw(st.sampled_from(["i1", "i2"])), AUDIO
+    )
+    stepped, actions = m.step(ctx, event)
+    steady = stepped.state is ctx.state and actions == [m.EnqueueAudio(event.item_id, AUDIO)]
+    short = m.steady_bot_audio(ctx, event)
+    if short is None:
+        assert not steady
+    else:
+        assert steady and short.__dict__ == stepped.__dict__
 
 
 def test_the_first_audio_of_a_reply_and_audio_of_a_discarded_one_are_not_short() -> None:
