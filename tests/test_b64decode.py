@@ -119,15 +119,21 @@ def test_a_huge_delta_decodes_the_same() -> None:
     same(text[:-1] + "*")
 
 
-def test_the_realtime_parser_decodes_deltas_with_it(monkeypatch) -> None:
-    """The decode is the module's `b64decode_strict` (compiled when built), and a delta with
-    bad base64 is refused and counted, as before."""
-    seen: list[str] = []
+def recording_decoder(seen: list[str]) -> Any:
+    """The pure decoder, recording each text it is given (to show a parser calls it)."""
 
     def spy(text: str) -> bytes:
         seen.append(text)
         return audio_b64.py_b64decode_strict(text)
 
+    return spy
+
+
+def test_the_realtime_parser_decodes_deltas_with_it(monkeypatch) -> None:
+    """The decode is the module's `b64decode_strict` (compiled when built), and a delta with
+    bad base64 is refused and counted, as before."""
+    seen: list[str] = []
+    spy = recording_decoder(seen)
     monkeypatch.setattr(protocol, "b64decode_strict", spy)
     parser = protocol.ServerEventParser()
     audio = bytes(range(256)) * 4
@@ -143,11 +149,7 @@ def test_the_realtime_parser_decodes_deltas_with_it(monkeypatch) -> None:
 
 def test_the_live_parser_decodes_deltas_with_it(monkeypatch) -> None:
     seen: list[str] = []
-
-    def spy(text: str) -> bytes:
-        seen.append(text)
-        return audio_b64.py_b64decode_strict(text)
-
+    spy = recording_decoder(seen)
     monkeypatch.setattr(live_events, "b64decode_strict", spy)
     parser = live_events.LiveEventParser()
     audio = bytes(range(256)) * 4
