@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import weakref
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -49,6 +51,16 @@ class _LogBudget:
 
 
 _rejected_log_budget = _LogBudget(_REJECTED_LOG_BURST)
+
+
+def _problem_logger(client: weakref.ref[RealtimeClient]) -> Callable[[str], None]:
+    def log_problem(problem: str) -> None:
+        alive = client()
+        if alive is not None:
+            alive._log_problem(problem)
+
+    return log_problem
+
 
 MAX_FRAME = 16 * 1024 * 1024  # conversation.item.retrieved carries whole audio items
 
@@ -113,7 +125,10 @@ class RealtimeClient(WebSocketLink):
             write_through=write_through,
         )
         self.endpoint = endpoint
-        self.parser = protocol.ServerEventParser(self._log_problem)
+        # The parser reports problems through a weak reference: a bound method would make
+        # client <-> parser a reference cycle, and an ended call would wait for a full
+        # collection to be freed (tests/test_call_freed.py).
+        self.parser = protocol.ServerEventParser(_problem_logger(weakref.ref(self)))
         self._problems_logged: set[str] = set()
         # The read callback calls `_parse` per message: the parser's own bound method, not
         # a method that calls it.
