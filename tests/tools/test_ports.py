@@ -67,8 +67,16 @@ def test_the_default_range_is_the_largest_quiet_one() -> None:
     assert ports.quiet_ranges((20000, 65535)) == []  # all ephemeral: the default is the span
 
 
+def the_os_says_every_port_is_free(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests are about the handing out (release, even bases), not the OS: a small fixed
+    range inside the ephemeral range is often partly taken by other processes' sockets (the
+    other pass of `make test` connects thousands), which failed them in CI."""
+    monkeypatch.setattr(ports, "_port_free", lambda port: True)
+
+
 def test_a_released_block_can_be_drawn_again(monkeypatch: pytest.MonkeyPatch) -> None:
     _range(monkeypatch, "40000-40200", "", "")
+    the_os_says_every_port_is_free(monkeypatch)
     drawn = {ports.free_port_block(40) for _ in range(3)}
     with pytest.raises(RuntimeError, match="no free block of 40 ports"):
         for _ in range(3):  # at most four blocks of 40 fit in 200 ports
@@ -82,6 +90,7 @@ def test_a_released_block_can_be_drawn_again(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_a_block_comes_from_this_workers_slice(monkeypatch: pytest.MonkeyPatch) -> None:
     low, high = _range(monkeypatch, "40000-44000", "gw1", "2")
+    the_os_says_every_port_is_free(monkeypatch)
     base = ports.free_port_block(10)
     assert low <= base and base + 10 <= high
 
@@ -99,6 +108,7 @@ def test_blocks_start_on_even_ports_whatever_the_range(monkeypatch: pytest.Monke
     """InteropPorts puts RTP at even offsets of the block (RFC 3550 11): an odd LOW (a quiet
     range after an ephemeral range ending on an even port) must not make odd bases."""
     _range(monkeypatch, "40001-40401", "", "")
+    the_os_says_every_port_is_free(monkeypatch)
     bases = [ports.free_port_block(40) for _ in range(5)]
     for base in bases:
         ports.release_port_block(base, 40)
