@@ -13,7 +13,8 @@ results.
 from __future__ import annotations
 
 import binascii
-import os
+
+from gateway import wsock
 
 
 def py_b64decode_strict(text: str | bytes) -> bytes:
@@ -21,13 +22,12 @@ def py_b64decode_strict(text: str | bytes) -> bytes:
     return binascii.a2b_base64(text, strict_mode=True)
 
 
+# The extension is the frame builders' (gateway/wsock.py decides whether it is used, as for
+# the read fast path): the compiled decoder with them, unless built from older sources.
 b64decode_strict = py_b64decode_strict
-if os.environ.get("SRG_PURE_PYTHON", "") in ("", "0"):  # as gateway/media/jitter.py reads it
-    try:
-        from gateway import _wsframe
-    except ImportError:  # not built: the pure twin
-        pass
-    else:
-        b64decode_strict = getattr(_wsframe, "b64decode_strict", py_b64decode_strict)
+if wsock.FRAME_IMPLEMENTATION == "c":
+    from gateway import _wsframe
+
+    b64decode_strict = getattr(_wsframe, "b64decode_strict", py_b64decode_strict)
 
 __all__ = ["b64decode_strict", "py_b64decode_strict"]

@@ -178,9 +178,6 @@ class VoiceEvents:
             self._speech_stopped_at = None
             self._emit("response_latency", seconds=latency)
 
-    def _bot_audio(self, report: v.BotAudio) -> None:
-        raise NotImplementedError
-
     def _session_seconds(self, seconds: float) -> None:
         raise NotImplementedError
 
